@@ -1,0 +1,219 @@
+//! Calibration types and the projection that fusion applies.
+//!
+//! Frames: the lidar's own frame (x forward, y left, z up), the vehicle frame (same axes, on
+//! the ground under the rear axle), and the camera's optical frame (x right, y down, z
+//! forward). Extrinsics map a sensor's frame into the vehicle frame.
+
+use nalgebra::{Isometry3, Matrix3x4, Point3, Vector3};
+use serde::{Deserialize, Serialize};
+use shared::{CalibEpoch, TimestampNs};
+
+/// Plumb-bob (Brown–Conrady) distortion coefficients, as in ROS `CameraInfo` and OpenCV.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Distortion {
+    /// Radial, r².
+    pub k1: f64,
+    /// Radial, r⁴.
+    pub k2: f64,
+    /// Tangential.
+    pub p1: f64,
+    /// Tangential.
+    pub p2: f64,
+    /// Radial, r⁶.
+    pub k3: f64,
+}
+
+impl Distortion {
+    /// Whether every coefficient is zero (the projection can skip the polynomial).
+    #[must_use]
+    pub fn is_zero(&self) -> bool {
+        self.k1 == 0.0 && self.k2 == 0.0 && self.p1 == 0.0 && self.p2 == 0.0 && self.k3 == 0.0
+    }
+
+    /// Distorts normalised image coordinates (x/z, y/z).
+    #[must_use]
+    #[inline]
+    pub fn apply(&self, x: f64, y: f64) -> (f64, f64) {
+        let r2 = x * x + y * y;
+        let radial = 1.0 + r2 * (self.k1 + r2 * (self.k2 + r2 * self.k3));
+        let xd = x * radial + 2.0 * self.p1 * x * y + self.p2 * (r2 + 2.0 * x * x);
+        let yd = y * radial + self.p1 * (r2 + 2.0 * y * y) + 2.0 * self.p2 * x * y;
+        (xd, yd)
+    }
+}
+
+/// Pinhole intrinsics with plumb-bob distortion.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CameraIntrinsics {
+    /// Focal length in pixels, x.
+    pub fx: f64,
+    /// Focal length in pixels, y.
+    pub fy: f64,
+    /// Principal point, x (pixels).
+    pub cx: f64,
+    /// Principal point, y (pixels).
+    pub cy: f64,
+    /// Image width in pixels.
+    pub width: u32,
+    /// Image height in pixels.
+    pub height: u32,
+    /// Distortion of the lens.
+    pub distortion: Distortion,
+}
+
+/// How camera-frame points become pixels.
+///
+/// Simulated rigs and ROS logs use a pinhole with distortion. KITTI and ROS `CameraInfo.P`
+/// give a rectified 3×4 projection `P` applied after a rectifying rotation; that is
+/// [`Projection::Rectified`], where `pixel = P · [R|0] · X_cam`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Projection {
+    /// `pixel = K · distort(X/Z)`.
+    Pinhole(CameraIntrinsics),
+    /// `pixel = P · [R|0] · X`, with `R` folded into `p` (`p = P · [R|0]`).
+    Rectified {
+        /// The folded 3×4 matrix.
+        p: Matrix3x4<f64>,
+        /// Image width in pixels.
+        width: u32,
+        /// Image height in pixels.
+        height: u32,
+    },
+}
+
+impl Projection {
+    /// Image width in pixels.
+    #[must_use]
+    pub fn width(&self) -> u32 {
+        match self {
+            Self::Pinhole(k) => k.width,
+            Self::Rectified { width, .. } => *width,
+        }
+    }
+
+    /// Image height in pixels.
+    #[must_use]
+    pub fn height(&self) -> u32 {
+        match self {
+            Self::Pinhole(k) => k.height,
+            Self::Rectified { height, .. } => *height,
+        }
+    }
+}
+
+/// A pixel hit: column, row, depth along the optical axis.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PixelHit {
+    /// Column, pixels.
+    pub u: f64,
+    /// Row, pixels.
+    pub v: f64,
+    /// Depth, metres (> 0).
+    pub depth: f64,
+}
+
+/// One calibration epoch: everything needed to project lidar points into the image.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CalibrationSet {
+    /// The epoch number (≥ 1).
+    pub epoch: CalibEpoch,
+    /// Frames captured at or after this time (and before the next epoch's) carry this epoch.
+    pub valid_from: TimestampNs,
+    /// The camera model.
+    pub camera: Projection,
+    /// Camera optical frame → vehicle frame.
+    pub camera_to_vehicle: Isometry3<f64>,
+    /// Lidar frame → vehicle frame.
+    pub lidar_to_vehicle: Isometry3<f64>,
+}
+
+impl CalibrationSet {
+    /// The transform taking lidar-frame points into the camera's optical frame.
+    #[must_use]
+    pub fn lidar_to_camera(&self) -> Isometry3<f64> {
+        self.camera_to_vehicle.inverse() * self.lidar_to_vehicle
+    }
+
+    /// Projects one lidar-frame point. `None` unless depth > 0 and the pixel is inside the
+    /// image (0 ≤ u < width, 0 ≤ v < height).
+    #[must_use]
+    pub fn project_point(&self, p: Point3<f64>) -> Option<PixelHit> {
+        project_camera_point(&self.camera, self.lidar_to_camera() * p)
+    }
+}
+
+/// Projects a point already in the camera's optical frame.
+#[must_use]
+#[inline]
+pub fn project_camera_point(camera: &Projection, pc: Point3<f64>) -> Option<PixelHit> {
+    let (u, v, depth) = match camera {
+        Projection::Pinhole(k) => {
+            if pc.z <= 0.0 {
+                return None;
+            }
+            let (x, y) = (pc.x / pc.z, pc.y / pc.z);
+            let (xd, yd) = if k.distortion.is_zero() { (x, y) } else { k.distortion.apply(x, y) };
+            (k.fx * xd + k.cx, k.fy * yd + k.cy, pc.z)
+        }
+        Projection::Rectified { p, .. } => {
+            let h = p * Vector3::new(pc.x, pc.y, pc.z).push(1.0);
+            if h.z <= 0.0 {
+                return None;
+            }
+            (h.x / h.z, h.y / h.z, h.z)
+        }
+    };
+    let (w, h) = (f64::from(camera.width()), f64::from(camera.height()));
+    (depth > 0.0 && (0.0..w).contains(&u) && (0.0..h).contains(&v)).then_some(PixelHit { u, v, depth })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nalgebra::{Translation3, UnitQuaternion};
+
+    fn rig() -> CalibrationSet {
+        // Camera optical frame: x right, y down, z forward; vehicle: x forward, y left, z up.
+        let cam_rot = UnitQuaternion::from_rotation_matrix(&nalgebra::Rotation3::from_matrix_unchecked(
+            nalgebra::Matrix3::new(0.0, 0.0, 1.0, -1.0, 0.0, 0.0, 0.0, -1.0, 0.0),
+        ));
+        CalibrationSet {
+            epoch: CalibEpoch(1),
+            valid_from: TimestampNs(0),
+            camera: Projection::Pinhole(CameraIntrinsics {
+                fx: 1000.0,
+                fy: 1000.0,
+                cx: 640.0,
+                cy: 360.0,
+                width: 1280,
+                height: 720,
+                distortion: Distortion::default(),
+            }),
+            camera_to_vehicle: Isometry3::from_parts(Translation3::new(1.5, 0.0, 1.5), cam_rot),
+            lidar_to_vehicle: Isometry3::translation(1.0, 0.0, 1.8),
+        }
+    }
+
+    #[test]
+    fn point_straight_ahead_hits_principal_point() {
+        let c = rig();
+        // Straight ahead of the camera at its height: lidar z is 0.3 m above the camera.
+        let hit = c.project_point(Point3::new(9.5, 0.0, -0.3)).unwrap();
+        assert!((hit.u - 640.0).abs() < 1e-9 && (hit.v - 360.0).abs() < 1e-9);
+        assert!((hit.depth - 9.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn behind_and_outside_are_dropped() {
+        let c = rig();
+        assert!(c.project_point(Point3::new(-5.0, 0.0, 0.0)).is_none());
+        assert!(c.project_point(Point3::new(2.0, 50.0, 0.0)).is_none());
+    }
+
+    #[test]
+    fn left_of_camera_is_left_in_image() {
+        let c = rig();
+        let hit = c.project_point(Point3::new(10.0, 1.0, -0.3)).unwrap();
+        assert!(hit.u < 640.0);
+    }
+}

@@ -1,0 +1,2 @@
+//! # fusion: epoch-matched pairing and projection for epochfuse
+#![forbid(unsafe_code)]

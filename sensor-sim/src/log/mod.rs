@@ -1,0 +1,1 @@
+//! Recorded logs: KITTI folders and ROS 2 MCAP bags.
