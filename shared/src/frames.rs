@@ -305,7 +305,15 @@ pub trait PayloadSink {
     /// [`SinkFull`] if the sink cannot hold them; nothing is appended then.
     fn push(&mut self, bytes: &[u8]) -> Result<(), SinkFull>;
 
-    /// Bytes appended so far.
+    /// Writes `bytes` at `offset`, extending the payload if it ends past the current length.
+    /// Lets a renderer fill a frame out of order (a z-buffered rasteriser, say) straight in
+    /// the slot.
+    ///
+    /// # Errors
+    /// [`SinkFull`] if `offset + bytes.len()` exceeds the capacity; nothing is written then.
+    fn write_at(&mut self, offset: usize, bytes: &[u8]) -> Result<(), SinkFull>;
+
+    /// Bytes appended so far (the highest end of any write).
     fn len(&self) -> usize;
 
     /// Whether nothing was appended yet.
@@ -334,6 +342,15 @@ impl std::error::Error for SinkFull {}
 impl PayloadSink for Vec<u8> {
     fn push(&mut self, bytes: &[u8]) -> Result<(), SinkFull> {
         self.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn write_at(&mut self, offset: usize, bytes: &[u8]) -> Result<(), SinkFull> {
+        let end = offset.checked_add(bytes.len()).ok_or(SinkFull { needed: usize::MAX, capacity: usize::MAX })?;
+        if end > self.len() {
+            self.resize(end, 0);
+        }
+        self[offset..end].copy_from_slice(bytes);
         Ok(())
     }
 
