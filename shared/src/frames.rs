@@ -145,6 +145,9 @@ pub enum PayloadError {
     },
     /// An image header field is out of range.
     BadImageHeader(&'static str),
+    /// The buffer is not 4-byte aligned (buffers from `Vec<u8>` are, with the system
+    /// allocator; a sub-slice at an odd offset is not).
+    Misaligned,
 }
 
 impl std::fmt::Display for PayloadError {
@@ -157,6 +160,7 @@ impl std::fmt::Display for PayloadError {
                 write!(f, "lidar payload of {len} bytes is not a whole number of 24-byte points")
             }
             Self::BadImageHeader(what) => write!(f, "bad image header: {what}"),
+            Self::Misaligned => write!(f, "payload buffer is not 4-byte aligned"),
         }
     }
 }
@@ -169,9 +173,13 @@ pub const MAX_IMAGE_SIDE: u32 = 16384;
 /// Views a lidar payload as point records.
 ///
 /// # Errors
-/// [`PayloadError::RaggedPoints`] if the length is not a multiple of 24 bytes.
+/// [`PayloadError::RaggedPoints`] if the length is not a multiple of 24 bytes,
+/// [`PayloadError::Misaligned`] if the buffer is not 4-byte aligned.
 pub fn lidar_points(payload: &[u8]) -> Result<&[PointRecord], PayloadError> {
-    <[PointRecord]>::ref_from_bytes(payload).map_err(|_| PayloadError::RaggedPoints { len: payload.len() })
+    <[PointRecord]>::ref_from_bytes(payload).map_err(|e| match e {
+        zerocopy::ConvertError::Alignment(_) => PayloadError::Misaligned,
+        _ => PayloadError::RaggedPoints { len: payload.len() },
+    })
 }
 
 /// A parsed camera payload: header and plane slices borrowed from the reader's buffer.
@@ -259,7 +267,7 @@ pub fn fused_frame(payload: &[u8]) -> Result<FusedView<'_>, PayloadError> {
         return Err(PayloadError::TooShort { needed, got: payload.len() });
     }
     let points = <[FusedPoint]>::ref_from_bytes(&rest[..header.points as usize * FUSED_POINT_SIZE])
-        .map_err(|_| PayloadError::TooShort { needed, got: payload.len() })?;
+        .map_err(|_| PayloadError::Misaligned)?;
     Ok(FusedView { header, points })
 }
 
@@ -283,8 +291,10 @@ mod tests {
 
     #[test]
     fn ragged_lidar_is_rejected() {
-        assert!(lidar_points(&[0u8; 48]).is_ok());
-        assert_eq!(lidar_points(&[0u8; 47]), Err(PayloadError::RaggedPoints { len: 47 }));
+        let buf = vec![0u8; 48];
+        assert!(lidar_points(&buf).is_ok());
+        assert_eq!(lidar_points(&buf[..47]), Err(PayloadError::RaggedPoints { len: 47 }));
+        assert_eq!(lidar_points(&buf[1..25]), Err(PayloadError::Misaligned));
     }
 
     #[test]
@@ -346,7 +356,8 @@ impl PayloadSink for Vec<u8> {
     }
 
     fn write_at(&mut self, offset: usize, bytes: &[u8]) -> Result<(), SinkFull> {
-        let end = offset.checked_add(bytes.len()).ok_or(SinkFull { needed: usize::MAX, capacity: usize::MAX })?;
+        let end =
+            offset.checked_add(bytes.len()).ok_or(SinkFull { needed: usize::MAX, capacity: usize::MAX })?;
         if end > self.len() {
             self.resize(end, 0);
         }

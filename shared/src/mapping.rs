@@ -1,0 +1,285 @@
+//! A shared mapping accessed only through atomics: the unsafe core of the crate.
+//!
+//! [`Mapping`] owns a `memmap2::MmapRaw` (raw pointers only: memmap2 never hands out a
+//! slice of it here) and offers bounds-checked word access and word-wise copies. Every byte
+//! of a segment is read and written as part of an `AtomicU64` at an 8-aligned offset, so
+//! concurrent access by another process is never a data race, and no plain or volatile
+//! access to shared bytes exists in the workspace.
+//!
+//! The mapping is registered with [`crate::sigbus`] for its whole life: if the file is
+//! truncated under us, an access past the new end reads zeroes instead of killing the
+//! process, and [`Mapping::truncated`] reports it.
+
+use std::fs::File;
+use std::io;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use memmap2::{MmapOptions, MmapRaw};
+
+use crate::checksum::Checksum;
+use crate::sigbus;
+
+/// A read-write or read-only shared mapping of a segment file.
+#[derive(Debug)]
+pub struct Mapping {
+    raw: MmapRaw,
+    len: usize,
+    writable: bool,
+    guard: sigbus::Guard,
+}
+
+impl Mapping {
+    /// Maps the first `len` bytes of `file`, shared.
+    ///
+    /// # Errors
+    /// The `mmap` error, or `InvalidInput` if `len` is not a multiple of 8 or too many
+    /// mappings are alive to guard (see [`sigbus`]).
+    pub fn map(file: &File, len: usize, writable: bool) -> io::Result<Self> {
+        if len == 0 || len % 8 != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "mapping length must be a non-zero multiple of 8",
+            ));
+        }
+        let mut opts = MmapOptions::new();
+        opts.len(len);
+        let raw = if writable { opts.map_raw(file)? } else { opts.map_raw_read_only(file)? };
+        let guard = sigbus::Guard::register(raw.as_ptr() as usize, len)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::OutOfMemory, "too many guarded mappings"))?;
+        Ok(Self { raw, len, writable, guard })
+    }
+
+    /// Mapped bytes.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the mapping is empty (never: kept for clippy's `len_without_is_empty`).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether an access hit a page past the end of the file (the file was truncated). Once
+    /// true, anything read from this mapping is meaningless.
+    #[must_use]
+    pub fn truncated(&self) -> bool {
+        self.guard.hit()
+    }
+
+    /// Whether this mapping may be written.
+    #[must_use]
+    pub fn writable(&self) -> bool {
+        self.writable
+    }
+
+    #[inline]
+    fn check(&self, offset: usize, bytes: usize) {
+        // Offsets come from the layout's consts and from geometry validated at attach, never
+        // from words read out of the segment, so a failure here is a bug in this crate.
+        assert!(
+            offset % 8 == 0 && offset.checked_add(bytes).is_some_and(|end| end <= self.len),
+            "segment access out of bounds: {bytes} bytes at {offset} of {}",
+            self.len
+        );
+    }
+
+    /// The 64-bit atomic word at `offset`.
+    ///
+    /// # Panics
+    /// If `offset` is unaligned or out of bounds (a bug in this crate).
+    #[inline]
+    #[must_use]
+    pub fn word(&self, offset: usize) -> &AtomicU64 {
+        self.check(offset, 8);
+        // SAFETY: `offset + 8 <= len` and `offset` is 8-aligned (checked above) and the
+        // mapping is page aligned, so the pointer is in bounds and aligned for AtomicU64. The
+        // memory stays mapped as long as `self` lives, which bounds the returned lifetime. All
+        // accesses to segment memory in this workspace are atomic, so sharing it with other
+        // threads and processes is not a data race. A read-only mapping is only ever loaded
+        // from: `store`s go through `word_mut`-style callers that check `writable` first.
+        unsafe { AtomicU64::from_ptr(self.raw.as_mut_ptr().add(offset).cast::<u64>()) }
+    }
+
+    /// The 32-bit atomic at `offset` (a futex word). Such a word is never accessed as 64 bits.
+    ///
+    /// # Panics
+    /// If `offset` is unaligned or out of bounds (a bug in this crate).
+    #[inline]
+    #[must_use]
+    pub fn word32(&self, offset: usize) -> &AtomicU32 {
+        self.check(offset, 8);
+        // SAFETY: as in `word`: in bounds (8 bytes checked, 4 used) and 8-aligned, mapped for
+        // the lifetime of `self`, and only ever accessed atomically with this size.
+        unsafe { AtomicU32::from_ptr(self.raw.as_mut_ptr().add(offset).cast::<u32>()) }
+    }
+
+    /// Copies `N` words starting at `offset` with Relaxed loads (the caller's seqlock or
+    /// Acquire load supplies the ordering).
+    #[inline]
+    #[must_use]
+    pub fn load_words<const N: usize>(&self, offset: usize) -> [u64; N] {
+        self.check(offset, 8 * N);
+        std::array::from_fn(|i| self.word(offset + 8 * i).load(Ordering::Relaxed))
+    }
+
+    /// Stores `words` from `offset` on with Relaxed stores.
+    #[inline]
+    pub fn store_words(&self, offset: usize, words: &[u64]) {
+        self.check(offset, 8 * words.len());
+        for (i, w) in words.iter().enumerate() {
+            self.word(offset + 8 * i).store(*w, Ordering::Relaxed);
+        }
+    }
+
+    /// The words `[offset, offset + 8 * count)` as a slice of atomics. Checked once, so the
+    /// hot copy loops below index without further bounds checks on the mapping.
+    #[inline]
+    fn words(&self, offset: usize, count: usize) -> &[AtomicU64] {
+        self.check(offset, 8 * count);
+        // SAFETY: the range is in bounds and 8-aligned (checked above); AtomicU64 has the size
+        // and alignment of u64, so `count` consecutive words form a valid `[AtomicU64]`; the
+        // memory lives as long as `self`; all access to it is atomic (see `word`).
+        unsafe { std::slice::from_raw_parts(self.raw.as_mut_ptr().add(offset).cast::<AtomicU64>(), count) }
+    }
+
+    /// Copies `len` bytes from `offset` into `dst` (resized to `len`, reusing its capacity)
+    /// with Relaxed word loads, and returns their checksum. One pass over the bytes.
+    #[inline]
+    pub fn copy_out(&self, offset: usize, len: usize, dst: &mut Vec<u8>) -> u64 {
+        let nwords = len.div_ceil(8);
+        let src = self.words(offset, nwords);
+        dst.clear();
+        dst.reserve(nwords * 8);
+        let mut sum = Checksum::new();
+        let full = len / 8;
+        let mut chunks = src[..full].chunks_exact(4);
+        for quad in &mut chunks {
+            let w = [
+                quad[0].load(Ordering::Relaxed),
+                quad[1].load(Ordering::Relaxed),
+                quad[2].load(Ordering::Relaxed),
+                quad[3].load(Ordering::Relaxed),
+            ];
+            sum.add4(w);
+            let mut bytes = [0u8; 32];
+            for (k, x) in w.iter().enumerate() {
+                bytes[8 * k..8 * k + 8].copy_from_slice(&x.to_le_bytes());
+            }
+            dst.extend_from_slice(&bytes);
+        }
+        let first = full - chunks.remainder().len();
+        for (i, word) in (first..).zip(chunks.remainder()) {
+            let w = word.load(Ordering::Relaxed);
+            sum.add_at(i, w);
+            dst.extend_from_slice(&w.to_le_bytes());
+        }
+        if len % 8 != 0 {
+            let keep = len % 8;
+            let w = src[full].load(Ordering::Relaxed) & (u64::MAX >> (8 * (8 - keep)));
+            sum.add_at(full, w);
+            dst.extend_from_slice(&w.to_le_bytes()[..keep]);
+        }
+        sum.finish(len as u64)
+    }
+
+    /// Checksum of `len` bytes from `offset`, read with Relaxed loads (the writer uses this
+    /// at commit on bytes only it writes).
+    #[must_use]
+    pub fn checksum(&self, offset: usize, len: usize) -> u64 {
+        let src = self.words(offset, len.div_ceil(8));
+        let mut sum = Checksum::new();
+        let full = len / 8;
+        for (i, word) in src[..full].iter().enumerate() {
+            sum.add_at(i, word.load(Ordering::Relaxed));
+        }
+        if len % 8 != 0 {
+            let keep = len % 8;
+            sum.add_at(full, src[full].load(Ordering::Relaxed) & (u64::MAX >> (8 * (8 - keep))));
+        }
+        sum.finish(len as u64)
+    }
+
+    /// Writes `src` at byte `offset` (any alignment) with Relaxed word stores. Partial words
+    /// at either end are read, merged and stored back, which is sound only for the single
+    /// writer of these bytes.
+    ///
+    /// # Panics
+    /// If the range is out of bounds (a bug in the caller: loans check their capacity) or the
+    /// mapping is read-only.
+    pub fn copy_in(&self, offset: usize, src: &[u8]) {
+        assert!(self.writable, "store into a read-only mapping");
+        if src.is_empty() {
+            return;
+        }
+        let first = offset / 8 * 8;
+        let end = offset + src.len();
+        let words = self.words(first, (end - first).div_ceil(8));
+        let head = offset - first;
+        let mut rest = src;
+        let mut idx = 0;
+        if head != 0 || rest.len() < 8 {
+            let take = (8 - head).min(rest.len());
+            let mut w = words[0].load(Ordering::Relaxed).to_le_bytes();
+            w[head..head + take].copy_from_slice(&rest[..take]);
+            words[0].store(u64::from_le_bytes(w), Ordering::Relaxed);
+            rest = &rest[take..];
+            idx = 1;
+        }
+        let mut chunks = rest.chunks_exact(8);
+        for (chunk, word) in (&mut chunks).zip(&words[idx..]) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            word.store(u64::from_le_bytes(w), Ordering::Relaxed);
+            idx += 1;
+        }
+        let tail = chunks.remainder();
+        if !tail.is_empty() {
+            let mut w = words[idx].load(Ordering::Relaxed).to_le_bytes();
+            w[..tail.len()].copy_from_slice(tail);
+            words[idx].store(u64::from_le_bytes(w), Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checksum::checksum_bytes;
+
+    fn mapping(len: usize) -> (tempfile::NamedTempFile, Mapping) {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        f.as_file().set_len(len as u64).unwrap();
+        let m = Mapping::map(f.as_file(), len, true).unwrap();
+        (f, m)
+    }
+
+    #[test]
+    fn copy_in_and_out_at_every_alignment() {
+        let (_f, m) = mapping(4096);
+        for off in 0..17 {
+            for n in [0usize, 1, 7, 8, 9, 31, 32, 33, 100] {
+                let src: Vec<u8> = (0..n).map(|i| (i * 7 + off) as u8).collect();
+                m.copy_in(64 + off, &src);
+                let mut out = Vec::new();
+                // Read back the aligned range that covers it and compare the slice.
+                let sum = m.copy_out(64, off + n, &mut out);
+                assert_eq!(&out[off..], &src[..], "off {off} n {n}");
+                assert_eq!(sum, checksum_bytes(&out));
+                assert_eq!(m.checksum(64, off + n), sum);
+            }
+        }
+    }
+
+    #[test]
+    fn partial_writes_keep_neighbours() {
+        let (_f, m) = mapping(4096);
+        m.copy_in(0, &[0xAA; 24]);
+        m.copy_in(3, &[1, 2]);
+        let mut out = Vec::new();
+        m.copy_out(0, 24, &mut out);
+        assert_eq!(&out[..6], &[0xAA, 0xAA, 0xAA, 1, 2, 0xAA]);
+        assert!(out[6..].iter().all(|b| *b == 0xAA));
+    }
+}

@@ -1,0 +1,757 @@
+//! Seqlocked frame rings: one writer, any number of readers, across processes.
+//!
+//! # Contract
+//!
+//! - **One writer per segment**, enforced with `flock` on `<segment>.lock`. The lock is the
+//!   liveness signal: the kernel drops it when the writer dies, however it dies.
+//! - **Writing never waits for readers.** [`RingWriter::loan`] takes the slot of the next
+//!   frame (`seq % slot_count`), overwriting the oldest frame; the caller writes the payload
+//!   straight into the slot through the [`Loan`] (a [`PayloadSink`]); [`Loan::commit`]
+//!   writes the frame header, closes the seqlock and publishes the cursor.
+//! - **Readers detect, never block the writer.** [`RingReader::read_next`] copies the next
+//!   frame into the caller's buffer with the seqlock recipe of [`crate::seqlock`], then
+//!   validates it (sequence, incarnation, bounds, checksum). Every outcome is counted in the
+//!   segment's scoreboard:
+//!   [`ReadOutcome::Frame`], [`ReadOutcome::Torn`] (a write was in progress: call again),
+//!   [`ReadOutcome::Overrun`] (the writer lapped the reader; it skips to the oldest frame
+//!   still held), [`ReadOutcome::Stale`] (the slot no longer holds the announced frame
+//!   seq), [`ReadOutcome::Invalid`] (the slot's contents fail validation).
+//! - **Takeover.** A writer that finds the segment existing and its lock free takes over:
+//!   it bumps the incarnation, repairs slots left odd by a writer that died mid-write
+//!   (marking them invalid), and continues the sequence from the published cursor.
+//! - **Untrusted memory.** Readers trust nothing read from the segment after attach: the
+//!   geometry is a private copy taken at attach; every length is checked against it.
+
+use std::fmt;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rustix::fs::{FlockOperation, Mode, OFlags};
+use zerocopy::{FromBytes, IntoBytes};
+
+use crate::frames::{PayloadSink, SinkFull};
+use crate::layout::{self, FrameHeader, ReaderCounter, WriterCounter};
+use crate::segment::{AttachError, Segment, SegmentSpec};
+use crate::{seqlock, wait, CalibEpoch, FrameSeq, Incarnation, StreamKind, TimestampNs};
+
+/// How many times [`RingReader::read_next`] retries a slot a write is in progress on before
+/// returning [`ReadOutcome::Torn`].
+const TORN_RETRIES: u32 = 8;
+
+/// The lock file path that goes with a segment path.
+#[must_use]
+pub fn lock_path(segment: &Path) -> PathBuf {
+    let mut p = segment.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
+}
+
+/// Opens (creating if needed) a lock file without following links, mode 0600.
+fn open_lock(path: &Path) -> Result<File, AttachError> {
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(|e| match e {
+        rustix::io::Errno::LOOP => AttachError::SymbolicLink,
+        e => AttachError::Io { op: "open lock file", source: e.into() },
+    })?;
+    Ok(File::from(fd))
+}
+
+/// Whether a live process holds the writer lock of `segment`.
+#[must_use]
+pub fn writer_alive(segment: &Path) -> bool {
+    let Ok(fd) = rustix::fs::open(
+        lock_path(segment),
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return false;
+    };
+    match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockShared) {
+        Ok(()) => {
+            let _ = rustix::fs::flock(&fd, FlockOperation::Unlock);
+            false
+        }
+        Err(_) => true,
+    }
+}
+
+/// Monotonic clock in nanoseconds (heartbeats).
+#[must_use]
+pub fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    u64::try_from(t.tv_sec)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::try_from(t.tv_nsec).unwrap_or(0))
+}
+
+/// Metadata the producer gives a frame at commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameMeta {
+    /// Capture time.
+    pub capture: TimestampNs,
+    /// Calibration epoch the frame was captured under.
+    pub epoch: CalibEpoch,
+}
+
+/// The sole writer of one segment.
+#[derive(Debug)]
+pub struct RingWriter {
+    seg: Segment,
+    _lock: File,
+    next: FrameSeq,
+    incarnation: Incarnation,
+    path: PathBuf,
+}
+
+/// What a writer found when it started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriterStart {
+    /// It created the segment.
+    Created,
+    /// It took over a segment whose writer had died.
+    TookOver {
+        /// The new incarnation.
+        incarnation: Incarnation,
+        /// Slots left mid-write by the dead writer, now marked invalid.
+        repaired: u64,
+    },
+}
+
+impl RingWriter {
+    /// Creates the segment at `path`, or takes it over if it exists and its writer is dead.
+    ///
+    /// # Errors
+    /// [`AttachError::WriterLocked`] if a live writer holds it; any attach check failure of
+    /// an existing file; [`AttachError::GeometryMismatch`] if it exists with another
+    /// geometry; I/O errors.
+    pub fn create_or_takeover(path: &Path, spec: &SegmentSpec) -> Result<(Self, WriterStart), AttachError> {
+        let lock = open_lock(&lock_path(path))?;
+        rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive).map_err(|e| match e {
+            rustix::io::Errno::WOULDBLOCK => AttachError::WriterLocked,
+            e => AttachError::Io { op: "lock", source: e.into() },
+        })?;
+        match Segment::create(path, spec) {
+            Ok(seg) => {
+                let w = Self::start(seg, lock, path, Incarnation(1), spec.base_seq);
+                Ok((w, WriterStart::Created))
+            }
+            Err(AttachError::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
+                let seg = match Segment::attach(path, Some(spec.kind), true) {
+                    // Its creator died before finishing the header: we hold the lock, so
+                    // nobody else can be writing it; start afresh.
+                    Err(AttachError::NotInitialized) => {
+                        std::fs::remove_file(path)
+                            .map_err(|e| AttachError::Io { op: "remove", source: e })?;
+                        let seg = Segment::create(path, spec)?;
+                        return Ok((
+                            Self::start(seg, lock, path, Incarnation(1), spec.base_seq),
+                            WriterStart::Created,
+                        ));
+                    }
+                    other => other?,
+                };
+                for (field, found, wanted) in [
+                    ("slot_count", seg.header.slot_count, u64::from(spec.slot_count)),
+                    ("slot_capacity", seg.header.slot_capacity, spec.slot_capacity),
+                ] {
+                    if found != wanted {
+                        return Err(AttachError::GeometryMismatch { field, found, wanted });
+                    }
+                }
+                let inc =
+                    seg.map.word(layout::OFF_INCARNATION).fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+                let mut repaired = 0;
+                for index in 0..seg.slot_count() {
+                    let off = seg.slot_offset(index);
+                    let seq_word = seg.map.word(off + layout::SLOT_OFF_SEQ);
+                    if seq_word.load(Ordering::Relaxed) & 1 == 1 {
+                        // Mark the half-written frame invalid inside a write, then settle
+                        // the word: readers see incarnation 0 and refuse the slot.
+                        seg.map.store_words(
+                            off + layout::SLOT_OFF_FRAME_HEADER,
+                            FrameHeader::default().as_bytes_words(),
+                        );
+                        seqlock::repair(seq_word);
+                        repaired += 1;
+                    }
+                }
+                seg.map
+                    .word(layout::writer_counter_offset(WriterCounter::SlotsRepaired))
+                    .fetch_add(repaired, Ordering::Relaxed);
+                // Acquire: partners with the dead writer's Release publish of the cursor.
+                let next = FrameSeq(seg.map.word(layout::OFF_WRITE_CURSOR).load(Ordering::Acquire));
+                let w = Self::start(seg, lock, path, Incarnation(inc), next);
+                Ok((w, WriterStart::TookOver { incarnation: Incarnation(inc), repaired }))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn start(seg: Segment, lock: File, path: &Path, incarnation: Incarnation, next: FrameSeq) -> Self {
+        seg.map.word(layout::OFF_WRITER_PID).store(u64::from(std::process::id()), Ordering::Relaxed);
+        seg.map.word(layout::OFF_HEARTBEAT_NS).store(monotonic_ns(), Ordering::Relaxed);
+        Self { seg, _lock: lock, next, incarnation, path: path.to_owned() }
+    }
+
+    /// Takes the slot of the next frame for writing. The frame is published only by
+    /// [`Loan::commit`]; dropping the loan abandons it (the slot is marked invalid).
+    pub fn loan(&mut self) -> Loan<'_> {
+        let off = self.seg.slot_offset_for(self.next);
+        let s = seqlock::write_begin(self.seg.map.word(off + layout::SLOT_OFF_SEQ));
+        let capacity = self.seg.slot_capacity() as usize;
+        Loan { writer: self, slot: off, seq_word: s, len: 0, capacity, done: false }
+    }
+
+    /// The sequence number the next committed frame will get.
+    #[must_use]
+    pub fn next_seq(&self) -> FrameSeq {
+        self.next
+    }
+
+    /// This writer's incarnation.
+    #[must_use]
+    pub fn incarnation(&self) -> Incarnation {
+        self.incarnation
+    }
+
+    /// Payload bytes a slot holds.
+    #[must_use]
+    pub fn slot_capacity(&self) -> usize {
+        self.seg.slot_capacity() as usize
+    }
+
+    /// The segment's path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records that the writer is alive while it has nothing to commit.
+    pub fn heartbeat(&self) {
+        self.seg.map.word(layout::OFF_HEARTBEAT_NS).store(monotonic_ns(), Ordering::Relaxed);
+    }
+
+    /// Sets kind-specific scoreboard word `i` (e.g. fusion's counters in the fused ring).
+    pub fn set_aux(&self, i: usize, value: u64) {
+        if i < layout::AUX_WORDS {
+            self.seg.map.word(layout::aux_offset(i)).store(value, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the segment file was truncated under us; frames committed since are lost.
+    #[must_use]
+    pub fn truncated(&self) -> bool {
+        self.seg.map.truncated()
+    }
+}
+
+/// The slot of one frame being written in place. Implements [`PayloadSink`]: producers
+/// append the payload with `push` or fill it with `write_at`, then [`commit`](Loan::commit).
+#[derive(Debug)]
+pub struct Loan<'w> {
+    writer: &'w mut RingWriter,
+    slot: usize,
+    seq_word: u64,
+    len: usize,
+    capacity: usize,
+    done: bool,
+}
+
+impl Loan<'_> {
+    /// Payload bytes the slot holds.
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The sequence number this frame will get.
+    #[must_use]
+    pub fn seq(&self) -> FrameSeq {
+        self.writer.next
+    }
+
+    /// Publishes the frame: writes its header, closes the seqlock, advances the cursor and
+    /// wakes waiting readers. Returns the frame's sequence number.
+    pub fn commit(mut self, meta: FrameMeta) -> FrameSeq {
+        let map = &self.writer.seg.map;
+        let payload = self.slot + layout::SLOT_OFF_PAYLOAD;
+        let seq = self.writer.next;
+        let header = FrameHeader {
+            frame_seq: seq.0,
+            capture_ns: meta.capture.0,
+            epoch: meta.epoch.0,
+            payload_len: self.len as u64,
+            incarnation: self.writer.incarnation.0,
+            checksum: map.checksum(payload, self.len),
+        };
+        map.store_words(self.slot + layout::SLOT_OFF_FRAME_HEADER, header.as_bytes_words());
+        seqlock::write_end(map.word(self.slot + layout::SLOT_OFF_SEQ), self.seq_word);
+        let next = seq.next();
+        self.writer.next = next;
+        map.word(layout::writer_counter_offset(WriterCounter::FramesWritten)).fetch_add(1, Ordering::Relaxed);
+        map.word(layout::writer_counter_offset(WriterCounter::BytesWritten))
+            .fetch_add(self.len as u64, Ordering::Relaxed);
+        map.word(layout::OFF_HEARTBEAT_NS).store(monotonic_ns(), Ordering::Relaxed);
+        wait::publish(
+            map.word(layout::OFF_WRITE_CURSOR),
+            map.word32(layout::OFF_NOTIFY),
+            map.word(layout::OFF_WAITERS),
+            next.0,
+        );
+        self.done = true;
+        seq
+    }
+}
+
+impl PayloadSink for Loan<'_> {
+    fn push(&mut self, bytes: &[u8]) -> Result<(), SinkFull> {
+        self.write_at(self.len, bytes)
+    }
+
+    fn write_at(&mut self, offset: usize, bytes: &[u8]) -> Result<(), SinkFull> {
+        let end = offset.checked_add(bytes.len()).filter(|e| *e <= self.capacity);
+        let Some(end) = end else {
+            return Err(SinkFull { needed: offset.saturating_add(bytes.len()), capacity: self.capacity });
+        };
+        self.writer.seg.map.copy_in(self.slot + layout::SLOT_OFF_PAYLOAD + offset, bytes);
+        self.len = self.len.max(end);
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for Loan<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            // Abandoned: mark the slot as holding no frame, and close the seqlock.
+            let map = &self.writer.seg.map;
+            map.store_words(
+                self.slot + layout::SLOT_OFF_FRAME_HEADER,
+                FrameHeader::default().as_bytes_words(),
+            );
+            seqlock::write_end(map.word(self.slot + layout::SLOT_OFF_SEQ), self.seq_word);
+            map.word(layout::writer_counter_offset(WriterCounter::LoansAborted))
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+trait AsWords {
+    fn as_bytes_words(&self) -> &[u64];
+}
+
+impl AsWords for FrameHeader {
+    fn as_bytes_words(&self) -> &[u64] {
+        // FrameHeader is six u64 fields, repr(C): it is exactly a [u64; 6].
+        <[u64]>::ref_from_bytes(self.as_bytes()).unwrap_or(&[])
+    }
+}
+
+/// A frame that was read and validated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameInfo {
+    /// Its sequence number.
+    pub seq: FrameSeq,
+    /// Capture time.
+    pub capture: TimestampNs,
+    /// Calibration epoch it was captured under.
+    pub epoch: CalibEpoch,
+    /// The writer incarnation that produced it.
+    pub incarnation: Incarnation,
+    /// Payload bytes (now in the caller's buffer).
+    pub len: usize,
+}
+
+/// Why a slot's contents were refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvalidFrame {
+    /// The payload length exceeds the slot capacity.
+    LengthOutOfBounds {
+        /// The length claimed.
+        len: u64,
+    },
+    /// Incarnation 0 (a slot marked invalid) or newer than the segment's.
+    BadIncarnation {
+        /// The incarnation claimed.
+        incarnation: u64,
+    },
+    /// The payload does not match its checksum.
+    ChecksumMismatch,
+    /// The segment file was truncated under the reader; give it up.
+    SegmentTruncated,
+}
+
+impl fmt::Display for InvalidFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::LengthOutOfBounds { len } => write!(f, "payload length {len} exceeds the slot"),
+            Self::BadIncarnation { incarnation } => write!(f, "bad incarnation {incarnation}"),
+            Self::ChecksumMismatch => write!(f, "checksum mismatch"),
+            Self::SegmentTruncated => write!(f, "segment truncated under the reader"),
+        }
+    }
+}
+
+/// The outcome of one read attempt. Every outcome but `Empty` is counted in the scoreboard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// A validated frame is in the buffer.
+    Frame(FrameInfo),
+    /// No new frame yet.
+    Empty,
+    /// A write was in progress on the slot through every retry; call again.
+    Torn,
+    /// The writer lapped the reader; `lost` frames were skipped.
+    Overrun {
+        /// Frames lost.
+        lost: u64,
+    },
+    /// The slot no longer holds the announced frame seq; the reader moved past it.
+    Stale {
+        /// The frame seq the reader expected.
+        expected: FrameSeq,
+        /// The frame seq the slot held.
+        found: FrameSeq,
+    },
+    /// The slot's contents failed validation; the reader moved past it.
+    Invalid(InvalidFrame),
+}
+
+/// Counters of a segment's scoreboard.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Scoreboard {
+    /// Frames committed by the writer(s).
+    pub frames_written: u64,
+    /// Payload bytes committed.
+    pub bytes_written: u64,
+    /// Slots repaired at takeovers.
+    pub slots_repaired: u64,
+    /// Loans abandoned.
+    pub loans_aborted: u64,
+    /// Frames read and validated (all readers).
+    pub frames_read: u64,
+    /// Torn retries (all readers).
+    pub torn_retries: u64,
+    /// Overruns (all readers).
+    pub overruns: u64,
+    /// Frames lost to overruns (all readers).
+    pub overrun_frames_lost: u64,
+    /// Stale slots (all readers).
+    pub stale: u64,
+    /// Frames refused by validation (all readers).
+    pub invalid: u64,
+    /// The published write cursor.
+    pub cursor: FrameSeq,
+    /// Current writer incarnation.
+    pub incarnation: Incarnation,
+    /// Writer's last heartbeat, monotonic ns.
+    pub heartbeat_ns: u64,
+    /// Writer pid (informational).
+    pub writer_pid: u64,
+    /// Kind-specific words.
+    pub aux: [u64; layout::AUX_WORDS],
+}
+
+impl Scoreboard {
+    /// Reads a segment's scoreboard (Relaxed: counters are statistics).
+    #[must_use]
+    pub fn load(seg: &Segment) -> Self {
+        let m = &seg.map;
+        let w = |c| m.word(layout::writer_counter_offset(c)).load(Ordering::Relaxed);
+        let r = |c| m.word(layout::reader_counter_offset(c)).load(Ordering::Relaxed);
+        Self {
+            frames_written: w(WriterCounter::FramesWritten),
+            bytes_written: w(WriterCounter::BytesWritten),
+            slots_repaired: w(WriterCounter::SlotsRepaired),
+            loans_aborted: w(WriterCounter::LoansAborted),
+            frames_read: r(ReaderCounter::FramesRead),
+            torn_retries: r(ReaderCounter::TornRetries),
+            overruns: r(ReaderCounter::Overruns),
+            overrun_frames_lost: r(ReaderCounter::OverrunFramesLost),
+            stale: r(ReaderCounter::Stale),
+            invalid: r(ReaderCounter::Invalid),
+            cursor: FrameSeq(m.word(layout::OFF_WRITE_CURSOR).load(Ordering::Relaxed)),
+            incarnation: Incarnation(m.word(layout::OFF_INCARNATION).load(Ordering::Relaxed)),
+            heartbeat_ns: m.word(layout::OFF_HEARTBEAT_NS).load(Ordering::Relaxed),
+            writer_pid: m.word(layout::OFF_WRITER_PID).load(Ordering::Relaxed),
+            aux: std::array::from_fn(|i| m.word(layout::aux_offset(i)).load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// The state of one slot, for inspection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotState {
+    /// Slot index.
+    pub index: u64,
+    /// The seqlock word.
+    pub seq_word: u64,
+    /// The frame header, if it could be read consistently.
+    pub header: Option<FrameHeader>,
+}
+
+/// A reader of one segment. Cheap: many may read the same segment.
+#[derive(Debug)]
+pub struct RingReader {
+    seg: Segment,
+    next: FrameSeq,
+    path: PathBuf,
+}
+
+impl RingReader {
+    /// Attaches to the segment at `path`, which must carry `kind`. The reader starts at the
+    /// write cursor: it reads frames committed from now on (see [`RingReader::seek_oldest`]).
+    ///
+    /// # Errors
+    /// The first failed attach check ([`AttachError`]).
+    pub fn attach(path: &Path, kind: StreamKind) -> Result<Self, AttachError> {
+        let seg = Segment::attach(path, Some(kind), true)?;
+        // Acquire: partners with the writer's Release publish of the cursor.
+        let next = FrameSeq(seg.map.word(layout::OFF_WRITE_CURSOR).load(Ordering::Acquire));
+        Ok(Self { seg, next, path: path.to_owned() })
+    }
+
+    /// The segment's path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The published write cursor: the seq the next committed frame will get.
+    #[must_use]
+    pub fn cursor(&self) -> FrameSeq {
+        // Acquire: partners with the writer's Release publish of the cursor.
+        FrameSeq(self.seg.map.word(layout::OFF_WRITE_CURSOR).load(Ordering::Acquire))
+    }
+
+    /// The oldest frame the ring may still hold.
+    #[must_use]
+    pub fn oldest(&self) -> FrameSeq {
+        let cursor = self.cursor();
+        let base = FrameSeq(self.seg.header.base_seq);
+        let written = cursor.distance_from(base);
+        if written < self.seg.slot_count() {
+            base
+        } else {
+            FrameSeq(cursor.0.wrapping_sub(self.seg.slot_count()))
+        }
+    }
+
+    /// The seq the next [`read_next`](Self::read_next) reads.
+    #[must_use]
+    pub fn next_seq(&self) -> FrameSeq {
+        self.next
+    }
+
+    /// Moves to the oldest frame still held, to read everything retained.
+    pub fn seek_oldest(&mut self) {
+        self.next = self.oldest();
+    }
+
+    /// Moves to `seq`.
+    pub fn seek(&mut self, seq: FrameSeq) {
+        self.next = seq;
+    }
+
+    /// Frames committed but not yet read by this reader (its lag).
+    #[must_use]
+    pub fn lag(&self) -> u64 {
+        self.cursor().distance_from(self.next)
+    }
+
+    /// The segment's scoreboard.
+    #[must_use]
+    pub fn scoreboard(&self) -> Scoreboard {
+        Scoreboard::load(&self.seg)
+    }
+
+    /// Payload bytes a slot holds.
+    #[must_use]
+    pub fn slot_capacity(&self) -> usize {
+        self.seg.slot_capacity() as usize
+    }
+
+    /// Whether a live process holds the writer lock.
+    #[must_use]
+    pub fn writer_alive(&self) -> bool {
+        writer_alive(&self.path)
+    }
+
+    fn count(&self, c: ReaderCounter, n: u64) {
+        self.seg.map.word(layout::reader_counter_offset(c)).fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Waits until a frame past the reader's position is published, or `timeout` passes
+    /// (spin, then futex: no CPU while idle). Returns whether one is available.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let m = &self.seg.map;
+        wait::park(
+            m.word(layout::OFF_WRITE_CURSOR),
+            m.word32(layout::OFF_NOTIFY),
+            m.word(layout::OFF_WAITERS),
+            self.next.0,
+            timeout,
+        )
+    }
+
+    /// Reads the next frame into `buf` (resized to the payload; its capacity is reused).
+    /// Never blocks; see [`wait`](Self::wait).
+    pub fn read_next(&mut self, buf: &mut Vec<u8>) -> ReadOutcome {
+        let cursor = self.cursor();
+        if cursor == self.next {
+            return ReadOutcome::Empty;
+        }
+        let ahead = cursor.distance_from(self.next);
+        let slots = self.seg.slot_count();
+        // More than a ring's worth behind (or "behind" by more than half the sequence space,
+        // which only a rewound or hostile cursor produces): resynchronise to the oldest
+        // frame the ring can still hold.
+        if ahead > slots {
+            let lost = if ahead > u64::MAX / 2 { 0 } else { ahead - slots };
+            self.next = FrameSeq(cursor.0.wrapping_sub(slots));
+            self.count(ReaderCounter::Overruns, 1);
+            self.count(ReaderCounter::OverrunFramesLost, lost);
+            return ReadOutcome::Overrun { lost };
+        }
+        let outcome = self.read_seq(self.next, buf);
+        match outcome {
+            ReadOutcome::Frame(_) | ReadOutcome::Stale { .. } | ReadOutcome::Invalid(_) => {
+                self.next = self.next.next();
+            }
+            ReadOutcome::Overrun { lost } => {
+                // The slot was reused while we looked: skip ahead like a lapped reader.
+                self.next = self.next.advance(lost.max(1));
+            }
+            ReadOutcome::Empty | ReadOutcome::Torn => {}
+        }
+        outcome
+    }
+
+    /// Reads frame `seq` into `buf` without moving the reader (random access, as the
+    /// calibration table needs). Counts its outcome like `read_next`.
+    pub fn read_at(&self, seq: FrameSeq, buf: &mut Vec<u8>) -> ReadOutcome {
+        let cursor = self.cursor();
+        let ahead = cursor.distance_from(seq);
+        if ahead == 0 || ahead > u64::MAX / 2 {
+            return ReadOutcome::Empty;
+        }
+        if ahead > self.seg.slot_count() {
+            self.count(ReaderCounter::Overruns, 1);
+            return ReadOutcome::Overrun { lost: ahead - self.seg.slot_count() };
+        }
+        self.read_seq(seq, buf)
+    }
+
+    fn read_seq(&self, seq: FrameSeq, buf: &mut Vec<u8>) -> ReadOutcome {
+        let m = &self.seg.map;
+        let off = self.seg.slot_offset_for(seq);
+        let seq_word = m.word(off + layout::SLOT_OFF_SEQ);
+        let capacity = self.seg.slot_capacity();
+        for _ in 0..TORN_RETRIES {
+            if m.truncated() {
+                return self.invalid(InvalidFrame::SegmentTruncated);
+            }
+            let Some(s1) = seqlock::read_begin(seq_word) else {
+                self.count(ReaderCounter::TornRetries, 1);
+                std::hint::spin_loop();
+                continue;
+            };
+            let words = m.load_words::<{ layout::FRAME_HEADER_WORDS }>(off + layout::SLOT_OFF_FRAME_HEADER);
+            let Ok(header) = FrameHeader::read_from_bytes(words.as_bytes()) else {
+                return self.invalid(InvalidFrame::LengthOutOfBounds { len: 0 });
+            };
+            let len_ok = header.payload_len <= capacity;
+            // Copy only what the slot can hold; a bad length is refused after the check
+            // below tells us whether we saw a consistent header.
+            let sum = if header.frame_seq == seq.0 && len_ok {
+                m.copy_out(off + layout::SLOT_OFF_PAYLOAD, header.payload_len as usize, buf)
+            } else {
+                0
+            };
+            if !seqlock::read_end(seq_word, s1) {
+                self.count(ReaderCounter::TornRetries, 1);
+                std::hint::spin_loop();
+                continue;
+            }
+            if m.truncated() {
+                return self.invalid(InvalidFrame::SegmentTruncated);
+            }
+            if header.frame_seq != seq.0 {
+                let found = FrameSeq(header.frame_seq);
+                let newer = found.distance_from(seq);
+                if header.incarnation != 0 && newer > 0 && newer < u64::MAX / 2 {
+                    // The writer reused the slot for a later frame: we were lapped.
+                    self.count(ReaderCounter::Overruns, 1);
+                    self.count(ReaderCounter::OverrunFramesLost, 1);
+                    return ReadOutcome::Overrun { lost: 1 };
+                }
+                self.count(ReaderCounter::Stale, 1);
+                return ReadOutcome::Stale { expected: seq, found };
+            }
+            if !len_ok {
+                return self.invalid(InvalidFrame::LengthOutOfBounds { len: header.payload_len });
+            }
+            let current = m.word(layout::OFF_INCARNATION).load(Ordering::Relaxed);
+            if header.incarnation == 0 || header.incarnation > current {
+                return self.invalid(InvalidFrame::BadIncarnation { incarnation: header.incarnation });
+            }
+            if sum != header.checksum {
+                return self.invalid(InvalidFrame::ChecksumMismatch);
+            }
+            self.count(ReaderCounter::FramesRead, 1);
+            return ReadOutcome::Frame(FrameInfo {
+                seq,
+                capture: TimestampNs(header.capture_ns),
+                epoch: CalibEpoch(header.epoch),
+                incarnation: Incarnation(header.incarnation),
+                len: header.payload_len as usize,
+            });
+        }
+        ReadOutcome::Torn
+    }
+
+    fn invalid(&self, why: InvalidFrame) -> ReadOutcome {
+        self.count(ReaderCounter::Invalid, 1);
+        ReadOutcome::Invalid(why)
+    }
+}
+
+/// Reads the header and every slot's state of a segment without modifying it (for
+/// `epochfuse inspect`). Opens the file read-only.
+///
+/// # Errors
+/// The first failed attach check.
+pub fn inspect(path: &Path) -> Result<(Segment, Scoreboard, Vec<SlotState>), AttachError> {
+    let seg = Segment::attach(path, None, false)?;
+    let board = Scoreboard::load(&seg);
+    let slots = (0..seg.slot_count())
+        .map(|index| {
+            let off = seg.slot_offset(index);
+            let seq_word = seg.map.word(off + layout::SLOT_OFF_SEQ);
+            let mut header = None;
+            for _ in 0..TORN_RETRIES {
+                if let Some(s1) = seqlock::read_begin(seq_word) {
+                    let words = seg
+                        .map
+                        .load_words::<{ layout::FRAME_HEADER_WORDS }>(off + layout::SLOT_OFF_FRAME_HEADER);
+                    if seqlock::read_end(seq_word, s1) {
+                        header = FrameHeader::read_from_bytes(words.as_bytes()).ok();
+                        break;
+                    }
+                }
+            }
+            SlotState { index, seq_word: seq_word.load(Ordering::Relaxed), header }
+        })
+        .collect();
+    Ok((seg, board, slots))
+}

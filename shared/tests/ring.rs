@@ -1,0 +1,254 @@
+//! Unit-level tests of rings: wrap-around, outcomes, takeover, attach errors, truncation.
+#![cfg(not(loom))]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::{pattern, tempdir, write_frame};
+use shared::frames::PayloadSink;
+use shared::ring::{FrameMeta, InvalidFrame, ReadOutcome, RingReader, RingWriter, WriterStart};
+use shared::segment::{AttachError, SegmentSpec};
+use shared::{CalibEpoch, FrameSeq, StreamKind, TimestampNs};
+
+fn spec(base: u64) -> SegmentSpec {
+    SegmentSpec { kind: StreamKind::Lidar, slot_count: 4, slot_capacity: 256, base_seq: FrameSeq(base) }
+}
+
+#[test]
+fn frames_round_trip_across_u64_wrap() {
+    let dir = tempdir();
+    let path = dir.path().join("lidar.seg");
+    let base = u64::MAX - 5;
+    let (mut w, start) = RingWriter::create_or_takeover(&path, &spec(base)).unwrap();
+    assert_eq!(start, WriterStart::Created);
+    let mut r = RingReader::attach(&path, StreamKind::Lidar).unwrap();
+    let mut buf = Vec::new();
+    assert_eq!(r.read_next(&mut buf), ReadOutcome::Empty);
+    for k in 0..20u64 {
+        let len = common::len_for(k, 256);
+        let seq = write_frame(&mut w, len);
+        assert_eq!(seq, FrameSeq(base.wrapping_add(k)));
+        match r.read_next(&mut buf) {
+            ReadOutcome::Frame(info) => {
+                assert_eq!(info.seq, seq);
+                assert_eq!(info.len, len);
+                assert_eq!(info.epoch, CalibEpoch(seq.0 % 5 + 1));
+                assert_eq!(buf, pattern(seq.0, len));
+            }
+            other => panic!("frame {k}: {other:?}"),
+        }
+    }
+    let board = r.scoreboard();
+    assert_eq!(board.frames_written, 20);
+    assert_eq!(board.frames_read, 20);
+}
+
+#[test]
+fn lapped_reader_reports_overrun_then_reads_oldest() {
+    let dir = tempdir();
+    let path = dir.path().join("lidar.seg");
+    let (mut w, _) = RingWriter::create_or_takeover(&path, &spec(u64::MAX - 2)).unwrap();
+    let mut r = RingReader::attach(&path, StreamKind::Lidar).unwrap();
+    for _ in 0..10 {
+        write_frame(&mut w, 64);
+    }
+    let mut buf = Vec::new();
+    assert_eq!(r.read_next(&mut buf), ReadOutcome::Overrun { lost: 6 });
+    let mut seqs = Vec::new();
+    while let ReadOutcome::Frame(info) = r.read_next(&mut buf) {
+        seqs.push(info.seq);
+        assert_eq!(buf, pattern(info.seq.0, 64));
+    }
+    let base = u64::MAX - 2;
+    assert_eq!(seqs, (6..10).map(|k| FrameSeq(base.wrapping_add(k))).collect::<Vec<_>>());
+    assert_eq!(r.scoreboard().overruns, 1);
+}
+
+#[test]
+fn abandoned_loan_is_never_read_and_read_at_sees_slot_reuse() {
+    let dir = tempdir();
+    let path = dir.path().join("lidar.seg");
+    let (mut w, _) = RingWriter::create_or_takeover(&path, &spec(0)).unwrap();
+    let mut r = RingReader::attach(&path, StreamKind::Lidar).unwrap();
+    {
+        let mut loan = w.loan();
+        loan.push(&[1; 32]).unwrap();
+        // Dropped without commit.
+    }
+    let mut buf = Vec::new();
+    assert_eq!(r.read_next(&mut buf), ReadOutcome::Empty, "an abandoned loan publishes nothing");
+    let s0 = write_frame(&mut w, 16);
+    assert!(matches!(r.read_at(s0, &mut buf), ReadOutcome::Frame(_)));
+    for _ in 0..4 {
+        write_frame(&mut w, 16);
+    }
+    assert!(matches!(r.read_at(s0, &mut buf), ReadOutcome::Overrun { .. }));
+    assert!(matches!(r.read_at(FrameSeq(100), &mut buf), ReadOutcome::Empty));
+}
+
+#[test]
+fn loan_refuses_oversized_payload() {
+    let dir = tempdir();
+    let path = dir.path().join("lidar.seg");
+    let (mut w, _) = RingWriter::create_or_takeover(&path, &spec(0)).unwrap();
+    let mut loan = w.loan();
+    loan.push(&[0; 200]).unwrap();
+    let err = loan.push(&[0; 100]).unwrap_err();
+    assert_eq!((err.needed, err.capacity), (300, 256));
+    assert!(loan.write_at(usize::MAX, &[1]).is_err());
+    assert_eq!(loan.len(), 200);
+}
+
+#[test]
+fn second_writer_is_refused_and_takeover_continues_the_sequence() {
+    let dir = tempdir();
+    let path = dir.path().join("lidar.seg");
+    let (mut w, _) = RingWriter::create_or_takeover(&path, &spec(0)).unwrap();
+    assert!(matches!(RingWriter::create_or_takeover(&path, &spec(0)), Err(AttachError::WriterLocked)));
+    write_frame(&mut w, 32);
+    write_frame(&mut w, 32);
+    // Leave a write in progress, as a writer killed mid-frame would.
+    let loan = w.loan();
+    std::mem::forget(loan);
+    assert!(shared::ring::writer_alive(&path));
+    drop(w);
+    assert!(!shared::ring::writer_alive(&path));
+    let mut r = RingReader::attach(&path, StreamKind::Lidar).unwrap();
+    r.seek_oldest();
+    let (mut w2, start) = RingWriter::create_or_takeover(&path, &spec(0)).unwrap();
+    assert_eq!(start, WriterStart::TookOver { incarnation: shared::Incarnation(2), repaired: 1 });
+    assert_eq!(w2.next_seq(), FrameSeq(2));
+    write_frame(&mut w2, 32);
+    let mut buf = Vec::new();
+    let mut got = Vec::new();
+    while let ReadOutcome::Frame(info) = r.read_next(&mut buf) {
+        got.push((info.seq.0, info.incarnation.0));
+    }
+    assert_eq!(got, vec![(0, 1), (1, 1), (2, 2)]);
+    assert!(!path.with_extension("seg.lock").exists() || shared::ring::writer_alive(&path));
+    let mismatch = SegmentSpec { slot_capacity: 512, ..spec(0) };
+    drop(w2);
+    assert!(matches!(
+        RingWriter::create_or_takeover(&path, &mismatch),
+        Err(AttachError::GeometryMismatch { field: "slot_capacity", .. })
+    ));
+}
+
+#[test]
+fn corrupt_payload_is_refused_by_checksum() {
+    let dir = tempdir();
+    let path = dir.path().join("lidar.seg");
+    let (mut w, _) = RingWriter::create_or_takeover(&path, &spec(0)).unwrap();
+    let mut r = RingReader::attach(&path, StreamKind::Lidar).unwrap();
+    write_frame(&mut w, 100);
+    // Flip a payload byte of slot 0 behind the writer's back.
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+    let off = shared::layout::HEADER_SIZE as u64 + shared::layout::SLOT_OFF_PAYLOAD as u64 + 10;
+    std::os::unix::fs::FileExt::write_at(&file, &[0xFF], off).unwrap();
+    let mut buf = Vec::new();
+    assert_eq!(r.read_next(&mut buf), ReadOutcome::Invalid(InvalidFrame::ChecksumMismatch));
+    assert_eq!(r.scoreboard().invalid, 1);
+}
+
+#[test]
+fn attach_refuses_what_it_cannot_trust() {
+    let dir = tempdir();
+    let d = dir.path();
+    let attach = |p: &std::path::Path| RingReader::attach(p, StreamKind::Camera).map(|_| ());
+    assert!(matches!(attach(&d.join("missing")), Err(AttachError::NotFound)));
+    assert!(matches!(attach(d), Err(AttachError::NotRegularFile { file_type: "directory" })));
+    let fifo = d.join("fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    assert!(matches!(attach(&fifo), Err(AttachError::NotRegularFile { file_type: "fifo" })));
+    let small = d.join("small");
+    std::fs::write(&small, b"tiny").unwrap();
+    std::fs::set_permissions(&small, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(matches!(attach(&small), Err(AttachError::TooSmall { size: 4, .. })));
+    let garbage = d.join("garbage");
+    std::fs::write(&garbage, vec![0xA5; 8192]).unwrap();
+    std::fs::set_permissions(&garbage, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(matches!(attach(&garbage), Err(AttachError::BadMagic { .. })));
+    let good = d.join("lidar.seg");
+    let (_w, _) = RingWriter::create_or_takeover(&good, &spec(0)).unwrap();
+    assert!(matches!(attach(&good), Err(AttachError::WrongKind { expected: StreamKind::Camera, found: 2 })));
+    let link = d.join("link");
+    std::os::unix::fs::symlink(&good, &link).unwrap();
+    assert!(matches!(RingReader::attach(&link, StreamKind::Lidar), Err(AttachError::SymbolicLink)));
+    std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert!(matches!(
+        RingReader::attach(&good, StreamKind::Lidar),
+        Err(AttachError::WritableByOthers { .. })
+    ));
+    std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // Declared geometry larger than the file.
+    let cut = d.join("cut.seg");
+    std::fs::copy(&good, &cut).unwrap();
+    std::fs::set_permissions(&cut, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::OpenOptions::new().write(true).open(&cut).unwrap().set_len(5000).unwrap();
+    assert!(matches!(
+        RingReader::attach(&cut, StreamKind::Lidar),
+        Err(AttachError::TooSmall { size: 5000, .. })
+    ));
+    // Bad geometry word.
+    let geo = d.join("geo.seg");
+    std::fs::copy(&good, &geo).unwrap();
+    std::fs::set_permissions(&geo, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&geo).unwrap();
+    std::os::unix::fs::FileExt::write_at(&f, &3u64.to_le_bytes(), shared::layout::OFF_SLOT_COUNT as u64)
+        .unwrap();
+    assert!(matches!(
+        RingReader::attach(&geo, StreamKind::Lidar),
+        Err(AttachError::BadGeometry { field: "slot_count", value: 3 })
+    ));
+    // Every error prints as one line.
+    for e in [attach(&garbage).unwrap_err(), attach(&fifo).unwrap_err()] {
+        assert!(!e.to_string().contains('\n'));
+    }
+}
+
+#[test]
+fn truncation_under_a_live_reader_does_not_kill_it() {
+    let dir = tempdir();
+    let path = dir.path().join("lidar.seg");
+    let big = SegmentSpec {
+        kind: StreamKind::Lidar,
+        slot_count: 4,
+        slot_capacity: 64 * 1024,
+        base_seq: FrameSeq(0),
+    };
+    let (mut w, _) = RingWriter::create_or_takeover(&path, &big).unwrap();
+    let mut r = RingReader::attach(&path, StreamKind::Lidar).unwrap();
+    write_frame(&mut w, 60_000);
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(4096).unwrap();
+    let mut buf = Vec::new();
+    // Without the guard this read dies of SIGBUS.
+    assert_eq!(r.read_next(&mut buf), ReadOutcome::Invalid(InvalidFrame::SegmentTruncated));
+    // The writer survives too, and learns that its frames go nowhere.
+    write_frame(&mut w, 60_000);
+    assert!(w.truncated());
+}
+
+#[test]
+fn wait_times_out_when_idle_and_wakes_on_commit() {
+    let dir = tempdir();
+    let path = dir.path().join("lidar.seg");
+    let (mut w, _) = RingWriter::create_or_takeover(&path, &spec(0)).unwrap();
+    let r = RingReader::attach(&path, StreamKind::Lidar).unwrap();
+    assert!(!r.wait(std::time::Duration::from_millis(20)));
+    std::thread::scope(|s| {
+        let h = s.spawn(|| r.wait(std::time::Duration::from_secs(30)));
+        // The reader may or may not be parked yet; either way it must see the commit.
+        let mut loan = w.loan();
+        loan.push(&[7; 8]).unwrap();
+        loan.commit(FrameMeta { capture: TimestampNs(1), epoch: CalibEpoch(1) });
+        assert!(h.join().unwrap());
+    });
+}
