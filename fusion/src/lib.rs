@@ -1,2 +1,26 @@
 //! # fusion: epoch-matched pairing and projection for epochfuse
+//!
+//! - [`pairing`]: the pure pairing state machine (which sweep goes with which camera frame,
+//!   and with which calibration), with its exact counting rules;
+//! - [`project`]: lidar points → pixels with one epoch's calibration, in f64;
+//! - [`engine`]: the channel-driven engine that ties them together and feeds a
+//!   [`FusedSink`];
+//! - [`output`]: sinks and PNG overlays; [`stats`] and [`summary`]: what a run reports.
 #![forbid(unsafe_code)]
+
+pub mod engine;
+pub mod output;
+pub mod pairing;
+pub mod project;
+pub mod stats;
+pub mod summary;
+
+pub use engine::{Engine, EngineChannels, EngineConfig, FusionReport, InFrame};
+pub use output::{
+    render_overlay, turbo, write_overlay, FusedSink, NullSink, OverlayConfig, OverlayStyle, OverlayWriter,
+    SinkError, VecSink,
+};
+pub use pairing::{FrameMeta, PairCounters, Pairer, PairingConfig, PairingMode, Stream};
+pub use project::{project_points, Projected, Projector};
+pub use stats::{CountersSnapshot, FusionStats, LatencyRecorder, PairMetrics, StatsHandle};
+pub use summary::Summary;

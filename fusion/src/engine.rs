@@ -1,0 +1,506 @@
+//! The fusion engine: receives frames and calibrations from channels, pairs them
+//! ([`crate::pairing`]), projects ([`crate::project`]), and hands fused frames to a
+//! [`FusedSink`].
+//!
+//! ```text
+//!  camera reader ──InFrame──►┐                          ┌──► FusedSink (fused ring)
+//!  lidar reader  ──InFrame──►├─► Engine::run (select!) ─┼──► OverlayWriter (PNG thread)
+//!  calibration   ──Arc<CalibrationSet>──►┤              └──► FusionStats / StatsHandle
+//!  stop          ──()──────►┘
+//!  payload Vecs go back to each reader on its recycle channel
+//! ```
+//!
+//! The engine is single-threaded and synchronous at its core ([`Engine::handle_frame`],
+//! [`Engine::handle_calibration`], [`Engine::tick`], [`Engine::finish`]); [`Engine::run`] is
+//! the channel loop around it. Every payload `Vec` handed in is returned on its stream's
+//! recycle channel once the engine is done with it (with `try_send`: a full or closed recycle
+//! channel just drops the buffer), so readers need not allocate in steady state.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use calib::CalibrationSet;
+use crossbeam_channel::{never, select, Receiver, Sender};
+use shared::frames::{camera_image, FusedHeader, FusedPoint, PointRecord, POINT_RECORD_SIZE};
+use shared::{CalibEpoch, FrameSeq, TimestampNs};
+
+use crate::output::{FusedSink, OverlayConfig, OverlayJob, OverlayWriter};
+use crate::pairing::{FrameMeta, Held, Output, Pairer, PairingConfig, SeenWindow, Stream};
+use crate::project::{points_from_payload, Projected, Projector};
+use crate::stats::{CountersSnapshot, FusionStats, LatencyRecorder, PairMetrics, StatsHandle};
+
+/// A frame copied out of a ring by a reader thread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InFrame {
+    /// Which stream (must match the channel it is sent on).
+    pub stream: Stream,
+    /// Sequence number in its ring.
+    pub seq: FrameSeq,
+    /// Capture time.
+    pub capture: TimestampNs,
+    /// The epoch the producer tagged it with.
+    pub epoch: CalibEpoch,
+    /// The payload bytes (camera: `ImageHeader | rgb | labels`; lidar: `PointRecord[n]`).
+    pub payload: Vec<u8>,
+}
+
+/// The engine's channels.
+#[derive(Debug)]
+pub struct EngineChannels {
+    /// Camera frames.
+    pub camera: Receiver<InFrame>,
+    /// Lidar sweeps.
+    pub lidar: Receiver<InFrame>,
+    /// Calibration epochs as they become known (from the subscriber and the table).
+    pub calibration: Receiver<Arc<CalibrationSet>>,
+    /// A message, or the sender's drop, stops the engine: it drains what is already queued,
+    /// decides what it can, and returns.
+    pub stop: Receiver<()>,
+    /// Camera payload buffers go back here.
+    pub recycle_camera: Sender<Vec<u8>>,
+    /// Lidar payload buffers go back here.
+    pub recycle_lidar: Sender<Vec<u8>>,
+}
+
+/// Engine settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineConfig {
+    /// Pairing rules.
+    pub pairing: PairingConfig,
+    /// Keep per-pair metrics ([`FusionStats::frames`]); needed for a replay and `--per-pair`.
+    pub keep_frames: bool,
+    /// PNG overlays, if wanted.
+    pub overlay: Option<OverlayConfig>,
+    /// Bound on latency samples kept (percentiles stay representative past it).
+    pub latency_samples: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            pairing: PairingConfig::default(),
+            keep_frames: false,
+            overlay: None,
+            latency_samples: 1 << 20,
+        }
+    }
+}
+
+/// What [`Engine::run`] returns.
+#[derive(Debug)]
+pub struct FusionReport<S> {
+    /// Everything counted.
+    pub stats: FusionStats,
+    /// The sink, handed back.
+    pub sink: S,
+}
+
+type Clock = Box<dyn Fn() -> TimestampNs + Send>;
+type Publisher = Box<dyn FnMut(&CountersSnapshot) + Send>;
+
+/// The fusion engine. See the module docs.
+pub struct Engine<S> {
+    cfg: EngineConfig,
+    channels: EngineChannels,
+    sink: S,
+    clock: Clock,
+    publisher: Option<Publisher>,
+    pairer: Pairer<Vec<u8>>,
+    calibs: BTreeMap<CalibEpoch, Arc<CalibrationSet>>,
+    stats: FusionStats,
+    handle: StatsHandle,
+    outbox: Vec<Output<Vec<u8>>>,
+    projected: Projected,
+    fused_points: Vec<FusedPoint>,
+    point_scratch: Vec<PointRecord>,
+    overlay: Option<OverlayWriter>,
+    fused_camera: SeenWindow,
+    fused_lidar: SeenWindow,
+    raw_camera: u64,
+    raw_lidar: u64,
+    last_latency_ns: u64,
+}
+
+impl<S> std::fmt::Debug for Engine<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("cfg", &self.cfg).field("stats", &self.stats).finish_non_exhaustive()
+    }
+}
+
+impl<S: FusedSink> Engine<S> {
+    /// A new engine. `clock` gives "now" on the same clock as the frames' capture times
+    /// (CLOCK_MONOTONIC nanoseconds in a live run); it must advance with real time, since it
+    /// drives both the latency samples and the pairing timeouts.
+    ///
+    /// # Errors
+    /// If the overlay directory cannot be created or its thread cannot start.
+    pub fn new(
+        cfg: EngineConfig,
+        channels: EngineChannels,
+        sink: S,
+        clock: impl Fn() -> TimestampNs + Send + 'static,
+    ) -> io::Result<Self> {
+        let overlay = match &cfg.overlay {
+            Some(o) if o.every > 0 => {
+                Some(OverlayWriter::spawn(&o.dir, o.style, Some(channels.recycle_camera.clone()))?)
+            }
+            _ => None,
+        };
+        let stats = FusionStats {
+            mode: cfg.pairing.mode,
+            latency: LatencyRecorder::new(cfg.latency_samples),
+            ..FusionStats::default()
+        };
+        Ok(Self {
+            pairer: Pairer::new(cfg.pairing),
+            fused_camera: SeenWindow::new(cfg.pairing.duplicate_window),
+            fused_lidar: SeenWindow::new(cfg.pairing.duplicate_window),
+            cfg,
+            channels,
+            sink,
+            clock: Box::new(clock),
+            publisher: None,
+            calibs: BTreeMap::new(),
+            stats,
+            handle: StatsHandle::default(),
+            outbox: Vec::with_capacity(64),
+            projected: Projected::new(),
+            fused_points: Vec::new(),
+            point_scratch: Vec::new(),
+            overlay,
+            raw_camera: 0,
+            raw_lidar: 0,
+            last_latency_ns: 0,
+        })
+    }
+
+    /// A handle to the live counters, readable from any thread.
+    #[must_use]
+    pub fn stats_handle(&self) -> StatsHandle {
+        self.handle.clone()
+    }
+
+    /// Calls `f` with the live counters after every event that the engine handled (on the
+    /// engine's thread: keep it cheap, e.g. a few stores into a scoreboard).
+    pub fn set_publisher(&mut self, f: impl FnMut(&CountersSnapshot) + Send + 'static) {
+        self.publisher = Some(Box::new(f));
+    }
+
+    /// The statistics so far.
+    #[must_use]
+    pub const fn stats(&self) -> &FusionStats {
+        &self.stats
+    }
+
+    /// The sink.
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
+    }
+
+    /// Runs the channel loop until stopped, or until both frame channels are closed; then
+    /// decides what is left ([`Engine::finish`]) and returns the statistics and the sink.
+    pub fn run(mut self) -> FusionReport<S> {
+        let mut camera = self.channels.camera.clone();
+        let mut lidar = self.channels.lidar.clone();
+        let mut calibration = self.channels.calibration.clone();
+        let stop = self.channels.stop.clone();
+        let (mut camera_open, mut lidar_open) = (true, true);
+        while camera_open || lidar_open {
+            let timeout = match self.pairer.next_deadline() {
+                Some(d) => {
+                    Duration::from_nanos(d.0.saturating_sub((self.clock)().0)).max(Duration::from_micros(50))
+                }
+                None => Duration::from_secs(3600),
+            };
+            select! {
+                recv(stop) -> _ => break,
+                recv(calibration) -> m => match m {
+                    Ok(c) => self.handle_calibration(c),
+                    Err(_) => calibration = never(),
+                },
+                recv(camera) -> m => match m {
+                    Ok(f) => self.handle_frame_on(Stream::Camera, f),
+                    Err(_) => { camera = never(); camera_open = false; }
+                },
+                recv(lidar) -> m => match m {
+                    Ok(f) => self.handle_frame_on(Stream::Lidar, f),
+                    Err(_) => { lidar = never(); lidar_open = false; }
+                },
+                default(timeout) => self.tick(),
+            }
+        }
+        // Drain what is already queued, calibrations first.
+        while let Ok(c) = calibration.try_recv() {
+            self.handle_calibration(c);
+        }
+        loop {
+            let mut any = false;
+            if let Ok(f) = camera.try_recv() {
+                self.handle_frame_on(Stream::Camera, f);
+                any = true;
+            }
+            if let Ok(f) = lidar.try_recv() {
+                self.handle_frame_on(Stream::Lidar, f);
+                any = true;
+            }
+            if !any {
+                break;
+            }
+        }
+        self.finish();
+        FusionReport { stats: self.stats.clone(), sink: self.sink }
+    }
+
+    /// Handles one calibration epoch. Epoch 0 is ignored (counted); an epoch already known
+    /// with other contents is a conflict (counted): the first one stays.
+    pub fn handle_calibration(&mut self, c: Arc<CalibrationSet>) {
+        self.stats.calibration_updates += 1;
+        let epoch = c.epoch;
+        if !epoch.is_some() {
+            self.stats.calibration_invalid += 1;
+        } else if let Some(old) = self.calibs.get(&epoch) {
+            if **old != *c {
+                self.stats.calibration_conflicts += 1;
+            }
+        } else {
+            self.calibs.insert(epoch, c);
+            self.stats.epochs = self.calibs.keys().copied().collect();
+            let now = (self.clock)();
+            self.pairer.add_calibration(epoch, now, &mut self.outbox);
+        }
+        self.drain();
+    }
+
+    /// Handles one frame, routed by its `stream` field.
+    pub fn handle_frame(&mut self, f: InFrame) {
+        self.handle_frame_on(f.stream, f);
+    }
+
+    fn handle_frame_on(&mut self, channel: Stream, f: InFrame) {
+        match channel {
+            Stream::Camera => self.raw_camera += 1,
+            Stream::Lidar => self.raw_lidar += 1,
+        }
+        let valid = f.stream == channel
+            && match channel {
+                Stream::Camera => camera_image(&f.payload).is_ok(),
+                Stream::Lidar => f.payload.len() % POINT_RECORD_SIZE == 0,
+            };
+        if !valid {
+            match channel {
+                Stream::Camera => self.stats.invalid_camera += 1,
+                Stream::Lidar => self.stats.invalid_lidar += 1,
+            }
+            self.recycle(channel, f.payload);
+            self.publish();
+            return;
+        }
+        let meta = FrameMeta { seq: f.seq, capture: f.capture, epoch: f.epoch };
+        let now = (self.clock)();
+        self.pairer.push(channel, meta, f.payload, now, &mut self.outbox);
+        self.drain();
+    }
+
+    /// Applies timeouts.
+    pub fn tick(&mut self) {
+        let now = (self.clock)();
+        self.pairer.tick(now, &mut self.outbox);
+        self.drain();
+    }
+
+    /// Decides every pending sweep with what is held, releases the rest, and waits for the
+    /// overlay thread. Call once, at the end ([`Engine::run`] does).
+    pub fn finish(&mut self) {
+        let now = (self.clock)();
+        self.pairer.finish(now, &mut self.outbox);
+        self.drain();
+        if let Some(o) = self.overlay.take() {
+            let c = o.finish();
+            self.stats.overlays_written = c.written;
+            self.stats.overlay_errors = c.errors;
+        }
+        self.publish();
+    }
+
+    fn recycle(&self, stream: Stream, buf: Vec<u8>) {
+        let tx = match stream {
+            Stream::Camera => &self.channels.recycle_camera,
+            Stream::Lidar => &self.channels.recycle_lidar,
+        };
+        let _ = tx.try_send(buf);
+    }
+
+    fn drain(&mut self) {
+        let mut outbox = std::mem::take(&mut self.outbox);
+        for o in outbox.drain(..) {
+            match o {
+                Output::Fuse { camera, lidar, calib, .. } => self.fuse(camera, lidar, calib),
+                Output::Release { stream, frame, .. } => self.recycle(stream, frame.payload),
+            }
+        }
+        self.outbox = outbox;
+        self.stats.pairer = *self.pairer.counters();
+        let (hc, hl) = self.pairer.held();
+        self.stats.held_camera = hc as u64;
+        self.stats.held_lidar = hl as u64;
+        self.publish();
+    }
+
+    fn fuse(&mut self, camera: Held<Vec<u8>>, lidar: Held<Vec<u8>>, epoch: CalibEpoch) {
+        let Some(calib) = self.calibs.get(&epoch).cloned() else {
+            // The pairer only decides with a known epoch: this would be a bug.
+            self.stats.missing_calibration += 1;
+            self.recycle(Stream::Camera, camera.payload);
+            self.recycle(Stream::Lidar, lidar.payload);
+            return;
+        };
+        if !self.fused_camera.insert(camera.meta.seq) {
+            self.stats.fused_twice += 1;
+        }
+        if !self.fused_lidar.insert(lidar.meta.seq) {
+            self.stats.fused_twice += 1;
+        }
+        let (image, points) = match (
+            camera_image(&camera.payload),
+            points_from_payload(&lidar.payload, &mut self.point_scratch),
+        ) {
+            (Ok(i), Ok(p)) => (i, p),
+            // Validated on arrival; unreachable, kept total.
+            _ => {
+                self.stats.invalid_lidar += 1;
+                self.recycle(Stream::Camera, camera.payload);
+                self.recycle(Stream::Lidar, lidar.payload);
+                return;
+            }
+        };
+        let projector = Projector::new(&calib);
+        projector.project(points, &mut self.projected);
+        let pr = &self.projected;
+
+        // Fused points: colour at the pixel, intensity as 0..255; consistency on the way.
+        let (iw, ih) = (image.header.width as usize, image.header.height as usize);
+        let labels = image.labels;
+        let mut matches = 0u64;
+        self.fused_points.clear();
+        self.fused_points.reserve(pr.len());
+        for (((&u, &v), &d), &i) in pr.u().iter().zip(pr.v()).zip(pr.depth()).zip(pr.index()) {
+            let (x, y) = (u as usize, v as usize);
+            let p = &points[i as usize];
+            let inside = x < iw && y < ih;
+            let px = y * iw + x;
+            let rgb = if inside {
+                [image.rgb[px * 3], image.rgb[px * 3 + 1], image.rgb[px * 3 + 2]]
+            } else {
+                [0; 3]
+            };
+            if let (true, Some(l)) = (inside, labels) {
+                if u32::from(u16::from_le_bytes([l[px * 2], l[px * 2 + 1]])) == p.instance {
+                    matches += 1;
+                }
+            }
+            let intensity = (p.intensity.clamp(0.0, 1.0) * 255.0).round() as u8;
+            self.fused_points.push(FusedPoint {
+                u: u as f32,
+                v: v as f32,
+                depth: d as f32,
+                rgbi: [rgb[0], rgb[1], rgb[2], intensity],
+            });
+        }
+        let n_in = pr.len() as u64;
+        let consistency = (labels.is_some() && n_in > 0).then(|| matches as f64 / n_in as f64);
+        let (mean_u, mean_v, mean_depth) = pr.means();
+
+        let header = FusedHeader {
+            camera_seq: camera.meta.seq.0,
+            lidar_seq: lidar.meta.seq.0,
+            epoch: calib.epoch.0,
+            points: self.fused_points.len() as u32,
+            width: projector.width(),
+            height: projector.height(),
+            reserved: 0,
+        };
+        if self.sink.write(&header, &self.fused_points).is_err() {
+            self.stats.sink_errors += 1;
+        }
+        let now = (self.clock)();
+        let captured = camera.meta.capture.max(lidar.meta.capture);
+        let latency = now.0.saturating_sub(captured.0);
+        self.last_latency_ns = latency;
+        self.stats.latency.record(latency);
+
+        // The honest check: the epochs of the two frames and of the calibration actually used.
+        let (ce, le, ae) = (camera.meta.epoch, lidar.meta.epoch, calib.epoch);
+        self.stats.fused += 1;
+        if ce != le || ae != le || ae != ce {
+            self.stats.fused_epoch_mismatch += 1;
+        }
+        self.stats.points_total += points.len() as u64;
+        self.stats.points_in_image_total += n_in;
+        if let Some(c) = consistency {
+            self.stats.consistency_sum += c;
+            self.stats.consistency_pairs += 1;
+            self.stats.consistency_min = Some(self.stats.consistency_min.map_or(c, |m| m.min(c)));
+        }
+        if self.cfg.keep_frames {
+            self.stats.frames.push(PairMetrics {
+                camera_seq: camera.meta.seq.0,
+                lidar_seq: lidar.meta.seq.0,
+                epoch: ae.0,
+                points: points.len() as u64,
+                points_in_image: n_in,
+                mean_u,
+                mean_v,
+                mean_depth,
+                consistency,
+                camera_epoch: ce.0,
+                lidar_epoch: le.0,
+                latency_ms: latency as f64 / 1e6,
+            });
+        }
+
+        let pair_index = self.stats.fused - 1;
+        let every = self.cfg.overlay.as_ref().map_or(0, |o| o.every);
+        match &self.overlay {
+            Some(w) if every > 0 && pair_index % every == 0 => {
+                let pts = self.fused_points.iter().map(|p| [p.u, p.v, p.depth]).collect();
+                w.submit(OverlayJob {
+                    pair_index,
+                    camera_seq: camera.meta.seq.0,
+                    lidar_seq: lidar.meta.seq.0,
+                    epoch: ae.0,
+                    camera_payload: camera.payload,
+                    points: pts,
+                });
+            }
+            _ => self.recycle(Stream::Camera, camera.payload),
+        }
+        self.recycle(Stream::Lidar, lidar.payload);
+    }
+
+    fn publish(&mut self) {
+        let p = &self.stats.pairer;
+        let snap = CountersSnapshot {
+            camera_frames: self.raw_camera,
+            lidar_frames: self.raw_lidar,
+            fused: self.stats.fused,
+            fused_epoch_mismatch: self.stats.fused_epoch_mismatch,
+            rejected_epoch_mismatch: p.rejected_epoch_mismatch,
+            dropped_no_calibration: p.dropped_no_calibration(),
+            unpaired_camera: p.unpaired_camera,
+            unpaired_lidar: p.unpaired_lidar,
+            duplicates: p.duplicates(),
+            invalid: self.stats.invalid_camera + self.stats.invalid_lidar,
+            held_camera: self.stats.held_camera,
+            held_lidar: self.stats.held_lidar,
+            latest_epoch: self.stats.latest_epoch().map_or(0, |e| e.0),
+            last_latency_ns: self.last_latency_ns,
+            max_latency_ns: self.stats.latency.max_ns(),
+        };
+        self.handle.store(&snap);
+        if let Some(f) = &mut self.publisher {
+            f(&snap);
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! Lidar points → pixels, with one epoch's calibration.
+//!
+//! Exactly the semantics of [`calib::project_camera_point`] applied to
+//! `CalibrationSet::lidar_to_camera() * p`: a point is kept iff depth > 0 and
+//! 0 ≤ u < width and 0 ≤ v < height, computed in f64. The lidar → camera transform (and, for
+//! [`Projection::Rectified`], the 3×4 projection) is folded into one 3×4 matrix once per
+//! call; the loop then does 9 multiply-adds, two divisions and the bounds test per point, and
+//! writes the kept points (structure of arrays) into reusable buffers with branch-free
+//! compaction.
+
+use calib::{CalibrationSet, Distortion, Projection};
+use nalgebra::Matrix3x4;
+use shared::frames::{PayloadError, PointRecord, POINT_RECORD_SIZE};
+use zerocopy::FromBytes;
+
+/// Points handled per inner block (keeps the working set in L1).
+const CHUNK: usize = 256;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Model {
+    /// `pixel = M · [x y z 1]`, `M = P · [R|0] · T`.
+    Rectified,
+    /// `M = T`; then `K · (x/z, y/z)`.
+    Pinhole { fx: f64, fy: f64, cx: f64, cy: f64 },
+    /// `M = T`; then `K · distort(x/z, y/z)`.
+    PinholeDistorted { fx: f64, fy: f64, cx: f64, cy: f64, d: Distortion },
+}
+
+/// A calibration prepared for projecting many points.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Projector {
+    m: [f64; 12],
+    model: Model,
+    width: u32,
+    height: u32,
+}
+
+/// Projected points, structure of arrays, reused across calls (no allocation once grown).
+#[derive(Clone, Debug, Default)]
+pub struct Projected {
+    count: usize,
+    total: usize,
+    u: Vec<f64>,
+    v: Vec<f64>,
+    depth: Vec<f64>,
+    index: Vec<u32>,
+}
+
+impl Projected {
+    /// Empty buffers.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Points kept (in the image).
+    #[must_use]
+    pub const fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether no point was kept.
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Points that went in.
+    #[must_use]
+    pub const fn total(&self) -> usize {
+        self.total
+    }
+
+    /// Columns of the kept points, pixels.
+    #[must_use]
+    pub fn u(&self) -> &[f64] {
+        &self.u[..self.count]
+    }
+
+    /// Rows of the kept points, pixels.
+    #[must_use]
+    pub fn v(&self) -> &[f64] {
+        &self.v[..self.count]
+    }
+
+    /// Depths of the kept points, metres.
+    #[must_use]
+    pub fn depth(&self) -> &[f64] {
+        &self.depth[..self.count]
+    }
+
+    /// Indices of the kept points in the input slice, ascending.
+    #[must_use]
+    pub fn index(&self) -> &[u32] {
+        &self.index[..self.count]
+    }
+
+    /// Mean column, row and depth of the kept points (zeros if none).
+    #[must_use]
+    pub fn means(&self) -> (f64, f64, f64) {
+        if self.count == 0 {
+            return (0.0, 0.0, 0.0);
+        }
+        let n = self.count as f64;
+        let s = |x: &[f64]| x.iter().sum::<f64>() / n;
+        (s(self.u()), s(self.v()), s(self.depth()))
+    }
+
+    fn prepare(&mut self, n: usize) {
+        if self.u.len() < n {
+            self.u.resize(n, 0.0);
+            self.v.resize(n, 0.0);
+            self.depth.resize(n, 0.0);
+            self.index.resize(n, 0);
+        }
+        self.count = 0;
+        self.total = n;
+    }
+}
+
+impl Projector {
+    /// Prepares `calib` (folds lidar → camera and the camera matrix into one 3×4).
+    #[must_use]
+    pub fn new(calib: &CalibrationSet) -> Self {
+        let t = calib.lidar_to_camera().to_homogeneous();
+        let t34: Matrix3x4<f64> = t.fixed_view::<3, 4>(0, 0).into_owned();
+        let (m, model) = match calib.camera {
+            Projection::Rectified { p, .. } => (p * t, Model::Rectified),
+            Projection::Pinhole(k) => {
+                let (fx, fy, cx, cy) = (k.fx, k.fy, k.cx, k.cy);
+                let model = if k.distortion.is_zero() {
+                    Model::Pinhole { fx, fy, cx, cy }
+                } else {
+                    Model::PinholeDistorted { fx, fy, cx, cy, d: k.distortion }
+                };
+                (t34, model)
+            }
+        };
+        let mut rows = [0.0; 12];
+        for r in 0..3 {
+            for c in 0..4 {
+                rows[r * 4 + c] = m[(r, c)];
+            }
+        }
+        Self { m: rows, model, width: calib.camera.width(), height: calib.camera.height() }
+    }
+
+    /// Image width in pixels.
+    #[must_use]
+    pub const fn width(&self) -> u32 {
+        self.width
+    }
+
+    /// Image height in pixels.
+    #[must_use]
+    pub const fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// Projects `points`, replacing the contents of `out` with the kept ones.
+    pub fn project(&self, points: &[PointRecord], out: &mut Projected) {
+        out.prepare(points.len());
+        let mut k = 0usize;
+        for (c, chunk) in points.chunks(CHUNK).enumerate() {
+            let base = c * CHUNK;
+            k = match self.model {
+                Model::Rectified => self.chunk(chunk, base, k, out, |hx, hy, hz| (hx / hz, hy / hz, hz)),
+                Model::Pinhole { fx, fy, cx, cy } => {
+                    self.chunk(chunk, base, k, out, |x, y, z| (fx * (x / z) + cx, fy * (y / z) + cy, z))
+                }
+                Model::PinholeDistorted { fx, fy, cx, cy, d } => {
+                    self.chunk(chunk, base, k, out, |x, y, z| {
+                        let (xd, yd) = d.apply(x / z, y / z);
+                        (fx * xd + cx, fy * yd + cy, z)
+                    })
+                }
+            };
+        }
+        out.count = k;
+    }
+
+    #[inline(always)]
+    fn chunk(
+        &self,
+        chunk: &[PointRecord],
+        base: usize,
+        mut k: usize,
+        out: &mut Projected,
+        pix: impl Fn(f64, f64, f64) -> (f64, f64, f64),
+    ) -> usize {
+        let m = &self.m;
+        let (w, h) = (f64::from(self.width), f64::from(self.height));
+        let n = chunk.len();
+        // The output slices from k on have room for every remaining input point.
+        let end = k + n;
+        let (uo, vo, dout, io) =
+            (&mut out.u[k..end], &mut out.v[k..end], &mut out.depth[k..end], &mut out.index[k..end]);
+        let mut j = 0usize;
+        for (i, p) in chunk.iter().enumerate() {
+            let (x, y, z) = (f64::from(p.x), f64::from(p.y), f64::from(p.z));
+            let hx = m[0] * x + m[1] * y + m[2] * z + m[3];
+            let hy = m[4] * x + m[5] * y + m[6] * z + m[7];
+            let hz = m[8] * x + m[9] * y + m[10] * z + m[11];
+            // Behind the camera (or NaN): never kept. Sweeps come in azimuth order, so this
+            // branch is well predicted and skips the division and the distortion polynomial
+            // for the half of a 360° sweep behind the camera.
+            if hz.is_nan() || hz <= 0.0 {
+                continue;
+            }
+            let (u, v, d) = pix(hx, hy, hz);
+            let keep = d > 0.0 && u >= 0.0 && u < w && v >= 0.0 && v < h;
+            // j ≤ i < n: always in bounds.
+            uo[j] = u;
+            vo[j] = v;
+            dout[j] = d;
+            io[j] = (base + i) as u32;
+            j += usize::from(keep);
+        }
+        k += j;
+        k
+    }
+}
+
+/// Projects `points` with `calib` into `out` (a one-shot [`Projector`]).
+pub fn project_points(calib: &CalibrationSet, points: &[PointRecord], out: &mut Projected) {
+    Projector::new(calib).project(points, out);
+}
+
+/// Views a lidar payload as points, copying into `scratch` only if the buffer is not aligned
+/// for [`PointRecord`] (a `Vec<u8>` from the global allocator normally is).
+///
+/// # Errors
+/// [`PayloadError::RaggedPoints`] if the length is not a multiple of 24 bytes.
+pub fn points_from_payload<'a>(
+    payload: &'a [u8],
+    scratch: &'a mut Vec<PointRecord>,
+) -> Result<&'a [PointRecord], PayloadError> {
+    if payload.len() % POINT_RECORD_SIZE != 0 {
+        return Err(PayloadError::RaggedPoints { len: payload.len() });
+    }
+    if let Ok(p) = <[PointRecord]>::ref_from_bytes(payload) {
+        return Ok(p);
+    }
+    scratch.clear();
+    scratch
+        .extend(payload.chunks_exact(POINT_RECORD_SIZE).filter_map(|c| PointRecord::read_from_bytes(c).ok()));
+    Ok(scratch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calib::{project_camera_point, CameraIntrinsics};
+    use nalgebra::{Isometry3, Matrix3, Point3, Rotation3, Translation3, UnitQuaternion, Vector3};
+    use shared::{CalibEpoch, TimestampNs};
+
+    fn cam_rot() -> UnitQuaternion<f64> {
+        UnitQuaternion::from_rotation_matrix(&Rotation3::from_matrix_unchecked(Matrix3::new(
+            0.0, 0.0, 1.0, -1.0, 0.0, 0.0, 0.0, -1.0, 0.0,
+        )))
+    }
+
+    fn pinhole(distortion: Distortion) -> CalibrationSet {
+        CalibrationSet {
+            epoch: CalibEpoch(1),
+            valid_from: TimestampNs(0),
+            camera: Projection::Pinhole(CameraIntrinsics {
+                fx: 900.0,
+                fy: 910.0,
+                cx: 640.5,
+                cy: 359.5,
+                width: 1280,
+                height: 720,
+                distortion,
+            }),
+            camera_to_vehicle: Isometry3::from_parts(
+                Translation3::new(1.5, 0.1, 1.5),
+                UnitQuaternion::from_euler_angles(0.01, -0.02, 0.03) * cam_rot(),
+            ),
+            lidar_to_vehicle: Isometry3::from_parts(
+                Translation3::new(1.0, 0.0, 1.8),
+                UnitQuaternion::from_euler_angles(0.0, 0.01, -0.015),
+            ),
+        }
+    }
+
+    fn rectified() -> CalibrationSet {
+        let mut c = pinhole(Distortion::default());
+        let p = Matrix3x4::new(700.0, 0.0, 600.0, 40.0, 0.0, 700.0, 180.0, 0.2, 0.0, 0.0, 1.0, 0.003);
+        c.camera = Projection::Rectified { p, width: 1242, height: 375 };
+        c
+    }
+
+    /// A deterministic cloud around the vehicle, including points behind, far off-axis,
+    /// on the camera plane, and NaN.
+    fn cloud(n: usize) -> Vec<PointRecord> {
+        let mut s = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut pts: Vec<PointRecord> = (0..n)
+            .map(|_| {
+                let r = 0.5 + 60.0 * next();
+                let az = std::f64::consts::TAU * next();
+                let el = -0.4 + 0.5 * next();
+                PointRecord {
+                    x: (r * az.cos() * el.cos()) as f32,
+                    y: (r * az.sin() * el.cos()) as f32,
+                    z: (r * el.sin()) as f32,
+                    intensity: next() as f32,
+                    ..PointRecord::default()
+                }
+            })
+            .collect();
+        pts.push(PointRecord { x: f32::NAN, ..PointRecord::default() });
+        pts.push(PointRecord { x: 0.5, y: 0.0, z: -0.3, ..PointRecord::default() });
+        pts
+    }
+
+    fn agree(calib: &CalibrationSet) {
+        let pts = cloud(50_000);
+        let mut out = Projected::new();
+        project_points(calib, &pts, &mut out);
+        let iso = calib.lidar_to_camera();
+        let mut j = 0;
+        for (i, p) in pts.iter().enumerate() {
+            let pc = iso * Point3::new(f64::from(p.x), f64::from(p.y), f64::from(p.z));
+            let reference = project_camera_point(&calib.camera, pc);
+            let ours = (j < out.len() && out.index()[j] as usize == i).then(|| {
+                let r = (out.u()[j], out.v()[j], out.depth()[j]);
+                j += 1;
+                r
+            });
+            match (reference, ours) {
+                (None, None) => {}
+                (Some(h), Some((u, v, d))) => {
+                    assert!(
+                        (h.u - u).abs() < 1e-9 && (h.v - v).abs() < 1e-9 && (h.depth - d).abs() < 1e-9,
+                        "{i}"
+                    );
+                }
+                (r, o) => panic!("point {i}: reference {r:?}, ours {o:?}"),
+            }
+        }
+        assert_eq!(j, out.len());
+        assert!(out.len() > 1000, "the test cloud should hit the image ({})", out.len());
+    }
+
+    #[test]
+    fn agrees_with_project_camera_point_pinhole() {
+        agree(&pinhole(Distortion::default()));
+    }
+
+    #[test]
+    fn agrees_with_project_camera_point_distorted() {
+        agree(&pinhole(Distortion { k1: -0.28, k2: 0.07, p1: 0.0005, p2: -0.0003, k3: 0.01 }));
+    }
+
+    #[test]
+    fn agrees_with_project_camera_point_rectified() {
+        agree(&rectified());
+    }
+
+    #[test]
+    fn buffers_are_reused_and_counts_reset() {
+        let calib = pinhole(Distortion::default());
+        let mut out = Projected::new();
+        project_points(&calib, &cloud(1000), &mut out);
+        let first = out.len();
+        project_points(&calib, &cloud(10), &mut out);
+        assert!(out.len() <= 12 && out.total() == 12);
+        project_points(&calib, &[], &mut out);
+        assert!(out.is_empty() && first > 0);
+        assert_eq!(out.means(), (0.0, 0.0, 0.0));
+    }
+
+    #[test]
+    fn straight_ahead_hits_principal_point() {
+        let mut c = pinhole(Distortion::default());
+        c.camera_to_vehicle = Isometry3::from_parts(Translation3::new(1.5, 0.0, 1.5), cam_rot());
+        c.lidar_to_vehicle = Isometry3::translation(1.0, 0.0, 1.8);
+        let p = PointRecord { x: 9.5, y: 0.0, z: -0.3, ..PointRecord::default() };
+        let mut out = Projected::new();
+        project_points(&c, &[p], &mut out);
+        assert_eq!(out.len(), 1);
+        assert!((out.u()[0] - 640.5).abs() < 1e-9 && (out.depth()[0] - 9.0).abs() < 1e-9);
+        let _ = Vector3::<f64>::zeros();
+    }
+
+    #[test]
+    fn payload_views_and_misaligned_copies() {
+        let pts = cloud(10);
+        let bytes: Vec<u8> = pts.iter().flat_map(|p| zerocopy::IntoBytes::as_bytes(p).to_vec()).collect();
+        let mut scratch = Vec::new();
+        assert_eq!(points_from_payload(&bytes, &mut scratch).unwrap().len(), pts.len());
+        let mut shifted = vec![0u8; bytes.len() + 1];
+        shifted[1..].copy_from_slice(&bytes);
+        let view = points_from_payload(&shifted[1..], &mut scratch).unwrap();
+        assert_eq!(view[3].x.to_bits(), pts[3].x.to_bits());
+        assert!(points_from_payload(&bytes[..23], &mut scratch).is_err());
+    }
+}
