@@ -252,3 +252,32 @@ mod tests {
         assert_eq!(MAGIC.to_le_bytes(), *b"EFSEGv01");
     }
 }
+
+/// Meaning of the aux words, by stream kind: the scoreboard `epochfuse top` shows.
+pub mod aux {
+    /// Camera and lidar rings: the epoch the producer tags frames with now.
+    pub const PRODUCER_EPOCH: usize = 0;
+    /// Camera and lidar rings: frames the producer rendered late (behind real time).
+    pub const PRODUCER_LATE: usize = 1;
+
+    /// Fused ring: pairs fused.
+    pub const FUSED_PAIRS: usize = 0;
+    /// Fused ring: frames held waiting for a partner or a calibration.
+    pub const FUSED_HELD: usize = 1;
+    /// Fused ring: frames dropped because their calibration never came.
+    pub const FUSED_DROPPED_NO_CALIB: usize = 2;
+    /// Fused ring: sweeps whose nearest camera frame had another epoch.
+    pub const FUSED_REJECTED_MISMATCH: usize = 3;
+    /// Fused ring: fused pairs whose epochs differ (only `--pairing latest` makes them).
+    pub const FUSED_EPOCH_MISMATCH: usize = 4;
+    /// Fused ring: newest calibration epoch fusion knows.
+    pub const FUSED_LATEST_EPOCH: usize = 5;
+    /// Fused ring: frames left unpaired (camera + lidar).
+    pub const FUSED_UNPAIRED: usize = 6;
+    /// Fused ring: last capture → fused latency, microseconds.
+    pub const FUSED_LAST_LATENCY_US: usize = 7;
+    /// Fused ring: calibration updates received.
+    pub const FUSED_CALIB_UPDATES: usize = 8;
+    /// Fused ring: calibration messages rejected.
+    pub const FUSED_CALIB_REJECTED: usize = 9;
+}

@@ -1,0 +1,214 @@
+//! The command line: every subcommand, option and default, with help that explains.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Sensor fusion across processes: camera and lidar frames through shared-memory rings,
+/// tagged with calibration epochs, fused only when their epochs match.
+#[derive(Debug, Parser)]
+#[command(name = "epochfuse", version, about, long_about = None, propagate_version = true)]
+#[command(after_help = "Start with `epochfuse drive`: a 20 s simulated drive with every role in its own process.\n\
+Exit codes: 0 success; 1 the run broke an invariant (a cross-epoch pair fused, a torn frame accepted);\n\
+2 bad usage or bad input.")]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a simulated drive: calibration service, camera, lidar and fusion as supervised
+    /// processes, with a progress bar and a JSON summary.
+    Drive(DriveArgs),
+    /// Replay a recorded log (ROS 2 bag as .mcap or rosbag2 folder, or a KITTI folder)
+    /// through the same pipeline.
+    Replay(ReplayArgs),
+    /// Live scoreboard of a running pipeline (frames/s, MB/s, epochs, torn, overruns, drops).
+    Top(TopArgs),
+    /// Show a segment's header and per-slot state.
+    Inspect(InspectArgs),
+    /// Calibration files.
+    #[command(subcommand)]
+    Calib(CalibCommand),
+    /// Simulation utilities.
+    #[command(subcommand)]
+    Sim(SimCommand),
+    /// Internal: run one role of a pipeline (spawned by `drive` and `replay`).
+    #[command(hide = true)]
+    Role(RoleArgs),
+}
+
+/// How fusion pairs frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum PairingArg {
+    /// Only frames with the same calibration epoch, projected with that epoch (correct).
+    #[default]
+    Epoch,
+    /// Naive baseline: nearest in time, newest calibration, epochs ignored (shows the damage).
+    Latest,
+}
+
+/// Options shared by `drive` and `replay`.
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    /// Output directory: summary.json and PNG overlays (lidar points coloured by depth).
+    #[arg(long, value_name = "DIR", default_value = "out")]
+    pub out: PathBuf,
+    /// Where to write the summary JSON [default: <out>/summary.json].
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
+    /// Pairing policy.
+    #[arg(long, value_enum, default_value_t = PairingArg::Epoch)]
+    pub pairing: PairingArg,
+    /// Run as fast as possible instead of in real time.
+    #[arg(long)]
+    pub max_rate: bool,
+    /// Also record the camera, lidar and calibration streams to this MCAP file (ROS 2 schemas).
+    #[arg(long, value_name = "FILE.mcap")]
+    pub record: Option<PathBuf>,
+    /// Directory for the run's shared-memory segments [env: EPOCHFUSE_SHM_ROOT; default: /dev/shm/epochfuse].
+    #[arg(long, value_name = "DIR")]
+    pub shm_root: Option<PathBuf>,
+    /// Write an overlay PNG every N fused pairs (0: none).
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub overlay_every: u64,
+    /// Hide the progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `epochfuse drive`.
+#[derive(Debug, Args)]
+pub struct DriveArgs {
+    /// Scenario file (RON). Without one, the built-in default urban loop runs.
+    #[arg(value_name = "SCENARIO.ron")]
+    pub scenario: Option<PathBuf>,
+    /// Seconds of simulated driving [default: the scenario's].
+    #[arg(long, value_name = "S")]
+    pub duration: Option<f64>,
+    /// Put one entry per fused pair in the summary's `frames` list.
+    #[arg(long)]
+    pub per_pair: bool,
+    /// Pipeline options.
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+}
+
+/// `epochfuse replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A ROS 2 bag (.mcap file, or a rosbag2 folder with metadata.yaml) or a KITTI folder
+    /// (velodyne/, image_2/, calib/).
+    #[arg(value_name = "SOURCE")]
+    pub source: PathBuf,
+    /// Playback speed relative to the log's own timing.
+    #[arg(long, value_name = "X", default_value_t = 1.0, conflicts_with = "max_rate")]
+    pub rate: f64,
+    /// Lidar topic (PointCloud2) [default: the only one].
+    #[arg(long, value_name = "TOPIC")]
+    pub lidar_topic: Option<String>,
+    /// Camera topic (Image) [default: the only one].
+    #[arg(long, value_name = "TOPIC")]
+    pub camera_topic: Option<String>,
+    /// Pipeline options.
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+}
+
+/// `epochfuse top`.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Run directory [default: the only live run under the shm root].
+    #[arg(value_name = "RUN")]
+    pub run: Option<PathBuf>,
+    /// Directory holding run directories [env: EPOCHFUSE_SHM_ROOT; default: /dev/shm/epochfuse].
+    #[arg(long, value_name = "DIR")]
+    pub shm_root: Option<PathBuf>,
+    /// Print one snapshot and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Refresh interval in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub interval_ms: u64,
+}
+
+/// `epochfuse inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A segment file (e.g. /dev/shm/epochfuse/run-*/camera.seg).
+    #[arg(value_name = "SEGMENT")]
+    pub segment: PathBuf,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `epochfuse calib ...`.
+#[derive(Debug, Subcommand)]
+pub enum CalibCommand {
+    /// Validate a calibration file: finite numbers, orthonormal rotations, positive focal
+    /// lengths, principal point inside the image.
+    Check {
+        /// The calibration file (RON), e.g. configs/calib/default.ron.
+        #[arg(value_name = "FILE.ron")]
+        file: PathBuf,
+    },
+}
+
+/// Export formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// KITTI object layout: velodyne/*.bin, image_2/*.png, calib/*.txt.
+    Kitti,
+}
+
+/// `epochfuse sim ...`.
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// Render a simulated drive to files, for replay tests and other tools.
+    Export {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Kitti)]
+        format: ExportFormat,
+        /// Number of frames (lidar sweeps, each with the camera image taken with it).
+        #[arg(long, value_name = "N", default_value_t = 10)]
+        frames: usize,
+        /// Output directory (must be empty or absent).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Scenario file [default: the built-in default].
+        #[arg(value_name = "SCENARIO.ron")]
+        scenario: Option<PathBuf>,
+    },
+}
+
+/// Internal role invocation.
+#[derive(Debug, Args)]
+pub struct RoleArgs {
+    /// Which role.
+    #[arg(value_enum)]
+    pub role: RoleName,
+    /// The run directory.
+    #[arg(long)]
+    pub run: PathBuf,
+}
+
+/// The roles a pipeline's processes play.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RoleName {
+    /// The calibration service.
+    Calib,
+    /// The camera producer.
+    Camera,
+    /// The lidar producer.
+    Lidar,
+    /// The fusion process.
+    Fusion,
+    /// The log replayer (takes the producers' place).
+    Replayer,
+    /// The MCAP recorder.
+    Recorder,
+}

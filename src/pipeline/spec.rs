@@ -1,0 +1,90 @@
+//! The run specification every role of a pipeline reads from `<run dir>/pipeline.json`.
+//!
+//! The supervisor writes it once before spawning anything; roles never take configuration
+//! from anywhere else (no long argument lists to get out of step), so a restarted role runs
+//! exactly as its first incarnation did.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::CliError;
+
+/// File name of the spec in the run directory.
+pub const SPEC_FILE: &str = "pipeline.json";
+/// File name of the scenario copy in the run directory (simulated drives).
+pub const SCENARIO_FILE: &str = "scenario.ron";
+/// File name of fusion's result (its part of the summary).
+pub const FUSION_RESULT_FILE: &str = "fusion-result.json";
+/// File name of the recorder's result.
+pub const RECORDER_RESULT_FILE: &str = "recorder-result.json";
+
+/// Where frames come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum SourceSpec {
+    /// A simulated drive; the scenario is `<run dir>/scenario.ron`.
+    Sim,
+    /// A recorded log.
+    Replay {
+        /// The log (MCAP file, rosbag2 folder, KITTI folder), absolute.
+        path: PathBuf,
+        /// Chosen lidar topic.
+        lidar_topic: Option<String>,
+        /// Chosen camera topic.
+        camera_topic: Option<String>,
+    },
+}
+
+/// Everything a role needs to know about its run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// Frame source.
+    pub source: SourceSpec,
+    /// `epoch` or `latest`.
+    pub pairing_latest: bool,
+    /// Render or replay as fast as possible.
+    pub max_rate: bool,
+    /// Replay speed (1.0 = the log's timing).
+    pub rate: f64,
+    /// Seconds of data to produce (sim: simulated seconds).
+    pub duration_s: f64,
+    /// Output directory (absolute).
+    pub out: PathBuf,
+    /// Overlay PNG every N pairs (0: none).
+    pub overlay_every: u64,
+    /// Include per-pair entries in the summary.
+    pub per_pair: bool,
+    /// MCAP file to record to (absolute).
+    pub record: Option<PathBuf>,
+    /// The pipeline clock's origin, CLOCK_MONOTONIC ns.
+    pub t0_ns: u64,
+}
+
+impl RunSpec {
+    /// Reads the spec of the run at `run`.
+    ///
+    /// # Errors
+    /// Exit 3: a role that cannot read its run's spec was started wrongly.
+    pub fn load(run: &Path) -> Result<Self, CliError> {
+        let path = run.join(SPEC_FILE);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
+        serde_json::from_str(&text).map_err(|e| CliError::internal(format!("{}: {e}", path.display())))
+    }
+
+    /// Writes the spec into the run directory.
+    ///
+    /// # Errors
+    /// Exit 3 on an I/O error.
+    pub fn store(&self, run: &Path) -> Result<(), CliError> {
+        let path = run.join(SPEC_FILE);
+        let text = serde_json::to_string_pretty(self).map_err(|e| CliError::internal(e.to_string()))?;
+        std::fs::write(&path, text).map_err(|e| CliError::internal(format!("{}: {e}", path.display())))
+    }
+
+    /// The pipeline clock of this run.
+    #[must_use]
+    pub fn clock(&self) -> calib::clock::PipelineClock {
+        calib::clock::PipelineClock::from_t0_ns(self.t0_ns)
+    }
+}
