@@ -1,9 +1,36 @@
 //! # calib: calibration epochs for epochfuse
 //!
-//! Types ([`CalibrationSet`] and its parts), the projection fusion applies, RON files, the
-//! calibration service's wire format, the service itself and its subscribers.
+//! - [`types`]: [`CalibrationSet`] and its parts, and the projection fusion applies.
+//! - [`validate`]: the checks every calibration passes (finite, orthonormal, positive focal
+//!   lengths, principal point inside the image, known epoch).
+//! - [`mod@file`]: RON rig files, [`check_file`] (`epochfuse calib check`), the default rig.
+//! - [`wire`]: the versioned binary message format (also a table slot's contents).
+//! - [`service`]: the calibration service (the `calib` role): schedule, fault injection,
+//!   peer credentials.
+//! - [`subscriber`]: [`CalibSubscriber`], the receiving end.
+//! - [`store`]: [`CalibStore`], epoch → calibration.
+//! - [`table`]: the copy-on-write calibration table in shared memory, for late joiners.
+//! - [`clock`]: [`PipelineClock`], the run's shared time axis.
 #![forbid(unsafe_code)]
 
+pub mod clock;
+pub mod file;
+pub mod service;
+pub mod store;
+pub mod subscriber;
+pub mod table;
 pub mod types;
+pub mod validate;
+pub mod wire;
 
+pub use clock::PipelineClock;
+pub use file::{check_file, default_rig, CalibFileError, RigFile, RotationSpec};
+pub use service::{
+    CalibService, DeliveryAction, DeliveryPlan, Schedule, ServiceConfig, ServiceError, ServiceStats,
+};
+pub use store::{CalibStore, Inserted};
+pub use subscriber::{CalibSubscriber, RecvError, SubscribeError, SubscriberStats};
+pub use table::{CalibTableReader, CalibTableWriter, TableError};
 pub use types::{project_camera_point, CalibrationSet, CameraIntrinsics, Distortion, PixelHit, Projection};
+pub use validate::Invalid;
+pub use wire::Role;

@@ -1,0 +1,567 @@
+//! Calibration files: one rig (one epoch) per RON file, and `epochfuse calib check`.
+//!
+//! # Format
+//!
+//! ```ron
+//! Rig(
+//!     epoch: 1,              // optional, default 1
+//!     valid_from_ns: 0,      // optional, default 0: pipeline time from which frames carry it
+//!     camera: (
+//!         width: 1280, height: 720,                 // pixels, > 0
+//!         fx: 1000.0, fy: 1000.0,                   // focal lengths, pixels, > 0
+//!         cx: 640.0, cy: 360.0,                     // principal point, inside the image
+//!         distortion: (k1: -0.05, k2: 0.01, p1: 0.0, p2: 0.0, k3: 0.0), // plumb-bob; optional
+//!         translation: (1.6, 0.0, 1.5),             // camera BODY origin in the vehicle, metres
+//!         rotation: Rpy(0.0, 0.0, 0.0),             // camera BODY → vehicle
+//!     ),
+//!     lidar: (
+//!         translation: (1.2, 0.0, 1.9),             // lidar origin in the vehicle, metres
+//!         rotation: Rpy(0.0, 0.0, 0.0),             // lidar → vehicle
+//!     ),
+//! )
+//! ```
+//!
+//! # Conventions
+//!
+//! - **Frames.** The vehicle frame and the lidar frame are x forward, y left, z up. A camera
+//!   mount in the file describes the camera **body**, with the same axes (x forward along the
+//!   optical axis, y left, z up). The loader turns it into the camera's **optical** frame
+//!   (x right, y down, z forward), which is what [`CalibrationSet::camera_to_vehicle`] holds:
+//!   `camera_to_vehicle = mount · R_body←optical`, where `R_body←optical` has columns
+//!   `(0,−1,0)`, `(0,0,−1)`, `(1,0,0)` ([`optical_to_body`]).
+//! - **Mounts.** `translation` and `rotation` map sensor coordinates into vehicle coordinates:
+//!   `p_vehicle = R · p_sensor + t`.
+//! - **`Rpy(roll_deg, pitch_deg, yaw_deg)`**: degrees, about the fixed x, y, z axes in that
+//!   order, so `R = Rz(yaw) · Ry(pitch) · Rx(roll)` (the same as intrinsic z-y′-x″ yaw-pitch-roll;
+//!   nalgebra's `Rotation3::from_euler_angles(roll, pitch, yaw)`; ROS REP 103). With y to the
+//!   left, a positive yaw turns the sensor to the left and a positive pitch tips its nose down.
+//! - **`Quaternion(w, x, y, z)`**: Hamilton convention, scalar first; unit norm within 1e-5
+//!   (then renormalised).
+//! - **`Matrix([[r00, r01, r02], [r10, r11, r12], [r20, r21, r22]])`**: row-major; must be
+//!   orthonormal within 1e-5 (`max |RᵀR − I|`) with determinant +1.
+//!
+//! # Errors
+//!
+//! [`check_file`] reports the first problem as a one-line [`CalibFileError`]:
+//! `FILE:LINE:COL: FIELD: what` (the position is given whenever it is known: always for RON
+//! syntax and type errors, and for a failed check when the field can be found in the text).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use nalgebra::{Isometry3, Matrix3, Rotation3, Translation3, UnitQuaternion};
+use serde::{Deserialize, Serialize};
+use shared::{CalibEpoch, TimestampNs};
+
+use crate::types::{CalibrationSet, CameraIntrinsics, Distortion, Projection};
+use crate::validate::{self, finite, Invalid};
+
+/// The default rig's RON text (`configs/calib/default.ron`), embedded at build time.
+pub const DEFAULT_RIG_RON: &str = include_str!("../../configs/calib/default.ron");
+
+/// A calibration file: one rig, one epoch. See the [module docs](self) for the format.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename = "Rig", deny_unknown_fields)]
+pub struct RigFile {
+    /// The epoch this rig defines (≥ 1). Default 1.
+    #[serde(default = "one")]
+    pub epoch: u64,
+    /// Pipeline time (ns) from which frames carry this epoch. Default 0.
+    #[serde(default)]
+    pub valid_from_ns: u64,
+    /// The camera: intrinsics and body mount.
+    pub camera: CameraSpec,
+    /// The lidar mount.
+    pub lidar: MountSpec,
+}
+
+const fn one() -> u64 {
+    1
+}
+
+/// A camera in a [`RigFile`]: pinhole intrinsics, plumb-bob distortion, body mount.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraSpec {
+    /// Image width in pixels.
+    pub width: u32,
+    /// Image height in pixels.
+    pub height: u32,
+    /// Focal length, x, pixels.
+    pub fx: f64,
+    /// Focal length, y, pixels.
+    pub fy: f64,
+    /// Principal point, x, pixels.
+    pub cx: f64,
+    /// Principal point, y, pixels.
+    pub cy: f64,
+    /// Lens distortion; all zero if left out.
+    #[serde(default)]
+    pub distortion: DistortionSpec,
+    /// Camera body origin in the vehicle frame, metres.
+    pub translation: (f64, f64, f64),
+    /// Camera body → vehicle rotation.
+    pub rotation: RotationSpec,
+}
+
+/// Plumb-bob coefficients in a file; each defaults to 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DistortionSpec {
+    /// Radial, r².
+    pub k1: f64,
+    /// Radial, r⁴.
+    pub k2: f64,
+    /// Tangential.
+    pub p1: f64,
+    /// Tangential.
+    pub p2: f64,
+    /// Radial, r⁶.
+    pub k3: f64,
+}
+
+/// A sensor mount in a file: sensor → vehicle.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountSpec {
+    /// Sensor origin in the vehicle frame, metres.
+    pub translation: (f64, f64, f64),
+    /// Sensor → vehicle rotation.
+    pub rotation: RotationSpec,
+}
+
+/// A rotation as written in a file. See the [module docs](self) for the conventions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum RotationSpec {
+    /// Roll, pitch, yaw in degrees; `R = Rz(yaw) · Ry(pitch) · Rx(roll)`.
+    Rpy(f64, f64, f64),
+    /// Unit quaternion `(w, x, y, z)`.
+    Quaternion(f64, f64, f64, f64),
+    /// Row-major 3×3 rotation matrix.
+    Matrix(Vec<Vec<f64>>),
+}
+
+impl RotationSpec {
+    /// Checks the rotation and converts it. `field` names it in errors.
+    ///
+    /// # Errors
+    /// [`Invalid`] if a number is not finite, the quaternion is not unit, or the matrix is
+    /// not 3×3, orthonormal and of determinant +1.
+    pub fn to_unit_quaternion(&self, field: &str) -> Result<UnitQuaternion<f64>, Invalid> {
+        match *self {
+            Self::Rpy(r, p, y) => {
+                for v in [r, p, y] {
+                    finite(field, v)?;
+                }
+                Ok(UnitQuaternion::from_euler_angles(r.to_radians(), p.to_radians(), y.to_radians()))
+            }
+            Self::Quaternion(w, x, y, z) => validate::rotation_from_quaternion(field, w, x, y, z),
+            Self::Matrix(ref rows) => {
+                if rows.len() != 3 || rows.iter().any(|r| r.len() != 3) {
+                    return Err(Invalid::new(field, "matrix must have 3 rows of 3 numbers"));
+                }
+                let m = Matrix3::from_fn(|i, j| rows[i][j]);
+                validate::rotation_from_matrix(field, &m)
+            }
+        }
+    }
+}
+
+/// The rotation taking camera-optical coordinates (x right, y down, z forward) to camera-body
+/// coordinates (x forward, y left, z up).
+#[must_use]
+pub fn optical_to_body() -> UnitQuaternion<f64> {
+    let m = Matrix3::new(0.0, 0.0, 1.0, -1.0, 0.0, 0.0, 0.0, -1.0, 0.0);
+    UnitQuaternion::from_rotation_matrix(&Rotation3::from_matrix_unchecked(m))
+}
+
+fn translation(field: &str, t: (f64, f64, f64)) -> Result<Translation3<f64>, Invalid> {
+    for v in [t.0, t.1, t.2] {
+        finite(field, v)?;
+    }
+    Ok(Translation3::new(t.0, t.1, t.2))
+}
+
+impl RigFile {
+    /// Checks every field and builds the calibration set (camera body → optical frame).
+    ///
+    /// # Errors
+    /// [`Invalid`] naming the first failing field with its file path (`camera.fx`,
+    /// `lidar.rotation`, ...).
+    pub fn to_calibration_set(&self) -> Result<CalibrationSet, Invalid> {
+        if self.epoch == 0 {
+            return Err(Invalid::new("epoch", "epoch 0 means \"none\"; epochs start at 1"));
+        }
+        let c = &self.camera;
+        let d = c.distortion;
+        let intrinsics = CameraIntrinsics {
+            fx: c.fx,
+            fy: c.fy,
+            cx: c.cx,
+            cy: c.cy,
+            width: c.width,
+            height: c.height,
+            distortion: Distortion { k1: d.k1, k2: d.k2, p1: d.p1, p2: d.p2, k3: d.k3 },
+        };
+        validate::check_intrinsics("camera", &intrinsics)?;
+        let cam_t = translation("camera.translation", c.translation)?;
+        let cam_r = c.rotation.to_unit_quaternion("camera.rotation")?;
+        let lidar_t = translation("lidar.translation", self.lidar.translation)?;
+        let lidar_r = self.lidar.rotation.to_unit_quaternion("lidar.rotation")?;
+        let set = CalibrationSet {
+            epoch: CalibEpoch(self.epoch),
+            valid_from: TimestampNs(self.valid_from_ns),
+            camera: Projection::Pinhole(intrinsics),
+            camera_to_vehicle: Isometry3::from_parts(cam_t, cam_r * optical_to_body()),
+            lidar_to_vehicle: Isometry3::from_parts(lidar_t, lidar_r),
+        };
+        validate::check_set(&set)?;
+        Ok(set)
+    }
+
+    /// The file form of a pinhole calibration set (rotations as quaternions); `None` for a
+    /// rectified camera model, which files do not describe.
+    #[must_use]
+    pub fn from_calibration_set(set: &CalibrationSet) -> Option<Self> {
+        let Projection::Pinhole(k) = set.camera else { return None };
+        let quat = |q: UnitQuaternion<f64>| RotationSpec::Quaternion(q.w, q.i, q.j, q.k);
+        let tup = |t: &Translation3<f64>| (t.x, t.y, t.z);
+        let d = k.distortion;
+        Some(Self {
+            epoch: set.epoch.0,
+            valid_from_ns: set.valid_from.0,
+            camera: CameraSpec {
+                width: k.width,
+                height: k.height,
+                fx: k.fx,
+                fy: k.fy,
+                cx: k.cx,
+                cy: k.cy,
+                distortion: DistortionSpec { k1: d.k1, k2: d.k2, p1: d.p1, p2: d.p2, k3: d.k3 },
+                translation: tup(&set.camera_to_vehicle.translation),
+                rotation: quat(set.camera_to_vehicle.rotation * optical_to_body().inverse()),
+            },
+            lidar: MountSpec {
+                translation: tup(&set.lidar_to_vehicle.translation),
+                rotation: quat(set.lidar_to_vehicle.rotation),
+            },
+        })
+    }
+
+    /// Pretty RON text of this rig.
+    ///
+    /// # Errors
+    /// Only if RON serialisation fails (it does not for these types).
+    pub fn to_ron(&self) -> Result<String, ron::Error> {
+        ron::ser::to_string_pretty(self, ron::ser::PrettyConfig::default().struct_names(true))
+    }
+}
+
+/// A calibration file is unreadable or wrong. `Display` is one line:
+/// `FILE[:LINE:COL]: [FIELD: ]what`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CalibFileError {
+    /// The file.
+    pub path: PathBuf,
+    /// The dotted field (`camera.fx`, `lidar.rotation`), when known.
+    pub field: Option<String>,
+    /// 1-based line and column, when known (always for RON syntax errors).
+    pub position: Option<(usize, usize)>,
+    /// What is wrong, one line.
+    pub message: String,
+}
+
+impl CalibFileError {
+    fn new(path: &Path, field: Option<String>, position: Option<(usize, usize)>, message: &str) -> Self {
+        let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+        Self { path: path.to_path_buf(), field: field.filter(|f| !f.is_empty()), position, message }
+    }
+}
+
+impl fmt::Display for CalibFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some((line, col)) = self.position {
+            write!(f, ":{line}:{col}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": {field}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for CalibFileError {}
+
+/// Reads, parses and checks a calibration file: the library side of
+/// `epochfuse calib check FILE`.
+///
+/// # Errors
+/// [`CalibFileError`], one line naming the file, the field and (for syntax) line:column.
+pub fn check_file(path: &Path) -> Result<CalibrationSet, CalibFileError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| CalibFileError::new(path, None, None, &format!("cannot read: {e}")))?;
+    let src = std::str::from_utf8(&bytes).map_err(|e| {
+        let (line, col) = line_col(&String::from_utf8_lossy(&bytes[..e.valid_up_to()]));
+        CalibFileError::new(path, None, Some((line, col)), "not valid UTF-8")
+    })?;
+    parse_rig_str(src, path)
+}
+
+/// Parses and checks RON text of a rig; `origin` names it in errors.
+///
+/// # Errors
+/// As [`check_file`].
+pub fn parse_rig_str(src: &str, origin: &Path) -> Result<CalibrationSet, CalibFileError> {
+    let rig = parse_rig_file(src, origin)?;
+    rig.to_calibration_set().map_err(|inv| {
+        let position = locate_field(src, &inv.field);
+        CalibFileError::new(origin, Some(inv.field), position, &inv.reason)
+    })
+}
+
+/// Parses RON text into a [`RigFile`] without checking values (for tools that edit rigs).
+///
+/// # Errors
+/// A [`CalibFileError`] for RON syntax or type errors, with line:column.
+pub fn parse_rig_file(src: &str, origin: &Path) -> Result<RigFile, CalibFileError> {
+    ron::from_str::<RigFile>(src).map_err(|e| {
+        let pos = (e.position.line, e.position.col);
+        let offset = byte_offset(src, pos.0, pos.1);
+        let field = match &e.code {
+            ron::Error::MissingStructField { field, .. } | ron::Error::DuplicateStructField { field, .. } => {
+                join(&container_path_at(src, offset), field)
+            }
+            ron::Error::NoSuchStructField { found, .. } => join(&container_path_at(src, offset), found),
+            _ => path_at(src, offset),
+        };
+        CalibFileError::new(origin, Some(field), Some(pos), &e.code.to_string())
+    })
+}
+
+/// The default rig (`configs/calib/default.ron`): epoch 1 from time 0, camera 1280×720 with
+/// fx = fy = 1000, cx = 640, cy = 360, k1 = −0.05, k2 = 0.01, camera body at (1.6, 0, 1.5) m
+/// and lidar at (1.2, 0, 1.9) m, both level and facing forward.
+#[must_use]
+pub fn default_rig() -> CalibrationSet {
+    #[allow(clippy::expect_used)]
+    parse_rig_str(DEFAULT_RIG_RON, Path::new("configs/calib/default.ron"))
+        .expect("the embedded default rig is valid")
+}
+
+fn join(base: &str, field: &str) -> String {
+    if base.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{base}.{field}")
+    }
+}
+
+/// 1-based (line, column in chars) of the end of `prefix`.
+fn line_col(prefix: &str) -> (usize, usize) {
+    let line = prefix.matches('\n').count() + 1;
+    let col = prefix.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// Byte offset of a 1-based (line, column-in-chars) position, clamped to the text.
+fn byte_offset(src: &str, line: usize, col: usize) -> usize {
+    let mut offset = 0;
+    for (i, l) in src.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            return offset + l.char_indices().nth(col.saturating_sub(1)).map_or(l.len(), |(b, _)| b);
+        }
+        offset += l.len();
+    }
+    src.len()
+}
+
+/// Dotted path of the field being written at byte `offset` (best effort).
+fn path_at(src: &str, offset: usize) -> String {
+    let mut t = Tracker::default();
+    t.scan(src, Some(offset), None);
+    t.path(false)
+}
+
+/// Dotted path of the struct enclosing byte `offset` (best effort).
+fn container_path_at(src: &str, offset: usize) -> String {
+    let mut t = Tracker::default();
+    t.scan(src, Some(offset), None);
+    t.path(true)
+}
+
+/// 1-based position of the key of the field at dotted `field`, if it occurs in the text.
+fn locate_field(src: &str, field: &str) -> Option<(usize, usize)> {
+    let mut t = Tracker::default();
+    t.scan(src, None, Some(field)).map(|b| line_col(&src[..b]))
+}
+
+/// A small RON scanner that tracks which field is being written: enough to put a field name
+/// on a syntax error and a position on a failed check.
+#[derive(Default)]
+struct Tracker {
+    /// One frame per open bracket (plus the top level): the key being written in it.
+    frames: Vec<Option<String>>,
+}
+
+impl Tracker {
+    fn path(&self, container_only: bool) -> String {
+        let n = if container_only { self.frames.len().saturating_sub(1) } else { self.frames.len() };
+        self.frames[..n].iter().flatten().cloned().collect::<Vec<_>>().join(".")
+    }
+
+    /// Scans up to `stop` (byte offset) or the end. With `find`, returns the byte offset of
+    /// the key whose dotted path equals it.
+    fn scan(&mut self, src: &str, stop: Option<usize>, find: Option<&str>) -> Option<usize> {
+        self.frames = vec![None];
+        let b = src.as_bytes();
+        let end = stop.unwrap_or(b.len()).min(b.len());
+        let mut i = 0;
+        while i < end {
+            let c = b[i];
+            match c {
+                b'/' if b.get(i + 1) == Some(&b'/') => {
+                    while i < b.len() && b[i] != b'\n' {
+                        i += 1;
+                    }
+                }
+                b'/' if b.get(i + 1) == Some(&b'*') => {
+                    let mut depth = 0usize;
+                    while i < b.len() {
+                        if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+                            depth += 1;
+                            i += 2;
+                        } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+                            depth -= 1;
+                            i += 2;
+                            if depth == 0 {
+                                break;
+                            }
+                        } else {
+                            i += 1;
+                        }
+                    }
+                }
+                b'"' | b'\'' => {
+                    i += 1;
+                    while i < b.len() && b[i] != c {
+                        i += if b[i] == b'\\' { 2 } else { 1 };
+                    }
+                    i += 1;
+                }
+                b'(' | b'[' | b'{' => {
+                    self.frames.push(None);
+                    i += 1;
+                }
+                b')' | b']' | b'}' => {
+                    if self.frames.len() > 1 {
+                        self.frames.pop();
+                    }
+                    i += 1;
+                }
+                b',' => {
+                    if let Some(top) = self.frames.last_mut() {
+                        *top = None;
+                    }
+                    i += 1;
+                }
+                c if c.is_ascii_alphabetic() || c == b'_' => {
+                    let start = i;
+                    while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                        i += 1;
+                    }
+                    let mut j = i;
+                    while j < b.len() && b[j].is_ascii_whitespace() {
+                        j += 1;
+                    }
+                    if b.get(j) == Some(&b':') {
+                        if let Some(top) = self.frames.last_mut() {
+                            *top = Some(src[start..i].to_owned());
+                        }
+                        if find.is_some_and(|f| f == self.path(false)) {
+                            return Some(start);
+                        }
+                    }
+                }
+                _ => i += 1,
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nalgebra::{Point3, Vector3};
+
+    #[test]
+    fn default_rig_matches_the_simulated_car() {
+        let set = default_rig();
+        assert_eq!(set.epoch, CalibEpoch(1));
+        assert_eq!(set.valid_from, TimestampNs(0));
+        let Projection::Pinhole(k) = set.camera else { panic!("pinhole expected") };
+        assert_eq!((k.width, k.height, k.fx, k.fy, k.cx, k.cy), (1280, 720, 1000.0, 1000.0, 640.0, 360.0));
+        assert_eq!(k.distortion, Distortion { k1: -0.05, k2: 0.01, p1: 0.0, p2: 0.0, k3: 0.0 });
+        assert_eq!(set.camera_to_vehicle.translation.vector, Vector3::new(1.6, 0.0, 1.5));
+        assert_eq!(set.lidar_to_vehicle.translation.vector, Vector3::new(1.2, 0.0, 1.9));
+        assert!(set.lidar_to_vehicle.rotation.angle() < 1e-12);
+        // The optical axis (z) looks along vehicle +x; image right (x) is vehicle −y; down is −z.
+        let r = set.camera_to_vehicle.rotation;
+        assert!((r * Vector3::z() - Vector3::x()).norm() < 1e-12);
+        assert!((r * Vector3::x() + Vector3::y()).norm() < 1e-12);
+        assert!((r * Vector3::y() + Vector3::z()).norm() < 1e-12);
+        // A lidar point 10 m ahead at camera height lands on the principal point.
+        let hit = set.project_point(Point3::new(10.0, 0.0, -0.4)).unwrap();
+        assert!((hit.u - 640.0).abs() < 1e-9 && (hit.v - 360.0).abs() < 1e-9, "{hit:?}");
+    }
+
+    #[test]
+    fn rotation_forms_agree() {
+        let rpy = RotationSpec::Rpy(10.0, -5.0, 30.0).to_unit_quaternion("r").unwrap();
+        let q = RotationSpec::Quaternion(rpy.w, rpy.i, rpy.j, rpy.k).to_unit_quaternion("r").unwrap();
+        let m = rpy.to_rotation_matrix().into_inner();
+        let rows = (0..3).map(|i| (0..3).map(|j| m[(i, j)]).collect()).collect();
+        let mm = RotationSpec::Matrix(rows).to_unit_quaternion("r").unwrap();
+        assert!(rpy.angle_to(&q) < 1e-12 && rpy.angle_to(&mm) < 1e-9);
+        // Positive yaw turns the x axis towards +y (left).
+        let yaw = RotationSpec::Rpy(0.0, 0.0, 90.0).to_unit_quaternion("r").unwrap();
+        assert!((yaw * Vector3::x() - Vector3::y()).norm() < 1e-12);
+    }
+
+    #[test]
+    fn file_round_trip() {
+        let mut set = default_rig();
+        set.epoch = CalibEpoch(7);
+        set.camera_to_vehicle.rotation =
+            UnitQuaternion::from_euler_angles(0.01, 0.02, 0.03) * set.camera_to_vehicle.rotation;
+        let text = RigFile::from_calibration_set(&set).unwrap().to_ron().unwrap();
+        let back = parse_rig_str(&text, Path::new("x.ron")).unwrap();
+        assert_eq!(back.epoch, CalibEpoch(7));
+        assert!(back.camera_to_vehicle.rotation.angle_to(&set.camera_to_vehicle.rotation) < 1e-12);
+        assert_eq!(back.camera, set.camera);
+    }
+
+    #[test]
+    fn integers_and_every_rotation_form_parse() {
+        let src = "Rig(camera: (width: 640, height: 480, fx: 500, fy: 500, cx: 320, cy: 240,
+            translation: (1, 0, 1), rotation: Matrix([[1, 0, 0], [0, 1, 0], [0, 0, 1]])),
+            lidar: (translation: (0, 0, 2), rotation: Quaternion(0.7071068, 0, 0, 0.7071068)))";
+        let set = parse_rig_str(src, Path::new("t.ron")).unwrap();
+        assert_eq!(set.epoch, CalibEpoch(1));
+        assert!((set.lidar_to_vehicle.rotation * Vector3::x() - Vector3::y()).norm() < 1e-6);
+        let bad = src.replace("[0, 0, 1]]", "[0, 0, 1], [0, 0, 0]]");
+        let e = parse_rig_str(&bad, Path::new("t.ron")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("camera.rotation"), "{e}");
+        let huge = src.replace("[[1, 0, 0]", "[[1e300, -1e300, 0]");
+        assert!(parse_rig_str(&huge, Path::new("t.ron")).is_err());
+    }
+
+    #[test]
+    fn tracker_names_fields() {
+        let src = "Rig(\n  camera: ( fx: 1.0, // c: x\n fy: \"a,b\" , distortion: (k1: oops";
+        assert_eq!(path_at(src, src.len()), "camera.distortion.k1");
+        assert_eq!(locate_field(src, "camera.fy"), Some((3, 2)));
+        assert_eq!(locate_field(src, "camera.cy"), None);
+    }
+}

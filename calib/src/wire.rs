@@ -1,0 +1,546 @@
+//! The calibration wire format: what travels on the service's `SOCK_SEQPACKET` socket, and
+//! what each slot of the calibration table holds.
+//!
+//! One message per packet (a seqpacket keeps boundaries). All integers and floats are
+//! little-endian; all structs are `#[repr(C)]` of byte-order-explicit zerocopy types, so they
+//! have alignment 1 and no padding, and are read with zerocopy, never a transmute.
+//!
+//! ```text
+//! Header, 16 bytes
+//!  0       4       6       8              12             16
+//!  +-------+-------+-------+--------------+--------------+
+//!  | magic |version| kind  |   body_len   |  reserved=0  |
+//!  | "EFCL"|  u16  |  u16  |     u32      |     u32      |
+//!  +-------+-------+-------+--------------+--------------+
+//!  kind 1 = Hello (subscriber → service), body 8 bytes
+//!  kind 2 = CalibUpdate (service → subscriber; also a table slot), body 320 bytes
+//!  body_len must equal the body size of `kind` and the packet must be exactly
+//!  16 + body_len bytes.
+//!
+//! Hello body, 8 bytes
+//!  0              4              8
+//!  +--------------+--------------+
+//!  |  role  u32   |  reserved=0  |     role: 1 camera, 2 lidar, 3 fusion, 4 monitor
+//!  +--------------+--------------+
+//!
+//! CalibUpdate body, 320 bytes
+//!    0  epoch            u64     ≥ 1
+//!    8  valid_from_ns    u64     pipeline time
+//!   16  sensors          u32     bit 0 camera "cam0", bit 1 lidar "lidar0": must be 0b11
+//!   20  camera_model     u32     1 pinhole, 2 rectified
+//!   24  width            u32     pixels, 1..=16384
+//!   28  height           u32     pixels, 1..=16384
+//!   32  camera_params    f64×12  pinhole:   fx fy cx cy k1 k2 p1 p2 k3 0 0 0
+//!                                rectified: P·[R|0], 3×4 row-major
+//!  128  cam_rotation     f64×9   camera OPTICAL frame → vehicle, 3×3 row-major
+//!  200  cam_translation  f64×3   metres
+//!  224  lidar_rotation   f64×9   lidar → vehicle, 3×3 row-major
+//!  296  lidar_translation f64×3  metres
+//!  320  end
+//! ```
+//!
+//! Rotations travel as matrices so that the receiver checks orthonormality (within 1e-5,
+//! determinant +1) itself. A decoded update passes every check of [`crate::validate`]; the
+//! reserved words and the unused pinhole parameters must be zero (bit pattern). Anything else
+//! is a [`WireError`]; decoding never panics.
+
+use std::fmt;
+use std::str::FromStr;
+
+use nalgebra::{Isometry3, Matrix3, Matrix3x4, Translation3};
+use serde::{Deserialize, Serialize};
+use shared::{CalibEpoch, TimestampNs};
+use zerocopy::byteorder::little_endian::{F64, U16, U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+use crate::types::{CalibrationSet, CameraIntrinsics, Distortion, Projection};
+use crate::validate::{self, Invalid};
+
+/// First four bytes of every message.
+pub const MAGIC: [u8; 4] = *b"EFCL";
+/// The wire format version this build speaks.
+pub const VERSION: u16 = 1;
+/// `kind` of a [`HelloBody`].
+pub const KIND_HELLO: u16 = 1;
+/// `kind` of a [`CalibBody`].
+pub const KIND_CALIB_UPDATE: u16 = 2;
+/// `sensors` bit of the camera (`cam0`).
+pub const SENSOR_CAMERA: u32 = 1 << 0;
+/// `sensors` bit of the lidar (`lidar0`).
+pub const SENSOR_LIDAR: u32 = 1 << 1;
+/// The only sensor set this build knows: one camera and one lidar.
+pub const KNOWN_SENSORS: u32 = SENSOR_CAMERA | SENSOR_LIDAR;
+/// `camera_model` of a pinhole camera.
+pub const CAMERA_PINHOLE: u32 = 1;
+/// `camera_model` of a rectified (3×4 projection) camera.
+pub const CAMERA_RECTIFIED: u32 = 2;
+
+/// The message header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct MsgHeader {
+    /// [`MAGIC`].
+    pub magic: [u8; 4],
+    /// [`VERSION`].
+    pub version: U16,
+    /// [`KIND_HELLO`] or [`KIND_CALIB_UPDATE`].
+    pub kind: U16,
+    /// Bytes after the header.
+    pub body_len: U32,
+    /// Zero.
+    pub reserved: U32,
+}
+
+/// A subscriber's hello.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct HelloBody {
+    /// [`Role`] as `u32`.
+    pub role: U32,
+    /// Zero.
+    pub reserved: U32,
+}
+
+/// One calibration epoch on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct CalibBody {
+    /// The epoch, ≥ 1.
+    pub epoch: U64,
+    /// Pipeline time from which frames carry it.
+    pub valid_from_ns: U64,
+    /// [`KNOWN_SENSORS`].
+    pub sensors: U32,
+    /// [`CAMERA_PINHOLE`] or [`CAMERA_RECTIFIED`].
+    pub camera_model: U32,
+    /// Image width, pixels.
+    pub width: U32,
+    /// Image height, pixels.
+    pub height: U32,
+    /// Pinhole: fx fy cx cy k1 k2 p1 p2 k3 0 0 0. Rectified: the 3×4 matrix, row-major.
+    pub camera_params: [F64; 12],
+    /// Camera optical → vehicle rotation, row-major.
+    pub cam_rotation: [F64; 9],
+    /// Camera optical → vehicle translation, metres.
+    pub cam_translation: [F64; 3],
+    /// Lidar → vehicle rotation, row-major.
+    pub lidar_rotation: [F64; 9],
+    /// Lidar → vehicle translation, metres.
+    pub lidar_translation: [F64; 3],
+}
+
+/// Size of [`MsgHeader`].
+pub const HEADER_LEN: usize = size_of::<MsgHeader>();
+/// Size of [`HelloBody`].
+pub const HELLO_BODY_LEN: usize = size_of::<HelloBody>();
+/// Size of [`CalibBody`].
+pub const CALIB_BODY_LEN: usize = size_of::<CalibBody>();
+/// A whole hello message.
+pub const HELLO_LEN: usize = HEADER_LEN + HELLO_BODY_LEN;
+/// A whole calibration update message (also the payload of a table slot).
+pub const UPDATE_LEN: usize = HEADER_LEN + CALIB_BODY_LEN;
+/// Largest valid message; receive buffers are bigger so oversize packets are detected.
+pub const MAX_MESSAGE_LEN: usize = UPDATE_LEN;
+
+const _: () = assert!(HEADER_LEN == 16);
+const _: () = assert!(HELLO_BODY_LEN == 8);
+const _: () = assert!(CALIB_BODY_LEN == 320);
+const _: () = assert!(std::mem::align_of::<MsgHeader>() == 1 && std::mem::align_of::<CalibBody>() == 1);
+const _: () = assert!(std::mem::offset_of!(CalibBody, camera_params) == 32);
+const _: () = assert!(std::mem::offset_of!(CalibBody, cam_rotation) == 128);
+const _: () = assert!(std::mem::offset_of!(CalibBody, cam_translation) == 200);
+const _: () = assert!(std::mem::offset_of!(CalibBody, lidar_rotation) == 224);
+const _: () = assert!(std::mem::offset_of!(CalibBody, lidar_translation) == 296);
+
+/// Who a subscriber is. Delivery plans are keyed by role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[repr(u32)]
+pub enum Role {
+    /// The camera producer.
+    Camera = 1,
+    /// The lidar producer.
+    Lidar = 2,
+    /// The fusion process.
+    Fusion = 3,
+    /// A monitor (`epochfuse top`, tests).
+    Monitor = 4,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Self; 4] = [Self::Camera, Self::Lidar, Self::Fusion, Self::Monitor];
+
+    /// Parses the wire `u32`.
+    #[must_use]
+    pub const fn from_u32(v: u32) -> Option<Self> {
+        match v {
+            1 => Some(Self::Camera),
+            2 => Some(Self::Lidar),
+            3 => Some(Self::Fusion),
+            4 => Some(Self::Monitor),
+            _ => None,
+        }
+    }
+
+    /// Lower-case name.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Camera => "camera",
+            Self::Lidar => "lidar",
+            Self::Fusion => "fusion",
+            Self::Monitor => "monitor",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown role {s:?} (camera, lidar, fusion, monitor)"))
+    }
+}
+
+/// A decoded message.
+#[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // short-lived; boxing would cost an allocation per update
+pub enum Message {
+    /// A subscriber introduces itself.
+    Hello(Role),
+    /// A calibration epoch, checked.
+    Update(CalibrationSet),
+}
+
+/// Why bytes are not a valid message.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WireError {
+    /// Fewer bytes than a header.
+    TooShort(usize),
+    /// Larger than any message (the packet was cut by the receive buffer).
+    Oversize(usize),
+    /// Wrong magic.
+    BadMagic([u8; 4]),
+    /// A version this build does not speak.
+    UnsupportedVersion(u16),
+    /// An unknown `kind`.
+    UnknownKind(u16),
+    /// `body_len` disagrees with the kind or with the packet.
+    BadLength {
+        /// The kind's body size.
+        expected: usize,
+        /// `body_len` from the header.
+        declared: usize,
+        /// Body bytes present.
+        actual: usize,
+    },
+    /// A reserved word (or an unused parameter) is not zero.
+    ReservedNotZero(&'static str),
+    /// A hello names no known role.
+    UnknownRole(u32),
+    /// An update names sensors this build does not know.
+    UnknownSensor(u32),
+    /// An unknown camera model.
+    UnknownCameraModel(u32),
+    /// The calibration fails a check.
+    Invalid(Invalid),
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooShort(n) => {
+                write!(f, "message of {n} bytes is shorter than the {HEADER_LEN}-byte header")
+            }
+            Self::Oversize(n) => write!(f, "message of {n} bytes is larger than any valid message"),
+            Self::BadMagic(m) => write!(f, "bad magic {m:02x?}"),
+            Self::UnsupportedVersion(v) => {
+                write!(f, "unsupported wire version {v} (this build speaks {VERSION})")
+            }
+            Self::UnknownKind(k) => write!(f, "unknown message kind {k}"),
+            Self::BadLength { expected, declared, actual } => {
+                write!(
+                    f,
+                    "bad body length: kind needs {expected}, header says {declared}, packet has {actual}"
+                )
+            }
+            Self::ReservedNotZero(what) => write!(f, "{what} is not zero"),
+            Self::UnknownRole(r) => write!(f, "unknown role {r}"),
+            Self::UnknownSensor(s) => {
+                write!(f, "unknown sensor set {s:#x} (expected camera and lidar, {KNOWN_SENSORS:#x})")
+            }
+            Self::UnknownCameraModel(m) => write!(f, "unknown camera model {m}"),
+            Self::Invalid(inv) => write!(f, "invalid calibration: {inv}"),
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
+
+impl From<Invalid> for WireError {
+    fn from(v: Invalid) -> Self {
+        Self::Invalid(v)
+    }
+}
+
+fn header(kind: u16, body_len: usize) -> MsgHeader {
+    MsgHeader {
+        magic: MAGIC,
+        version: U16::new(VERSION),
+        kind: U16::new(kind),
+        body_len: U32::new(u32::try_from(body_len).unwrap_or(u32::MAX)),
+        reserved: U32::ZERO,
+    }
+}
+
+/// Encodes a hello.
+#[must_use]
+pub fn encode_hello(role: Role) -> [u8; HELLO_LEN] {
+    let mut out = [0u8; HELLO_LEN];
+    out[..HEADER_LEN].copy_from_slice(header(KIND_HELLO, HELLO_BODY_LEN).as_bytes());
+    out[HEADER_LEN..]
+        .copy_from_slice(HelloBody { role: U32::new(role as u32), reserved: U32::ZERO }.as_bytes());
+    out
+}
+
+fn f64s<const N: usize>(v: impl IntoIterator<Item = f64>) -> [F64; N] {
+    let mut out = [F64::ZERO; N];
+    for (o, x) in out.iter_mut().zip(v) {
+        *o = F64::new(x);
+    }
+    out
+}
+
+fn rotation_rows(iso: &Isometry3<f64>) -> [F64; 9] {
+    let m = iso.rotation.to_rotation_matrix().into_inner();
+    f64s((0..3).flat_map(|i| (0..3).map(move |j| m[(i, j)])))
+}
+
+/// The wire body of a calibration set. Does not check it (see [`validate::check_set`]).
+#[must_use]
+pub fn calib_body(set: &CalibrationSet) -> CalibBody {
+    let (model, width, height, params) = match set.camera {
+        Projection::Pinhole(k) => {
+            let d = k.distortion;
+            (CAMERA_PINHOLE, k.width, k.height, f64s([k.fx, k.fy, k.cx, k.cy, d.k1, d.k2, d.p1, d.p2, d.k3]))
+        }
+        Projection::Rectified { p, width, height } => {
+            (CAMERA_RECTIFIED, width, height, f64s((0..3).flat_map(|i| (0..4).map(move |j| p[(i, j)]))))
+        }
+    };
+    let t = |iso: &Isometry3<f64>| f64s(iso.translation.vector.iter().copied());
+    CalibBody {
+        epoch: U64::new(set.epoch.0),
+        valid_from_ns: U64::new(set.valid_from.0),
+        sensors: U32::new(KNOWN_SENSORS),
+        camera_model: U32::new(model),
+        width: U32::new(width),
+        height: U32::new(height),
+        camera_params: params,
+        cam_rotation: rotation_rows(&set.camera_to_vehicle),
+        cam_translation: t(&set.camera_to_vehicle),
+        lidar_rotation: rotation_rows(&set.lidar_to_vehicle),
+        lidar_translation: t(&set.lidar_to_vehicle),
+    }
+}
+
+/// Encodes a calibration update (header + body). Does not check the set: the service checks
+/// every epoch before it encodes it.
+#[must_use]
+pub fn encode_update(set: &CalibrationSet) -> [u8; UPDATE_LEN] {
+    let mut out = [0u8; UPDATE_LEN];
+    out[..HEADER_LEN].copy_from_slice(header(KIND_CALIB_UPDATE, CALIB_BODY_LEN).as_bytes());
+    out[HEADER_LEN..].copy_from_slice(calib_body(set).as_bytes());
+    out
+}
+
+fn isometry(prefix: &str, rot: &[F64; 9], trans: &[F64; 3]) -> Result<Isometry3<f64>, Invalid> {
+    let m = Matrix3::from_fn(|i, j| rot[i * 3 + j].get());
+    let q = validate::rotation_from_matrix(&format!("{prefix}.rotation"), &m)?;
+    let [x, y, z] = trans.map(F64::get);
+    for v in [x, y, z] {
+        validate::finite(&format!("{prefix}.translation"), v)?;
+    }
+    Ok(Isometry3::from_parts(Translation3::new(x, y, z), q))
+}
+
+/// Decodes and checks a calibration body.
+///
+/// # Errors
+/// [`WireError`] for an unknown sensor set or camera model, non-zero unused parameters, or a
+/// calibration that fails a check.
+pub fn decode_calib_body(b: &CalibBody) -> Result<CalibrationSet, WireError> {
+    let sensors = b.sensors.get();
+    if sensors != KNOWN_SENSORS {
+        return Err(WireError::UnknownSensor(sensors));
+    }
+    let p: [f64; 12] = b.camera_params.map(F64::get);
+    let (width, height) = (b.width.get(), b.height.get());
+    let camera = match b.camera_model.get() {
+        CAMERA_PINHOLE => {
+            if p[9..].iter().any(|v| v.to_bits() != 0) {
+                return Err(WireError::ReservedNotZero("unused pinhole parameter"));
+            }
+            Projection::Pinhole(CameraIntrinsics {
+                fx: p[0],
+                fy: p[1],
+                cx: p[2],
+                cy: p[3],
+                width,
+                height,
+                distortion: Distortion { k1: p[4], k2: p[5], p1: p[6], p2: p[7], k3: p[8] },
+            })
+        }
+        CAMERA_RECTIFIED => Projection::Rectified { p: Matrix3x4::from_row_slice(&p), width, height },
+        other => return Err(WireError::UnknownCameraModel(other)),
+    };
+    validate::check_projection(&camera)?;
+    let set = CalibrationSet {
+        epoch: CalibEpoch(b.epoch.get()),
+        valid_from: TimestampNs(b.valid_from_ns.get()),
+        camera,
+        camera_to_vehicle: isometry("camera_to_vehicle", &b.cam_rotation, &b.cam_translation)?,
+        lidar_to_vehicle: isometry("lidar_to_vehicle", &b.lidar_rotation, &b.lidar_translation)?,
+    };
+    validate::check_set(&set)?;
+    Ok(set)
+}
+
+/// Decodes one message, checking its header, its length and (for an update) every value.
+///
+/// # Errors
+/// [`WireError`]; never panics, whatever the bytes.
+pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
+    let (h, body) = MsgHeader::read_from_prefix(bytes).map_err(|_| WireError::TooShort(bytes.len()))?;
+    if h.magic != MAGIC {
+        return Err(WireError::BadMagic(h.magic));
+    }
+    if h.version.get() != VERSION {
+        return Err(WireError::UnsupportedVersion(h.version.get()));
+    }
+    let expected = match h.kind.get() {
+        KIND_HELLO => HELLO_BODY_LEN,
+        KIND_CALIB_UPDATE => CALIB_BODY_LEN,
+        k => return Err(WireError::UnknownKind(k)),
+    };
+    let declared = h.body_len.get() as usize;
+    if declared != expected || body.len() != expected {
+        return Err(WireError::BadLength { expected, declared, actual: body.len() });
+    }
+    if h.reserved.get() != 0 {
+        return Err(WireError::ReservedNotZero("header reserved word"));
+    }
+    match h.kind.get() {
+        KIND_HELLO => {
+            let hello = HelloBody::read_from_bytes(body).map_err(|_| WireError::TooShort(bytes.len()))?;
+            if hello.reserved.get() != 0 {
+                return Err(WireError::ReservedNotZero("hello reserved word"));
+            }
+            let r = hello.role.get();
+            Role::from_u32(r).map(Message::Hello).ok_or(WireError::UnknownRole(r))
+        }
+        _ => {
+            let b = CalibBody::read_from_bytes(body).map_err(|_| WireError::TooShort(bytes.len()))?;
+            decode_calib_body(&b).map(Message::Update)
+        }
+    }
+}
+
+/// Decodes a message that must be a calibration update.
+///
+/// # Errors
+/// [`WireError`]; a hello is [`WireError::UnknownKind`].
+pub fn decode_update(bytes: &[u8]) -> Result<CalibrationSet, WireError> {
+    match decode(bytes)? {
+        Message::Update(set) => Ok(set),
+        Message::Hello(_) => Err(WireError::UnknownKind(KIND_HELLO)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::file::default_rig;
+
+    fn rectified() -> CalibrationSet {
+        let mut set = default_rig();
+        set.epoch = CalibEpoch(9);
+        set.camera = Projection::Rectified {
+            p: Matrix3x4::new(721.5, 0.0, 609.5, 44.8, 0.0, 721.5, 172.8, 0.2, 0.0, 0.0, 1.0, 0.003),
+            width: 1242,
+            height: 375,
+        };
+        set
+    }
+
+    #[test]
+    fn round_trip() {
+        for set in [default_rig(), rectified()] {
+            let bytes = encode_update(&set);
+            let Message::Update(back) = decode(&bytes).unwrap() else { panic!() };
+            assert_eq!(back.epoch, set.epoch);
+            assert_eq!(back.valid_from, set.valid_from);
+            assert_eq!(back.camera, set.camera);
+            for (a, b) in [
+                (back.camera_to_vehicle, set.camera_to_vehicle),
+                (back.lidar_to_vehicle, set.lidar_to_vehicle),
+            ] {
+                assert!(a.rotation.angle_to(&b.rotation) < 1e-12);
+                assert_eq!(a.translation, b.translation);
+            }
+            // Re-encoding is stable.
+            assert_eq!(encode_update(&back)[..], bytes[..]);
+        }
+        for role in Role::ALL {
+            assert_eq!(decode(&encode_hello(role)).unwrap(), Message::Hello(role));
+        }
+    }
+
+    #[test]
+    fn rejects_each_kind_of_damage() {
+        let good = encode_update(&default_rig());
+        assert!(matches!(decode(&good[..10]), Err(WireError::TooShort(10))));
+        assert!(matches!(decode(&good[..UPDATE_LEN - 1]), Err(WireError::BadLength { .. })));
+        let mut long = good.to_vec();
+        long.push(0);
+        assert!(matches!(decode(&long), Err(WireError::BadLength { .. })));
+        let mut m = good;
+        m[0] = b'X';
+        assert!(matches!(decode(&m), Err(WireError::BadMagic(_))));
+        let mut m = good;
+        m[4] = 2;
+        assert!(matches!(decode(&m), Err(WireError::UnsupportedVersion(2))));
+        let mut m = good;
+        m[6] = 9;
+        assert!(matches!(decode(&m), Err(WireError::UnknownKind(9))));
+        let mut m = good;
+        m[HEADER_LEN + 16] = 7;
+        assert!(matches!(decode(&m), Err(WireError::UnknownSensor(7))));
+        let mut m = good;
+        m[HEADER_LEN..HEADER_LEN + 8].fill(0);
+        assert!(matches!(decode(&m), Err(WireError::Invalid(ref i)) if i.field == "epoch"));
+        // Shear the lidar rotation.
+        let mut m = good;
+        m[HEADER_LEN + 224 + 8..HEADER_LEN + 224 + 16].copy_from_slice(&0.1f64.to_le_bytes());
+        assert!(
+            matches!(decode(&m), Err(WireError::Invalid(ref i)) if i.field == "lidar_to_vehicle.rotation")
+        );
+        // NaN focal length.
+        let mut m = good;
+        m[HEADER_LEN + 32..HEADER_LEN + 40].copy_from_slice(&f64::NAN.to_le_bytes());
+        assert!(matches!(decode(&m), Err(WireError::Invalid(ref i)) if i.field == "camera.fx"));
+        let mut h = encode_hello(Role::Fusion);
+        h[HEADER_LEN] = 77;
+        assert!(matches!(decode(&h), Err(WireError::UnknownRole(77))));
+    }
+}
