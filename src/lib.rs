@@ -8,18 +8,92 @@
 pub mod cli;
 pub mod error;
 pub mod inspect;
+pub mod pipeline;
+pub mod top;
 
-use cli::{CalibCommand, Cli, Command};
+use std::time::Duration;
+
+use cli::{CalibCommand, Cli, Command, SimCommand};
 pub use error::CliError;
+use sensor_sim::scenario::Scenario;
+
+/// Sends `tracing` output of role processes to stderr (their log file), quiet by default in
+/// interactive commands.
+fn init_tracing(role: bool) {
+    let default = if role { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EPOCHFUSE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).try_init();
+}
 
 /// Runs a parsed command line.
 ///
 /// # Errors
 /// A [`CliError`] with the exit code and the one line to print.
 pub fn run(cli: Cli) -> Result<(), CliError> {
+    init_tracing(matches!(cli.command, Command::Role(_)));
     match cli.command {
+        Command::Drive(a) => {
+            let summary = pipeline::drive(&a)?;
+            finish(&summary, &a.pipeline)
+        }
+        Command::Replay(a) => {
+            let summary = pipeline::replay(&a)?;
+            finish(&summary, &a.pipeline)
+        }
+        Command::Top(a) => top::run(&top::TopConfig {
+            run: a.run,
+            root: shared::rundir::resolve_root(a.shm_root.as_deref()),
+            once: a.once,
+            interval: Duration::from_millis(a.interval_ms.max(50)),
+        }),
         Command::Inspect(a) => inspect::run(&a.segment, a.json),
-        Command::Calib(CalibCommand::Check { file }) => Err(CliError::internal(format!("calib check {}: not wired yet", file.display()))),
-        other => Err(CliError::internal(format!("{other:?}: not wired yet"))),
+        Command::Calib(CalibCommand::Check { file }) => {
+            let set = calib::check_file(&file).map_err(|e| CliError::input(e.to_string()))?;
+            println!(
+                "{}: ok (epoch {}, camera {}×{})",
+                file.display(),
+                set.epoch,
+                set.camera.width(),
+                set.camera.height()
+            );
+            Ok(())
+        }
+        Command::Sim(SimCommand::Export { format: _, frames, dir, scenario }) => {
+            let scenario = match scenario {
+                Some(p) => Scenario::load(&p).map_err(|e| CliError::input(e.to_string()))?,
+                None => Scenario::builtin_default(),
+            };
+            let bar = indicatif::ProgressBar::new(frames as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("[{elapsed_precise}] [{bar:30}] {pos}/{len} frames")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            sensor_sim::export_kitti(&scenario, frames, &dir, &mut |n| bar.set_position(n as u64))
+                .map_err(|e| CliError::input(e.to_string()))?;
+            bar.finish_and_clear();
+            println!("wrote {frames} frames in KITTI layout to {}", dir.display());
+            Ok(())
+        }
+        Command::Role(a) => pipeline::roles::run(a.role, &a.run),
     }
+}
+
+fn finish(summary: &fusion::Summary, args: &cli::PipelineArgs) -> Result<(), CliError> {
+    let path = args.summary.clone().unwrap_or_else(|| args.out.join("summary.json"));
+    println!("{}", pipeline::human_summary(summary, &path));
+    if !summary.invariants.ok {
+        let i = &summary.invariants;
+        return Err(CliError::invariant(format!(
+            "invariant broken: cross-epoch fused {}, fused twice {}, torn accepted {}, mistagged {}, missing calibration {}, accounted lidar {} camera {}",
+            i.cross_epoch_fused,
+            i.fused_twice,
+            i.torn_frames_accepted,
+            i.mistagged_frames,
+            i.missing_calibration,
+            i.lidar_accounted,
+            i.camera_accounted
+        )));
+    }
+    Ok(())
 }

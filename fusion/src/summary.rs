@@ -160,8 +160,13 @@ pub struct InvariantsSummary {
     pub lidar_accounted: bool,
     /// Every camera frame ended fused, dropped or unpaired.
     pub camera_accounted: bool,
-    /// Torn frames accepted by a reader (caller; must be 0).
+    /// Torn frames accepted by a reader (caller; must be 0): frames that passed the ring's
+    /// seqlock and checksum but whose payload did not parse.
     pub torn_frames_accepted: u64,
+    /// Frames a producer tagged with another epoch than the one its sensor was physically in
+    /// (caller; simulation only, where the truth is known; must be 0).
+    #[serde(default)]
+    pub mistagged_frames: u64,
     /// All of the above hold.
     pub ok: bool,
 }
@@ -174,7 +179,8 @@ impl InvariantsSummary {
             && self.missing_calibration == 0
             && self.lidar_accounted
             && self.camera_accounted
-            && self.torn_frames_accepted == 0;
+            && self.torn_frames_accepted == 0
+            && self.mistagged_frames == 0;
     }
 }
 
@@ -258,6 +264,7 @@ impl Summary {
         };
         self.frames = frames.then(|| stats.frames.clone());
         let torn = self.invariants.torn_frames_accepted;
+        let mistagged = self.invariants.mistagged_frames;
         self.invariants = InvariantsSummary {
             cross_epoch_fused: if stats.mode == PairingMode::Epoch { stats.fused_epoch_mismatch } else { 0 },
             fused_twice: stats.fused_twice,
@@ -265,6 +272,7 @@ impl Summary {
             lidar_accounted: stats.lidar_accounted(),
             camera_accounted: stats.camera_accounted(),
             torn_frames_accepted: torn,
+            mistagged_frames: mistagged,
             ok: false,
         };
         self.invariants.refresh();

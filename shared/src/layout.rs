@@ -259,6 +259,9 @@ pub mod aux {
     pub const PRODUCER_EPOCH: usize = 0;
     /// Camera and lidar rings: frames the producer rendered late (behind real time).
     pub const PRODUCER_LATE: usize = 1;
+    /// Camera and lidar rings: frames tagged with another epoch than the one the sensor was
+    /// physically in (simulation only, where the truth is known; must stay 0).
+    pub const PRODUCER_MISTAGGED: usize = 2;
 
     /// Fused ring: pairs fused.
     pub const FUSED_PAIRS: usize = 0;

@@ -245,6 +245,23 @@ impl RingWriter {
         }
     }
 
+    /// The segment's scoreboard (the readers' counters included).
+    #[must_use]
+    pub fn scoreboard(&self) -> Scoreboard {
+        Scoreboard::load(&self.seg)
+    }
+
+    /// Kind-specific scoreboard word `i` as it stands (a restarted writer continues its
+    /// predecessor's counts).
+    #[must_use]
+    pub fn aux(&self, i: usize) -> u64 {
+        if i < layout::AUX_WORDS {
+            self.seg.map.word(layout::aux_offset(i)).load(Ordering::Relaxed)
+        } else {
+            0
+        }
+    }
+
     /// Whether the segment file was truncated under us; frames committed since are lost.
     #[must_use]
     pub fn truncated(&self) -> bool {

@@ -72,7 +72,6 @@ pub struct Supervise {
 }
 
 struct RoleProc {
-    role: RoleName,
     child: Child,
     started: Instant,
 }
@@ -122,7 +121,7 @@ fn spawn_role(role: RoleName, run: &Path, logs: &Path, events: &Sender<ChildEven
             }
         });
     }
-    Ok(RoleProc { role, child, started: Instant::now() })
+    Ok(RoleProc { child, started: Instant::now() })
 }
 
 fn wait_ready(role: RoleName, events: &Receiver<ChildEvent>, procs: &mut BTreeMap<&'static str, RoleProc>, logs: &Path) -> Result<(), CliError> {
@@ -150,6 +149,7 @@ fn last_log_line(logs: &Path, role: RoleName) -> String {
     std::fs::read_to_string(&path)
         .ok()
         .and_then(|t| t.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_owned))
+        .map(|l| l.trim_start_matches("epochfuse: error: ").to_string())
         .unwrap_or_default()
 }
 
@@ -395,6 +395,8 @@ pub fn supervise(cfg: Supervise) -> Result<Summary, CliError> {
         summary.streams.lidar = stream_from_board(&lidar);
     }
     summary.faults = faults;
+    summary.invariants.torn_frames_accepted = summary.pairs.invalid_payloads;
+    summary.invariants.mistagged_frames = camera.aux[aux::PRODUCER_MISTAGGED] + lidar.aux[aux::PRODUCER_MISTAGGED];
     let sim_s = lidar.frames_written as f64 * cfg.lidar_period_s;
     summary.duration_s = sim_s;
     summary.realtime_factor = if producing_wall.as_secs_f64() > 0.0 { sim_s / producing_wall.as_secs_f64() } else { 0.0 };

@@ -1,0 +1,88 @@
+//! The calibration role: publishes the run's epochs (the scenario's schedule, or the log's
+//! calibration states) over the socket and into the table, with the scenario's delivery
+//! faults.
+
+use std::path::Path;
+use std::time::Duration;
+
+use calib::service::{CalibService, DeliveryPlan, Schedule, ServiceConfig};
+use calib::wire::Role;
+use calib::CalibrationSet;
+use sensor_sim::scenario::{Fault, Role as SimRole, Scenario};
+use shared::CalibEpoch;
+
+use super::{ready, stop_flag};
+use crate::error::CliError;
+use crate::pipeline::spec::{RunSpec, SourceSpec, SCENARIO_FILE};
+
+fn wire_role(r: SimRole) -> Option<Role> {
+    match r {
+        SimRole::Camera => Some(Role::Camera),
+        SimRole::Lidar => Some(Role::Lidar),
+        SimRole::Fusion => Some(Role::Fusion),
+        SimRole::Calib => None,
+    }
+}
+
+/// The delivery faults a scenario asks for.
+#[must_use]
+pub fn delivery_plan(scenario: &Scenario) -> DeliveryPlan {
+    let mut plan = DeliveryPlan::new();
+    for f in scenario.faults() {
+        match *f {
+            Fault::DelayCalib { epoch, to, ms } => {
+                if let Some(role) = wire_role(to) {
+                    plan = plan.delay(CalibEpoch(epoch), role, Duration::from_millis(ms));
+                }
+            }
+            Fault::DropCalib { epoch, to } => {
+                if let Some(role) = wire_role(to) {
+                    plan = plan.drop_epoch(CalibEpoch(epoch), role);
+                }
+            }
+            Fault::Kill { .. } => {}
+        }
+    }
+    plan
+}
+
+/// The epochs of the run: the scenario's schedule or the log's states (shifted onto the
+/// pipeline clock by the same origin the replayer uses).
+///
+/// # Errors
+/// Exit 2 if the scenario or the log cannot be read.
+pub fn epochs(run: &Path, spec: &RunSpec) -> Result<(Vec<CalibrationSet>, DeliveryPlan), CliError> {
+    match &spec.source {
+        SourceSpec::Sim => {
+            let scenario = Scenario::load(&run.join(SCENARIO_FILE)).map_err(|e| CliError::input(e.to_string()))?;
+            Ok((scenario.calibration_schedule(), delivery_plan(&scenario)))
+        }
+        SourceSpec::Replay { .. } => {
+            let log = super::replayer::open_source(spec)?;
+            Ok((log.epochs_on_pipeline_clock(), DeliveryPlan::new()))
+        }
+    }
+}
+
+/// Runs the calibration role.
+///
+/// # Errors
+/// Exit 2 for a bad epoch list; exit 3 if the socket or table cannot be created.
+pub fn run(run: &Path) -> Result<(), CliError> {
+    let spec = RunSpec::load(run)?;
+    let stop = stop_flag()?;
+    let (epochs, plan) = epochs(run, &spec)?;
+    let mut config = ServiceConfig::in_run_dir(run);
+    config.plan = plan;
+    // Runs faster than real time, and replays, know their whole schedule up front.
+    config.schedule = if spec.max_rate || !matches!(spec.source, SourceSpec::Sim) {
+        Schedule::AllAtStart
+    } else {
+        Schedule::default()
+    };
+    let mut service = CalibService::bind(config, epochs, spec.clock()).map_err(|e| CliError::internal(e.to_string()))?;
+    ready();
+    let stats = service.run(&stop).map_err(|e| CliError::internal(e.to_string()))?;
+    tracing::info!(?stats, "calibration service stopped");
+    Ok(())
+}

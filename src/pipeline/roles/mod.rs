@@ -1,0 +1,96 @@
+//! The role processes of a pipeline. Each is `epochfuse role NAME --run DIR`, spawned by the
+//! supervisor; each reads `<run dir>/pipeline.json`, prints `ready` on stdout once it is set
+//! up, and stops cleanly on SIGTERM (or when its parent dies).
+
+pub mod calib_role;
+pub mod fusion_role;
+pub mod producer;
+pub mod recorder;
+pub mod replayer;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shared::ring::RingReader;
+use shared::segment::AttachError;
+use shared::StreamKind;
+
+use crate::cli::RoleName;
+use crate::error::CliError;
+
+/// Runs one role.
+///
+/// # Errors
+/// The role's one-line error.
+pub fn run(role: RoleName, run: &Path) -> Result<(), CliError> {
+    // If the supervisor dies, so do we: a pipeline never outlives its supervisor.
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM));
+    match role {
+        RoleName::Calib => calib_role::run(run),
+        RoleName::Camera => producer::run(run, StreamKind::Camera),
+        RoleName::Lidar => producer::run(run, StreamKind::Lidar),
+        RoleName::Fusion => fusion_role::run(run),
+        RoleName::Replayer => replayer::run(run),
+        RoleName::Recorder => recorder::run(run),
+    }
+}
+
+/// A flag raised by SIGTERM or SIGINT.
+///
+/// # Errors
+/// Exit 3 if the handlers cannot be installed.
+pub fn stop_flag() -> Result<Arc<AtomicBool>, CliError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(|e| CliError::internal(format!("signal handler: {e}")))?;
+    }
+    Ok(stop)
+}
+
+/// Tells the supervisor this role is set up.
+pub fn ready() {
+    use std::io::Write as _;
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "ready");
+    let _ = out.flush();
+}
+
+/// Back-pressure for runs at `--max-rate`: waits until the ring's `readers` readers have
+/// between them read (or lost) all but `margin` of the frames written, so a producer that
+/// outruns its readers waits instead of lapping them. Real-time runs never wait: there, a
+/// slow reader is lapped and the overrun is counted.
+pub fn wait_for_readers(writer: &shared::ring::RingWriter, readers: u64, margin: u64, stop: &AtomicBool) {
+    loop {
+        let b = writer.scoreboard();
+        let consumed = b.frames_read + b.overrun_frames_lost + b.stale + b.invalid;
+        if consumed + readers * margin >= readers * b.frames_written || stop.load(Ordering::Relaxed) {
+            return;
+        }
+        // The readers publish progress only through counters: poll them briefly.
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+/// Attaches to a ring that its producer may not have created yet, until `stop` is raised or
+/// `timeout` passes.
+///
+/// # Errors
+/// The attach error once the time is up, or an error that waiting cannot fix.
+pub fn attach_when_ready(path: &Path, kind: StreamKind, stop: &AtomicBool, timeout: Duration) -> Result<Option<RingReader>, AttachError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match RingReader::attach(path, kind) {
+            Ok(r) => return Ok(Some(r)),
+            Err(AttachError::NotFound | AttachError::NotInitialized) if Instant::now() < deadline => {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(None);
+                }
+                // Startup only: the producer has not created its segment yet.
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The camera and lidar roles: render the scenario's frames at their capture times, straight
+//! into a loaned ring slot, tagged with the newest epoch the calibration service announced
+//! whose `valid_from` ≤ the capture time.
+//!
+//! The sensor is moved physically at each epoch's `valid_from` (the renderer uses the
+//! scenario's rig in force at the capture time), so the tag can be checked against the
+//! truth: a mismatch is counted in the ring's scoreboard (`PRODUCER_MISTAGGED`) and logged.
+//!
+//! A restarted producer takes its ring over and resumes: in real time at the next frame
+//! after now, at `--max-rate` after the last frame it committed.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use calib::store::CalibStore;
+use calib::subscriber::CalibSubscriber;
+use calib::table::CalibTableReader;
+use calib::wire::Role;
+use sensor_sim::scenario::{frame_time, Scenario};
+use sensor_sim::{CameraRenderer, LidarRenderer};
+use shared::layout::aux;
+use shared::ring::{FrameMeta, ReadOutcome, RingReader, RingWriter, WriterStart};
+use shared::segment::SegmentSpec;
+use shared::{rundir, CalibEpoch, FrameSeq, StreamKind, TimestampNs};
+
+use super::{ready, stop_flag};
+use crate::error::CliError;
+use crate::pipeline::spec::{RunSpec, SCENARIO_FILE};
+
+/// Slots per producer ring: enough for fusion to wait for a partner frame of the other
+/// stream without being lapped.
+pub const PRODUCER_SLOTS: u32 = 8;
+
+enum Renderer {
+    Camera(Box<CameraRenderer>),
+    Lidar(Box<LidarRenderer>),
+}
+
+impl Renderer {
+    fn capacity(&self) -> usize {
+        match self {
+            Self::Camera(c) => c.payload_len(),
+            Self::Lidar(l) => l.max_payload_len(),
+        }
+    }
+}
+
+/// The frame index to resume at after a takeover.
+fn resume_index(path: &Path, kind: StreamKind, rate_hz: f64, live_now: Option<TimestampNs>) -> u64 {
+    if let Some(now) = live_now {
+        return (now.0 as f64 * rate_hz / 1e9).ceil() as u64;
+    }
+    let Ok(r) = RingReader::attach(path, kind) else { return 0 };
+    let last = FrameSeq(r.cursor().0.wrapping_sub(1));
+    let mut buf = Vec::new();
+    match r.read_at(last, &mut buf) {
+        ReadOutcome::Frame(info) => (info.capture.0 as f64 * rate_hz / 1e9).round() as u64 + 1,
+        _ => 0,
+    }
+}
+
+/// Runs a producer role.
+///
+/// # Errors
+/// Exit 2 if the scenario is bad; exit 3 if the ring cannot be created.
+pub fn run(run: &Path, kind: StreamKind) -> Result<(), CliError> {
+    let spec = RunSpec::load(run)?;
+    let stop = stop_flag()?;
+    let clock = spec.clock();
+    let scenario = Scenario::load(&run.join(SCENARIO_FILE)).map_err(|e| CliError::input(e.to_string()))?;
+    let (mut renderer, rate_hz, role) = match kind {
+        StreamKind::Camera => {
+            (Renderer::Camera(Box::new(CameraRenderer::new(&scenario))), scenario.camera().rate_hz, Role::Camera)
+        }
+        _ => (Renderer::Lidar(Box::new(LidarRenderer::new(&scenario))), scenario.lidar().rate_hz, Role::Lidar),
+    };
+    let path = run.join(rundir::segment_file(kind));
+    let ring_spec = SegmentSpec::new(kind, PRODUCER_SLOTS, renderer.capacity() as u64);
+    let (mut writer, start) =
+        RingWriter::create_or_takeover(&path, &ring_spec).map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
+    let mut k = match start {
+        WriterStart::Created => 0,
+        WriterStart::TookOver { incarnation, repaired } => {
+            let k = resume_index(&path, kind, rate_hz, (!spec.max_rate).then(|| clock.now()));
+            tracing::info!(?incarnation, repaired, resume_at = k, "took over the {kind} ring");
+            k
+        }
+    };
+    let socket = run.join(rundir::CALIB_SOCKET);
+    let mut sub = CalibSubscriber::connect_retry(&socket, role, Duration::from_secs(10), Some(&stop))
+        .map_err(|e| CliError::internal(e.to_string()))?;
+    let table_path = run.join(rundir::segment_file(StreamKind::CalibTable));
+    let mut table = CalibTableReader::attach(&table_path).ok();
+    let mut store = CalibStore::new();
+    ready();
+
+    let readers = 1 + u64::from(spec.record.is_some());
+    let duration = TimestampNs((spec.duration_s * 1e9) as u64);
+    let period = Duration::from_secs_f64(1.0 / rate_hz);
+    let (mut late, mut mistagged) = (writer.aux(aux::PRODUCER_LATE), writer.aux(aux::PRODUCER_MISTAGGED));
+    while !stop.load(Ordering::Relaxed) {
+        let t = frame_time(k, rate_hz);
+        if t >= duration {
+            break;
+        }
+        if !spec.max_rate {
+            // Real-time pacing on the pipeline's monotonic clock.
+            loop {
+                let wait = clock.until(t);
+                if wait.is_zero() || stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                std::thread::sleep(wait.min(Duration::from_millis(50)));
+            }
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        if spec.max_rate {
+            super::wait_for_readers(&writer, readers, u64::from(PRODUCER_SLOTS) - 2, &stop);
+        }
+        // The socket is the fast path; the table covers a lost or late message.
+        let _ = sub.drain_into(&mut store);
+        if table.is_none() {
+            table = CalibTableReader::attach(&table_path).ok();
+        }
+        if let Some(tab) = table.as_mut() {
+            for set in tab.read_all() {
+                if !store.contains(set.epoch) {
+                    store.insert(set);
+                }
+            }
+        }
+        let epoch = store.newest_valid_at(t).unwrap_or(CalibEpoch::NONE);
+        let mut loan = writer.loan();
+        let truth = match &mut renderer {
+            Renderer::Camera(c) => c.render(t, &mut loan).map(|f| f.epoch),
+            Renderer::Lidar(l) => l.render(t, k, &mut loan).map(|s| s.epoch),
+        }
+        .map_err(|e| CliError::internal(format!("{kind} frame {k}: {e}")))?;
+        loan.commit(FrameMeta { capture: t, epoch });
+        if truth != epoch {
+            mistagged += 1;
+            tracing::warn!(frame = k, tagged = epoch.0, truth = truth.0, "frame tagged with another epoch than the sensor's");
+        }
+        if !spec.max_rate && clock.now().0 > t.0 + period.as_nanos() as u64 {
+            late += 1;
+        }
+        writer.set_aux(aux::PRODUCER_EPOCH, epoch.0);
+        writer.set_aux(aux::PRODUCER_LATE, late);
+        writer.set_aux(aux::PRODUCER_MISTAGGED, mistagged);
+        k += 1;
+    }
+    Ok(())
+}
