@@ -364,6 +364,12 @@ impl CalibService {
         })
     }
 
+    /// Replaces the pipeline clock before [`CalibService::run`]: a supervisor binds every
+    /// role first and fixes the clock's origin only when all of them are ready.
+    pub fn set_clock(&mut self, clock: PipelineClock) {
+        self.clock = clock;
+    }
+
     /// Serves until `stop` is set (checked at least every 100 ms), then returns the counters.
     /// Uses no CPU while idle.
     ///

@@ -269,13 +269,16 @@ impl Segment {
         let words = head.load_words::<{ layout::STATIC_HEADER_SIZE / 8 }>(0);
         let header = SegmentHeader::read_from_bytes(words.as_bytes())
             .map_err(|_| AttachError::BadGeometry { field: "header", value: 0 })?;
+        // The creator writes the version last: until it is there, nothing else is either
+        // (a file of zeroes is one whose creator has not got that far, or died first).
+        if version == 0 && (header.magic == 0 || header.magic == layout::MAGIC) {
+            return Err(AttachError::NotInitialized);
+        }
         if header.magic != layout::MAGIC {
             return Err(AttachError::BadMagic { found: header.magic });
         }
-        match version {
-            0 => return Err(AttachError::NotInitialized),
-            layout::LAYOUT_VERSION => {}
-            found => return Err(AttachError::UnsupportedVersion { found }),
+        if version != layout::LAYOUT_VERSION {
+            return Err(AttachError::UnsupportedVersion { found: version });
         }
         let kind = u32::try_from(header.stream_kind).ok().and_then(StreamKind::from_u32);
         let kind = match (kind, expected) {

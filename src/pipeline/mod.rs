@@ -41,7 +41,6 @@ fn base_spec(args: &PipelineArgs, source: SourceSpec, duration_s: f64, out: Path
         overlay_every: args.overlay_every,
         per_pair: false,
         record: args.record.as_deref().map(absolute),
-        t0_ns: calib::clock::monotonic_ns(),
     }
 }
 

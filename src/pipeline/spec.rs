@@ -56,8 +56,6 @@ pub struct RunSpec {
     pub per_pair: bool,
     /// MCAP file to record to (absolute).
     pub record: Option<PathBuf>,
-    /// The pipeline clock's origin, CLOCK_MONOTONIC ns.
-    pub t0_ns: u64,
 }
 
 impl RunSpec {
@@ -80,11 +78,5 @@ impl RunSpec {
         let path = run.join(SPEC_FILE);
         let text = serde_json::to_string_pretty(self).map_err(|e| CliError::internal(e.to_string()))?;
         std::fs::write(&path, text).map_err(|e| CliError::internal(format!("{}: {e}", path.display())))
-    }
-
-    /// The pipeline clock of this run.
-    #[must_use]
-    pub fn clock(&self) -> calib::clock::PipelineClock {
-        calib::clock::PipelineClock::from_t0_ns(self.t0_ns)
     }
 }

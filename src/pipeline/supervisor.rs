@@ -73,6 +73,7 @@ pub struct Supervise {
 
 struct RoleProc {
     child: Child,
+    stdin: Option<std::process::ChildStdin>,
     started: Instant,
 }
 
@@ -105,7 +106,7 @@ fn spawn_role(role: RoleName, run: &Path, logs: &Path, events: &Sender<ChildEven
         .arg(role_name(role))
         .arg("--run")
         .arg(run)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))
         .process_group(0)
@@ -121,7 +122,8 @@ fn spawn_role(role: RoleName, run: &Path, logs: &Path, events: &Sender<ChildEven
             }
         });
     }
-    Ok(RoleProc { child, started: Instant::now() })
+    let stdin = child.stdin.take();
+    Ok(RoleProc { child, stdin, started: Instant::now() })
 }
 
 fn wait_ready(role: RoleName, events: &Receiver<ChildEvent>, procs: &mut BTreeMap<&'static str, RoleProc>, logs: &Path) -> Result<(), CliError> {
@@ -176,6 +178,8 @@ fn signal(p: &RoleProc, sig: rustix::process::Signal) {
 }
 
 fn stop_role(p: &mut RoleProc) -> Option<std::process::ExitStatus> {
+    // Closing stdin also ends a role still waiting for its start.
+    p.stdin.take();
     if let Ok(Some(s)) = p.child.try_wait() {
         return Some(s);
     }
@@ -190,6 +194,15 @@ fn stop_role(p: &mut RoleProc) -> Option<std::process::ExitStatus> {
             return p.child.wait().ok();
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Starts a ready role: tells it the pipeline clock's origin.
+fn go(p: &mut RoleProc, t0_ns: u64) {
+    use std::io::Write as _;
+    if let Some(stdin) = p.stdin.as_mut() {
+        let _ = writeln!(stdin, "go {t0_ns}");
+        let _ = stdin.flush();
     }
 }
 
@@ -258,6 +271,13 @@ pub fn supervise(cfg: Supervise) -> Result<Summary, CliError> {
         }
         return Err(e);
     }
+    // Everyone is ready: fix the clock's origin a moment ahead, so the first frame is not
+    // already late when the producers read their start.
+    let t0_ns = calib::clock::monotonic_ns() + 20_000_000;
+    let clock = calib::clock::PipelineClock::from_t0_ns(t0_ns);
+    for p in procs.values_mut() {
+        go(p, t0_ns);
+    }
 
     let bar = if cfg.quiet { ProgressBar::hidden() } else { ProgressBar::new(cfg.expected_lidar_frames.max(1)) };
     bar.set_style(
@@ -272,7 +292,6 @@ pub fn supervise(cfg: Supervise) -> Result<Summary, CliError> {
     let mut pending_kills = cfg.kills.clone();
     pending_kills.sort_by(|a, b| a.at.cmp(&b.at));
     let mut recovering: Vec<(Instant, u64, u64)> = Vec::new(); // (restart time, fused at restart, producer frames)
-    let clock = cfg.spec.clock();
     let mut failure: Option<CliError> = None;
     let mut interrupted = false;
 
@@ -324,7 +343,8 @@ pub fn supervise(cfg: Supervise) -> Result<Summary, CliError> {
             bar.println(format!("fault: killed the {} role (SIGKILL) at {:.2} s", role_name(k.role), now.as_secs_f64()));
             if k.restart {
                 match spawn_role(k.role, &dir, &logs, &tx) {
-                    Ok(np) => {
+                    Ok(mut np) => {
+                        go(&mut np, t0_ns);
                         *p = np;
                         faults.restarts += 1;
                         recovering.push((Instant::now(), fused.aux[aux::FUSED_PAIRS], camera.frames_written + lidar.frames_written));

@@ -80,8 +80,9 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     } else {
         Schedule::default()
     };
-    let mut service = CalibService::bind(config, epochs, spec.clock()).map_err(|e| CliError::internal(e.to_string()))?;
-    ready();
+    let mut service = CalibService::bind(config, epochs, calib::clock::PipelineClock::start())
+        .map_err(|e| CliError::internal(e.to_string()))?;
+    service.set_clock(ready()?);
     let stats = service.run(&stop).map_err(|e| CliError::internal(e.to_string()))?;
     tracing::info!(?stats, "calibration service stopped");
     Ok(())

@@ -225,7 +225,6 @@ fn s_updates(sub: Option<&CalibSubscriber>, last: &AtomicU64) -> u64 {
 pub fn run(run: &Path) -> Result<(), CliError> {
     let spec = RunSpec::load(run)?;
     let stop = stop_flag()?;
-    let clock = spec.clock();
     let mode = if spec.pairing_latest { PairingMode::Latest } else { PairingMode::Epoch };
     let (source, camera_hz) = match &spec.source {
         SourceSpec::Sim => {
@@ -304,8 +303,10 @@ pub fn run(run: &Path) -> Result<(), CliError> {
         recycle_lidar: rl_tx,
     };
     let live_clock = !spec.max_rate && source == Source::Sim;
+    let clock_cell: Arc<Mutex<Option<calib::clock::PipelineClock>>> = Arc::new(Mutex::new(None));
     let engine_clock: Box<dyn Fn() -> TimestampNs + Send> = if live_clock {
-        Box::new(move || clock.now())
+        let cell = Arc::clone(&clock_cell);
+        Box::new(move || cell.lock().map_or(TimestampNs(0), |c| c.now()))
     } else {
         let dc = Arc::clone(&data_clock);
         Box::new(move || dc.now())
@@ -331,7 +332,7 @@ pub fn run(run: &Path) -> Result<(), CliError> {
             }
         });
     }
-    ready();
+    *clock_cell.lock() = Some(ready()?);
     let engine_thread = std::thread::spawn(move || engine.run());
     let mut reader_error = None;
     for r in readers {

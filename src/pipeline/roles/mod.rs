@@ -49,12 +49,25 @@ pub fn stop_flag() -> Result<Arc<AtomicBool>, CliError> {
     Ok(stop)
 }
 
-/// Tells the supervisor this role is set up.
-pub fn ready() {
-    use std::io::Write as _;
+/// Tells the supervisor this role is set up, and waits for the start: the supervisor
+/// answers every role with `go <t0>` once all of them are ready (at once for a restarted
+/// role), `t0` being the pipeline clock's origin on CLOCK_MONOTONIC. Frames are timed from
+/// it, so no role's start-up delay shows up as latency.
+///
+/// # Errors
+/// Exit 3 if the supervisor closes stdin or sends something else.
+pub fn ready() -> Result<calib::clock::PipelineClock, CliError> {
+    use std::io::{BufRead as _, Write as _};
     let mut out = std::io::stdout();
     let _ = writeln!(out, "ready");
     let _ = out.flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| CliError::internal(format!("waiting for the start: {e}")))?;
+    line.trim()
+        .strip_prefix("go ")
+        .and_then(|t| t.parse().ok())
+        .map(calib::clock::PipelineClock::from_t0_ns)
+        .ok_or_else(|| CliError::internal(format!("expected `go <t0>` from the supervisor, got {:?}", line.trim())))
 }
 
 /// Back-pressure for runs at `--max-rate`: waits until the ring's `readers` readers have

@@ -67,7 +67,6 @@ fn resume_index(path: &Path, kind: StreamKind, rate_hz: f64, live_now: Option<Ti
 pub fn run(run: &Path, kind: StreamKind) -> Result<(), CliError> {
     let spec = RunSpec::load(run)?;
     let stop = stop_flag()?;
-    let clock = spec.clock();
     let scenario = Scenario::load(&run.join(SCENARIO_FILE)).map_err(|e| CliError::input(e.to_string()))?;
     let (mut renderer, rate_hz, role) = match kind {
         StreamKind::Camera => {
@@ -79,6 +78,13 @@ pub fn run(run: &Path, kind: StreamKind) -> Result<(), CliError> {
     let ring_spec = SegmentSpec::new(kind, PRODUCER_SLOTS, renderer.capacity() as u64);
     let (mut writer, start) =
         RingWriter::create_or_takeover(&path, &ring_spec).map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
+    let socket = run.join(rundir::CALIB_SOCKET);
+    let mut sub = CalibSubscriber::connect_retry(&socket, role, Duration::from_secs(10), Some(&stop))
+        .map_err(|e| CliError::internal(e.to_string()))?;
+    let table_path = run.join(rundir::segment_file(StreamKind::CalibTable));
+    let mut table = CalibTableReader::attach(&table_path).ok();
+    let mut store = CalibStore::new();
+    let clock = ready()?;
     let mut k = match start {
         WriterStart::Created => 0,
         WriterStart::TookOver { incarnation, repaired } => {
@@ -87,13 +93,6 @@ pub fn run(run: &Path, kind: StreamKind) -> Result<(), CliError> {
             k
         }
     };
-    let socket = run.join(rundir::CALIB_SOCKET);
-    let mut sub = CalibSubscriber::connect_retry(&socket, role, Duration::from_secs(10), Some(&stop))
-        .map_err(|e| CliError::internal(e.to_string()))?;
-    let table_path = run.join(rundir::segment_file(StreamKind::CalibTable));
-    let mut table = CalibTableReader::attach(&table_path).ok();
-    let mut store = CalibStore::new();
-    ready();
 
     let readers = 1 + u64::from(spec.record.is_some());
     let duration = TimestampNs((spec.duration_s * 1e9) as u64);
@@ -130,6 +129,13 @@ pub fn run(run: &Path, kind: StreamKind) -> Result<(), CliError> {
                 if !store.contains(set.epoch) {
                     store.insert(set);
                 }
+            }
+        }
+        if store.newest_valid_at(t).is_none() {
+            // Nothing announced yet for this time (the very first frame): the service
+            // announces ahead of valid_from, so it is on its way.
+            if let Ok(Some(set)) = sub.recv_timeout(Duration::from_secs(2)) {
+                store.insert(set);
             }
         }
         let epoch = store.newest_valid_at(t).unwrap_or(CalibEpoch::NONE);

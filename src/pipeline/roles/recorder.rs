@@ -26,7 +26,7 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     let stop = stop_flag()?;
     let Some(path) = spec.record.clone() else { return Ok(()) };
     let mut rec = McapRecorder::create(&path).map_err(|e| CliError::input(e.to_string()))?;
-    ready();
+    ready()?;
     let attach = |kind| {
         attach_when_ready(&run.join(rundir::segment_file(kind)), kind, &stop, Duration::from_secs(30))
             .map_err(|e| CliError::internal(format!("{kind} ring: {e}")))

@@ -93,13 +93,12 @@ fn ring(run: &Path, kind: StreamKind, capacity: usize) -> Result<RingWriter, Cli
 pub fn run(run: &Path) -> Result<(), CliError> {
     let spec = RunSpec::load(run)?;
     let stop = stop_flag()?;
-    let clock = spec.clock();
     let log = open_source(&spec)?;
     let mut camera = ring(run, StreamKind::Camera, log.source.max_payload_len(LogStream::Camera))?;
     let mut lidar = ring(run, StreamKind::Lidar, log.source.max_payload_len(LogStream::Lidar))?;
     let frames = log.source.frames().map_err(|e| CliError::input(e.to_string()))?;
     let readers = 1 + u64::from(spec.record.is_some());
-    ready();
+    let clock = ready()?;
     for item in frames {
         if stop.load(Ordering::Relaxed) {
             break;
