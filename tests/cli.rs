@@ -1,0 +1,100 @@
+//! The small commands: inspect, calib check, top, and --help.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::Sandbox;
+use shared::ring::RingWriter;
+use shared::segment::SegmentSpec;
+use shared::StreamKind;
+
+fn one_line_error(run: &common::Run, needle: &str) {
+    run.expect_code(2);
+    let err = run.stderr();
+    assert_eq!(err.trim().lines().count(), 1, "not one line:\n{}", run.describe());
+    assert!(err.contains(needle), "expected {needle:?}:\n{}", run.describe());
+    assert!(!err.contains("panicked"), "{}", run.describe());
+}
+
+#[test]
+fn inspect_answers_garbage_with_one_line() {
+    let sb = Sandbox::new();
+    let d = sb.dir.path();
+    let garbage = d.join("garbage");
+    std::fs::write(&garbage, vec![0x5a; 10_000]).unwrap();
+    std::fs::set_permissions(&garbage, std::fs::Permissions::from_mode(0o600)).unwrap();
+    one_line_error(&sb.run(&["inspect", garbage.to_str().unwrap()]), "bad magic");
+    let short = d.join("short");
+    std::fs::write(&short, b"EFSEGv01").unwrap();
+    std::fs::set_permissions(&short, std::fs::Permissions::from_mode(0o600)).unwrap();
+    one_line_error(&sb.run(&["inspect", short.to_str().unwrap()]), "smaller than");
+    one_line_error(&sb.run(&["inspect", d.to_str().unwrap()]), "directory");
+    let fifo = d.join("fifo");
+    rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o600), 0).unwrap();
+    one_line_error(&sb.run(&["inspect", fifo.to_str().unwrap()]), "fifo");
+    let seg = d.join("lidar.seg");
+    let (_w, _) = RingWriter::create_or_takeover(&seg, &SegmentSpec::new(StreamKind::Lidar, 4, 1024)).unwrap();
+    let link = d.join("link.seg");
+    std::os::unix::fs::symlink(&seg, &link).unwrap();
+    one_line_error(&sb.run(&["inspect", link.to_str().unwrap()]), "symbolic link");
+    one_line_error(&sb.run(&["inspect", d.join("nope").to_str().unwrap()]), "no such segment");
+    let cut = d.join("cut.seg");
+    std::fs::copy(&seg, &cut).unwrap();
+    std::fs::OpenOptions::new().write(true).open(&cut).unwrap().set_len(5000).unwrap();
+    one_line_error(&sb.run(&["inspect", cut.to_str().unwrap()]), "truncated");
+}
+
+#[test]
+fn inspect_shows_a_live_segment_as_table_and_json() {
+    let sb = Sandbox::new();
+    let seg = sb.path("camera.seg");
+    let (mut w, _) = RingWriter::create_or_takeover(&seg, &SegmentSpec::new(StreamKind::Camera, 4, 1024)).unwrap();
+    for _ in 0..6 {
+        let mut loan = w.loan();
+        shared::frames::PayloadSink::push(&mut loan, &[1; 100]).unwrap();
+        loan.commit(shared::ring::FrameMeta { capture: shared::TimestampNs(5), epoch: shared::CalibEpoch(3) });
+    }
+    let run = sb.run(&["inspect", seg.to_str().unwrap()]);
+    run.expect_code(0);
+    assert!(run.stdout().contains("alive (lock held)"), "{}", run.describe());
+    let run = sb.run(&["inspect", "--json", seg.to_str().unwrap()]);
+    run.expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(v["stream"], "camera");
+    assert_eq!(v["frames_written"], 6);
+    assert_eq!(v["write_cursor"], 6);
+    assert_eq!(v["slots"].as_array().unwrap().len(), 4);
+    assert!(v["slots"].as_array().unwrap().iter().all(|s| s["state"] == "frame" && s["epoch"] == 3));
+}
+
+#[test]
+fn calib_check_accepts_the_default_rig_and_names_the_broken_field() {
+    let sb = Sandbox::new();
+    let good = common::root().join("configs/calib/default.ron");
+    sb.run(&["calib", "check", good.to_str().unwrap()]).expect_code(0);
+    let text = std::fs::read_to_string(&good).unwrap();
+    let nan = sb.path("nan.ron");
+    std::fs::write(&nan, text.replacen("fx: 1000.0", "fx: NaN", 1)).unwrap();
+    assert_ne!(std::fs::read_to_string(&nan).unwrap(), text, "fixture did not change");
+    one_line_error(&sb.run(&["calib", "check", nan.to_str().unwrap()]), "camera.fx");
+    let neg = sb.path("neg.ron");
+    std::fs::write(&neg, text.replacen("fy: 1000.0", "fy: -1000.0", 1)).unwrap();
+    one_line_error(&sb.run(&["calib", "check", neg.to_str().unwrap()]), "camera.fy");
+    let syntax = sb.path("syntax.ron");
+    std::fs::write(&syntax, text.replacen("fx: 1000.0,", "fx: 1000.0 +", 1)).unwrap();
+    one_line_error(&sb.run(&["calib", "check", syntax.to_str().unwrap()]), "syntax.ron:");
+}
+
+#[test]
+fn top_without_a_run_says_so_and_help_explains() {
+    let sb = Sandbox::new();
+    let run = sb.run(&["top", "--once"]);
+    one_line_error(&run, "no live run");
+    let help = sb.run(&["drive", "--help"]);
+    help.expect_code(0);
+    for word in ["--duration", "--pairing", "--max-rate", "--record", "--shm-root", "--per-pair"] {
+        assert!(help.stdout().contains(word), "{word} missing from --help");
+    }
+    sb.run(&["no-such-command"]).expect_code(2);
+}

@@ -1,0 +1,166 @@
+//! `epochfuse replay` of real and simulated logs, and `drive --record` round trips.
+
+mod common;
+
+use common::{summary, Sandbox};
+use serde_json::Value;
+
+fn replay(sb: &Sandbox, name: &str, source: &std::path::Path, extra: &[&str]) -> (common::Run, Value) {
+    let out = sb.path(name);
+    let out_s = out.to_str().unwrap().to_string();
+    let mut args = vec!["replay", source.to_str().unwrap(), "--out", &out_s, "--quiet"];
+    args.extend_from_slice(extra);
+    let run = sb.run(&args);
+    let path = out.join("summary.json");
+    let s = if path.exists() { summary(&path) } else { Value::Null };
+    (run, s)
+}
+
+/// KITTI 000001, projected independently in float64 (../shared/data/README.md).
+fn assert_reference_000001(f: &Value, what: &str) {
+    assert_eq!(f["points"], 120_268, "{what}: {f}");
+    assert_eq!(f["points_in_image"], 18_630, "{what}: {f}");
+    for (key, want) in [("mean_u", 631.863_492), ("mean_v", 257.150_175), ("mean_depth", 16.530_317)] {
+        let got = f[key].as_f64().unwrap();
+        assert!((got - want).abs() < 1e-3, "{what}: {key} {got} vs {want}");
+    }
+}
+
+#[test]
+fn kitti_folder_replay_matches_the_reference_projection() {
+    let Some(data) = common::shared_data() else { return };
+    let sb = Sandbox::new();
+    let (run, s) = replay(&sb, "out", &data.join("kitti"), &["--max-rate"]);
+    run.expect_code(0);
+    assert_eq!(s["source"], "replay");
+    let frames = s["frames"].as_array().unwrap();
+    assert_eq!(frames.len(), 3, "{}", run.describe());
+    // 000000 comes from another rig: two calibration states, numbered in frame order.
+    assert_eq!(s["calibration"]["epochs"], serde_json::json!([1, 2]));
+    assert_eq!(frames[0]["epoch"], 1);
+    assert_eq!(frames[1]["epoch"], 2);
+    assert_eq!(frames[2]["epoch"], 2);
+    assert_reference_000001(&frames[1], "kitti 000001");
+    assert_eq!(s["pairs"]["fused_epoch_mismatch"], 0);
+}
+
+#[test]
+fn ros2_bag_replay_matches_the_reference_projection() {
+    let Some(data) = common::shared_data() else { return };
+    let sb = Sandbox::new();
+    let (run, s) = replay(&sb, "out", &data.join("rosbag/kitti_000001_000002"), &["--max-rate"]);
+    run.expect_code(0);
+    let frames = s["frames"].as_array().unwrap();
+    assert_eq!(frames.len(), 2, "{}", run.describe());
+    assert_reference_000001(&frames[0], "bag 000001");
+    // Both frames share one rig, so one calibration state.
+    assert_eq!(s["calibration"]["epochs"], serde_json::json!([1]));
+}
+
+/// Per-pair numbers of a summary, keyed by order, rounded for an exact comparison.
+fn pairs(s: &Value) -> Vec<(u64, u64, u64, i64, i64, i64)> {
+    s["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let r = |k: &str| (f[k].as_f64().unwrap() * 1e6).round() as i64;
+            (
+                f["epoch"].as_u64().unwrap(),
+                f["points"].as_u64().unwrap(),
+                f["points_in_image"].as_u64().unwrap(),
+                r("mean_u"),
+                r("mean_v"),
+                r("mean_depth"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn recorded_drive_replays_with_the_same_epochs_and_per_pair_numbers() {
+    let sb = Sandbox::new();
+    let mcap = sb.path("drive.mcap");
+    let scenario = common::root().join("configs/drives/recalibration.ron");
+    let out = sb.path("live");
+    let run = sb.run(&[
+        "drive",
+        scenario.to_str().unwrap(),
+        "--duration",
+        "3",
+        "--max-rate",
+        "--per-pair",
+        "--quiet",
+        "--record",
+        mcap.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    run.expect_code(0);
+    let live = summary(&out.join("summary.json"));
+    let (run2, replayed) = replay(&sb, "replayed", &mcap, &["--max-rate"]);
+    run2.expect_code(0);
+    assert_eq!(replayed["calibration"]["epochs"], live["calibration"]["epochs"], "{}", run2.describe());
+    let (a, b) = (pairs(&live), pairs(&replayed));
+    assert!(!a.is_empty());
+    assert_eq!(a, b, "per-pair numbers differ between the live run and its replay");
+    // The recording carries the simulation's labels, so consistency survives too.
+    assert!(replayed["consistency"]["mean"].is_number(), "{replayed}");
+}
+
+#[test]
+fn truncated_bag_replays_what_is_valid_then_fails_with_one_line() {
+    let sb = Sandbox::new();
+    let mcap = sb.path("drive.mcap");
+    let run = sb.run(&[
+        "drive",
+        "--duration",
+        "2",
+        "--max-rate",
+        "--quiet",
+        "--record",
+        mcap.to_str().unwrap(),
+        "--out",
+        sb.path("live").to_str().unwrap(),
+    ]);
+    run.expect_code(0);
+    let bytes = std::fs::read(&mcap).unwrap();
+    let cut = sb.path("cut.mcap");
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let (run, _) = replay(&sb, "cut", &cut, &["--max-rate"]);
+    assert_ne!(run.code(), Some(0), "{}", run.describe());
+    let err = run.stderr();
+    assert_eq!(err.trim().lines().count(), 1, "{}", run.describe());
+    assert!(err.contains("cut.mcap"), "{}", run.describe());
+    assert!(!err.contains("panicked"), "{}", run.describe());
+    let not_a_log = sb.path("notes.txt");
+    std::fs::write(&not_a_log, "hello").unwrap();
+    let (run, _) = replay(&sb, "x", &not_a_log, &[]);
+    run.expect_code(2);
+    assert_eq!(run.stderr().trim().lines().count(), 1, "{}", run.describe());
+}
+
+#[test]
+fn kitti_export_replays_with_the_exported_epochs() {
+    let sb = Sandbox::new();
+    let dir = sb.path("export");
+    let scenario = common::root().join("configs/drives/recalibration.ron");
+    let run = sb.run(&["sim", "export", "--format", "kitti", "--frames", "30", dir.to_str().unwrap(), scenario.to_str().unwrap()]);
+    run.expect_code(0);
+    for sub in ["velodyne", "image_2", "calib"] {
+        assert_eq!(std::fs::read_dir(dir.join(sub)).unwrap().count(), 30, "{sub}");
+    }
+    let (run, s) = replay(&sb, "out", &dir, &["--max-rate"]);
+    run.expect_code(0);
+    let frames = s["frames"].as_array().unwrap();
+    assert_eq!(frames.len(), 30, "{}", run.describe());
+    // The recalibration scenario changes the rig three times within 3 s (30 sweeps).
+    assert_eq!(s["calibration"]["epochs"].as_array().unwrap().len(), 4, "{s}");
+    assert_eq!(s["pairs"]["fused_epoch_mismatch"], 0);
+    // Exporting again gives the same bytes: the simulation is deterministic.
+    let again = sb.path("export2");
+    sb.run(&["sim", "export", "--frames", "30", again.to_str().unwrap(), scenario.to_str().unwrap()]).expect_code(0);
+    for name in ["velodyne/000017.bin", "image_2/000017.png", "calib/000017.txt"] {
+        assert_eq!(std::fs::read(dir.join(name)).unwrap(), std::fs::read(again.join(name)).unwrap(), "{name}");
+    }
+}
