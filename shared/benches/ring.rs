@@ -67,6 +67,15 @@ fn gbps(size: usize, ns: f64) -> f64 {
     size as f64 / ns
 }
 
+/// Nanoseconds: one decimal below 100.
+fn ns(v: f64) -> String {
+    if v < 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument (a size in bytes) limits the run.
     let only: Option<usize> = std::env::args().skip(1).find_map(|a| a.parse().ok());
@@ -122,11 +131,14 @@ fn main() {
             worst_from_64k = worst_from_64k.max(ratio);
         }
         println!(
-            "| {} | {memcpy:.0} | {:.2} | {write:.0} | {:.2} | {:.2} | {read:.0} | {:.2} | {ratio:.2} |",
+            "| {} | {} | {:.1} | {} | {:.2} | {:.2} | {} | {:.2} | {ratio:.2} |",
             label(size),
+            ns(memcpy),
             gbps(size, memcpy),
+            ns(write),
             gbps(size, write),
             write / memcpy,
+            ns(read),
             gbps(size, read),
         );
         drop(reader);

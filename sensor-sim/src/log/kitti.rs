@@ -1,0 +1,378 @@
+//! KITTI object-layout folders: `velodyne/NNNNNN.bin`, `image_2/NNNNNN.png`,
+//! `calib/NNNNNN.txt`.
+//!
+//! - Frames are sorted by their number and given synthetic stamps 100 ms apart (the first at
+//!   0); each image carries the stamp of its sweep, and comes after it in the stream.
+//! - `velodyne/*.bin` is float32 x, y, z, intensity, little-endian (16 bytes a point).
+//! - The projection is KITTI's `pixel = P2 · R0_rect · Tr_velo_to_cam · X`, expressed as
+//!   [`Projection::Rectified`] with `p = P2 · [R0_rect|0]` and the PNG's size,
+//!   `lidar_to_vehicle = Tr_velo_to_cam` and `camera_to_vehicle = identity`: the camera (cam 0)
+//!   frame serves as the vehicle frame, so `lidar_to_camera()` is `Tr_velo_to_cam`.
+//! - `Tr_velo_to_cam`'s rotation, printed with 7 digits, is orthonormal only to about 1e-6;
+//!   an [`Isometry3`] holds the nearest rotation. `p` absorbs the difference
+//!   (`p = P2 · [R0|0] · Tr · Iso(Tr)⁻¹`), so that projecting with the set gives KITTI's
+//!   pixels to rounding, not to 1e-6 of the depth.
+//! - Each change of calibration (parsed calib values and image size) from one frame to the
+//!   next opens a new epoch (see [`super::epochs`]).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use calib::{CalibrationSet, Projection};
+use nalgebra::{Isometry3, Matrix3, Matrix3x4, Matrix4, Rotation3, Translation3, UnitQuaternion};
+use shared::frames::{
+    ImageHeader, PayloadSink, PixelFormat, PointRecord, SinkFull, IMAGE_HEADER_SIZE, MAX_IMAGE_SIDE,
+};
+use shared::{CalibEpoch, TimestampNs};
+use zerocopy::IntoBytes;
+
+use super::epochs::EpochBuilder;
+use super::LogError;
+
+/// Time between KITTI frames.
+pub(crate) const KITTI_PERIOD_NS: u64 = 100_000_000;
+
+/// One frame of the folder.
+#[derive(Debug, Clone)]
+pub(crate) struct KittiFrame {
+    pub name: String,
+    pub velodyne: PathBuf,
+    pub image: PathBuf,
+    pub stamp: TimestampNs,
+    pub epoch: CalibEpoch,
+    pub points: usize,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// A scanned KITTI folder.
+#[derive(Debug, Clone)]
+pub(crate) struct KittiIndex {
+    pub frames: Vec<KittiFrame>,
+    pub sets: Vec<CalibrationSet>,
+}
+
+/// Whether `dir` looks like a KITTI folder.
+pub(crate) fn is_kitti(dir: &Path) -> bool {
+    ["velodyne", "image_2", "calib"].iter().all(|d| dir.join(d).is_dir())
+}
+
+fn list(dir: &Path, ext: &str) -> Result<BTreeMap<u64, (String, PathBuf)>, LogError> {
+    let mut out = BTreeMap::new();
+    let rd = std::fs::read_dir(dir).map_err(|e| LogError::io(dir, "list the folder", e))?;
+    for entry in rd {
+        let entry = entry.map_err(|e| LogError::io(dir, "list the folder", e))?;
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some(ext) {
+            continue;
+        }
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else { continue };
+        let Ok(n) = stem.parse::<u64>() else { continue };
+        if let Some((_, other)) = out.insert(n, (stem.to_owned(), path.clone())) {
+            return Err(LogError::kitti(
+                &path,
+                None,
+                None,
+                format!("frame {n} also named {}", other.display()),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The three matrices of a KITTI calib file that the projection uses.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct KittiCalib {
+    pub p2: Matrix3x4<f64>,
+    pub r0_rect: Matrix3<f64>,
+    pub tr_velo_to_cam: Matrix3x4<f64>,
+}
+
+/// Parses a calib file's text. Lines are `KEY: v1 v2 ...`; blank lines are skipped; keys
+/// other than `P2`, `R0_rect` (or `R_rect`) and `Tr_velo_to_cam` (or `Tr_velo_cam`) are
+/// ignored.
+pub(crate) fn parse_calib(path: &Path, text: &str) -> Result<KittiCalib, LogError> {
+    const WANTED: [(&str, &[&str], usize); 3] = [
+        ("P2", &["P2"], 12),
+        ("R0_rect", &["R0_rect", "R_rect"], 9),
+        ("Tr_velo_to_cam", &["Tr_velo_to_cam", "Tr_velo_cam"], 12),
+    ];
+    let mut found: [Option<(usize, Vec<f64>)>; 3] = [None, None, None];
+    for (i, line) in text.lines().enumerate() {
+        let lineno = i + 1;
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let Some((key, values)) = line.split_once(':') else {
+            return Err(LogError::kitti(
+                path,
+                Some(lineno),
+                None,
+                format!("expected 'KEY: numbers', found '{line}'"),
+            ));
+        };
+        let key = key.trim();
+        let Some(slot) = WANTED.iter().position(|(_, names, _)| names.contains(&key)) else { continue };
+        let (name, _, count) = WANTED[slot];
+        if let Some((first, _)) = &found[slot] {
+            return Err(LogError::kitti(
+                path,
+                Some(lineno),
+                Some(key),
+                format!("given twice (first on line {first})"),
+            ));
+        }
+        let mut nums = Vec::with_capacity(count);
+        for tok in values.split_whitespace() {
+            let v: f64 = tok.parse().map_err(|_| {
+                LogError::kitti(path, Some(lineno), Some(key), format!("'{tok}' is not a number"))
+            })?;
+            if !v.is_finite() {
+                return Err(LogError::kitti(path, Some(lineno), Some(key), format!("'{tok}' is not finite")));
+            }
+            nums.push(v);
+        }
+        if nums.len() != count {
+            return Err(LogError::kitti(
+                path,
+                Some(lineno),
+                Some(key),
+                format!("expected {count} numbers for {name}, found {}", nums.len()),
+            ));
+        }
+        found[slot] = Some((lineno, nums));
+    }
+    let mut take = |slot: usize| -> Result<(usize, Vec<f64>), LogError> {
+        found[slot].take().ok_or_else(|| LogError::kitti(path, None, Some(WANTED[slot].0), "missing"))
+    };
+    let (l_p2, p2) = take(0)?;
+    let (l_r0, r0) = take(1)?;
+    let (l_tr, tr) = take(2)?;
+    let p2 = Matrix3x4::from_row_slice(&p2);
+    let r0_rect = Matrix3::from_row_slice(&r0);
+    let tr_velo_to_cam = Matrix3x4::from_row_slice(&tr);
+    if p2[(0, 0)] <= 0.0 || p2[(1, 1)] <= 0.0 || p2[(2, 2)] == 0.0 {
+        return Err(LogError::kitti(
+            path,
+            Some(l_p2),
+            Some("P2"),
+            "not a camera matrix (focal lengths must be positive)",
+        ));
+    }
+    check_rotation(&r0_rect).map_err(|e| LogError::kitti(path, Some(l_r0), Some("R0_rect"), e))?;
+    check_rotation(&tr_velo_to_cam.fixed_view::<3, 3>(0, 0).into_owned())
+        .map_err(|e| LogError::kitti(path, Some(l_tr), Some("Tr_velo_to_cam"), e))?;
+    Ok(KittiCalib { p2, r0_rect, tr_velo_to_cam })
+}
+
+/// Orthonormal to 1e-3 (KITTI prints 7 digits) with determinant +1.
+fn check_rotation(r: &Matrix3<f64>) -> Result<(), String> {
+    let err = (r.transpose() * r - Matrix3::identity()).abs().max();
+    if err > 1e-3 {
+        return Err(format!("rotation is not orthonormal (RᵀR deviates from I by {err:.2e})"));
+    }
+    if r.determinant() <= 0.0 {
+        return Err("rotation has a negative determinant".into());
+    }
+    Ok(())
+}
+
+impl KittiCalib {
+    /// The calibration set (epoch and `valid_from` left at 0) for images of `width`×`height`.
+    pub fn to_set(&self, width: u32, height: u32) -> CalibrationSet {
+        let tr_rot = self.tr_velo_to_cam.fixed_view::<3, 3>(0, 0).into_owned();
+        let rot = UnitQuaternion::from_rotation_matrix(&Rotation3::from_matrix(&tr_rot));
+        let t = self.tr_velo_to_cam.column(3);
+        let iso = Isometry3::from_parts(Translation3::new(t[0], t[1], t[2]), rot);
+        let mut r0 = Matrix4::identity();
+        r0.fixed_view_mut::<3, 3>(0, 0).copy_from(&self.r0_rect);
+        let mut tr = Matrix4::identity();
+        tr.fixed_view_mut::<3, 4>(0, 0).copy_from(&self.tr_velo_to_cam);
+        // p · Iso(Tr) = P2 · R0 · Tr exactly (to rounding).
+        let p = self.p2 * r0 * tr * iso.inverse().to_homogeneous();
+        CalibrationSet {
+            epoch: CalibEpoch::NONE,
+            valid_from: TimestampNs(0),
+            camera: Projection::Rectified { p, width, height },
+            camera_to_vehicle: Isometry3::identity(),
+            lidar_to_vehicle: iso,
+        }
+    }
+}
+
+/// Scans a KITTI folder: every frame needs its velodyne sweep, image and calib file.
+pub(crate) fn scan(root: &Path) -> Result<KittiIndex, LogError> {
+    let velo = list(&root.join("velodyne"), "bin")?;
+    let images = list(&root.join("image_2"), "png")?;
+    let calibs = list(&root.join("calib"), "txt")?;
+    let mut numbers: Vec<u64> = velo.keys().chain(images.keys()).chain(calibs.keys()).copied().collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    if numbers.is_empty() {
+        return Err(LogError::missing(root, "KITTI folder has no frames (velodyne/NNNNNN.bin)"));
+    }
+    let mut frames = Vec::with_capacity(numbers.len());
+    let mut builder = EpochBuilder::default();
+    for (i, n) in numbers.iter().enumerate() {
+        let get = |m: &BTreeMap<u64, (String, PathBuf)>, dir: &str, ext: &str| {
+            m.get(n).cloned().ok_or_else(|| {
+                let name =
+                    velo.get(n).or(images.get(n)).or(calibs.get(n)).map_or(String::new(), |v| v.0.clone());
+                LogError::kitti(
+                    &root.join(dir).join(format!("{name}.{ext}")),
+                    None,
+                    None,
+                    format!("missing: frame {name} has no {dir} file"),
+                )
+            })
+        };
+        let (name, velodyne) = get(&velo, "velodyne", "bin")?;
+        let (_, image) = get(&images, "image_2", "png")?;
+        let (_, calib_path) = get(&calibs, "calib", "txt")?;
+
+        let len = std::fs::metadata(&velodyne).map_err(|e| LogError::io(&velodyne, "read", e))?.len();
+        if len % 16 != 0 {
+            return Err(LogError::kitti(
+                &velodyne,
+                None,
+                None,
+                format!("{len} bytes is not a whole number of 16-byte points"),
+            ));
+        }
+        let (width, height) = image::image_dimensions(&image)
+            .map_err(|e| LogError::kitti(&image, None, None, format!("cannot read PNG header: {e}")))?;
+        if width == 0 || height == 0 || width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
+            return Err(LogError::kitti(
+                &image,
+                None,
+                None,
+                format!("image size {width}×{height} out of range"),
+            ));
+        }
+        let text = std::fs::read_to_string(&calib_path).map_err(|e| LogError::io(&calib_path, "read", e))?;
+        let set = parse_calib(&calib_path, &text)?.to_set(width, height);
+        let stamp = TimestampNs(i as u64 * KITTI_PERIOD_NS);
+        let epoch =
+            builder.observe(stamp, Some(stamp), set.camera, set.camera_to_vehicle, set.lidar_to_vehicle);
+        frames.push(KittiFrame {
+            name,
+            velodyne,
+            image,
+            stamp,
+            epoch,
+            points: (len / 16) as usize,
+            width,
+            height,
+        });
+    }
+    Ok(KittiIndex { frames, sets: builder.finish() })
+}
+
+/// Reads a velodyne sweep.
+pub(crate) fn read_velodyne(path: &Path) -> Result<Vec<u8>, LogError> {
+    let bytes = std::fs::read(path).map_err(|e| LogError::io(path, "read", e))?;
+    if bytes.len() % 16 != 0 {
+        return Err(LogError::kitti(
+            path,
+            None,
+            None,
+            format!("{} bytes is not a whole number of 16-byte points", bytes.len()),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Writes a sweep (x, y, z, intensity float32 LE per point) as [`PointRecord`]s.
+pub(crate) fn write_velodyne(
+    bytes: &[u8],
+    sink: &mut (impl PayloadSink + ?Sized),
+) -> Result<usize, SinkFull> {
+    const BATCH: usize = 2048;
+    let mut batch: Vec<PointRecord> = Vec::with_capacity(BATCH);
+    for chunk in bytes.chunks(16 * BATCH) {
+        batch.clear();
+        batch.extend(chunk.chunks_exact(16).map(|p| {
+            let f = |i: usize| f32::from_le_bytes([p[i], p[i + 1], p[i + 2], p[i + 3]]);
+            PointRecord { x: f(0), y: f(4), z: f(8), intensity: f(12), ring: 0, reserved: 0, instance: 0 }
+        }));
+        sink.push(batch.as_bytes())?;
+    }
+    Ok(bytes.len() / 16 * size_of::<PointRecord>())
+}
+
+/// Decodes a PNG to rgb8, checking it has the size its header announced at scan time.
+pub(crate) fn read_png(path: &Path, width: u32, height: u32) -> Result<Vec<u8>, LogError> {
+    let img = image::ImageReader::open(path)
+        .map_err(|e| LogError::io(path, "read", e))?
+        .with_guessed_format()
+        .map_err(|e| LogError::io(path, "read", e))?
+        .decode()
+        .map_err(|e| LogError::kitti(path, None, None, format!("cannot decode image: {e}")))?
+        .into_rgb8();
+    if img.width() != width || img.height() != height {
+        return Err(LogError::kitti(
+            path,
+            None,
+            None,
+            format!("decoded {}×{}, header said {width}×{height}", img.width(), img.height()),
+        ));
+    }
+    Ok(img.into_raw())
+}
+
+/// Writes an rgb8 image as a camera payload without labels.
+pub(crate) fn write_rgb(
+    width: u32,
+    height: u32,
+    rgb: &[u8],
+    sink: &mut (impl PayloadSink + ?Sized),
+) -> Result<usize, SinkFull> {
+    let header = ImageHeader { width, height, format: PixelFormat::Rgb8 as u32, has_labels: 0 };
+    sink.push(header.as_bytes())?;
+    sink.push(rgb)?;
+    Ok(IMAGE_HEADER_SIZE + rgb.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "P0: 1 0 0 0 0 1 0 0 0 0 1 0\nP2: 700 0 600 45 0 700 170 0.2 0 0 1 0.003\n\
+R0_rect: 1 0 0 0 1 0 0 0 1\nTr_velo_to_cam: 0 -1 0 0 0 0 -1 -0.07 1 0 0 -0.27\n   \n";
+
+    #[test]
+    fn parses_and_reports_lines() {
+        let p = Path::new("c.txt");
+        let c = parse_calib(p, GOOD).unwrap();
+        assert_eq!(c.p2[(0, 3)], 45.0);
+        let e = parse_calib(p, &GOOD.replace("R0_rect: 1 0 0 0 1 0 0 0 1", "R0_rect: 1 0 0 0 1 0 0 0"))
+            .unwrap_err();
+        assert_eq!(e.to_string(), "c.txt:3: R0_rect: expected 9 numbers for R0_rect, found 8");
+        let e = parse_calib(p, &GOOD.replace("0.2 0 0 1", "0.2 x 0 1")).unwrap_err();
+        assert_eq!(e.to_string(), "c.txt:2: P2: 'x' is not a number");
+        let e = parse_calib(p, &GOOD.replace("Tr_velo_to_cam", "Tr_imu_to_velo")).unwrap_err();
+        assert_eq!(e.to_string(), "c.txt: Tr_velo_to_cam: missing");
+        let e = parse_calib(p, "garbage\n").unwrap_err();
+        assert_eq!(e.to_string(), "c.txt:1: expected 'KEY: numbers', found 'garbage'");
+        let e = parse_calib(p, &GOOD.replace("0 -1 0 0 0 0 -1", "0 -2 0 0 0 0 -1")).unwrap_err();
+        assert!(e.to_string().starts_with("c.txt:4: Tr_velo_to_cam: rotation is not orthonormal"), "{e}");
+    }
+
+    #[test]
+    fn folded_projection_matches_kitti_formula() {
+        let mut c = parse_calib(Path::new("c.txt"), GOOD).unwrap();
+        // Make Tr slightly non-orthonormal, as in real files.
+        c.tr_velo_to_cam[(0, 0)] = 2e-6;
+        let set = c.to_set(1242, 375);
+        let x = nalgebra::Point3::new(20.0, 3.0, -1.0);
+        let mut r0 = Matrix4::identity();
+        r0.fixed_view_mut::<3, 3>(0, 0).copy_from(&c.r0_rect);
+        let mut tr = Matrix4::identity();
+        tr.fixed_view_mut::<3, 4>(0, 0).copy_from(&c.tr_velo_to_cam);
+        let h = c.p2 * r0 * tr * x.to_homogeneous();
+        let hit = set.project_point(x).unwrap();
+        assert!((hit.u - h.x / h.z).abs() < 1e-9 && (hit.v - h.y / h.z).abs() < 1e-9);
+        assert!((hit.depth - h.z).abs() < 1e-9);
+    }
+}
