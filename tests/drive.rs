@@ -5,6 +5,7 @@ mod common;
 use common::{summary, Sandbox};
 
 fn drive(sb: &Sandbox, name: &str, extra: &[&str]) -> (common::Run, serde_json::Value) {
+    let _turn = common::pipeline_turn();
     let out = sb.path(name);
     let out_s = out.to_str().unwrap().to_string();
     let mut args = vec!["drive"];
@@ -54,7 +55,10 @@ fn recalibration_epoch_pairing_prevents_what_latest_pairing_does() {
     }
     let mismatched = l["pairs"]["fused_epoch_mismatch"].as_u64().unwrap();
     assert!(mismatched > 0, "latest pairing showed no damage\n{}", run_l.describe());
-    let (ce, cl) = (e["consistency"]["mean"].as_f64().unwrap(), l["consistency"]["mean"].as_f64().unwrap());
+    let mean = |s: &serde_json::Value, run: &common::Run| {
+        s["consistency"]["mean"].as_f64().unwrap_or_else(|| panic!("no consistency: {s}\n{}", run.describe()))
+    };
+    let (ce, cl) = (mean(&e, &run_e), mean(&l, &run_l));
     assert!(cl < ce, "consistency latest {cl} not below epoch {ce}");
     assert!(l["consistency"]["min"].as_f64().unwrap() < e["consistency"]["min"].as_f64().unwrap());
 }
@@ -81,6 +85,7 @@ fn faults_kill_producers_and_fusion_resumes_without_torn_or_mismatched_pairs() {
 fn ctrl_c_stops_every_role_and_leaves_nothing_behind() {
     let sb = Sandbox::new();
     let out = sb.path("out");
+    let _turn = common::pipeline_turn();
     let mut child = sb
         .cmd(&["drive", "--duration", "60", "--quiet", "--out", out.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())

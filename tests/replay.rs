@@ -87,7 +87,7 @@ fn recorded_drive_replays_with_the_same_epochs_and_per_pair_numbers() {
         "drive",
         scenario.to_str().unwrap(),
         "--duration",
-        "3",
+        "5",
         "--max-rate",
         "--per-pair",
         "--quiet",
@@ -145,21 +145,21 @@ fn kitti_export_replays_with_the_exported_epochs() {
     let sb = Sandbox::new();
     let dir = sb.path("export");
     let scenario = common::root().join("configs/drives/recalibration.ron");
-    let run = sb.run(&["sim", "export", "--format", "kitti", "--frames", "30", dir.to_str().unwrap(), scenario.to_str().unwrap()]);
+    let run = sb.run(&["sim", "export", "--format", "kitti", "--frames", "50", dir.to_str().unwrap(), scenario.to_str().unwrap()]);
     run.expect_code(0);
     for sub in ["velodyne", "image_2", "calib"] {
-        assert_eq!(std::fs::read_dir(dir.join(sub)).unwrap().count(), 30, "{sub}");
+        assert_eq!(std::fs::read_dir(dir.join(sub)).unwrap().count(), 50, "{sub}");
     }
     let (run, s) = replay(&sb, "out", &dir, &["--max-rate"]);
     run.expect_code(0);
     let frames = s["frames"].as_array().unwrap();
-    assert_eq!(frames.len(), 30, "{}", run.describe());
-    // The recalibration scenario changes the rig three times within 3 s (30 sweeps).
+    assert_eq!(frames.len(), 50, "{}", run.describe());
+    // The recalibration scenario changes the rig three times within 4.5 s (50 sweeps reach 4.9 s).
     assert_eq!(s["calibration"]["epochs"].as_array().unwrap().len(), 4, "{s}");
     assert_eq!(s["pairs"]["fused_epoch_mismatch"], 0);
     // Exporting again gives the same bytes: the simulation is deterministic.
     let again = sb.path("export2");
-    sb.run(&["sim", "export", "--frames", "30", again.to_str().unwrap(), scenario.to_str().unwrap()]).expect_code(0);
+    sb.run(&["sim", "export", "--frames", "50", again.to_str().unwrap(), scenario.to_str().unwrap()]).expect_code(0);
     for name in ["velodyne/000017.bin", "image_2/000017.png", "calib/000017.txt"] {
         assert_eq!(std::fs::read(dir.join(name)).unwrap(), std::fs::read(again.join(name)).unwrap(), "{name}");
     }

@@ -1,4 +1,37 @@
 //! # sensor-sim: simulated sensors and log replayers for epochfuse
+//!
+//! The simulation, in the order a producer uses it:
+//!
+//! - [`Scenario::load`] / [`Scenario::builtin_default`] read and validate a scenario (RON:
+//!   world, ego path, camera and lidar configs, rig, recalibration events, faults) and build
+//!   its [`world::World`]. Errors are one line naming the file, the field and, for syntax,
+//!   the line:column ([`ScenarioError`]).
+//! - [`Scenario::calibration_schedule`] gives the calibration epochs (`calib::CalibrationSet`)
+//!   the calibration service announces; [`Scenario::truth_epoch_at`] and
+//!   [`Scenario::rig_at`] give the truth at a capture time; [`Scenario::faults`] the faults
+//!   the supervisor injects.
+//! - [`CameraRenderer`] and [`LidarRenderer`] render the frame captured at a time straight
+//!   into a [`shared::frames::PayloadSink`] (a ring slot), with the rig of the epoch in force
+//!   then, and report that epoch.
+//! - [`export_kitti`] writes a KITTI-layout folder (`sim export`).
+//!
+//! Times are scenario time: nanoseconds since the start of the drive.
+//! Ground-truth instance ids: 0 sky, 1 ground, 2.. objects (see [`world`]).
 #![forbid(unsafe_code)]
 
+pub mod camera;
+pub mod export;
+pub mod lidar;
 pub mod log;
+pub mod rig;
+pub mod rng;
+pub mod scenario;
+pub mod trajectory;
+pub mod urban;
+pub mod world;
+
+pub use camera::{CameraFrame, CameraOptions, CameraRenderer};
+pub use export::{export_kitti, ExportError};
+pub use lidar::{LidarRenderer, LidarSweep};
+pub use rig::{Intrinsics, Mount, Rig};
+pub use scenario::{Fault, Role, Scenario, ScenarioError};

@@ -28,7 +28,8 @@ pub struct PointRecord {
     pub ring: u16,
     /// Reserved, zero.
     pub reserved: u16,
-    /// Ground-truth instance id of the surface hit (simulation only; 0 = unknown/ground).
+    /// Ground-truth instance id of the surface hit (simulation only): 0 sky or unknown,
+    /// 1 ground, 2 and up objects.
     pub instance: u32,
 }
 

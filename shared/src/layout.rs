@@ -262,6 +262,9 @@ pub mod aux {
     /// Camera and lidar rings: frames tagged with another epoch than the one the sensor was
     /// physically in (simulation only, where the truth is known; must stay 0).
     pub const PRODUCER_MISTAGGED: usize = 2;
+    /// Camera and lidar rings: capture time of the producer's newest frame, ns (`u64::MAX`
+    /// once it has produced its last one). Producers at `--max-rate` keep in step by it.
+    pub const PRODUCER_SIM_TIME: usize = 3;
 
     /// Fused ring: pairs fused.
     pub const FUSED_PAIRS: usize = 0;

@@ -8,6 +8,13 @@ use std::process::{Command, Output};
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_epochfuse");
 
+/// Real-time pipelines in one test binary take turns: on a 2-core machine, five of them at
+/// once cannot all keep real time, and a test of real time must not measure its neighbours.
+pub fn pipeline_turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A test's private directories.
 pub struct Sandbox {
     /// Holds everything; removed on drop.

@@ -56,26 +56,29 @@ impl ReaderCounts {
     }
 }
 
-/// A clock that follows the data: the newest capture time seen, advanced by the real time
-/// since it arrived. Used where capture times are not on the wall clock (`--max-rate`,
-/// replays), so latency reads as "last frame of the pair in → fused" and pairing timeouts
-/// still advance in real time between frames.
+/// A clock that follows the data, for runs whose capture times are not on the wall clock
+/// (`--max-rate`, replays): per stream, the newest capture time seen advanced by the real
+/// time since it arrived; the clock is the earlier of the two streams. Latency then reads
+/// as "last frame of the pair in → fused", and pairing timeouts advance with the slower
+/// stream (never evicting frames the other stream has not caught up with).
 #[derive(Debug, Default)]
 struct DataClock {
-    newest: Mutex<(u64, u64)>, // (capture ns, monotonic ns at arrival)
+    newest: Mutex<[Option<(u64, u64)>; 2]>, // per stream: (capture ns, monotonic ns at arrival)
 }
 
 impl DataClock {
-    fn observe(&self, capture: TimestampNs) {
+    fn observe(&self, stream: usize, capture: TimestampNs) {
         let mut g = self.newest.lock();
-        if capture.0 >= g.0 {
-            *g = (capture.0, shared::ring::monotonic_ns());
+        if g[stream].is_none_or(|(c, _)| capture.0 >= c) {
+            g[stream] = Some((capture.0, shared::ring::monotonic_ns()));
         }
     }
 
     fn now(&self) -> TimestampNs {
-        let (c, at) = *self.newest.lock();
-        TimestampNs(c.saturating_add(shared::ring::monotonic_ns().saturating_sub(at)))
+        let now = shared::ring::monotonic_ns();
+        let g = self.newest.lock();
+        let t = g.iter().flatten().map(|(c, at)| c.saturating_add(now.saturating_sub(*at))).min();
+        TimestampNs(t.unwrap_or(0))
     }
 }
 
@@ -126,7 +129,7 @@ fn reader_thread(
             match reader.read_next(&mut buf) {
                 ReadOutcome::Frame(info) => {
                     counts.read.fetch_add(1, Ordering::Relaxed);
-                    data_clock.observe(info.capture);
+                    data_clock.observe(usize::from(kind == StreamKind::Lidar), info.capture);
                     let payload = std::mem::replace(&mut buf, recycle.try_recv().unwrap_or_default());
                     let frame = InFrame { stream, seq: info.seq, capture: info.capture, epoch: info.epoch, payload };
                     if tx.send(frame).is_err() {

@@ -95,6 +95,7 @@ pub fn run(run: &Path, kind: StreamKind) -> Result<(), CliError> {
     };
 
     let readers = 1 + u64::from(spec.record.is_some());
+    let mut other: Option<RingReader> = None;
     let duration = TimestampNs((spec.duration_s * 1e9) as u64);
     let period = Duration::from_secs_f64(1.0 / rate_hz);
     let (mut late, mut mistagged) = (writer.aux(aux::PRODUCER_LATE), writer.aux(aux::PRODUCER_MISTAGGED));
@@ -118,6 +119,7 @@ pub fn run(run: &Path, kind: StreamKind) -> Result<(), CliError> {
         }
         if spec.max_rate {
             super::wait_for_readers(&writer, readers, u64::from(PRODUCER_SLOTS) - 2, &stop);
+            keep_in_step(run, kind, t, &mut other, &stop);
         }
         // The socket is the fast path; the table covers a lost or late message.
         let _ = sub.drain_into(&mut store);
@@ -156,7 +158,39 @@ pub fn run(run: &Path, kind: StreamKind) -> Result<(), CliError> {
         writer.set_aux(aux::PRODUCER_EPOCH, epoch.0);
         writer.set_aux(aux::PRODUCER_LATE, late);
         writer.set_aux(aux::PRODUCER_MISTAGGED, mistagged);
+        writer.set_aux(aux::PRODUCER_SIM_TIME, t.0);
         k += 1;
     }
+    if !stop.load(Ordering::Relaxed) {
+        writer.set_aux(aux::PRODUCER_SIM_TIME, u64::MAX);
+    }
     Ok(())
+}
+
+/// How far ahead of the other sensor a producer at `--max-rate` may run, in simulated
+/// time. Fusion holds a bounded number of frames: a camera that raced seconds ahead of
+/// the lidar would see its frames evicted before their sweeps arrived.
+const STEP_SLACK_NS: u64 = 150_000_000;
+
+/// At `--max-rate`, waits until the other producer's newest frame is within
+/// [`STEP_SLACK_NS`] of capture time `t`, unless that producer is gone or done.
+fn keep_in_step(run: &Path, kind: StreamKind, t: TimestampNs, other: &mut Option<RingReader>, stop: &std::sync::atomic::AtomicBool) {
+    let other_kind = if kind == StreamKind::Camera { StreamKind::Lidar } else { StreamKind::Camera };
+    if other.is_none() {
+        *other = RingReader::attach(&run.join(rundir::segment_file(other_kind)), other_kind).ok();
+    }
+    let Some(o) = other.as_ref() else { return };
+    let mut checks = 0u32;
+    loop {
+        let theirs = o.scoreboard().aux[aux::PRODUCER_SIM_TIME];
+        if theirs.saturating_add(STEP_SLACK_NS) >= t.0 || stop.load(Ordering::Relaxed) {
+            return;
+        }
+        // Liveness is a system call: look now and then, not on every check.
+        checks += 1;
+        if checks % 256 == 0 && !o.writer_alive() {
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
 }

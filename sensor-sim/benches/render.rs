@@ -1,0 +1,109 @@
+//! Render timing: milliseconds per camera frame and per lidar sweep, on one core, for the
+//! default and the full scenarios. Plain `std::time::Instant`; run with
+//! `cargo bench -p sensor-sim --bench render`.
+//!
+//! Each renderer writes into a preallocated fixed-size sink reused for every frame, as a
+//! producer writes into a ring slot. Frames are spread along one lap of the trajectory. The
+//! table gives mean, min, median and max wall-clock milliseconds (the min is the least
+//! disturbed by other processes on a shared machine).
+
+use sensor_sim::{CameraRenderer, LidarRenderer, Scenario};
+use shared::frames::{PayloadSink, SinkFull};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A fixed-capacity sink, like a ring slot.
+struct Slot {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl Slot {
+    fn new(capacity: usize) -> Self {
+        Self { buf: vec![0; capacity], len: 0 }
+    }
+}
+
+impl PayloadSink for Slot {
+    fn push(&mut self, bytes: &[u8]) -> Result<(), SinkFull> {
+        self.write_at(self.len, bytes)
+    }
+
+    fn write_at(&mut self, offset: usize, bytes: &[u8]) -> Result<(), SinkFull> {
+        let end = offset + bytes.len();
+        if end > self.buf.len() {
+            return Err(SinkFull { needed: end, capacity: self.buf.len() });
+        }
+        self.buf[offset..end].copy_from_slice(bytes);
+        self.len = self.len.max(end);
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// (mean, min, median, max) in milliseconds.
+fn stats(mut v: Vec<Duration>) -> (f64, f64, f64, f64) {
+    v.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let mean = v.iter().map(|d| ms(*d)).sum::<f64>() / v.len() as f64;
+    (mean, ms(v[0]), ms(v[v.len() / 2]), ms(v[v.len() - 1]))
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let quick = std::env::args().any(|a| a == "--quick");
+    let frames = if quick { 10 } else { 60 };
+    println!(
+        "{:<10} {:<8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>10}",
+        "scenario", "sensor", "size", "mean ms", "min ms", "p50 ms", "max ms", "budget ms"
+    );
+    for (name, file) in [("default", "configs/drives/default.ron"), ("full", "configs/drives/full.ron")] {
+        let scenario = Scenario::load(&root.join(file)).unwrap_or_else(|e| panic!("{e}"));
+        let lap = scenario.trajectory().length() / scenario.trajectory().speed();
+        let times: Vec<shared::TimestampNs> =
+            (0..frames).map(|i| shared::TimestampNs((lap * i as f64 / frames as f64 * 1e9) as u64)).collect();
+
+        let mut cam = CameraRenderer::new(&scenario);
+        let mut slot = Slot::new(scenario.camera_payload_len());
+        cam.render(times[0], &mut slot).expect("slot fits");
+        let mut d = Vec::new();
+        for &t in &times {
+            slot.len = 0;
+            let t0 = Instant::now();
+            cam.render(t, &mut slot).expect("slot fits");
+            d.push(t0.elapsed());
+        }
+        let c = scenario.camera();
+        let (mean, min, p50, max) = stats(d);
+        let budget = if name == "default" { 10.0 } else { 33.0 };
+        let size = format!("{}x{}", c.width, c.height);
+        println!(
+            "{name:<10} {:<8} {size:>10} {mean:>9.2} {min:>9.2} {p50:>9.2} {max:>9.2} {budget:>10.1}",
+            "camera"
+        );
+
+        let mut lidar = LidarRenderer::new(&scenario);
+        let mut slot = Slot::new(scenario.lidar_max_payload_len());
+        lidar.render(times[0], 0, &mut slot).expect("slot fits");
+        let mut d = Vec::new();
+        let mut points = 0;
+        for (i, &t) in times.iter().enumerate() {
+            slot.len = 0;
+            let t0 = Instant::now();
+            points += lidar.render(t, i as u64, &mut slot).expect("slot fits").points;
+            d.push(t0.elapsed());
+        }
+        let l = scenario.lidar();
+        let (mean, min, p50, max) = stats(d);
+        let budget = if name == "default" { 20.0 } else { 100.0 };
+        let size = format!("{}x{}", l.beams, l.azimuth_steps);
+        println!(
+            "{name:<10} {:<8} {size:>10} {mean:>9.2} {min:>9.2} {p50:>9.2} {max:>9.2} {budget:>10.1}",
+            "lidar"
+        );
+        println!("{:<10} {:<8} mean points per sweep: {}", "", "", points / frames);
+    }
+}

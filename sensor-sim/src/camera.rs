@@ -1,0 +1,549 @@
+//! The camera renderer: a pinhole with plumb-bob distortion, rasterised straight into the
+//! frame's payload.
+//!
+//! # How a frame is made
+//!
+//! The image is the RAW, distorted image a real lens would produce. For each output pixel the
+//! renderer needs the ray through its centre, that is the pixel undistorted. That depends only
+//! on the intrinsics, so a [`RayTable`] is computed once per distinct intrinsics (at
+//! construction, for every epoch of the scenario) and reused.
+//!
+//! Per frame:
+//! 1. **Visibility.** The world's planar faces (boxes; cylinders as 16-sided prisms) that face
+//!    the camera and survive frustum culling are clipped at the near plane, projected with the
+//!    UNDISTORTED pinhole, and scan-converted into a face-id + inverse-depth scratch buffer
+//!    laid over the undistorted image plane (it covers the undistorted footprint of the
+//!    output image, so it is a little bigger than the image under barrel distortion). Inverse
+//!    depth is affine in screen space for a plane, so the inner loop is a compare-and-select.
+//! 2. **Shading.** Each output row is built in a reusable row buffer: the ray table gives the
+//!    scratch sample for the pixel (nearest sample: the label is exact to half a pixel); a
+//!    face gives its baked Lambert colour (hazed by its primitive's distance) and instance
+//!    id; no face means
+//!    ground (analytic plane z = 0: road, lane marks, sidewalk slabs, grass checker, hazed
+//!    with distance) if the ray points down, otherwise a sky gradient. Rows are written into
+//!    the sink with [`PayloadSink::write_at`]: the frame itself is never assembled elsewhere.
+//!
+//! Payload: [`ImageHeader`] | rgb8 plane | u16 little-endian instance-id plane (sky 0,
+//! ground 1, objects ≥ 2).
+
+use crate::scenario::{epoch_rig_at, EpochRig, Scenario};
+use crate::trajectory::Trajectory;
+use crate::world::{World, GROUND_ID, SKY_ID};
+use calib::Distortion;
+use nalgebra::{Matrix3, Point3, Vector3};
+use shared::frames::{ImageHeader, PayloadSink, PixelFormat, SinkFull, IMAGE_HEADER_SIZE};
+use shared::{CalibEpoch, TimestampNs};
+use std::sync::Arc;
+use zerocopy::IntoBytes;
+
+/// Inverts plumb-bob distortion: the normalised undistorted point whose distortion is
+/// (xd, yd). Newton's method; `None` if it does not converge or the lens folds over there.
+#[must_use]
+pub fn undistort(d: &Distortion, xd: f64, yd: f64) -> Option<(f64, f64)> {
+    undistort_from(d, xd, yd, (xd, yd), 1e-13)
+}
+
+/// [`undistort`] starting Newton's method from `guess` (a neighbouring pixel's solution
+/// converges in one or two steps), stopping when the residual is below `tol`.
+#[must_use]
+pub fn undistort_from(d: &Distortion, xd: f64, yd: f64, guess: (f64, f64), tol: f64) -> Option<(f64, f64)> {
+    if d.is_zero() {
+        return Some((xd, yd));
+    }
+    let (mut x, mut y) = guess;
+    for _ in 0..50 {
+        let r2 = x * x + y * y;
+        let radial = 1.0 + r2 * (d.k1 + r2 * (d.k2 + r2 * d.k3));
+        let dr = d.k1 + r2 * (2.0 * d.k2 + 3.0 * d.k3 * r2);
+        let (fx, fy) = d.apply(x, y);
+        let (ex, ey) = (fx - xd, fy - yd);
+        if ex.abs() < tol && ey.abs() < tol {
+            return Some((x, y));
+        }
+        let j00 = radial + 2.0 * x * x * dr + 2.0 * d.p1 * y + 6.0 * d.p2 * x;
+        let j01 = 2.0 * x * y * dr + 2.0 * d.p1 * x + 2.0 * d.p2 * y;
+        let j10 = 2.0 * x * y * dr + 2.0 * d.p1 * x + 2.0 * d.p2 * y;
+        let j11 = radial + 2.0 * y * y * dr + 6.0 * d.p1 * y + 2.0 * d.p2 * x;
+        let det = j00 * j11 - j01 * j10;
+        if det <= 1e-12 {
+            return None;
+        }
+        x -= (j11 * ex - j01 * ey) / det;
+        y -= (-j10 * ex + j00 * ey) / det;
+        if !x.is_finite() || !y.is_finite() {
+            return None;
+        }
+    }
+    let (fx, fy) = d.apply(x, y);
+    ((fx - xd).abs() < 1e-9 && (fy - yd).abs() < 1e-9).then_some((x, y))
+}
+
+/// Per-intrinsics lookup from output pixels to the undistorted scratch grid.
+#[derive(Clone, Debug)]
+pub struct RayTable {
+    intrinsics: calib::CameraIntrinsics,
+    /// Scratch grid size.
+    gw: usize,
+    gh: usize,
+    /// Scratch grid pinhole: u_s = fx·x + cxs, v_s = fy·y + cys (x, y normalised).
+    fx: f64,
+    fy: f64,
+    cxs: f64,
+    cys: f64,
+    /// Per output pixel: scratch sample (column, row).
+    map: Vec<[u16; 2]>,
+    /// Normalised x of each scratch column's centre, y of each scratch row's centre.
+    xs: Vec<f32>,
+    ys: Vec<f32>,
+}
+
+impl RayTable {
+    /// Builds the table for `k` (width and height from `k`).
+    ///
+    /// # Panics
+    /// If the distortion cannot be inverted over the image (the scenario validates this).
+    #[must_use]
+    pub fn new(k: &calib::CameraIntrinsics) -> Self {
+        let (w, h) = (k.width as usize, k.height as usize);
+        let d = k.distortion;
+        let mut und = Vec::with_capacity(w * h);
+        let (mut umin, mut umax, mut vmin, mut vmax) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+        let mut row_start = None;
+        for j in 0..h {
+            let mut guess = row_start;
+            for i in 0..w {
+                let xd = (i as f64 + 0.5 - k.cx) / k.fx;
+                let yd = (j as f64 + 0.5 - k.cy) / k.fy;
+                // The table needs a small fraction of a pixel: 1e-9 of the focal length.
+                let (x, y) = undistort_from(&d, xd, yd, guess.unwrap_or((xd, yd)), 1e-9)
+                    .or_else(|| undistort(&d, xd, yd))
+                    .expect("distortion invertible over the image");
+                guess = Some((x, y));
+                if i == 0 {
+                    row_start = Some((x, y));
+                }
+                let (u, v) = (k.fx * x + k.cx, k.fy * y + k.cy);
+                umin = umin.min(u);
+                umax = umax.max(u);
+                vmin = vmin.min(v);
+                vmax = vmax.max(v);
+                und.push((u, v));
+            }
+        }
+        let gx0 = umin.floor() - 1.0;
+        let gy0 = vmin.floor() - 1.0;
+        let gw = (umax.ceil() - gx0 + 2.0) as usize;
+        let gh = (vmax.ceil() - gy0 + 2.0) as usize;
+        assert!(gw < 65536 && gh < 65536, "distortion spreads the image too far");
+        let map = und
+            .iter()
+            .map(|&(u, v)| {
+                let gx = ((u - gx0).floor() as usize).min(gw - 1);
+                let gy = ((v - gy0).floor() as usize).min(gh - 1);
+                [gx as u16, gy as u16]
+            })
+            .collect();
+        let cxs = k.cx - gx0;
+        let cys = k.cy - gy0;
+        let xs = (0..gw).map(|g| ((g as f64 + 0.5 - cxs) / k.fx) as f32).collect();
+        let ys = (0..gh).map(|g| ((g as f64 + 0.5 - cys) / k.fy) as f32).collect();
+        Self { intrinsics: *k, gw, gh, fx: k.fx, fy: k.fy, cxs, cys, map, xs, ys }
+    }
+
+    /// The intrinsics this table was built for.
+    #[must_use]
+    pub fn intrinsics(&self) -> &calib::CameraIntrinsics {
+        &self.intrinsics
+    }
+
+    /// Scratch grid size (columns, rows).
+    #[must_use]
+    pub fn scratch_size(&self) -> (usize, usize) {
+        (self.gw, self.gh)
+    }
+}
+
+/// Options for [`CameraRenderer::with_options`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CameraOptions {
+    /// Render with the lens distortion (the raw image). `false` renders a rectified image
+    /// with the same focal lengths and principal point (as KITTI stores), used by export.
+    pub distortion: bool,
+}
+
+impl Default for CameraOptions {
+    fn default() -> Self {
+        Self { distortion: true }
+    }
+}
+
+/// What a rendered camera frame was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CameraFrame {
+    /// The epoch whose rig the image was rendered with (the truth at the capture time).
+    pub epoch: CalibEpoch,
+    /// Payload bytes written.
+    pub bytes: usize,
+}
+
+/// The header of a `width × height` camera payload: rgb8 with a label plane.
+#[must_use]
+pub fn payload_header(width: u32, height: u32) -> ImageHeader {
+    ImageHeader { width, height, format: PixelFormat::Rgb8 as u32, has_labels: 1 }
+}
+
+/// Near clipping plane, metres.
+const NEAR: f64 = 0.05;
+/// Faces whose bounding sphere is entirely beyond this are skipped, metres.
+const FAR: f64 = 600.0;
+/// Depth at which haze reaches half strength, metres.
+const HAZE_HALF: f32 = 220.0;
+const HAZE: [u32; 3] = [196, 206, 218];
+const SKY_HORIZON: [f32; 3] = [205.0, 222.0, 240.0];
+const SKY_ZENITH: [f32; 3] = [70.0, 125.0, 210.0];
+
+/// Renders camera frames of one scenario. Holds the ray tables and the scratch buffers; keep
+/// one per camera thread.
+#[derive(Debug)]
+pub struct CameraRenderer {
+    world: Arc<World>,
+    trajectory: Arc<Trajectory>,
+    epochs: Arc<[EpochRig]>,
+    width: usize,
+    height: usize,
+    /// Table for each epoch (shared between epochs with the same intrinsics).
+    tables: Vec<Arc<RayTable>>,
+    /// (colour, instance) of each face, indexed like [`World::faces`]; the colour is hazed
+    /// for the current frame's distance when the face is drawn.
+    face_info: Vec<([u8; 3], u16)>,
+    ids: Vec<u32>,
+    invz: Vec<f32>,
+    rgb_row: Vec<u8>,
+    label_row: Vec<u8>,
+    clip: Vec<Vector3<f64>>,
+    clip_tmp: Vec<Vector3<f64>>,
+    screen: Vec<(f64, f64)>,
+}
+
+impl CameraRenderer {
+    /// A renderer for `scenario`'s camera, with the lens distortion.
+    #[must_use]
+    pub fn new(scenario: &Scenario) -> Self {
+        Self::with_options(scenario, CameraOptions::default())
+    }
+
+    /// A renderer with options (see [`CameraOptions`]).
+    #[must_use]
+    pub fn with_options(scenario: &Scenario, options: CameraOptions) -> Self {
+        let cam = scenario.camera();
+        let mut tables: Vec<Arc<RayTable>> = Vec::new();
+        let mut per_epoch = Vec::new();
+        for e in scenario.epochs().iter() {
+            let lens = if options.distortion { e.rig.intrinsics } else { e.rig.intrinsics.undistorted() };
+            let k = lens.to_calib(cam.width, cam.height);
+            let table = match tables.iter().find(|t| t.intrinsics == k) {
+                Some(t) => Arc::clone(t),
+                None => {
+                    let t = Arc::new(RayTable::new(&k));
+                    tables.push(Arc::clone(&t));
+                    t
+                }
+            };
+            per_epoch.push(table);
+        }
+        let scratch = tables.iter().map(|t| t.gw * t.gh).max().unwrap_or(0);
+        let (w, h) = (cam.width as usize, cam.height as usize);
+        Self {
+            world: Arc::clone(scenario.world()),
+            trajectory: Arc::clone(scenario.trajectory()),
+            epochs: Arc::clone(scenario.epochs()),
+            width: w,
+            height: h,
+            tables: per_epoch,
+            face_info: scenario.world().faces().iter().map(|f| (f.colour, f.instance)).collect(),
+            ids: vec![0; scratch],
+            invz: vec![0.0; scratch],
+            rgb_row: vec![0; w * 3],
+            label_row: vec![0; w * 2],
+            clip: Vec::new(),
+            clip_tmp: Vec::new(),
+            screen: Vec::new(),
+        }
+    }
+
+    /// The payload's header.
+    #[must_use]
+    pub fn header(&self) -> ImageHeader {
+        ImageHeader {
+            width: self.width as u32,
+            height: self.height as u32,
+            format: PixelFormat::Rgb8 as u32,
+            has_labels: 1,
+        }
+    }
+
+    /// Bytes of every frame's payload.
+    #[must_use]
+    pub fn payload_len(&self) -> usize {
+        self.header().payload_len()
+    }
+
+    /// Renders the frame captured at scenario time `t` into `sink`, which should be empty: the
+    /// payload is written at offsets 0..[`CameraRenderer::payload_len`].
+    ///
+    /// # Errors
+    /// [`SinkFull`] if the sink cannot hold the frame (checked before any pixel is drawn).
+    pub fn render<S: PayloadSink + ?Sized>(
+        &mut self,
+        t: TimestampNs,
+        sink: &mut S,
+    ) -> Result<CameraFrame, SinkFull> {
+        let header = self.header();
+        let total = header.payload_len();
+        // Probe the far end first so a too-small slot fails before any work.
+        sink.write_at(total - 1, &[0])?;
+        sink.write_at(0, header.as_bytes())?;
+
+        let idx = self.epochs.partition_point(|e| e.valid_from <= t).saturating_sub(1);
+        let er = *epoch_rig_at(&self.epochs, t);
+        let table = Arc::clone(&self.tables[idx]);
+        let world = Arc::clone(&self.world);
+        let pose = self.trajectory.pose_at(t.0 as f64 * 1e-9).to_isometry();
+        let cam_to_world = pose * er.rig.camera_to_vehicle();
+        let world_to_cam = cam_to_world.inverse();
+        self.visibility(&world, &table, &world_to_cam);
+
+        let r_wc: Matrix3<f64> = *cam_to_world.rotation.to_rotation_matrix().matrix();
+        let centre = cam_to_world.translation.vector;
+        self.shade(&world, &table, &r_wc, &centre, sink)?;
+        Ok(CameraFrame { epoch: er.epoch, bytes: total })
+    }
+
+    fn visibility(&mut self, world: &World, table: &RayTable, w2c: &nalgebra::Isometry3<f64>) {
+        let (gw, gh) = (table.gw, table.gh);
+        let n = gw * gh;
+        self.ids[..n].fill(0);
+        self.invz[..n].fill(0.0);
+        let r: Matrix3<f64> = *w2c.rotation.to_rotation_matrix().matrix();
+        let tr = w2c.translation.vector;
+        let cam_centre_w = w2c.inverse().translation.vector;
+        // Frustum side planes in normalised coordinates.
+        let xmin = (0.0 - table.cxs) / table.fx;
+        let xmax = (gw as f64 - table.cxs) / table.fx;
+        let ymin = (0.0 - table.cys) / table.fy;
+        let ymax = (gh as f64 - table.cys) / table.fy;
+        let planes = [
+            (Vector3::new(1.0, 0.0, -xmax) / (1.0 + xmax * xmax).sqrt()),
+            (Vector3::new(-1.0, 0.0, xmin) / (1.0 + xmin * xmin).sqrt()),
+            (Vector3::new(0.0, 1.0, -ymax) / (1.0 + ymax * ymax).sqrt()),
+            (Vector3::new(0.0, -1.0, ymin) / (1.0 + ymin * ymin).sqrt()),
+        ];
+        let faces = world.faces();
+        let verts = world.face_vertices();
+        'groups: for g in world.face_groups() {
+            let c = r * Vector3::from(g.centre) + tr;
+            if c.z < -g.radius || c.z - g.radius > FAR {
+                continue;
+            }
+            for p in &planes {
+                if p.dot(&c) > g.radius {
+                    continue 'groups;
+                }
+            }
+            // Haze per primitive, by the distance of its centre.
+            let inv_dist = (1.0 / c.norm().max(1e-3)) as f32;
+            for fi in g.first..g.first + g.count {
+                let f = &faces[fi as usize];
+                self.face_info[fi as usize].0 = haze(f.colour, inv_dist);
+                let v0 = Vector3::from(verts[f.first as usize]);
+                let n = Vector3::from(f.normal);
+                if n.dot(&(cam_centre_w - v0)) <= 1e-9 {
+                    continue; // back face
+                }
+                // To camera frame, clip at the near plane.
+                self.clip.clear();
+                for v in &verts[f.first as usize..(f.first + f.count) as usize] {
+                    self.clip.push(r * Vector3::from(*v) + tr);
+                }
+                if self.clip.iter().all(|v| v.z < NEAR) {
+                    continue;
+                }
+                if self.clip.iter().any(|v| v.z < NEAR) {
+                    clip_near(&self.clip, &mut self.clip_tmp);
+                    std::mem::swap(&mut self.clip, &mut self.clip_tmp);
+                    if self.clip.len() < 3 {
+                        continue;
+                    }
+                }
+                let nc = r * n;
+                let dc = nc.dot(&self.clip[0]);
+                if dc > -1e-12 {
+                    continue;
+                }
+                self.screen.clear();
+                for v in &self.clip {
+                    self.screen.push((table.fx * v.x / v.z + table.cxs, table.fy * v.y / v.z + table.cys));
+                }
+                let a = nc.x / (table.fx * dc);
+                let b = nc.y / (table.fy * dc);
+                let cc = (nc.z - nc.x * table.cxs / table.fx - nc.y * table.cys / table.fy) / dc;
+                raster(&self.screen, (a, b, cc), fi, gw, gh, &mut self.ids, &mut self.invz);
+            }
+        }
+    }
+
+    fn shade<S: PayloadSink + ?Sized>(
+        &mut self,
+        world: &World,
+        table: &RayTable,
+        r_wc: &Matrix3<f64>,
+        centre: &Vector3<f64>,
+        sink: &mut S,
+    ) -> Result<(), SinkFull> {
+        let (w, h, gw) = (self.width, self.height, table.gw);
+        let rgb_base = IMAGE_HEADER_SIZE;
+        let label_base = IMAGE_HEADER_SIZE + w * h * 3;
+        let r = r_wc.map(|v| v as f32);
+        let (cx, cy) = (centre.x, centre.y);
+        let cz = centre.z as f32;
+        let face_info = &self.face_info;
+        let ids = &self.ids;
+        for j in 0..h {
+            let map = &table.map[j * w..(j + 1) * w];
+            let pixels =
+                map.iter().zip(self.rgb_row.chunks_exact_mut(3)).zip(self.label_row.chunks_exact_mut(2));
+            for ((&[gx, gy], rgb_out), label_out) in pixels {
+                let s = usize::from(gy) * gw + usize::from(gx);
+                let f = ids[s] as usize;
+                let (rgb, label) = if f != 0 {
+                    face_info[f]
+                } else {
+                    let xu = table.xs[usize::from(gx)];
+                    let yu = table.ys[usize::from(gy)];
+                    let dz = r[(2, 0)] * xu + r[(2, 1)] * yu + r[(2, 2)];
+                    if dz < -1e-6 && cz > 0.0 {
+                        // The ray (xu, yu, 1) in camera coordinates reaches the ground at
+                        // depth t: its inverse is -dz / cz.
+                        let inv_t = -dz / cz;
+                        let t = 1.0 / inv_t;
+                        let dx = r[(0, 0)] * xu + r[(0, 1)] * yu + r[(0, 2)];
+                        let dy = r[(1, 0)] * xu + r[(1, 1)] * yu + r[(1, 2)];
+                        let g = world.ground_at(cx + f64::from(t * dx), cy + f64::from(t * dy));
+                        (haze(g.colour, inv_t), GROUND_ID)
+                    } else {
+                        // Gradient on the ray's (unnormalised) rise: close enough to the
+                        // elevation's sine within the field of view, and no square root.
+                        (sky(dz), SKY_ID)
+                    }
+                };
+                rgb_out.copy_from_slice(&rgb);
+                label_out.copy_from_slice(&label.to_le_bytes());
+            }
+            sink.write_at(rgb_base + j * w * 3, &self.rgb_row)?;
+            sink.write_at(label_base + j * w * 2, &self.label_row)?;
+        }
+        Ok(())
+    }
+}
+
+/// Blends towards the haze colour with depth z, given 1/z: weight z / (z + HAZE_HALF).
+#[inline(always)]
+fn haze(c: [u8; 3], inv_z: f32) -> [u8; 3] {
+    // Fixed point, one float conversion per pixel.
+    let k = (256.0 / (1.0 + HAZE_HALF * inv_z)) as u32; // 0..=256
+    let mix = |v: u8, h: u32| ((u32::from(v) * (256 - k) + h * k) >> 8) as u8;
+    [mix(c[0], HAZE[0]), mix(c[1], HAZE[1]), mix(c[2], HAZE[2])]
+}
+
+#[inline(always)]
+fn sky(elev: f32) -> [u8; 3] {
+    let k = (elev * 2.5).clamp(0.0, 1.0);
+    let mix = |a: f32, b: f32| (a + (b - a) * k) as u8;
+    [
+        mix(SKY_HORIZON[0], SKY_ZENITH[0]),
+        mix(SKY_HORIZON[1], SKY_ZENITH[1]),
+        mix(SKY_HORIZON[2], SKY_ZENITH[2]),
+    ]
+}
+
+/// Sutherland–Hodgman against z ≥ NEAR.
+fn clip_near(input: &[Vector3<f64>], out: &mut Vec<Vector3<f64>>) {
+    out.clear();
+    let n = input.len();
+    for k in 0..n {
+        let a = input[k];
+        let b = input[(k + 1) % n];
+        let (ina, inb) = (a.z >= NEAR, b.z >= NEAR);
+        if ina {
+            out.push(a);
+        }
+        if ina != inb {
+            let s = (NEAR - a.z) / (b.z - a.z);
+            out.push(a + (b - a) * s);
+        }
+    }
+}
+
+/// Scan-converts a convex polygon (scratch pixel coordinates) with inverse depth
+/// `a·u + b·v + c`, keeping the nearest face per sample (sample centres at i + 0.5).
+fn raster(
+    poly: &[(f64, f64)],
+    (a, b, c): (f64, f64, f64),
+    face: u32,
+    gw: usize,
+    gh: usize,
+    ids: &mut [u32],
+    invz: &mut [f32],
+) {
+    let (mut vmin, mut vmax) = (f64::MAX, f64::MIN);
+    for &(_, v) in poly {
+        vmin = vmin.min(v);
+        vmax = vmax.max(v);
+    }
+    let y0 = (vmin - 0.5).ceil().max(0.0) as usize;
+    let y1 = ((vmax - 0.5).ceil().max(0.0) as usize).min(gh);
+    let n = poly.len();
+    for y in y0..y1 {
+        let yc = y as f64 + 0.5;
+        let (mut xl, mut xr) = (f64::MAX, f64::MIN);
+        for k in 0..n {
+            let (ua, va) = poly[k];
+            let (ub, vb) = poly[(k + 1) % n];
+            if (va <= yc && yc < vb) || (vb <= yc && yc < va) {
+                let x = ua + (yc - va) * (ub - ua) / (vb - va);
+                xl = xl.min(x);
+                xr = xr.max(x);
+            }
+        }
+        if xl > xr {
+            continue;
+        }
+        let x0 = (xl - 0.5).ceil().max(0.0) as usize;
+        let x1 = ((xr - 0.5).ceil().max(0.0) as usize).min(gw);
+        if x0 >= x1 {
+            continue;
+        }
+        let row = y * gw;
+        let base = (b * yc + c + a * (x0 as f64 + 0.5)) as f32;
+        let af = a as f32;
+        let zs = &mut invz[row + x0..row + x1];
+        let is = &mut ids[row + x0..row + x1];
+        for (k, (z, id)) in zs.iter_mut().zip(is.iter_mut()).enumerate() {
+            let v = base + af * k as f32;
+            let nearer = v > *z;
+            *z = if nearer { v } else { *z };
+            *id = if nearer { face } else { *id };
+        }
+    }
+}
+
+/// Projects a world point into the output image of `scenario`'s camera at time `t` (with
+/// the epoch's distortion): (u, v, depth). A convenience for tests and tools.
+#[must_use]
+pub fn project_world_point(scenario: &Scenario, t: TimestampNs, p: Point3<f64>) -> Option<calib::PixelHit> {
+    let er = scenario.epoch_rig_at(t);
+    let cam = scenario.camera();
+    let k = er.rig.intrinsics.to_calib(cam.width, cam.height);
+    let c2w = scenario.vehicle_to_world_at(t) * er.rig.camera_to_vehicle();
+    calib::project_camera_point(&calib::Projection::Pinhole(k), c2w.inverse() * p)
+}

@@ -1,0 +1,156 @@
+//! The lidar: a spinning multi-beam scanner, ray cast against the world.
+//!
+//! A sweep at capture time t uses the vehicle pose at t and the lidar mount of the epoch in
+//! force at t. All points of a sweep are taken at the sweep's capture time: there is no
+//! motion distortion (rolling shutter) within a sweep.
+//!
+//! Beam `b` (the point's `ring`) has elevation `lo + (hi - lo)·b/(beams - 1)`, so ring 0 is
+//! the LOWEST beam. Firing `i` points at azimuth `2π·i/azimuth_steps` counter-clockwise from
+//! the lidar's x axis (forward). Points come out firing by firing (all beams of firing 0,
+//! then of firing 1, ...), in the lidar's own frame (x forward, y left, z up).
+//!
+//! A return farther than `max_range_m` (after noise) is dropped, as is a ray that hits
+//! nothing. Range noise, if configured, is Gaussian with σ = `range_noise_m`, drawn from a
+//! generator seeded by (scenario seed, frame index): the same sweep index gives the same
+//! bytes. Intensity is the surface's reflectivity times (0.25 + 0.75·|cos incidence|).
+//!
+//! Points go to the sink in chunks of [`CHUNK_POINTS`] as [`PointRecord`] bytes: no
+//! full-sweep buffer.
+
+use crate::rng::{mix, Rng};
+use crate::scenario::{epoch_rig_at, EpochRig, LidarConfig, Scenario};
+use crate::trajectory::Trajectory;
+use crate::world::{RayScratch, World};
+use nalgebra::Matrix3;
+use shared::frames::{PayloadSink, PointRecord, SinkFull, POINT_RECORD_SIZE};
+use shared::{CalibEpoch, TimestampNs};
+use std::sync::Arc;
+use zerocopy::IntoBytes;
+
+/// Points per sink push.
+pub const CHUNK_POINTS: usize = 1024;
+
+/// What a rendered sweep was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LidarSweep {
+    /// The epoch whose rig the sweep was taken with (the truth at the capture time).
+    pub epoch: CalibEpoch,
+    /// Points written.
+    pub points: usize,
+    /// Payload bytes written.
+    pub bytes: usize,
+}
+
+/// Renders lidar sweeps of one scenario. Keep one per lidar thread.
+#[derive(Debug)]
+pub struct LidarRenderer {
+    world: Arc<World>,
+    trajectory: Arc<Trajectory>,
+    epochs: Arc<[EpochRig]>,
+    config: LidarConfig,
+    seed: u64,
+    /// (sin, cos) of each beam's elevation.
+    beams: Vec<(f64, f64)>,
+    /// (sin, cos) of each firing's azimuth.
+    azimuths: Vec<(f64, f64)>,
+    scratch: RayScratch,
+    chunk: Vec<PointRecord>,
+}
+
+impl LidarRenderer {
+    /// A renderer for `scenario`'s lidar.
+    #[must_use]
+    pub fn new(scenario: &Scenario) -> Self {
+        let config = *scenario.lidar();
+        let (lo, hi) = config.vertical_fov_deg;
+        let nb = config.beams as usize;
+        let beams = (0..nb)
+            .map(|b| {
+                let el = if nb > 1 { lo + (hi - lo) * b as f64 / (nb - 1) as f64 } else { (lo + hi) / 2.0 };
+                el.to_radians().sin_cos()
+            })
+            .collect();
+        let na = config.azimuth_steps as usize;
+        let azimuths = (0..na).map(|i| (std::f64::consts::TAU * i as f64 / na as f64).sin_cos()).collect();
+        Self {
+            world: Arc::clone(scenario.world()),
+            trajectory: Arc::clone(scenario.trajectory()),
+            epochs: Arc::clone(scenario.epochs()),
+            config,
+            seed: scenario.seed(),
+            beams,
+            azimuths,
+            scratch: RayScratch::new(scenario.world()),
+            chunk: Vec::with_capacity(CHUNK_POINTS),
+        }
+    }
+
+    /// The largest payload a sweep can have (every ray returning), bytes.
+    #[must_use]
+    pub fn max_payload_len(&self) -> usize {
+        self.beams.len() * self.azimuths.len() * POINT_RECORD_SIZE
+    }
+
+    /// Renders sweep `frame_index`, captured at scenario time `t`, appending its points to
+    /// `sink`.
+    ///
+    /// # Errors
+    /// [`SinkFull`] if the sink runs out of room (part of the sweep may have been pushed).
+    pub fn render<S: PayloadSink + ?Sized>(
+        &mut self,
+        t: TimestampNs,
+        frame_index: u64,
+        sink: &mut S,
+    ) -> Result<LidarSweep, SinkFull> {
+        let er = epoch_rig_at(&self.epochs, t);
+        let pose = self.trajectory.pose_at(t.0 as f64 * 1e-9).to_isometry();
+        let l2w = pose * er.rig.lidar_to_vehicle();
+        let r: Matrix3<f64> = *l2w.rotation.to_rotation_matrix().matrix();
+        let o = [l2w.translation.x, l2w.translation.y, l2w.translation.z];
+        let max_range = self.config.max_range_m;
+        let sigma = self.config.range_noise_m;
+        let mut rng = Rng::new(mix(&[self.seed, 0x6c_6964_6172, frame_index]));
+        let mut points = 0;
+        self.chunk.clear();
+        let world = &*self.world;
+        for &(sa, ca) in &self.azimuths {
+            for (ring, &(se, ce)) in self.beams.iter().enumerate() {
+                let dl = [ce * ca, ce * sa, se];
+                let dw = [
+                    r[(0, 0)] * dl[0] + r[(0, 1)] * dl[1] + r[(0, 2)] * dl[2],
+                    r[(1, 0)] * dl[0] + r[(1, 1)] * dl[1] + r[(1, 2)] * dl[2],
+                    r[(2, 0)] * dl[0] + r[(2, 1)] * dl[1] + r[(2, 2)] * dl[2],
+                ];
+                let Some(hit) = world.cast(o, dw, max_range, &mut self.scratch) else {
+                    continue;
+                };
+                let range = if sigma > 0.0 { hit.t + sigma * rng.normal() } else { hit.t };
+                if range > max_range || range <= 0.0 {
+                    continue;
+                }
+                let cos_i = (hit.normal[0] * dw[0] + hit.normal[1] * dw[1] + hit.normal[2] * dw[2]).abs();
+                let intensity = (hit.reflectivity * (0.25 + 0.75 * cos_i as f32)).clamp(0.0, 1.0);
+                self.chunk.push(PointRecord {
+                    x: (dl[0] * range) as f32,
+                    y: (dl[1] * range) as f32,
+                    z: (dl[2] * range) as f32,
+                    intensity,
+                    ring: ring as u16,
+                    reserved: 0,
+                    instance: u32::from(hit.instance),
+                });
+                if self.chunk.len() == CHUNK_POINTS {
+                    sink.push(self.chunk.as_bytes())?;
+                    points += self.chunk.len();
+                    self.chunk.clear();
+                }
+            }
+        }
+        if !self.chunk.is_empty() {
+            sink.push(self.chunk.as_bytes())?;
+            points += self.chunk.len();
+            self.chunk.clear();
+        }
+        Ok(LidarSweep { epoch: er.epoch, points, bytes: points * POINT_RECORD_SIZE })
+    }
+}
