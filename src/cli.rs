@@ -8,9 +8,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// tagged with calibration epochs, fused only when their epochs match.
 #[derive(Debug, Parser)]
 #[command(name = "epochfuse", version, about, long_about = None, propagate_version = true)]
-#[command(after_help = "Start with `epochfuse drive`: a 20 s simulated drive with every role in its own process.\n\
+#[command(
+    after_help = "Start with `epochfuse drive`: a 20 s simulated drive with every role in its own process.\n\
 Exit codes: 0 success; 1 the run broke an invariant (a cross-epoch pair fused, a torn frame accepted);\n\
-2 bad usage or bad input.")]
+2 bad usage or bad input."
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

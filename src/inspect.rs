@@ -62,7 +62,8 @@ fn slot_state(s: &SlotState) -> &'static str {
 /// # Errors
 /// Exit code 2 with one line naming the file and what is wrong with it.
 pub fn run(path: &Path, json: bool) -> Result<(), CliError> {
-    let (seg, board, slots) = ring::inspect(path).map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
+    let (seg, board, slots) =
+        ring::inspect(path).map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
     let h = seg.header;
     let Scoreboard { .. } = board;
     let alive = ring::writer_alive(path);
@@ -137,7 +138,11 @@ pub fn run(path: &Path, json: bool) -> Result<(), CliError> {
         out.frames_read, out.torn_retries, out.overruns, out.overrun_frames_lost, out.stale, out.invalid
     );
     let _ = writeln!(s);
-    let _ = writeln!(s, "{:>5}  {:<8}  {:>20}  {:>14}  {:>6}  {:>10}  {:>5}", "slot", "state", "frame seq", "capture ms", "epoch", "bytes", "inc");
+    let _ = writeln!(
+        s,
+        "{:>5}  {:<8}  {:>20}  {:>14}  {:>6}  {:>10}  {:>5}",
+        "slot", "state", "frame seq", "capture ms", "epoch", "bytes", "inc"
+    );
     for slot in &out.slots {
         let opt = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
         let _ = writeln!(

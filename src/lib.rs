@@ -23,7 +23,11 @@ fn init_tracing(role: bool) {
     let default = if role { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("EPOCHFUSE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
 }
 
 /// Runs a parsed command line.

@@ -33,7 +33,8 @@ fn pick_run(cfg: &TopConfig) -> Result<PathBuf, CliError> {
         }
         return Ok(run.clone());
     }
-    let live: Vec<PathBuf> = rundir::list_runs(&cfg.root).into_iter().filter(|(_, alive)| *alive).map(|(p, _)| p).collect();
+    let live: Vec<PathBuf> =
+        rundir::list_runs(&cfg.root).into_iter().filter(|(_, alive)| *alive).map(|(p, _)| p).collect();
     match live.as_slice() {
         [one] => Ok(one.clone()),
         [] => Err(CliError::input(format!(
@@ -49,7 +50,10 @@ fn pick_run(cfg: &TopConfig) -> Result<PathBuf, CliError> {
     }
 }
 
-fn snapshot(run: &Path) -> Vec<(StreamKind, Option<Scoreboard>, bool)> {
+/// Each stream's scoreboard (if its segment is there) and whether its writer is alive.
+type Snapshot = Vec<(StreamKind, Option<Scoreboard>, bool)>;
+
+fn snapshot(run: &Path) -> Snapshot {
     [StreamKind::Camera, StreamKind::Lidar, StreamKind::Fused, StreamKind::CalibTable]
         .into_iter()
         .map(|k| {
@@ -60,9 +64,19 @@ fn snapshot(run: &Path) -> Vec<(StreamKind, Option<Scoreboard>, bool)> {
         .collect()
 }
 
-fn render(run: &Path, prev: Option<&(Instant, Vec<(StreamKind, Option<Scoreboard>, bool)>)>, now: &[(StreamKind, Option<Scoreboard>, bool)], dt: f64) -> String {
+fn render(
+    run: &Path,
+    prev: Option<&(Instant, Snapshot)>,
+    now: &Snapshot,
+    dt: f64,
+) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "epochfuse top — {}   ({})", run.display(), if rundir::run_alive(run) { "live" } else { "finished" });
+    let _ = writeln!(
+        s,
+        "epochfuse top — {}   ({})",
+        run.display(),
+        if rundir::run_alive(run) { "live" } else { "finished" }
+    );
     let _ = writeln!(s);
     let _ = writeln!(
         s,
@@ -109,7 +123,9 @@ fn render(run: &Path, prev: Option<&(Instant, Vec<(StreamKind, Option<Scoreboard
         let rate = prev
             .and_then(|p| p.1.iter().find(|x| x.0 == StreamKind::Fused))
             .and_then(|x| x.1)
-            .map_or(0.0, |p| a[aux::FUSED_PAIRS].saturating_sub(p.aux[aux::FUSED_PAIRS]) as f64 / dt.max(1e-9));
+            .map_or(0.0, |p| {
+                a[aux::FUSED_PAIRS].saturating_sub(p.aux[aux::FUSED_PAIRS]) as f64 / dt.max(1e-9)
+            });
         let _ = writeln!(s);
         let _ = writeln!(
             s,
@@ -140,7 +156,12 @@ fn render(run: &Path, prev: Option<&(Instant, Vec<(StreamKind, Option<Scoreboard
 /// Exit 2 if there is no run to show.
 pub fn run(cfg: &TopConfig) -> Result<(), CliError> {
     let run = pick_run(cfg)?;
-    let mut prev: Option<(Instant, Vec<_>)> = None;
+    let mut prev: Option<(Instant, Snapshot)> = None;
+    if cfg.once {
+        // Two looks, one interval apart, so the rates mean something.
+        prev = Some((Instant::now(), snapshot(&run)));
+        std::thread::sleep(cfg.interval);
+    }
     loop {
         let now = snapshot(&run);
         let t = Instant::now();

@@ -31,10 +31,18 @@ fn inspect_answers_garbage_with_one_line() {
     one_line_error(&sb.run(&["inspect", short.to_str().unwrap()]), "smaller than");
     one_line_error(&sb.run(&["inspect", d.to_str().unwrap()]), "directory");
     let fifo = d.join("fifo");
-    rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o600), 0).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
     one_line_error(&sb.run(&["inspect", fifo.to_str().unwrap()]), "fifo");
     let seg = d.join("lidar.seg");
-    let (_w, _) = RingWriter::create_or_takeover(&seg, &SegmentSpec::new(StreamKind::Lidar, 4, 1024)).unwrap();
+    let (_w, _) =
+        RingWriter::create_or_takeover(&seg, &SegmentSpec::new(StreamKind::Lidar, 4, 1024)).unwrap();
     let link = d.join("link.seg");
     std::os::unix::fs::symlink(&seg, &link).unwrap();
     one_line_error(&sb.run(&["inspect", link.to_str().unwrap()]), "symbolic link");
@@ -49,11 +57,15 @@ fn inspect_answers_garbage_with_one_line() {
 fn inspect_shows_a_live_segment_as_table_and_json() {
     let sb = Sandbox::new();
     let seg = sb.path("camera.seg");
-    let (mut w, _) = RingWriter::create_or_takeover(&seg, &SegmentSpec::new(StreamKind::Camera, 4, 1024)).unwrap();
+    let (mut w, _) =
+        RingWriter::create_or_takeover(&seg, &SegmentSpec::new(StreamKind::Camera, 4, 1024)).unwrap();
     for _ in 0..6 {
         let mut loan = w.loan();
         shared::frames::PayloadSink::push(&mut loan, &[1; 100]).unwrap();
-        loan.commit(shared::ring::FrameMeta { capture: shared::TimestampNs(5), epoch: shared::CalibEpoch(3) });
+        loan.commit(shared::ring::FrameMeta {
+            capture: shared::TimestampNs(5),
+            epoch: shared::CalibEpoch(3),
+        });
     }
     let run = sb.run(&["inspect", seg.to_str().unwrap()]);
     run.expect_code(0);

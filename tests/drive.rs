@@ -12,7 +12,11 @@ fn drive(sb: &Sandbox, name: &str, extra: &[&str]) -> (common::Run, serde_json::
     args.extend_from_slice(extra);
     args.extend_from_slice(&["--out", &out_s, "--quiet"]);
     let run = sb.run(&args);
-    let s = if out.join("summary.json").exists() { summary(&out.join("summary.json")) } else { serde_json::Value::Null };
+    let s = if out.join("summary.json").exists() {
+        summary(&out.join("summary.json"))
+    } else {
+        serde_json::Value::Null
+    };
     (run, s)
 }
 
@@ -86,7 +90,7 @@ fn ctrl_c_stops_every_role_and_leaves_nothing_behind() {
     let sb = Sandbox::new();
     let out = sb.path("out");
     let _turn = common::pipeline_turn();
-    let mut child = sb
+    let child = sb
         .cmd(&["drive", "--duration", "60", "--quiet", "--out", out.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -107,7 +111,8 @@ fn ctrl_c_stops_every_role_and_leaves_nothing_behind() {
         // Polling an external condition with a deadline, not synchronising on a delay.
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    rustix::process::kill_process(rustix::process::Pid::from_child(&child), rustix::process::Signal::INT).unwrap();
+    rustix::process::kill_process(rustix::process::Pid::from_child(&child), rustix::process::Signal::INT)
+        .unwrap();
     let output = child.wait_with_output().unwrap();
     let run = common::Run { args: vec!["drive".into(), "(SIGINT)".into()], output };
     run.expect_code(0);

@@ -145,7 +145,16 @@ fn kitti_export_replays_with_the_exported_epochs() {
     let sb = Sandbox::new();
     let dir = sb.path("export");
     let scenario = common::root().join("configs/drives/recalibration.ron");
-    let run = sb.run(&["sim", "export", "--format", "kitti", "--frames", "50", dir.to_str().unwrap(), scenario.to_str().unwrap()]);
+    let run = sb.run(&[
+        "sim",
+        "export",
+        "--format",
+        "kitti",
+        "--frames",
+        "50",
+        dir.to_str().unwrap(),
+        scenario.to_str().unwrap(),
+    ]);
     run.expect_code(0);
     for sub in ["velodyne", "image_2", "calib"] {
         assert_eq!(std::fs::read_dir(dir.join(sub)).unwrap().count(), 50, "{sub}");
@@ -159,8 +168,13 @@ fn kitti_export_replays_with_the_exported_epochs() {
     assert_eq!(s["pairs"]["fused_epoch_mismatch"], 0);
     // Exporting again gives the same bytes: the simulation is deterministic.
     let again = sb.path("export2");
-    sb.run(&["sim", "export", "--frames", "50", again.to_str().unwrap(), scenario.to_str().unwrap()]).expect_code(0);
+    sb.run(&["sim", "export", "--frames", "50", again.to_str().unwrap(), scenario.to_str().unwrap()])
+        .expect_code(0);
     for name in ["velodyne/000017.bin", "image_2/000017.png", "calib/000017.txt"] {
-        assert_eq!(std::fs::read(dir.join(name)).unwrap(), std::fs::read(again.join(name)).unwrap(), "{name}");
+        assert_eq!(
+            std::fs::read(dir.join(name)).unwrap(),
+            std::fs::read(again.join(name)).unwrap(),
+            "{name}"
+        );
     }
 }

@@ -25,7 +25,9 @@ fn absolute(p: &Path) -> PathBuf {
 
 fn prepare_out(args: &PipelineArgs) -> Result<(PathBuf, PathBuf), CliError> {
     let out = absolute(&args.out);
-    std::fs::create_dir_all(&out).map_err(|e| CliError::input(format!("{}: cannot create the output directory: {e}", out.display())))?;
+    std::fs::create_dir_all(&out).map_err(|e| {
+        CliError::input(format!("{}: cannot create the output directory: {e}", out.display()))
+    })?;
     let summary = args.summary.as_deref().map_or_else(|| out.join("summary.json"), absolute);
     Ok((out, summary))
 }
@@ -52,14 +54,17 @@ pub fn drive(args: &DriveArgs) -> Result<Summary, CliError> {
     let (scenario, text) = match &args.scenario {
         Some(path) => {
             let s = Scenario::load(path).map_err(|e| CliError::input(e.to_string()))?;
-            let text = std::fs::read_to_string(path).map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
             (s, text)
         }
         None => (Scenario::builtin_default(), sensor_sim::scenario::DEFAULT_RON.to_string()),
     };
     let duration_s = args.duration.unwrap_or_else(|| scenario.duration_s());
     if !(duration_s.is_finite() && duration_s > 0.0 && duration_s <= 24.0 * 3600.0) {
-        return Err(CliError::input(format!("--duration: {duration_s} is not a number of seconds in (0, 86400]")));
+        return Err(CliError::input(format!(
+            "--duration: {duration_s} is not a number of seconds in (0, 86400]"
+        )));
     }
     let (out, summary_path) = prepare_out(&args.pipeline)?;
     let mut spec = base_spec(&args.pipeline, SourceSpec::Sim, duration_s, out);

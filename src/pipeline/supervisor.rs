@@ -93,8 +93,14 @@ fn role_name(r: RoleName) -> &'static str {
     }
 }
 
-fn spawn_role(role: RoleName, run: &Path, logs: &Path, events: &Sender<ChildEvent>) -> Result<RoleProc, CliError> {
-    let exe = std::env::current_exe().map_err(|e| CliError::internal(format!("cannot find own executable: {e}")))?;
+fn spawn_role(
+    role: RoleName,
+    run: &Path,
+    logs: &Path,
+    events: &Sender<ChildEvent>,
+) -> Result<RoleProc, CliError> {
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::internal(format!("cannot find own executable: {e}")))?;
     let log_path = logs.join(format!("{}.log", role_name(role)));
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -126,7 +132,12 @@ fn spawn_role(role: RoleName, run: &Path, logs: &Path, events: &Sender<ChildEven
     Ok(RoleProc { child, stdin, started: Instant::now() })
 }
 
-fn wait_ready(role: RoleName, events: &Receiver<ChildEvent>, procs: &mut BTreeMap<&'static str, RoleProc>, logs: &Path) -> Result<(), CliError> {
+fn wait_ready(
+    role: RoleName,
+    events: &Receiver<ChildEvent>,
+    procs: &mut BTreeMap<&'static str, RoleProc>,
+    logs: &Path,
+) -> Result<(), CliError> {
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         match events.recv_timeout(TICK) {
@@ -139,7 +150,10 @@ fn wait_ready(role: RoleName, events: &Receiver<ChildEvent>, procs: &mut BTreeMa
                     }
                 }
                 if Instant::now() > deadline {
-                    return Err(CliError::internal(format!("the {} role did not start within {READY_TIMEOUT:?}", role_name(role))));
+                    return Err(CliError::internal(format!(
+                        "the {} role did not start within {READY_TIMEOUT:?}",
+                        role_name(role)
+                    )));
                 }
             }
         }
@@ -216,7 +230,11 @@ struct Watch {
 
 impl Watch {
     fn refresh(&mut self, run: &Path) {
-        for (slot, kind) in [(&mut self.camera, StreamKind::Camera), (&mut self.lidar, StreamKind::Lidar), (&mut self.fused, StreamKind::Fused)] {
+        for (slot, kind) in [
+            (&mut self.camera, StreamKind::Camera),
+            (&mut self.lidar, StreamKind::Lidar),
+            (&mut self.fused, StreamKind::Fused),
+        ] {
             if slot.is_none() {
                 *slot = Segment::attach(&run.join(rundir::segment_file(kind)), Some(kind), false).ok();
             }
@@ -239,13 +257,15 @@ pub fn supervise(cfg: Supervise) -> Result<Summary, CliError> {
     let logs = cfg.spec.out.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| CliError::input(format!("{}: {e}", logs.display())))?;
     if let Some(text) = &cfg.scenario_text {
-        std::fs::write(dir.join(SCENARIO_FILE), text).map_err(|e| CliError::internal(format!("{}: {e}", dir.display())))?;
+        std::fs::write(dir.join(SCENARIO_FILE), text)
+            .map_err(|e| CliError::internal(format!("{}: {e}", dir.display())))?;
     }
     cfg.spec.store(&dir)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(|e| CliError::internal(format!("signal handler: {e}")))?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| CliError::internal(format!("signal handler: {e}")))?;
     }
 
     let (tx, rx) = crossbeam_channel::unbounded();
@@ -279,18 +299,21 @@ pub fn supervise(cfg: Supervise) -> Result<Summary, CliError> {
         go(p, t0_ns);
     }
 
-    let bar = if cfg.quiet { ProgressBar::hidden() } else { ProgressBar::new(cfg.expected_lidar_frames.max(1)) };
+    let bar =
+        if cfg.quiet { ProgressBar::hidden() } else { ProgressBar::new(cfg.expected_lidar_frames.max(1)) };
     bar.set_style(
-        ProgressStyle::with_template("{spinner:.green} [{elapsed_precise}] [{bar:30.cyan/blue}] {pos}/{len} sweeps  {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner:.green} [{elapsed_precise}] [{bar:30.cyan/blue}] {pos}/{len} sweeps  {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
 
     let wall_start = Instant::now();
     let mut watch = Watch::default();
     let mut faults = FaultsSummary::default();
     let mut pending_kills = cfg.kills.clone();
-    pending_kills.sort_by(|a, b| a.at.cmp(&b.at));
+    pending_kills.sort_by_key(|k| k.at);
     let mut recovering: Vec<(Instant, u64, u64)> = Vec::new(); // (restart time, fused at restart, producer frames)
     let mut failure: Option<CliError> = None;
     let mut interrupted = false;
@@ -340,14 +363,22 @@ pub fn supervise(cfg: Supervise) -> Result<Summary, CliError> {
             let _ = p.child.kill();
             let _ = p.child.wait();
             faults.crashes += 1;
-            bar.println(format!("fault: killed the {} role (SIGKILL) at {:.2} s", role_name(k.role), now.as_secs_f64()));
+            bar.println(format!(
+                "fault: killed the {} role (SIGKILL) at {:.2} s",
+                role_name(k.role),
+                now.as_secs_f64()
+            ));
             if k.restart {
                 match spawn_role(k.role, &dir, &logs, &tx) {
                     Ok(mut np) => {
                         go(&mut np, t0_ns);
                         *p = np;
                         faults.restarts += 1;
-                        recovering.push((Instant::now(), fused.aux[aux::FUSED_PAIRS], camera.frames_written + lidar.frames_written));
+                        recovering.push((
+                            Instant::now(),
+                            fused.aux[aux::FUSED_PAIRS],
+                            camera.frames_written + lidar.frames_written,
+                        ));
                         bar.println(format!("fault: restarted the {} role", role_name(k.role)));
                     }
                     Err(e) => {
@@ -370,7 +401,10 @@ pub fn supervise(cfg: Supervise) -> Result<Summary, CliError> {
                 }
                 faults.crashes += 1;
                 let e = role_failed(*role, status, &logs);
-                bar.println(format!("fault: {e} (after {:.1} s); stopping the run", p.started.elapsed().as_secs_f64()));
+                bar.println(format!(
+                    "fault: {e} (after {:.1} s); stopping the run",
+                    p.started.elapsed().as_secs_f64()
+                ));
                 failure.get_or_insert(e);
             }
         }
@@ -383,7 +417,9 @@ pub fn supervise(cfg: Supervise) -> Result<Summary, CliError> {
             break;
         }
         let producers_done = producers.iter().all(|r| {
-            procs.get_mut(role_name(*r)).is_none_or(|p| p.child.try_wait().ok().flatten().is_some_and(|s| s.success()))
+            procs
+                .get_mut(role_name(*r))
+                .is_none_or(|p| p.child.try_wait().ok().flatten().is_some_and(|s| s.success()))
         });
         if producers_done && pending_kills.iter().all(|k| producers.contains(&k.role)) {
             break;
@@ -401,7 +437,10 @@ pub fn supervise(cfg: Supervise) -> Result<Summary, CliError> {
 
     watch.refresh(&dir);
     let mut summary = read_fusion_result(&dir).unwrap_or_else(|| {
-        Summary::new(cfg.source, if cfg.spec.pairing_latest { fusion::PairingMode::Latest } else { fusion::PairingMode::Epoch })
+        Summary::new(
+            cfg.source,
+            if cfg.spec.pairing_latest { fusion::PairingMode::Latest } else { fusion::PairingMode::Epoch },
+        )
     });
     summary.source = cfg.source;
     let lidar = Watch::board(watch.lidar.as_ref());
@@ -416,27 +455,29 @@ pub fn supervise(cfg: Supervise) -> Result<Summary, CliError> {
     }
     summary.faults = faults;
     summary.invariants.torn_frames_accepted = summary.pairs.invalid_payloads;
-    summary.invariants.mistagged_frames = camera.aux[aux::PRODUCER_MISTAGGED] + lidar.aux[aux::PRODUCER_MISTAGGED];
+    summary.invariants.mistagged_frames =
+        camera.aux[aux::PRODUCER_MISTAGGED] + lidar.aux[aux::PRODUCER_MISTAGGED];
     let sim_s = lidar.frames_written as f64 * cfg.lidar_period_s;
     summary.duration_s = sim_s;
-    summary.realtime_factor = if producing_wall.as_secs_f64() > 0.0 { sim_s / producing_wall.as_secs_f64() } else { 0.0 };
+    summary.realtime_factor =
+        if producing_wall.as_secs_f64() > 0.0 { sim_s / producing_wall.as_secs_f64() } else { 0.0 };
     summary.invariants.refresh();
     if let Some(parent) = cfg.summary_path.parent().filter(|p| !p.as_os_str().is_empty()) {
         let _ = std::fs::create_dir_all(parent);
     }
-    summary
-        .write(&cfg.summary_path)
-        .map_err(|e| CliError::input(format!("{}: cannot write the summary: {e}", cfg.summary_path.display())))?;
-    if failure.is_some() || interrupted {
-        // Keep nothing behind on a clean interrupt; on a failure, keep the run for inspection.
-        if failure.is_some() {
-            run.keep();
-            eprintln!("run directory kept for inspection: {}", dir.display());
-        }
-    }
-    drop(run);
+    summary.write(&cfg.summary_path).map_err(|e| {
+        CliError::input(format!("{}: cannot write the summary: {e}", cfg.summary_path.display()))
+    })?;
+    let _ = interrupted;
     match failure {
-        Some(e) => Err(e),
+        // Bad input: the run did what it could; nothing of it is worth keeping.
+        Some(e) if e.code == crate::error::EXIT_INPUT => Err(e),
+        // A role failed: keep its run directory for `epochfuse inspect`, and say where.
+        Some(mut e) => {
+            run.keep();
+            e.message = format!("{} (run directory kept for inspection: {})", e.message, dir.display());
+            Err(e)
+        }
         None => Ok(summary),
     }
 }

@@ -54,7 +54,8 @@ pub fn delivery_plan(scenario: &Scenario) -> DeliveryPlan {
 pub fn epochs(run: &Path, spec: &RunSpec) -> Result<(Vec<CalibrationSet>, DeliveryPlan), CliError> {
     match &spec.source {
         SourceSpec::Sim => {
-            let scenario = Scenario::load(&run.join(SCENARIO_FILE)).map_err(|e| CliError::input(e.to_string()))?;
+            let scenario =
+                Scenario::load(&run.join(SCENARIO_FILE)).map_err(|e| CliError::input(e.to_string()))?;
             Ok((scenario.calibration_schedule(), delivery_plan(&scenario)))
         }
         SourceSpec::Replay { .. } => {

@@ -17,7 +17,9 @@ use fusion::output::{FusedSink, OverlayConfig, SinkError};
 use fusion::summary::{Source, StreamSummary, Summary};
 use fusion::{Engine, EngineChannels, EngineConfig, InFrame, PairingConfig, PairingMode, Stream};
 use parking_lot::Mutex;
-use shared::frames::{FusedHeader, FusedPoint, PayloadSink, FUSED_HEADER_SIZE, FUSED_POINT_SIZE, POINT_RECORD_SIZE};
+use shared::frames::{
+    FusedHeader, FusedPoint, PayloadSink, FUSED_HEADER_SIZE, FUSED_POINT_SIZE, POINT_RECORD_SIZE,
+};
 use shared::layout::aux;
 use shared::ring::{FrameMeta, ReadOutcome, RingReader, RingWriter};
 use shared::segment::SegmentSpec;
@@ -131,7 +133,8 @@ fn reader_thread(
                     counts.read.fetch_add(1, Ordering::Relaxed);
                     data_clock.observe(usize::from(kind == StreamKind::Lidar), info.capture);
                     let payload = std::mem::replace(&mut buf, recycle.try_recv().unwrap_or_default());
-                    let frame = InFrame { stream, seq: info.seq, capture: info.capture, epoch: info.epoch, payload };
+                    let frame =
+                        InFrame { stream, seq: info.seq, capture: info.capture, epoch: info.epoch, payload };
                     if tx.send(frame).is_err() {
                         return Ok(());
                     }
@@ -174,7 +177,8 @@ fn listener_thread(
     std::thread::spawn(move || {
         let socket = run.join(rundir::CALIB_SOCKET);
         let table_path = run.join(rundir::segment_file(StreamKind::CalibTable));
-        let mut sub = CalibSubscriber::connect_retry(&socket, Role::Fusion, Duration::from_secs(10), Some(&stop)).ok();
+        let mut sub =
+            CalibSubscriber::connect_retry(&socket, Role::Fusion, Duration::from_secs(10), Some(&stop)).ok();
         let mut table = CalibTableReader::attach(&table_path).ok();
         let mut sent: BTreeSet<CalibEpoch> = BTreeSet::new();
         let send_new = |set: CalibrationSet, sent: &mut BTreeSet<CalibEpoch>| {
@@ -231,8 +235,9 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     let mode = if spec.pairing_latest { PairingMode::Latest } else { PairingMode::Epoch };
     let (source, camera_hz) = match &spec.source {
         SourceSpec::Sim => {
-            let scenario = sensor_sim::scenario::Scenario::load(&run.join(crate::pipeline::spec::SCENARIO_FILE))
-                .map_err(|e| CliError::input(e.to_string()))?;
+            let scenario =
+                sensor_sim::scenario::Scenario::load(&run.join(crate::pipeline::spec::SCENARIO_FILE))
+                    .map_err(|e| CliError::input(e.to_string()))?;
             (Source::Sim, scenario.camera().rate_hz)
         }
         SourceSpec::Replay { .. } => (Source::Replay, 10.0),
@@ -258,7 +263,9 @@ pub fn run(run: &Path) -> Result<(), CliError> {
             let spec = SegmentSpec::new(StreamKind::Fused, 8, cap);
             match RingWriter::create_or_takeover(&fused_path, &spec) {
                 Ok((w, _)) => *writer.lock() = Some(w),
-                Err(e) => eprintln!("fusion: {}: {e}; fused frames will not be published", fused_path.display()),
+                Err(e) => {
+                    eprintln!("fusion: {}: {e}; fused frames will not be published", fused_path.display())
+                }
             }
         }
     };
@@ -291,10 +298,16 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     let updates = Arc::new(AtomicU64::new(0));
     let rejected = Arc::new(AtomicU64::new(0));
     let listen_stop = Arc::new(AtomicBool::new(false));
-    let listener =
-        listener_thread(run.to_path_buf(), cal_tx, Arc::clone(&listen_stop), Arc::clone(&updates), Arc::clone(&rejected));
+    let listener = listener_thread(
+        run.to_path_buf(),
+        cal_tx,
+        Arc::clone(&listen_stop),
+        Arc::clone(&updates),
+        Arc::clone(&rejected),
+    );
 
-    let overlay = (spec.overlay_every > 0).then(|| OverlayConfig::new(spec.out.join("overlays"), spec.overlay_every));
+    let overlay =
+        (spec.overlay_every > 0).then(|| OverlayConfig::new(spec.out.join("overlays"), spec.overlay_every));
     let keep_frames = spec.per_pair || source == Source::Replay;
     let cfg = EngineConfig { pairing, keep_frames, overlay, ..EngineConfig::default() };
     let channels = EngineChannels {

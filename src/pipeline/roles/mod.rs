@@ -44,7 +44,8 @@ pub fn run(role: RoleName, run: &Path) -> Result<(), CliError> {
 pub fn stop_flag() -> Result<Arc<AtomicBool>, CliError> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(|e| CliError::internal(format!("signal handler: {e}")))?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| CliError::internal(format!("signal handler: {e}")))?;
     }
     Ok(stop)
 }
@@ -62,12 +63,17 @@ pub fn ready() -> Result<calib::clock::PipelineClock, CliError> {
     let _ = writeln!(out, "ready");
     let _ = out.flush();
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).map_err(|e| CliError::internal(format!("waiting for the start: {e}")))?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::internal(format!("waiting for the start: {e}")))?;
     line.trim()
         .strip_prefix("go ")
         .and_then(|t| t.parse().ok())
         .map(calib::clock::PipelineClock::from_t0_ns)
-        .ok_or_else(|| CliError::internal(format!("expected `go <t0>` from the supervisor, got {:?}", line.trim())))
+        .ok_or_else(|| {
+            CliError::internal(format!("expected `go <t0>` from the supervisor, got {:?}", line.trim()))
+        })
 }
 
 /// Back-pressure for runs at `--max-rate`: waits until the ring's `readers` readers have
@@ -91,7 +97,12 @@ pub fn wait_for_readers(writer: &shared::ring::RingWriter, readers: u64, margin:
 ///
 /// # Errors
 /// The attach error once the time is up, or an error that waiting cannot fix.
-pub fn attach_when_ready(path: &Path, kind: StreamKind, stop: &AtomicBool, timeout: Duration) -> Result<Option<RingReader>, AttachError> {
+pub fn attach_when_ready(
+    path: &Path,
+    kind: StreamKind,
+    stop: &AtomicBool,
+    timeout: Duration,
+) -> Result<Option<RingReader>, AttachError> {
     let deadline = Instant::now() + timeout;
     loop {
         match RingReader::attach(path, kind) {

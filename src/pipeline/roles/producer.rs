@@ -69,15 +69,19 @@ pub fn run(run: &Path, kind: StreamKind) -> Result<(), CliError> {
     let stop = stop_flag()?;
     let scenario = Scenario::load(&run.join(SCENARIO_FILE)).map_err(|e| CliError::input(e.to_string()))?;
     let (mut renderer, rate_hz, role) = match kind {
-        StreamKind::Camera => {
-            (Renderer::Camera(Box::new(CameraRenderer::new(&scenario))), scenario.camera().rate_hz, Role::Camera)
+        StreamKind::Camera => (
+            Renderer::Camera(Box::new(CameraRenderer::new(&scenario))),
+            scenario.camera().rate_hz,
+            Role::Camera,
+        ),
+        _ => {
+            (Renderer::Lidar(Box::new(LidarRenderer::new(&scenario))), scenario.lidar().rate_hz, Role::Lidar)
         }
-        _ => (Renderer::Lidar(Box::new(LidarRenderer::new(&scenario))), scenario.lidar().rate_hz, Role::Lidar),
     };
     let path = run.join(rundir::segment_file(kind));
     let ring_spec = SegmentSpec::new(kind, PRODUCER_SLOTS, renderer.capacity() as u64);
-    let (mut writer, start) =
-        RingWriter::create_or_takeover(&path, &ring_spec).map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
+    let (mut writer, start) = RingWriter::create_or_takeover(&path, &ring_spec)
+        .map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
     let socket = run.join(rundir::CALIB_SOCKET);
     let mut sub = CalibSubscriber::connect_retry(&socket, role, Duration::from_secs(10), Some(&stop))
         .map_err(|e| CliError::internal(e.to_string()))?;
@@ -150,7 +154,12 @@ pub fn run(run: &Path, kind: StreamKind) -> Result<(), CliError> {
         loan.commit(FrameMeta { capture: t, epoch });
         if truth != epoch {
             mistagged += 1;
-            tracing::warn!(frame = k, tagged = epoch.0, truth = truth.0, "frame tagged with another epoch than the sensor's");
+            tracing::warn!(
+                frame = k,
+                tagged = epoch.0,
+                truth = truth.0,
+                "frame tagged with another epoch than the sensor's"
+            );
         }
         if !spec.max_rate && clock.now().0 > t.0 + period.as_nanos() as u64 {
             late += 1;
@@ -174,7 +183,13 @@ const STEP_SLACK_NS: u64 = 150_000_000;
 
 /// At `--max-rate`, waits until the other producer's newest frame is within
 /// [`STEP_SLACK_NS`] of capture time `t`, unless that producer is gone or done.
-fn keep_in_step(run: &Path, kind: StreamKind, t: TimestampNs, other: &mut Option<RingReader>, stop: &std::sync::atomic::AtomicBool) {
+fn keep_in_step(
+    run: &Path,
+    kind: StreamKind,
+    t: TimestampNs,
+    other: &mut Option<RingReader>,
+    stop: &std::sync::atomic::AtomicBool,
+) {
     let other_kind = if kind == StreamKind::Camera { StreamKind::Lidar } else { StreamKind::Camera };
     if other.is_none() {
         *other = RingReader::attach(&run.join(rundir::segment_file(other_kind)), other_kind).ok();

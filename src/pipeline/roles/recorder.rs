@@ -31,7 +31,8 @@ pub fn run(run: &Path) -> Result<(), CliError> {
         attach_when_ready(&run.join(rundir::segment_file(kind)), kind, &stop, Duration::from_secs(30))
             .map_err(|e| CliError::internal(format!("{kind} ring: {e}")))
     };
-    let (Some(mut camera), Some(mut lidar)) = (attach(StreamKind::Camera)?, attach(StreamKind::Lidar)?) else {
+    let (Some(mut camera), Some(mut lidar)) = (attach(StreamKind::Camera)?, attach(StreamKind::Lidar)?)
+    else {
         return rec.finish().map_err(|e| CliError::input(e.to_string()));
     };
     camera.seek_oldest();
@@ -49,17 +50,21 @@ pub fn run(run: &Path) -> Result<(), CliError> {
         if let Some(t) = table.as_mut() {
             for set in t.read_all() {
                 if known.insert(set.epoch) {
-                    rec.write_calibration(&set, set.valid_from).map_err(|e| CliError::input(e.to_string()))?;
+                    rec.write_calibration(&set, set.valid_from)
+                        .map_err(|e| CliError::input(e.to_string()))?;
                 }
             }
         }
         let mut idle = true;
-        for (reader, buf, kind) in [(&mut camera, &mut cam_buf, StreamKind::Camera), (&mut lidar, &mut lid_buf, StreamKind::Lidar)] {
+        for (reader, buf, kind) in
+            [(&mut camera, &mut cam_buf, StreamKind::Camera), (&mut lidar, &mut lid_buf, StreamKind::Lidar)]
+        {
             match reader.read_next(buf) {
                 ReadOutcome::Frame(info) => {
                     idle = false;
                     let res = if kind == StreamKind::Camera {
-                        camera_image(buf).map(|img| rec.write_camera(info.capture, info.epoch, info.seq, &img))
+                        camera_image(buf)
+                            .map(|img| rec.write_camera(info.capture, info.epoch, info.seq, &img))
                     } else {
                         lidar_points(buf).map(|pts| rec.write_lidar(info.capture, info.epoch, info.seq, pts))
                     };

@@ -72,8 +72,11 @@ pub fn open_source(spec: &RunSpec) -> Result<OpenedLog, CliError> {
     let SourceSpec::Replay { path, lidar_topic, camera_topic } = &spec.source else {
         return Err(CliError::internal("not a replay"));
     };
-    let options =
-        LogOptions { lidar_topic: lidar_topic.clone(), camera_topic: camera_topic.clone(), camera_info_topic: None };
+    let options = LogOptions {
+        lidar_topic: lidar_topic.clone(),
+        camera_topic: camera_topic.clone(),
+        camera_info_topic: None,
+    };
     let source = LogSource::open_with(path, &options).map_err(|e| CliError::input(e.to_string()))?;
     Ok(OpenedLog { source })
 }
