@@ -5,7 +5,8 @@
 //! corrupt or hostile writer); the seqlock, not the checksum, guards against torn reads.
 //! The final partial word is zero-padded.
 
-const K0: u64 = 0x9E37_79B9_7F4A_7C15;
+/// Mixed into every word before it is summed.
+pub const K0: u64 = 0x9E37_79B9_7F4A_7C15;
 const K1: u64 = 0xC2B2_AE3D_27D4_EB4F;
 
 /// Running checksum state.
@@ -20,6 +21,20 @@ impl Checksum {
     #[must_use]
     pub const fn new() -> Self {
         Self { a: [0; 4], b: [0; 4] }
+    }
+
+    /// A state from its lanes (for loops that keep the lanes in registers).
+    #[must_use]
+    #[inline(always)]
+    pub const fn from_lanes(a: [u64; 4], b: [u64; 4]) -> Self {
+        Self { a, b }
+    }
+
+    /// The lanes (to continue in registers).
+    #[must_use]
+    #[inline(always)]
+    pub const fn lanes(&self) -> ([u64; 4], [u64; 4]) {
+        (self.a, self.b)
     }
 
     /// Adds four consecutive words.

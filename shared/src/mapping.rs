@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use memmap2::{MmapOptions, MmapRaw};
 
-use crate::checksum::Checksum;
+use crate::checksum::{self, Checksum};
 use crate::sigbus;
 
 /// A read-write or read-only shared mapping of a segment file.
@@ -145,42 +145,45 @@ impl Mapping {
     }
 
     /// Copies `len` bytes from `offset` into `dst` (resized to `len`, reusing its capacity)
-    /// with Relaxed word loads, and returns their checksum. One pass over the bytes.
+    /// with Relaxed word loads, and returns their checksum. One pass over the bytes, with the
+    /// checksum lanes in registers; a buffer reused for frames of one size is never cleared.
     #[inline]
     pub fn copy_out(&self, offset: usize, len: usize, dst: &mut Vec<u8>) -> u64 {
         let nwords = len.div_ceil(8);
         let src = self.words(offset, nwords);
-        dst.clear();
-        dst.reserve(nwords * 8);
-        let mut sum = Checksum::new();
-        let full = len / 8;
-        let mut chunks = src[..full].chunks_exact(4);
-        for quad in &mut chunks {
+        let padded = nwords * 8;
+        if dst.len() != padded {
+            dst.resize(padded, 0);
+        }
+        let (mut a, mut b) = ([0u64; 4], [0u64; 4]);
+        let full_quads = len / 32;
+        for (out, quad) in dst[..full_quads * 32].chunks_exact_mut(32).zip(src.chunks_exact(4)) {
             let w = [
                 quad[0].load(Ordering::Relaxed),
                 quad[1].load(Ordering::Relaxed),
                 quad[2].load(Ordering::Relaxed),
                 quad[3].load(Ordering::Relaxed),
             ];
-            sum.add4(w);
-            let mut bytes = [0u8; 32];
-            for (k, x) in w.iter().enumerate() {
-                bytes[8 * k..8 * k + 8].copy_from_slice(&x.to_le_bytes());
+            out[0..8].copy_from_slice(&w[0].to_le_bytes());
+            out[8..16].copy_from_slice(&w[1].to_le_bytes());
+            out[16..24].copy_from_slice(&w[2].to_le_bytes());
+            out[24..32].copy_from_slice(&w[3].to_le_bytes());
+            for lane in 0..4 {
+                a[lane] = a[lane].wrapping_add(w[lane] ^ checksum::K0);
+                b[lane] = b[lane].wrapping_add(a[lane]);
             }
-            dst.extend_from_slice(&bytes);
         }
-        let first = full - chunks.remainder().len();
-        for (i, word) in (first..).zip(chunks.remainder()) {
-            let w = word.load(Ordering::Relaxed);
+        let mut sum = Checksum::from_lanes(a, b);
+        for i in full_quads * 4..nwords {
+            let mut w = src[i].load(Ordering::Relaxed);
+            if i == nwords - 1 && len % 8 != 0 {
+                // Past the payload's end the word holds whatever the slot held before.
+                w &= u64::MAX >> (8 * (8 - len % 8));
+            }
             sum.add_at(i, w);
-            dst.extend_from_slice(&w.to_le_bytes());
+            dst[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
         }
-        if len % 8 != 0 {
-            let keep = len % 8;
-            let w = src[full].load(Ordering::Relaxed) & (u64::MAX >> (8 * (8 - keep)));
-            sum.add_at(full, w);
-            dst.extend_from_slice(&w.to_le_bytes()[..keep]);
-        }
+        dst.truncate(len);
         sum.finish(len as u64)
     }
 
@@ -188,15 +191,23 @@ impl Mapping {
     /// at commit on bytes only it writes).
     #[must_use]
     pub fn checksum(&self, offset: usize, len: usize) -> u64 {
-        let src = self.words(offset, len.div_ceil(8));
-        let mut sum = Checksum::new();
-        let full = len / 8;
-        for (i, word) in src[..full].iter().enumerate() {
-            sum.add_at(i, word.load(Ordering::Relaxed));
+        let nwords = len.div_ceil(8);
+        let src = self.words(offset, nwords);
+        let (mut a, mut b) = ([0u64; 4], [0u64; 4]);
+        let full_quads = len / 32;
+        for quad in src[..full_quads * 4].chunks_exact(4) {
+            for lane in 0..4 {
+                a[lane] = a[lane].wrapping_add(quad[lane].load(Ordering::Relaxed) ^ checksum::K0);
+                b[lane] = b[lane].wrapping_add(a[lane]);
+            }
         }
-        if len % 8 != 0 {
-            let keep = len % 8;
-            sum.add_at(full, src[full].load(Ordering::Relaxed) & (u64::MAX >> (8 * (8 - keep))));
+        let mut sum = Checksum::from_lanes(a, b);
+        for (i, word) in src.iter().enumerate().skip(full_quads * 4) {
+            let mut w = word.load(Ordering::Relaxed);
+            if i == nwords - 1 && len % 8 != 0 {
+                w &= u64::MAX >> (8 * (8 - len % 8));
+            }
+            sum.add_at(i, w);
         }
         sum.finish(len as u64)
     }
