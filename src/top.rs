@@ -64,12 +64,7 @@ fn snapshot(run: &Path) -> Snapshot {
         .collect()
 }
 
-fn render(
-    run: &Path,
-    prev: Option<&(Instant, Snapshot)>,
-    now: &Snapshot,
-    dt: f64,
-) -> String {
+fn render(run: &Path, prev: Option<&(Instant, Snapshot)>, now: &Snapshot, dt: f64) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
