@@ -86,7 +86,7 @@ fn faults_kill_producers_and_fusion_resumes_without_torn_or_mismatched_pairs() {
 }
 
 #[test]
-fn ctrl_c_stops_every_role_and_leaves_nothing_behind() {
+fn top_shows_a_live_run_and_ctrl_c_stops_every_role_leaving_nothing_behind() {
     let sb = Sandbox::new();
     let out = sb.path("out");
     let _turn = common::pipeline_turn();

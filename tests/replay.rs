@@ -103,7 +103,15 @@ fn recorded_drive_replays_with_the_same_epochs_and_per_pair_numbers() {
     assert_eq!(replayed["calibration"]["epochs"], live["calibration"]["epochs"], "{}", run2.describe());
     let (a, b) = (pairs(&live), pairs(&replayed));
     assert!(!a.is_empty());
-    assert_eq!(a, b, "per-pair numbers differ between the live run and its replay");
+    let differ: Vec<_> = a.iter().zip(&b).enumerate().filter(|(_, (x, y))| x != y).take(5).collect();
+    assert!(
+        a.len() == b.len() && differ.is_empty(),
+        "per-pair numbers differ between the live run ({} pairs) and its replay ({} pairs); first differences: {differ:?}\nlive pairs: {}\nreplayed pairs: {}",
+        a.len(),
+        b.len(),
+        live["pairs"],
+        replayed["pairs"]
+    );
     // The recording carries the simulation's labels, so consistency survives too.
     assert!(replayed["consistency"]["mean"].is_number(), "{replayed}");
 }
@@ -162,7 +170,7 @@ fn kitti_export_replays_with_the_exported_epochs() {
     let (run, s) = replay(&sb, "out", &dir, &["--max-rate"]);
     run.expect_code(0);
     let frames = s["frames"].as_array().unwrap();
-    assert_eq!(frames.len(), 50, "{}", run.describe());
+    assert_eq!(frames.len(), 50, "{}\npairs: {}", run.describe(), s["pairs"]);
     // The recalibration scenario changes the rig three times within 4.5 s (50 sweeps reach 4.9 s).
     assert_eq!(s["calibration"]["epochs"].as_array().unwrap().len(), 4, "{s}");
     assert_eq!(s["pairs"]["fused_epoch_mismatch"], 0);

@@ -75,6 +75,11 @@ pub struct EngineConfig {
     pub overlay: Option<OverlayConfig>,
     /// Bound on latency samples kept (percentiles stay representative past it).
     pub latency_samples: usize,
+    /// Time is the data's: "now" is the newest capture time the engine has handled on the
+    /// slower of the two streams, not the clock. For runs whose capture times are not on the
+    /// wall clock (`--max-rate`, replays): timeouts then advance only with the frames the
+    /// engine has seen, so thread scheduling cannot change which frames pair.
+    pub clock_follows_data: bool,
 }
 
 impl Default for EngineConfig {
@@ -84,6 +89,7 @@ impl Default for EngineConfig {
             keep_frames: false,
             overlay: None,
             latency_samples: 1 << 20,
+            clock_follows_data: false,
         }
     }
 }
@@ -99,6 +105,7 @@ pub struct FusionReport<S> {
 
 type Clock = Box<dyn Fn() -> TimestampNs + Send>;
 type Publisher = Box<dyn FnMut(&CountersSnapshot) + Send>;
+type LatencySource = Box<dyn FnMut(FrameSeq, FrameSeq) -> Option<u64> + Send>;
 
 /// The fusion engine. See the module docs.
 pub struct Engine<S> {
@@ -107,6 +114,8 @@ pub struct Engine<S> {
     sink: S,
     clock: Clock,
     publisher: Option<Publisher>,
+    latency_source: Option<LatencySource>,
+    data_now: [Option<u64>; 2],
     pairer: Pairer<Vec<u8>>,
     calibs: BTreeMap<CalibEpoch, Arc<CalibrationSet>>,
     stats: FusionStats,
@@ -162,6 +171,8 @@ impl<S: FusedSink> Engine<S> {
             sink,
             clock: Box::new(clock),
             publisher: None,
+            latency_source: None,
+            data_now: [None, None],
             calibs: BTreeMap::new(),
             stats,
             handle: StatsHandle::default(),
@@ -188,6 +199,14 @@ impl<S: FusedSink> Engine<S> {
         self.publisher = Some(Box::new(f));
     }
 
+    /// Measures latency another way than "clock now − later capture": `f(camera_seq,
+    /// lidar_seq)` gives the pair's latency in ns. For runs whose capture times are not on
+    /// the wall clock (`--max-rate`, replays), where the caller measures from each frame's
+    /// arrival instead.
+    pub fn set_latency_source(&mut self, f: impl FnMut(FrameSeq, FrameSeq) -> Option<u64> + Send + 'static) {
+        self.latency_source = Some(Box::new(f));
+    }
+
     /// The statistics so far.
     #[must_use]
     pub const fn stats(&self) -> &FusionStats {
@@ -210,7 +229,7 @@ impl<S: FusedSink> Engine<S> {
         while camera_open || lidar_open {
             let timeout = match self.pairer.next_deadline() {
                 Some(d) => {
-                    Duration::from_nanos(d.0.saturating_sub((self.clock)().0)).max(Duration::from_micros(50))
+                    Duration::from_nanos(d.0.saturating_sub(self.now().0)).max(Duration::from_micros(50))
                 }
                 None => Duration::from_secs(3600),
             };
@@ -267,7 +286,7 @@ impl<S: FusedSink> Engine<S> {
         } else {
             self.calibs.insert(epoch, c);
             self.stats.epochs = self.calibs.keys().copied().collect();
-            let now = (self.clock)();
+            let now = self.now();
             self.pairer.add_calibration(epoch, now, &mut self.outbox);
         }
         self.drain();
@@ -298,14 +317,26 @@ impl<S: FusedSink> Engine<S> {
             return;
         }
         let meta = FrameMeta { seq: f.seq, capture: f.capture, epoch: f.epoch };
-        let now = (self.clock)();
+        let slot = &mut self.data_now[usize::from(channel == Stream::Lidar)];
+        *slot = Some(slot.map_or(f.capture.0, |c| c.max(f.capture.0)));
+        let now = self.now();
         self.pairer.push(channel, meta, f.payload, now, &mut self.outbox);
         self.drain();
     }
 
+    /// "Now" for pairing: the clock, or the data's time (see
+    /// [`EngineConfig::clock_follows_data`]).
+    fn now(&self) -> TimestampNs {
+        if self.cfg.clock_follows_data {
+            TimestampNs(self.data_now.iter().flatten().copied().min().unwrap_or(0))
+        } else {
+            (self.clock)()
+        }
+    }
+
     /// Applies timeouts.
     pub fn tick(&mut self) {
-        let now = (self.clock)();
+        let now = self.now();
         self.pairer.tick(now, &mut self.outbox);
         self.drain();
     }
@@ -313,7 +344,7 @@ impl<S: FusedSink> Engine<S> {
     /// Decides every pending sweep with what is held, releases the rest, and waits for the
     /// overlay thread. Call once, at the end ([`Engine::run`] does).
     pub fn finish(&mut self) {
-        let now = (self.clock)();
+        let now = self.now();
         self.pairer.finish(now, &mut self.outbox);
         self.drain();
         if let Some(o) = self.overlay.take() {
@@ -424,9 +455,13 @@ impl<S: FusedSink> Engine<S> {
         if self.sink.write(&header, &self.fused_points).is_err() {
             self.stats.sink_errors += 1;
         }
-        let now = (self.clock)();
-        let captured = camera.meta.capture.max(lidar.meta.capture);
-        let latency = now.0.saturating_sub(captured.0);
+        let latency = match self.latency_source.as_mut() {
+            Some(f) => f(camera.meta.seq, lidar.meta.seq).unwrap_or(0),
+            None => {
+                let captured = camera.meta.capture.max(lidar.meta.capture);
+                (self.clock)().0.saturating_sub(captured.0)
+            }
+        };
         self.last_latency_ns = latency;
         self.stats.latency.record(latency);
 

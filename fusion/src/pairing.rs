@@ -237,7 +237,7 @@ pub struct FrameMeta {
 pub struct Held<T> {
     /// The frame's identity.
     pub meta: FrameMeta,
-    /// When it was handed in (caller's clock).
+    /// When it was handed in (caller's clock), or its capture time if that is later.
     pub arrived: TimestampNs,
     /// The payload, returned untouched.
     pub payload: T,
@@ -445,7 +445,11 @@ impl<T> Pairer<T> {
         now: TimestampNs,
         out: &mut Vec<Output<T>>,
     ) {
-        let frame = Held { meta, arrived: now, payload };
+        // Timeouts count from arrival, but never from before the frame's own capture: on the
+        // data's clock (max rate, replays) "now" is the slower stream's time, and a sweep
+        // that arrived while the camera lagged must still wait its full timeout past its
+        // capture time, not past the camera's.
+        let frame = Held { meta, arrived: now.max(meta.capture), payload };
         let key = (meta.capture, meta.seq);
         let (seen, map, wm) = match stream {
             Stream::Camera => (&mut self.seen_camera, &mut self.cameras, &mut self.camera_wm),

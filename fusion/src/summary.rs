@@ -213,6 +213,13 @@ pub struct Summary {
     /// Extra: invariants.
     #[serde(default)]
     pub invariants: InvariantsSummary,
+    /// Extra: CPU seconds (user + system) each role's processes used, all incarnations
+    /// (caller; sampled from /proc while they run).
+    #[serde(default)]
+    pub cpu_s: std::collections::BTreeMap<String, f64>,
+    /// Extra: wall-clock seconds from the start of the run to its end (caller).
+    #[serde(default)]
+    pub wall_s: f64,
 }
 
 impl Summary {

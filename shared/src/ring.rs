@@ -65,11 +65,16 @@ fn open_lock(path: &Path) -> Result<File, AttachError> {
 /// Whether a live process holds the writer lock of `segment`.
 #[must_use]
 pub fn writer_alive(segment: &Path) -> bool {
-    let Ok(fd) = rustix::fs::open(
-        lock_path(segment),
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) else {
+    lock_held(&lock_path(segment))
+}
+
+/// Whether some live process holds an exclusive `flock` on `lock_file`. The kernel drops
+/// such a lock when its holder dies, so this is a liveness test that cannot go stale.
+#[must_use]
+pub fn lock_held(lock_file: &Path) -> bool {
+    let Ok(fd) =
+        rustix::fs::open(lock_file, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+    else {
         return false;
     };
     match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockShared) {

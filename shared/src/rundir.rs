@@ -202,20 +202,7 @@ fn lock_file(path: &Path) -> io::Result<File> {
 /// Whether the run at `dir` is alive (its supervisor holds `run.lock`).
 #[must_use]
 pub fn run_alive(dir: &Path) -> bool {
-    let Ok(fd) = rustix::fs::open(
-        dir.join(RUN_LOCK),
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) else {
-        return false;
-    };
-    match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockShared) {
-        Ok(()) => {
-            let _ = rustix::fs::flock(&fd, FlockOperation::Unlock);
-            false
-        }
-        Err(_) => true,
-    }
+    crate::ring::lock_held(&dir.join(RUN_LOCK))
 }
 
 /// The run directories under `root`, with whether each is alive.

@@ -259,6 +259,10 @@ impl Segment {
     /// The first failed check, as its own [`AttachError`] variant.
     pub fn attach(path: &Path, expected: Option<StreamKind>, writable: bool) -> Result<Self, AttachError> {
         let (file, size) = open_checked(path, writable)?;
+        // Created but not sized yet: its creator is between `open` and `set_len`.
+        if size == 0 {
+            return Err(AttachError::NotInitialized);
+        }
         if size < layout::HEADER_SIZE as u64 {
             return Err(AttachError::TooSmall { size, needed: layout::HEADER_SIZE as u64 });
         }

@@ -211,6 +211,49 @@ fn stop_role(p: &mut RoleProc) -> Option<std::process::ExitStatus> {
     }
 }
 
+/// CPU seconds (user + system) process `pid` has used, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = text.get(text.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line; `rest` starts at field 3.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / rustix::param::clock_ticks_per_second() as f64)
+}
+
+/// CPU time per role: finished incarnations plus the running one's last sample.
+#[derive(Default)]
+struct CpuLedger {
+    done: BTreeMap<&'static str, f64>,
+    current: BTreeMap<&'static str, f64>,
+}
+
+impl CpuLedger {
+    fn sample(&mut self, procs: &BTreeMap<&'static str, RoleProc>) {
+        for (name, p) in procs {
+            if let Some(s) = cpu_seconds(p.child.id()) {
+                self.current.insert(name, s);
+            }
+        }
+    }
+
+    /// A role's process is replaced: bank what its last incarnation used.
+    fn retire(&mut self, name: &'static str) {
+        if let Some(s) = self.current.remove(name) {
+            *self.done.entry(name).or_default() += s;
+        }
+    }
+
+    fn totals(&self) -> BTreeMap<String, f64> {
+        let mut t: BTreeMap<String, f64> = self.done.iter().map(|(k, v)| ((*k).to_string(), *v)).collect();
+        for (k, v) in &self.current {
+            *t.entry((*k).to_string()).or_default() += v;
+        }
+        t
+    }
+}
+
 /// Starts a ready role: tells it the pipeline clock's origin.
 fn go(p: &mut RoleProc, t0_ns: u64) {
     use std::io::Write as _;
@@ -316,7 +359,7 @@ pub fn supervise(cfg: Supervise) -> Result<Summary, CliError> {
     pending_kills.sort_by_key(|k| k.at);
     let mut recovering: Vec<(Instant, u64, u64)> = Vec::new(); // (restart time, fused at restart, producer frames)
     let mut failure: Option<CliError> = None;
-    let mut interrupted = false;
+    let mut cpu = CpuLedger::default();
 
     loop {
         crossbeam_channel::select! {
@@ -324,6 +367,7 @@ pub fn supervise(cfg: Supervise) -> Result<Summary, CliError> {
             default(TICK) => {},
         }
         watch.refresh(&dir);
+        cpu.sample(&procs);
         let lidar = Watch::board(watch.lidar.as_ref());
         let camera = Watch::board(watch.camera.as_ref());
         let fused = Watch::board(watch.fused.as_ref());
@@ -362,6 +406,7 @@ pub fn supervise(cfg: Supervise) -> Result<Summary, CliError> {
             }
             let _ = p.child.kill();
             let _ = p.child.wait();
+            cpu.retire(role_name(k.role));
             faults.crashes += 1;
             bar.println(format!(
                 "fault: killed the {} role (SIGKILL) at {:.2} s",
@@ -412,7 +457,6 @@ pub fn supervise(cfg: Supervise) -> Result<Summary, CliError> {
             break;
         }
         if stop.load(Ordering::Relaxed) {
-            interrupted = true;
             bar.println("interrupted: stopping every role cleanly");
             break;
         }
@@ -429,6 +473,7 @@ pub fn supervise(cfg: Supervise) -> Result<Summary, CliError> {
 
     // Stop in order: producers, then consumers, then the calibration service.
     for role in producers.iter().chain([RoleName::Fusion, RoleName::Recorder, RoleName::Calib].iter()) {
+        cpu.sample(&procs);
         if let Some(p) = procs.get_mut(role_name(*role)) {
             stop_role(p);
         }
@@ -454,6 +499,8 @@ pub fn supervise(cfg: Supervise) -> Result<Summary, CliError> {
         summary.streams.lidar = stream_from_board(&lidar);
     }
     summary.faults = faults;
+    summary.cpu_s = cpu.totals();
+    summary.wall_s = wall_start.elapsed().as_secs_f64();
     summary.invariants.torn_frames_accepted = summary.pairs.invalid_payloads;
     summary.invariants.mistagged_frames =
         camera.aux[aux::PRODUCER_MISTAGGED] + lidar.aux[aux::PRODUCER_MISTAGGED];
@@ -468,7 +515,6 @@ pub fn supervise(cfg: Supervise) -> Result<Summary, CliError> {
     summary.write(&cfg.summary_path).map_err(|e| {
         CliError::input(format!("{}: cannot write the summary: {e}", cfg.summary_path.display()))
     })?;
-    let _ = interrupted;
     match failure {
         // Bad input: the run did what it could; nothing of it is worth keeping.
         Some(e) if e.code == crate::error::EXIT_INPUT => Err(e),

@@ -58,29 +58,30 @@ impl ReaderCounts {
     }
 }
 
-/// A clock that follows the data, for runs whose capture times are not on the wall clock
-/// (`--max-rate`, replays): per stream, the newest capture time seen advanced by the real
-/// time since it arrived; the clock is the earlier of the two streams. Latency then reads
-/// as "last frame of the pair in → fused", and pairing timeouts advance with the slower
-/// stream (never evicting frames the other stream has not caught up with).
+/// When each recent frame arrived (monotonic ns), per stream, to measure "later frame of
+/// the pair in → fused" where capture times are not on the wall clock.
 #[derive(Debug, Default)]
-struct DataClock {
-    newest: Mutex<[Option<(u64, u64)>; 2]>, // per stream: (capture ns, monotonic ns at arrival)
+struct Arrivals {
+    recent: Mutex<[std::collections::VecDeque<(u64, u64)>; 2]>,
 }
 
-impl DataClock {
-    fn observe(&self, stream: usize, capture: TimestampNs) {
-        let mut g = self.newest.lock();
-        if g[stream].is_none_or(|(c, _)| capture.0 >= c) {
-            g[stream] = Some((capture.0, shared::ring::monotonic_ns()));
+impl Arrivals {
+    /// Frames remembered per stream; more than a ring and fusion's buffers hold.
+    const KEEP: usize = 512;
+
+    fn record(&self, stream: usize, seq: shared::FrameSeq) {
+        let mut g = self.recent.lock();
+        if g[stream].len() == Self::KEEP {
+            g[stream].pop_front();
         }
+        g[stream].push_back((seq.0, shared::ring::monotonic_ns()));
     }
 
-    fn now(&self) -> TimestampNs {
-        let now = shared::ring::monotonic_ns();
-        let g = self.newest.lock();
-        let t = g.iter().flatten().map(|(c, at)| c.saturating_add(now.saturating_sub(*at))).min();
-        TimestampNs(t.unwrap_or(0))
+    fn latency_ns(&self, camera: shared::FrameSeq, lidar: shared::FrameSeq) -> Option<u64> {
+        let g = self.recent.lock();
+        let find = |i: usize, seq: u64| g[i].iter().rev().find(|(s, _)| *s == seq).map(|(_, t)| *t);
+        let later = find(0, camera.0)?.max(find(1, lidar.0)?);
+        Some(shared::ring::monotonic_ns().saturating_sub(later))
     }
 }
 
@@ -112,14 +113,19 @@ fn reader_thread(
     recycle: Receiver<Vec<u8>>,
     stop: Arc<AtomicBool>,
     counts: Arc<ReaderCounts>,
-    data_clock: Arc<DataClock>,
+    arrivals: Arc<Arrivals>,
     on_attach: impl FnOnce(&RingReader) + Send + 'static,
 ) -> std::thread::JoinHandle<Result<(), String>> {
     std::thread::spawn(move || {
         let mut reader = match attach_when_ready(&path, kind, &stop, ATTACH_TIMEOUT) {
             Ok(Some(r)) => r,
             Ok(None) => return Ok(()),
-            Err(e) => return Err(format!("{}: {e}", path.display())),
+            Err(e) => {
+                // Without this stream fusion cannot work: stop the other reader too, so the
+                // role ends and the supervisor reports it, rather than waiting forever.
+                stop.store(true, Ordering::Relaxed);
+                return Err(format!("{}: {e}", path.display()));
+            }
         };
         // Read what the producer wrote before we attached too (it waits for us, but a
         // restarted fusion picks up where the ring stands).
@@ -131,7 +137,7 @@ fn reader_thread(
             match reader.read_next(&mut buf) {
                 ReadOutcome::Frame(info) => {
                     counts.read.fetch_add(1, Ordering::Relaxed);
-                    data_clock.observe(usize::from(kind == StreamKind::Lidar), info.capture);
+                    arrivals.record(usize::from(kind == StreamKind::Lidar), info.seq);
                     let payload = std::mem::replace(&mut buf, recycle.try_recv().unwrap_or_default());
                     let frame =
                         InFrame { stream, seq: info.seq, capture: info.capture, epoch: info.epoch, payload };
@@ -158,6 +164,7 @@ fn reader_thread(
                 ReadOutcome::Invalid(why) => {
                     counts.invalid.fetch_add(1, Ordering::Relaxed);
                     if why == shared::ring::InvalidFrame::SegmentTruncated {
+                        stop.store(true, Ordering::Relaxed);
                         return Err(format!("{}: {why}", path.display()));
                     }
                 }
@@ -270,7 +277,7 @@ pub fn run(run: &Path) -> Result<(), CliError> {
         }
     };
 
-    let data_clock = Arc::new(DataClock::default());
+    let arrivals = Arc::new(Arrivals::default());
     let cam_counts = Arc::new(ReaderCounts::default());
     let lid_counts = Arc::new(ReaderCounts::default());
     let readers = [
@@ -281,7 +288,7 @@ pub fn run(run: &Path) -> Result<(), CliError> {
             rc_rx,
             Arc::clone(&stop),
             Arc::clone(&cam_counts),
-            Arc::clone(&data_clock),
+            Arc::clone(&arrivals),
             |_| {},
         ),
         reader_thread(
@@ -291,7 +298,7 @@ pub fn run(run: &Path) -> Result<(), CliError> {
             rl_rx,
             Arc::clone(&stop),
             Arc::clone(&lid_counts),
-            Arc::clone(&data_clock),
+            Arc::clone(&arrivals),
             on_lidar_attach,
         ),
     ];
@@ -309,7 +316,16 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     let overlay =
         (spec.overlay_every > 0).then(|| OverlayConfig::new(spec.out.join("overlays"), spec.overlay_every));
     let keep_frames = spec.per_pair || source == Source::Replay;
-    let cfg = EngineConfig { pairing, keep_frames, overlay, ..EngineConfig::default() };
+    // Live drives pair on the pipeline clock; runs at max rate and replays on the data's
+    // own time (reproducible), with latency measured from each frame's arrival.
+    let live_clock = !spec.max_rate && source == Source::Sim;
+    let cfg = EngineConfig {
+        pairing,
+        keep_frames,
+        overlay,
+        clock_follows_data: !live_clock,
+        ..EngineConfig::default()
+    };
     let channels = EngineChannels {
         camera: cam_rx,
         lidar: lid_rx,
@@ -318,17 +334,16 @@ pub fn run(run: &Path) -> Result<(), CliError> {
         recycle_camera: rc_tx,
         recycle_lidar: rl_tx,
     };
-    let live_clock = !spec.max_rate && source == Source::Sim;
     let clock_cell: Arc<Mutex<Option<calib::clock::PipelineClock>>> = Arc::new(Mutex::new(None));
-    let engine_clock: Box<dyn Fn() -> TimestampNs + Send> = if live_clock {
+    let engine_clock: Box<dyn Fn() -> TimestampNs + Send> = {
         let cell = Arc::clone(&clock_cell);
         Box::new(move || cell.lock().map_or(TimestampNs(0), |c| c.now()))
-    } else {
-        let dc = Arc::clone(&data_clock);
-        Box::new(move || dc.now())
     };
     let mut engine = Engine::new(cfg, channels, RingSink { writer: Arc::clone(&writer) }, engine_clock)
         .map_err(|e| CliError::input(format!("{}: {e}", spec.out.display())))?;
+    if !live_clock {
+        engine.set_latency_source(move |c, l| arrivals.latency_ns(c, l));
+    }
     {
         let writer = Arc::clone(&writer);
         let updates = Arc::clone(&updates);

@@ -84,7 +84,9 @@ pub fn wait_for_readers(writer: &shared::ring::RingWriter, readers: u64, margin:
     loop {
         let b = writer.scoreboard();
         let consumed = b.frames_read + b.overrun_frames_lost + b.stale + b.invalid;
-        if consumed + readers * margin >= readers * b.frames_written || stop.load(Ordering::Relaxed) {
+        // The counters are summed over readers, so the slack is shared: even if all others
+        // are caught up, the slowest one is at most `margin` frames behind.
+        if consumed + margin >= readers * b.frames_written || stop.load(Ordering::Relaxed) {
             return;
         }
         // The readers publish progress only through counters: poll them briefly.
