@@ -53,3 +53,11 @@ impl fmt::Display for CliError {
 }
 
 impl std::error::Error for CliError {}
+
+/// Writes `text` to stdout. A closed pipe (`epochfuse inspect … | head`) is not an error
+/// worth a panic or a message: the reader has what it wanted.
+pub fn out(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+}

@@ -106,7 +106,7 @@ pub fn run(path: &Path, json: bool) -> Result<(), CliError> {
     };
     if json {
         let text = serde_json::to_string_pretty(&out).map_err(|e| CliError::internal(e.to_string()))?;
-        println!("{text}");
+        crate::error::out(&format!("{text}\n"));
         return Ok(());
     }
     let mut s = String::new();
@@ -157,6 +157,6 @@ pub fn run(path: &Path, json: bool) -> Result<(), CliError> {
             opt(slot.incarnation)
         );
     }
-    print!("{s}");
+    crate::error::out(&s);
     Ok(())
 }

@@ -54,13 +54,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Inspect(a) => inspect::run(&a.segment, a.json),
         Command::Calib(CalibCommand::Check { file }) => {
             let set = calib::check_file(&file).map_err(|e| CliError::input(e.to_string()))?;
-            println!(
-                "{}: ok (epoch {}, camera {}×{})",
+            error::out(&format!(
+                "{}: ok (epoch {}, camera {}×{})\n",
                 file.display(),
                 set.epoch,
                 set.camera.width(),
                 set.camera.height()
-            );
+            ));
             Ok(())
         }
         Command::Sim(SimCommand::Export { format: _, frames, dir, scenario }) => {
@@ -76,7 +76,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             sensor_sim::export_kitti(&scenario, frames, &dir, &mut |n| bar.set_position(n as u64))
                 .map_err(|e| CliError::input(e.to_string()))?;
             bar.finish_and_clear();
-            println!("wrote {frames} frames in KITTI layout to {}", dir.display());
+            error::out(&format!("wrote {frames} frames in KITTI layout to {}\n", dir.display()));
             Ok(())
         }
         Command::Role(a) => pipeline::roles::run(a.role, &a.run),
@@ -85,7 +85,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 
 fn finish(summary: &fusion::Summary, args: &cli::PipelineArgs) -> Result<(), CliError> {
     let path = args.summary.clone().unwrap_or_else(|| args.out.join("summary.json"));
-    println!("{}", pipeline::human_summary(summary, &path));
+    error::out(&format!("{}\n", pipeline::human_summary(summary, &path)));
     if !summary.invariants.ok {
         let i = &summary.invariants;
         return Err(CliError::invariant(format!(

@@ -163,15 +163,15 @@ pub fn run(cfg: &TopConfig) -> Result<(), CliError> {
         let dt = prev.as_ref().map_or(0.0, |p| t.duration_since(p.0).as_secs_f64());
         let text = render(&run, prev.as_ref(), &now, dt);
         if cfg.once {
-            print!("{text}");
+            crate::error::out(&text);
             return Ok(());
         }
         // Clear the screen and home the cursor, then draw.
-        print!("\x1b[2J\x1b[H{text}");
+        crate::error::out(&format!("\x1b[2J\x1b[H{text}"));
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
         if !run.exists() {
-            println!("\nrun finished.");
+            crate::error::out("\nrun finished.\n");
             return Ok(());
         }
         prev = Some((t, now));
