@@ -118,6 +118,8 @@ pub struct CalibTableReader {
     ring: RingReader,
     buf: Vec<u8>,
     rejected: u64,
+    /// The cursor at the last `read_changed` that read anything.
+    seen: Option<FrameSeq>,
 }
 
 impl CalibTableReader {
@@ -128,7 +130,7 @@ impl CalibTableReader {
     pub fn attach(path: &Path) -> Result<Self, TableError> {
         let ring = RingReader::attach(path, StreamKind::CalibTable)
             .map_err(|source| TableError { path: path.to_path_buf(), source })?;
-        Ok(Self { ring, buf: Vec::with_capacity(TABLE_SLOT_CAPACITY as usize), rejected: 0 })
+        Ok(Self { ring, buf: Vec::with_capacity(TABLE_SLOT_CAPACITY as usize), rejected: 0, seen: None })
     }
 
     /// Every epoch the table holds, checked, ascending by epoch, one per epoch.
@@ -145,6 +147,17 @@ impl CalibTableReader {
         out.sort_by_key(|s| s.epoch);
         out.dedup_by_key(|s| s.epoch);
         out
+    }
+
+    /// Like [`CalibTableReader::read_all`], but empty (one atomic load, nothing decoded) when
+    /// nothing was published since the last call: for callers that look every frame.
+    pub fn read_changed(&mut self) -> Vec<CalibrationSet> {
+        let cursor = self.ring.cursor();
+        if self.seen == Some(cursor) {
+            return Vec::new();
+        }
+        self.seen = Some(cursor);
+        self.read_all()
     }
 
     /// The most recently published epoch (the "current" one), if the table holds any.

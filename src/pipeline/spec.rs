@@ -16,8 +16,6 @@ pub const SPEC_FILE: &str = "pipeline.json";
 pub const SCENARIO_FILE: &str = "scenario.ron";
 /// File name of fusion's result (its part of the summary).
 pub const FUSION_RESULT_FILE: &str = "fusion-result.json";
-/// File name of the recorder's result.
-pub const RECORDER_RESULT_FILE: &str = "recorder-result.json";
 
 /// Where frames come from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -200,7 +200,7 @@ fn listener_thread(
                     table = CalibTableReader::attach(&table_path).ok();
                 }
                 if let Some(t) = table.as_mut() {
-                    for set in t.read_all() {
+                    for set in t.read_changed() {
                         send_new(set, &mut sent);
                     }
                 }

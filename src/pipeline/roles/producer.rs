@@ -131,7 +131,7 @@ pub fn run(run: &Path, kind: StreamKind) -> Result<(), CliError> {
             table = CalibTableReader::attach(&table_path).ok();
         }
         if let Some(tab) = table.as_mut() {
-            for set in tab.read_all() {
+            for set in tab.read_changed() {
                 if !store.contains(set.epoch) {
                     store.insert(set);
                 }

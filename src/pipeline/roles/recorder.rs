@@ -48,7 +48,7 @@ pub fn run(run: &Path) -> Result<(), CliError> {
             table = CalibTableReader::attach(&table_path).ok();
         }
         if let Some(t) = table.as_mut() {
-            for set in t.read_all() {
+            for set in t.read_changed() {
                 if known.insert(set.epoch) {
                     rec.write_calibration(&set, set.valid_from)
                         .map_err(|e| CliError::input(e.to_string()))?;
