@@ -4,6 +4,9 @@
 //! Rust so that a frame sequence number can never be passed where an epoch is expected.
 
 use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
 
 /// A frame's position in its stream. Starts at a per-segment base and increases by one per
 /// committed frame, wrapping at `u64::MAX` (compare with [`FrameSeq::distance_from`]).
@@ -87,21 +90,32 @@ impl TimestampNs {
     }
 }
 
-/// What a segment carries. Stored in the segment header as a `u32`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+/// What a segment carries: the one sensor/stream type of the workspace. Stored in the segment
+/// header as a `u32`; serialised (JSON, RON, command line) by its lower-case [`name`](Self::name).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[repr(u32)]
 pub enum StreamKind {
     /// Camera images ([`crate::frames::ImageHeader`] + planes).
+    #[serde(alias = "Camera")]
     Camera = 1,
     /// Lidar sweeps ([`crate::frames::PointRecord`] array).
+    #[serde(alias = "Lidar")]
     Lidar = 2,
     /// Fused frames ([`crate::frames::FusedHeader`] + [`crate::frames::FusedPoint`] array).
+    #[serde(alias = "Fused")]
     Fused = 3,
     /// The calibration table: one encoded calibration set per slot.
+    #[serde(rename = "calib", alias = "CalibTable")]
     CalibTable = 4,
 }
 
 impl StreamKind {
+    /// Every kind, in header order.
+    pub const ALL: [Self; 4] = [Self::Camera, Self::Lidar, Self::Fused, Self::CalibTable];
+    /// The two sensor kinds, the ones a producer writes and fusion pairs.
+    pub const SENSORS: [Self; 2] = [Self::Camera, Self::Lidar];
+
     /// Parses the header's `u32`, if it names a known kind.
     #[must_use]
     pub const fn from_u32(v: u32) -> Option<Self> {
@@ -124,10 +138,180 @@ impl StreamKind {
             Self::CalibTable => "calib",
         }
     }
+
+    /// Whether this kind is a sensor (camera or lidar) rather than a derived stream.
+    #[must_use]
+    pub const fn is_sensor(self) -> bool {
+        matches!(self, Self::Camera | Self::Lidar)
+    }
 }
 
 impl fmt::Display for StreamKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+impl FromStr for StreamKind {
+    type Err = UnknownName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownName::new("stream", s, &Self::ALL.map(Self::name)))
+    }
+}
+
+/// A pipeline role: one OS process of a run, the one name every crate uses for it (the
+/// supervisor's process table, faults in scenarios, the calibration wire format's `Hello`,
+/// the hidden `role` subcommand).
+///
+/// The `u32` values are the calibration wire format's (`calib::wire`, `Hello`): 1–4 are
+/// fixed by the documented format; later roles take the next numbers.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[repr(u32)]
+pub enum Role {
+    /// The camera producer.
+    #[serde(alias = "Camera")]
+    Camera = 1,
+    /// The lidar producer.
+    #[serde(alias = "Lidar")]
+    Lidar = 2,
+    /// The fusion process.
+    #[serde(alias = "Fusion")]
+    Fusion = 3,
+    /// A monitor (`epochfuse top`, tests): subscribes to calibration, runs no process of a run.
+    #[serde(alias = "Monitor")]
+    Monitor = 4,
+    /// The calibration service.
+    #[serde(alias = "Calib")]
+    Calib = 5,
+    /// The log replayer (takes the producers' place in `replay`).
+    #[serde(alias = "Replayer")]
+    Replayer = 6,
+    /// The MCAP recorder.
+    #[serde(alias = "Recorder")]
+    Recorder = 7,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Self; 7] =
+        [Self::Camera, Self::Lidar, Self::Fusion, Self::Monitor, Self::Calib, Self::Replayer, Self::Recorder];
+
+    /// Parses the wire `u32`.
+    #[must_use]
+    pub const fn from_u32(v: u32) -> Option<Self> {
+        match v {
+            1 => Some(Self::Camera),
+            2 => Some(Self::Lidar),
+            3 => Some(Self::Fusion),
+            4 => Some(Self::Monitor),
+            5 => Some(Self::Calib),
+            6 => Some(Self::Replayer),
+            7 => Some(Self::Recorder),
+            _ => None,
+        }
+    }
+
+    /// Lower-case name: command line, run directory, JSON, messages.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Camera => "camera",
+            Self::Lidar => "lidar",
+            Self::Fusion => "fusion",
+            Self::Monitor => "monitor",
+            Self::Calib => "calib",
+            Self::Replayer => "replayer",
+            Self::Recorder => "recorder",
+        }
+    }
+
+    /// The sensor stream this role produces, if it is a producer.
+    #[must_use]
+    pub const fn produces(self) -> Option<StreamKind> {
+        match self {
+            Self::Camera => Some(StreamKind::Camera),
+            Self::Lidar => Some(StreamKind::Lidar),
+            _ => None,
+        }
+    }
+
+    /// The producer role of a sensor stream.
+    #[must_use]
+    pub const fn producer_of(kind: StreamKind) -> Option<Self> {
+        match kind {
+            StreamKind::Camera => Some(Self::Camera),
+            StreamKind::Lidar => Some(Self::Lidar),
+            _ => None,
+        }
+    }
+
+    /// Whether the calibration service delivers epochs to this role (so a delivery fault
+    /// may name it).
+    #[must_use]
+    pub const fn subscribes_to_calibration(self) -> bool {
+        matches!(self, Self::Camera | Self::Lidar | Self::Fusion | Self::Monitor | Self::Recorder)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Role {
+    type Err = UnknownName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownName::new("role", s, &Self::ALL.map(Self::name)))
+    }
+}
+
+/// A name that is not one of an enum's: `unknown role "x" (camera, lidar, …)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownName(String);
+
+impl UnknownName {
+    fn new(what: &str, got: &str, known: &[&str]) -> Self {
+        Self(format!("unknown {what} {got:?} ({})", known.join(", ")))
+    }
+}
+
+impl fmt::Display for UnknownName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UnknownName {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for r in Role::ALL {
+            assert_eq!(r.name().parse::<Role>(), Ok(r));
+            assert_eq!(Role::from_u32(r as u32), Some(r));
+        }
+        for k in StreamKind::ALL {
+            assert_eq!(k.name().parse::<StreamKind>(), Ok(k));
+            assert_eq!(StreamKind::from_u32(k as u32), Some(k));
+        }
+        assert!("nope".parse::<Role>().unwrap_err().to_string().contains("camera, lidar"));
+    }
+
+    #[test]
+    fn wire_values_are_the_documented_ones() {
+        assert_eq!([Role::Camera, Role::Lidar, Role::Fusion, Role::Monitor].map(|r| r as u32), [1, 2, 3, 4]);
     }
 }

@@ -35,4 +35,4 @@ pub mod sigbus;
 #[cfg(not(loom))]
 pub mod wait;
 
-pub use ids::{CalibEpoch, FrameSeq, Incarnation, StreamKind, TimestampNs};
+pub use ids::{CalibEpoch, FrameSeq, Incarnation, Role, StreamKind, TimestampNs};
