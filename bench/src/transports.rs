@@ -396,34 +396,42 @@ fn framed_message(size: usize) -> Vec<u8> {
     m
 }
 
-/// A producer over a byte stream (stream socket, pipe): one `write_all` of prefix + payload.
+/// One end of a byte-stream link (stream socket, pipe): the peer's bytes come in on `rx`,
+/// ours go out on `tx`. `msg` is the message buffer (written by the producer, read into by the
+/// consumer); `ack` is the ack with its length prefix.
 #[derive(Debug)]
-pub struct FramedProducer<R, W> {
+struct FramedEnd<R, W> {
     rx: BufReader<R>,
     tx: W,
     msg: Vec<u8>,
     ack: [u8; 8 + ACK_LEN],
 }
 
+/// A producer over a byte stream (stream socket, pipe): one `write_all` of prefix + payload.
+#[derive(Debug)]
+pub struct FramedProducer<R, W>(FramedEnd<R, W>);
+
 impl<R: Read, W: Write> FramedProducer<R, W> {
     fn new(rx: BufReader<R>, tx: W, size: usize) -> Self {
-        Self { rx, tx, msg: framed_message(size), ack: [0; 8 + ACK_LEN] }
+        Self(FramedEnd { rx, tx, msg: framed_message(size), ack: [0; 8 + ACK_LEN] })
     }
 }
 
 impl<R: Read, W: Write> Producer for FramedProducer<R, W> {
     fn send(&mut self, seq: u64, flags: u64) -> io::Result<()> {
-        stamp(&mut self.msg[8..], seq, flags);
-        self.tx.write_all(&self.msg)
+        let end = &mut self.0;
+        stamp(&mut end.msg[8..], seq, flags);
+        end.tx.write_all(&end.msg)
     }
 
     fn recv_ack(&mut self) -> io::Result<u64> {
-        self.rx.read_exact(&mut self.ack)?;
-        let (len, _) = read_stamp(&self.ack);
+        let end = &mut self.0;
+        end.rx.read_exact(&mut end.ack)?;
+        let (len, _) = read_stamp(&end.ack);
         if len != ACK_LEN as u64 {
             return Err(invalid(format!("ack of {len} bytes")));
         }
-        Ok(read_stamp(&self.ack[8..]).0)
+        Ok(read_stamp(&end.ack[8..]).0)
     }
 
     fn window(&self) -> Option<u64> {
@@ -433,38 +441,35 @@ impl<R: Read, W: Write> Producer for FramedProducer<R, W> {
 
 /// A consumer over a byte stream: reads prefix and payload into one buffer, checksums it.
 #[derive(Debug)]
-pub struct FramedConsumer<R, W> {
-    rx: BufReader<R>,
-    tx: W,
-    buf: Vec<u8>,
-    ack: [u8; 8 + ACK_LEN],
-}
+pub struct FramedConsumer<R, W>(FramedEnd<R, W>);
 
 impl<R: Read, W: Write> FramedConsumer<R, W> {
     fn new(rx: BufReader<R>, tx: W, size: usize) -> Self {
         let mut ack = [0; 8 + ACK_LEN];
         ack[..8].copy_from_slice(&(ACK_LEN as u64).to_le_bytes());
-        Self { rx, tx, buf: vec![0; 8 + size], ack }
+        Self(FramedEnd { rx, tx, msg: vec![0; 8 + size], ack })
     }
 }
 
 impl<R: Read, W: Write> Consumer for FramedConsumer<R, W> {
     fn recv(&mut self) -> io::Result<Received> {
-        self.rx.read_exact(&mut self.buf[..8])?;
-        let len = read_stamp(&self.buf).0;
-        let end = usize::try_from(len).ok().and_then(|l| l.checked_add(8)).filter(|e| *e <= self.buf.len());
+        let FramedEnd { rx, msg, .. } = &mut self.0;
+        rx.read_exact(&mut msg[..8])?;
+        let len = read_stamp(msg).0;
+        let end = usize::try_from(len).ok().and_then(|l| l.checked_add(8)).filter(|e| *e <= msg.len());
         let Some(end) = end else {
             return Err(invalid(format!("message of {len} bytes")));
         };
-        self.rx.read_exact(&mut self.buf[8..end])?;
-        std::hint::black_box(checksum(&self.buf[8..end]));
-        let (seq, flags) = read_stamp(&self.buf[8..end]);
+        rx.read_exact(&mut msg[8..end])?;
+        std::hint::black_box(checksum(&msg[8..end]));
+        let (seq, flags) = read_stamp(&msg[8..end]);
         Ok(Received { seq, flags, len: end - 8, lost: 0 })
     }
 
     fn send_ack(&mut self, value: u64) -> io::Result<()> {
-        stamp(&mut self.ack[8..], value, 0);
-        self.tx.write_all(&self.ack)
+        let end = &mut self.0;
+        stamp(&mut end.ack[8..], value, 0);
+        end.tx.write_all(&end.ack)
     }
 
     fn ack_every(&self) -> Option<u64> {
