@@ -19,38 +19,15 @@
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shared::checksum::Checksum;
 
 use crate::report::size_label;
 
-fn ns_per_call(mut f: impl FnMut()) -> f64 {
-    for _ in 0..3 {
-        f();
-    }
-    let mut batch = 1u64;
-    loop {
-        let t = Instant::now();
-        for _ in 0..batch {
-            f();
-        }
-        if t.elapsed() >= Duration::from_millis(1) || batch >= 1 << 24 {
-            break;
-        }
-        batch *= 2;
-    }
-    let mut samples = Vec::new();
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_millis(100) || samples.len() < 5 {
-        let t = Instant::now();
-        for _ in 0..batch {
-            f();
-        }
-        samples.push(t.elapsed().as_nanos() as f64 / batch as f64);
-    }
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
+/// Median nanoseconds per call of `f`, over batches of at least 1 ms within 100 ms.
+fn ns_per_call(f: impl FnMut()) -> f64 {
+    shared::bench_timer::ns_per_call(Duration::from_millis(100), f)
 }
 
 /// `copy_out` as `shared::mapping` has it (whole words only).
