@@ -30,18 +30,24 @@ fn ns_per_call(f: impl FnMut()) -> f64 {
     shared::bench_timer::ns_per_call(Duration::from_millis(100), f)
 }
 
+/// Four Relaxed loads, as `copy_out` issues them.
+#[inline(always)]
+fn load4(quad: &[AtomicU64]) -> [u64; 4] {
+    [
+        quad[0].load(Ordering::Relaxed),
+        quad[1].load(Ordering::Relaxed),
+        quad[2].load(Ordering::Relaxed),
+        quad[3].load(Ordering::Relaxed),
+    ]
+}
+
 /// `copy_out` as `shared::mapping` has it (whole words only).
 fn read_shared_shape(src: &[AtomicU64], dst: &mut Vec<u8>) -> u64 {
     dst.clear();
     dst.reserve(src.len() * 8);
     let mut sum = Checksum::new();
     for quad in src.chunks_exact(4) {
-        let w = [
-            quad[0].load(Ordering::Relaxed),
-            quad[1].load(Ordering::Relaxed),
-            quad[2].load(Ordering::Relaxed),
-            quad[3].load(Ordering::Relaxed),
-        ];
+        let w = load4(quad);
         sum.add4(w);
         let mut bytes = [0u8; 32];
         for (k, x) in w.iter().enumerate() {
@@ -84,12 +90,7 @@ fn read_fused(src: &[AtomicU64], dst: &mut Vec<u8>) -> u64 {
     dst.resize(src.len() * 8, 0);
     let mut lanes = Lanes::default();
     for (quad, out) in src.chunks_exact(4).zip(dst.chunks_exact_mut(32)) {
-        let w = [
-            quad[0].load(Ordering::Relaxed),
-            quad[1].load(Ordering::Relaxed),
-            quad[2].load(Ordering::Relaxed),
-            quad[3].load(Ordering::Relaxed),
-        ];
+        let w = load4(quad);
         lanes.add4(w);
         for (k, x) in w.iter().enumerate() {
             out[8 * k..8 * k + 8].copy_from_slice(&x.to_le_bytes());

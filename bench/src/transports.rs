@@ -25,6 +25,36 @@ use crate::proto::{self, checksum, invalid, read_stamp, stamp, timed_out, Consum
 /// How long either end waits for the other before giving up.
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How long a waiting end keeps trying: it spins (looking at the clock every 4096 spins) or
+/// blocks in slices, and gives up [`PEER_TIMEOUT`] after the first look at the clock.
+#[derive(Debug, Default)]
+pub struct Patience {
+    deadline: Option<Instant>,
+    spins: u32,
+}
+
+impl Patience {
+    /// One spin; returns whether it is time to look at the clock ([`Patience::check`]).
+    #[inline]
+    pub fn spin(&mut self) -> bool {
+        std::hint::spin_loop();
+        self.spins = self.spins.wrapping_add(1);
+        self.spins.is_multiple_of(4096)
+    }
+
+    /// A timeout error naming `what` once [`PEER_TIMEOUT`] has passed since the first check.
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::TimedOut`] when the peer took too long.
+    pub fn check(&mut self, what: &str) -> io::Result<()> {
+        let d = *self.deadline.get_or_insert_with(|| Instant::now() + PEER_TIMEOUT);
+        if Instant::now() > d {
+            return Err(timed_out(what));
+        }
+        Ok(())
+    }
+}
+
 /// Payload bytes of an ack (a seq word and a flags word).
 const ACK_LEN: usize = 16;
 
@@ -143,12 +173,7 @@ pub fn prepare(spec: &RunSpec) -> io::Result<Prepared> {
         }
         Transport::UdsStream => Prepared::Stream(UnixListener::bind(spec.path("stream.sock"))?, spec),
         Transport::UdsSeqpacket => {
-            let fd = rustix::net::socket_with(
-                AddressFamily::UNIX,
-                SocketType::SEQPACKET,
-                SocketFlags::CLOEXEC,
-                None,
-            )?;
+            let fd = seqpacket_socket()?;
             rustix::net::bind(&fd, &SocketAddrUnix::new(spec.path("seqpacket.sock"))?)?;
             rustix::net::listen(&fd, 1)?;
             Prepared::Seqpacket(fd, spec)
@@ -257,12 +282,7 @@ pub fn open_consumer(spec: &RunSpec) -> io::Result<Box<dyn Consumer>> {
             Box::new(FramedConsumer::new(BufReader::with_capacity(FRAMED_BUF, rx), tx, spec.size))
         }
         Transport::UdsSeqpacket => {
-            let fd = rustix::net::socket_with(
-                AddressFamily::UNIX,
-                SocketType::SEQPACKET,
-                SocketFlags::CLOEXEC,
-                None,
-            )?;
+            let fd = seqpacket_socket()?;
             rustix::net::connect(&fd, &SocketAddrUnix::new(spec.path("seqpacket.sock"))?)?;
             Box::new(SeqpacketConsumer { fd, buf: vec![0; 8 + spec.size], chunk: spec.seqpacket_chunk })
         }
@@ -284,6 +304,11 @@ pub fn open_consumer(spec: &RunSpec) -> io::Result<Box<dyn Consumer>> {
     })
 }
 
+/// A fresh, unbound Unix seqpacket socket.
+fn seqpacket_socket() -> io::Result<OwnedFd> {
+    Ok(rustix::net::socket_with(AddressFamily::UNIX, SocketType::SEQPACKET, SocketFlags::CLOEXEC, None)?)
+}
+
 /// Spins (poll) or waits on the futex (block) until the next frame is read and validated.
 /// Overruns and stale slots are added to `lost`; a frame that fails validation is an error.
 fn ring_next(
@@ -292,8 +317,7 @@ fn ring_next(
     poll: bool,
     lost: &mut u64,
 ) -> io::Result<FrameInfo> {
-    let mut deadline: Option<Instant> = None;
-    let mut spins = 0u32;
+    let mut patience = Patience::default();
     loop {
         match reader.read_next(buf) {
             ReadOutcome::Frame(info) => return Ok(info),
@@ -302,18 +326,9 @@ fn ring_next(
             ReadOutcome::Stale { .. } => *lost += 1,
             ReadOutcome::Invalid(why) => return Err(invalid(format!("ring frame refused: {why}"))),
             ReadOutcome::Empty => {
-                if poll {
-                    std::hint::spin_loop();
-                    spins = spins.wrapping_add(1);
-                    if !spins.is_multiple_of(4096) {
-                        continue;
-                    }
-                } else if reader.wait(Duration::from_millis(200)) {
-                    continue;
-                }
-                let d = *deadline.get_or_insert_with(|| Instant::now() + PEER_TIMEOUT);
-                if Instant::now() > d {
-                    return Err(timed_out("ring"));
+                let look = if poll { patience.spin() } else { !reader.wait(Duration::from_millis(200)) };
+                if look {
+                    patience.check("ring")?;
                 }
             }
         }
