@@ -15,6 +15,7 @@
 
 pub mod clock;
 pub mod file;
+pub mod policy;
 pub mod service;
 pub mod store;
 pub mod subscriber;

@@ -199,6 +199,8 @@ pub mod ring;
 #[cfg(not(loom))]
 pub mod rundir;
 #[cfg(not(loom))]
+pub mod sandbox;
+#[cfg(not(loom))]
 pub mod segment;
 #[cfg(not(loom))]
 pub mod sigbus;
