@@ -92,7 +92,13 @@ impl Bus {
             .iter()
             .map(|m| {
                 let first = m.offset_ns + rng.upto(m.task.j);
-                Source { m: *m, next_k: 0, next_queued: first, queue: VecDeque::new(), stats: Stats::default() }
+                Source {
+                    m: *m,
+                    next_k: 0,
+                    next_queued: first,
+                    queue: VecDeque::new(),
+                    stats: Stats::default(),
+                }
             })
             .collect();
         Self { sources, now: 0, in_flight: None, busy_ns: 0, rng }
@@ -114,7 +120,8 @@ impl Bus {
             if let Some(i) = self.arbitrate() {
                 let s = &mut self.sources[i];
                 let (nominal_ns, queued_ns) = s.queue.pop_front().unwrap_or((self.now, self.now));
-                self.in_flight = Some(Delivery { index: i, nominal_ns, queued_ns, done_ns: self.now + s.m.task.c });
+                self.in_flight =
+                    Some(Delivery { index: i, nominal_ns, queued_ns, done_ns: self.now + s.m.task.c });
                 self.busy_ns += s.m.task.c;
                 continue;
             }

@@ -114,7 +114,8 @@ pub fn load(path: &Path) -> Result<Vec<Message>, DbcError> {
 /// # Errors
 /// As [`load`], for the text.
 pub fn parse(text: &str, file: &str) -> Result<Vec<Message>, DbcError> {
-    let at = |position: Option<Position>, message: String| DbcError { file: file.to_string(), position, message };
+    let at =
+        |position: Option<Position>, message: String| DbcError { file: file.to_string(), position, message };
     let dbc = Dbc::try_from(text).map_err(|e| match e {
         can_dbc::DbcError::Pest(p) => {
             let (line, column) = match p.line_col {
@@ -185,7 +186,7 @@ fn attribute_ms(dbc: &Dbc, text: &str, id: MessageId, name: &str) -> Result<Opti
             return Err((position, format!("attribute {name}: \"{s}\" is not a number of ms")));
         }
     };
-    if !ms.is_finite() || ms < 0.0 || ms > 3.6e6 {
+    if !(0.0..=3.6e6).contains(&ms) {
         return Err((position, format!("attribute {name}: {ms} ms outside 0..=3600000")));
     }
     // Whole ns: sub-ns precision is meaningless on a bus whose bit time is ≥ 1000 ns.

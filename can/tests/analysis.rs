@@ -122,7 +122,8 @@ fn hand_worked_set_with_extended_identifiers() {
         msg(ext_id((0x0ff << 18) | 0x3_ffff), "Z", 4, 1500, 1500, 0),
     ];
     let report = analyze(&set, rate(500_000));
-    let r: Vec<_> = report.messages.iter().map(|m| (m.name.as_str(), m.c_us, m.blocking_us, m.wcrt_us)).collect();
+    let r: Vec<_> =
+        report.messages.iter().map(|m| (m.name.as_str(), m.c_us, m.blocking_us, m.wcrt_us)).collect();
     // Z: B = max(270, 320) = 320; busy 560 < 1500 so Q = 1; w = 320; R = 320 + 240 = 560.
     // X: B = 320; busy t = 320 + 240⌈t/1.5ms⌉ + 270⌈t/1ms⌉ = 830, Q = 1;
     //    w = 320 + 240 = 560; R = 560 + 270 = 830.
@@ -185,7 +186,16 @@ fn report_json_has_exactly_the_contract_keys() {
     let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     assert_eq!(keys(&json), ["bitrate_bps", "messages", "utilization"]);
     let mut want = vec![
-        "id", "extended", "name", "dlc", "period_ms", "deadline_ms", "jitter_ms", "c_us", "blocking_us", "wcrt_us",
+        "id",
+        "extended",
+        "name",
+        "dlc",
+        "period_ms",
+        "deadline_ms",
+        "jitter_ms",
+        "c_us",
+        "blocking_us",
+        "wcrt_us",
         "schedulable",
     ];
     want.sort_unstable();

@@ -18,8 +18,9 @@ fn sim_set(messages: &[Message], bus: Bitrate) -> Vec<SimMessage> {
 /// lower-priority frame, everything is queued at 0.
 fn critical_instant(set: &[SimMessage], m: usize, tau: u64) -> Vec<SimMessage> {
     let key = set[m].task.key;
-    let blocker =
-        (0..set.len()).filter(|&i| set[i].task.key > key).max_by_key(|&i| (set[i].task.c, std::cmp::Reverse(i)));
+    let blocker = (0..set.len())
+        .filter(|&i| set[i].task.key > key)
+        .max_by_key(|&i| (set[i].task.c, std::cmp::Reverse(i)));
     set.iter()
         .enumerate()
         .map(|(i, s)| {
@@ -91,7 +92,12 @@ fn check_never_above(set: &[Message], bus: Bitrate, offsets: &[u64], seed: u64, 
     for (i, st) in simulate(&sim, seed, duration_ns).iter().enumerate() {
         assert!(st.frames > 0, "{} never sent", set[i].name);
         if let Some(bound) = bounds[i] {
-            assert!(st.max_response_ns <= bound, "{}: seen {} > bound {bound}", set[i].name, st.max_response_ns);
+            assert!(
+                st.max_response_ns <= bound,
+                "{}: seen {} > bound {bound}",
+                set[i].name,
+                st.max_response_ns
+            );
         }
     }
 }

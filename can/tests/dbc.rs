@@ -41,7 +41,8 @@ fn err(body: &str) -> String {
 
 #[test]
 fn a_syntax_error_names_file_line_and_column() {
-    let e = parse(&text("BO_ 416 Wheels: 8 ECU\n SG_ S : 0|16@1+ (0.01,0 [0|1] \"\" ECU\n"), "bad.dbc").unwrap_err();
+    let e = parse(&text("BO_ 416 Wheels: 8 ECU\n SG_ S : 0|16@1+ (0.01,0 [0|1] \"\" ECU\n"), "bad.dbc")
+        .unwrap_err();
     assert_eq!(e.position.map(|p| p.line), Some(10), "{e}");
     let line = e.to_string();
     assert!(line.starts_with("bad.dbc:10:"), "{line}");
@@ -50,8 +51,11 @@ fn a_syntax_error_names_file_line_and_column() {
 
 #[test]
 fn a_message_without_period_is_an_error_at_its_line() {
-    let e = parse(&text("BO_ 416 Wheels: 8 ECU\n\nBO_ 417 Event: 1 ECU\n\nBA_ \"GenMsgCycleTime\" BO_ 416 10;\n"), "x.dbc")
-        .unwrap_err();
+    let e = parse(
+        &text("BO_ 416 Wheels: 8 ECU\n\nBO_ 417 Event: 1 ECU\n\nBA_ \"GenMsgCycleTime\" BO_ 416 10;\n"),
+        "x.dbc",
+    )
+    .unwrap_err();
     assert_eq!(e.position, Some(Position { line: 11, column: 1 }), "{e}");
     assert!(e.message.contains("Event") && e.message.contains("GenMsgCycleTime"), "{e}");
 }
