@@ -10,14 +10,16 @@
 //!   instant competes; the lowest [`crate::CanId::priority_key`] wins. A frame queued during
 //!   a transmission waits for the next arbitration: transmission is never preempted.
 //! - A frame lasts its worst-case stuffed length ([`crate::frame::frame_bits`] bit times,
-//!   inter-frame space included): worst-case stuffing, not data-dependent, so the bus is as
-//!   slow as the analysis assumes. No errors, no retransmissions.
+//!   inter-frame space included) by default ([`Stuffing::WorstCase`]), so the bus is as slow
+//!   as the analysis assumes. With [`Stuffing::DataDependent`] it lasts the bits its current
+//!   payload ([`Bus::set_payload`], zeros until set) really needs
+//!   ([`crate::frame::exact_frame_bits`]). No errors, no retransmissions.
 //! - Response time = end of the frame − nominal release, as in the analysis.
 
 use std::collections::VecDeque;
 
 use crate::dbc::Message;
-use crate::frame::Bitrate;
+use crate::frame::{exact_frame_bits, frame_bits, Bitrate, CanId};
 use crate::report::task;
 use crate::rta::Task;
 
@@ -30,13 +32,27 @@ pub struct SimMessage {
     pub deadline_ns: u64,
     /// Nominal release of the first instance.
     pub offset_ns: u64,
+    /// Identifier, for data-dependent stuffing.
+    pub id: CanId,
+    /// Data bytes, for data-dependent stuffing.
+    pub dlc: u8,
+}
+
+/// How long a frame is on the wire.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Stuffing {
+    /// Every frame gets the most stuff bits its length allows (the analysis's assumption).
+    #[default]
+    WorstCase,
+    /// Every frame gets the stuff bits its identifier, DLC, payload and CRC really need.
+    DataDependent,
 }
 
 impl SimMessage {
     /// A DBC message on a bus of `bitrate`, first released at 0.
     #[must_use]
     pub fn from_message(m: &Message, bitrate: Bitrate) -> Self {
-        Self { task: task(m, bitrate), deadline_ns: m.deadline_ns, offset_ns: 0 }
+        Self { task: task(m, bitrate), deadline_ns: m.deadline_ns, offset_ns: 0, id: m.id, dlc: m.dlc }
     }
 }
 
@@ -71,6 +87,7 @@ struct Source {
     next_queued: u64,
     queue: VecDeque<(u64, u64)>,
     stats: Stats,
+    payload: [u8; 8],
 }
 
 /// The bus: deterministic for a given message list and seed.
@@ -81,12 +98,20 @@ pub struct Bus {
     in_flight: Option<Delivery>,
     busy_ns: u64,
     rng: SplitMix64,
+    stuffing: Stuffing,
 }
 
 impl Bus {
-    /// A bus carrying `messages` (periods must be > 0), jitter drawn from `seed`.
+    /// A bus carrying `messages` (periods must be > 0), jitter drawn from `seed`, frames
+    /// with worst-case stuffing.
     #[must_use]
     pub fn new(messages: &[SimMessage], seed: u64) -> Self {
+        Self::with_stuffing(messages, seed, Stuffing::WorstCase)
+    }
+
+    /// As [`Bus::new`], with the given frame lengths.
+    #[must_use]
+    pub fn with_stuffing(messages: &[SimMessage], seed: u64, stuffing: Stuffing) -> Self {
         let mut rng = SplitMix64(seed);
         let sources = messages
             .iter()
@@ -98,10 +123,21 @@ impl Bus {
                     next_queued: first,
                     queue: VecDeque::new(),
                     stats: Stats::default(),
+                    payload: [0; 8],
                 }
             })
             .collect();
-        Self { sources, now: 0, in_flight: None, busy_ns: 0, rng }
+        Self { sources, now: 0, in_flight: None, busy_ns: 0, rng, stuffing }
+    }
+
+    /// The data message `index` sends from now on (bytes past its DLC are ignored); only
+    /// [`Stuffing::DataDependent`] looks at it.
+    pub fn set_payload(&mut self, index: usize, data: &[u8]) {
+        if let Some(s) = self.sources.get_mut(index) {
+            let n = data.len().min(8);
+            s.payload = [0; 8];
+            s.payload[..n].copy_from_slice(&data[..n]);
+        }
     }
 
     /// Runs the bus up to `end_ns`, calling `on_frame` for each frame that ends by then.
@@ -118,11 +154,12 @@ impl Bus {
             }
             self.queue_released();
             if let Some(i) = self.arbitrate() {
-                let s = &mut self.sources[i];
-                let (nominal_ns, queued_ns) = s.queue.pop_front().unwrap_or((self.now, self.now));
+                let length = self.length_ns(i);
+                let (nominal_ns, queued_ns) =
+                    self.sources[i].queue.pop_front().unwrap_or((self.now, self.now));
                 self.in_flight =
-                    Some(Delivery { index: i, nominal_ns, queued_ns, done_ns: self.now + s.m.task.c });
-                self.busy_ns += s.m.task.c;
+                    Some(Delivery { index: i, nominal_ns, queued_ns, done_ns: self.now + length });
+                self.busy_ns += length;
                 continue;
             }
             match self.sources.iter().map(|s| s.next_queued).min() {
@@ -142,6 +179,19 @@ impl Bus {
     #[must_use]
     pub fn busy_ns(&self) -> u64 {
         self.busy_ns
+    }
+
+    /// How long source `i`'s next frame is on the wire.
+    fn length_ns(&self, i: usize) -> u64 {
+        let m = &self.sources[i].m;
+        match self.stuffing {
+            Stuffing::WorstCase => m.task.c,
+            Stuffing::DataDependent => {
+                let tau = m.task.c / frame_bits(m.dlc, m.id.extended);
+                let data = &self.sources[i].payload[..usize::from(m.dlc.min(8))];
+                exact_frame_bits(m.id, data) * tau
+            }
+        }
     }
 
     fn finish(&mut self, f: &Delivery) {

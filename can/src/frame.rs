@@ -104,3 +104,74 @@ impl Bitrate {
         frame_bits(dlc, extended) * self.tau_ns
     }
 }
+
+/// Bits on the wire of this data frame with the stuff bits it really gets, inter-frame space
+/// included. ISO 11898-1: from SOF to the end of the CRC, after five equal bits the
+/// transmitter inserts one of the other value (which counts towards the next run). At most
+/// [`frame_bits`] for the same length; at least `g + 8s + 13`.
+#[must_use]
+pub fn exact_frame_bits(id: CanId, data: &[u8]) -> u64 {
+    let data = &data[..data.len().min(8)];
+    let mut bits: Vec<bool> = Vec::with_capacity(64 + 8 * data.len() + 15);
+    push(&mut bits, 0, 1); // SOF
+    if id.extended {
+        push(&mut bits, id.id >> 18, 11);
+        push(&mut bits, 0b11, 2); // SRR, IDE
+        push(&mut bits, id.id & 0x3_ffff, 18);
+        push(&mut bits, 0, 3); // RTR, r1, r0
+    } else {
+        push(&mut bits, id.id, 11);
+        push(&mut bits, 0, 3); // RTR, IDE, r0
+    }
+    push(&mut bits, data.len() as u32, 4);
+    for &b in data {
+        push(&mut bits, u32::from(b), 8);
+    }
+    let crc = crc15(&bits);
+    push(&mut bits, u32::from(crc), 15);
+    let (mut stuffed, mut run, mut last) = (0u64, 0u32, None);
+    for &b in &bits {
+        if last == Some(b) {
+            run += 1;
+        } else {
+            (last, run) = (Some(b), 1);
+        }
+        if run == 5 {
+            stuffed += 1;
+            (last, run) = (Some(!b), 1);
+        }
+    }
+    bits.len() as u64 + stuffed + 13
+}
+
+fn push(bits: &mut Vec<bool>, value: u32, width: u32) {
+    bits.extend((0..width).rev().map(|i| (value >> i) & 1 == 1));
+}
+
+/// CAN's CRC-15 (polynomial 0x4599) over the unstuffed bits from SOF to the data's end.
+fn crc15(bits: &[bool]) -> u16 {
+    bits.iter().fold(0u16, |crc, &b| {
+        let next = b ^ (crc >> 14 & 1 == 1);
+        let shifted = (crc << 1) & 0x7fff;
+        if next {
+            shifted ^ 0x4599
+        } else {
+            shifted
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc15_matches_the_catalogue_check_value() {
+        // CRC-15/CAN of ASCII "123456789" (bits MSB first) is 0x059e.
+        let mut bits = Vec::new();
+        for &b in b"123456789" {
+            push(&mut bits, u32::from(b), 8);
+        }
+        assert_eq!(crc15(&bits), 0x059e);
+    }
+}

@@ -270,3 +270,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn exact_stuffing_of_an_all_zero_frame() {
+    // Standard id 0, DLC 0: SOF, 11 id bits, RTR, IDE, r0, 4 DLC bits are 19 zeros and the
+    // CRC of zeros is 0: 34 zeros, a stuff bit after every fifth (6), plus 13: 53 bits,
+    // two below the worst case of 55.
+    assert_eq!(can::frame::exact_frame_bits(std_id(0), &[]), 53);
+    assert_eq!(frame_bits(0, false), 55);
+}
+
+proptest! {
+    #[test]
+    fn exact_stuffing_lies_between_none_and_the_worst_case(
+        raw in 0u32..0x2000_0000, extended: bool, data in prop::collection::vec(any::<u8>(), 0..=8),
+    ) {
+        let id = if extended { ext_id(raw) } else { std_id(raw & 0x7ff) };
+        let dlc = data.len() as u8;
+        let g = if extended { 54 } else { 34 };
+        let bits = can::frame::exact_frame_bits(id, &data);
+        prop_assert!(bits <= frame_bits(dlc, extended), "{bits} > worst case");
+        prop_assert!(bits >= g + 8 * u64::from(dlc) + 13);
+    }
+}

@@ -176,3 +176,31 @@ fn observed_bus_load_matches_the_utilisation() {
     assert!((0.30..=0.50).contains(&load), "vehicle bus load {load}");
     assert!(b.stats().iter().all(|s| s.deadline_misses == 0));
 }
+
+#[test]
+fn data_dependent_stuffing_is_faster_and_stays_within_every_bound() {
+    use can::bus::Stuffing;
+    let bus = rate(500_000);
+    let set = can::dbc::load(&config("vehicle.dbc")).unwrap();
+    let bounds = bounds_ns(&set, bus);
+    let sim = sim_set(&set, bus);
+    let mut worst = Bus::new(&sim, 3);
+    let mut exact = Bus::with_stuffing(&sim, 3, Stuffing::DataDependent);
+    let mut x: u64 = 0x1234_5678;
+    for step in 1..=2_000u64 {
+        // New payloads every millisecond (xorshift bytes).
+        for i in 0..sim.len() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            exact.set_payload(i, &x.to_le_bytes());
+        }
+        worst.run_until(step * 1_000_000, |_| {});
+        exact.run_until(step * 1_000_000, |_| {});
+    }
+    assert!(exact.busy_ns() < worst.busy_ns(), "{} !< {}", exact.busy_ns(), worst.busy_ns());
+    for ((st, bound), m) in exact.stats().iter().zip(&bounds).zip(&set) {
+        assert!(st.frames > 0);
+        assert!(st.max_response_ns <= bound.unwrap(), "{}", m.name);
+    }
+}
