@@ -11,6 +11,8 @@
 //! - Release jitter: [`JITTER_ATTR`] (ms, may be fractional), else 0.
 //! - Attribute values may be INT, HEX or FLOAT, never negative; strings are errors.
 //! - DLC at most 8 (classic CAN), standard identifiers at most 0x7ff, identifiers unique.
+//! - Signals: 1..=64 bits inside the DLC, a finite non-zero factor (multiplexing is not
+//!   interpreted: every signal is read as if present).
 //!   Vector's pseudo-message `VECTOR__INDEPENDENT_SIG_MSG` is not a frame and is skipped.
 //! - Every error is one line naming the file and, where known, `line:column`.
 
@@ -18,9 +20,10 @@ use std::fmt;
 use std::io::Read as _;
 use std::path::Path;
 
-use can_dbc::{AttributeValue, Dbc, MessageId, Transmitter};
+use can_dbc::{AttributeValue, ByteOrder, Dbc, MessageId, Transmitter, ValueType};
 
 use crate::frame::CanId;
+use crate::signal::Signal;
 
 /// Largest DBC file read: production vehicle databases are a few hundred KiB.
 pub const MAX_DBC_BYTES: u64 = 4 << 20;
@@ -34,7 +37,7 @@ pub const JITTER_ATTR: &str = "GenMsgJitter";
 const INDEPENDENT_SIGNALS: &str = "VECTOR__INDEPENDENT_SIG_MSG";
 
 /// A periodic message of the bus, times in ns.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Message {
     /// Identifier (11 or 29 bits).
     pub id: CanId,
@@ -50,6 +53,16 @@ pub struct Message {
     pub jitter_ns: u64,
     /// Sending node ("" when the DBC names none).
     pub sender: String,
+    /// The signals in its data.
+    pub signals: Vec<Signal>,
+}
+
+impl Message {
+    /// The signal called `name`.
+    #[must_use]
+    pub fn signal(&self, name: &str) -> Option<&Signal> {
+        self.signals.iter().find(|s| s.name == name)
+    }
 }
 
 /// A position in the file, 1-based.
@@ -161,7 +174,49 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<Message>, DbcError> {
             Transmitter::NodeName(n) => n.clone(),
             Transmitter::VectorXXX => String::new(),
         };
-        out.push(Message { id, name: m.name.clone(), dlc, period_ns, deadline_ns, jitter_ns, sender });
+        let signals = m
+            .signals
+            .iter()
+            .map(|s| {
+                signal(s, dlc)
+                    .map_err(|e| at(locate(text, &["SG_", &s.name]), format!("message {}: {e}", m.name)))
+            })
+            .collect::<Result<_, _>>()?;
+        out.push(Message {
+            id,
+            name: m.name.clone(),
+            dlc,
+            period_ns,
+            deadline_ns,
+            jitter_ns,
+            sender,
+            signals,
+        });
+    }
+    Ok(out)
+}
+
+/// A checked signal of a message with `dlc` data bytes.
+fn signal(s: &can_dbc::Signal, dlc: u8) -> Result<Signal, String> {
+    let size = u32::try_from(s.size).ok().filter(|n| (1..=64).contains(n));
+    let (Some(size), Ok(start_bit)) = (size, u32::try_from(s.start_bit)) else {
+        return Err(format!("signal {}: {} bits at {} (1..=64 bits)", s.name, s.size, s.start_bit));
+    };
+    if !s.factor.is_finite() || s.factor == 0.0 || !s.offset.is_finite() {
+        return Err(format!("signal {}: factor {} offset {}", s.name, s.factor, s.offset));
+    }
+    let out = Signal {
+        name: s.name.clone(),
+        start_bit,
+        size,
+        little_endian: matches!(s.byte_order, ByteOrder::LittleEndian),
+        signed: matches!(s.value_type, ValueType::Signed),
+        factor: s.factor,
+        offset: s.offset,
+        unit: s.unit.clone(),
+    };
+    if start_bit >= 64 || out.last_bit() >= 8 * u32::from(dlc) {
+        return Err(format!("signal {}: bits past the {dlc} data bytes", s.name));
     }
     Ok(out)
 }

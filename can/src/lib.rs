@@ -6,6 +6,7 @@
 //!   Network (CAN) schedulability analysis: Refuted, revisited and revised", Real-Time
 //!   Systems 35 (2007) — not the 1994 analysis that paper refutes.
 //! - [`report`]: the result per message, as JSON or a table.
+//! - [`signal`]: signal values in a frame's data (encode, decode).
 //! - [`bus`]: a bit-time simulation of the bus to check the bounds against.
 //!
 //! All times are integer nanoseconds inside; reports give µs and ms as numbers.
@@ -16,6 +17,7 @@ pub mod dbc;
 pub mod frame;
 pub mod report;
 pub mod rta;
+pub mod signal;
 
 pub use dbc::{DbcError, Message};
 pub use frame::{Bitrate, CanId};

@@ -13,6 +13,7 @@ pub fn msg(id: CanId, name: &str, dlc: u8, period_us: u64, deadline_us: u64, jit
         deadline_ns: deadline_us * 1000,
         jitter_ns: jitter_us * 1000,
         sender: String::new(),
+        signals: Vec::new(),
     }
 }
 
