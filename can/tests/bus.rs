@@ -33,6 +33,13 @@ fn critical_instant(set: &[SimMessage], m: usize, tau: u64) -> Vec<SimMessage> {
         .collect()
 }
 
+/// The vehicle bus at 500 kbit/s: its messages, their bounds and their simulation.
+fn vehicle() -> (Bitrate, Vec<Message>, Vec<Option<u64>>, Vec<SimMessage>) {
+    let bus = rate(500_000);
+    let set = can::dbc::load(&config("vehicle.dbc")).unwrap();
+    (bus, set.clone(), bounds_ns(&set, bus), sim_set(&set, bus))
+}
+
 fn bounds_ns(messages: &[Message], bus: Bitrate) -> Vec<Option<u64>> {
     // The report is in priority order; map back to the order given.
     let report = analyze(messages, bus);
@@ -68,10 +75,7 @@ fn critical_instant_reaches_the_bound_on_the_counter_example() {
 
 #[test]
 fn critical_instant_reaches_the_bound_of_the_highest_priority_message() {
-    let bus = rate(500_000);
-    let set = can::dbc::load(&config("vehicle.dbc")).unwrap();
-    let bounds = bounds_ns(&set, bus);
-    let sim = sim_set(&set, bus);
+    let (bus, set, bounds, sim) = vehicle();
     let top = (0..sim.len()).min_by_key(|&i| sim[i].task.key).unwrap();
     // Jitter 0 for this one: with jitter the bound assumes the largest delay, drawn at random here.
     assert_eq!(sim[top].task.j, 0, "{}", set[top].name);
@@ -180,10 +184,7 @@ fn observed_bus_load_matches_the_utilisation() {
 #[test]
 fn data_dependent_stuffing_is_faster_and_stays_within_every_bound() {
     use can::bus::Stuffing;
-    let bus = rate(500_000);
-    let set = can::dbc::load(&config("vehicle.dbc")).unwrap();
-    let bounds = bounds_ns(&set, bus);
-    let sim = sim_set(&set, bus);
+    let (_, set, bounds, sim) = vehicle();
     let mut worst = Bus::new(&sim, 3);
     let mut exact = Bus::with_stuffing(&sim, 3, Stuffing::DataDependent);
     let mut x: u64 = 0x1234_5678;
