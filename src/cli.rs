@@ -38,6 +38,9 @@ pub enum Command {
     /// Simulation utilities.
     #[command(subcommand)]
     Sim(SimCommand),
+    /// The vehicle bus (CAN): worst-case response-time analysis of a DBC file.
+    #[command(subcommand)]
+    Can(crate::can_cmd::CanCommand),
     /// Internal: run one role of a pipeline (spawned by `drive` and `replay`).
     #[command(hide = true)]
     Role(RoleArgs),

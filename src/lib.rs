@@ -5,6 +5,7 @@
 //! `shared` (rings), `calib` (calibration), `sensor-sim` (simulation and logs), `fusion`.
 #![forbid(unsafe_code)]
 
+pub mod can_cmd;
 pub mod cli;
 pub mod error;
 pub mod inspect;
@@ -79,6 +80,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             error::out(&format!("wrote {frames} frames in KITTI layout to {}\n", dir.display()));
             Ok(())
         }
+        Command::Can(c) => can_cmd::run(&c),
         Command::Role(a) => pipeline::roles::run(a.role, &a.run),
     }
 }
