@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use fusion::PairingMode;
+use shared::Role;
 
 /// Sensor fusion across processes: camera and lidar frames through shared-memory rings,
 /// tagged with calibration epochs, fused only when their epochs match.
@@ -46,16 +49,6 @@ pub enum Command {
     Role(RoleArgs),
 }
 
-/// How fusion pairs frames.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
-pub enum PairingArg {
-    /// Only frames with the same calibration epoch, projected with that epoch (correct).
-    #[default]
-    Epoch,
-    /// Naive baseline: nearest in time, newest calibration, epochs ignored (shows the damage).
-    Latest,
-}
-
 /// Options shared by `drive` and `replay`.
 #[derive(Debug, Args)]
 pub struct PipelineArgs {
@@ -66,8 +59,8 @@ pub struct PipelineArgs {
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
     /// Pairing policy.
-    #[arg(long, value_enum, default_value_t = PairingArg::Epoch)]
-    pub pairing: PairingArg,
+    #[arg(long, value_parser = pairing_parser(), default_value = "epoch")]
+    pub pairing: PairingMode,
     /// Run as fast as possible instead of in real time.
     #[arg(long)]
     pub max_rate: bool,
@@ -193,27 +186,28 @@ pub enum SimCommand {
 /// Internal role invocation.
 #[derive(Debug, Args)]
 pub struct RoleArgs {
-    /// Which role.
-    #[arg(value_enum)]
-    pub role: RoleName,
+    /// Which role (its lower-case name: `calib`, `camera`, `lidar`, `fusion`, `replayer`,
+    /// `recorder`).
+    #[arg(value_parser = parse_role)]
+    pub role: Role,
     /// The run directory.
     #[arg(long)]
     pub run: PathBuf,
 }
 
-/// The roles a pipeline's processes play.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum RoleName {
-    /// The calibration service.
-    Calib,
-    /// The camera producer.
-    Camera,
-    /// The lidar producer.
-    Lidar,
-    /// The fusion process.
-    Fusion,
-    /// The log replayer (takes the producers' place).
-    Replayer,
-    /// The MCAP recorder.
-    Recorder,
+/// Parses a role by its one name ([`Role`]'s `FromStr`).
+fn parse_role(s: &str) -> Result<Role, shared::ids::UnknownName> {
+    s.parse()
+}
+
+/// Parses `--pairing` into fusion's own [`PairingMode`], listing and explaining both values
+/// in the help.
+fn pairing_parser() -> impl TypedValueParser<Value = PairingMode> {
+    PossibleValuesParser::new([
+        PossibleValue::new(PairingMode::Epoch.name())
+            .help("Only frames with the same calibration epoch, projected with that epoch (correct)"),
+        PossibleValue::new(PairingMode::Latest.name())
+            .help("Naive baseline: nearest in time, newest calibration, epochs ignored (shows the damage)"),
+    ])
+    .try_map(|s| s.parse::<PairingMode>())
 }

@@ -85,7 +85,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-fn finish(summary: &fusion::Summary, args: &cli::PipelineArgs) -> Result<(), CliError> {
+fn finish(summary: &pipeline::summary::Summary, args: &cli::PipelineArgs) -> Result<(), CliError> {
     let path = args.summary.clone().unwrap_or_else(|| args.out.join("summary.json"));
     error::out(&format!("{}\n", pipeline::human_summary(summary, &path)));
     if !summary.invariants.ok {

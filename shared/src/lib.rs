@@ -9,6 +9,7 @@
 //! - [`segment`]: creating segment files and checking them before trusting them.
 //! - [`ring`]: [`ring::RingWriter`] (loan, write in place, commit) and [`ring::RingReader`]
 //!   (wait, copy out, validate), with the outcome of every read counted.
+//! - [`scoreboard`]: typed views of the per-kind scoreboard words producers and fusion publish.
 //! - [`frames`]: payload layouts of camera, lidar and fused frames.
 //! - [`rundir`]: the run directory under the shm root, and cleaning up after crashed runs.
 //! - [`bench_timer`]: the timer the benchmarks share.
@@ -200,6 +201,8 @@ pub mod ring;
 pub mod rundir;
 #[cfg(not(loom))]
 pub mod sandbox;
+#[cfg(not(loom))]
+pub mod scoreboard;
 #[cfg(not(loom))]
 pub mod segment;
 #[cfg(not(loom))]

@@ -1,18 +1,23 @@
 //! Pipelines: `drive` (simulated) and `replay` (recorded), as supervised processes.
 
+mod procs;
+mod progress;
 pub mod roles;
 pub mod spec;
+pub mod summary;
 pub mod supervisor;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fusion::summary::{Source, Summary};
 use sensor_sim::scenario::{Fault, Role as SimRole, Scenario};
 
-use crate::cli::{DriveArgs, PairingArg, PipelineArgs, ReplayArgs, RoleName};
+use shared::Role;
+
+use crate::cli::{DriveArgs, PipelineArgs, ReplayArgs};
 use crate::error::CliError;
 use spec::{RunSpec, SourceSpec};
+use summary::Summary;
 use supervisor::{PlannedKill, Supervise};
 
 fn absolute(p: &Path) -> PathBuf {
@@ -35,7 +40,9 @@ fn prepare_out(args: &PipelineArgs) -> Result<(PathBuf, PathBuf), CliError> {
 fn base_spec(args: &PipelineArgs, source: SourceSpec, duration_s: f64, out: PathBuf) -> RunSpec {
     RunSpec {
         source,
-        pairing_latest: args.pairing == PairingArg::Latest,
+        pairing: args.pairing,
+        camera_hz: 0.0,
+        lidar_hz: 0.0,
         max_rate: args.max_rate,
         rate: 1.0,
         duration_s,
@@ -69,16 +76,17 @@ pub fn drive(args: &DriveArgs) -> Result<Summary, CliError> {
     let (out, summary_path) = prepare_out(&args.pipeline)?;
     let mut spec = base_spec(&args.pipeline, SourceSpec::Sim, duration_s, out);
     spec.per_pair = args.per_pair;
+    (spec.camera_hz, spec.lidar_hz) = (scenario.camera().rate_hz, scenario.lidar().rate_hz);
     let kills = scenario
         .faults()
         .iter()
         .filter_map(|f| match *f {
             Fault::Kill { role, at_s, restart } => Some(PlannedKill {
                 role: match role {
-                    SimRole::Camera => RoleName::Camera,
-                    SimRole::Lidar => RoleName::Lidar,
-                    SimRole::Fusion => RoleName::Fusion,
-                    SimRole::Calib => RoleName::Calib,
+                    SimRole::Camera => Role::Camera,
+                    SimRole::Lidar => Role::Lidar,
+                    SimRole::Fusion => Role::Fusion,
+                    SimRole::Calib => Role::Calib,
                 },
                 at: Duration::from_secs_f64(at_s),
                 restart,
@@ -87,7 +95,7 @@ pub fn drive(args: &DriveArgs) -> Result<Summary, CliError> {
         })
         .filter(|k| k.at.as_secs_f64() < duration_s)
         .collect();
-    let lidar_hz = scenario.lidar().rate_hz;
+    let lidar_hz = spec.lidar_hz;
     let cfg = Supervise {
         spec,
         root: shared::rundir::resolve_root(args.pipeline.shm_root.as_deref()),
@@ -95,11 +103,20 @@ pub fn drive(args: &DriveArgs) -> Result<Summary, CliError> {
         kills,
         quiet: args.pipeline.quiet,
         summary_path,
-        source: Source::Sim,
         expected_lidar_frames: (duration_s * lidar_hz).ceil() as u64,
         lidar_period_s: 1.0 / lidar_hz,
     };
     supervisor::supervise(cfg)
+}
+
+/// Frames per second of a log stream with `period_s` between frames; a degenerate period
+/// (one frame, equal stamps) counts as KITTI's 10 Hz.
+fn rate_of_period(period_s: f64) -> f64 {
+    if period_s.is_finite() && period_s > 0.0 {
+        1.0 / period_s
+    } else {
+        10.0
+    }
 }
 
 /// Runs `epochfuse replay`.
@@ -121,6 +138,9 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
     // Open the log here first: bad input is reported before any process starts.
     let log = roles::replayer::open_source(&spec)?;
     spec.duration_s = log.duration_s();
+    // The log's real rates (a lone sweep or frame falls back to the camera's nominal period).
+    spec.lidar_hz = rate_of_period(log.lidar_period_s());
+    spec.camera_hz = rate_of_period(log.source.camera_period().as_secs_f64());
     let cfg = Supervise {
         spec,
         root: shared::rundir::resolve_root(args.pipeline.shm_root.as_deref()),
@@ -128,7 +148,6 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
         kills: Vec::new(),
         quiet: args.pipeline.quiet,
         summary_path,
-        source: Source::Replay,
         expected_lidar_frames: log.lidar_frames(),
         lidar_period_s: log.lidar_period_s(),
     };

@@ -8,27 +8,28 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::pipeline::summary::Source;
 use calib::subscriber::CalibSubscriber;
 use calib::table::CalibTableReader;
 use calib::wire::Role;
 use calib::CalibrationSet;
 use crossbeam_channel::{Receiver, Sender};
 use fusion::output::{FusedSink, OverlayConfig, SinkError};
-use fusion::summary::{Source, StreamSummary, Summary};
-use fusion::{Engine, EngineChannels, EngineConfig, InFrame, PairingConfig, PairingMode, Stream};
+use fusion::summary::{FusionResult, StreamSummary};
+use fusion::{Engine, EngineChannels, EngineConfig, InFrame, PairingConfig, Stream};
 use parking_lot::Mutex;
 use shared::frames::{
     FusedHeader, FusedPoint, PayloadSink, FUSED_HEADER_SIZE, FUSED_POINT_SIZE, POINT_RECORD_SIZE,
 };
-use shared::layout::aux;
 use shared::ring::{FrameMeta, ReadOutcome, RingReader, RingWriter};
+use shared::scoreboard::FusedScoreboard;
 use shared::segment::SegmentSpec;
 use shared::{rundir, CalibEpoch, StreamKind, TimestampNs};
 use zerocopy::IntoBytes;
 
 use super::{attach_when_ready, ready, stop_flag};
 use crate::error::CliError;
-use crate::pipeline::spec::{RunSpec, SourceSpec, FUSION_RESULT_FILE};
+use crate::pipeline::spec::{RunSpec, FUSION_RESULT_FILE};
 
 /// How long fusion waits for a producer's ring to appear.
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -239,17 +240,8 @@ fn s_updates(sub: Option<&CalibSubscriber>, last: &AtomicU64) -> u64 {
 pub fn run(run: &Path) -> Result<(), CliError> {
     let spec = RunSpec::load(run)?;
     let stop = stop_flag()?;
-    let mode = if spec.pairing_latest { PairingMode::Latest } else { PairingMode::Epoch };
-    let (source, camera_hz) = match &spec.source {
-        SourceSpec::Sim => {
-            let scenario =
-                sensor_sim::scenario::Scenario::load(&run.join(crate::pipeline::spec::SCENARIO_FILE))
-                    .map_err(|e| CliError::input(e.to_string()))?;
-            (Source::Sim, scenario.camera().rate_hz)
-        }
-        SourceSpec::Replay { .. } => (Source::Replay, 10.0),
-    };
-    let pairing = PairingConfig::for_camera_rate(camera_hz).with_mode(mode);
+    let (mode, source) = (spec.pairing, spec.source_kind());
+    let pairing = PairingConfig::for_camera_rate(spec.camera_hz).with_mode(mode);
 
     let (cam_tx, cam_rx) = crossbeam_channel::bounded(4);
     let (lid_tx, lid_rx) = crossbeam_channel::bounded(4);
@@ -350,16 +342,19 @@ pub fn run(run: &Path) -> Result<(), CliError> {
         let rejected = Arc::clone(&rejected);
         engine.set_publisher(move |s| {
             if let Some(w) = writer.lock().as_ref() {
-                w.set_aux(aux::FUSED_PAIRS, s.fused);
-                w.set_aux(aux::FUSED_HELD, s.held_camera + s.held_lidar);
-                w.set_aux(aux::FUSED_DROPPED_NO_CALIB, s.dropped_no_calibration);
-                w.set_aux(aux::FUSED_REJECTED_MISMATCH, s.rejected_epoch_mismatch);
-                w.set_aux(aux::FUSED_EPOCH_MISMATCH, s.fused_epoch_mismatch);
-                w.set_aux(aux::FUSED_LATEST_EPOCH, s.latest_epoch);
-                w.set_aux(aux::FUSED_UNPAIRED, s.unpaired_camera + s.unpaired_lidar);
-                w.set_aux(aux::FUSED_LAST_LATENCY_US, s.last_latency_ns / 1000);
-                w.set_aux(aux::FUSED_CALIB_UPDATES, updates.load(Ordering::Relaxed));
-                w.set_aux(aux::FUSED_CALIB_REJECTED, rejected.load(Ordering::Relaxed));
+                FusedScoreboard {
+                    pairs: s.fused,
+                    held: s.held_camera + s.held_lidar,
+                    dropped_no_calib: s.dropped_no_calibration,
+                    rejected_mismatch: s.rejected_epoch_mismatch,
+                    epoch_mismatch: s.fused_epoch_mismatch,
+                    latest_epoch: CalibEpoch(s.latest_epoch),
+                    unpaired: s.unpaired_camera + s.unpaired_lidar,
+                    last_latency_us: s.last_latency_ns / 1000,
+                    calib_updates: updates.load(Ordering::Relaxed),
+                    calib_rejected: rejected.load(Ordering::Relaxed),
+                }
+                .store(w);
             }
         });
     }
@@ -380,15 +375,14 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     listen_stop.store(true, Ordering::Relaxed);
     let _ = listener.join();
 
-    let mut summary = Summary::new(source, mode);
-    summary.calibration.updates_received = updates.load(Ordering::Relaxed);
-    summary.calibration.rejected_messages = rejected.load(Ordering::Relaxed);
-    summary.apply_fusion(&report.stats, keep_frames);
-    summary.streams.camera = cam_counts.summary();
-    summary.streams.lidar = lid_counts.summary();
-    summary.invariants.refresh();
+    let mut result = FusionResult::from_stats(&report.stats, keep_frames);
+    let received = &mut result.calibration.updates_received;
+    *received = (*received).max(updates.load(Ordering::Relaxed));
+    result.calibration.rejected_messages = rejected.load(Ordering::Relaxed);
+    result.streams.camera = cam_counts.summary();
+    result.streams.lidar = lid_counts.summary();
     let path = run.join(FUSION_RESULT_FILE);
-    summary.write(&path).map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
+    result.write(&path).map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
     if let Some(e) = reader_error {
         return Err(CliError::internal(e));
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use calib::CalibrationSet;
 use sensor_sim::log::{LogOptions, LogSource, LogStream};
 use shared::ring::{FrameMeta, RingWriter};
+use shared::scoreboard::ProducerScoreboard;
 use shared::segment::SegmentSpec;
 use shared::{rundir, StreamKind, TimestampNs};
 
@@ -129,7 +130,9 @@ pub fn run(run: &Path) -> Result<(), CliError> {
         let mut loan = writer.loan();
         frame.write_payload(&mut loan).map_err(|e| CliError::internal(format!("{}: {e}", frame.name)))?;
         loan.commit(FrameMeta { capture: t, epoch: frame.epoch });
-        writer.set_aux(shared::layout::aux::PRODUCER_EPOCH, frame.epoch.0);
+        let mut board = ProducerScoreboard::read(writer);
+        board.epoch = frame.epoch;
+        board.store(writer);
     }
     Ok(())
 }
