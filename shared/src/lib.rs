@@ -17,6 +17,8 @@
 pub mod checksum;
 pub mod frames;
 pub mod ids;
+#[cfg(not(loom))]
+pub mod input;
 pub mod seqlock;
 pub mod sync;
 
