@@ -188,6 +188,8 @@ pub mod bench_timer;
 pub mod checksum;
 pub mod frames;
 pub mod ids;
+#[cfg(not(loom))]
+pub mod input;
 pub mod seqlock;
 pub mod sync;
 
