@@ -47,6 +47,21 @@ pub enum Command {
     /// Internal: run one role of a pipeline (spawned by `drive` and `replay`).
     #[command(hide = true)]
     Role(RoleArgs),
+    /// Internal: sandbox this process as ROLE of the run at --run would be, then try to
+    /// open files and connect to a TCP port, and print what happened (JSON). For tests and
+    /// for checking a sandbox by hand.
+    #[command(hide = true)]
+    SandboxProbe(SandboxProbeArgs),
+}
+
+/// A switch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum OnOff {
+    /// On.
+    #[default]
+    On,
+    /// Off.
+    Off,
 }
 
 /// Options shared by `drive` and `replay`.
@@ -76,6 +91,11 @@ pub struct PipelineArgs {
     /// Hide the progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Sandbox every role: no-new-privileges, Landlock (only its run directory and outputs;
+    /// no TCP), its own network, IPC and mount namespaces where the privileges allow. What
+    /// each role got is in the summary's `sandbox` key; a refused step is one warning line.
+    #[arg(long, value_enum, value_name = "on|off", default_value_t = OnOff::On)]
+    pub sandbox: OnOff,
 }
 
 /// `epochfuse drive`.
@@ -193,6 +213,23 @@ pub struct RoleArgs {
     /// The run directory.
     #[arg(long)]
     pub run: PathBuf,
+}
+
+/// `epochfuse sandbox-probe`.
+#[derive(Debug, Args)]
+pub struct SandboxProbeArgs {
+    /// Which role's sandbox.
+    #[arg(value_parser = parse_role)]
+    pub role: Role,
+    /// The run directory whose spec decides the sandbox.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Files to try to open for reading once sandboxed.
+    #[arg(long)]
+    pub open: Vec<PathBuf>,
+    /// A TCP port on 127.0.0.1 to try to connect to once sandboxed.
+    #[arg(long)]
+    pub connect: Option<u16>,
 }
 
 /// Parses a role by its one name ([`Role`]'s `FromStr`).

@@ -82,6 +82,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Can(c) => can_cmd::run(&c),
         Command::Role(a) => pipeline::roles::run(a.role, &a.run),
+        Command::SandboxProbe(a) => pipeline::sandbox::probe(a.role, &a.run, &a.open, a.connect),
     }
 }
 

@@ -32,7 +32,7 @@ use landlock::{
     Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
 use rustix::thread::UnshareFlags;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The newest Landlock ABI this build asks for; older kernels get what they support.
 const REQUESTED_ABI: ABI = ABI::V7;
@@ -54,7 +54,7 @@ pub struct SandboxPlan {
 }
 
 /// One sandboxing step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     /// A user namespace (only taken when the process is not privileged).
@@ -89,7 +89,7 @@ impl Step {
 }
 
 /// What [`apply`] achieved.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SandboxReport {
     /// The Landlock ABI the kernel offers (0: none).
     pub landlock_abi: u32,

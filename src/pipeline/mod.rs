@@ -3,6 +3,7 @@
 mod procs;
 mod progress;
 pub mod roles;
+pub mod sandbox;
 pub mod spec;
 pub mod summary;
 pub mod supervisor;
@@ -14,7 +15,7 @@ use sensor_sim::scenario::{Fault, Role as SimRole, Scenario};
 
 use shared::Role;
 
-use crate::cli::{DriveArgs, PipelineArgs, ReplayArgs};
+use crate::cli::{DriveArgs, OnOff, PipelineArgs, ReplayArgs};
 use crate::error::CliError;
 use spec::{RunSpec, SourceSpec};
 use summary::Summary;
@@ -34,6 +35,12 @@ fn prepare_out(args: &PipelineArgs) -> Result<(PathBuf, PathBuf), CliError> {
         CliError::input(format!("{}: cannot create the output directory: {e}", out.display()))
     })?;
     let summary = args.summary.as_deref().map_or_else(|| out.join("summary.json"), absolute);
+    // Checked at the door: the recorder (sandboxed to this folder) must not fail later.
+    if let Some(dir) = args.record.as_deref().map(absolute).as_deref().and_then(Path::parent) {
+        if !dir.is_dir() {
+            return Err(CliError::input(format!("--record: {}: no such directory", dir.display())));
+        }
+    }
     Ok((out, summary))
 }
 
@@ -50,6 +57,7 @@ fn base_spec(args: &PipelineArgs, source: SourceSpec, duration_s: f64, out: Path
         overlay_every: args.overlay_every,
         per_pair: false,
         record: args.record.as_deref().map(absolute),
+        sandbox: args.sandbox == OnOff::On,
     }
 }
 

@@ -7,9 +7,12 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
+use shared::sandbox::SandboxReport;
 use shared::Role;
 
 use crate::error::CliError;
@@ -83,6 +86,8 @@ pub struct Spawner {
     run: PathBuf,
     logs: PathBuf,
     tx: Sender<Ready>,
+    /// Each role's sandbox report, from its latest `ready` line.
+    sandbox: Arc<Mutex<BTreeMap<Role, SandboxReport>>>,
     /// Every `ready` line, in the order they came.
     pub ready: Receiver<Ready>,
 }
@@ -92,7 +97,7 @@ impl Spawner {
     #[must_use]
     pub fn new(run: &Path, logs: &Path) -> Self {
         let (tx, ready) = crossbeam_channel::unbounded();
-        Self { run: run.to_path_buf(), logs: logs.to_path_buf(), tx, ready }
+        Self { run: run.to_path_buf(), logs: logs.to_path_buf(), tx, ready, sandbox: Arc::default() }
     }
 
     /// Starts `role`'s process (it then sets up and says `ready`).
@@ -120,10 +125,13 @@ impl Spawner {
             .spawn()
             .map_err(|e| CliError::internal(format!("cannot start the {role} role: {e}")))?;
         if let Some(out) = child.stdout.take() {
-            let tx = self.tx.clone();
+            let (tx, sandbox) = (self.tx.clone(), Arc::clone(&self.sandbox));
             std::thread::spawn(move || {
                 for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    if line.trim() == "ready" {
+                    if let Some(report) = super::sandbox::parse_ready_line(&line) {
+                        if let Some(report) = report {
+                            sandbox.lock().insert(role, report);
+                        }
                         let _ = tx.send(Ready(role));
                     }
                 }
@@ -131,6 +139,12 @@ impl Spawner {
         }
         let stdin = child.stdin.take();
         Ok(RoleProc { child, stdin, started: Instant::now() })
+    }
+
+    /// The sandbox reports of the roles so far (latest incarnation of each).
+    #[must_use]
+    pub fn sandbox_reports(&self) -> BTreeMap<Role, SandboxReport> {
+        self.sandbox.lock().clone()
     }
 
     /// Waits until `p`, just spawned for `role`, says it is ready.

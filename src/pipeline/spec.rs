@@ -61,6 +61,9 @@ pub struct RunSpec {
     pub per_pair: bool,
     /// MCAP file to record to (absolute).
     pub record: Option<PathBuf>,
+    /// Sandbox every role (Landlock, no-new-privileges, namespaces), see
+    /// [`super::sandbox`].
+    pub sandbox: bool,
 }
 
 impl RunSpec {

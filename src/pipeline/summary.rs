@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use shared::ring::Scoreboard;
 use shared::scoreboard::ProducerScoreboard;
 
+use super::sandbox::SandboxSummary;
+
 /// Where the frames came from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -133,6 +135,9 @@ pub struct Summary {
     /// Extra: wall-clock seconds from the start of the run to its end.
     #[serde(default)]
     pub wall_s: f64,
+    /// What sandbox each role ran in.
+    #[serde(default)]
+    pub sandbox: SandboxSummary,
 }
 
 /// What the supervisor itself knows at the end of a run.
@@ -154,6 +159,8 @@ pub struct RunFacts {
     pub realtime_factor: f64,
     /// Wall-clock seconds of the whole run.
     pub wall_s: f64,
+    /// What sandbox each role ran in.
+    pub sandbox: SandboxSummary,
 }
 
 impl Summary {
@@ -186,6 +193,7 @@ impl Summary {
             invariants: InvariantsSummary::new(fusion.checks, fusion.pairs.invalid_payloads, mistagged),
             cpu_s: facts.cpu_s,
             wall_s: facts.wall_s,
+            sandbox: facts.sandbox,
         }
     }
 

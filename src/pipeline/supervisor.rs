@@ -21,6 +21,7 @@ use shared::Role;
 
 use super::procs::{CpuLedger, RoleProc, Spawner};
 use super::progress::{self, Boards, Recovery, Watch};
+use super::sandbox::SandboxSummary;
 use super::spec::{RunSpec, FUSION_RESULT_FILE, SCENARIO_FILE};
 use super::summary::{FaultsSummary, RunFacts, Source, Summary};
 use crate::error::CliError;
@@ -139,6 +140,9 @@ pub fn supervise(cfg: Supervise) -> Result<Summary, CliError> {
     let cast = Cast::of(&cfg.spec);
     let spawner = Spawner::new(&dir, &logs);
     let procs = start_all(&spawner, &cast)?;
+    if let Some(warning) = SandboxSummary::warning(&spawner.sandbox_reports()) {
+        eprintln!("{warning}");
+    }
     let mut live = Live::start(&cfg, procs, &spawner, &cast);
     let failure = live.run(&dir, &stop);
     let producing_wall = live.wall_start.elapsed();
@@ -334,6 +338,7 @@ impl<'a> Live<'a> {
             duration_s: sim_s,
             realtime_factor: if wall > 0.0 { sim_s / wall } else { 0.0 },
             wall_s: self.wall_start.elapsed().as_secs_f64(),
+            sandbox: SandboxSummary::of(&self.spawner.sandbox_reports()),
         }
     }
 }

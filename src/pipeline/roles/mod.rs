@@ -26,6 +26,8 @@ use crate::error::CliError;
 pub fn run(role: Role, run: &Path) -> Result<(), CliError> {
     // If the supervisor dies, so do we: a pipeline never outlives its supervisor.
     let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM));
+    // Sandboxed before anything reads an input or starts a thread.
+    super::sandbox::enter(role, &super::spec::RunSpec::load(run)?, run)?;
     match role {
         Role::Calib => calib_role::run(run),
         Role::Camera => producer::run(run, StreamKind::Camera),
@@ -60,7 +62,7 @@ pub fn stop_flag() -> Result<Arc<AtomicBool>, CliError> {
 pub fn ready() -> Result<calib::clock::PipelineClock, CliError> {
     use std::io::{BufRead as _, Write as _};
     let mut out = std::io::stdout();
-    let _ = writeln!(out, "ready");
+    let _ = writeln!(out, "{}", super::sandbox::ready_line());
     let _ = out.flush();
     let mut line = String::new();
     std::io::stdin()
