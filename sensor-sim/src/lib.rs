@@ -20,9 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod camera;
-pub mod export;
 pub mod lidar;
-pub mod log;
 pub mod rig;
 pub mod rng;
 pub mod scenario;
@@ -31,7 +29,6 @@ pub mod urban;
 pub mod world;
 
 pub use camera::{CameraFrame, CameraOptions, CameraRenderer};
-pub use export::{export_kitti, ExportError};
 pub use lidar::{LidarRenderer, LidarSweep};
 pub use rig::{Intrinsics, Mount, Rig};
 pub use scenario::{Fault, Role, Scenario, ScenarioError};

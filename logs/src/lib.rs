@@ -46,7 +46,9 @@ mod cdr_read;
 mod epochs;
 mod error;
 mod kitti;
+mod kitti_write;
 mod mcap_source;
+mod opened;
 mod record;
 mod ros;
 
@@ -59,25 +61,22 @@ use shared::frames::{PayloadSink, SinkFull};
 use shared::{CalibEpoch, StreamKind, TimestampNs};
 
 pub use error::LogError;
+pub use kitti_write::{fmt_e12, kitti_calib_text, KittiWriteError, KittiWriter};
+pub use opened::OpenedLog;
 pub use record::{McapRecorder, RecorderTopics};
 
-/// Which sensor a frame comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum LogStream {
-    /// A lidar sweep ([`shared::frames::PointRecord`]s).
-    Lidar,
-    /// A camera image ([`shared::frames::ImageHeader`] + rgb8 plane, labels if recorded).
-    Camera,
-}
-
-impl LogStream {
-    /// The ring this stream feeds.
-    #[must_use]
-    pub const fn kind(self) -> StreamKind {
-        match self {
-            Self::Lidar => StreamKind::Lidar,
-            Self::Camera => StreamKind::Camera,
-        }
+/// The order in which frames of equal stamp are replayed: a lidar sweep before an image.
+///
+/// This is not [`StreamKind`]'s `Ord` (which puts the camera first): every place that orders
+/// frames (the bag plan, the KITTI interleave, tests building expected streams) sorts by
+/// `(stamp, replay_rank(stream))`, so replays keep the order they have always had.
+#[must_use]
+pub const fn replay_rank(stream: StreamKind) -> u8 {
+    match stream {
+        StreamKind::Lidar => 0,
+        StreamKind::Camera => 1,
+        StreamKind::Fused => 2,
+        StreamKind::CalibTable => 3,
     }
 }
 
@@ -220,27 +219,29 @@ impl LogSource {
         Ok(LogFrames { inner, done: false })
     }
 
-    /// Number of frames of a stream.
+    /// Number of frames of a stream (0 for a kind no log carries: fused, calib).
     #[must_use]
-    pub fn frame_count(&self, stream: LogStream) -> usize {
+    pub fn frame_count(&self, stream: StreamKind) -> usize {
         match &self.inner {
-            Inner::Kitti(k) => k.frames.len(),
+            Inner::Kitti(k) if stream.is_sensor() => k.frames.len(),
+            Inner::Kitti(_) => 0,
             Inner::Mcap(m) => m.frame_count(stream),
         }
     }
 
-    /// The largest payload of a stream, in bytes (to size ring slots).
+    /// The largest payload of a stream, in bytes (to size ring slots; 0 for fused, calib).
     #[must_use]
-    pub fn max_payload_len(&self, stream: LogStream) -> usize {
+    pub fn max_payload_len(&self, stream: StreamKind) -> usize {
         match &self.inner {
             Inner::Kitti(k) => k
                 .frames
                 .iter()
                 .map(|f| match stream {
-                    LogStream::Lidar => f.points * size_of::<shared::frames::PointRecord>(),
-                    LogStream::Camera => {
+                    StreamKind::Lidar => f.points * size_of::<shared::frames::PointRecord>(),
+                    StreamKind::Camera => {
                         shared::frames::IMAGE_HEADER_SIZE + f.width as usize * f.height as usize * 3
                     }
+                    StreamKind::Fused | StreamKind::CalibTable => 0,
                 })
                 .max()
                 .unwrap_or(0),
@@ -328,9 +329,9 @@ impl Iterator for LogFrames {
 fn kitti_frame(f: &kitti::KittiFrame, index: u64, camera: bool) -> Result<LogFrame, LogError> {
     let (stream, body) = if camera {
         let rgb = kitti::read_png(&f.image, f.width, f.height)?;
-        (LogStream::Camera, Body::Rgb { width: f.width, height: f.height, rgb })
+        (StreamKind::Camera, Body::Rgb { width: f.width, height: f.height, rgb })
     } else {
-        (LogStream::Lidar, Body::Velodyne(kitti::read_velodyne(&f.velodyne)?))
+        (StreamKind::Lidar, Body::Velodyne(kitti::read_velodyne(&f.velodyne)?))
     };
     Ok(LogFrame {
         stream,
@@ -346,8 +347,8 @@ fn kitti_frame(f: &kitti::KittiFrame, index: u64, camera: bool) -> Result<LogFra
 /// One frame of a log, decoded and validated, ready to be written into a ring slot.
 #[derive(Debug)]
 pub struct LogFrame {
-    /// Camera or lidar.
-    pub stream: LogStream,
+    /// [`StreamKind::Camera`] or [`StreamKind::Lidar`], never another kind.
+    pub stream: StreamKind,
     /// Capture time (synthetic for KITTI; the header stamp for ROS).
     pub stamp: TimestampNs,
     /// The calibration epoch the frame was captured under, by the log's epoch rule.

@@ -9,7 +9,7 @@ use calib::{CalibrationSet, CameraIntrinsics, Distortion, Projection};
 use log_common::*;
 use nalgebra::{Isometry3, Translation3, UnitQuaternion};
 use proptest::prelude::*;
-use sensor_sim::log::{LogError, LogFrame, LogSource, McapRecorder};
+use logs::{LogError, LogFrame, LogSource, McapRecorder};
 use shared::frames::{ImageHeader, ImageView, PointRecord};
 use shared::{CalibEpoch, FrameSeq, TimestampNs};
 

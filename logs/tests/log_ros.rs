@@ -6,9 +6,9 @@ mod log_common;
 use calib::Projection;
 use log_common::*;
 use nalgebra::Point3;
-use sensor_sim::log::{LogError, LogFrame, LogOptions, LogSource, LogStream};
+use logs::{LogError, LogFrame, LogOptions, LogSource};
 use shared::frames::{camera_image, lidar_points};
-use shared::{CalibEpoch, TimestampNs};
+use shared::{CalibEpoch, StreamKind, TimestampNs};
 
 const MS: u64 = 1_000_000;
 const T0: u64 = 5_000 * MS;
@@ -92,7 +92,7 @@ fn point_layouts_are_honoured() {
     bag_with(&path, vec![cloud], vec![simple_image(T0 + 5 * MS, "cam")]);
     let src = LogSource::open(&path).unwrap();
     let f = &frames(&src)[0];
-    assert_eq!(f.stream, LogStream::Lidar);
+    assert_eq!(f.stream, StreamKind::Lidar);
     let p = f.to_payload();
     let got: Vec<(f32, f32, f32, f32, u16, u32)> =
         lidar_points(&p).unwrap().iter().map(|p| (p.x, p.y, p.z, p.intensity, p.ring, p.instance)).collect();
@@ -105,7 +105,7 @@ fn point_layouts_are_honoured() {
             (-1.0, -2.0, -3.0, 0.4, 10, 0)
         ]
     );
-    assert_eq!(src.max_payload_len(LogStream::Lidar), 4 * 24);
+    assert_eq!(src.max_payload_len(StreamKind::Lidar), 4 * 24);
 }
 
 #[test]
@@ -431,7 +431,7 @@ fn missing_pieces_are_named() {
         if name == "twoclouds" {
             let opts = LogOptions { lidar_topic: Some("/velo/points2".into()), ..LogOptions::default() };
             let src = LogSource::open_with(&path, &opts).unwrap();
-            assert_eq!(frames(&src).iter().filter(|f| f.stream == LogStream::Lidar).count(), 1);
+            assert_eq!(frames(&src).iter().filter(|f| f.stream == StreamKind::Lidar).count(), 1);
             let bad = LogOptions { lidar_topic: Some("/nope".into()), ..LogOptions::default() };
             let e = LogSource::open_with(&path, &bad).unwrap_err().to_string();
             assert!(e.contains("/nope") && e.contains("/velo/points2"), "{e}");
