@@ -1,8 +1,8 @@
 //! `sim export --format kitti`: layout, contents, and calib files that parse back.
 
-use nalgebra::{Matrix3x4, Matrix4, Point3, Vector4};
 use epochfuse::export::export_kitti;
 use logs::KittiWriteError;
+use nalgebra::{Matrix3x4, Matrix4, Point3, Vector4};
 use sensor_sim::{CameraOptions, CameraRenderer, LidarRenderer, Scenario};
 use shared::frames::{camera_image, lidar_points};
 use std::collections::BTreeMap;

@@ -144,7 +144,9 @@ impl KittiWriter {
                     return Err(KittiWriteError::NotEmpty(dir.to_path_buf()));
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(dir).map_err(io(dir))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(dir).map_err(io(dir))?
+            }
             Err(e) => return Err(KittiWriteError::Io { path: dir.to_path_buf(), source: e }),
         }
         for sub in ["velodyne", "image_2", "calib"] {

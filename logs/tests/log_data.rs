@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use calib::{CalibrationSet, Projection};
-use nalgebra::Point3;
 use logs::{LogFormat, LogFrame, LogSource};
+use nalgebra::Point3;
 use shared::frames::{camera_image, lidar_points};
 use shared::{CalibEpoch, StreamKind, TimestampNs};
 

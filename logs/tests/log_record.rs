@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use calib::{CalibrationSet, CameraIntrinsics, Distortion, Projection};
-use nalgebra::{Isometry3, Matrix3x4, Point3, Translation3, UnitQuaternion, Vector3};
 use logs::{replay_rank, LogFormat, LogFrame, LogFrames, LogSource, McapRecorder, RecorderTopics};
+use nalgebra::{Isometry3, Matrix3x4, Point3, Translation3, UnitQuaternion, Vector3};
 use shared::frames::{camera_image, lidar_points, ImageHeader, ImageView, PointRecord};
 use shared::{CalibEpoch, FrameSeq, StreamKind, TimestampNs};
 

@@ -182,7 +182,9 @@ fn gather(path: &Path, s: &mut Scan, topics: &Topics, cut: &Cut) -> Result<Input
     let infos: Vec<(u64, u64, Arc<CamInfo>)> =
         s.topics[info_topic].infos.iter().filter(|e| e.1 < cut.limit).cloned().collect();
     if infos.is_empty() {
-        return Err(cut.fail(LogError::missing(path, format!("camera_info topic {info_topic} has no messages"))));
+        return Err(
+            cut.fail(LogError::missing(path, format!("camera_info topic {info_topic} has no messages")))
+        );
     }
     for timeline in s.edges.values_mut() {
         timeline.retain(|e| e.1 < cut.limit);
@@ -209,7 +211,9 @@ fn gather(path: &Path, s: &mut Scan, topics: &Topics, cut: &Cut) -> Result<Input
         let last_label = labels.values().max().copied();
         camera.retain(|f| labels.contains_key(&f.stamp) || last_label.is_some_and(|l| f.ordinal < l));
         if camera.is_empty() {
-            return Err(cut.fail(LogError::missing(path, format!("camera topic {camera_topic} has no frames"))));
+            return Err(
+                cut.fail(LogError::missing(path, format!("camera topic {camera_topic} has no frames")))
+            );
         }
     }
     Ok(Inputs { lidar, camera, infos: Timeline::new(infos), chain, edges, labels })
@@ -224,7 +228,8 @@ fn plan_frames(s: &Scan, topics: &Topics, inputs: &Inputs, cut: &Cut) -> Vec<Pla
         (StreamKind::Camera, &inputs.camera, &topics.camera),
     ] {
         for (i, f) in frames.iter().enumerate() {
-            let labels = if stream == StreamKind::Camera { inputs.labels.get(&f.stamp).copied() } else { None };
+            let labels =
+                if stream == StreamKind::Camera { inputs.labels.get(&f.stamp).copied() } else { None };
             let label_len = if labels.is_some() { f.size.0 as usize * f.size.1 as usize * 2 } else { 0 };
             planned.push(Planned {
                 stream,

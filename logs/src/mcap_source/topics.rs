@@ -19,32 +19,18 @@ pub(super) struct Topics {
 impl Topics {
     /// Chooses the lidar, camera, camera-info and label topics.
     pub(super) fn choose(path: &Path, s: &Scan, options: &LogOptions) -> Result<Self, LogError> {
-        let lidar =
-            choose(path, s, Kind::Cloud, options.lidar_topic.as_deref(), "lidar", "lidar_topic", |_, _| true)?;
-        let camera = choose(
-            path,
-            s,
-            Kind::Image,
-            options.camera_topic.as_deref(),
-            "camera",
-            "camera_topic",
-            |_, t| t.labels_for.is_none(),
-        )?;
+        let lidar = choose(path, s, Kind::Cloud, options.lidar_topic.as_deref(), "lidar", |_, _| true)?;
+        let camera = choose(path, s, Kind::Image, options.camera_topic.as_deref(), "camera", |_, t| {
+            t.labels_for.is_none()
+        })?;
         let camera_frame = s.topics[&camera].frame_id.clone();
-        let info = choose(
-            path,
-            s,
-            Kind::CameraInfo,
-            options.camera_info_topic.as_deref(),
-            "camera_info",
-            "camera_info_topic",
-            |n, t| {
-                let infos = s.topics.values().filter(|t| t.kind == Some(Kind::CameraInfo)).count();
-                infos == 1
-                    || namespace(n) == namespace(&camera)
-                    || (t.frame_id.is_some() && t.frame_id == camera_frame)
-            },
-        )?;
+        let asked = options.camera_info_topic.as_deref();
+        let info = choose(path, s, Kind::CameraInfo, asked, "camera_info", |n, t| {
+            let infos = s.topics.values().filter(|t| t.kind == Some(Kind::CameraInfo)).count();
+            infos == 1
+                || namespace(n) == namespace(&camera)
+                || (t.frame_id.is_some() && t.frame_id == camera_frame)
+        })?;
         let labels = s
             .topics
             .iter()
@@ -72,14 +58,14 @@ fn topic_list(topics: &BTreeMap<String, TopicIndex>, kind: Kind) -> String {
     }
 }
 
-/// Chooses a topic of `kind`: the one asked for, else the only candidate with frames.
+/// Chooses a topic of `kind` for `what` (`lidar`, ...): the one asked for (by the option
+/// `{what}_topic`), else the only candidate with frames.
 fn choose(
     path: &Path,
     s: &Scan,
     kind: Kind,
     asked: Option<&str>,
     what: &str,
-    option: &str,
     filter: impl Fn(&str, &TopicIndex) -> bool,
 ) -> Result<String, LogError> {
     if let Some(asked) = asked {
@@ -126,7 +112,7 @@ fn choose(
         _ => Err(LogError::missing(
             path,
             format!(
-                "several {what} topics ({}): choose one with {option}",
+                "several {what} topics ({}): choose one with {what}_topic",
                 live.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
             ),
         )),
@@ -142,4 +128,3 @@ fn type_name(kind: Kind) -> &'static str {
         _ => "?",
     }
 }
-
