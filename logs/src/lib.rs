@@ -1,5 +1,34 @@
-//! Recorded logs: KITTI folders and ROS 2 MCAP bags, read as epochfuse frames; and the MCAP
-//! recorder.
+//! # logs: recorded logs for epochfuse
+//!
+//! Reads KITTI folders and ROS 2 MCAP bags as epochfuse frames with calibration epochs, and
+//! writes both: MCAP from a live run (the recorder), KITTI from the simulator (`sim export`).
+//! It knows nothing of the simulator, the rings or the pipeline: it depends on `shared` (ids,
+//! payload layouts) and `calib` (calibration sets) only.
+//!
+//! The contract:
+//!
+//! - **In**: a KITTI object-layout folder, an `.mcap` file or a rosbag2 folder
+//!   ([`LogSource`], [`OpenedLog`]). **Out**: camera and lidar frames in epochfuse's payload
+//!   layout ([`LogFrame`]), the calibration epochs of the log ([`CalibrationSet`]s numbered
+//!   1, 2, ... by the rule below), an MCAP recording ([`McapRecorder`]), a KITTI folder
+//!   ([`KittiWriter`]).
+//! - **Order**: frames come in time order, a lidar sweep before an image of the same stamp
+//!   ([`replay_rank`]; not `StreamKind`'s `Ord`). Each frame carries the epoch it was captured
+//!   under; epochs only increase.
+//! - **Bounded reads**: no length read from a file is trusted. MCAP records are capped at
+//!   512 MiB and reads at 4 MiB; every CDR length is checked against the bytes left before
+//!   anything is allocated; image sides are capped at `shared::frames::MAX_IMAGE_SIDE`. A bag
+//!   is streamed: in memory are the frames being handed out and a small reorder buffer,
+//!   never the whole bag.
+//! - **Errors are one line**: [`LogError`] and [`KittiWriteError`] display as a single line
+//!   naming the file and, where it applies, the line, key, topic, message ordinal or byte
+//!   offset. Bad input is an error, never a panic. A bag that breaks part-way replays its
+//!   frames before the break, then yields the break.
+//!
+//! Modules: `kitti` (reading) and `kitti_write` (writing) KITTI folders; `mcap_source`
+//! (reading bags: read, scan, topics, plan, frames); `ros` and `cdr_read` (decoding ROS 2
+//! messages); `epochs` (the epochs-in-a-log rule); `record` (the MCAP recorder); `opened`
+//! ([`OpenedLog`], a log on the pipeline clock); `error` ([`LogError`]).
 //!
 //! # Reading
 //!
@@ -41,6 +70,10 @@
 //! [`McapRecorder`] writes camera, lidar and calibration as ROS 2 messages that Foxglove and
 //! ROS tools read, and that replay through [`LogSource`] with the same epochs, points,
 //! instance ids, images, labels and projection. See its documentation for the topics.
+//!
+//! [`KittiWriter`] writes a KITTI folder that [`LogSource`] reads back: velodyne `.bin`, PNG,
+//! calib text in KITTI's `%.12e` format ([`kitti_calib_text`]), `timestamps.txt`.
+#![forbid(unsafe_code)]
 
 mod cdr_read;
 mod epochs;
