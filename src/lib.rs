@@ -2,12 +2,14 @@
 //!
 //! The binary (`src/main.rs`) parses arguments and calls [`run`]. This library builds a
 //! typed configuration for each command and calls into the crates that do the work:
-//! `shared` (rings), `calib` (calibration), `sensor-sim` (simulation and logs), `fusion`.
+//! `shared` (rings), `calib` (calibration), `sensor-sim` (simulation), `logs` (recorded logs),
+//! `fusion`.
 #![forbid(unsafe_code)]
 
 pub mod can_cmd;
 pub mod cli;
 pub mod error;
+pub mod export;
 pub mod inspect;
 pub mod pipeline;
 pub mod top;
@@ -74,7 +76,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 indicatif::ProgressStyle::with_template("[{elapsed_precise}] [{bar:30}] {pos}/{len} frames")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
-            sensor_sim::export_kitti(&scenario, frames, &dir, &mut |n| bar.set_position(n as u64))
+            export::export_kitti(&scenario, frames, &dir, &mut |n| bar.set_position(n as u64))
                 .map_err(|e| CliError::input(e.to_string()))?;
             bar.finish_and_clear();
             error::out(&format!("wrote {frames} frames in KITTI layout to {}\n", dir.display()));

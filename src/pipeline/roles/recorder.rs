@@ -1,6 +1,6 @@
 //! The recorder role: a second reader of the camera and lidar rings that writes them, with
 //! every calibration epoch, to an MCAP file with ROS 2 schemas (see
-//! `sensor_sim::log::McapRecorder` for the topics and how epochs are recorded).
+//! `logs::McapRecorder` for the topics and how epochs are recorded).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use calib::table::CalibTableReader;
-use sensor_sim::log::McapRecorder;
+use logs::McapRecorder;
 use shared::frames::{camera_image, lidar_points};
 use shared::ring::{ReadOutcome, RingReader};
 use shared::{rundir, CalibEpoch, StreamKind};

@@ -152,24 +152,24 @@ pub(crate) fn parse_cloud(msg: &[u8]) -> Result<(Header<'_>, CloudLayout), CdrEr
     let (data_offset, data) = r.bytes("data")?;
     let at = data_offset;
     let points = (height as u64) * (width as u64);
+    let layout = |x, y, z, intensity, ring, instance| CloudLayout {
+        height,
+        width,
+        point_step,
+        row_step,
+        data_offset,
+        big_endian,
+        x,
+        y,
+        z,
+        intensity,
+        ring,
+        instance,
+    };
     if points == 0 {
         // An empty cloud (drivers publish default-constructed ones) has no layout to check.
         let none = Field { offset: 0, datatype: FLOAT32 };
-        let layout = CloudLayout {
-            height,
-            width,
-            point_step,
-            row_step,
-            data_offset,
-            big_endian,
-            x: none,
-            y: none,
-            z: none,
-            intensity: None,
-            ring: None,
-            instance: None,
-        };
-        return Ok((hdr, layout));
+        return Ok((hdr, layout(none, none, none, None, None, None)));
     }
 
     let find = |name: &str| -> Result<Option<Field>, CdrError> {
@@ -219,21 +219,7 @@ pub(crate) fn parse_cloud(msg: &[u8]) -> Result<(Header<'_>, CloudLayout), CdrEr
             ),
         ));
     }
-    let layout = CloudLayout {
-        height,
-        width,
-        point_step,
-        row_step,
-        data_offset,
-        big_endian,
-        x,
-        y,
-        z,
-        intensity,
-        ring,
-        instance,
-    };
-    Ok((hdr, layout))
+    Ok((hdr, layout(x, y, z, intensity, ring, instance)))
 }
 
 /// Writes the cloud as [`PointRecord`]s, in batches.

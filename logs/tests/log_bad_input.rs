@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use calib::{CalibrationSet, CameraIntrinsics, Distortion, Projection};
 use log_common::*;
+use logs::{LogError, LogFrame, LogSource, McapRecorder};
 use nalgebra::{Isometry3, Translation3, UnitQuaternion};
 use proptest::prelude::*;
-use sensor_sim::log::{LogError, LogFrame, LogSource, McapRecorder};
 use shared::frames::{ImageHeader, ImageView, PointRecord};
 use shared::{CalibEpoch, FrameSeq, TimestampNs};
 
@@ -127,19 +127,19 @@ fn check_frames_valid(got: &[LogFrame], original: &[LogFrame]) {
     }
 }
 
-fn original(path: &Path) -> Vec<LogFrame> {
-    let (frames, e) = replay(path);
+/// A recording in `dir`: its bytes and its frames, replayed whole.
+fn original(dir: &Path) -> (Vec<u8>, Vec<LogFrame>) {
+    let path = recording(dir);
+    let (frames, e) = replay(&path);
     assert!(e.is_none(), "{e:?}");
     assert_eq!(frames.len(), 16);
-    frames
+    (std::fs::read(&path).unwrap(), frames)
 }
 
 #[test]
 fn truncated_recordings_give_valid_frames_then_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let path = recording(dir.path());
-    let bytes = std::fs::read(&path).unwrap();
-    let orig = original(&path);
+    let (bytes, orig) = original(dir.path());
     let cut_path = dir.path().join("cut.mcap");
     let mut partial_seen = false;
     for cut in [
@@ -179,9 +179,7 @@ fn truncated_recordings_give_valid_frames_then_an_error() {
 #[test]
 fn flipped_bytes_are_detected() {
     let dir = tempfile::tempdir().unwrap();
-    let path = recording(dir.path());
-    let bytes = std::fs::read(&path).unwrap();
-    let orig = original(&path);
+    let (bytes, orig) = original(dir.path());
     let bad_path = dir.path().join("flipped.mcap");
     let positions: Vec<usize> =
         (0..bytes.len()).step_by(bytes.len() / 150).chain(bytes.len() - 40..bytes.len()).collect();
@@ -234,12 +232,7 @@ fn malformed_messages_are_reported_with_topic_and_ordinal() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("badmsg.mcap");
     let mut b = Bag::create(&path);
-    b.put(
-        "/tf_static",
-        TF,
-        1000 * MS,
-        &TfMessage { transforms: vec![tf(0, "cam", "velo", [0.0; 3], LIDAR_TO_OPTICAL_Q)] },
-    );
+    b.put("/tf_static", TF, 1000 * MS, &static_tf());
     b.put("/cam/camera_info", INFO, 1000 * MS, &camera_info(1000 * MS, "cam", 4, 3, vec![], K, I3, P));
     for i in 0..4u64 {
         let t = 1000 * MS + i * 100 * MS;
@@ -286,7 +279,7 @@ proptest! {
     #[test]
     fn damaged_messages_never_panic(which in 0usize..4, cut in 0usize..2000, flips in proptest::collection::vec((0usize..2000, any::<u8>()), 0..6)) {
         let mut msgs: Vec<(&str, &str, Vec<u8>)> = vec![
-            ("/tf_static", TF, cdr::serialize::<_, _, cdr::CdrLe>(&TfMessage { transforms: vec![tf(0, "cam", "velo", [0.0; 3], LIDAR_TO_OPTICAL_Q)] }, cdr::Infinite).unwrap()),
+            ("/tf_static", TF, cdr::serialize::<_, _, cdr::CdrLe>(&static_tf(), cdr::Infinite).unwrap()),
             ("/cam/camera_info", INFO, cdr::serialize::<_, _, cdr::CdrLe>(&camera_info(MS, "cam", 4, 3, vec![0.1, 0.0, 0.0, 0.0, 0.0], K, I3, P), cdr::Infinite).unwrap()),
             ("/velo/points", CLOUD, cdr::serialize::<_, _, cdr::CdrLe>(&simple_cloud(MS, "velo", 20), cdr::Infinite).unwrap()),
             ("/cam/image", IMAGE, cdr::serialize::<_, _, cdr::CdrLe>(&simple_image(MS, "cam"), cdr::Infinite).unwrap()),

@@ -117,8 +117,8 @@ impl<'a> CdrReader<'a> {
     }
 
     pub fn i32(&mut self, what: &str) -> Result<i32, CdrError> {
-        let b = self.take::<4>(what)?;
-        Ok(if self.little_endian { i32::from_le_bytes(b) } else { i32::from_be_bytes(b) })
+        // The same four bytes, read as two's complement.
+        Ok(self.u32(what)? as i32)
     }
 
     pub fn u64(&mut self, what: &str) -> Result<u64, CdrError> {
@@ -127,8 +127,8 @@ impl<'a> CdrReader<'a> {
     }
 
     pub fn f64(&mut self, what: &str) -> Result<f64, CdrError> {
-        let b = self.take::<8>(what)?;
-        Ok(if self.little_endian { f64::from_le_bytes(b) } else { f64::from_be_bytes(b) })
+        // The same eight bytes, read as IEEE 754.
+        Ok(f64::from_bits(self.u64(what)?))
     }
 
     /// A finite `f64`.

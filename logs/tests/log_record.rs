@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use calib::{CalibrationSet, CameraIntrinsics, Distortion, Projection};
+use logs::{replay_rank, LogFormat, LogFrame, LogFrames, LogSource, McapRecorder, RecorderTopics};
 use nalgebra::{Isometry3, Matrix3x4, Point3, Translation3, UnitQuaternion, Vector3};
-use sensor_sim::log::{LogFormat, LogFrame, LogFrames, LogSource, LogStream, McapRecorder, RecorderTopics};
 use shared::frames::{camera_image, lidar_points, ImageHeader, ImageView, PointRecord};
-use shared::{CalibEpoch, FrameSeq, TimestampNs};
+use shared::{CalibEpoch, FrameSeq, StreamKind, TimestampNs};
 
 const MS: u64 = 1_000_000;
 
@@ -78,7 +78,7 @@ fn view(img: &Image) -> ImageView<'_> {
 }
 
 /// What was recorded, in stamp order: (stream, stamp, epoch, payload).
-type Expected = Vec<(LogStream, u64, u64, Vec<u8>)>;
+type Expected = Vec<(StreamKind, u64, u64, Vec<u8>)>;
 
 /// A 1 s drive: lidar at 10 Hz, camera at 20 Hz (stamps offset 5 ms), epoch 2 from 1.52 s.
 /// Frames are written in arrival order, which is not stamp order across streams.
@@ -91,24 +91,25 @@ fn record(path: &Path, sets: &[CalibrationSet], labels: bool) -> Expected {
     let epoch_at =
         |t: u64| sets.iter().rev().find(|s| s.valid_from.0 <= t).map_or(sets[0].epoch, |s| s.epoch);
     let mut expected = Vec::new();
-    let mut events: Vec<(u64, LogStream, u64)> = Vec::new();
+    let mut events: Vec<(u64, StreamKind, u64)> = Vec::new();
     for i in 0..10u64 {
-        events.push((1000 * MS + i * 100 * MS, LogStream::Lidar, i));
+        events.push((1000 * MS + i * 100 * MS, StreamKind::Lidar, i));
     }
     for i in 0..20u64 {
-        events.push((1005 * MS + i * 50 * MS, LogStream::Camera, i));
+        events.push((1005 * MS + i * 50 * MS, StreamKind::Camera, i));
     }
-    events.sort();
+    // Time order, a sweep before an image of the same stamp (the replay's order).
+    events.sort_by_key(|e| (e.0, replay_rank(e.1), e.2));
     // Deliver each sweep after the image that follows it (a big frame arrives late).
     for i in (0..events.len() - 1).rev() {
-        if events[i].1 == LogStream::Lidar {
+        if events[i].1 == StreamKind::Lidar {
             events.swap(i, i + 1);
         }
     }
     for (stamp, stream, i) in events {
         let epoch = epoch_at(stamp);
         match stream {
-            LogStream::Lidar => {
+            StreamKind::Lidar => {
                 let pts = points(i as u32);
                 rec.write_lidar(TimestampNs(stamp), epoch, FrameSeq(i), &pts).unwrap();
                 let mut payload = Vec::new();
@@ -117,7 +118,7 @@ fn record(path: &Path, sets: &[CalibrationSet], labels: bool) -> Expected {
                 }
                 expected.push((stream, stamp, epoch.0, payload));
             }
-            LogStream::Camera => {
+            StreamKind::Camera => {
                 let img = image(i as u8, labels);
                 let v = view(&img);
                 rec.write_camera(TimestampNs(stamp), epoch, FrameSeq(i), &v).unwrap();
@@ -128,10 +129,11 @@ fn record(path: &Path, sets: &[CalibrationSet], labels: bool) -> Expected {
                 }
                 expected.push((stream, stamp, epoch.0, payload));
             }
+            other => unreachable!("no {other} events"),
         }
     }
     rec.finish().unwrap();
-    expected.sort_by_key(|e| (e.1, e.0));
+    expected.sort_by_key(|e| (e.1, replay_rank(e.0)));
     expected
 }
 
@@ -190,7 +192,7 @@ fn pinhole_drive_round_trips() {
         assert_eq!(f.recorded_epoch, Some(f.epoch));
         assert_eq!(f.payload_len(), payload.len());
         assert!(f.to_payload() == *payload, "payload of {} differs", f.name);
-        if f.stream == LogStream::Camera {
+        if f.stream == StreamKind::Camera {
             assert!(f.has_labels());
             let p = f.to_payload();
             let v = camera_image(&p).unwrap();
@@ -200,8 +202,8 @@ fn pinhole_drive_round_trips() {
             assert_eq!(lidar_points(&p).unwrap()[5].instance, 35 + f.index as u32);
         }
     }
-    assert_eq!(src.max_payload_len(LogStream::Camera), 16 + 16 * 12 * 5);
-    assert_eq!(src.max_payload_len(LogStream::Lidar), 300 * 24);
+    assert_eq!(src.max_payload_len(StreamKind::Camera), 16 + 16 * 12 * 5);
+    assert_eq!(src.max_payload_len(StreamKind::Lidar), 300 * 24);
 }
 
 #[test]

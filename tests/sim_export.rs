@@ -1,7 +1,9 @@
 //! `sim export --format kitti`: layout, contents, and calib files that parse back.
 
+use epochfuse::export::export_kitti;
+use logs::KittiWriteError;
 use nalgebra::{Matrix3x4, Matrix4, Point3, Vector4};
-use sensor_sim::{export_kitti, CameraOptions, CameraRenderer, ExportError, LidarRenderer, Scenario};
+use sensor_sim::{CameraOptions, CameraRenderer, LidarRenderer, Scenario};
 use shared::frames::{camera_image, lidar_points};
 use std::collections::BTreeMap;
 
@@ -120,10 +122,10 @@ fn exports_the_kitti_layout() {
 
     // A second export into the now non-empty directory is refused.
     let e = export_kitti(&s, 1, &dir, &mut |_| {}).unwrap_err();
-    assert!(matches!(e, ExportError::NotEmpty(_)), "{e}");
+    assert!(matches!(e, KittiWriteError::NotEmpty(_)), "{e}");
     assert!(e.to_string().contains("non-empty"), "{e}");
     // And a file in the way is not a directory.
     let file = tmp.path().join("file");
     std::fs::write(&file, b"x").unwrap();
-    assert!(matches!(export_kitti(&s, 1, &file, &mut |_| {}), Err(ExportError::NotADirectory(_))));
+    assert!(matches!(export_kitti(&s, 1, &file, &mut |_| {}), Err(KittiWriteError::NotADirectory(_))));
 }

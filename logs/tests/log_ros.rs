@@ -5,10 +5,10 @@ mod log_common;
 
 use calib::Projection;
 use log_common::*;
+use logs::{LogError, LogFrame, LogOptions, LogSource};
 use nalgebra::Point3;
-use sensor_sim::log::{LogError, LogFrame, LogOptions, LogSource, LogStream};
 use shared::frames::{camera_image, lidar_points};
-use shared::{CalibEpoch, TimestampNs};
+use shared::{CalibEpoch, StreamKind, TimestampNs};
 
 const MS: u64 = 1_000_000;
 const T0: u64 = 5_000 * MS;
@@ -92,7 +92,7 @@ fn point_layouts_are_honoured() {
     bag_with(&path, vec![cloud], vec![simple_image(T0 + 5 * MS, "cam")]);
     let src = LogSource::open(&path).unwrap();
     let f = &frames(&src)[0];
-    assert_eq!(f.stream, LogStream::Lidar);
+    assert_eq!(f.stream, StreamKind::Lidar);
     let p = f.to_payload();
     let got: Vec<(f32, f32, f32, f32, u16, u32)> =
         lidar_points(&p).unwrap().iter().map(|p| (p.x, p.y, p.z, p.intensity, p.ring, p.instance)).collect();
@@ -105,7 +105,7 @@ fn point_layouts_are_honoured() {
             (-1.0, -2.0, -3.0, 0.4, 10, 0)
         ]
     );
-    assert_eq!(src.max_payload_len(LogStream::Lidar), 4 * 24);
+    assert_eq!(src.max_payload_len(StreamKind::Lidar), 4 * 24);
 }
 
 #[test]
@@ -225,25 +225,10 @@ fn tf_chain_is_composed_through_the_tree() {
 fn distorted_camera_info_gives_a_pinhole_with_k_and_d() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("raw.mcap");
-    let mut b = Bag::create(&path);
-    b.put(
-        "/tf_static",
-        TF,
-        T0,
-        &TfMessage { transforms: vec![tf(0, "cam", "velo", [0.0; 3], LIDAR_TO_OPTICAL_Q)] },
-    );
     // Raw images: D non-zero; R and P (of the rectified image) differ from I and [K|0].
     let r = [0.99, 0.0, 0.141, 0.0, 1.0, 0.0, -0.141, 0.0, 0.99];
     let p = [9.0, 0.0, 2.1, 0.0, 0.0, 9.0, 1.4, 0.0, 0.0, 0.0, 1.0, 0.0];
-    b.put(
-        "/cam/camera_info",
-        INFO,
-        T0,
-        &camera_info(T0, "cam", 4, 3, vec![-0.2, 0.05, 0.001, -0.001, 0.0], K, r, p),
-    );
-    b.put("/velo/points", CLOUD, T0, &simple_cloud(T0, "velo", 2));
-    b.put("/cam/image", IMAGE, T0, &simple_image(T0, "cam"));
-    b.finish();
+    Bag::one_frame(&path, T0, &camera_info(T0, "cam", 4, 3, vec![-0.2, 0.05, 0.001, -0.001, 0.0], K, r, p));
     let src = LogSource::open(&path).unwrap();
     let Projection::Pinhole(k) = src.calibrations()[0].camera else {
         panic!("{:?}", src.calibrations()[0].camera)
@@ -259,20 +244,10 @@ fn distorted_camera_info_gives_a_pinhole_with_k_and_d() {
 fn rectified_camera_info_folds_r_into_p() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rect.mcap");
-    let mut b = Bag::create(&path);
-    b.put(
-        "/tf_static",
-        TF,
-        T0,
-        &TfMessage { transforms: vec![tf(0, "cam", "velo", [0.0; 3], LIDAR_TO_OPTICAL_Q)] },
-    );
     let (c, s) = (0.1f64.cos(), 0.1f64.sin());
     let r = [c, 0.0, s, 0.0, 1.0, 0.0, -s, 0.0, c];
     let p = [10.0, 0.0, 2.0, -3.0, 0.0, 10.0, 1.5, 0.0, 0.0, 0.0, 1.0, 0.0];
-    b.put("/cam/camera_info", INFO, T0, &camera_info(T0, "cam", 0, 0, vec![0.0; 5], K, r, p));
-    b.put("/velo/points", CLOUD, T0, &simple_cloud(T0, "velo", 2));
-    b.put("/cam/image", IMAGE, T0, &simple_image(T0, "cam"));
-    b.finish();
+    Bag::one_frame(&path, T0, &camera_info(T0, "cam", 0, 0, vec![0.0; 5], K, r, p));
     let src = LogSource::open(&path).unwrap();
     let set = &src.calibrations()[0];
     let Projection::Rectified { p: folded, width, height } = set.camera else { panic!() };
@@ -431,7 +406,7 @@ fn missing_pieces_are_named() {
         if name == "twoclouds" {
             let opts = LogOptions { lidar_topic: Some("/velo/points2".into()), ..LogOptions::default() };
             let src = LogSource::open_with(&path, &opts).unwrap();
-            assert_eq!(frames(&src).iter().filter(|f| f.stream == LogStream::Lidar).count(), 1);
+            assert_eq!(frames(&src).iter().filter(|f| f.stream == StreamKind::Lidar).count(), 1);
             let bad = LogOptions { lidar_topic: Some("/nope".into()), ..LogOptions::default() };
             let e = LogSource::open_with(&path, &bad).unwrap_err().to_string();
             assert!(e.contains("/nope") && e.contains("/velo/points2"), "{e}");

@@ -133,6 +133,12 @@ pub fn tf(ns: u64, parent: &str, child: &str, t: [f64; 3], q_xyzw: [f64; 4]) -> 
     TransformStamped { header: header(ns, parent), child_frame_id: child.into(), transform: (t, q_xyzw) }
 }
 
+/// The static transform of most test bags: camera `cam` ← lidar `velo`, the optical rotation
+/// and no offset, unstamped.
+pub fn static_tf() -> TfMessage {
+    TfMessage { transforms: vec![tf(0, "cam", "velo", [0.0; 3], LIDAR_TO_OPTICAL_Q)] }
+}
+
 pub const IMAGE: &str = "sensor_msgs/msg/Image";
 pub const CLOUD: &str = "sensor_msgs/msg/PointCloud2";
 pub const INFO: &str = "sensor_msgs/msg/CameraInfo";
@@ -185,6 +191,16 @@ impl Bag {
 
     pub fn finish(mut self) {
         self.w.finish().unwrap();
+    }
+
+    /// A bag of one frame at `ns`: [`static_tf`], `info`, a 2-point cloud and a 4×3 image.
+    pub fn one_frame(path: &Path, ns: u64, info: &CameraInfo) {
+        let mut b = Self::create(path);
+        b.put("/tf_static", TF, ns, &static_tf());
+        b.put("/cam/camera_info", INFO, ns, info);
+        b.put("/velo/points", CLOUD, ns, &simple_cloud(ns, "velo", 2));
+        b.put("/cam/image", IMAGE, ns, &simple_image(ns, "cam"));
+        b.finish();
     }
 }
 

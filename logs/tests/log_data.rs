@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 
 use calib::{CalibrationSet, Projection};
+use logs::{LogFormat, LogFrame, LogSource};
 use nalgebra::Point3;
-use sensor_sim::log::{LogFormat, LogFrame, LogSource, LogStream};
 use shared::frames::{camera_image, lidar_points};
-use shared::{CalibEpoch, TimestampNs};
+use shared::{CalibEpoch, StreamKind, TimestampNs};
 
 fn data(sub: &str) -> Option<PathBuf> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data").join(sub);
@@ -66,8 +66,8 @@ fn kitti_folder_frames_epochs_and_reference_projection() {
     let Some(dir) = data("kitti") else { return };
     let src = LogSource::open(&dir).unwrap();
     assert_eq!(src.format(), LogFormat::Kitti);
-    assert_eq!(src.frame_count(LogStream::Lidar), 3);
-    assert_eq!(src.frame_count(LogStream::Camera), 3);
+    assert_eq!(src.frame_count(StreamKind::Lidar), 3);
+    assert_eq!(src.frame_count(StreamKind::Camera), 3);
     assert_eq!(src.camera_period().as_millis(), 100);
     assert_eq!(src.duration().as_millis(), 200);
 
@@ -83,24 +83,24 @@ fn kitti_folder_frames_epochs_and_reference_projection() {
     assert!(matches!(sets[1].camera, Projection::Rectified { .. }));
 
     let frames = all_frames(&src);
-    let summary: Vec<(LogStream, u64, u64, u64, &str)> = frames
+    let summary: Vec<(StreamKind, u64, u64, u64, &str)> = frames
         .iter()
         .map(|f| (f.stream, f.stamp.0 / 1_000_000, f.epoch.0, f.index, f.name.as_str()))
         .collect();
     assert_eq!(
         summary,
         [
-            (LogStream::Lidar, 0, 1, 0, "000000"),
-            (LogStream::Camera, 0, 1, 0, "000000"),
-            (LogStream::Lidar, 100, 2, 1, "000001"),
-            (LogStream::Camera, 100, 2, 1, "000001"),
-            (LogStream::Lidar, 200, 2, 2, "000002"),
-            (LogStream::Camera, 200, 2, 2, "000002"),
+            (StreamKind::Lidar, 0, 1, 0, "000000"),
+            (StreamKind::Camera, 0, 1, 0, "000000"),
+            (StreamKind::Lidar, 100, 2, 1, "000001"),
+            (StreamKind::Camera, 100, 2, 1, "000001"),
+            (StreamKind::Lidar, 200, 2, 2, "000002"),
+            (StreamKind::Camera, 200, 2, 2, "000002"),
         ]
     );
     for f in &frames {
         assert_eq!(f.payload_len(), src.max_payload_len(f.stream).min(f.payload_len()));
-        if f.stream == LogStream::Camera {
+        if f.stream == StreamKind::Camera {
             let p = f.to_payload();
             let img = camera_image(&p).unwrap();
             let set = src.calibration(f.epoch).unwrap();
@@ -159,15 +159,15 @@ fn rosbag_gives_the_same_projection_and_one_epoch() {
     assert_eq!((width, height), (1242, 375));
 
     let frames = all_frames(&src);
-    let summary: Vec<(LogStream, u64, u64, u64)> =
+    let summary: Vec<(StreamKind, u64, u64, u64)> =
         frames.iter().map(|f| (f.stream, f.stamp.0 / 1_000_000, f.epoch.0, f.index)).collect();
     assert_eq!(
         summary,
         [
-            (LogStream::Lidar, 1000, 1, 0),
-            (LogStream::Camera, 1005, 1, 0),
-            (LogStream::Lidar, 1100, 1, 1),
-            (LogStream::Camera, 1105, 1, 1),
+            (StreamKind::Lidar, 1000, 1, 0),
+            (StreamKind::Camera, 1005, 1, 0),
+            (StreamKind::Lidar, 1100, 1, 1),
+            (StreamKind::Camera, 1105, 1, 1),
         ]
     );
     check_reference(&project(&frames[0], src.calibration(frames[0].epoch).unwrap()));

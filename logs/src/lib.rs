@@ -1,5 +1,34 @@
-//! Recorded logs: KITTI folders and ROS 2 MCAP bags, read as epochfuse frames; and the MCAP
-//! recorder.
+//! # logs: recorded logs for epochfuse
+//!
+//! Reads KITTI folders and ROS 2 MCAP bags as epochfuse frames with calibration epochs, and
+//! writes both: MCAP from a live run (the recorder), KITTI from the simulator (`sim export`).
+//! It knows nothing of the simulator, the rings or the pipeline: it depends on `shared` (ids,
+//! payload layouts) and `calib` (calibration sets) only.
+//!
+//! The contract:
+//!
+//! - **In**: a KITTI object-layout folder, an `.mcap` file or a rosbag2 folder
+//!   ([`LogSource`], [`OpenedLog`]). **Out**: camera and lidar frames in epochfuse's payload
+//!   layout ([`LogFrame`]), the calibration epochs of the log ([`CalibrationSet`]s numbered
+//!   1, 2, ... by the rule below), an MCAP recording ([`McapRecorder`]), a KITTI folder
+//!   ([`KittiWriter`]).
+//! - **Order**: frames come in time order, a lidar sweep before an image of the same stamp
+//!   ([`replay_rank`]; not `StreamKind`'s `Ord`). Each frame carries the epoch it was captured
+//!   under; epochs only increase.
+//! - **Bounded reads**: no length read from a file is trusted. MCAP records are capped at
+//!   512 MiB and reads at 4 MiB; every CDR length is checked against the bytes left before
+//!   anything is allocated; image sides are capped at `shared::frames::MAX_IMAGE_SIDE`. A bag
+//!   is streamed: in memory are the frames being handed out and a small reorder buffer,
+//!   never the whole bag.
+//! - **Errors are one line**: [`LogError`] and [`KittiWriteError`] display as a single line
+//!   naming the file and, where it applies, the line, key, topic, message ordinal or byte
+//!   offset. Bad input is an error, never a panic. A bag that breaks part-way replays its
+//!   frames before the break, then yields the break.
+//!
+//! Modules: `kitti` (reading) and `kitti_write` (writing) KITTI folders; `mcap_source`
+//! (reading bags: read, scan, topics, plan, frames); `ros` and `cdr_read` (decoding ROS 2
+//! messages); `epochs` (the epochs-in-a-log rule); `record` (the MCAP recorder); `opened`
+//! ([`OpenedLog`], a log on the pipeline clock); `error` ([`LogError`]).
 //!
 //! # Reading
 //!
@@ -41,12 +70,18 @@
 //! [`McapRecorder`] writes camera, lidar and calibration as ROS 2 messages that Foxglove and
 //! ROS tools read, and that replay through [`LogSource`] with the same epochs, points,
 //! instance ids, images, labels and projection. See its documentation for the topics.
+//!
+//! [`KittiWriter`] writes a KITTI folder that [`LogSource`] reads back: velodyne `.bin`, PNG,
+//! calib text in KITTI's `%.12e` format ([`kitti_calib_text`]), `timestamps.txt`.
+#![forbid(unsafe_code)]
 
 mod cdr_read;
 mod epochs;
 mod error;
 mod kitti;
+mod kitti_write;
 mod mcap_source;
+mod opened;
 mod record;
 mod ros;
 
@@ -59,25 +94,22 @@ use shared::frames::{PayloadSink, SinkFull};
 use shared::{CalibEpoch, StreamKind, TimestampNs};
 
 pub use error::LogError;
+pub use kitti_write::{fmt_e12, kitti_calib_text, KittiWriteError, KittiWriter};
+pub use opened::OpenedLog;
 pub use record::{McapRecorder, RecorderTopics};
 
-/// Which sensor a frame comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum LogStream {
-    /// A lidar sweep ([`shared::frames::PointRecord`]s).
-    Lidar,
-    /// A camera image ([`shared::frames::ImageHeader`] + rgb8 plane, labels if recorded).
-    Camera,
-}
-
-impl LogStream {
-    /// The ring this stream feeds.
-    #[must_use]
-    pub const fn kind(self) -> StreamKind {
-        match self {
-            Self::Lidar => StreamKind::Lidar,
-            Self::Camera => StreamKind::Camera,
-        }
+/// The order in which frames of equal stamp are replayed: a lidar sweep before an image.
+///
+/// This is not [`StreamKind`]'s `Ord` (which puts the camera first): every place that orders
+/// frames (the bag plan, the KITTI interleave, tests building expected streams) sorts by
+/// `(stamp, replay_rank(stream))`, so replays keep the order they have always had.
+#[must_use]
+pub const fn replay_rank(stream: StreamKind) -> u8 {
+    match stream {
+        StreamKind::Lidar => 0,
+        StreamKind::Camera => 1,
+        StreamKind::Fused => 2,
+        StreamKind::CalibTable => 3,
     }
 }
 
@@ -220,27 +252,29 @@ impl LogSource {
         Ok(LogFrames { inner, done: false })
     }
 
-    /// Number of frames of a stream.
+    /// Number of frames of a stream (0 for a kind no log carries: fused, calib).
     #[must_use]
-    pub fn frame_count(&self, stream: LogStream) -> usize {
+    pub fn frame_count(&self, stream: StreamKind) -> usize {
         match &self.inner {
-            Inner::Kitti(k) => k.frames.len(),
+            Inner::Kitti(k) if stream.is_sensor() => k.frames.len(),
+            Inner::Kitti(_) => 0,
             Inner::Mcap(m) => m.frame_count(stream),
         }
     }
 
-    /// The largest payload of a stream, in bytes (to size ring slots).
+    /// The largest payload of a stream, in bytes (to size ring slots; 0 for fused, calib).
     #[must_use]
-    pub fn max_payload_len(&self, stream: LogStream) -> usize {
+    pub fn max_payload_len(&self, stream: StreamKind) -> usize {
         match &self.inner {
             Inner::Kitti(k) => k
                 .frames
                 .iter()
                 .map(|f| match stream {
-                    LogStream::Lidar => f.points * size_of::<shared::frames::PointRecord>(),
-                    LogStream::Camera => {
+                    StreamKind::Lidar => f.points * size_of::<shared::frames::PointRecord>(),
+                    StreamKind::Camera => {
                         shared::frames::IMAGE_HEADER_SIZE + f.width as usize * f.height as usize * 3
                     }
+                    StreamKind::Fused | StreamKind::CalibTable => 0,
                 })
                 .max()
                 .unwrap_or(0),
@@ -328,9 +362,9 @@ impl Iterator for LogFrames {
 fn kitti_frame(f: &kitti::KittiFrame, index: u64, camera: bool) -> Result<LogFrame, LogError> {
     let (stream, body) = if camera {
         let rgb = kitti::read_png(&f.image, f.width, f.height)?;
-        (LogStream::Camera, Body::Rgb { width: f.width, height: f.height, rgb })
+        (StreamKind::Camera, Body::Rgb { width: f.width, height: f.height, rgb })
     } else {
-        (LogStream::Lidar, Body::Velodyne(kitti::read_velodyne(&f.velodyne)?))
+        (StreamKind::Lidar, Body::Velodyne(kitti::read_velodyne(&f.velodyne)?))
     };
     Ok(LogFrame {
         stream,
@@ -346,8 +380,8 @@ fn kitti_frame(f: &kitti::KittiFrame, index: u64, camera: bool) -> Result<LogFra
 /// One frame of a log, decoded and validated, ready to be written into a ring slot.
 #[derive(Debug)]
 pub struct LogFrame {
-    /// Camera or lidar.
-    pub stream: LogStream,
+    /// [`StreamKind::Camera`] or [`StreamKind::Lidar`], never another kind.
+    pub stream: StreamKind,
     /// Capture time (synthetic for KITTI; the header stamp for ROS).
     pub stamp: TimestampNs,
     /// The calibration epoch the frame was captured under, by the log's epoch rule.
