@@ -148,7 +148,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
     spec.duration_s = log.duration_s();
     // The log's real rates (a lone sweep or frame falls back to the camera's nominal period).
     spec.lidar_hz = rate_of_period(log.lidar_period_s());
-    spec.camera_hz = rate_of_period(log.source.camera_period().as_secs_f64());
+    spec.camera_hz = rate_of_period(log.source().camera_period().as_secs_f64());
     let cfg = Supervise {
         spec,
         root: shared::rundir::resolve_root(args.pipeline.shm_root.as_deref()),
