@@ -34,4 +34,4 @@ pub use camera::{CameraFrame, CameraOptions, CameraRenderer};
 pub use export::{export_kitti, ExportError};
 pub use lidar::{LidarRenderer, LidarSweep};
 pub use rig::{Intrinsics, Mount, Rig};
-pub use scenario::{Fault, Role, Scenario, ScenarioError};
+pub use scenario::{Fault, Scenario, ScenarioError};

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fusion::summary::{Source, Summary};
-use sensor_sim::scenario::{Fault, Role as SimRole, Scenario};
+use sensor_sim::scenario::{Fault, Scenario};
+use shared::Role;
 
 use crate::cli::{DriveArgs, PairingArg, PipelineArgs, ReplayArgs, RoleName};
 use crate::error::CliError;
@@ -74,11 +75,13 @@ pub fn drive(args: &DriveArgs) -> Result<Summary, CliError> {
         .iter()
         .filter_map(|f| match *f {
             Fault::Kill { role, at_s, restart } => Some(PlannedKill {
+                // The scenario's validation admits only the roles a drive runs.
                 role: match role {
-                    SimRole::Camera => RoleName::Camera,
-                    SimRole::Lidar => RoleName::Lidar,
-                    SimRole::Fusion => RoleName::Fusion,
-                    SimRole::Calib => RoleName::Calib,
+                    Role::Camera => RoleName::Camera,
+                    Role::Lidar => RoleName::Lidar,
+                    Role::Fusion => RoleName::Fusion,
+                    Role::Calib => RoleName::Calib,
+                    _ => return None,
                 },
                 at: Duration::from_secs_f64(at_s),
                 restart,
