@@ -4,7 +4,7 @@
 //! `ron` reports a line:column but not which field it was reading, and a value check done
 //! after parsing knows the field but not where it is written. This small scanner bridges
 //! both for every RON file of the workspace (calibration rigs and scenarios), so their
-//! one-line errors can say `FILE:LINE:COL: field `world.boxes[2].size`: ...`.
+//! one-line errors can name the field, as in `FILE:LINE:COL: field world.boxes[2].size: ...`.
 //!
 //! It tracks brackets, keys (`name:`), list indices, strings, char literals and (nested)
 //! comments; it is a best effort on broken text, which is what it is used on.

@@ -254,6 +254,19 @@ mod tests {
     }
 
     #[test]
+    fn undistort_inverts_apply() {
+        let d = Distortion { k1: -0.05, k2: 0.01, p1: 0.001, p2: -0.002, k3: 0.0 };
+        for (x, y) in [(0.0, 0.0), (0.3, -0.2), (-0.6, 0.35)] {
+            let (xd, yd) = d.apply(x, y);
+            let (ux, uy) = d.undistort(xd, yd).unwrap();
+            assert!((ux - x).abs() < 1e-9 && (uy - y).abs() < 1e-9, "({x}, {y}) -> ({ux}, {uy})");
+        }
+        // A lens that folds over: no inverse out there.
+        let fold = Distortion { k1: -1.0, ..Distortion::default() };
+        assert!(fold.undistort(2.0, 0.0).is_none());
+    }
+
+    #[test]
     fn left_of_camera_is_left_in_image() {
         let c = rig();
         let hit = c.project_point(Point3::new(10.0, 1.0, -0.3)).unwrap();
