@@ -35,7 +35,10 @@
 //!
 //! **Times.** Scenario time is nanoseconds since the start of the drive ([`TimestampNs`]);
 //! the producers add their clock's origin.
-
+//!
+//! **Faults** name a [`shared::Role`] (lower-case or capitalised): `Kill` a process a drive
+//! runs (camera, lidar, fusion, calib), `DelayCalib`/`DropCalib` a subscriber of the
+//! calibration service ([`shared::Role::subscribes_to_calibration`]).
 //!
 //! **Code map.** `spec`: the file's schema and defaults; `error`: [`ScenarioError`];
 //! `validate`: the range and consistency checks; `build`: the world and the trajectory. The
@@ -85,7 +88,7 @@ pub struct Scenario {
     epochs: Arc<[EpochRig]>,
 }
 
-pub(crate) fn secs_to_ns(s: f64) -> TimestampNs {
+fn secs_to_ns(s: f64) -> TimestampNs {
     TimestampNs((s * 1e9).round() as u64)
 }
 
