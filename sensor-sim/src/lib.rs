@@ -36,4 +36,4 @@ pub mod world;
 pub use camera::{CameraFrame, CameraOptions, CameraRenderer};
 pub use lidar::{LidarRenderer, LidarSweep};
 pub use rig::{Intrinsics, Mount, Rig};
-pub use scenario::{Fault, Role, Scenario, ScenarioError};
+pub use scenario::{Fault, Scenario, ScenarioError};

@@ -11,9 +11,8 @@ pub mod supervisor;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sensor_sim::scenario::{Fault, Role as SimRole, Scenario};
+use sensor_sim::scenario::{Fault, Scenario};
 
-use shared::Role;
 
 use crate::cli::{DriveArgs, OnOff, PipelineArgs, ReplayArgs};
 use crate::error::CliError;
@@ -89,13 +88,9 @@ pub fn drive(args: &DriveArgs) -> Result<Summary, CliError> {
         .faults()
         .iter()
         .filter_map(|f| match *f {
+            // The scenario's validation admits only the roles a drive runs.
             Fault::Kill { role, at_s, restart } => Some(PlannedKill {
-                role: match role {
-                    SimRole::Camera => Role::Camera,
-                    SimRole::Lidar => Role::Lidar,
-                    SimRole::Fusion => Role::Fusion,
-                    SimRole::Calib => Role::Calib,
-                },
+                role,
                 at: Duration::from_secs_f64(at_s),
                 restart,
             }),

@@ -8,19 +8,20 @@ use std::time::Duration;
 use calib::service::{CalibService, DeliveryPlan, Schedule, ServiceConfig};
 use calib::wire::Role;
 use calib::CalibrationSet;
-use sensor_sim::scenario::{Fault, Role as SimRole, Scenario};
+use sensor_sim::scenario::{Fault, Scenario};
 use shared::CalibEpoch;
 
 use super::{ready, stop_flag};
 use crate::error::CliError;
 use crate::pipeline::spec::{RunSpec, SourceSpec, SCENARIO_FILE};
 
-fn wire_role(r: SimRole) -> Option<Role> {
+fn wire_role(r: shared::Role) -> Option<Role> {
     match r {
-        SimRole::Camera => Some(Role::Camera),
-        SimRole::Lidar => Some(Role::Lidar),
-        SimRole::Fusion => Some(Role::Fusion),
-        SimRole::Calib => None,
+        shared::Role::Camera => Some(Role::Camera),
+        shared::Role::Lidar => Some(Role::Lidar),
+        shared::Role::Fusion => Some(Role::Fusion),
+        shared::Role::Monitor => Some(Role::Monitor),
+        _ => None,
     }
 }
 
