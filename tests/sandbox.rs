@@ -100,3 +100,43 @@ fn sandbox_off_reports_nothing() {
     let s = summary(&out.join("summary.json"));
     assert_eq!(s["sandbox"]["roles"], serde_json::json!({}), "{}", s["sandbox"]);
 }
+
+/// A 4 MiB shm root (Docker's default is 64 MiB, both smaller than a camera ring) is refused
+/// up front in one line, before any segment exists: never a SIGBUS or ENOSPC mid-run.
+#[test]
+fn a_small_shm_root_is_refused_up_front() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("note: mounting a small tmpfs needs root; skipped");
+        return;
+    }
+    let sb = Sandbox::new();
+    let root = sb.path("tiny");
+    std::fs::create_dir_all(&root).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs"])
+        .arg(&root)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("note: cannot mount a tmpfs here; skipped");
+        return;
+    }
+    let run = sb.run(&[
+        "drive",
+        "--quiet",
+        "--shm-root",
+        root.to_str().unwrap(),
+        "--out",
+        sb.path("out").to_str().unwrap(),
+    ]);
+    let leftovers = std::fs::read_dir(&root).map(Iterator::count).unwrap_or(0);
+    let _ = std::process::Command::new("umount").arg(&root).status();
+    run.expect_code(2);
+    let err = run.stderr();
+    assert_eq!(err.trim().lines().count(), 1, "{}", run.describe());
+    assert!(
+        err.contains("MiB of shared memory but only 4 MiB are free") && err.contains("--shm-root"),
+        "{err}"
+    );
+    assert_eq!(leftovers, 0, "nothing may be left in the root");
+}

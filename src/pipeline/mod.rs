@@ -4,6 +4,7 @@ mod procs;
 mod progress;
 pub mod roles;
 pub mod sandbox;
+pub mod segments;
 pub mod spec;
 pub mod summary;
 pub mod supervisor;
@@ -12,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sensor_sim::scenario::{Fault, Scenario};
-
 
 use crate::cli::{DriveArgs, OnOff, PipelineArgs, ReplayArgs};
 use crate::error::CliError;
@@ -89,16 +89,18 @@ pub fn drive(args: &DriveArgs) -> Result<Summary, CliError> {
         .iter()
         .filter_map(|f| match *f {
             // The scenario's validation admits only the roles a drive runs.
-            Fault::Kill { role, at_s, restart } => Some(PlannedKill {
-                role,
-                at: Duration::from_secs_f64(at_s),
-                restart,
-            }),
+            Fault::Kill { role, at_s, restart } => {
+                Some(PlannedKill { role, at: Duration::from_secs_f64(at_s), restart })
+            }
             _ => None,
         })
         .filter(|k| k.at.as_secs_f64() < duration_s)
         .collect();
     let lidar_hz = spec.lidar_hz;
+    let (cam, lidar) = (scenario.camera(), scenario.lidar());
+    let camera_capacity = shared::frames::ImageHeader::rgb8_labelled(cam.width, cam.height).payload_len();
+    let lidar_capacity =
+        lidar.beams as usize * lidar.azimuth_steps as usize * shared::frames::POINT_RECORD_SIZE;
     let cfg = Supervise {
         spec,
         root: shared::rundir::resolve_root(args.pipeline.shm_root.as_deref()),
@@ -108,6 +110,7 @@ pub fn drive(args: &DriveArgs) -> Result<Summary, CliError> {
         summary_path,
         expected_lidar_frames: (duration_s * lidar_hz).ceil() as u64,
         lidar_period_s: 1.0 / lidar_hz,
+        shm_bytes: shm_bytes(camera_capacity, lidar_capacity)?,
     };
     supervisor::supervise(cfg)
 }
@@ -120,6 +123,15 @@ fn rate_of_period(period_s: f64) -> f64 {
     } else {
         10.0
     }
+}
+
+/// What the run's segments need, or exit 2 for frames no segment can hold.
+fn shm_bytes(camera_capacity: usize, lidar_capacity: usize) -> Result<u64, CliError> {
+    segments::run_bytes(camera_capacity, lidar_capacity).ok_or_else(|| {
+        CliError::input(format!(
+            "frames of {camera_capacity} (camera) and {lidar_capacity} (lidar) bytes do not fit a segment"
+        ))
+    })
 }
 
 /// Runs `epochfuse replay`.
@@ -153,6 +165,10 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
         summary_path,
         expected_lidar_frames: log.lidar_frames(),
         lidar_period_s: log.lidar_period_s(),
+        shm_bytes: shm_bytes(
+            log.max_payload_len(shared::StreamKind::Camera),
+            log.max_payload_len(shared::StreamKind::Lidar),
+        )?,
     };
     supervisor::supervise(cfg)
 }

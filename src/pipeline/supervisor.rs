@@ -59,6 +59,8 @@ pub struct Supervise {
     pub expected_lidar_frames: u64,
     /// Pipeline seconds per lidar frame (for the progress bar and the realtime factor).
     pub lidar_period_s: f64,
+    /// Bytes of shared memory the run's segments need ([`super::segments::run_bytes`]).
+    pub shm_bytes: u64,
 }
 
 /// The roles of a run: who produces, and who serves and consumes (in start order).
@@ -130,6 +132,8 @@ fn start_all(spawner: &Spawner, cast: &Cast) -> Result<BTreeMap<Role, RoleProc>,
 /// without a planned restart.
 pub fn supervise(cfg: Supervise) -> Result<Summary, CliError> {
     let mut run = RunDir::create(&cfg.root).map_err(|e| CliError::input(e.to_string()))?;
+    // Room up front: a full tmpfs is one line now, never a SIGBUS or ENOSPC mid-run.
+    shared::rundir::check_room(&cfg.root, cfg.shm_bytes).map_err(|e| CliError::input(e.to_string()))?;
     let dir = run.path().to_path_buf();
     let logs = prepare(&cfg, &dir)?;
     let stop = Arc::new(AtomicBool::new(false));

@@ -1,0 +1,58 @@
+//! The geometry of a run's segments, in one place: the roles create them with it and the
+//! supervisor adds them up to check, before anything starts, that the shm root has room.
+
+use shared::frames::{FUSED_HEADER_SIZE, FUSED_POINT_SIZE, POINT_RECORD_SIZE};
+use shared::segment::SegmentSpec;
+use shared::StreamKind;
+
+/// Slots of a producer's ring (camera, lidar).
+pub const PRODUCER_SLOTS: u32 = 8;
+/// Slots of the fused ring.
+pub const FUSED_SLOTS: u32 = 8;
+
+/// A producer's ring for frames of at most `capacity` payload bytes.
+#[must_use]
+pub fn producer(kind: StreamKind, capacity: usize) -> SegmentSpec {
+    SegmentSpec::new(kind, PRODUCER_SLOTS, capacity.max(64) as u64)
+}
+
+/// The fused ring for a lidar ring whose slots hold `lidar_capacity` bytes: a fused frame
+/// holds at most every point of one sweep.
+#[must_use]
+pub fn fused(lidar_capacity: usize) -> SegmentSpec {
+    let max_points = lidar_capacity / POINT_RECORD_SIZE;
+    SegmentSpec::new(
+        StreamKind::Fused,
+        FUSED_SLOTS,
+        (FUSED_HEADER_SIZE + max_points * FUSED_POINT_SIZE) as u64,
+    )
+}
+
+/// Bytes of shared memory a run with these producer capacities needs: camera, lidar, fused
+/// and the calibration table. `None` when a geometry is out of range (the roles would refuse
+/// it too).
+#[must_use]
+pub fn run_bytes(camera_capacity: usize, lidar_capacity: usize) -> Option<u64> {
+    let specs = [
+        producer(StreamKind::Camera, camera_capacity),
+        producer(StreamKind::Lidar, lidar_capacity),
+        fused(lidar_capacity.max(64)),
+        calib::table::table_spec(),
+    ];
+    specs.iter().try_fold(0u64, |sum, s| s.file_size().ok().and_then(|b| sum.checked_add(b)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_drive_needs_a_few_hundred_mib() {
+        // 1280×720 rgb8 + labels, 64×1024 lidar.
+        let camera = 1280 * 720 * 5 + 64;
+        let lidar = 64 * 1024 * POINT_RECORD_SIZE;
+        let mib = run_bytes(camera, lidar).unwrap() >> 20;
+        assert!((40..400).contains(&mib), "{mib} MiB");
+        assert!(run_bytes(usize::MAX / 2, lidar).is_none());
+    }
+}
