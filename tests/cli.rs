@@ -110,3 +110,17 @@ fn top_without_a_run_says_so_and_help_explains() {
     }
     sb.run(&["no-such-command"]).expect_code(2);
 }
+
+/// Usage errors are one line on stderr and exit 2, like any bad input (clap's own output
+/// was 2 to 16 lines).
+#[test]
+fn usage_errors_are_one_line() {
+    let sb = common::Sandbox::new();
+    for args in [&["drive", "--bogus"][..], &["drive", "--duration", "abc"], &[], &["replay"], &["can"]] {
+        let run = sb.run(args);
+        run.expect_code(2);
+        assert_eq!(run.stderr().trim().lines().count(), 1, "{}", run.describe());
+        assert!(run.stderr().starts_with("epochfuse: error: "), "{}", run.describe());
+    }
+    sb.run(&["--version"]).expect_code(0);
+}
