@@ -103,6 +103,18 @@ impl RunSpec {
     pub fn store(&self, run: &Path) -> Result<(), CliError> {
         let path = run.join(SPEC_FILE);
         let text = serde_json::to_string_pretty(self).map_err(|e| CliError::internal(e.to_string()))?;
-        std::fs::write(&path, text).map_err(|e| CliError::internal(format!("{}: {e}", path.display())))
+        write_private(&path, text.as_bytes())
+            .map_err(|e| CliError::internal(format!("{}: {e}", path.display())))
     }
+}
+
+/// Writes a file of the run directory readable by its owner only (mode 0600, like the
+/// segments): the spec and the scenario say what the run does.
+///
+/// # Errors
+/// Any I/O error.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?.write_all(bytes)
 }

@@ -98,7 +98,7 @@ fn prepare(cfg: &Supervise, dir: &Path) -> Result<PathBuf, CliError> {
     let logs = cfg.spec.out.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| CliError::input(format!("{}: {e}", logs.display())))?;
     if let Some(text) = &cfg.scenario_text {
-        std::fs::write(dir.join(SCENARIO_FILE), text)
+        super::spec::write_private(&dir.join(SCENARIO_FILE), text.as_bytes())
             .map_err(|e| CliError::internal(format!("{}: {e}", dir.display())))?;
     }
     cfg.spec.store(dir)?;
