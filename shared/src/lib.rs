@@ -15,10 +15,12 @@
 //! Under `--cfg loom` only the seqlock protocol and its atomics are built.
 
 pub mod checksum;
+pub mod cursor;
 pub mod frames;
 pub mod ids;
 pub mod seqlock;
 pub mod sync;
+pub mod wait;
 
 #[cfg(not(loom))]
 pub mod layout;
@@ -32,7 +34,5 @@ pub mod rundir;
 pub mod segment;
 #[cfg(not(loom))]
 pub mod sigbus;
-#[cfg(not(loom))]
-pub mod wait;
 
 pub use ids::{CalibEpoch, FrameSeq, Incarnation, Role, StreamKind, TimestampNs};
