@@ -35,7 +35,7 @@ use crate::frames::{PayloadSink, SinkFull};
 use crate::layout::{self, FrameHeader, ReaderCounter, WriterCounter};
 use crate::mapping::{Access, ReadOnly};
 use crate::segment::{AttachError, Segment, SegmentSpec};
-use crate::{cursor, seqlock, wait, CalibEpoch, FrameSeq, Incarnation, StreamKind, TimestampNs};
+use crate::{cursor, seqlock, sync, wait, CalibEpoch, FrameSeq, Incarnation, StreamKind, TimestampNs};
 
 /// How many times [`RingReader::read_next`] retries a slot a write is in progress on before
 /// returning [`ReadOutcome::Torn`].
@@ -191,8 +191,10 @@ impl RingWriter {
                 seg.map
                     .word(layout::writer_counter_offset(WriterCounter::SlotsRepaired))
                     .fetch_add(repaired, Ordering::Relaxed);
-                // Acquire: partners with the dead writer's Release publish of the cursor.
-                let next = FrameSeq(seg.map.word(layout::OFF_WRITE_CURSOR).load(Ordering::Acquire));
+                // Relaxed: we hold the writer lock the dead writer held, and the kernel's lock
+                // handoff orders its last publish before our lock; nothing it wrote is read
+                // on the strength of this load (its slots are re-validated by the seqlock).
+                let next = FrameSeq(seg.map.word(layout::OFF_WRITE_CURSOR).load(Ordering::Relaxed));
                 let w = Self::start(seg, lock, path, Incarnation(inc), next);
                 Ok((w, WriterStart::TookOver { incarnation: Incarnation(inc), repaired }))
             }
@@ -540,8 +542,8 @@ impl RingReader {
     /// The first failed attach check ([`AttachError`]).
     pub fn attach(path: &Path, kind: StreamKind) -> Result<Self, AttachError> {
         let seg = Segment::attach(path, Some(kind))?;
-        // Acquire: partners with the writer's Release publish of the cursor.
-        let next = FrameSeq(seg.map.word(layout::OFF_WRITE_CURSOR).load(Ordering::Acquire));
+        // Acquire (in `observe`): partners with the writer's Release publish of the cursor.
+        let next = FrameSeq(sync::observe(seg.map.word(layout::OFF_WRITE_CURSOR)));
         Ok(Self { seg, next, path: path.to_owned() })
     }
 
@@ -554,8 +556,9 @@ impl RingReader {
     /// The published write cursor: the seq the next committed frame will get.
     #[must_use]
     pub fn cursor(&self) -> FrameSeq {
-        // Acquire: partners with the writer's Release publish of the cursor.
-        FrameSeq(self.seg.map.word(layout::OFF_WRITE_CURSOR).load(Ordering::Acquire))
+        // Acquire (in `observe`): partners with the writer's Release publish of the cursor; a
+        // reader that sees frame `c` published finds frame `c - 1` in its slot (or a later one).
+        FrameSeq(sync::observe(self.seg.map.word(layout::OFF_WRITE_CURSOR)))
     }
 
     /// The oldest frame the ring may still hold.

@@ -279,7 +279,7 @@ impl<A: Access> Segment<A> {
         let head = Mapping::<ReadOnly>::map(&file, layout::HEADER_SIZE).map_err(io_err("mmap header"))?;
         // Acquire: partners with the creator's Release store of the version in `create`;
         // seeing the version means the rest of the static header is complete.
-        let version = head.load(layout::OFF_LAYOUT_VERSION, Ordering::Acquire);
+        let version = crate::sync::observe(head.word_for_loads(layout::OFF_LAYOUT_VERSION));
         let words = head.load_words::<{ layout::STATIC_HEADER_SIZE / 8 }>(0);
         let header = SegmentHeader::read_from_bytes(words.as_bytes())
             .map_err(|_| AttachError::BadGeometry { field: "header", value: 0 })?;
@@ -397,8 +397,8 @@ impl Segment<ReadWrite> {
         map.store_words(0, &words);
         map.word(layout::OFF_INCARNATION).store(1, Ordering::Relaxed);
         map.word(layout::OFF_WRITE_CURSOR).store(spec.base_seq.0, Ordering::Relaxed);
-        // Release: partners with the Acquire load of the version in `attach`.
-        map.word(layout::OFF_LAYOUT_VERSION).store(layout::LAYOUT_VERSION, Ordering::Release);
+        // Release (in `publish`): partners with the Acquire load of the version in `attach`.
+        crate::sync::publish(map.word(layout::OFF_LAYOUT_VERSION), layout::LAYOUT_VERSION);
         Ok(Self { header, kind: spec.kind, map, file })
     }
 }

@@ -15,7 +15,7 @@
 //! with another's length while a thread registers or drops a mapping.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 
 use crate::seqlock;
 
@@ -123,15 +123,14 @@ impl Drop for Guard {
     }
 }
 
-/// Set once `PREVIOUS_ACTION` holds the disposition ours replaced.
-static PREVIOUS: AtomicBool = AtomicBool::new(false);
-static mut PREVIOUS_ACTION: Option<libc::sigaction> = None;
+/// The disposition ours replaced. `OnceLock::get` is a lock-free load, safe in a handler.
+static PREVIOUS: OnceLock<libc::sigaction> = OnceLock::new();
 
 fn install() {
     PAGE_SIZE.store(rustix::param::page_size(), Ordering::Relaxed);
     // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; we fill in the
     // handler and flags. `sigaction` is called once (guarded by `INSTALL`) with valid
-    // pointers. PREVIOUS_ACTION is written before PREVIOUS is set and never again.
+    // pointers.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = handler as *const () as usize;
@@ -141,10 +140,7 @@ fn install() {
         // The previous action is recorded before ours goes in: a SIGBUS between the two
         // calls reaches the previous disposition directly.
         if libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut old) == 0 {
-            PREVIOUS_ACTION = Some(old);
-            // Release: partners with the handler's Acquire; the handler reads
-            // PREVIOUS_ACTION only after seeing this flag.
-            PREVIOUS.store(true, Ordering::Release);
+            let _ = PREVIOUS.set(old);
             libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut());
         }
     }
@@ -189,14 +185,7 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
 
 /// Hands a SIGBUS that is not ours to the disposition ours replaced, as if we were not there.
 fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void, fault: bool) {
-    // Acquire: partners with the Release store in `install`.
-    let old = if PREVIOUS.load(Ordering::Acquire) {
-        // SAFETY: PREVIOUS_ACTION was written once before PREVIOUS was set and is never
-        // written again, so this read races with nothing.
-        unsafe { *std::ptr::addr_of!(PREVIOUS_ACTION) }
-    } else {
-        None
-    };
+    let old = PREVIOUS.get().copied();
     let action = old.map_or(libc::SIG_DFL, |a| a.sa_sigaction);
     let siginfo = old.is_some_and(|a| a.sa_flags & libc::SA_SIGINFO != 0);
     match action {

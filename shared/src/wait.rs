@@ -9,7 +9,7 @@
 //! cursor := seq+1 (Release)                 waiters += 1
 //! fence(SeqCst)  ◄──── store/load ────►     fence(SeqCst)
 //! if waiters > 0:                           n = notify (Acquire)
-//!     notify += 1 (Release)                 if cursor moved: done
+//!     notify += 1 (Release)                 if cursor moved (Relaxed): done
 //!     futex_wake(notify, ALL)               futex_wait(notify, n, timeout)
 //!                                           waiters -= 1
 //! ```
@@ -34,15 +34,16 @@ pub fn publish_with(
     next: u64,
     wake: impl FnOnce(&AtomicU32, u32),
 ) {
-    // Release: partners with the Acquire loads of the cursor in readers (`RingReader` and
-    // `park_with` below): a reader that sees `next` sees the committed slot.
+    // Release: partners with the Acquire load of the cursor in readers (`sync::observe` in
+    // `RingReader::cursor`): a reader that sees `next` sees the committed slot.
     cursor.store(next, Ordering::Release);
     // SeqCst fence: partners with the SeqCst fence in `park_with` (Dekker-style).
     fence(Ordering::SeqCst);
     // Relaxed: ordered by the fence above; a waiter counted after it sees the cursor.
     if waiters.load(Ordering::Relaxed) > 0 {
         // Release: partners with the Acquire load of `notify` in `park_with`: a reader that
-        // sees the bump (or whose futex wait fails with EAGAIN) then sees the new cursor.
+        // sees the bump (say its futex wait failed with EAGAIN) then sees the new cursor,
+        // instead of sleeping on the bumped value with the old cursor in hand.
         notify.fetch_add(1, Ordering::Release);
         wake(notify, WAKE_ALL);
     }
@@ -65,8 +66,11 @@ pub fn park_with(
     let moved = loop {
         // Acquire: partners with the Release fetch_add in `publish_with`.
         let n = notify.load(Ordering::Acquire);
-        // Acquire: partners with the Release store of the cursor in `publish_with`.
-        if cursor.load(Ordering::Acquire) != seen {
+        // Relaxed: on the first round the SeqCst fences order this load after the writer's
+        // store or the writer's WAITERS load after our increment; on later rounds the Acquire
+        // above does (a bumped `notify` comes after the cursor store). The answer is only a
+        // hint: a woken reader reads the cursor again with Acquire (`RingReader::cursor`).
+        if cursor.load(Ordering::Relaxed) != seen {
             break true;
         }
         if !sleep(notify, n) {
@@ -103,8 +107,9 @@ pub fn park(
     timeout: std::time::Duration,
 ) -> bool {
     for round in 0..SPIN_ROUNDS {
-        // Acquire: partners with the Release store in `publish_with`.
-        if cursor.load(Ordering::Acquire) != seen {
+        // Relaxed: a hint only; the caller reads the cursor again with Acquire before it
+        // touches a slot (`RingReader::read_next`).
+        if cursor.load(Ordering::Relaxed) != seen {
             return true;
         }
         if round < SPIN_ROUNDS / 2 {
