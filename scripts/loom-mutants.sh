@@ -6,6 +6,7 @@
 #   scripts/loom-mutants.sh              full sweep (for humans: about a minute per mutant)
 #   scripts/loom-mutants.sh --sample K   K mutants picked at random (CI)
 #   scripts/loom-mutants.sh --list       the mutants, without running them
+#   scripts/loom-mutants.sh --only RE    the mutants whose site (file:line:...) matches RE
 #
 # A weakening: an ordering on an atomic operation becomes Relaxed; `fence(Acquire)`,
 # `fence(Release)` and `fence(AcqRel)` are removed; `fence(SeqCst)` becomes `fence(AcqRel)`.
@@ -17,11 +18,13 @@ root=$(pwd)
 
 sample=0
 list=0
+only=.
 while [ $# -gt 0 ]; do
   case "$1" in
     --sample) sample="${2:?--sample needs a count}"; shift 2 ;;
     --list) list=1; shift ;;
-    *) echo "usage: $0 [--sample K] [--list]" >&2; exit 2 ;;
+    --only) only="${2:?--only needs a pattern}"; shift 2 ;;
+    *) echo "usage: $0 [--sample K] [--list] [--only RE]" >&2; exit 2 ;;
   esac
 done
 
@@ -45,7 +48,7 @@ sites() {
   done
 }
 
-mapfile -t all < <(sites)
+mapfile -t all < <(sites | grep -E -- "$only")
 if [ "$sample" -gt 0 ]; then
   mapfile -t chosen < <(printf '%s\n' "${all[@]}" | shuf -n "$sample")
 else
@@ -58,20 +61,25 @@ fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-tar --exclude=./target --exclude=./.git --exclude=./bench -cf - . | tar -xf - -C "$work"
-# Mutants build in their own target dirs (dependencies stay cached between runs).
-loom_target="$root/target/mutants-loom"
-fast_target="$root/target/mutants-fast"
-log="$work/.log"
+trap 'exit 130' INT TERM
+# The copy to mutate, and a pristine one to restore from (the worktree may change meanwhile).
+mkdir "$work/ws" "$work/orig"
+tar --exclude=./target --exclude=./.git --exclude=./bench -cf - . | tar -xf - -C "$work/ws"
+cp -r shared/src "$work/orig/src"
+# Mutants build in the usual target dirs: the copy is another package path, so its
+# artifacts sit beside the worktree's and the dependencies are reused.
+loom_target="${CARGO_TARGET_DIR:-$root/target}/loom"
+fast_target="${CARGO_TARGET_DIR:-$root/target}"
+log="$work/log"
 
 # 0: every test passed (the mutant survived); 1: a test failed (caught); 124: timed out.
 run_tests() {
   # The loom model first (the model is what should catch a weakening), then the fast tests.
-  (cd "$work" && RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR="$loom_target" \
+  (cd "$work/ws" && RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR="$loom_target" \
     timeout 600 cargo test -q -p shared --release --test loom_seqlock) >"$log" 2>&1
   local rc=$?
   [ "$rc" -ne 0 ] && { [ "$rc" -eq 124 ] && return 124; return 1; }
-  (cd "$work" && CARGO_TARGET_DIR="$fast_target" \
+  (cd "$work/ws" && CARGO_TARGET_DIR="$fast_target" \
     timeout 600 cargo test -q -p shared --lib --test ring --test audit --test stress) >>"$log" 2>&1
   rc=$?
   [ "$rc" -ne 0 ] && { [ "$rc" -eq 124 ] && return 124; return 1; }
@@ -83,28 +91,30 @@ total=0
 survivors=()
 for site in "${chosen[@]}"; do
   IFS=: read -r file line occ ord fence <<<"$site"
-  cp "$file" "$work/$file"
+  pristine="$work/orig/src/${file#shared/src/}"
+  target="$work/ws/$file"
+  cp "$pristine" "$target"
   if [ -n "$fence" ]; then
     if [ "$ord" = SeqCst ]; then
-      sed -i -E "${line}s/fence\(Ordering::SeqCst\)/fence(Ordering::AcqRel)/" "$work/$file"
+      sed -i -E "${line}s/fence\(Ordering::SeqCst\)/fence(Ordering::AcqRel)/" "$target"
       what="fence(SeqCst) -> fence(AcqRel)"
     else
-      sed -i -E "${line}s/fence\(Ordering::$ord\);?/();/" "$work/$file"
+      sed -i -E "${line}s/fence\(Ordering::$ord\);?/();/" "$target"
       what="fence($ord) removed"
     fi
   else
-    sed -i -E "${line}s/Ordering::$ord/Ordering::Relaxed/$occ" "$work/$file"
+    sed -i -E "${line}s/Ordering::$ord/Ordering::Relaxed/$occ" "$target"
     what="$ord -> Relaxed"
   fi
-  if cmp -s "$file" "$work/$file"; then
+  if cmp -s "$pristine" "$target"; then
     echo "skipped  $file:$line  $what (the substitution changed nothing)" >&2
     continue
   fi
   # A mutant that does not build (or build its tests) is not a mutant.
-  if ! (cd "$work" && RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR="$loom_target" \
+  if ! (cd "$work/ws" && RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR="$loom_target" \
         cargo test -q -p shared --release --test loom_seqlock --no-run) >"$log" 2>&1; then
     echo "invalid  $file:$line  $what (does not build)" >&2
-    cp "$file" "$work/$file"
+    cp "$pristine" "$target"
     continue
   fi
   total=$((total + 1))
@@ -124,7 +134,7 @@ for site in "${chosen[@]}"; do
     echo "caught   $file:$line  $what  [${secs}s] $why"
     caught=$((caught + 1))
   fi
-  cp "$file" "$work/$file"
+  cp "$pristine" "$target"
 done
 
 echo "$caught of $total caught"

@@ -36,8 +36,8 @@
 //!   +  24 │ EPOCH             │                                                                │
 //!   +  32 │ PAYLOAD_LEN       │                                                                │
 //!   +  40 │ INCARNATION       │ 0 = slot holds no valid frame                                  │
-//!   +  48 │ CHECKSUM         ─┘ over the five words above AND the payload bytes (v2),       │
-//!         │                     see [`crate::checksum::seal`]                                 │
+//!   +  48 │ CHECKSUM         ─┘ over the five words above AND the payload bytes (v2),          │
+//!         │                     see [`crate::checksum::seal`]                                  │
 //!   +  56 │ (reserved)                                                                        │
 //!   +  64 │ PAYLOAD          SLOT_CAPACITY bytes, rounded up to a multiple of 64              │
 //!         ├──────────────── slot 1 … slot SLOT_COUNT-1 ───────────────────────────────────────┤

@@ -18,6 +18,7 @@ pub mod checksum;
 pub mod cursor;
 pub mod frames;
 pub mod ids;
+pub mod registry;
 pub mod seqlock;
 pub mod sync;
 pub mod wait;

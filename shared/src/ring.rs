@@ -542,7 +542,8 @@ impl RingReader {
     /// The first failed attach check ([`AttachError`]).
     pub fn attach(path: &Path, kind: StreamKind) -> Result<Self, AttachError> {
         let seg = Segment::attach(path, Some(kind))?;
-        // Acquire (in `observe`): partners with the writer's Release publish of the cursor.
+        // Acquire (in `observe`): partners with the writer's Release fence before its cursor
+        // store (see `wait::publish_with`).
         let next = FrameSeq(sync::observe(seg.map.word(layout::OFF_WRITE_CURSOR)));
         Ok(Self { seg, next, path: path.to_owned() })
     }
@@ -556,8 +557,9 @@ impl RingReader {
     /// The published write cursor: the seq the next committed frame will get.
     #[must_use]
     pub fn cursor(&self) -> FrameSeq {
-        // Acquire (in `observe`): partners with the writer's Release publish of the cursor; a
-        // reader that sees frame `c` published finds frame `c - 1` in its slot (or a later one).
+        // Acquire (in `observe`): partners with the writer's Release fence before its cursor
+        // store (see `wait::publish_with`); a reader that sees `c` finds frame `c - 1` in its
+        // slot, being written or written (or a later one), never an older one.
         FrameSeq(sync::observe(self.seg.map.word(layout::OFF_WRITE_CURSOR)))
     }
 

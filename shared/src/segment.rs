@@ -345,6 +345,13 @@ impl<A: Access> Segment<A> {
 /// an error now rather than a SIGBUS at the first touch of an unbacked page; `set_len` where
 /// the filesystem cannot reserve.
 fn reserve(file: &File, size: u64) -> Result<(), AttachError> {
+    // Asked first: a `fallocate` bound to fail takes the filesystem's last free block (every
+    // other process's too) before it gives up and hands them back.
+    if let Ok(fs) = rustix::fs::fstatvfs(file) {
+        if fs.f_bavail.saturating_mul(fs.f_frsize) < size {
+            return Err(AttachError::NoSpace { needed: size });
+        }
+    }
     match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, size) {
         Ok(()) => Ok(()),
         Err(rustix::io::Errno::NOSPC | rustix::io::Errno::FBIG) => Err(AttachError::NoSpace { needed: size }),

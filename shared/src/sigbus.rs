@@ -11,57 +11,23 @@
 //!
 //! The handler is async-signal-safe: it reads and writes atomics in a static table and calls
 //! `mmap`, `sigaction` and `raise`, plain system calls. Each entry's `(start, len)` pair is
-//! written under a seqlock ([`crate::seqlock`]), so the handler never pairs one range's start
+//! written under a seqlock ([`crate::registry`]), so the handler never pairs one range's start
 //! with another's length while a thread registers or drops a mapping.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Once, OnceLock};
 
-use crate::seqlock;
+use crate::registry::Range;
 
 const MAX_RANGES: usize = 128;
 
-struct Range {
-    /// Seqlock word over `start` and `len`.
-    version: AtomicU64,
-    start: AtomicU64,
-    len: AtomicU64,
-    hit: AtomicBool,
-    used: AtomicBool,
-}
-
 #[allow(clippy::declare_interior_mutable_const)] // Only used to initialise the table below.
-const EMPTY: Range = Range {
-    version: AtomicU64::new(0),
-    start: AtomicU64::new(0),
-    len: AtomicU64::new(0),
-    hit: AtomicBool::new(false),
-    used: AtomicBool::new(false),
-};
+const EMPTY: Range = Range::new();
 
 static RANGES: [Range; MAX_RANGES] = [EMPTY; MAX_RANGES];
 static INSTALL: Once = Once::new();
 /// The system's page size, set before the handler is installed.
 static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
-
-impl Range {
-    /// Sets the range under its seqlock. Only the entry's owner (who claimed `used`) calls it.
-    fn set(&self, start: usize, len: usize) {
-        let s = seqlock::write_begin(&self.version);
-        self.start.store(start as u64, Ordering::Relaxed);
-        self.len.store(len as u64, Ordering::Relaxed);
-        seqlock::write_end(&self.version, s);
-    }
-
-    /// Whether `addr` lies in the range, read consistently (a range being changed does not).
-    fn contains(&self, addr: usize) -> bool {
-        let Some(s1) = seqlock::read_begin(&self.version) else {
-            return false;
-        };
-        let (start, len) = (self.start.load(Ordering::Relaxed), self.len.load(Ordering::Relaxed));
-        seqlock::read_end(&self.version, s1) && len != 0 && (addr as u64).wrapping_sub(start) < len
-    }
-}
 
 /// One registered address range; unregisters on drop.
 #[derive(Debug)]
@@ -75,27 +41,14 @@ impl Guard {
     #[must_use]
     pub fn register(start: usize, len: usize) -> Option<Self> {
         INSTALL.call_once(install);
-        for (index, r) in RANGES.iter().enumerate() {
-            // Acquire: partners with the Release store of `used` in `drop`: the previous
-            // owner's last `set` happens before ours, so the seqlock word has one writer.
-            if r.used.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-                // Relaxed: only this owner reads `hit` (in `Guard::hit`, same thread or later
-                // by a transfer of the mapping that carries its own happens-before).
-                r.hit.store(false, Ordering::Relaxed);
-                r.set(start, len);
-                return Some(Self { index });
-            }
-        }
-        None
+        let index = RANGES.iter().position(|r| r.claim(start, len))?;
+        Some(Self { index })
     }
 
     /// Whether a SIGBUS was absorbed inside this range.
     #[must_use]
     pub fn hit(&self) -> bool {
-        // Relaxed: the flag publishes no data (the zero page it stands for is read through
-        // atomics whose values are meaningless anyway); it only has to be seen eventually,
-        // and the faulting thread sees its own handler's store in program order.
-        RANGES[self.index].hit.load(Ordering::Relaxed)
+        RANGES[self.index].hit()
     }
 
     /// Whether `addr` lies in a registered range (for tests).
@@ -110,16 +63,14 @@ impl Drop for Guard {
         let r = &RANGES[self.index];
         #[cfg(debug_assertions)]
         {
-            let (start, len) = (r.start.load(Ordering::Relaxed), r.len.load(Ordering::Relaxed));
+            let (start, len) = r.bounds();
             // SAFETY: msync with MS_ASYNC only asks whether the range is mapped (ENOMEM if
             // not); it neither reads nor writes the memory.
             let mapped =
                 unsafe { libc::msync(start as usize as *mut libc::c_void, len as usize, libc::MS_ASYNC) };
             debug_assert!(mapped == 0, "a SIGBUS guard outlived its mapping (drop order)");
         }
-        r.set(0, 0);
-        // Release: partners with the Acquire of the compare_exchange in `register`.
-        r.used.store(false, Ordering::Release);
+        r.release();
     }
 }
 
@@ -173,8 +124,7 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
                     )
                 };
                 if p != libc::MAP_FAILED {
-                    // Relaxed: see `Guard::hit`.
-                    r.hit.store(true, Ordering::Relaxed);
+                    r.mark_hit();
                     return;
                 }
             }

@@ -19,7 +19,8 @@ pub fn publish(word: &AtomicU64, value: u64) {
 #[inline]
 #[must_use]
 pub fn observe(word: &AtomicU64) -> u64 {
-    // Acquire: partners with the Release store in `publish` (the layout version) and in
+    // Acquire: partners with the Release store in `publish` (the layout version) and with
+    // the Release fence of `seqlock::write_begin` that precedes the cursor store in
     // `wait::publish_with` (the write cursor).
     word.load(Ordering::Acquire)
 }

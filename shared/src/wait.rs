@@ -6,10 +6,10 @@
 //!
 //! ```text
 //! writer (publish)                          reader (park)
-//! cursor := seq+1 (Release)                 waiters += 1
+//! cursor := seq+1 (Relaxed)                 waiters += 1
 //! fence(SeqCst)  ◄──── store/load ────►     fence(SeqCst)
 //! if waiters > 0:                           n = notify (Acquire)
-//!     notify += 1 (Release)                 if cursor moved (Relaxed): done
+//!     notify += 1 (Relaxed)                 if cursor moved (Relaxed): done
 //!     futex_wake(notify, ALL)               futex_wait(notify, n, timeout)
 //!                                           waiters -= 1
 //! ```
@@ -34,17 +34,21 @@ pub fn publish_with(
     next: u64,
     wake: impl FnOnce(&AtomicU32, u32),
 ) {
-    // Release: partners with the Acquire load of the cursor in readers (`sync::observe` in
-    // `RingReader::cursor`): a reader that sees `next` sees the committed slot.
-    cursor.store(next, Ordering::Release);
+    // Relaxed: the Release fence in `seqlock::write_begin` of this frame's slot precedes this
+    // store, so a reader whose Acquire load (`sync::observe` in `RingReader::cursor`) sees
+    // `next` sees at least the slot's odd sequence word: the write begun, never an older
+    // frame. If the closing even word is not visible yet, the seqlock says "busy" and the
+    // reader retries (the loom model checks this: `the_cursor_announces_only_frames...`).
+    cursor.store(next, Ordering::Relaxed);
     // SeqCst fence: partners with the SeqCst fence in `park_with` (Dekker-style).
     fence(Ordering::SeqCst);
     // Relaxed: ordered by the fence above; a waiter counted after it sees the cursor.
     if waiters.load(Ordering::Relaxed) > 0 {
-        // Release: partners with the Acquire load of `notify` in `park_with`: a reader that
-        // sees the bump (say its futex wait failed with EAGAIN) then sees the new cursor,
-        // instead of sleeping on the bumped value with the old cursor in hand.
-        notify.fetch_add(1, Ordering::Release);
+        // Relaxed: the SeqCst fence above, which follows the cursor store, is a release fence
+        // for this bump and partners with the Acquire load of `notify` in `park_with`: a
+        // reader that sees the bump (say its futex wait failed with EAGAIN) then sees the new
+        // cursor, instead of sleeping on the bumped value with the old cursor in hand.
+        notify.fetch_add(1, Ordering::Relaxed);
         wake(notify, WAKE_ALL);
     }
 }
@@ -64,7 +68,8 @@ pub fn park_with(
     // SeqCst fence: partners with the SeqCst fence in `publish_with`.
     fence(Ordering::SeqCst);
     let moved = loop {
-        // Acquire: partners with the Release fetch_add in `publish_with`.
+        // Acquire: partners with the SeqCst (so release) fence in `publish_with` that precedes
+        // its bump of `notify`.
         let n = notify.load(Ordering::Acquire);
         // Relaxed: on the first round the SeqCst fences order this load after the writer's
         // store or the writer's WAITERS load after our increment; on later rounds the Acquire

@@ -161,7 +161,7 @@ static CURSOR_SEEN: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)
 /// lapped reader resumes behind the writer and reads on from there.
 #[test]
 fn the_cursor_announces_only_frames_that_are_in_their_slots() {
-    model(2, || {
+    model(3, || {
         let ring = Arc::new(Ring::new());
         let futex = Arc::new(Futex::new());
         let reader = {
@@ -285,5 +285,45 @@ fn a_published_header_is_seen_whole() {
         attacher.join().unwrap();
     });
     let seen: Vec<usize> = HEADER_SEEN.iter().map(|c| c.load(StdRelaxed)).collect();
+    assert!(seen.iter().all(|n| *n > 0), "not every outcome explored: {seen:?}");
+}
+
+static REGISTRY_SEEN: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
+/// The SIGBUS guard's table entry changes hands: one mapping releases it while another thread
+/// claims it for its own range, and the handler (a third thread) asks about an address that
+/// is in neither range. Pairing the first range's start with the second's length would put
+/// it inside; the entry's seqlock (kept single-writer by the claim's Acquire and the
+/// release's Release) must never let that happen.
+#[test]
+fn a_registry_entry_changing_hands_is_never_read_torn() {
+    const A: (usize, usize) = (0x1000, 0x1000);
+    const B: (usize, usize) = (0x10000, 0x10000);
+    const NEITHER: usize = 0x5000;
+    model(2, || {
+        let range = Arc::new(shared::registry::Range::new());
+        assert!(range.claim(A.0, A.1));
+        let claimer = {
+            let range = range.clone();
+            loom::thread::spawn(move || {
+                if range.claim(B.0, B.1) {
+                    REGISTRY_SEEN[1].fetch_add(1, StdRelaxed);
+                }
+            })
+        };
+        let handler = {
+            let range = range.clone();
+            loom::thread::spawn(move || {
+                assert!(!range.contains(NEITHER), "paired one range's start with another's length");
+                if range.contains(A.0) {
+                    REGISTRY_SEEN[0].fetch_add(1, StdRelaxed);
+                }
+            })
+        };
+        range.release();
+        claimer.join().unwrap();
+        handler.join().unwrap();
+    });
+    let seen: Vec<usize> = REGISTRY_SEEN.iter().map(|c| c.load(StdRelaxed)).collect();
     assert!(seen.iter().all(|n| *n > 0), "not every outcome explored: {seen:?}");
 }
