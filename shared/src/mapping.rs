@@ -53,12 +53,8 @@ impl Access for ReadOnly {
 
 /// A shared mapping of a segment file, writable or not as `A` says.
 ///
-/// Only a `Mapping<ReadWrite>` can be written:
-/// ```
-/// fn scribble(m: &shared::mapping::Mapping<shared::mapping::ReadWrite>) {
-///     m.store_words(0, &[1]);
-/// }
-/// ```
+/// Only a `Mapping<ReadWrite>` can be written (with `ReadWrite` in place of `ReadOnly` this
+/// compiles):
 /// ```compile_fail
 /// fn scribble(m: &shared::mapping::Mapping<shared::mapping::ReadOnly>) {
 ///     m.store_words(0, &[1]); // no such method: the pages are not writable
