@@ -290,7 +290,7 @@ impl Mapping<ReadWrite> {
             return;
         }
         let first = offset / 8 * 8;
-        let end = offset.checked_add(src.len()).unwrap_or(usize::MAX);
+        let end = offset.saturating_add(src.len());
         let words = self.words(first, (end - first).div_ceil(8));
         let head = offset - first;
         let mut rest = src;

@@ -18,31 +18,32 @@ pub struct Range {
     hit: AtomicU64,
 }
 
+/// A free entry's fields, for the const (std) and the loom constructor alike.
+macro_rules! free {
+    () => {
+        Range {
+            version: AtomicU64::new(0),
+            start: AtomicU64::new(0),
+            len: AtomicU64::new(0),
+            used: AtomicU64::new(0),
+            hit: AtomicU64::new(0),
+        }
+    };
+}
+
 impl Range {
     /// A free entry (const, for the static table).
     #[cfg(not(loom))]
     #[must_use]
     pub const fn new() -> Self {
-        Self {
-            version: AtomicU64::new(0),
-            start: AtomicU64::new(0),
-            len: AtomicU64::new(0),
-            used: AtomicU64::new(0),
-            hit: AtomicU64::new(0),
-        }
+        free!()
     }
 
-    /// A free entry.
+    /// A free entry (loom's atomics have no const constructor).
     #[cfg(loom)]
     #[must_use]
     pub fn new() -> Self {
-        Self {
-            version: AtomicU64::new(0),
-            start: AtomicU64::new(0),
-            len: AtomicU64::new(0),
-            used: AtomicU64::new(0),
-            hit: AtomicU64::new(0),
-        }
+        free!()
     }
 
     /// Claims the entry for `[start, start + len)`; `false` if another mapping owns it.

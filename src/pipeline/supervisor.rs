@@ -21,6 +21,7 @@ use crossbeam_channel::{Receiver, Sender};
 use fusion::summary::{FaultsSummary, Source, StreamSummary, Summary};
 use indicatif::{ProgressBar, ProgressStyle};
 use shared::layout::aux;
+use shared::mapping::ReadOnly;
 use shared::ring::Scoreboard;
 use shared::rundir::{self, RunDir};
 use shared::segment::Segment;
@@ -266,9 +267,9 @@ fn go(p: &mut RoleProc, t0_ns: u64) {
 /// Segments the supervisor watches for progress and the summary.
 #[derive(Default)]
 struct Watch {
-    camera: Option<Segment>,
-    lidar: Option<Segment>,
-    fused: Option<Segment>,
+    camera: Option<Segment<ReadOnly>>,
+    lidar: Option<Segment<ReadOnly>>,
+    fused: Option<Segment<ReadOnly>>,
 }
 
 impl Watch {
@@ -279,12 +280,12 @@ impl Watch {
             (&mut self.fused, StreamKind::Fused),
         ] {
             if slot.is_none() {
-                *slot = Segment::attach(&run.join(rundir::segment_file(kind)), Some(kind), false).ok();
+                *slot = Segment::attach(&run.join(rundir::segment_file(kind)), Some(kind)).ok();
             }
         }
     }
 
-    fn board(seg: Option<&Segment>) -> Scoreboard {
+    fn board(seg: Option<&Segment<ReadOnly>>) -> Scoreboard {
         seg.map(Scoreboard::load).unwrap_or_default()
     }
 }
