@@ -66,10 +66,11 @@ trap 'exit 130' INT TERM
 mkdir "$work/ws" "$work/orig"
 tar --exclude=./target --exclude=./.git --exclude=./bench -cf - . | tar -xf - -C "$work/ws"
 cp -r shared/src "$work/orig/src"
-# Mutants build in the usual target dirs: the copy is another package path, so its
-# artifacts sit beside the worktree's and the dependencies are reused.
-loom_target="${CARGO_TARGET_DIR:-$root/target}/loom"
-fast_target="${CARGO_TARGET_DIR:-$root/target}"
+# Mutants build in target dirs of their own: cargo names a workspace member's artifacts
+# without its path, so a copy built in the worktree's target dir would overwrite (and could
+# be mistaken for) the worktree's own. Dependencies stay cached there between runs.
+loom_target="$root/target/mutants/loom"
+fast_target="$root/target/mutants/fast"
 log="$work/log"
 
 # 0: every test passed (the mutant survived); 1: a test failed (caught); 124: timed out.
