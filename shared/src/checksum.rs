@@ -1,9 +1,11 @@
-//! The payload checksum: a four-lane Fletcher-style sum over little-endian 64-bit words.
+//! The slot checksum: a four-lane Fletcher-style sum over little-endian 64-bit words.
 //!
 //! It is computed word by word while a reader copies a payload out of a slot (one pass), and
-//! by the writer at commit. It guards against payloads that do not match their header (a
-//! corrupt or hostile writer); the seqlock, not the checksum, guards against torn reads.
-//! The final partial word is zero-padded.
+//! by the writer at commit; [`seal`] then folds the frame header's words into it, so the
+//! checksum a slot carries covers frame seq, capture time, epoch, payload length and
+//! incarnation as well as the payload (DESIGN.md §5: a scribbled epoch is as detectable as a
+//! scribbled pixel). It guards against a corrupt or hostile writer; the seqlock, not the
+//! checksum, guards against torn reads. The final partial word is zero-padded.
 
 /// Mixed into every word before it is summed.
 pub const K0: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -79,6 +81,19 @@ pub fn word_at(bytes: &[u8], i: usize) -> u64 {
     u64::from_le_bytes(w)
 }
 
+/// The checksum stored in a slot: the payload's checksum `payload_sum` sealed together with
+/// the frame header words it travels with (frame seq, capture ns, epoch, payload length,
+/// incarnation, in layout order).
+#[must_use]
+pub fn seal(header: [u64; 5], payload_sum: u64) -> u64 {
+    let mut c = Checksum::new();
+    for (i, w) in header.into_iter().chain([payload_sum]).enumerate() {
+        c.add_at(i, w);
+    }
+    // The length mixed in last is the header's word count, not a payload length.
+    c.finish(header.len() as u64 + 1)
+}
+
 /// Checksum of a byte slice (reference implementation for tests and tools).
 #[must_use]
 pub fn checksum_bytes(bytes: &[u8]) -> u64 {
@@ -117,5 +132,17 @@ mod tests {
             y.add_at(i, w);
         }
         assert_eq!(x.finish(64), y.finish(64));
+    }
+
+    #[test]
+    fn seal_covers_every_header_word() {
+        let h = [7, 70, 3, 100, 1];
+        let base = seal(h, 42);
+        assert_ne!(seal(h, 43), base);
+        for i in 0..h.len() {
+            let mut g = h;
+            g[i] ^= 1;
+            assert_ne!(seal(g, 42), base, "word {i}");
+        }
     }
 }

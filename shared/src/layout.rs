@@ -36,7 +36,8 @@
 //!   +  24 │ EPOCH             │                                                                │
 //!   +  32 │ PAYLOAD_LEN       │                                                                │
 //!   +  40 │ INCARNATION       │ 0 = slot holds no valid frame                                  │
-//!   +  48 │ CHECKSUM         ─┘ over the payload bytes, see [`crate::checksum`]                │
+//!   +  48 │ CHECKSUM         ─┘ over the five words above AND the payload bytes (v2),          │
+//!         │                     see [`crate::checksum::seal`]                                  │
 //!   +  56 │ (reserved)                                                                        │
 //!   +  64 │ PAYLOAD          SLOT_CAPACITY bytes, rounded up to a multiple of 64              │
 //!         ├──────────────── slot 1 … slot SLOT_COUNT-1 ───────────────────────────────────────┤
@@ -51,8 +52,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// "EFSEGv01", little-endian.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"EFSEGv01");
-/// The layout version this build writes and accepts.
-pub const LAYOUT_VERSION: u64 = 1;
+/// The layout version this build writes and accepts. Version 2: the slot checksum covers
+/// the frame header words as well as the payload (version 1 covered the payload only).
+pub const LAYOUT_VERSION: u64 = 2;
 
 /// Bytes of the segment header; slots start here (page aligned).
 pub const HEADER_SIZE: usize = 4096;
@@ -149,8 +151,22 @@ pub struct FrameHeader {
     pub payload_len: u64,
     /// Writer incarnation that produced the frame; 0 means "no valid frame".
     pub incarnation: u64,
-    /// Checksum of the payload bytes.
+    /// Checksum of the header words above and the payload bytes ([`FrameHeader::seal`]).
     pub checksum: u64,
+}
+
+impl FrameHeader {
+    /// The header words the slot checksum covers (all but the checksum), in layout order.
+    #[must_use]
+    pub fn sealed_words(&self) -> [u64; 5] {
+        [self.frame_seq, self.capture_ns, self.epoch, self.payload_len, self.incarnation]
+    }
+
+    /// The checksum this header must carry for a payload whose own checksum is `payload_sum`.
+    #[must_use]
+    pub fn seal(&self, payload_sum: u64) -> u64 {
+        crate::checksum::seal(self.sealed_words(), payload_sum)
+    }
 }
 
 /// Words in a [`FrameHeader`].

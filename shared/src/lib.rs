@@ -186,12 +186,15 @@
 
 pub mod bench_timer;
 pub mod checksum;
+pub mod cursor;
 pub mod frames;
 pub mod ids;
 #[cfg(not(loom))]
 pub mod input;
+pub mod registry;
 pub mod seqlock;
 pub mod sync;
+pub mod wait;
 
 #[cfg(not(loom))]
 pub mod layout;
@@ -209,7 +212,5 @@ pub mod scoreboard;
 pub mod segment;
 #[cfg(not(loom))]
 pub mod sigbus;
-#[cfg(not(loom))]
-pub mod wait;
 
 pub use ids::{CalibEpoch, FrameSeq, Incarnation, Role, StreamKind, TimestampNs};

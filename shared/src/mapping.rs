@@ -6,12 +6,16 @@
 //! concurrent access by another process is never a data race, and no plain or volatile
 //! access to shared bytes exists in the workspace.
 //!
+//! Whether a mapping may be written is part of its type: a `Mapping<ReadOnly>` has loads and
+//! copies out only, so safe code cannot store into a page mapped without `PROT_WRITE`.
+//!
 //! The mapping is registered with [`crate::sigbus`] for its whole life: if the file is
 //! truncated under us, an access past the new end reads zeroes instead of killing the
 //! process, and [`Mapping::truncated`] reports it.
 
 use std::fs::File;
 use std::io;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use memmap2::{MmapOptions, MmapRaw};
@@ -19,22 +23,60 @@ use memmap2::{MmapOptions, MmapRaw};
 use crate::checksum::{self, Checksum};
 use crate::sigbus;
 
-/// A read-write or read-only shared mapping of a segment file.
+/// Access of a mapping that may be written (the default).
 #[derive(Debug)]
-pub struct Mapping {
-    raw: MmapRaw,
-    len: usize,
-    writable: bool,
-    guard: sigbus::Guard,
+pub enum ReadWrite {}
+
+/// Access of a mapping mapped without `PROT_WRITE`: loads only.
+#[derive(Debug)]
+pub enum ReadOnly {}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::ReadWrite {}
+    impl Sealed for super::ReadOnly {}
 }
 
-impl Mapping {
-    /// Maps the first `len` bytes of `file`, shared.
+/// [`ReadWrite`] or [`ReadOnly`].
+pub trait Access: sealed::Sealed {
+    /// Whether the pages are mapped writable.
+    const WRITABLE: bool;
+}
+
+impl Access for ReadWrite {
+    const WRITABLE: bool = true;
+}
+
+impl Access for ReadOnly {
+    const WRITABLE: bool = false;
+}
+
+/// A shared mapping of a segment file, writable or not as `A` says.
+///
+/// Only a `Mapping<ReadWrite>` can be written (with `ReadWrite` in place of `ReadOnly` this
+/// compiles):
+/// ```compile_fail
+/// fn scribble(m: &shared::mapping::Mapping<shared::mapping::ReadOnly>) {
+///     m.store_words(0, &[1]); // no such method: the pages are not writable
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Mapping<A: Access = ReadWrite> {
+    // Declared before `raw`, so dropped first: the range leaves the SIGBUS registry before
+    // it is unmapped, never after (the address may be reused by another mapping at once).
+    guard: sigbus::Guard,
+    raw: MmapRaw,
+    len: usize,
+    _access: PhantomData<A>,
+}
+
+impl<A: Access> Mapping<A> {
+    /// Maps the first `len` bytes of `file`, shared, writable iff `A` is [`ReadWrite`].
     ///
     /// # Errors
     /// The `mmap` error, or `InvalidInput` if `len` is not a multiple of 8 or too many
     /// mappings are alive to guard (see [`sigbus`]).
-    pub fn map(file: &File, len: usize, writable: bool) -> io::Result<Self> {
+    pub fn map(file: &File, len: usize) -> io::Result<Self> {
         if len == 0 || len % 8 != 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -43,10 +85,10 @@ impl Mapping {
         }
         let mut opts = MmapOptions::new();
         opts.len(len);
-        let raw = if writable { opts.map_raw(file)? } else { opts.map_raw_read_only(file)? };
+        let raw = if A::WRITABLE { opts.map_raw(file)? } else { opts.map_raw_read_only(file)? };
         let guard = sigbus::Guard::register(raw.as_ptr() as usize, len)
             .ok_or_else(|| io::Error::new(io::ErrorKind::OutOfMemory, "too many guarded mappings"))?;
-        Ok(Self { raw, len, writable, guard })
+        Ok(Self { guard, raw, len, _access: PhantomData })
     }
 
     /// Mapped bytes.
@@ -71,48 +113,45 @@ impl Mapping {
     /// Whether this mapping may be written.
     #[must_use]
     pub fn writable(&self) -> bool {
-        self.writable
+        A::WRITABLE
     }
 
+    /// Panics unless `words` words from `offset` lie inside the mapping, 8-aligned. Checked
+    /// arithmetic: a huge count must not wrap into a small, passing range.
     #[inline]
-    fn check(&self, offset: usize, bytes: usize) {
+    fn check(&self, offset: usize, words: usize) {
         // Offsets come from the layout's consts and from geometry validated at attach, never
-        // from words read out of the segment, so a failure here is a bug in this crate.
+        // from words read out of the segment, so a failure here is a bug in the caller.
+        let end = words.checked_mul(8).and_then(|bytes| offset.checked_add(bytes));
         assert!(
-            offset % 8 == 0 && offset.checked_add(bytes).is_some_and(|end| end <= self.len),
-            "segment access out of bounds: {bytes} bytes at {offset} of {}",
+            offset % 8 == 0 && end.is_some_and(|end| end <= self.len),
+            "segment access out of bounds: {words} words at {offset} of {} bytes",
             self.len
         );
     }
 
-    /// The 64-bit atomic word at `offset`.
-    ///
-    /// # Panics
-    /// If `offset` is unaligned or out of bounds (a bug in this crate).
+    /// The atomic word at `offset`, for loads only: in a read-only mapping a store would fault,
+    /// so this is not public; [`Mapping::word`] hands out words of writable mappings.
     #[inline]
-    #[must_use]
-    pub fn word(&self, offset: usize) -> &AtomicU64 {
-        self.check(offset, 8);
+    pub(crate) fn word_for_loads(&self, offset: usize) -> &AtomicU64 {
+        self.check(offset, 1);
         // SAFETY: `offset + 8 <= len` and `offset` is 8-aligned (checked above) and the
         // mapping is page aligned, so the pointer is in bounds and aligned for AtomicU64. The
         // memory stays mapped as long as `self` lives, which bounds the returned lifetime. All
         // accesses to segment memory in this workspace are atomic, so sharing it with other
-        // threads and processes is not a data race. A read-only mapping is only ever loaded
-        // from: `store`s go through `word_mut`-style callers that check `writable` first.
+        // threads and processes is not a data race. Stores happen only through `word`, which
+        // exists for `Mapping<ReadWrite>` only; crate callers of this function only load.
         unsafe { AtomicU64::from_ptr(self.raw.as_mut_ptr().add(offset).cast::<u64>()) }
     }
 
-    /// The 32-bit atomic at `offset` (a futex word). Such a word is never accessed as 64 bits.
+    /// Loads the word at `offset` with `order`.
     ///
     /// # Panics
-    /// If `offset` is unaligned or out of bounds (a bug in this crate).
+    /// If `offset` is unaligned or out of bounds (a bug in the caller).
     #[inline]
     #[must_use]
-    pub fn word32(&self, offset: usize) -> &AtomicU32 {
-        self.check(offset, 8);
-        // SAFETY: as in `word`: in bounds (8 bytes checked, 4 used) and 8-aligned, mapped for
-        // the lifetime of `self`, and only ever accessed atomically with this size.
-        unsafe { AtomicU32::from_ptr(self.raw.as_mut_ptr().add(offset).cast::<u32>()) }
+    pub fn load(&self, offset: usize, order: Ordering) -> u64 {
+        self.word_for_loads(offset).load(order)
     }
 
     /// Copies `N` words starting at `offset` with Relaxed loads (the caller's seqlock or
@@ -120,30 +159,21 @@ impl Mapping {
     #[inline]
     #[must_use]
     pub fn load_words<const N: usize>(&self, offset: usize) -> [u64; N] {
-        self.check(offset, 8 * N);
-        std::array::from_fn(|i| self.word(offset + 8 * i).load(Ordering::Relaxed))
-    }
-
-    /// Stores `words` from `offset` on with Relaxed stores.
-    #[inline]
-    pub fn store_words(&self, offset: usize, words: &[u64]) {
-        self.check(offset, 8 * words.len());
-        for (i, w) in words.iter().enumerate() {
-            self.word(offset + 8 * i).store(*w, Ordering::Relaxed);
-        }
+        let src = self.words(offset, N);
+        std::array::from_fn(|i| src[i].load(Ordering::Relaxed))
     }
 
     /// The words `[offset, offset + 8 * count)` as a slice of atomics. Checked once, so the
-    /// hot copy loops below index without further bounds checks on the mapping.
+    /// hot copy loops below index without further bounds checks on the mapping. Crate-private
+    /// for the reason given at `word_for_loads`.
     #[inline]
     fn words(&self, offset: usize, count: usize) -> &[AtomicU64] {
-        self.check(offset, 8 * count);
-        // SAFETY: the range is in bounds and 8-aligned (checked above); AtomicU64 has the size
-        // and alignment of u64, so `count` consecutive words form a valid `[AtomicU64]`; the
-        // memory lives as long as `self`; all access to it is atomic (see `word`).
+        self.check(offset, count);
+        // SAFETY: the range is in bounds and 8-aligned (checked above, without overflow);
+        // AtomicU64 has the size and alignment of u64, so `count` consecutive words form a valid `[AtomicU64]`; the
+        // memory lives as long as `self`; all access to it is atomic (see `word_for_loads`).
         unsafe { std::slice::from_raw_parts(self.raw.as_mut_ptr().add(offset).cast::<AtomicU64>(), count) }
     }
-
     /// Copies `len` bytes from `offset` into `dst` (resized to `len`, reusing its capacity)
     /// with Relaxed word loads, and returns their checksum. One pass over the bytes, with the
     /// checksum lanes in registers; a buffer reused for frames of one size is never cleared.
@@ -211,21 +241,56 @@ impl Mapping {
         }
         sum.finish(len as u64)
     }
+}
+
+impl Mapping<ReadWrite> {
+    /// The 64-bit atomic word at `offset`.
+    ///
+    /// # Panics
+    /// If `offset` is unaligned or out of bounds (a bug in the caller).
+    #[inline]
+    #[must_use]
+    pub fn word(&self, offset: usize) -> &AtomicU64 {
+        self.word_for_loads(offset)
+    }
+
+    /// The 32-bit atomic at `offset` (a futex word). Such a word is never accessed as 64 bits.
+    ///
+    /// # Panics
+    /// If `offset` is unaligned or out of bounds (a bug in the caller).
+    #[inline]
+    #[must_use]
+    pub fn word32(&self, offset: usize) -> &AtomicU32 {
+        self.check(offset, 1);
+        // SAFETY: as in `word_for_loads`: in bounds (8 bytes checked, 4 used) and 8-aligned,
+        // mapped writable for the lifetime of `self`, and only ever accessed atomically with
+        // this size.
+        unsafe { AtomicU32::from_ptr(self.raw.as_mut_ptr().add(offset).cast::<u32>()) }
+    }
+
+    /// Stores `words` from `offset` on with Relaxed stores.
+    ///
+    /// # Panics
+    /// If the range is unaligned or out of bounds (a bug in the caller).
+    #[inline]
+    pub fn store_words(&self, offset: usize, words: &[u64]) {
+        for (dst, w) in self.words(offset, words.len()).iter().zip(words) {
+            dst.store(*w, Ordering::Relaxed);
+        }
+    }
 
     /// Writes `src` at byte `offset` (any alignment) with Relaxed word stores. Partial words
     /// at either end are read, merged and stored back, which is sound only for the single
     /// writer of these bytes.
     ///
     /// # Panics
-    /// If the range is out of bounds (a bug in the caller: loans check their capacity) or the
-    /// mapping is read-only.
+    /// If the range is out of bounds (a bug in the caller: loans check their capacity).
     pub fn copy_in(&self, offset: usize, src: &[u8]) {
-        assert!(self.writable, "store into a read-only mapping");
         if src.is_empty() {
             return;
         }
         let first = offset / 8 * 8;
-        let end = offset + src.len();
+        let end = offset.saturating_add(src.len());
         let words = self.words(first, (end - first).div_ceil(8));
         let head = offset - first;
         let mut rest = src;
@@ -262,7 +327,7 @@ mod tests {
     fn mapping(len: usize) -> (tempfile::NamedTempFile, Mapping) {
         let f = tempfile::NamedTempFile::new().unwrap();
         f.as_file().set_len(len as u64).unwrap();
-        let m = Mapping::map(f.as_file(), len, true).unwrap();
+        let m = Mapping::<ReadWrite>::map(f.as_file(), len).unwrap();
         (f, m)
     }
 
@@ -281,6 +346,17 @@ mod tests {
                 assert_eq!(m.checksum(64, off + n), sum);
             }
         }
+    }
+
+    #[test]
+    fn a_dropped_mapping_leaves_the_sigbus_registry_before_it_is_unmapped() {
+        let (_f, m) = mapping(8192);
+        let addr = m.raw.as_ptr() as usize + 100;
+        assert!(sigbus::Guard::registered(addr));
+        // In debug builds the guard asserts, as it unregisters, that the range is still
+        // mapped: with the raw mapping dropped first, this drop panics.
+        drop(m);
+        assert!(!sigbus::Guard::registered(addr));
     }
 
     #[test]

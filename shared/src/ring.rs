@@ -33,8 +33,9 @@ use zerocopy::{FromBytes, IntoBytes};
 
 use crate::frames::{PayloadSink, SinkFull};
 use crate::layout::{self, FrameHeader, ReaderCounter, WriterCounter};
+use crate::mapping::{Access, ReadOnly};
 use crate::segment::{AttachError, Segment, SegmentSpec};
-use crate::{seqlock, wait, CalibEpoch, FrameSeq, Incarnation, StreamKind, TimestampNs};
+use crate::{cursor, seqlock, sync, wait, CalibEpoch, FrameSeq, Incarnation, StreamKind, TimestampNs};
 
 /// How many times [`RingReader::read_next`] retries a slot a write is in progress on before
 /// returning [`ReadOutcome::Torn`].
@@ -148,7 +149,7 @@ impl RingWriter {
                 Ok((w, WriterStart::Created))
             }
             Err(AttachError::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
-                let seg = match Segment::attach(path, Some(spec.kind), true) {
+                let seg = match Segment::attach(path, Some(spec.kind)) {
                     // Its creator died before finishing the header: we hold the lock, so
                     // nobody else can be writing it; start afresh.
                     Err(AttachError::NotInitialized) => {
@@ -190,8 +191,10 @@ impl RingWriter {
                 seg.map
                     .word(layout::writer_counter_offset(WriterCounter::SlotsRepaired))
                     .fetch_add(repaired, Ordering::Relaxed);
-                // Acquire: partners with the dead writer's Release publish of the cursor.
-                let next = FrameSeq(seg.map.word(layout::OFF_WRITE_CURSOR).load(Ordering::Acquire));
+                // Relaxed: we hold the writer lock the dead writer held, and the kernel's lock
+                // handoff orders its last publish before our lock; nothing it wrote is read
+                // on the strength of this load (its slots are re-validated by the seqlock).
+                let next = FrameSeq(seg.map.word(layout::OFF_WRITE_CURSOR).load(Ordering::Relaxed));
                 let w = Self::start(seg, lock, path, Incarnation(inc), next);
                 Ok((w, WriterStart::TookOver { incarnation: Incarnation(inc), repaired }))
             }
@@ -305,14 +308,15 @@ impl Loan<'_> {
         let map = &self.writer.seg.map;
         let payload = self.slot + layout::SLOT_OFF_PAYLOAD;
         let seq = self.writer.next;
-        let header = FrameHeader {
+        let mut header = FrameHeader {
             frame_seq: seq.0,
             capture_ns: meta.capture.0,
             epoch: meta.epoch.0,
             payload_len: self.len as u64,
             incarnation: self.writer.incarnation.0,
-            checksum: map.checksum(payload, self.len),
+            checksum: 0,
         };
+        header.checksum = header.seal(map.checksum(payload, self.len));
         map.store_words(self.slot + layout::SLOT_OFF_FRAME_HEADER, header.as_bytes_words());
         seqlock::write_end(map.word(self.slot + layout::SLOT_OFF_SEQ), self.seq_word);
         let next = seq.next();
@@ -487,10 +491,10 @@ pub struct Scoreboard {
 impl Scoreboard {
     /// Reads a segment's scoreboard (Relaxed: counters are statistics).
     #[must_use]
-    pub fn load(seg: &Segment) -> Self {
+    pub fn load<A: Access>(seg: &Segment<A>) -> Self {
         let m = &seg.map;
-        let w = |c| m.word(layout::writer_counter_offset(c)).load(Ordering::Relaxed);
-        let r = |c| m.word(layout::reader_counter_offset(c)).load(Ordering::Relaxed);
+        let w = |c| m.load(layout::writer_counter_offset(c), Ordering::Relaxed);
+        let r = |c| m.load(layout::reader_counter_offset(c), Ordering::Relaxed);
         Self {
             frames_written: w(WriterCounter::FramesWritten),
             bytes_written: w(WriterCounter::BytesWritten),
@@ -502,11 +506,11 @@ impl Scoreboard {
             overrun_frames_lost: r(ReaderCounter::OverrunFramesLost),
             stale: r(ReaderCounter::Stale),
             invalid: r(ReaderCounter::Invalid),
-            cursor: FrameSeq(m.word(layout::OFF_WRITE_CURSOR).load(Ordering::Relaxed)),
-            incarnation: Incarnation(m.word(layout::OFF_INCARNATION).load(Ordering::Relaxed)),
-            heartbeat_ns: m.word(layout::OFF_HEARTBEAT_NS).load(Ordering::Relaxed),
-            writer_pid: m.word(layout::OFF_WRITER_PID).load(Ordering::Relaxed),
-            aux: std::array::from_fn(|i| m.word(layout::aux_offset(i)).load(Ordering::Relaxed)),
+            cursor: FrameSeq(m.load(layout::OFF_WRITE_CURSOR, Ordering::Relaxed)),
+            incarnation: Incarnation(m.load(layout::OFF_INCARNATION, Ordering::Relaxed)),
+            heartbeat_ns: m.load(layout::OFF_HEARTBEAT_NS, Ordering::Relaxed),
+            writer_pid: m.load(layout::OFF_WRITER_PID, Ordering::Relaxed),
+            aux: std::array::from_fn(|i| m.load(layout::aux_offset(i), Ordering::Relaxed)),
         }
     }
 }
@@ -537,9 +541,10 @@ impl RingReader {
     /// # Errors
     /// The first failed attach check ([`AttachError`]).
     pub fn attach(path: &Path, kind: StreamKind) -> Result<Self, AttachError> {
-        let seg = Segment::attach(path, Some(kind), true)?;
-        // Acquire: partners with the writer's Release publish of the cursor.
-        let next = FrameSeq(seg.map.word(layout::OFF_WRITE_CURSOR).load(Ordering::Acquire));
+        let seg = Segment::attach(path, Some(kind))?;
+        // Acquire (in `observe`): partners with the writer's Release fence before its cursor
+        // store (see `wait::publish_with`).
+        let next = FrameSeq(sync::observe(seg.map.word(layout::OFF_WRITE_CURSOR)));
         Ok(Self { seg, next, path: path.to_owned() })
     }
 
@@ -552,8 +557,10 @@ impl RingReader {
     /// The published write cursor: the seq the next committed frame will get.
     #[must_use]
     pub fn cursor(&self) -> FrameSeq {
-        // Acquire: partners with the writer's Release publish of the cursor.
-        FrameSeq(self.seg.map.word(layout::OFF_WRITE_CURSOR).load(Ordering::Acquire))
+        // Acquire (in `observe`): partners with the writer's Release fence before its cursor
+        // store (see `wait::publish_with`); a reader that sees `c` finds frame `c - 1` in its
+        // slot, being written or written (or a later one), never an older one.
+        FrameSeq(sync::observe(self.seg.map.word(layout::OFF_WRITE_CURSOR)))
     }
 
     /// The oldest frame the ring may still hold.
@@ -633,14 +640,9 @@ impl RingReader {
         if cursor == self.next {
             return ReadOutcome::Empty;
         }
-        let ahead = cursor.distance_from(self.next);
         let slots = self.seg.slot_count();
-        // More than a ring's worth behind (or "behind" by more than half the sequence space,
-        // which only a rewound or hostile cursor produces): resynchronise to the oldest
-        // frame the ring can still hold.
-        if ahead > slots {
-            let lost = if ahead > u64::MAX / 2 { 0 } else { ahead - slots };
-            self.next = FrameSeq(cursor.0.wrapping_sub(slots));
+        if let Some((at, lost)) = cursor::lapped(cursor, self.next, slots) {
+            self.next = at;
             self.count(ReaderCounter::Overruns, 1);
             self.count(ReaderCounter::OverrunFramesLost, lost);
             return ReadOutcome::Overrun { lost };
@@ -650,9 +652,17 @@ impl RingReader {
             ReadOutcome::Frame(_) | ReadOutcome::Stale { .. } | ReadOutcome::Invalid(_) => {
                 self.next = self.next.next();
             }
-            ReadOutcome::Overrun { lost } => {
-                // The slot was reused while we looked: skip ahead like a lapped reader.
-                self.next = self.next.advance(lost.max(1));
+            ReadOutcome::Overrun { .. } => {
+                // The slot was reused while we looked: resume behind the writer, not on the
+                // next slot it is about to take (see `crate::cursor`).
+                let at = cursor::resume_at(self.cursor(), slots);
+                let skip = at.distance_from(self.next);
+                if skip > 1 && skip < u64::MAX / 2 {
+                    self.count(ReaderCounter::OverrunFramesLost, skip - 1);
+                    self.next = at;
+                    return ReadOutcome::Overrun { lost: skip };
+                }
+                self.next = self.next.next();
             }
             ReadOutcome::Empty | ReadOutcome::Torn => {}
         }
@@ -694,8 +704,9 @@ impl RingReader {
             };
             let len_ok = header.payload_len <= capacity;
             // Copy only what the slot can hold; a bad length is refused after the check
-            // below tells us whether we saw a consistent header.
-            let sum = if header.frame_seq == seq.0 && len_ok {
+            // below tells us whether we saw a consistent header. A slot holding another frame
+            // is copied too, so that its checksum tells a lapped slot from a scribbled seq.
+            let sum = if len_ok && header.incarnation != 0 {
                 m.copy_out(off + layout::SLOT_OFF_PAYLOAD, header.payload_len as usize, buf)
             } else {
                 0
@@ -708,17 +719,10 @@ impl RingReader {
             if m.truncated() {
                 return self.invalid(InvalidFrame::SegmentTruncated);
             }
-            if header.frame_seq != seq.0 {
-                let found = FrameSeq(header.frame_seq);
-                let newer = found.distance_from(seq);
-                if header.incarnation != 0 && newer > 0 && newer < u64::MAX / 2 {
-                    // The writer reused the slot for a later frame: we were lapped.
-                    self.count(ReaderCounter::Overruns, 1);
-                    self.count(ReaderCounter::OverrunFramesLost, 1);
-                    return ReadOutcome::Overrun { lost: 1 };
-                }
+            if header.incarnation == 0 && header.frame_seq != seq.0 {
+                // Marked as holding no frame (abandoned loan, repaired slot, never written).
                 self.count(ReaderCounter::Stale, 1);
-                return ReadOutcome::Stale { expected: seq, found };
+                return ReadOutcome::Stale { expected: seq, found: FrameSeq(header.frame_seq) };
             }
             if !len_ok {
                 return self.invalid(InvalidFrame::LengthOutOfBounds { len: header.payload_len });
@@ -727,8 +731,22 @@ impl RingReader {
             if header.incarnation == 0 || header.incarnation > current {
                 return self.invalid(InvalidFrame::BadIncarnation { incarnation: header.incarnation });
             }
-            if sum != header.checksum {
+            // The checksum covers every header word: a scribbled seq, capture time, epoch,
+            // length or incarnation is refused here like a scribbled payload byte.
+            if header.seal(sum) != header.checksum {
                 return self.invalid(InvalidFrame::ChecksumMismatch);
+            }
+            if header.frame_seq != seq.0 {
+                let found = FrameSeq(header.frame_seq);
+                let newer = found.distance_from(seq);
+                if newer > 0 && newer < u64::MAX / 2 {
+                    // The writer reused the slot for a later frame: we were lapped.
+                    self.count(ReaderCounter::Overruns, 1);
+                    self.count(ReaderCounter::OverrunFramesLost, 1);
+                    return ReadOutcome::Overrun { lost: 1 };
+                }
+                self.count(ReaderCounter::Stale, 1);
+                return ReadOutcome::Stale { expected: seq, found };
             }
             self.count(ReaderCounter::FramesRead, 1);
             return ReadOutcome::Frame(FrameInfo {
@@ -753,13 +771,13 @@ impl RingReader {
 ///
 /// # Errors
 /// The first failed attach check.
-pub fn inspect(path: &Path) -> Result<(Segment, Scoreboard, Vec<SlotState>), AttachError> {
-    let seg = Segment::attach(path, None, false)?;
+pub fn inspect(path: &Path) -> Result<(Segment<ReadOnly>, Scoreboard, Vec<SlotState>), AttachError> {
+    let seg = Segment::<ReadOnly>::attach(path, None)?;
     let board = Scoreboard::load(&seg);
     let slots = (0..seg.slot_count())
         .map(|index| {
             let off = seg.slot_offset(index);
-            let seq_word = seg.map.word(off + layout::SLOT_OFF_SEQ);
+            let seq_word = seg.map.word_for_loads(off + layout::SLOT_OFF_SEQ);
             let mut header = None;
             for _ in 0..TORN_RETRIES {
                 if let Some(s1) = seqlock::read_begin(seq_word) {

@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use rustix::fs::{Mode, OFlags};
 
 use crate::layout::{self, SegmentHeader};
-use crate::mapping::Mapping;
+use crate::mapping::{Access, Mapping, ReadOnly, ReadWrite};
 use crate::StreamKind;
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -122,6 +122,12 @@ pub enum AttachError {
     },
     /// Another live process holds the writer lock.
     WriterLocked,
+    /// The filesystem (typically `/dev/shm`) has no room for a new segment: reserved up front
+    /// with `fallocate`, so that running out is this error and not a SIGBUS mid-run.
+    NoSpace {
+        /// The bytes the segment needs.
+        needed: u64,
+    },
     /// An I/O error while opening, checking or mapping.
     Io {
         /// What was being done.
@@ -165,6 +171,9 @@ impl fmt::Display for AttachError {
                 write!(f, "exists with {field} = {found}, but {wanted} was asked for")
             }
             Self::WriterLocked => write!(f, "another live process is its writer (lock held)"),
+            Self::NoSpace { needed } => {
+                write!(f, "needs {needed} bytes and the filesystem has no room for them (is /dev/shm full?)")
+            }
             Self::Io { op, source } => write!(f, "{op}: {source}"),
         }
     }
@@ -238,27 +247,28 @@ pub(crate) fn open_checked(path: &Path, writable: bool) -> Result<(File, u64), A
     Ok((file, meta.len()))
 }
 
-/// A checked, mapped segment: its parsed static header and the mapping.
+/// A checked, mapped segment: its parsed static header and the mapping, writable or
+/// read-only as `A` says.
 #[derive(Debug)]
-pub struct Segment {
+pub struct Segment<A: Access = ReadWrite> {
     /// The static header as validated at attach (a private copy: never re-read).
     pub header: SegmentHeader,
     /// The stream kind.
     pub kind: StreamKind,
     /// The mapping, exactly as long as the declared geometry.
-    pub map: Mapping,
+    pub map: Mapping<A>,
     /// The open file (kept so takeover and inspection can re-check its size).
     pub file: File,
 }
 
-impl Segment {
-    /// Opens and checks an existing segment. `expected` `None` accepts any known kind
-    /// (for inspection).
+impl<A: Access> Segment<A> {
+    /// Opens and checks an existing segment, mapped writable iff `A` is [`ReadWrite`].
+    /// `expected` `None` accepts any known kind (for inspection).
     ///
     /// # Errors
     /// The first failed check, as its own [`AttachError`] variant.
-    pub fn attach(path: &Path, expected: Option<StreamKind>, writable: bool) -> Result<Self, AttachError> {
-        let (file, size) = open_checked(path, writable)?;
+    pub fn attach(path: &Path, expected: Option<StreamKind>) -> Result<Self, AttachError> {
+        let (file, size) = open_checked(path, A::WRITABLE)?;
         // Created but not sized yet: its creator is between `open` and `set_len`.
         if size == 0 {
             return Err(AttachError::NotInitialized);
@@ -266,10 +276,10 @@ impl Segment {
         if size < layout::HEADER_SIZE as u64 {
             return Err(AttachError::TooSmall { size, needed: layout::HEADER_SIZE as u64 });
         }
-        let head = Mapping::map(&file, layout::HEADER_SIZE, false).map_err(io_err("mmap header"))?;
+        let head = Mapping::<ReadOnly>::map(&file, layout::HEADER_SIZE).map_err(io_err("mmap header"))?;
         // Acquire: partners with the creator's Release store of the version in `create`;
         // seeing the version means the rest of the static header is complete.
-        let version = head.word(layout::OFF_LAYOUT_VERSION).load(Ordering::Acquire);
+        let version = crate::sync::observe(head.word_for_loads(layout::OFF_LAYOUT_VERSION));
         let words = head.load_words::<{ layout::STATIC_HEADER_SIZE / 8 }>(0);
         let header = SegmentHeader::read_from_bytes(words.as_bytes())
             .map_err(|_| AttachError::BadGeometry { field: "header", value: 0 })?;
@@ -300,50 +310,8 @@ impl Segment {
         drop(head);
         let len =
             usize::try_from(needed).map_err(|_| AttachError::BadGeometry { field: "size", value: needed })?;
-        let map = Mapping::map(&file, len, writable).map_err(io_err("mmap"))?;
+        let map = Mapping::map(&file, len).map_err(io_err("mmap"))?;
         Ok(Self { header, kind, map, file })
-    }
-
-    /// Creates a new segment file at `path` with `spec`'s geometry: exclusive create, mode
-    /// 0600, sized up front, header written with the layout version last.
-    ///
-    /// # Errors
-    /// [`AttachError::Io`] (with `EEXIST` if the file exists) or [`AttachError::BadGeometry`].
-    pub fn create(path: &Path, spec: &SegmentSpec) -> Result<Self, AttachError> {
-        let size = spec.file_size()?;
-        let fd = rustix::fs::open(
-            path,
-            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        )
-        .map_err(|e| AttachError::Io { op: "create", source: e.into() })?;
-        let file = File::from(fd);
-        file.set_len(size).map_err(io_err("size"))?;
-        let len =
-            usize::try_from(size).map_err(|_| AttachError::BadGeometry { field: "size", value: size })?;
-        let map = Mapping::map(&file, len, true).map_err(io_err("mmap"))?;
-        let header = SegmentHeader {
-            magic: layout::MAGIC,
-            layout_version: layout::LAYOUT_VERSION,
-            stream_kind: spec.kind as u64,
-            slot_count: u64::from(spec.slot_count),
-            slot_capacity: spec.slot_capacity,
-            slot_stride: layout::slot_stride(spec.slot_capacity),
-            base_seq: spec.base_seq.0,
-            created_ns: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
-        };
-        let mut words = [0u64; layout::STATIC_HEADER_SIZE / 8];
-        words.as_mut_bytes().copy_from_slice(header.as_bytes());
-        // Everything but the version first; the version goes last with Release.
-        words[layout::OFF_LAYOUT_VERSION / 8] = 0;
-        map.store_words(0, &words);
-        map.word(layout::OFF_INCARNATION).store(1, Ordering::Relaxed);
-        map.word(layout::OFF_WRITE_CURSOR).store(spec.base_seq.0, Ordering::Relaxed);
-        // Release: partners with the Acquire load of the version in `attach`.
-        map.word(layout::OFF_LAYOUT_VERSION).store(layout::LAYOUT_VERSION, Ordering::Release);
-        Ok(Self { header, kind: spec.kind, map, file })
     }
 
     /// Number of slots.
@@ -370,5 +338,74 @@ impl Segment {
     #[must_use]
     pub fn slot_offset(&self, index: u64) -> usize {
         layout::slot_offset(index & (self.header.slot_count - 1), self.header.slot_stride) as usize
+    }
+}
+
+/// Reserves `size` bytes for a new segment file: `fallocate`, so that a full filesystem is
+/// an error now rather than a SIGBUS at the first touch of an unbacked page; `set_len` where
+/// the filesystem cannot reserve.
+fn reserve(file: &File, size: u64) -> Result<(), AttachError> {
+    // Asked first: a `fallocate` bound to fail takes the filesystem's last free block (every
+    // other process's too) before it gives up and hands them back.
+    if let Ok(fs) = rustix::fs::fstatvfs(file) {
+        if fs.f_bavail.saturating_mul(fs.f_frsize) < size {
+            return Err(AttachError::NoSpace { needed: size });
+        }
+    }
+    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, size) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::NOSPC | rustix::io::Errno::FBIG) => Err(AttachError::NoSpace { needed: size }),
+        Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => {
+            file.set_len(size).map_err(io_err("size"))
+        }
+        Err(e) => Err(AttachError::Io { op: "fallocate", source: e.into() }),
+    }
+}
+
+impl Segment<ReadWrite> {
+    /// Creates a new segment file at `path` with `spec`'s geometry: exclusive create, mode
+    /// 0600, sized up front, header written with the layout version last.
+    ///
+    /// # Errors
+    /// [`AttachError::Io`] (with `EEXIST` if the file exists) or [`AttachError::BadGeometry`].
+    pub fn create(path: &Path, spec: &SegmentSpec) -> Result<Self, AttachError> {
+        let size = spec.file_size()?;
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| AttachError::Io { op: "create", source: e.into() })?;
+        let file = File::from(fd);
+        if let Err(e) = reserve(&file, size) {
+            // We created it (O_EXCL) and nobody can use it: do not leave it behind.
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
+        let len =
+            usize::try_from(size).map_err(|_| AttachError::BadGeometry { field: "size", value: size })?;
+        let map = Mapping::map(&file, len).map_err(io_err("mmap"))?;
+        let header = SegmentHeader {
+            magic: layout::MAGIC,
+            layout_version: layout::LAYOUT_VERSION,
+            stream_kind: spec.kind as u64,
+            slot_count: u64::from(spec.slot_count),
+            slot_capacity: spec.slot_capacity,
+            slot_stride: layout::slot_stride(spec.slot_capacity),
+            base_seq: spec.base_seq.0,
+            created_ns: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        };
+        let mut words = [0u64; layout::STATIC_HEADER_SIZE / 8];
+        words.as_mut_bytes().copy_from_slice(header.as_bytes());
+        // Everything but the version first; the version goes last with Release.
+        words[layout::OFF_LAYOUT_VERSION / 8] = 0;
+        map.store_words(0, &words);
+        map.word(layout::OFF_INCARNATION).store(1, Ordering::Relaxed);
+        map.word(layout::OFF_WRITE_CURSOR).store(spec.base_seq.0, Ordering::Relaxed);
+        // Release (in `publish`): partners with the Acquire load of the version in `attach`.
+        crate::sync::publish(map.word(layout::OFF_LAYOUT_VERSION), layout::LAYOUT_VERSION);
+        Ok(Self { header, kind: spec.kind, map, file })
     }
 }

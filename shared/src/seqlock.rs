@@ -31,7 +31,6 @@ pub fn write_begin(seq: &AtomicU64) -> u64 {
     seq.store(s.wrapping_add(1), Ordering::Relaxed);
     // Release fence: partners with the Acquire fence in `read_end`. It orders the odd store
     // above before every data store that follows.
-    #[cfg(not(loom_mutant_no_release_fence))]
     fence(Ordering::Release);
     s
 }
@@ -59,7 +58,6 @@ pub fn read_begin(seq: &AtomicU64) -> Option<u64> {
 pub fn read_end(seq: &AtomicU64, s1: u64) -> bool {
     // Acquire fence: partners with the Release fence in `write_begin`. Any data word the
     // copy saw from a newer write makes that write's odd store visible to the load below.
-    #[cfg(not(loom_mutant_no_acquire_fence))]
     fence(Ordering::Acquire);
     // Relaxed: ordered after the copy by the fence above (not by an Acquire on this load).
     seq.load(Ordering::Relaxed) == s1

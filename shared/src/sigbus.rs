@@ -6,34 +6,28 @@
 //! address range here. A process-wide SIGBUS handler checks the faulting address: inside a
 //! registered range, it maps a private zero page over the faulting page and flags the range,
 //! so the access completes (reading zeroes) and the owner sees [`Guard::hit`] and gives the
-//! segment up. Outside every range, it restores the previous disposition and returns, so
-//! the fault recurs and is handled as it would have been without us.
+//! segment up. Any other SIGBUS goes to the disposition that was in place before ours, every
+//! time: a previous handler is called; the default action is carried out.
 //!
 //! The handler is async-signal-safe: it reads and writes atomics in a static table and calls
-//! `mmap`, a plain system call.
+//! `mmap`, `sigaction` and `raise`, plain system calls. Each entry's `(start, len)` pair is
+//! written under a seqlock ([`crate::registry`]), so the handler never pairs one range's start
+//! with another's length while a thread registers or drops a mapping.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Once, OnceLock};
+
+use crate::registry::Range;
 
 const MAX_RANGES: usize = 128;
 
-struct Range {
-    start: AtomicUsize,
-    len: AtomicUsize,
-    hit: AtomicBool,
-    used: AtomicBool,
-}
-
 #[allow(clippy::declare_interior_mutable_const)] // Only used to initialise the table below.
-const EMPTY: Range = Range {
-    start: AtomicUsize::new(0),
-    len: AtomicUsize::new(0),
-    hit: AtomicBool::new(false),
-    used: AtomicBool::new(false),
-};
+const EMPTY: Range = Range::new();
 
 static RANGES: [Range; MAX_RANGES] = [EMPTY; MAX_RANGES];
 static INSTALL: Once = Once::new();
+/// The system's page size, set before the handler is installed.
+static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
 
 /// One registered address range; unregisters on drop.
 #[derive(Debug)]
@@ -47,107 +41,127 @@ impl Guard {
     #[must_use]
     pub fn register(start: usize, len: usize) -> Option<Self> {
         INSTALL.call_once(install);
-        for (index, r) in RANGES.iter().enumerate() {
-            if r.used.compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-                r.hit.store(false, Ordering::Relaxed);
-                r.start.store(start, Ordering::Relaxed);
-                // Release: partners with the handler's Acquire load of `len`; a handler that
-                // sees the length sees the start.
-                r.len.store(len, Ordering::Release);
-                return Some(Self { index });
-            }
-        }
-        None
+        let index = RANGES.iter().position(|r| r.claim(start, len))?;
+        Some(Self { index })
     }
 
     /// Whether a SIGBUS was absorbed inside this range.
     #[must_use]
     pub fn hit(&self) -> bool {
-        // Acquire: partners with the handler's Release store of `hit`.
-        RANGES[self.index].hit.load(Ordering::Acquire)
+        RANGES[self.index].hit()
+    }
+
+    /// Whether `addr` lies in a registered range (for tests).
+    #[must_use]
+    pub fn registered(addr: usize) -> bool {
+        RANGES.iter().any(|r| r.contains(addr))
     }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
         let r = &RANGES[self.index];
-        // Relaxed is enough: the mapping is unmapped after this, by the same thread.
-        r.len.store(0, Ordering::Relaxed);
-        // Release: partners with the Acquire of the compare_exchange in `register`.
-        r.used.store(false, Ordering::Release);
+        #[cfg(debug_assertions)]
+        {
+            let (start, len) = r.bounds();
+            // SAFETY: msync with MS_ASYNC only asks whether the range is mapped (ENOMEM if
+            // not); it neither reads nor writes the memory.
+            let mapped =
+                unsafe { libc::msync(start as usize as *mut libc::c_void, len as usize, libc::MS_ASYNC) };
+            debug_assert!(mapped == 0, "a SIGBUS guard outlived its mapping (drop order)");
+        }
+        r.release();
     }
 }
 
-static PREVIOUS: AtomicUsize = AtomicUsize::new(0);
-static mut PREVIOUS_ACTION: Option<libc::sigaction> = None;
+/// The disposition ours replaced. `OnceLock::get` is a lock-free load, safe in a handler.
+static PREVIOUS: OnceLock<libc::sigaction> = OnceLock::new();
 
 fn install() {
+    PAGE_SIZE.store(rustix::param::page_size(), Ordering::Relaxed);
     // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; we fill in the
     // handler and flags. `sigaction` is called once (guarded by `INSTALL`) with valid
-    // pointers; the previous action is stored before any SIGBUS can reach our handler
-    // because the handler only reads it after a fault, which follows this call.
+    // pointers.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = handler as *const () as usize;
         action.sa_flags = libc::SA_SIGINFO | libc::SA_NODEFER;
         libc::sigemptyset(&mut action.sa_mask);
         let mut old: libc::sigaction = std::mem::zeroed();
-        if libc::sigaction(libc::SIGBUS, &action, &mut old) == 0 {
-            PREVIOUS_ACTION = Some(old);
-            // Release: partners with the handler's Acquire; the handler reads
-            // PREVIOUS_ACTION only after seeing this flag.
-            PREVIOUS.store(1, Ordering::Release);
+        // The previous action is recorded before ours goes in: a SIGBUS between the two
+        // calls reaches the previous disposition directly.
+        if libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut old) == 0 {
+            let _ = PREVIOUS.set(old);
+            libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut());
         }
     }
 }
 
-extern "C" fn handler(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers; `si_addr` is the
-    // faulting address for SIGBUS.
-    let addr = unsafe { (*info).si_addr() } as usize;
-    for r in &RANGES {
-        // Acquire: partners with the Release store of `len` in `register`.
-        let len = r.len.load(Ordering::Acquire);
-        let start = r.start.load(Ordering::Relaxed);
-        if len != 0 && addr >= start && addr < start + len {
-            let page = 4096usize;
-            let at = addr & !(page - 1);
-            // SAFETY: `at` is a page-aligned address inside a mapping we own (registered by
-            // a live Mapping); MAP_FIXED replaces just that page of it with a private zero
-            // page, so the faulting access can complete. Nothing else refers to that page
-            // as anything but atomics whose values are now meaningless, which `hit` reports.
-            let p = unsafe {
-                libc::mmap(
-                    at as *mut libc::c_void,
-                    page,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
-                    -1,
-                    0,
-                )
-            };
-            if p != libc::MAP_FAILED {
-                // Release: partners with the Acquire load in `Guard::hit`.
-                r.hit.store(true, Ordering::Release);
-                return;
+    // faulting address for a SIGBUS the kernel raised (for a sent one it is meaningless, and
+    // the range check below treats it as foreign unless it happens to match).
+    let (addr, code) = unsafe { ((*info).si_addr() as usize, (*info).si_code) };
+    // A signal sent by a process (si_code <= 0) is never a fault of ours.
+    if code > 0 {
+        for r in &RANGES {
+            if r.contains(addr) {
+                let page = PAGE_SIZE.load(Ordering::Relaxed).max(1);
+                let at = addr & !(page - 1);
+                // SAFETY: `at` is a page-aligned address inside a mapping we own (registered
+                // by a live Mapping); MAP_FIXED replaces just that page of it with a private
+                // zero page, so the faulting access can complete. Nothing else refers to that
+                // page as anything but atomics whose values are now meaningless, which `hit`
+                // reports.
+                let p = unsafe {
+                    libc::mmap(
+                        at as *mut libc::c_void,
+                        page,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                        -1,
+                        0,
+                    )
+                };
+                if p != libc::MAP_FAILED {
+                    r.mark_hit();
+                    return;
+                }
             }
         }
     }
-    // Not ours: put the previous disposition back and return; the access faults again and
-    // gets the behaviour it would have had without this guard.
-    // Acquire: partners with the Release store in `install`.
-    if PREVIOUS.load(Ordering::Acquire) == 1 {
-        // SAFETY: PREVIOUS_ACTION was written once before PREVIOUS was set and is never
-        // written again; restoring a previous sigaction is async-signal-safe.
-        unsafe {
-            if let Some(old) = *std::ptr::addr_of!(PREVIOUS_ACTION) {
-                libc::sigaction(libc::SIGBUS, &old, std::ptr::null_mut());
-                return;
+    chain(sig, info, ctx, code > 0);
+}
+
+/// Hands a SIGBUS that is not ours to the disposition ours replaced, as if we were not there.
+fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void, fault: bool) {
+    let old = PREVIOUS.get().copied();
+    let action = old.map_or(libc::SIG_DFL, |a| a.sa_sigaction);
+    let siginfo = old.is_some_and(|a| a.sa_flags & libc::SA_SIGINFO != 0);
+    match action {
+        libc::SIG_IGN if !fault => {}
+        libc::SIG_DFL | libc::SIG_IGN => {
+            // SAFETY: `signal` and `raise` are async-signal-safe. With the default action
+            // back, a fault recurs when we return and a sent signal is raised again: either
+            // way the default action (termination) happens, as it would have without us.
+            unsafe {
+                libc::signal(libc::SIGBUS, libc::SIG_DFL);
+                if !fault {
+                    libc::raise(libc::SIGBUS);
+                }
             }
         }
-    }
-    // SAFETY: resetting to the default action is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGBUS, libc::SIG_DFL);
+        f if siginfo => {
+            // SAFETY: the previous action was installed with SA_SIGINFO, so `f` is a
+            // three-argument handler; it gets exactly what the kernel gave us.
+            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                unsafe { std::mem::transmute(f) };
+            f(sig, info, ctx);
+        }
+        f => {
+            // SAFETY: without SA_SIGINFO the previous action is a one-argument handler.
+            let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(f) };
+            f(sig);
+        }
     }
 }

@@ -6,50 +6,115 @@
 //!
 //! ```text
 //! writer (publish)                          reader (park)
-//! cursor := seq+1 (Release)                 waiters += 1
+//! cursor := seq+1 (Relaxed)                 waiters += 1
 //! fence(SeqCst)  ◄──── store/load ────►     fence(SeqCst)
 //! if waiters > 0:                           n = notify (Acquire)
-//!     notify += 1 (Release)                 if cursor moved: done
-//!     futex_wake(notify)                    futex_wait(notify, n, timeout)
+//!     notify += 1 (Relaxed)                 if cursor moved (Relaxed): done
+//!     futex_wake(notify, ALL)               futex_wait(notify, n, timeout)
 //!                                           waiters -= 1
 //! ```
 //! The two SeqCst fences make it impossible for the writer to read `waiters == 0` while the
-//! reader reads the old cursor: one of them sees the other's store.
+//! reader reads the old cursor: one of them sees the other's store. The protocol itself
+//! ([`publish_with`], [`park_with`]) takes the futex calls as closures, so that the loom
+//! model (`tests/loom_seqlock.rs`) runs it against a model of the futex.
 
-use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
+use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
 
-/// Spins before parking. A commit usually lands within a few microseconds of the previous
-/// one being read only under load; an idle stream parks quickly.
-const SPIN_ROUNDS: u32 = 64;
+/// The futex wake count that wakes every waiter. The kernel reads the count as an `int`:
+/// `u32::MAX` would be −1, and wakes one.
+pub const WAKE_ALL: u32 = i32::MAX as u32;
 
-/// Publishes `next` as the write cursor and wakes parked readers.
+/// Publishes `next` as the write cursor; if readers are parked, bumps `notify` and calls
+/// `wake(notify, WAKE_ALL)`.
 #[inline]
-pub fn publish(cursor: &AtomicU64, notify: &AtomicU32, waiters: &AtomicU64, next: u64) {
-    // Release: partners with the Acquire loads of the cursor in readers (`RingReader` and
-    // `park` below): a reader that sees `next` sees the committed slot.
-    cursor.store(next, Ordering::Release);
-    // SeqCst fence: partners with the SeqCst fence in `park` (Dekker-style).
+pub fn publish_with(
+    cursor: &AtomicU64,
+    notify: &AtomicU32,
+    waiters: &AtomicU64,
+    next: u64,
+    wake: impl FnOnce(&AtomicU32, u32),
+) {
+    // Relaxed: the Release fence in `seqlock::write_begin` of this frame's slot precedes this
+    // store, so a reader whose Acquire load (`sync::observe` in `RingReader::cursor`) sees
+    // `next` sees at least the slot's odd sequence word: the write begun, never an older
+    // frame. If the closing even word is not visible yet, the seqlock says "busy" and the
+    // reader retries (the loom model checks this: `the_cursor_announces_only_frames...`).
+    cursor.store(next, Ordering::Relaxed);
+    // SeqCst fence: partners with the SeqCst fence in `park_with` (Dekker-style).
     fence(Ordering::SeqCst);
+    // Relaxed: ordered by the fence above; a waiter counted after it sees the cursor.
     if waiters.load(Ordering::Relaxed) > 0 {
-        // Release: partners with the Acquire load of `notify` in `park`.
-        notify.fetch_add(1, Ordering::Release);
-        // Errors (EFAULT on a truncated mapping) leave readers to their timeout.
-        let _ = rustix::thread::futex::wake(notify, rustix::thread::futex::Flags::empty(), u32::MAX);
+        // Relaxed: the SeqCst fence above, which follows the cursor store, is a release fence
+        // for this bump and partners with the Acquire load of `notify` in `park_with`: a
+        // reader that sees the bump (say its futex wait failed with EAGAIN) then sees the new
+        // cursor, instead of sleeping on the bumped value with the old cursor in hand.
+        notify.fetch_add(1, Ordering::Relaxed);
+        wake(notify, WAKE_ALL);
     }
 }
 
+/// The parking half of the protocol: counts itself in `waiters`, then, until `cursor` differs
+/// from `seen`, calls `sleep(notify, n)` (a futex wait on `notify` while it still holds `n`).
+/// `sleep` returns `false` to give up (a timeout). Returns whether the cursor moved.
+pub fn park_with(
+    cursor: &AtomicU64,
+    notify: &AtomicU32,
+    waiters: &AtomicU64,
+    seen: u64,
+    mut sleep: impl FnMut(&AtomicU32, u32) -> bool,
+) -> bool {
+    // Relaxed: ordered before the cursor load below by the SeqCst fence.
+    waiters.fetch_add(1, Ordering::Relaxed);
+    // SeqCst fence: partners with the SeqCst fence in `publish_with`.
+    fence(Ordering::SeqCst);
+    let moved = loop {
+        // Acquire: partners with the SeqCst (so release) fence in `publish_with` that precedes
+        // its bump of `notify`.
+        let n = notify.load(Ordering::Acquire);
+        // Relaxed: on the first round the SeqCst fences order this load after the writer's
+        // store or the writer's WAITERS load after our increment; on later rounds the Acquire
+        // above does (a bumped `notify` comes after the cursor store). The answer is only a
+        // hint: a woken reader reads the cursor again with Acquire (`RingReader::cursor`).
+        if cursor.load(Ordering::Relaxed) != seen {
+            break true;
+        }
+        if !sleep(notify, n) {
+            break false;
+        }
+    };
+    // Relaxed: a stale count only costs the writer one needless wake.
+    waiters.fetch_sub(1, Ordering::Relaxed);
+    moved
+}
+
+/// Spins before parking. A commit usually lands within a few microseconds of the previous
+/// one being read only under load; an idle stream parks quickly.
+#[cfg(not(loom))]
+const SPIN_ROUNDS: u32 = 64;
+
+/// Publishes `next` as the write cursor and wakes every parked reader.
+#[cfg(not(loom))]
+#[inline]
+pub fn publish(cursor: &AtomicU64, notify: &AtomicU32, waiters: &AtomicU64, next: u64) {
+    publish_with(cursor, notify, waiters, next, |word, count| {
+        // Errors (EFAULT on a truncated mapping) leave readers to their timeout.
+        let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), count);
+    });
+}
+
 /// Waits until `cursor` differs from `seen` or `timeout` passes. Returns whether it moved.
+#[cfg(not(loom))]
 pub fn park(
     cursor: &AtomicU64,
     notify: &AtomicU32,
     waiters: &AtomicU64,
     seen: u64,
-    timeout: Duration,
+    timeout: std::time::Duration,
 ) -> bool {
     for round in 0..SPIN_ROUNDS {
-        // Acquire: partners with the Release store in `publish`.
-        if cursor.load(Ordering::Acquire) != seen {
+        // Relaxed: a hint only; the caller reads the cursor again with Acquire before it
+        // touches a slot (`RingReader::read_next`).
+        if cursor.load(Ordering::Relaxed) != seen {
             return true;
         }
         if round < SPIN_ROUNDS / 2 {
@@ -59,27 +124,17 @@ pub fn park(
         }
     }
     let deadline = std::time::Instant::now() + timeout;
-    waiters.fetch_add(1, Ordering::Relaxed);
-    // SeqCst fence: partners with the SeqCst fence in `publish`.
-    fence(Ordering::SeqCst);
-    let moved = loop {
-        // Acquire: partners with the Release fetch_add in `publish`.
-        let n = notify.load(Ordering::Acquire);
-        // Acquire: partners with the Release store in `publish`.
-        if cursor.load(Ordering::Acquire) != seen {
-            break true;
-        }
+    park_with(cursor, notify, waiters, seen, |word, n| {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
-            break false;
+            return false;
         }
         let ts = rustix::time::Timespec {
             tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
             tv_nsec: i64::from(left.subsec_nanos()),
         };
-        // EAGAIN (the word changed), EINTR and ETIMEDOUT all lead back to the checks above.
-        let _ = rustix::thread::futex::wait(notify, rustix::thread::futex::Flags::empty(), n, Some(&ts));
-    };
-    waiters.fetch_sub(1, Ordering::Relaxed);
-    moved
+        // EAGAIN (the word changed), EINTR and ETIMEDOUT all lead back to the checks.
+        let _ = rustix::thread::futex::wait(word, rustix::thread::futex::Flags::empty(), n, Some(&ts));
+        true
+    })
 }

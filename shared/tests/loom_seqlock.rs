@@ -1,58 +1,329 @@
-//! The loom model of the slot protocol: every interleaving and every weak-memory outcome
-//! loom allows, of one writer and one reader on one slot.
+//! The loom model of the ring's concurrency protocols: every interleaving and every
+//! weak-memory outcome loom allows (within the preemption bounds below), run against the
+//! crate's own protocol code (`seqlock`, `wait`, `cursor`, `sync`), built with loom's atomics.
 //!
-//! Run with `RUSTFLAGS="--cfg loom" cargo test -p shared --release --test loom_seqlock`.
-//! The model must be able to fail: `scripts/loom-mutants.sh` builds it again with either
-//! fence of the recipe removed (`--cfg loom_mutant_no_release_fence` or
-//! `--cfg loom_mutant_no_acquire_fence`) and checks that loom then finds a torn read.
+//! Run with `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p shared --release
+//! --test loom_seqlock`. The model must be able to fail: `scripts/loom-mutants.sh` weakens
+//! each ordering and fence in `shared/src` in turn and checks that some test then fails.
+//!
+//! Each model counts what its executions saw (in std atomics, outside the model) and asserts
+//! afterwards that the interesting cases were explored, so a model that only ever sees an
+//! untouched slot cannot pass vacuously.
 #![cfg(loom)]
 
-use loom::sync::atomic::{AtomicU64, Ordering};
-use loom::sync::Arc;
-use shared::seqlock;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed as StdRelaxed};
 
-/// A slot: the sequence word and two payload words. A write stores its write number in
-/// both payload words, so an accepted read is consistent iff both words equal the number
-/// of completed writes the sequence word announces (`s1 / 2`).
+use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use loom::sync::{Arc, Condvar, Mutex};
+use shared::{cursor, seqlock, sync, wait, FrameSeq};
+
+fn model(preemption_bound: usize, f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(preemption_bound);
+    builder.check(f);
+}
+
+/// A slot: the sequence word, an incarnation word (0 = "holds no frame", as the ring's frame
+/// header has it) and two payload words. Write `k` stores `k` in both payload words, so an
+/// accepted copy of a valid frame is consistent iff both words equal `s1 / 2`.
 struct Slot {
     seq: AtomicU64,
+    incarnation: AtomicU64,
     data: [AtomicU64; 2],
 }
 
-fn write(slot: &Slot, value: u64) {
-    let s = seqlock::write_begin(&slot.seq);
-    for d in &slot.data {
-        d.store(value, Ordering::Relaxed);
+impl Slot {
+    fn new() -> Self {
+        Self {
+            seq: AtomicU64::new(0),
+            incarnation: AtomicU64::new(0),
+            data: [AtomicU64::new(0), AtomicU64::new(0)],
+        }
     }
-    seqlock::write_end(&slot.seq, s);
+
+    fn write(&self, value: u64) {
+        let s = seqlock::write_begin(&self.seq);
+        self.incarnation.store(1, Ordering::Relaxed);
+        for d in &self.data {
+            d.store(value, Ordering::Relaxed);
+        }
+        seqlock::write_end(&self.seq, s);
+    }
+
+    /// `(s1, incarnation, data)` of an accepted copy.
+    fn read(&self) -> Option<(u64, u64, [u64; 2])> {
+        let s1 = seqlock::read_begin(&self.seq)?;
+        let inc = self.incarnation.load(Ordering::Relaxed);
+        let copy = [self.data[0].load(Ordering::Relaxed), self.data[1].load(Ordering::Relaxed)];
+        seqlock::read_end(&self.seq, s1).then_some((s1, inc, copy))
+    }
 }
 
-fn read(slot: &Slot) -> Option<(u64, [u64; 2])> {
-    let s1 = seqlock::read_begin(&slot.seq)?;
-    let copy = [slot.data[0].load(Ordering::Relaxed), slot.data[1].load(Ordering::Relaxed)];
-    seqlock::read_end(&slot.seq, s1).then_some((s1, copy))
-}
+/// Outcome counters across executions: [refused, accepted untouched, accepted written].
+static SEQLOCK_SEEN: [AtomicUsize; 3] = [AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)];
 
 #[test]
 fn reader_never_accepts_a_torn_or_mislabelled_copy() {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(3);
-    builder.check(|| {
-        let slot = Arc::new(Slot { seq: AtomicU64::new(0), data: [AtomicU64::new(0), AtomicU64::new(0)] });
-        let writer = {
+    model(3, || {
+        let slot = Arc::new(Slot::new());
+        // The reader is spawned and the writer runs on the main thread, so the reader runs
+        // both before and after (and during) each write.
+        let reader = {
             let slot = slot.clone();
-            loom::thread::spawn(move || {
-                write(&slot, 1);
-                write(&slot, 2);
+            loom::thread::spawn(move || match slot.read() {
+                None => SEQLOCK_SEEN[0].fetch_add(1, StdRelaxed),
+                Some((s1, _, copy)) => {
+                    let writes = s1 / 2;
+                    assert_eq!(copy, [writes, writes], "accepted a copy that is not write #{writes}");
+                    SEQLOCK_SEEN[if writes == 0 { 1 } else { 2 }].fetch_add(1, StdRelaxed)
+                }
             })
         };
-        if let Some((s1, copy)) = read(&slot) {
-            let writes = s1 / 2;
-            assert_eq!(copy, [writes, writes], "accepted a copy that is not write #{writes}");
-        }
-        writer.join().unwrap();
+        slot.write(1);
+        slot.write(2);
+        reader.join().unwrap();
         // After the writer is done, a read must succeed and see the last write.
-        let (s1, copy) = read(&slot).expect("quiescent slot refused");
-        assert_eq!((s1, copy), (4, [2, 2]));
+        assert_eq!(slot.read(), Some((4, 1, [2, 2])), "quiescent slot refused or stale");
     });
+    let seen: Vec<usize> = SEQLOCK_SEEN.iter().map(|c| c.load(StdRelaxed)).collect();
+    assert!(seen.iter().all(|n| *n > 0), "not every outcome explored: {seen:?}");
+}
+
+static REPAIR_SEEN: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
+/// A writer dies mid-write (its slot's word stays odd); the next writer takes over and
+/// repairs the slot as `RingWriter::create_or_takeover` does: marks it as holding no frame
+/// (incarnation 0) inside the still-open write, then settles the word with `seqlock::repair`.
+/// A concurrent reader may accept only the complete first write or the repaired, empty slot.
+#[test]
+fn a_repaired_slot_is_never_accepted_half_written() {
+    model(3, || {
+        let slot = Arc::new(Slot::new());
+        slot.write(1);
+        let reader = {
+            let slot = slot.clone();
+            loom::thread::spawn(move || {
+                if let Some((s1, inc, copy)) = slot.read() {
+                    if inc != 0 {
+                        assert_eq!((s1, copy), (2, [1, 1]), "accepted a half-written frame as valid");
+                        REPAIR_SEEN[0].fetch_add(1, StdRelaxed);
+                    } else {
+                        REPAIR_SEEN[1].fetch_add(1, StdRelaxed);
+                    }
+                }
+            })
+        };
+        // The dead writer: begins write #2, stores one payload word, dies. (Its death and the
+        // takeover are ordered by the writer lock, as on one thread here.)
+        let _ = seqlock::write_begin(&slot.seq);
+        slot.data[0].store(2, Ordering::Relaxed);
+        // The takeover's repair.
+        slot.incarnation.store(0, Ordering::Relaxed);
+        assert_eq!(seqlock::repair(&slot.seq), 4);
+        reader.join().unwrap();
+        assert_eq!(slot.read().map(|(s1, inc, _)| (s1, inc)), Some((4, 0)));
+    });
+    let seen: Vec<usize> = REPAIR_SEEN.iter().map(|c| c.load(StdRelaxed)).collect();
+    assert!(seen.iter().all(|n| *n > 0), "not every outcome explored: {seen:?}");
+}
+
+const RING_SLOTS: u64 = 2;
+
+/// A ring of two slots with its cursor and wake-up words. A slot's data word holds the frame
+/// seq + 1 of the frame in it (0: never written).
+struct Ring {
+    cursor: AtomicU64,
+    notify: AtomicU32,
+    waiters: AtomicU64,
+    slots: [Slot; RING_SLOTS as usize],
+}
+
+impl Ring {
+    fn new() -> Self {
+        Self {
+            cursor: AtomicU64::new(0),
+            notify: AtomicU32::new(0),
+            waiters: AtomicU64::new(0),
+            slots: [Slot::new(), Slot::new()],
+        }
+    }
+
+    fn commit(&self, seq: u64, futex: &Futex) {
+        self.slots[(seq % RING_SLOTS) as usize].write(seq + 1);
+        wait::publish_with(&self.cursor, &self.notify, &self.waiters, seq + 1, |w, n| futex.wake(w, n));
+    }
+}
+
+static CURSOR_SEEN: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
+/// The reader's cursor logic, as `RingReader::read_next` has it: a frame announced by the
+/// cursor is in its slot (or a later one is: the reader was lapped), never an older one; a
+/// lapped reader resumes behind the writer and reads on from there.
+#[test]
+fn the_cursor_announces_only_frames_that_are_in_their_slots() {
+    model(3, || {
+        let ring = Arc::new(Ring::new());
+        let futex = Arc::new(Futex::new());
+        let reader = {
+            let ring = ring.clone();
+            loom::thread::spawn(move || {
+                let mut next = FrameSeq(0);
+                for _ in 0..2 {
+                    let c = FrameSeq(sync::observe(&ring.cursor));
+                    if c == next {
+                        return;
+                    }
+                    if let Some((at, _lost)) = cursor::lapped(c, next, RING_SLOTS) {
+                        assert!(c.distance_from(at) < RING_SLOTS, "resumed on the writer's next slot");
+                        CURSOR_SEEN[1].fetch_add(1, StdRelaxed);
+                        next = at;
+                        continue;
+                    }
+                    let Some((_, _, [frame, _])) = ring.slots[(next.0 % RING_SLOTS) as usize].read() else {
+                        continue;
+                    };
+                    assert!(frame > next.0, "cursor announced frame {} but its slot holds {frame}", next.0);
+                    if frame == next.0 + 1 {
+                        CURSOR_SEEN[0].fetch_add(1, StdRelaxed);
+                        next = next.next();
+                    } else {
+                        next = cursor::resume_at(FrameSeq(sync::observe(&ring.cursor)), RING_SLOTS);
+                    }
+                }
+            })
+        };
+        for seq in 0..3 {
+            ring.commit(seq, &futex);
+        }
+        reader.join().unwrap();
+    });
+    let seen: Vec<usize> = CURSOR_SEEN.iter().map(|c| c.load(StdRelaxed)).collect();
+    assert!(seen.iter().all(|n| *n > 0), "not every outcome explored: {seen:?}");
+}
+
+/// A model of the futex: `wait` compares the word and sleeps under the lock the kernel's hash
+/// bucket would hold; `wake` reads its count as the kernel does (an `int`: wakes one unless
+/// the count is more than 1).
+struct Futex {
+    lock: Mutex<()>,
+    cv: Condvar,
+}
+
+impl Futex {
+    fn new() -> Self {
+        Self { lock: Mutex::new(()), cv: Condvar::new() }
+    }
+
+    fn wait(&self, word: &AtomicU32, expected: u32) -> bool {
+        let guard = self.lock.lock().unwrap();
+        if word.load(Ordering::Relaxed) == expected {
+            drop(self.cv.wait(guard).unwrap());
+        }
+        true
+    }
+
+    fn wake(&self, _word: &AtomicU32, count: u32) {
+        let _guard = self.lock.lock().unwrap();
+        #[allow(clippy::cast_possible_wrap)] // The kernel's reading of the count.
+        if count as i32 > 1 {
+            self.cv.notify_all();
+        } else {
+            self.cv.notify_one();
+        }
+    }
+}
+
+/// Two readers park (waiter count, SeqCst fences, notify word, futex wait) while the writer
+/// publishes once: both must wake. A lost wake-up leaves a reader asleep forever, which loom
+/// reports as a deadlock.
+#[test]
+fn one_publish_wakes_every_parked_reader() {
+    model(2, || {
+        let ring = Arc::new(Ring::new());
+        let futex = Arc::new(Futex::new());
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (ring, futex) = (ring.clone(), futex.clone());
+                loom::thread::spawn(move || {
+                    let moved = wait::park_with(&ring.cursor, &ring.notify, &ring.waiters, 0, |w, n| {
+                        futex.wait(w, n)
+                    });
+                    assert!(moved);
+                })
+            })
+            .collect();
+        wait::publish_with(&ring.cursor, &ring.notify, &ring.waiters, 1, |w, n| futex.wake(w, n));
+        for r in readers {
+            r.join().unwrap();
+        }
+    });
+}
+
+static HEADER_SEEN: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
+/// A segment's creator writes the static header, then the layout version last
+/// (`sync::publish`); an attacher that sees the version (`sync::observe`) sees the header.
+#[test]
+fn a_published_header_is_seen_whole() {
+    model(3, || {
+        let words = Arc::new([AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)]);
+        let attacher = {
+            let words = words.clone();
+            loom::thread::spawn(move || {
+                if sync::observe(&words[0]) == 2 {
+                    let rest = [words[1].load(Ordering::Relaxed), words[2].load(Ordering::Relaxed)];
+                    assert_eq!(rest, [7, 9], "saw the version before the header");
+                    HEADER_SEEN[1].fetch_add(1, StdRelaxed);
+                } else {
+                    HEADER_SEEN[0].fetch_add(1, StdRelaxed);
+                }
+            })
+        };
+        words[1].store(7, Ordering::Relaxed);
+        words[2].store(9, Ordering::Relaxed);
+        sync::publish(&words[0], 2);
+        attacher.join().unwrap();
+    });
+    let seen: Vec<usize> = HEADER_SEEN.iter().map(|c| c.load(StdRelaxed)).collect();
+    assert!(seen.iter().all(|n| *n > 0), "not every outcome explored: {seen:?}");
+}
+
+static REGISTRY_SEEN: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
+/// The SIGBUS guard's table entry changes hands: one mapping releases it while another thread
+/// claims it for its own range, and the handler (a third thread) asks about an address that
+/// is in neither range. Pairing the first range's start with the second's length would put
+/// it inside; the entry's seqlock (kept single-writer by the claim's Acquire and the
+/// release's Release) must never let that happen.
+#[test]
+fn a_registry_entry_changing_hands_is_never_read_torn() {
+    const A: (usize, usize) = (0x1000, 0x1000);
+    const B: (usize, usize) = (0x10000, 0x10000);
+    const NEITHER: usize = 0x5000;
+    model(2, || {
+        let range = Arc::new(shared::registry::Range::new());
+        assert!(range.claim(A.0, A.1));
+        let claimer = {
+            let range = range.clone();
+            loom::thread::spawn(move || {
+                if range.claim(B.0, B.1) {
+                    REGISTRY_SEEN[1].fetch_add(1, StdRelaxed);
+                }
+            })
+        };
+        let handler = {
+            let range = range.clone();
+            loom::thread::spawn(move || {
+                assert!(!range.contains(NEITHER), "paired one range's start with another's length");
+                if range.contains(A.0) {
+                    REGISTRY_SEEN[0].fetch_add(1, StdRelaxed);
+                }
+            })
+        };
+        range.release();
+        claimer.join().unwrap();
+        handler.join().unwrap();
+    });
+    let seen: Vec<usize> = REGISTRY_SEEN.iter().map(|c| c.load(StdRelaxed)).collect();
+    assert!(seen.iter().all(|n| *n > 0), "not every outcome explored: {seen:?}");
 }

@@ -8,15 +8,16 @@ use indicatif::{ProgressBar, ProgressStyle};
 use shared::ring::Scoreboard;
 use shared::rundir;
 use shared::scoreboard::FusedScoreboard;
+use shared::mapping::ReadOnly;
 use shared::segment::Segment;
 use shared::StreamKind;
 
 /// Segments the supervisor watches for progress and the summary.
 #[derive(Default)]
 pub struct Watch {
-    camera: Option<Segment>,
-    lidar: Option<Segment>,
-    fused: Option<Segment>,
+    camera: Option<Segment<ReadOnly>>,
+    lidar: Option<Segment<ReadOnly>>,
+    fused: Option<Segment<ReadOnly>>,
 }
 
 /// One look at the three rings' scoreboards (all zero for a ring not there yet).
@@ -54,10 +55,10 @@ impl Watch {
             (&mut self.fused, StreamKind::Fused),
         ] {
             if slot.is_none() {
-                *slot = Segment::attach(&run.join(rundir::segment_file(kind)), Some(kind), false).ok();
+                *slot = Segment::attach(&run.join(rundir::segment_file(kind)), Some(kind)).ok();
             }
         }
-        let board = |s: &Option<Segment>| s.as_ref().map(Scoreboard::load).unwrap_or_default();
+        let board = |s: &Option<Segment<ReadOnly>>| s.as_ref().map(Scoreboard::load).unwrap_or_default();
         Boards { camera: board(&self.camera), lidar: board(&self.lidar), fused: board(&self.fused) }
     }
 }

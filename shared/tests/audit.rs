@@ -1,0 +1,180 @@
+//! Regression tests of the memory-model audit of issue 14: header words under the checksum,
+//! waking every parked reader, resynchronising behind the writer, checked access ranges and
+//! space reserved at creation.
+#![cfg(not(loom))]
+
+mod common;
+
+use std::os::unix::fs::FileExt;
+use std::time::{Duration, Instant};
+
+use common::{tempdir, write_frame};
+use shared::layout;
+use shared::ring::{ReadOutcome, RingReader, RingWriter};
+use shared::segment::SegmentSpec;
+use shared::{FrameSeq, StreamKind};
+
+fn spec(slot_count: u32) -> SegmentSpec {
+    SegmentSpec { kind: StreamKind::Lidar, slot_count, slot_capacity: 256, base_seq: FrameSeq(0) }
+}
+
+/// Byte offset in the file of word `word` of the frame header of the slot that holds `seq`.
+fn header_word_offset(seq: FrameSeq, slot_count: u32, word: usize) -> u64 {
+    let index = seq.0 % u64::from(slot_count);
+    layout::slot_offset(index, layout::slot_stride(256)) + (layout::SLOT_OFF_FRAME_HEADER + 8 * word) as u64
+}
+
+#[test]
+fn every_scribbled_header_word_of_a_committed_slot_is_refused() {
+    let dir = tempdir();
+    let path = dir.path().join("lidar.seg");
+    // A takeover first, so that incarnation 1 is an old but plausible value to forge.
+    drop(RingWriter::create_or_takeover(&path, &spec(8)).unwrap());
+    let (mut w, _) = RingWriter::create_or_takeover(&path, &spec(8)).unwrap();
+    let mut r = RingReader::attach(&path, StreamKind::Lidar).unwrap();
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+    let names = ["frame_seq", "capture_ns", "epoch", "payload_len", "incarnation", "checksum"];
+    let mut buf = Vec::new();
+    for (word, name) in names.iter().enumerate() {
+        let seq = write_frame(&mut w, 100);
+        let off = header_word_offset(seq, 8, word);
+        let mut old = [0u8; 8];
+        file.read_exact_at(&mut old, off).unwrap();
+        let old = u64::from_le_bytes(old);
+        let forged = match *name {
+            "frame_seq" => old + 8, // a later frame of the same slot
+            "payload_len" => old - 1,
+            "incarnation" => 1, // the previous writer's
+            _ => old ^ 1,
+        };
+        file.write_all_at(&forged.to_le_bytes(), off).unwrap();
+        let outcome = r.read_next(&mut buf);
+        assert!(matches!(outcome, ReadOutcome::Invalid(_)), "forged {name}: {outcome:?}");
+        // Past the forged slot, frames read again.
+        let seq = write_frame(&mut w, 100);
+        assert!(matches!(r.read_next(&mut buf), ReadOutcome::Frame(f) if f.seq == seq), "after {name}");
+    }
+    assert_eq!(r.scoreboard().invalid, names.len() as u64);
+}
+
+#[test]
+fn one_commit_wakes_every_parked_reader() {
+    const READERS: usize = 4;
+    let dir = tempdir();
+    let path = dir.path().join("lidar.seg");
+    let (mut w, _) = RingWriter::create_or_takeover(&path, &spec(8)).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    let waiters = || {
+        let mut b = [0u8; 8];
+        file.read_exact_at(&mut b, layout::OFF_WAITERS as u64).unwrap();
+        u64::from_le_bytes(b)
+    };
+    let timeout = Duration::from_secs(20);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..READERS)
+            .map(|_| {
+                let r = RingReader::attach(&path, StreamKind::Lidar).unwrap();
+                s.spawn(move || {
+                    let moved = r.wait(timeout);
+                    (moved, Instant::now())
+                })
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while waiters() < READERS as u64 {
+            assert!(Instant::now() < deadline, "readers never parked");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Let every reader get from the WAITERS increment into the futex wait.
+        std::thread::sleep(Duration::from_millis(200));
+        write_frame(&mut w, 8);
+        let committed = Instant::now();
+        for h in handles {
+            let (moved, at) = h.join().unwrap();
+            assert!(moved);
+            let late = at.saturating_duration_since(committed);
+            assert!(late < timeout / 4, "a parked reader slept through the commit ({late:?})");
+        }
+    });
+    assert_eq!(waiters(), 0);
+}
+
+#[test]
+fn a_lapped_reader_resyncs_behind_the_writer_and_makes_progress() {
+    let dir = tempdir();
+    let path = dir.path().join("lidar.seg");
+    let (mut w, _) = RingWriter::create_or_takeover(&path, &spec(8)).unwrap();
+    let mut r = RingReader::attach(&path, StreamKind::Lidar).unwrap();
+    let mut buf = Vec::new();
+    for _ in 0..30 {
+        write_frame(&mut w, 64);
+    }
+    // The writer commits one frame for every read the reader makes (and two for every
+    // third): the reader falls behind, is lapped, resyncs, and must keep reading frames
+    // instead of chasing the slot being overwritten.
+    let (mut frames, mut overruns) = (0, 0);
+    for step in 0..300 {
+        write_frame(&mut w, 64);
+        if step % 3 == 0 {
+            write_frame(&mut w, 64);
+        }
+        match r.read_next(&mut buf) {
+            ReadOutcome::Frame(f) => {
+                assert_eq!(buf, common::pattern(f.seq.0, 64));
+                frames += 1;
+            }
+            ReadOutcome::Overrun { lost } => {
+                assert!(lost > 0);
+                overruns += 1;
+            }
+            other => panic!("step {step}: {other:?}"),
+        }
+    }
+    assert!(overruns > 0, "the reader was never lapped");
+    assert!(frames > 200, "the reader chased the writer: {frames} frames, {overruns} overruns");
+    let board = r.scoreboard();
+    assert_eq!(board.overruns, overruns);
+    assert_eq!(board.frames_read, frames);
+}
+
+#[test]
+fn huge_ranges_are_refused_not_read_out_of_bounds() {
+    let dir = tempdir();
+    let path = dir.path().join("lidar.seg");
+    let (_w, _) = RingWriter::create_or_takeover(&path, &spec(8)).unwrap();
+    let seg = shared::segment::Segment::<shared::mapping::ReadWrite>::attach(&path, Some(StreamKind::Lidar))
+        .unwrap();
+    for len in [usize::MAX, usize::MAX - 7, usize::MAX / 8 + 1, 1 << 62] {
+        let mut buf = Vec::new();
+        for what in ["copy_out", "checksum"] {
+            let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match what {
+                "copy_out" => seg.map.copy_out(64, len, &mut buf),
+                _ => seg.map.checksum(64, len),
+            }))
+            .expect_err("a huge range must be refused");
+            let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+            assert!(msg.contains("out of bounds"), "{what}({len}): {msg}");
+        }
+    }
+}
+
+#[test]
+fn creation_reserves_the_space_up_front() {
+    let dir = tempdir();
+    let path = dir.path().join("lidar.seg");
+    // 65536 slots of 128 MiB: 8 TiB, more than any test machine has free, though a sparse
+    // file of that size is fine (so without the reservation creation succeeds, and the first
+    // touch of an unbacked page later raises SIGBUS).
+    let huge = SegmentSpec {
+        kind: StreamKind::Lidar,
+        slot_count: 1 << 16,
+        slot_capacity: layout::MAX_SLOT_CAPACITY / 2,
+        base_seq: FrameSeq(0),
+    };
+    let needed = huge.file_size().unwrap();
+    match RingWriter::create_or_takeover(&path, &huge) {
+        Err(shared::segment::AttachError::NoSpace { needed: n }) => assert_eq!(n, needed),
+        other => panic!("expected NoSpace, got {:?}", other.map(|_| ())),
+    }
+    assert!(!path.exists(), "a segment that could not be reserved is removed");
+}
