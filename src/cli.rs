@@ -167,10 +167,12 @@ pub struct InspectArgs {
 /// `epochfuse calib ...`.
 #[derive(Debug, Subcommand)]
 pub enum CalibCommand {
-    /// Validate a calibration file: finite numbers, orthonormal rotations, positive focal
-    /// lengths, principal point inside the image.
+    /// Validate a calibration file (finite numbers, orthonormal rotations, positive focal
+    /// lengths, principal point inside the image) or a socket policy file (known roles that
+    /// subscribe, somebody admitted).
     Check {
-        /// The calibration file (RON), e.g. configs/calib/default.ron.
+        /// The calibration or policy file (RON), e.g. configs/calib/default.ron or
+        /// configs/calib/socket-policy.ron.
         #[arg(value_name = "FILE.ron")]
         file: PathBuf,
     },

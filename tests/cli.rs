@@ -124,3 +124,23 @@ fn usage_errors_are_one_line() {
     }
     sb.run(&["--version"]).expect_code(0);
 }
+
+/// `calib check` validates the socket policy like a rig, and refuses a FIFO or a device in
+/// one line instead of hanging on it or reading forever.
+#[test]
+fn calib_check_takes_policies_and_refuses_fifos_and_devices() {
+    let sb = common::Sandbox::new();
+    let policy = common::root().join("configs/calib/socket-policy.ron");
+    let ok = sb.run(&["calib", "check", policy.to_str().unwrap()]);
+    ok.expect_code(0);
+    assert!(ok.stdout().contains("socket policy"), "{}", ok.describe());
+    let bad = sb.path("bad-policy.ron");
+    std::fs::write(&bad, "SocketPolicy(\n  subscribe: (same_user: true),\n  roles: [camera, calib],\n)\n").unwrap();
+    let run = sb.run(&["calib", "check", bad.to_str().unwrap()]);
+    one_line_error(&run, "roles");
+    let fifo = sb.path("fifo.ron");
+    rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR, 0)
+        .unwrap();
+    one_line_error(&sb.run(&["calib", "check", fifo.to_str().unwrap()]), "FIFO");
+    one_line_error(&sb.run(&["calib", "check", "/dev/zero"]), "character device");
+}

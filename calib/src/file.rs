@@ -300,13 +300,42 @@ impl std::error::Error for CalibFileError {}
 /// # Errors
 /// [`CalibFileError`], one line naming the file, the field and (for syntax) line:column.
 pub fn check_file(path: &Path) -> Result<CalibrationSet, CalibFileError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| CalibFileError::new(path, None, None, &format!("cannot read: {e}")))?;
-    let src = std::str::from_utf8(&bytes).map_err(|e| {
-        let (line, col) = line_col(&String::from_utf8_lossy(&bytes[..e.valid_up_to()]));
+    parse_rig_str(&read_source(path)?, path)
+}
+
+/// Bytes a calibration or policy file may have: far more than any real one.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// Reads a RON file of this crate: a regular file (never a FIFO or a device), at most
+/// [`MAX_FILE_BYTES`], UTF-8.
+///
+/// # Errors
+/// [`CalibFileError`] naming the file and, for bad UTF-8, the line.
+pub fn read_source(path: &Path) -> Result<String, CalibFileError> {
+    let bytes = shared::input::read_bounded(path, MAX_FILE_BYTES)
+        .map_err(|e| CalibFileError::new(path, None, None, &without_path(&e.to_string(), path)))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let (line, col) = line_col(&String::from_utf8_lossy(valid));
         CalibFileError::new(path, None, Some((line, col)), "not valid UTF-8")
-    })?;
-    parse_rig_str(src, path)
+    })
+}
+
+/// The input error's text without its leading `path: ` (the error adds the path itself).
+fn without_path(text: &str, path: &Path) -> String {
+    let prefix = format!("{}: ", path.display());
+    text.strip_prefix(&prefix).unwrap_or(text).to_string()
+}
+
+/// Parses RON text into `T`; `origin` names it in errors.
+///
+/// # Errors
+/// A [`CalibFileError`] for RON syntax or type errors, with line:column and the field.
+pub fn parse_ron<T: serde::de::DeserializeOwned>(src: &str, origin: &Path) -> Result<T, CalibFileError> {
+    ron::from_str::<T>(src).map_err(|e| {
+        let field = error_field(src, &e, PathStyle::Keys);
+        CalibFileError::new(origin, field, Some((e.position.line, e.position.col)), &e.code.to_string())
+    })
 }
 
 /// Parses and checks RON text of a rig; `origin` names it in errors.
@@ -326,10 +355,7 @@ pub fn parse_rig_str(src: &str, origin: &Path) -> Result<CalibrationSet, CalibFi
 /// # Errors
 /// A [`CalibFileError`] for RON syntax or type errors, with line:column.
 pub fn parse_rig_file(src: &str, origin: &Path) -> Result<RigFile, CalibFileError> {
-    ron::from_str::<RigFile>(src).map_err(|e| {
-        let field = error_field(src, &e, PathStyle::Keys);
-        CalibFileError::new(origin, field, Some((e.position.line, e.position.col)), &e.code.to_string())
-    })
+    parse_ron(src, origin)
 }
 
 /// The default rig (`configs/calib/default.ron`): epoch 1 from time 0, camera 1280×720 with

@@ -28,6 +28,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use shared::Role;
 
+use crate::file::CalibFileError;
 use crate::wire::Message;
 
 /// A set of principals: our own user, and listed uids and gids.
@@ -187,6 +188,31 @@ impl SocketPolicy {
         }
         Ok(())
     }
+}
+
+/// Reads and checks a policy file: the library side of `epochfuse calib check POLICY.ron`.
+///
+/// # Errors
+/// [`CalibFileError`]: one line naming the file, the field and, for syntax, line:column.
+pub fn check_policy_file(path: &std::path::Path) -> Result<SocketPolicy, CalibFileError> {
+    let src = crate::file::read_source(path)?;
+    let policy: SocketPolicy = crate::file::parse_ron(&src, path)?;
+    policy.validate().map_err(|(field, reason)| CalibFileError {
+        path: path.to_path_buf(),
+        position: crate::ron_path::locate_field(&src, &field),
+        field: Some(field),
+        message: reason,
+    })?;
+    Ok(policy)
+}
+
+/// Whether RON text is a policy rather than a rig (its top-level struct name).
+#[must_use]
+pub fn is_policy_text(src: &str) -> bool {
+    src.lines()
+        .map(|l| l.split("//").next().unwrap_or("").trim())
+        .find(|l| !l.is_empty())
+        .is_some_and(|l| l.starts_with("SocketPolicy"))
 }
 
 #[cfg(test)]
