@@ -10,6 +10,7 @@
 //! - [`ring`]: [`ring::RingWriter`] (loan, write in place, commit) and [`ring::RingReader`]
 //!   (wait, copy out, validate), with the outcome of every read counted.
 //! - [`frames`]: payload layouts of camera, lidar and fused frames.
+//! - [`clock`]: [`clock::monotonic_ns`], the one monotonic clock (heartbeats, pipeline time).
 //! - [`rundir`]: the run directory under the shm root, and cleaning up after crashed runs.
 //!
 //! Under `--cfg loom` only the seqlock protocol and its atomics are built.
@@ -20,6 +21,8 @@ pub mod ids;
 pub mod seqlock;
 pub mod sync;
 
+#[cfg(not(loom))]
+pub mod clock;
 #[cfg(not(loom))]
 pub mod layout;
 #[cfg(not(loom))]
