@@ -6,22 +6,23 @@ use std::path::Path;
 use std::time::Duration;
 
 use calib::service::{CalibService, DeliveryPlan, Schedule, ServiceConfig};
-use calib::wire::Role;
 use calib::CalibrationSet;
 use sensor_sim::scenario::{Fault, Role as SimRole, Scenario};
-use shared::CalibEpoch;
+use shared::{CalibEpoch, Role};
 
 use super::{ready, stop_flag};
 use crate::error::CliError;
 use crate::pipeline::spec::{RunSpec, SourceSpec, SCENARIO_FILE};
 
+/// The subscriber a delivery fault names (`None` for a role the service delivers nothing to).
 fn wire_role(r: SimRole) -> Option<Role> {
-    match r {
-        SimRole::Camera => Some(Role::Camera),
-        SimRole::Lidar => Some(Role::Lidar),
-        SimRole::Fusion => Some(Role::Fusion),
-        SimRole::Calib => None,
-    }
+    let role = match r {
+        SimRole::Camera => Role::Camera,
+        SimRole::Lidar => Role::Lidar,
+        SimRole::Fusion => Role::Fusion,
+        SimRole::Calib => Role::Calib,
+    };
+    role.subscribes_to_calibration().then_some(role)
 }
 
 /// The delivery faults a scenario asks for.
