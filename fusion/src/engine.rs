@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use calib::CalibrationSet;
 use crossbeam_channel::{never, select, Receiver, Sender};
-use shared::frames::{camera_image, FusedHeader, FusedPoint, PointRecord, POINT_RECORD_SIZE};
+use shared::frames::{camera_image, FusedHeader, FusedPoint, ImageView, PointRecord, POINT_RECORD_SIZE};
 use shared::{CalibEpoch, FrameSeq, StreamKind, TimestampNs};
 
 use crate::output::{FusedSink, OverlayConfig, OverlayJob, OverlayWriter};
@@ -417,37 +417,9 @@ impl<S: FusedSink> Engine<S> {
         projector.project(points, &mut self.projected);
         let pr = &self.projected;
 
-        // Fused points: colour at the pixel, intensity as 0..255; consistency on the way.
-        let (iw, ih) = (image.header.width as usize, image.header.height as usize);
-        let labels = image.labels;
-        let mut matches = 0u64;
-        self.fused_points.clear();
-        self.fused_points.reserve(pr.len());
-        for (((&u, &v), &d), &i) in pr.u().iter().zip(pr.v()).zip(pr.depth()).zip(pr.index()) {
-            let (x, y) = (u as usize, v as usize);
-            let p = &points[i as usize];
-            let inside = x < iw && y < ih;
-            let px = y * iw + x;
-            let rgb = if inside {
-                [image.rgb[px * 3], image.rgb[px * 3 + 1], image.rgb[px * 3 + 2]]
-            } else {
-                [0; 3]
-            };
-            if let (true, Some(l)) = (inside, labels) {
-                if u32::from(u16::from_le_bytes([l[px * 2], l[px * 2 + 1]])) == p.instance {
-                    matches += 1;
-                }
-            }
-            let intensity = (p.intensity.clamp(0.0, 1.0) * 255.0).round() as u8;
-            self.fused_points.push(FusedPoint {
-                u: u as f32,
-                v: v as f32,
-                depth: d as f32,
-                rgbi: [rgb[0], rgb[1], rgb[2], intensity],
-            });
-        }
+        let matches = colour_points(pr, points, &image, &mut self.fused_points);
         let n_in = pr.len() as u64;
-        let consistency = (labels.is_some() && n_in > 0).then(|| matches as f64 / n_in as f64);
+        let consistency = (image.labels.is_some() && n_in > 0).then(|| matches as f64 / n_in as f64);
         let (mean_u, mean_v, mean_depth) = pr.means();
 
         let header = FusedHeader {
@@ -545,4 +517,40 @@ impl<S: FusedSink> Engine<S> {
             f(&snap);
         }
     }
+}
+
+/// Fused points: the colour at each projected point's pixel, its intensity as 0..255, into
+/// `out`. Returns how many points land on a pixel labelled with their own instance (the
+/// consistency check; 0 without labels).
+fn colour_points(
+    pr: &Projected,
+    points: &[PointRecord],
+    image: &ImageView<'_>,
+    out: &mut Vec<FusedPoint>,
+) -> u64 {
+    let (iw, ih) = (image.header.width as usize, image.header.height as usize);
+    let mut matches = 0u64;
+    out.clear();
+    out.reserve(pr.len());
+    for (((&u, &v), &d), &i) in pr.u().iter().zip(pr.v()).zip(pr.depth()).zip(pr.index()) {
+        let (x, y) = (u as usize, v as usize);
+        let p = &points[i as usize];
+        let inside = x < iw && y < ih;
+        let px = y * iw + x;
+        let rgb =
+            if inside { [image.rgb[px * 3], image.rgb[px * 3 + 1], image.rgb[px * 3 + 2]] } else { [0; 3] };
+        if let (true, Some(l)) = (inside, image.labels) {
+            if u32::from(u16::from_le_bytes([l[px * 2], l[px * 2 + 1]])) == p.instance {
+                matches += 1;
+            }
+        }
+        let intensity = (p.intensity.clamp(0.0, 1.0) * 255.0).round() as u8;
+        out.push(FusedPoint {
+            u: u as f32,
+            v: v as f32,
+            depth: d as f32,
+            rgbi: [rgb[0], rgb[1], rgb[2], intensity],
+        });
+    }
+    matches
 }
