@@ -4,10 +4,12 @@
 //! handed to each role, e.g. through [`PipelineClock::ENV`]), so that a capture time stamped
 //! by the camera process and a `valid_from` announced by the calibration service are on the
 //! same axis. `CLOCK_MONOTONIC` is system-wide on Linux, so the readings of two processes are
-//! comparable.
+//! comparable. [`PipelineClock::pace`] is how a source (producer, replayer) keeps to it.
 
 use std::time::Duration;
 
+/// The workspace's one monotonic clock, [`shared::clock::monotonic_ns`], re-exported for
+/// callers that already speak the pipeline clock.
 pub use shared::clock::monotonic_ns;
 use shared::TimestampNs;
 
