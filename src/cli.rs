@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use fusion::PairingMode;
+use shared::Role;
 
 /// Sensor fusion across processes: camera and lidar frames through shared-memory rings,
 /// tagged with calibration epochs, fused only when their epochs match.
@@ -38,19 +41,27 @@ pub enum Command {
     /// Simulation utilities.
     #[command(subcommand)]
     Sim(SimCommand),
+    /// The vehicle bus (CAN): worst-case response-time analysis of a DBC file.
+    #[command(subcommand)]
+    Can(crate::can_cmd::CanCommand),
     /// Internal: run one role of a pipeline (spawned by `drive` and `replay`).
     #[command(hide = true)]
     Role(RoleArgs),
+    /// Internal: sandbox this process as ROLE of the run at --run would be, then try to
+    /// open files and connect to a TCP port, and print what happened (JSON). For tests and
+    /// for checking a sandbox by hand.
+    #[command(hide = true)]
+    SandboxProbe(SandboxProbeArgs),
 }
 
-/// How fusion pairs frames.
+/// A switch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
-pub enum PairingArg {
-    /// Only frames with the same calibration epoch, projected with that epoch (correct).
+pub enum OnOff {
+    /// On.
     #[default]
-    Epoch,
-    /// Naive baseline: nearest in time, newest calibration, epochs ignored (shows the damage).
-    Latest,
+    On,
+    /// Off.
+    Off,
 }
 
 /// Options shared by `drive` and `replay`.
@@ -63,8 +74,8 @@ pub struct PipelineArgs {
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
     /// Pairing policy.
-    #[arg(long, value_enum, default_value_t = PairingArg::Epoch)]
-    pub pairing: PairingArg,
+    #[arg(long, value_parser = pairing_parser(), default_value = "epoch")]
+    pub pairing: PairingMode,
     /// Run as fast as possible instead of in real time.
     #[arg(long)]
     pub max_rate: bool,
@@ -80,6 +91,11 @@ pub struct PipelineArgs {
     /// Hide the progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Sandbox every role: no-new-privileges, Landlock (only its run directory and outputs;
+    /// no TCP), its own network, IPC and mount namespaces where the privileges allow. What
+    /// each role got is in the summary's `sandbox` key; a refused step is one warning line.
+    #[arg(long, value_enum, value_name = "on|off", default_value_t = OnOff::On)]
+    pub sandbox: OnOff,
 }
 
 /// `epochfuse drive`.
@@ -190,27 +206,45 @@ pub enum SimCommand {
 /// Internal role invocation.
 #[derive(Debug, Args)]
 pub struct RoleArgs {
-    /// Which role.
-    #[arg(value_enum)]
-    pub role: RoleName,
+    /// Which role (its lower-case name: `calib`, `camera`, `lidar`, `fusion`, `replayer`,
+    /// `recorder`).
+    #[arg(value_parser = parse_role)]
+    pub role: Role,
     /// The run directory.
     #[arg(long)]
     pub run: PathBuf,
 }
 
-/// The roles a pipeline's processes play.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum RoleName {
-    /// The calibration service.
-    Calib,
-    /// The camera producer.
-    Camera,
-    /// The lidar producer.
-    Lidar,
-    /// The fusion process.
-    Fusion,
-    /// The log replayer (takes the producers' place).
-    Replayer,
-    /// The MCAP recorder.
-    Recorder,
+/// `epochfuse sandbox-probe`.
+#[derive(Debug, Args)]
+pub struct SandboxProbeArgs {
+    /// Which role's sandbox.
+    #[arg(value_parser = parse_role)]
+    pub role: Role,
+    /// The run directory whose spec decides the sandbox.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Files to try to open for reading once sandboxed.
+    #[arg(long)]
+    pub open: Vec<PathBuf>,
+    /// A TCP port on 127.0.0.1 to try to connect to once sandboxed.
+    #[arg(long)]
+    pub connect: Option<u16>,
+}
+
+/// Parses a role by its one name ([`Role`]'s `FromStr`).
+fn parse_role(s: &str) -> Result<Role, shared::ids::UnknownName> {
+    s.parse()
+}
+
+/// Parses `--pairing` into fusion's own [`PairingMode`], listing and explaining both values
+/// in the help.
+fn pairing_parser() -> impl TypedValueParser<Value = PairingMode> {
+    PossibleValuesParser::new([
+        PossibleValue::new(PairingMode::Epoch.name())
+            .help("Only frames with the same calibration epoch, projected with that epoch (correct)"),
+        PossibleValue::new(PairingMode::Latest.name())
+            .help("Naive baseline: nearest in time, newest calibration, epochs ignored (shows the damage)"),
+    ])
+    .try_map(|s| s.parse::<PairingMode>())
 }

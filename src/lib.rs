@@ -2,11 +2,14 @@
 //!
 //! The binary (`src/main.rs`) parses arguments and calls [`run`]. This library builds a
 //! typed configuration for each command and calls into the crates that do the work:
-//! `shared` (rings), `calib` (calibration), `sensor-sim` (simulation and logs), `fusion`.
+//! `shared` (rings), `calib` (calibration), `sensor-sim` (simulation), `logs` (recorded logs),
+//! `fusion`.
 #![forbid(unsafe_code)]
 
+pub mod can_cmd;
 pub mod cli;
 pub mod error;
+pub mod export;
 pub mod inspect;
 pub mod pipeline;
 pub mod top;
@@ -73,17 +76,19 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 indicatif::ProgressStyle::with_template("[{elapsed_precise}] [{bar:30}] {pos}/{len} frames")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
-            sensor_sim::export_kitti(&scenario, frames, &dir, &mut |n| bar.set_position(n as u64))
+            export::export_kitti(&scenario, frames, &dir, &mut |n| bar.set_position(n as u64))
                 .map_err(|e| CliError::input(e.to_string()))?;
             bar.finish_and_clear();
             error::out(&format!("wrote {frames} frames in KITTI layout to {}\n", dir.display()));
             Ok(())
         }
+        Command::Can(c) => can_cmd::run(&c),
         Command::Role(a) => pipeline::roles::run(a.role, &a.run),
+        Command::SandboxProbe(a) => pipeline::sandbox::probe(a.role, &a.run, &a.open, a.connect),
     }
 }
 
-fn finish(summary: &fusion::Summary, args: &cli::PipelineArgs) -> Result<(), CliError> {
+fn finish(summary: &pipeline::summary::Summary, args: &cli::PipelineArgs) -> Result<(), CliError> {
     let path = args.summary.clone().unwrap_or_else(|| args.out.join("summary.json"));
     error::out(&format!("{}\n", pipeline::human_summary(summary, &path)));
     if !summary.invariants.ok {

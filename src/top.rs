@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use shared::layout::aux;
 use shared::ring::{self, Scoreboard};
+use shared::scoreboard::{FusedScoreboard, ProducerScoreboard};
 use shared::{rundir, StreamKind};
 
 use crate::error::CliError;
@@ -92,8 +92,8 @@ fn render(run: &Path, prev: Option<&(Instant, Snapshot)>, now: &Snapshot, dt: f6
             _ => (0.0, 0.0),
         };
         let epoch = match kind {
-            StreamKind::Camera | StreamKind::Lidar => b.aux[aux::PRODUCER_EPOCH],
-            StreamKind::Fused => b.aux[aux::FUSED_LATEST_EPOCH],
+            StreamKind::Camera | StreamKind::Lidar => ProducerScoreboard::of(b).epoch.0,
+            StreamKind::Fused => FusedScoreboard::of(b).latest_epoch.0,
             StreamKind::CalibTable => b.cursor.distance_from(shared::FrameSeq(0)),
         };
         let lag = b.frames_written.saturating_sub(b.frames_read + b.overrun_frames_lost);
@@ -114,32 +114,25 @@ fn render(run: &Path, prev: Option<&(Instant, Snapshot)>, now: &Snapshot, dt: f6
         );
     }
     if let Some((_, Some(f), _)) = now.iter().find(|x| x.0 == StreamKind::Fused) {
-        let a = &f.aux;
+        let a = FusedScoreboard::of(f);
         let rate = prev
             .and_then(|p| p.1.iter().find(|x| x.0 == StreamKind::Fused))
             .and_then(|x| x.1)
-            .map_or(0.0, |p| {
-                a[aux::FUSED_PAIRS].saturating_sub(p.aux[aux::FUSED_PAIRS]) as f64 / dt.max(1e-9)
-            });
+            .map_or(0.0, |p| a.pairs.saturating_sub(FusedScoreboard::of(&p).pairs) as f64 / dt.max(1e-9));
         let _ = writeln!(s);
         let _ = writeln!(
             s,
             "fusion  pairs {} ({:.1}/s)   held {}   dropped (no calib) {}   rejected (epoch mismatch) {}   fused mismatched {}",
-            a[aux::FUSED_PAIRS],
-            rate,
-            a[aux::FUSED_HELD],
-            a[aux::FUSED_DROPPED_NO_CALIB],
-            a[aux::FUSED_REJECTED_MISMATCH],
-            a[aux::FUSED_EPOCH_MISMATCH]
+            a.pairs, rate, a.held, a.dropped_no_calib, a.rejected_mismatch, a.epoch_mismatch
         );
         let _ = writeln!(
             s,
             "        unpaired {}   latest epoch {}   last latency {:.2} ms   calib updates {} (rejected {})",
-            a[aux::FUSED_UNPAIRED],
-            a[aux::FUSED_LATEST_EPOCH],
-            a[aux::FUSED_LAST_LATENCY_US] as f64 / 1000.0,
-            a[aux::FUSED_CALIB_UPDATES],
-            a[aux::FUSED_CALIB_REJECTED]
+            a.unpaired,
+            a.latest_epoch,
+            a.last_latency_us as f64 / 1000.0,
+            a.calib_updates,
+            a.calib_rejected
         );
     }
     s

@@ -19,38 +19,26 @@
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shared::checksum::Checksum;
 
 use crate::report::size_label;
 
-fn ns_per_call(mut f: impl FnMut()) -> f64 {
-    for _ in 0..3 {
-        f();
-    }
-    let mut batch = 1u64;
-    loop {
-        let t = Instant::now();
-        for _ in 0..batch {
-            f();
-        }
-        if t.elapsed() >= Duration::from_millis(1) || batch >= 1 << 24 {
-            break;
-        }
-        batch *= 2;
-    }
-    let mut samples = Vec::new();
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_millis(100) || samples.len() < 5 {
-        let t = Instant::now();
-        for _ in 0..batch {
-            f();
-        }
-        samples.push(t.elapsed().as_nanos() as f64 / batch as f64);
-    }
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
+/// Median nanoseconds per call of `f`, over batches of at least 1 ms within 100 ms.
+fn ns_per_call(f: impl FnMut()) -> f64 {
+    shared::bench_timer::ns_per_call(Duration::from_millis(100), f)
+}
+
+/// Four Relaxed loads, as `copy_out` issues them.
+#[inline(always)]
+fn load4(quad: &[AtomicU64]) -> [u64; 4] {
+    [
+        quad[0].load(Ordering::Relaxed),
+        quad[1].load(Ordering::Relaxed),
+        quad[2].load(Ordering::Relaxed),
+        quad[3].load(Ordering::Relaxed),
+    ]
 }
 
 /// `copy_out` as `shared::mapping` has it (whole words only).
@@ -59,12 +47,7 @@ fn read_shared_shape(src: &[AtomicU64], dst: &mut Vec<u8>) -> u64 {
     dst.reserve(src.len() * 8);
     let mut sum = Checksum::new();
     for quad in src.chunks_exact(4) {
-        let w = [
-            quad[0].load(Ordering::Relaxed),
-            quad[1].load(Ordering::Relaxed),
-            quad[2].load(Ordering::Relaxed),
-            quad[3].load(Ordering::Relaxed),
-        ];
+        let w = load4(quad);
         sum.add4(w);
         let mut bytes = [0u8; 32];
         for (k, x) in w.iter().enumerate() {
@@ -107,12 +90,7 @@ fn read_fused(src: &[AtomicU64], dst: &mut Vec<u8>) -> u64 {
     dst.resize(src.len() * 8, 0);
     let mut lanes = Lanes::default();
     for (quad, out) in src.chunks_exact(4).zip(dst.chunks_exact_mut(32)) {
-        let w = [
-            quad[0].load(Ordering::Relaxed),
-            quad[1].load(Ordering::Relaxed),
-            quad[2].load(Ordering::Relaxed),
-            quad[3].load(Ordering::Relaxed),
-        ];
+        let w = load4(quad);
         lanes.add4(w);
         for (k, x) in w.iter().enumerate() {
             out[8 * k..8 * k + 8].copy_from_slice(&x.to_le_bytes());

@@ -15,7 +15,7 @@
 //! silently.
 
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use iceoryx2::port::listener::Listener;
 use iceoryx2::port::notifier::Notifier;
@@ -23,8 +23,8 @@ use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
 use iceoryx2::prelude::*;
 
-use crate::proto::{self, checksum, read_stamp, stamp, timed_out, Consumer, Producer, Received};
-use crate::transports::{RunSpec, PEER_TIMEOUT};
+use crate::proto::{self, checksum, read_stamp, stamp, Consumer, Producer, Received};
+use crate::transports::{Patience, RunSpec};
 
 fn err<E: std::fmt::Debug>(what: &'static str) -> impl FnOnce(E) -> io::Error {
     move |e| io::Error::other(format!("iceoryx2 {what}: {e:?}"))
@@ -92,24 +92,19 @@ fn next_sample<P: std::fmt::Debug + ?Sized + IceoryxSend, T>(
     blocking: bool,
     mut take: impl FnMut(&Subscriber<ipc::Service, P, ()>) -> io::Result<Option<T>>,
 ) -> io::Result<T> {
-    let mut deadline: Option<Instant> = None;
-    let mut spins = 0u32;
+    let mut patience = Patience::default();
     loop {
         if let Some(v) = take(sub)? {
             return Ok(v);
         }
-        if blocking {
+        let look = if blocking {
             listener.timed_wait(|_| {}, Duration::from_millis(200)).map_err(err("wait"))?;
+            true
         } else {
-            std::hint::spin_loop();
-            spins = spins.wrapping_add(1);
-            if !spins.is_multiple_of(4096) {
-                continue;
-            }
-        }
-        let d = *deadline.get_or_insert_with(|| Instant::now() + PEER_TIMEOUT);
-        if Instant::now() > d {
-            return Err(timed_out("iceoryx2"));
+            patience.spin()
+        };
+        if look {
+            patience.check("iceoryx2")?;
         }
     }
 }

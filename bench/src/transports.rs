@@ -25,6 +25,36 @@ use crate::proto::{self, checksum, invalid, read_stamp, stamp, timed_out, Consum
 /// How long either end waits for the other before giving up.
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How long a waiting end keeps trying: it spins (looking at the clock every 4096 spins) or
+/// blocks in slices, and gives up [`PEER_TIMEOUT`] after the first look at the clock.
+#[derive(Debug, Default)]
+pub struct Patience {
+    deadline: Option<Instant>,
+    spins: u32,
+}
+
+impl Patience {
+    /// One spin; returns whether it is time to look at the clock ([`Patience::check`]).
+    #[inline]
+    pub fn spin(&mut self) -> bool {
+        std::hint::spin_loop();
+        self.spins = self.spins.wrapping_add(1);
+        self.spins.is_multiple_of(4096)
+    }
+
+    /// A timeout error naming `what` once [`PEER_TIMEOUT`] has passed since the first check.
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::TimedOut`] when the peer took too long.
+    pub fn check(&mut self, what: &str) -> io::Result<()> {
+        let d = *self.deadline.get_or_insert_with(|| Instant::now() + PEER_TIMEOUT);
+        if Instant::now() > d {
+            return Err(timed_out(what));
+        }
+        Ok(())
+    }
+}
+
 /// Payload bytes of an ack (a seq word and a flags word).
 const ACK_LEN: usize = 16;
 
@@ -143,12 +173,7 @@ pub fn prepare(spec: &RunSpec) -> io::Result<Prepared> {
         }
         Transport::UdsStream => Prepared::Stream(UnixListener::bind(spec.path("stream.sock"))?, spec),
         Transport::UdsSeqpacket => {
-            let fd = rustix::net::socket_with(
-                AddressFamily::UNIX,
-                SocketType::SEQPACKET,
-                SocketFlags::CLOEXEC,
-                None,
-            )?;
+            let fd = seqpacket_socket()?;
             rustix::net::bind(&fd, &SocketAddrUnix::new(spec.path("seqpacket.sock"))?)?;
             rustix::net::listen(&fd, 1)?;
             Prepared::Seqpacket(fd, spec)
@@ -257,12 +282,7 @@ pub fn open_consumer(spec: &RunSpec) -> io::Result<Box<dyn Consumer>> {
             Box::new(FramedConsumer::new(BufReader::with_capacity(FRAMED_BUF, rx), tx, spec.size))
         }
         Transport::UdsSeqpacket => {
-            let fd = rustix::net::socket_with(
-                AddressFamily::UNIX,
-                SocketType::SEQPACKET,
-                SocketFlags::CLOEXEC,
-                None,
-            )?;
+            let fd = seqpacket_socket()?;
             rustix::net::connect(&fd, &SocketAddrUnix::new(spec.path("seqpacket.sock"))?)?;
             Box::new(SeqpacketConsumer { fd, buf: vec![0; 8 + spec.size], chunk: spec.seqpacket_chunk })
         }
@@ -284,6 +304,11 @@ pub fn open_consumer(spec: &RunSpec) -> io::Result<Box<dyn Consumer>> {
     })
 }
 
+/// A fresh, unbound Unix seqpacket socket.
+fn seqpacket_socket() -> io::Result<OwnedFd> {
+    Ok(rustix::net::socket_with(AddressFamily::UNIX, SocketType::SEQPACKET, SocketFlags::CLOEXEC, None)?)
+}
+
 /// Spins (poll) or waits on the futex (block) until the next frame is read and validated.
 /// Overruns and stale slots are added to `lost`; a frame that fails validation is an error.
 fn ring_next(
@@ -292,8 +317,7 @@ fn ring_next(
     poll: bool,
     lost: &mut u64,
 ) -> io::Result<FrameInfo> {
-    let mut deadline: Option<Instant> = None;
-    let mut spins = 0u32;
+    let mut patience = Patience::default();
     loop {
         match reader.read_next(buf) {
             ReadOutcome::Frame(info) => return Ok(info),
@@ -302,18 +326,9 @@ fn ring_next(
             ReadOutcome::Stale { .. } => *lost += 1,
             ReadOutcome::Invalid(why) => return Err(invalid(format!("ring frame refused: {why}"))),
             ReadOutcome::Empty => {
-                if poll {
-                    std::hint::spin_loop();
-                    spins = spins.wrapping_add(1);
-                    if !spins.is_multiple_of(4096) {
-                        continue;
-                    }
-                } else if reader.wait(Duration::from_millis(200)) {
-                    continue;
-                }
-                let d = *deadline.get_or_insert_with(|| Instant::now() + PEER_TIMEOUT);
-                if Instant::now() > d {
-                    return Err(timed_out("ring"));
+                let look = if poll { patience.spin() } else { !reader.wait(Duration::from_millis(200)) };
+                if look {
+                    patience.check("ring")?;
                 }
             }
         }
@@ -396,34 +411,42 @@ fn framed_message(size: usize) -> Vec<u8> {
     m
 }
 
-/// A producer over a byte stream (stream socket, pipe): one `write_all` of prefix + payload.
+/// One end of a byte-stream link (stream socket, pipe): the peer's bytes come in on `rx`,
+/// ours go out on `tx`. `msg` is the message buffer (written by the producer, read into by the
+/// consumer); `ack` is the ack with its length prefix.
 #[derive(Debug)]
-pub struct FramedProducer<R, W> {
+struct FramedEnd<R, W> {
     rx: BufReader<R>,
     tx: W,
     msg: Vec<u8>,
     ack: [u8; 8 + ACK_LEN],
 }
 
+/// A producer over a byte stream (stream socket, pipe): one `write_all` of prefix + payload.
+#[derive(Debug)]
+pub struct FramedProducer<R, W>(FramedEnd<R, W>);
+
 impl<R: Read, W: Write> FramedProducer<R, W> {
     fn new(rx: BufReader<R>, tx: W, size: usize) -> Self {
-        Self { rx, tx, msg: framed_message(size), ack: [0; 8 + ACK_LEN] }
+        Self(FramedEnd { rx, tx, msg: framed_message(size), ack: [0; 8 + ACK_LEN] })
     }
 }
 
 impl<R: Read, W: Write> Producer for FramedProducer<R, W> {
     fn send(&mut self, seq: u64, flags: u64) -> io::Result<()> {
-        stamp(&mut self.msg[8..], seq, flags);
-        self.tx.write_all(&self.msg)
+        let end = &mut self.0;
+        stamp(&mut end.msg[8..], seq, flags);
+        end.tx.write_all(&end.msg)
     }
 
     fn recv_ack(&mut self) -> io::Result<u64> {
-        self.rx.read_exact(&mut self.ack)?;
-        let (len, _) = read_stamp(&self.ack);
+        let end = &mut self.0;
+        end.rx.read_exact(&mut end.ack)?;
+        let (len, _) = read_stamp(&end.ack);
         if len != ACK_LEN as u64 {
             return Err(invalid(format!("ack of {len} bytes")));
         }
-        Ok(read_stamp(&self.ack[8..]).0)
+        Ok(read_stamp(&end.ack[8..]).0)
     }
 
     fn window(&self) -> Option<u64> {
@@ -433,38 +456,35 @@ impl<R: Read, W: Write> Producer for FramedProducer<R, W> {
 
 /// A consumer over a byte stream: reads prefix and payload into one buffer, checksums it.
 #[derive(Debug)]
-pub struct FramedConsumer<R, W> {
-    rx: BufReader<R>,
-    tx: W,
-    buf: Vec<u8>,
-    ack: [u8; 8 + ACK_LEN],
-}
+pub struct FramedConsumer<R, W>(FramedEnd<R, W>);
 
 impl<R: Read, W: Write> FramedConsumer<R, W> {
     fn new(rx: BufReader<R>, tx: W, size: usize) -> Self {
         let mut ack = [0; 8 + ACK_LEN];
         ack[..8].copy_from_slice(&(ACK_LEN as u64).to_le_bytes());
-        Self { rx, tx, buf: vec![0; 8 + size], ack }
+        Self(FramedEnd { rx, tx, msg: vec![0; 8 + size], ack })
     }
 }
 
 impl<R: Read, W: Write> Consumer for FramedConsumer<R, W> {
     fn recv(&mut self) -> io::Result<Received> {
-        self.rx.read_exact(&mut self.buf[..8])?;
-        let len = read_stamp(&self.buf).0;
-        let end = usize::try_from(len).ok().and_then(|l| l.checked_add(8)).filter(|e| *e <= self.buf.len());
+        let FramedEnd { rx, msg, .. } = &mut self.0;
+        rx.read_exact(&mut msg[..8])?;
+        let len = read_stamp(msg).0;
+        let end = usize::try_from(len).ok().and_then(|l| l.checked_add(8)).filter(|e| *e <= msg.len());
         let Some(end) = end else {
             return Err(invalid(format!("message of {len} bytes")));
         };
-        self.rx.read_exact(&mut self.buf[8..end])?;
-        std::hint::black_box(checksum(&self.buf[8..end]));
-        let (seq, flags) = read_stamp(&self.buf[8..end]);
+        rx.read_exact(&mut msg[8..end])?;
+        std::hint::black_box(checksum(&msg[8..end]));
+        let (seq, flags) = read_stamp(&msg[8..end]);
         Ok(Received { seq, flags, len: end - 8, lost: 0 })
     }
 
     fn send_ack(&mut self, value: u64) -> io::Result<()> {
-        stamp(&mut self.ack[8..], value, 0);
-        self.tx.write_all(&self.ack)
+        let end = &mut self.0;
+        stamp(&mut end.ack[8..], value, 0);
+        end.tx.write_all(&end.ack)
     }
 
     fn ack_every(&self) -> Option<u64> {

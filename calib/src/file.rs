@@ -53,6 +53,7 @@ use nalgebra::{Isometry3, Matrix3, Rotation3, Translation3, UnitQuaternion};
 use serde::{Deserialize, Serialize};
 use shared::{CalibEpoch, TimestampNs};
 
+use crate::ron_path::{error_field, line_col, locate_field, PathStyle};
 use crate::types::{CalibrationSet, CameraIntrinsics, Distortion, Projection};
 use crate::validate::{self, finite, Invalid};
 
@@ -326,16 +327,8 @@ pub fn parse_rig_str(src: &str, origin: &Path) -> Result<CalibrationSet, CalibFi
 /// A [`CalibFileError`] for RON syntax or type errors, with line:column.
 pub fn parse_rig_file(src: &str, origin: &Path) -> Result<RigFile, CalibFileError> {
     ron::from_str::<RigFile>(src).map_err(|e| {
-        let pos = (e.position.line, e.position.col);
-        let offset = byte_offset(src, pos.0, pos.1);
-        let field = match &e.code {
-            ron::Error::MissingStructField { field, .. } | ron::Error::DuplicateStructField { field, .. } => {
-                join(&container_path_at(src, offset), field)
-            }
-            ron::Error::NoSuchStructField { found, .. } => join(&container_path_at(src, offset), found),
-            _ => path_at(src, offset),
-        };
-        CalibFileError::new(origin, Some(field), Some(pos), &e.code.to_string())
+        let field = error_field(src, &e, PathStyle::Keys);
+        CalibFileError::new(origin, field, Some((e.position.line, e.position.col)), &e.code.to_string())
     })
 }
 
@@ -347,147 +340,6 @@ pub fn default_rig() -> CalibrationSet {
     #[allow(clippy::expect_used)]
     parse_rig_str(DEFAULT_RIG_RON, Path::new("configs/calib/default.ron"))
         .expect("the embedded default rig is valid")
-}
-
-fn join(base: &str, field: &str) -> String {
-    if base.is_empty() {
-        field.to_owned()
-    } else {
-        format!("{base}.{field}")
-    }
-}
-
-/// 1-based (line, column in chars) of the end of `prefix`.
-fn line_col(prefix: &str) -> (usize, usize) {
-    let line = prefix.matches('\n').count() + 1;
-    let col = prefix.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
-}
-
-/// Byte offset of a 1-based (line, column-in-chars) position, clamped to the text.
-fn byte_offset(src: &str, line: usize, col: usize) -> usize {
-    let mut offset = 0;
-    for (i, l) in src.split_inclusive('\n').enumerate() {
-        if i + 1 == line {
-            return offset + l.char_indices().nth(col.saturating_sub(1)).map_or(l.len(), |(b, _)| b);
-        }
-        offset += l.len();
-    }
-    src.len()
-}
-
-/// Dotted path of the field being written at byte `offset` (best effort).
-fn path_at(src: &str, offset: usize) -> String {
-    let mut t = Tracker::default();
-    t.scan(src, Some(offset), None);
-    t.path(false)
-}
-
-/// Dotted path of the struct enclosing byte `offset` (best effort).
-fn container_path_at(src: &str, offset: usize) -> String {
-    let mut t = Tracker::default();
-    t.scan(src, Some(offset), None);
-    t.path(true)
-}
-
-/// 1-based position of the key of the field at dotted `field`, if it occurs in the text.
-fn locate_field(src: &str, field: &str) -> Option<(usize, usize)> {
-    let mut t = Tracker::default();
-    t.scan(src, None, Some(field)).map(|b| line_col(&src[..b]))
-}
-
-/// A small RON scanner that tracks which field is being written: enough to put a field name
-/// on a syntax error and a position on a failed check.
-#[derive(Default)]
-struct Tracker {
-    /// One frame per open bracket (plus the top level): the key being written in it.
-    frames: Vec<Option<String>>,
-}
-
-impl Tracker {
-    fn path(&self, container_only: bool) -> String {
-        let n = if container_only { self.frames.len().saturating_sub(1) } else { self.frames.len() };
-        self.frames[..n].iter().flatten().cloned().collect::<Vec<_>>().join(".")
-    }
-
-    /// Scans up to `stop` (byte offset) or the end. With `find`, returns the byte offset of
-    /// the key whose dotted path equals it.
-    fn scan(&mut self, src: &str, stop: Option<usize>, find: Option<&str>) -> Option<usize> {
-        self.frames = vec![None];
-        let b = src.as_bytes();
-        let end = stop.unwrap_or(b.len()).min(b.len());
-        let mut i = 0;
-        while i < end {
-            let c = b[i];
-            match c {
-                b'/' if b.get(i + 1) == Some(&b'/') => {
-                    while i < b.len() && b[i] != b'\n' {
-                        i += 1;
-                    }
-                }
-                b'/' if b.get(i + 1) == Some(&b'*') => {
-                    let mut depth = 0usize;
-                    while i < b.len() {
-                        if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
-                            depth += 1;
-                            i += 2;
-                        } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
-                            depth -= 1;
-                            i += 2;
-                            if depth == 0 {
-                                break;
-                            }
-                        } else {
-                            i += 1;
-                        }
-                    }
-                }
-                b'"' | b'\'' => {
-                    i += 1;
-                    while i < b.len() && b[i] != c {
-                        i += if b[i] == b'\\' { 2 } else { 1 };
-                    }
-                    i += 1;
-                }
-                b'(' | b'[' | b'{' => {
-                    self.frames.push(None);
-                    i += 1;
-                }
-                b')' | b']' | b'}' => {
-                    if self.frames.len() > 1 {
-                        self.frames.pop();
-                    }
-                    i += 1;
-                }
-                b',' => {
-                    if let Some(top) = self.frames.last_mut() {
-                        *top = None;
-                    }
-                    i += 1;
-                }
-                c if c.is_ascii_alphabetic() || c == b'_' => {
-                    let start = i;
-                    while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
-                        i += 1;
-                    }
-                    let mut j = i;
-                    while j < b.len() && b[j].is_ascii_whitespace() {
-                        j += 1;
-                    }
-                    if b.get(j) == Some(&b':') {
-                        if let Some(top) = self.frames.last_mut() {
-                            *top = Some(src[start..i].to_owned());
-                        }
-                        if find.is_some_and(|f| f == self.path(false)) {
-                            return Some(start);
-                        }
-                    }
-                }
-                _ => i += 1,
-            }
-        }
-        None
-    }
 }
 
 #[cfg(test)]
@@ -555,13 +407,5 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("camera.rotation"), "{e}");
         let huge = src.replace("[[1, 0, 0]", "[[1e300, -1e300, 0]");
         assert!(parse_rig_str(&huge, Path::new("t.ron")).is_err());
-    }
-
-    #[test]
-    fn tracker_names_fields() {
-        let src = "Rig(\n  camera: ( fx: 1.0, // c: x\n fy: \"a,b\" , distortion: (k1: oops";
-        assert_eq!(path_at(src, src.len()), "camera.distortion.k1");
-        assert_eq!(locate_field(src, "camera.fy"), Some((3, 2)));
-        assert_eq!(locate_field(src, "camera.cy"), None);
     }
 }

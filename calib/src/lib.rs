@@ -4,6 +4,8 @@
 //! - [`validate`]: the checks every calibration passes (finite, orthonormal, positive focal
 //!   lengths, principal point inside the image, known epoch).
 //! - [`mod@file`]: RON rig files, [`check_file`] (`epochfuse calib check`), the default rig.
+//! - [`ron_path`]: which field a RON error is about, and where a field is written (shared
+//!   with the scenario files of `sensor-sim`).
 //! - [`wire`]: the versioned binary message format (also a table slot's contents).
 //! - [`service`]: the calibration service (the `calib` role): schedule, fault injection,
 //!   peer credentials.
@@ -19,6 +21,8 @@
 pub mod clock;
 pub mod file;
 pub mod follower;
+pub mod policy;
+pub mod ron_path;
 pub mod service;
 pub mod stop;
 pub mod store;

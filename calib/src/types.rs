@@ -40,6 +40,49 @@ impl Distortion {
         let yd = y * radial + self.p1 * (r2 + 2.0 * y * y) + 2.0 * self.p2 * x * y;
         (xd, yd)
     }
+
+    /// Inverts plumb-bob distortion: the normalised undistorted point whose distortion is
+    /// (xd, yd). Newton's method; `None` if it does not converge or the lens folds over there.
+    #[must_use]
+    pub fn undistort(&self, xd: f64, yd: f64) -> Option<(f64, f64)> {
+        self.undistort_from(xd, yd, (xd, yd), 1e-13)
+    }
+
+    /// [`Distortion::undistort`] starting Newton's method from `guess` (a neighbouring pixel's
+    /// solution converges in one or two steps), stopping when the residual is below `tol`.
+    #[must_use]
+    pub fn undistort_from(&self, xd: f64, yd: f64, guess: (f64, f64), tol: f64) -> Option<(f64, f64)> {
+        let d = self;
+        if d.is_zero() {
+            return Some((xd, yd));
+        }
+        let (mut x, mut y) = guess;
+        for _ in 0..50 {
+            let r2 = x * x + y * y;
+            let radial = 1.0 + r2 * (d.k1 + r2 * (d.k2 + r2 * d.k3));
+            let dr = d.k1 + r2 * (2.0 * d.k2 + 3.0 * d.k3 * r2);
+            let (fx, fy) = d.apply(x, y);
+            let (ex, ey) = (fx - xd, fy - yd);
+            if ex.abs() < tol && ey.abs() < tol {
+                return Some((x, y));
+            }
+            let j00 = radial + 2.0 * x * x * dr + 2.0 * d.p1 * y + 6.0 * d.p2 * x;
+            let j01 = 2.0 * x * y * dr + 2.0 * d.p1 * x + 2.0 * d.p2 * y;
+            let j10 = 2.0 * x * y * dr + 2.0 * d.p1 * x + 2.0 * d.p2 * y;
+            let j11 = radial + 2.0 * y * y * dr + 6.0 * d.p1 * y + 2.0 * d.p2 * x;
+            let det = j00 * j11 - j01 * j10;
+            if det <= 1e-12 {
+                return None;
+            }
+            x -= (j11 * ex - j01 * ey) / det;
+            y -= (-j10 * ex + j00 * ey) / det;
+            if !x.is_finite() || !y.is_finite() {
+                return None;
+            }
+        }
+        let (fx, fy) = d.apply(x, y);
+        ((fx - xd).abs() < 1e-9 && (fy - yd).abs() < 1e-9).then_some((x, y))
+    }
 }
 
 /// Pinhole intrinsics with plumb-bob distortion.
@@ -208,6 +251,19 @@ mod tests {
         let c = rig();
         assert!(c.project_point(Point3::new(-5.0, 0.0, 0.0)).is_none());
         assert!(c.project_point(Point3::new(2.0, 50.0, 0.0)).is_none());
+    }
+
+    #[test]
+    fn undistort_inverts_apply() {
+        let d = Distortion { k1: -0.05, k2: 0.01, p1: 0.001, p2: -0.002, k3: 0.0 };
+        for (x, y) in [(0.0, 0.0), (0.3, -0.2), (-0.6, 0.35)] {
+            let (xd, yd) = d.apply(x, y);
+            let (ux, uy) = d.undistort(xd, yd).unwrap();
+            assert!((ux - x).abs() < 1e-9 && (uy - y).abs() < 1e-9, "({x}, {y}) -> ({ux}, {uy})");
+        }
+        // A lens that folds over: no inverse out there.
+        let fold = Distortion { k1: -1.0, ..Distortion::default() };
+        assert!(fold.undistort(2.0, 0.0).is_none());
     }
 
     #[test]

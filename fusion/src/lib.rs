@@ -5,7 +5,8 @@
 //! - [`project`]: lidar points → pixels with one epoch's calibration, in f64;
 //! - [`engine`]: the channel-driven engine that ties them together and feeds a
 //!   [`FusedSink`];
-//! - [`output`]: sinks and PNG overlays; [`stats`] and [`summary`]: what a run reports.
+//! - [`output`]: sinks and PNG overlays; [`stats`] and [`summary`]: what fusion reports of a
+//!   run ([`FusionResult`]; the run summary itself is the binary's).
 #![forbid(unsafe_code)]
 
 pub mod engine;
@@ -23,4 +24,4 @@ pub use output::{
 pub use pairing::{FrameMeta, PairCounters, Pairer, PairingConfig, PairingMode};
 pub use project::{project_points, Projected, Projector};
 pub use stats::{CountersSnapshot, FusionStats, LatencyRecorder, PairMetrics, StatsHandle};
-pub use summary::Summary;
+pub use summary::FusionResult;

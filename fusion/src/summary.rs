@@ -1,11 +1,12 @@
-//! The run summary JSON (DESIGN.md §8), as serde types.
+//! What fusion reports at the end of a run (its part of the run summary, DESIGN.md §8), as
+//! serde types.
 //!
-//! Every key of the contract is a field here; extra keys are marked. Fusion fills `pairs`,
-//! `consistency`, `latency_ms`, `frames`, `invariants` and the epochs of `calibration`
-//! ([`Summary::apply_fusion`]); the caller fills `source`, `pairing`, `duration_s`,
-//! `realtime_factor`, `streams`, the calibration message counts and `faults`.
+//! [`FusionResult`] holds what fusion itself knows: its readers' counters, the epochs and
+//! calibration messages it saw, the pairing outcomes, consistency, latency, the per-pair
+//! entries and the invariants it can check. The run summary (the supervisor's, in the
+//! binary) is built from it, the rings' scoreboards, faults and CPU; the section types here
+//! serialise to the summary's keys unchanged.
 
-use std::fmt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -13,27 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::pairing::PairingMode;
 use crate::stats::{FusionStats, PairMetrics};
 
-/// Where the frames came from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    /// A simulated drive.
-    #[default]
-    Sim,
-    /// A replayed log (MCAP or KITTI folder).
-    Replay,
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Sim => "sim",
-            Self::Replay => "replay",
-        })
-    }
-}
-
-/// Reader and writer counters of one ring.
+/// Reader and writer counters of one ring (fusion fills the reader side).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamSummary {
     /// Frames the producer committed.
@@ -136,20 +117,9 @@ pub struct LatencySummary {
     pub samples: u64,
 }
 
-/// Process faults (caller).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct FaultsSummary {
-    /// Role processes that died.
-    pub crashes: u64,
-    /// Role processes restarted.
-    pub restarts: u64,
-    /// Longest recovery, milliseconds; null if none.
-    pub recovery_ms_max: Option<f64>,
-}
-
-/// Extra section: the invariants a run must keep.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InvariantsSummary {
+/// The invariants fusion checks (the run summary adds the ones only the supervisor sees).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FusionChecks {
     /// Cross-epoch pairs fused under `epoch` pairing (must be 0).
     pub cross_epoch_fused: u64,
     /// Frames fused more than once (must be 0).
@@ -160,42 +130,27 @@ pub struct InvariantsSummary {
     pub lidar_accounted: bool,
     /// Every camera frame ended fused, dropped or unpaired.
     pub camera_accounted: bool,
-    /// Torn frames accepted by a reader (caller; must be 0): frames that passed the ring's
-    /// seqlock and checksum but whose payload did not parse.
-    pub torn_frames_accepted: u64,
-    /// Frames a producer tagged with another epoch than the one its sensor was physically in
-    /// (caller; simulation only, where the truth is known; must be 0).
-    #[serde(default)]
-    pub mistagged_frames: u64,
-    /// All of the above hold.
-    pub ok: bool,
 }
 
-impl InvariantsSummary {
-    /// Recomputes `ok` from the other fields.
-    pub fn refresh(&mut self) {
-        self.ok = self.cross_epoch_fused == 0
-            && self.fused_twice == 0
-            && self.missing_calibration == 0
-            && self.lidar_accounted
-            && self.camera_accounted
-            && self.torn_frames_accepted == 0
-            && self.mistagged_frames == 0;
+impl Default for FusionChecks {
+    /// Nothing seen, so nothing broken.
+    fn default() -> Self {
+        Self {
+            cross_epoch_fused: 0,
+            fused_twice: 0,
+            missing_calibration: 0,
+            lidar_accounted: true,
+            camera_accounted: true,
+        }
     }
 }
 
-/// The run summary.
+/// Fusion's report of a run (`fusion-result.json` in the run directory).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Summary {
-    /// `sim` or `replay`.
-    pub source: Source,
+pub struct FusionResult {
     /// `epoch` or `latest`.
     pub pairing: PairingMode,
-    /// Wall-clock run time, seconds.
-    pub duration_s: f64,
-    /// Sensor time covered / wall time.
-    pub realtime_factor: f64,
-    /// Ring counters.
+    /// Fusion's readers' counters (`frames_written` is the writers' to tell).
     pub streams: StreamsSummary,
     /// Calibration epochs and messages.
     pub calibration: CalibrationSummary,
@@ -205,104 +160,96 @@ pub struct Summary {
     pub consistency: ConsistencySummary,
     /// Capture → fused latency.
     pub latency_ms: LatencySummary,
-    /// Process faults.
-    pub faults: FaultsSummary,
     /// One entry per fused pair: present for a replay and for `--per-pair`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frames: Option<Vec<PairMetrics>>,
-    /// Extra: invariants.
-    #[serde(default)]
-    pub invariants: InvariantsSummary,
-    /// Extra: CPU seconds (user + system) each role's processes used, all incarnations
-    /// (caller; sampled from /proc while they run).
-    #[serde(default)]
-    pub cpu_s: std::collections::BTreeMap<String, f64>,
-    /// Extra: wall-clock seconds from the start of the run to its end (caller).
-    #[serde(default)]
-    pub wall_s: f64,
+    /// The invariants fusion checks.
+    pub checks: FusionChecks,
 }
 
-impl Summary {
-    /// An all-zero summary.
+impl FusionResult {
+    /// An empty report: nothing received, nothing broken.
     #[must_use]
-    pub fn new(source: Source, pairing: PairingMode) -> Self {
-        let mut s = Self { source, pairing, ..Self::default() };
-        s.invariants.lidar_accounted = true;
-        s.invariants.camera_accounted = true;
-        s.invariants.refresh();
-        s
+    pub fn new(pairing: PairingMode) -> Self {
+        Self { pairing, ..Self::default() }
     }
 
-    /// Fills the fusion-owned parts from `stats`. `frames`: whether to include the per-pair
-    /// entries (always for a replay, for a drive with `--per-pair`). Keeps a caller-set
-    /// `calibration.updates_received` if larger than fusion's own count.
-    pub fn apply_fusion(&mut self, stats: &FusionStats, frames: bool) {
+    /// The report of `stats`. `frames`: whether to include the per-pair entries (always for
+    /// a replay, for a drive with `--per-pair`). The stream counters and the calibration
+    /// message counts are the caller's to fill (its readers and subscriber saw them).
+    #[must_use]
+    pub fn from_stats(stats: &FusionStats, frames: bool) -> Self {
         let p = &stats.pairer;
-        self.pairing = stats.mode;
-        self.pairs = PairsSummary {
-            fused: stats.fused,
-            fused_epoch_mismatch: stats.fused_epoch_mismatch,
-            rejected_epoch_mismatch: p.rejected_epoch_mismatch,
-            dropped_no_calibration: p.dropped_no_calibration(),
-            unpaired_camera: p.unpaired_camera,
-            unpaired_lidar: p.unpaired_lidar,
-            duplicates: p.duplicates(),
-            dropped_no_calibration_camera: p.dropped_no_calibration_camera,
-            dropped_no_calibration_lidar: p.dropped_no_calibration_lidar,
-            camera_frames: p.camera_accepted,
-            lidar_frames: p.lidar_accepted,
-            invalid_payloads: stats.invalid_camera + stats.invalid_lidar,
-            forced_decisions: p.forced_decisions,
-            sink_errors: stats.sink_errors,
-        };
-        self.calibration.epochs = stats.epochs.iter().map(|e| e.0).collect();
-        self.calibration.updates_received = self.calibration.updates_received.max(stats.calibration_updates);
-        self.consistency = ConsistencySummary {
-            mean: stats.consistency_mean(),
-            min: stats.consistency_min,
-            pairs: stats.consistency_pairs,
-        };
         let ms = |ns: u64| ns as f64 / 1e6;
-        self.latency_ms = LatencySummary {
-            p50: stats.latency.quantile_ns(0.5).map_or(0.0, ms),
-            p99: stats.latency.quantile_ns(0.99).map_or(0.0, ms),
-            max: ms(stats.latency.max_ns()),
-            samples: stats.latency.count(),
-        };
-        self.frames = frames.then(|| stats.frames.clone());
-        let torn = self.invariants.torn_frames_accepted;
-        let mistagged = self.invariants.mistagged_frames;
-        self.invariants = InvariantsSummary {
-            cross_epoch_fused: if stats.mode == PairingMode::Epoch { stats.fused_epoch_mismatch } else { 0 },
-            fused_twice: stats.fused_twice,
-            missing_calibration: stats.missing_calibration,
-            lidar_accounted: stats.lidar_accounted(),
-            camera_accounted: stats.camera_accounted(),
-            torn_frames_accepted: torn,
-            mistagged_frames: mistagged,
-            ok: false,
-        };
-        self.invariants.refresh();
+        Self {
+            pairing: stats.mode,
+            streams: StreamsSummary::default(),
+            calibration: CalibrationSummary {
+                epochs: stats.epochs.iter().map(|e| e.0).collect(),
+                updates_received: stats.calibration_updates,
+                rejected_messages: 0,
+            },
+            pairs: PairsSummary {
+                fused: stats.fused,
+                fused_epoch_mismatch: stats.fused_epoch_mismatch,
+                rejected_epoch_mismatch: p.rejected_epoch_mismatch,
+                dropped_no_calibration: p.dropped_no_calibration(),
+                unpaired_camera: p.unpaired_camera,
+                unpaired_lidar: p.unpaired_lidar,
+                duplicates: p.duplicates(),
+                dropped_no_calibration_camera: p.dropped_no_calibration_camera,
+                dropped_no_calibration_lidar: p.dropped_no_calibration_lidar,
+                camera_frames: p.camera_accepted,
+                lidar_frames: p.lidar_accepted,
+                invalid_payloads: stats.invalid_camera + stats.invalid_lidar,
+                forced_decisions: p.forced_decisions,
+                sink_errors: stats.sink_errors,
+            },
+            consistency: ConsistencySummary {
+                mean: stats.consistency_mean(),
+                min: stats.consistency_min,
+                pairs: stats.consistency_pairs,
+            },
+            latency_ms: LatencySummary {
+                p50: stats.latency.quantile_ns(0.5).map_or(0.0, ms),
+                p99: stats.latency.quantile_ns(0.99).map_or(0.0, ms),
+                max: ms(stats.latency.max_ns()),
+                samples: stats.latency.count(),
+            },
+            frames: frames.then(|| stats.frames.clone()),
+            checks: FusionChecks {
+                cross_epoch_fused: if stats.mode == PairingMode::Epoch {
+                    stats.fused_epoch_mismatch
+                } else {
+                    0
+                },
+                fused_twice: stats.fused_twice,
+                missing_calibration: stats.missing_calibration,
+                lidar_accounted: stats.lidar_accounted(),
+                camera_accounted: stats.camera_accounted(),
+            },
+        }
     }
 
-    /// Pretty JSON.
-    ///
-    /// # Panics
-    /// Never: every field serialises.
-    #[must_use]
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|_| String::from("{}"))
-    }
-
-    /// Writes the pretty JSON to `path` (through a temporary file and a rename, so a reader
-    /// never sees half a summary).
+    /// Writes the JSON to `path` (through a temporary file and a rename, so a reader never
+    /// sees half a report).
     ///
     /// # Errors
     /// Any I/O error.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, self.to_json() + "\n")?;
+        std::fs::write(&tmp, text + "\n")?;
         std::fs::rename(&tmp, path)
+    }
+
+    /// Reads a report [`FusionResult::write`] wrote.
+    ///
+    /// # Errors
+    /// An I/O error, or `InvalidData` for text that is not a report.
+    pub fn read(path: &Path) -> std::io::Result<Self> {
+        let text = std::fs::read_to_string(path)?;
+        serde_json::from_str(&text).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
 }
 
@@ -311,8 +258,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_contract_key_is_present() {
-        let mut s = Summary::new(Source::Replay, PairingMode::Latest);
+    fn fusion_keys_are_present_and_round_trip() {
+        let mut s = FusionResult::new(PairingMode::Latest);
         s.frames = Some(vec![PairMetrics {
             camera_seq: 1,
             lidar_seq: 2,
@@ -327,12 +274,8 @@ mod tests {
             lidar_epoch: 1,
             latency_ms: 0.5,
         }]);
-        let v: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
-        assert_eq!(v["source"], "replay");
+        let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["pairing"], "latest");
-        for k in ["duration_s", "realtime_factor"] {
-            assert!(v[k].is_number(), "{k}");
-        }
         for st in ["camera", "lidar"] {
             for k in ["frames_written", "frames_read", "torn_retries", "overruns", "stale"] {
                 assert!(v["streams"][st][k].is_u64(), "{st}.{k}");
@@ -356,8 +299,6 @@ mod tests {
         for k in ["p50", "p99", "max"] {
             assert!(v["latency_ms"][k].is_number(), "{k}");
         }
-        assert!(v["faults"]["crashes"].is_u64() && v["faults"]["restarts"].is_u64());
-        assert!(v["faults"]["recovery_ms_max"].is_null());
         let f = &v["frames"][0];
         for k in ["camera_seq", "lidar_seq", "epoch", "points", "points_in_image"] {
             assert!(f[k].is_u64(), "{k}");
@@ -366,14 +307,15 @@ mod tests {
             assert!(f[k].is_number(), "{k}");
         }
         assert!(f["consistency"].is_null());
-        let back: Summary = serde_json::from_value(v).unwrap();
+        assert!(v["checks"]["lidar_accounted"].as_bool().unwrap());
+        let back: FusionResult = serde_json::from_value(v).unwrap();
         assert_eq!(back, s);
         s.frames = None;
-        assert!(!s.to_json().contains("\"frames\""));
+        assert!(!serde_json::to_string(&s).unwrap().contains("\"frames\""));
     }
 
     #[test]
-    fn applies_fusion_stats() {
+    fn reports_fusion_stats() {
         let mut stats =
             FusionStats { fused: 2, consistency_pairs: 2, consistency_sum: 1.5, ..Default::default() };
         stats.pairer.fused = 2;
@@ -382,11 +324,11 @@ mod tests {
         stats.pairer.camera_accepted = 2;
         stats.consistency_min = Some(0.5);
         stats.latency.record(2_000_000);
-        let mut s = Summary::new(Source::Sim, PairingMode::Epoch);
-        s.apply_fusion(&stats, false);
+        let s = FusionResult::from_stats(&stats, false);
         assert_eq!(s.pairs.fused, 2);
         assert_eq!(s.consistency.mean, Some(0.75));
         assert_eq!(s.latency_ms.p99, 2.0);
-        assert!(s.invariants.ok && s.frames.is_none());
+        assert_eq!(s.checks, FusionChecks::default());
+        assert!(s.frames.is_none());
     }
 }

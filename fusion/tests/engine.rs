@@ -6,9 +6,8 @@ use std::thread;
 
 use calib::{CalibrationSet, CameraIntrinsics, Distortion, Projection};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
-use fusion::summary::Source;
 use fusion::{
-    Engine, EngineChannels, EngineConfig, InFrame, OverlayConfig, PairingConfig, PairingMode, Summary,
+    Engine, EngineChannels, EngineConfig, FusionResult, InFrame, OverlayConfig, PairingConfig, PairingMode,
     VecSink,
 };
 use nalgebra::{Isometry3, Matrix3, Rotation3, Translation3, UnitQuaternion};
@@ -185,13 +184,12 @@ fn end_to_end_through_channels() {
     assert_eq!((snap.fused, snap.duplicates, snap.invalid, snap.latest_epoch), (10, 1, 1, 2));
     assert_eq!((snap.camera_frames, snap.lidar_frames), (cams, sweeps));
 
-    // And the summary carries it.
-    let mut sum = Summary::new(Source::Replay, PairingMode::Epoch);
-    sum.apply_fusion(s, true);
+    // And fusion's report carries it.
+    let sum = FusionResult::from_stats(s, true);
     assert_eq!(sum.pairs.fused, 10);
     assert_eq!(sum.frames.as_ref().map(Vec::len), Some(10));
     assert_eq!(sum.calibration.epochs, vec![1, 2]);
-    assert!(sum.invariants.ok);
+    assert_eq!(sum.checks, fusion::summary::FusionChecks::default());
     drop(r.stop);
 }
 

@@ -7,42 +7,13 @@
 //! table gives mean, min, median and max wall-clock milliseconds (the min is the least
 //! disturbed by other processes on a shared machine).
 
+#[path = "../tests/sim_common/mod.rs"]
+mod sim_common;
+
 use sensor_sim::{CameraRenderer, LidarRenderer, Scenario};
-use shared::frames::{PayloadSink, SinkFull};
+use sim_common::Slot;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// A fixed-capacity sink, like a ring slot.
-struct Slot {
-    buf: Vec<u8>,
-    len: usize,
-}
-
-impl Slot {
-    fn new(capacity: usize) -> Self {
-        Self { buf: vec![0; capacity], len: 0 }
-    }
-}
-
-impl PayloadSink for Slot {
-    fn push(&mut self, bytes: &[u8]) -> Result<(), SinkFull> {
-        self.write_at(self.len, bytes)
-    }
-
-    fn write_at(&mut self, offset: usize, bytes: &[u8]) -> Result<(), SinkFull> {
-        let end = offset + bytes.len();
-        if end > self.buf.len() {
-            return Err(SinkFull { needed: end, capacity: self.buf.len() });
-        }
-        self.buf[offset..end].copy_from_slice(bytes);
-        self.len = self.len.max(end);
-        Ok(())
-    }
-
-    fn len(&self) -> usize {
-        self.len
-    }
-}
 
 /// (mean, min, median, max) in milliseconds.
 fn stats(mut v: Vec<Duration>) -> (f64, f64, f64, f64) {
@@ -50,6 +21,12 @@ fn stats(mut v: Vec<Duration>) -> (f64, f64, f64, f64) {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let mean = v.iter().map(|d| ms(*d)).sum::<f64>() / v.len() as f64;
     (mean, ms(v[0]), ms(v[v.len() / 2]), ms(v[v.len() - 1]))
+}
+
+/// One row of the table: the timings `d` of `sensor` in scenario `name`.
+fn report(name: &str, sensor: &str, size: &str, d: Vec<Duration>, budget: f64) {
+    let (mean, min, p50, max) = stats(d);
+    println!("{name:<10} {sensor:<8} {size:>10} {mean:>9.2} {min:>9.2} {p50:>9.2} {max:>9.2} {budget:>10.1}");
 }
 
 fn main() {
@@ -67,7 +44,7 @@ fn main() {
             (0..frames).map(|i| shared::TimestampNs((lap * i as f64 / frames as f64 * 1e9) as u64)).collect();
 
         let mut cam = CameraRenderer::new(&scenario);
-        let mut slot = Slot::new(scenario.camera_payload_len());
+        let mut slot = Slot::new(vec![0; scenario.camera_payload_len()]);
         cam.render(times[0], &mut slot).expect("slot fits");
         let mut d = Vec::new();
         for &t in &times {
@@ -77,16 +54,11 @@ fn main() {
             d.push(t0.elapsed());
         }
         let c = scenario.camera();
-        let (mean, min, p50, max) = stats(d);
         let budget = if name == "default" { 10.0 } else { 33.0 };
-        let size = format!("{}x{}", c.width, c.height);
-        println!(
-            "{name:<10} {:<8} {size:>10} {mean:>9.2} {min:>9.2} {p50:>9.2} {max:>9.2} {budget:>10.1}",
-            "camera"
-        );
+        report(name, "camera", &format!("{}x{}", c.width, c.height), d, budget);
 
         let mut lidar = LidarRenderer::new(&scenario);
-        let mut slot = Slot::new(scenario.lidar_max_payload_len());
+        let mut slot = Slot::new(vec![0; scenario.lidar_max_payload_len()]);
         lidar.render(times[0], 0, &mut slot).expect("slot fits");
         let mut d = Vec::new();
         let mut points = 0;
@@ -97,13 +69,8 @@ fn main() {
             d.push(t0.elapsed());
         }
         let l = scenario.lidar();
-        let (mean, min, p50, max) = stats(d);
         let budget = if name == "default" { 20.0 } else { 100.0 };
-        let size = format!("{}x{}", l.beams, l.azimuth_steps);
-        println!(
-            "{name:<10} {:<8} {size:>10} {mean:>9.2} {min:>9.2} {p50:>9.2} {max:>9.2} {budget:>10.1}",
-            "lidar"
-        );
+        report(name, "lidar", &format!("{}x{}", l.beams, l.azimuth_steps), d, budget);
         println!("{:<10} {:<8} mean points per sweep: {}", "", "", points / frames);
     }
 }

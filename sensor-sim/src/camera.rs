@@ -29,54 +29,11 @@
 use crate::scenario::{epoch_rig_at, EpochRig, Scenario};
 use crate::trajectory::Trajectory;
 use crate::world::{World, GROUND_ID, SKY_ID};
-use calib::Distortion;
 use nalgebra::{Matrix3, Point3, Vector3};
-use shared::frames::{ImageHeader, PayloadSink, PixelFormat, SinkFull, IMAGE_HEADER_SIZE};
+use shared::frames::{ImageHeader, PayloadSink, SinkFull, IMAGE_HEADER_SIZE};
 use shared::{CalibEpoch, TimestampNs};
 use std::sync::Arc;
 use zerocopy::IntoBytes;
-
-/// Inverts plumb-bob distortion: the normalised undistorted point whose distortion is
-/// (xd, yd). Newton's method; `None` if it does not converge or the lens folds over there.
-#[must_use]
-pub fn undistort(d: &Distortion, xd: f64, yd: f64) -> Option<(f64, f64)> {
-    undistort_from(d, xd, yd, (xd, yd), 1e-13)
-}
-
-/// [`undistort`] starting Newton's method from `guess` (a neighbouring pixel's solution
-/// converges in one or two steps), stopping when the residual is below `tol`.
-#[must_use]
-pub fn undistort_from(d: &Distortion, xd: f64, yd: f64, guess: (f64, f64), tol: f64) -> Option<(f64, f64)> {
-    if d.is_zero() {
-        return Some((xd, yd));
-    }
-    let (mut x, mut y) = guess;
-    for _ in 0..50 {
-        let r2 = x * x + y * y;
-        let radial = 1.0 + r2 * (d.k1 + r2 * (d.k2 + r2 * d.k3));
-        let dr = d.k1 + r2 * (2.0 * d.k2 + 3.0 * d.k3 * r2);
-        let (fx, fy) = d.apply(x, y);
-        let (ex, ey) = (fx - xd, fy - yd);
-        if ex.abs() < tol && ey.abs() < tol {
-            return Some((x, y));
-        }
-        let j00 = radial + 2.0 * x * x * dr + 2.0 * d.p1 * y + 6.0 * d.p2 * x;
-        let j01 = 2.0 * x * y * dr + 2.0 * d.p1 * x + 2.0 * d.p2 * y;
-        let j10 = 2.0 * x * y * dr + 2.0 * d.p1 * x + 2.0 * d.p2 * y;
-        let j11 = radial + 2.0 * y * y * dr + 6.0 * d.p1 * y + 2.0 * d.p2 * x;
-        let det = j00 * j11 - j01 * j10;
-        if det <= 1e-12 {
-            return None;
-        }
-        x -= (j11 * ex - j01 * ey) / det;
-        y -= (-j10 * ex + j00 * ey) / det;
-        if !x.is_finite() || !y.is_finite() {
-            return None;
-        }
-    }
-    let (fx, fy) = d.apply(x, y);
-    ((fx - xd).abs() < 1e-9 && (fy - yd).abs() < 1e-9).then_some((x, y))
-}
 
 /// Per-intrinsics lookup from output pixels to the undistorted scratch grid.
 #[derive(Clone, Debug)]
@@ -115,8 +72,9 @@ impl RayTable {
                 let xd = (i as f64 + 0.5 - k.cx) / k.fx;
                 let yd = (j as f64 + 0.5 - k.cy) / k.fy;
                 // The table needs a small fraction of a pixel: 1e-9 of the focal length.
-                let (x, y) = undistort_from(&d, xd, yd, guess.unwrap_or((xd, yd)), 1e-9)
-                    .or_else(|| undistort(&d, xd, yd))
+                let (x, y) = d
+                    .undistort_from(xd, yd, guess.unwrap_or((xd, yd)), 1e-9)
+                    .or_else(|| d.undistort(xd, yd))
                     .expect("distortion invertible over the image");
                 guess = Some((x, y));
                 if i == 0 {
@@ -184,12 +142,6 @@ pub struct CameraFrame {
     pub epoch: CalibEpoch,
     /// Payload bytes written.
     pub bytes: usize,
-}
-
-/// The header of a `width × height` camera payload: rgb8 with a label plane.
-#[must_use]
-pub fn payload_header(width: u32, height: u32) -> ImageHeader {
-    ImageHeader { width, height, format: PixelFormat::Rgb8 as u32, has_labels: 1 }
 }
 
 /// Near clipping plane, metres.
@@ -274,12 +226,7 @@ impl CameraRenderer {
     /// The payload's header.
     #[must_use]
     pub fn header(&self) -> ImageHeader {
-        ImageHeader {
-            width: self.width as u32,
-            height: self.height as u32,
-            format: PixelFormat::Rgb8 as u32,
-            has_labels: 1,
-        }
+        ImageHeader::rgb8_labelled(self.width as u32, self.height as u32)
     }
 
     /// Bytes of every frame's payload.

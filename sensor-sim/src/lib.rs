@@ -1,4 +1,8 @@
-//! # sensor-sim: simulated sensors and log replayers for epochfuse
+//! # sensor-sim: simulated sensors for epochfuse
+//!
+//! Only simulates: a scenario in, rendered frames and the calibration truth out. Recorded
+//! logs (KITTI, MCAP: reading, recording, KITTI export) live in the `logs` crate, which this
+//! crate does not depend on; `sim export` renders here and writes there.
 //!
 //! The simulation, in the order a producer uses it:
 //!
@@ -13,16 +17,15 @@
 //! - [`CameraRenderer`] and [`LidarRenderer`] render the frame captured at a time straight
 //!   into a [`shared::frames::PayloadSink`] (a ring slot), with the rig of the epoch in force
 //!   then, and report that epoch.
-//! - [`export_kitti`] writes a KITTI-layout folder (`sim export`).
+//! - [`CameraOptions`] `{ distortion: false }` renders rectified images (what `sim export`
+//!   writes, as KITTI images are rectified).
 //!
 //! Times are scenario time: nanoseconds since the start of the drive.
 //! Ground-truth instance ids: 0 sky, 1 ground, 2.. objects (see [`world`]).
 #![forbid(unsafe_code)]
 
 pub mod camera;
-pub mod export;
 pub mod lidar;
-pub mod log;
 pub mod rig;
 pub mod rng;
 pub mod scenario;
@@ -31,7 +34,6 @@ pub mod urban;
 pub mod world;
 
 pub use camera::{CameraFrame, CameraOptions, CameraRenderer};
-pub use export::{export_kitti, ExportError};
 pub use lidar::{LidarRenderer, LidarSweep};
 pub use rig::{Intrinsics, Mount, Rig};
-pub use scenario::{Fault, Role, Scenario, ScenarioError};
+pub use scenario::{Fault, Scenario, ScenarioError};

@@ -263,15 +263,46 @@ fn push_vehicle(out: &mut Vec<Prim>, rng: &mut Rng, ids: &mut Ids, xy: (f64, f64
 
 /// Generates the world and its roads.
 pub fn generate(spec: &UrbanSpec, seed: u64, ids: &mut Ids, prims: &mut Vec<Prim>, roads: &mut Vec<Road>) {
-    let mut rng = Rng::new(crate::rng::mix(&[seed, 0x0000_7262_616e]));
+    let hw = spec.road_width_m / 2.0;
+    let mut g = UrbanBuilder {
+        spec,
+        rng: Rng::new(crate::rng::mix(&[seed, 0x0000_7262_616e])),
+        ids,
+        prims,
+        hw,
+        edge: hw + spec.sidewalk_m,
+    };
+    let corners = spec.loop_corners();
+    push_roads(spec, &corners, roads);
+    let sides: Vec<Side> = (0..4)
+        .map(|i| {
+            let a = corners[i];
+            let b = corners[(i + 1) % 4];
+            let len = (b.0 - a.0).hypot(b.1 - a.1);
+            Side { a, dir: ((b.0 - a.0) / len, (b.1 - a.1) / len), len }
+        })
+        .collect();
+    for side in &sides {
+        let open = openings(side.len, spec.block_m);
+        // Lateral: negative = right of travel = outside of the loop.
+        for outside in [true, false] {
+            if hw >= 4.5 {
+                g.parked_cars(side, &open, outside);
+            }
+            g.street_furniture(side, &open, outside);
+        }
+        g.traffic(side, &open);
+        g.outer_buildings(side, &open);
+    }
+    g.inner_blocks();
+}
+
+/// Roads: the loop (extended so the corners are paved), inner cross streets, outer stubs.
+fn push_roads(spec: &UrbanSpec, corners: &[(f64, f64); 4], roads: &mut Vec<Road>) {
     let hw = spec.road_width_m / 2.0;
     let sw = spec.sidewalk_m;
-    let edge = hw + sw; // centre line to building line
     let block = spec.block_m;
-    let corners = spec.loop_corners();
     let (lx, ly) = corners[2];
-
-    // Roads: the loop (extended so the corners are paved), inner cross streets, outer stubs.
     for i in 0..4 {
         let a = corners[i];
         let b = corners[(i + 1) % 4];
@@ -294,182 +325,196 @@ pub fn generate(spec: &UrbanSpec, seed: u64, ids: &mut Ids, prims: &mut Vec<Prim
         let y = f64::from(k) * block;
         roads.push(Road { from: [-stub, y], to: [lx + stub, y], width: spec.road_width_m, sidewalk: sw });
     }
+}
 
-    // Positions along a side that are cross-street openings (measured from the side's start).
-    let openings = |side_len: f64| -> Vec<f64> {
-        let n = (side_len / block).round() as u32;
-        (1..n).map(|k| f64::from(k) * block).collect()
-    };
-    let near_opening = |along: f64, open: &[f64], len: f64, margin: f64| {
-        along < margin || along > len - margin || open.iter().any(|&o| (along - o).abs() < margin)
-    };
+/// Positions along a side that are cross-street openings (measured from the side's start).
+fn openings(side_len: f64, block: f64) -> Vec<f64> {
+    let n = (side_len / block).round() as u32;
+    (1..n).map(|k| f64::from(k) * block).collect()
+}
 
-    let sides: Vec<Side> = (0..4)
-        .map(|i| {
-            let a = corners[i];
-            let b = corners[(i + 1) % 4];
-            let len = (b.0 - a.0).hypot(b.1 - a.1);
-            Side { a, dir: ((b.0 - a.0) / len, (b.1 - a.1) / len), len }
-        })
-        .collect();
+/// Whether `along` is within `margin` of a side's ends or of one of its openings.
+fn near_opening(along: f64, open: &[f64], len: f64, margin: f64) -> bool {
+    along < margin || along > len - margin || open.iter().any(|&o| (along - o).abs() < margin)
+}
 
-    for side in &sides {
-        let open = openings(side.len);
+/// The generator's state: every draw comes from one random stream, in a fixed order, so the
+/// same seed builds the same world.
+struct UrbanBuilder<'a> {
+    spec: &'a UrbanSpec,
+    rng: Rng,
+    ids: &'a mut Ids,
+    prims: &'a mut Vec<Prim>,
+    /// Half the carriageway width, metres.
+    hw: f64,
+    /// Centre line to building line, metres.
+    edge: f64,
+}
+
+impl UrbanBuilder<'_> {
+    /// Parked cars in the parking strip on one side of the road (`outside` the loop or not).
+    fn parked_cars(&mut self, side: &Side, open: &[f64], outside: bool) {
+        let (hw, edge) = (self.hw, self.edge);
+        let sgn = if outside { -1.0 } else { 1.0 };
         let yaw = side.yaw();
-        // Lateral: negative = right of travel = outside of the loop.
-        for outside in [true, false] {
-            let sgn = if outside { -1.0 } else { 1.0 };
-            // Parked cars in the parking strip.
-            if hw >= 4.5 {
-                let lat = sgn * (hw - 1.25);
-                let mut along = edge + 2.0 + rng.range(0.0, 3.0);
-                while along < side.len - edge - 4.0 {
-                    let slot = rng.range(5.2, 7.0);
-                    if !near_opening(along, &open, side.len, edge + 3.0) && rng.chance(spec.parked_cars) {
-                        let jitter = rng.range(-0.02, 0.02);
-                        let (x, y) = side.at(along + slot / 2.0, lat + rng.range(-0.15, 0.15));
-                        let heading = if outside { yaw } else { yaw + std::f64::consts::PI };
-                        push_vehicle(prims, &mut rng, ids, (x, y), heading + jitter);
-                    }
-                    along += slot;
-                }
+        let lat = sgn * (hw - 1.25);
+        let mut along = edge + 2.0 + self.rng.range(0.0, 3.0);
+        while along < side.len - edge - 4.0 {
+            let slot = self.rng.range(5.2, 7.0);
+            if !near_opening(along, open, side.len, edge + 3.0) && self.rng.chance(self.spec.parked_cars) {
+                let jitter = self.rng.range(-0.02, 0.02);
+                let (x, y) = side.at(along + slot / 2.0, lat + self.rng.range(-0.15, 0.15));
+                let heading = if outside { yaw } else { yaw + std::f64::consts::PI };
+                push_vehicle(self.prims, &mut self.rng, self.ids, (x, y), heading + jitter);
             }
-            // Street furniture on the sidewalk: lights near the curb, signs, trees.
-            let mut along = edge + rng.range(0.0, spec.pole_spacing_m);
-            let mut k = 0;
-            while along < side.len - edge {
-                if !near_opening(along, &open, side.len, edge + 1.0) {
-                    let id = ids.take();
-                    match k % 3 {
-                        0 => {
-                            // Street light: pole plus an arm reaching over the road.
-                            let lat = sgn * (hw + 0.4);
-                            let h = rng.range(6.5, 8.0);
-                            let r = rng.range(0.08, 0.13);
-                            push_cyl(prims, side.at(along, lat), 0.0, h, r, id, [120, 124, 130], 0.55);
-                            let arm = side.at(along, lat - sgn * 0.9);
-                            push_box(prims, arm, h - 0.15, (0.15, 1.8, 0.12), yaw, id, [120, 124, 130], 0.55);
-                        }
-                        1 if spec.trees => {
-                            let lat = sgn * (hw + sw * 0.6);
-                            let top = rng.range(4.5, 6.5);
-                            push_cyl(
-                                prims,
-                                side.at(along, lat),
-                                0.0,
-                                top * 0.5,
-                                rng.range(0.15, 0.25),
-                                id,
-                                [90, 66, 44],
-                                0.3,
-                            );
-                            let crown = rng.range(1.2, 1.8).min(sw * 0.6 + 0.5);
-                            let green = jitter_colour(&mut rng, [60, 120, 50], 0.15);
-                            push_cyl(prims, side.at(along, lat), top * 0.45, top, crown, id, green, 0.35);
-                        }
-                        _ => {
-                            // Sign post: thin pole with a plate facing the traffic.
-                            let lat = sgn * (hw + 0.3);
-                            let h = rng.range(2.4, 3.2);
-                            push_cyl(prims, side.at(along, lat), 0.0, h, 0.04, id, [150, 150, 150], 0.5);
-                            let colour = if rng.chance(0.5) { [200, 30, 30] } else { [30, 80, 190] };
-                            push_box(
-                                prims,
-                                side.at(along, lat),
-                                h - 0.3,
-                                (0.06, 0.7, 0.7),
-                                yaw,
-                                id,
-                                colour,
-                                0.9,
-                            );
-                        }
-                    }
-                }
-                k += 1;
-                along += spec.pole_spacing_m * rng.range(0.7, 1.3);
-            }
+            along += slot;
         }
-        // Stopped cars in the oncoming lane, spread over the sides.
-        let per_side = spec.traffic.div_ceil(4);
-        for _ in 0..per_side {
-            let along = rng.range(edge + 6.0, (side.len - edge - 6.0).max(edge + 6.5));
-            if near_opening(along, &open, side.len, edge + 4.0) {
+    }
+
+    /// Street furniture on the sidewalk: lights near the curb, signs, trees, in turn.
+    fn street_furniture(&mut self, side: &Side, open: &[f64], outside: bool) {
+        let sgn = if outside { -1.0 } else { 1.0 };
+        let edge = self.edge;
+        let mut along = edge + self.rng.range(0.0, self.spec.pole_spacing_m);
+        let mut k = 0;
+        while along < side.len - edge {
+            if !near_opening(along, open, side.len, edge + 1.0) {
+                let id = self.ids.take();
+                match k % 3 {
+                    0 => self.street_light(side, along, sgn, id),
+                    1 if self.spec.trees => self.tree(side, along, sgn, id),
+                    _ => self.sign_post(side, along, sgn, id),
+                }
+            }
+            k += 1;
+            along += self.spec.pole_spacing_m * self.rng.range(0.7, 1.3);
+        }
+    }
+
+    /// A street light: pole plus an arm reaching over the road.
+    fn street_light(&mut self, side: &Side, along: f64, sgn: f64, id: u16) {
+        let lat = sgn * (self.hw + 0.4);
+        let h = self.rng.range(6.5, 8.0);
+        let r = self.rng.range(0.08, 0.13);
+        push_cyl(self.prims, side.at(along, lat), 0.0, h, r, id, [120, 124, 130], 0.55);
+        let arm = side.at(along, lat - sgn * 0.9);
+        push_box(self.prims, arm, h - 0.15, (0.15, 1.8, 0.12), side.yaw(), id, [120, 124, 130], 0.55);
+    }
+
+    /// A tree: trunk and crown.
+    fn tree(&mut self, side: &Side, along: f64, sgn: f64, id: u16) {
+        let sw = self.spec.sidewalk_m;
+        let lat = sgn * (self.hw + sw * 0.6);
+        let top = self.rng.range(4.5, 6.5);
+        let trunk = self.rng.range(0.15, 0.25);
+        push_cyl(self.prims, side.at(along, lat), 0.0, top * 0.5, trunk, id, [90, 66, 44], 0.3);
+        let crown = self.rng.range(1.2, 1.8).min(sw * 0.6 + 0.5);
+        let green = jitter_colour(&mut self.rng, [60, 120, 50], 0.15);
+        push_cyl(self.prims, side.at(along, lat), top * 0.45, top, crown, id, green, 0.35);
+    }
+
+    /// A sign post: thin pole with a plate facing the traffic.
+    fn sign_post(&mut self, side: &Side, along: f64, sgn: f64, id: u16) {
+        let lat = sgn * (self.hw + 0.3);
+        let h = self.rng.range(2.4, 3.2);
+        push_cyl(self.prims, side.at(along, lat), 0.0, h, 0.04, id, [150, 150, 150], 0.5);
+        let colour = if self.rng.chance(0.5) { [200, 30, 30] } else { [30, 80, 190] };
+        push_box(self.prims, side.at(along, lat), h - 0.3, (0.06, 0.7, 0.7), side.yaw(), id, colour, 0.9);
+    }
+
+    /// Stopped cars in the oncoming lane, spread over the sides.
+    fn traffic(&mut self, side: &Side, open: &[f64]) {
+        let edge = self.edge;
+        for _ in 0..self.spec.traffic.div_ceil(4) {
+            let along = self.rng.range(edge + 6.0, (side.len - edge - 6.0).max(edge + 6.5));
+            if near_opening(along, open, side.len, edge + 4.0) {
                 continue;
             }
             let (x, y) = side.at(along, 1.75);
-            let heading = yaw + std::f64::consts::PI + rng.range(-0.03, 0.03);
-            push_vehicle(prims, &mut rng, ids, (x, y), heading);
+            let heading = side.yaw() + std::f64::consts::PI + self.rng.range(-0.03, 0.03);
+            push_vehicle(self.prims, &mut self.rng, self.ids, (x, y), heading);
         }
-        // Outer buildings along this side, behind the sidewalk. The south and north rows
-        // (travel along ±x) run past the corners and fill them; the east and west rows stop at
-        // the building line so the rows never overlap.
+    }
+
+    /// Outer buildings along a side, behind the sidewalk. The south and north rows (travel
+    /// along ±x) run past the corners and fill them; the east and west rows stop at the
+    /// building line so the rows never overlap.
+    fn outer_buildings(&mut self, side: &Side, open: &[f64]) {
+        let edge = self.edge;
         let runs_past = side.dir.0.abs() > 0.5;
         let (start, end) =
             if runs_past { (-edge - 15.0, side.len + edge + 15.0) } else { (-edge, side.len + edge) };
         let mut along = start;
         while along < end {
-            let front = rng.range(10.0, 24.0).min(end - along);
-            let gap = if rng.chance(0.3) { rng.range(2.0, 6.0) } else { rng.range(0.0, 1.0) };
+            let front = self.rng.range(10.0, 24.0).min(end - along);
+            let gap = if self.rng.chance(0.3) { self.rng.range(2.0, 6.0) } else { self.rng.range(0.0, 1.0) };
             let mid = along + front / 2.0;
             let blocked = open.iter().any(|&o| (mid - o).abs() < edge + front / 2.0);
             if front > 4.0 && !blocked {
-                let depth = rng.range(10.0, 18.0);
-                let h = rng.range(spec.building_height_m.0, spec.building_height_m.1);
-                let colour = pick_colour(&mut rng, &BUILDING_COLOURS, 0.06);
+                let depth = self.rng.range(10.0, 18.0);
+                let h = self.rng.range(self.spec.building_height_m.0, self.spec.building_height_m.1);
+                let colour = pick_colour(&mut self.rng, &BUILDING_COLOURS, 0.06);
                 let c = side.at(mid, -(edge + depth / 2.0));
-                push_box(prims, c, 0.0, (front, depth, h), side.yaw(), ids.take(), colour, 0.3);
+                push_box(self.prims, c, 0.0, (front, depth, h), side.yaw(), self.ids.take(), colour, 0.3);
             }
             along += front + gap;
         }
     }
 
-    // Inner blocks: buildings along each block's four edges.
-    for bx in 0..spec.blocks_x {
-        for by in 0..spec.blocks_y {
-            let x0 = f64::from(bx) * block + edge;
-            let x1 = f64::from(bx + 1) * block - edge;
-            let y0 = f64::from(by) * block + edge;
-            let y1 = f64::from(by + 1) * block - edge;
-            let max_depth = ((x1 - x0).min(y1 - y0) / 2.0).min(16.0);
-            // South and north rows span the block; west and east rows fit between them.
-            let depth_s = rng.range(max_depth * 0.6, max_depth);
-            let depth_n = rng.range(max_depth * 0.6, max_depth);
-            // (start, direction, length, depth) of each row.
-            #[allow(clippy::type_complexity)]
-            let rows: [((f64, f64), (f64, f64), f64, f64); 4] = [
-                ((x0, y0), (1.0, 0.0), x1 - x0, depth_s),
-                ((x1, y1), (-1.0, 0.0), x1 - x0, depth_n),
-                (
-                    (x1, y0 + depth_s),
-                    (0.0, 1.0),
-                    y1 - y0 - depth_s - depth_n,
-                    rng.range(max_depth * 0.6, max_depth),
-                ),
-                (
-                    (x0, y1 - depth_n),
-                    (0.0, -1.0),
-                    y1 - y0 - depth_s - depth_n,
-                    rng.range(max_depth * 0.6, max_depth),
-                ),
-            ];
-            for (a, dir, len, depth) in rows {
-                if len < 4.0 {
-                    continue;
-                }
-                // The row's street is to the right of `dir`; buildings extend to its left.
-                let row = Side { a, dir, len };
-                let mut along = 0.0;
-                while along < len - 3.0 {
-                    let front = rng.range(9.0, 22.0).min(len - along);
-                    let gap = if rng.chance(0.25) { rng.range(1.5, 4.0) } else { 0.0 };
-                    let h = rng.range(spec.building_height_m.0, spec.building_height_m.1);
-                    let colour = pick_colour(&mut rng, &BUILDING_COLOURS, 0.06);
-                    let c = row.at(along + front / 2.0, depth / 2.0);
-                    push_box(prims, c, 0.0, (front, depth, h), row.yaw(), ids.take(), colour, 0.3);
-                    along += front + gap;
-                }
+    /// Inner blocks: buildings along each block's four edges.
+    fn inner_blocks(&mut self) {
+        let (block, edge) = (self.spec.block_m, self.edge);
+        for bx in 0..self.spec.blocks_x {
+            for by in 0..self.spec.blocks_y {
+                let x0 = f64::from(bx) * block + edge;
+                let x1 = f64::from(bx + 1) * block - edge;
+                let y0 = f64::from(by) * block + edge;
+                let y1 = f64::from(by + 1) * block - edge;
+                self.block_rows([x0, y0, x1, y1]);
             }
+        }
+    }
+
+    /// One inner block, `[x0, y0, x1, y1]` inside its sidewalks: a row of buildings along
+    /// each edge.
+    fn block_rows(&mut self, [x0, y0, x1, y1]: [f64; 4]) {
+        let max_depth = ((x1 - x0).min(y1 - y0) / 2.0).min(16.0);
+        // South and north rows span the block; west and east rows fit between them.
+        let depth_s = self.rng.range(max_depth * 0.6, max_depth);
+        let depth_n = self.rng.range(max_depth * 0.6, max_depth);
+        let between = y1 - y0 - depth_s - depth_n;
+        let rows = [
+            Side { a: (x0, y0), dir: (1.0, 0.0), len: x1 - x0 },
+            Side { a: (x1, y1), dir: (-1.0, 0.0), len: x1 - x0 },
+            Side { a: (x1, y0 + depth_s), dir: (0.0, 1.0), len: between },
+            Side { a: (x0, y1 - depth_n), dir: (0.0, -1.0), len: between },
+        ];
+        let depths = [
+            depth_s,
+            depth_n,
+            self.rng.range(max_depth * 0.6, max_depth),
+            self.rng.range(max_depth * 0.6, max_depth),
+        ];
+        for (row, depth) in rows.iter().zip(depths) {
+            if row.len >= 4.0 {
+                self.block_row(row, depth);
+            }
+        }
+    }
+
+    /// Buildings `depth` deep along `row`, whose street is to the right of its direction:
+    /// the buildings extend to its left.
+    fn block_row(&mut self, row: &Side, depth: f64) {
+        let len = row.len;
+        let mut along = 0.0;
+        while along < len - 3.0 {
+            let front = self.rng.range(9.0, 22.0).min(len - along);
+            let gap = if self.rng.chance(0.25) { self.rng.range(1.5, 4.0) } else { 0.0 };
+            let h = self.rng.range(self.spec.building_height_m.0, self.spec.building_height_m.1);
+            let colour = pick_colour(&mut self.rng, &BUILDING_COLOURS, 0.06);
+            let c = row.at(along + front / 2.0, depth / 2.0);
+            push_box(self.prims, c, 0.0, (front, depth, h), row.yaw(), self.ids.take(), colour, 0.3);
+            along += front + gap;
         }
     }
 }

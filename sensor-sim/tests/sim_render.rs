@@ -1,12 +1,15 @@
 //! Renderers: determinism, geometry against `calib`'s projection, epoch tagging across a
 //! scheduled recalibration, and the scene properties fusion's tests rely on.
 
+mod sim_common;
+
 use calib::CalibrationSet;
 use nalgebra::Point3;
 use sensor_sim::world::{GROUND_ID, SKY_ID};
 use sensor_sim::{CameraRenderer, LidarRenderer, Scenario};
-use shared::frames::{camera_image, lidar_points, ImageView, PayloadSink, PointRecord, SinkFull};
+use shared::frames::{camera_image, lidar_points, ImageView, PointRecord};
 use shared::{CalibEpoch, TimestampNs};
+use sim_common::Slot;
 use std::path::Path;
 
 fn default_scenario() -> Scenario {
@@ -259,48 +262,22 @@ fn default_drive_scene_properties() {
     assert!(ahead_frames * 10 >= 9 * n, "objects ahead in {ahead_frames} of {n} frames");
 }
 
-/// A fixed-capacity sink, like a ring slot.
-struct Slot {
-    buf: Vec<u8>,
-    len: usize,
-}
-
-impl PayloadSink for Slot {
-    fn push(&mut self, bytes: &[u8]) -> Result<(), SinkFull> {
-        self.write_at(self.len, bytes)
-    }
-
-    fn write_at(&mut self, offset: usize, bytes: &[u8]) -> Result<(), SinkFull> {
-        let end = offset + bytes.len();
-        if end > self.buf.len() {
-            return Err(SinkFull { needed: end, capacity: self.buf.len() });
-        }
-        self.buf[offset..end].copy_from_slice(bytes);
-        self.len = self.len.max(end);
-        Ok(())
-    }
-
-    fn len(&self) -> usize {
-        self.len
-    }
-}
-
 #[test]
 fn renders_into_a_fixed_slot_and_reports_a_small_one() {
     let s = default_scenario();
     let mut cam = CameraRenderer::new(&s);
-    let mut slot = Slot { buf: vec![0xAA; cam.payload_len()], len: 0 };
+    let mut slot = Slot::new(vec![0xAA; cam.payload_len()]);
     cam.render(secs(2.0), &mut slot).unwrap();
     assert_eq!(slot.len, cam.payload_len());
     assert_eq!(camera_frame(&mut cam, secs(2.0)).0, slot.buf, "a slot and a Vec get the same bytes");
 
-    let mut small = Slot { buf: vec![0; cam.payload_len() - 1], len: 0 };
+    let mut small = Slot::new(vec![0; cam.payload_len() - 1]);
     let e = cam.render(secs(2.0), &mut small).unwrap_err();
     assert_eq!(e.needed, cam.payload_len());
     assert_eq!(small.len, 0, "nothing written into a slot that is too small");
 
     let mut lidar = LidarRenderer::new(&s);
-    let mut small = Slot { buf: vec![0; 1000], len: 0 };
+    let mut small = Slot::new(vec![0; 1000]);
     assert!(lidar.render(secs(2.0), 0, &mut small).is_err());
     assert_eq!(lidar.max_payload_len(), 64 * 1024 * 24);
     assert_eq!(s.lidar_max_payload_len(), lidar.max_payload_len());

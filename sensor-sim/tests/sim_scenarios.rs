@@ -1,8 +1,9 @@
 //! Scenario files: every shipped drive parses and validates; bad files give one-line errors
 //! naming the file, the field and (for syntax) the line:column.
 
-use sensor_sim::scenario::{Fault, Role, ScenarioError};
+use sensor_sim::scenario::{Fault, ScenarioError};
 use sensor_sim::{Rig, Scenario};
+use shared::Role;
 use shared::{CalibEpoch, TimestampNs};
 use std::path::{Path, PathBuf};
 
@@ -199,6 +200,21 @@ fn semantic_errors_name_the_field() {
         }
         assert!(e.to_string().contains(&format!("`{field}`")), "{e}");
     }
+}
+
+#[test]
+fn faults_name_roles_that_can_take_them() {
+    // A kill names a process of the drive; the error lists them.
+    let e = err(&GOOD.replace("DropCalib(epoch: 2, to: Fusion)", "Kill(role: Monitor, at_s: 1.0)"));
+    assert!(matches!(&e, ScenarioError::Invalid { field, .. } if field == "faults[0].role"), "{e}");
+    assert!(e.to_string().contains("camera, lidar, fusion or calib (got monitor)"), "{e}");
+    // A delivery fault names a subscriber of the calibration service.
+    let e = err(&GOOD.replace("DropCalib(epoch: 2, to: Fusion)", "DelayCalib(epoch: 1, to: calib, ms: 5)"));
+    assert!(matches!(&e, ScenarioError::Invalid { field, .. } if field == "faults[0].to"), "{e}");
+    assert!(e.to_string().contains("subscribers, camera, lidar, fusion"), "{e}");
+    // Lower-case names parse as well as the capitalised ones.
+    let s = Scenario::from_ron_str(&GOOD.replace("to: Fusion", "to: fusion"), "ok.ron").unwrap();
+    assert_eq!(s.faults(), &[Fault::DropCalib { epoch: 2, to: Role::Fusion }]);
 }
 
 #[test]

@@ -10,12 +10,13 @@
 //! after a warm-up. Target (DESIGN.md §9): read+validate ≤ 1.3× memcpy from 64 KiB up.
 //!
 //! ```text
-//! CARGO_TARGET_DIR=/work/tgt/bench cargo bench -p shared --bench ring
+//! cargo bench -p shared --bench ring
 //! ```
+//! from the workspace root (any clone; builds go wherever `CARGO_TARGET_DIR` says, else `target/`).
 //! Plain `std::time`, no harness: `harness = false` in shared/Cargo.toml.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shared::frames::PayloadSink;
 use shared::ring::{FrameMeta, ReadOutcome, RingReader, RingWriter};
@@ -24,33 +25,9 @@ use shared::{CalibEpoch, StreamKind, TimestampNs};
 
 const BUDGET: Duration = Duration::from_millis(120);
 
-/// Median nanoseconds per call of `f`, over batches of at least 1 ms.
-fn ns_per_call(mut f: impl FnMut()) -> f64 {
-    for _ in 0..3 {
-        f();
-    }
-    let mut batch = 1u64;
-    loop {
-        let t = Instant::now();
-        for _ in 0..batch {
-            f();
-        }
-        if t.elapsed() >= Duration::from_millis(1) || batch >= 1 << 24 {
-            break;
-        }
-        batch *= 2;
-    }
-    let mut samples = Vec::new();
-    let start = Instant::now();
-    while start.elapsed() < BUDGET || samples.len() < 5 {
-        let t = Instant::now();
-        for _ in 0..batch {
-            f();
-        }
-        samples.push(t.elapsed().as_nanos() as f64 / batch as f64);
-    }
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
+/// Median nanoseconds per call of `f`, over batches of at least 1 ms within [`BUDGET`].
+fn ns_per_call(f: impl FnMut()) -> f64 {
+    shared::bench_timer::ns_per_call(BUDGET, f)
 }
 
 fn label(size: usize) -> String {

@@ -64,6 +64,13 @@ pub const IMAGE_HEADER_SIZE: usize = size_of::<ImageHeader>();
 const _: () = assert!(IMAGE_HEADER_SIZE == 16);
 
 impl ImageHeader {
+    /// The header of a `width × height` rgb8 image with a label plane (a simulated camera's
+    /// payload).
+    #[must_use]
+    pub const fn rgb8_labelled(width: u32, height: u32) -> Self {
+        Self { width, height, format: PixelFormat::Rgb8 as u32, has_labels: 1 }
+    }
+
     /// Bytes of the rgb8 plane.
     #[must_use]
     pub const fn rgb_len(&self) -> usize {

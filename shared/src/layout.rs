@@ -253,7 +253,8 @@ mod tests {
     }
 }
 
-/// Meaning of the aux words, by stream kind: the scoreboard `epochfuse top` shows.
+/// Meaning of the aux words, by stream kind: the scoreboard `epochfuse top` shows. Read and
+/// write them through the typed views in [`crate::scoreboard`], not by index.
 pub mod aux {
     /// Camera and lidar rings: the epoch the producer tags frames with now.
     pub const PRODUCER_EPOCH: usize = 0;

@@ -9,15 +9,188 @@
 //! - [`segment`]: creating segment files and checking them before trusting them.
 //! - [`ring`]: [`ring::RingWriter`] (loan, write in place, commit) and [`ring::RingReader`]
 //!   (wait, copy out, validate), with the outcome of every read counted.
+//! - [`scoreboard`]: typed views of the per-kind scoreboard words producers and fusion publish.
 //! - [`frames`]: payload layouts of camera, lidar and fused frames.
 //! - [`clock`]: [`clock::monotonic_ns`], the one monotonic clock (heartbeats, pipeline time).
 //! - [`rundir`]: the run directory under the shm root, and cleaning up after crashed runs.
+//! - [`bench_timer`]: the timer the benchmarks share.
 //!
 //! Under `--cfg loom` only the seqlock protocol and its atomics are built.
+//!
+//! # Examples
+//!
+//! A ring is one file: one process creates it with a [`segment::SegmentSpec`] (what it
+//! carries, how many slots, how many payload bytes per slot) and is its only writer; any
+//! number of readers, in this process or others, attach to the same path. A producer
+//! borrows the next slot with [`ring::RingWriter::loan`], writes the payload straight into
+//! shared memory through [`frames::PayloadSink`], and publishes it with
+//! [`ring::Loan::commit`]. A reader copies the frame out and checks it before handing it on.
+//!
+//! ```
+//! use shared::frames::PayloadSink;
+//! use shared::ring::{FrameMeta, ReadOutcome, RingReader, RingWriter, WriterStart};
+//! use shared::segment::SegmentSpec;
+//! use shared::{CalibEpoch, FrameSeq, StreamKind, TimestampNs};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // In a run, this is the run directory under the shm root (`rundir::RunDir`).
+//! let run = tempfile::tempdir()?;
+//! let path = run.path().join(shared::rundir::segment_file(StreamKind::Lidar));
+//!
+//! // 4 slots of 1 KiB. `Created` the first time; `TookOver` if a dead writer left it.
+//! let spec = SegmentSpec::new(StreamKind::Lidar, 4, 1024);
+//! let (mut writer, start) = RingWriter::create_or_takeover(&path, &spec)?;
+//! assert_eq!(start, WriterStart::Created);
+//!
+//! // The reader checks the file (magic, version, stream kind, geometry) before trusting it,
+//! // and starts at the write cursor: it sees frames committed from now on.
+//! let mut reader = RingReader::attach(&path, StreamKind::Lidar)?;
+//!
+//! let mut loan = writer.loan();
+//! loan.push(b"a lidar sweep")?;
+//! let seq = loan.commit(FrameMeta { capture: TimestampNs(1_000), epoch: CalibEpoch(1) });
+//! assert_eq!(seq, FrameSeq(0));
+//!
+//! let mut buf = Vec::new();
+//! match reader.read_next(&mut buf) {
+//!     ReadOutcome::Frame(info) => {
+//!         assert_eq!(buf, b"a lidar sweep");
+//!         assert_eq!((info.seq, info.capture, info.epoch), (seq, TimestampNs(1_000), CalibEpoch(1)));
+//!     }
+//!     other => panic!("expected a frame, got {other:?}"),
+//! }
+//! // Nothing new: `Empty` is the only outcome that does not move the reader or count.
+//! assert_eq!(reader.read_next(&mut buf), ReadOutcome::Empty);
+//! assert_eq!(reader.scoreboard().frames_read, 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## What a read can return
+//!
+//! The writer never waits for its readers, so a read reports what happened rather than
+//! blocking or failing. [`ring::ReadOutcome`]:
+//!
+//! - `Frame(info)`: a validated frame is in the buffer; the reader moved to the next seq.
+//! - `Empty`: nothing committed past the reader yet; wait ([`ring::RingReader::wait`]) and
+//!   call again.
+//! - `Torn`: the writer was rewriting the slot through every retry; call again.
+//! - `Overrun { lost }`: the writer lapped the reader; it skipped `lost` frames and now
+//!   stands at the oldest frame the ring still holds.
+//! - `Stale { expected, found }`: the slot was reused for a newer frame while it was read;
+//!   the reader moved past it.
+//! - `Invalid(why)`: the slot's contents failed validation (length, incarnation, checksum,
+//!   or the file was truncated); the frame is refused and the reader moved past it.
+//!
+//! Every outcome but `Empty` is counted in the segment's [`ring::Scoreboard`], which `top`
+//! and the run summary read. A reader that falls behind, and a frame damaged behind the
+//! writer's back:
+//!
+//! ```
+//! use shared::frames::PayloadSink;
+//! use shared::ring::{FrameMeta, InvalidFrame, ReadOutcome, RingReader, RingWriter};
+//! use shared::segment::SegmentSpec;
+//! use shared::{layout, CalibEpoch, StreamKind, TimestampNs};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let run = tempfile::tempdir()?;
+//! let path = run.path().join("camera.seg");
+//! let spec = SegmentSpec::new(StreamKind::Camera, 4, 256);
+//! let (mut writer, _) = RingWriter::create_or_takeover(&path, &spec)?;
+//! let mut reader = RingReader::attach(&path, StreamKind::Camera)?;
+//! let meta = FrameMeta { capture: TimestampNs(0), epoch: CalibEpoch(1) };
+//!
+//! // Six frames into four slots: the first two are gone before the reader looks.
+//! for i in 0..6u8 {
+//!     let mut loan = writer.loan();
+//!     loan.push(&[i; 64])?;
+//!     loan.commit(meta);
+//! }
+//! let mut buf = Vec::new();
+//! assert_eq!(reader.read_next(&mut buf), ReadOutcome::Overrun { lost: 2 });
+//! let mut first = Vec::new();
+//! while let ReadOutcome::Frame(info) = reader.read_next(&mut buf) {
+//!     first.push(buf[0]);
+//!     assert_eq!(info.len, 64);
+//! }
+//! assert_eq!(first, [2, 3, 4, 5]);
+//!
+//! // Flip one payload byte of the next frame in the file: the checksum refuses it.
+//! let mut loan = writer.loan();
+//! loan.push(&[9; 64])?;
+//! let seq = loan.commit(meta);
+//! let slot = seq.0 % u64::from(spec.slot_count);
+//! let off = layout::slot_offset(slot, layout::slot_stride(spec.slot_capacity))
+//!     + layout::SLOT_OFF_PAYLOAD as u64;
+//! let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+//! std::os::unix::fs::FileExt::write_at(&file, &[0xFF], off)?;
+//! assert_eq!(reader.read_next(&mut buf), ReadOutcome::Invalid(InvalidFrame::ChecksumMismatch));
+//!
+//! let board = reader.scoreboard();
+//! assert_eq!((board.overruns, board.invalid, board.frames_read), (1, 1, 4));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## A consumer on another thread (or process)
+//!
+//! [`ring::RingReader::wait`] spins briefly, then sleeps on a futex in the segment until the
+//! writer commits past the reader: an idle consumer uses no CPU. A second process would
+//! attach to the same path exactly as this thread does.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use shared::frames::PayloadSink;
+//! use shared::ring::{FrameMeta, ReadOutcome, RingReader, RingWriter};
+//! use shared::segment::SegmentSpec;
+//! use shared::{CalibEpoch, StreamKind, TimestampNs};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let run = tempfile::tempdir()?;
+//! let path = run.path().join("lidar.seg");
+//! let spec = SegmentSpec::new(StreamKind::Lidar, 64, 4096);
+//! let (mut writer, _) = RingWriter::create_or_takeover(&path, &spec)?;
+//! // Attach before the first commit so that no frame is missed.
+//! let mut reader = RingReader::attach(&path, StreamKind::Lidar)?;
+//!
+//! let consumer = std::thread::spawn(move || {
+//!     let mut buf = Vec::new();
+//!     let mut sum = 0u64;
+//!     for _ in 0..10 {
+//!         loop {
+//!             assert!(reader.wait(Duration::from_secs(10)), "no frame within 10 s");
+//!             match reader.read_next(&mut buf) {
+//!                 ReadOutcome::Frame(info) => {
+//!                     sum += info.capture.0;
+//!                     break;
+//!                 }
+//!                 ReadOutcome::Empty | ReadOutcome::Torn => continue,
+//!                 other => panic!("64 slots cannot be lapped by 10 frames: {other:?}"),
+//!             }
+//!         }
+//!     }
+//!     sum
+//! });
+//!
+//! for t in 1..=10 {
+//!     let mut loan = writer.loan();
+//!     // A loan is a `PayloadSink`: a renderer may also fill it out of order with `write_at`.
+//!     loan.write_at(8, &[0xAB; 8])?;
+//!     loan.write_at(0, &u64::to_le_bytes(t))?;
+//!     loan.commit(FrameMeta { capture: TimestampNs(t), epoch: CalibEpoch(1) });
+//! }
+//! assert_eq!(consumer.join().expect("consumer panicked"), 55);
+//! # Ok(())
+//! # }
+//! ```
 
+pub mod bench_timer;
 pub mod checksum;
 pub mod frames;
 pub mod ids;
+#[cfg(not(loom))]
+pub mod input;
 pub mod seqlock;
 pub mod sync;
 
@@ -31,6 +204,10 @@ pub mod mapping;
 pub mod ring;
 #[cfg(not(loom))]
 pub mod rundir;
+#[cfg(not(loom))]
+pub mod sandbox;
+#[cfg(not(loom))]
+pub mod scoreboard;
 #[cfg(not(loom))]
 pub mod segment;
 #[cfg(not(loom))]

@@ -56,6 +56,15 @@ pub enum RunDirError {
     },
     /// The path exists but is not a directory.
     NotADirectory(PathBuf),
+    /// The filesystem under the root has less free space than the run's segments need.
+    NoRoom {
+        /// The root.
+        root: PathBuf,
+        /// Bytes the run's segments need.
+        needed: u64,
+        /// Bytes free for us.
+        free: u64,
+    },
     /// An I/O error on a path.
     Io {
         /// The path.
@@ -81,6 +90,15 @@ impl std::fmt::Display for RunDirError {
                 root.display()
             ),
             Self::NotADirectory(p) => write!(f, "{}: exists and is not a directory", p.display()),
+            Self::NoRoom { root, needed, free } => write!(
+                f,
+                "{}: the run needs {} MiB of shared memory but only {} MiB are free; pick a larger \
+                 root with --shm-root DIR (in Docker: --shm-size={}m)",
+                root.display(),
+                needed.div_ceil(1 << 20),
+                free >> 20,
+                needed.div_ceil(1 << 20) + 64
+            ),
             Self::Io { path, op, source } => {
                 let hint = if source.kind() == io::ErrorKind::NotFound && path.starts_with("/dev/shm") {
                     " (no /dev/shm here? in a container, mount one or use --shm-root)"
@@ -104,6 +122,24 @@ pub fn resolve_root(explicit: Option<&Path>) -> PathBuf {
         .map(Path::to_path_buf)
         .or_else(|| std::env::var_os(ROOT_ENV).filter(|v| !v.is_empty()).map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT))
+}
+
+/// Checks, before any segment exists, that the filesystem under `root` has room for
+/// `needed` bytes of segments: a full tmpfs is one line up front, never a SIGBUS mid-run.
+///
+/// # Errors
+/// [`RunDirError::NoRoom`] when it has not, [`RunDirError::Io`] when `statvfs` fails.
+pub fn check_room(root: &Path, needed: u64) -> Result<(), RunDirError> {
+    let st = rustix::fs::statvfs(root).map_err(|e| RunDirError::Io {
+        path: root.to_owned(),
+        op: "statvfs",
+        source: e.into(),
+    })?;
+    let free = st.f_bavail.saturating_mul(st.f_frsize);
+    if free < needed {
+        return Err(RunDirError::NoRoom { root: root.to_owned(), needed, free });
+    }
+    Ok(())
 }
 
 fn check_dir(path: &Path) -> Result<(), RunDirError> {
@@ -232,4 +268,22 @@ pub fn clean_stale(root: &Path) -> usize {
         .filter(|(_, alive)| !alive)
         .filter(|(p, _)| check_dir(p).is_ok() && std::fs::remove_dir_all(p).is_ok())
         .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_is_checked_against_the_filesystem() {
+        let dir = tempfile::tempdir().unwrap();
+        check_room(dir.path(), 0).unwrap();
+        let err = check_room(dir.path(), u64::MAX).unwrap_err();
+        assert!(matches!(err, RunDirError::NoRoom { needed: u64::MAX, .. }), "{err}");
+        let line = err.to_string();
+        assert!(
+            line.contains("MiB are free") && line.contains("--shm-root") && !line.contains('\n'),
+            "{line}"
+        );
+    }
 }

@@ -1,18 +1,22 @@
 //! Pipelines: `drive` (simulated) and `replay` (recorded), as supervised processes.
 
+mod procs;
+mod progress;
 pub mod roles;
+pub mod sandbox;
 pub mod spec;
+pub mod summary;
 pub mod supervisor;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fusion::summary::{Source, Summary};
-use sensor_sim::scenario::{Fault, Role as SimRole, Scenario};
+use sensor_sim::scenario::{Fault, Scenario};
 
-use crate::cli::{DriveArgs, PairingArg, PipelineArgs, ReplayArgs, RoleName};
+use crate::cli::{DriveArgs, OnOff, PipelineArgs, ReplayArgs};
 use crate::error::CliError;
 use spec::{RunSpec, SourceSpec};
+use summary::Summary;
 use supervisor::{PlannedKill, Supervise};
 
 fn absolute(p: &Path) -> PathBuf {
@@ -29,13 +33,21 @@ fn prepare_out(args: &PipelineArgs) -> Result<(PathBuf, PathBuf), CliError> {
         CliError::input(format!("{}: cannot create the output directory: {e}", out.display()))
     })?;
     let summary = args.summary.as_deref().map_or_else(|| out.join("summary.json"), absolute);
+    // Checked at the door: the recorder (sandboxed to this folder) must not fail later.
+    if let Some(dir) = args.record.as_deref().map(absolute).as_deref().and_then(Path::parent) {
+        if !dir.is_dir() {
+            return Err(CliError::input(format!("--record: {}: no such directory", dir.display())));
+        }
+    }
     Ok((out, summary))
 }
 
 fn base_spec(args: &PipelineArgs, source: SourceSpec, duration_s: f64, out: PathBuf) -> RunSpec {
     RunSpec {
         source,
-        pairing_latest: args.pairing == PairingArg::Latest,
+        pairing: args.pairing,
+        camera_hz: 0.0,
+        lidar_hz: 0.0,
         max_rate: args.max_rate,
         rate: 1.0,
         duration_s,
@@ -43,6 +55,7 @@ fn base_spec(args: &PipelineArgs, source: SourceSpec, duration_s: f64, out: Path
         overlay_every: args.overlay_every,
         per_pair: false,
         record: args.record.as_deref().map(absolute),
+        sandbox: args.sandbox == OnOff::On,
     }
 }
 
@@ -69,25 +82,20 @@ pub fn drive(args: &DriveArgs) -> Result<Summary, CliError> {
     let (out, summary_path) = prepare_out(&args.pipeline)?;
     let mut spec = base_spec(&args.pipeline, SourceSpec::Sim, duration_s, out);
     spec.per_pair = args.per_pair;
+    (spec.camera_hz, spec.lidar_hz) = (scenario.camera().rate_hz, scenario.lidar().rate_hz);
     let kills = scenario
         .faults()
         .iter()
         .filter_map(|f| match *f {
-            Fault::Kill { role, at_s, restart } => Some(PlannedKill {
-                role: match role {
-                    SimRole::Camera => RoleName::Camera,
-                    SimRole::Lidar => RoleName::Lidar,
-                    SimRole::Fusion => RoleName::Fusion,
-                    SimRole::Calib => RoleName::Calib,
-                },
-                at: Duration::from_secs_f64(at_s),
-                restart,
-            }),
+            // The scenario's validation admits only the roles a drive runs.
+            Fault::Kill { role, at_s, restart } => {
+                Some(PlannedKill { role, at: Duration::from_secs_f64(at_s), restart })
+            }
             _ => None,
         })
         .filter(|k| k.at.as_secs_f64() < duration_s)
         .collect();
-    let lidar_hz = scenario.lidar().rate_hz;
+    let lidar_hz = spec.lidar_hz;
     let cfg = Supervise {
         spec,
         root: shared::rundir::resolve_root(args.pipeline.shm_root.as_deref()),
@@ -95,11 +103,20 @@ pub fn drive(args: &DriveArgs) -> Result<Summary, CliError> {
         kills,
         quiet: args.pipeline.quiet,
         summary_path,
-        source: Source::Sim,
         expected_lidar_frames: (duration_s * lidar_hz).ceil() as u64,
         lidar_period_s: 1.0 / lidar_hz,
     };
     supervisor::supervise(cfg)
+}
+
+/// Frames per second of a log stream with `period_s` between frames; a degenerate period
+/// (one frame, equal stamps) counts as KITTI's 10 Hz.
+fn rate_of_period(period_s: f64) -> f64 {
+    if period_s.is_finite() && period_s > 0.0 {
+        1.0 / period_s
+    } else {
+        10.0
+    }
 }
 
 /// Runs `epochfuse replay`.
@@ -121,6 +138,9 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
     // Open the log here first: bad input is reported before any process starts.
     let log = roles::replayer::open_source(&spec)?;
     spec.duration_s = log.duration_s();
+    // The log's real rates (a lone sweep or frame falls back to the camera's nominal period).
+    spec.lidar_hz = rate_of_period(log.lidar_period_s());
+    spec.camera_hz = rate_of_period(log.source().camera_period().as_secs_f64());
     let cfg = Supervise {
         spec,
         root: shared::rundir::resolve_root(args.pipeline.shm_root.as_deref()),
@@ -128,7 +148,6 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
         kills: Vec::new(),
         quiet: args.pipeline.quiet,
         summary_path,
-        source: Source::Replay,
         expected_lidar_frames: log.lidar_frames(),
         lidar_period_s: log.lidar_period_s(),
     };

@@ -6,7 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
+use super::summary::Source;
+use fusion::PairingMode;
 use serde::{Deserialize, Serialize};
+use shared::StreamKind;
 
 use crate::error::CliError;
 
@@ -38,8 +41,12 @@ pub enum SourceSpec {
 pub struct RunSpec {
     /// Frame source.
     pub source: SourceSpec,
-    /// `epoch` or `latest`.
-    pub pairing_latest: bool,
+    /// How fusion pairs frames (`--pairing`).
+    pub pairing: PairingMode,
+    /// Camera frames per second: the scenario's camera rate, or the log's real one.
+    pub camera_hz: f64,
+    /// Lidar sweeps per second: the scenario's lidar rate, or the log's real one.
+    pub lidar_hz: f64,
     /// Render or replay as fast as possible.
     pub max_rate: bool,
     /// Replay speed (1.0 = the log's timing).
@@ -54,9 +61,30 @@ pub struct RunSpec {
     pub per_pair: bool,
     /// MCAP file to record to (absolute).
     pub record: Option<PathBuf>,
+    /// Sandbox every role (Landlock, no-new-privileges, namespaces), see
+    /// [`super::sandbox`].
+    pub sandbox: bool,
 }
 
 impl RunSpec {
+    /// `sim` or `replay`, as the summary names it.
+    #[must_use]
+    pub const fn source_kind(&self) -> Source {
+        match self.source {
+            SourceSpec::Sim => Source::Sim,
+            SourceSpec::Replay { .. } => Source::Replay,
+        }
+    }
+
+    /// Frames per second of a sensor stream (`camera_hz` or `lidar_hz`).
+    #[must_use]
+    pub const fn rate_hz(&self, kind: StreamKind) -> f64 {
+        match kind {
+            StreamKind::Camera => self.camera_hz,
+            _ => self.lidar_hz,
+        }
+    }
+
     /// Reads the spec of the run at `run`.
     ///
     /// # Errors

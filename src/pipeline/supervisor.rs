@@ -1,7 +1,7 @@
 //! The supervisor behind `drive` and `replay`: makes the run directory, spawns one process
-//! per role (this same binary, `epochfuse role NAME --run DIR`), injects scheduled faults,
-//! restarts or aborts on deaths, shows progress, stops everything in order, and merges the
-//! summary.
+//! per role ([`super::procs`]), injects scheduled faults, restarts or aborts on deaths,
+//! shows progress ([`super::progress`]), stops everything in order, and builds the summary
+//! ([`super::summary`]).
 //!
 //! Shutdown order: producers finish (or are told to stop), then fusion and the recorder
 //! drain what the rings still hold, then the calibration service stops. Children run in
@@ -9,31 +9,23 @@
 //! in that order; each child also asks the kernel to send it SIGTERM if the supervisor dies.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
-use fusion::summary::{FaultsSummary, Source, StreamSummary, Summary};
-use indicatif::{ProgressBar, ProgressStyle};
-use shared::layout::aux;
-use shared::ring::Scoreboard;
-use shared::rundir::{self, RunDir};
-use shared::segment::Segment;
-use shared::StreamKind;
+use fusion::FusionResult;
+use indicatif::ProgressBar;
+use shared::rundir::RunDir;
+use shared::Role;
 
+use super::procs::{CpuLedger, RoleProc, Spawner};
+use super::progress::{self, Boards, Recovery, Watch};
+use super::sandbox::SandboxSummary;
 use super::spec::{RunSpec, FUSION_RESULT_FILE, SCENARIO_FILE};
-use crate::cli::RoleName;
+use super::summary::{FaultsSummary, RunFacts, Source, Summary};
 use crate::error::CliError;
 
-/// How long a role may take to say it is ready.
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long a role may take to stop after SIGTERM before it is killed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The supervisor's tick: progress, faults, child states.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -41,7 +33,7 @@ const TICK: Duration = Duration::from_millis(100);
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PlannedKill {
     /// The role.
-    pub role: RoleName,
+    pub role: Role,
     /// When, after the pipeline clock's origin.
     pub at: Duration,
     /// Whether to restart it.
@@ -63,230 +55,72 @@ pub struct Supervise {
     pub quiet: bool,
     /// Where the summary goes.
     pub summary_path: PathBuf,
-    /// Sim or replay.
-    pub source: Source,
     /// Lidar frames the producers will write in all (for the progress bar).
     pub expected_lidar_frames: u64,
     /// Pipeline seconds per lidar frame (for the progress bar and the realtime factor).
     pub lidar_period_s: f64,
 }
 
-struct RoleProc {
-    child: Child,
-    stdin: Option<std::process::ChildStdin>,
-    started: Instant,
+/// The roles of a run: who produces, and who serves and consumes (in start order).
+struct Cast {
+    producers: Vec<Role>,
+    services: Vec<Role>,
 }
 
-#[derive(Debug)]
-enum ChildEvent {
-    Ready(RoleName),
-}
+impl Cast {
+    fn of(spec: &RunSpec) -> Self {
+        let producers = match spec.source_kind() {
+            Source::Sim => vec![Role::Camera, Role::Lidar],
+            Source::Replay => vec![Role::Replayer],
+        };
+        let mut services = vec![Role::Calib, Role::Fusion];
+        if spec.record.is_some() {
+            services.push(Role::Recorder);
+        }
+        Self { producers, services }
+    }
 
-fn role_name(r: RoleName) -> &'static str {
-    match r {
-        RoleName::Calib => "calib",
-        RoleName::Camera => "camera",
-        RoleName::Lidar => "lidar",
-        RoleName::Fusion => "fusion",
-        RoleName::Replayer => "replayer",
-        RoleName::Recorder => "recorder",
+    /// Start order: services first, so producers find their sockets and readers.
+    fn start_order(&self) -> impl Iterator<Item = Role> + '_ {
+        self.services.iter().chain(&self.producers).copied()
+    }
+
+    /// Stop order: producers, then consumers, then the calibration service.
+    fn stop_order(&self) -> impl Iterator<Item = Role> + '_ {
+        self.producers.iter().copied().chain([Role::Fusion, Role::Recorder, Role::Calib])
     }
 }
 
-fn spawn_role(
-    role: RoleName,
-    run: &Path,
-    logs: &Path,
-    events: &Sender<ChildEvent>,
-) -> Result<RoleProc, CliError> {
-    let exe = std::env::current_exe()
-        .map_err(|e| CliError::internal(format!("cannot find own executable: {e}")))?;
-    let log_path = logs.join(format!("{}.log", role_name(role)));
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| CliError::internal(format!("{}: {e}", log_path.display())))?;
-    let mut child = Command::new(exe)
-        .arg("role")
-        .arg(role_name(role))
-        .arg("--run")
-        .arg(run)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log))
-        .process_group(0)
-        .spawn()
-        .map_err(|e| CliError::internal(format!("cannot start the {} role: {e}", role_name(role))))?;
-    if let Some(out) = child.stdout.take() {
-        let events = events.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if line.trim() == "ready" {
-                    let _ = events.send(ChildEvent::Ready(role));
-                }
-            }
+/// Writes the run directory's inputs (scenario copy, spec) and makes the log directory.
+fn prepare(cfg: &Supervise, dir: &Path) -> Result<PathBuf, CliError> {
+    let logs = cfg.spec.out.join("logs");
+    std::fs::create_dir_all(&logs).map_err(|e| CliError::input(format!("{}: {e}", logs.display())))?;
+    if let Some(text) = &cfg.scenario_text {
+        std::fs::write(dir.join(SCENARIO_FILE), text)
+            .map_err(|e| CliError::internal(format!("{}: {e}", dir.display())))?;
+    }
+    cfg.spec.store(dir)?;
+    Ok(logs)
+}
+
+/// Spawns every role in start order, each ready before the next; on a failure stops those
+/// already running.
+fn start_all(spawner: &Spawner, cast: &Cast) -> Result<BTreeMap<Role, RoleProc>, CliError> {
+    let mut procs = BTreeMap::new();
+    for role in cast.start_order() {
+        let started = spawner.spawn(role).and_then(|mut p| {
+            let ready = spawner.wait_ready(role, &mut p);
+            procs.insert(role, p);
+            ready
         });
-    }
-    let stdin = child.stdin.take();
-    Ok(RoleProc { child, stdin, started: Instant::now() })
-}
-
-fn wait_ready(
-    role: RoleName,
-    events: &Receiver<ChildEvent>,
-    procs: &mut BTreeMap<&'static str, RoleProc>,
-    logs: &Path,
-) -> Result<(), CliError> {
-    let deadline = Instant::now() + READY_TIMEOUT;
-    loop {
-        match events.recv_timeout(TICK) {
-            Ok(ChildEvent::Ready(r)) if r == role => return Ok(()),
-            Ok(_) => {}
-            Err(_) => {
-                if let Some(p) = procs.get_mut(role_name(role)) {
-                    if let Ok(Some(status)) = p.child.try_wait() {
-                        return Err(role_failed(role, status, logs));
-                    }
-                }
-                if Instant::now() > deadline {
-                    return Err(CliError::internal(format!(
-                        "the {} role did not start within {READY_TIMEOUT:?}",
-                        role_name(role)
-                    )));
-                }
+        if let Err(e) = started {
+            for p in procs.values_mut() {
+                p.stop();
             }
+            return Err(e);
         }
     }
-}
-
-fn last_log_line(logs: &Path, role: RoleName) -> String {
-    let path = logs.join(format!("{}.log", role_name(role)));
-    std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| t.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_owned))
-        .map(|l| l.trim_start_matches("epochfuse: error: ").to_string())
-        .unwrap_or_default()
-}
-
-fn role_failed(role: RoleName, status: std::process::ExitStatus, logs: &Path) -> CliError {
-    let line = last_log_line(logs, role);
-    let how = match (status.code(), status.signal()) {
-        (Some(c), _) => format!("exited with code {c}"),
-        (None, Some(s)) => format!("was killed by signal {s}"),
-        _ => "stopped".to_string(),
-    };
-    let msg = format!("the {} role {how}: {line}", role_name(role));
-    // A role that reports bad input exits 2: pass that on.
-    if status.code() == Some(2) {
-        CliError::input(line)
-    } else {
-        CliError::internal(msg)
-    }
-}
-
-fn signal(p: &RoleProc, sig: rustix::process::Signal) {
-    if let Some(pid) = rustix::process::Pid::from_raw(p.child.id() as i32) {
-        let _ = rustix::process::kill_process(pid, sig);
-    }
-}
-
-fn stop_role(p: &mut RoleProc) -> Option<std::process::ExitStatus> {
-    // Closing stdin also ends a role still waiting for its start.
-    p.stdin.take();
-    if let Ok(Some(s)) = p.child.try_wait() {
-        return Some(s);
-    }
-    signal(p, rustix::process::Signal::TERM);
-    let deadline = Instant::now() + STOP_TIMEOUT;
-    loop {
-        if let Ok(Some(s)) = p.child.try_wait() {
-            return Some(s);
-        }
-        if Instant::now() > deadline {
-            let _ = p.child.kill();
-            return p.child.wait().ok();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// CPU seconds (user + system) process `pid` has used, from `/proc/<pid>/stat`.
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    let rest = text.get(text.rfind(')')? + 1..)?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line; `rest` starts at field 3.
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / rustix::param::clock_ticks_per_second() as f64)
-}
-
-/// CPU time per role: finished incarnations plus the running one's last sample.
-#[derive(Default)]
-struct CpuLedger {
-    done: BTreeMap<&'static str, f64>,
-    current: BTreeMap<&'static str, f64>,
-}
-
-impl CpuLedger {
-    fn sample(&mut self, procs: &BTreeMap<&'static str, RoleProc>) {
-        for (name, p) in procs {
-            if let Some(s) = cpu_seconds(p.child.id()) {
-                self.current.insert(name, s);
-            }
-        }
-    }
-
-    /// A role's process is replaced: bank what its last incarnation used.
-    fn retire(&mut self, name: &'static str) {
-        if let Some(s) = self.current.remove(name) {
-            *self.done.entry(name).or_default() += s;
-        }
-    }
-
-    fn totals(&self) -> BTreeMap<String, f64> {
-        let mut t: BTreeMap<String, f64> = self.done.iter().map(|(k, v)| ((*k).to_string(), *v)).collect();
-        for (k, v) in &self.current {
-            *t.entry((*k).to_string()).or_default() += v;
-        }
-        t
-    }
-}
-
-/// Starts a ready role: tells it the pipeline clock's origin.
-fn go(p: &mut RoleProc, t0_ns: u64) {
-    use std::io::Write as _;
-    if let Some(stdin) = p.stdin.as_mut() {
-        let _ = writeln!(stdin, "go {t0_ns}");
-        let _ = stdin.flush();
-    }
-}
-
-/// Segments the supervisor watches for progress and the summary.
-#[derive(Default)]
-struct Watch {
-    camera: Option<Segment>,
-    lidar: Option<Segment>,
-    fused: Option<Segment>,
-}
-
-impl Watch {
-    fn refresh(&mut self, run: &Path) {
-        for (slot, kind) in [
-            (&mut self.camera, StreamKind::Camera),
-            (&mut self.lidar, StreamKind::Lidar),
-            (&mut self.fused, StreamKind::Fused),
-        ] {
-            if slot.is_none() {
-                *slot = Segment::attach(&run.join(rundir::segment_file(kind)), Some(kind), false).ok();
-            }
-        }
-    }
-
-    fn board(seg: Option<&Segment>) -> Scoreboard {
-        seg.map(Scoreboard::load).unwrap_or_default()
-    }
+    Ok(procs)
 }
 
 /// Runs a pipeline to completion and returns its summary (already written to disk).
@@ -297,218 +131,31 @@ impl Watch {
 pub fn supervise(cfg: Supervise) -> Result<Summary, CliError> {
     let mut run = RunDir::create(&cfg.root).map_err(|e| CliError::input(e.to_string()))?;
     let dir = run.path().to_path_buf();
-    let logs = cfg.spec.out.join("logs");
-    std::fs::create_dir_all(&logs).map_err(|e| CliError::input(format!("{}: {e}", logs.display())))?;
-    if let Some(text) = &cfg.scenario_text {
-        std::fs::write(dir.join(SCENARIO_FILE), text)
-            .map_err(|e| CliError::internal(format!("{}: {e}", dir.display())))?;
-    }
-    cfg.spec.store(&dir)?;
-
+    let logs = prepare(&cfg, &dir)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .map_err(|e| CliError::internal(format!("signal handler: {e}")))?;
     }
-
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let mut procs: BTreeMap<&'static str, RoleProc> = BTreeMap::new();
-    let producers: Vec<RoleName> = match cfg.source {
-        Source::Sim => vec![RoleName::Camera, RoleName::Lidar],
-        Source::Replay => vec![RoleName::Replayer],
-    };
-    let mut order = vec![RoleName::Calib, RoleName::Fusion];
-    if cfg.spec.record.is_some() {
-        order.push(RoleName::Recorder);
+    let cast = Cast::of(&cfg.spec);
+    let spawner = Spawner::new(&dir, &logs);
+    let procs = start_all(&spawner, &cast)?;
+    if let Some(warning) = SandboxSummary::warning(&spawner.sandbox_reports()) {
+        eprintln!("{warning}");
     }
-    let started = (|| {
-        for role in order.iter().chain(&producers) {
-            procs.insert(role_name(*role), spawn_role(*role, &dir, &logs, &tx)?);
-            wait_ready(*role, &rx, &mut procs, &logs)?;
-        }
-        Ok::<(), CliError>(())
-    })();
-    if let Err(e) = started {
-        for p in procs.values_mut() {
-            stop_role(p);
-        }
-        return Err(e);
-    }
-    // Everyone is ready: fix the clock's origin a moment ahead, so the first frame is not
-    // already late when the producers read their start.
-    let t0_ns = calib::clock::monotonic_ns() + 20_000_000;
-    let clock = calib::clock::PipelineClock::from_t0_ns(t0_ns);
-    for p in procs.values_mut() {
-        go(p, t0_ns);
-    }
-
-    let bar =
-        if cfg.quiet { ProgressBar::hidden() } else { ProgressBar::new(cfg.expected_lidar_frames.max(1)) };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner:.green} [{elapsed_precise}] [{bar:30.cyan/blue}] {pos}/{len} sweeps  {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-
-    let wall_start = Instant::now();
-    let mut watch = Watch::default();
-    let mut faults = FaultsSummary::default();
-    let mut pending_kills = cfg.kills.clone();
-    pending_kills.sort_by_key(|k| k.at);
-    let mut recovering: Vec<(Instant, u64, u64)> = Vec::new(); // (restart time, fused at restart, producer frames)
-    let mut failure: Option<CliError> = None;
-    let mut cpu = CpuLedger::default();
-
-    loop {
-        crossbeam_channel::select! {
-            recv(rx) -> _ => {},
-            default(TICK) => {},
-        }
-        watch.refresh(&dir);
-        cpu.sample(&procs);
-        let lidar = Watch::board(watch.lidar.as_ref());
-        let camera = Watch::board(watch.camera.as_ref());
-        let fused = Watch::board(watch.fused.as_ref());
-        bar.set_position(lidar.frames_written.min(cfg.expected_lidar_frames));
-        bar.set_message(format!(
-            "fused {}  epoch {}  held {}  dropped {}  rejected {}  torn {}  overruns {}",
-            fused.aux[aux::FUSED_PAIRS],
-            fused.aux[aux::FUSED_LATEST_EPOCH],
-            fused.aux[aux::FUSED_HELD],
-            fused.aux[aux::FUSED_DROPPED_NO_CALIB],
-            fused.aux[aux::FUSED_REJECTED_MISMATCH],
-            camera.torn_retries + lidar.torn_retries,
-            camera.overruns + lidar.overruns,
-        ));
-
-        // Recovery: from a restart to the next fused pair made after the restarted
-        // producer wrote again.
-        recovering.retain(|(t, fused_then, frames_then)| {
-            let produced = camera.frames_written + lidar.frames_written > *frames_then;
-            if produced && fused.aux[aux::FUSED_PAIRS] > *fused_then {
-                let ms = t.elapsed().as_secs_f64() * 1e3;
-                faults.recovery_ms_max = Some(faults.recovery_ms_max.map_or(ms, |m: f64| m.max(ms)));
-                false
-            } else {
-                true
-            }
-        });
-
-        // Scheduled kills.
-        let now = Duration::from_nanos(clock.now().0);
-        while pending_kills.first().is_some_and(|k| k.at <= now) {
-            let k = pending_kills.remove(0);
-            let Some(p) = procs.get_mut(role_name(k.role)) else { continue };
-            if p.child.try_wait().ok().flatten().is_some() {
-                continue;
-            }
-            let _ = p.child.kill();
-            let _ = p.child.wait();
-            cpu.retire(role_name(k.role));
-            faults.crashes += 1;
-            bar.println(format!(
-                "fault: killed the {} role (SIGKILL) at {:.2} s",
-                role_name(k.role),
-                now.as_secs_f64()
-            ));
-            if k.restart {
-                match spawn_role(k.role, &dir, &logs, &tx) {
-                    Ok(mut np) => {
-                        go(&mut np, t0_ns);
-                        *p = np;
-                        faults.restarts += 1;
-                        recovering.push((
-                            Instant::now(),
-                            fused.aux[aux::FUSED_PAIRS],
-                            camera.frames_written + lidar.frames_written,
-                        ));
-                        bar.println(format!("fault: restarted the {} role", role_name(k.role)));
-                    }
-                    Err(e) => {
-                        failure = Some(e);
-                        break;
-                    }
-                }
-            } else {
-                procs.remove(role_name(k.role));
-            }
-        }
-
-        // Unplanned deaths.
-        for role in order.iter().chain(&producers) {
-            let Some(p) = procs.get_mut(role_name(*role)) else { continue };
-            if let Ok(Some(status)) = p.child.try_wait() {
-                let is_producer = producers.contains(role);
-                if is_producer && status.success() {
-                    continue; // Finished its frames.
-                }
-                faults.crashes += 1;
-                let e = role_failed(*role, status, &logs);
-                bar.println(format!(
-                    "fault: {e} (after {:.1} s); stopping the run",
-                    p.started.elapsed().as_secs_f64()
-                ));
-                failure.get_or_insert(e);
-            }
-        }
-        if failure.is_some() {
-            break;
-        }
-        if stop.load(Ordering::Relaxed) {
-            bar.println("interrupted: stopping every role cleanly");
-            break;
-        }
-        let producers_done = producers.iter().all(|r| {
-            procs
-                .get_mut(role_name(*r))
-                .is_none_or(|p| p.child.try_wait().ok().flatten().is_some_and(|s| s.success()))
-        });
-        if producers_done && pending_kills.iter().all(|k| producers.contains(&k.role)) {
-            break;
+    let mut live = Live::start(&cfg, procs, &spawner, &cast);
+    let failure = live.run(&dir, &stop);
+    let producing_wall = live.wall_start.elapsed();
+    for role in cast.stop_order() {
+        live.cpu.sample(&live.procs);
+        if let Some(p) = live.procs.get_mut(&role) {
+            p.stop();
         }
     }
-    let producing_wall = wall_start.elapsed();
+    live.bar.finish_and_clear();
 
-    // Stop in order: producers, then consumers, then the calibration service.
-    for role in producers.iter().chain([RoleName::Fusion, RoleName::Recorder, RoleName::Calib].iter()) {
-        cpu.sample(&procs);
-        if let Some(p) = procs.get_mut(role_name(*role)) {
-            stop_role(p);
-        }
-    }
-    bar.finish_and_clear();
-
-    watch.refresh(&dir);
-    let mut summary = read_fusion_result(&dir).unwrap_or_else(|| {
-        Summary::new(
-            cfg.source,
-            if cfg.spec.pairing_latest { fusion::PairingMode::Latest } else { fusion::PairingMode::Epoch },
-        )
-    });
-    summary.source = cfg.source;
-    let lidar = Watch::board(watch.lidar.as_ref());
-    let camera = Watch::board(watch.camera.as_ref());
-    // frames_read and the retry counters come from fusion's own readers when it reported
-    // them (the recorder reads the same rings); the writers' counts from the scoreboards.
-    summary.streams.camera.frames_written = camera.frames_written;
-    summary.streams.lidar.frames_written = lidar.frames_written;
-    if summary.streams.camera.frames_read == 0 && summary.streams.lidar.frames_read == 0 {
-        summary.streams.camera = stream_from_board(&camera);
-        summary.streams.lidar = stream_from_board(&lidar);
-    }
-    summary.faults = faults;
-    summary.cpu_s = cpu.totals();
-    summary.wall_s = wall_start.elapsed().as_secs_f64();
-    summary.invariants.torn_frames_accepted = summary.pairs.invalid_payloads;
-    summary.invariants.mistagged_frames =
-        camera.aux[aux::PRODUCER_MISTAGGED] + lidar.aux[aux::PRODUCER_MISTAGGED];
-    let sim_s = lidar.frames_written as f64 * cfg.lidar_period_s;
-    summary.duration_s = sim_s;
-    summary.realtime_factor =
-        if producing_wall.as_secs_f64() > 0.0 { sim_s / producing_wall.as_secs_f64() } else { 0.0 };
-    summary.invariants.refresh();
+    let boards = live.watch.look(&dir);
+    let summary = merge(&cfg, &dir, live.facts(boards, producing_wall));
     if let Some(parent) = cfg.summary_path.parent().filter(|p| !p.as_os_str().is_empty()) {
         let _ = std::fs::create_dir_all(parent);
     }
@@ -528,17 +175,170 @@ pub fn supervise(cfg: Supervise) -> Result<Summary, CliError> {
     }
 }
 
-fn stream_from_board(b: &Scoreboard) -> StreamSummary {
-    StreamSummary {
-        frames_written: b.frames_written,
-        frames_read: b.frames_read,
-        torn_retries: b.torn_retries,
-        overruns: b.overruns,
-        stale: b.stale,
-    }
+/// The summary: fusion's report (an empty one if fusion wrote none) merged with what the
+/// supervisor saw.
+fn merge(cfg: &Supervise, dir: &Path, facts: RunFacts) -> Summary {
+    let fusion = FusionResult::read(&dir.join(FUSION_RESULT_FILE))
+        .unwrap_or_else(|_| FusionResult::new(cfg.spec.pairing));
+    Summary::build(fusion, facts)
 }
 
-fn read_fusion_result(dir: &Path) -> Option<Summary> {
-    let text = std::fs::read_to_string(dir.join(FUSION_RESULT_FILE)).ok()?;
-    serde_json::from_str(&text).ok()
+/// A started run: its processes, what it has seen, and the faults still to come.
+struct Live<'a> {
+    cfg: &'a Supervise,
+    spawner: &'a Spawner,
+    cast: &'a Cast,
+    procs: BTreeMap<Role, RoleProc>,
+    t0_ns: u64,
+    bar: ProgressBar,
+    wall_start: Instant,
+    watch: Watch,
+    faults: FaultsSummary,
+    pending_kills: Vec<PlannedKill>,
+    recovery: Recovery,
+    cpu: CpuLedger,
+}
+
+impl<'a> Live<'a> {
+    /// Fixes the clock's origin and starts every (ready) role.
+    fn start(
+        cfg: &'a Supervise,
+        mut procs: BTreeMap<Role, RoleProc>,
+        spawner: &'a Spawner,
+        cast: &'a Cast,
+    ) -> Self {
+        // Everyone is ready: fix the clock's origin a moment ahead, so the first frame is not
+        // already late when the producers read their start.
+        let t0_ns = calib::clock::monotonic_ns() + 20_000_000;
+        for p in procs.values_mut() {
+            p.go(t0_ns);
+        }
+        let mut pending_kills = cfg.kills.clone();
+        pending_kills.sort_by_key(|k| k.at);
+        Self {
+            cfg,
+            spawner,
+            cast,
+            procs,
+            t0_ns,
+            bar: progress::bar(cfg.quiet, cfg.expected_lidar_frames),
+            wall_start: Instant::now(),
+            watch: Watch::default(),
+            faults: FaultsSummary::default(),
+            pending_kills,
+            recovery: Recovery::default(),
+            cpu: CpuLedger::default(),
+        }
+    }
+
+    /// Ticks until the producers are done, a role fails, or the user interrupts; returns
+    /// the failure, if any.
+    fn run(&mut self, dir: &Path, stop: &AtomicBool) -> Option<CliError> {
+        let clock = calib::clock::PipelineClock::from_t0_ns(self.t0_ns);
+        loop {
+            crossbeam_channel::select! {
+                recv(self.spawner.ready) -> _ => {},
+                default(TICK) => {},
+            }
+            let boards = self.watch.look(dir);
+            self.cpu.sample(&self.procs);
+            progress::show(&self.bar, &boards, self.cfg.expected_lidar_frames);
+            if let Some(ms) = self.recovery.check(&boards) {
+                self.faults.recovery_ms_max =
+                    Some(self.faults.recovery_ms_max.map_or(ms, |m: f64| m.max(ms)));
+            }
+            let now = Duration::from_nanos(clock.now().0);
+            // A failed restart is the run's failure; deaths are still counted first.
+            let restart_failed = self.inject_kills(now, &boards).err();
+            let died = self.deaths();
+            if let Some(e) = restart_failed.or(died) {
+                return Some(e);
+            }
+            if stop.load(Ordering::Relaxed) {
+                self.bar.println("interrupted: stopping every role cleanly");
+                return None;
+            }
+            if self.finished() {
+                return None;
+            }
+        }
+    }
+
+    /// SIGKILLs the roles whose kill is due at `now`, restarting those planned so.
+    fn inject_kills(&mut self, now: Duration, boards: &Boards) -> Result<(), CliError> {
+        while self.pending_kills.first().is_some_and(|k| k.at <= now) {
+            let k = self.pending_kills.remove(0);
+            let Some(p) = self.procs.get_mut(&k.role) else { continue };
+            if p.exited().is_some() {
+                continue;
+            }
+            p.kill();
+            self.cpu.retire(k.role);
+            self.faults.crashes += 1;
+            self.bar.println(format!(
+                "fault: killed the {} role (SIGKILL) at {:.2} s",
+                k.role,
+                now.as_secs_f64()
+            ));
+            if !k.restart {
+                self.procs.remove(&k.role);
+                continue;
+            }
+            let mut np = self.spawner.spawn(k.role)?;
+            np.go(self.t0_ns);
+            *p = np;
+            self.faults.restarts += 1;
+            self.recovery.restarted(boards);
+            self.bar.println(format!("fault: restarted the {} role", k.role));
+        }
+        Ok(())
+    }
+
+    /// Roles that died unplanned (a producer that finished its frames did not); the first
+    /// one's error.
+    fn deaths(&mut self) -> Option<CliError> {
+        let mut failure = None;
+        for role in self.cast.start_order() {
+            let Some(p) = self.procs.get_mut(&role) else { continue };
+            let Some(status) = p.exited() else { continue };
+            if self.cast.producers.contains(&role) && status.success() {
+                continue; // Finished its frames.
+            }
+            self.faults.crashes += 1;
+            let e = self.spawner.failed(role, status);
+            self.bar.println(format!(
+                "fault: {e} (after {:.1} s); stopping the run",
+                p.started.elapsed().as_secs_f64()
+            ));
+            failure.get_or_insert(e);
+        }
+        failure
+    }
+
+    /// Every producer finished its frames and no kill of a consumer is still to come.
+    fn finished(&mut self) -> bool {
+        let producers = &self.cast.producers;
+        let done = producers
+            .iter()
+            .all(|r| self.procs.get_mut(r).is_none_or(|p| p.exited().is_some_and(|s| s.success())));
+        done && self.pending_kills.iter().all(|k| producers.contains(&k.role))
+    }
+
+    /// The supervisor's part of the summary: the rings as `boards` shows them at the end,
+    /// and the realtime factor over the producing phase (`producing_wall`).
+    fn facts(&self, boards: Boards, producing_wall: Duration) -> RunFacts {
+        let sim_s = boards.lidar.frames_written as f64 * self.cfg.lidar_period_s;
+        let wall = producing_wall.as_secs_f64();
+        RunFacts {
+            source: self.cfg.spec.source_kind(),
+            camera: boards.camera,
+            lidar: boards.lidar,
+            faults: self.faults,
+            cpu_s: self.cpu.totals(),
+            duration_s: sim_s,
+            realtime_factor: if wall > 0.0 { sim_s / wall } else { 0.0 },
+            wall_s: self.wall_start.elapsed().as_secs_f64(),
+            sandbox: SandboxSummary::of(&self.spawner.sandbox_reports()),
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use calib::service::{CalibService, DeliveryPlan, Schedule, ServiceConfig};
 use calib::CalibrationSet;
-use sensor_sim::scenario::{Fault, Role as SimRole, Scenario};
+use sensor_sim::scenario::{Fault, Scenario};
 use shared::{CalibEpoch, Role};
 
 use super::{ready, stop_flag};
@@ -15,14 +15,8 @@ use crate::error::CliError;
 use crate::pipeline::spec::{RunSpec, SourceSpec, SCENARIO_FILE};
 
 /// The subscriber a delivery fault names (`None` for a role the service delivers nothing to).
-fn wire_role(r: SimRole) -> Option<Role> {
-    let role = match r {
-        SimRole::Camera => Role::Camera,
-        SimRole::Lidar => Role::Lidar,
-        SimRole::Fusion => Role::Fusion,
-        SimRole::Calib => Role::Calib,
-    };
-    role.subscribes_to_calibration().then_some(role)
+fn wire_role(r: Role) -> Option<Role> {
+    r.subscribes_to_calibration().then_some(r)
 }
 
 /// The delivery faults a scenario asks for.

@@ -12,24 +12,23 @@ use calib::clock::PipelineClock;
 use calib::{CalibFollower, CalibrationSet, StopFlag};
 use crossbeam_channel::{Receiver, Sender};
 use fusion::output::{FusedSink, OverlayConfig, SinkError};
-use fusion::summary::{Source, StreamSummary, Summary};
-use fusion::{
-    CountersSnapshot, Engine, EngineChannels, EngineConfig, FusionReport, InFrame, PairingConfig, PairingMode,
-};
+use fusion::summary::{FusionResult, StreamSummary};
+use fusion::{CountersSnapshot, Engine, EngineChannels, EngineConfig, FusionReport, InFrame, PairingConfig};
 use parking_lot::Mutex;
 use shared::clock::monotonic_ns;
 use shared::frames::{
     FusedHeader, FusedPoint, PayloadSink, FUSED_HEADER_SIZE, FUSED_POINT_SIZE, POINT_RECORD_SIZE,
 };
-use shared::layout::aux;
 use shared::ring::{FrameMeta, ReadOutcome, RingReader, RingWriter};
+use shared::scoreboard::FusedScoreboard;
 use shared::segment::SegmentSpec;
 use shared::{rundir, CalibEpoch, Role, StreamKind, TimestampNs};
 use zerocopy::IntoBytes;
 
 use super::{attach_when_ready, ready, stop_flag};
 use crate::error::CliError;
-use crate::pipeline::spec::{RunSpec, SourceSpec, FUSION_RESULT_FILE};
+use crate::pipeline::spec::{RunSpec, FUSION_RESULT_FILE};
+use crate::pipeline::summary::Source;
 
 /// How long fusion waits for a producer's ring to appear.
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -337,52 +336,42 @@ fn publisher(fused: &FusedRing, calib: &CalibListener) -> impl FnMut(&CountersSn
         (Arc::clone(fused), Arc::clone(&calib.updates), Arc::clone(&calib.rejected));
     move |s| {
         if let Some(w) = fused.lock().as_ref() {
-            w.set_aux(aux::FUSED_PAIRS, s.fused);
-            w.set_aux(aux::FUSED_HELD, s.held_camera + s.held_lidar);
-            w.set_aux(aux::FUSED_DROPPED_NO_CALIB, s.dropped_no_calibration);
-            w.set_aux(aux::FUSED_REJECTED_MISMATCH, s.rejected_epoch_mismatch);
-            w.set_aux(aux::FUSED_EPOCH_MISMATCH, s.fused_epoch_mismatch);
-            w.set_aux(aux::FUSED_LATEST_EPOCH, s.latest_epoch);
-            w.set_aux(aux::FUSED_UNPAIRED, s.unpaired_camera + s.unpaired_lidar);
-            w.set_aux(aux::FUSED_LAST_LATENCY_US, s.last_latency_ns / 1000);
-            w.set_aux(aux::FUSED_CALIB_UPDATES, updates.load(Ordering::Relaxed));
-            w.set_aux(aux::FUSED_CALIB_REJECTED, rejected.load(Ordering::Relaxed));
+            FusedScoreboard {
+                pairs: s.fused,
+                held: s.held_camera + s.held_lidar,
+                dropped_no_calib: s.dropped_no_calibration,
+                rejected_mismatch: s.rejected_epoch_mismatch,
+                epoch_mismatch: s.fused_epoch_mismatch,
+                latest_epoch: CalibEpoch(s.latest_epoch),
+                unpaired: s.unpaired_camera + s.unpaired_lidar,
+                last_latency_us: s.last_latency_ns / 1000,
+                calib_updates: updates.load(Ordering::Relaxed),
+                calib_rejected: rejected.load(Ordering::Relaxed),
+            }
+            .store(w);
         }
     }
 }
 
 /// What the run asks of fusion.
 struct FusionPlan {
-    source: Source,
-    mode: PairingMode,
     pairing: PairingConfig,
-    /// Keep per-pair records for the summary.
+    /// Keep per-pair records for the result.
     keep_frames: bool,
     /// Pair on the pipeline clock (live drives) rather than on the data's own time.
     live_clock: bool,
 }
 
 impl FusionPlan {
-    fn new(run: &Path, spec: &RunSpec) -> Result<Self, CliError> {
-        let mode = if spec.pairing_latest { PairingMode::Latest } else { PairingMode::Epoch };
-        let (source, camera_hz) = match &spec.source {
-            SourceSpec::Sim => {
-                let scenario =
-                    sensor_sim::scenario::Scenario::load(&run.join(crate::pipeline::spec::SCENARIO_FILE))
-                        .map_err(|e| CliError::input(e.to_string()))?;
-                (Source::Sim, scenario.camera().rate_hz)
-            }
-            SourceSpec::Replay { .. } => (Source::Replay, 10.0),
-        };
-        Ok(Self {
-            source,
-            mode,
-            pairing: PairingConfig::for_camera_rate(camera_hz).with_mode(mode),
+    fn new(spec: &RunSpec) -> Self {
+        let source = spec.source_kind();
+        Self {
+            pairing: PairingConfig::for_camera_rate(spec.camera_hz).with_mode(spec.pairing),
             keep_frames: spec.per_pair || source == Source::Replay,
             // Runs at max rate and replays pair on the data's own time (reproducible), with
             // latency measured from each frame's arrival.
             live_clock: !spec.max_rate && source == Source::Sim,
-        })
+        }
     }
 }
 
@@ -420,7 +409,7 @@ fn build_engine(
     Ok(engine)
 }
 
-/// Writes fusion's part of the run summary to `<run dir>/fusion-result.json`.
+/// Writes fusion's result (its part of the run summary) to `<run dir>/fusion-result.json`.
 fn write_result(
     run: &Path,
     plan: &FusionPlan,
@@ -428,15 +417,14 @@ fn write_result(
     counts: &[Arc<ReaderCounts>; 2],
     (updates, rejected): (u64, u64),
 ) -> Result<(), CliError> {
-    let mut summary = Summary::new(plan.source, plan.mode);
-    summary.calibration.updates_received = updates;
-    summary.calibration.rejected_messages = rejected;
-    summary.apply_fusion(&report.stats, plan.keep_frames);
-    summary.streams.camera = counts[0].summary();
-    summary.streams.lidar = counts[1].summary();
-    summary.invariants.refresh();
+    let mut result = FusionResult::from_stats(&report.stats, plan.keep_frames);
+    let received = &mut result.calibration.updates_received;
+    *received = (*received).max(updates);
+    result.calibration.rejected_messages = rejected;
+    result.streams.camera = counts[0].summary();
+    result.streams.lidar = counts[1].summary();
     let path = run.join(FUSION_RESULT_FILE);
-    summary.write(&path).map_err(|e| CliError::internal(format!("{}: {e}", path.display())))
+    result.write(&path).map_err(|e| CliError::internal(format!("{}: {e}", path.display())))
 }
 
 /// Runs the fusion role.
@@ -446,7 +434,7 @@ fn write_result(
 pub fn run(run: &Path) -> Result<(), CliError> {
     let spec = RunSpec::load(run)?;
     let stop = stop_flag()?;
-    let plan = FusionPlan::new(run, &spec)?;
+    let plan = FusionPlan::new(&spec);
     let fused: FusedRing = Arc::new(Mutex::new(None));
     let (cal_tx, cal_rx) = crossbeam_channel::unbounded();
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);

@@ -14,25 +14,27 @@ use std::time::{Duration, Instant};
 use calib::StopFlag;
 use shared::ring::RingReader;
 use shared::segment::AttachError;
-use shared::StreamKind;
+use shared::{Role, StreamKind};
 
-use crate::cli::RoleName;
 use crate::error::CliError;
 
 /// Runs one role.
 ///
 /// # Errors
 /// The role's one-line error.
-pub fn run(role: RoleName, run: &Path) -> Result<(), CliError> {
+pub fn run(role: Role, run: &Path) -> Result<(), CliError> {
     // If the supervisor dies, so do we: a pipeline never outlives its supervisor.
     let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM));
+    // Sandboxed before anything reads an input or starts a thread.
+    super::sandbox::enter(role, &super::spec::RunSpec::load(run)?, run)?;
     match role {
-        RoleName::Calib => calib_role::run(run),
-        RoleName::Camera => producer::run(run, StreamKind::Camera),
-        RoleName::Lidar => producer::run(run, StreamKind::Lidar),
-        RoleName::Fusion => fusion_role::run(run),
-        RoleName::Replayer => replayer::run(run),
-        RoleName::Recorder => recorder::run(run),
+        Role::Calib => calib_role::run(run),
+        Role::Camera => producer::run(run, StreamKind::Camera),
+        Role::Lidar => producer::run(run, StreamKind::Lidar),
+        Role::Fusion => fusion_role::run(run),
+        Role::Replayer => replayer::run(run),
+        Role::Recorder => recorder::run(run),
+        Role::Monitor => Err(CliError::input("role monitor: a monitor is not a process of a run")),
     }
 }
 
@@ -59,7 +61,7 @@ pub fn stop_flag() -> Result<StopFlag, CliError> {
 pub fn ready() -> Result<calib::clock::PipelineClock, CliError> {
     use std::io::{BufRead as _, Write as _};
     let mut out = std::io::stdout();
-    let _ = writeln!(out, "ready");
+    let _ = writeln!(out, "{}", super::sandbox::ready_line());
     let _ = out.flush();
     let mut line = String::new();
     std::io::stdin()

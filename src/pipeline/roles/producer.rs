@@ -15,8 +15,8 @@ use std::time::Duration;
 use calib::{CalibFollower, StopFlag};
 use sensor_sim::scenario::{frame_time, Scenario};
 use sensor_sim::{CameraRenderer, LidarRenderer};
-use shared::layout::aux;
 use shared::ring::{FrameMeta, ReadOutcome, RingReader, RingWriter, WriterStart};
+use shared::scoreboard::ProducerScoreboard;
 use shared::segment::SegmentSpec;
 use shared::{rundir, FrameSeq, Role, StreamKind, TimestampNs};
 
@@ -64,15 +64,10 @@ pub fn run(run: &Path, kind: StreamKind) -> Result<(), CliError> {
     let spec = RunSpec::load(run)?;
     let stop = stop_flag()?;
     let scenario = Scenario::load(&run.join(SCENARIO_FILE)).map_err(|e| CliError::input(e.to_string()))?;
-    let (mut renderer, rate_hz, role) = match kind {
-        StreamKind::Camera => (
-            Renderer::Camera(Box::new(CameraRenderer::new(&scenario))),
-            scenario.camera().rate_hz,
-            Role::Camera,
-        ),
-        _ => {
-            (Renderer::Lidar(Box::new(LidarRenderer::new(&scenario))), scenario.lidar().rate_hz, Role::Lidar)
-        }
+    let rate_hz = spec.rate_hz(kind);
+    let (mut renderer, role) = match kind {
+        StreamKind::Camera => (Renderer::Camera(Box::new(CameraRenderer::new(&scenario))), Role::Camera),
+        _ => (Renderer::Lidar(Box::new(LidarRenderer::new(&scenario))), Role::Lidar),
     };
     let path = run.join(rundir::segment_file(kind));
     let ring_spec = SegmentSpec::new(kind, PRODUCER_SLOTS, renderer.capacity() as u64);
@@ -94,7 +89,7 @@ pub fn run(run: &Path, kind: StreamKind) -> Result<(), CliError> {
     let mut other: Option<RingReader> = None;
     let duration = TimestampNs((spec.duration_s * 1e9) as u64);
     let period = Duration::from_secs_f64(1.0 / rate_hz);
-    let (mut late, mut mistagged) = (writer.aux(aux::PRODUCER_LATE), writer.aux(aux::PRODUCER_MISTAGGED));
+    let mut board = ProducerScoreboard::read(&writer);
     while !stop.is_raised() {
         let t = frame_time(k, rate_hz);
         if t >= duration {
@@ -122,7 +117,7 @@ pub fn run(run: &Path, kind: StreamKind) -> Result<(), CliError> {
         .map_err(|e| CliError::internal(format!("{kind} frame {k}: {e}")))?;
         loan.commit(FrameMeta { capture: t, epoch });
         if truth != epoch {
-            mistagged += 1;
+            board.mistagged += 1;
             tracing::warn!(
                 frame = k,
                 tagged = epoch.0,
@@ -131,16 +126,15 @@ pub fn run(run: &Path, kind: StreamKind) -> Result<(), CliError> {
             );
         }
         if !spec.max_rate && clock.now().0 > t.0 + period.as_nanos() as u64 {
-            late += 1;
+            board.late += 1;
         }
-        writer.set_aux(aux::PRODUCER_EPOCH, epoch.0);
-        writer.set_aux(aux::PRODUCER_LATE, late);
-        writer.set_aux(aux::PRODUCER_MISTAGGED, mistagged);
-        writer.set_aux(aux::PRODUCER_SIM_TIME, t.0);
+        (board.epoch, board.sim_time) = (epoch, t);
+        board.store(&writer);
         k += 1;
     }
     if !stop.is_raised() {
-        writer.set_aux(aux::PRODUCER_SIM_TIME, u64::MAX);
+        board.sim_time = ProducerScoreboard::DONE;
+        board.store(&writer);
     }
     Ok(())
 }
@@ -166,8 +160,8 @@ fn keep_in_step(
     let Some(o) = other.as_ref() else { return };
     let mut checks = 0u32;
     loop {
-        let theirs = o.scoreboard().aux[aux::PRODUCER_SIM_TIME];
-        if theirs.saturating_add(STEP_SLACK_NS) >= t.0 || stop.is_raised() {
+        let theirs = ProducerScoreboard::of(&o.scoreboard()).sim_time;
+        if theirs.0.saturating_add(STEP_SLACK_NS) >= t.0 || stop.is_raised() {
             return;
         }
         // Liveness is a system call: look now and then, not on every check.

@@ -1,12 +1,12 @@
 //! The recorder role: a second reader of the camera and lidar rings that writes them, with
 //! every calibration epoch, to an MCAP file with ROS 2 schemas (see
-//! `sensor_sim::log::McapRecorder` for the topics and how epochs are recorded).
+//! `logs::McapRecorder` for the topics and how epochs are recorded).
 
 use std::path::Path;
 use std::time::Duration;
 
 use calib::CalibFollower;
-use sensor_sim::log::McapRecorder;
+use logs::McapRecorder;
 use shared::frames::{camera_image, lidar_points};
 use shared::ring::{ReadOutcome, RingReader};
 use shared::{rundir, StreamKind};

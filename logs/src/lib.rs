@@ -1,0 +1,455 @@
+//! # logs: recorded logs for epochfuse
+//!
+//! Reads KITTI folders and ROS 2 MCAP bags as epochfuse frames with calibration epochs, and
+//! writes both: MCAP from a live run (the recorder), KITTI from the simulator (`sim export`).
+//! It knows nothing of the simulator, the rings or the pipeline: it depends on `shared` (ids,
+//! payload layouts) and `calib` (calibration sets) only.
+//!
+//! The contract:
+//!
+//! - **In**: a KITTI object-layout folder, an `.mcap` file or a rosbag2 folder
+//!   ([`LogSource`], [`OpenedLog`]). **Out**: camera and lidar frames in epochfuse's payload
+//!   layout ([`LogFrame`]), the calibration epochs of the log ([`CalibrationSet`]s numbered
+//!   1, 2, ... by the rule below), an MCAP recording ([`McapRecorder`]), a KITTI folder
+//!   ([`KittiWriter`]).
+//! - **Order**: frames come in time order, a lidar sweep before an image of the same stamp
+//!   ([`replay_rank`]; not `StreamKind`'s `Ord`). Each frame carries the epoch it was captured
+//!   under; epochs only increase.
+//! - **Bounded reads**: no length read from a file is trusted. MCAP records are capped at
+//!   512 MiB and reads at 4 MiB; every CDR length is checked against the bytes left before
+//!   anything is allocated; image sides are capped at `shared::frames::MAX_IMAGE_SIDE`. A bag
+//!   is streamed: in memory are the frames being handed out and a small reorder buffer,
+//!   never the whole bag.
+//! - **Errors are one line**: [`LogError`] and [`KittiWriteError`] display as a single line
+//!   naming the file and, where it applies, the line, key, topic, message ordinal or byte
+//!   offset. Bad input is an error, never a panic. A bag that breaks part-way replays its
+//!   frames before the break, then yields the break.
+//!
+//! Modules: `kitti` (reading) and `kitti_write` (writing) KITTI folders; `mcap_source`
+//! (reading bags: read, scan, topics, plan, frames); `ros` and `cdr_read` (decoding ROS 2
+//! messages); `epochs` (the epochs-in-a-log rule); `record` (the MCAP recorder); `opened`
+//! ([`OpenedLog`], a log on the pipeline clock); `error` ([`LogError`]).
+//!
+//! # Reading
+//!
+//! [`LogSource::open`] takes a KITTI folder (`velodyne/`, `image_2/`, `calib/`), an `.mcap`
+//! file, or a rosbag2 folder (`metadata.yaml` and its `.mcap` files). It scans the log once
+//! (for MCAP: one indexing pass that decodes calibration messages and frame headers, not
+//! point or pixel data) and gives:
+//!
+//! - the calibration epochs, [`LogSource::calibrations`], numbered 1, 2, ... by the rule
+//!   below;
+//! - the frames, [`LogSource::frames`]: a lazy, time-ordered iterator of [`LogFrame`]s (for
+//!   MCAP a second, streaming pass; only the frames being handed out are in memory). Each
+//!   frame writes its payload in epochfuse's layout with [`LogFrame::write_payload`].
+//!
+//! # Epochs in a log (DESIGN §6)
+//!
+//! The calibration state at time t is the latest lidar→camera transform and the latest camera
+//! intrinsics at or before t; before the first one, the first one in the log applies. Frames
+//! are visited in time order and each change of state (compared by value) opens the next
+//! epoch. An epoch's `valid_from` is when its state took effect: when the last of its parts
+//! (a transform of the chain, the intrinsics) took the value it has, by the first message
+//! carrying that value; never at or before the previous epoch's last frame. Epoch 1 is valid
+//! from its first frame. A state that returns after a change (A, B, A) is a new epoch: epochs
+//! only increase.
+//!
+//! KITTI: each frame's calib file, parsed, with its image size, is its state (see
+//! [`LogSource::calibrations`] for the projection). Frames get synthetic stamps 100 ms apart
+//! from 0, sorted by number; an image has its sweep's stamp.
+//!
+//! ROS 2: the state is the chosen `CameraInfo` topic's message and the chain of `/tf` and
+//! `/tf_static` transforms from the image's `frame_id` to the cloud's. A calibration message
+//! takes effect at its header stamp or its log time, whichever is earlier (a zero stamp, as
+//! `/tf_static` often has, counts as absent): a `CameraInfo` sent with an image describes that
+//! image, and no message can apply before it was logged. Frames are stamped with their header
+//! stamp (or the log time if the stamp is zero).
+//!
+//! # Writing
+//!
+//! [`McapRecorder`] writes camera, lidar and calibration as ROS 2 messages that Foxglove and
+//! ROS tools read, and that replay through [`LogSource`] with the same epochs, points,
+//! instance ids, images, labels and projection. See its documentation for the topics.
+//!
+//! [`KittiWriter`] writes a KITTI folder that [`LogSource`] reads back: velodyne `.bin`, PNG,
+//! calib text in KITTI's `%.12e` format ([`kitti_calib_text`]), `timestamps.txt`.
+#![forbid(unsafe_code)]
+
+mod cdr_read;
+mod epochs;
+mod error;
+mod kitti;
+mod kitti_write;
+mod mcap_source;
+mod opened;
+mod record;
+mod ros;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use calib::CalibrationSet;
+use shared::frames::{PayloadSink, SinkFull};
+use shared::{CalibEpoch, StreamKind, TimestampNs};
+
+pub use error::LogError;
+pub use kitti_write::{fmt_e12, kitti_calib_text, KittiWriteError, KittiWriter};
+pub use opened::OpenedLog;
+pub use record::{McapRecorder, RecorderTopics};
+
+/// The order in which frames of equal stamp are replayed: a lidar sweep before an image.
+///
+/// This is not [`StreamKind`]'s `Ord` (which puts the camera first): every place that orders
+/// frames (the bag plan, the KITTI interleave, tests building expected streams) sorts by
+/// `(stamp, replay_rank(stream))`, so replays keep the order they have always had.
+#[must_use]
+pub const fn replay_rank(stream: StreamKind) -> u8 {
+    match stream {
+        StreamKind::Lidar => 0,
+        StreamKind::Camera => 1,
+        StreamKind::Fused => 2,
+        StreamKind::CalibTable => 3,
+    }
+}
+
+/// What kind of log a [`LogSource`] reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// A KITTI object-layout folder.
+    Kitti,
+    /// MCAP (a file, or the files of a rosbag2 folder) with the topics chosen.
+    Mcap {
+        /// The `.mcap` files, in order.
+        files: Vec<PathBuf>,
+        /// The `sensor_msgs/msg/PointCloud2` topic.
+        lidar_topic: String,
+        /// The `sensor_msgs/msg/Image` topic.
+        camera_topic: String,
+        /// The `sensor_msgs/msg/CameraInfo` topic.
+        camera_info_topic: String,
+        /// The label (mono16 `Image`) topic recorded by [`McapRecorder`], if any.
+        labels_topic: Option<String>,
+    },
+}
+
+/// How to read a bag that has several candidate topics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    /// The `PointCloud2` topic to replay (default: the only one).
+    pub lidar_topic: Option<String>,
+    /// The `Image` topic to replay (default: the only one, not counting label topics).
+    pub camera_topic: Option<String>,
+    /// The `CameraInfo` topic (default: the one next to the camera topic, or the only one).
+    pub camera_info_topic: Option<String>,
+}
+
+/// A recorded log, scanned and ready to replay.
+#[derive(Debug)]
+pub struct LogSource {
+    path: PathBuf,
+    inner: Inner,
+    sets: Vec<CalibrationSet>,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Kitti(Arc<kitti::KittiIndex>),
+    Mcap(Arc<mcap_source::McapIndex>),
+}
+
+impl LogSource {
+    /// Opens a KITTI folder, an `.mcap` file or a rosbag2 folder, with default options.
+    ///
+    /// # Errors
+    /// [`LogError`] if the path is no log, a file is malformed, or something the replay needs
+    /// (a camera, a cloud, a camera calibration, a transform between them) is missing.
+    /// A bag that breaks part-way opens with the frames before the break; the break is
+    /// reported by [`LogSource::index_error`] and at the end of [`LogSource::frames`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, LogError> {
+        Self::open_with(path, &LogOptions::default())
+    }
+
+    /// Opens a log with options (topic choice for bags).
+    ///
+    /// # Errors
+    /// As [`LogSource::open`].
+    pub fn open_with(path: impl AsRef<Path>, options: &LogOptions) -> Result<Self, LogError> {
+        let path = path.as_ref().to_path_buf();
+        let meta = std::fs::metadata(&path).map_err(|e| LogError::io(&path, "open", e))?;
+        if meta.is_dir() {
+            if kitti::is_kitti(&path) {
+                let index = kitti::scan(&path)?;
+                let sets = index.sets.clone();
+                return Ok(Self { path, inner: Inner::Kitti(Arc::new(index)), sets });
+            }
+            let files = mcap_source::bag_files(&path)?;
+            return Self::open_mcap(path, files, options);
+        }
+        if !mcap_source::has_mcap_magic(&path)? {
+            return Err(LogError::NotALog {
+                path,
+                detail:
+                    "expected a KITTI folder (velodyne/, image_2/, calib/), an .mcap file or a rosbag2 folder"
+                        .into(),
+            });
+        }
+        Self::open_mcap(path.clone(), vec![path], options)
+    }
+
+    fn open_mcap(path: PathBuf, files: Vec<PathBuf>, options: &LogOptions) -> Result<Self, LogError> {
+        let index = mcap_source::index(&path, files, options)?;
+        let sets = index.sets.clone();
+        Ok(Self { path, inner: Inner::Mcap(Arc::new(index)), sets })
+    }
+
+    /// The path given to [`LogSource::open`].
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What was opened, with the topics chosen for a bag.
+    #[must_use]
+    pub fn format(&self) -> LogFormat {
+        match &self.inner {
+            Inner::Kitti(_) => LogFormat::Kitti,
+            Inner::Mcap(m) => m.format(),
+        }
+    }
+
+    /// The calibration epochs: `[0]` is epoch 1, each with the `valid_from` where its state
+    /// first applies.
+    ///
+    /// For a KITTI folder the camera (cam 0, rectified) frame serves as the vehicle frame:
+    /// `camera_to_vehicle` is the identity, `lidar_to_vehicle` is `Tr_velo_to_cam`, and the
+    /// camera is `Projection::Rectified { p ≈ P2 · [R0_rect|0] }`. For a bag likewise:
+    /// `camera_to_vehicle` is the identity and `lidar_to_vehicle` is T(camera←lidar) from tf.
+    #[must_use]
+    pub fn calibrations(&self) -> &[CalibrationSet] {
+        &self.sets
+    }
+
+    /// The calibration set of `epoch`, if the log has it.
+    #[must_use]
+    pub fn calibration(&self, epoch: CalibEpoch) -> Option<&CalibrationSet> {
+        let i = usize::try_from(epoch.0).ok()?.checked_sub(1)?;
+        self.sets.get(i)
+    }
+
+    /// The frames, in time order (a lidar sweep before an image of the same stamp).
+    ///
+    /// For MCAP this opens the file(s) again and streams. After the last valid frame of a bag
+    /// that breaks part-way it yields the error once, then ends.
+    ///
+    /// # Errors
+    /// [`LogError::Io`] if a file cannot be opened.
+    pub fn frames(&self) -> Result<LogFrames, LogError> {
+        let inner = match &self.inner {
+            Inner::Kitti(k) => FramesInner::Kitti { index: Arc::clone(k), next: 0 },
+            Inner::Mcap(m) => FramesInner::Mcap(Box::new(mcap_source::McapFrames::new(Arc::clone(m))?)),
+        };
+        Ok(LogFrames { inner, done: false })
+    }
+
+    /// Number of frames of a stream (0 for a kind no log carries: fused, calib).
+    #[must_use]
+    pub fn frame_count(&self, stream: StreamKind) -> usize {
+        match &self.inner {
+            Inner::Kitti(k) if stream.is_sensor() => k.frames.len(),
+            Inner::Kitti(_) => 0,
+            Inner::Mcap(m) => m.frame_count(stream),
+        }
+    }
+
+    /// The largest payload of a stream, in bytes (to size ring slots; 0 for fused, calib).
+    #[must_use]
+    pub fn max_payload_len(&self, stream: StreamKind) -> usize {
+        match &self.inner {
+            Inner::Kitti(k) => k
+                .frames
+                .iter()
+                .map(|f| match stream {
+                    StreamKind::Lidar => f.points * size_of::<shared::frames::PointRecord>(),
+                    StreamKind::Camera => {
+                        shared::frames::IMAGE_HEADER_SIZE + f.width as usize * f.height as usize * 3
+                    }
+                    StreamKind::Fused | StreamKind::CalibTable => 0,
+                })
+                .max()
+                .unwrap_or(0),
+            Inner::Mcap(m) => m.max_payload_len(stream),
+        }
+    }
+
+    /// The camera's nominal period: the median gap between consecutive images (100 ms for
+    /// KITTI, and for a log with fewer than two images). Fusion's `max_skew` defaults to half.
+    #[must_use]
+    pub fn camera_period(&self) -> Duration {
+        let ns = match &self.inner {
+            Inner::Kitti(_) => kitti::KITTI_PERIOD_NS,
+            Inner::Mcap(m) => m.camera_period_ns().unwrap_or(kitti::KITTI_PERIOD_NS),
+        };
+        Duration::from_nanos(ns)
+    }
+
+    /// The stamp of the first frame.
+    #[must_use]
+    pub fn start(&self) -> TimestampNs {
+        match &self.inner {
+            Inner::Kitti(k) => k.frames.first().map_or(TimestampNs(0), |f| f.stamp),
+            Inner::Mcap(m) => m.start(),
+        }
+    }
+
+    /// Time from the first frame to the last.
+    #[must_use]
+    pub fn duration(&self) -> Duration {
+        match &self.inner {
+            Inner::Kitti(k) => Duration::from_nanos(k.frames.last().map_or(0, |f| f.stamp.0)),
+            Inner::Mcap(m) => Duration::from_nanos(m.end().0 - m.start().0),
+        }
+    }
+
+    /// Where a bag broke, if it did: the frames stop before this point.
+    #[must_use]
+    pub fn index_error(&self) -> Option<&LogError> {
+        match &self.inner {
+            Inner::Kitti(_) => None,
+            Inner::Mcap(m) => m.error.as_ref(),
+        }
+    }
+}
+
+/// The frames of a [`LogSource`], in time order. `Send`: it can move to a replayer thread.
+#[derive(Debug)]
+pub struct LogFrames {
+    inner: FramesInner,
+    done: bool,
+}
+
+#[derive(Debug)]
+enum FramesInner {
+    Kitti { index: Arc<kitti::KittiIndex>, next: usize },
+    Mcap(Box<mcap_source::McapFrames>),
+}
+
+impl Iterator for LogFrames {
+    type Item = Result<LogFrame, LogError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let item = match &mut self.inner {
+            FramesInner::Kitti { index, next } => {
+                // Frame i's sweep is item 2i, its image 2i + 1.
+                let i = *next / 2;
+                let f = index.frames.get(i)?;
+                let camera = *next % 2 == 1;
+                *next += 1;
+                Some(kitti_frame(f, i as u64, camera))
+            }
+            FramesInner::Mcap(m) => m.next(),
+        };
+        if !matches!(item, Some(Ok(_))) {
+            self.done = true;
+        }
+        item
+    }
+}
+
+fn kitti_frame(f: &kitti::KittiFrame, index: u64, camera: bool) -> Result<LogFrame, LogError> {
+    let (stream, body) = if camera {
+        let rgb = kitti::read_png(&f.image, f.width, f.height)?;
+        (StreamKind::Camera, Body::Rgb { width: f.width, height: f.height, rgb })
+    } else {
+        (StreamKind::Lidar, Body::Velodyne(kitti::read_velodyne(&f.velodyne)?))
+    };
+    Ok(LogFrame {
+        stream,
+        stamp: f.stamp,
+        epoch: f.epoch,
+        index,
+        recorded_epoch: None,
+        name: f.name.clone(),
+        body,
+    })
+}
+
+/// One frame of a log, decoded and validated, ready to be written into a ring slot.
+#[derive(Debug)]
+pub struct LogFrame {
+    /// [`StreamKind::Camera`] or [`StreamKind::Lidar`], never another kind.
+    pub stream: StreamKind,
+    /// Capture time (synthetic for KITTI; the header stamp for ROS).
+    pub stamp: TimestampNs,
+    /// The calibration epoch the frame was captured under, by the log's epoch rule.
+    pub epoch: CalibEpoch,
+    /// Position of the frame in its stream, from 0.
+    pub index: u64,
+    /// The epoch [`McapRecorder`] wrote for this frame (`/epochfuse/frame_epoch`), if the log
+    /// has one. Replaying a recording of a simulated drive, it equals `epoch` unless the drive
+    /// announced an epoch without changing the calibration.
+    pub recorded_epoch: Option<CalibEpoch>,
+    /// Where the frame came from: the KITTI frame name (`000001`) or `topic#ordinal`.
+    pub name: String,
+    body: Body,
+}
+
+#[derive(Debug)]
+enum Body {
+    Velodyne(Vec<u8>),
+    Rgb { width: u32, height: u32, rgb: Vec<u8> },
+    RosCloud { msg: Vec<u8>, layout: ros::CloudLayout },
+    RosImage { msg: Vec<u8>, layout: ros::ImageLayout, labels: Option<(Vec<u8>, ros::ImageLayout)> },
+}
+
+impl LogFrame {
+    /// Length of the payload [`LogFrame::write_payload`] writes.
+    #[must_use]
+    pub fn payload_len(&self) -> usize {
+        match &self.body {
+            Body::Velodyne(b) => b.len() / 16 * size_of::<shared::frames::PointRecord>(),
+            Body::Rgb { rgb, .. } => shared::frames::IMAGE_HEADER_SIZE + rgb.len(),
+            Body::RosCloud { layout, .. } => layout.payload_len(),
+            Body::RosImage { layout, labels, .. } => {
+                layout.payload_len() + labels.as_ref().map_or(0, |(_, l)| l.labels_len())
+            }
+        }
+    }
+
+    /// Whether the camera payload carries a label plane (recorded simulation ground truth).
+    #[must_use]
+    pub fn has_labels(&self) -> bool {
+        matches!(&self.body, Body::RosImage { labels: Some(_), .. })
+    }
+
+    /// Writes the payload in epochfuse's layout: lidar, [`shared::frames::PointRecord`]s
+    /// (ring 0 and instance 0 unless the cloud has `ring` / `instance` fields); camera,
+    /// [`shared::frames::ImageHeader`] then the rgb8 plane (converted from bgr8, mono8, rgba8,
+    /// bgra8) then the label plane if recorded. Returns the bytes written.
+    ///
+    /// # Errors
+    /// [`SinkFull`] if the payload does not fit; the sink may then hold part of it (abandon
+    /// the slot).
+    pub fn write_payload(&self, sink: &mut (impl PayloadSink + ?Sized)) -> Result<usize, SinkFull> {
+        match &self.body {
+            Body::Velodyne(b) => kitti::write_velodyne(b, sink),
+            Body::Rgb { width, height, rgb } => kitti::write_rgb(*width, *height, rgb, sink),
+            Body::RosCloud { msg, layout } => ros::write_cloud(msg, layout, sink),
+            Body::RosImage { msg, layout, labels } => {
+                ros::write_image(msg, layout, labels.as_ref().map(|(m, l)| (m.as_slice(), l)), sink)
+            }
+        }
+    }
+
+    /// The payload as a new buffer.
+    #[must_use]
+    pub fn to_payload(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.payload_len());
+        // A Vec never reports SinkFull.
+        let _ = self.write_payload(&mut v);
+        v
+    }
+}

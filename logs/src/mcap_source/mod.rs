@@ -1,0 +1,108 @@
+//! ROS 2 bags in MCAP: an indexing pass and a streaming pass.
+//!
+//! **Indexing** reads every message once (through `mcap`'s streaming reader, with chunk,
+//! data-section and summary CRCs checked): it decodes `CameraInfo`, `TFMessage` and
+//! `FrameEpoch` messages in full, and `PointCloud2` / `Image` messages up to their data blob
+//! (header, layout and size are validated; point and pixel data are not kept). It then
+//! chooses the topics, orders the frames by stamp and numbers the epochs.
+//!
+//! **Streaming** reads the file(s) again and hands out the indexed frames in time order. A
+//! message that comes earlier in the file than in time order waits in a small reorder buffer
+//! until its turn; in a bag written in time order that buffer holds at most a frame or two.
+//!
+//! **Breaks.** The first framing, CRC or decoding error stops indexing: the frames before it
+//! are replayed, then the error is yielded. A topic that is not chosen cannot break the
+//! replay (an unsupported second camera is ignored).
+//!
+//! One file a step: [`read`] (files to messages, and the files of a rosbag2 folder), [`scan`]
+//! (the indexing pass), [`topics`] (which topics replay), [`plan`] (the break, the frame order
+//! and the epochs), [`frames`] (the streaming pass).
+
+mod frames;
+mod plan;
+mod read;
+mod scan;
+mod topics;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use calib::CalibrationSet;
+use shared::{CalibEpoch, StreamKind, TimestampNs};
+
+use super::{LogError, LogFormat};
+
+pub(crate) use frames::McapFrames;
+pub(crate) use plan::index;
+pub(crate) use read::{bag_files, has_mcap_magic};
+
+/// Channel metadata key that marks a mono16 label `Image` topic and names its camera topic.
+pub(crate) const LABELS_FOR_KEY: &str = "epochfuse.labels_for";
+
+/// A frame planned for the streaming pass.
+#[derive(Debug, Clone)]
+struct Planned {
+    stream: StreamKind,
+    stamp: TimestampNs,
+    epoch: CalibEpoch,
+    recorded_epoch: Option<CalibEpoch>,
+    index: u64,
+    ordinal: u64,
+    labels: Option<u64>,
+    payload_len: usize,
+}
+
+/// A scanned bag.
+#[derive(Debug)]
+pub(crate) struct McapIndex {
+    path: PathBuf,
+    files: Arc<[PathBuf]>,
+    lidar_topic: String,
+    camera_topic: String,
+    camera_info_topic: String,
+    labels_topic: Option<String>,
+    planned: Vec<Planned>,
+    /// Message ordinals the streaming pass keeps, sorted.
+    wanted: Vec<u64>,
+    pub sets: Vec<CalibrationSet>,
+    pub error: Option<LogError>,
+}
+
+impl McapIndex {
+    pub fn format(&self) -> LogFormat {
+        LogFormat::Mcap {
+            files: self.files.to_vec(),
+            lidar_topic: self.lidar_topic.clone(),
+            camera_topic: self.camera_topic.clone(),
+            camera_info_topic: self.camera_info_topic.clone(),
+            labels_topic: self.labels_topic.clone(),
+        }
+    }
+
+    pub fn frame_count(&self, stream: StreamKind) -> usize {
+        self.planned.iter().filter(|p| p.stream == stream).count()
+    }
+
+    pub fn max_payload_len(&self, stream: StreamKind) -> usize {
+        self.planned.iter().filter(|p| p.stream == stream).map(|p| p.payload_len).max().unwrap_or(0)
+    }
+
+    pub fn camera_period_ns(&self) -> Option<u64> {
+        let stamps: Vec<u64> =
+            self.planned.iter().filter(|p| p.stream == StreamKind::Camera).map(|p| p.stamp.0).collect();
+        let mut gaps: Vec<u64> = stamps.windows(2).map(|w| w[1] - w[0]).filter(|&g| g > 0).collect();
+        if gaps.is_empty() {
+            return None;
+        }
+        gaps.sort_unstable();
+        Some(gaps[gaps.len() / 2])
+    }
+
+    pub fn start(&self) -> TimestampNs {
+        self.planned.first().map_or(TimestampNs(0), |p| p.stamp)
+    }
+
+    pub fn end(&self) -> TimestampNs {
+        self.planned.last().map_or(TimestampNs(0), |p| p.stamp)
+    }
+}

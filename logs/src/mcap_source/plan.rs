@@ -1,0 +1,299 @@
+//! Planning a bag's replay from its scan: where it stops, the frames in replay order, and
+//! their epochs (DESIGN §6, see the crate docs).
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use calib::{CalibrationSet, Projection};
+use nalgebra::Isometry3;
+use shared::{CalibEpoch, StreamKind, TimestampNs};
+
+use super::scan::{scan, EdgeKey, Edges, IdxFrame, Scan};
+use super::topics::Topics;
+use super::{McapIndex, Planned};
+use crate::epochs::EpochBuilder;
+use crate::ros::CamInfo;
+use crate::{replay_rank, LogError, LogOptions};
+
+/// A calibration timeline: (effective time, ordinal, value), sorted by time then file order,
+/// with the time each entry's value started (the first of its run of equal values).
+#[derive(Debug)]
+struct Timeline<T> {
+    entries: Vec<(u64, u64, T)>,
+    run_start: Vec<u64>,
+}
+
+impl<T: PartialEq> Timeline<T> {
+    fn new(mut entries: Vec<(u64, u64, T)>) -> Self {
+        entries.sort_by_key(|e| (e.0, e.1));
+        let mut run_start: Vec<u64> = Vec::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            let start = if i > 0 && entries[i - 1].2 == e.2 { run_start[i - 1] } else { e.0 };
+            run_start.push(start);
+        }
+        Self { entries, run_start }
+    }
+
+    /// The value at `t`: the latest entry at or before `t`, else the first; with the time its
+    /// value took effect, if that is at or before `t`.
+    fn at(&self, t: u64) -> (&T, Option<u64>) {
+        let i = self.entries.partition_point(|e| e.0 <= t);
+        if i == 0 {
+            (&self.entries[0].2, None)
+        } else {
+            (&self.entries[i - 1].2, Some(self.run_start[i - 1]))
+        }
+    }
+}
+
+/// One step of the chain from the camera's frame to the lidar's.
+#[derive(Debug, Clone)]
+struct Step {
+    edge: EdgeKey,
+    /// The edge's parent is the nearer-to-camera frame (use the transform as is), else invert.
+    forward: bool,
+}
+
+/// Breadth-first search for the chain of transforms from `from` to `to`.
+fn find_chain(edges: &Edges, from: &str, to: &str) -> Option<Vec<Step>> {
+    if from == to {
+        return Some(Vec::new());
+    }
+    let mut adj: HashMap<&str, Vec<(&str, Step)>> = HashMap::new();
+    let mut keys: Vec<&EdgeKey> = edges.keys().collect();
+    keys.sort();
+    for key in keys {
+        let (p, c) = (key.0.as_str(), key.1.as_str());
+        adj.entry(p).or_default().push((c, Step { edge: key.clone(), forward: true }));
+        adj.entry(c).or_default().push((p, Step { edge: key.clone(), forward: false }));
+    }
+    let mut prev: HashMap<&str, (&str, Step)> = HashMap::new();
+    let mut queue = VecDeque::from([from]);
+    while let Some(node) = queue.pop_front() {
+        if node == to {
+            let mut chain = Vec::new();
+            let mut n = to;
+            while n != from {
+                let (p, step) = prev.remove(n)?;
+                chain.push(step);
+                n = p;
+            }
+            chain.reverse();
+            return Some(chain);
+        }
+        for (next, step) in adj.get(node).into_iter().flatten() {
+            if *next != from && !prev.contains_key(next) {
+                prev.insert(next, (node, step.clone()));
+                queue.push_back(next);
+            }
+        }
+    }
+    None
+}
+
+/// Where the replay stops: before the first message that broke the file or a chosen topic.
+#[derive(Debug)]
+struct Cut {
+    /// Messages at or after this ordinal are not replayed.
+    limit: u64,
+    /// The break, reported after the last frame.
+    error: Option<LogError>,
+}
+
+impl Cut {
+    fn find(s: &mut Scan, topics: &Topics) -> Self {
+        let mut cut: Option<(u64, LogError)> = s.fatal.take();
+        for topic in topics.all() {
+            if let Some((o, e)) = s.topics.get_mut(topic).and_then(|t| t.error.take()) {
+                if cut.as_ref().is_none_or(|(c, _)| o < *c) {
+                    cut = Some((o, e));
+                }
+            }
+        }
+        Self { limit: cut.as_ref().map_or(u64::MAX, |(o, _)| *o), error: cut.map(|(_, e)| e) }
+    }
+
+    /// A log that broke reports its break rather than what the break made missing.
+    fn fail(&self, e: LogError) -> LogError {
+        self.error.clone().unwrap_or(e)
+    }
+
+    fn frames(&self, s: &Scan, topic: &str) -> Vec<IdxFrame> {
+        s.topics[topic].frames.iter().filter(|f| f.ordinal < self.limit).cloned().collect()
+    }
+}
+
+/// What the plan is made of, cut at the break.
+struct Inputs {
+    lidar: Vec<IdxFrame>,
+    camera: Vec<IdxFrame>,
+    infos: Timeline<Arc<CamInfo>>,
+    /// The transforms from the camera's frame to the lidar's.
+    chain: Vec<Step>,
+    edges: HashMap<EdgeKey, Timeline<Isometry3<f64>>>,
+    /// Label image stamp → its ordinal.
+    labels: HashMap<u64, u64>,
+}
+
+/// Scans a bag and plans its replay.
+pub(crate) fn index(path: &Path, files: Vec<PathBuf>, options: &LogOptions) -> Result<McapIndex, LogError> {
+    let files: Arc<[PathBuf]> = files.into();
+    let mut s = scan(Arc::clone(&files));
+    let topics = match Topics::choose(path, &s, options) {
+        Ok(t) => t,
+        // A log that broke before its topics showed up: the break is the error to report.
+        Err(e) => return Err(s.fatal.map_or(e, |(_, f)| f)),
+    };
+    let cut = Cut::find(&mut s, &topics);
+    let inputs = gather(path, &mut s, &topics, &cut)?;
+    let mut planned = plan_frames(&s, &topics, &inputs, &cut);
+    let sets = number_epochs(path, &mut planned, &inputs, &topics.info, &cut)?;
+
+    let mut wanted: Vec<u64> =
+        planned.iter().flat_map(|p| std::iter::once(p.ordinal).chain(p.labels)).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    Ok(McapIndex {
+        path: path.to_path_buf(),
+        files,
+        lidar_topic: topics.lidar,
+        camera_topic: topics.camera,
+        camera_info_topic: topics.info,
+        labels_topic: topics.labels,
+        planned,
+        wanted,
+        sets,
+        error: cut.error,
+    })
+}
+
+/// Collects the frames, the calibration timelines and the transform chain before the cut.
+fn gather(path: &Path, s: &mut Scan, topics: &Topics, cut: &Cut) -> Result<Inputs, LogError> {
+    let (lidar_topic, camera_topic, info_topic) = (&topics.lidar, &topics.camera, &topics.info);
+    let lidar = cut.frames(s, lidar_topic);
+    let mut camera = cut.frames(s, camera_topic);
+    if lidar.is_empty() {
+        return Err(cut.fail(LogError::missing(path, format!("lidar topic {lidar_topic} has no frames"))));
+    }
+    if camera.is_empty() {
+        return Err(cut.fail(LogError::missing(path, format!("camera topic {camera_topic} has no frames"))));
+    }
+    let infos: Vec<(u64, u64, Arc<CamInfo>)> =
+        s.topics[info_topic].infos.iter().filter(|e| e.1 < cut.limit).cloned().collect();
+    if infos.is_empty() {
+        return Err(
+            cut.fail(LogError::missing(path, format!("camera_info topic {info_topic} has no messages")))
+        );
+    }
+    for timeline in s.edges.values_mut() {
+        timeline.retain(|e| e.1 < cut.limit);
+    }
+    s.edges.retain(|_, t| !t.is_empty());
+
+    let camera_frame = s.topics[camera_topic].frame_id.clone().unwrap_or_default();
+    let lidar_frame = s.topics[lidar_topic].frame_id.clone().unwrap_or_default();
+    let chain = find_chain(&s.edges, &camera_frame, &lidar_frame).ok_or_else(|| {
+        cut.fail(LogError::NoTransform { path: path.to_path_buf(), camera_frame, lidar_frame })
+    })?;
+    let edges = chain
+        .iter()
+        .map(|step| (step.edge.clone(), Timeline::new(s.edges.get(&step.edge).cloned().unwrap_or_default())))
+        .collect();
+    let labels: HashMap<u64, u64> = topics
+        .labels
+        .as_ref()
+        .map(|t| cut.frames(s, t).iter().map(|f| (f.stamp, f.ordinal)).collect())
+        .unwrap_or_default();
+    // In a log that breaks, the images after the last label that survived may have lost
+    // theirs to the break: they are not replayed, rather than replayed without ground truth.
+    if topics.labels.is_some() && cut.error.is_some() {
+        let last_label = labels.values().max().copied();
+        camera.retain(|f| labels.contains_key(&f.stamp) || last_label.is_some_and(|l| f.ordinal < l));
+        if camera.is_empty() {
+            return Err(
+                cut.fail(LogError::missing(path, format!("camera topic {camera_topic} has no frames")))
+            );
+        }
+    }
+    Ok(Inputs { lidar, camera, infos: Timeline::new(infos), chain, edges, labels })
+}
+
+/// All frames in replay order: by stamp, a sweep before an image of the same stamp
+/// ([`replay_rank`]), then by position in the file; each numbered in its stream.
+fn plan_frames(s: &Scan, topics: &Topics, inputs: &Inputs, cut: &Cut) -> Vec<Planned> {
+    let mut planned: Vec<Planned> = Vec::with_capacity(inputs.lidar.len() + inputs.camera.len());
+    for (stream, frames, topic) in [
+        (StreamKind::Lidar, &inputs.lidar, &topics.lidar),
+        (StreamKind::Camera, &inputs.camera, &topics.camera),
+    ] {
+        for (i, f) in frames.iter().enumerate() {
+            let labels =
+                if stream == StreamKind::Camera { inputs.labels.get(&f.stamp).copied() } else { None };
+            let label_len = if labels.is_some() { f.size.0 as usize * f.size.1 as usize * 2 } else { 0 };
+            planned.push(Planned {
+                stream,
+                stamp: TimestampNs(f.stamp),
+                epoch: CalibEpoch::NONE,
+                recorded_epoch: s
+                    .frame_epochs
+                    .get(&(topic.clone(), f.stamp))
+                    .filter(|e| e.1 < cut.limit)
+                    .map(|e| CalibEpoch(e.0)),
+                index: i as u64,
+                ordinal: f.ordinal,
+                labels,
+                payload_len: f.payload_len + label_len,
+            });
+        }
+    }
+    planned.sort_by_key(|p| (p.stamp, replay_rank(p.stream), p.ordinal));
+    for stream in [StreamKind::Lidar, StreamKind::Camera] {
+        for (i, p) in planned.iter_mut().filter(|p| p.stream == stream).enumerate() {
+            p.index = i as u64;
+        }
+    }
+    planned
+}
+
+/// Numbers the epochs of the planned frames, in replay order, by the log's epoch rule.
+fn number_epochs(
+    path: &Path,
+    planned: &mut [Planned],
+    inputs: &Inputs,
+    info_topic: &str,
+    cut: &Cut,
+) -> Result<Vec<CalibrationSet>, LogError> {
+    let image_size = inputs.camera[0].size;
+    let mut builder = EpochBuilder::default();
+    let mut projections: HashMap<*const CamInfo, Projection> = HashMap::new();
+    for p in planned {
+        let t = p.stamp.0;
+        let (ci, mut since) = inputs.infos.at(t);
+        let projection = match projections.get(&Arc::as_ptr(ci)) {
+            Some(pr) => *pr,
+            None => {
+                let pr = ci
+                    .projection(image_size)
+                    .map_err(|e| cut.fail(LogError::missing(path, format!("{info_topic}: {e}"))))?;
+                projections.insert(Arc::as_ptr(ci), pr);
+                pr
+            }
+        };
+        let mut iso: Option<Isometry3<f64>> = None;
+        for step in &inputs.chain {
+            let (e, when) = inputs.edges[&step.edge].at(t);
+            since = since.max(when);
+            let e = if step.forward { *e } else { e.inverse() };
+            iso = Some(iso.map_or(e, |acc| acc * e));
+        }
+        p.epoch = builder.observe(
+            p.stamp,
+            since.map(TimestampNs),
+            projection,
+            Isometry3::identity(),
+            iso.unwrap_or_else(Isometry3::identity),
+        );
+    }
+    Ok(builder.finish())
+}

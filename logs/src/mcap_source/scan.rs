@@ -1,0 +1,181 @@
+//! The indexing pass: every message once, calibration decoded in full, frames up to their data.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use nalgebra::Isometry3;
+
+use super::read::{bad, MsgStream, RawMsg};
+use super::LABELS_FOR_KEY;
+use crate::cdr_read::CdrError;
+use crate::ros::{self, CamInfo};
+use crate::LogError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Image,
+    Cloud,
+    CameraInfo,
+    Tf,
+    FrameEpoch,
+    Unsupported,
+    Other,
+}
+
+fn classify(ch: &mcap::Channel<'_>) -> Kind {
+    let schema = ch.schema.as_ref().map_or("", |s| s.name.as_str());
+    let name = schema.replace("/msg/", "/");
+    let kind = match name.as_str() {
+        "sensor_msgs/Image" => Kind::Image,
+        "sensor_msgs/PointCloud2" => Kind::Cloud,
+        "sensor_msgs/CameraInfo" => Kind::CameraInfo,
+        "tf2_msgs/TFMessage" if is_tf_topic(&ch.topic) => Kind::Tf,
+        "epochfuse_msgs/FrameEpoch" => Kind::FrameEpoch,
+        "sensor_msgs/CompressedImage" => Kind::Unsupported,
+        _ => Kind::Other,
+    };
+    if kind != Kind::Other && ch.message_encoding != "cdr" {
+        return Kind::Unsupported;
+    }
+    kind
+}
+
+fn is_tf_topic(topic: &str) -> bool {
+    topic == "/tf" || topic == "/tf_static" || topic.ends_with("/tf") || topic.ends_with("/tf_static")
+}
+
+/// A camera or lidar message, as indexed.
+#[derive(Debug, Clone)]
+pub(super) struct IdxFrame {
+    pub(super) ordinal: u64,
+    pub(super) stamp: u64,
+    pub(super) payload_len: usize,
+    pub(super) size: (u32, u32),
+}
+
+#[derive(Debug, Default)]
+pub(super) struct TopicIndex {
+    pub(super) kind: Option<Kind>,
+    pub(super) schema: String,
+    pub(super) labels_for: Option<String>,
+    pub(super) frame_id: Option<String>,
+    pub(super) frames: Vec<IdxFrame>,
+    /// CameraInfo: (effective time, ordinal, value).
+    pub(super) infos: Vec<(u64, u64, Arc<CamInfo>)>,
+    /// The first message of this topic that could not be decoded.
+    pub(super) error: Option<(u64, LogError)>,
+}
+
+/// The time a calibration message takes effect: its header stamp or its log time, whichever
+/// is earlier; a zero stamp counts as absent.
+fn effective(stamp: Option<u64>, log_time: u64) -> u64 {
+    stamp.map_or(log_time, |s| s.min(log_time))
+}
+
+pub(super) type EdgeKey = (String, String);
+/// Every edge's timeline: (effective time, ordinal, parent←child).
+pub(super) type Edges = HashMap<EdgeKey, Vec<(u64, u64, Isometry3<f64>)>>;
+
+pub(super) struct Scan {
+    pub(super) topics: BTreeMap<String, TopicIndex>,
+    /// (parent, child) → (effective time, ordinal, parent←child).
+    pub(super) edges: Edges,
+    /// (topic, stamp) → (epoch, ordinal).
+    pub(super) frame_epochs: HashMap<(String, u64), (u64, u64)>,
+    /// An error that stops indexing altogether: (ordinal it cuts at, error).
+    pub(super) fatal: Option<(u64, LogError)>,
+    pub(super) per_file_paths: Arc<[PathBuf]>,
+}
+
+/// Reads every message of `files` once; stops at the first break of the file or of a transform.
+pub(super) fn scan(files: Arc<[PathBuf]>) -> Scan {
+    let mut s = Scan {
+        topics: BTreeMap::new(),
+        edges: HashMap::new(),
+        frame_epochs: HashMap::new(),
+        fatal: None,
+        per_file_paths: Arc::clone(&files),
+    };
+    let mut stream = MsgStream::new(files);
+    while let Some(item) = stream.next() {
+        let m = match item {
+            Ok(m) => m,
+            Err(e) => {
+                s.fatal = Some((stream.ordinal(), e));
+                break;
+            }
+        };
+        let file_path = s.per_file_paths[m.file].clone();
+        let t = s.topics.entry(m.channel.topic.clone()).or_default();
+        let kind = *t.kind.get_or_insert_with(|| classify(&m.channel));
+        if t.schema.is_empty() {
+            t.schema = m.channel.schema.as_ref().map_or(String::new(), |s| s.name.clone());
+            t.labels_for = m.channel.metadata.get(LABELS_FOR_KEY).cloned();
+        }
+        if t.error.is_some() {
+            continue;
+        }
+        let result = index_message(kind, &m, t, &mut s.edges, &mut s.frame_epochs);
+        if let Err(e) = result {
+            let err = bad(&file_path, &m, e);
+            if kind == Kind::Tf {
+                // Transforms are shared by every topic: a bad one stops the replay here.
+                s.fatal = Some((m.ordinal, err));
+                break;
+            }
+            t.error = Some((m.ordinal, err));
+        }
+    }
+    s
+}
+
+/// Indexes one message of a topic of `kind` into the topic's index, the transform edges or the
+/// recorded frame epochs.
+fn index_message(
+    kind: Kind,
+    m: &RawMsg,
+    t: &mut TopicIndex,
+    edges: &mut Edges,
+    frame_epochs: &mut HashMap<(String, u64), (u64, u64)>,
+) -> Result<(), CdrError> {
+    match kind {
+        Kind::Cloud | Kind::Image => {
+            let (h, payload_len, size) = if kind == Kind::Cloud {
+                let (h, l) = ros::parse_cloud(&m.data)?;
+                (h, l.payload_len(), (0, 0))
+            } else {
+                let (h, l) = ros::parse_image(&m.data)?;
+                (h, l.payload_len(), (l.width, l.height))
+            };
+            t.frame_id.get_or_insert_with(|| h.frame_id.to_owned());
+            let stamp = h.stamp.unwrap_or(m.log_time);
+            t.frames.push(IdxFrame { ordinal: m.ordinal, stamp, payload_len, size });
+        }
+        Kind::CameraInfo => {
+            let (h, ci) = ros::parse_camera_info(&m.data)?;
+            // Validate the model now (image size stands in if the message has none).
+            ci.projection((1, 1)).map_err(|what| CdrError { offset: 0, what })?;
+            t.frame_id.get_or_insert_with(|| h.frame_id.to_owned());
+            let time = effective(h.stamp, m.log_time);
+            let value = match t.infos.last() {
+                Some((_, _, last)) if **last == ci => Arc::clone(last),
+                _ => Arc::new(ci),
+            };
+            t.infos.push((time, m.ordinal, value));
+        }
+        Kind::Tf => {
+            for tf in ros::parse_tf(&m.data)? {
+                let time = effective(tf.stamp, m.log_time);
+                edges.entry((tf.parent, tf.child)).or_default().push((time, m.ordinal, tf.iso));
+            }
+        }
+        Kind::FrameEpoch => {
+            let fe = ros::parse_frame_epoch(&m.data)?;
+            let stamp = fe.stamp.unwrap_or(m.log_time);
+            frame_epochs.insert((fe.topic, stamp), (fe.epoch, m.ordinal));
+        }
+        Kind::Unsupported | Kind::Other => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! The KITTI writer and the KITTI reader agree: what `KittiWriter` writes, `LogSource` reads
+//! back with the same points, pixels, epochs and projection.
+
+use calib::{CalibrationSet, CameraIntrinsics, Distortion, Projection};
+use logs::{KittiWriteError, KittiWriter, LogFormat, LogSource};
+use nalgebra::{Isometry3, Point3, Translation3, UnitQuaternion};
+use shared::frames::{camera_image, lidar_points, ImageHeader, ImageView, PixelFormat, PointRecord};
+use shared::{CalibEpoch, StreamKind, TimestampNs};
+
+const W: u32 = 8;
+const H: u32 = 6;
+
+fn set(epoch: u64, x: f64) -> CalibrationSet {
+    // Lidar axes (x fwd, y left, z up) to camera optical axes (x right, y down, z fwd).
+    let optical = UnitQuaternion::from_quaternion(nalgebra::Quaternion::new(0.5, 0.5, -0.5, 0.5));
+    CalibrationSet {
+        epoch: CalibEpoch(epoch),
+        valid_from: TimestampNs(0),
+        camera: Projection::Pinhole(CameraIntrinsics {
+            fx: 7.5,
+            fy: 7.0,
+            cx: 4.0,
+            cy: 3.0,
+            width: W,
+            height: H,
+            distortion: Distortion::default(),
+        }),
+        camera_to_vehicle: Isometry3::identity(),
+        lidar_to_vehicle: Isometry3::from_parts(Translation3::new(x, -0.1, 0.2), optical),
+    }
+}
+
+fn points(i: u32) -> Vec<PointRecord> {
+    (0..5)
+        .map(|k| PointRecord {
+            x: 5.0 + k as f32,
+            y: 0.25 * k as f32 - 0.5,
+            z: 0.125 * i as f32,
+            intensity: 0.1 * k as f32,
+            ring: 0,
+            reserved: 0,
+            instance: 0,
+        })
+        .collect()
+}
+
+fn rgb(i: u8) -> Vec<u8> {
+    (0..W * H * 3).map(|k| (k as u8).wrapping_mul(7).wrapping_add(i)).collect()
+}
+
+#[test]
+fn written_folders_read_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("kitti");
+    let sets = [set(1, 0.0), set(2, 0.3)];
+    let mut w = KittiWriter::create(&dir).unwrap();
+    for i in 0..3u32 {
+        let pixels = rgb(i as u8);
+        let header = ImageHeader { width: W, height: H, format: PixelFormat::Rgb8 as u32, has_labels: 0 };
+        let image = ImageView { header, rgb: &pixels, labels: None };
+        let calibration = &sets[usize::from(i > 0)];
+        w.write_frame(TimestampNs(u64::from(i) * 50_000_000), &points(i), &image, calibration).unwrap();
+    }
+    assert_eq!(w.frames(), 3);
+    w.finish().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("timestamps.txt")).unwrap(),
+        "0.000000000\n0.050000000\n0.100000000\n"
+    );
+
+    let src = LogSource::open(&dir).unwrap();
+    assert_eq!(src.format(), LogFormat::Kitti);
+    assert_eq!(src.frame_count(StreamKind::Lidar), 3);
+    let read = src.calibrations();
+    assert_eq!(read.len(), 2, "{read:?}");
+    // The reader's projection (rectified, camera frame = vehicle frame) gives the writer's
+    // pixels for points in front of the camera.
+    for (written, read) in sets.iter().zip(read) {
+        for p in [Point3::new(6.0, 0.2, -0.1), Point3::new(9.0, -0.4, 0.3), Point3::new(4.0, 0.0, 0.0)] {
+            let (a, b) = (written.project_point(p).unwrap(), read.project_point(p).unwrap());
+            assert!((a.u - b.u).abs() < 1e-9 && (a.v - b.v).abs() < 1e-9, "{a:?} vs {b:?}");
+            assert!((a.depth - b.depth).abs() < 1e-9);
+        }
+        let moved = written.lidar_to_camera().translation.vector - read.lidar_to_camera().translation.vector;
+        assert!(moved.norm() < 1e-9, "{moved}");
+        assert!((read.lidar_to_camera().rotation.angle_to(&written.lidar_to_camera().rotation)) < 1e-9);
+    }
+
+    let frames: Vec<_> = src.frames().unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(frames.len(), 6);
+    for (k, f) in frames.iter().enumerate() {
+        let i = (k / 2) as u32;
+        assert_eq!(f.epoch, CalibEpoch(1 + u64::from(i > 0)), "{}", f.name);
+        let payload = f.to_payload();
+        if f.stream == StreamKind::Lidar {
+            assert_eq!(lidar_points(&payload).unwrap(), points(i).as_slice());
+        } else {
+            assert_eq!(camera_image(&payload).unwrap().rgb, rgb(i as u8).as_slice());
+        }
+    }
+}
+
+#[test]
+fn refuses_a_non_empty_directory_and_a_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("x"), b"x").unwrap();
+    let e = KittiWriter::create(tmp.path()).unwrap_err();
+    assert!(matches!(e, KittiWriteError::NotEmpty(_)), "{e}");
+    assert!(e.to_string().contains("non-empty") && !e.to_string().contains('\n'), "{e}");
+    let e = KittiWriter::create(&tmp.path().join("x")).unwrap_err();
+    assert!(matches!(e, KittiWriteError::NotADirectory(_)), "{e}");
+}

@@ -1,0 +1,336 @@
+//! The scenario file's schema: what a RON scenario may say, with its defaults.
+
+use crate::rig::{Intrinsics, Mount, Rig};
+use crate::urban::UrbanSpec;
+use serde::{Deserialize, Serialize};
+use shared::Role;
+
+/// A scenario as written in its RON file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename = "Scenario", deny_unknown_fields)]
+pub struct ScenarioSpec {
+    /// Name, for logs and summaries.
+    pub name: String,
+    /// Seed for the world generator and the sensor noise.
+    #[serde(default)]
+    pub seed: u64,
+    /// Default drive length, seconds (`drive --duration` overrides it).
+    #[serde(default = "default_duration")]
+    pub duration_s: f64,
+    /// The world.
+    pub world: WorldSpec,
+    /// The ego vehicle's path.
+    pub trajectory: TrajectorySpec,
+    /// The camera.
+    #[serde(default)]
+    pub camera: CameraConfig,
+    /// The lidar.
+    #[serde(default)]
+    pub lidar: LidarConfig,
+    /// The initial rig (epoch 1).
+    #[serde(default)]
+    pub rig: RigSpec,
+    /// Recalibration events, in time order.
+    #[serde(default)]
+    pub calibration: Vec<CalibrationEvent>,
+    /// Faults for the supervisor to inject.
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+}
+
+fn default_duration() -> f64 {
+    60.0
+}
+
+/// World contents.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorldSpec {
+    /// A procedural generator run from the seed, if any.
+    pub generate: Option<Generator>,
+    /// Extra boxes.
+    pub boxes: Vec<BoxSpec>,
+    /// Extra cylinders.
+    pub cylinders: Vec<CylinderSpec>,
+    /// Extra road strips (drawn on the ground).
+    pub roads: Vec<RoadSpec>,
+}
+
+/// Procedural world generators.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Generator {
+    /// A loop road around city blocks with buildings, parked cars, poles and trees
+    /// ([`crate::urban`]).
+    Urban(UrbanSpec),
+}
+
+/// A box: a building, a vehicle, a wall.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoxSpec {
+    /// Centre of the box's BOTTOM face, world metres (z = 0 stands on the ground).
+    pub position: (f64, f64, f64),
+    /// Length (along its yaw), width, height, metres.
+    pub size: (f64, f64, f64),
+    /// Heading of the box's length axis, degrees counter-clockwise from +x.
+    #[serde(default)]
+    pub yaw_deg: f64,
+    /// Colour, RGB.
+    #[serde(default = "grey")]
+    pub colour: (u8, u8, u8),
+    /// Instance id, 2..=65535 (0 is the sky, 1 the ground). Boxes may share an id.
+    pub id: u16,
+    /// Lidar reflectivity, 0..=1.
+    #[serde(default = "half")]
+    pub reflectivity: f32,
+}
+
+/// A vertical cylinder: a pole, a trunk, a bollard.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CylinderSpec {
+    /// Centre of the bottom disc, world metres.
+    pub position: (f64, f64, f64),
+    /// Radius, metres.
+    pub radius: f64,
+    /// Height, metres.
+    pub height: f64,
+    /// Colour, RGB.
+    #[serde(default = "grey")]
+    pub colour: (u8, u8, u8),
+    /// Instance id, 2..=65535.
+    pub id: u16,
+    /// Lidar reflectivity, 0..=1.
+    #[serde(default = "half")]
+    pub reflectivity: f32,
+}
+
+fn grey() -> (u8, u8, u8) {
+    (150, 150, 150)
+}
+
+fn half() -> f32 {
+    0.5
+}
+
+/// A road strip painted on the ground.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoadSpec {
+    /// Start of the centre line.
+    pub from: (f64, f64),
+    /// End of the centre line.
+    pub to: (f64, f64),
+    /// Carriageway width, metres.
+    pub width_m: f64,
+    /// Sidewalk on each side, metres.
+    #[serde(default)]
+    pub sidewalk_m: f64,
+}
+
+/// The ego vehicle's path: a closed loop driven at constant speed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum TrajectorySpec {
+    /// The generated loop road's right-hand lane, counter-clockwise (needs `generate: Urban`).
+    Road {
+        /// Speed, m/s.
+        speed_mps: f64,
+        /// Lane centre, metres to the right of the road's centre line.
+        #[serde(default = "lane_offset")]
+        lane_offset_m: f64,
+    },
+    /// A loop through explicit waypoints (x, y), closed back to the first one.
+    Waypoints {
+        /// At least three points.
+        points: Vec<(f64, f64)>,
+        /// Speed, m/s.
+        speed_mps: f64,
+        /// Corner rounding radius, metres.
+        #[serde(default = "corner_radius")]
+        corner_radius_m: f64,
+    },
+}
+
+fn lane_offset() -> f64 {
+    1.75
+}
+
+pub(super) fn corner_radius() -> f64 {
+    8.0
+}
+
+/// Camera image size and frame rate.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CameraConfig {
+    /// Width, pixels.
+    pub width: u32,
+    /// Height, pixels.
+    pub height: u32,
+    /// Frames per second.
+    pub rate_hz: f64,
+}
+
+impl Default for CameraConfig {
+    fn default() -> Self {
+        Self { width: 1280, height: 720, rate_hz: 30.0 }
+    }
+}
+
+/// A spinning lidar.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LidarConfig {
+    /// Lasers (rings).
+    pub beams: u32,
+    /// Firings per revolution.
+    pub azimuth_steps: u32,
+    /// Elevation of the lowest and the highest beam, degrees (beams are spaced evenly).
+    pub vertical_fov_deg: (f64, f64),
+    /// Returns beyond this are dropped, metres.
+    pub max_range_m: f64,
+    /// Sweeps per second.
+    pub rate_hz: f64,
+    /// Standard deviation of the Gaussian range noise, metres (0: none).
+    pub range_noise_m: f64,
+}
+
+impl Default for LidarConfig {
+    fn default() -> Self {
+        Self {
+            beams: 64,
+            azimuth_steps: 1024,
+            vertical_fov_deg: (-20.0, 10.0),
+            max_range_m: 120.0,
+            rate_hz: 10.0,
+            range_noise_m: 0.01,
+        }
+    }
+}
+
+/// The initial rig. Omitted parts take the default rig's values ([`Rig::default_for`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RigSpec {
+    /// Camera lens.
+    pub intrinsics: Option<Intrinsics>,
+    /// Camera body mount.
+    pub camera: Option<Mount>,
+    /// Lidar mount.
+    pub lidar: Option<Mount>,
+}
+
+/// A recalibration: the rig changes at `at_s`, and a new epoch starts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalibrationEvent {
+    /// When the sensor is physically moved, seconds from the start (> 0).
+    pub at_s: f64,
+    /// What changes, applied in order.
+    pub changes: Vec<RigChange>,
+}
+
+/// One change of the rig.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum RigChange {
+    /// New camera body mount.
+    CameraMount(Mount),
+    /// New lidar mount.
+    LidarMount(Mount),
+    /// New lens.
+    Intrinsics(Intrinsics),
+    /// Add to the camera's roll, degrees.
+    CameraRollDeg(f64),
+    /// Add to the camera's pitch, degrees (positive: nose down).
+    CameraPitchDeg(f64),
+    /// Add to the camera's yaw, degrees (positive: left).
+    CameraYawDeg(f64),
+    /// Move the camera by (dx, dy, dz) metres in the vehicle frame: `CameraOffsetM(dx, dy, dz)`.
+    CameraOffsetM(f64, f64, f64),
+    /// Add to the lidar's roll, degrees.
+    LidarRollDeg(f64),
+    /// Add to the lidar's pitch, degrees.
+    LidarPitchDeg(f64),
+    /// Add to the lidar's yaw, degrees.
+    LidarYawDeg(f64),
+    /// Move the lidar by (dx, dy, dz) metres in the vehicle frame: `LidarOffsetM(dx, dy, dz)`.
+    LidarOffsetM(f64, f64, f64),
+    /// Multiply fx and fy.
+    FocalScale(f64),
+    /// Move the principal point by (dx, dy) pixels: `PrincipalPointShift(dx, dy)`.
+    PrincipalPointShift(f64, f64),
+}
+
+impl RigChange {
+    /// Applies the change to `rig`.
+    pub(super) fn apply(&self, rig: &mut Rig) {
+        let add = |m: &mut Mount, i: usize, v: f64| match i {
+            0 => m.rpy_deg.0 += v,
+            1 => m.rpy_deg.1 += v,
+            _ => m.rpy_deg.2 += v,
+        };
+        let offset = |m: &mut Mount, d: (f64, f64, f64)| {
+            m.xyz = (m.xyz.0 + d.0, m.xyz.1 + d.1, m.xyz.2 + d.2);
+        };
+        match *self {
+            Self::CameraMount(m) => rig.camera = m,
+            Self::LidarMount(m) => rig.lidar = m,
+            Self::Intrinsics(k) => rig.intrinsics = k,
+            Self::CameraRollDeg(v) => add(&mut rig.camera, 0, v),
+            Self::CameraPitchDeg(v) => add(&mut rig.camera, 1, v),
+            Self::CameraYawDeg(v) => add(&mut rig.camera, 2, v),
+            Self::CameraOffsetM(x, y, z) => offset(&mut rig.camera, (x, y, z)),
+            Self::LidarRollDeg(v) => add(&mut rig.lidar, 0, v),
+            Self::LidarPitchDeg(v) => add(&mut rig.lidar, 1, v),
+            Self::LidarYawDeg(v) => add(&mut rig.lidar, 2, v),
+            Self::LidarOffsetM(x, y, z) => offset(&mut rig.lidar, (x, y, z)),
+            Self::FocalScale(k) => {
+                rig.intrinsics.fx *= k;
+                rig.intrinsics.fy *= k;
+            }
+            Self::PrincipalPointShift(dx, dy) => {
+                rig.intrinsics.cx += dx;
+                rig.intrinsics.cy += dy;
+            }
+        }
+    }
+}
+
+/// A fault for the supervisor to inject. Parsed and validated here; acted on by `drive`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Fault {
+    /// SIGKILL the role's process at `at_s`; restart it if `restart`.
+    Kill {
+        /// Which process: one a drive runs (camera, lidar, fusion or calib).
+        role: Role,
+        /// When, seconds from the start.
+        at_s: f64,
+        /// Whether the supervisor restarts it.
+        #[serde(default = "yes")]
+        restart: bool,
+    },
+    /// The calibration service delays its announcement of `epoch` to `to` by `ms`.
+    DelayCalib {
+        /// Which epoch (≥ 1, and one the scenario has).
+        epoch: u64,
+        /// Which subscriber ([`Role::subscribes_to_calibration`]).
+        to: Role,
+        /// Delay, milliseconds (1..=60000).
+        ms: u64,
+    },
+    /// The calibration service never sends `epoch` to `to` (the calibration table segment
+    /// still holds it).
+    DropCalib {
+        /// Which epoch.
+        epoch: u64,
+        /// Which subscriber ([`Role::subscribes_to_calibration`]).
+        to: Role,
+    },
+}
+
+fn yes() -> bool {
+    true
+}

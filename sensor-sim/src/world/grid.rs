@@ -1,0 +1,369 @@
+//! The uniform grid over the primitives and the ray–primitive intersections of
+//! [`World::cast`].
+
+use super::{Hit, Prim, RayScratch, Shape, World};
+
+/// The grid: cells over x-y listing the primitives that overlap them.
+#[derive(Clone, Debug)]
+pub(super) struct Grid {
+    x0: f64,
+    y0: f64,
+    cell: f64,
+    inv_cell: f64,
+    nx: usize,
+    ny: usize,
+    /// CSR: primitives of cell c are `items[offsets[c]..offsets[c + 1]]`.
+    offsets: Vec<u32>,
+    items: Vec<u32>,
+    zmax: Vec<f32>,
+}
+
+/// Grid cell size, metres.
+const CELL: f64 = 4.0;
+
+impl World {
+    /// Nearest primitive hit with 0 < t < t_end.
+    pub(super) fn cast_prims(
+        &self,
+        o: [f64; 3],
+        d: [f64; 3],
+        t_end: f64,
+        scratch: &mut RayScratch,
+    ) -> Option<Hit> {
+        let g = &self.grid;
+        if g.nx == 0 {
+            return None;
+        }
+        // Clip the ray to the grid's x-y bounds and to the tallest primitive.
+        let mut t0: f64 = 0.0;
+        let mut t1 = t_end;
+        let bx = [g.x0, g.x0 + g.cell * g.nx as f64];
+        let by = [g.y0, g.y0 + g.cell * g.ny as f64];
+        for (axis, b) in [(0usize, bx), (1, by)] {
+            if d[axis].abs() < 1e-15 {
+                if o[axis] < b[0] || o[axis] > b[1] {
+                    return None;
+                }
+            } else {
+                let inv = 1.0 / d[axis];
+                let (mut ta, mut tb) = ((b[0] - o[axis]) * inv, (b[1] - o[axis]) * inv);
+                if ta > tb {
+                    std::mem::swap(&mut ta, &mut tb);
+                }
+                t0 = t0.max(ta);
+                t1 = t1.min(tb);
+            }
+        }
+        if d[2] > 1e-12 {
+            t1 = t1.min((self.max_height - o[2]) / d[2]);
+        }
+        if t0 >= t1 {
+            return None;
+        }
+        scratch.stamp = scratch.stamp.wrapping_add(1);
+        if scratch.stamp == 0 {
+            scratch.mailbox.iter_mut().for_each(|m| *m = 0);
+            scratch.stamp = 1;
+        }
+        if scratch.mailbox.len() < self.prims.len() {
+            scratch.mailbox.resize(self.prims.len(), 0);
+        }
+        let stamp = scratch.stamp;
+
+        let px = o[0] + d[0] * t0;
+        let py = o[1] + d[1] * t0;
+        let mut ix = (((px - g.x0) * g.inv_cell).floor() as isize).clamp(0, g.nx as isize - 1);
+        let mut iy = (((py - g.y0) * g.inv_cell).floor() as isize).clamp(0, g.ny as isize - 1);
+        let (step_x, mut next_x, delta_x) = axis_setup(o[0], d[0], g.x0, g.cell, ix);
+        let (step_y, mut next_y, delta_y) = axis_setup(o[1], d[1], g.y0, g.cell, iy);
+
+        let mut best_t = t1;
+        let mut best: Option<(usize, [f64; 3])> = None;
+        let mut t_in = t0;
+        loop {
+            let t_out = next_x.min(next_y).min(t1);
+            let c = iy as usize * g.nx + ix as usize;
+            let (a, b) = (g.offsets[c] as usize, g.offsets[c + 1] as usize);
+            if a != b {
+                let z_low = (o[2] + d[2] * t_in).min(o[2] + d[2] * t_out);
+                if z_low <= f64::from(g.zmax[c]) {
+                    for &pi in &g.items[a..b] {
+                        let pi = pi as usize;
+                        if scratch.mailbox[pi] == stamp {
+                            continue;
+                        }
+                        scratch.mailbox[pi] = stamp;
+                        if let Some((t, n)) = intersect_fast(&self.fast[pi], o, d, best_t) {
+                            best_t = t;
+                            best = Some((pi, n));
+                        }
+                    }
+                }
+            }
+            if best_t <= t_out || t_out >= t1 {
+                break;
+            }
+            if next_x < next_y {
+                ix += step_x;
+                if ix < 0 || ix >= g.nx as isize {
+                    break;
+                }
+                t_in = next_x;
+                next_x += delta_x;
+            } else {
+                iy += step_y;
+                if iy < 0 || iy >= g.ny as isize {
+                    break;
+                }
+                t_in = next_y;
+                next_y += delta_y;
+            }
+        }
+        best.map(|(pi, normal)| {
+            let p = &self.prims[pi];
+            Hit { t: best_t, instance: p.instance, colour: p.colour, normal, reflectivity: p.reflectivity }
+        })
+    }
+}
+
+#[inline]
+fn axis_setup(o: f64, d: f64, origin: f64, cell: f64, i: isize) -> (isize, f64, f64) {
+    if d > 1e-15 {
+        let boundary = origin + (i + 1) as f64 * cell;
+        (1, (boundary - o) / d, cell / d)
+    } else if d < -1e-15 {
+        let boundary = origin + i as f64 * cell;
+        (-1, (boundary - o) / d, -cell / d)
+    } else {
+        (0, f64::INFINITY, f64::INFINITY)
+    }
+}
+
+/// Ray–primitive intersection: the entering hit with 1e-6 < t < t_max, and its outward normal.
+#[inline]
+#[must_use]
+pub fn intersect(shape: &Shape, o: [f64; 3], d: [f64; 3], t_max: f64) -> Option<(f64, [f64; 3])> {
+    intersect_fast(&FastShape::from(*shape), o, d, t_max)
+}
+
+/// A shape with its yaw's sine and cosine precomputed.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum FastShape {
+    Box { centre: [f64; 3], half: [f64; 3], c: f64, s: f64 },
+    Cylinder { x: f64, y: f64, z0: f64, z1: f64, r: f64 },
+}
+
+impl From<Shape> for FastShape {
+    fn from(shape: Shape) -> Self {
+        match shape {
+            Shape::Box { centre, half, yaw } => {
+                let (s, c) = yaw.sin_cos();
+                Self::Box { centre, half, c, s }
+            }
+            Shape::Cylinder { x, y, z0, z1, r } => Self::Cylinder { x, y, z0, z1, r },
+        }
+    }
+}
+
+#[inline]
+fn intersect_fast(shape: &FastShape, o: [f64; 3], d: [f64; 3], t_max: f64) -> Option<(f64, [f64; 3])> {
+    const EPS: f64 = 1e-6;
+    match *shape {
+        FastShape::Box { centre, half, c, s } => {
+            let (rx, ry) = (o[0] - centre[0], o[1] - centre[1]);
+            let lo = [rx * c + ry * s, -rx * s + ry * c, o[2] - centre[2]];
+            let ld = [d[0] * c + d[1] * s, -d[0] * s + d[1] * c, d[2]];
+            let mut tmin = f64::NEG_INFINITY;
+            let mut tmax = t_max;
+            let mut axis = 0;
+            let mut sign = 1.0;
+            for k in 0..3 {
+                if ld[k].abs() < 1e-15 {
+                    if lo[k].abs() > half[k] {
+                        return None;
+                    }
+                    continue;
+                }
+                let inv = 1.0 / ld[k];
+                let ta = (-half[k] - lo[k]) * inv;
+                let tb = (half[k] - lo[k]) * inv;
+                let (near, far, sg) = if ta < tb { (ta, tb, -1.0) } else { (tb, ta, 1.0) };
+                if near > tmin {
+                    tmin = near;
+                    axis = k;
+                    sign = sg;
+                }
+                tmax = tmax.min(far);
+                if tmin > tmax {
+                    return None;
+                }
+            }
+            if tmin <= EPS || tmin >= t_max {
+                return None;
+            }
+            let n = match axis {
+                0 => [c * sign, s * sign, 0.0],
+                1 => [-s * sign, c * sign, 0.0],
+                _ => [0.0, 0.0, sign],
+            };
+            Some((tmin, n))
+        }
+        FastShape::Cylinder { x, y, z0, z1, r } => {
+            let (ox, oy) = (o[0] - x, o[1] - y);
+            let a = d[0] * d[0] + d[1] * d[1];
+            let mut best: Option<(f64, [f64; 3])> = None;
+            if a > 1e-18 {
+                let b = ox * d[0] + oy * d[1];
+                let cc = ox * ox + oy * oy - r * r;
+                let disc = b * b - a * cc;
+                if disc < 0.0 {
+                    return None;
+                }
+                let t = (-b - disc.sqrt()) / a;
+                if t > EPS && t < t_max {
+                    let z = o[2] + d[2] * t;
+                    if z >= z0 && z <= z1 {
+                        let (hx, hy) = (ox + d[0] * t, oy + d[1] * t);
+                        return Some((t, [hx / r, hy / r, 0.0]));
+                    }
+                }
+            } else if ox * ox + oy * oy > r * r {
+                return None;
+            }
+            // Caps.
+            if d[2].abs() > 1e-15 {
+                let (zc, nz) = if d[2] < 0.0 { (z1, 1.0) } else { (z0, -1.0) };
+                let t = (zc - o[2]) / d[2];
+                if t > EPS && t < t_max {
+                    let (hx, hy) = (ox + d[0] * t, oy + d[1] * t);
+                    if hx * hx + hy * hy <= r * r {
+                        best = Some((t, [0.0, 0.0, nz]));
+                    }
+                }
+            }
+            best
+        }
+    }
+}
+
+impl Grid {
+    pub(super) fn build(prims: &[Prim]) -> Self {
+        if prims.is_empty() {
+            return Self {
+                x0: 0.0,
+                y0: 0.0,
+                cell: CELL,
+                inv_cell: 1.0 / CELL,
+                nx: 0,
+                ny: 0,
+                offsets: vec![0],
+                items: Vec::new(),
+                zmax: Vec::new(),
+            };
+        }
+        let mut lo = [f64::INFINITY; 2];
+        let mut hi = [f64::NEG_INFINITY; 2];
+        for p in prims {
+            let b = p.bounds();
+            lo = [lo[0].min(b[0]), lo[1].min(b[1])];
+            hi = [hi[0].max(b[3]), hi[1].max(b[4])];
+        }
+        // Keep the grid within 2048 × 2048 cells; grow the cell for huge worlds.
+        let extent = (hi[0] - lo[0]).max(hi[1] - lo[1]);
+        let cell = CELL.max(extent / 2048.0);
+        let x0 = lo[0] - cell;
+        let y0 = lo[1] - cell;
+        let nx = ((hi[0] + cell - x0) / cell).ceil() as usize;
+        let ny = ((hi[1] + cell - y0) / cell).ceil() as usize;
+        let inv_cell = 1.0 / cell;
+        let cell_range = |p: &Prim| {
+            let b = p.bounds();
+            let cx0 = ((b[0] - x0) * inv_cell).floor().max(0.0) as usize;
+            let cy0 = ((b[1] - y0) * inv_cell).floor().max(0.0) as usize;
+            let cx1 = (((b[3] - x0) * inv_cell).floor() as usize).min(nx - 1);
+            let cy1 = (((b[4] - y0) * inv_cell).floor() as usize).min(ny - 1);
+            (cx0, cy0, cx1, cy1, b[5])
+        };
+        let mut counts = vec![0u32; nx * ny + 1];
+        let mut zmax = vec![f32::NEG_INFINITY; nx * ny];
+        for p in prims {
+            let (cx0, cy0, cx1, cy1, top) = cell_range(p);
+            for cy in cy0..=cy1 {
+                for cx in cx0..=cx1 {
+                    let c = cy * nx + cx;
+                    counts[c + 1] += 1;
+                    zmax[c] = zmax[c].max(top as f32 + 1e-3);
+                }
+            }
+        }
+        for c in 0..nx * ny {
+            counts[c + 1] += counts[c];
+        }
+        let offsets = counts;
+        let mut fill = offsets.clone();
+        let mut items = vec![0u32; offsets[nx * ny] as usize];
+        for (i, p) in prims.iter().enumerate() {
+            let (cx0, cy0, cx1, cy1, _) = cell_range(p);
+            for cy in cy0..=cy1 {
+                for cx in cx0..=cx1 {
+                    let c = cy * nx + cx;
+                    items[fill[c] as usize] = i as u32;
+                    fill[c] += 1;
+                }
+            }
+        }
+        Self { x0, y0, cell, inv_cell, nx, ny, offsets, items, zmax }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    #[test]
+    fn grid_agrees_with_brute_force() {
+        let mut rng = Rng::new(3);
+        let prims: Vec<Prim> = (0..300)
+            .map(|i| {
+                let shape = if i % 3 == 0 {
+                    Shape::Cylinder {
+                        x: rng.range(-80.0, 80.0),
+                        y: rng.range(-80.0, 80.0),
+                        z0: 0.0,
+                        z1: rng.range(1.0, 9.0),
+                        r: rng.range(0.05, 1.0),
+                    }
+                } else {
+                    let h = rng.range(0.5, 12.0);
+                    Shape::Box {
+                        centre: [rng.range(-80.0, 80.0), rng.range(-80.0, 80.0), h],
+                        half: [rng.range(0.2, 9.0), rng.range(0.2, 9.0), h],
+                        yaw: rng.range(-3.0, 3.0),
+                    }
+                };
+                Prim { shape, instance: i as u16 + 2, colour: [0; 3], reflectivity: 0.5 }
+            })
+            .collect();
+        let w = World::new(prims.clone(), vec![]);
+        let mut s = RayScratch::new(&w);
+        for _ in 0..20000 {
+            let o = [rng.range(-90.0, 90.0), rng.range(-90.0, 90.0), rng.range(0.2, 3.0)];
+            let az = rng.range(-3.2, 3.2);
+            let el = rng.range(-0.5, 0.3);
+            let d = [el.cos() * az.cos(), el.cos() * az.sin(), el.sin()];
+            let fast = w.cast_prims(o, d, 150.0, &mut s).map(|h| (h.t, h.instance));
+            let mut slow: Option<(f64, u16)> = None;
+            for p in &prims {
+                if let Some((t, _)) = intersect(&p.shape, o, d, slow.map_or(150.0, |s| s.0)) {
+                    slow = Some((t, p.instance));
+                }
+            }
+            match (fast, slow) {
+                (None, None) => {}
+                (Some(a), Some(b)) => assert!((a.0 - b.0).abs() < 1e-9, "{a:?} vs {b:?}"),
+                other => panic!("{other:?} from {o:?} along {d:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The supervisor's process table: spawning a role (this same binary, `epochfuse role NAME
+//! --run DIR`), waiting for its `ready`, starting it, stopping it, and what its processes
+//! cost in CPU. Keyed by [`Role`].
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
+use shared::sandbox::SandboxReport;
+use shared::Role;
+
+use crate::error::CliError;
+
+/// How long a role may take to say it is ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a role may take to stop after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a wait for a role looks again.
+const POLL: Duration = Duration::from_millis(100);
+
+/// One running role process.
+pub struct RoleProc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    /// When this incarnation was spawned.
+    pub started: Instant,
+}
+
+impl RoleProc {
+    /// Its exit status, if it has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// SIGKILLs it and reaps it (a scheduled fault).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a ready role: tells it the pipeline clock's origin.
+    pub fn go(&mut self, t0_ns: u64) {
+        use std::io::Write as _;
+        if let Some(stdin) = self.stdin.as_mut() {
+            let _ = writeln!(stdin, "go {t0_ns}");
+            let _ = stdin.flush();
+        }
+    }
+
+    /// Stops it: closes stdin (which also ends a role still waiting for its start), sends
+    /// SIGTERM, and kills it after [`STOP_TIMEOUT`].
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        self.stdin.take();
+        if let Some(s) = self.exited() {
+            return Some(s);
+        }
+        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            if let Some(s) = self.exited() {
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return self.child.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A role said `ready` on its stdout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ready(pub Role);
+
+/// Spawns roles for one run directory and tells when they are ready.
+pub struct Spawner {
+    run: PathBuf,
+    logs: PathBuf,
+    tx: Sender<Ready>,
+    /// Each role's sandbox report, from its latest `ready` line.
+    sandbox: Arc<Mutex<BTreeMap<Role, SandboxReport>>>,
+    /// Every `ready` line, in the order they came.
+    pub ready: Receiver<Ready>,
+}
+
+impl Spawner {
+    /// A spawner for the run at `run`, each role logging to `<logs>/<role>.log`.
+    #[must_use]
+    pub fn new(run: &Path, logs: &Path) -> Self {
+        let (tx, ready) = crossbeam_channel::unbounded();
+        Self { run: run.to_path_buf(), logs: logs.to_path_buf(), tx, ready, sandbox: Arc::default() }
+    }
+
+    /// Starts `role`'s process (it then sets up and says `ready`).
+    ///
+    /// # Errors
+    /// Exit 3 if the process cannot be started or its log not opened.
+    pub fn spawn(&self, role: Role) -> Result<RoleProc, CliError> {
+        let exe = std::env::current_exe()
+            .map_err(|e| CliError::internal(format!("cannot find own executable: {e}")))?;
+        let log_path = self.log_path(role);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| CliError::internal(format!("{}: {e}", log_path.display())))?;
+        let mut child = Command::new(exe)
+            .arg("role")
+            .arg(role.name())
+            .arg("--run")
+            .arg(&self.run)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .process_group(0)
+            .spawn()
+            .map_err(|e| CliError::internal(format!("cannot start the {role} role: {e}")))?;
+        if let Some(out) = child.stdout.take() {
+            let (tx, sandbox) = (self.tx.clone(), Arc::clone(&self.sandbox));
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    if let Some(report) = super::sandbox::parse_ready_line(&line) {
+                        if let Some(report) = report {
+                            sandbox.lock().insert(role, report);
+                        }
+                        let _ = tx.send(Ready(role));
+                    }
+                }
+            });
+        }
+        let stdin = child.stdin.take();
+        Ok(RoleProc { child, stdin, started: Instant::now() })
+    }
+
+    /// The sandbox reports of the roles so far (latest incarnation of each).
+    #[must_use]
+    pub fn sandbox_reports(&self) -> BTreeMap<Role, SandboxReport> {
+        self.sandbox.lock().clone()
+    }
+
+    /// Waits until `p`, just spawned for `role`, says it is ready.
+    ///
+    /// # Errors
+    /// The role's own error if it exits first; exit 3 after [`READY_TIMEOUT`].
+    pub fn wait_ready(&self, role: Role, p: &mut RoleProc) -> Result<(), CliError> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            match self.ready.recv_timeout(POLL) {
+                Ok(Ready(r)) if r == role => return Ok(()),
+                Ok(_) => {}
+                Err(_) => {
+                    if let Some(status) = p.exited() {
+                        return Err(self.failed(role, status));
+                    }
+                    if Instant::now() > deadline {
+                        return Err(CliError::internal(format!(
+                            "the {role} role did not start within {READY_TIMEOUT:?}"
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    fn log_path(&self, role: Role) -> PathBuf {
+        self.logs.join(format!("{}.log", role.name()))
+    }
+
+    /// The error for `role` ending with `status`: its last log line, and exit 2 passed on
+    /// for a role that reported bad input.
+    #[must_use]
+    pub fn failed(&self, role: Role, status: ExitStatus) -> CliError {
+        let line = std::fs::read_to_string(self.log_path(role))
+            .ok()
+            .and_then(|t| t.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_owned))
+            .map(|l| l.trim_start_matches("epochfuse: error: ").to_string())
+            .unwrap_or_default();
+        if status.code() == Some(2) {
+            return CliError::input(line);
+        }
+        let how = match (status.code(), status.signal()) {
+            (Some(c), _) => format!("exited with code {c}"),
+            (None, Some(s)) => format!("was killed by signal {s}"),
+            _ => "stopped".to_string(),
+        };
+        CliError::internal(format!("the {role} role {how}: {line}"))
+    }
+}
+
+/// CPU seconds (user + system) process `pid` has used, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = text.get(text.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line; `rest` starts at field 3.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / rustix::param::clock_ticks_per_second() as f64)
+}
+
+/// CPU time per role: finished incarnations plus the running one's last sample.
+#[derive(Default)]
+pub struct CpuLedger {
+    done: BTreeMap<Role, f64>,
+    current: BTreeMap<Role, f64>,
+}
+
+impl CpuLedger {
+    /// Samples every running role.
+    pub fn sample(&mut self, procs: &BTreeMap<Role, RoleProc>) {
+        for (role, p) in procs {
+            if let Some(s) = cpu_seconds(p.child.id()) {
+                self.current.insert(*role, s);
+            }
+        }
+    }
+
+    /// A role's process is replaced: bank what its last incarnation used.
+    pub fn retire(&mut self, role: Role) {
+        if let Some(s) = self.current.remove(&role) {
+            *self.done.entry(role).or_default() += s;
+        }
+    }
+
+    /// Seconds per role name, all incarnations.
+    #[must_use]
+    pub fn totals(&self) -> BTreeMap<String, f64> {
+        let mut t: BTreeMap<String, f64> = BTreeMap::new();
+        for (role, v) in self.done.iter().chain(&self.current) {
+            *t.entry(role.name().to_string()).or_default() += v;
+        }
+        t
+    }
+}

@@ -1,0 +1,268 @@
+//! The run summary JSON (DESIGN.md §8): the supervisor's, built at the end of a run from
+//! fusion's report ([`FusionResult`]), the rings' scoreboards, the faults it injected and
+//! saw, and the CPU its roles used.
+//!
+//! Every key of the contract is a field here, in the contract's order; extra keys are
+//! marked. The sections fusion knows are fusion's own types, serialised unchanged.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use fusion::summary::{
+    CalibrationSummary, ConsistencySummary, FusionChecks, FusionResult, LatencySummary, PairsSummary,
+    StreamSummary, StreamsSummary,
+};
+use fusion::{PairMetrics, PairingMode};
+use serde::{Deserialize, Serialize};
+use shared::ring::Scoreboard;
+use shared::scoreboard::ProducerScoreboard;
+
+use super::sandbox::SandboxSummary;
+
+/// Where the frames came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// A simulated drive.
+    #[default]
+    Sim,
+    /// A replayed log (MCAP or KITTI folder).
+    Replay,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Sim => "sim",
+            Self::Replay => "replay",
+        })
+    }
+}
+
+/// Process faults.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultsSummary {
+    /// Role processes that died.
+    pub crashes: u64,
+    /// Role processes restarted.
+    pub restarts: u64,
+    /// Longest recovery, milliseconds; null if none.
+    pub recovery_ms_max: Option<f64>,
+}
+
+/// Extra section: the invariants a run must keep.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvariantsSummary {
+    /// Cross-epoch pairs fused under `epoch` pairing (must be 0).
+    pub cross_epoch_fused: u64,
+    /// Frames fused more than once (must be 0).
+    pub fused_twice: u64,
+    /// Fusions whose calibration was missing (must be 0).
+    pub missing_calibration: u64,
+    /// Every sweep ended fused, dropped or unpaired.
+    pub lidar_accounted: bool,
+    /// Every camera frame ended fused, dropped or unpaired.
+    pub camera_accounted: bool,
+    /// Torn frames accepted by a reader (must be 0): frames that passed the ring's seqlock
+    /// and checksum but whose payload did not parse.
+    pub torn_frames_accepted: u64,
+    /// Frames a producer tagged with another epoch than the one its sensor was physically in
+    /// (simulation only, where the truth is known; must be 0).
+    #[serde(default)]
+    pub mistagged_frames: u64,
+    /// All of the above hold.
+    pub ok: bool,
+}
+
+impl InvariantsSummary {
+    /// Fusion's checks plus the supervisor's counts, with `ok` computed.
+    #[must_use]
+    pub const fn new(f: FusionChecks, torn_frames_accepted: u64, mistagged_frames: u64) -> Self {
+        let ok = f.cross_epoch_fused == 0
+            && f.fused_twice == 0
+            && f.missing_calibration == 0
+            && f.lidar_accounted
+            && f.camera_accounted
+            && torn_frames_accepted == 0
+            && mistagged_frames == 0;
+        Self {
+            cross_epoch_fused: f.cross_epoch_fused,
+            fused_twice: f.fused_twice,
+            missing_calibration: f.missing_calibration,
+            lidar_accounted: f.lidar_accounted,
+            camera_accounted: f.camera_accounted,
+            torn_frames_accepted,
+            mistagged_frames,
+            ok,
+        }
+    }
+}
+
+/// The run summary.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// `sim` or `replay`.
+    pub source: Source,
+    /// `epoch` or `latest`.
+    pub pairing: PairingMode,
+    /// Sensor seconds covered.
+    pub duration_s: f64,
+    /// Sensor time covered / wall time.
+    pub realtime_factor: f64,
+    /// Ring counters.
+    pub streams: StreamsSummary,
+    /// Calibration epochs and messages.
+    pub calibration: CalibrationSummary,
+    /// Pairing outcomes.
+    pub pairs: PairsSummary,
+    /// Consistency against labels.
+    pub consistency: ConsistencySummary,
+    /// Capture → fused latency.
+    pub latency_ms: LatencySummary,
+    /// Process faults.
+    pub faults: FaultsSummary,
+    /// One entry per fused pair: present for a replay and for `--per-pair`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames: Option<Vec<PairMetrics>>,
+    /// Extra: invariants.
+    #[serde(default)]
+    pub invariants: InvariantsSummary,
+    /// Extra: CPU seconds (user + system) each role's processes used, all incarnations
+    /// (sampled from /proc while they run).
+    #[serde(default)]
+    pub cpu_s: BTreeMap<String, f64>,
+    /// Extra: wall-clock seconds from the start of the run to its end.
+    #[serde(default)]
+    pub wall_s: f64,
+    /// What sandbox each role ran in.
+    #[serde(default)]
+    pub sandbox: SandboxSummary,
+}
+
+/// What the supervisor itself knows at the end of a run.
+#[derive(Clone, Debug, Default)]
+pub struct RunFacts {
+    /// `sim` or `replay`.
+    pub source: Source,
+    /// The camera ring's scoreboard.
+    pub camera: Scoreboard,
+    /// The lidar ring's scoreboard.
+    pub lidar: Scoreboard,
+    /// Faults injected and seen.
+    pub faults: FaultsSummary,
+    /// CPU seconds per role.
+    pub cpu_s: BTreeMap<String, f64>,
+    /// Sensor seconds covered.
+    pub duration_s: f64,
+    /// Sensor time covered / wall time while producing.
+    pub realtime_factor: f64,
+    /// Wall-clock seconds of the whole run.
+    pub wall_s: f64,
+    /// What sandbox each role ran in.
+    pub sandbox: SandboxSummary,
+}
+
+impl Summary {
+    /// The summary of a run: fusion's report (an empty one if fusion wrote none) and the
+    /// supervisor's facts.
+    #[must_use]
+    pub fn build(fusion: FusionResult, facts: RunFacts) -> Self {
+        let mut streams = fusion.streams;
+        // frames_read and the retry counters come from fusion's own readers when it reported
+        // them (the recorder reads the same rings); the writers' counts from the scoreboards.
+        if streams.camera.frames_read == 0 && streams.lidar.frames_read == 0 {
+            streams = StreamsSummary { camera: stream_of(&facts.camera), lidar: stream_of(&facts.lidar) };
+        }
+        streams.camera.frames_written = facts.camera.frames_written;
+        streams.lidar.frames_written = facts.lidar.frames_written;
+        let mistagged =
+            ProducerScoreboard::of(&facts.camera).mistagged + ProducerScoreboard::of(&facts.lidar).mistagged;
+        Self {
+            source: facts.source,
+            pairing: fusion.pairing,
+            duration_s: facts.duration_s,
+            realtime_factor: facts.realtime_factor,
+            streams,
+            calibration: fusion.calibration,
+            pairs: fusion.pairs,
+            consistency: fusion.consistency,
+            latency_ms: fusion.latency_ms,
+            faults: facts.faults,
+            frames: fusion.frames,
+            invariants: InvariantsSummary::new(fusion.checks, fusion.pairs.invalid_payloads, mistagged),
+            cpu_s: facts.cpu_s,
+            wall_s: facts.wall_s,
+            sandbox: facts.sandbox,
+        }
+    }
+
+    /// Pretty JSON.
+    #[must_use]
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|_| String::from("{}"))
+    }
+
+    /// Writes the pretty JSON to `path` (through a temporary file and a rename, so a reader
+    /// never sees half a summary).
+    ///
+    /// # Errors
+    /// Any I/O error.
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, self.to_json() + "\n")?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+fn stream_of(b: &Scoreboard) -> StreamSummary {
+    StreamSummary {
+        frames_written: b.frames_written,
+        frames_read: b.frames_read,
+        torn_retries: b.torn_retries,
+        overruns: b.overruns,
+        stale: b.stale,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_contract_key_is_present() {
+        let mut fusion = FusionResult::new(PairingMode::Latest);
+        fusion.frames = Some(Vec::new());
+        let s = Summary::build(fusion, RunFacts { source: Source::Replay, ..RunFacts::default() });
+        let v: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
+        assert_eq!(v["source"], "replay");
+        assert_eq!(v["pairing"], "latest");
+        for k in ["duration_s", "realtime_factor", "wall_s"] {
+            assert!(v[k].is_number(), "{k}");
+        }
+        for st in ["camera", "lidar"] {
+            for k in ["frames_written", "frames_read", "torn_retries", "overruns", "stale"] {
+                assert!(v["streams"][st][k].is_u64(), "{st}.{k}");
+            }
+        }
+        assert!(v["calibration"]["epochs"].is_array() && v["pairs"]["fused"].is_u64());
+        assert!(v["latency_ms"]["p99"].is_number() && v["consistency"]["mean"].is_null());
+        assert!(v["faults"]["crashes"].is_u64() && v["faults"]["restarts"].is_u64());
+        assert!(v["faults"]["recovery_ms_max"].is_null());
+        assert!(v["frames"].is_array() && v["cpu_s"].is_object());
+        assert_eq!(v["invariants"]["ok"], true);
+        let back: Summary = serde_json::from_value(v).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn supervisor_counts_break_the_invariants() {
+        let mut camera = Scoreboard::default();
+        camera.aux[shared::layout::aux::PRODUCER_MISTAGGED] = 2;
+        let mut fusion = FusionResult::new(PairingMode::Epoch);
+        fusion.pairs.invalid_payloads = 1;
+        let s = Summary::build(fusion, RunFacts { camera, ..RunFacts::default() });
+        assert_eq!((s.invariants.mistagged_frames, s.invariants.torn_frames_accepted), (2, 1));
+        assert!(!s.invariants.ok);
+    }
+}
