@@ -4,12 +4,19 @@
 //! handed to each role, e.g. through [`PipelineClock::ENV`]), so that a capture time stamped
 //! by the camera process and a `valid_from` announced by the calibration service are on the
 //! same axis. `CLOCK_MONOTONIC` is system-wide on Linux, so the readings of two processes are
-//! comparable.
+//! comparable. [`PipelineClock::pace`] is how a source (producer, replayer) keeps to it.
 
 use std::time::Duration;
 
-use rustix::time::{clock_gettime, ClockId};
+/// The workspace's one monotonic clock, [`shared::clock::monotonic_ns`], re-exported for
+/// callers that already speak the pipeline clock.
+pub use shared::clock::monotonic_ns;
 use shared::TimestampNs;
+
+use crate::stop::StopFlag;
+
+/// The longest single sleep while pacing, so a raised [`StopFlag`] is seen promptly.
+const PACE_SLICE: Duration = Duration::from_millis(50);
 
 /// The pipeline's clock: [`TimestampNs`] = nanoseconds since `t0` on `CLOCK_MONOTONIC`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -59,22 +66,28 @@ impl PipelineClock {
         Duration::from_nanos(t.0.saturating_sub(self.now().0))
     }
 
+    /// Paces a source on this clock: sleeps until pipeline time `due` (in slices of at most
+    /// 50 ms, so that `stop` is seen). Returns `true` when `due` has come, `false` if `stop`
+    /// was raised first. Producers and the replayer call it before each frame in real-time
+    /// runs; a frame already late goes at once (the caller counts lateness).
+    pub fn pace(&self, due: TimestampNs, stop: &StopFlag) -> bool {
+        loop {
+            if stop.is_raised() {
+                return false;
+            }
+            let wait = self.until(due);
+            if wait.is_zero() {
+                return true;
+            }
+            std::thread::sleep(wait.min(PACE_SLICE));
+        }
+    }
+
     /// Pipeline time `t` as a `CLOCK_MONOTONIC` reading in nanoseconds.
     #[must_use]
     pub const fn to_monotonic_ns(&self, t: TimestampNs) -> u64 {
         self.t0_ns.saturating_add(t.0)
     }
-}
-
-/// The current `CLOCK_MONOTONIC` reading, nanoseconds.
-#[must_use]
-pub fn monotonic_ns() -> u64 {
-    let ts = clock_gettime(ClockId::Monotonic);
-    // CLOCK_MONOTONIC is never negative.
-    u64::try_from(ts.tv_sec)
-        .unwrap_or(0)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(u64::try_from(ts.tv_nsec).unwrap_or(0))
 }
 
 /// Adds a duration to a timestamp, saturating.
@@ -97,6 +110,20 @@ mod tests {
         assert!(a.0 < 1_000_000_000);
         let shared = PipelineClock::from_t0_ns(c.t0_ns());
         assert!(shared.now() >= b);
+    }
+
+    #[test]
+    fn pace_waits_for_due_time_and_sees_stop() {
+        let c = PipelineClock::start();
+        let stop = StopFlag::new();
+        assert!(c.pace(TimestampNs(3_000_000), &stop));
+        assert!(c.now() >= TimestampNs(3_000_000));
+        // Already due: no sleep.
+        assert!(c.pace(TimestampNs(0), &stop));
+        stop.raise();
+        let before = c.now();
+        assert!(!c.pace(add_duration(before, Duration::from_secs(60)), &stop));
+        assert!(c.now().0 - before.0 < 1_000_000_000);
     }
 
     #[test]

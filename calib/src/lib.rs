@@ -10,16 +10,21 @@
 //! - [`service`]: the calibration service (the `calib` role): schedule, fault injection,
 //!   peer credentials.
 //! - [`subscriber`]: [`CalibSubscriber`], the receiving end.
+//! - [`follower`]: [`CalibFollower`], how a role follows a run's epochs (socket, table,
+//!   tagging frames).
 //! - [`store`]: [`CalibStore`], epoch → calibration.
 //! - [`table`]: the copy-on-write calibration table in shared memory, for late joiners.
-//! - [`clock`]: [`PipelineClock`], the run's shared time axis.
+//! - [`clock`]: [`PipelineClock`], the run's shared time axis, and pacing on it.
+//! - [`stop`]: [`StopFlag`], a process's one stop signal.
 #![forbid(unsafe_code)]
 
 pub mod clock;
 pub mod file;
+pub mod follower;
 pub mod policy;
 pub mod ron_path;
 pub mod service;
+pub mod stop;
 pub mod store;
 pub mod subscriber;
 pub mod table;
@@ -29,12 +34,13 @@ pub mod wire;
 
 pub use clock::PipelineClock;
 pub use file::{check_file, default_rig, CalibFileError, RigFile, RotationSpec};
+pub use follower::CalibFollower;
 pub use service::{
     CalibService, DeliveryAction, DeliveryPlan, Schedule, ServiceConfig, ServiceError, ServiceStats,
 };
+pub use stop::StopFlag;
 pub use store::{CalibStore, Inserted};
 pub use subscriber::{CalibSubscriber, RecvError, SubscribeError, SubscriberStats};
 pub use table::{CalibTableReader, CalibTableWriter, TableError};
 pub use types::{project_camera_point, CalibrationSet, CameraIntrinsics, Distortion, PixelHit, Projection};
 pub use validate::Invalid;
-pub use wire::Role;

@@ -253,7 +253,7 @@ mod tests {
         assert_eq!(p.inspect(Some(&update), US, US), Verdict::Refuse(Refusal::PublishNotAllowed));
         assert_eq!(p.inspect(None, US, US), Verdict::Refuse(Refusal::Unexpected));
         assert_eq!(
-            p.inspect(Some(&Message::Hello(crate::wire::Role::Camera)), US, US),
+            p.inspect(Some(&Message::Hello(shared::Role::Camera)), US, US),
             Verdict::Refuse(Refusal::Unexpected)
         );
     }

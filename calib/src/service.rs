@@ -52,13 +52,13 @@ use rustix::net::{
     SendFlags, SocketAddrUnix, SocketFlags, SocketType,
 };
 use serde::Serialize;
-use shared::{CalibEpoch, TimestampNs};
+use shared::{CalibEpoch, Role, TimestampNs};
 
 use crate::clock::{add_duration, PipelineClock};
 use crate::table::{CalibTableWriter, TableError};
 use crate::types::CalibrationSet;
 use crate::validate::{self, Invalid};
-use crate::wire::{self, Message, Role, UPDATE_LEN};
+use crate::wire::{self, Message, UPDATE_LEN};
 
 /// Default lead time of [`Schedule::LeadTime`].
 pub const DEFAULT_LEAD_TIME: Duration = Duration::from_millis(500);

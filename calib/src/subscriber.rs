@@ -14,11 +14,11 @@ use rustix::net::{
     connect, recv, send, socket_with, AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketFlags,
     SocketType,
 };
-use shared::CalibEpoch;
+use shared::{CalibEpoch, Role};
 
 use crate::store::CalibStore;
 use crate::types::CalibrationSet;
-use crate::wire::{self, Message, Role, WireError, MAX_MESSAGE_LEN};
+use crate::wire::{self, Message, WireError, MAX_MESSAGE_LEN};
 
 /// Receive buffer: bigger than any valid message, so an oversize packet shows up as one.
 const RECV_BUF: usize = 1024;

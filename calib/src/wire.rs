@@ -20,8 +20,9 @@
 //! Hello body, 8 bytes
 //!  0              4              8
 //!  +--------------+--------------+
-//!  |  role  u32   |  reserved=0  |     role: 1 camera, 2 lidar, 3 fusion, 4 monitor
-//!  +--------------+--------------+
+//!  |  role  u32   |  reserved=0  |     role: 1 camera, 2 lidar, 3 fusion, 4 monitor,
+//!  +--------------+--------------+           7 recorder (shared::Role as u32); 5 calib
+//!                                            and 6 replayer do not subscribe: refused
 //!
 //! CalibUpdate body, 320 bytes
 //!    0  epoch            u64     ≥ 1
@@ -42,14 +43,15 @@
 //! Rotations travel as matrices so that the receiver checks orthonormality (within 1e-5,
 //! determinant +1) itself. A decoded update passes every check of [`crate::validate`]; the
 //! reserved words and the unused pinhole parameters must be zero (bit pattern). Anything else
-//! is a [`WireError`]; decoding never panics.
+//! is a [`WireError`]; decoding never panics. A hello's role is a [`shared::Role`] (its wire
+//! numbers are the enum's `u32` values); a hello naming a role that does not subscribe to
+//! calibration (the service itself, the replayer) is refused as
+//! [`WireError::NotASubscriber`], so a delivery plan can only name a real subscriber.
 
 use std::fmt;
-use std::str::FromStr;
 
 use nalgebra::{Isometry3, Matrix3, Matrix3x4, Translation3};
-use serde::{Deserialize, Serialize};
-use shared::{CalibEpoch, TimestampNs};
+use shared::{CalibEpoch, Role, TimestampNs};
 use zerocopy::byteorder::little_endian::{F64, U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
@@ -152,71 +154,12 @@ const _: () = assert!(std::mem::offset_of!(CalibBody, cam_translation) == 200);
 const _: () = assert!(std::mem::offset_of!(CalibBody, lidar_rotation) == 224);
 const _: () = assert!(std::mem::offset_of!(CalibBody, lidar_translation) == 296);
 
-/// Who a subscriber is. Delivery plans are keyed by role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[repr(u32)]
-pub enum Role {
-    /// The camera producer.
-    Camera = 1,
-    /// The lidar producer.
-    Lidar = 2,
-    /// The fusion process.
-    Fusion = 3,
-    /// A monitor (`epochfuse top`, tests).
-    Monitor = 4,
-}
-
-impl Role {
-    /// Every role.
-    pub const ALL: [Self; 4] = [Self::Camera, Self::Lidar, Self::Fusion, Self::Monitor];
-
-    /// Parses the wire `u32`.
-    #[must_use]
-    pub const fn from_u32(v: u32) -> Option<Self> {
-        match v {
-            1 => Some(Self::Camera),
-            2 => Some(Self::Lidar),
-            3 => Some(Self::Fusion),
-            4 => Some(Self::Monitor),
-            _ => None,
-        }
-    }
-
-    /// Lower-case name.
-    #[must_use]
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Camera => "camera",
-            Self::Lidar => "lidar",
-            Self::Fusion => "fusion",
-            Self::Monitor => "monitor",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|r| r.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown role {s:?} (camera, lidar, fusion, monitor)"))
-    }
-}
-
 /// A decoded message.
 #[derive(Clone, Debug, PartialEq)]
 #[allow(clippy::large_enum_variant)] // short-lived; boxing would cost an allocation per update
 pub enum Message {
-    /// A subscriber introduces itself.
+    /// A subscriber introduces itself: always a role that
+    /// [subscribes to calibration](Role::subscribes_to_calibration).
     Hello(Role),
     /// A calibration epoch, checked.
     Update(CalibrationSet),
@@ -248,6 +191,9 @@ pub enum WireError {
     ReservedNotZero(&'static str),
     /// A hello names no known role.
     UnknownRole(u32),
+    /// A hello names a role that does not subscribe to calibration
+    /// ([`Role::subscribes_to_calibration`]): the service itself, or the replayer.
+    NotASubscriber(Role),
     /// An update names sensors this build does not know.
     UnknownSensor(u32),
     /// An unknown camera model.
@@ -276,6 +222,7 @@ impl fmt::Display for WireError {
             }
             Self::ReservedNotZero(what) => write!(f, "{what} is not zero"),
             Self::UnknownRole(r) => write!(f, "unknown role {r}"),
+            Self::NotASubscriber(r) => write!(f, "role {r} does not subscribe to calibration"),
             Self::UnknownSensor(s) => {
                 write!(f, "unknown sensor set {s:#x} (expected camera and lidar, {KNOWN_SENSORS:#x})")
             }
@@ -447,7 +394,11 @@ pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
                 return Err(WireError::ReservedNotZero("hello reserved word"));
             }
             let r = hello.role.get();
-            Role::from_u32(r).map(Message::Hello).ok_or(WireError::UnknownRole(r))
+            match Role::from_u32(r) {
+                Some(role) if role.subscribes_to_calibration() => Ok(Message::Hello(role)),
+                Some(role) => Err(WireError::NotASubscriber(role)),
+                None => Err(WireError::UnknownRole(r)),
+            }
         }
         _ => {
             let b = CalibBody::read_from_bytes(body).map_err(|_| WireError::TooShort(bytes.len()))?;
@@ -501,7 +452,7 @@ mod tests {
             // Re-encoding is stable.
             assert_eq!(encode_update(&back)[..], bytes[..]);
         }
-        for role in Role::ALL {
+        for role in Role::ALL.into_iter().filter(|r| r.subscribes_to_calibration()) {
             assert_eq!(decode(&encode_hello(role)).unwrap(), Message::Hello(role));
         }
     }
@@ -542,5 +493,9 @@ mod tests {
         let mut h = encode_hello(Role::Fusion);
         h[HEADER_LEN] = 77;
         assert!(matches!(decode(&h), Err(WireError::UnknownRole(77))));
+        // Known roles that do not subscribe are refused by name, not as unknown numbers.
+        for role in [Role::Calib, Role::Replayer] {
+            assert_eq!(decode(&encode_hello(role)), Err(WireError::NotASubscriber(role)));
+        }
     }
 }

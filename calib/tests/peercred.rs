@@ -15,8 +15,9 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use calib::{CalibSubscriber, RecvError, Role, Schedule};
+use calib::{CalibSubscriber, RecvError, Schedule};
 use common::{config_in, recv_n, rig, Running};
+use shared::Role;
 
 const CLIENT_ENV: &str = "EPOCHFUSE_CALIB_PEERCRED_CLIENT";
 const TEST_NAME: &str = "peer_of_another_uid_is_refused";

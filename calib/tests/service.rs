@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use calib::{
     CalibService, CalibStore, CalibSubscriber, CalibTableReader, DeliveryPlan, PipelineClock, RecvError,
-    Role, Schedule, ServiceConfig, ServiceError,
+    Schedule, ServiceConfig, ServiceError,
 };
 use common::{config_in, epochs, eventually, recv_n, rig, Running};
 use rustix::net::{
     connect, send, socket_with, AddressFamily, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
 };
-use shared::{CalibEpoch, TimestampNs};
+use shared::{CalibEpoch, Role, TimestampNs};
 
 const LONG: Duration = Duration::from_secs(10);
 

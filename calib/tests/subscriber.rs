@@ -6,13 +6,14 @@ mod common;
 use std::time::Duration;
 
 use calib::wire::{self, Message, HEADER_LEN};
-use calib::{CalibStore, CalibSubscriber, RecvError, Role};
+use calib::{CalibStore, CalibSubscriber, RecvError};
 use common::rig;
 use rustix::net::{
     accept, bind, listen, recv, send, socket_with, AddressFamily, RecvFlags, SendFlags, SocketAddrUnix,
     SocketFlags, SocketType,
 };
 use shared::CalibEpoch;
+use shared::Role;
 
 #[test]
 fn hostile_messages_are_rejected_and_counted() {

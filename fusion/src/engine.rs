@@ -23,19 +23,20 @@ use std::time::Duration;
 
 use calib::CalibrationSet;
 use crossbeam_channel::{never, select, Receiver, Sender};
-use shared::frames::{camera_image, FusedHeader, FusedPoint, PointRecord, POINT_RECORD_SIZE};
-use shared::{CalibEpoch, FrameSeq, TimestampNs};
+use shared::frames::{camera_image, FusedHeader, FusedPoint, ImageView, PointRecord, POINT_RECORD_SIZE};
+use shared::{CalibEpoch, FrameSeq, StreamKind, TimestampNs};
 
 use crate::output::{FusedSink, OverlayConfig, OverlayJob, OverlayWriter};
-use crate::pairing::{FrameMeta, Held, Output, Pairer, PairingConfig, SeenWindow, Stream};
+use crate::pairing::{FrameMeta, Held, Output, Pairer, PairingConfig, SeenWindow};
 use crate::project::{points_from_payload, Projected, Projector};
 use crate::stats::{CountersSnapshot, FusionStats, LatencyRecorder, PairMetrics, StatsHandle};
 
 /// A frame copied out of a ring by a reader thread.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InFrame {
-    /// Which stream (must match the channel it is sent on).
-    pub stream: Stream,
+    /// Which sensor (camera or lidar; must match the channel it is sent on: a frame on the
+    /// wrong channel, or of another kind, is counted invalid there).
+    pub stream: StreamKind,
     /// Sequence number in its ring.
     pub seq: FrameSeq,
     /// Capture time.
@@ -240,11 +241,11 @@ impl<S: FusedSink> Engine<S> {
                     Err(_) => calibration = never(),
                 },
                 recv(camera) -> m => match m {
-                    Ok(f) => self.handle_frame_on(Stream::Camera, f),
+                    Ok(f) => self.handle_frame_on(StreamKind::Camera, f),
                     Err(_) => { camera = never(); camera_open = false; }
                 },
                 recv(lidar) -> m => match m {
-                    Ok(f) => self.handle_frame_on(Stream::Lidar, f),
+                    Ok(f) => self.handle_frame_on(StreamKind::Lidar, f),
                     Err(_) => { lidar = never(); lidar_open = false; }
                 },
                 default(timeout) => self.tick(),
@@ -257,11 +258,11 @@ impl<S: FusedSink> Engine<S> {
         loop {
             let mut any = false;
             if let Ok(f) = camera.try_recv() {
-                self.handle_frame_on(Stream::Camera, f);
+                self.handle_frame_on(StreamKind::Camera, f);
                 any = true;
             }
             if let Ok(f) = lidar.try_recv() {
-                self.handle_frame_on(Stream::Lidar, f);
+                self.handle_frame_on(StreamKind::Lidar, f);
                 any = true;
             }
             if !any {
@@ -292,32 +293,38 @@ impl<S: FusedSink> Engine<S> {
         self.drain();
     }
 
-    /// Handles one frame, routed by its `stream` field.
+    /// Handles one frame, routed by its `stream` field, which must be a sensor kind
+    /// ([`StreamKind::is_sensor`]): any other is a caller bug (debug builds panic, release
+    /// builds drop the frame).
     pub fn handle_frame(&mut self, f: InFrame) {
+        if !f.stream.is_sensor() {
+            debug_assert!(false, "the engine was handed a {} frame", f.stream);
+            return;
+        }
         self.handle_frame_on(f.stream, f);
     }
 
-    fn handle_frame_on(&mut self, channel: Stream, f: InFrame) {
+    fn handle_frame_on(&mut self, channel: StreamKind, f: InFrame) {
         match channel {
-            Stream::Camera => self.raw_camera += 1,
-            Stream::Lidar => self.raw_lidar += 1,
+            StreamKind::Camera => self.raw_camera += 1,
+            _ => self.raw_lidar += 1,
         }
         let valid = f.stream == channel
             && match channel {
-                Stream::Camera => camera_image(&f.payload).is_ok(),
-                Stream::Lidar => f.payload.len() % POINT_RECORD_SIZE == 0,
+                StreamKind::Camera => camera_image(&f.payload).is_ok(),
+                _ => f.payload.len() % POINT_RECORD_SIZE == 0,
             };
         if !valid {
             match channel {
-                Stream::Camera => self.stats.invalid_camera += 1,
-                Stream::Lidar => self.stats.invalid_lidar += 1,
+                StreamKind::Camera => self.stats.invalid_camera += 1,
+                _ => self.stats.invalid_lidar += 1,
             }
             self.recycle(channel, f.payload);
             self.publish();
             return;
         }
         let meta = FrameMeta { seq: f.seq, capture: f.capture, epoch: f.epoch };
-        let slot = &mut self.data_now[usize::from(channel == Stream::Lidar)];
+        let slot = &mut self.data_now[usize::from(channel == StreamKind::Lidar)];
         *slot = Some(slot.map_or(f.capture.0, |c| c.max(f.capture.0)));
         let now = self.now();
         self.pairer.push(channel, meta, f.payload, now, &mut self.outbox);
@@ -355,10 +362,10 @@ impl<S: FusedSink> Engine<S> {
         self.publish();
     }
 
-    fn recycle(&self, stream: Stream, buf: Vec<u8>) {
+    fn recycle(&self, stream: StreamKind, buf: Vec<u8>) {
         let tx = match stream {
-            Stream::Camera => &self.channels.recycle_camera,
-            Stream::Lidar => &self.channels.recycle_lidar,
+            StreamKind::Camera => &self.channels.recycle_camera,
+            _ => &self.channels.recycle_lidar,
         };
         let _ = tx.try_send(buf);
     }
@@ -383,8 +390,8 @@ impl<S: FusedSink> Engine<S> {
         let Some(calib) = self.calibs.get(&epoch).cloned() else {
             // The pairer only decides with a known epoch: this would be a bug.
             self.stats.missing_calibration += 1;
-            self.recycle(Stream::Camera, camera.payload);
-            self.recycle(Stream::Lidar, lidar.payload);
+            self.recycle(StreamKind::Camera, camera.payload);
+            self.recycle(StreamKind::Lidar, lidar.payload);
             return;
         };
         if !self.fused_camera.insert(camera.meta.seq) {
@@ -401,8 +408,8 @@ impl<S: FusedSink> Engine<S> {
             // Validated on arrival; unreachable, kept total.
             _ => {
                 self.stats.invalid_lidar += 1;
-                self.recycle(Stream::Camera, camera.payload);
-                self.recycle(Stream::Lidar, lidar.payload);
+                self.recycle(StreamKind::Camera, camera.payload);
+                self.recycle(StreamKind::Lidar, lidar.payload);
                 return;
             }
         };
@@ -410,37 +417,9 @@ impl<S: FusedSink> Engine<S> {
         projector.project(points, &mut self.projected);
         let pr = &self.projected;
 
-        // Fused points: colour at the pixel, intensity as 0..255; consistency on the way.
-        let (iw, ih) = (image.header.width as usize, image.header.height as usize);
-        let labels = image.labels;
-        let mut matches = 0u64;
-        self.fused_points.clear();
-        self.fused_points.reserve(pr.len());
-        for (((&u, &v), &d), &i) in pr.u().iter().zip(pr.v()).zip(pr.depth()).zip(pr.index()) {
-            let (x, y) = (u as usize, v as usize);
-            let p = &points[i as usize];
-            let inside = x < iw && y < ih;
-            let px = y * iw + x;
-            let rgb = if inside {
-                [image.rgb[px * 3], image.rgb[px * 3 + 1], image.rgb[px * 3 + 2]]
-            } else {
-                [0; 3]
-            };
-            if let (true, Some(l)) = (inside, labels) {
-                if u32::from(u16::from_le_bytes([l[px * 2], l[px * 2 + 1]])) == p.instance {
-                    matches += 1;
-                }
-            }
-            let intensity = (p.intensity.clamp(0.0, 1.0) * 255.0).round() as u8;
-            self.fused_points.push(FusedPoint {
-                u: u as f32,
-                v: v as f32,
-                depth: d as f32,
-                rgbi: [rgb[0], rgb[1], rgb[2], intensity],
-            });
-        }
+        let matches = colour_points(pr, points, &image, &mut self.fused_points);
         let n_in = pr.len() as u64;
-        let consistency = (labels.is_some() && n_in > 0).then(|| matches as f64 / n_in as f64);
+        let consistency = (image.labels.is_some() && n_in > 0).then(|| matches as f64 / n_in as f64);
         let (mean_u, mean_v, mean_depth) = pr.means();
 
         let header = FusedHeader {
@@ -509,9 +488,9 @@ impl<S: FusedSink> Engine<S> {
                     points: pts,
                 });
             }
-            _ => self.recycle(Stream::Camera, camera.payload),
+            _ => self.recycle(StreamKind::Camera, camera.payload),
         }
-        self.recycle(Stream::Lidar, lidar.payload);
+        self.recycle(StreamKind::Lidar, lidar.payload);
     }
 
     fn publish(&mut self) {
@@ -538,4 +517,40 @@ impl<S: FusedSink> Engine<S> {
             f(&snap);
         }
     }
+}
+
+/// Fused points: the colour at each projected point's pixel, its intensity as 0..255, into
+/// `out`. Returns how many points land on a pixel labelled with their own instance (the
+/// consistency check; 0 without labels).
+fn colour_points(
+    pr: &Projected,
+    points: &[PointRecord],
+    image: &ImageView<'_>,
+    out: &mut Vec<FusedPoint>,
+) -> u64 {
+    let (iw, ih) = (image.header.width as usize, image.header.height as usize);
+    let mut matches = 0u64;
+    out.clear();
+    out.reserve(pr.len());
+    for (((&u, &v), &d), &i) in pr.u().iter().zip(pr.v()).zip(pr.depth()).zip(pr.index()) {
+        let (x, y) = (u as usize, v as usize);
+        let p = &points[i as usize];
+        let inside = x < iw && y < ih;
+        let px = y * iw + x;
+        let rgb =
+            if inside { [image.rgb[px * 3], image.rgb[px * 3 + 1], image.rgb[px * 3 + 2]] } else { [0; 3] };
+        if let (true, Some(l)) = (inside, image.labels) {
+            if u32::from(u16::from_le_bytes([l[px * 2], l[px * 2 + 1]])) == p.instance {
+                matches += 1;
+            }
+        }
+        let intensity = (p.intensity.clamp(0.0, 1.0) * 255.0).round() as u8;
+        out.push(FusedPoint {
+            u: u as f32,
+            v: v as f32,
+            depth: d as f32,
+            rgbi: [rgb[0], rgb[1], rgb[2], intensity],
+        });
+    }
+    matches
 }

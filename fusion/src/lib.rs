@@ -21,7 +21,7 @@ pub use output::{
     render_overlay, turbo, write_overlay, FusedSink, NullSink, OverlayConfig, OverlayStyle, OverlayWriter,
     SinkError, VecSink,
 };
-pub use pairing::{FrameMeta, PairCounters, Pairer, PairingConfig, PairingMode, Stream};
+pub use pairing::{FrameMeta, PairCounters, Pairer, PairingConfig, PairingMode};
 pub use project::{project_points, Projected, Projector};
 pub use stats::{CountersSnapshot, FusionStats, LatencyRecorder, PairMetrics, StatsHandle};
 pub use summary::FusionResult;

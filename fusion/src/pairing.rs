@@ -87,28 +87,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use shared::{CalibEpoch, FrameSeq, TimestampNs};
-
-/// Which input stream a frame came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stream {
-    /// Camera images.
-    Camera,
-    /// Lidar sweeps.
-    Lidar,
-}
-
-impl Stream {
-    /// The shared-memory stream kind.
-    #[must_use]
-    pub const fn kind(self) -> shared::StreamKind {
-        match self {
-            Self::Camera => shared::StreamKind::Camera,
-            Self::Lidar => shared::StreamKind::Lidar,
-        }
-    }
-}
+use shared::{CalibEpoch, FrameSeq, StreamKind, TimestampNs};
 
 /// How sweeps and camera frames are paired.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -271,7 +250,7 @@ pub enum Output<T> {
     /// The frame leaves unfused.
     Release {
         /// Its stream.
-        stream: Stream,
+        stream: StreamKind,
         /// The frame.
         frame: Held<T>,
         /// Why.
@@ -436,15 +415,23 @@ impl<T> Pairer<T> {
         self.process(now, out);
     }
 
-    /// A frame arrived.
+    /// A frame arrived on `stream`, a sensor kind ([`StreamKind::is_sensor`]): camera frames
+    /// and lidar sweeps are all the pairer knows. Any other kind is a caller bug: debug
+    /// builds panic, release builds drop the frame.
     pub fn push(
         &mut self,
-        stream: Stream,
+        stream: StreamKind,
         meta: FrameMeta,
         payload: T,
         now: TimestampNs,
         out: &mut Vec<Output<T>>,
     ) {
+        if !stream.is_sensor() {
+            // A caller bug: only camera frames and lidar sweeps are paired. The frame is
+            // dropped, not mistaken for a sweep.
+            debug_assert!(false, "the pairer was handed a {stream} frame");
+            return;
+        }
         // Timeouts count from arrival, but never from before the frame's own capture: on the
         // data's clock (max rate, replays) "now" is the slower stream's time, and a sweep
         // that arrived while the camera lagged must still wait its full timeout past its
@@ -452,21 +439,21 @@ impl<T> Pairer<T> {
         let frame = Held { meta, arrived: now.max(meta.capture), payload };
         let key = (meta.capture, meta.seq);
         let (seen, map, wm) = match stream {
-            Stream::Camera => (&mut self.seen_camera, &mut self.cameras, &mut self.camera_wm),
-            Stream::Lidar => (&mut self.seen_lidar, &mut self.sweeps, &mut self.lidar_wm),
+            StreamKind::Camera => (&mut self.seen_camera, &mut self.cameras, &mut self.camera_wm),
+            _ => (&mut self.seen_lidar, &mut self.sweeps, &mut self.lidar_wm),
         };
         if !seen.insert(meta.seq) || map.contains_key(&key) {
             match stream {
-                Stream::Camera => self.counters.duplicate_camera += 1,
-                Stream::Lidar => self.counters.duplicate_lidar += 1,
+                StreamKind::Camera => self.counters.duplicate_camera += 1,
+                _ => self.counters.duplicate_lidar += 1,
             }
             out.push(Output::Release { stream, frame, fate: Fate::Duplicate });
             return;
         }
         *wm = Some(wm.map_or(meta.capture, |w| w.max(meta.capture)));
         match stream {
-            Stream::Camera => self.counters.camera_accepted += 1,
-            Stream::Lidar => self.counters.lidar_accepted += 1,
+            StreamKind::Camera => self.counters.camera_accepted += 1,
+            _ => self.counters.lidar_accepted += 1,
         }
         if self.cfg.mode == PairingMode::Epoch && !meta.epoch.is_some() {
             self.release(stream, frame, Fate::DroppedNoCalibration, out);
@@ -502,12 +489,12 @@ impl<T> Pairer<T> {
             if self.ready(s.meta.epoch) {
                 self.decide(key, true, out);
             } else if let Some(s) = self.sweeps.remove(&key) {
-                self.release(Stream::Lidar, s, Fate::DroppedNoCalibration, out);
+                self.release(StreamKind::Lidar, s, Fate::DroppedNoCalibration, out);
             }
         }
         while let Some((_, c)) = self.cameras.pop_first() {
             let fate = self.camera_fate(c.meta.epoch);
-            self.release(Stream::Camera, c, fate, out);
+            self.release(StreamKind::Camera, c, fate, out);
         }
     }
 
@@ -534,15 +521,15 @@ impl<T> Pairer<T> {
         }
     }
 
-    fn release(&mut self, stream: Stream, frame: Held<T>, fate: Fate, out: &mut Vec<Output<T>>) {
+    fn release(&mut self, stream: StreamKind, frame: Held<T>, fate: Fate, out: &mut Vec<Output<T>>) {
         let c = &mut self.counters;
         match (stream, fate) {
-            (Stream::Camera, Fate::DroppedNoCalibration) => c.dropped_no_calibration_camera += 1,
-            (Stream::Lidar, Fate::DroppedNoCalibration) => c.dropped_no_calibration_lidar += 1,
-            (Stream::Camera, Fate::Unpaired) => c.unpaired_camera += 1,
-            (Stream::Lidar, Fate::Unpaired) => c.unpaired_lidar += 1,
-            (Stream::Camera, Fate::Duplicate) => c.duplicate_camera += 1,
-            (Stream::Lidar, Fate::Duplicate) => c.duplicate_lidar += 1,
+            (StreamKind::Camera, Fate::DroppedNoCalibration) => c.dropped_no_calibration_camera += 1,
+            (_, Fate::DroppedNoCalibration) => c.dropped_no_calibration_lidar += 1,
+            (StreamKind::Camera, Fate::Unpaired) => c.unpaired_camera += 1,
+            (_, Fate::Unpaired) => c.unpaired_lidar += 1,
+            (StreamKind::Camera, Fate::Duplicate) => c.duplicate_camera += 1,
+            (_, Fate::Duplicate) => c.duplicate_lidar += 1,
         }
         out.push(Output::Release { stream, frame, fate });
     }
@@ -623,7 +610,7 @@ impl<T> Pairer<T> {
                     // Unreachable (a sweep is decided only when ready), kept total.
                     self.cameras.insert((camera.meta.capture, camera.meta.seq), camera);
                 }
-                self.release(Stream::Lidar, sweep, Fate::Unpaired, out);
+                self.release(StreamKind::Lidar, sweep, Fate::Unpaired, out);
             }
         }
     }
@@ -645,7 +632,7 @@ impl<T> Pairer<T> {
                 }
             } else if now.0 >= s.arrived.0.saturating_add(self.cfg.calib_timeout_ns) {
                 if let Some(s) = self.sweeps.remove(&key) {
-                    self.release(Stream::Lidar, s, Fate::DroppedNoCalibration, out);
+                    self.release(StreamKind::Lidar, s, Fate::DroppedNoCalibration, out);
                 }
             }
         }
@@ -655,7 +642,7 @@ impl<T> Pairer<T> {
             if self.ready(s.meta.epoch) {
                 self.decide(key, true, out);
             } else if let Some(s) = self.sweeps.remove(&key) {
-                self.release(Stream::Lidar, s, Fate::DroppedNoCalibration, out);
+                self.release(StreamKind::Lidar, s, Fate::DroppedNoCalibration, out);
             }
         }
         // 3. Camera frames: stale ones, timed-out ones, then the oldest beyond capacity.
@@ -673,13 +660,13 @@ impl<T> Pairer<T> {
                 let stale =
                     reach.is_some_and(|r| c.meta.capture.0.saturating_add(self.cfg.max_skew_ns) < r.0);
                 let fate = if stale { Fate::Unpaired } else { self.camera_fate(c.meta.epoch) };
-                self.release(Stream::Camera, c, fate, out);
+                self.release(StreamKind::Camera, c, fate, out);
             }
         }
         while self.cameras.len() > self.cfg.max_held_camera {
             let Some((_, c)) = self.cameras.pop_first() else { break };
             let fate = self.camera_fate(c.meta.epoch);
-            self.release(Stream::Camera, c, fate, out);
+            self.release(StreamKind::Camera, c, fate, out);
         }
         keys.clear();
         self.scratch = keys;

@@ -8,11 +8,11 @@ use calib::{CalibrationSet, CameraIntrinsics, Distortion, Projection};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use fusion::{
     Engine, EngineChannels, EngineConfig, FusionResult, InFrame, OverlayConfig, PairingConfig, PairingMode,
-    Stream, VecSink,
+    VecSink,
 };
 use nalgebra::{Isometry3, Matrix3, Rotation3, Translation3, UnitQuaternion};
 use shared::frames::{ImageHeader, PointRecord};
-use shared::{CalibEpoch, FrameSeq, TimestampNs};
+use shared::{CalibEpoch, FrameSeq, StreamKind, TimestampNs};
 use zerocopy::IntoBytes;
 
 const MS: u64 = 1_000_000;
@@ -98,7 +98,7 @@ fn start(cfg: EngineConfig) -> Rig {
     Rig { camera, lidar, calib, stop, recycled_camera, recycled_lidar, clock, engine, handle }
 }
 
-fn frame(stream: Stream, seq: u64, t_ms: u64, epoch: u64, payload: Vec<u8>) -> InFrame {
+fn frame(stream: StreamKind, seq: u64, t_ms: u64, epoch: u64, payload: Vec<u8>) -> InFrame {
     InFrame { stream, seq: FrameSeq(seq), capture: TimestampNs(t_ms * MS), epoch: CalibEpoch(epoch), payload }
 }
 
@@ -111,16 +111,16 @@ fn drive(r: &Rig) -> (u64, u64) {
         let t = i * 100 / 3;
         let e = if t >= 500 { 2 } else { 1 };
         r.clock.store(t * MS + MS, Ordering::Relaxed);
-        r.camera.send(frame(Stream::Camera, 1000 + i, t, e, camera_payload())).unwrap();
+        r.camera.send(frame(StreamKind::Camera, 1000 + i, t, e, camera_payload())).unwrap();
         cams += 1;
         if i % 3 == 0 {
-            r.lidar.send(frame(Stream::Lidar, 5000 + i / 3, t, e, lidar_payload())).unwrap();
+            r.lidar.send(frame(StreamKind::Lidar, 5000 + i / 3, t, e, lidar_payload())).unwrap();
             sweeps += 1;
         }
     }
     // A duplicate sweep and a malformed camera frame.
-    r.lidar.send(frame(Stream::Lidar, 5000, 0, 1, lidar_payload())).unwrap();
-    r.camera.send(frame(Stream::Camera, 999, 10, 1, vec![1, 2, 3])).unwrap();
+    r.lidar.send(frame(StreamKind::Lidar, 5000, 0, 1, lidar_payload())).unwrap();
+    r.camera.send(frame(StreamKind::Camera, 999, 10, 1, vec![1, 2, 3])).unwrap();
     r.calib.send(Arc::new(rig(2))).unwrap();
     (cams + 1, sweeps + 1)
 }
@@ -219,9 +219,9 @@ fn stop_signal_ends_the_run_and_accounts_for_everything() {
     let r = start(EngineConfig::default());
     r.calib.send(Arc::new(rig(1))).unwrap();
     // A sweep whose epoch never becomes known, and one that waits for a later camera frame.
-    r.lidar.send(frame(Stream::Lidar, 1, 0, 7, lidar_payload())).unwrap();
-    r.camera.send(frame(Stream::Camera, 1, 100, 1, camera_payload())).unwrap();
-    r.lidar.send(frame(Stream::Lidar, 2, 101, 1, lidar_payload())).unwrap();
+    r.lidar.send(frame(StreamKind::Lidar, 1, 0, 7, lidar_payload())).unwrap();
+    r.camera.send(frame(StreamKind::Camera, 1, 100, 1, camera_payload())).unwrap();
+    r.lidar.send(frame(StreamKind::Lidar, 2, 101, 1, lidar_payload())).unwrap();
     r.stop.send(()).unwrap();
     let s = r.engine.join().unwrap().stats;
     assert_eq!(s.fused, 1, "finish decides what it can: {s:#?}");
@@ -238,9 +238,9 @@ fn timeouts_fire_without_new_frames() {
     cfg.pairing.lidar_timeout_ns = 20 * MS;
     let r = start(cfg);
     r.calib.send(Arc::new(rig(1))).unwrap();
-    r.camera.send(frame(Stream::Camera, 1, 0, 1, camera_payload())).unwrap();
+    r.camera.send(frame(StreamKind::Camera, 1, 0, 1, camera_payload())).unwrap();
     r.clock.store(5 * MS, Ordering::Relaxed);
-    r.lidar.send(frame(Stream::Lidar, 1, 5, 1, lidar_payload())).unwrap();
+    r.lidar.send(frame(StreamKind::Lidar, 1, 5, 1, lidar_payload())).unwrap();
     // No later camera frame: the sweep is decided at its timeout, driven by the clock.
     let t0 = std::time::Instant::now();
     while r.handle.snapshot().lidar_frames < 1 || r.handle.snapshot().camera_frames < 1 {

@@ -2,9 +2,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use fusion::pairing::{Fate, FrameMeta, Output, PairCounters, Pairer, PairingConfig, PairingMode, Stream};
+use fusion::pairing::{Fate, FrameMeta, Output, PairCounters, Pairer, PairingConfig, PairingMode};
 use proptest::prelude::*;
-use shared::{CalibEpoch, FrameSeq, TimestampNs};
+use shared::{CalibEpoch, FrameSeq, StreamKind, TimestampNs};
 
 const MS: u64 = 1_000_000;
 
@@ -45,7 +45,7 @@ impl H {
         self.next_id += 1;
         self.now = self.now.max(t_ms * MS);
         self.p.push(
-            Stream::Camera,
+            StreamKind::Camera,
             Self::meta(seq, t_ms, e),
             self.next_id,
             TimestampNs(self.now),
@@ -58,7 +58,7 @@ impl H {
         self.next_id += 1;
         self.now = self.now.max(t_ms * MS);
         self.p.push(
-            Stream::Lidar,
+            StreamKind::Lidar,
             Self::meta(seq, t_ms, e),
             self.next_id,
             TimestampNs(self.now),
@@ -95,7 +95,7 @@ impl H {
             .collect()
     }
 
-    fn released(&self, stream: Stream, fate: Fate) -> Vec<u64> {
+    fn released(&self, stream: StreamKind, fate: Fate) -> Vec<u64> {
         self.out
             .iter()
             .filter_map(|o| match o {
@@ -161,7 +161,7 @@ fn cross_epoch_nearest_without_same_epoch_leaves_sweep_unpaired() {
     let mut h = H::epoch();
     h.calib(1).calib(2).cam(1, 0, 1).lid(1, 5, 2).cam(2, 33, 2);
     assert!(h.fused().is_empty());
-    assert_eq!(h.released(Stream::Lidar, Fate::Unpaired), vec![1]);
+    assert_eq!(h.released(StreamKind::Lidar, Fate::Unpaired), vec![1]);
     assert_eq!(h.c().rejected_epoch_mismatch, 1);
 }
 
@@ -185,8 +185,8 @@ fn drops_at_the_calibration_timeout() {
     h.tick(999);
     assert!(h.out.is_empty());
     h.tick(1000);
-    assert_eq!(h.released(Stream::Lidar, Fate::DroppedNoCalibration), vec![1]);
-    assert_eq!(h.released(Stream::Camera, Fate::DroppedNoCalibration), vec![1]);
+    assert_eq!(h.released(StreamKind::Lidar, Fate::DroppedNoCalibration), vec![1]);
+    assert_eq!(h.released(StreamKind::Camera, Fate::DroppedNoCalibration), vec![1]);
     h.tick(1033).calib(1).finish();
     let c = h.c();
     assert_eq!((c.fused, c.dropped_no_calibration_lidar, c.dropped_no_calibration_camera), (0, 1, 2));
@@ -206,7 +206,7 @@ fn no_frame_is_fused_twice() {
     // Two sweeps both nearest to camera 1; the second cannot have it.
     h.calib(1).cam(1, 0, 1).lid(1, 0, 1).lid(2, 4, 1).cam(2, 100, 1);
     assert_eq!(h.fused(), vec![f(1, 1, 1)]);
-    assert_eq!(h.released(Stream::Lidar, Fate::Unpaired), vec![2]);
+    assert_eq!(h.released(StreamKind::Lidar, Fate::Unpaired), vec![2]);
     h.finish();
     let fused_cams: Vec<_> = h.fused().iter().map(|x| x.cam).collect();
     assert_eq!(fused_cams, vec![1]);
@@ -233,8 +233,8 @@ fn duplicates_are_ignored_and_counted() {
     let mut h = H::epoch();
     h.calib(1).cam(1, 0, 1).cam(1, 0, 1).lid(1, 0, 1).lid(1, 0, 1).cam(1, 7, 1);
     assert_eq!(h.fused(), vec![f(1, 1, 1)]);
-    assert_eq!(h.released(Stream::Camera, Fate::Duplicate), vec![1, 1]);
-    assert_eq!(h.released(Stream::Lidar, Fate::Duplicate), vec![1]);
+    assert_eq!(h.released(StreamKind::Camera, Fate::Duplicate), vec![1, 1]);
+    assert_eq!(h.released(StreamKind::Lidar, Fate::Duplicate), vec![1]);
     let c = h.c();
     assert_eq!((c.duplicate_camera, c.duplicate_lidar, c.camera_accepted, c.lidar_accepted), (2, 1, 1, 1));
 }
@@ -410,7 +410,7 @@ proptest! {
         let mut now = 0u64;
         let mut known = BTreeSet::new();
         // id → (stream, meta, duplicate expected)
-        let mut pushed: HashMap<u64, (Stream, FrameMeta, bool)> = HashMap::new();
+        let mut pushed: HashMap<u64, (StreamKind, FrameMeta, bool)> = HashMap::new();
         let mut seen: [BTreeSet<u64>; 2] = [BTreeSet::new(), BTreeSet::new()];
         let mut outputs: Vec<(u64, Output<u64>)> = Vec::new(); // (now, output) in order
         let mut known_at: Vec<(u64, BTreeSet<u64>)> = Vec::new();
@@ -419,9 +419,9 @@ proptest! {
             now += 3 * MS;
             match *evt {
                 Ev::Cam { seq, t, e } | Ev::Lid { seq, t, e } => {
-                    let stream = if matches!(evt, Ev::Cam { .. }) { Stream::Camera } else { Stream::Lidar };
+                    let stream = if matches!(evt, Ev::Cam { .. }) { StreamKind::Camera } else { StreamKind::Lidar };
                     let meta = FrameMeta { seq: FrameSeq(seq), capture: TimestampNs(t * MS), epoch: CalibEpoch(e) };
-                    let dup = !seen[stream as usize].insert(seq);
+                    let dup = !seen[usize::from(stream == StreamKind::Lidar)].insert(seq);
                     pushed.insert(id, (stream, meta, dup));
                     p.push(stream, meta, id, TimestampNs(now), &mut out);
                 }
@@ -458,8 +458,8 @@ proptest! {
                 Output::Fuse { camera, lidar, calib, .. } => {
                     *returned.entry(camera.payload).or_default() += 1;
                     *returned.entry(lidar.payload).or_default() += 1;
-                    prop_assert_eq!(pushed[&camera.payload].0, Stream::Camera);
-                    prop_assert_eq!(pushed[&lidar.payload].0, Stream::Lidar);
+                    prop_assert_eq!(pushed[&camera.payload].0, StreamKind::Camera);
+                    prop_assert_eq!(pushed[&lidar.payload].0, StreamKind::Lidar);
                     // No frame fused twice.
                     prop_assert!(fused_seqs[0].insert(camera.meta.seq.0), "camera fused twice");
                     prop_assert!(fused_seqs[1].insert(lidar.meta.seq.0), "lidar fused twice");
@@ -520,8 +520,8 @@ proptest! {
             for (id, e) in events.iter().enumerate() {
                 now += 3 * MS;
                 match *e {
-                    Ev::Cam { seq, t, e } => p.push(Stream::Camera, FrameMeta { seq: FrameSeq(seq), capture: TimestampNs(t * MS), epoch: CalibEpoch(e) }, id as u64, TimestampNs(now), &mut out),
-                    Ev::Lid { seq, t, e } => p.push(Stream::Lidar, FrameMeta { seq: FrameSeq(seq), capture: TimestampNs(t * MS), epoch: CalibEpoch(e) }, id as u64, TimestampNs(now), &mut out),
+                    Ev::Cam { seq, t, e } => p.push(StreamKind::Camera, FrameMeta { seq: FrameSeq(seq), capture: TimestampNs(t * MS), epoch: CalibEpoch(e) }, id as u64, TimestampNs(now), &mut out),
+                    Ev::Lid { seq, t, e } => p.push(StreamKind::Lidar, FrameMeta { seq: FrameSeq(seq), capture: TimestampNs(t * MS), epoch: CalibEpoch(e) }, id as u64, TimestampNs(now), &mut out),
                     Ev::Calib(e) => p.add_calibration(CalibEpoch(e), TimestampNs(now), &mut out),
                     Ev::Tick(ms) => { now += ms * MS; p.tick(TimestampNs(now), &mut out); }
                 }

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use calib::{CalibrationSet, CameraIntrinsics, Distortion, Projection};
-use fusion::{Engine, EngineChannels, EngineConfig, InFrame, Projected, Projector, Stream, VecSink};
+use fusion::{Engine, EngineChannels, EngineConfig, InFrame, Projected, Projector, VecSink};
 use nalgebra::{Isometry3, Matrix3, Matrix3x4, Matrix4, Point3, Rotation3, Translation3, UnitQuaternion};
 use shared::frames::{ImageHeader, PointRecord};
-use shared::{CalibEpoch, FrameSeq, TimestampNs};
+use shared::{CalibEpoch, FrameSeq, StreamKind, TimestampNs};
 use zerocopy::IntoBytes;
 
 fn data_dir() -> Option<PathBuf> {
@@ -244,14 +244,14 @@ fn engine_consistency(applied: CalibrationSet, truth: &CalibrationSet, labels: b
     }
     e.handle_calibration(Arc::new(applied));
     e.handle_frame(InFrame {
-        stream: Stream::Camera,
+        stream: StreamKind::Camera,
         seq: FrameSeq(1),
         capture: TimestampNs(1_000_000),
         epoch: CalibEpoch(1),
         payload: cam,
     });
     e.handle_frame(InFrame {
-        stream: Stream::Lidar,
+        stream: StreamKind::Lidar,
         seq: FrameSeq(1),
         capture: TimestampNs(1_000_000),
         epoch: CalibEpoch(1),

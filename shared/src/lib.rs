@@ -11,6 +11,7 @@
 //!   (wait, copy out, validate), with the outcome of every read counted.
 //! - [`scoreboard`]: typed views of the per-kind scoreboard words producers and fusion publish.
 //! - [`frames`]: payload layouts of camera, lidar and fused frames.
+//! - [`clock`]: [`clock::monotonic_ns`], the one monotonic clock (heartbeats, pipeline time).
 //! - [`rundir`]: the run directory under the shm root, and cleaning up after crashed runs.
 //! - [`bench_timer`]: the timer the benchmarks share.
 //!
@@ -196,6 +197,8 @@ pub mod seqlock;
 pub mod sync;
 pub mod wait;
 
+#[cfg(not(loom))]
+pub mod clock;
 #[cfg(not(loom))]
 pub mod layout;
 #[cfg(not(loom))]

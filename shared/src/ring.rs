@@ -31,6 +31,7 @@ use std::time::Duration;
 use rustix::fs::{FlockOperation, Mode, OFlags};
 use zerocopy::{FromBytes, IntoBytes};
 
+use crate::clock::monotonic_ns;
 use crate::frames::{PayloadSink, SinkFull};
 use crate::layout::{self, FrameHeader, ReaderCounter, WriterCounter};
 use crate::mapping::{Access, ReadOnly};
@@ -85,16 +86,6 @@ pub fn lock_held(lock_file: &Path) -> bool {
         }
         Err(_) => true,
     }
-}
-
-/// Monotonic clock in nanoseconds (heartbeats).
-#[must_use]
-pub fn monotonic_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    u64::try_from(t.tv_sec)
-        .unwrap_or(0)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(u64::try_from(t.tv_nsec).unwrap_or(0))
 }
 
 /// Metadata the producer gives a frame at commit.

@@ -6,23 +6,17 @@ use std::path::Path;
 use std::time::Duration;
 
 use calib::service::{CalibService, DeliveryPlan, Schedule, ServiceConfig};
-use calib::wire::Role;
 use calib::CalibrationSet;
 use sensor_sim::scenario::{Fault, Scenario};
-use shared::CalibEpoch;
+use shared::{CalibEpoch, Role};
 
 use super::{ready, stop_flag};
 use crate::error::CliError;
 use crate::pipeline::spec::{RunSpec, SourceSpec, SCENARIO_FILE};
 
-fn wire_role(r: shared::Role) -> Option<Role> {
-    match r {
-        shared::Role::Camera => Some(Role::Camera),
-        shared::Role::Lidar => Some(Role::Lidar),
-        shared::Role::Fusion => Some(Role::Fusion),
-        shared::Role::Monitor => Some(Role::Monitor),
-        _ => None,
-    }
+/// The subscriber a delivery fault names (`None` for a role the service delivers nothing to).
+fn wire_role(r: Role) -> Option<Role> {
+    r.subscribes_to_calibration().then_some(r)
 }
 
 /// The delivery faults a scenario asks for.

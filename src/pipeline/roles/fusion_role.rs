@@ -2,34 +2,33 @@
 //! engine through crossbeam channels; fused frames go to the fused ring, overlays to the
 //! output directory, and the role's part of the summary to `<run dir>/fusion-result.json`.
 
-use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::pipeline::summary::Source;
-use calib::subscriber::CalibSubscriber;
-use calib::table::CalibTableReader;
-use calib::wire::Role;
-use calib::CalibrationSet;
+use calib::clock::PipelineClock;
+use calib::{CalibFollower, CalibrationSet, StopFlag};
 use crossbeam_channel::{Receiver, Sender};
 use fusion::output::{FusedSink, OverlayConfig, SinkError};
 use fusion::summary::{FusionResult, StreamSummary};
-use fusion::{Engine, EngineChannels, EngineConfig, InFrame, PairingConfig, Stream};
+use fusion::{CountersSnapshot, Engine, EngineChannels, EngineConfig, FusionReport, InFrame, PairingConfig};
 use parking_lot::Mutex;
+use shared::clock::monotonic_ns;
 use shared::frames::{
     FusedHeader, FusedPoint, PayloadSink, FUSED_HEADER_SIZE, FUSED_POINT_SIZE, POINT_RECORD_SIZE,
 };
 use shared::ring::{FrameMeta, ReadOutcome, RingReader, RingWriter};
 use shared::scoreboard::FusedScoreboard;
 use shared::segment::SegmentSpec;
-use shared::{rundir, CalibEpoch, StreamKind, TimestampNs};
+use shared::{rundir, CalibEpoch, Role, StreamKind, TimestampNs};
 use zerocopy::IntoBytes;
 
 use super::{attach_when_ready, ready, stop_flag};
 use crate::error::CliError;
 use crate::pipeline::spec::{RunSpec, FUSION_RESULT_FILE};
+use crate::pipeline::summary::Source;
 
 /// How long fusion waits for a producer's ring to appear.
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -70,19 +69,20 @@ impl Arrivals {
     /// Frames remembered per stream; more than a ring and fusion's buffers hold.
     const KEEP: usize = 512;
 
-    fn record(&self, stream: usize, seq: shared::FrameSeq) {
+    fn record(&self, kind: StreamKind, seq: shared::FrameSeq) {
+        let stream = usize::from(kind == StreamKind::Lidar);
         let mut g = self.recent.lock();
         if g[stream].len() == Self::KEEP {
             g[stream].pop_front();
         }
-        g[stream].push_back((seq.0, shared::ring::monotonic_ns()));
+        g[stream].push_back((seq.0, monotonic_ns()));
     }
 
     fn latency_ns(&self, camera: shared::FrameSeq, lidar: shared::FrameSeq) -> Option<u64> {
         let g = self.recent.lock();
         let find = |i: usize, seq: u64| g[i].iter().rev().find(|(s, _)| *s == seq).map(|(_, t)| *t);
         let later = find(0, camera.0)?.max(find(1, lidar.0)?);
-        Some(shared::ring::monotonic_ns().saturating_sub(later))
+        Some(monotonic_ns().saturating_sub(later))
     }
 }
 
@@ -106,25 +106,34 @@ impl FusedSink for RingSink {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn reader_thread(
-    path: std::path::PathBuf,
+/// The fused ring's writer: created when the lidar ring appears (its size follows from the
+/// lidar ring's), shared by the sink and the scoreboard publisher.
+type FusedRing = Arc<Mutex<Option<RingWriter>>>;
+
+/// What one reader thread reads and where its frames go.
+struct ReaderIo {
     kind: StreamKind,
     tx: Sender<InFrame>,
     recycle: Receiver<Vec<u8>>,
-    stop: Arc<AtomicBool>,
     counts: Arc<ReaderCounts>,
+}
+
+fn reader_thread(
+    run: &Path,
+    io: ReaderIo,
+    stop: StopFlag,
     arrivals: Arc<Arrivals>,
     on_attach: impl FnOnce(&RingReader) + Send + 'static,
-) -> std::thread::JoinHandle<Result<(), String>> {
+) -> JoinHandle<Result<(), String>> {
+    let path = run.join(rundir::segment_file(io.kind));
     std::thread::spawn(move || {
-        let mut reader = match attach_when_ready(&path, kind, &stop, ATTACH_TIMEOUT) {
+        let mut reader = match attach_when_ready(&path, io.kind, &stop, ATTACH_TIMEOUT) {
             Ok(Some(r)) => r,
             Ok(None) => return Ok(()),
             Err(e) => {
                 // Without this stream fusion cannot work: stop the other reader too, so the
                 // role ends and the supervisor reports it, rather than waiting forever.
-                stop.store(true, Ordering::Relaxed);
+                stop.raise();
                 return Err(format!("{}: {e}", path.display()));
             }
         };
@@ -132,105 +141,290 @@ fn reader_thread(
         // restarted fusion picks up where the ring stands).
         reader.seek_oldest();
         on_attach(&reader);
-        let stream = if kind == StreamKind::Camera { Stream::Camera } else { Stream::Lidar };
-        let mut buf = Vec::new();
-        loop {
-            match reader.read_next(&mut buf) {
-                ReadOutcome::Frame(info) => {
-                    counts.read.fetch_add(1, Ordering::Relaxed);
-                    arrivals.record(usize::from(kind == StreamKind::Lidar), info.seq);
-                    let payload = std::mem::replace(&mut buf, recycle.try_recv().unwrap_or_default());
-                    let frame =
-                        InFrame { stream, seq: info.seq, capture: info.capture, epoch: info.epoch, payload };
-                    if tx.send(frame).is_err() {
-                        return Ok(());
-                    }
-                }
-                ReadOutcome::Empty => {
-                    if stop.load(Ordering::Relaxed) {
-                        return Ok(());
-                    }
-                    reader.wait(Duration::from_millis(100));
-                }
-                ReadOutcome::Torn => {
-                    counts.torn.fetch_add(1, Ordering::Relaxed);
-                    std::thread::yield_now();
-                }
-                ReadOutcome::Overrun { .. } => {
-                    counts.overruns.fetch_add(1, Ordering::Relaxed);
-                }
-                ReadOutcome::Stale { .. } => {
-                    counts.stale.fetch_add(1, Ordering::Relaxed);
-                }
-                ReadOutcome::Invalid(why) => {
-                    counts.invalid.fetch_add(1, Ordering::Relaxed);
-                    if why == shared::ring::InvalidFrame::SegmentTruncated {
-                        stop.store(true, Ordering::Relaxed);
-                        return Err(format!("{}: {why}", path.display()));
-                    }
-                }
-            }
-        }
+        read_frames(&mut reader, &io, &stop, &arrivals).map_err(|why| {
+            stop.raise();
+            format!("{}: {why}", path.display())
+        })
     })
 }
 
-/// Listens to the calibration service and the table; sends every new epoch once.
-fn listener_thread(
-    run: std::path::PathBuf,
-    tx: Sender<Arc<CalibrationSet>>,
-    stop: Arc<AtomicBool>,
+/// Copies frames out of `reader` into the engine's channel until `stop` is raised or the
+/// engine is gone; counts every outcome. A truncated segment ends it with an error.
+fn read_frames(
+    reader: &mut RingReader,
+    io: &ReaderIo,
+    stop: &StopFlag,
+    arrivals: &Arrivals,
+) -> Result<(), shared::ring::InvalidFrame> {
+    let counts = &io.counts;
+    let mut buf = Vec::new();
+    loop {
+        match reader.read_next(&mut buf) {
+            ReadOutcome::Frame(info) => {
+                counts.read.fetch_add(1, Ordering::Relaxed);
+                arrivals.record(io.kind, info.seq);
+                let payload = std::mem::replace(&mut buf, io.recycle.try_recv().unwrap_or_default());
+                let frame = InFrame {
+                    stream: io.kind,
+                    seq: info.seq,
+                    capture: info.capture,
+                    epoch: info.epoch,
+                    payload,
+                };
+                if io.tx.send(frame).is_err() {
+                    return Ok(());
+                }
+            }
+            ReadOutcome::Empty => {
+                if stop.is_raised() {
+                    return Ok(());
+                }
+                reader.wait(Duration::from_millis(100));
+            }
+            ReadOutcome::Torn => {
+                counts.torn.fetch_add(1, Ordering::Relaxed);
+                std::thread::yield_now();
+            }
+            ReadOutcome::Overrun { .. } => {
+                counts.overruns.fetch_add(1, Ordering::Relaxed);
+            }
+            ReadOutcome::Stale { .. } => {
+                counts.stale.fetch_add(1, Ordering::Relaxed);
+            }
+            ReadOutcome::Invalid(why) => {
+                counts.invalid.fetch_add(1, Ordering::Relaxed);
+                if why == shared::ring::InvalidFrame::SegmentTruncated {
+                    return Err(why);
+                }
+            }
+        }
+    }
+}
+
+/// Creates the fused ring once the lidar ring is attached: a fused frame holds at most every
+/// point of one sweep.
+fn create_fused_ring(run: &Path, fused: &FusedRing) -> impl FnOnce(&RingReader) + Send + 'static {
+    let fused = Arc::clone(fused);
+    let path = run.join(rundir::segment_file(StreamKind::Fused));
+    move |r: &RingReader| {
+        let max_points = r.slot_capacity() / POINT_RECORD_SIZE;
+        let cap = (FUSED_HEADER_SIZE + max_points * FUSED_POINT_SIZE) as u64;
+        let spec = SegmentSpec::new(StreamKind::Fused, 8, cap);
+        match RingWriter::create_or_takeover(&path, &spec) {
+            Ok((w, _)) => *fused.lock() = Some(w),
+            Err(e) => eprintln!("fusion: {}: {e}; fused frames will not be published", path.display()),
+        }
+    }
+}
+
+/// The camera and lidar reader threads.
+struct Readers {
+    threads: [JoinHandle<Result<(), String>>; 2],
+    counts: [Arc<ReaderCounts>; 2],
+    arrivals: Arc<Arrivals>,
+}
+
+impl Readers {
+    /// Starts both threads; returns them and the engine's channels (the engine holds the
+    /// only receivers, so a reader whose engine is gone stops).
+    fn spawn(
+        run: &Path,
+        stop: &StopFlag,
+        fused: &FusedRing,
+        calibration: Receiver<Arc<CalibrationSet>>,
+        engine_stop: Receiver<()>,
+    ) -> (Self, EngineChannels) {
+        let arrivals = Arc::new(Arrivals::default());
+        let counts = [Arc::new(ReaderCounts::default()), Arc::new(ReaderCounts::default())];
+        let (cam_tx, cam_rx) = crossbeam_channel::bounded(4);
+        let (lid_tx, lid_rx) = crossbeam_channel::bounded(4);
+        let (rc_tx, rc_rx) = crossbeam_channel::bounded(8);
+        let (rl_tx, rl_rx) = crossbeam_channel::bounded(8);
+        let io = |kind, tx, recycle, counts: &Arc<ReaderCounts>| ReaderIo {
+            kind,
+            tx,
+            recycle,
+            counts: Arc::clone(counts),
+        };
+        let threads = [
+            reader_thread(
+                run,
+                io(StreamKind::Camera, cam_tx, rc_rx, &counts[0]),
+                stop.clone(),
+                Arc::clone(&arrivals),
+                |_| {},
+            ),
+            reader_thread(
+                run,
+                io(StreamKind::Lidar, lid_tx, rl_rx, &counts[1]),
+                stop.clone(),
+                Arc::clone(&arrivals),
+                create_fused_ring(run, fused),
+            ),
+        ];
+        let channels = EngineChannels {
+            camera: cam_rx,
+            lidar: lid_rx,
+            calibration,
+            stop: engine_stop,
+            recycle_camera: rc_tx,
+            recycle_lidar: rl_tx,
+        };
+        (Self { threads, counts, arrivals }, channels)
+    }
+
+    /// Waits for both threads; the last error, if any, and their counts.
+    fn join(self) -> (Option<String>, [Arc<ReaderCounts>; 2]) {
+        let mut error = None;
+        for r in self.threads {
+            match r.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => error = Some(e),
+                Err(_) => error = Some("a reader thread panicked".to_string()),
+            }
+        }
+        (error, self.counts)
+    }
+}
+
+/// Follows the run's calibration on its own thread and hands every new epoch to the engine
+/// once; publishes the subscriber's counters for the scoreboard and the summary.
+struct CalibListener {
+    stop: StopFlag,
+    thread: JoinHandle<()>,
     updates: Arc<AtomicU64>,
     rejected: Arc<AtomicU64>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let socket = run.join(rundir::CALIB_SOCKET);
-        let table_path = run.join(rundir::segment_file(StreamKind::CalibTable));
-        let mut sub =
-            CalibSubscriber::connect_retry(&socket, Role::Fusion, Duration::from_secs(10), Some(&stop)).ok();
-        let mut table = CalibTableReader::attach(&table_path).ok();
-        let mut sent: BTreeSet<CalibEpoch> = BTreeSet::new();
-        let send_new = |set: CalibrationSet, sent: &mut BTreeSet<CalibEpoch>| {
-            if sent.insert(set.epoch) {
-                let _ = tx.send(Arc::new(set));
-            }
-        };
-        let mut since_table = std::time::Instant::now() - TABLE_POLL;
-        while !stop.load(Ordering::Relaxed) {
-            if since_table.elapsed() >= TABLE_POLL {
-                if table.is_none() {
-                    table = CalibTableReader::attach(&table_path).ok();
-                }
-                if let Some(t) = table.as_mut() {
-                    for set in t.read_changed() {
-                        send_new(set, &mut sent);
-                    }
-                }
-                since_table = std::time::Instant::now();
-            }
-            match sub.as_mut() {
-                Some(s) => {
-                    match s.recv_timeout(TABLE_POLL) {
-                        Ok(Some(set)) => send_new(set, &mut sent),
-                        Ok(None) => {}
-                        Err(_) => {
-                            if s.is_disconnected() {
-                                sub = None;
-                            }
-                        }
-                    }
-                    updates.store(s_updates(sub.as_ref(), &updates), Ordering::Relaxed);
-                    if let Some(s) = sub.as_ref() {
-                        rejected.store(s.rejected_messages(), Ordering::Relaxed);
-                    }
-                }
-                None => std::thread::sleep(TABLE_POLL),
-            }
-        }
-    })
 }
 
-fn s_updates(sub: Option<&CalibSubscriber>, last: &AtomicU64) -> u64 {
-    sub.map_or_else(|| last.load(Ordering::Relaxed), CalibSubscriber::updates_received)
+impl CalibListener {
+    fn spawn(run: &Path, tx: Sender<Arc<CalibrationSet>>) -> Self {
+        let stop = StopFlag::new();
+        let updates = Arc::new(AtomicU64::new(0));
+        let rejected = Arc::new(AtomicU64::new(0));
+        let thread = {
+            let (run, stop, updates, rejected) =
+                (run.to_path_buf(), stop.clone(), Arc::clone(&updates), Arc::clone(&rejected));
+            std::thread::spawn(move || {
+                // Without the service, the table alone.
+                let follower =
+                    CalibFollower::connect(&run, Role::Fusion, Duration::from_secs(10), Some(&stop))
+                        .unwrap_or_else(|_| CalibFollower::table_only(&CalibFollower::table_in(&run)));
+                let mut follower = follower.table_every(TABLE_POLL);
+                while !stop.is_raised() {
+                    for set in follower.wait(TABLE_POLL) {
+                        let _ = tx.send(set);
+                    }
+                    updates.store(follower.stats().updates_received, Ordering::Relaxed);
+                    rejected.store(follower.stats().rejected_messages, Ordering::Relaxed);
+                }
+            })
+        };
+        Self { stop, thread, updates, rejected }
+    }
+
+    /// Stops the thread; the final (updates received, messages rejected).
+    fn stop(self) -> (u64, u64) {
+        self.stop.raise();
+        let _ = self.thread.join();
+        (self.updates.load(Ordering::Relaxed), self.rejected.load(Ordering::Relaxed))
+    }
+}
+
+/// The scoreboard publisher: the engine's counters into the fused ring's aux words.
+fn publisher(fused: &FusedRing, calib: &CalibListener) -> impl FnMut(&CountersSnapshot) + Send + 'static {
+    let (fused, updates, rejected) =
+        (Arc::clone(fused), Arc::clone(&calib.updates), Arc::clone(&calib.rejected));
+    move |s| {
+        if let Some(w) = fused.lock().as_ref() {
+            FusedScoreboard {
+                pairs: s.fused,
+                held: s.held_camera + s.held_lidar,
+                dropped_no_calib: s.dropped_no_calibration,
+                rejected_mismatch: s.rejected_epoch_mismatch,
+                epoch_mismatch: s.fused_epoch_mismatch,
+                latest_epoch: CalibEpoch(s.latest_epoch),
+                unpaired: s.unpaired_camera + s.unpaired_lidar,
+                last_latency_us: s.last_latency_ns / 1000,
+                calib_updates: updates.load(Ordering::Relaxed),
+                calib_rejected: rejected.load(Ordering::Relaxed),
+            }
+            .store(w);
+        }
+    }
+}
+
+/// What the run asks of fusion.
+struct FusionPlan {
+    pairing: PairingConfig,
+    /// Keep per-pair records for the result.
+    keep_frames: bool,
+    /// Pair on the pipeline clock (live drives) rather than on the data's own time.
+    live_clock: bool,
+}
+
+impl FusionPlan {
+    fn new(spec: &RunSpec) -> Self {
+        let source = spec.source_kind();
+        Self {
+            pairing: PairingConfig::for_camera_rate(spec.camera_hz).with_mode(spec.pairing),
+            keep_frames: spec.per_pair || source == Source::Replay,
+            // Runs at max rate and replays pair on the data's own time (reproducible), with
+            // latency measured from each frame's arrival.
+            live_clock: !spec.max_rate && source == Source::Sim,
+        }
+    }
+}
+
+/// The engine, wired to the readers, the calibration listener, the fused ring and a clock
+/// set once the run starts.
+fn build_engine(
+    spec: &RunSpec,
+    plan: &FusionPlan,
+    channels: EngineChannels,
+    fused: &FusedRing,
+    readers: &Readers,
+    calib: &CalibListener,
+    clock: &Arc<Mutex<Option<PipelineClock>>>,
+) -> Result<Engine<RingSink>, CliError> {
+    let overlay =
+        (spec.overlay_every > 0).then(|| OverlayConfig::new(spec.out.join("overlays"), spec.overlay_every));
+    let cfg = EngineConfig {
+        pairing: plan.pairing,
+        keep_frames: plan.keep_frames,
+        overlay,
+        clock_follows_data: !plan.live_clock,
+        ..EngineConfig::default()
+    };
+    let engine_clock: Box<dyn Fn() -> TimestampNs + Send> = {
+        let cell = Arc::clone(clock);
+        Box::new(move || cell.lock().map_or(TimestampNs(0), |c| c.now()))
+    };
+    let mut engine = Engine::new(cfg, channels, RingSink { writer: Arc::clone(fused) }, engine_clock)
+        .map_err(|e| CliError::input(format!("{}: {e}", spec.out.display())))?;
+    if !plan.live_clock {
+        let arrivals = Arc::clone(&readers.arrivals);
+        engine.set_latency_source(move |c, l| arrivals.latency_ns(c, l));
+    }
+    engine.set_publisher(publisher(fused, calib));
+    Ok(engine)
+}
+
+/// Writes fusion's result (its part of the run summary) to `<run dir>/fusion-result.json`.
+fn write_result(
+    run: &Path,
+    plan: &FusionPlan,
+    report: &FusionReport<RingSink>,
+    counts: &[Arc<ReaderCounts>; 2],
+    (updates, rejected): (u64, u64),
+) -> Result<(), CliError> {
+    let mut result = FusionResult::from_stats(&report.stats, plan.keep_frames);
+    let received = &mut result.calibration.updates_received;
+    *received = (*received).max(updates);
+    result.calibration.rejected_messages = rejected;
+    result.streams.camera = counts[0].summary();
+    result.streams.lidar = counts[1].summary();
+    let path = run.join(FUSION_RESULT_FILE);
+    result.write(&path).map_err(|e| CliError::internal(format!("{}: {e}", path.display())))
 }
 
 /// Runs the fusion role.
@@ -240,151 +434,22 @@ fn s_updates(sub: Option<&CalibSubscriber>, last: &AtomicU64) -> u64 {
 pub fn run(run: &Path) -> Result<(), CliError> {
     let spec = RunSpec::load(run)?;
     let stop = stop_flag()?;
-    let (mode, source) = (spec.pairing, spec.source_kind());
-    let pairing = PairingConfig::for_camera_rate(spec.camera_hz).with_mode(mode);
-
-    let (cam_tx, cam_rx) = crossbeam_channel::bounded(4);
-    let (lid_tx, lid_rx) = crossbeam_channel::bounded(4);
+    let plan = FusionPlan::new(&spec);
+    let fused: FusedRing = Arc::new(Mutex::new(None));
     let (cal_tx, cal_rx) = crossbeam_channel::unbounded();
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
-    let (rc_tx, rc_rx) = crossbeam_channel::bounded(8);
-    let (rl_tx, rl_rx) = crossbeam_channel::bounded(8);
-
-    let writer: Arc<Mutex<Option<RingWriter>>> = Arc::new(Mutex::new(None));
-    let fused_path = run.join(rundir::segment_file(StreamKind::Fused));
-    // The fused ring is sized from the lidar ring: a fused frame holds at most every point
-    // of one sweep.
-    let on_lidar_attach = {
-        let writer = Arc::clone(&writer);
-        move |r: &RingReader| {
-            let max_points = r.slot_capacity() / POINT_RECORD_SIZE;
-            let cap = (FUSED_HEADER_SIZE + max_points * FUSED_POINT_SIZE) as u64;
-            let spec = SegmentSpec::new(StreamKind::Fused, 8, cap);
-            match RingWriter::create_or_takeover(&fused_path, &spec) {
-                Ok((w, _)) => *writer.lock() = Some(w),
-                Err(e) => {
-                    eprintln!("fusion: {}: {e}; fused frames will not be published", fused_path.display())
-                }
-            }
-        }
-    };
-
-    let arrivals = Arc::new(Arrivals::default());
-    let cam_counts = Arc::new(ReaderCounts::default());
-    let lid_counts = Arc::new(ReaderCounts::default());
-    let readers = [
-        reader_thread(
-            run.join(rundir::segment_file(StreamKind::Camera)),
-            StreamKind::Camera,
-            cam_tx,
-            rc_rx,
-            Arc::clone(&stop),
-            Arc::clone(&cam_counts),
-            Arc::clone(&arrivals),
-            |_| {},
-        ),
-        reader_thread(
-            run.join(rundir::segment_file(StreamKind::Lidar)),
-            StreamKind::Lidar,
-            lid_tx,
-            rl_rx,
-            Arc::clone(&stop),
-            Arc::clone(&lid_counts),
-            Arc::clone(&arrivals),
-            on_lidar_attach,
-        ),
-    ];
-    let updates = Arc::new(AtomicU64::new(0));
-    let rejected = Arc::new(AtomicU64::new(0));
-    let listen_stop = Arc::new(AtomicBool::new(false));
-    let listener = listener_thread(
-        run.to_path_buf(),
-        cal_tx,
-        Arc::clone(&listen_stop),
-        Arc::clone(&updates),
-        Arc::clone(&rejected),
-    );
-
-    let overlay =
-        (spec.overlay_every > 0).then(|| OverlayConfig::new(spec.out.join("overlays"), spec.overlay_every));
-    let keep_frames = spec.per_pair || source == Source::Replay;
-    // Live drives pair on the pipeline clock; runs at max rate and replays on the data's
-    // own time (reproducible), with latency measured from each frame's arrival.
-    let live_clock = !spec.max_rate && source == Source::Sim;
-    let cfg = EngineConfig {
-        pairing,
-        keep_frames,
-        overlay,
-        clock_follows_data: !live_clock,
-        ..EngineConfig::default()
-    };
-    let channels = EngineChannels {
-        camera: cam_rx,
-        lidar: lid_rx,
-        calibration: cal_rx,
-        stop: stop_rx,
-        recycle_camera: rc_tx,
-        recycle_lidar: rl_tx,
-    };
-    let clock_cell: Arc<Mutex<Option<calib::clock::PipelineClock>>> = Arc::new(Mutex::new(None));
-    let engine_clock: Box<dyn Fn() -> TimestampNs + Send> = {
-        let cell = Arc::clone(&clock_cell);
-        Box::new(move || cell.lock().map_or(TimestampNs(0), |c| c.now()))
-    };
-    let mut engine = Engine::new(cfg, channels, RingSink { writer: Arc::clone(&writer) }, engine_clock)
-        .map_err(|e| CliError::input(format!("{}: {e}", spec.out.display())))?;
-    if !live_clock {
-        engine.set_latency_source(move |c, l| arrivals.latency_ns(c, l));
-    }
-    {
-        let writer = Arc::clone(&writer);
-        let updates = Arc::clone(&updates);
-        let rejected = Arc::clone(&rejected);
-        engine.set_publisher(move |s| {
-            if let Some(w) = writer.lock().as_ref() {
-                FusedScoreboard {
-                    pairs: s.fused,
-                    held: s.held_camera + s.held_lidar,
-                    dropped_no_calib: s.dropped_no_calibration,
-                    rejected_mismatch: s.rejected_epoch_mismatch,
-                    epoch_mismatch: s.fused_epoch_mismatch,
-                    latest_epoch: CalibEpoch(s.latest_epoch),
-                    unpaired: s.unpaired_camera + s.unpaired_lidar,
-                    last_latency_us: s.last_latency_ns / 1000,
-                    calib_updates: updates.load(Ordering::Relaxed),
-                    calib_rejected: rejected.load(Ordering::Relaxed),
-                }
-                .store(w);
-            }
-        });
-    }
-    *clock_cell.lock() = Some(ready()?);
+    let (readers, channels) = Readers::spawn(run, &stop, &fused, cal_rx, stop_rx);
+    let calib = CalibListener::spawn(run, cal_tx);
+    let clock = Arc::new(Mutex::new(None));
+    let engine = build_engine(&spec, &plan, channels, &fused, &readers, &calib, &clock)?;
+    *clock.lock() = Some(ready()?);
     let engine_thread = std::thread::spawn(move || engine.run());
-    let mut reader_error = None;
-    for r in readers {
-        match r.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => reader_error = Some(e),
-            Err(_) => reader_error = Some("a reader thread panicked".to_string()),
-        }
-    }
+    let (reader_error, counts) = readers.join();
     // Both frame senders are gone now; the engine drains, decides, and returns. Calibrations
     // still queued are handled first, so the listener stops only after the engine is done.
     drop(stop_tx);
     let report = engine_thread.join().map_err(|_| CliError::internal("the fusion engine panicked"))?;
-    listen_stop.store(true, Ordering::Relaxed);
-    let _ = listener.join();
-
-    let mut result = FusionResult::from_stats(&report.stats, keep_frames);
-    let received = &mut result.calibration.updates_received;
-    *received = (*received).max(updates.load(Ordering::Relaxed));
-    result.calibration.rejected_messages = rejected.load(Ordering::Relaxed);
-    result.streams.camera = cam_counts.summary();
-    result.streams.lidar = lid_counts.summary();
-    let path = run.join(FUSION_RESULT_FILE);
-    result.write(&path).map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
-    if let Some(e) = reader_error {
-        return Err(CliError::internal(e));
-    }
-    Ok(())
+    let calib_counts = calib.stop();
+    write_result(run, &plan, &report, &counts, calib_counts)?;
+    reader_error.map_or(Ok(()), |e| Err(CliError::internal(e)))
 }

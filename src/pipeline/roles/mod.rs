@@ -9,10 +9,9 @@ pub mod recorder;
 pub mod replayer;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use calib::StopFlag;
 use shared::ring::RingReader;
 use shared::segment::AttachError;
 use shared::{Role, StreamKind};
@@ -39,14 +38,14 @@ pub fn run(role: Role, run: &Path) -> Result<(), CliError> {
     }
 }
 
-/// A flag raised by SIGTERM or SIGINT.
+/// The role's stop flag, raised by SIGTERM or SIGINT.
 ///
 /// # Errors
 /// Exit 3 if the handlers cannot be installed.
-pub fn stop_flag() -> Result<Arc<AtomicBool>, CliError> {
-    let stop = Arc::new(AtomicBool::new(false));
+pub fn stop_flag() -> Result<StopFlag, CliError> {
+    let stop = StopFlag::new();
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
+        signal_hook::flag::register(sig, stop.as_arc())
             .map_err(|e| CliError::internal(format!("signal handler: {e}")))?;
     }
     Ok(stop)
@@ -82,13 +81,13 @@ pub fn ready() -> Result<calib::clock::PipelineClock, CliError> {
 /// between them read (or lost) all but `margin` of the frames written, so a producer that
 /// outruns its readers waits instead of lapping them. Real-time runs never wait: there, a
 /// slow reader is lapped and the overrun is counted.
-pub fn wait_for_readers(writer: &shared::ring::RingWriter, readers: u64, margin: u64, stop: &AtomicBool) {
+pub fn wait_for_readers(writer: &shared::ring::RingWriter, readers: u64, margin: u64, stop: &StopFlag) {
     loop {
         let b = writer.scoreboard();
         let consumed = b.frames_read + b.overrun_frames_lost + b.stale + b.invalid;
         // The counters are summed over readers, so the slack is shared: even if all others
         // are caught up, the slowest one is at most `margin` frames behind.
-        if consumed + margin >= readers * b.frames_written || stop.load(Ordering::Relaxed) {
+        if consumed + margin >= readers * b.frames_written || stop.is_raised() {
             return;
         }
         // The readers publish progress only through counters: poll them briefly.
@@ -104,7 +103,7 @@ pub fn wait_for_readers(writer: &shared::ring::RingWriter, readers: u64, margin:
 pub fn attach_when_ready(
     path: &Path,
     kind: StreamKind,
-    stop: &AtomicBool,
+    stop: &StopFlag,
     timeout: Duration,
 ) -> Result<Option<RingReader>, AttachError> {
     let deadline = Instant::now() + timeout;
@@ -112,7 +111,7 @@ pub fn attach_when_ready(
         match RingReader::attach(path, kind) {
             Ok(r) => return Ok(Some(r)),
             Err(AttachError::NotFound | AttachError::NotInitialized) if Instant::now() < deadline => {
-                if stop.load(Ordering::Relaxed) {
+                if stop.is_raised() {
                     return Ok(None);
                 }
                 // Startup only: the producer has not created its segment yet.

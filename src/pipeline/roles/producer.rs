@@ -10,19 +10,15 @@
 //! after now, at `--max-rate` after the last frame it committed.
 
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use calib::store::CalibStore;
-use calib::subscriber::CalibSubscriber;
-use calib::table::CalibTableReader;
-use calib::wire::Role;
+use calib::{CalibFollower, StopFlag};
 use sensor_sim::scenario::{frame_time, Scenario};
 use sensor_sim::{CameraRenderer, LidarRenderer};
 use shared::ring::{FrameMeta, ReadOutcome, RingReader, RingWriter, WriterStart};
 use shared::scoreboard::ProducerScoreboard;
 use shared::segment::SegmentSpec;
-use shared::{rundir, CalibEpoch, FrameSeq, StreamKind, TimestampNs};
+use shared::{rundir, FrameSeq, Role, StreamKind, TimestampNs};
 
 use super::{ready, stop_flag};
 use crate::error::CliError;
@@ -77,12 +73,8 @@ pub fn run(run: &Path, kind: StreamKind) -> Result<(), CliError> {
     let ring_spec = SegmentSpec::new(kind, PRODUCER_SLOTS, renderer.capacity() as u64);
     let (mut writer, start) = RingWriter::create_or_takeover(&path, &ring_spec)
         .map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
-    let socket = run.join(rundir::CALIB_SOCKET);
-    let mut sub = CalibSubscriber::connect_retry(&socket, role, Duration::from_secs(10), Some(&stop))
+    let mut calib = CalibFollower::connect(run, role, Duration::from_secs(10), Some(&stop))
         .map_err(|e| CliError::internal(e.to_string()))?;
-    let table_path = run.join(rundir::segment_file(StreamKind::CalibTable));
-    let mut table = CalibTableReader::attach(&table_path).ok();
-    let mut store = CalibStore::new();
     let clock = ready()?;
     let mut k = match start {
         WriterStart::Created => 0,
@@ -98,48 +90,25 @@ pub fn run(run: &Path, kind: StreamKind) -> Result<(), CliError> {
     let duration = TimestampNs((spec.duration_s * 1e9) as u64);
     let period = Duration::from_secs_f64(1.0 / rate_hz);
     let mut board = ProducerScoreboard::read(&writer);
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.is_raised() {
         let t = frame_time(k, rate_hz);
         if t >= duration {
             break;
         }
-        if !spec.max_rate {
-            // Real-time pacing on the pipeline's monotonic clock.
-            loop {
-                let wait = clock.until(t);
-                if wait.is_zero() || stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                std::thread::sleep(wait.min(Duration::from_millis(50)));
-            }
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
+        if !spec.max_rate && !clock.pace(t, &stop) {
+            break;
         }
         if spec.max_rate {
             super::wait_for_readers(&writer, readers, u64::from(PRODUCER_SLOTS) - 2, &stop);
             keep_in_step(run, kind, t, &mut other, &stop);
         }
-        // The socket is the fast path; the table covers a lost or late message.
-        let _ = sub.drain_into(&mut store);
-        if table.is_none() {
-            table = CalibTableReader::attach(&table_path).ok();
-        }
-        if let Some(tab) = table.as_mut() {
-            for set in tab.read_changed() {
-                if !store.contains(set.epoch) {
-                    store.insert(set);
-                }
-            }
-        }
-        if store.newest_valid_at(t).is_none() {
+        calib.poll();
+        if !calib.epoch_for(t).is_some() {
             // Nothing announced yet for this time (the very first frame): the service
             // announces ahead of valid_from, so it is on its way.
-            if let Ok(Some(set)) = sub.recv_timeout(Duration::from_secs(2)) {
-                store.insert(set);
-            }
+            calib.wait(Duration::from_secs(2));
         }
-        let epoch = store.newest_valid_at(t).unwrap_or(CalibEpoch::NONE);
+        let epoch = calib.epoch_for(t);
         let mut loan = writer.loan();
         let truth = match &mut renderer {
             Renderer::Camera(c) => c.render(t, &mut loan).map(|f| f.epoch),
@@ -163,7 +132,7 @@ pub fn run(run: &Path, kind: StreamKind) -> Result<(), CliError> {
         board.store(&writer);
         k += 1;
     }
-    if !stop.load(Ordering::Relaxed) {
+    if !stop.is_raised() {
         board.sim_time = ProducerScoreboard::DONE;
         board.store(&writer);
     }
@@ -182,7 +151,7 @@ fn keep_in_step(
     kind: StreamKind,
     t: TimestampNs,
     other: &mut Option<RingReader>,
-    stop: &std::sync::atomic::AtomicBool,
+    stop: &StopFlag,
 ) {
     let other_kind = if kind == StreamKind::Camera { StreamKind::Lidar } else { StreamKind::Camera };
     if other.is_none() {
@@ -192,7 +161,7 @@ fn keep_in_step(
     let mut checks = 0u32;
     loop {
         let theirs = ProducerScoreboard::of(&o.scoreboard()).sim_time;
-        if theirs.0.saturating_add(STEP_SLACK_NS) >= t.0 || stop.load(Ordering::Relaxed) {
+        if theirs.0.saturating_add(STEP_SLACK_NS) >= t.0 || stop.is_raised() {
             return;
         }
         // Liveness is a system call: look now and then, not on every check.

@@ -2,16 +2,14 @@
 //! every calibration epoch, to an MCAP file with ROS 2 schemas (see
 //! `logs::McapRecorder` for the topics and how epochs are recorded).
 
-use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use calib::table::CalibTableReader;
+use calib::CalibFollower;
 use logs::McapRecorder;
 use shared::frames::{camera_image, lidar_points};
 use shared::ring::{ReadOutcome, RingReader};
-use shared::{rundir, CalibEpoch, StreamKind};
+use shared::{rundir, StreamKind};
 
 use super::{attach_when_ready, ready, stop_flag};
 use crate::error::CliError;
@@ -37,23 +35,15 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     };
     camera.seek_oldest();
     lidar.seek_oldest();
-    let table_path = run.join(rundir::segment_file(StreamKind::CalibTable));
-    let mut table = CalibTableReader::attach(&table_path).ok();
-    let mut known: BTreeSet<CalibEpoch> = BTreeSet::new();
+    // The table alone: every epoch the run announced is there, and the recorder has no
+    // deadline that the socket's fast path would help with.
+    let mut calib = CalibFollower::table_only(&CalibFollower::table_in(run));
     let (mut cam_buf, mut lid_buf) = (Vec::new(), Vec::new());
     let mut lost = 0u64;
     loop {
         // Calibration first, so a frame's epoch is known when the frame is written.
-        if table.is_none() {
-            table = CalibTableReader::attach(&table_path).ok();
-        }
-        if let Some(t) = table.as_mut() {
-            for set in t.read_changed() {
-                if known.insert(set.epoch) {
-                    rec.write_calibration(&set, set.valid_from)
-                        .map_err(|e| CliError::input(e.to_string()))?;
-                }
-            }
+        for set in calib.poll() {
+            rec.write_calibration(&set, set.valid_from).map_err(|e| CliError::input(e.to_string()))?;
         }
         let mut idle = true;
         for (reader, buf, kind) in
@@ -82,7 +72,7 @@ pub fn run(run: &Path) -> Result<(), CliError> {
             }
         }
         if idle {
-            if stop.load(Ordering::Relaxed) {
+            if stop.is_raised() {
                 break;
             }
             wait_either(&camera, &lidar);

@@ -4,8 +4,6 @@
 //! pipeline clock: the log's first frame is t = 0.
 
 use std::path::Path;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use logs::{LogOptions, OpenedLog};
 use shared::ring::{FrameMeta, RingWriter};
@@ -56,20 +54,13 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     let readers = 1 + u64::from(spec.record.is_some());
     let clock = ready()?;
     for item in frames {
-        if stop.load(Ordering::Relaxed) {
+        if stop.is_raised() {
             break;
         }
         let frame = item.map_err(|e| CliError::input(e.to_string()))?;
         let t = log.shift(frame.stamp);
-        if !spec.max_rate {
-            let due = TimestampNs((t.0 as f64 / spec.rate) as u64);
-            loop {
-                let wait = clock.until(due);
-                if wait.is_zero() || stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                std::thread::sleep(wait.min(Duration::from_millis(50)));
-            }
+        if !spec.max_rate && !clock.pace(TimestampNs((t.0 as f64 / spec.rate) as u64), &stop) {
+            break;
         }
         // A log frame is a camera image or a lidar sweep.
         let writer = if frame.stream == StreamKind::Camera { &mut camera } else { &mut lidar };
