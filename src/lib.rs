@@ -58,7 +58,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Calib(CalibCommand::Check { file }) => {
             let text = calib::file::read_source(&file).map_err(|e| CliError::input(e.to_string()))?;
             if calib::policy::is_policy_text(&text) {
-                let p = calib::policy::check_policy_file(&file).map_err(|e| CliError::input(e.to_string()))?;
+                let p =
+                    calib::policy::check_policy_file(&file).map_err(|e| CliError::input(e.to_string()))?;
                 let roles: Vec<&str> = p.roles.iter().map(|r| r.name()).collect();
                 error::out(&format!("{}: ok (socket policy; roles {})\n", file.display(), roles.join(", ")));
                 return Ok(());

@@ -135,12 +135,19 @@ fn calib_check_takes_policies_and_refuses_fifos_and_devices() {
     ok.expect_code(0);
     assert!(ok.stdout().contains("socket policy"), "{}", ok.describe());
     let bad = sb.path("bad-policy.ron");
-    std::fs::write(&bad, "SocketPolicy(\n  subscribe: (same_user: true),\n  roles: [camera, calib],\n)\n").unwrap();
+    std::fs::write(&bad, "SocketPolicy(\n  subscribe: (same_user: true),\n  roles: [camera, calib],\n)\n")
+        .unwrap();
     let run = sb.run(&["calib", "check", bad.to_str().unwrap()]);
     one_line_error(&run, "roles");
     let fifo = sb.path("fifo.ron");
-    rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR, 0)
-        .unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+        0,
+    )
+    .unwrap();
     one_line_error(&sb.run(&["calib", "check", fifo.to_str().unwrap()]), "FIFO");
     one_line_error(&sb.run(&["calib", "check", "/dev/zero"]), "character device");
 }

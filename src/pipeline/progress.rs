@@ -5,10 +5,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use shared::mapping::ReadOnly;
 use shared::ring::Scoreboard;
 use shared::rundir;
 use shared::scoreboard::FusedScoreboard;
-use shared::mapping::ReadOnly;
 use shared::segment::Segment;
 use shared::StreamKind;
 
