@@ -96,6 +96,11 @@ pub struct PipelineArgs {
     /// each role got is in the summary's `sandbox` key; a refused step is one warning line.
     #[arg(long, value_enum, value_name = "on|off", default_value_t = OnOff::On)]
     pub sandbox: OnOff,
+    /// The calibration socket's gatekeeper policy: who may subscribe, as which role, who
+    /// may publish [default: configs/calib/socket-policy.ron, built in: our own user, every
+    /// subscribing role, nobody publishes].
+    #[arg(long, value_name = "FILE.ron")]
+    pub socket_policy: Option<PathBuf>,
 }
 
 /// `epochfuse drive`.

@@ -15,7 +15,7 @@
 //! SocketPolicy(
 //!     subscribe: (same_user: true, uids: [], gids: []),   // who may connect and subscribe
 //!     publish: (same_user: false, uids: [], gids: []),    // who may send a calibration
-//!     roles: [camera, lidar, fusion, recorder, monitor],  // roles a subscriber may claim
+//!     roles: [camera, lidar, fusion, monitor, recorder],  // roles a subscriber may claim
 //! )
 //! ```
 //!
@@ -256,6 +256,14 @@ mod tests {
             p.inspect(Some(&Message::Hello(shared::Role::Camera)), US, US),
             Verdict::Refuse(Refusal::Unexpected)
         );
+    }
+
+    #[test]
+    fn the_shipped_default_policy_is_the_built_in_one() {
+        let src = include_str!("../../configs/calib/socket-policy.ron");
+        let shipped: SocketPolicy = ron::from_str(src).unwrap();
+        assert_eq!(shipped, SocketPolicy::default());
+        assert!(is_policy_text(src));
     }
 
     #[test]

@@ -9,12 +9,13 @@
 //! A Unix `SOCK_SEQPACKET` socket (`calib.sock` in the run directory), mode 0600, created
 //! before `listen` so nobody can connect while the mode is still the umask's. A subscriber
 //! connects and sends one hello naming its [`Role`]; it then receives every epoch announced
-//! so far (in epoch order), then each new one as it is announced. The service checks each
-//! peer's credentials (`SO_PEERCRED`): a peer running as another uid is refused (closed,
-//! logged, counted in [`ServiceStats::peers_refused`]). Only the service publishes: anything
-//! a subscriber sends after its hello is read, ignored and counted
-//! ([`ServiceStats::ignored_messages`]); a peer whose first message is not a valid hello is
-//! dropped ([`ServiceStats::bad_hellos`]).
+//! so far (in epoch order), then each new one as it is announced. A gatekeeper
+//! ([`SocketPolicy`], [`crate::policy`]) checks each peer's credentials (`SO_PEERCRED`) when
+//! it connects, the role it claims in its hello, and every message it sends afterwards: only
+//! the service publishes, so a subscriber that sends a calibration (or anything else) is
+//! refused and dropped. Every refusal is logged and counted by reason
+//! ([`ServiceStats::refused`]); a peer whose first message is not a valid hello is dropped
+//! ([`ServiceStats::bad_hellos`]).
 //!
 //! # Schedule
 //!
@@ -55,6 +56,7 @@ use serde::Serialize;
 use shared::{CalibEpoch, Role, TimestampNs};
 
 use crate::clock::{add_duration, PipelineClock};
+use crate::policy::{PeerIds, Refusal, SocketPolicy, Verdict};
 use crate::table::{CalibTableWriter, TableError};
 use crate::types::CalibrationSet;
 use crate::validate::{self, Invalid};
@@ -162,6 +164,8 @@ pub struct ServiceConfig {
     pub schedule: Schedule,
     /// Fault injection.
     pub plan: DeliveryPlan,
+    /// The gatekeeper: who may connect, as which role, and send what.
+    pub policy: SocketPolicy,
 }
 
 impl ServiceConfig {
@@ -174,6 +178,7 @@ impl ServiceConfig {
             table_path: Some(run_dir.join(shared::rundir::segment_file(shared::StreamKind::CalibTable))),
             schedule: Schedule::default(),
             plan: DeliveryPlan::default(),
+            policy: SocketPolicy::default(),
         }
     }
 
@@ -185,12 +190,13 @@ impl ServiceConfig {
             table_path: None,
             schedule: Schedule::default(),
             plan: DeliveryPlan::default(),
+            policy: SocketPolicy::default(),
         }
     }
 }
 
 /// The service's counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ServiceStats {
     /// Epochs announced (and written to the table).
     pub epochs_announced: u64,
@@ -204,7 +210,8 @@ pub struct ServiceStats {
     pub subscribers_accepted: u64,
     /// Subscribers connected now.
     pub subscribers_connected: u64,
-    /// Peers refused for running as another uid.
+    /// Peers and messages the gatekeeper refused, all reasons ([`ServiceStats::refused`]
+    /// has them by reason).
     pub peers_refused: u64,
     /// Peers dropped because their first message was not a valid hello (or never came).
     pub bad_hellos: u64,
@@ -214,6 +221,38 @@ pub struct ServiceStats {
     pub peers_disconnected: u64,
     /// Slots written to the calibration table.
     pub table_writes: u64,
+    /// Peers and messages the gatekeeper refused, by reason.
+    pub refused: RefusalStats,
+}
+
+/// Refusals of the gatekeeper ([`SocketPolicy`]), one counter per [`Refusal`] reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RefusalStats {
+    /// No peer credentials.
+    pub no_credentials: u64,
+    /// Peer not allowed to subscribe.
+    pub not_allowed: u64,
+    /// Role not allowed.
+    pub role_not_allowed: u64,
+    /// First message not a valid hello.
+    pub bad_hello: u64,
+    /// Peer not allowed to publish.
+    pub publish_not_allowed: u64,
+    /// A second hello, or bytes that are not a message.
+    pub unexpected: u64,
+}
+
+impl RefusalStats {
+    fn count(&mut self, r: Refusal) {
+        *match r {
+            Refusal::NoCredentials => &mut self.no_credentials,
+            Refusal::NotAllowed => &mut self.not_allowed,
+            Refusal::RoleNotAllowed => &mut self.role_not_allowed,
+            Refusal::BadHello => &mut self.bad_hello,
+            Refusal::PublishNotAllowed => &mut self.publish_not_allowed,
+            Refusal::Unexpected => &mut self.unexpected,
+        } += 1;
+    }
 }
 
 /// The service could not start or run.
@@ -274,6 +313,7 @@ struct Epoch {
 struct Peer {
     fd: OwnedFd,
     pid: i32,
+    ids: PeerIds,
     role: Option<Role>,
     connected_at: TimestampNs,
     /// (due, epoch index), sorted.
@@ -296,7 +336,8 @@ pub struct CalibService {
     peers: Vec<Peer>,
     table: Option<CalibTableWriter>,
     stats: ServiceStats,
-    uid: u32,
+    policy: SocketPolicy,
+    ours: PeerIds,
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(Errno) -> ServiceError + 'a {
@@ -360,7 +401,11 @@ impl CalibService {
             peers: Vec::new(),
             table,
             stats: ServiceStats::default(),
-            uid: rustix::process::geteuid().as_raw(),
+            policy: config.policy,
+            ours: PeerIds {
+                uid: rustix::process::geteuid().as_raw(),
+                gid: rustix::process::getegid().as_raw(),
+            },
         })
     }
 
@@ -539,24 +584,27 @@ impl CalibService {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!("calibration service: no peer credentials ({e}); refused");
-                    self.stats.peers_refused += 1;
+                    self.refuse(Refusal::NoCredentials);
                     continue;
                 }
             };
-            let (uid, pid) = (cred.uid.as_raw(), cred.pid.as_raw_nonzero().get());
-            if uid != self.uid {
+            // The kernel gives the ids as our user namespace sees them (unmapped: 65534).
+            let ids = PeerIds { uid: cred.uid.as_raw(), gid: cred.gid.as_raw() };
+            let pid = cred.pid.as_raw_nonzero().get();
+            if let Err(r) = self.policy.admit(ids, self.ours) {
                 tracing::warn!(
-                    peer_uid = uid,
+                    peer_uid = ids.uid,
+                    peer_gid = ids.gid,
                     peer_pid = pid,
-                    our_uid = self.uid,
-                    "calibration service: refused a peer running as another uid"
+                    "calibration service: {r}; refused"
                 );
-                self.stats.peers_refused += 1;
+                self.refuse(r);
                 continue;
             }
             self.peers.push(Peer {
                 fd,
                 pid,
+                ids,
                 role: None,
                 connected_at: self.clock.now(),
                 queue: Vec::new(),
@@ -580,15 +628,26 @@ impl CalibService {
                 }
                 Ok((n, full)) => {
                     if p.role.is_some() {
-                        self.stats.ignored_messages += 1;
-                        tracing::debug!(
-                            pid = p.pid,
-                            "calibration service: ignored a message from a subscriber"
-                        );
+                        let msg = (full == n).then(|| wire::decode(&buf[..n]).ok()).flatten();
+                        match self.policy.inspect(msg.as_ref(), p.ids, self.ours) {
+                            Verdict::Ignore => self.stats.ignored_messages += 1,
+                            Verdict::Refuse(r) => {
+                                tracing::warn!(pid = p.pid, "calibration service: {r}; peer dropped");
+                                p.dead = true;
+                                self.refuse(r);
+                                return;
+                            }
+                        }
                         continue;
                     }
                     match (full == n).then(|| wire::decode(&buf[..n])) {
                         Some(Ok(Message::Hello(role))) => {
+                            if let Err(r) = self.policy.admit_role(role, p.ids, self.ours) {
+                                tracing::warn!(pid = p.pid, %role, "calibration service: {r}; peer dropped");
+                                p.dead = true;
+                                self.refuse(r);
+                                return;
+                            }
                             p.role = Some(role);
                             self.stats.subscribers_accepted += 1;
                             tracing::info!(pid = p.pid, %role, "calibration subscriber connected");
@@ -610,6 +669,7 @@ impl CalibService {
                             );
                             self.stats.bad_hellos += 1;
                             p.dead = true;
+                            self.stats.refused.count(Refusal::BadHello);
                             return;
                         }
                     }
@@ -622,6 +682,12 @@ impl CalibService {
                 }
             }
         }
+    }
+
+    /// Counts a refused peer or message.
+    fn refuse(&mut self, r: Refusal) {
+        self.stats.peers_refused += 1;
+        self.stats.refused.count(r);
     }
 
     /// The counters so far.

@@ -158,50 +158,62 @@ fn raw_client(path: &std::path::Path) -> std::os::fd::OwnedFd {
     fd
 }
 
+/// Steps a hand-driven service until `done` holds (at most 100 steps).
+fn step_until(svc: &mut CalibService, done: impl Fn(&CalibService) -> bool) {
+    for _ in 0..100 {
+        if done(svc) {
+            return;
+        }
+        svc.step(Duration::from_millis(5)).unwrap();
+    }
+}
+
 #[test]
-fn messages_after_hello_are_ignored_and_counted() {
+fn the_gatekeeper_refuses_a_subscriber_that_publishes_and_counts_why() {
     // The service is stepped by hand here, so the counters are read without a race.
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config_in(dir.path());
     cfg.schedule = Schedule::AllAtStart;
-    let clock = PipelineClock::start();
-    let mut svc = CalibService::bind(cfg, vec![rig(1, 0)], clock).unwrap();
-    let step = |svc: &mut CalibService| svc.step(Duration::from_millis(5)).unwrap();
-    let mut sub = CalibSubscriber::connect(svc.socket_path(), Role::Monitor).unwrap();
-    assert!(svc.announcements().is_empty());
-    let mut got = None;
-    for _ in 0..100 {
-        step(&mut svc);
-        got = sub.try_recv().unwrap();
-        if got.is_some() {
-            break;
-        }
-    }
-    assert_eq!(got.unwrap().epoch, CalibEpoch(1));
-    assert_eq!(svc.announced(), [CalibEpoch(1)]);
-    assert_eq!(svc.announcements().len(), 1);
-    // A subscriber tries to publish: an update, garbage, another hello.
+    let mut svc = CalibService::bind(cfg, vec![rig(1, 0)], PipelineClock::start()).unwrap();
+    let mut sub = CalibSubscriber::connect(svc.socket_path(), Role::Camera).unwrap();
+    step_until(&mut svc, |s| s.stats().updates_sent == 1);
+    assert_eq!(sub.try_recv().unwrap().map(|s| s.epoch), Some(CalibEpoch(1)));
+    // A producer tries to publish a calibration: refused, counted, disconnected.
     send(&sub, &calib::wire::encode_update(&rig(2, 5)), SendFlags::empty()).unwrap();
-    send(&sub, b"garbage", SendFlags::empty()).unwrap();
-    send(&sub, &calib::wire::encode_hello(Role::Fusion), SendFlags::empty()).unwrap();
-    for _ in 0..100 {
-        step(&mut svc);
-        if svc.stats().ignored_messages == 3 {
-            break;
-        }
-    }
-    assert_eq!(svc.stats().ignored_messages, 3);
-    // Nobody receives the forged epoch, neither the sender nor a new subscriber.
-    let mut other = CalibSubscriber::connect(svc.socket_path(), Role::Camera).unwrap();
-    for _ in 0..20 {
-        step(&mut svc);
+    step_until(&mut svc, |s| s.stats().refused.publish_not_allowed == 1);
+    assert_eq!(svc.stats().refused.publish_not_allowed, 1);
+    // Garbage after a hello: refused as unexpected.
+    let junk = CalibSubscriber::connect(svc.socket_path(), Role::Monitor).unwrap();
+    step_until(&mut svc, |s| s.stats().subscribers_accepted == 2);
+    send(&junk, b"garbage", SendFlags::empty()).unwrap();
+    step_until(&mut svc, |s| s.stats().refused.unexpected == 1);
+    assert_eq!(svc.stats().refused.unexpected, 1);
+    // Nobody receives the forged epoch; the two offenders are gone.
+    let mut other = CalibSubscriber::connect(svc.socket_path(), Role::Fusion).unwrap();
+    step_until(&mut svc, |s| s.stats().subscribers_accepted == 3);
+    for _ in 0..10 {
+        svc.step(Duration::from_millis(5)).unwrap();
     }
     assert_eq!(other.try_recv().unwrap().map(|s| s.epoch), Some(CalibEpoch(1)));
     assert!(other.try_recv().unwrap().is_none());
-    assert!(sub.try_recv().unwrap().is_none());
-    assert_eq!(svc.stats().subscribers_accepted, 2);
-    assert_eq!(svc.stats().subscribers_connected, 2);
-    assert_eq!(svc.stats().updates_sent, 2);
+    assert_eq!(svc.stats().subscribers_connected, 1);
+    assert_eq!(svc.stats().peers_refused, 2);
+}
+
+#[test]
+fn the_gatekeeper_admits_only_the_roles_its_policy_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config_in(dir.path());
+    cfg.schedule = Schedule::AllAtStart;
+    cfg.policy.roles = vec![Role::Camera];
+    let mut svc = CalibService::bind(cfg, vec![rig(1, 0)], PipelineClock::start()).unwrap();
+    let _fusion = CalibSubscriber::connect(svc.socket_path(), Role::Fusion).unwrap();
+    step_until(&mut svc, |s| s.stats().refused.role_not_allowed == 1);
+    assert_eq!(svc.stats().refused.role_not_allowed, 1);
+    assert_eq!(svc.stats().subscribers_accepted, 0);
+    let mut camera = CalibSubscriber::connect(svc.socket_path(), Role::Camera).unwrap();
+    step_until(&mut svc, |s| s.stats().updates_sent == 1);
+    assert_eq!(camera.try_recv().unwrap().map(|s| s.epoch), Some(CalibEpoch(1)));
 }
 
 #[test]

@@ -48,6 +48,10 @@ pub struct CalibrationSummary {
     pub updates_received: u64,
     /// Messages rejected by validation (caller).
     pub rejected_messages: u64,
+    /// Peers and messages the calibration service's gatekeeper refused, by reason (filled
+    /// by the run's supervisor from the service's report).
+    #[serde(default)]
+    pub refused: calib::service::RefusalStats,
 }
 
 /// Pairing outcome counters. See [`crate::pairing`] for the exact definitions.
@@ -188,6 +192,7 @@ impl FusionResult {
                 epochs: stats.epochs.iter().map(|e| e.0).collect(),
                 updates_received: stats.calibration_updates,
                 rejected_messages: 0,
+                refused: calib::service::RefusalStats::default(),
             },
             pairs: PairsSummary {
                 fused: stats.fused,

@@ -43,8 +43,17 @@ fn prepare_out(args: &PipelineArgs) -> Result<(PathBuf, PathBuf), CliError> {
     Ok((out, summary))
 }
 
-fn base_spec(args: &PipelineArgs, source: SourceSpec, duration_s: f64, out: PathBuf) -> RunSpec {
-    RunSpec {
+fn base_spec(
+    args: &PipelineArgs,
+    source: SourceSpec,
+    duration_s: f64,
+    out: PathBuf,
+) -> Result<RunSpec, CliError> {
+    let socket_policy = match &args.socket_policy {
+        Some(path) => calib::policy::check_policy_file(path).map_err(|e| CliError::input(e.to_string()))?,
+        None => calib::policy::SocketPolicy::default(),
+    };
+    Ok(RunSpec {
         source,
         pairing: args.pairing,
         camera_hz: 0.0,
@@ -57,7 +66,8 @@ fn base_spec(args: &PipelineArgs, source: SourceSpec, duration_s: f64, out: Path
         per_pair: false,
         record: args.record.as_deref().map(absolute),
         sandbox: args.sandbox == OnOff::On,
-    }
+        socket_policy,
+    })
 }
 
 /// Runs `epochfuse drive`.
@@ -81,7 +91,7 @@ pub fn drive(args: &DriveArgs) -> Result<Summary, CliError> {
         )));
     }
     let (out, summary_path) = prepare_out(&args.pipeline)?;
-    let mut spec = base_spec(&args.pipeline, SourceSpec::Sim, duration_s, out);
+    let mut spec = base_spec(&args.pipeline, SourceSpec::Sim, duration_s, out)?;
     spec.per_pair = args.per_pair;
     (spec.camera_hz, spec.lidar_hz) = (scenario.camera().rate_hz, scenario.lidar().rate_hz);
     let kills = scenario
@@ -148,7 +158,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
         camera_topic: args.camera_topic.clone(),
     };
     let (out, summary_path) = prepare_out(&args.pipeline)?;
-    let mut spec = base_spec(&args.pipeline, source, 0.0, out);
+    let mut spec = base_spec(&args.pipeline, source, 0.0, out)?;
     spec.rate = args.rate;
     // Open the log here first: bad input is reported before any process starts.
     let log = roles::replayer::open_source(&spec)?;

@@ -19,6 +19,8 @@ pub const SPEC_FILE: &str = "pipeline.json";
 pub const SCENARIO_FILE: &str = "scenario.ron";
 /// File name of fusion's result (its part of the summary).
 pub const FUSION_RESULT_FILE: &str = "fusion-result.json";
+/// File name of the calibration service's counters (its part of the summary).
+pub const CALIB_RESULT_FILE: &str = "calib-result.json";
 
 /// Where frames come from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -64,6 +66,9 @@ pub struct RunSpec {
     /// Sandbox every role (Landlock, no-new-privileges, namespaces), see
     /// [`super::sandbox`].
     pub sandbox: bool,
+    /// The calibration socket's gatekeeper policy (checked at the door).
+    #[serde(default)]
+    pub socket_policy: calib::policy::SocketPolicy,
 }
 
 impl RunSpec {

@@ -22,7 +22,7 @@ use shared::Role;
 use super::procs::{CpuLedger, RoleProc, Spawner};
 use super::progress::{self, Boards, Recovery, Watch};
 use super::sandbox::SandboxSummary;
-use super::spec::{RunSpec, FUSION_RESULT_FILE, SCENARIO_FILE};
+use super::spec::{RunSpec, CALIB_RESULT_FILE, FUSION_RESULT_FILE, SCENARIO_FILE};
 use super::summary::{FaultsSummary, RunFacts, Source, Summary};
 use crate::error::CliError;
 
@@ -182,8 +182,14 @@ pub fn supervise(cfg: Supervise) -> Result<Summary, CliError> {
 /// The summary: fusion's report (an empty one if fusion wrote none) merged with what the
 /// supervisor saw.
 fn merge(cfg: &Supervise, dir: &Path, facts: RunFacts) -> Summary {
-    let fusion = FusionResult::read(&dir.join(FUSION_RESULT_FILE))
+    let mut fusion = FusionResult::read(&dir.join(FUSION_RESULT_FILE))
         .unwrap_or_else(|_| FusionResult::new(cfg.spec.pairing));
+    // The service's counters: a run whose calib role died early has none (zeros).
+    let service: Option<calib::ServiceStats> =
+        std::fs::read(dir.join(CALIB_RESULT_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    if let Some(stats) = service {
+        fusion.calibration.refused = stats.refused;
+    }
     Summary::build(fusion, facts)
 }
 

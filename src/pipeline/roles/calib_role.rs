@@ -70,6 +70,7 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     let (epochs, plan) = epochs(run, &spec)?;
     let mut config = ServiceConfig::in_run_dir(run);
     config.plan = plan;
+    config.policy = spec.socket_policy.clone();
     // Runs faster than real time, and replays, know their whole schedule up front.
     config.schedule = if spec.max_rate || !matches!(spec.source, SourceSpec::Sim) {
         Schedule::AllAtStart
@@ -81,5 +82,9 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     service.set_clock(ready()?);
     let stats = service.run(&stop).map_err(|e| CliError::internal(e.to_string()))?;
     tracing::info!(?stats, "calibration service stopped");
+    let json = serde_json::to_vec(&stats).map_err(|e| CliError::internal(e.to_string()))?;
+    let path = run.join(crate::pipeline::spec::CALIB_RESULT_FILE);
+    crate::pipeline::spec::write_private(&path, &json)
+        .map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
     Ok(())
 }
