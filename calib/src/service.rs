@@ -99,7 +99,7 @@ impl Schedule {
 }
 
 /// What happens to one epoch's message to one role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum DeliveryAction {
     /// Sent this much later than it would have been.
     Delay(Duration),
@@ -108,7 +108,7 @@ pub enum DeliveryAction {
 }
 
 /// One fault: `action` on the message of `epoch` to subscribers of `role`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct DeliveryRule {
     /// The epoch.
     pub epoch: CalibEpoch,
@@ -119,7 +119,7 @@ pub struct DeliveryRule {
 }
 
 /// Fault injection on the socket: delays and drops per (epoch, role). Empty by default.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct DeliveryPlan {
     /// The rules; the first one matching an (epoch, role) applies.
     pub rules: Vec<DeliveryRule>,

@@ -156,7 +156,11 @@ pub struct PixelHit {
 }
 
 /// One calibration epoch: everything needed to project lidar points into the image.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// Serialised (the run spec, tools) in its wire encoding ([`crate::wire::EncodedSet`]):
+/// lossless, and checked again like any message when read back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(into = "crate::wire::EncodedSet", try_from = "crate::wire::EncodedSet")]
 pub struct CalibrationSet {
     /// The epoch number (≥ 1).
     pub epoch: CalibEpoch,

@@ -46,7 +46,8 @@ impl fmt::Display for FrameSeq {
 }
 
 /// A calibration epoch. Epochs start at 1 and strictly increase; 0 means "none".
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct CalibEpoch(pub u64);
 
 impl CalibEpoch {

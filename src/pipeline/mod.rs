@@ -67,6 +67,8 @@ fn base_spec(
         record: args.record.as_deref().map(absolute),
         sandbox: args.sandbox == OnOff::On,
         socket_policy,
+        epochs: Vec::new(),
+        delivery: calib::DeliveryPlan::default(),
     })
 }
 
@@ -94,6 +96,8 @@ pub fn drive(args: &DriveArgs) -> Result<Summary, CliError> {
     let mut spec = base_spec(&args.pipeline, SourceSpec::Sim, duration_s, out)?;
     spec.per_pair = args.per_pair;
     (spec.camera_hz, spec.lidar_hz) = (scenario.camera().rate_hz, scenario.lidar().rate_hz);
+    spec.epochs = scenario.calibration_schedule();
+    spec.delivery = roles::calib_role::delivery_plan(&scenario);
     let kills = scenario
         .faults()
         .iter()
@@ -163,6 +167,8 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
     // Open the log here first: bad input is reported before any process starts.
     let log = roles::replayer::open_source(&spec)?;
     spec.duration_s = log.duration_s();
+    // Indexed once, here: the calib role announces these instead of re-reading the log.
+    spec.epochs = log.epochs_on_pipeline_clock();
     // The log's real rates (a lone sweep or frame falls back to the camera's nominal period).
     spec.lidar_hz = rate_of_period(log.lidar_period_s());
     spec.camera_hz = rate_of_period(log.source().camera_period().as_secs_f64());

@@ -69,6 +69,11 @@ pub struct RunSpec {
     /// The calibration socket's gatekeeper policy (checked at the door).
     #[serde(default)]
     pub socket_policy: calib::policy::SocketPolicy,
+    /// The run's calibration epochs, on the pipeline clock: the scenario's schedule, or the
+    /// log's epochs (found once, by the supervisor). The calib role announces these.
+    pub epochs: Vec<calib::CalibrationSet>,
+    /// Delivery faults of the calibration socket (simulated drives).
+    pub delivery: calib::DeliveryPlan,
 }
 
 impl RunSpec {

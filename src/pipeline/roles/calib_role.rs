@@ -1,18 +1,18 @@
 //! The calibration role: publishes the run's epochs (the scenario's schedule, or the log's
-//! calibration states) over the socket and into the table, with the scenario's delivery
-//! faults.
+//! calibration states, both handed over in the run spec by the supervisor, so this role never
+//! builds a world or re-indexes a log) over the socket and into the table, with the
+//! scenario's delivery faults.
 
 use std::path::Path;
 use std::time::Duration;
 
 use calib::service::{CalibService, DeliveryPlan, Schedule, ServiceConfig};
-use calib::CalibrationSet;
 use sensor_sim::scenario::{Fault, Scenario};
 use shared::{CalibEpoch, Role};
 
 use super::{ready, stop_flag};
 use crate::error::CliError;
-use crate::pipeline::spec::{RunSpec, SourceSpec, SCENARIO_FILE};
+use crate::pipeline::spec::{RunSpec, SourceSpec};
 
 /// The subscriber a delivery fault names (`None` for a role the service delivers nothing to).
 fn wire_role(r: Role) -> Option<Role> {
@@ -41,25 +41,6 @@ pub fn delivery_plan(scenario: &Scenario) -> DeliveryPlan {
     plan
 }
 
-/// The epochs of the run: the scenario's schedule or the log's states (shifted onto the
-/// pipeline clock by the same origin the replayer uses).
-///
-/// # Errors
-/// Exit 2 if the scenario or the log cannot be read.
-pub fn epochs(run: &Path, spec: &RunSpec) -> Result<(Vec<CalibrationSet>, DeliveryPlan), CliError> {
-    match &spec.source {
-        SourceSpec::Sim => {
-            let scenario =
-                Scenario::load(&run.join(SCENARIO_FILE)).map_err(|e| CliError::input(e.to_string()))?;
-            Ok((scenario.calibration_schedule(), delivery_plan(&scenario)))
-        }
-        SourceSpec::Replay { .. } => {
-            let log = super::replayer::open_source(spec)?;
-            Ok((log.epochs_on_pipeline_clock(), DeliveryPlan::new()))
-        }
-    }
-}
-
 /// Runs the calibration role.
 ///
 /// # Errors
@@ -67,9 +48,8 @@ pub fn epochs(run: &Path, spec: &RunSpec) -> Result<(Vec<CalibrationSet>, Delive
 pub fn run(run: &Path) -> Result<(), CliError> {
     let spec = RunSpec::load(run)?;
     let stop = stop_flag()?;
-    let (epochs, plan) = epochs(run, &spec)?;
     let mut config = ServiceConfig::in_run_dir(run);
-    config.plan = plan;
+    config.plan = spec.delivery.clone();
     config.policy = spec.socket_policy.clone();
     // Runs faster than real time, and replays, know their whole schedule up front.
     config.schedule = if spec.max_rate || !matches!(spec.source, SourceSpec::Sim) {
@@ -77,7 +57,7 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     } else {
         Schedule::default()
     };
-    let mut service = CalibService::bind(config, epochs, calib::clock::PipelineClock::start())
+    let mut service = CalibService::bind(config, spec.epochs.clone(), calib::clock::PipelineClock::start())
         .map_err(|e| CliError::internal(e.to_string()))?;
     service.set_clock(ready()?);
     let stats = service.run(&stop).map_err(|e| CliError::internal(e.to_string()))?;
