@@ -167,7 +167,7 @@ impl<A: Access> Mapping<A> {
     /// hot copy loops below index without further bounds checks on the mapping. Crate-private
     /// for the reason given at `word_for_loads`.
     #[inline]
-    fn words(&self, offset: usize, count: usize) -> &[AtomicU64] {
+    pub(crate) fn words(&self, offset: usize, count: usize) -> &[AtomicU64] {
         self.check(offset, count);
         // SAFETY: the range is in bounds and 8-aligned (checked above, without overflow);
         // AtomicU64 has the size and alignment of u64, so `count` consecutive words form a valid `[AtomicU64]`; the

@@ -38,6 +38,9 @@ use crate::mapping::{Access, ReadOnly};
 use crate::segment::{AttachError, Segment, SegmentSpec};
 use crate::{cursor, seqlock, sync, wait, CalibEpoch, FrameSeq, Incarnation, StreamKind, TimestampNs};
 
+mod inplace;
+pub use inplace::{FrameRef, InPlace, SlotView};
+
 /// How many times [`RingReader::read_next`] retries a slot a write is in progress on before
 /// returning [`ReadOutcome::Torn`].
 const TORN_RETRIES: u32 = 8;
@@ -627,18 +630,28 @@ impl RingReader {
     /// Reads the next frame into `buf` (resized to the payload; its capacity is reused).
     /// Never blocks; see [`wait`](Self::wait).
     pub fn read_next(&mut self, buf: &mut Vec<u8>) -> ReadOutcome {
-        let cursor = self.cursor();
-        if cursor == self.next {
-            return ReadOutcome::Empty;
-        }
-        let slots = self.seg.slot_count();
-        if let Some((at, lost)) = cursor::lapped(cursor, self.next, slots) {
-            self.next = at;
-            self.count(ReaderCounter::Overruns, 1);
-            self.count(ReaderCounter::OverrunFramesLost, lost);
-            return ReadOutcome::Overrun { lost };
+        if let Some(early) = self.before_next() {
+            return early;
         }
         let outcome = self.read_seq(self.next, buf);
+        self.after_next(outcome)
+    }
+
+    /// `Empty` or a counted `Overrun` (moving the reader) when the next frame cannot be read.
+    fn before_next(&mut self) -> Option<ReadOutcome> {
+        let cursor = self.cursor();
+        if cursor == self.next {
+            return Some(ReadOutcome::Empty);
+        }
+        let (at, lost) = cursor::lapped(cursor, self.next, self.seg.slot_count())?;
+        self.next = at;
+        self.count(ReaderCounter::Overruns, 1);
+        self.count(ReaderCounter::OverrunFramesLost, lost);
+        Some(ReadOutcome::Overrun { lost })
+    }
+
+    /// Moves the reader past the frame `outcome` was read for, as that outcome requires.
+    fn after_next(&mut self, outcome: ReadOutcome) -> ReadOutcome {
         match outcome {
             ReadOutcome::Frame(_) | ReadOutcome::Stale { .. } | ReadOutcome::Invalid(_) => {
                 self.next = self.next.next();
@@ -646,7 +659,7 @@ impl RingReader {
             ReadOutcome::Overrun { .. } => {
                 // The slot was reused while we looked: resume behind the writer, not on the
                 // next slot it is about to take (see `crate::cursor`).
-                let at = cursor::resume_at(self.cursor(), slots);
+                let at = cursor::resume_at(self.cursor(), self.seg.slot_count());
                 let skip = at.distance_from(self.next);
                 if skip > 1 && skip < u64::MAX / 2 {
                     self.count(ReaderCounter::OverrunFramesLost, skip - 1);
@@ -663,16 +676,23 @@ impl RingReader {
     /// Reads frame `seq` into `buf` without moving the reader (random access, as the
     /// calibration table needs). Counts its outcome like `read_next`.
     pub fn read_at(&self, seq: FrameSeq, buf: &mut Vec<u8>) -> ReadOutcome {
-        let cursor = self.cursor();
-        let ahead = cursor.distance_from(seq);
+        match self.before_at(seq) {
+            Some(early) => early,
+            None => self.read_seq(seq, buf),
+        }
+    }
+
+    /// `Empty` or a counted `Overrun` when frame `seq` is not (or no longer) in the ring.
+    fn before_at(&self, seq: FrameSeq) -> Option<ReadOutcome> {
+        let ahead = self.cursor().distance_from(seq);
         if ahead == 0 || ahead > u64::MAX / 2 {
-            return ReadOutcome::Empty;
+            return Some(ReadOutcome::Empty);
         }
         if ahead > self.seg.slot_count() {
             self.count(ReaderCounter::Overruns, 1);
-            return ReadOutcome::Overrun { lost: ahead - self.seg.slot_count() };
+            return Some(ReadOutcome::Overrun { lost: ahead - self.seg.slot_count() });
         }
-        self.read_seq(seq, buf)
+        None
     }
 
     fn read_seq(&self, seq: FrameSeq, buf: &mut Vec<u8>) -> ReadOutcome {
@@ -707,48 +727,57 @@ impl RingReader {
                 std::hint::spin_loop();
                 continue;
             }
-            if m.truncated() {
-                return self.invalid(InvalidFrame::SegmentTruncated);
-            }
-            if header.incarnation == 0 && header.frame_seq != seq.0 {
-                // Marked as holding no frame (abandoned loan, repaired slot, never written).
-                self.count(ReaderCounter::Stale, 1);
-                return ReadOutcome::Stale { expected: seq, found: FrameSeq(header.frame_seq) };
-            }
-            if !len_ok {
-                return self.invalid(InvalidFrame::LengthOutOfBounds { len: header.payload_len });
-            }
-            let current = m.word(layout::OFF_INCARNATION).load(Ordering::Relaxed);
-            if header.incarnation == 0 || header.incarnation > current {
-                return self.invalid(InvalidFrame::BadIncarnation { incarnation: header.incarnation });
-            }
-            // The checksum covers every header word: a scribbled seq, capture time, epoch,
-            // length or incarnation is refused here like a scribbled payload byte.
-            if header.seal(sum) != header.checksum {
-                return self.invalid(InvalidFrame::ChecksumMismatch);
-            }
-            if header.frame_seq != seq.0 {
-                let found = FrameSeq(header.frame_seq);
-                let newer = found.distance_from(seq);
-                if newer > 0 && newer < u64::MAX / 2 {
-                    // The writer reused the slot for a later frame: we were lapped.
-                    self.count(ReaderCounter::Overruns, 1);
-                    self.count(ReaderCounter::OverrunFramesLost, 1);
-                    return ReadOutcome::Overrun { lost: 1 };
-                }
-                self.count(ReaderCounter::Stale, 1);
-                return ReadOutcome::Stale { expected: seq, found };
-            }
-            self.count(ReaderCounter::FramesRead, 1);
-            return ReadOutcome::Frame(FrameInfo {
-                seq,
-                capture: TimestampNs(header.capture_ns),
-                epoch: CalibEpoch(header.epoch),
-                incarnation: Incarnation(header.incarnation),
-                len: header.payload_len as usize,
-            });
+            return self.judge(seq, &header, sum);
         }
         ReadOutcome::Torn
+    }
+
+    /// Judges a frame header and payload checksum that were read consistently (inside one
+    /// seqlock read) as frame `seq`, and counts the outcome.
+    fn judge(&self, seq: FrameSeq, header: &FrameHeader, sum: u64) -> ReadOutcome {
+        let m = &self.seg.map;
+        let capacity = self.seg.slot_capacity();
+        let len_ok = header.payload_len <= capacity;
+        if m.truncated() {
+            return self.invalid(InvalidFrame::SegmentTruncated);
+        }
+        if header.incarnation == 0 && header.frame_seq != seq.0 {
+            // Marked as holding no frame (abandoned loan, repaired slot, never written).
+            self.count(ReaderCounter::Stale, 1);
+            return ReadOutcome::Stale { expected: seq, found: FrameSeq(header.frame_seq) };
+        }
+        if !len_ok {
+            return self.invalid(InvalidFrame::LengthOutOfBounds { len: header.payload_len });
+        }
+        let current = m.word(layout::OFF_INCARNATION).load(Ordering::Relaxed);
+        if header.incarnation == 0 || header.incarnation > current {
+            return self.invalid(InvalidFrame::BadIncarnation { incarnation: header.incarnation });
+        }
+        // The checksum covers every header word: a scribbled seq, capture time, epoch,
+        // length or incarnation is refused here like a scribbled payload byte.
+        if header.seal(sum) != header.checksum {
+            return self.invalid(InvalidFrame::ChecksumMismatch);
+        }
+        if header.frame_seq != seq.0 {
+            let found = FrameSeq(header.frame_seq);
+            let newer = found.distance_from(seq);
+            if newer > 0 && newer < u64::MAX / 2 {
+                // The writer reused the slot for a later frame: we were lapped.
+                self.count(ReaderCounter::Overruns, 1);
+                self.count(ReaderCounter::OverrunFramesLost, 1);
+                return ReadOutcome::Overrun { lost: 1 };
+            }
+            self.count(ReaderCounter::Stale, 1);
+            return ReadOutcome::Stale { expected: seq, found };
+        }
+        self.count(ReaderCounter::FramesRead, 1);
+        ReadOutcome::Frame(FrameInfo {
+            seq,
+            capture: TimestampNs(header.capture_ns),
+            epoch: CalibEpoch(header.epoch),
+            incarnation: Incarnation(header.incarnation),
+            len: header.payload_len as usize,
+        })
     }
 
     fn invalid(&self, why: InvalidFrame) -> ReadOutcome {
