@@ -161,11 +161,13 @@ impl SlotView<'_> {
     /// Calls `f(i, word)` for every payload word in order.
     #[inline]
     pub fn for_each_word(&self, mut f: impl FnMut(usize, u64)) {
-        for i in 0..self.words.len() {
-            if let Some(w) = self.load_word(i) {
-                f(i, w);
-            }
+        let Some((last, body)) = self.words.split_last() else { return };
+        for (i, w) in body.iter().enumerate() {
+            f(i, w.load(Ordering::Relaxed));
         }
+        let tail = self.len % 8;
+        let w = last.load(Ordering::Relaxed);
+        f(body.len(), if tail == 0 { w } else { w & (u64::MAX >> (8 * (8 - tail))) });
     }
 
     /// Copies payload bytes `range` into `dst` (replacing its contents). `false` (and `dst`
