@@ -118,16 +118,16 @@ impl SlotView<'_> {
         self.info.epoch
     }
 
-    /// Payload bytes.
+    /// Payload bytes (the header's length, checked against the slot's capacity).
     #[must_use]
     pub fn len(&self) -> usize {
         self.len
     }
 
-    /// Whether the payload is empty.
+    /// Whether the payload is empty (clippy's `len_without_is_empty`).
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.words.is_empty()
     }
 
     /// Little-endian payload words (the last one zero-padded).
