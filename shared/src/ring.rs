@@ -10,8 +10,10 @@
 //!   writes the frame header, closes the seqlock and publishes the cursor.
 //! - **Readers detect, never block the writer.** [`RingReader::read_next`] copies the next
 //!   frame into the caller's buffer with the seqlock recipe of [`crate::seqlock`], then
-//!   validates it (sequence, incarnation, bounds, checksum). Every outcome is counted in the
-//!   segment's scoreboard:
+//!   validates it (sequence, incarnation, bounds, checksum);
+//!   [`RingReader::read_next_in_place`] instead runs the consumer's closure on the slot
+//!   itself and validates afterwards (see [`InPlace`]: nothing a torn read computed escapes).
+//!   Every outcome is counted in the segment's scoreboard:
 //!   [`ReadOutcome::Frame`], [`ReadOutcome::Torn`] (a write was in progress: call again),
 //!   [`ReadOutcome::Overrun`] (the writer lapped the reader; it skips to the oldest frame
 //!   still held), [`ReadOutcome::Stale`] (the slot no longer holds the announced frame
