@@ -9,7 +9,8 @@
 //!   closure sums every payload word through the `SlotView` (reads every byte, copies none),
 //!   then the validation (checksum in a second pass over the slot, seqlock, header);
 //!   **in-place validate only**: the same with a closure that reads nothing, i.e. the cost of
-//!   the validation pass alone (the checksum's share).
+//!   the validation pass alone (the checksum's share); **streaming sum+validate**:
+//!   `RingReader::read_at_streaming`, the same sum with the checksum folded into its loads.
 //!
 //! Each figure is the median over batches of at least 1 ms within a ~120 ms budget per cell,
 //! after a warm-up. Target (DESIGN.md §9): read+validate ≤ 1.3× memcpy from 64 KiB up.
@@ -125,18 +126,27 @@ fn main() {
         };
         let sum = in_place(&sum_words);
         let validate = in_place(&|v| v.len() as u64);
+        let streaming =
+            ns_per_call(|| match reader.read_at_streaming(seq, 0u64, |s, _, w| *s = s.wrapping_add(w)) {
+                InPlace::Frame(info, r) => {
+                    black_box((info, r));
+                }
+                InPlace::Rejected(other) => panic!("read_at_streaming returned {other:?}"),
+            });
         let in_place_ratio = sum / memcpy;
         if size >= 64 << 10 {
             worst_in_place_from_64k = worst_in_place_from_64k.max(in_place_ratio);
         }
         in_place_rows.push(format!(
-            "| {} | {} | {} | {:.2} | {in_place_ratio:.2} | {} | {:.2} |",
+            "| {} | {} | {} | {:.2} | {in_place_ratio:.2} | {} | {:.2} | {} | {:.2} |",
             label(size),
             ns(memcpy),
             ns(sum),
             gbps(size, sum),
             ns(validate),
             validate / memcpy,
+            ns(streaming),
+            streaming / memcpy,
         ));
 
         let ratio = read / memcpy;
@@ -162,9 +172,9 @@ fn main() {
     println!("\nin-place reads (no copy) vs memcpy\n");
     println!(
         "| size | memcpy ns | in-place sum+validate ns | GB/s | in-place ÷ memcpy | validate only ns \
-         | validate ÷ memcpy |"
+         | validate ÷ memcpy | streaming sum+validate ns | streaming ÷ memcpy |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in &in_place_rows {
         println!("{row}");
     }

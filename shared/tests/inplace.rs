@@ -158,3 +158,32 @@ fn a_versioned_reference_is_checked_at_use() {
     assert_eq!(res, InPlace::Rejected(ReadOutcome::Overrun { lost: 1 }));
     assert_eq!((r.scoreboard().frames_read, r.scoreboard().overruns), (1, 1));
 }
+
+/// The one-pass form: the checksum folded into the consumer's loads must judge exactly as
+/// the second pass does (a frame, a scribble, an overwrite while the consumer reads).
+#[test]
+fn a_streaming_read_validates_with_the_checksum_folded_in() {
+    for len in [0usize, 5, 32, 77, 200] {
+        let (_d, path, mut w, r) = ring(2);
+        let seq = write_frame(&mut w, len);
+        let res = r.read_at_streaming(seq, 0u64, |s, _, word| *s = s.wrapping_add(word));
+        assert_eq!(res.frame().map(|(i, s)| (i.len, s)), Some((len, expected_sum(seq.0, len))), "len {len}");
+        if len > 8 {
+            let seg = Segment::attach(&path, Some(StreamKind::Lidar)).unwrap();
+            let off = seg.slot_offset_for(seq) + layout::SLOT_OFF_PAYLOAD;
+            seg.map.word(off + 8).fetch_xor(1 << 7, std::sync::atomic::Ordering::Relaxed);
+            let res = r.read_at_streaming(seq, (), |_, _, _| {});
+            assert_eq!(res, InPlace::Rejected(ReadOutcome::Invalid(InvalidFrame::ChecksumMismatch)));
+        }
+    }
+    let (_d, _p, mut w, r) = ring(2);
+    let seq = write_frame(&mut w, 64);
+    let res = r.read_at_streaming(seq, 0u64, |s, i, word| {
+        if i == 0 {
+            write_frame(&mut w, 64);
+            write_frame(&mut w, 64);
+        }
+        *s ^= word;
+    });
+    assert!(matches!(res, InPlace::Rejected(ReadOutcome::Overrun { .. })), "{res:?}");
+}

@@ -19,12 +19,15 @@
 //!   [`SlotView`] never hands out a `&[u8]` into shared memory.
 //! - The checksum is a second pass, not folded into the consumer's reads: a consumer may
 //!   read any subset of the payload, in any order, any number of times.
+//!   A consumer that reads every word in order uses [`RingReader::read_at_streaming`]
+//!   instead: one pass, the checksum folded into its loads.
 
 use std::ops::Range;
 
 use zerocopy::{FromBytes, IntoBytes};
 
 use super::{FrameInfo, ReadOutcome, RingReader, TORN_RETRIES};
+use crate::checksum::{self, Checksum};
 use crate::layout::{self, FrameHeader, ReaderCounter};
 use crate::mapping::Mapping;
 use crate::seqlock::{self, Validated};
@@ -170,6 +173,28 @@ impl SlotView<'_> {
         f(body.len(), if tail == 0 { w } else { w & (u64::MAX >> (8 * (8 - tail))) });
     }
 
+    /// [`for_each_word`](Self::for_each_word) with the slot checksum folded into the same
+    /// pass (four lanes in registers, as `Mapping::copy_out` does); returns the checksum.
+    fn for_each_word_summed(&self, mut f: impl FnMut(usize, u64)) -> u64 {
+        let (mut a, mut b) = ([0u64; 4], [0u64; 4]);
+        let full_quads = self.len / 32;
+        for (q, quad) in self.words[..full_quads * 4].chunks_exact(4).enumerate() {
+            for lane in 0..4 {
+                let w = quad[lane].load(Ordering::Relaxed);
+                f(4 * q + lane, w);
+                a[lane] = a[lane].wrapping_add(w ^ checksum::K0);
+                b[lane] = b[lane].wrapping_add(a[lane]);
+            }
+        }
+        let mut sum = Checksum::from_lanes(a, b);
+        for i in full_quads * 4..self.words.len() {
+            let w = self.load_word(i).unwrap_or(0);
+            f(i, w);
+            sum.add_at(i, w);
+        }
+        sum.finish(self.len as u64)
+    }
+
     /// Copies payload bytes `range` into `dst` (replacing its contents). `false` (and `dst`
     /// untouched) if the range is not inside the payload.
     pub fn copy_range_into(&self, range: Range<usize>, dst: &mut Vec<u8>) -> bool {
@@ -278,6 +303,28 @@ impl RingReader {
         self.read_at_in_place(frame.seq, f)
     }
 
+    /// Reads frame `seq` in place in one pass: `f(&mut state, i, word)` sees every payload
+    /// word in order while the checksum is folded into the same loads (no second pass), for
+    /// consumers that read the whole frame. `state` comes back only with a validated frame.
+    ///
+    /// # Errors
+    /// As [`read_at_in_place`](Self::read_at_in_place).
+    pub fn read_at_streaming<S>(
+        &self,
+        seq: FrameSeq,
+        state: S,
+        mut f: impl FnMut(&mut S, usize, u64),
+    ) -> InPlace<S> {
+        if let Some(early) = self.before_at(seq) {
+            return InPlace::Rejected(early);
+        }
+        self.in_place_with(seq, |v| {
+            let mut state = state;
+            let sum = v.for_each_word_summed(|i, w| f(&mut state, i, w));
+            (state, Some(sum))
+        })
+    }
+
     /// Learns of the next frame from its header alone (no payload read, no checksum: the
     /// header is checked again at use) and moves past it. `None` if nothing new, if a write
     /// held the slot through every retry (the reader stays), or if the slot does not hold
@@ -312,7 +359,16 @@ impl RingReader {
     }
 
     /// The protocol (see the module docs) on the slot of `seq`.
-    fn in_place<R, F: FnOnce(SlotView<'_>) -> R>(&self, seq: FrameSeq, f: F) -> InPlace<R> {
+    fn in_place<R>(&self, seq: FrameSeq, f: impl FnOnce(SlotView<'_>) -> R) -> InPlace<R> {
+        self.in_place_with(seq, |v| (f(v), None))
+    }
+
+    /// The protocol, with a closure that may hand back the payload checksum it folded into
+    /// its own pass (then the second pass is skipped).
+    fn in_place_with<R, F>(&self, seq: FrameSeq, f: F) -> InPlace<R>
+    where
+        F: FnOnce(SlotView<'_>) -> (R, Option<u64>),
+    {
         let m = &self.seg.map;
         let off = self.seg.slot_offset_for(seq);
         let payload = off + layout::SLOT_OFF_PAYLOAD;
@@ -328,7 +384,7 @@ impl RingReader {
                 let header = header_at(m, off)?;
                 let len = header.payload_len as usize;
                 let payload_ok = header.payload_len <= capacity && header.incarnation != 0;
-                let mut r = None;
+                let (mut r, mut folded) = (None, None);
                 if payload_ok && header.frame_seq == seq.0 {
                     if let Some(f) = f.take() {
                         ran = true;
@@ -337,12 +393,18 @@ impl RingReader {
                             len,
                             info: info_of(&header),
                         };
-                        r = Some(f(view));
+                        let (out, sum) = f(view);
+                        (r, folded) = (Some(out), sum);
                     }
                 }
-                // Second pass, inside the same seqlock read: the checksum of the very words
-                // the closure saw (and of a newer frame's, to tell a lap from a scribble).
-                let sum = if payload_ok { m.checksum(payload, len) } else { 0 };
+                // Unless folded into the closure's pass: a second pass, inside the same seqlock
+                // read, over the very words the closure saw (and over a newer frame's, to tell
+                // a lap from a scribble).
+                let sum = match folded {
+                    Some(sum) => sum,
+                    None if payload_ok => m.checksum(payload, len),
+                    None => 0,
+                };
                 Some((header, sum, r))
             });
             match read {
