@@ -8,7 +8,7 @@
 //! - [`seqlock`]: the per-slot seqlock protocol (also checked by the loom model).
 //! - [`segment`]: creating segment files and checking them before trusting them.
 //! - [`ring`]: [`ring::RingWriter`] (loan, write in place, commit) and [`ring::RingReader`]
-//!   (wait, copy out, validate), with the outcome of every read counted.
+//!   (wait, copy out or read in place, validate), with the outcome of every read counted.
 //! - [`scoreboard`]: typed views of the per-kind scoreboard words producers and fusion publish.
 //! - [`frames`]: payload layouts of camera, lidar and fused frames.
 //! - [`clock`]: [`clock::monotonic_ns`], the one monotonic clock (heartbeats, pipeline time).
@@ -62,6 +62,60 @@
 //! // Nothing new: `Empty` is the only outcome that does not move the reader or count.
 //! assert_eq!(reader.read_next(&mut buf), ReadOutcome::Empty);
 //! assert_eq!(reader.scoreboard().frames_read, 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Reading in place
+//!
+//! A consumer that needs only something computed from a frame (a sum, a projection, a few
+//! samples) reads it straight from the slot, without copying it out:
+//! [`ring::RingReader::read_next_in_place`] runs a closure on a [`ring::SlotView`] (atomic
+//! word loads only), then checks the seqlock, header and checksum. The closure's result comes
+//! back only with [`ring::InPlace::Frame`]; if the slot was torn or overwritten meanwhile the
+//! outcome is counted as for a copy-out read and the result is dropped. Fusion's form learns
+//! of frames from their headers ([`ring::RingReader::peek_next`], a [`ring::FrameRef`]:
+//! "frame #17 at slot 1") and checks at use that the slot still holds it
+//! ([`ring::RingReader::read_ref_in_place`]).
+//!
+//! ```
+//! use shared::frames::PayloadSink;
+//! use shared::ring::{FrameMeta, InPlace, ReadOutcome, RingReader, RingWriter};
+//! use shared::segment::SegmentSpec;
+//! use shared::{CalibEpoch, StreamKind, TimestampNs};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let run = tempfile::tempdir()?;
+//! let path = run.path().join("lidar.seg");
+//! let (mut writer, _) = RingWriter::create_or_takeover(&path, &SegmentSpec::new(StreamKind::Lidar, 2, 64))?;
+//! let mut reader = RingReader::attach(&path, StreamKind::Lidar)?;
+//! let meta = FrameMeta { capture: TimestampNs(5), epoch: CalibEpoch(1) };
+//!
+//! let mut loan = writer.loan();
+//! loan.push(&[1, 0, 0, 0, 2, 0, 0, 0])?;
+//! loan.commit(meta);
+//! // Sum the little-endian u32s straight from the slot.
+//! let read = reader.read_next_in_place(|view| {
+//!     (0..view.len() / 4).filter_map(|i| view.read_u32_at(4 * i)).sum::<u32>()
+//! });
+//! let (info, sum) = read.frame().expect("nothing overwrote the slot");
+//! assert_eq!((info.capture, sum), (TimestampNs(5), 3));
+//!
+//! // By reference: peek at the header now, read later. Two more frames lap the 2-slot ring,
+//! // so at use the slot holds another frame; what the closure computed never comes back.
+//! let (frame, header) = {
+//!     let mut loan = writer.loan();
+//!     loan.push(b"late")?;
+//!     loan.commit(meta);
+//!     reader.peek_next().expect("a new header")
+//! };
+//! assert_eq!(header.len, 4);
+//! for _ in 0..2 {
+//!     writer.loan().commit(meta);
+//! }
+//! let late = reader.read_ref_in_place(frame, |view| view.len());
+//! assert!(matches!(late, InPlace::Rejected(ReadOutcome::Overrun { .. })));
+//! assert_eq!(reader.scoreboard().overruns, 1);
 //! # Ok(())
 //! # }
 //! ```

@@ -10,8 +10,10 @@
 //!   writes the frame header, closes the seqlock and publishes the cursor.
 //! - **Readers detect, never block the writer.** [`RingReader::read_next`] copies the next
 //!   frame into the caller's buffer with the seqlock recipe of [`crate::seqlock`], then
-//!   validates it (sequence, incarnation, bounds, checksum). Every outcome is counted in the
-//!   segment's scoreboard:
+//!   validates it (sequence, incarnation, bounds, checksum);
+//!   [`RingReader::read_next_in_place`] instead runs the consumer's closure on the slot
+//!   itself and validates afterwards (see [`InPlace`]: nothing a torn read computed escapes).
+//!   Every outcome is counted in the segment's scoreboard:
 //!   [`ReadOutcome::Frame`], [`ReadOutcome::Torn`] (a write was in progress: call again),
 //!   [`ReadOutcome::Overrun`] (the writer lapped the reader; it skips to the oldest frame
 //!   still held), [`ReadOutcome::Stale`] (the slot no longer holds the announced frame
@@ -31,12 +33,19 @@ use std::time::Duration;
 use rustix::fs::{FlockOperation, Mode, OFlags};
 use zerocopy::{FromBytes, IntoBytes};
 
+use crate::checksum::Checksum;
 use crate::clock::monotonic_ns;
 use crate::frames::{PayloadSink, SinkFull};
 use crate::layout::{self, FrameHeader, ReaderCounter, WriterCounter};
-use crate::mapping::{Access, ReadOnly};
 use crate::segment::{AttachError, Segment, SegmentSpec};
 use crate::{cursor, seqlock, sync, wait, CalibEpoch, FrameSeq, Incarnation, StreamKind, TimestampNs};
+
+mod board;
+mod inplace;
+mod inspect;
+pub use board::Scoreboard;
+pub use inplace::{FrameRef, InPlace, SlotView};
+pub use inspect::{inspect, SlotState};
 
 /// How many times [`RingReader::read_next`] retries a slot a write is in progress on before
 /// returning [`ReadOutcome::Torn`].
@@ -205,7 +214,15 @@ impl RingWriter {
         let off = self.seg.slot_offset_for(self.next);
         let s = seqlock::write_begin(self.seg.map.word(off + layout::SLOT_OFF_SEQ));
         let capacity = self.seg.slot_capacity() as usize;
-        Loan { writer: self, slot: off, seq_word: s, len: 0, capacity, done: false }
+        Loan {
+            writer: self,
+            slot: off,
+            seq_word: s,
+            len: 0,
+            capacity,
+            done: false,
+            sum: Some(Checksum::new()),
+        }
     }
 
     /// The sequence number the next committed frame will get.
@@ -278,6 +295,9 @@ pub struct Loan<'w> {
     len: usize,
     capacity: usize,
     done: bool,
+    /// The payload's checksum over its complete words, folded into the copy while every
+    /// write appended; `None` once one did not (commit then reads the slot once).
+    sum: Option<Checksum>,
 }
 
 impl Loan<'_> {
@@ -307,7 +327,18 @@ impl Loan<'_> {
             incarnation: self.writer.incarnation.0,
             checksum: 0,
         };
-        header.checksum = header.seal(map.checksum(payload, self.len));
+        let sum = match self.sum {
+            Some(mut c) => {
+                if self.len % 8 != 0 {
+                    // The last, partial word: only this writer stores to it (Relaxed).
+                    let w = map.load(payload + self.len / 8 * 8, Ordering::Relaxed);
+                    c.add_at(self.len / 8, w & (u64::MAX >> (8 * (8 - self.len % 8))));
+                }
+                c.finish(self.len as u64)
+            }
+            None => map.checksum(payload, self.len),
+        };
+        header.checksum = header.seal(sum);
         map.store_words(self.slot + layout::SLOT_OFF_FRAME_HEADER, header.as_bytes_words());
         seqlock::write_end(map.word(self.slot + layout::SLOT_OFF_SEQ), self.seq_word);
         let next = seq.next();
@@ -337,7 +368,19 @@ impl PayloadSink for Loan<'_> {
         let Some(end) = end else {
             return Err(SinkFull { needed: offset.saturating_add(bytes.len()), capacity: self.capacity });
         };
-        self.writer.seg.map.copy_in(self.slot + layout::SLOT_OFF_PAYLOAD + offset, bytes);
+        let payload = self.slot + layout::SLOT_OFF_PAYLOAD;
+        match self.sum.as_mut() {
+            Some(c) if offset == self.len => {
+                self.writer
+                    .seg
+                    .map
+                    .copy_in_with(payload + offset, bytes, |at, w| c.add_at((at - payload) / 8, w));
+            }
+            _ => {
+                self.sum = None;
+                self.writer.seg.map.copy_in(payload + offset, bytes);
+            }
+        }
         self.len = self.len.max(end);
         Ok(())
     }
@@ -442,79 +485,6 @@ pub enum ReadOutcome {
     },
     /// The slot's contents failed validation; the reader moved past it.
     Invalid(InvalidFrame),
-}
-
-/// Counters of a segment's scoreboard.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Scoreboard {
-    /// Frames committed by the writer(s).
-    pub frames_written: u64,
-    /// Payload bytes committed.
-    pub bytes_written: u64,
-    /// Slots repaired at takeovers.
-    pub slots_repaired: u64,
-    /// Loans abandoned.
-    pub loans_aborted: u64,
-    /// Frames read and validated (all readers).
-    pub frames_read: u64,
-    /// Torn retries (all readers).
-    pub torn_retries: u64,
-    /// Overruns (all readers).
-    pub overruns: u64,
-    /// Frames lost to overruns (all readers).
-    pub overrun_frames_lost: u64,
-    /// Stale slots (all readers).
-    pub stale: u64,
-    /// Frames refused by validation (all readers).
-    pub invalid: u64,
-    /// The published write cursor.
-    pub cursor: FrameSeq,
-    /// Current writer incarnation.
-    pub incarnation: Incarnation,
-    /// Writer's last heartbeat, monotonic ns.
-    pub heartbeat_ns: u64,
-    /// Writer pid (informational).
-    pub writer_pid: u64,
-    /// Kind-specific words.
-    pub aux: [u64; layout::AUX_WORDS],
-}
-
-impl Scoreboard {
-    /// Reads a segment's scoreboard (Relaxed: counters are statistics).
-    #[must_use]
-    pub fn load<A: Access>(seg: &Segment<A>) -> Self {
-        let m = &seg.map;
-        let w = |c| m.load(layout::writer_counter_offset(c), Ordering::Relaxed);
-        let r = |c| m.load(layout::reader_counter_offset(c), Ordering::Relaxed);
-        Self {
-            frames_written: w(WriterCounter::FramesWritten),
-            bytes_written: w(WriterCounter::BytesWritten),
-            slots_repaired: w(WriterCounter::SlotsRepaired),
-            loans_aborted: w(WriterCounter::LoansAborted),
-            frames_read: r(ReaderCounter::FramesRead),
-            torn_retries: r(ReaderCounter::TornRetries),
-            overruns: r(ReaderCounter::Overruns),
-            overrun_frames_lost: r(ReaderCounter::OverrunFramesLost),
-            stale: r(ReaderCounter::Stale),
-            invalid: r(ReaderCounter::Invalid),
-            cursor: FrameSeq(m.load(layout::OFF_WRITE_CURSOR, Ordering::Relaxed)),
-            incarnation: Incarnation(m.load(layout::OFF_INCARNATION, Ordering::Relaxed)),
-            heartbeat_ns: m.load(layout::OFF_HEARTBEAT_NS, Ordering::Relaxed),
-            writer_pid: m.load(layout::OFF_WRITER_PID, Ordering::Relaxed),
-            aux: std::array::from_fn(|i| m.load(layout::aux_offset(i), Ordering::Relaxed)),
-        }
-    }
-}
-
-/// The state of one slot, for inspection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SlotState {
-    /// Slot index.
-    pub index: u64,
-    /// The seqlock word.
-    pub seq_word: u64,
-    /// The frame header, if it could be read consistently.
-    pub header: Option<FrameHeader>,
 }
 
 /// A reader of one segment. Cheap: many may read the same segment.
@@ -627,18 +597,28 @@ impl RingReader {
     /// Reads the next frame into `buf` (resized to the payload; its capacity is reused).
     /// Never blocks; see [`wait`](Self::wait).
     pub fn read_next(&mut self, buf: &mut Vec<u8>) -> ReadOutcome {
-        let cursor = self.cursor();
-        if cursor == self.next {
-            return ReadOutcome::Empty;
-        }
-        let slots = self.seg.slot_count();
-        if let Some((at, lost)) = cursor::lapped(cursor, self.next, slots) {
-            self.next = at;
-            self.count(ReaderCounter::Overruns, 1);
-            self.count(ReaderCounter::OverrunFramesLost, lost);
-            return ReadOutcome::Overrun { lost };
+        if let Some(early) = self.before_next() {
+            return early;
         }
         let outcome = self.read_seq(self.next, buf);
+        self.after_next(outcome)
+    }
+
+    /// `Empty` or a counted `Overrun` (moving the reader) when the next frame cannot be read.
+    fn before_next(&mut self) -> Option<ReadOutcome> {
+        let cursor = self.cursor();
+        if cursor == self.next {
+            return Some(ReadOutcome::Empty);
+        }
+        let (at, lost) = cursor::lapped(cursor, self.next, self.seg.slot_count())?;
+        self.next = at;
+        self.count(ReaderCounter::Overruns, 1);
+        self.count(ReaderCounter::OverrunFramesLost, lost);
+        Some(ReadOutcome::Overrun { lost })
+    }
+
+    /// Moves the reader past the frame `outcome` was read for, as that outcome requires.
+    fn after_next(&mut self, outcome: ReadOutcome) -> ReadOutcome {
         match outcome {
             ReadOutcome::Frame(_) | ReadOutcome::Stale { .. } | ReadOutcome::Invalid(_) => {
                 self.next = self.next.next();
@@ -646,7 +626,7 @@ impl RingReader {
             ReadOutcome::Overrun { .. } => {
                 // The slot was reused while we looked: resume behind the writer, not on the
                 // next slot it is about to take (see `crate::cursor`).
-                let at = cursor::resume_at(self.cursor(), slots);
+                let at = cursor::resume_at(self.cursor(), self.seg.slot_count());
                 let skip = at.distance_from(self.next);
                 if skip > 1 && skip < u64::MAX / 2 {
                     self.count(ReaderCounter::OverrunFramesLost, skip - 1);
@@ -663,16 +643,23 @@ impl RingReader {
     /// Reads frame `seq` into `buf` without moving the reader (random access, as the
     /// calibration table needs). Counts its outcome like `read_next`.
     pub fn read_at(&self, seq: FrameSeq, buf: &mut Vec<u8>) -> ReadOutcome {
-        let cursor = self.cursor();
-        let ahead = cursor.distance_from(seq);
+        match self.before_at(seq) {
+            Some(early) => early,
+            None => self.read_seq(seq, buf),
+        }
+    }
+
+    /// `Empty` or a counted `Overrun` when frame `seq` is not (or no longer) in the ring.
+    fn before_at(&self, seq: FrameSeq) -> Option<ReadOutcome> {
+        let ahead = self.cursor().distance_from(seq);
         if ahead == 0 || ahead > u64::MAX / 2 {
-            return ReadOutcome::Empty;
+            return Some(ReadOutcome::Empty);
         }
         if ahead > self.seg.slot_count() {
             self.count(ReaderCounter::Overruns, 1);
-            return ReadOutcome::Overrun { lost: ahead - self.seg.slot_count() };
+            return Some(ReadOutcome::Overrun { lost: ahead - self.seg.slot_count() });
         }
-        self.read_seq(seq, buf)
+        None
     }
 
     fn read_seq(&self, seq: FrameSeq, buf: &mut Vec<u8>) -> ReadOutcome {
@@ -707,82 +694,61 @@ impl RingReader {
                 std::hint::spin_loop();
                 continue;
             }
-            if m.truncated() {
-                return self.invalid(InvalidFrame::SegmentTruncated);
-            }
-            if header.incarnation == 0 && header.frame_seq != seq.0 {
-                // Marked as holding no frame (abandoned loan, repaired slot, never written).
-                self.count(ReaderCounter::Stale, 1);
-                return ReadOutcome::Stale { expected: seq, found: FrameSeq(header.frame_seq) };
-            }
-            if !len_ok {
-                return self.invalid(InvalidFrame::LengthOutOfBounds { len: header.payload_len });
-            }
-            let current = m.word(layout::OFF_INCARNATION).load(Ordering::Relaxed);
-            if header.incarnation == 0 || header.incarnation > current {
-                return self.invalid(InvalidFrame::BadIncarnation { incarnation: header.incarnation });
-            }
-            // The checksum covers every header word: a scribbled seq, capture time, epoch,
-            // length or incarnation is refused here like a scribbled payload byte.
-            if header.seal(sum) != header.checksum {
-                return self.invalid(InvalidFrame::ChecksumMismatch);
-            }
-            if header.frame_seq != seq.0 {
-                let found = FrameSeq(header.frame_seq);
-                let newer = found.distance_from(seq);
-                if newer > 0 && newer < u64::MAX / 2 {
-                    // The writer reused the slot for a later frame: we were lapped.
-                    self.count(ReaderCounter::Overruns, 1);
-                    self.count(ReaderCounter::OverrunFramesLost, 1);
-                    return ReadOutcome::Overrun { lost: 1 };
-                }
-                self.count(ReaderCounter::Stale, 1);
-                return ReadOutcome::Stale { expected: seq, found };
-            }
-            self.count(ReaderCounter::FramesRead, 1);
-            return ReadOutcome::Frame(FrameInfo {
-                seq,
-                capture: TimestampNs(header.capture_ns),
-                epoch: CalibEpoch(header.epoch),
-                incarnation: Incarnation(header.incarnation),
-                len: header.payload_len as usize,
-            });
+            return self.judge(seq, &header, sum);
         }
         ReadOutcome::Torn
+    }
+
+    /// Judges a frame header and payload checksum that were read consistently (inside one
+    /// seqlock read) as frame `seq`, and counts the outcome.
+    fn judge(&self, seq: FrameSeq, header: &FrameHeader, sum: u64) -> ReadOutcome {
+        let m = &self.seg.map;
+        let capacity = self.seg.slot_capacity();
+        let len_ok = header.payload_len <= capacity;
+        if m.truncated() {
+            return self.invalid(InvalidFrame::SegmentTruncated);
+        }
+        if header.incarnation == 0 && header.frame_seq != seq.0 {
+            // Marked as holding no frame (abandoned loan, repaired slot, never written).
+            self.count(ReaderCounter::Stale, 1);
+            return ReadOutcome::Stale { expected: seq, found: FrameSeq(header.frame_seq) };
+        }
+        if !len_ok {
+            return self.invalid(InvalidFrame::LengthOutOfBounds { len: header.payload_len });
+        }
+        let current = m.word(layout::OFF_INCARNATION).load(Ordering::Relaxed);
+        if header.incarnation == 0 || header.incarnation > current {
+            return self.invalid(InvalidFrame::BadIncarnation { incarnation: header.incarnation });
+        }
+        // The checksum covers every header word: a scribbled seq, capture time, epoch,
+        // length or incarnation is refused here like a scribbled payload byte.
+        if header.seal(sum) != header.checksum {
+            return self.invalid(InvalidFrame::ChecksumMismatch);
+        }
+        if header.frame_seq != seq.0 {
+            let found = FrameSeq(header.frame_seq);
+            let newer = found.distance_from(seq);
+            if newer > 0 && newer < u64::MAX / 2 {
+                // The writer reused the slot for a later frame: we were lapped.
+                self.count(ReaderCounter::Overruns, 1);
+                self.count(ReaderCounter::OverrunFramesLost, 1);
+                return ReadOutcome::Overrun { lost: 1 };
+            }
+            self.count(ReaderCounter::Stale, 1);
+            return ReadOutcome::Stale { expected: seq, found };
+        }
+        self.count(ReaderCounter::FramesRead, 1);
+        ReadOutcome::Frame(FrameInfo {
+            seq,
+            capture: TimestampNs(header.capture_ns),
+            epoch: CalibEpoch(header.epoch),
+            incarnation: Incarnation(header.incarnation),
+            len: header.payload_len as usize,
+        })
     }
 
     fn invalid(&self, why: InvalidFrame) -> ReadOutcome {
         self.count(ReaderCounter::Invalid, 1);
         ReadOutcome::Invalid(why)
     }
-}
-
-/// Reads the header and every slot's state of a segment without modifying it (for
-/// `epochfuse inspect`). Opens the file read-only.
-///
-/// # Errors
-/// The first failed attach check.
-pub fn inspect(path: &Path) -> Result<(Segment<ReadOnly>, Scoreboard, Vec<SlotState>), AttachError> {
-    let seg = Segment::<ReadOnly>::attach(path, None)?;
-    let board = Scoreboard::load(&seg);
-    let slots = (0..seg.slot_count())
-        .map(|index| {
-            let off = seg.slot_offset(index);
-            let seq_word = seg.map.word_for_loads(off + layout::SLOT_OFF_SEQ);
-            let mut header = None;
-            for _ in 0..TORN_RETRIES {
-                if let Some(s1) = seqlock::read_begin(seq_word) {
-                    let words = seg
-                        .map
-                        .load_words::<{ layout::FRAME_HEADER_WORDS }>(off + layout::SLOT_OFF_FRAME_HEADER);
-                    if seqlock::read_end(seq_word, s1) {
-                        header = FrameHeader::read_from_bytes(words.as_bytes()).ok();
-                        break;
-                    }
-                }
-            }
-            SlotState { index, seq_word: seq_word.load(Ordering::Relaxed), header }
-        })
-        .collect();
-    Ok((seg, board, slots))
 }

@@ -76,3 +76,37 @@ pub fn repair(seq: &AtomicU64) -> u64 {
         s
     }
 }
+
+/// What [`read_validated`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Validated<R> {
+    /// A write was in progress when the read began; the closure did not run.
+    Busy,
+    /// The slot was written while the closure ran: what it computed was dropped.
+    Changed,
+    /// No write touched the slot while the closure ran: `r` was computed from the one
+    /// completed write that left the word at `s1`.
+    Valid {
+        /// The even word value the read began (and ended) with.
+        s1: u64,
+        /// What the closure computed.
+        r: R,
+    },
+}
+
+/// The in-place read: runs `f` (which reads the slot's words with Relaxed loads and computes
+/// whatever it needs straight from them) between [`read_begin`] and [`read_end`], and hands
+/// its result back only if the slot was not written meanwhile. A result computed from a torn
+/// slot is dropped here, never returned.
+#[inline]
+pub fn read_validated<R>(seq: &AtomicU64, f: impl FnOnce() -> R) -> Validated<R> {
+    let Some(s1) = read_begin(seq) else {
+        return Validated::Busy;
+    };
+    let r = f();
+    if read_end(seq, s1) {
+        Validated::Valid { s1, r }
+    } else {
+        Validated::Changed
+    }
+}

@@ -8,7 +8,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{pattern, tempdir};
+use common::{pattern, read_via, tempdir, ReadPath};
 use shared::frames::PayloadSink;
 use shared::ring::{FrameMeta, ReadOutcome, RingReader, RingWriter, WriterStart};
 use shared::segment::SegmentSpec;
@@ -76,9 +76,15 @@ fn kill_writer_mid_frame_many_times() {
         let deadline = Instant::now() + Duration::from_secs(60);
         while r.scoreboard().frames_written < start + target {
             assert!(Instant::now() < deadline, "round {round}: child wrote nothing for 60 s");
-            match r.read_next(&mut buf) {
+            // Each round reads by another path: copy-out, in place, peek then by reference.
+            let via = ReadPath::ALL[round as usize % 3];
+            match read_via(&mut r, via, &mut buf) {
                 ReadOutcome::Frame(info) => {
-                    assert_eq!(buf, pattern(info.seq.0, info.len), "round {round}: torn frame accepted");
+                    assert_eq!(
+                        buf,
+                        pattern(info.seq.0, info.len),
+                        "round {round}: torn frame accepted via {via:?}"
+                    );
                     incarnations.insert(info.incarnation.0);
                     frames += 1;
                 }

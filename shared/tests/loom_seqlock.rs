@@ -327,3 +327,55 @@ fn a_registry_entry_changing_hands_is_never_read_torn() {
     let seen: Vec<usize> = REGISTRY_SEEN.iter().map(|c| c.load(StdRelaxed)).collect();
     assert!(seen.iter().all(|n| *n > 0), "not every outcome explored: {seen:?}");
 }
+
+/// Outcome counters of the in-place model across executions: [busy, changed, valid untouched,
+/// valid written].
+static IN_PLACE_SEEN: [AtomicUsize; 4] =
+    [AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)];
+
+/// The in-place read (`seqlock::read_validated`, as `RingReader::read_next_in_place` runs
+/// it): the spawned reader computes a value straight from the slot's words inside the read
+/// (no copy: a weighted sum, which is `3 * k` only if both words hold write `k`), while the
+/// main thread overwrites the slot. A value computed from a torn slot must never come back
+/// as valid; both the valid and the rejected cases must be explored.
+#[test]
+fn an_in_place_result_from_a_torn_slot_never_escapes() {
+    model(3, || {
+        let slot = Arc::new(Slot::new());
+        let reader = {
+            let slot = slot.clone();
+            loom::thread::spawn(move || {
+                let read = seqlock::read_validated(&slot.seq, || {
+                    let d0 = slot.data[0].load(Ordering::Relaxed);
+                    let d1 = slot.data[1].load(Ordering::Relaxed);
+                    d0 + 2 * d1
+                });
+                let i = match read {
+                    seqlock::Validated::Busy => 0,
+                    seqlock::Validated::Changed => 1,
+                    seqlock::Validated::Valid { s1, r } => {
+                        let writes = s1 / 2;
+                        assert_eq!(
+                            r,
+                            3 * writes,
+                            "a value computed from a torn slot escaped as write #{writes}"
+                        );
+                        if writes == 0 {
+                            2
+                        } else {
+                            3
+                        }
+                    }
+                };
+                IN_PLACE_SEEN[i].fetch_add(1, StdRelaxed);
+            })
+        };
+        slot.write(1);
+        slot.write(2);
+        reader.join().unwrap();
+        let quiet = seqlock::read_validated(&slot.seq, || slot.data[0].load(Ordering::Relaxed));
+        assert_eq!(quiet, seqlock::Validated::Valid { s1: 4, r: 2 }, "quiescent slot refused or stale");
+    });
+    let seen: Vec<usize> = IN_PLACE_SEEN.iter().map(|c| c.load(StdRelaxed)).collect();
+    assert!(seen.iter().all(|n| *n > 0), "not every outcome explored: {seen:?}");
+}

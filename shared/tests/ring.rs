@@ -254,3 +254,41 @@ fn wait_times_out_when_idle_and_wakes_on_commit() {
         assert!(h.join().unwrap());
     });
 }
+
+/// The checksum `commit` stamps is folded into the copy while every write appends, and
+/// taken in a pass over the slot once one did not: both must match what readers compute,
+/// whatever the push sizes (partial words at both ends) and whatever the slot held before.
+#[test]
+fn the_checksum_folded_into_pushes_matches_the_readers() {
+    let dir = tempdir();
+    let path = dir.path().join("lidar.seg");
+    let (mut w, _) = RingWriter::create_or_takeover(&path, &spec(0)).unwrap();
+    let mut r = RingReader::attach(&path, StreamKind::Lidar).unwrap();
+    let mut buf = Vec::new();
+    let meta = FrameMeta { capture: TimestampNs(1), epoch: CalibEpoch(1) };
+    for (k, cuts) in [vec![1, 2, 3, 7, 8, 9, 13, 1], vec![8, 8, 5], vec![0, 255], vec![5], vec![16, 3, 3, 2]]
+        .into_iter()
+        .enumerate()
+    {
+        for rewrite in [false, true] {
+            let mut loan = w.loan();
+            let p = pattern(k as u64 * 2 + u64::from(rewrite), cuts.iter().sum());
+            let mut at = 0;
+            for c in &cuts {
+                loan.push(&p[at..at + c]).unwrap();
+                at += c;
+            }
+            if rewrite && !p.is_empty() {
+                // Not an append: commit must fall back to reading the slot.
+                loan.write_at(0, &p[..1]).unwrap();
+            }
+            loan.commit(meta);
+            assert!(
+                matches!(r.read_next(&mut buf), ReadOutcome::Frame(_)),
+                "cuts {cuts:?}, rewrite {rewrite}"
+            );
+            assert_eq!(buf, p);
+        }
+    }
+    assert_eq!(r.scoreboard().invalid, 0);
+}

@@ -6,13 +6,14 @@ mod common;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{pattern, tempdir, write_frame};
+use common::{pattern, read_via, tempdir, write_frame, ReadPath};
 use shared::ring::{ReadOutcome, RingReader, RingWriter};
 use shared::segment::SegmentSpec;
 use shared::{FrameSeq, StreamKind};
 
 /// One writer, three readers, a small ring so readers are lapped and see writes in
-/// progress all the time. Every accepted frame must match its self-checking pattern.
+/// progress all the time. Every accepted frame must match its self-checking pattern. The
+/// readers take one path each: copy-out, in place, and peek then in place by reference.
 #[test]
 fn one_writer_three_readers_accept_no_torn_frame() {
     let dir = tempdir();
@@ -27,8 +28,9 @@ fn one_writer_three_readers_accept_no_torn_frame() {
     let done = AtomicBool::new(false);
     const FRAMES: u64 = 60_000;
     let totals = std::thread::scope(|s| {
-        let readers: Vec<_> = (0..3)
-            .map(|_| {
+        let readers: Vec<_> = ReadPath::ALL
+            .into_iter()
+            .map(|via| {
                 let path = &path;
                 let done = &done;
                 s.spawn(move || {
@@ -36,12 +38,12 @@ fn one_writer_three_readers_accept_no_torn_frame() {
                     let mut buf = Vec::new();
                     let (mut frames, mut torn, mut overruns) = (0u64, 0u64, 0u64);
                     loop {
-                        match r.read_next(&mut buf) {
+                        match read_via(&mut r, via, &mut buf) {
                             ReadOutcome::Frame(info) => {
                                 assert_eq!(
                                     buf,
                                     pattern(info.seq.0, info.len),
-                                    "torn frame {:?} accepted",
+                                    "torn frame {:?} accepted via {via:?}",
                                     info.seq
                                 );
                                 frames += 1;
@@ -122,11 +124,16 @@ fn random_bytes_over_the_segment_never_yield_an_invalid_frame() {
         while !done.load(Ordering::Acquire) {
             // The scribbler moves the cursor anywhere: jump around to read what slots hold.
             r.seek(FrameSeq(r.cursor().0.wrapping_sub(1 + outcomes.iter().sum::<u64>() % 8)));
-            let o = r.read_next(&mut buf);
+            let via = ReadPath::ALL[(outcomes.iter().sum::<u64>() % 3) as usize];
+            let o = read_via(&mut r, via, &mut buf);
             let i = match o {
                 ReadOutcome::Frame(info) => {
                     assert!(info.len <= 512);
-                    assert_eq!(buf, pattern(info.seq.0, info.len), "a scribbled frame was accepted");
+                    assert_eq!(
+                        buf,
+                        pattern(info.seq.0, info.len),
+                        "a scribbled frame was accepted via {via:?}"
+                    );
                     0
                 }
                 ReadOutcome::Empty => 1,

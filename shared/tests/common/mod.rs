@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use shared::frames::PayloadSink;
-use shared::ring::{FrameMeta, RingWriter};
+use shared::ring::{FrameMeta, ReadOutcome, RingReader, RingWriter, SlotView};
 use shared::{CalibEpoch, FrameSeq, TimestampNs};
 
 /// The self-checking payload of frame `seq`: `len` bytes, every 8-byte word derived from
@@ -39,4 +39,47 @@ pub fn write_frame(w: &mut RingWriter, len: usize) -> FrameSeq {
 /// A fresh directory for one test.
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("epochfuse-test-").tempdir().unwrap()
+}
+
+/// How a test reads frames: the copy-out path or one of the in-place paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadPath {
+    /// `read_next` into a buffer.
+    CopyOut,
+    /// `read_next_in_place`, the closure copying the payload out of the view.
+    InPlace,
+    /// `peek_next` for the header, then `read_ref_in_place` on the reference.
+    PeekThenRef,
+}
+
+impl ReadPath {
+    /// Every path, for tests that spread their readers or rounds over them.
+    pub const ALL: [Self; 3] = [Self::CopyOut, Self::InPlace, Self::PeekThenRef];
+}
+
+/// What the in-place closure computes in the tests: the payload, copied word by word out of
+/// the view. On `InPlace::Frame` it must be exactly the frame's pattern.
+pub fn copy_all(v: SlotView<'_>) -> Vec<u8> {
+    let mut b = Vec::new();
+    assert!(v.copy_range_into(0..v.len(), &mut b));
+    b
+}
+
+/// Reads the next frame by `path`. On `Frame`, `buf` holds the payload: for the in-place
+/// paths, what the closure computed, which only a validated read hands back.
+pub fn read_via(r: &mut RingReader, path: ReadPath, buf: &mut Vec<u8>) -> ReadOutcome {
+    let res = match path {
+        ReadPath::CopyOut => return r.read_next(buf),
+        ReadPath::InPlace => r.read_next_in_place(copy_all),
+        ReadPath::PeekThenRef => match r.peek_next() {
+            Some((frame, _)) => r.read_ref_in_place(frame, copy_all),
+            None if r.lag() == 0 => return ReadOutcome::Empty,
+            None => return ReadOutcome::Torn,
+        },
+    };
+    let outcome = res.outcome();
+    if let Some((_, bytes)) = res.frame() {
+        *buf = bytes;
+    }
+    outcome
 }

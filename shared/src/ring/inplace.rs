@@ -1,0 +1,436 @@
+//! Validated in-place reads: the consumer computes straight from a committed slot, and what
+//! it computed is handed back only if the slot still held that frame, untorn, throughout.
+//!
+//! # Contract
+//!
+//! - [`RingReader::read_next_in_place`] / [`RingReader::read_at_in_place`] /
+//!   [`RingReader::read_ref_in_place`] run the consumer's closure on a [`SlotView`] inside one
+//!   seqlock read ([`seqlock::read_validated`]): the seq word is checked first (odd: the
+//!   closure does not run; retried, then `Torn`), the closure runs, then a second pass over
+//!   the payload computes its checksum, then `fence(Acquire)` and the seq word is re-read.
+//!   Only if it is unchanged are the header and checksum judged exactly as
+//!   [`RingReader::read_next`] judges them; the closure's result is returned only with
+//!   [`InPlace::Frame`].
+//! - A slot rewritten while the closure ran means the writer lapped the reader there (the
+//!   cursor said the frame was committed, so any later write is a later frame): counted as
+//!   an overrun of one frame, like a copy-out read that finds a newer frame in the slot.
+//! - The closure sees untrusted, possibly torn words: it must not panic, allocate without
+//!   bound or loop on what it reads. Everything it reads goes through atomic word loads; a
+//!   [`SlotView`] never hands out a `&[u8]` into shared memory.
+//! - The checksum is a second pass, not folded into the consumer's reads: a consumer may
+//!   read any subset of the payload, in any order, any number of times.
+//!   A consumer that reads every word in order uses [`RingReader::read_at_streaming`]
+//!   instead: one pass, the checksum folded into its loads.
+
+use std::ops::Range;
+
+use zerocopy::{FromBytes, IntoBytes};
+
+use super::{FrameInfo, ReadOutcome, RingReader, TORN_RETRIES};
+use crate::checksum::{self, Checksum};
+use crate::layout::{self, FrameHeader, ReaderCounter};
+use crate::mapping::Mapping;
+use crate::seqlock::{self, Validated};
+use crate::sync::{AtomicU64, Ordering};
+use crate::{CalibEpoch, FrameSeq, Incarnation, TimestampNs};
+
+/// A versioned reference to a frame: "frame #`seq` at slot `slot`", learnt from its header
+/// alone ([`RingReader::peek_next`]) and checked again when it is used
+/// ([`RingReader::read_ref_in_place`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FrameRef {
+    seq: FrameSeq,
+    slot: u64,
+}
+
+impl FrameRef {
+    /// The frame's sequence number.
+    #[must_use]
+    pub fn seq(&self) -> FrameSeq {
+        self.seq
+    }
+
+    /// The slot that held it when it was peeked.
+    #[must_use]
+    pub fn slot(&self) -> u64 {
+        self.slot
+    }
+}
+
+/// The result of an in-place read: the closure's result only with a validated frame.
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InPlace<R> {
+    /// The slot held this frame, untorn, while the closure ran; `R` is what it computed.
+    Frame(FrameInfo, R),
+    /// Anything else (never `ReadOutcome::Frame`), counted as `read_next` counts it. What the
+    /// closure computed, if it ran, was dropped.
+    Rejected(ReadOutcome),
+}
+
+impl<R> InPlace<R> {
+    /// The outcome as a copy-out read would report it.
+    pub fn outcome(&self) -> ReadOutcome {
+        match self {
+            Self::Frame(info, _) => ReadOutcome::Frame(*info),
+            Self::Rejected(o) => *o,
+        }
+    }
+
+    /// The frame and the closure's result, if the read was validated.
+    pub fn frame(self) -> Option<(FrameInfo, R)> {
+        match self {
+            Self::Frame(info, r) => Some((info, r)),
+            Self::Rejected(_) => None,
+        }
+    }
+}
+
+/// A committed slot seen in place, through Relaxed atomic word loads only. Its header and
+/// words are *unvalidated* while the closure runs: trust what was computed from them only
+/// once the read returns [`InPlace::Frame`].
+#[derive(Clone, Copy, Debug)]
+pub struct SlotView<'a> {
+    words: &'a [AtomicU64],
+    len: usize,
+    info: FrameInfo,
+}
+
+impl SlotView<'_> {
+    /// The frame header as read (seq, capture time, epoch, incarnation, length).
+    #[must_use]
+    pub fn info(&self) -> FrameInfo {
+        self.info
+    }
+
+    /// The frame's sequence number.
+    #[must_use]
+    pub fn seq(&self) -> FrameSeq {
+        self.info.seq
+    }
+
+    /// Capture time.
+    #[must_use]
+    pub fn capture(&self) -> TimestampNs {
+        self.info.capture
+    }
+
+    /// Calibration epoch.
+    #[must_use]
+    pub fn epoch(&self) -> CalibEpoch {
+        self.info.epoch
+    }
+
+    /// Payload bytes (the header's length, checked against the slot's capacity).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the payload is empty (clippy's `len_without_is_empty`).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+
+    /// Little-endian payload words (the last one zero-padded).
+    #[must_use]
+    pub fn word_count(&self) -> usize {
+        self.words.len()
+    }
+
+    /// Payload word `i` (bytes `8i..8i+8`, little-endian, zero past the payload's end).
+    #[must_use]
+    #[inline]
+    pub fn load_word(&self, i: usize) -> Option<u64> {
+        let w = self.words.get(i)?.load(Ordering::Relaxed);
+        let tail = self.len % 8;
+        Some(if i + 1 == self.words.len() && tail != 0 { w & (u64::MAX >> (8 * (8 - tail))) } else { w })
+    }
+
+    /// `N` consecutive payload words from word `first`.
+    #[must_use]
+    pub fn load_words<const N: usize>(&self, first: usize) -> Option<[u64; N]> {
+        if first.checked_add(N)? > self.words.len() {
+            return None;
+        }
+        let mut out = [0; N];
+        for (k, w) in out.iter_mut().enumerate() {
+            *w = self.load_word(first + k)?;
+        }
+        Some(out)
+    }
+
+    /// Calls `f(i, word)` for every payload word in order.
+    #[inline]
+    pub fn for_each_word(&self, mut f: impl FnMut(usize, u64)) {
+        let Some((last, body)) = self.words.split_last() else { return };
+        for (i, w) in body.iter().enumerate() {
+            f(i, w.load(Ordering::Relaxed));
+        }
+        let tail = self.len % 8;
+        let w = last.load(Ordering::Relaxed);
+        f(body.len(), if tail == 0 { w } else { w & (u64::MAX >> (8 * (8 - tail))) });
+    }
+
+    /// [`for_each_word`](Self::for_each_word) with the slot checksum folded into the same
+    /// pass (four lanes in registers, as `Mapping::copy_out` does); returns the checksum.
+    fn for_each_word_summed(&self, mut f: impl FnMut(usize, u64)) -> u64 {
+        let (mut a, mut b) = ([0u64; 4], [0u64; 4]);
+        let full_quads = self.len / 32;
+        for (q, quad) in self.words[..full_quads * 4].chunks_exact(4).enumerate() {
+            for lane in 0..4 {
+                let w = quad[lane].load(Ordering::Relaxed);
+                f(4 * q + lane, w);
+                a[lane] = a[lane].wrapping_add(w ^ checksum::K0);
+                b[lane] = b[lane].wrapping_add(a[lane]);
+            }
+        }
+        let mut sum = Checksum::from_lanes(a, b);
+        for i in full_quads * 4..self.words.len() {
+            let w = self.load_word(i).unwrap_or(0);
+            f(i, w);
+            sum.add_at(i, w);
+        }
+        sum.finish(self.len as u64)
+    }
+
+    /// Copies payload bytes `range` into `dst` (replacing its contents). `false` (and `dst`
+    /// untouched) if the range is not inside the payload.
+    pub fn copy_range_into(&self, range: Range<usize>, dst: &mut Vec<u8>) -> bool {
+        if range.start > range.end || range.end > self.len {
+            return false;
+        }
+        dst.clear();
+        dst.reserve(range.len());
+        let mut at = range.start;
+        while at < range.end {
+            let (i, skip) = (at / 8, at % 8);
+            let take = (8 - skip).min(range.end - at);
+            let w = self.load_word(i).unwrap_or(0).to_le_bytes();
+            dst.extend_from_slice(&w[skip..skip + take]);
+            at += take;
+        }
+        true
+    }
+
+    /// The little-endian `u64` at byte offset `at` (any alignment), if inside the payload.
+    #[must_use]
+    pub fn read_u64_at(&self, at: usize) -> Option<u64> {
+        let mut b = [0u8; 8];
+        self.read_bytes_at(at, &mut b).then(|| u64::from_le_bytes(b))
+    }
+
+    /// The little-endian `u32` at byte offset `at` (any alignment), if inside the payload.
+    #[must_use]
+    pub fn read_u32_at(&self, at: usize) -> Option<u32> {
+        let mut b = [0u8; 4];
+        self.read_bytes_at(at, &mut b).then(|| u32::from_le_bytes(b))
+    }
+
+    /// The little-endian `f32` at byte offset `at`, if inside the payload.
+    #[must_use]
+    pub fn read_f32_at(&self, at: usize) -> Option<f32> {
+        self.read_u32_at(at).map(f32::from_bits)
+    }
+
+    fn read_bytes_at(&self, at: usize, out: &mut [u8]) -> bool {
+        if at.checked_add(out.len()).is_none_or(|end| end > self.len) {
+            return false;
+        }
+        for (k, b) in out.iter_mut().enumerate() {
+            let p = at + k;
+            *b = self.load_word(p / 8).unwrap_or(0).to_le_bytes()[p % 8];
+        }
+        true
+    }
+}
+
+fn header_at(m: &Mapping, slot: usize) -> Option<FrameHeader> {
+    let words = m.load_words::<{ layout::FRAME_HEADER_WORDS }>(slot + layout::SLOT_OFF_FRAME_HEADER);
+    FrameHeader::read_from_bytes(words.as_bytes()).ok()
+}
+
+fn info_of(header: &FrameHeader) -> FrameInfo {
+    FrameInfo {
+        seq: FrameSeq(header.frame_seq),
+        capture: TimestampNs(header.capture_ns),
+        epoch: CalibEpoch(header.epoch),
+        incarnation: Incarnation(header.incarnation),
+        len: usize::try_from(header.payload_len).unwrap_or(usize::MAX),
+    }
+}
+
+impl RingReader {
+    /// Reads the next frame in place: runs `f` on a view of its slot and returns what it
+    /// computed with the frame if, and only if, the slot held that frame, untorn, while `f`
+    /// ran. Moves the reader as [`read_next`](Self::read_next) does. Never blocks.
+    ///
+    /// # Errors
+    /// No `Result`: every failure is an [`InPlace::Rejected`] outcome, counted in the
+    /// scoreboard (`Empty` aside) exactly as `read_next` counts it; `f`'s result is dropped.
+    pub fn read_next_in_place<R>(&mut self, f: impl FnOnce(SlotView<'_>) -> R) -> InPlace<R> {
+        if let Some(early) = self.before_next() {
+            return InPlace::Rejected(early);
+        }
+        match self.in_place(self.next, f) {
+            InPlace::Frame(info, r) => {
+                let _ = self.after_next(ReadOutcome::Frame(info));
+                InPlace::Frame(info, r)
+            }
+            InPlace::Rejected(o) => InPlace::Rejected(self.after_next(o)),
+        }
+    }
+
+    /// Reads frame `seq` in place without moving the reader (see
+    /// [`read_next_in_place`](Self::read_next_in_place)).
+    ///
+    /// # Errors
+    /// As `read_next_in_place`; counted as [`read_at`](Self::read_at) counts.
+    pub fn read_at_in_place<R>(&self, seq: FrameSeq, f: impl FnOnce(SlotView<'_>) -> R) -> InPlace<R> {
+        match self.before_at(seq) {
+            Some(early) => InPlace::Rejected(early),
+            None => self.in_place(seq, f),
+        }
+    }
+
+    /// Uses a versioned reference: reads in place only if slot X still holds frame #seq.
+    /// A frame overwritten since it was peeked comes back as a counted `Overrun`.
+    ///
+    /// # Errors
+    /// As [`read_at_in_place`](Self::read_at_in_place).
+    pub fn read_ref_in_place<R>(&self, frame: FrameRef, f: impl FnOnce(SlotView<'_>) -> R) -> InPlace<R> {
+        self.read_at_in_place(frame.seq, f)
+    }
+
+    /// Reads frame `seq` in place in one pass: `f(&mut state, i, word)` sees every payload
+    /// word in order while the checksum is folded into the same loads (no second pass), for
+    /// consumers that read the whole frame. `state` comes back only with a validated frame.
+    ///
+    /// # Errors
+    /// As [`read_at_in_place`](Self::read_at_in_place).
+    pub fn read_at_streaming<S>(
+        &self,
+        seq: FrameSeq,
+        state: S,
+        mut f: impl FnMut(&mut S, usize, u64),
+    ) -> InPlace<S> {
+        if let Some(early) = self.before_at(seq) {
+            return InPlace::Rejected(early);
+        }
+        self.in_place_with(seq, |v| {
+            let mut state = state;
+            let sum = v.for_each_word_summed(|i, w| f(&mut state, i, w));
+            (state, Some(sum))
+        })
+    }
+
+    /// Learns of the next frame from its header alone (no payload read, no checksum: the
+    /// header is checked again at use) and moves past it. `None` if nothing new, if a write
+    /// held the slot through every retry (the reader stays), or if the slot does not hold
+    /// the announced frame (the reader moves on; a read would count it). A lapped reader
+    /// moves to the oldest frame held, counted as `read_next` counts it.
+    pub fn peek_next(&mut self) -> Option<(FrameRef, FrameInfo)> {
+        if let Some(ReadOutcome::Empty) = self.before_next() {
+            return None;
+        }
+        let seq = self.next;
+        let (frame, info) = self.peek_header(seq)?;
+        self.next = seq.next();
+        (info.seq == seq && info.incarnation.0 != 0 && info.len as u64 <= self.seg.slot_capacity())
+            .then_some((frame, info))
+    }
+
+    /// The header of slot `seq % slots`, read consistently; `None` if torn through every try.
+    fn peek_header(&self, seq: FrameSeq) -> Option<(FrameRef, FrameInfo)> {
+        let m = &self.seg.map;
+        let off = self.seg.slot_offset_for(seq);
+        let seq_word = m.word(off + layout::SLOT_OFF_SEQ);
+        for _ in 0..TORN_RETRIES {
+            if let Validated::Valid { r: Some(h), .. } =
+                seqlock::read_validated(seq_word, || header_at(m, off))
+            {
+                let slot = seq.0 % self.seg.slot_count();
+                return Some((FrameRef { seq, slot }, info_of(&h)));
+            }
+            std::hint::spin_loop();
+        }
+        None
+    }
+
+    /// The protocol (see the module docs) on the slot of `seq`.
+    fn in_place<R>(&self, seq: FrameSeq, f: impl FnOnce(SlotView<'_>) -> R) -> InPlace<R> {
+        self.in_place_with(seq, |v| (f(v), None))
+    }
+
+    /// The protocol, with a closure that may hand back the payload checksum it folded into
+    /// its own pass (then the second pass is skipped).
+    fn in_place_with<R, F>(&self, seq: FrameSeq, f: F) -> InPlace<R>
+    where
+        F: FnOnce(SlotView<'_>) -> (R, Option<u64>),
+    {
+        let m = &self.seg.map;
+        let off = self.seg.slot_offset_for(seq);
+        let payload = off + layout::SLOT_OFF_PAYLOAD;
+        let seq_word = m.word(off + layout::SLOT_OFF_SEQ);
+        let capacity = self.seg.slot_capacity();
+        let mut f = Some(f);
+        for _ in 0..TORN_RETRIES {
+            if m.truncated() {
+                return InPlace::Rejected(self.invalid(super::InvalidFrame::SegmentTruncated));
+            }
+            let mut ran = false;
+            let read = seqlock::read_validated(seq_word, || {
+                let header = header_at(m, off)?;
+                let len = header.payload_len as usize;
+                let payload_ok = header.payload_len <= capacity && header.incarnation != 0;
+                let (mut r, mut folded) = (None, None);
+                if payload_ok && header.frame_seq == seq.0 {
+                    if let Some(f) = f.take() {
+                        ran = true;
+                        let view = SlotView {
+                            words: m.words(payload, len.div_ceil(8)),
+                            len,
+                            info: info_of(&header),
+                        };
+                        let (out, sum) = f(view);
+                        (r, folded) = (Some(out), sum);
+                    }
+                }
+                // Unless folded into the closure's pass: a second pass, inside the same seqlock
+                // read, over the very words the closure saw (and over a newer frame's, to tell
+                // a lap from a scribble).
+                let sum = match folded {
+                    Some(sum) => sum,
+                    None if payload_ok => m.checksum(payload, len),
+                    None => 0,
+                };
+                Some((header, sum, r))
+            });
+            match read {
+                Validated::Busy => {}
+                Validated::Changed if !ran => {}
+                Validated::Changed => {
+                    // Rewritten while the closure ran: frame `seq` is gone (see module docs).
+                    self.count(ReaderCounter::Overruns, 1);
+                    self.count(ReaderCounter::OverrunFramesLost, 1);
+                    return InPlace::Rejected(ReadOutcome::Overrun { lost: 1 });
+                }
+                Validated::Valid { r: None, .. } => {
+                    return InPlace::Rejected(
+                        self.invalid(super::InvalidFrame::LengthOutOfBounds { len: 0 }),
+                    );
+                }
+                Validated::Valid { r: Some((header, sum, r)), .. } => {
+                    return match (self.judge(seq, &header, sum), r) {
+                        (ReadOutcome::Frame(info), Some(r)) => InPlace::Frame(info, r),
+                        (o, _) => InPlace::Rejected(o),
+                    };
+                }
+            }
+            self.count(ReaderCounter::TornRetries, 1);
+            std::hint::spin_loop();
+        }
+        InPlace::Rejected(ReadOutcome::Torn)
+    }
+}
