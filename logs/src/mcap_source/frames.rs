@@ -1,7 +1,6 @@
 //! The streaming pass: the file(s) read again, the planned frames handed out in time order.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::sync::Arc;
 
 use shared::StreamKind;
@@ -33,7 +32,7 @@ impl McapFrames {
     pub fn new(index: Arc<McapIndex>) -> Result<Self, LogError> {
         // Fail early if a file went away.
         for f in index.files.iter() {
-            File::open(f).map_err(|e| LogError::io(f, "open", e))?;
+            LogError::open_input(f, u64::MAX)?;
         }
         let stream = MsgStream::new(Arc::clone(&index.files));
         Ok(Self { index, stream, next: 0, pending: HashMap::new(), error_yielded: false })
