@@ -29,6 +29,19 @@ pub(super) fn camera(cam: &CameraConfig) -> Check {
             format!("must be 16..={} (got {})", shared::frames::MAX_IMAGE_SIDE, cam.height),
         );
     }
+    // A frame must fit one ring slot: refused here, not when the segment is created.
+    let bytes = shared::frames::ImageHeader::rgb8_labelled(cam.width, cam.height).payload_len() as u64;
+    if bytes > shared::layout::MAX_SLOT_CAPACITY {
+        return bad(
+            "camera.width",
+            format!(
+                "{}×{} needs {bytes} bytes a frame, more than the {}-byte slot limit",
+                cam.width,
+                cam.height,
+                shared::layout::MAX_SLOT_CAPACITY
+            ),
+        );
+    }
     check_range("camera.rate_hz", cam.rate_hz, 0.1, 1000.0)
 }
 
@@ -39,6 +52,19 @@ pub(super) fn lidar(l: &LidarConfig) -> Check {
     }
     if !(1..=1 << 16).contains(&l.azimuth_steps) {
         return bad("lidar.azimuth_steps", format!("must be 1..=65536 (got {})", l.azimuth_steps));
+    }
+    // A full sweep must fit one ring slot.
+    let bytes = u64::from(l.beams) * u64::from(l.azimuth_steps) * shared::frames::POINT_RECORD_SIZE as u64;
+    if bytes > shared::layout::MAX_SLOT_CAPACITY {
+        return bad(
+            "lidar.azimuth_steps",
+            format!(
+                "{} beams × {} steps need {bytes} bytes a sweep, more than the {}-byte slot limit",
+                l.beams,
+                l.azimuth_steps,
+                shared::layout::MAX_SLOT_CAPACITY
+            ),
+        );
     }
     let (lo, hi) = l.vertical_fov_deg;
     check_range("lidar.vertical_fov_deg", lo, -90.0, 90.0)?;
