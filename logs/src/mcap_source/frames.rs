@@ -46,6 +46,13 @@ impl McapFrames {
             match self.stream.next() {
                 Some(Ok(m)) => {
                     if self.index.wanted.binary_search(&m.ordinal).is_ok() {
+                        // Bounded at open (plan::check_reorder); more means the file changed.
+                        if self.pending.len() >= super::MAX_REORDER_MESSAGES {
+                            return Err(LogError::missing(
+                                &self.index.path,
+                                format!("message #{ordinal} is not where the index put it: the file changed since it was opened"),
+                            ));
+                        }
                         self.pending.insert(m.ordinal, RawMsgBox(m));
                     }
                 }
