@@ -191,6 +191,13 @@ impl LogSource {
                 });
             }
         }
+        // The same plausibility checks as `calib check` and the calibration service.
+        for set in &log.sets {
+            calib::validate::check_set(set).map_err(|e| LogError::Input {
+                path: log.path.clone(),
+                detail: format!("{}: calibration epoch {}: {e}", log.path.display(), set.epoch.0),
+            })?;
+        }
         Ok(log)
     }
 

@@ -434,6 +434,14 @@ fn kitti_folder_synthetic_and_broken() {
             "image_2/000003.png: cannot read PNG header",
         ),
         (
+            "absurd focal length",
+            Box::new(|r: &Path| {
+                std::fs::write(r.join("calib/000003.txt"), CALIB.replace("700 0 600 45", "1e308 0 600 45"))
+                    .unwrap()
+            }),
+            "kitti: calibration epoch 1: camera.",
+        ),
+        (
             "frame larger than a slot",
             Box::new(|r: &Path| {
                 std::fs::write(r.join("image_2/000004.png"), png_header(16384, 16384)).unwrap()

@@ -188,6 +188,12 @@ fn semantic_errors_name_the_field() {
             "rig: (intrinsics: (fx: 0.0, fy: 1.0, cx: 1.0, cy: 1.0)), trajectory: Road(speed_mps: 8.0),",
             "rig.intrinsics.fx",
         ),
+        // Finite but absurd: the plausible ranges of calib::validate apply to scenario rigs.
+        (
+            "trajectory: Road(speed_mps: 8.0),",
+            "rig: (intrinsics: (fx: 1e308, fy: 1000.0, cx: 640.0, cy: 360.0)), trajectory: Road(speed_mps: 8.0),",
+            "rig: camera.fx",
+        ),
         (
             "trajectory: Road(speed_mps: 8.0),",
             "trajectory: Waypoints(points: [(0.0, 0.0), (1.0, 0.0)], speed_mps: 1.0),",

@@ -125,6 +125,14 @@ pub(super) fn epochs(spec: &ScenarioSpec) -> Result<Vec<EpochRig>, Invalid> {
             rig: current,
         });
     }
+    // The same plausibility checks as `calib check` and the calibration service.
+    for (i, e) in epochs.iter().enumerate() {
+        let set = e.rig.to_calibration_set(e.epoch, e.valid_from, cam.width, cam.height);
+        if let Err(bad_set) = calib::validate::check_set(&set) {
+            let at = if i == 0 { "rig".to_string() } else { format!("calibration[{}]", i - 1) };
+            return bad(format!("{at}: {}", bad_set.field), bad_set.reason);
+        }
+    }
     Ok(epochs)
 }
 
