@@ -54,6 +54,7 @@ impl ReaderCounts {
             torn_retries: self.torn.load(Ordering::Relaxed),
             overruns: self.overruns.load(Ordering::Relaxed),
             stale: self.stale.load(Ordering::Relaxed),
+            invalid: self.invalid.load(Ordering::Relaxed),
         }
     }
 }
