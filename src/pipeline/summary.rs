@@ -276,8 +276,7 @@ mod tests {
 
     #[test]
     fn supervisor_counts_break_the_invariants() {
-        let mut camera = Scoreboard::default();
-        camera.frames_written = 5;
+        let mut camera = Scoreboard { frames_written: 5, ..Scoreboard::default() };
         camera.aux[shared::layout::aux::PRODUCER_MISTAGGED] = 2;
         let mut fusion = FusionResult::new(PairingMode::Epoch);
         fusion.pairs.invalid_payloads = 1;
@@ -290,11 +289,9 @@ mod tests {
     /// more frames than were written, and it still breaks the invariants.
     #[test]
     fn forged_producer_counters_are_bounded_by_frames_written() {
-        let mut lidar = Scoreboard::default();
-        lidar.frames_written = 10;
+        let mut lidar = Scoreboard { frames_written: 10, ..Scoreboard::default() };
         lidar.aux[shared::layout::aux::PRODUCER_MISTAGGED] = u64::MAX;
-        let mut camera = Scoreboard::default();
-        camera.frames_written = 10;
+        let mut camera = Scoreboard { frames_written: 10, ..Scoreboard::default() };
         camera.aux[shared::layout::aux::PRODUCER_MISTAGGED] = u64::MAX;
         let s = Summary::build(
             FusionResult::new(PairingMode::Epoch),
