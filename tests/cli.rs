@@ -151,3 +151,54 @@ fn calib_check_takes_policies_and_refuses_fifos_and_devices() {
     one_line_error(&sb.run(&["calib", "check", fifo.to_str().unwrap()]), "FIFO");
     one_line_error(&sb.run(&["calib", "check", "/dev/zero"]), "character device");
 }
+
+fn mkfifo(path: &std::path::Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+        0,
+    )
+    .unwrap();
+}
+
+/// A FIFO or a device given as a scenario, a KITTI file or a bag is refused at the door in
+/// one line naming the file (exit 2, at once), never read until a hang or out of memory.
+#[test]
+fn drive_and_replay_refuse_fifos_and_devices_at_the_door() {
+    let sb = common::Sandbox::new();
+    let fast = |args: &[&str], needle: &str| {
+        let t0 = std::time::Instant::now();
+        let run = sb.run(args);
+        one_line_error(&run, needle);
+        assert!(t0.elapsed() < std::time::Duration::from_secs(20), "slow: {}", run.describe());
+    };
+    let fifo = sb.path("fifo.ron");
+    mkfifo(&fifo);
+    fast(&["drive", "--duration", "1", fifo.to_str().unwrap()], "fifo.ron: is a FIFO");
+    fast(&["drive", "--duration", "1", "/dev/zero"], "/dev/zero: is a character device");
+    fast(&["replay", "/dev/zero"], "/dev/zero");
+
+    // A KITTI folder whose second sweep is a FIFO.
+    let kitti = sb.path("kitti");
+    let scenario = common::root().join("configs/drives/default.ron");
+    sb.run(&["sim", "export", "--frames", "2", kitti.to_str().unwrap(), scenario.to_str().unwrap()])
+        .expect_code(0);
+    let sweep = kitti.join("velodyne/000001.bin");
+    std::fs::remove_file(&sweep).unwrap();
+    mkfifo(&sweep);
+    fast(
+        &["replay", kitti.to_str().unwrap(), "--quiet", "--out", sb.path("o1").to_str().unwrap()],
+        "000001.bin: is a FIFO",
+    );
+
+    // A rosbag2 folder whose only file is a FIFO.
+    let bag = sb.path("bag");
+    std::fs::create_dir(&bag).unwrap();
+    mkfifo(&bag.join("b_0.mcap"));
+    fast(
+        &["replay", bag.to_str().unwrap(), "--quiet", "--out", sb.path("o2").to_str().unwrap()],
+        "b_0.mcap: is a FIFO",
+    );
+}

@@ -30,6 +30,9 @@ fn default_drive_fuses_nearly_every_sweep_with_the_right_calibration() {
     assert!(read >= 25, "too few sweeps read: {read}\n{}", run.describe());
     assert!(fused as f64 >= 0.9 * read as f64, "fused {fused} of {read}\n{}", run.describe());
     assert_eq!(s["pairs"]["fused_epoch_mismatch"], 0);
+    for st in ["camera", "lidar"] {
+        assert_eq!(s["streams"][st]["invalid"], 0, "{st}: frames rejected by validation on a clean drive");
+    }
     assert!(s["consistency"]["mean"].as_f64().unwrap() >= 0.9, "{s}");
     assert_eq!(s["source"], "sim");
     assert_eq!(s["pairing"], "epoch");

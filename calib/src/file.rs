@@ -177,9 +177,7 @@ pub fn optical_to_body() -> UnitQuaternion<f64> {
 }
 
 fn translation(field: &str, t: (f64, f64, f64)) -> Result<Translation3<f64>, Invalid> {
-    for v in [t.0, t.1, t.2] {
-        finite(field, v)?;
-    }
+    validate::check_translation(field, &[t.0, t.1, t.2])?;
     Ok(Translation3::new(t.0, t.1, t.2))
 }
 

@@ -6,7 +6,12 @@
 //!   determinant +1 (within the same tolerance); a quaternion of unit norm within the same;
 //! - focal lengths positive; width and height in `1..=`[`MAX_IMAGE_SIDE`]; the principal
 //!   point inside the image (`0 ≤ cx ≤ width`, `0 ≤ cy ≤ height`);
-//! - the epoch not [`CalibEpoch::NONE`].
+//! - the epoch not [`CalibEpoch::NONE`];
+//! - every value plausible, not just finite (a focal length of 1e308 would overflow a
+//!   projection): focal lengths in [`FOCAL_RANGE_PX`] (1..=1e5 px), each translation
+//!   component within ±[`MAX_TRANSLATION_M`] (100 m), every entry of a rectified `P`
+//!   within ±[`MAX_PROJECTION_ENTRY`] (a focal length times a translation); image sides are
+//!   at most [`MAX_IMAGE_SIDE`] (above).
 
 use std::fmt;
 
@@ -15,6 +20,13 @@ use shared::frames::MAX_IMAGE_SIDE;
 use shared::CalibEpoch;
 
 use crate::types::{CalibrationSet, CameraIntrinsics, Projection};
+
+/// Plausible focal lengths, pixels (inclusive).
+pub const FOCAL_RANGE_PX: (f64, f64) = (1.0, 1e5);
+/// Largest plausible translation component of a sensor mount, metres.
+pub const MAX_TRANSLATION_M: f64 = 100.0;
+/// Largest plausible magnitude of an entry of a rectified projection matrix.
+pub const MAX_PROJECTION_ENTRY: f64 = FOCAL_RANGE_PX.1 * MAX_TRANSLATION_M;
 
 /// Tolerance of the orthonormality, determinant and unit-quaternion checks.
 pub const ROTATION_TOLERANCE: f64 = 1e-5;
@@ -136,8 +148,26 @@ pub fn check_isometry(prefix: &str, iso: &Isometry3<f64>) -> Result<(), Invalid>
     if t.iter().any(|v| !v.is_finite()) {
         return Err(Invalid::new(format!("{prefix}.translation"), "not finite"));
     }
+    check_translation(&format!("{prefix}.translation"), t.as_slice())?;
     let q = iso.rotation.quaternion();
     rotation_from_quaternion(&format!("{prefix}.rotation"), q.w, q.i, q.j, q.k).map(|_| ())
+}
+
+/// Checks a translation: every component finite and within ±[`MAX_TRANSLATION_M`].
+///
+/// # Errors
+/// [`Invalid`] naming `field`.
+pub fn check_translation(field: &str, t: &[f64]) -> Result<(), Invalid> {
+    for &v in t {
+        finite(field, v)?;
+        if v.abs() > MAX_TRANSLATION_M {
+            return Err(Invalid::new(
+                field,
+                format!("{v} m is not a plausible mount offset (at most ±{MAX_TRANSLATION_M} m)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks pinhole intrinsics. Field names are `{prefix}.fx` and so on.
@@ -151,6 +181,10 @@ pub fn check_intrinsics(prefix: &str, k: &CameraIntrinsics) -> Result<(), Invali
         finite(&f(name), v)?;
         if v <= 0.0 {
             return Err(Invalid::new(f(name), format!("focal length {v} is not positive")));
+        }
+        let (lo, hi) = FOCAL_RANGE_PX;
+        if !(lo..=hi).contains(&v) {
+            return Err(Invalid::new(f(name), format!("focal length {v} px is not in {lo}..={hi}")));
         }
     }
     for (name, v, side) in [("cx", k.cx, k.width), ("cy", k.cy, k.height)] {
@@ -197,6 +231,12 @@ pub fn check_projection(p: &Projection) -> Result<(), Invalid> {
             check_size("camera", *width, *height)?;
             if let Some(v) = p.iter().find(|v| !v.is_finite()) {
                 return Err(Invalid::new("camera.p", format!("entry {v} is not a finite number")));
+            }
+            if let Some(v) = p.iter().find(|v| v.abs() > MAX_PROJECTION_ENTRY) {
+                return Err(Invalid::new(
+                    "camera.p",
+                    format!("entry {v} is not plausible (at most ±{MAX_PROJECTION_ENTRY:e})"),
+                ));
             }
             let det = p.fixed_view::<3, 3>(0, 0).determinant();
             if !(det > 0.0 && det.is_finite()) {

@@ -70,6 +70,9 @@ fn other_broken_files() {
         ("principal_point_outside.ron", "camera.cy", "outside"),
         ("zero_width.ron", "camera.width", "1..="),
         ("infinite_translation.ron", "camera.translation", "finite"),
+        // Finite but absurd: refused by the plausible ranges.
+        ("absurd_focal.ron", "camera.fx", "1..=100000"),
+        ("absurd_translation.ron", "lidar.translation", "±100 m"),
         ("unknown_field.ron", "camera.cxx", "cxx"),
         ("missing_field.ron", "lidar.translation", "translation"),
     ] {

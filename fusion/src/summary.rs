@@ -27,6 +27,9 @@ pub struct StreamSummary {
     pub overruns: u64,
     /// Slots that no longer held the announced frame.
     pub stale: u64,
+    /// Frames rejected by validation (checksum, header, length): the reader's `Invalid`.
+    #[serde(default)]
+    pub invalid: u64,
 }
 
 /// Both input rings.

@@ -78,6 +78,13 @@ pub enum LogError {
         /// What is wrong.
         detail: String,
     },
+    /// An input file was refused at the door (not a regular file, or larger than its cap).
+    Input {
+        /// The file.
+        path: PathBuf,
+        /// The whole one-line message, naming the file.
+        detail: String,
+    },
     /// The recorder was used wrongly or could not encode a message.
     Record {
         /// The `.mcap` being written.
@@ -127,6 +134,7 @@ impl fmt::Display for LogError {
                 write!(f, ": {}", one_line(detail))
             }
             Self::Record { path, detail } => write!(f, "{}: cannot record: {}", path.display(), one_line(detail)),
+            Self::Input { detail, .. } => write!(f, "{}", one_line(detail)),
         }
     }
 }
@@ -172,6 +180,7 @@ impl Clone for LogError {
                 Self::Kitti { path: path.clone(), line: *line, key: key.clone(), detail: detail.clone() }
             }
             Self::Record { path, detail } => Self::Record { path: path.clone(), detail: detail.clone() },
+            Self::Input { path, detail } => Self::Input { path: path.clone(), detail: detail.clone() },
         }
     }
 }
@@ -188,6 +197,26 @@ impl LogError {
         detail: impl Into<String>,
     ) -> Self {
         Self::Kitti { path: path.to_path_buf(), line, key: key.map(str::to_owned), detail: detail.into() }
+    }
+
+    /// Opens an input file through [`shared::input::open_regular`]: a FIFO or a device is
+    /// refused in one line instead of hanging the read.
+    pub(crate) fn open_input(path: &Path, cap: u64) -> Result<std::fs::File, Self> {
+        shared::input::open_regular(path, cap).map(|(f, _)| f).map_err(|e| Self::input(path, &e))
+    }
+
+    /// Reads a whole input file of at most `cap` bytes (see [`Self::open_input`]).
+    pub(crate) fn read_input(path: &Path, cap: u64) -> Result<Vec<u8>, Self> {
+        shared::input::read_bounded(path, cap).map_err(|e| Self::input(path, &e))
+    }
+
+    /// Reads a whole UTF-8 input file of at most `cap` bytes (see [`Self::open_input`]).
+    pub(crate) fn read_input_text(path: &Path, cap: u64) -> Result<String, Self> {
+        shared::input::read_text_bounded(path, cap).map_err(|e| Self::input(path, &e))
+    }
+
+    fn input(path: &Path, e: &shared::input::InputError) -> Self {
+        Self::Input { path: path.to_path_buf(), detail: e.to_string() }
     }
 
     pub(crate) fn missing(path: &Path, what: impl Into<String>) -> Self {

@@ -31,6 +31,10 @@ use super::LogError;
 
 /// Time between KITTI frames.
 pub(crate) const KITTI_PERIOD_NS: u64 = 100_000_000;
+/// Largest velodyne sweep or PNG read: a frame must fit one ring slot anyway.
+const MAX_FRAME_FILE: u64 = shared::layout::MAX_SLOT_CAPACITY;
+/// Largest calib text file (a real one is under 1 KB).
+const MAX_CALIB_FILE: u64 = 1 << 20;
 
 /// One frame of the folder.
 #[derive(Debug, Clone)]
@@ -231,7 +235,10 @@ pub(crate) fn scan(root: &Path) -> Result<KittiIndex, LogError> {
         let (_, image) = get(&images, "image_2", "png")?;
         let (_, calib_path) = get(&calibs, "calib", "txt")?;
 
-        let len = std::fs::metadata(&velodyne).map_err(|e| LogError::io(&velodyne, "read", e))?.len();
+        let len = LogError::open_input(&velodyne, MAX_FRAME_FILE)?
+            .metadata()
+            .map_err(|e| LogError::io(&velodyne, "read", e))?
+            .len();
         if len % 16 != 0 {
             return Err(LogError::kitti(
                 &velodyne,
@@ -240,7 +247,9 @@ pub(crate) fn scan(root: &Path) -> Result<KittiIndex, LogError> {
                 format!("{len} bytes is not a whole number of 16-byte points"),
             ));
         }
-        let (width, height) = image::image_dimensions(&image)
+        let png = std::io::BufReader::new(LogError::open_input(&image, MAX_FRAME_FILE)?);
+        let (width, height) = image::ImageReader::with_format(png, image::ImageFormat::Png)
+            .into_dimensions()
             .map_err(|e| LogError::kitti(&image, None, None, format!("cannot read PNG header: {e}")))?;
         if width == 0 || height == 0 || width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
             return Err(LogError::kitti(
@@ -250,7 +259,7 @@ pub(crate) fn scan(root: &Path) -> Result<KittiIndex, LogError> {
                 format!("image size {width}×{height} out of range"),
             ));
         }
-        let text = std::fs::read_to_string(&calib_path).map_err(|e| LogError::io(&calib_path, "read", e))?;
+        let text = LogError::read_input_text(&calib_path, MAX_CALIB_FILE)?;
         let set = parse_calib(&calib_path, &text)?.to_set(width, height);
         let stamp = TimestampNs(i as u64 * KITTI_PERIOD_NS);
         let epoch =
@@ -271,7 +280,7 @@ pub(crate) fn scan(root: &Path) -> Result<KittiIndex, LogError> {
 
 /// Reads a velodyne sweep.
 pub(crate) fn read_velodyne(path: &Path) -> Result<Vec<u8>, LogError> {
-    let bytes = std::fs::read(path).map_err(|e| LogError::io(path, "read", e))?;
+    let bytes = LogError::read_input(path, MAX_FRAME_FILE)?;
     if bytes.len() % 16 != 0 {
         return Err(LogError::kitti(
             path,
@@ -303,8 +312,7 @@ pub(crate) fn write_velodyne(
 
 /// Decodes a PNG to rgb8, checking it has the size its header announced at scan time.
 pub(crate) fn read_png(path: &Path, width: u32, height: u32) -> Result<Vec<u8>, LogError> {
-    let img = image::ImageReader::open(path)
-        .map_err(|e| LogError::io(path, "read", e))?
+    let img = image::ImageReader::new(std::io::BufReader::new(LogError::open_input(path, MAX_FRAME_FILE)?))
         .with_guessed_format()
         .map_err(|e| LogError::io(path, "read", e))?
         .decode()

@@ -175,7 +175,34 @@ impl LogSource {
     /// # Errors
     /// As [`LogSource::open`].
     pub fn open_with(path: impl AsRef<Path>, options: &LogOptions) -> Result<Self, LogError> {
-        let path = path.as_ref().to_path_buf();
+        let log = Self::open_unchecked(path.as_ref(), options)?;
+        // Every frame must fit one ring slot: refused here, not when a role creates its ring.
+        for stream in [StreamKind::Lidar, StreamKind::Camera] {
+            let len = log.max_payload_len(stream) as u64;
+            if len > shared::layout::MAX_SLOT_CAPACITY {
+                return Err(LogError::Input {
+                    path: log.path.clone(),
+                    detail: format!(
+                        "{}: a {} frame of {len} bytes is larger than the {}-byte slot limit",
+                        log.path.display(),
+                        stream.name(),
+                        shared::layout::MAX_SLOT_CAPACITY
+                    ),
+                });
+            }
+        }
+        // The same plausibility checks as `calib check` and the calibration service.
+        for set in &log.sets {
+            calib::validate::check_set(set).map_err(|e| LogError::Input {
+                path: log.path.clone(),
+                detail: format!("{}: calibration epoch {}: {e}", log.path.display(), set.epoch.0),
+            })?;
+        }
+        Ok(log)
+    }
+
+    fn open_unchecked(path: &Path, options: &LogOptions) -> Result<Self, LogError> {
+        let path = path.to_path_buf();
         let meta = std::fs::metadata(&path).map_err(|e| LogError::io(&path, "open", e))?;
         if meta.is_dir() {
             if kitti::is_kitti(&path) {

@@ -313,6 +313,34 @@ fn write_png(path: &Path, w: u32, h: u32) {
     img.save(path).unwrap();
 }
 
+/// A PNG with a header and no pixels (the scan reads the header only).
+fn png_header(w: u32, h: u32) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut c = !0u32;
+        for &b in bytes {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 == 1 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+        }
+        !c
+    }
+    let mut chunk = b"IHDR".to_vec();
+    chunk.extend_from_slice(&w.to_be_bytes());
+    chunk.extend_from_slice(&h.to_be_bytes());
+    chunk.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&chunk);
+    png.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    for tag in [b"IDAT", b"IEND"] {
+        png.extend_from_slice(&0u32.to_be_bytes());
+        png.extend_from_slice(tag);
+        png.extend_from_slice(&crc32(tag).to_be_bytes());
+    }
+    png
+}
+
 const CALIB: &str = "P0: 1 0 0 0 0 1 0 0 0 0 1 0
 P2: 700 0 600 45 0 700 170 0.2 0 0 1 0.003
 R0_rect: 1 0 0 0 1 0 0 0 1
@@ -404,6 +432,21 @@ fn kitti_folder_synthetic_and_broken() {
             "bad png",
             Box::new(|r: &Path| std::fs::write(r.join("image_2/000003.png"), b"not a png").unwrap()),
             "image_2/000003.png: cannot read PNG header",
+        ),
+        (
+            "absurd focal length",
+            Box::new(|r: &Path| {
+                std::fs::write(r.join("calib/000003.txt"), CALIB.replace("700 0 600 45", "1e308 0 600 45"))
+                    .unwrap()
+            }),
+            "kitti: calibration epoch 1: camera.",
+        ),
+        (
+            "frame larger than a slot",
+            Box::new(|r: &Path| {
+                std::fs::write(r.join("image_2/000004.png"), png_header(16384, 16384)).unwrap()
+            }),
+            "a camera frame of 805306384 bytes is larger than the 268435456-byte slot limit",
         ),
     ];
     for (what, damage, want) in cases {

@@ -152,6 +152,9 @@ fn semantic_errors_name_the_field() {
         ("trajectory: Road(speed_mps: 8.0),", "trajectory: Road(speed_mps: -8.0),", "trajectory.speed_mps"),
         ("faults: [", "lidar: (beams: 0), faults: [", "lidar.beams"),
         ("faults: [", "camera: (width: 8), faults: [", "camera.width"),
+        // Sizes that would need gigabytes of ring slot: refused at the door, naming the field.
+        ("faults: [", "camera: (width: 16384, height: 16384), faults: [", "camera.width"),
+        ("faults: [", "lidar: (beams: 1024, azimuth_steps: 65536), faults: [", "lidar.azimuth_steps"),
         ("faults: [", "camera: (rate_hz: 0.0), faults: [", "camera.rate_hz"),
         ("faults: [", "lidar: (vertical_fov_deg: (10.0, -10.0)), faults: [", "lidar.vertical_fov_deg"),
         ("DropCalib(epoch: 2, to: Fusion)", "DropCalib(epoch: 3, to: Fusion)", "faults[0].epoch"),
@@ -184,6 +187,12 @@ fn semantic_errors_name_the_field() {
             "trajectory: Road(speed_mps: 8.0),",
             "rig: (intrinsics: (fx: 0.0, fy: 1.0, cx: 1.0, cy: 1.0)), trajectory: Road(speed_mps: 8.0),",
             "rig.intrinsics.fx",
+        ),
+        // Finite but absurd: the plausible ranges of calib::validate apply to scenario rigs.
+        (
+            "trajectory: Road(speed_mps: 8.0),",
+            "rig: (intrinsics: (fx: 1e308, fy: 1000.0, cx: 640.0, cy: 360.0)), trajectory: Road(speed_mps: 8.0),",
+            "rig: camera.fx",
         ),
         (
             "trajectory: Road(speed_mps: 8.0),",

@@ -177,7 +177,7 @@ impl Summary {
         streams.camera.frames_written = facts.camera.frames_written;
         streams.lidar.frames_written = facts.lidar.frames_written;
         let mistagged =
-            ProducerScoreboard::of(&facts.camera).mistagged + ProducerScoreboard::of(&facts.lidar).mistagged;
+            producer_mistagged(&facts.camera, "camera") + producer_mistagged(&facts.lidar, "lidar");
         Self {
             source: facts.source,
             pairing: fusion.pairing,
@@ -215,6 +215,24 @@ impl Summary {
     }
 }
 
+/// The producer's count of mistagged frames, checked before use: it is copied out of shared
+/// memory that any same-uid process can write, so a count above the frames written is a
+/// forged or scribbled counter. It is then bounded by the frames written (still > 0, so the
+/// invariants break) and named in a warning.
+fn producer_mistagged(b: &Scoreboard, stream: &str) -> u64 {
+    let mistagged = ProducerScoreboard::of(b).mistagged;
+    if mistagged > b.frames_written {
+        tracing::warn!(
+            stream,
+            mistagged,
+            frames_written = b.frames_written,
+            "producer counter out of range (more than the frames written); bounded"
+        );
+        return b.frames_written.max(1);
+    }
+    mistagged
+}
+
 fn stream_of(b: &Scoreboard) -> StreamSummary {
     StreamSummary {
         frames_written: b.frames_written,
@@ -222,6 +240,7 @@ fn stream_of(b: &Scoreboard) -> StreamSummary {
         torn_retries: b.torn_retries,
         overruns: b.overruns,
         stale: b.stale,
+        invalid: b.invalid,
     }
 }
 
@@ -241,7 +260,7 @@ mod tests {
             assert!(v[k].is_number(), "{k}");
         }
         for st in ["camera", "lidar"] {
-            for k in ["frames_written", "frames_read", "torn_retries", "overruns", "stale"] {
+            for k in ["frames_written", "frames_read", "torn_retries", "overruns", "stale", "invalid"] {
                 assert!(v["streams"][st][k].is_u64(), "{st}.{k}");
             }
         }
@@ -257,12 +276,28 @@ mod tests {
 
     #[test]
     fn supervisor_counts_break_the_invariants() {
-        let mut camera = Scoreboard::default();
+        let mut camera = Scoreboard { frames_written: 5, ..Scoreboard::default() };
         camera.aux[shared::layout::aux::PRODUCER_MISTAGGED] = 2;
         let mut fusion = FusionResult::new(PairingMode::Epoch);
         fusion.pairs.invalid_payloads = 1;
         let s = Summary::build(fusion, RunFacts { camera, ..RunFacts::default() });
         assert_eq!((s.invariants.mistagged_frames, s.invariants.torn_frames_accepted), (2, 1));
+        assert!(!s.invariants.ok);
+    }
+
+    /// A producer counter scribbled in shared memory is checked, not copied: it cannot claim
+    /// more frames than were written, and it still breaks the invariants.
+    #[test]
+    fn forged_producer_counters_are_bounded_by_frames_written() {
+        let mut lidar = Scoreboard { frames_written: 10, ..Scoreboard::default() };
+        lidar.aux[shared::layout::aux::PRODUCER_MISTAGGED] = u64::MAX;
+        let mut camera = Scoreboard { frames_written: 10, ..Scoreboard::default() };
+        camera.aux[shared::layout::aux::PRODUCER_MISTAGGED] = u64::MAX;
+        let s = Summary::build(
+            FusionResult::new(PairingMode::Epoch),
+            RunFacts { camera, lidar, ..RunFacts::default() },
+        );
+        assert_eq!(s.invariants.mistagged_frames, 20);
         assert!(!s.invariants.ok);
     }
 }

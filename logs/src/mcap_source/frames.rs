@@ -1,7 +1,6 @@
 //! The streaming pass: the file(s) read again, the planned frames handed out in time order.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::sync::Arc;
 
 use shared::StreamKind;
@@ -33,7 +32,7 @@ impl McapFrames {
     pub fn new(index: Arc<McapIndex>) -> Result<Self, LogError> {
         // Fail early if a file went away.
         for f in index.files.iter() {
-            File::open(f).map_err(|e| LogError::io(f, "open", e))?;
+            LogError::open_input(f, u64::MAX)?;
         }
         let stream = MsgStream::new(Arc::clone(&index.files));
         Ok(Self { index, stream, next: 0, pending: HashMap::new(), error_yielded: false })
@@ -47,6 +46,13 @@ impl McapFrames {
             match self.stream.next() {
                 Some(Ok(m)) => {
                     if self.index.wanted.binary_search(&m.ordinal).is_ok() {
+                        // Bounded at open (plan::check_reorder); more means the file changed.
+                        if self.pending.len() >= super::MAX_REORDER_MESSAGES {
+                            return Err(LogError::missing(
+                                &self.index.path,
+                                format!("message #{ordinal} is not where the index put it: the file changed since it was opened"),
+                            ));
+                        }
                         self.pending.insert(m.ordinal, RawMsgBox(m));
                     }
                 }

@@ -9,6 +9,8 @@
 //! **Streaming** reads the file(s) again and hands out the indexed frames in time order. A
 //! message that comes earlier in the file than in time order waits in a small reorder buffer
 //! until its turn; in a bag written in time order that buffer holds at most a frame or two.
+//! The buffer is bounded ([`MAX_REORDER_MESSAGES`], [`MAX_REORDER_BYTES`]): what it would
+//! need is computed from the index, and a bag beyond the bound is refused at open.
 //!
 //! **Breaks.** The first framing, CRC or decoding error stops indexing: the frames before it
 //! are replayed, then the error is yielded. A topic that is not chosen cannot break the
@@ -35,6 +37,14 @@ use super::{LogError, LogFormat};
 pub(crate) use frames::McapFrames;
 pub(crate) use plan::index;
 pub(crate) use read::{bag_files, has_mcap_magic};
+
+/// Most messages the streaming pass holds ahead of their turn (the reorder buffer). A bag
+/// whose messages are further out of time order than this, or than
+/// [`MAX_REORDER_BYTES`], is refused when it is opened, in one line: its frames are never
+/// streamed past the cap.
+pub const MAX_REORDER_MESSAGES: usize = 1024;
+/// Most payload bytes the reorder buffer holds (see [`MAX_REORDER_MESSAGES`]).
+pub const MAX_REORDER_BYTES: u64 = 512 << 20;
 
 /// Channel metadata key that marks a mono16 label `Image` topic and names its camera topic.
 pub(crate) const LABELS_FOR_KEY: &str = "epochfuse.labels_for";

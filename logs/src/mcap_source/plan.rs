@@ -11,7 +11,7 @@ use shared::{CalibEpoch, StreamKind, TimestampNs};
 
 use super::scan::{scan, EdgeKey, Edges, IdxFrame, Scan};
 use super::topics::Topics;
-use super::{McapIndex, Planned};
+use super::{McapIndex, Planned, MAX_REORDER_BYTES, MAX_REORDER_MESSAGES};
 use crate::epochs::EpochBuilder;
 use crate::ros::CamInfo;
 use crate::{replay_rank, LogError, LogOptions};
@@ -154,6 +154,7 @@ pub(crate) fn index(path: &Path, files: Vec<PathBuf>, options: &LogOptions) -> R
         planned.iter().flat_map(|p| std::iter::once(p.ordinal).chain(p.labels)).collect();
     wanted.sort_unstable();
     wanted.dedup();
+    check_reorder(path, &planned, &wanted)?;
     Ok(McapIndex {
         path: path.to_path_buf(),
         files,
@@ -296,4 +297,83 @@ fn number_epochs(
         );
     }
     Ok(builder.finish())
+}
+
+/// What the streaming pass would hold in its reorder buffer at most: (messages, bytes). A
+/// label image counts as large as its camera frame (an upper bound).
+fn reorder_need(planned: &[Planned], wanted: &[u64]) -> (usize, u64) {
+    let sizes: HashMap<u64, u64> = planned
+        .iter()
+        .flat_map(|p| std::iter::once(p.ordinal).chain(p.labels).map(|o| (o, p.payload_len as u64)))
+        .collect();
+    let size = |o: &u64| sizes.get(o).copied().unwrap_or(0);
+    let (mut held, mut bytes) = (std::collections::HashSet::new(), 0u64);
+    let (mut read, mut most) = (0usize, (0usize, 0u64));
+    for o in planned.iter().flat_map(|p| std::iter::once(p.ordinal).chain(p.labels)) {
+        if held.remove(&o) {
+            bytes -= size(&o);
+            continue;
+        }
+        while let Some(w) = wanted.get(read) {
+            read += 1;
+            if *w == o {
+                break;
+            }
+            held.insert(*w);
+            bytes += size(w);
+        }
+        most = (most.0.max(held.len() + 1), most.1.max(bytes + size(&o)));
+    }
+    most
+}
+
+/// Refuses a bag whose reorder buffer would exceed [`MAX_REORDER_MESSAGES`] or
+/// [`MAX_REORDER_BYTES`].
+fn check_reorder(path: &Path, planned: &[Planned], wanted: &[u64]) -> Result<(), LogError> {
+    let (messages, bytes) = reorder_need(planned, wanted);
+    if messages <= MAX_REORDER_MESSAGES && bytes <= MAX_REORDER_BYTES {
+        return Ok(());
+    }
+    Err(LogError::Input {
+        path: path.to_path_buf(),
+        detail: format!(
+            "{}: messages are out of time order by too much: replaying them in order would hold {messages} messages ({bytes} bytes) ahead of their turn, more than the limit of {MAX_REORDER_MESSAGES} messages and {MAX_REORDER_BYTES} bytes",
+            path.display()
+        ),
+    })
+}
+
+#[cfg(test)]
+mod reorder_tests {
+    use super::*;
+
+    fn frame(ordinal: u64, payload_len: usize) -> Planned {
+        Planned {
+            stream: StreamKind::Lidar,
+            stamp: TimestampNs(0),
+            epoch: CalibEpoch::NONE,
+            recorded_epoch: None,
+            index: 0,
+            ordinal,
+            labels: None,
+            payload_len,
+        }
+    }
+
+    #[test]
+    fn a_bag_in_time_order_holds_one_message_and_a_reversed_one_is_refused() {
+        let n = MAX_REORDER_MESSAGES as u64 + 10;
+        let wanted: Vec<u64> = (0..n).collect();
+        let in_order: Vec<Planned> = (0..n).map(|o| frame(o, 1000)).collect();
+        assert_eq!(reorder_need(&in_order, &wanted), (1, 1000));
+        assert!(check_reorder(Path::new("b.mcap"), &in_order, &wanted).is_ok());
+        // The last message of the file plays first: every other one waits.
+        let reversed: Vec<Planned> = (0..n).rev().map(|o| frame(o, 1000)).collect();
+        assert_eq!(reorder_need(&reversed, &wanted), (n as usize, n * 1000));
+        let e = check_reorder(Path::new("b.mcap"), &reversed, &wanted).unwrap_err().to_string();
+        assert!(e.starts_with("b.mcap: messages are out of time order") && !e.contains('\n'), "{e}");
+        // Few messages, but large ones: the byte cap holds too.
+        let big: Vec<Planned> = [2, 0, 1].map(|o| frame(o, (MAX_REORDER_BYTES / 2) as usize)).into();
+        assert!(check_reorder(Path::new("b.mcap"), &big, &[0, 1, 2]).is_err());
+    }
 }

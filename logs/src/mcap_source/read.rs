@@ -14,10 +14,12 @@ use crate::LogError;
 const RECORD_LIMIT: usize = 512 << 20;
 /// Largest single read from a file.
 const READ_LIMIT: usize = 4 << 20;
+/// Largest rosbag2 `metadata.yaml` read.
+const METADATA_LIMIT: u64 = 16 << 20;
 
 /// Whether a file starts with the MCAP magic.
 pub(crate) fn has_mcap_magic(path: &Path) -> Result<bool, LogError> {
-    let mut f = File::open(path).map_err(|e| LogError::io(path, "open", e))?;
+    let mut f = LogError::open_input(path, u64::MAX)?;
     let mut magic = [0u8; 8];
     let mut got = 0;
     while got < magic.len() {
@@ -37,7 +39,7 @@ pub(crate) fn bag_files(dir: &Path) -> Result<Vec<PathBuf>, LogError> {
     let meta = dir.join("metadata.yaml");
     let mut files = Vec::new();
     if meta.is_file() {
-        let text = std::fs::read_to_string(&meta).map_err(|e| LogError::io(&meta, "read", e))?;
+        let text = LogError::read_input_text(&meta, METADATA_LIMIT)?;
         if let Some(line) = text.lines().find(|l| l.trim_start().starts_with("storage_identifier:")) {
             let id = line.split_once(':').map_or("", |(_, v)| v.trim().trim_matches('\''));
             if !id.is_empty() && id != "mcap" {
@@ -79,7 +81,10 @@ pub(crate) fn bag_files(dir: &Path) -> Result<Vec<PathBuf>, LogError> {
         });
     }
     for f in &files {
-        if !f.is_file() {
+        if f.exists() {
+            // Present but perhaps a FIFO or a device: refused here, by name.
+            LogError::open_input(f, u64::MAX)?;
+        } else {
             return Err(LogError::missing(
                 dir,
                 format!("bag file {} listed in metadata.yaml does not exist", f.display()),
@@ -138,11 +143,11 @@ impl MsgStream {
                     self.done = true;
                     return None;
                 };
-                let f = match File::open(path) {
+                let f = match LogError::open_input(path, u64::MAX) {
                     Ok(f) => f,
                     Err(e) => {
                         self.done = true;
-                        return Some(Err(LogError::io(path, "open", e)));
+                        return Some(Err(e));
                     }
                 };
                 let options = LinearReaderOptions::default()

@@ -14,6 +14,12 @@ pub enum ScenarioError {
         /// The OS error.
         message: String,
     },
+    /// Refused at the door: not a regular file, or over the size cap. The message names
+    /// the file.
+    Refused {
+        /// The one-line message.
+        message: String,
+    },
     /// RON syntax or type error.
     Syntax {
         /// The file.
@@ -42,6 +48,7 @@ impl fmt::Display for ScenarioError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Io { file, message } => write!(f, "{file}: cannot read scenario: {message}"),
+            Self::Refused { message } => write!(f, "{message}"),
             Self::Syntax { file, line, col, field: Some(field), message } => {
                 write!(f, "{file}:{line}:{col}: field `{field}`: {message}")
             }

@@ -96,6 +96,9 @@ fn ns_to_secs(t: TimestampNs) -> f64 {
     t.0 as f64 * 1e-9
 }
 
+/// Largest scenario file read (a real one is a few KB).
+pub const MAX_SCENARIO_BYTES: u64 = 1 << 20;
+
 impl Scenario {
     /// Reads and validates a scenario file.
     ///
@@ -103,8 +106,13 @@ impl Scenario {
     /// [`ScenarioError`], one line naming the file and the field (and line:column for syntax).
     pub fn load(path: &Path) -> Result<Self, ScenarioError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ScenarioError::Io { file: file.clone(), message: e.to_string() })?;
+        // Regular files only, bounded: a FIFO or /dev/zero is refused, never read.
+        let text = shared::input::read_text_bounded(path, MAX_SCENARIO_BYTES).map_err(|e| match e {
+            shared::input::InputError::Io { source, .. } => {
+                ScenarioError::Io { file: file.clone(), message: source.to_string() }
+            }
+            refused => ScenarioError::Refused { message: refused.to_string() },
+        })?;
         Self::from_ron_str(&text, &file)
     }
 

@@ -29,6 +29,9 @@ pub(super) fn camera(cam: &CameraConfig) -> Check {
             format!("must be 16..={} (got {})", shared::frames::MAX_IMAGE_SIDE, cam.height),
         );
     }
+    // A frame must fit one ring slot: refused here, not when the segment is created.
+    let bytes = shared::frames::ImageHeader::rgb8_labelled(cam.width, cam.height).payload_len() as u64;
+    fits_a_slot("camera.width", bytes, &format!("{}×{} needs", cam.width, cam.height), "a frame")?;
     check_range("camera.rate_hz", cam.rate_hz, 0.1, 1000.0)
 }
 
@@ -40,6 +43,10 @@ pub(super) fn lidar(l: &LidarConfig) -> Check {
     if !(1..=1 << 16).contains(&l.azimuth_steps) {
         return bad("lidar.azimuth_steps", format!("must be 1..=65536 (got {})", l.azimuth_steps));
     }
+    // A full sweep must fit one ring slot.
+    let bytes = u64::from(l.beams) * u64::from(l.azimuth_steps) * shared::frames::POINT_RECORD_SIZE as u64;
+    let what = format!("{} beams × {} steps need", l.beams, l.azimuth_steps);
+    fits_a_slot("lidar.azimuth_steps", bytes, &what, "a sweep")?;
     let (lo, hi) = l.vertical_fov_deg;
     check_range("lidar.vertical_fov_deg", lo, -90.0, 90.0)?;
     check_range("lidar.vertical_fov_deg", hi, -90.0, 90.0)?;
@@ -52,6 +59,15 @@ pub(super) fn lidar(l: &LidarConfig) -> Check {
     check_range("lidar.max_range_m", l.max_range_m, 0.1, 2000.0)?;
     check_range("lidar.rate_hz", l.rate_hz, 0.1, 100.0)?;
     check_range("lidar.range_noise_m", l.range_noise_m, 0.0, 10.0)
+}
+
+/// Refuses a frame of `bytes` larger than one ring slot ([`shared::layout::MAX_SLOT_CAPACITY`]).
+fn fits_a_slot(field: &str, bytes: u64, what: &str, unit: &str) -> Check {
+    let cap = shared::layout::MAX_SLOT_CAPACITY;
+    if bytes > cap {
+        return bad(field, format!("{what} {bytes} bytes {unit}, more than the {cap}-byte slot limit"));
+    }
+    Ok(())
 }
 
 /// The initial rig and every recalibration: the rig of each epoch, epoch 1 first.
@@ -98,6 +114,14 @@ pub(super) fn epochs(spec: &ScenarioSpec) -> Result<Vec<EpochRig>, Invalid> {
             valid_from: secs_to_ns(ev.at_s),
             rig: current,
         });
+    }
+    // The same plausibility checks as `calib check` and the calibration service.
+    for (i, e) in epochs.iter().enumerate() {
+        let set = e.rig.to_calibration_set(e.epoch, e.valid_from, cam.width, cam.height);
+        if let Err(bad_set) = calib::validate::check_set(&set) {
+            let at = if i == 0 { "rig".to_string() } else { format!("calibration[{}]", i - 1) };
+            return bad(format!("{at}: {}", bad_set.field), bad_set.reason);
+        }
     }
     Ok(epochs)
 }

@@ -54,6 +54,7 @@ impl ReaderCounts {
             torn_retries: self.torn.load(Ordering::Relaxed),
             overruns: self.overruns.load(Ordering::Relaxed),
             stale: self.stale.load(Ordering::Relaxed),
+            invalid: self.invalid.load(Ordering::Relaxed),
         }
     }
 }
@@ -159,7 +160,7 @@ fn read_frames(
     let counts = &io.counts;
     let mut buf = Vec::new();
     loop {
-        match reader.read_next(&mut buf) {
+        let delivered = match reader.read_next(&mut buf) {
             ReadOutcome::Frame(info) => {
                 counts.read.fetch_add(1, Ordering::Relaxed);
                 arrivals.record(io.kind, info.seq);
@@ -174,29 +175,40 @@ fn read_frames(
                 if io.tx.send(frame).is_err() {
                     return Ok(());
                 }
+                true
             }
             ReadOutcome::Empty => {
                 if stop.is_raised() {
                     return Ok(());
                 }
                 reader.wait(Duration::from_millis(100));
+                false
             }
             ReadOutcome::Torn => {
                 counts.torn.fetch_add(1, Ordering::Relaxed);
                 std::thread::yield_now();
+                false
             }
             ReadOutcome::Overrun { .. } => {
                 counts.overruns.fetch_add(1, Ordering::Relaxed);
+                false
             }
             ReadOutcome::Stale { .. } => {
                 counts.stale.fetch_add(1, Ordering::Relaxed);
+                false
             }
             ReadOutcome::Invalid(why) => {
                 counts.invalid.fetch_add(1, Ordering::Relaxed);
                 if why == shared::ring::InvalidFrame::SegmentTruncated {
                     return Err(why);
                 }
+                false
             }
+        };
+        // Every turn that delivers nothing checks the stop flag: a slot that stays torn (a
+        // writer killed mid-frame, a scribbled sequence word) must not keep fusion alive.
+        if !delivered && stop.is_raised() {
+            return Ok(());
         }
     }
 }
@@ -452,4 +464,43 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     let calib_counts = calib.stop();
     write_result(run, &plan, &report, &counts, calib_counts)?;
     reader_error.map_or(Ok(()), |e| Err(CliError::internal(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A slot that stays torn (its writer stopped mid-frame) must not keep the reader from
+    /// seeing the stop flag.
+    #[test]
+    fn a_reader_on_a_torn_slot_still_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lidar.seg");
+        let spec = SegmentSpec::new(StreamKind::Lidar, 2, 64);
+        let (mut w, _) = RingWriter::create_or_takeover(&path, &spec).unwrap();
+        for _ in 0..2 {
+            let mut loan = w.loan();
+            loan.push(&[1u8; 16]).unwrap();
+            loan.commit(FrameMeta { capture: TimestampNs(1), epoch: CalibEpoch(1) });
+        }
+        let mut reader = RingReader::attach(&path, StreamKind::Lidar).unwrap();
+        reader.seek(shared::FrameSeq(0));
+        // The third frame reuses the reader's next slot and is never finished.
+        let loan = w.loan();
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let (_recycle_tx, recycle) = crossbeam_channel::unbounded();
+        let io = ReaderIo { kind: StreamKind::Lidar, tx, recycle, counts: Arc::default() };
+        let stop = StopFlag::new();
+        stop.raise();
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        let counts = Arc::clone(&io.counts);
+        std::thread::spawn(move || {
+            let _ = read_frames(&mut reader, &io, &stop, &Arrivals::default());
+            let _ = done_tx.send(());
+        });
+        let stopped = done_rx.recv_timeout(Duration::from_secs(5)).is_ok();
+        drop(loan);
+        assert!(stopped, "the reader ignored the stop flag on a torn slot");
+        assert!(counts.torn.load(Ordering::Relaxed) > 0, "the slot was not torn");
+    }
 }

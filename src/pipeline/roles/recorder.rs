@@ -67,7 +67,8 @@ pub fn run(run: &Path) -> Result<(), CliError> {
                     lost += n;
                     idle = false;
                 }
-                ReadOutcome::Empty => {}
+                // A torn slot is no progress: the loop must still reach the stop check.
+                ReadOutcome::Empty | ReadOutcome::Torn => {}
                 _ => idle = false,
             }
         }
