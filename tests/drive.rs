@@ -137,3 +137,45 @@ fn bad_scenario_and_options_are_one_line_errors() {
     sb.run(&["drive", "--pairing", "sometimes"]).expect_code(2);
     sb.run(&["drive", sb.path("missing.ron").to_str().unwrap()]).expect_code(2);
 }
+
+/// The progress watchdog: producers that stop (here SIGSTOPped, as a hung driver would be)
+/// end the run with one line naming the stalled streams and exit 3, instead of a hang.
+#[test]
+fn a_stalled_run_ends_with_one_line_not_a_hang() {
+    let _turn = common::pipeline_turn();
+    let sb = common::Sandbox::new();
+    let out = sb.path("out");
+    let drive = sb
+        .cmd(&["drive", "--duration", "60", "--quiet", "--out", out.to_str().unwrap()])
+        .env("EPOCHFUSE_STALL_LIMIT_MS", "1500")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) for both producers' segments, and stop their writers.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut stopped = Vec::new();
+    while stopped.len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the producers never started");
+        stopped.clear();
+        for run in sb.leftover_runs() {
+            for seg in ["camera.seg", "lidar.seg"] {
+                let info = sb.run(&["inspect", "--json", run.join(seg).to_str().unwrap()]);
+                let json: Option<serde_json::Value> = serde_json::from_str(&info.stdout()).ok();
+                if let Some(pid) = json.as_ref().and_then(|j| j["writer_pid"].as_i64()).filter(|&p| p > 0) {
+                    stopped.push(pid);
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for &pid in &stopped {
+        let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+    }
+    let out = drive.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    let last = err.trim().lines().last().unwrap_or_default();
+    assert!(last.contains("stalled") && last.contains("camera and lidar"), "{err}");
+}

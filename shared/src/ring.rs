@@ -40,9 +40,11 @@ use crate::layout::{self, FrameHeader, ReaderCounter, WriterCounter};
 use crate::segment::{AttachError, Segment, SegmentSpec};
 use crate::{cursor, seqlock, sync, wait, CalibEpoch, FrameSeq, Incarnation, StreamKind, TimestampNs};
 
+mod backpressure;
 mod board;
 mod inplace;
 mod inspect;
+pub use backpressure::BackPressure;
 pub use board::Scoreboard;
 pub use inplace::{FrameRef, InPlace, SlotView};
 pub use inspect::{inspect, SlotState};

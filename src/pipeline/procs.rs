@@ -62,6 +62,8 @@ impl RoleProc {
         }
         if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            // A stopped process (SIGSTOP, a debugger) sees the TERM only once continued.
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::CONT);
         }
         let deadline = Instant::now() + STOP_TIMEOUT;
         loop {

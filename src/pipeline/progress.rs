@@ -2,7 +2,7 @@
 //! drawn from them, and how long a restarted role takes to bring fusion back.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use shared::mapping::ReadOnly;
@@ -121,5 +121,66 @@ impl Recovery {
             }
         });
         longest
+    }
+}
+
+/// How long no producer stream may move before the run is called stalled.
+pub const STALL_LIMIT: Duration = Duration::from_secs(20);
+
+/// The stall limit in force: [`STALL_LIMIT`], or `EPOCHFUSE_STALL_LIMIT_MS` (for tests that
+/// must not wait 20 s to see the watchdog fire).
+#[must_use]
+pub fn stall_limit() -> Duration {
+    std::env::var("EPOCHFUSE_STALL_LIMIT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(STALL_LIMIT, Duration::from_millis)
+}
+
+/// The progress watchdog: a run whose producer streams stop moving ends with one line naming
+/// them (exit 3), instead of hanging. Progress is the writers' `frames_written`, read from
+/// the scoreboards; a scribbled counter that keeps moving can hide a stall, but one that
+/// stops cannot fake progress.
+#[derive(Debug)]
+pub struct StallWatch {
+    last: (u64, u64),
+    since: Instant,
+}
+
+impl Default for StallWatch {
+    fn default() -> Self {
+        Self { last: (0, 0), since: Instant::now() }
+    }
+}
+
+impl StallWatch {
+    /// The stalled streams' names when neither ring has moved for `limit`, else `None`.
+    pub fn check(&mut self, b: &Boards, limit: Duration) -> Option<String> {
+        let now = (b.camera.frames_written, b.lidar.frames_written);
+        if now != self.last {
+            (self.last, self.since) = (now, Instant::now());
+            return None;
+        }
+        (self.since.elapsed() >= limit)
+            .then(|| format!("the camera and lidar streams stalled: no new frame for {} s", limit.as_secs()))
+    }
+}
+
+#[cfg(test)]
+mod stall_tests {
+    use super::*;
+
+    #[test]
+    fn a_moving_stream_resets_the_watch_and_a_still_one_trips_it() {
+        let mut w = StallWatch::default();
+        let mut b = Boards::default();
+        assert_eq!(
+            w.check(&b, Duration::ZERO),
+            Some("the camera and lidar streams stalled: no new frame for 0 s".to_string())
+        );
+        b.lidar.frames_written = 1;
+        assert_eq!(w.check(&b, Duration::from_secs(60)), None);
+        assert_eq!(w.check(&b, Duration::from_secs(60)), None);
+        assert!(w.check(&b, Duration::ZERO).is_some());
     }
 }

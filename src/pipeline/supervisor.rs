@@ -20,7 +20,7 @@ use shared::rundir::RunDir;
 use shared::Role;
 
 use super::procs::{CpuLedger, RoleProc, Spawner};
-use super::progress::{self, Boards, Recovery, Watch};
+use super::progress::{self, Boards, Recovery, StallWatch, Watch};
 use super::sandbox::SandboxSummary;
 use super::spec::{RunSpec, CALIB_RESULT_FILE, FUSION_RESULT_FILE, SCENARIO_FILE};
 use super::summary::{FaultsSummary, RunFacts, Source, Summary};
@@ -207,6 +207,7 @@ struct Live<'a> {
     pending_kills: Vec<PlannedKill>,
     recovery: Recovery,
     cpu: CpuLedger,
+    stall: StallWatch,
 }
 
 impl<'a> Live<'a> {
@@ -238,6 +239,7 @@ impl<'a> Live<'a> {
             pending_kills,
             recovery: Recovery::default(),
             cpu: CpuLedger::default(),
+            stall: StallWatch::default(),
         }
     }
 
@@ -270,6 +272,9 @@ impl<'a> Live<'a> {
             }
             if self.finished() {
                 return None;
+            }
+            if let Some(stalled) = self.stall.check(&boards, progress::stall_limit()) {
+                return Some(CliError::internal(stalled));
             }
         }
     }

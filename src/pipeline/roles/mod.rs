@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use calib::StopFlag;
-use shared::ring::RingReader;
+use shared::ring::{BackPressure, RingReader, RingWriter};
 use shared::segment::AttachError;
 use shared::{Role, StreamKind};
 
@@ -77,21 +77,25 @@ pub fn ready() -> Result<calib::clock::PipelineClock, CliError> {
         })
 }
 
+/// How long readers may make no progress before a producer at `--max-rate` stops waiting
+/// for them (a dead or scribbled reader costs back-pressure, never a hang).
+pub const BACK_PRESSURE_STALL: Duration = Duration::from_secs(10);
+
 /// Back-pressure for runs at `--max-rate`: waits until the ring's `readers` readers have
 /// between them read (or lost) all but `margin` of the frames written, so a producer that
 /// outruns its readers waits instead of lapping them. Real-time runs never wait: there, a
-/// slow reader is lapped and the overrun is counted.
-pub fn wait_for_readers(writer: &shared::ring::RingWriter, readers: u64, margin: u64, stop: &StopFlag) {
-    loop {
-        let b = writer.scoreboard();
-        let consumed = b.frames_read + b.overrun_frames_lost + b.stale + b.invalid;
-        // The counters are summed over readers, so the slack is shared: even if all others
-        // are caught up, the slowest one is at most `margin` frames behind.
-        if consumed + margin >= readers * b.frames_written || stop.is_raised() {
-            return;
-        }
-        // The readers publish progress only through counters: poll them briefly.
-        std::thread::sleep(Duration::from_micros(500));
+/// slow reader is lapped and the overrun is counted. Readers that stall are reported once
+/// (`warned`) and then no longer waited for.
+pub fn wait_for_readers(writer: &RingWriter, readers: u64, margin: u64, stop: &StopFlag, warned: &mut bool) {
+    if *warned {
+        return;
+    }
+    if writer.wait_for_readers(readers, margin, BACK_PRESSURE_STALL, stop) == BackPressure::Stalled {
+        tracing::warn!(
+            "{}: readers made no progress for {BACK_PRESSURE_STALL:?}; going on without back-pressure",
+            writer.path().display()
+        );
+        *warned = true;
     }
 }
 

@@ -86,6 +86,7 @@ pub fn run(run: &Path, kind: StreamKind) -> Result<(), CliError> {
     };
 
     let readers = 1 + u64::from(spec.record.is_some());
+    let mut stalled = false;
     let mut other: Option<RingReader> = None;
     let duration = TimestampNs((spec.duration_s * 1e9) as u64);
     let period = Duration::from_secs_f64(1.0 / rate_hz);
@@ -99,7 +100,7 @@ pub fn run(run: &Path, kind: StreamKind) -> Result<(), CliError> {
             break;
         }
         if spec.max_rate {
-            super::wait_for_readers(&writer, readers, u64::from(PRODUCER_SLOTS) - 2, &stop);
+            super::wait_for_readers(&writer, readers, u64::from(PRODUCER_SLOTS) - 2, &stop, &mut stalled);
             keep_in_step(run, kind, t, &mut other, &stop);
         }
         calib.poll();

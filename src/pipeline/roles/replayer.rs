@@ -52,6 +52,7 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     let mut lidar = ring(run, StreamKind::Lidar, log.max_payload_len(StreamKind::Lidar))?;
     let frames = log.frames().map_err(|e| CliError::input(e.to_string()))?;
     let readers = 1 + u64::from(spec.record.is_some());
+    let mut stalled = false;
     let clock = ready()?;
     for item in frames {
         if stop.is_raised() {
@@ -66,7 +67,7 @@ pub fn run(run: &Path) -> Result<(), CliError> {
         let writer = if frame.stream == StreamKind::Camera { &mut camera } else { &mut lidar };
         if spec.max_rate {
             // As fast as the readers keep up: a replay at max rate loses no frame.
-            wait_for_readers(writer, readers, u64::from(PRODUCER_SLOTS) - 2, &stop);
+            wait_for_readers(writer, readers, u64::from(PRODUCER_SLOTS) - 2, &stop, &mut stalled);
         }
         let mut loan = writer.loan();
         frame.write_payload(&mut loan).map_err(|e| CliError::internal(format!("{}: {e}", frame.name)))?;
