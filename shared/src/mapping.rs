@@ -286,17 +286,6 @@ impl Mapping<ReadWrite> {
     /// # Panics
     /// If the range is out of bounds (a bug in the caller: loans check their capacity).
     pub fn copy_in(&self, offset: usize, src: &[u8]) {
-        self.copy_in_with(offset, src, |_, _| {});
-    }
-
-    /// [`copy_in`](Self::copy_in), calling `complete(at, w)` for every word it stores whose
-    /// last byte it wrote (byte offset `at`, new value `w`): an appending writer folds the
-    /// checksum into the copy with it, so that `commit` need not read the slot again.
-    ///
-    /// # Panics
-    /// As `copy_in`.
-    #[inline]
-    pub fn copy_in_with(&self, offset: usize, src: &[u8], mut complete: impl FnMut(usize, u64)) {
         if src.is_empty() {
             return;
         }
@@ -310,11 +299,7 @@ impl Mapping<ReadWrite> {
             let take = (8 - head).min(rest.len());
             let mut w = words[0].load(Ordering::Relaxed).to_le_bytes();
             w[head..head + take].copy_from_slice(&rest[..take]);
-            let w = u64::from_le_bytes(w);
-            words[0].store(w, Ordering::Relaxed);
-            if head + take == 8 {
-                complete(first, w);
-            }
+            words[0].store(u64::from_le_bytes(w), Ordering::Relaxed);
             rest = &rest[take..];
             idx = 1;
         }
@@ -322,9 +307,7 @@ impl Mapping<ReadWrite> {
         for (chunk, word) in (&mut chunks).zip(&words[idx..]) {
             let mut w = [0u8; 8];
             w.copy_from_slice(chunk);
-            let w = u64::from_le_bytes(w);
-            word.store(w, Ordering::Relaxed);
-            complete(first + 8 * idx, w);
+            word.store(u64::from_le_bytes(w), Ordering::Relaxed);
             idx += 1;
         }
         let tail = chunks.remainder();

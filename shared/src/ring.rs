@@ -33,7 +33,6 @@ use std::time::Duration;
 use rustix::fs::{FlockOperation, Mode, OFlags};
 use zerocopy::{FromBytes, IntoBytes};
 
-use crate::checksum::Checksum;
 use crate::clock::monotonic_ns;
 use crate::frames::{PayloadSink, SinkFull};
 use crate::layout::{self, FrameHeader, ReaderCounter, WriterCounter};
@@ -216,15 +215,7 @@ impl RingWriter {
         let off = self.seg.slot_offset_for(self.next);
         let s = seqlock::write_begin(self.seg.map.word(off + layout::SLOT_OFF_SEQ));
         let capacity = self.seg.slot_capacity() as usize;
-        Loan {
-            writer: self,
-            slot: off,
-            seq_word: s,
-            len: 0,
-            capacity,
-            done: false,
-            sum: Some(Checksum::new()),
-        }
+        Loan { writer: self, slot: off, seq_word: s, len: 0, capacity, done: false }
     }
 
     /// The sequence number the next committed frame will get.
@@ -297,9 +288,6 @@ pub struct Loan<'w> {
     len: usize,
     capacity: usize,
     done: bool,
-    /// The payload's checksum over its complete words, folded into the copy while every
-    /// write appended; `None` once one did not (commit then reads the slot once).
-    sum: Option<Checksum>,
 }
 
 impl Loan<'_> {
@@ -329,18 +317,7 @@ impl Loan<'_> {
             incarnation: self.writer.incarnation.0,
             checksum: 0,
         };
-        let sum = match self.sum {
-            Some(mut c) => {
-                if self.len % 8 != 0 {
-                    // The last, partial word: only this writer stores to it (Relaxed).
-                    let w = map.load(payload + self.len / 8 * 8, Ordering::Relaxed);
-                    c.add_at(self.len / 8, w & (u64::MAX >> (8 * (8 - self.len % 8))));
-                }
-                c.finish(self.len as u64)
-            }
-            None => map.checksum(payload, self.len),
-        };
-        header.checksum = header.seal(sum);
+        header.checksum = header.seal(map.checksum(payload, self.len));
         map.store_words(self.slot + layout::SLOT_OFF_FRAME_HEADER, header.as_bytes_words());
         seqlock::write_end(map.word(self.slot + layout::SLOT_OFF_SEQ), self.seq_word);
         let next = seq.next();
@@ -370,19 +347,7 @@ impl PayloadSink for Loan<'_> {
         let Some(end) = end else {
             return Err(SinkFull { needed: offset.saturating_add(bytes.len()), capacity: self.capacity });
         };
-        let payload = self.slot + layout::SLOT_OFF_PAYLOAD;
-        match self.sum.as_mut() {
-            Some(c) if offset == self.len => {
-                self.writer
-                    .seg
-                    .map
-                    .copy_in_with(payload + offset, bytes, |at, w| c.add_at((at - payload) / 8, w));
-            }
-            _ => {
-                self.sum = None;
-                self.writer.seg.map.copy_in(payload + offset, bytes);
-            }
-        }
+        self.writer.seg.map.copy_in(self.slot + layout::SLOT_OFF_PAYLOAD + offset, bytes);
         self.len = self.len.max(end);
         Ok(())
     }
