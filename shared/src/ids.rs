@@ -147,22 +147,30 @@ impl StreamKind {
     }
 }
 
-impl fmt::Display for StreamKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
+/// `Display` and `FromStr` by an enum's one lower-case `name()`, over its `ALL` list: the
+/// names are spelled once, in `name()`.
+macro_rules! named {
+    ($t:ty, $what:literal) => {
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl FromStr for $t {
+            type Err = UnknownName;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::ALL
+                    .into_iter()
+                    .find(|v| v.name().eq_ignore_ascii_case(s))
+                    .ok_or_else(|| UnknownName::new($what, s, &Self::ALL.map(Self::name)))
+            }
+        }
+    };
 }
 
-impl FromStr for StreamKind {
-    type Err = UnknownName;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| UnknownName::new("stream", s, &Self::ALL.map(Self::name)))
-    }
-}
+named!(StreamKind, "stream");
 
 /// A pipeline role: one OS process of a run, the one name every crate uses for it (the
 /// supervisor's process table, faults in scenarios, the calibration wire format's `Hello`,
@@ -259,22 +267,7 @@ impl Role {
     }
 }
 
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Role {
-    type Err = UnknownName;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|r| r.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| UnknownName::new("role", s, &Self::ALL.map(Self::name)))
-    }
-}
+named!(Role, "role");
 
 /// A name that is not one of an enum's: `unknown role "x" (camera, lidar, …)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
