@@ -10,30 +10,36 @@
 //!
 //! Per frame:
 //! 1. **Visibility.** The world's planar faces (boxes; cylinders as 16-sided prisms) that face
-//!    the camera and survive frustum culling are clipped at the near plane, projected with the
-//!    UNDISTORTED pinhole, and scan-converted into a face-id + inverse-depth scratch buffer
-//!    laid over the undistorted image plane (it covers the undistorted footprint of the
-//!    output image, so it is a little bigger than the image under barrel distortion). Inverse
-//!    depth is affine in screen space for a plane, so the inner loop is a compare-and-select.
-//! 2. **Shading.** Each output row is built in a reusable row buffer: the ray table gives the
-//!    scratch sample for the pixel (nearest sample: the label is exact to half a pixel); a
-//!    face gives its baked Lambert colour (hazed by its primitive's distance) and instance
-//!    id; no face means
-//!    ground (analytic plane z = 0: road, lane marks, sidewalk slabs, grass checker, hazed
-//!    with distance) if the ray points down, otherwise a sky gradient. Rows are written into
-//!    the sink with [`PayloadSink::write_at`]: the frame itself is never assembled elsewhere.
+//!    the camera and survive frustum culling are clipped at the near plane and projected with
+//!    the UNDISTORTED pinhole onto a scratch grid laid over the undistorted image plane (it
+//!    covers the undistorted footprint of the output image, so it is a little bigger than the
+//!    image under barrel distortion), once per frame.
+//! 2. **Bands** (see [`bands`]). The output is drawn in bands of rows, on both cores by
+//!    default ([`CameraRenderer::set_threads`]). A band scan-converts the projected faces
+//!    into a face-id + inverse-depth scratch covering only the scratch rows it samples (so it
+//!    stays in cache); inverse depth is affine in screen space for a plane, so the inner loop
+//!    is a compare-and-select. Then each pixel: the ray table gives the scratch sample
+//!    (nearest sample: the label is exact to half a pixel); a face gives its baked Lambert
+//!    colour (hazed by its primitive's distance) and instance id; no face means ground
+//!    (analytic plane z = 0: road, lane marks, sidewalk slabs, grass checker, hazed with
+//!    distance) if the ray points down, otherwise a sky gradient. Bands are written into the
+//!    sink with [`PayloadSink::write_at`]: the frame itself is never assembled elsewhere.
+//!    The bytes do not depend on the number of threads.
 //!
 //! Payload: [`ImageHeader`] | rgb8 plane | u16 little-endian instance-id plane (sky 0,
 //! ground 1, objects ≥ 2).
 
 use crate::scenario::{epoch_rig_at, EpochRig, Scenario};
 use crate::trajectory::Trajectory;
-use crate::world::{World, GROUND_ID, SKY_ID};
+use crate::world::World;
+use bands::{Bands, Poly, Scene};
 use nalgebra::{Matrix3, Point3, Vector3};
 use shared::frames::{ImageHeader, PayloadSink, SinkFull, IMAGE_HEADER_SIZE};
 use shared::{CalibEpoch, TimestampNs};
 use std::sync::Arc;
 use zerocopy::IntoBytes;
+
+mod bands;
 
 /// Per-intrinsics lookup from output pixels to the undistorted scratch grid.
 #[derive(Clone, Debug)]
@@ -52,6 +58,8 @@ pub struct RayTable {
     /// Normalised x of each scratch column's centre, y of each scratch row's centre.
     xs: Vec<f32>,
     ys: Vec<f32>,
+    /// Scratch rows `[first, end)` each band of output rows samples.
+    bands: Vec<(u32, u32)>,
 }
 
 impl RayTable {
@@ -93,7 +101,7 @@ impl RayTable {
         let gw = (umax.ceil() - gx0 + 2.0) as usize;
         let gh = (vmax.ceil() - gy0 + 2.0) as usize;
         assert!(gw < 65536 && gh < 65536, "distortion spreads the image too far");
-        let map = und
+        let map: Vec<[u16; 2]> = und
             .iter()
             .map(|&(u, v)| {
                 let gx = ((u - gx0).floor() as usize).min(gw - 1);
@@ -105,7 +113,8 @@ impl RayTable {
         let cys = k.cy - gy0;
         let xs = (0..gw).map(|g| ((g as f64 + 0.5 - cxs) / k.fx) as f32).collect();
         let ys = (0..gh).map(|g| ((g as f64 + 0.5 - cys) / k.fy) as f32).collect();
-        Self { intrinsics: *k, gw, gh, fx: k.fx, fy: k.fy, cxs, cys, map, xs, ys }
+        let bands = bands::band_rows(&map, w);
+        Self { intrinsics: *k, gw, gh, fx: k.fx, fy: k.fy, cxs, cys, map, xs, ys, bands }
     }
 
     /// The intrinsics this table was built for.
@@ -144,6 +153,14 @@ pub struct CameraFrame {
     pub bytes: usize,
 }
 
+/// The most threads a renderer draws a frame on.
+pub const MAX_THREADS: usize = 8;
+
+/// The machine's parallelism, at most [`MAX_THREADS`].
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS)
+}
+
 /// Near clipping plane, metres.
 const NEAR: f64 = 0.05;
 /// Faces whose bounding sphere is entirely beyond this are skipped, metres.
@@ -168,13 +185,12 @@ pub struct CameraRenderer {
     /// (colour, instance) of each face, indexed like [`World::faces`]; the colour is hazed
     /// for the current frame's distance when the face is drawn.
     face_info: Vec<([u8; 3], u16)>,
-    ids: Vec<u32>,
-    invz: Vec<f32>,
-    rgb_row: Vec<u8>,
-    label_row: Vec<u8>,
+    /// The frame's visible faces, projected; their polygons are in `screen`.
+    polys: Vec<Poly>,
+    screen: Vec<(f64, f64)>,
     clip: Vec<Vector3<f64>>,
     clip_tmp: Vec<Vector3<f64>>,
-    screen: Vec<(f64, f64)>,
+    bands: Bands,
 }
 
 impl CameraRenderer {
@@ -203,7 +219,6 @@ impl CameraRenderer {
             };
             per_epoch.push(table);
         }
-        let scratch = tables.iter().map(|t| t.gw * t.gh).max().unwrap_or(0);
         let (w, h) = (cam.width as usize, cam.height as usize);
         Self {
             world: Arc::clone(scenario.world()),
@@ -213,14 +228,25 @@ impl CameraRenderer {
             height: h,
             tables: per_epoch,
             face_info: scenario.world().faces().iter().map(|f| (f.colour, f.instance)).collect(),
-            ids: vec![0; scratch],
-            invz: vec![0.0; scratch],
-            rgb_row: vec![0; w * 3],
-            label_row: vec![0; w * 2],
+            polys: Vec::new(),
+            screen: Vec::new(),
             clip: Vec::new(),
             clip_tmp: Vec::new(),
-            screen: Vec::new(),
+            bands: Bands::new(default_threads()),
         }
+    }
+
+    /// Draws each frame on `threads` threads (at least one; the calling thread is one of
+    /// them). The default is the machine's parallelism, at most [`MAX_THREADS`]. The
+    /// frame's bytes are the same for any number.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.bands = Bands::new(threads.clamp(1, MAX_THREADS));
+    }
+
+    /// Threads each frame is drawn on.
+    #[must_use]
+    pub fn threads(&self) -> usize {
+        self.bands.threads()
     }
 
     /// The payload's header.
@@ -258,19 +284,29 @@ impl CameraRenderer {
         let pose = self.trajectory.pose_at(t.0 as f64 * 1e-9).to_isometry();
         let cam_to_world = pose * er.rig.camera_to_vehicle();
         let world_to_cam = cam_to_world.inverse();
-        self.visibility(&world, &table, &world_to_cam);
+        self.project(&world, &table, &world_to_cam);
 
         let r_wc: Matrix3<f64> = *cam_to_world.rotation.to_rotation_matrix().matrix();
-        let centre = cam_to_world.translation.vector;
-        self.shade(&world, &table, &r_wc, &centre, sink)?;
+        let c = cam_to_world.translation.vector;
+        let scene = Scene {
+            world: &world,
+            table: &table,
+            polys: &self.polys,
+            pts: &self.screen,
+            face_info: &self.face_info,
+            r: r_wc.map(|v| v as f32),
+            centre: (c.x, c.y, c.z as f32),
+            planes: (IMAGE_HEADER_SIZE, IMAGE_HEADER_SIZE + self.width * self.height * 3),
+        };
+        self.bands.draw(&scene, sink)?;
         Ok(CameraFrame { epoch: er.epoch, bytes: total })
     }
 
-    fn visibility(&mut self, world: &World, table: &RayTable, w2c: &nalgebra::Isometry3<f64>) {
+    /// Projects the faces visible from `w2c` into `polys` (and their haze into `face_info`).
+    fn project(&mut self, world: &World, table: &RayTable, w2c: &nalgebra::Isometry3<f64>) {
         let (gw, gh) = (table.gw, table.gh);
-        let n = gw * gh;
-        self.ids[..n].fill(0);
-        self.invz[..n].fill(0.0);
+        self.polys.clear();
+        self.screen.clear();
         let r: Matrix3<f64> = *w2c.rotation.to_rotation_matrix().matrix();
         let tr = w2c.translation.vector;
         let cam_centre_w = w2c.inverse().translation.vector;
@@ -327,69 +363,28 @@ impl CameraRenderer {
                 if dc > -1e-12 {
                     continue;
                 }
-                self.screen.clear();
+                let first = self.screen.len();
+                let (mut vmin, mut vmax) = (f64::MAX, f64::MIN);
                 for v in &self.clip {
-                    self.screen.push((table.fx * v.x / v.z + table.cxs, table.fy * v.y / v.z + table.cys));
+                    let sv = table.fy * v.y / v.z + table.cys;
+                    self.screen.push((table.fx * v.x / v.z + table.cxs, sv));
+                    vmin = vmin.min(sv);
+                    vmax = vmax.max(sv);
+                }
+                let y0 = (vmin - 0.5).ceil().max(0.0) as usize;
+                let y1 = ((vmax - 0.5).ceil().max(0.0) as usize).min(gh);
+                if y0 >= y1 {
+                    self.screen.truncate(first);
+                    continue;
                 }
                 let a = nc.x / (table.fx * dc);
                 let b = nc.y / (table.fy * dc);
                 let cc = (nc.z - nc.x * table.cxs / table.fx - nc.y * table.cys / table.fy) / dc;
-                raster(&self.screen, (a, b, cc), fi, gw, gh, &mut self.ids, &mut self.invz);
+                let count = (self.screen.len() - first) as u32;
+                let (first, rows) = (first as u32, (y0 as u32, y1 as u32));
+                self.polys.push(Poly { first, count, face: fi, plane: (a, b, cc), rows });
             }
         }
-    }
-
-    fn shade<S: PayloadSink + ?Sized>(
-        &mut self,
-        world: &World,
-        table: &RayTable,
-        r_wc: &Matrix3<f64>,
-        centre: &Vector3<f64>,
-        sink: &mut S,
-    ) -> Result<(), SinkFull> {
-        let (w, h, gw) = (self.width, self.height, table.gw);
-        let rgb_base = IMAGE_HEADER_SIZE;
-        let label_base = IMAGE_HEADER_SIZE + w * h * 3;
-        let r = r_wc.map(|v| v as f32);
-        let (cx, cy) = (centre.x, centre.y);
-        let cz = centre.z as f32;
-        let face_info = &self.face_info;
-        let ids = &self.ids;
-        for j in 0..h {
-            let map = &table.map[j * w..(j + 1) * w];
-            let pixels =
-                map.iter().zip(self.rgb_row.chunks_exact_mut(3)).zip(self.label_row.chunks_exact_mut(2));
-            for ((&[gx, gy], rgb_out), label_out) in pixels {
-                let s = usize::from(gy) * gw + usize::from(gx);
-                let f = ids[s] as usize;
-                let (rgb, label) = if f != 0 {
-                    face_info[f]
-                } else {
-                    let xu = table.xs[usize::from(gx)];
-                    let yu = table.ys[usize::from(gy)];
-                    let dz = r[(2, 0)] * xu + r[(2, 1)] * yu + r[(2, 2)];
-                    if dz < -1e-6 && cz > 0.0 {
-                        // The ray (xu, yu, 1) in camera coordinates reaches the ground at
-                        // depth t: its inverse is -dz / cz.
-                        let inv_t = -dz / cz;
-                        let t = 1.0 / inv_t;
-                        let dx = r[(0, 0)] * xu + r[(0, 1)] * yu + r[(0, 2)];
-                        let dy = r[(1, 0)] * xu + r[(1, 1)] * yu + r[(1, 2)];
-                        let g = world.ground_at(cx + f64::from(t * dx), cy + f64::from(t * dy));
-                        (haze(g.colour, inv_t), GROUND_ID)
-                    } else {
-                        // Gradient on the ray's (unnormalised) rise: close enough to the
-                        // elevation's sine within the field of view, and no square root.
-                        (sky(dz), SKY_ID)
-                    }
-                };
-                rgb_out.copy_from_slice(&rgb);
-                label_out.copy_from_slice(&label.to_le_bytes());
-            }
-            sink.write_at(rgb_base + j * w * 3, &self.rgb_row)?;
-            sink.write_at(label_base + j * w * 2, &self.label_row)?;
-        }
-        Ok(())
     }
 }
 
@@ -427,59 +422,6 @@ fn clip_near(input: &[Vector3<f64>], out: &mut Vec<Vector3<f64>>) {
         if ina != inb {
             let s = (NEAR - a.z) / (b.z - a.z);
             out.push(a + (b - a) * s);
-        }
-    }
-}
-
-/// Scan-converts a convex polygon (scratch pixel coordinates) with inverse depth
-/// `a·u + b·v + c`, keeping the nearest face per sample (sample centres at i + 0.5).
-fn raster(
-    poly: &[(f64, f64)],
-    (a, b, c): (f64, f64, f64),
-    face: u32,
-    gw: usize,
-    gh: usize,
-    ids: &mut [u32],
-    invz: &mut [f32],
-) {
-    let (mut vmin, mut vmax) = (f64::MAX, f64::MIN);
-    for &(_, v) in poly {
-        vmin = vmin.min(v);
-        vmax = vmax.max(v);
-    }
-    let y0 = (vmin - 0.5).ceil().max(0.0) as usize;
-    let y1 = ((vmax - 0.5).ceil().max(0.0) as usize).min(gh);
-    let n = poly.len();
-    for y in y0..y1 {
-        let yc = y as f64 + 0.5;
-        let (mut xl, mut xr) = (f64::MAX, f64::MIN);
-        for k in 0..n {
-            let (ua, va) = poly[k];
-            let (ub, vb) = poly[(k + 1) % n];
-            if (va <= yc && yc < vb) || (vb <= yc && yc < va) {
-                let x = ua + (yc - va) * (ub - ua) / (vb - va);
-                xl = xl.min(x);
-                xr = xr.max(x);
-            }
-        }
-        if xl > xr {
-            continue;
-        }
-        let x0 = (xl - 0.5).ceil().max(0.0) as usize;
-        let x1 = ((xr - 0.5).ceil().max(0.0) as usize).min(gw);
-        if x0 >= x1 {
-            continue;
-        }
-        let row = y * gw;
-        let base = (b * yc + c + a * (x0 as f64 + 0.5)) as f32;
-        let af = a as f32;
-        let zs = &mut invz[row + x0..row + x1];
-        let is = &mut ids[row + x0..row + x1];
-        for (k, (z, id)) in zs.iter_mut().zip(is.iter_mut()).enumerate() {
-            let v = base + af * k as f32;
-            let nearer = v > *z;
-            *z = if nearer { v } else { *z };
-            *id = if nearer { face } else { *id };
         }
     }
 }

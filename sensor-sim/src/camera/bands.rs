@@ -1,0 +1,289 @@
+//! Band rendering: the visible faces of a frame are projected once, then the image is drawn
+//! in bands of [`BAND_ROWS`] output rows, on as many threads as the renderer has.
+//!
+//! A band needs only the scratch rows its pixels sample (a few more than its own rows under
+//! distortion), so each thread rasterises every projected face into a band-sized scratch
+//! that stays in its core's cache, shades the band's rows into band buffers, and the calling
+//! thread writes them into the sink: two `write_at`s per band, in whatever order bands
+//! finish. Each scratch sample is computed from the same polygon with the same arithmetic
+//! whatever band or thread computes it, so the bytes do not depend on the split.
+
+use super::{haze, sky, RayTable};
+use crate::world::{World, GROUND_ID, SKY_ID};
+use nalgebra::Matrix3;
+use shared::frames::{PayloadSink, SinkFull};
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Mutex};
+
+/// Output rows per band: a 1920-pixel band's scratch and output fit a 2 MiB L2 cache.
+pub(super) const BAND_ROWS: usize = 32;
+
+/// A visible face projected for the current frame.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Poly {
+    /// Its polygon: `pts[first..first + count]`, scratch pixel coordinates.
+    pub first: u32,
+    pub count: u32,
+    /// Index into [`World::faces`].
+    pub face: u32,
+    /// Inverse depth `a·u + b·v + c` over the scratch grid.
+    pub plane: (f64, f64, f64),
+    /// Scratch rows it covers.
+    pub rows: (u32, u32),
+}
+
+/// What every band of one frame reads.
+pub(super) struct Scene<'a> {
+    pub world: &'a World,
+    pub table: &'a RayTable,
+    pub polys: &'a [Poly],
+    pub pts: &'a [(f64, f64)],
+    /// Hazed colour and instance of each face.
+    pub face_info: &'a [([u8; 3], u16)],
+    /// Camera to world rotation.
+    pub r: Matrix3<f32>,
+    /// Camera centre in the world.
+    pub centre: (f64, f64, f32),
+    /// Byte offsets of the rgb and the label planes in the payload.
+    pub planes: (usize, usize),
+}
+
+/// One thread's band-sized visibility scratch: face id and inverse depth per sample.
+#[derive(Debug, Default)]
+pub(super) struct Scratch {
+    ids: Vec<u32>,
+    invz: Vec<f32>,
+}
+
+/// One band's shaded rows.
+#[derive(Debug, Default)]
+pub(super) struct BandOut {
+    rgb: Vec<u8>,
+    label: Vec<u8>,
+}
+
+/// Per-thread state a renderer keeps between frames.
+#[derive(Debug, Default)]
+pub(super) struct Bands {
+    /// One per thread (the first is the calling thread's).
+    scratch: Vec<Scratch>,
+    /// The calling thread's band buffers.
+    out: BandOut,
+    /// Band buffers the other threads fill and the calling thread writes out.
+    spare: Vec<BandOut>,
+}
+
+impl Bands {
+    /// State for `threads` threads (at least one).
+    pub fn new(threads: usize) -> Self {
+        Self { scratch: (0..threads.max(1)).map(|_| Scratch::default()).collect(), ..Self::default() }
+    }
+
+    /// Threads a frame is drawn on.
+    pub fn threads(&self) -> usize {
+        self.scratch.len()
+    }
+
+    /// Draws every band of `scene` into `sink`.
+    pub fn draw<S: PayloadSink + ?Sized>(&mut self, scene: &Scene<'_>, sink: &mut S) -> Result<(), SinkFull> {
+        let n = scene.table.bands.len();
+        let (mine, others) = self.scratch.split_first_mut().expect("at least one thread");
+        let out = &mut self.out;
+        if others.is_empty() {
+            for b in 0..n {
+                draw_band(scene, b, mine, out);
+                write_band(scene, b, out, sink)?;
+            }
+            return Ok(());
+        }
+        let next = AtomicUsize::new(0);
+        let pool = Mutex::new(std::mem::take(&mut self.spare));
+        let result = std::thread::scope(|s| {
+            let (tx, rx) = mpsc::channel::<(usize, BandOut)>();
+            for scratch in others.iter_mut() {
+                let (tx, next, pool) = (tx.clone(), &next, &pool);
+                s.spawn(move || loop {
+                    let b = next.fetch_add(1, Ordering::Relaxed);
+                    if b >= n {
+                        break;
+                    }
+                    let mut band = pool.lock().map(|mut p| p.pop()).ok().flatten().unwrap_or_default();
+                    draw_band(scene, b, scratch, &mut band);
+                    if tx.send((b, band)).is_err() {
+                        break;
+                    }
+                });
+            }
+            drop(tx);
+            let mut result = Ok(());
+            let mut write = |b: usize, band: &BandOut| {
+                if result.is_ok() {
+                    result = write_band(scene, b, band, sink);
+                }
+            };
+            let recycle = |band: BandOut| {
+                if let Ok(mut p) = pool.lock() {
+                    p.push(band);
+                }
+            };
+            loop {
+                let b = next.fetch_add(1, Ordering::Relaxed);
+                if b >= n {
+                    break;
+                }
+                draw_band(scene, b, mine, out);
+                write(b, out);
+                while let Ok((b, band)) = rx.try_recv() {
+                    write(b, &band);
+                    recycle(band);
+                }
+            }
+            // Until every other thread is done (their senders dropped).
+            for (b, band) in rx {
+                write(b, &band);
+                recycle(band);
+            }
+            result
+        });
+        self.spare = pool.into_inner().unwrap_or_default();
+        result
+    }
+}
+
+/// Writes band `b`'s rows into both planes of the payload.
+fn write_band<S: PayloadSink + ?Sized>(
+    scene: &Scene<'_>,
+    b: usize,
+    band: &BandOut,
+    sink: &mut S,
+) -> Result<(), SinkFull> {
+    let w = scene.table.intrinsics.width as usize;
+    let j0 = b * BAND_ROWS;
+    sink.write_at(scene.planes.0 + j0 * w * 3, &band.rgb)?;
+    sink.write_at(scene.planes.1 + j0 * w * 2, &band.label)
+}
+
+/// Rasterises and shades band `b` into `out`.
+fn draw_band(scene: &Scene<'_>, b: usize, scratch: &mut Scratch, out: &mut BandOut) {
+    let table = scene.table;
+    let (w, h, gw) = (table.intrinsics.width as usize, table.intrinsics.height as usize, table.gw);
+    let rows = b * BAND_ROWS..((b + 1) * BAND_ROWS).min(h);
+    let (sy0, sy1) = table.bands[b];
+    let (sy0, sy1) = (sy0 as usize, sy1 as usize);
+    let n = (sy1 - sy0) * gw;
+    if scratch.ids.len() < n {
+        scratch.ids.resize(n, 0);
+        scratch.invz.resize(n, 0.0);
+    }
+    scratch.ids[..n].fill(0);
+    scratch.invz[..n].fill(0.0);
+    for p in scene.polys {
+        let y0 = (p.rows.0 as usize).max(sy0);
+        let y1 = (p.rows.1 as usize).min(sy1);
+        if y0 < y1 {
+            let poly = &scene.pts[p.first as usize..(p.first + p.count) as usize];
+            raster_rows(poly, p.plane, p.face, gw, (y0..y1, sy0), &mut scratch.ids, &mut scratch.invz);
+        }
+    }
+    let npx = rows.len() * w;
+    out.rgb.resize(npx * 3, 0);
+    out.label.resize(npx * 2, 0);
+    let map = &table.map[rows.start * w..rows.end * w];
+    shade(scene, map, sy0, &scratch.ids, out);
+}
+
+/// Shades the pixels of `map` (whole output rows) from the band scratch starting at scratch
+/// row `sy0`.
+fn shade(scene: &Scene<'_>, map: &[[u16; 2]], sy0: usize, ids: &[u32], out: &mut BandOut) {
+    let (table, world, r) = (scene.table, scene.world, &scene.r);
+    let (cx, cy, cz) = scene.centre;
+    let gw = table.gw;
+    let pixels = map.iter().zip(out.rgb.chunks_exact_mut(3)).zip(out.label.chunks_exact_mut(2));
+    for ((&[gx, gy], rgb_out), label_out) in pixels {
+        let s = (usize::from(gy) - sy0) * gw + usize::from(gx);
+        let f = ids[s] as usize;
+        let (rgb, label) = if f != 0 {
+            scene.face_info[f]
+        } else {
+            let xu = table.xs[usize::from(gx)];
+            let yu = table.ys[usize::from(gy)];
+            let dz = r[(2, 0)] * xu + r[(2, 1)] * yu + r[(2, 2)];
+            if dz < -1e-6 && cz > 0.0 {
+                // The ray (xu, yu, 1) in camera coordinates reaches the ground at depth t:
+                // its inverse is -dz / cz.
+                let inv_t = -dz / cz;
+                let t = 1.0 / inv_t;
+                let dx = r[(0, 0)] * xu + r[(0, 1)] * yu + r[(0, 2)];
+                let dy = r[(1, 0)] * xu + r[(1, 1)] * yu + r[(1, 2)];
+                let g = world.ground_at(cx + f64::from(t * dx), cy + f64::from(t * dy));
+                (haze(g.colour, inv_t), GROUND_ID)
+            } else {
+                // Gradient on the ray's (unnormalised) rise: close enough to the elevation's
+                // sine within the field of view, and no square root.
+                (sky(dz), SKY_ID)
+            }
+        };
+        rgb_out.copy_from_slice(&rgb);
+        label_out.copy_from_slice(&label.to_le_bytes());
+    }
+}
+
+/// Scan-converts scratch rows `rows` of a convex polygon (scratch pixel coordinates) with
+/// inverse depth `a·u + b·v + c`, keeping the nearest face per sample (sample centres at
+/// i + 0.5), into band buffers whose first row is scratch row `first`.
+fn raster_rows(
+    poly: &[(f64, f64)],
+    (a, b, c): (f64, f64, f64),
+    face: u32,
+    gw: usize,
+    (rows, first): (Range<usize>, usize),
+    ids: &mut [u32],
+    invz: &mut [f32],
+) {
+    let n = poly.len();
+    for y in rows {
+        let yc = y as f64 + 0.5;
+        let (mut xl, mut xr) = (f64::MAX, f64::MIN);
+        for k in 0..n {
+            let (ua, va) = poly[k];
+            let (ub, vb) = poly[(k + 1) % n];
+            if (va <= yc && yc < vb) || (vb <= yc && yc < va) {
+                let x = ua + (yc - va) * (ub - ua) / (vb - va);
+                xl = xl.min(x);
+                xr = xr.max(x);
+            }
+        }
+        if xl > xr {
+            continue;
+        }
+        let x0 = (xl - 0.5).ceil().max(0.0) as usize;
+        let x1 = ((xr - 0.5).ceil().max(0.0) as usize).min(gw);
+        if x0 >= x1 {
+            continue;
+        }
+        let row = (y - first) * gw;
+        let base = (b * yc + c + a * (x0 as f64 + 0.5)) as f32;
+        let af = a as f32;
+        let zs = &mut invz[row + x0..row + x1];
+        let is = &mut ids[row + x0..row + x1];
+        for (k, (z, id)) in zs.iter_mut().zip(is.iter_mut()).enumerate() {
+            let v = base + af * k as f32;
+            let nearer = v > *z;
+            *z = if nearer { v } else { *z };
+            *id = if nearer { face } else { *id };
+        }
+    }
+}
+
+/// Scratch rows `[first, end)` each band of [`BAND_ROWS`] output rows samples, for an
+/// output `w` pixels wide whose pixels sample `map`.
+pub(super) fn band_rows(map: &[[u16; 2]], w: usize) -> Vec<(u32, u32)> {
+    map.chunks(BAND_ROWS * w)
+        .map(|band| {
+            let lo = band.iter().map(|p| p[1]).min().unwrap_or(0);
+            let hi = band.iter().map(|p| p[1]).max().unwrap_or(0);
+            (u32::from(lo), u32::from(hi) + 1)
+        })
+        .collect()
+}
