@@ -1,5 +1,5 @@
-//! Render timing: milliseconds per camera frame and per lidar sweep, on one core, for the
-//! default and the full scenarios. Plain `std::time::Instant`; run with
+//! Render timing: milliseconds per camera frame (`camera/N`: drawn on N threads, 1 and the
+//! renderer's default) and per lidar sweep, for the default and the full scenarios. Plain `std::time::Instant`; run with
 //! `cargo bench -p sensor-sim --bench render`.
 //!
 //! Each renderer writes into a preallocated fixed-size sink reused for every frame, as a
@@ -32,6 +32,21 @@ fn report(name: &str, sensor: &str, size: &str, d: Vec<Duration>, budget: f64) {
     );
 }
 
+/// Renders a camera frame at each of `times`, into a reused slot.
+fn time_camera(cam: &mut CameraRenderer, times: &[shared::TimestampNs], len: usize) -> Vec<Duration> {
+    let mut slot = Slot::new(vec![0; len]);
+    cam.render(times[0], &mut slot).expect("slot fits");
+    times
+        .iter()
+        .map(|&t| {
+            slot.len = 0;
+            let t0 = Instant::now();
+            cam.render(t, &mut slot).expect("slot fits");
+            t0.elapsed()
+        })
+        .collect()
+}
+
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let quick = std::env::args().any(|a| a == "--quick");
@@ -46,19 +61,16 @@ fn main() {
         let times: Vec<shared::TimestampNs> =
             (0..frames).map(|i| shared::TimestampNs((lap * i as f64 / frames as f64 * 1e9) as u64)).collect();
 
-        let mut cam = CameraRenderer::new(&scenario);
-        let mut slot = Slot::new(vec![0; scenario.camera_payload_len()]);
-        cam.render(times[0], &mut slot).expect("slot fits");
-        let mut d = Vec::new();
-        for &t in &times {
-            slot.len = 0;
-            let t0 = Instant::now();
-            cam.render(t, &mut slot).expect("slot fits");
-            d.push(t0.elapsed());
-        }
         let c = scenario.camera();
         let budget = if name == "default" { 10.0 } else { 33.0 };
-        report(name, "camera", &format!("{}x{}", c.width, c.height), d, budget);
+        let size = format!("{}x{}", c.width, c.height);
+        let mut cam = CameraRenderer::new(&scenario);
+        let threads = cam.threads();
+        for n in [1, threads] {
+            cam.set_threads(n);
+            let d = time_camera(&mut cam, &times, scenario.camera_payload_len());
+            report(name, &format!("camera/{n}"), &size, d, budget);
+        }
 
         let mut lidar = LidarRenderer::new(&scenario);
         let mut slot = Slot::new(vec![0; scenario.lidar_max_payload_len()]);
