@@ -7,8 +7,9 @@
 //!   consumer's small ack over the same kind of transport (the ring acks through a second
 //!   ring); one-way = round trip / 2; p50, p99 and p99.9 per repeat;
 //! - **streaming throughput**: the producer sends as fast as the transport takes messages; the
-//!   consumer reads every byte of each (the ring's read copies and checksums; the socket, pipe
-//!   and iceoryx2 consumers checksum their buffer) and acks at the end. Transports whose
+//!   consumer reads every byte of each (the ring and iceoryx2 consumers checksum the payload in
+//!   place, the ring's validation folded into the same pass; the socket and pipe consumers
+//!   checksum their buffer) and acks at the end. Transports whose
 //!   writer never waits for its reader (the ring, iceoryx2) are flow-controlled by acks.
 //!
 //! At each size every transport gets its own peer and a warm-up; then `--repeats` rounds run

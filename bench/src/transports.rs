@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketFlags, SocketType};
+use shared::checksum::Checksum;
 use shared::frames::PayloadSink;
-use shared::ring::{FrameInfo, FrameMeta, ReadOutcome, RingReader, RingWriter};
+use shared::ring::{FrameInfo, FrameMeta, InPlace, ReadOutcome, RingReader, RingWriter};
 use shared::segment::SegmentSpec;
 use shared::{CalibEpoch, StreamKind, TimestampNs};
 
@@ -64,9 +65,9 @@ const ACK_SLOTS: u32 = 64;
 /// A transport under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
 pub enum Transport {
-    /// epochfuse ring; waits with `RingReader::wait` (bounded spin, then futex).
+    /// epochfuse ring, read in place; waits with `RingReader::wait` (bounded spin, then futex).
     RingBlock,
-    /// epochfuse ring; spins on `read_next`.
+    /// epochfuse ring, read in place; spins on `peek_next`.
     RingPoll,
     /// Unix stream socket, 8-byte length prefix.
     UdsStream,
@@ -270,7 +271,6 @@ pub fn open_consumer(spec: &RunSpec) -> io::Result<Box<dyn Consumer>> {
             Box::new(RingConsumer {
                 reader,
                 acks,
-                buf: Vec::with_capacity(spec.size),
                 ack: [0; ACK_LEN],
                 poll: !spec.transport.blocking(),
                 ack_every: (u64::from(proto::slots_for(spec.size)) / 4).max(1),
@@ -367,13 +367,61 @@ impl Producer for RingProducer {
     }
 }
 
-/// The ring's consumer: reads (copy + checksum + validation) into its buffer and writes acks
-/// into its own ack ring.
+/// What the ring's consumer computes from a frame in place: its checksum of every byte (as
+/// the iceoryx2 consumer computes over its sample) and the stamp words.
+#[derive(Debug, Default)]
+struct InPlaceSum {
+    sum: Checksum,
+    seq: u64,
+    flags: u64,
+}
+
+/// Spins (poll) or waits on the futex (block) until the next frame has been read in place and
+/// validated: learnt from its header ([`RingReader::peek_next`]), then every payload word
+/// checksummed straight from the slot in one pass with the ring's own checksum folded in
+/// ([`RingReader::read_at_streaming`]). Overruns and stale slots are added to `lost`; a frame
+/// that fails validation is an error.
+fn ring_next_in_place(
+    reader: &mut RingReader,
+    poll: bool,
+    lost: &mut u64,
+) -> io::Result<(FrameInfo, InPlaceSum)> {
+    let mut patience = Patience::default();
+    loop {
+        let Some((frame, _)) = reader.peek_next() else {
+            let look = if poll { patience.spin() } else { !reader.wait(Duration::from_millis(200)) };
+            if look {
+                patience.check("ring")?;
+            }
+            continue;
+        };
+        let read = reader.read_at_streaming(frame.seq(), InPlaceSum::default(), |s, i, w| {
+            s.sum.add_at(i, w);
+            match i {
+                0 => s.seq = w,
+                1 => s.flags = w,
+                _ => {}
+            }
+        });
+        match read {
+            InPlace::Frame(info, s) => return Ok((info, s)),
+            InPlace::Rejected(ReadOutcome::Overrun { lost: n }) => *lost += n.max(1),
+            InPlace::Rejected(ReadOutcome::Stale { .. }) => *lost += 1,
+            InPlace::Rejected(ReadOutcome::Invalid(why)) => {
+                return Err(invalid(format!("ring frame refused: {why}")));
+            }
+            // Torn through every retry: the frame is gone by the time it is retried.
+            InPlace::Rejected(_) => *lost += 1,
+        }
+    }
+}
+
+/// The ring's consumer: reads each frame in place (no copy), checksumming every byte while
+/// the read validates it, and writes acks into its own ack ring.
 #[derive(Debug)]
 pub struct RingConsumer {
     reader: RingReader,
     acks: RingWriter,
-    buf: Vec<u8>,
     ack: [u8; ACK_LEN],
     poll: bool,
     ack_every: u64,
@@ -382,10 +430,9 @@ pub struct RingConsumer {
 impl Consumer for RingConsumer {
     fn recv(&mut self) -> io::Result<Received> {
         let mut lost = 0;
-        let info = ring_next(&mut self.reader, &mut self.buf, self.poll, &mut lost)?;
-        // The read copied every byte and checked the writer's checksum over them.
-        let (seq, flags) = read_stamp(&self.buf);
-        Ok(Received { seq, flags, len: info.len, lost })
+        let (info, s) = ring_next_in_place(&mut self.reader, self.poll, &mut lost)?;
+        std::hint::black_box(s.sum.finish(info.len as u64));
+        Ok(Received { seq: s.seq, flags: s.flags, len: info.len, lost })
     }
 
     fn send_ack(&mut self, value: u64) -> io::Result<()> {
