@@ -1,11 +1,12 @@
 //! Render timing: milliseconds per camera frame (`camera/N`: drawn on N threads, 1 and the
-//! renderer's default) and per lidar sweep, for the default and the full scenarios. Plain `std::time::Instant`; run with
-//! `cargo bench -p sensor-sim --bench render`.
+//! renderer's default) and per lidar sweep, for the default and the full scenarios. Plain
+//! `std::time::Instant`; run with `cargo bench -p sensor-sim --bench render`.
 //!
 //! Each renderer writes into a preallocated fixed-size sink reused for every frame, as a
 //! producer writes into a ring slot. Frames are spread along one lap of the trajectory. The
-//! table gives mean, min, median and max wall-clock milliseconds (the min is the least
-//! disturbed by other processes on a shared machine).
+//! table gives mean, min, median, p99 and max wall-clock milliseconds (the min is the least
+//! disturbed by other processes on a shared machine) and the process's CPU milliseconds per
+//! frame (all threads; what a loaded machine does not stretch).
 
 #[path = "../tests/sim_common/mod.rs"]
 mod sim_common;
@@ -24,19 +25,34 @@ fn stats(mut v: Vec<Duration>) -> (f64, f64, f64, f64, f64) {
     (mean, ms(v[0]), ms(v[v.len() / 2]), ms(p99), ms(v[v.len() - 1]))
 }
 
-/// One row of the table: the timings `d` of `sensor` in scenario `name`.
-fn report(name: &str, sensor: &str, size: &str, d: Vec<Duration>, budget: f64) {
+/// CPU time of the whole process so far (every thread, live or ended), milliseconds, from
+/// `/proc/self/stat` (user + system, in the kernel's fixed 100 Hz ticks); 0 elsewhere. A
+/// loaded machine stretches wall-clock times but not this.
+fn cpu_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // After the command name: state is field 3, utime 14, stime 15.
+    (tick(11) + tick(12)) as f64 * 10.0
+}
+
+/// One row of the table: the timings `d` of `sensor` in scenario `name`, and the CPU
+/// milliseconds they took in all, per frame.
+fn report(name: &str, sensor: &str, size: &str, (d, cpu): (Vec<Duration>, f64), budget: f64) {
+    let cpu = cpu / d.len() as f64;
     let (mean, min, p50, p99, max) = stats(d);
     println!(
-        "{name:<10} {sensor:<8} {size:>10} {mean:>9.2} {min:>9.2} {p50:>9.2} {p99:>9.2} {max:>9.2} {budget:>10.1}"
+        "{name:<10} {sensor:<8} {size:>10} {mean:>9.2} {min:>9.2} {p50:>9.2} {p99:>9.2} {max:>9.2} {cpu:>9.2} \
+         {budget:>10.1}"
     );
 }
 
-/// Renders a camera frame at each of `times`, into a reused slot.
-fn time_camera(cam: &mut CameraRenderer, times: &[shared::TimestampNs], len: usize) -> Vec<Duration> {
+/// Renders a camera frame at each of `times`, into a reused slot: wall times, CPU ms in all.
+fn time_camera(cam: &mut CameraRenderer, times: &[shared::TimestampNs], len: usize) -> (Vec<Duration>, f64) {
     let mut slot = Slot::new(vec![0; len]);
     cam.render(times[0], &mut slot).expect("slot fits");
-    times
+    let cpu0 = cpu_ms();
+    let d = times
         .iter()
         .map(|&t| {
             slot.len = 0;
@@ -44,7 +60,8 @@ fn time_camera(cam: &mut CameraRenderer, times: &[shared::TimestampNs], len: usi
             cam.render(t, &mut slot).expect("slot fits");
             t0.elapsed()
         })
-        .collect()
+        .collect();
+    (d, cpu_ms() - cpu0)
 }
 
 fn main() {
@@ -52,8 +69,17 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let frames = if quick { 10 } else { 120 };
     println!(
-        "{:<10} {:<8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
-        "scenario", "sensor", "size", "mean ms", "min ms", "p50 ms", "p99 ms", "max ms", "budget ms"
+        "{:<10} {:<8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
+        "scenario",
+        "sensor",
+        "size",
+        "mean ms",
+        "min ms",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "cpu ms",
+        "budget ms"
     );
     for (name, file) in [("default", "configs/drives/default.ron"), ("full", "configs/drives/full.ron")] {
         let scenario = Scenario::load(&root.join(file)).unwrap_or_else(|e| panic!("{e}"));
@@ -77,6 +103,7 @@ fn main() {
         lidar.render(times[0], 0, &mut slot).expect("slot fits");
         let mut d = Vec::new();
         let mut points = 0;
+        let cpu0 = cpu_ms();
         for (i, &t) in times.iter().enumerate() {
             slot.len = 0;
             let t0 = Instant::now();
@@ -85,7 +112,7 @@ fn main() {
         }
         let l = scenario.lidar();
         let budget = if name == "default" { 20.0 } else { 100.0 };
-        report(name, "lidar", &format!("{}x{}", l.beams, l.azimuth_steps), d, budget);
+        report(name, "lidar", &format!("{}x{}", l.beams, l.azimuth_steps), (d, cpu_ms() - cpu0), budget);
         println!("{:<10} {:<8} mean points per sweep: {}", "", "", points / frames);
     }
 }
