@@ -267,7 +267,8 @@ fn raster_rows(
         let af = a as f32;
         let zs = &mut invz[row + x0..row + x1];
         let is = &mut ids[row + x0..row + x1];
-        for (k, (z, id)) in zs.iter_mut().zip(is.iter_mut()).enumerate() {
+        // k < 65536: exact through i32, whose conversion to f32 vectorises (u64's does not).
+        for (k, (z, id)) in (0i32..).zip(zs.iter_mut().zip(is.iter_mut())) {
             let v = base + af * k as f32;
             let nearer = v > *z;
             *z = if nearer { v } else { *z };
