@@ -40,6 +40,16 @@ fn ring(run: &Path, kind: StreamKind, capacity: usize) -> Result<RingWriter, Cli
         .map_err(|e| CliError::internal(format!("{}: {e}", path.display())))
 }
 
+/// Frames each decoding thread keeps ready: enough to cover a slow frame (a large PNG, a
+/// chunk boundary) without holding much memory (a frame is a few MB).
+const PREFETCH_DEPTH: usize = 3;
+
+/// Decoding threads for a log whose frames decode independently (KITTI): one per core, at
+/// most four. A bag always gets one (its chunks decompress in file order).
+fn decode_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
 /// Runs the replayer role.
 ///
 /// # Errors
@@ -50,7 +60,11 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     let log = open_source(&spec)?;
     let mut camera = ring(run, StreamKind::Camera, log.max_payload_len(StreamKind::Camera))?;
     let mut lidar = ring(run, StreamKind::Lidar, log.max_payload_len(StreamKind::Lidar))?;
-    let frames = log.frames().map_err(|e| CliError::input(e.to_string()))?;
+    // Decoded ahead on other threads: this one only fills slots (see `logs::Prefetched`).
+    let frames = log
+        .frames()
+        .and_then(|f| f.prefetch(decode_threads(), PREFETCH_DEPTH, log.source().path()))
+        .map_err(|e| CliError::input(e.to_string()))?;
     let readers = 1 + u64::from(spec.record.is_some());
     let mut stalled = false;
     let clock = ready()?;
