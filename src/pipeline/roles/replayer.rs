@@ -42,7 +42,7 @@ fn ring(run: &Path, kind: StreamKind, capacity: usize) -> Result<RingWriter, Cli
 
 /// Frames each decoding thread keeps ready: enough to cover a slow frame (a large PNG, a
 /// chunk boundary) without holding much memory (a frame is a few MB).
-const PREFETCH_DEPTH: usize = 3;
+const PREFETCH_DEPTH: usize = 2;
 
 /// Decoding threads for a log whose frames decode independently (KITTI): one per core, at
 /// most four. A bag always gets one (its chunks decompress in file order).
