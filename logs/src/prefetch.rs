@@ -148,7 +148,9 @@ impl Prefetched {
         self.done = true;
         // Dropping the receivers ends every worker at its next send.
         self.rx.clear();
-        self.workers.drain(..).fold(false, |panicked, w| w.join().is_err() || panicked)
+        // Every worker is joined (no short circuit).
+        let panicked: Vec<bool> = self.workers.drain(..).map(|w| w.join().is_err()).collect();
+        panicked.contains(&true)
     }
 }
 
