@@ -82,6 +82,7 @@ mod kitti;
 mod kitti_write;
 mod mcap_source;
 mod opened;
+mod prefetch;
 mod record;
 mod ros;
 
@@ -96,6 +97,7 @@ use shared::{CalibEpoch, StreamKind, TimestampNs};
 pub use error::LogError;
 pub use kitti_write::{fmt_e12, kitti_calib_text, KittiWriteError, KittiWriter};
 pub use opened::OpenedLog;
+pub use prefetch::Prefetched;
 pub use record::{McapRecorder, RecorderTopics};
 
 /// The order in which frames of equal stamp are replayed: a lidar sweep before an image.

