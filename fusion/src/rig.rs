@@ -183,9 +183,11 @@ impl RigProjector {
         let mut counts = vec![0usize; self.cameras.len()];
         let (mut rx, mut ry) = ([0.0f64; CHUNK], [0.0f64; CHUNK]);
         let r = &self.rig_from_lidar;
+        // Without a wedge to test there is nothing to share: skip the transform.
+        let any_wedge = self.culled_cameras() > 0;
         for (c, chunk) in points.chunks(CHUNK).enumerate() {
             // The shared part: each point into the rig frame, once for all cameras.
-            for (i, p) in chunk.iter().enumerate() {
+            for (i, p) in chunk.iter().enumerate().filter(|_| any_wedge) {
                 let (x, y, z) = (f64::from(p.x), f64::from(p.y), f64::from(p.z));
                 rx[i] = r[0] * x + r[1] * y + r[2] * z + r[3];
                 ry[i] = r[4] * x + r[5] * y + r[6] * z + r[7];
