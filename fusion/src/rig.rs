@@ -1,8 +1,12 @@
 //! One lidar sweep into N cameras, the projection work shared (issue 18 §5).
 //!
-//! Each point is transformed once into the rig frame (the first camera's vehicle frame), and
-//! each camera's *horizontal frustum*, a wedge with its apex at the camera's centre of
-//! projection, is tested there: four multiply-adds and two compares per camera. Only the
+//! Each camera's *horizontal frustum*, a wedge with its apex at the camera's centre of
+//! projection, is tested for each point: four multiply-adds and two compares per camera.
+//! "Horizontal" is the lidar's own x-y plane: the transform of the rig is folded into each
+//! camera's wedge once per calibration (apex and sides expressed in the lidar frame), so a
+//! point is read once and needs no per-point transform at all. (The vehicle frame would not
+//! do: KITTI's is camera 0's optical frame, whose x-y plane is the image plane, and there no
+//! camera has a wedge; a spinning lidar's z is the rig's up in every log.) Only the
 //! points inside a camera's wedge go through that camera's [`Projector`], with exactly the
 //! arithmetic of the single-camera path ([`Projector::project_chunk`]), so every camera's
 //! [`Projected`] is bit-identical to `Projector::new(calib).project(points, ..)`. The wedge
@@ -17,7 +21,7 @@
 //! has distortion (the plumb-bob polynomial can fold far-off points back into the image).
 
 use calib::{CalibrationSet, Projection};
-use nalgebra::{Isometry3, Matrix3, Point3, Vector2, Vector3};
+use nalgebra::{Matrix3, Point3, Vector2, Vector3};
 use shared::frames::PointRecord;
 
 use crate::project::{Projected, Projector, CHUNK};
@@ -34,8 +38,8 @@ struct Wedge {
 }
 
 impl Wedge {
-    /// The wedge of the camera of `calib`, in the frame `rig_from_lidar` maps the lidar into.
-    fn of(calib: &CalibrationSet, rig_from_lidar: &Isometry3<f64>) -> Option<Self> {
+    /// The wedge of the camera of `calib`, in the lidar frame's x-y plane.
+    fn of(calib: &CalibrationSet) -> Option<Self> {
         let (a, b) = match calib.camera {
             Projection::Rectified { p, .. } => {
                 (p.fixed_view::<3, 3>(0, 0).into_owned(), p.column(3).into_owned())
@@ -47,11 +51,11 @@ impl Wedge {
         };
         // pixel·depth = A·X + b, so X = A⁻¹·(depth·(u, v, 1)) + apex with apex = −A⁻¹·b.
         let inv = a.try_inverse()?;
-        let rig_from_camera = rig_from_lidar * calib.lidar_to_camera().inverse();
-        let apex = rig_from_camera * Point3::from(-(inv * b));
+        let lidar_from_camera = calib.lidar_to_camera().inverse();
+        let apex = lidar_from_camera * Point3::from(-(inv * b));
         let (w, h) = (f64::from(calib.camera.width()), f64::from(calib.camera.height()));
         let rays = [(0.0, 0.0), (w, 0.0), (0.0, h), (w, h)].map(|(u, v)| {
-            let r = rig_from_camera.rotation * (inv * Vector3::new(u, v, 1.0));
+            let r = lidar_from_camera.rotation * (inv * Vector3::new(u, v, 1.0));
             Vector2::new(r.x, r.y)
         });
         let mean: Vector2<f64> = rays.iter().map(|r| r.normalize()).sum();
@@ -88,13 +92,11 @@ struct RigCamera {
 
 /// N cameras around one lidar, prepared for projecting many sweeps.
 ///
-/// Each camera's calibration set describes its own lidar → camera transform; the rig frame
-/// is the first set's vehicle frame, and the others' cameras are placed in it through the
-/// lidar, so the sets need not agree on what "vehicle" means.
+/// Each camera's calibration set describes its own lidar → camera transform, and the
+/// cameras are placed through the lidar, so the sets need not agree on what "vehicle"
+/// means.
 #[derive(Clone, Debug)]
 pub struct RigProjector {
-    /// Lidar → rig frame, rows of a 3×4 (only x and y are used: the wedges are horizontal).
-    rig_from_lidar: [f64; 8],
     cameras: Vec<RigCamera>,
 }
 
@@ -137,14 +139,9 @@ impl RigProjector {
     /// Prepares every camera of `calibs` (one set per camera, all for the same lidar).
     #[must_use]
     pub fn new(calibs: &[CalibrationSet]) -> Self {
-        let rig_from_lidar = calibs.first().map_or_else(Isometry3::identity, |c| c.lidar_to_vehicle);
-        let m = rig_from_lidar.to_homogeneous();
-        let rows = [m[(0, 0)], m[(0, 1)], m[(0, 2)], m[(0, 3)], m[(1, 0)], m[(1, 1)], m[(1, 2)], m[(1, 3)]];
-        let cameras = calibs
-            .iter()
-            .map(|c| RigCamera { projector: Projector::new(c), wedge: Wedge::of(c, &rig_from_lidar) })
-            .collect();
-        Self { rig_from_lidar: rows, cameras }
+        let cameras =
+            calibs.iter().map(|c| RigCamera { projector: Projector::new(c), wedge: Wedge::of(c) }).collect();
+        Self { cameras }
     }
 
     /// Number of cameras.
@@ -181,21 +178,19 @@ impl RigProjector {
             o.prepare(points.len());
         }
         let mut counts = vec![0usize; self.cameras.len()];
-        let (mut rx, mut ry) = ([0.0f64; CHUNK], [0.0f64; CHUNK]);
-        let r = &self.rig_from_lidar;
-        // Without a wedge to test there is nothing to share: skip the transform.
+        let (mut lx, mut ly) = ([0.0f64; CHUNK], [0.0f64; CHUNK]);
+        // Without a wedge to test there is nothing to share.
         let any_wedge = self.culled_cameras() > 0;
         for (c, chunk) in points.chunks(CHUNK).enumerate() {
-            // The shared part: each point into the rig frame, once for all cameras.
+            // The shared part: each point's horizontal position, once for all cameras.
             for (i, p) in chunk.iter().enumerate().filter(|_| any_wedge) {
-                let (x, y, z) = (f64::from(p.x), f64::from(p.y), f64::from(p.z));
-                rx[i] = r[0] * x + r[1] * y + r[2] * z + r[3];
-                ry[i] = r[4] * x + r[5] * y + r[6] * z + r[7];
+                lx[i] = f64::from(p.x);
+                ly[i] = f64::from(p.y);
             }
             for ((cam, o), k) in self.cameras.iter().zip(&mut out.cameras).zip(&mut counts) {
                 *k = match &cam.wedge {
                     Some(w) => {
-                        cam.projector.project_chunk(chunk, c * CHUNK, *k, o, |i| w.contains(rx[i], ry[i]))
+                        cam.projector.project_chunk(chunk, c * CHUNK, *k, o, |i| w.contains(lx[i], ly[i]))
                     }
                     None => cam.projector.project_chunk(chunk, c * CHUNK, *k, o, |_| true),
                 };

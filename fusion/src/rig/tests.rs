@@ -1,6 +1,6 @@
 use super::*;
 use calib::{CameraIntrinsics, Distortion};
-use nalgebra::{Matrix3x4, Rotation3, Translation3, UnitQuaternion};
+use nalgebra::{Isometry3, Matrix3x4, Rotation3, Translation3, UnitQuaternion};
 use proptest::prelude::*;
 use shared::{CalibEpoch, TimestampNs};
 
