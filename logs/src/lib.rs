@@ -97,6 +97,7 @@ use shared::{CalibEpoch, StreamKind, TimestampNs};
 pub use error::LogError;
 pub use kitti_cameras::{kitti_cameras, KittiCamera, KittiRigFrame};
 pub use kitti_write::{fmt_e12, kitti_calib_text, KittiWriteError, KittiWriter};
+pub use mcap_source::{bag_cameras, BagCamera, BagRig};
 pub use opened::OpenedLog;
 pub use record::{McapRecorder, RecorderTopics};
 
