@@ -275,7 +275,7 @@ pub fn points_from_payload<'a>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use calib::{project_camera_point, CameraIntrinsics};
     use nalgebra::{Isometry3, Matrix3, Point3, Rotation3, Translation3, UnitQuaternion, Vector3};
@@ -318,16 +318,21 @@ mod tests {
         c
     }
 
-    /// A deterministic cloud around the vehicle, including points behind, far off-axis,
-    /// on the camera plane, and NaN.
-    fn cloud(n: usize) -> Vec<PointRecord> {
-        let mut s = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = || {
+    /// A deterministic uniform generator on [0, 1) (xorshift), for the tests of projection.
+    pub(crate) fn uniform(seed: u64) -> impl FnMut() -> f64 {
+        let mut s = seed | 1;
+        move || {
             s ^= s << 13;
             s ^= s >> 7;
             s ^= s << 17;
             (s >> 11) as f64 / (1u64 << 53) as f64
-        };
+        }
+    }
+
+    /// A deterministic cloud around the vehicle, including points behind, far off-axis,
+    /// on the camera plane, and NaN.
+    fn cloud(n: usize) -> Vec<PointRecord> {
+        let mut next = uniform(0x9E37_79B9_7F4A_7C15);
         let mut pts: Vec<PointRecord> = (0..n)
             .map(|_| {
                 let r = 0.5 + 60.0 * next();

@@ -59,13 +59,15 @@ impl Wedge {
             Vector2::new(r.x, r.y)
         });
         let mean: Vector2<f64> = rays.iter().map(|r| r.normalize()).sum();
-        if rays.iter().any(|r| !(r.norm() > 1e-9)) || !(mean.norm() > 1e-6) {
+        // NaN-safe: a NaN is not above any bound, so it gives no wedge.
+        let above = |x: f64, bound: f64| x > bound;
+        if rays.iter().any(|r| !above(r.norm(), 1e-9)) || !above(mean.norm(), 1e-6) {
             return None;
         }
         let angle = |r: &Vector2<f64>| (mean.x * r.y - mean.y * r.x).atan2(mean.dot(r));
         let lo = rays.iter().map(angle).fold(f64::INFINITY, f64::min) - WEDGE_SLACK_RAD;
         let hi = rays.iter().map(angle).fold(f64::NEG_INFINITY, f64::max) + WEDGE_SLACK_RAD;
-        if !(hi - lo < std::f64::consts::PI - 1e-3) {
+        if !above(std::f64::consts::PI - 1e-3, hi - lo) {
             return None;
         }
         let base = mean.y.atan2(mean.x);

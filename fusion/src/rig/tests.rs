@@ -1,4 +1,5 @@
 use super::*;
+use crate::project::tests::uniform;
 use calib::{CameraIntrinsics, Distortion};
 use nalgebra::{Isometry3, Matrix3x4, Rotation3, Translation3, UnitQuaternion};
 use proptest::prelude::*;
@@ -97,13 +98,7 @@ fn border_points(calib: &CalibrationSet, seed: u64, out: &mut Vec<PointRecord>) 
     let inv = a.try_inverse().unwrap();
     let lidar_from_camera = calib.lidar_to_camera().inverse();
     let (w, h) = (f64::from(calib.camera.width()), f64::from(calib.camera.height()));
-    let mut s = seed | 1;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut next = uniform(seed);
     for i in 0..400 {
         let t = next();
         let (u, v) = match i % 4 {
@@ -119,13 +114,7 @@ fn border_points(calib: &CalibrationSet, seed: u64, out: &mut Vec<PointRecord>) 
 }
 
 fn cloud(seed: u64, n: usize) -> Vec<PointRecord> {
-    let mut s = seed | 1;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut next = uniform(seed);
     let mut pts: Vec<PointRecord> = (0..n)
         .map(|_| {
             let r = 0.05 + 70.0 * next() * next();
