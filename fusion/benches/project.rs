@@ -5,8 +5,9 @@
 //! Baseline in the same run: a plain `for` loop over `nalgebra::Vector3` calling
 //! `calib::project_camera_point`. Target: ≥ 30 M points/s.
 
+mod sweep;
+
 use std::hint::black_box;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use calib::{project_camera_point, CalibrationSet, CameraIntrinsics, Distortion, PixelHit, Projection};
@@ -14,40 +15,6 @@ use fusion::{Projected, Projector};
 use nalgebra::{Isometry3, Matrix3, Matrix3x4, Point3, Rotation3, Translation3, UnitQuaternion, Vector3};
 use shared::frames::PointRecord;
 use shared::{CalibEpoch, TimestampNs};
-
-fn sweep() -> (Vec<PointRecord>, &'static str) {
-    let kitti = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/kitti/velodyne/000001.bin");
-    if let Ok(bytes) = std::fs::read(&kitti) {
-        let pts = bytes
-            .chunks_exact(16)
-            .map(|c| {
-                let f = |i: usize| f32::from_le_bytes([c[i], c[i + 1], c[i + 2], c[i + 3]]);
-                PointRecord { x: f(0), y: f(4), z: f(8), intensity: f(12), ..PointRecord::default() }
-            })
-            .collect();
-        return (pts, "KITTI 000001");
-    }
-    let mut s = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 11) as f32 / (1u64 << 53) as f32
-    };
-    let pts = (0..120_000)
-        .map(|_| {
-            let (r, az, el) = (2.0 + 70.0 * next(), std::f32::consts::TAU * next(), -0.4 + 0.45 * next());
-            PointRecord {
-                x: r * az.cos() * el.cos(),
-                y: r * az.sin() * el.cos(),
-                z: r * el.sin(),
-                intensity: next(),
-                ..PointRecord::default()
-            }
-        })
-        .collect();
-    (pts, "synthetic")
-}
 
 fn rig(camera: Projection) -> CalibrationSet {
     let optical = UnitQuaternion::from_rotation_matrix(&Rotation3::from_matrix_unchecked(Matrix3::new(
@@ -104,7 +71,7 @@ fn run(name: &str, calib: &CalibrationSet, pts: &[PointRecord], vecs: &[Vector3<
 }
 
 fn main() {
-    let (pts, source) = sweep();
+    let (pts, source) = sweep::sweep();
     let vecs: Vec<Vector3<f64>> =
         pts.iter().map(|p| Vector3::new(f64::from(p.x), f64::from(p.y), f64::from(p.z))).collect();
     println!("projection benchmark: {} points ({source}), one core, best of 60", pts.len());

@@ -3,6 +3,8 @@
 //! - [`pairing`]: the pure pairing state machine (which sweep goes with which camera frame,
 //!   and with which calibration), with its exact counting rules;
 //! - [`project`]: lidar points → pixels with one epoch's calibration, in f64;
+//! - [`rig`]: one sweep into N cameras, each point moved into the rig frame once and culled
+//!   per camera by its horizontal frustum, bit-identical to projecting per camera;
 //! - [`engine`]: the channel-driven engine that ties them together and feeds a
 //!   [`FusedSink`];
 //! - [`output`]: sinks and PNG overlays; [`stats`] and [`summary`]: what fusion reports of a
@@ -13,6 +15,7 @@ pub mod engine;
 pub mod output;
 pub mod pairing;
 pub mod project;
+pub mod rig;
 pub mod stats;
 pub mod summary;
 
@@ -23,5 +26,6 @@ pub use output::{
 };
 pub use pairing::{FrameMeta, PairCounters, Pairer, PairingConfig, PairingMode};
 pub use project::{project_points, Projected, Projector};
+pub use rig::{RigProjected, RigProjector};
 pub use stats::{CountersSnapshot, FusionStats, LatencyRecorder, PairMetrics, StatsHandle};
 pub use summary::FusionResult;

@@ -14,7 +14,7 @@ use shared::frames::{PayloadError, PointRecord, POINT_RECORD_SIZE};
 use zerocopy::FromBytes;
 
 /// Points handled per inner block (keeps the working set in L1).
-const CHUNK: usize = 256;
+pub(crate) const CHUNK: usize = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Model {
@@ -106,7 +106,7 @@ impl Projected {
         (s(self.u()), s(self.v()), s(self.depth()))
     }
 
-    fn prepare(&mut self, n: usize) {
+    pub(crate) fn prepare(&mut self, n: usize) {
         if self.u.len() < n {
             self.u.resize(n, 0.0);
             self.v.resize(n, 0.0);
@@ -115,6 +115,12 @@ impl Projected {
         }
         self.count = 0;
         self.total = n;
+    }
+
+    /// Sets the number of kept points after chunks were appended with
+    /// [`Projector::project_chunk`].
+    pub(crate) fn set_len(&mut self, count: usize) {
+        self.count = count;
     }
 }
 
@@ -162,21 +168,38 @@ impl Projector {
         out.prepare(points.len());
         let mut k = 0usize;
         for (c, chunk) in points.chunks(CHUNK).enumerate() {
-            let base = c * CHUNK;
-            k = match self.model {
-                Model::Rectified => self.chunk(chunk, base, k, out, |hx, hy, hz| (hx / hz, hy / hz, hz)),
-                Model::Pinhole { fx, fy, cx, cy } => {
-                    self.chunk(chunk, base, k, out, |x, y, z| (fx * (x / z) + cx, fy * (y / z) + cy, z))
-                }
-                Model::PinholeDistorted { fx, fy, cx, cy, d } => {
-                    self.chunk(chunk, base, k, out, |x, y, z| {
-                        let (xd, yd) = d.apply(x / z, y / z);
-                        (fx * xd + cx, fy * yd + cy, z)
-                    })
-                }
-            };
+            k = self.project_chunk(chunk, c * CHUNK, k, out, |_| true);
         }
         out.count = k;
+    }
+
+    /// Projects one chunk (at most [`CHUNK`] points, the first being input point `base`),
+    /// appending the kept ones to `out` from position `k`; returns the new count. Only points
+    /// `i` (index within the chunk) with `candidate(i)` are looked at: the rig projector
+    /// passes its frustum test here, the single-camera path `|_| true`. Either way a point
+    /// looked at goes through the same arithmetic, so the results are bit-identical.
+    #[inline]
+    pub(crate) fn project_chunk(
+        &self,
+        chunk: &[PointRecord],
+        base: usize,
+        k: usize,
+        out: &mut Projected,
+        candidate: impl Fn(usize) -> bool,
+    ) -> usize {
+        match self.model {
+            Model::Rectified => {
+                self.chunk(chunk, base, k, out, candidate, |hx, hy, hz| (hx / hz, hy / hz, hz))
+            }
+            Model::Pinhole { fx, fy, cx, cy } => self
+                .chunk(chunk, base, k, out, candidate, |x, y, z| (fx * (x / z) + cx, fy * (y / z) + cy, z)),
+            Model::PinholeDistorted { fx, fy, cx, cy, d } => {
+                self.chunk(chunk, base, k, out, candidate, |x, y, z| {
+                    let (xd, yd) = d.apply(x / z, y / z);
+                    (fx * xd + cx, fy * yd + cy, z)
+                })
+            }
+        }
     }
 
     #[inline(always)]
@@ -186,6 +209,7 @@ impl Projector {
         base: usize,
         mut k: usize,
         out: &mut Projected,
+        candidate: impl Fn(usize) -> bool,
         pix: impl Fn(f64, f64, f64) -> (f64, f64, f64),
     ) -> usize {
         let m = &self.m;
@@ -197,6 +221,9 @@ impl Projector {
             (&mut out.u[k..end], &mut out.v[k..end], &mut out.depth[k..end], &mut out.index[k..end]);
         let mut j = 0usize;
         for (i, p) in chunk.iter().enumerate() {
+            if !candidate(i) {
+                continue;
+            }
             let (x, y, z) = (f64::from(p.x), f64::from(p.y), f64::from(p.z));
             let hx = m[0] * x + m[1] * y + m[2] * z + m[3];
             let hy = m[4] * x + m[5] * y + m[6] * z + m[7];
@@ -248,7 +275,7 @@ pub fn points_from_payload<'a>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use calib::{project_camera_point, CameraIntrinsics};
     use nalgebra::{Isometry3, Matrix3, Point3, Rotation3, Translation3, UnitQuaternion, Vector3};
@@ -291,16 +318,21 @@ mod tests {
         c
     }
 
-    /// A deterministic cloud around the vehicle, including points behind, far off-axis,
-    /// on the camera plane, and NaN.
-    fn cloud(n: usize) -> Vec<PointRecord> {
-        let mut s = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = || {
+    /// A deterministic uniform generator on [0, 1) (xorshift), for the tests of projection.
+    pub(crate) fn uniform(seed: u64) -> impl FnMut() -> f64 {
+        let mut s = seed | 1;
+        move || {
             s ^= s << 13;
             s ^= s >> 7;
             s ^= s << 17;
             (s >> 11) as f64 / (1u64 << 53) as f64
-        };
+        }
+    }
+
+    /// A deterministic cloud around the vehicle, including points behind, far off-axis,
+    /// on the camera plane, and NaN.
+    fn cloud(n: usize) -> Vec<PointRecord> {
+        let mut next = uniform(0x9E37_79B9_7F4A_7C15);
         let mut pts: Vec<PointRecord> = (0..n)
             .map(|_| {
                 let r = 0.5 + 60.0 * next();

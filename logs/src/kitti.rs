@@ -34,7 +34,7 @@ pub(crate) const KITTI_PERIOD_NS: u64 = 100_000_000;
 /// Largest velodyne sweep or PNG read: a frame must fit one ring slot anyway.
 const MAX_FRAME_FILE: u64 = shared::layout::MAX_SLOT_CAPACITY;
 /// Largest calib text file (a real one is under 1 KB).
-const MAX_CALIB_FILE: u64 = 1 << 20;
+pub(crate) const MAX_CALIB_FILE: u64 = 1 << 20;
 
 /// One frame of the folder.
 #[derive(Debug, Clone)]
@@ -61,7 +61,7 @@ pub(crate) fn is_kitti(dir: &Path) -> bool {
     ["velodyne", "image_2", "calib"].iter().all(|d| dir.join(d).is_dir())
 }
 
-fn list(dir: &Path, ext: &str) -> Result<BTreeMap<u64, (String, PathBuf)>, LogError> {
+pub(crate) fn list(dir: &Path, ext: &str) -> Result<BTreeMap<u64, (String, PathBuf)>, LogError> {
     let mut out = BTreeMap::new();
     let rd = std::fs::read_dir(dir).map_err(|e| LogError::io(dir, "list the folder", e))?;
     for entry in rd {
@@ -84,24 +84,27 @@ fn list(dir: &Path, ext: &str) -> Result<BTreeMap<u64, (String, PathBuf)>, LogEr
     Ok(out)
 }
 
-/// The three matrices of a KITTI calib file that the projection uses.
+/// The matrices of a KITTI calib file that the projection uses (P3 for `image_3`, when the
+/// file gives it).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct KittiCalib {
     pub p2: Matrix3x4<f64>,
+    pub p3: Option<Matrix3x4<f64>>,
     pub r0_rect: Matrix3<f64>,
     pub tr_velo_to_cam: Matrix3x4<f64>,
 }
 
 /// Parses a calib file's text. Lines are `KEY: v1 v2 ...`; blank lines are skipped; keys
-/// other than `P2`, `R0_rect` (or `R_rect`) and `Tr_velo_to_cam` (or `Tr_velo_cam`) are
-/// ignored.
+/// other than `P2`, `R0_rect` (or `R_rect`), `Tr_velo_to_cam` (or `Tr_velo_cam`) and `P3`
+/// (optional) are ignored.
 pub(crate) fn parse_calib(path: &Path, text: &str) -> Result<KittiCalib, LogError> {
-    const WANTED: [(&str, &[&str], usize); 3] = [
+    const WANTED: [(&str, &[&str], usize); 4] = [
         ("P2", &["P2"], 12),
         ("R0_rect", &["R0_rect", "R_rect"], 9),
         ("Tr_velo_to_cam", &["Tr_velo_to_cam", "Tr_velo_cam"], 12),
+        ("P3", &["P3"], 12),
     ];
-    let mut found: [Option<(usize, Vec<f64>)>; 3] = [None, None, None];
+    let mut found: [Option<(usize, Vec<f64>)>; 4] = [None, None, None, None];
     for (i, line) in text.lines().enumerate() {
         let lineno = i + 1;
         let line = line.trim();
@@ -156,18 +159,31 @@ pub(crate) fn parse_calib(path: &Path, text: &str) -> Result<KittiCalib, LogErro
     let p2 = Matrix3x4::from_row_slice(&p2);
     let r0_rect = Matrix3::from_row_slice(&r0);
     let tr_velo_to_cam = Matrix3x4::from_row_slice(&tr);
-    if p2[(0, 0)] <= 0.0 || p2[(1, 1)] <= 0.0 || p2[(2, 2)] == 0.0 {
-        return Err(LogError::kitti(
-            path,
-            Some(l_p2),
-            Some("P2"),
-            "not a camera matrix (focal lengths must be positive)",
-        ));
-    }
+    check_camera(path, l_p2, "P2", &p2)?;
+    let p3 = match found[3].take() {
+        Some((l_p3, p3)) => {
+            let p3 = Matrix3x4::from_row_slice(&p3);
+            check_camera(path, l_p3, "P3", &p3)?;
+            Some(p3)
+        }
+        None => None,
+    };
     check_rotation(&r0_rect).map_err(|e| LogError::kitti(path, Some(l_r0), Some("R0_rect"), e))?;
     check_rotation(&tr_velo_to_cam.fixed_view::<3, 3>(0, 0).into_owned())
         .map_err(|e| LogError::kitti(path, Some(l_tr), Some("Tr_velo_to_cam"), e))?;
-    Ok(KittiCalib { p2, r0_rect, tr_velo_to_cam })
+    Ok(KittiCalib { p2, p3, r0_rect, tr_velo_to_cam })
+}
+
+fn check_camera(path: &Path, line: usize, key: &str, p: &Matrix3x4<f64>) -> Result<(), LogError> {
+    if p[(0, 0)] <= 0.0 || p[(1, 1)] <= 0.0 || p[(2, 2)] == 0.0 {
+        return Err(LogError::kitti(
+            path,
+            Some(line),
+            Some(key),
+            "not a camera matrix (focal lengths must be positive)",
+        ));
+    }
+    Ok(())
 }
 
 /// Orthonormal to 1e-3 (KITTI prints 7 digits) with determinant +1.
@@ -185,6 +201,12 @@ fn check_rotation(r: &Matrix3<f64>) -> Result<(), String> {
 impl KittiCalib {
     /// The calibration set (epoch and `valid_from` left at 0) for images of `width`×`height`.
     pub fn to_set(&self, width: u32, height: u32) -> CalibrationSet {
+        self.to_set_with(&self.p2, width, height)
+    }
+
+    /// [`KittiCalib::to_set`] for the camera whose projection matrix is `p_cam` (P2 or P3:
+    /// the rectified cameras share R0_rect and Tr_velo_to_cam).
+    pub fn to_set_with(&self, p_cam: &Matrix3x4<f64>, width: u32, height: u32) -> CalibrationSet {
         let tr_rot = self.tr_velo_to_cam.fixed_view::<3, 3>(0, 0).into_owned();
         let rot = UnitQuaternion::from_rotation_matrix(&Rotation3::from_matrix(&tr_rot));
         let t = self.tr_velo_to_cam.column(3);
@@ -194,7 +216,7 @@ impl KittiCalib {
         let mut tr = Matrix4::identity();
         tr.fixed_view_mut::<3, 4>(0, 0).copy_from(&self.tr_velo_to_cam);
         // p · Iso(Tr) = P2 · R0 · Tr exactly (to rounding).
-        let p = self.p2 * r0 * tr * iso.inverse().to_homogeneous();
+        let p = p_cam * r0 * tr * iso.inverse().to_homogeneous();
         CalibrationSet {
             epoch: CalibEpoch::NONE,
             valid_from: TimestampNs(0),
@@ -247,18 +269,7 @@ pub(crate) fn scan(root: &Path) -> Result<KittiIndex, LogError> {
                 format!("{len} bytes is not a whole number of 16-byte points"),
             ));
         }
-        let png = std::io::BufReader::new(LogError::open_input(&image, MAX_FRAME_FILE)?);
-        let (width, height) = image::ImageReader::with_format(png, image::ImageFormat::Png)
-            .into_dimensions()
-            .map_err(|e| LogError::kitti(&image, None, None, format!("cannot read PNG header: {e}")))?;
-        if width == 0 || height == 0 || width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
-            return Err(LogError::kitti(
-                &image,
-                None,
-                None,
-                format!("image size {width}×{height} out of range"),
-            ));
-        }
+        let (width, height) = png_size(&image)?;
         let text = LogError::read_input_text(&calib_path, MAX_CALIB_FILE)?;
         let set = parse_calib(&calib_path, &text)?.to_set(width, height);
         let stamp = TimestampNs(i as u64 * KITTI_PERIOD_NS);
@@ -278,6 +289,18 @@ pub(crate) fn scan(root: &Path) -> Result<KittiIndex, LogError> {
     Ok(KittiIndex { frames, sets: builder.finish() })
 }
 
+/// The size a PNG's header announces, checked against [`MAX_IMAGE_SIDE`].
+pub(crate) fn png_size(image: &Path) -> Result<(u32, u32), LogError> {
+    let png = std::io::BufReader::new(LogError::open_input(image, MAX_FRAME_FILE)?);
+    let (width, height) = image::ImageReader::with_format(png, image::ImageFormat::Png)
+        .into_dimensions()
+        .map_err(|e| LogError::kitti(image, None, None, format!("cannot read PNG header: {e}")))?;
+    if width == 0 || height == 0 || width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
+        return Err(LogError::kitti(image, None, None, format!("image size {width}×{height} out of range")));
+    }
+    Ok((width, height))
+}
+
 /// Reads a velodyne sweep.
 pub(crate) fn read_velodyne(path: &Path) -> Result<Vec<u8>, LogError> {
     let bytes = LogError::read_input(path, MAX_FRAME_FILE)?;
@@ -292,6 +315,12 @@ pub(crate) fn read_velodyne(path: &Path) -> Result<Vec<u8>, LogError> {
     Ok(bytes)
 }
 
+/// One velodyne point (16 bytes: x, y, z, intensity float32 LE) as a [`PointRecord`].
+pub(crate) fn velodyne_point(p: &[u8]) -> PointRecord {
+    let f = |i: usize| f32::from_le_bytes([p[i], p[i + 1], p[i + 2], p[i + 3]]);
+    PointRecord { x: f(0), y: f(4), z: f(8), intensity: f(12), ring: 0, reserved: 0, instance: 0 }
+}
+
 /// Writes a sweep (x, y, z, intensity float32 LE per point) as [`PointRecord`]s.
 pub(crate) fn write_velodyne(
     bytes: &[u8],
@@ -301,10 +330,7 @@ pub(crate) fn write_velodyne(
     let mut batch: Vec<PointRecord> = Vec::with_capacity(BATCH);
     for chunk in bytes.chunks(16 * BATCH) {
         batch.clear();
-        batch.extend(chunk.chunks_exact(16).map(|p| {
-            let f = |i: usize| f32::from_le_bytes([p[i], p[i + 1], p[i + 2], p[i + 3]]);
-            PointRecord { x: f(0), y: f(4), z: f(8), intensity: f(12), ring: 0, reserved: 0, instance: 0 }
-        }));
+        batch.extend(chunk.chunks_exact(16).map(velodyne_point));
         sink.push(batch.as_bytes())?;
     }
     Ok(bytes.len() / 16 * size_of::<PointRecord>())

@@ -79,6 +79,7 @@ mod cdr_read;
 mod epochs;
 mod error;
 mod kitti;
+mod kitti_cameras;
 mod kitti_write;
 mod mcap_source;
 mod opened;
@@ -95,7 +96,9 @@ use shared::frames::{PayloadSink, SinkFull};
 use shared::{CalibEpoch, StreamKind, TimestampNs};
 
 pub use error::LogError;
+pub use kitti_cameras::{kitti_cameras, KittiCamera, KittiRigFrame};
 pub use kitti_write::{fmt_e12, kitti_calib_text, KittiWriteError, KittiWriter};
+pub use mcap_source::{bag_cameras, BagCamera, BagRig};
 pub use opened::OpenedLog;
 pub use prefetch::Prefetched;
 pub use record::{McapRecorder, RecorderTopics};

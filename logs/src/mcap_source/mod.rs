@@ -20,6 +20,7 @@
 //! (the indexing pass), [`topics`] (which topics replay), [`plan`] (the break, the frame order
 //! and the epochs), [`frames`] (the streaming pass).
 
+mod cameras;
 mod frames;
 mod lz4;
 mod plan;
@@ -35,6 +36,7 @@ use shared::{CalibEpoch, StreamKind, TimestampNs};
 
 use super::{LogError, LogFormat};
 
+pub use cameras::{bag_cameras, BagCamera, BagRig};
 pub(crate) use frames::McapFrames;
 pub(crate) use plan::index;
 pub(crate) use read::{bag_files, has_mcap_magic};

@@ -49,14 +49,14 @@ impl<T: PartialEq> Timeline<T> {
 
 /// One step of the chain from the camera's frame to the lidar's.
 #[derive(Debug, Clone)]
-struct Step {
+pub(super) struct Step {
     edge: EdgeKey,
     /// The edge's parent is the nearer-to-camera frame (use the transform as is), else invert.
     forward: bool,
 }
 
 /// Breadth-first search for the chain of transforms from `from` to `to`.
-fn find_chain(edges: &Edges, from: &str, to: &str) -> Option<Vec<Step>> {
+pub(super) fn find_chain(edges: &Edges, from: &str, to: &str) -> Option<Vec<Step>> {
     if from == to {
         return Some(Vec::new());
     }

@@ -45,7 +45,7 @@ impl Topics {
     }
 }
 
-fn namespace(topic: &str) -> &str {
+pub(super) fn namespace(topic: &str) -> &str {
     topic.rsplit_once('/').map_or("", |(ns, _)| ns)
 }
 
@@ -60,7 +60,7 @@ fn topic_list(topics: &BTreeMap<String, TopicIndex>, kind: Kind) -> String {
 
 /// Chooses a topic of `kind` for `what` (`lidar`, ...): the one asked for (by the option
 /// `{what}_topic`), else the only candidate with frames.
-fn choose(
+pub(super) fn choose(
     path: &Path,
     s: &Scan,
     kind: Kind,

@@ -1,0 +1,208 @@
+//! One lidar sweep into N cameras, the projection work shared (issue 18 §5).
+//!
+//! Each camera's *horizontal frustum*, a wedge with its apex at the camera's centre of
+//! projection, is tested for each point: four multiply-adds and two compares per camera.
+//! "Horizontal" is the lidar's own x-y plane: the transform of the rig is folded into each
+//! camera's wedge once per calibration (apex and sides expressed in the lidar frame), so a
+//! point is read once and needs no per-point transform at all. (The vehicle frame would not
+//! do: KITTI's is camera 0's optical frame, whose x-y plane is the image plane, and there no
+//! camera has a wedge; a spinning lidar's z is the rig's up in every log.) Only the
+//! points inside a camera's wedge go through that camera's [`Projector`], with exactly the
+//! arithmetic of the single-camera path ([`Projector::project_chunk`]), so every camera's
+//! [`Projected`] is bit-identical to `Projector::new(calib).project(points, ..)`. The wedge
+//! is conservative: it is widened by [`WEDGE_SLACK_RAD`] and [`WEDGE_SLACK_M`], far more
+//! than the rounding of either path, so it never drops a point the camera keeps.
+//!
+//! Why a wedge is exact enough: for a rectified camera or a pinhole without distortion, the
+//! points kept are `apex + λ·ray`, λ > 0, with `ray` in the cone spanned by the rays through
+//! the four image corners; the horizontal projection of that cone is the wedge spanned by
+//! the projected corner rays. A camera gets no wedge (every point is tested as today) when
+//! its corner rays do not fit in a half-plane (looking steeply up or down) or when its lens
+//! has distortion (the plumb-bob polynomial can fold far-off points back into the image).
+
+use calib::{CalibrationSet, Projection};
+use nalgebra::{Matrix3, Point3, Vector2, Vector3};
+use shared::frames::PointRecord;
+
+use crate::project::{Projected, Projector, CHUNK};
+
+/// Angular widening of each wedge side, radians (rounding is below 1e-12 rad).
+pub const WEDGE_SLACK_RAD: f64 = 1e-5;
+/// Distance widening of each wedge side, metres (covers points next to the apex).
+pub const WEDGE_SLACK_M: f64 = 1e-6;
+
+/// A camera's horizontal frustum in the rig frame: `a·x + b·y ≥ c` for both sides.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Wedge {
+    sides: [(f64, f64, f64); 2],
+}
+
+impl Wedge {
+    /// The wedge of the camera of `calib`, in the lidar frame's x-y plane.
+    fn of(calib: &CalibrationSet) -> Option<Self> {
+        let (a, b) = match calib.camera {
+            Projection::Rectified { p, .. } => {
+                (p.fixed_view::<3, 3>(0, 0).into_owned(), p.column(3).into_owned())
+            }
+            Projection::Pinhole(k) if k.distortion.is_zero() => {
+                (Matrix3::new(k.fx, 0.0, k.cx, 0.0, k.fy, k.cy, 0.0, 0.0, 1.0), Vector3::zeros())
+            }
+            Projection::Pinhole(_) => return None,
+        };
+        // pixel·depth = A·X + b, so X = A⁻¹·(depth·(u, v, 1)) + apex with apex = −A⁻¹·b.
+        let inv = a.try_inverse()?;
+        let lidar_from_camera = calib.lidar_to_camera().inverse();
+        let apex = lidar_from_camera * Point3::from(-(inv * b));
+        let (w, h) = (f64::from(calib.camera.width()), f64::from(calib.camera.height()));
+        let rays = [(0.0, 0.0), (w, 0.0), (0.0, h), (w, h)].map(|(u, v)| {
+            let r = lidar_from_camera.rotation * (inv * Vector3::new(u, v, 1.0));
+            Vector2::new(r.x, r.y)
+        });
+        let mean: Vector2<f64> = rays.iter().map(|r| r.normalize()).sum();
+        // NaN-safe: a NaN is not above any bound, so it gives no wedge.
+        let above = |x: f64, bound: f64| x > bound;
+        if rays.iter().any(|r| !above(r.norm(), 1e-9)) || !above(mean.norm(), 1e-6) {
+            return None;
+        }
+        let angle = |r: &Vector2<f64>| (mean.x * r.y - mean.y * r.x).atan2(mean.dot(r));
+        let lo = rays.iter().map(angle).fold(f64::INFINITY, f64::min) - WEDGE_SLACK_RAD;
+        let hi = rays.iter().map(angle).fold(f64::NEG_INFINITY, f64::max) + WEDGE_SLACK_RAD;
+        if !above(std::f64::consts::PI - 1e-3, hi - lo) {
+            return None;
+        }
+        let base = mean.y.atan2(mean.x);
+        let side = |theta: f64, sign: f64| {
+            // Inside is to the left of the low side (cross ≥ 0), right of the high side.
+            let (bx, by) = (theta.cos() * sign, theta.sin() * sign);
+            (-by, bx, -by * apex.x + bx * apex.y - WEDGE_SLACK_M)
+        };
+        Some(Self { sides: [side(base + lo, 1.0), side(base + hi, -1.0)] })
+    }
+
+    #[inline(always)]
+    fn contains(&self, x: f64, y: f64) -> bool {
+        let [(a0, b0, c0), (a1, b1, c1)] = self.sides;
+        a0 * x + b0 * y >= c0 && a1 * x + b1 * y >= c1
+    }
+}
+
+#[derive(Clone, Debug)]
+struct RigCamera {
+    projector: Projector,
+    wedge: Option<Wedge>,
+}
+
+/// N cameras around one lidar, prepared for projecting many sweeps.
+///
+/// Each camera's calibration set describes its own lidar → camera transform, and the
+/// cameras are placed through the lidar, so the sets need not agree on what "vehicle"
+/// means.
+#[derive(Clone, Debug)]
+pub struct RigProjector {
+    cameras: Vec<RigCamera>,
+}
+
+/// Per-camera projected points of one sweep, reused across calls.
+#[derive(Clone, Debug, Default)]
+pub struct RigProjected {
+    cameras: Vec<Projected>,
+}
+
+impl RigProjected {
+    /// Empty buffers.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The points camera `i` keeps (in the order the cameras were given).
+    ///
+    /// # Panics
+    /// If `i` is not below the number of cameras of the last projection.
+    #[must_use]
+    pub fn camera(&self, i: usize) -> &Projected {
+        &self.cameras[i]
+    }
+
+    /// Every camera's points, in order.
+    #[must_use]
+    pub fn cameras(&self) -> &[Projected] {
+        &self.cameras
+    }
+
+    /// Points kept, summed over the cameras (a point seen by two counts twice).
+    #[must_use]
+    pub fn total_kept(&self) -> usize {
+        self.cameras.iter().map(Projected::len).sum()
+    }
+}
+
+impl RigProjector {
+    /// Prepares every camera of `calibs` (one set per camera, all for the same lidar).
+    #[must_use]
+    pub fn new(calibs: &[CalibrationSet]) -> Self {
+        let cameras =
+            calibs.iter().map(|c| RigCamera { projector: Projector::new(c), wedge: Wedge::of(c) }).collect();
+        Self { cameras }
+    }
+
+    /// Number of cameras.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.cameras.len()
+    }
+
+    /// Whether the rig has no camera.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.cameras.is_empty()
+    }
+
+    /// Camera `i`'s own projector (its image size, or projecting it alone).
+    ///
+    /// # Panics
+    /// If `i` is not below [`RigProjector::len`].
+    #[must_use]
+    pub fn camera(&self, i: usize) -> &Projector {
+        &self.cameras[i].projector
+    }
+
+    /// How many cameras have a horizontal frustum to cull with (the others test every point).
+    #[must_use]
+    pub fn culled_cameras(&self) -> usize {
+        self.cameras.iter().filter(|c| c.wedge.is_some()).count()
+    }
+
+    /// Projects `points` into every camera, replacing the contents of `out`.
+    pub fn project(&self, points: &[PointRecord], out: &mut RigProjected) {
+        out.cameras.resize_with(self.cameras.len(), Projected::new);
+        for o in &mut out.cameras {
+            o.prepare(points.len());
+        }
+        let mut counts = vec![0usize; self.cameras.len()];
+        let (mut lx, mut ly) = ([0.0f64; CHUNK], [0.0f64; CHUNK]);
+        // Without a wedge to test there is nothing to share.
+        let any_wedge = self.culled_cameras() > 0;
+        for (c, chunk) in points.chunks(CHUNK).enumerate() {
+            // The shared part: each point's horizontal position, once for all cameras.
+            for (i, p) in chunk.iter().enumerate().filter(|_| any_wedge) {
+                lx[i] = f64::from(p.x);
+                ly[i] = f64::from(p.y);
+            }
+            for ((cam, o), k) in self.cameras.iter().zip(&mut out.cameras).zip(&mut counts) {
+                *k = match &cam.wedge {
+                    Some(w) => {
+                        cam.projector.project_chunk(chunk, c * CHUNK, *k, o, |i| w.contains(lx[i], ly[i]))
+                    }
+                    None => cam.projector.project_chunk(chunk, c * CHUNK, *k, o, |_| true),
+                };
+            }
+        }
+        for (o, k) in out.cameras.iter_mut().zip(counts) {
+            o.set_len(k);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
