@@ -110,6 +110,7 @@ pub const fn replay_rank(stream: StreamKind) -> u8 {
         StreamKind::Camera => 1,
         StreamKind::Fused => 2,
         StreamKind::CalibTable => 3,
+        StreamKind::Can => 4,
     }
 }
 
@@ -301,7 +302,7 @@ impl LogSource {
                     StreamKind::Camera => {
                         shared::frames::IMAGE_HEADER_SIZE + f.width as usize * f.height as usize * 3
                     }
-                    StreamKind::Fused | StreamKind::CalibTable => 0,
+                    StreamKind::Fused | StreamKind::CalibTable | StreamKind::Can => 0,
                 })
                 .max()
                 .unwrap_or(0),
