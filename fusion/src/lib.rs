@@ -3,12 +3,14 @@
 //! - [`pairing`]: the pure pairing state machine (which sweep goes with which camera frame,
 //!   and with which calibration), with its exact counting rules;
 //! - [`project`]: lidar points → pixels with one epoch's calibration, in f64;
+//! - [`deskew`]: motion compensation of a scanning lidar's sweep with the ego-motion;
 //! - [`engine`]: the channel-driven engine that ties them together and feeds a
 //!   [`FusedSink`];
 //! - [`output`]: sinks and PNG overlays; [`stats`] and [`summary`]: what fusion reports of a
 //!   run ([`FusionResult`]; the run summary itself is the binary's).
 #![forbid(unsafe_code)]
 
+pub mod deskew;
 pub mod engine;
 pub mod output;
 pub mod pairing;
