@@ -101,6 +101,10 @@ pub struct PipelineArgs {
     /// subscribing role, nobody publishes].
     #[arg(long, value_name = "FILE.ron")]
     pub socket_policy: Option<PathBuf>,
+    /// Motion-compensate every lidar sweep with the ego-motion from the vehicle bus before
+    /// projecting [default: on when the drive has a vehicle bus, else off].
+    #[arg(long, value_enum, value_name = "on|off")]
+    pub deskew: Option<OnOff>,
 }
 
 /// `epochfuse drive`.
