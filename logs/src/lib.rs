@@ -75,6 +75,7 @@
 //! calib text in KITTI's `%.12e` format ([`kitti_calib_text`]), `timestamps.txt`.
 #![forbid(unsafe_code)]
 
+pub mod can;
 mod cdr_read;
 mod epochs;
 mod error;

@@ -22,7 +22,7 @@
 
 mod frames;
 mod plan;
-mod read;
+pub(crate) mod read;
 mod scan;
 mod topics;
 
