@@ -79,7 +79,8 @@ pub struct PipelineArgs {
     /// Run as fast as possible instead of in real time.
     #[arg(long)]
     pub max_rate: bool,
-    /// Also record the camera, lidar and calibration streams to this MCAP file (ROS 2 schemas).
+    /// Also record the camera, lidar and calibration streams (and the vehicle bus's CAN
+    /// frames, in drives with one) to this MCAP file (ROS 2 schemas).
     #[arg(long, value_name = "FILE.mcap")]
     pub record: Option<PathBuf>,
     /// Directory for the run's shared-memory segments [env: EPOCHFUSE_SHM_ROOT; default: /dev/shm/epochfuse].

@@ -6,12 +6,16 @@
 //!   MCAP log time: when the bus delivered it.
 //! - The channel's metadata [`DBC_KEY`] holds the bus's DBC text, so a replay decodes the
 //!   frames with the database they were sent with.
+//! - A replay's calibration holds the lidar relative to the camera only; the lidar's mount on
+//!   the vehicle (which deskewing needs) comes from the first `base_link` → `lidar` transform
+//!   on `/tf_static` ([`CanLog::lidar_mount`]).
 //! - Reading checks every frame (DLC ≤ 8, identifier within 11 or 29 bits, no error or
 //!   remote frame) and names the file, topic and message of the first bad one.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use nalgebra::Isometry3;
 use serde::Serialize;
 use shared::TimestampNs;
 
@@ -67,12 +71,14 @@ pub struct CanFrameMsg {
 }
 
 /// The CAN channel of a recording.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct CanLog {
     /// The bus's DBC text (empty if the channel carries none).
     pub dbc: String,
     /// The frames in delivery order.
     pub frames: Vec<CanFrameMsg>,
+    /// The lidar's mount on the vehicle (lidar → `base_link`), if the recording has it.
+    pub lidar_mount: Option<Isometry3<f64>>,
 }
 
 fn parse(msg: &[u8], delivered: u64) -> Result<CanFrameMsg, CdrError> {
@@ -107,8 +113,16 @@ pub fn read_can(path: &Path) -> Result<Option<CanLog>, LogError> {
     let files: Arc<[PathBuf]> = if path.is_dir() { bag_files(path)?.into() } else { vec![path.to_path_buf()].into() };
     let mut stream = MsgStream::new(files);
     let mut log: Option<CanLog> = None;
+    let mut mount = None;
     while let Some(m) = stream.next() {
         let m = m?;
+        if mount.is_none() && m.channel.topic == RecorderTopics::TF_STATIC {
+            let tfs = crate::ros::parse_tf(&m.data).map_err(|e| bad(path, &m, e))?;
+            mount = tfs
+                .into_iter()
+                .find(|t| t.parent == RecorderTopics::BASE_FRAME && t.child == RecorderTopics::LIDAR_FRAME)
+                .map(|t| t.iso);
+        }
         if m.channel.topic != RecorderTopics::CAN
             || m.channel.schema.as_ref().is_none_or(|s| s.name != SCHEMA)
         {
@@ -118,6 +132,7 @@ pub fn read_can(path: &Path) -> Result<Option<CanLog>, LogError> {
         let log = log.get_or_insert_with(|| CanLog {
             dbc: m.channel.metadata.get(DBC_KEY).cloned().unwrap_or_default(),
             frames: Vec::new(),
+            lidar_mount: None,
         });
         if log.frames.len() == MAX_FRAMES {
             return Err(bad(path, &m, format!("more than {MAX_FRAMES} CAN frames")));
@@ -126,6 +141,7 @@ pub fn read_can(path: &Path) -> Result<Option<CanLog>, LogError> {
     }
     if let Some(l) = log.as_mut() {
         l.frames.sort_by_key(|f| f.delivered);
+        l.lidar_mount = mount;
     }
     Ok(log)
 }
@@ -157,6 +173,7 @@ mod tests {
         let log = read_can(&path).unwrap().unwrap();
         assert_eq!(log.dbc, "VERSION \"x\"");
         assert_eq!(log.frames, frames);
+        assert_eq!(log.lidar_mount, None, "no calibration was recorded");
         // A recording without a bus has no CAN channel.
         let plain = dir.path().join("plain.mcap");
         McapRecorder::create(&plain).unwrap().finish().unwrap();

@@ -105,7 +105,7 @@ fn vehicle_bus(
         )));
     }
     let text = std::fs::read(&path).map_err(|e| bad(format!("dbc: {}: {e}", path.display())))?;
-    let run = spec::VehicleRun { bitrate_bps: v.bitrate_bps, seed: scenario.seed() };
+    let run = spec::VehicleRun { bitrate_bps: v.bitrate_bps, seed: scenario.seed(), replay_start_ns: None, lidar_mount: None };
     Ok((Some(run), Some(String::from_utf8_lossy(&text).into_owned()), deskew != Some(OnOff::Off)))
 }
 
@@ -137,7 +137,7 @@ pub fn drive(args: &DriveArgs) -> Result<Summary, CliError> {
     spec.delivery = roles::calib_role::delivery_plan(&scenario);
     let (vehicle, vehicle_dbc, deskew) = vehicle_bus(&scenario, args.scenario.as_deref(), args.pipeline.deskew)?;
     (spec.vehicle, spec.deskew) = (vehicle, deskew);
-    let can_bytes = if vehicle_dbc.is_some() { segments::can().file_size().unwrap_or(0) } else { 0 };
+    let can_bytes = can_room(vehicle_dbc.is_some());
     let kills = scenario
         .faults()
         .iter()
@@ -189,6 +189,15 @@ fn shm_bytes(camera_capacity: usize, lidar_capacity: usize) -> Result<u64, CliEr
     })
 }
 
+/// Bytes of the CAN ring, in runs with a vehicle bus.
+fn can_room(bus: bool) -> u64 {
+    if bus {
+        segments::can().file_size().unwrap_or(0)
+    } else {
+        0
+    }
+}
+
 /// Runs `epochfuse replay`.
 ///
 /// # Errors
@@ -203,13 +212,11 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
         camera_topic: args.camera_topic.clone(),
     };
     let (out, summary_path) = prepare_out(&args.pipeline)?;
-    if args.pipeline.deskew == Some(OnOff::On) {
-        return Err(CliError::input("--deskew on: the log has no vehicle bus to take the ego-motion from"));
-    }
     let mut spec = base_spec(&args.pipeline, source, 0.0, out)?;
     spec.rate = args.rate;
     // Open the log here first: bad input is reported before any process starts.
     let log = roles::replayer::open_source(&spec)?;
+    let vehicle_dbc = roles::vehicle::replayed_bus(&mut spec, &absolute(&args.source), log.source().start(), args.pipeline.deskew)?;
     spec.duration_s = log.duration_s();
     // Indexed once, here: the calib role announces these instead of re-reading the log.
     spec.epochs = log.epochs_on_pipeline_clock();
@@ -228,8 +235,8 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
         shm_bytes: shm_bytes(
             log.max_payload_len(shared::StreamKind::Camera),
             log.max_payload_len(shared::StreamKind::Lidar),
-        )?,
-        vehicle_dbc: None,
+        )? + can_room(vehicle_dbc.is_some()),
+        vehicle_dbc,
     };
     supervisor::supervise(cfg)
 }

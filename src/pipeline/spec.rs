@@ -33,6 +33,15 @@ pub struct VehicleRun {
     pub bitrate_bps: u32,
     /// Seed of the release jitter.
     pub seed: u64,
+    /// A replay: the recorded frames are sent again, their stamps moved by the log's start
+    /// (ns) onto the pipeline clock, instead of simulating the bus.
+    #[serde(default)]
+    pub replay_start_ns: Option<u64>,
+    /// A replay: the lidar's mount on the vehicle from the log (translation x, y, z, then the
+    /// rotation quaternion i, j, k, w); a replay's calibration has the lidar relative to the
+    /// camera only. `None`: deskew with the calibration's `lidar_to_vehicle`.
+    #[serde(default)]
+    pub lidar_mount: Option<[f64; 7]>,
 }
 
 /// Where frames come from.
