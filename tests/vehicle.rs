@@ -66,3 +66,30 @@ fn a_bad_dbc_is_refused_at_the_door() {
     assert!(run.stderr().contains("vehicle.dbc"), "{}", run.describe());
     assert_eq!(run.stderr().trim().lines().count(), 1, "{}", run.describe());
 }
+
+#[test]
+fn a_recorded_bus_round_trips_and_the_replay_deskews_the_same_way() {
+    let sb = Sandbox::new();
+    let scenario = common::root().join("configs/drives/highway.ron");
+    let mcap = sb.path("hw.mcap");
+    let m = mcap.to_str().unwrap();
+    let drive_s = drive(&sb, "drive", &[scenario.to_str().unwrap(), "--max-rate", "--duration", "4", "--record", m]);
+    let log = logs::can::read_can(&mcap).unwrap().expect("no CAN channel in the recording");
+    assert_eq!(log.frames.len() as u64, drive_s["can"]["frames"].as_u64().unwrap());
+    assert!(log.dbc.contains("WheelSpeeds") && log.lidar_mount.is_some());
+    let replay = |name: &str, extra: &[&str]| {
+        let _turn = common::pipeline_turn();
+        let out = sb.path(name);
+        let mut args = vec!["replay", m, "--max-rate", "--quiet", "--overlay-every", "0", "--out"];
+        args.push(out.to_str().unwrap());
+        args.extend_from_slice(extra);
+        sb.run(&args).expect_code(0);
+        summary(&out.join("summary.json"))
+    };
+    let (on, off) = (replay("on", &[]), replay("off", &["--deskew", "off"]));
+    let mean = |s: &serde_json::Value| s["consistency"]["mean"].as_f64().unwrap();
+    let (d, r_on, r_off) = (mean(&drive_s), mean(&on), mean(&off));
+    eprintln!("drive (deskew on) {d:.4}, replay deskew on {r_on:.4}, off {r_off:.4}");
+    assert!((r_on - d).abs() < 0.01, "replay {r_on} vs drive {d}");
+    assert!(r_on >= r_off + 0.02, "replay deskew on {r_on} vs off {r_off}");
+}
