@@ -73,7 +73,8 @@ fn a_recorded_bus_round_trips_and_the_replay_deskews_the_same_way() {
     let scenario = common::root().join("configs/drives/highway.ron");
     let mcap = sb.path("hw.mcap");
     let m = mcap.to_str().unwrap();
-    let drive_s = drive(&sb, "drive", &[scenario.to_str().unwrap(), "--max-rate", "--duration", "4", "--record", m]);
+    let drive_s =
+        drive(&sb, "drive", &[scenario.to_str().unwrap(), "--max-rate", "--duration", "4", "--record", m]);
     let log = logs::can::read_can(&mcap).unwrap().expect("no CAN channel in the recording");
     assert_eq!(log.frames.len() as u64, drive_s["can"]["frames"].as_u64().unwrap());
     assert!(log.dbc.contains("WheelSpeeds") && log.lidar_mount.is_some());

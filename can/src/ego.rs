@@ -45,7 +45,8 @@ impl EgoState {
     /// the steering angle from the kinematic bicycle model.
     #[must_use]
     pub fn driving(speed_mps: f64, yaw_rate_rps: f64) -> Self {
-        let road_wheel = if speed_mps.abs() > 0.1 { (WHEELBASE_M * yaw_rate_rps / speed_mps).atan() } else { 0.0 };
+        let road_wheel =
+            if speed_mps.abs() > 0.1 { (WHEELBASE_M * yaw_rate_rps / speed_mps).atan() } else { 0.0 };
         Self {
             speed_mps,
             yaw_rate_rps,
@@ -111,9 +112,7 @@ impl EgoDecoder {
     /// A decoder for the bus of `messages`; it reads nothing the bus does not carry.
     #[must_use]
     pub fn new(messages: &[Message]) -> Self {
-        let find = |name: &str| {
-            messages.iter().find_map(|m| m.signal(name).map(|s| (m.id, s.clone())))
-        };
+        let find = |name: &str| messages.iter().find_map(|m| m.signal(name).map(|s| (m.id, s.clone())));
         let wheels = match (find("WheelSpeedRL"), find("WheelSpeedRR")) {
             (Some((id, l)), Some((id2, r))) if id == id2 => Some((id, l, r)),
             _ => None,

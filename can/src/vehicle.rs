@@ -142,10 +142,14 @@ mod tests {
         let messages = crate::dbc::load(std::path::Path::new("../configs/can/vehicle.dbc")).unwrap();
         let mut bus = VehicleBus::new(messages, Bitrate::new(500_000).unwrap(), 7);
         let mut n = 0u64;
-        bus.run_until(2_000_000_000, |t| EgoState::driving(25.0, t as f64 * 1e-10), |r| {
-            assert!(r.done_ns >= r.queued_ns && r.queued_ns >= r.nominal_ns);
-            n += 1;
-        });
+        bus.run_until(
+            2_000_000_000,
+            |t| EgoState::driving(25.0, t as f64 * 1e-10),
+            |r| {
+                assert!(r.done_ns >= r.queued_ns && r.queued_ns >= r.nominal_ns);
+                n += 1;
+            },
+        );
         let s = bus.summary();
         assert_eq!(s.frames, n);
         assert!(n > 1000 && s.deadline_misses == 0, "{s:?}");

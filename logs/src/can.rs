@@ -102,7 +102,14 @@ fn parse(msg: &[u8], delivered: u64) -> Result<CanFrameMsg, CdrError> {
     }
     let sampled = u64::try_from(sec).map_err(|_| fail(format!("negative stamp {sec} s")))? * 1_000_000_000
         + u64::from(nanosec);
-    Ok(CanFrameMsg { sampled: TimestampNs(sampled), delivered: TimestampNs(delivered), id, extended, dlc, data })
+    Ok(CanFrameMsg {
+        sampled: TimestampNs(sampled),
+        delivered: TimestampNs(delivered),
+        id,
+        extended,
+        dlc,
+        data,
+    })
 }
 
 /// The CAN frames of an MCAP file or rosbag2 folder; `None` if it has no CAN channel.
@@ -110,7 +117,8 @@ fn parse(msg: &[u8], delivered: u64) -> Result<CanFrameMsg, CdrError> {
 /// # Errors
 /// The one-line [`LogError`] of the first file, record or frame that cannot be read.
 pub fn read_can(path: &Path) -> Result<Option<CanLog>, LogError> {
-    let files: Arc<[PathBuf]> = if path.is_dir() { bag_files(path)?.into() } else { vec![path.to_path_buf()].into() };
+    let files: Arc<[PathBuf]> =
+        if path.is_dir() { bag_files(path)?.into() } else { vec![path.to_path_buf()].into() };
     let mut stream = MsgStream::new(files);
     let mut log: Option<CanLog> = None;
     let mut mount = None;

@@ -105,7 +105,12 @@ fn vehicle_bus(
         )));
     }
     let text = std::fs::read(&path).map_err(|e| bad(format!("dbc: {}: {e}", path.display())))?;
-    let run = spec::VehicleRun { bitrate_bps: v.bitrate_bps, seed: scenario.seed(), replay_start_ns: None, lidar_mount: None };
+    let run = spec::VehicleRun {
+        bitrate_bps: v.bitrate_bps,
+        seed: scenario.seed(),
+        replay_start_ns: None,
+        lidar_mount: None,
+    };
     Ok((Some(run), Some(String::from_utf8_lossy(&text).into_owned()), deskew != Some(OnOff::Off)))
 }
 
@@ -135,7 +140,8 @@ pub fn drive(args: &DriveArgs) -> Result<Summary, CliError> {
     (spec.camera_hz, spec.lidar_hz) = (scenario.camera().rate_hz, scenario.lidar().rate_hz);
     spec.epochs = scenario.calibration_schedule();
     spec.delivery = roles::calib_role::delivery_plan(&scenario);
-    let (vehicle, vehicle_dbc, deskew) = vehicle_bus(&scenario, args.scenario.as_deref(), args.pipeline.deskew)?;
+    let (vehicle, vehicle_dbc, deskew) =
+        vehicle_bus(&scenario, args.scenario.as_deref(), args.pipeline.deskew)?;
     (spec.vehicle, spec.deskew) = (vehicle, deskew);
     let can_bytes = can_room(vehicle_dbc.is_some());
     let kills = scenario
@@ -216,7 +222,12 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
     spec.rate = args.rate;
     // Open the log here first: bad input is reported before any process starts.
     let log = roles::replayer::open_source(&spec)?;
-    let vehicle_dbc = roles::vehicle::replayed_bus(&mut spec, &absolute(&args.source), log.source().start(), args.pipeline.deskew)?;
+    let vehicle_dbc = roles::vehicle::replayed_bus(
+        &mut spec,
+        &absolute(&args.source),
+        log.source().start(),
+        args.pipeline.deskew,
+    )?;
     spec.duration_s = log.duration_s();
     // Indexed once, here: the calib role announces these instead of re-reading the log.
     spec.epochs = log.epochs_on_pipeline_clock();

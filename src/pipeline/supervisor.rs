@@ -202,7 +202,8 @@ fn merge(cfg: &Supervise, dir: &Path, facts: RunFacts) -> Summary {
     }
     let mut summary = Summary::build(fusion, facts);
     // The bus's part, only in runs with a bus (a run without one keeps its summary as it was).
-    summary.can = std::fs::read(dir.join(VEHICLE_RESULT_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    summary.can =
+        std::fs::read(dir.join(VEHICLE_RESULT_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok());
     summary
 }
 

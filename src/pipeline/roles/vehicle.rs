@@ -85,7 +85,8 @@ impl CanOut {
 pub fn run(run: &Path) -> Result<(), CliError> {
     let spec = RunSpec::load(run)?;
     let stop = stop_flag()?;
-    let vehicle = spec.vehicle.clone().ok_or_else(|| CliError::internal("role vehicle: the run has no bus"))?;
+    let vehicle =
+        spec.vehicle.clone().ok_or_else(|| CliError::internal("role vehicle: the run has no bus"))?;
     let path = run.join(rundir::segment_file(StreamKind::Can));
     let (writer, _) = RingWriter::create_or_takeover(&path, &segments::can())
         .map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
@@ -155,7 +156,8 @@ fn replay(run: &Path, spec: &RunSpec, start: u64, stop: &StopFlag, out: &mut Can
         }
         let (id, sampled) = (can_id(f.id, f.extended), f.sampled.0.saturating_sub(start));
         let Some(id) = id else { continue };
-        let r = CanRecord { id, dlc: f.dlc, data: f.data, nominal_ns: sampled, queued_ns: sampled, done_ns: t };
+        let r =
+            CanRecord { id, dlc: f.dlc, data: f.data, nominal_ns: sampled, queued_ns: sampled, done_ns: t };
         out.push(&r, stop);
     }
     Ok(())
@@ -269,7 +271,12 @@ pub fn replayed_bus(
 ) -> Result<Option<String>, CliError> {
     let found = logs::can::read_can(log).map_err(|e| CliError::input(e.to_string()))?;
     let usable = found.filter(|c| !c.frames.is_empty()).map(|c| {
-        let file = format!("{}: {} channel metadata {}", log.display(), logs::RecorderTopics::CAN, logs::can::DBC_KEY);
+        let file = format!(
+            "{}: {} channel metadata {}",
+            log.display(),
+            logs::RecorderTopics::CAN,
+            logs::can::DBC_KEY
+        );
         let complete = can::dbc::parse(&c.dbc, &file).map(|m| EgoDecoder::new(&m).complete());
         let mount = c.lidar_mount.map(|m| {
             let (t, q) = (m.translation.vector, m.rotation.coords);
