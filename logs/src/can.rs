@@ -20,7 +20,7 @@ use serde::Serialize;
 use shared::TimestampNs;
 
 use crate::cdr_read::{CdrError, CdrReader};
-use crate::mcap_source::read::{bad, bag_files, MsgStream};
+use crate::mcap_source::read::{bad, bag_files, has_mcap_magic, MsgStream};
 use crate::record::Header;
 use crate::{LogError, RecorderTopics};
 
@@ -112,13 +112,23 @@ fn parse(msg: &[u8], delivered: u64) -> Result<CanFrameMsg, CdrError> {
     })
 }
 
-/// The CAN frames of an MCAP file or rosbag2 folder; `None` if it has no CAN channel.
+/// The CAN frames of an MCAP file or rosbag2 folder; `None` if it has no CAN channel or is
+/// another kind of log (a KITTI folder).
 ///
 /// # Errors
 /// The one-line [`LogError`] of the first file, record or frame that cannot be read.
 pub fn read_can(path: &Path) -> Result<Option<CanLog>, LogError> {
-    let files: Arc<[PathBuf]> =
-        if path.is_dir() { bag_files(path)?.into() } else { vec![path.to_path_buf()].into() };
+    let files: Arc<[PathBuf]> = if path.is_dir() {
+        match bag_files(path) {
+            Ok(files) => files.into(),
+            Err(LogError::NotALog { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    } else if has_mcap_magic(path)? {
+        vec![path.to_path_buf()].into()
+    } else {
+        return Ok(None);
+    };
     let mut stream = MsgStream::new(files);
     let mut log: Option<CanLog> = None;
     let mut mount = None;
