@@ -79,7 +79,8 @@ pub struct PipelineArgs {
     /// Run as fast as possible instead of in real time.
     #[arg(long)]
     pub max_rate: bool,
-    /// Also record the camera, lidar and calibration streams to this MCAP file (ROS 2 schemas).
+    /// Also record the camera, lidar and calibration streams (and the vehicle bus's CAN
+    /// frames, in drives with one) to this MCAP file (ROS 2 schemas).
     #[arg(long, value_name = "FILE.mcap")]
     pub record: Option<PathBuf>,
     /// Directory for the run's shared-memory segments [env: EPOCHFUSE_SHM_ROOT; default: /dev/shm/epochfuse].
@@ -101,6 +102,10 @@ pub struct PipelineArgs {
     /// subscribing role, nobody publishes].
     #[arg(long, value_name = "FILE.ron")]
     pub socket_policy: Option<PathBuf>,
+    /// Motion-compensate every lidar sweep with the ego-motion from the vehicle bus before
+    /// projecting [default: on when the drive has a vehicle bus, else off].
+    #[arg(long, value_enum, value_name = "on|off")]
+    pub deskew: Option<OnOff>,
 }
 
 /// `epochfuse drive`.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use shared::ring::{self, Scoreboard};
-use shared::scoreboard::{FusedScoreboard, ProducerScoreboard};
+use shared::scoreboard::{CanScoreboard, FusedScoreboard, ProducerScoreboard};
 use shared::{rundir, StreamKind};
 
 use crate::error::CliError;
@@ -54,8 +54,10 @@ fn pick_run(cfg: &TopConfig) -> Result<PathBuf, CliError> {
 type Snapshot = Vec<(StreamKind, Option<Scoreboard>, bool)>;
 
 fn snapshot(run: &Path) -> Snapshot {
-    [StreamKind::Camera, StreamKind::Lidar, StreamKind::Fused, StreamKind::CalibTable]
+    StreamKind::ALL
         .into_iter()
+        // The CAN ring only in runs with a vehicle bus: without one, top shows what it did.
+        .filter(|&k| k != StreamKind::Can || run.join(rundir::segment_file(k)).exists())
         .map(|k| {
             let path = run.join(rundir::segment_file(k));
             let board = ring::inspect(&path).ok().map(|(_, b, _)| b);
@@ -95,6 +97,7 @@ fn render(run: &Path, prev: Option<&(Instant, Snapshot)>, now: &Snapshot, dt: f6
             StreamKind::Camera | StreamKind::Lidar => ProducerScoreboard::of(b).epoch.0,
             StreamKind::Fused => FusedScoreboard::of(b).latest_epoch.0,
             StreamKind::CalibTable => b.cursor.distance_from(shared::FrameSeq(0)),
+            StreamKind::Can => 0,
         };
         let lag = b.frames_written.saturating_sub(b.frames_read + b.overrun_frames_lost);
         let _ = writeln!(
@@ -133,6 +136,18 @@ fn render(run: &Path, prev: Option<&(Instant, Snapshot)>, now: &Snapshot, dt: f6
             a.last_latency_us as f64 / 1000.0,
             a.calib_updates,
             a.calib_rejected
+        );
+    }
+    if let Some((_, Some(b), _)) = now.iter().find(|x| x.0 == StreamKind::Can) {
+        let c = CanScoreboard::of(b);
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "can     bus load {:.1}%   worst response {:.1} µs ({:#x}{})",
+            c.bus_load_ppm as f64 / 1e4,
+            c.worst_response_ns as f64 / 1e3,
+            c.worst_id & 0x1fff_ffff,
+            if c.worst_id >> 31 & 1 == 1 { ", extended" } else { "" }
         );
     }
     s

@@ -8,16 +8,22 @@
 //! - [`report`]: the result per message, as JSON or a table.
 //! - [`signal`]: signal values in a frame's data (encode, decode).
 //! - [`bus`]: a bit-time simulation of the bus to check the bounds against.
+//! - [`ego`]: the ego car's signals (sent from its motion, read back for deskew).
+//! - [`record`]: a delivered frame's bytes, for rings and recordings.
+//! - [`vehicle`]: the car's bus in a pipeline, and its summary against the bounds.
 //!
 //! All times are integer nanoseconds inside; reports give µs and ms as numbers.
 #![forbid(unsafe_code)]
 
 pub mod bus;
 pub mod dbc;
+pub mod ego;
 pub mod frame;
+pub mod record;
 pub mod report;
 pub mod rta;
 pub mod signal;
+pub mod vehicle;
 
 pub use dbc::{DbcError, Message};
 pub use frame::{Bitrate, CanId};

@@ -107,6 +107,7 @@ pub struct FusionReport<S> {
 type Clock = Box<dyn Fn() -> TimestampNs + Send>;
 type Publisher = Box<dyn FnMut(&CountersSnapshot) + Send>;
 type LatencySource = Box<dyn FnMut(FrameSeq, FrameSeq) -> Option<u64> + Send>;
+type Deskewer = Box<dyn FnMut(TimestampNs, &CalibrationSet, &mut [PointRecord]) + Send>;
 
 /// The fusion engine. See the module docs.
 pub struct Engine<S> {
@@ -116,6 +117,8 @@ pub struct Engine<S> {
     clock: Clock,
     publisher: Option<Publisher>,
     latency_source: Option<LatencySource>,
+    deskew: Option<Deskewer>,
+    deskewed: Vec<PointRecord>,
     data_now: [Option<u64>; 2],
     pairer: Pairer<Vec<u8>>,
     calibs: BTreeMap<CalibEpoch, Arc<CalibrationSet>>,
@@ -173,6 +176,8 @@ impl<S: FusedSink> Engine<S> {
             clock: Box::new(clock),
             publisher: None,
             latency_source: None,
+            deskew: None,
+            deskewed: Vec::new(),
             data_now: [None, None],
             calibs: BTreeMap::new(),
             stats,
@@ -192,6 +197,16 @@ impl<S: FusedSink> Engine<S> {
     #[must_use]
     pub fn stats_handle(&self) -> StatsHandle {
         self.handle.clone()
+    }
+
+    /// Motion-compensates every sweep before it is projected: `f(capture, calibration,
+    /// points)` moves the points (a copy; the payload stays as received) into the lidar
+    /// frame at the sweep's capture time ([`crate::deskew`]).
+    pub fn set_deskew(
+        &mut self,
+        f: impl FnMut(TimestampNs, &CalibrationSet, &mut [PointRecord]) + Send + 'static,
+    ) {
+        self.deskew = Some(Box::new(f));
     }
 
     /// Calls `f` with the live counters after every event that the engine handled (on the
@@ -412,6 +427,15 @@ impl<S: FusedSink> Engine<S> {
                 self.recycle(StreamKind::Lidar, lidar.payload);
                 return;
             }
+        };
+        let points: &[PointRecord] = match self.deskew.as_mut() {
+            Some(d) => {
+                self.deskewed.clear();
+                self.deskewed.extend_from_slice(points);
+                d(lidar.meta.capture, &calib, &mut self.deskewed);
+                &self.deskewed
+            }
+            None => points,
         };
         let projector = Projector::new(&calib);
         projector.project(points, &mut self.projected);

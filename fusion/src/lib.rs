@@ -5,12 +5,14 @@
 //! - [`project`]: lidar points → pixels with one epoch's calibration, in f64;
 //! - [`rig`]: one sweep into N cameras, each point moved into the rig frame once and culled
 //!   per camera by its horizontal frustum, bit-identical to projecting per camera;
+//! - [`deskew`]: motion compensation of a scanning lidar's sweep with the ego-motion;
 //! - [`engine`]: the channel-driven engine that ties them together and feeds a
 //!   [`FusedSink`];
 //! - [`output`]: sinks and PNG overlays; [`stats`] and [`summary`]: what fusion reports of a
 //!   run ([`FusionResult`]; the run summary itself is the binary's).
 #![forbid(unsafe_code)]
 
+pub mod deskew;
 pub mod engine;
 pub mod output;
 pub mod pairing;

@@ -75,6 +75,7 @@
 //! calib text in KITTI's `%.12e` format ([`kitti_calib_text`]), `timestamps.txt`.
 #![forbid(unsafe_code)]
 
+pub mod can;
 mod cdr_read;
 mod epochs;
 mod error;
@@ -115,6 +116,7 @@ pub const fn replay_rank(stream: StreamKind) -> u8 {
         StreamKind::Camera => 1,
         StreamKind::Fused => 2,
         StreamKind::CalibTable => 3,
+        StreamKind::Can => 4,
     }
 }
 
@@ -306,7 +308,7 @@ impl LogSource {
                     StreamKind::Camera => {
                         shared::frames::IMAGE_HEADER_SIZE + f.width as usize * f.height as usize * 3
                     }
-                    StreamKind::Fused | StreamKind::CalibTable => 0,
+                    StreamKind::Fused | StreamKind::CalibTable | StreamKind::Can => 0,
                 })
                 .max()
                 .unwrap_or(0),

@@ -37,6 +37,9 @@ impl RecorderTopics {
     pub const TF_STATIC: &'static str = "/tf_static";
     /// `epochfuse_msgs/msg/FrameEpoch`: one per camera or lidar frame.
     pub const FRAME_EPOCH: &'static str = "/epochfuse/frame_epoch";
+    /// `can_msgs/msg/Frame`: every frame the vehicle bus delivered (runs with a bus only; see
+    /// [`crate::can`]).
+    pub const CAN: &'static str = "/vehicle/can";
     /// The vehicle frame.
     pub const BASE_FRAME: &'static str = "base_link";
     /// The camera's optical frame (x right, y down, z forward).
@@ -155,13 +158,13 @@ uint64 epoch            # the calibration epoch (1, 2, ...)
 }
 
 #[derive(Serialize)]
-struct Time {
+pub(crate) struct Time {
     sec: i32,
     nanosec: u32,
 }
 
 #[derive(Serialize)]
-struct Header<'a> {
+pub(crate) struct Header<'a> {
     stamp: Time,
     frame_id: &'a str,
 }
@@ -329,6 +332,8 @@ pub struct McapRecorder {
     /// Per epoch: (earliest, latest) stamp of the frames written with it.
     spans: BTreeMap<u64, (u64, u64)>,
     any_calibration_written: bool,
+    /// The CAN channel, added with the first frame (a run without a bus records as before).
+    can: Option<u16>,
 }
 
 impl std::fmt::Debug for McapRecorder {
@@ -417,6 +422,7 @@ impl McapRecorder {
             calibs: BTreeMap::new(),
             spans: BTreeMap::new(),
             any_calibration_written: false,
+            can: None,
         })
     }
 
@@ -672,6 +678,43 @@ impl McapRecorder {
             self.put(self.ch.info, stamp.0, &info)?;
         }
         self.frame_epoch(stamp.0, RecorderTopics::CAMERA_FRAME, RecorderTopics::CAMERA, seq, epoch.0)
+    }
+
+    /// Records one frame of the vehicle bus as `can_msgs/msg/Frame` on
+    /// [`RecorderTopics::CAN`]: header stamp = when its sender sampled it, log time = when
+    /// the bus delivered it. The first frame adds the channel, with `dbc` (the bus's
+    /// database, so a replay can decode the frames) in its metadata.
+    ///
+    /// # Errors
+    /// [`LogError::Record`] if writing fails or a stamp does not fit a ROS time.
+    pub fn write_can(&mut self, frame: &crate::can::CanFrameMsg, dbc: &str) -> Result<(), LogError> {
+        let channel = match self.can {
+            Some(c) => c,
+            None => {
+                let meta = BTreeMap::from([(crate::can::DBC_KEY.to_owned(), dbc.to_owned())]);
+                let w = self.writer.as_mut().ok_or_else(|| LogError::Record {
+                    path: self.path.clone(),
+                    detail: "recorder already finished".into(),
+                })?;
+                let text = crate::can::SCHEMA_TEXT.to_owned() + HEADER_DEPS;
+                let c = w
+                    .add_schema(crate::can::SCHEMA, "ros2msg", text.as_bytes())
+                    .and_then(|s| w.add_channel(s, RecorderTopics::CAN, "cdr", &meta))
+                    .map_err(|e| LogError::Record { path: self.path.clone(), detail: e.to_string() })?;
+                *self.can.insert(c)
+            }
+        };
+        let msg = crate::can::Frame {
+            header: Header { stamp: ros_time(&self.path, frame.sampled.0)?, frame_id: "can0" },
+            id: frame.id,
+            is_rtr: false,
+            is_extended: frame.extended,
+            is_error: false,
+            dlc: frame.dlc,
+            data: frame.data,
+        };
+        let data = encode(&self.path, &msg)?;
+        self.put(channel, frame.delivered.0, &data)
     }
 
     /// Writes the summary and footer and flushes the file. Calibration sets whose epoch no

@@ -1,8 +1,10 @@
 //! The lidar: a spinning multi-beam scanner, ray cast against the world.
 //!
-//! A sweep at capture time t uses the vehicle pose at t and the lidar mount of the epoch in
-//! force at t. All points of a sweep are taken at the sweep's capture time: there is no
-//! motion distortion (rolling shutter) within a sweep.
+//! A sweep at capture time t uses the lidar mount of the epoch in force at t and the vehicle
+//! pose at t for every firing, so there is no motion distortion within a sweep; unless the
+//! scenario's lidar is `scanning`: then firing i is taken with the vehicle pose at
+//! `t + i/azimuth_steps/rate_hz`, and its points are in the lidar frame of that instant, as
+//! a spinning lidar's are (fusion deskews them with the ego-motion from the vehicle bus).
 //!
 //! Beam `b` (the point's `ring`) has elevation `lo + (hi - lo)·b/(beams - 1)`, so ring 0 is
 //! the LOWEST beam. Firing `i` points at azimuth `2π·i/azimuth_steps` counter-clockwise from
@@ -103,17 +105,26 @@ impl LidarRenderer {
         sink: &mut S,
     ) -> Result<LidarSweep, SinkFull> {
         let er = epoch_rig_at(&self.epochs, t);
-        let pose = self.trajectory.pose_at(t.0 as f64 * 1e-9).to_isometry();
-        let l2w = pose * er.rig.lidar_to_vehicle();
-        let r: Matrix3<f64> = *l2w.rotation.to_rotation_matrix().matrix();
-        let o = [l2w.translation.x, l2w.translation.y, l2w.translation.z];
+        let mount = er.rig.lidar_to_vehicle();
+        let sweep_s = 1.0 / self.config.rate_hz;
+        let steps = self.azimuths.len() as f64;
+        let lidar_at = |i: usize| {
+            let dt = if self.config.scanning { i as f64 / steps * sweep_s } else { 0.0 };
+            let l2w = self.trajectory.pose_at(t.0 as f64 * 1e-9 + dt).to_isometry() * mount;
+            let r: Matrix3<f64> = *l2w.rotation.to_rotation_matrix().matrix();
+            (r, [l2w.translation.x, l2w.translation.y, l2w.translation.z])
+        };
+        let (mut r, mut o) = lidar_at(0);
         let max_range = self.config.max_range_m;
         let sigma = self.config.range_noise_m;
         let mut rng = Rng::new(mix(&[self.seed, 0x6c_6964_6172, frame_index]));
         let mut points = 0;
         self.chunk.clear();
         let world = &*self.world;
-        for &(sa, ca) in &self.azimuths {
+        for (i, &(sa, ca)) in self.azimuths.iter().enumerate() {
+            if self.config.scanning {
+                (r, o) = lidar_at(i);
+            }
             for (ring, &(se, ce)) in self.beams.iter().enumerate() {
                 let dl = [ce * ca, ce * sa, se];
                 let dw = [

@@ -109,11 +109,14 @@ pub enum StreamKind {
     /// The calibration table: one encoded calibration set per slot.
     #[serde(rename = "calib", alias = "CalibTable")]
     CalibTable = 4,
+    /// Frames delivered by the simulated vehicle bus, one per slot (`can::record`).
+    #[serde(alias = "Can")]
+    Can = 5,
 }
 
 impl StreamKind {
     /// Every kind, in header order.
-    pub const ALL: [Self; 4] = [Self::Camera, Self::Lidar, Self::Fused, Self::CalibTable];
+    pub const ALL: [Self; 5] = [Self::Camera, Self::Lidar, Self::Fused, Self::CalibTable, Self::Can];
     /// The two sensor kinds, the ones a producer writes and fusion pairs.
     pub const SENSORS: [Self; 2] = [Self::Camera, Self::Lidar];
 
@@ -125,6 +128,7 @@ impl StreamKind {
             2 => Some(Self::Lidar),
             3 => Some(Self::Fused),
             4 => Some(Self::CalibTable),
+            5 => Some(Self::Can),
             _ => None,
         }
     }
@@ -137,6 +141,7 @@ impl StreamKind {
             Self::Lidar => "lidar",
             Self::Fused => "fused",
             Self::CalibTable => "calib",
+            Self::Can => "can",
         }
     }
 
@@ -203,12 +208,23 @@ pub enum Role {
     /// The MCAP recorder.
     #[serde(alias = "Recorder")]
     Recorder = 7,
+    /// The vehicle: the ego car's ECUs on the simulated CAN bus (drives with a bus).
+    #[serde(alias = "Vehicle")]
+    Vehicle = 8,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Self; 7] =
-        [Self::Camera, Self::Lidar, Self::Fusion, Self::Monitor, Self::Calib, Self::Replayer, Self::Recorder];
+    pub const ALL: [Self; 8] = [
+        Self::Camera,
+        Self::Lidar,
+        Self::Fusion,
+        Self::Monitor,
+        Self::Calib,
+        Self::Replayer,
+        Self::Recorder,
+        Self::Vehicle,
+    ];
 
     /// Parses the wire `u32`.
     #[must_use]
@@ -221,6 +237,7 @@ impl Role {
             5 => Some(Self::Calib),
             6 => Some(Self::Replayer),
             7 => Some(Self::Recorder),
+            8 => Some(Self::Vehicle),
             _ => None,
         }
     }
@@ -236,6 +253,7 @@ impl Role {
             Self::Calib => "calib",
             Self::Replayer => "replayer",
             Self::Recorder => "recorder",
+            Self::Vehicle => "vehicle",
         }
     }
 

@@ -303,4 +303,11 @@ pub mod aux {
     pub const FUSED_CALIB_UPDATES: usize = 8;
     /// Fused ring: calibration messages rejected.
     pub const FUSED_CALIB_REJECTED: usize = 9;
+
+    /// CAN ring: share of time the bus was busy, parts per million.
+    pub const CAN_BUS_LOAD_PPM: usize = 0;
+    /// CAN ring: largest response time seen on the bus, ns.
+    pub const CAN_WORST_RESPONSE_NS: usize = 1;
+    /// CAN ring: the identifier with that response time (bit 31: extended).
+    pub const CAN_WORST_ID: usize = 2;
 }

@@ -129,6 +129,36 @@ impl FusedScoreboard {
     }
 }
 
+/// The CAN ring's aux words, written by the vehicle role.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CanScoreboard {
+    /// Share of time the bus was busy, parts per million.
+    pub bus_load_ppm: u64,
+    /// Largest response time seen, ns.
+    pub worst_response_ns: u64,
+    /// Its identifier (bit 31: extended).
+    pub worst_id: u64,
+}
+
+impl CanScoreboard {
+    /// The view of a ring's scoreboard.
+    #[must_use]
+    pub const fn of(board: &Scoreboard) -> Self {
+        Self {
+            bus_load_ppm: board.aux[aux::CAN_BUS_LOAD_PPM],
+            worst_response_ns: board.aux[aux::CAN_WORST_RESPONSE_NS],
+            worst_id: board.aux[aux::CAN_WORST_ID],
+        }
+    }
+
+    /// Publishes every word (Relaxed: statistics, no ordering partner).
+    pub fn store(&self, writer: &RingWriter) {
+        writer.set_aux(aux::CAN_BUS_LOAD_PPM, self.bus_load_ppm);
+        writer.set_aux(aux::CAN_WORST_RESPONSE_NS, self.worst_response_ns);
+        writer.set_aux(aux::CAN_WORST_ID, self.worst_id);
+    }
+}
+
 fn words(writer: &RingWriter) -> [u64; AUX_WORDS] {
     std::array::from_fn(|i| writer.aux(i))
 }

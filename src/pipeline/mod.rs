@@ -69,7 +69,49 @@ fn base_spec(
         socket_policy,
         epochs: Vec::new(),
         delivery: calib::DeliveryPlan::default(),
+        vehicle: None,
+        deskew: false,
     })
+}
+
+/// The drive's vehicle bus, checked at the door: its DBC (found relative to the scenario's
+/// directory, else to the working directory), the bit rate, and whether fusion deskews.
+fn vehicle_bus(
+    scenario: &Scenario,
+    scenario_path: Option<&Path>,
+    deskew: Option<OnOff>,
+) -> Result<(Option<spec::VehicleRun>, Option<String>, bool), CliError> {
+    let Some(v) = &scenario.spec().vehicle else {
+        return match deskew {
+            Some(OnOff::On) => Err(CliError::input(
+                "--deskew on: the drive has no vehicle bus to take the ego-motion from (scenario field `vehicle`)",
+            )),
+            _ => Ok((None, None, false)),
+        };
+    };
+    let file = scenario_path.map_or_else(|| "scenario".to_string(), |p| p.display().to_string());
+    let given = Path::new(&v.dbc);
+    let path = match scenario_path.and_then(Path::parent).map(|dir| dir.join(given)) {
+        Some(beside) if beside.exists() => beside,
+        _ => given.to_path_buf(),
+    };
+    let bad = |what: String| CliError::input(format!("{file}: vehicle.{what}"));
+    can::Bitrate::new(v.bitrate_bps).map_err(|e| bad(format!("bitrate_bps: {e}")))?;
+    let messages = can::dbc::load(&path).map_err(|e| bad(format!("dbc: {e}")))?;
+    if !can::ego::EgoDecoder::new(&messages).complete() {
+        return Err(bad(format!(
+            "dbc: {}: no WheelSpeedRL/WheelSpeedRR or YawRate signal to take the ego-motion from",
+            path.display()
+        )));
+    }
+    let text = std::fs::read(&path).map_err(|e| bad(format!("dbc: {}: {e}", path.display())))?;
+    let run = spec::VehicleRun {
+        bitrate_bps: v.bitrate_bps,
+        seed: scenario.seed(),
+        replay_start_ns: None,
+        lidar_mount: None,
+    };
+    Ok((Some(run), Some(String::from_utf8_lossy(&text).into_owned()), deskew != Some(OnOff::Off)))
 }
 
 /// Runs `epochfuse drive`.
@@ -98,6 +140,10 @@ pub fn drive(args: &DriveArgs) -> Result<Summary, CliError> {
     (spec.camera_hz, spec.lidar_hz) = (scenario.camera().rate_hz, scenario.lidar().rate_hz);
     spec.epochs = scenario.calibration_schedule();
     spec.delivery = roles::calib_role::delivery_plan(&scenario);
+    let (vehicle, vehicle_dbc, deskew) =
+        vehicle_bus(&scenario, args.scenario.as_deref(), args.pipeline.deskew)?;
+    (spec.vehicle, spec.deskew) = (vehicle, deskew);
+    let can_bytes = can_room(vehicle_dbc.is_some());
     let kills = scenario
         .faults()
         .iter()
@@ -124,7 +170,8 @@ pub fn drive(args: &DriveArgs) -> Result<Summary, CliError> {
         summary_path,
         expected_lidar_frames: (duration_s * lidar_hz).ceil() as u64,
         lidar_period_s: 1.0 / lidar_hz,
-        shm_bytes: shm_bytes(camera_capacity, lidar_capacity)?,
+        shm_bytes: shm_bytes(camera_capacity, lidar_capacity)? + can_bytes,
+        vehicle_dbc,
     };
     supervisor::supervise(cfg)
 }
@@ -148,6 +195,15 @@ fn shm_bytes(camera_capacity: usize, lidar_capacity: usize) -> Result<u64, CliEr
     })
 }
 
+/// Bytes of the CAN ring, in runs with a vehicle bus.
+fn can_room(bus: bool) -> u64 {
+    if bus {
+        segments::can().file_size().unwrap_or(0)
+    } else {
+        0
+    }
+}
+
 /// Runs `epochfuse replay`.
 ///
 /// # Errors
@@ -166,6 +222,12 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
     spec.rate = args.rate;
     // Open the log here first: bad input is reported before any process starts.
     let log = roles::replayer::open_source(&spec)?;
+    let vehicle_dbc = roles::vehicle::replayed_bus(
+        &mut spec,
+        &absolute(&args.source),
+        log.source().start(),
+        args.pipeline.deskew,
+    )?;
     spec.duration_s = log.duration_s();
     // Indexed once, here: the calib role announces these instead of re-reading the log.
     spec.epochs = log.epochs_on_pipeline_clock();
@@ -184,7 +246,8 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
         shm_bytes: shm_bytes(
             log.max_payload_len(shared::StreamKind::Camera),
             log.max_payload_len(shared::StreamKind::Lidar),
-        )?,
+        )? + can_room(vehicle_dbc.is_some()),
+        vehicle_dbc,
     };
     supervisor::supervise(cfg)
 }

@@ -47,7 +47,9 @@ pub fn plan(role: Role, spec: &RunSpec, run: &Path) -> SandboxPlan {
         }
         _ => {}
     }
-    if let (Role::Replayer | Role::Calib, SourceSpec::Replay { path, .. }) = (role, &spec.source) {
+    if let (Role::Replayer | Role::Calib | Role::Vehicle, SourceSpec::Replay { path, .. }) =
+        (role, &spec.source)
+    {
         plan.read_only.push(path.clone());
     }
     plan

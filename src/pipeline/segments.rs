@@ -10,6 +10,15 @@ pub const PRODUCER_SLOTS: u32 = 8;
 /// Slots of the fused ring.
 pub const FUSED_SLOTS: u32 = 8;
 
+/// Slots of the CAN ring: a second of a busy bus's frames, so fusion's reader may lag.
+pub const CAN_SLOTS: u32 = 4096;
+
+/// The ring of frames delivered by the vehicle bus, one record per slot.
+#[must_use]
+pub fn can() -> SegmentSpec {
+    SegmentSpec::new(StreamKind::Can, CAN_SLOTS, can::record::RECORD_SIZE as u64)
+}
+
 /// A producer's ring for frames of at most `capacity` payload bytes.
 #[must_use]
 pub fn producer(kind: StreamKind, capacity: usize) -> SegmentSpec {

@@ -21,6 +21,28 @@ pub const SCENARIO_FILE: &str = "scenario.ron";
 pub const FUSION_RESULT_FILE: &str = "fusion-result.json";
 /// File name of the calibration service's counters (its part of the summary).
 pub const CALIB_RESULT_FILE: &str = "calib-result.json";
+/// File name of the vehicle bus's database copy in the run directory (drives with a bus).
+pub const VEHICLE_DBC_FILE: &str = "vehicle.dbc";
+/// File name of the vehicle bus's summary (its part of the run summary).
+pub const VEHICLE_RESULT_FILE: &str = "vehicle-result.json";
+
+/// The ego car's bus of a drive; its database is `<run dir>/vehicle.dbc`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VehicleRun {
+    /// Bit rate, bit/s (checked at the door).
+    pub bitrate_bps: u32,
+    /// Seed of the release jitter.
+    pub seed: u64,
+    /// A replay: the recorded frames are sent again, their stamps moved by the log's start
+    /// (ns) onto the pipeline clock, instead of simulating the bus.
+    #[serde(default)]
+    pub replay_start_ns: Option<u64>,
+    /// A replay: the lidar's mount on the vehicle from the log (translation x, y, z, then the
+    /// rotation quaternion i, j, k, w); a replay's calibration has the lidar relative to the
+    /// camera only. `None`: deskew with the calibration's `lidar_to_vehicle`.
+    #[serde(default)]
+    pub lidar_mount: Option<[f64; 7]>,
+}
 
 /// Where frames come from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -74,6 +96,12 @@ pub struct RunSpec {
     pub epochs: Vec<calib::CalibrationSet>,
     /// Delivery faults of the calibration socket (simulated drives).
     pub delivery: calib::DeliveryPlan,
+    /// The vehicle bus, if the run has one.
+    #[serde(default)]
+    pub vehicle: Option<VehicleRun>,
+    /// Fusion deskews sweeps with the bus's ego-motion (`--deskew`).
+    #[serde(default)]
+    pub deskew: bool,
 }
 
 impl RunSpec {

@@ -138,6 +138,10 @@ pub struct Summary {
     /// What sandbox each role ran in.
     #[serde(default)]
     pub sandbox: SandboxSummary,
+    /// Extra: the vehicle bus (frames, load, deadline misses, observed and analysed response
+    /// times per identifier); only in runs with a bus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can: Option<can::vehicle::BusSummary>,
 }
 
 /// What the supervisor itself knows at the end of a run.
@@ -194,6 +198,7 @@ impl Summary {
             cpu_s: facts.cpu_s,
             wall_s: facts.wall_s,
             sandbox: facts.sandbox,
+            can: None,
         }
     }
 

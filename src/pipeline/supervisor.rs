@@ -22,7 +22,9 @@ use shared::Role;
 use super::procs::{CpuLedger, RoleProc, Spawner};
 use super::progress::{self, Boards, Recovery, StallWatch, Watch};
 use super::sandbox::SandboxSummary;
-use super::spec::{RunSpec, CALIB_RESULT_FILE, FUSION_RESULT_FILE, SCENARIO_FILE};
+use super::spec::{
+    RunSpec, CALIB_RESULT_FILE, FUSION_RESULT_FILE, SCENARIO_FILE, VEHICLE_DBC_FILE, VEHICLE_RESULT_FILE,
+};
 use super::summary::{FaultsSummary, RunFacts, Source, Summary};
 use crate::error::CliError;
 
@@ -61,6 +63,8 @@ pub struct Supervise {
     pub lidar_period_s: f64,
     /// Bytes of shared memory the run's segments need ([`super::segments::run_bytes`]).
     pub shm_bytes: u64,
+    /// The vehicle bus's DBC text to place in the run directory (drives with a bus).
+    pub vehicle_dbc: Option<String>,
 }
 
 /// The roles of a run: who produces, and who serves and consumes (in start order).
@@ -75,6 +79,8 @@ impl Cast {
             Source::Sim => vec![Role::Camera, Role::Lidar],
             Source::Replay => vec![Role::Replayer],
         };
+        // The car's bus runs for the drive's length, like a producer.
+        let producers = producers.into_iter().chain(spec.vehicle.as_ref().map(|_| Role::Vehicle)).collect();
         let mut services = vec![Role::Calib, Role::Fusion];
         if spec.record.is_some() {
             services.push(Role::Recorder);
@@ -99,6 +105,10 @@ fn prepare(cfg: &Supervise, dir: &Path) -> Result<PathBuf, CliError> {
     std::fs::create_dir_all(&logs).map_err(|e| CliError::input(format!("{}: {e}", logs.display())))?;
     if let Some(text) = &cfg.scenario_text {
         super::spec::write_private(&dir.join(SCENARIO_FILE), text.as_bytes())
+            .map_err(|e| CliError::internal(format!("{}: {e}", dir.display())))?;
+    }
+    if let Some(text) = &cfg.vehicle_dbc {
+        super::spec::write_private(&dir.join(VEHICLE_DBC_FILE), text.as_bytes())
             .map_err(|e| CliError::internal(format!("{}: {e}", dir.display())))?;
     }
     cfg.spec.store(dir)?;
@@ -190,7 +200,11 @@ fn merge(cfg: &Supervise, dir: &Path, facts: RunFacts) -> Summary {
     if let Some(stats) = service {
         fusion.calibration.refused = stats.refused;
     }
-    Summary::build(fusion, facts)
+    let mut summary = Summary::build(fusion, facts);
+    // The bus's part, only in runs with a bus (a run without one keeps its summary as it was).
+    summary.can =
+        std::fs::read(dir.join(VEHICLE_RESULT_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    summary
 }
 
 /// A started run: its processes, what it has seen, and the faults still to come.

@@ -24,7 +24,7 @@ mod cameras;
 mod frames;
 mod lz4;
 mod plan;
-mod read;
+pub(crate) mod read;
 mod scan;
 mod topics;
 

@@ -95,18 +95,18 @@ pub(crate) fn bag_files(dir: &Path) -> Result<Vec<PathBuf>, LogError> {
 }
 
 /// A message read from one of the bag's files.
-pub(super) struct RawMsg {
-    pub(super) ordinal: u64,
-    pub(super) file: usize,
+pub(crate) struct RawMsg {
+    pub(crate) ordinal: u64,
+    pub(crate) file: usize,
     /// Bytes of the file consumed when the message came out.
-    pub(super) offset: u64,
-    pub(super) log_time: u64,
-    pub(super) channel: Arc<mcap::Channel<'static>>,
-    pub(super) data: Vec<u8>,
+    pub(crate) offset: u64,
+    pub(crate) log_time: u64,
+    pub(crate) channel: Arc<mcap::Channel<'static>>,
+    pub(crate) data: Vec<u8>,
 }
 
 /// Messages of every file in order, numbered across files.
-pub(super) struct MsgStream {
+pub(crate) struct MsgStream {
     files: Arc<[PathBuf]>,
     file: usize,
     current: Option<(File, MessageReader, u64)>,
@@ -124,7 +124,7 @@ impl std::fmt::Debug for MsgStream {
 }
 
 impl MsgStream {
-    pub(super) fn new(files: Arc<[PathBuf]>) -> Self {
+    pub(crate) fn new(files: Arc<[PathBuf]>) -> Self {
         Self { files, file: 0, current: None, ordinal: 0, done: false }
     }
 
@@ -133,7 +133,7 @@ impl MsgStream {
         self.ordinal
     }
 
-    pub(super) fn next(&mut self) -> Option<Result<RawMsg, LogError>> {
+    pub(crate) fn next(&mut self) -> Option<Result<RawMsg, LogError>> {
         loop {
             if self.done {
                 return None;
@@ -213,7 +213,7 @@ impl MsgStream {
 }
 
 /// A message that cannot be decoded, named by file, topic, ordinal and offset.
-pub(super) fn bad(path: &Path, m: &RawMsg, e: impl std::fmt::Display) -> LogError {
+pub(crate) fn bad(path: &Path, m: &RawMsg, e: impl std::fmt::Display) -> LogError {
     LogError::BadMessage {
         path: path.to_path_buf(),
         topic: m.channel.topic.clone(),

@@ -52,7 +52,7 @@ mod validate;
 pub use error::ScenarioError;
 pub use spec::{
     BoxSpec, CalibrationEvent, CameraConfig, CylinderSpec, Fault, Generator, LidarConfig, RigChange, RigSpec,
-    RoadSpec, ScenarioSpec, TrajectorySpec, WorldSpec,
+    RoadSpec, ScenarioSpec, TrajectorySpec, VehicleSpec, WorldSpec,
 };
 
 use crate::rig::Rig;

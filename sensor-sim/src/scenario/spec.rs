@@ -36,6 +36,26 @@ pub struct ScenarioSpec {
     /// Faults for the supervisor to inject.
     #[serde(default)]
     pub faults: Vec<Fault>,
+    /// The ego car's CAN bus, if the drive has one: a `vehicle` role puts the car's motion
+    /// on it and fusion deskews sweeps with it. The DBC is checked by `drive` at the door.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vehicle: Option<VehicleSpec>,
+}
+
+/// The ego car's CAN bus.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VehicleSpec {
+    /// The bus's database (DBC): relative to the scenario file's directory, else to the
+    /// working directory.
+    pub dbc: String,
+    /// Bit rate, bit/s.
+    #[serde(default = "default_bitrate")]
+    pub bitrate_bps: u32,
+}
+
+fn default_bitrate() -> u32 {
+    500_000
 }
 
 fn default_duration() -> f64 {
@@ -195,6 +215,10 @@ pub struct LidarConfig {
     pub rate_hz: f64,
     /// Standard deviation of the Gaussian range noise, metres (0: none).
     pub range_noise_m: f64,
+    /// Each firing is taken at its own time while the car moves (firing i of a sweep
+    /// captured at t at `t + i/azimuth_steps/rate_hz`), so a sweep is skewed as a real
+    /// spinning lidar's is; off, the whole sweep is taken at t.
+    pub scanning: bool,
 }
 
 impl Default for LidarConfig {
@@ -206,6 +230,7 @@ impl Default for LidarConfig {
             max_range_m: 120.0,
             rate_hz: 10.0,
             range_noise_m: 0.01,
+            scanning: false,
         }
     }
 }

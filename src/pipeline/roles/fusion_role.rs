@@ -453,10 +453,15 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     let (readers, channels) = Readers::spawn(run, &stop, &fused, cal_rx, stop_rx);
     let calib = CalibListener::spawn(run, cal_tx);
     let clock = Arc::new(Mutex::new(None));
-    let engine = build_engine(&spec, &plan, channels, &fused, &readers, &calib, &clock)?;
+    let mut engine = build_engine(&spec, &plan, channels, &fused, &readers, &calib, &clock)?;
+    let ego_feed = super::vehicle::feed_deskew(run, &spec, &stop, &mut engine)?;
     *clock.lock() = Some(ready()?);
     let engine_thread = std::thread::spawn(move || engine.run());
     let (reader_error, counts) = readers.join();
+    if let Some(feed) = ego_feed {
+        stop.raise();
+        let _ = feed.join();
+    }
     // Both frame senders are gone now; the engine drains, decides, and returns. Calibrations
     // still queued are handled first, so the listener stops only after the engine is done.
     drop(stop_tx);

@@ -7,6 +7,7 @@ pub mod fusion_role;
 pub mod producer;
 pub mod recorder;
 pub mod replayer;
+pub mod vehicle;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -34,6 +35,7 @@ pub fn run(role: Role, run: &Path) -> Result<(), CliError> {
         Role::Fusion => fusion_role::run(run),
         Role::Replayer => replayer::run(run),
         Role::Recorder => recorder::run(run),
+        Role::Vehicle => vehicle::run(run),
         Role::Monitor => Err(CliError::input("role monitor: a monitor is not a process of a run")),
     }
 }

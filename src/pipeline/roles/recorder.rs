@@ -35,6 +35,7 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     };
     camera.seek_oldest();
     lidar.seek_oldest();
+    let mut can = super::vehicle::CanRecording::attach(run, &spec, &stop)?;
     // The table alone: every epoch the run announced is there, and the recorder has no
     // deadline that the socket's fast path would help with.
     let mut calib = CalibFollower::table_only(&CalibFollower::table_in(run));
@@ -45,7 +46,10 @@ pub fn run(run: &Path) -> Result<(), CliError> {
         for set in calib.poll() {
             rec.write_calibration(&set, set.valid_from).map_err(|e| CliError::input(e.to_string()))?;
         }
-        let mut idle = true;
+        let mut idle = !match can.as_mut() {
+            Some(c) => c.drain(&mut rec)?,
+            None => false,
+        };
         for (reader, buf, kind) in
             [(&mut camera, &mut cam_buf, StreamKind::Camera), (&mut lidar, &mut lid_buf, StreamKind::Lidar)]
         {
