@@ -39,14 +39,8 @@ while [ $# -gt 0 ]; do
 done
 RANDOM=$seed
 
-bin="${EPOCHFUSE:-$root/target/release/epochfuse}"
-if [ ! -x "$bin" ]; then
-  cargo build --release --bin epochfuse || exit 2
-fi
-
-scratch=$(mktemp -d /tmp/epochfuse-crash.XXXXXX)
-shm="$scratch/shm"
-[ -d /dev/shm ] && shm=$(mktemp -d /dev/shm/epochfuse-crash.XXXXXX)
+. "$root/scripts/campaign-common.sh"
+campaign_setup crash
 cleanup() { rm -rf "$scratch"; [ "$shm" != "$scratch/shm" ] && rm -rf "$shm"; }
 trap cleanup EXIT
 

@@ -30,14 +30,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-bin="${EPOCHFUSE:-$root/target/release/epochfuse}"
-if [ ! -x "$bin" ]; then
-  cargo build --release --bin epochfuse || exit 2
-fi
-
-scratch=$(mktemp -d /tmp/epochfuse-soak.XXXXXX)
-shm="$scratch/shm"
-[ -d /dev/shm ] && shm=$(mktemp -d /dev/shm/epochfuse-soak.XXXXXX)
+. "$root/scripts/campaign-common.sh"
+campaign_setup soak
 [ -n "$csv" ] || csv="$scratch/soak.csv"
 cleanup() { [ "$shm" != "$scratch/shm" ] && rm -rf "$shm"; }
 trap cleanup EXIT
