@@ -50,6 +50,10 @@ fn a_restarted_fusion_counts_every_pair_of_the_run() {
     assert!(seen + 2 >= written, "fusion saw {seen} of {written} sweeps over the run: {s}");
     assert!(fused * 10 >= written * 7, "only {fused} of {written} sweeps fused over the run: {s}");
     assert!(seen <= written, "a sweep counted twice across fusion's restart: {s}");
+    for st in ["camera", "lidar"] {
+        let (read, written) = (&s["streams"][st]["frames_read"], &s["streams"][st]["frames_written"]);
+        assert!(read.as_u64() <= written.as_u64(), "{st}: a frame read twice across the restart: {s}");
+    }
     assert_eq!(s["invariants"]["fused_twice"], 0, "{s}");
     assert_eq!(s["invariants"]["ok"], true, "{s}");
     assert!(sb.leftover_runs().is_empty(), "{:?}", sb.leftover_runs());

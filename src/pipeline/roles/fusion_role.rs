@@ -165,7 +165,10 @@ fn read_frames(
     let counts = &io.counts;
     let mut buf = Vec::new();
     loop {
-        let delivered = match reader.read_next(&mut buf) {
+        let outcome = reader.read_next(&mut buf);
+        // Before the frame is counted or sent: a restarted fusion never reads it twice.
+        counts.position.set(reader);
+        let delivered = match outcome {
             ReadOutcome::Frame(info) => {
                 counts.read.fetch_add(1, Ordering::Relaxed);
                 arrivals.record(io.kind, info.seq);
@@ -210,7 +213,6 @@ fn read_frames(
                 false
             }
         };
-        counts.position.set(reader);
         // Every turn that delivers nothing checks the stop flag: a slot that stays torn (a
         // writer killed mid-frame, a scribbled sequence word) must not keep fusion alive.
         if !delivered && stop.is_raised() {

@@ -97,8 +97,10 @@ impl Default for ReaderPosition {
 impl ReaderPosition {
     const NONE: u64 = u64::MAX;
 
-    /// Records where `reader` stands (Relaxed: read by the checkpoint on another thread of
-    /// this process as a statistic; the state file is the only thing built from it).
+    /// Records where `reader` stands; called right after each read, before the frame is
+    /// counted or sent, so a checkpoint that counts a frame as read also has it behind the
+    /// position (Relaxed: another thread of this process reads it for the state file only;
+    /// a position one frame behind would re-read one frame after a restart, never lose one).
     pub fn set(&self, reader: &RingReader) {
         self.0.store(reader.next_seq().0, Ordering::Relaxed);
     }
