@@ -178,29 +178,30 @@ const fn stream_index(kind: StreamKind) -> usize {
 }
 
 fn add_stream(to: &mut StreamSummary, from: &StreamSummary) {
-    to.frames_written += from.frames_written;
-    to.frames_read += from.frames_read;
-    to.torn_retries += from.torn_retries;
-    to.overruns += from.overruns;
-    to.stale += from.stale;
-    to.invalid += from.invalid;
+    add_counts(to, from);
 }
 
 fn add_pairs(to: &mut PairsSummary, from: &PairsSummary) {
-    to.fused += from.fused;
-    to.fused_epoch_mismatch += from.fused_epoch_mismatch;
-    to.rejected_epoch_mismatch += from.rejected_epoch_mismatch;
-    to.dropped_no_calibration += from.dropped_no_calibration;
-    to.unpaired_camera += from.unpaired_camera;
-    to.unpaired_lidar += from.unpaired_lidar;
-    to.duplicates += from.duplicates;
-    to.dropped_no_calibration_camera += from.dropped_no_calibration_camera;
-    to.dropped_no_calibration_lidar += from.dropped_no_calibration_lidar;
-    to.camera_frames += from.camera_frames;
-    to.lidar_frames += from.lidar_frames;
-    to.invalid_payloads += from.invalid_payloads;
-    to.forced_decisions += from.forced_decisions;
-    to.sink_errors += from.sink_errors;
+    add_counts(to, from);
+}
+
+/// Adds every integer field of `from` to `to` (both are flat records of counters), so a
+/// counter added to the summary later is carried too.
+fn add_counts<T: Serialize + serde::de::DeserializeOwned>(to: &mut T, from: &T) {
+    use serde_json::Value;
+    let (Ok(Value::Object(mut sum)), Ok(Value::Object(more))) =
+        (serde_json::to_value(&*to), serde_json::to_value(from))
+    else {
+        return;
+    };
+    for (k, v) in more {
+        if let (Some(a), Some(b)) = (sum.get(&k).and_then(Value::as_u64), v.as_u64()) {
+            sum.insert(k, a.saturating_add(b).into());
+        }
+    }
+    if let Ok(t) = serde_json::from_value(Value::Object(sum)) {
+        *to = t;
+    }
 }
 
 #[cfg(test)]
