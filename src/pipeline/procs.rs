@@ -120,6 +120,7 @@ impl Spawner {
             .arg(role.name())
             .arg("--run")
             .arg(&self.run)
+            .env(super::roles::SUPERVISOR_PID_ENV, std::process::id().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

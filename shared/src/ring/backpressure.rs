@@ -3,10 +3,13 @@
 //!
 //! The readers' progress comes from the segment's reader counters, which any process of
 //! the run could scribble, so the wait trusts only what it must: the number of frames
-//! written is the writer's own count (not the shared `frames_written` word), counters that
-//! claim more than was written end the wait at once, and counters that stop moving end it
-//! after `stall`. A scribbled or stuck counter costs back-pressure (the producer may then lap
-//! a reader, which is counted as an overrun), never a hang.
+//! written is the writer's own count (not the shared `frames_written` word), and the readers'
+//! counters must be monotonic and within the writer's head: counters that claim more than
+//! was written, or that go backwards, end the wait at once as [`BackPressure::Invalid`]
+//! (so a scribbler that keeps rewriting them cannot keep the wait alive by "moving" them),
+//! and counters that stop moving end it after `stall`. A scribbled or stuck counter costs
+//! back-pressure (the producer may then lap a reader, which is counted as an overrun), never
+//! a hang.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -22,6 +25,9 @@ pub enum BackPressure {
     Stopped,
     /// The readers' counters did not move for the stall time.
     Stalled,
+    /// The readers' counters claimed more frames than were written, or went backwards:
+    /// scribbled; the caller reports it and stops trusting them.
+    Invalid,
 }
 
 impl RingWriter {
@@ -36,6 +42,8 @@ impl RingWriter {
     /// `margin` of the frames committed, the stop flag is raised, or their counters have not
     /// moved for `stall`. The counters are summed over readers, so the slack is shared: even
     /// if all others are caught up, the slowest one is at most `margin` frames behind.
+    /// Counters beyond `readers` times the frames written, or lower than before, end the
+    /// wait at once with [`BackPressure::Invalid`].
     pub fn wait_for_readers(
         &self,
         readers: u64,
@@ -44,7 +52,7 @@ impl RingWriter {
         stop: &AtomicBool,
     ) -> BackPressure {
         let owed = readers.saturating_mul(self.frames_committed());
-        let (mut last, mut since) = (None, Instant::now());
+        let (mut best, mut since) = (None, Instant::now());
         loop {
             if stop.load(Ordering::Relaxed) {
                 return BackPressure::Stopped;
@@ -55,11 +63,15 @@ impl RingWriter {
                 .saturating_add(b.overrun_frames_lost)
                 .saturating_add(b.stale)
                 .saturating_add(b.invalid);
+            // Beyond the writer's head, or backwards: no reader did that.
+            if consumed > owed || best.is_some_and(|b| consumed < b) {
+                return BackPressure::Invalid;
+            }
             if consumed.saturating_add(margin) >= owed {
                 return BackPressure::CaughtUp;
             }
-            if last != Some(consumed) {
-                (last, since) = (Some(consumed), Instant::now());
+            if best.is_none_or(|b| consumed > b) {
+                (best, since) = (Some(consumed), Instant::now());
             } else if since.elapsed() >= stall {
                 return BackPressure::Stalled;
             }
@@ -120,6 +132,42 @@ mod tests {
         assert_eq!(w.wait_for_readers(1, 0, hour, &stop), BackPressure::CaughtUp);
         // Reader counters that claim more than was written end the wait at once.
         w.seg.map.word(reader_counter_offset(ReaderCounter::FramesRead)).store(u64::MAX, Ordering::Relaxed);
-        assert_eq!(w.wait_for_readers(3, 0, hour, &stop), BackPressure::CaughtUp);
+        assert_eq!(w.wait_for_readers(3, 0, hour, &stop), BackPressure::Invalid);
+    }
+
+    /// A scribbler that keeps rewriting a reader counter in a live segment (up and down,
+    /// never reaching the writer) cannot keep the writer waiting: a counter that goes
+    /// backwards is reported at once. Before the check, every change counted as progress
+    /// and the wait outlived any stall time.
+    #[test]
+    fn a_scribbler_rewriting_a_counter_up_and_down_ends_the_wait_as_invalid() {
+        use std::sync::atomic::AtomicBool as Flag;
+        let dir = tempfile::tempdir().unwrap();
+        let (w, _r) = ring(dir.path());
+        let path = dir.path().join("camera.seg");
+        let done = std::sync::Arc::new(Flag::new(false));
+        let scribbler = {
+            let done = std::sync::Arc::clone(&done);
+            // Another mapping of the same live segment, as another process would have.
+            let seg =
+                crate::segment::Segment::<crate::mapping::ReadWrite>::attach(&path, Some(StreamKind::Camera))
+                    .unwrap();
+            std::thread::spawn(move || {
+                let word = seg.map.word(reader_counter_offset(ReaderCounter::FramesRead));
+                let mut v = 0;
+                while !done.load(Ordering::Relaxed) {
+                    word.store(v % 3, Ordering::Relaxed);
+                    v += 1;
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            })
+        };
+        let stop = AtomicBool::new(false);
+        let t = Instant::now();
+        let ended = w.wait_for_readers(1, 0, Duration::from_secs(2), &stop);
+        done.store(true, Ordering::Relaxed);
+        scribbler.join().unwrap();
+        assert_eq!(ended, BackPressure::Invalid);
+        assert!(t.elapsed() < Duration::from_secs(1), "waited {:?}", t.elapsed());
     }
 }

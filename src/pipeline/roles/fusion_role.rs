@@ -25,6 +25,7 @@ use shared::segment::SegmentSpec;
 use shared::{rundir, CalibEpoch, Role, StreamKind, TimestampNs};
 use zerocopy::IntoBytes;
 
+use super::fusion_state::{Carried, Checkpoint, ReaderPosition};
 use super::{attach_when_ready, ready, stop_flag};
 use crate::error::CliError;
 use crate::pipeline::spec::{RunSpec, FUSION_RESULT_FILE};
@@ -44,6 +45,8 @@ struct ReaderCounts {
     overruns: AtomicU64,
     stale: AtomicU64,
     invalid: AtomicU64,
+    /// Where the reader stands, for a restarted fusion ([`super::fusion_state`]).
+    position: Arc<ReaderPosition>,
 }
 
 impl ReaderCounts {
@@ -117,6 +120,8 @@ struct ReaderIo {
     tx: Sender<InFrame>,
     recycle: Receiver<Vec<u8>>,
     counts: Arc<ReaderCounts>,
+    /// Where a restarted fusion's reader resumes.
+    resume: Carried,
 }
 
 fn reader_thread(
@@ -140,7 +145,7 @@ fn reader_thread(
         };
         // Read what the producer wrote before we attached too (it waits for us, but a
         // restarted fusion picks up where the ring stands).
-        reader.seek_oldest();
+        io.resume.seek(&mut reader, io.kind);
         on_attach(&reader);
         read_frames(&mut reader, &io, &stop, &arrivals).map_err(|why| {
             stop.raise();
@@ -160,7 +165,10 @@ fn read_frames(
     let counts = &io.counts;
     let mut buf = Vec::new();
     loop {
-        let delivered = match reader.read_next(&mut buf) {
+        let outcome = reader.read_next(&mut buf);
+        // Before the frame is counted or sent: a restarted fusion never reads it twice.
+        counts.position.set(reader);
+        let delivered = match outcome {
             ReadOutcome::Frame(info) => {
                 counts.read.fetch_add(1, Ordering::Relaxed);
                 arrivals.record(io.kind, info.seq);
@@ -234,6 +242,8 @@ struct Readers {
     threads: [JoinHandle<Result<(), String>>; 2],
     counts: [Arc<ReaderCounts>; 2],
     arrivals: Arc<Arrivals>,
+    carried: Carried,
+    run: std::path::PathBuf,
 }
 
 impl Readers {
@@ -245,6 +255,7 @@ impl Readers {
         fused: &FusedRing,
         calibration: Receiver<Arc<CalibrationSet>>,
         engine_stop: Receiver<()>,
+        carried: Carried,
     ) -> (Self, EngineChannels) {
         let arrivals = Arc::new(Arrivals::default());
         let counts = [Arc::new(ReaderCounts::default()), Arc::new(ReaderCounts::default())];
@@ -257,6 +268,7 @@ impl Readers {
             tx,
             recycle,
             counts: Arc::clone(counts),
+            resume: carried,
         };
         let threads = [
             reader_thread(
@@ -282,7 +294,7 @@ impl Readers {
             recycle_camera: rc_tx,
             recycle_lidar: rl_tx,
         };
-        (Self { threads, counts, arrivals }, channels)
+        (Self { threads, counts, arrivals, carried, run: run.to_path_buf() }, channels)
     }
 
     /// Waits for both threads; the last error, if any, and their counts.
@@ -417,7 +429,15 @@ fn build_engine(
         let arrivals = Arc::clone(&readers.arrivals);
         engine.set_latency_source(move |c, l| arrivals.latency_ns(c, l));
     }
-    engine.set_publisher(publisher(fused, calib));
+    let mut board = publisher(fused, calib);
+    // A restarted fusion continues from this state (see `fusion_state`).
+    let positions = readers.counts.each_ref().map(|c| Arc::clone(&c.position));
+    let (checkpoint, counts) =
+        (Checkpoint::new(&readers.run, readers.carried, positions), readers.counts.clone());
+    engine.set_publisher(move |s| {
+        board(s);
+        checkpoint.save(s, [counts[0].summary(), counts[1].summary()]);
+    });
     Ok(engine)
 }
 
@@ -428,6 +448,7 @@ fn write_result(
     report: &FusionReport<RingSink>,
     counts: &[Arc<ReaderCounts>; 2],
     (updates, rejected): (u64, u64),
+    carried: &Carried,
 ) -> Result<(), CliError> {
     let mut result = FusionResult::from_stats(&report.stats, plan.keep_frames);
     let received = &mut result.calibration.updates_received;
@@ -435,6 +456,7 @@ fn write_result(
     result.calibration.rejected_messages = rejected;
     result.streams.camera = counts[0].summary();
     result.streams.lidar = counts[1].summary();
+    carried.add_to(&mut result);
     let path = run.join(FUSION_RESULT_FILE);
     result.write(&path).map_err(|e| CliError::internal(format!("{}: {e}", path.display())))
 }
@@ -450,7 +472,8 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     let fused: FusedRing = Arc::new(Mutex::new(None));
     let (cal_tx, cal_rx) = crossbeam_channel::unbounded();
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
-    let (readers, channels) = Readers::spawn(run, &stop, &fused, cal_rx, stop_rx);
+    let carried = Carried::load(run);
+    let (readers, channels) = Readers::spawn(run, &stop, &fused, cal_rx, stop_rx, carried);
     let calib = CalibListener::spawn(run, cal_tx);
     let clock = Arc::new(Mutex::new(None));
     let mut engine = build_engine(&spec, &plan, channels, &fused, &readers, &calib, &clock)?;
@@ -467,7 +490,7 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     drop(stop_tx);
     let report = engine_thread.join().map_err(|_| CliError::internal("the fusion engine panicked"))?;
     let calib_counts = calib.stop();
-    write_result(run, &plan, &report, &counts, calib_counts)?;
+    write_result(run, &plan, &report, &counts, calib_counts, &carried)?;
     reader_error.map_or(Ok(()), |e| Err(CliError::internal(e)))
 }
 
@@ -494,7 +517,13 @@ mod tests {
         let loan = w.loan();
         let (tx, _rx) = crossbeam_channel::unbounded();
         let (_recycle_tx, recycle) = crossbeam_channel::unbounded();
-        let io = ReaderIo { kind: StreamKind::Lidar, tx, recycle, counts: Arc::default() };
+        let io = ReaderIo {
+            kind: StreamKind::Lidar,
+            tx,
+            recycle,
+            counts: Arc::default(),
+            resume: Carried::default(),
+        };
         let stop = StopFlag::new();
         stop.raise();
         let (done_tx, done_rx) = crossbeam_channel::bounded(1);

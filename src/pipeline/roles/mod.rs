@@ -4,6 +4,7 @@
 
 pub mod calib_role;
 pub mod fusion_role;
+pub mod fusion_state;
 pub mod producer;
 pub mod recorder;
 pub mod replayer;
@@ -24,8 +25,7 @@ use crate::error::CliError;
 /// # Errors
 /// The role's one-line error.
 pub fn run(role: Role, run: &Path) -> Result<(), CliError> {
-    // If the supervisor dies, so do we: a pipeline never outlives its supervisor.
-    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM));
+    die_with_supervisor();
     // Sandboxed before anything reads an input or starts a thread.
     super::sandbox::enter(role, &super::spec::RunSpec::load(run)?, run)?;
     match role {
@@ -37,6 +37,24 @@ pub fn run(role: Role, run: &Path) -> Result<(), CliError> {
         Role::Recorder => recorder::run(run),
         Role::Vehicle => vehicle::run(run),
         Role::Monitor => Err(CliError::input("role monitor: a monitor is not a process of a run")),
+    }
+}
+
+/// The environment variable in which the supervisor passes its pid to the roles it spawns.
+pub const SUPERVISOR_PID_ENV: &str = "EPOCHFUSE_SUPERVISOR_PID";
+
+/// If the supervisor dies, so do we: a pipeline never outlives its supervisor. The
+/// parent-death signal is armed only from now on, so a supervisor that died between our
+/// `fork` and this call sent nothing: then our parent is no longer the pid it passed us
+/// (we were re-parented), and we exit at once, quietly (nobody is left to hear).
+fn die_with_supervisor() {
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM));
+    let expected = std::env::var(SUPERVISOR_PID_ENV).ok().and_then(|v| v.parse::<i32>().ok());
+    if let Some(expected) = expected {
+        let parent = rustix::process::getppid().map(rustix::process::Pid::as_raw_nonzero);
+        if parent.map(std::num::NonZeroI32::get) != Some(expected) {
+            std::process::exit(0);
+        }
     }
 }
 
@@ -86,19 +104,21 @@ pub const BACK_PRESSURE_STALL: Duration = Duration::from_secs(10);
 /// Back-pressure for runs at `--max-rate`: waits until the ring's `readers` readers have
 /// between them read (or lost) all but `margin` of the frames written, so a producer that
 /// outruns its readers waits instead of lapping them. Real-time runs never wait: there, a
-/// slow reader is lapped and the overrun is counted. Readers that stall are reported once
-/// (`warned`) and then no longer waited for.
+/// slow reader is lapped and the overrun is counted. Readers that stall, or whose counters
+/// are scribbled, are reported once (`warned`) and then no longer waited for.
 pub fn wait_for_readers(writer: &RingWriter, readers: u64, margin: u64, stop: &StopFlag, warned: &mut bool) {
     if *warned {
         return;
     }
-    if writer.wait_for_readers(readers, margin, BACK_PRESSURE_STALL, stop) == BackPressure::Stalled {
-        tracing::warn!(
-            "{}: readers made no progress for {BACK_PRESSURE_STALL:?}; going on without back-pressure",
-            writer.path().display()
-        );
-        *warned = true;
-    }
+    let why = match writer.wait_for_readers(readers, margin, BACK_PRESSURE_STALL, stop) {
+        BackPressure::CaughtUp | BackPressure::Stopped => return,
+        BackPressure::Stalled => format!("readers made no progress for {BACK_PRESSURE_STALL:?}"),
+        BackPressure::Invalid => {
+            "reader counters beyond the frames written or going backwards (scribbled)".into()
+        }
+    };
+    tracing::warn!("{}: {why}; going on without back-pressure", writer.path().display());
+    *warned = true;
 }
 
 /// Attaches to a ring that its producer may not have created yet, until `stop` is raised or
