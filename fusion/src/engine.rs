@@ -23,15 +23,17 @@ use std::time::Duration;
 
 use calib::CalibrationSet;
 use crossbeam_channel::{never, select, Receiver, Sender};
-use shared::frames::{camera_image, FusedHeader, FusedPoint, ImageView, PointRecord, POINT_RECORD_SIZE};
+use shared::frames::{camera_image, FusedHeader, FusedPoint, PointRecord, POINT_RECORD_SIZE};
 use shared::{CalibEpoch, FrameSeq, StreamKind, TimestampNs};
 
 use crate::output::{FusedSink, OverlayConfig, OverlayJob, OverlayWriter};
 use crate::pairing::{FrameMeta, Held, Output, Pairer, PairingConfig, SeenWindow};
-use crate::project::{points_from_payload, Projected, Projector};
+use crate::payload::{Payload, Pixels, UseError};
+use crate::project::{Projected, Projector};
 use crate::stats::{CountersSnapshot, FusionStats, LatencyRecorder, PairMetrics, StatsHandle};
 
-/// A frame copied out of a ring by a reader thread.
+/// A frame handed to the engine: its header fields and its payload (copied, or a versioned
+/// reference into its ring, read in place only if the frame is used).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InFrame {
     /// Which sensor (camera or lidar; must match the channel it is sent on: a frame on the
@@ -43,8 +45,8 @@ pub struct InFrame {
     pub capture: TimestampNs,
     /// The epoch the producer tagged it with.
     pub epoch: CalibEpoch,
-    /// The payload bytes (camera: `ImageHeader | rgb | labels`; lidar: `PointRecord[n]`).
-    pub payload: Vec<u8>,
+    /// The payload (camera: `ImageHeader | rgb | labels`; lidar: `PointRecord[n]`).
+    pub payload: Payload,
 }
 
 /// The engine's channels.
@@ -81,6 +83,11 @@ pub struct EngineConfig {
     /// wall clock (`--max-rate`, replays): timeouts then advance only with the frames the
     /// engine has seen, so thread scheduling cannot change which frames pair.
     pub clock_follows_data: bool,
+    /// At most this many frames per stream are held by reference into their ring; older
+    /// ones are copied out, so that a producer waiting for fusion (`--max-rate`) is never
+    /// kept waiting by frames fusion holds, and a slow calibration never lets a held frame
+    /// be overwritten. Keep it below the ring's back-pressure margin.
+    pub max_held_refs: usize,
 }
 
 impl Default for EngineConfig {
@@ -91,6 +98,7 @@ impl Default for EngineConfig {
             overlay: None,
             latency_samples: 1 << 20,
             clock_follows_data: false,
+            max_held_refs: 4,
         }
     }
 }
@@ -117,11 +125,11 @@ pub struct Engine<S> {
     publisher: Option<Publisher>,
     latency_source: Option<LatencySource>,
     data_now: [Option<u64>; 2],
-    pairer: Pairer<Vec<u8>>,
+    pairer: Pairer<Payload>,
     calibs: BTreeMap<CalibEpoch, Arc<CalibrationSet>>,
     stats: FusionStats,
     handle: StatsHandle,
-    outbox: Vec<Output<Vec<u8>>>,
+    outbox: Vec<Output<Payload>>,
     projected: Projected,
     fused_points: Vec<FusedPoint>,
     point_scratch: Vec<PointRecord>,
@@ -310,9 +318,11 @@ impl<S: FusedSink> Engine<S> {
             _ => self.raw_lidar += 1,
         }
         let valid = f.stream == channel
-            && match channel {
-                StreamKind::Camera => camera_image(&f.payload).is_ok(),
-                _ => f.payload.len() % POINT_RECORD_SIZE == 0,
+            && match (&f.payload, channel) {
+                (Payload::Owned(b), StreamKind::Camera) => camera_image(b).is_ok(),
+                (Payload::Owned(b), _) => b.len() % POINT_RECORD_SIZE == 0,
+                // A reference is checked when it is used.
+                _ => true,
             };
         if !valid {
             match channel {
@@ -362,23 +372,36 @@ impl<S: FusedSink> Engine<S> {
         self.publish();
     }
 
-    fn recycle(&self, stream: StreamKind, buf: Vec<u8>) {
+    /// A frame leaves unused: owned bytes go back to their reader, a reference is
+    /// accounted for in its ring.
+    fn recycle(&self, stream: StreamKind, payload: Payload) {
         let tx = match stream {
             StreamKind::Camera => &self.channels.recycle_camera,
             _ => &self.channels.recycle_lidar,
         };
-        let _ = tx.try_send(buf);
+        if let Some(buf) = payload.let_go() {
+            let _ = tx.try_send(buf);
+        }
     }
 
     fn drain(&mut self) {
-        let mut outbox = std::mem::take(&mut self.outbox);
-        for o in outbox.drain(..) {
-            match o {
-                Output::Fuse { camera, lidar, calib, .. } => self.fuse(camera, lidar, calib),
-                Output::Release { stream, frame, .. } => self.recycle(stream, frame.payload),
+        // A pair that fails at use makes the pairer decide again: new outputs may appear
+        // while the batch is handled.
+        let mut batch = std::mem::take(&mut self.outbox);
+        loop {
+            for o in batch.drain(..) {
+                match o {
+                    Output::Fuse { camera, lidar, calib, .. } => self.fuse(camera, lidar, calib),
+                    Output::Release { stream, frame, .. } => self.recycle(stream, frame.payload),
+                }
             }
+            if self.outbox.is_empty() {
+                break;
+            }
+            std::mem::swap(&mut batch, &mut self.outbox);
         }
-        self.outbox = outbox;
+        self.outbox = batch;
+        self.copy_out_old_refs();
         self.stats.pairer = *self.pairer.counters();
         let (hc, hl) = self.pairer.held();
         self.stats.held_camera = hc as u64;
@@ -386,7 +409,31 @@ impl<S: FusedSink> Engine<S> {
         self.publish();
     }
 
-    fn fuse(&mut self, camera: Held<Vec<u8>>, lidar: Held<Vec<u8>>, epoch: CalibEpoch) {
+    /// Keeps at most [`EngineConfig::max_held_refs`] references per stream: the oldest held
+    /// frames beyond it are copied out of their ring.
+    fn copy_out_old_refs(&mut self) {
+        for stream in [StreamKind::Camera, StreamKind::Lidar] {
+            let refs = self.pairer.payloads_mut(stream).filter(|p| p.is_ref()).count();
+            let excess = refs.saturating_sub(self.cfg.max_held_refs);
+            if excess == 0 {
+                continue;
+            }
+            for p in self.pairer.payloads_mut(stream).filter(|p| p.is_ref()).take(excess) {
+                p.copy_out(Vec::new());
+            }
+        }
+    }
+
+    /// Counts a payload that failed at use.
+    fn count_use_error(&mut self, stream: StreamKind, e: UseError) {
+        let i = usize::from(stream == StreamKind::Lidar);
+        match e {
+            UseError::Overrun => self.stats.overrun_before_use[i] += 1,
+            UseError::Invalid => self.stats.invalid_at_use[i] += 1,
+        }
+    }
+
+    fn fuse(&mut self, camera: Held<Payload>, lidar: Held<Payload>, epoch: CalibEpoch) {
         let Some(calib) = self.calibs.get(&epoch).cloned() else {
             // The pairer only decides with a known epoch: this would be a bug.
             self.stats.missing_calibration += 1;
@@ -394,32 +441,48 @@ impl<S: FusedSink> Engine<S> {
             self.recycle(StreamKind::Lidar, lidar.payload);
             return;
         };
+        // The sweep first, projected straight from its slot; then the camera frame, coloured
+        // straight from its slot. Each is verified at use: one that is gone or forged is
+        // counted, and the pairer falls back (the sweep to its next candidate).
+        let mut scratch = std::mem::take(&mut self.point_scratch);
+        let points = match lidar.payload.points(&mut scratch) {
+            Ok(p) => p,
+            Err(e) => {
+                self.point_scratch = scratch;
+                self.count_use_error(StreamKind::Lidar, e);
+                self.pairer.sweep_lost(camera, lidar.meta, epoch);
+                return;
+            }
+        };
+        let projector = Projector::new(&calib);
+        projector.project(points, &mut self.projected);
+        let (pr, fused_points) = (&self.projected, &mut self.fused_points);
+        let coloured = camera.payload.with_image(|image| {
+            let matches = colour_points(pr, points, image, fused_points);
+            (matches, image.has_labels())
+        });
+        let (matches, labelled) = match coloured {
+            Ok(c) => c,
+            Err(e) => {
+                self.point_scratch = scratch;
+                self.count_use_error(StreamKind::Camera, e);
+                let mut out = std::mem::take(&mut self.outbox);
+                self.pairer.camera_lost(camera.meta, lidar, epoch, &mut out);
+                self.outbox = out;
+                return;
+            }
+        };
+        let n_points = points.len() as u64;
+        self.point_scratch = scratch;
         if !self.fused_camera.insert(camera.meta.seq) {
             self.stats.fused_twice += 1;
         }
         if !self.fused_lidar.insert(lidar.meta.seq) {
             self.stats.fused_twice += 1;
         }
-        let (image, points) = match (
-            camera_image(&camera.payload),
-            points_from_payload(&lidar.payload, &mut self.point_scratch),
-        ) {
-            (Ok(i), Ok(p)) => (i, p),
-            // Validated on arrival; unreachable, kept total.
-            _ => {
-                self.stats.invalid_lidar += 1;
-                self.recycle(StreamKind::Camera, camera.payload);
-                self.recycle(StreamKind::Lidar, lidar.payload);
-                return;
-            }
-        };
-        let projector = Projector::new(&calib);
-        projector.project(points, &mut self.projected);
         let pr = &self.projected;
-
-        let matches = colour_points(pr, points, &image, &mut self.fused_points);
         let n_in = pr.len() as u64;
-        let consistency = (image.labels.is_some() && n_in > 0).then(|| matches as f64 / n_in as f64);
+        let consistency = (labelled && n_in > 0).then(|| matches as f64 / n_in as f64);
         let (mean_u, mean_v, mean_depth) = pr.means();
 
         let header = FusedHeader {
@@ -450,7 +513,7 @@ impl<S: FusedSink> Engine<S> {
         if ce != le || ae != le || ae != ce {
             self.stats.fused_epoch_mismatch += 1;
         }
-        self.stats.points_total += points.len() as u64;
+        self.stats.points_total += n_points;
         self.stats.points_in_image_total += n_in;
         if let Some(c) = consistency {
             self.stats.consistency_sum += c;
@@ -462,7 +525,7 @@ impl<S: FusedSink> Engine<S> {
                 camera_seq: camera.meta.seq.0,
                 lidar_seq: lidar.meta.seq.0,
                 epoch: ae.0,
-                points: points.len() as u64,
+                points: n_points,
                 points_in_image: n_in,
                 mean_u,
                 mean_v,
@@ -473,24 +536,34 @@ impl<S: FusedSink> Engine<S> {
                 latency_ms: latency as f64 / 1e6,
             });
         }
+        self.overlay(camera, lidar.meta.seq, ae);
+        self.recycle(StreamKind::Lidar, lidar.payload);
+    }
 
+    /// Hands every `every`-th pair's camera frame to the overlay thread: the one frame
+    /// copied out of its ring, and only when drawn.
+    fn overlay(&mut self, camera: Held<Payload>, lidar_seq: FrameSeq, epoch: CalibEpoch) {
         let pair_index = self.stats.fused - 1;
         let every = self.cfg.overlay.as_ref().map_or(0, |o| o.every);
-        match &self.overlay {
-            Some(w) if every > 0 && pair_index % every == 0 => {
+        let Some(w) = self.overlay.as_ref().filter(|_| every > 0 && pair_index % every == 0) else {
+            self.recycle(StreamKind::Camera, camera.payload);
+            return;
+        };
+        match camera.payload.into_bytes(Vec::new()) {
+            Ok(camera_payload) => {
                 let pts = self.fused_points.iter().map(|p| [p.u, p.v, p.depth]).collect();
                 w.submit(OverlayJob {
                     pair_index,
                     camera_seq: camera.meta.seq.0,
-                    lidar_seq: lidar.meta.seq.0,
-                    epoch: ae.0,
-                    camera_payload: camera.payload,
+                    lidar_seq: lidar_seq.0,
+                    epoch: epoch.0,
+                    camera_payload,
                     points: pts,
                 });
             }
-            _ => self.recycle(StreamKind::Camera, camera.payload),
+            // Coloured a moment ago, overwritten since: no overlay for this pair.
+            Err(_) => self.stats.overlay_errors += 1,
         }
-        self.recycle(StreamKind::Lidar, lidar.payload);
     }
 
     fn publish(&mut self) {
@@ -525,24 +598,22 @@ impl<S: FusedSink> Engine<S> {
 fn colour_points(
     pr: &Projected,
     points: &[PointRecord],
-    image: &ImageView<'_>,
+    image: &dyn Pixels,
     out: &mut Vec<FusedPoint>,
 ) -> u64 {
-    let (iw, ih) = (image.header.width as usize, image.header.height as usize);
+    let (iw, ih) = image.size();
+    let labels = image.has_labels();
     let mut matches = 0u64;
     out.clear();
     out.reserve(pr.len());
     for (((&u, &v), &d), &i) in pr.u().iter().zip(pr.v()).zip(pr.depth()).zip(pr.index()) {
         let (x, y) = (u as usize, v as usize);
-        let p = &points[i as usize];
+        let Some(p) = points.get(i as usize) else { continue };
         let inside = x < iw && y < ih;
         let px = y * iw + x;
-        let rgb =
-            if inside { [image.rgb[px * 3], image.rgb[px * 3 + 1], image.rgb[px * 3 + 2]] } else { [0; 3] };
-        if let (true, Some(l)) = (inside, image.labels) {
-            if u32::from(u16::from_le_bytes([l[px * 2], l[px * 2 + 1]])) == p.instance {
-                matches += 1;
-            }
+        let rgb = if inside { image.rgb(px) } else { [0; 3] };
+        if inside && labels && u32::from(image.label(px)) == p.instance {
+            matches += 1;
         }
         let intensity = (p.intensity.clamp(0.0, 1.0) * 255.0).round() as u8;
         out.push(FusedPoint {

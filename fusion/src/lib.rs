@@ -12,6 +12,7 @@
 pub mod engine;
 pub mod output;
 pub mod pairing;
+pub mod payload;
 pub mod project;
 pub mod stats;
 pub mod summary;
@@ -22,6 +23,7 @@ pub use output::{
     SinkError, VecSink,
 };
 pub use pairing::{FrameMeta, PairCounters, Pairer, PairingConfig, PairingMode};
+pub use payload::{Payload, RingFrame, UseError};
 pub use project::{project_points, Projected, Projector};
 pub use stats::{CountersSnapshot, FusionStats, LatencyRecorder, PairMetrics, StatsHandle};
 pub use summary::FusionResult;

@@ -140,6 +140,12 @@ pub struct FusionStats {
     pub invalid_lidar: u64,
     /// The sink refused a fused frame.
     pub sink_errors: u64,
+    /// Frames (camera, lidar) held by reference whose slot held another frame by the time
+    /// they were used: the pairer fell back to the next candidate.
+    pub overrun_before_use: [u64; 2],
+    /// Frames (camera, lidar) held by reference that failed validation when used (checksum,
+    /// header or payload layout): never fused.
+    pub invalid_at_use: [u64; 2],
     /// Calibration sets received on the channel.
     pub calibration_updates: u64,
     /// Calibration sets for an already known epoch with different contents (the first wins).

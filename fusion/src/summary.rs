@@ -30,6 +30,10 @@ pub struct StreamSummary {
     /// Frames rejected by validation (checksum, header, length): the reader's `Invalid`.
     #[serde(default)]
     pub invalid: u64,
+    /// Frames fusion held by reference whose slot was overwritten before it used them (the
+    /// pairer fell back to the next candidate).
+    #[serde(default)]
+    pub overrun_before_use: u64,
 }
 
 /// Both input rings.

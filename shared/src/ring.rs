@@ -538,6 +538,12 @@ impl RingReader {
         self.seg.slot_capacity() as usize
     }
 
+    /// Whether the segment file was truncated under us (every later read is `Invalid`).
+    #[must_use]
+    pub fn truncated(&self) -> bool {
+        self.seg.map.truncated()
+    }
+
     /// Whether a live process holds the writer lock.
     #[must_use]
     pub fn writer_alive(&self) -> bool {

@@ -241,6 +241,7 @@ fn stream_of(b: &Scoreboard) -> StreamSummary {
         overruns: b.overruns,
         stale: b.stale,
         invalid: b.invalid,
+        overrun_before_use: 0,
     }
 }
 
