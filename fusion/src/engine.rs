@@ -45,6 +45,9 @@ pub struct InFrame {
     pub capture: TimestampNs,
     /// The epoch the producer tagged it with.
     pub epoch: CalibEpoch,
+    /// When the producer published it (CLOCK_MONOTONIC ns, 0 if unknown): splits latency
+    /// into render (capture → published) and pipeline (published → fused).
+    pub published: TimestampNs,
     /// The payload (camera: `ImageHeader | rgb | labels`; lidar: `PointRecord[n]`).
     pub payload: Payload,
 }
@@ -133,12 +136,14 @@ pub struct Engine<S> {
     projected: Projected,
     fused_points: Vec<FusedPoint>,
     point_scratch: Vec<PointRecord>,
+    released: ReleasedEpochs,
     overlay: Option<OverlayWriter>,
     fused_camera: SeenWindow,
     fused_lidar: SeenWindow,
     raw_camera: u64,
     raw_lidar: u64,
     last_latency_ns: u64,
+    last_pipeline_ns: u64,
 }
 
 impl<S> std::fmt::Debug for Engine<S> {
@@ -169,6 +174,8 @@ impl<S: FusedSink> Engine<S> {
         let stats = FusionStats {
             mode: cfg.pairing.mode,
             latency: LatencyRecorder::new(cfg.latency_samples),
+            latency_render: LatencyRecorder::new(cfg.latency_samples),
+            latency_pipeline: LatencyRecorder::new(cfg.latency_samples),
             ..FusionStats::default()
         };
         Ok(Self {
@@ -189,10 +196,12 @@ impl<S: FusedSink> Engine<S> {
             projected: Projected::new(),
             fused_points: Vec::new(),
             point_scratch: Vec::new(),
+            released: ReleasedEpochs::default(),
             overlay,
             raw_camera: 0,
             raw_lidar: 0,
             last_latency_ns: 0,
+            last_pipeline_ns: 0,
         })
     }
 
@@ -333,7 +342,7 @@ impl<S: FusedSink> Engine<S> {
             self.publish();
             return;
         }
-        let meta = FrameMeta { seq: f.seq, capture: f.capture, epoch: f.epoch };
+        let meta = FrameMeta { seq: f.seq, capture: f.capture, epoch: f.epoch, published: f.published };
         let slot = &mut self.data_now[usize::from(channel == StreamKind::Lidar)];
         *slot = Some(slot.map_or(f.capture.0, |c| c.max(f.capture.0)));
         let now = self.now();
@@ -364,6 +373,7 @@ impl<S: FusedSink> Engine<S> {
         let now = self.now();
         self.pairer.finish(now, &mut self.outbox);
         self.drain();
+        self.stats.unknown_epoch = self.released.never_published(&self.calibs);
         if let Some(o) = self.overlay.take() {
             let c = o.finish();
             self.stats.overlays_written = c.written;
@@ -392,7 +402,10 @@ impl<S: FusedSink> Engine<S> {
             for o in batch.drain(..) {
                 match o {
                     Output::Fuse { camera, lidar, calib, .. } => self.fuse(camera, lidar, calib),
-                    Output::Release { stream, frame, .. } => self.recycle(stream, frame.payload),
+                    Output::Release { stream, frame, .. } => {
+                        self.released.note(stream, frame.meta.epoch, &self.calibs);
+                        self.recycle(stream, frame.payload);
+                    }
                 }
             }
             if self.outbox.is_empty() {
@@ -421,6 +434,21 @@ impl<S: FusedSink> Engine<S> {
             for p in self.pairer.payloads_mut(stream).filter(|p| p.is_ref()).take(excess) {
                 p.copy_out(Vec::new());
             }
+        }
+    }
+
+    /// Splits a pair's latency at the moment its last frame was published (`published`, 0 if
+    /// unknown): pipeline = published → now; render = the rest (capture → published), kept
+    /// only where latency is measured from capture (live runs).
+    fn split_latency(&mut self, latency: u64, published: TimestampNs) {
+        if published.0 == 0 {
+            return;
+        }
+        let pipeline = shared::clock::monotonic_ns().saturating_sub(published.0);
+        self.stats.latency_pipeline.record(pipeline);
+        self.last_pipeline_ns = pipeline;
+        if self.latency_source.is_none() {
+            self.stats.latency_render.record(latency.saturating_sub(pipeline));
         }
     }
 
@@ -506,6 +534,7 @@ impl<S: FusedSink> Engine<S> {
         };
         self.last_latency_ns = latency;
         self.stats.latency.record(latency);
+        self.split_latency(latency, camera.meta.published.max(lidar.meta.published));
 
         // The honest check: the epochs of the two frames and of the calibration actually used.
         let (ce, le, ae) = (camera.meta.epoch, lidar.meta.epoch, calib.epoch);
@@ -583,12 +612,50 @@ impl<S: FusedSink> Engine<S> {
             held_lidar: self.stats.held_lidar,
             latest_epoch: self.stats.latest_epoch().map_or(0, |e| e.0),
             last_latency_ns: self.last_latency_ns,
+            last_pipeline_ns: self.last_pipeline_ns,
             max_latency_ns: self.stats.latency.max_ns(),
         };
         self.handle.store(&snap);
         if let Some(f) = &mut self.publisher {
             f(&snap);
         }
+    }
+}
+
+/// The epochs of frames released unfused, counted per stream, to tell at the end which
+/// were never published. Bounded: past [`ReleasedEpochs::CAP`] distinct epochs (only a
+/// forger makes so many), a frame is judged against the epochs known when it left.
+#[derive(Debug, Default)]
+struct ReleasedEpochs {
+    counts: BTreeMap<(bool, CalibEpoch), u64>,
+    /// Judged on release (camera, lidar), once the map is full.
+    overflow: [u64; 2],
+}
+
+impl ReleasedEpochs {
+    const CAP: usize = 4096;
+
+    fn note<V>(&mut self, stream: StreamKind, epoch: CalibEpoch, known: &BTreeMap<CalibEpoch, V>) {
+        if !epoch.is_some() {
+            return;
+        }
+        let lidar = stream == StreamKind::Lidar;
+        if self.counts.len() < Self::CAP || self.counts.contains_key(&(lidar, epoch)) {
+            *self.counts.entry((lidar, epoch)).or_default() += 1;
+        } else if !known.contains_key(&epoch) {
+            self.overflow[usize::from(lidar)] += 1;
+        }
+    }
+
+    /// Frames per stream whose epoch is not among `calibs`.
+    fn never_published<V>(&self, calibs: &BTreeMap<CalibEpoch, V>) -> [u64; 2] {
+        let mut out = self.overflow;
+        for (&(lidar, epoch), &n) in &self.counts {
+            if !calibs.contains_key(&epoch) {
+                out[usize::from(lidar)] += n;
+            }
+        }
+        out
     }
 }
 

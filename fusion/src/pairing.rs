@@ -209,6 +209,9 @@ pub struct FrameMeta {
     pub capture: TimestampNs,
     /// The calibration epoch the producer tagged it with.
     pub epoch: CalibEpoch,
+    /// When its producer published it (CLOCK_MONOTONIC ns; 0 if unknown). Not used for
+    /// pairing: it splits the pair's latency into render and pipeline parts.
+    pub published: TimestampNs,
 }
 
 /// A frame held by the pairer, with its payload.

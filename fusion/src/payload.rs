@@ -12,7 +12,8 @@ use shared::frames::{
     camera_image, check_image_header, ImageHeader, ImageView, PointRecord, IMAGE_HEADER_SIZE,
     POINT_RECORD_SIZE,
 };
-use shared::ring::{FrameRef, InPlace, ReadOutcome, RingReader, SlotView};
+use shared::ring::{FrameInfo, FrameRef, InPlace, ReadOutcome, RingReader, SlotView};
+use shared::{CalibEpoch, TimestampNs};
 use zerocopy::FromBytes;
 
 use crate::project::points_from_payload;
@@ -27,18 +28,27 @@ pub enum UseError {
     Invalid,
 }
 
-/// A frame in its ring, held by reference.
+/// A frame in its ring, held by reference, with the header fields it was paired on.
 #[derive(Clone)]
 pub struct RingFrame {
     ring: Arc<RingReader>,
     frame: FrameRef,
+    capture: TimestampNs,
+    epoch: CalibEpoch,
 }
 
 impl RingFrame {
-    /// Frame `frame` of `ring` (learnt with `RingReader::peek_next`).
+    /// Frame `frame` of `ring` as its header announced it (`RingReader::peek_next`). At use
+    /// the validated header must still say the same capture time and epoch.
     #[must_use]
-    pub fn new(ring: Arc<RingReader>, frame: FrameRef) -> Self {
-        Self { ring, frame }
+    pub fn new(ring: Arc<RingReader>, frame: FrameRef, info: &FrameInfo) -> Self {
+        Self { ring, frame, capture: info.capture, epoch: info.epoch }
+    }
+
+    /// Whether a validated read saw the frame this reference was paired on (a header
+    /// rewritten after it was peeked, even under a valid checksum, is not that frame).
+    fn same(&self, info: &FrameInfo) -> bool {
+        info.capture == self.capture && info.epoch == self.epoch
     }
 
     /// The reference.
@@ -89,11 +99,11 @@ fn use_error(o: ReadOutcome) -> UseError {
     }
 }
 
-/// The result of an in-place read, as a use of the payload.
-fn used<R>(r: InPlace<Option<R>>) -> Result<R, UseError> {
-    match r {
-        InPlace::Frame(_, Some(r)) => Ok(r),
-        InPlace::Frame(_, None) => Err(UseError::Invalid),
+/// The result of an in-place read of `r`, as a use of the payload.
+fn used<T>(r: &RingFrame, read: InPlace<Option<T>>) -> Result<T, UseError> {
+    match read {
+        InPlace::Frame(info, Some(t)) if r.same(&info) => Ok(t),
+        InPlace::Frame(..) => Err(UseError::Invalid),
         InPlace::Rejected(o) => Err(use_error(o)),
     }
 }
@@ -124,7 +134,9 @@ impl Payload {
                     }
                 });
                 match read {
-                    InPlace::Frame(info, out) if info.len % POINT_RECORD_SIZE == 0 => Ok(out.as_slice()),
+                    InPlace::Frame(info, out) if info.len % POINT_RECORD_SIZE == 0 && r.same(&info) => {
+                        Ok(out.as_slice())
+                    }
                     InPlace::Frame(..) => Err(UseError::Invalid),
                     InPlace::Rejected(o) => Err(use_error(o)),
                 }
@@ -141,10 +153,13 @@ impl Payload {
         match self {
             Self::Owned(bytes) => camera_image(bytes).map(|img| f(&img)).map_err(|_| UseError::Invalid),
             Self::Lost(e) => Err(*e),
-            Self::Ring(r) => used(r.ring.read_ref_in_place(r.frame, |view| {
-                let img = SlotImage::new(view)?;
-                Some(f(&img))
-            })),
+            Self::Ring(r) => used(
+                r,
+                r.ring.read_ref_in_place(r.frame, |view| {
+                    let img = SlotImage::new(view)?;
+                    Some(f(&img))
+                }),
+            ),
         }
     }
 
@@ -158,7 +173,8 @@ impl Payload {
             Self::Owned(bytes) => Ok(bytes),
             Self::Lost(e) => Err(e),
             Self::Ring(r) => match r.ring.read_at(r.frame.seq(), &mut buf) {
-                ReadOutcome::Frame(_) => Ok(buf),
+                ReadOutcome::Frame(info) if r.same(&info) => Ok(buf),
+                ReadOutcome::Frame(_) => Err(UseError::Invalid),
                 o => Err(use_error(o)),
             },
         }

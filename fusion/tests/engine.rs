@@ -104,6 +104,7 @@ fn frame(stream: StreamKind, seq: u64, t_ms: u64, epoch: u64, payload: Vec<u8>) 
         seq: FrameSeq(seq),
         capture: TimestampNs(t_ms * MS),
         epoch: CalibEpoch(epoch),
+        published: TimestampNs(0),
         payload: payload.into(),
     }
 }

@@ -248,6 +248,7 @@ fn engine_consistency(applied: CalibrationSet, truth: &CalibrationSet, labels: b
         seq: FrameSeq(1),
         capture: TimestampNs(1_000_000),
         epoch: CalibEpoch(1),
+        published: TimestampNs(0),
         payload: cam.into(),
     });
     e.handle_frame(InFrame {
@@ -255,6 +256,7 @@ fn engine_consistency(applied: CalibrationSet, truth: &CalibrationSet, labels: b
         seq: FrameSeq(1),
         capture: TimestampNs(1_000_000),
         epoch: CalibEpoch(1),
+        published: TimestampNs(0),
         payload: lidar_payload(&pts).into(),
     });
     e.finish();

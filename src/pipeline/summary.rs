@@ -242,6 +242,7 @@ fn stream_of(b: &Scoreboard) -> StreamSummary {
         stale: b.stale,
         invalid: b.invalid,
         overrun_before_use: 0,
+        unknown_epoch: 0,
     }
 }
 

@@ -258,6 +258,7 @@ fn info_of(header: &FrameHeader) -> FrameInfo {
         epoch: CalibEpoch(header.epoch),
         incarnation: Incarnation(header.incarnation),
         len: usize::try_from(header.payload_len).unwrap_or(usize::MAX),
+        published: TimestampNs(header.publish_ns),
     }
 }
 

@@ -60,6 +60,7 @@ impl ReaderCounts {
             stale: self.stale.load(Ordering::Relaxed),
             invalid: self.invalid.load(Ordering::Relaxed),
             overrun_before_use: 0,
+            unknown_epoch: 0,
         }
     }
 }
@@ -194,12 +195,13 @@ fn learn_frames(
                 counts.read.fetch_add(1, Ordering::Relaxed);
                 arrivals.record(io.kind, info.seq);
                 if plausible(io.kind, info.len) {
-                    let payload = Payload::Ring(RingFrame::new(Arc::clone(ring), frame));
+                    let payload = Payload::Ring(RingFrame::new(Arc::clone(ring), frame, &info));
                     let f = InFrame {
                         stream: io.kind,
                         seq: info.seq,
                         capture: info.capture,
                         epoch: info.epoch,
+                        published: info.published,
                         payload,
                     };
                     if io.tx.send(f).is_err() {
@@ -377,6 +379,7 @@ fn publisher(fused: &FusedRing, calib: &CalibListener) -> impl FnMut(&CountersSn
                 latest_epoch: CalibEpoch(s.latest_epoch),
                 unpaired: s.unpaired_camera + s.unpaired_lidar,
                 last_latency_us: s.last_latency_ns / 1000,
+                last_pipeline_us: s.last_pipeline_ns / 1000,
                 calib_updates: updates.load(Ordering::Relaxed),
                 calib_rejected: rejected.load(Ordering::Relaxed),
             }
@@ -460,6 +463,7 @@ fn write_result(
     result.streams.lidar = counts[1].summary();
     for (i, stream) in [&mut result.streams.camera, &mut result.streams.lidar].into_iter().enumerate() {
         stream.overrun_before_use = report.stats.overrun_before_use[i];
+        stream.unknown_epoch = report.stats.unknown_epoch[i];
         stream.invalid += report.stats.invalid_at_use[i];
     }
     let path = run.join(FUSION_RESULT_FILE);
