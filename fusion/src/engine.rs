@@ -385,13 +385,24 @@ impl<S: FusedSink> Engine<S> {
     /// A frame leaves unused: owned bytes go back to their reader, a reference is
     /// accounted for in its ring.
     fn recycle(&self, stream: StreamKind, payload: Payload) {
+        self.give_back(stream, payload.let_go());
+    }
+
+    /// Owned bytes go back to their reader for reuse.
+    fn give_back(&self, stream: StreamKind, buf: Option<Vec<u8>>) {
         let tx = match stream {
             StreamKind::Camera => &self.channels.recycle_camera,
             _ => &self.channels.recycle_lidar,
         };
-        if let Some(buf) = payload.let_go() {
+        if let Some(buf) = buf {
             let _ = tx.try_send(buf);
         }
+    }
+
+    /// Whether the next fused pair gets an overlay.
+    fn overlay_due(&self) -> bool {
+        let every = self.cfg.overlay.as_ref().map_or(0, |o| o.every);
+        self.overlay.is_some() && every > 0 && self.stats.fused % every == 0
     }
 
     fn drain(&mut self) {
@@ -461,7 +472,7 @@ impl<S: FusedSink> Engine<S> {
         }
     }
 
-    fn fuse(&mut self, camera: Held<Payload>, lidar: Held<Payload>, epoch: CalibEpoch) {
+    fn fuse(&mut self, mut camera: Held<Payload>, lidar: Held<Payload>, epoch: CalibEpoch) {
         let Some(calib) = self.calibs.get(&epoch).cloned() else {
             // The pairer only decides with a known epoch: this would be a bug.
             self.stats.missing_calibration += 1;
@@ -469,6 +480,11 @@ impl<S: FusedSink> Engine<S> {
             self.recycle(StreamKind::Lidar, lidar.payload);
             return;
         };
+        // A camera frame to be drawn is copied out (once, validated) and coloured from the
+        // copy: the overlay keeps it.
+        if self.overlay_due() {
+            camera.payload.copy_out(Vec::new());
+        }
         // The sweep first, projected straight from its slot; then the camera frame, coloured
         // straight from its slot. Each is verified at use: one that is gone or forged is
         // counted, and the pairer falls back (the sweep to its next candidate).
@@ -566,16 +582,16 @@ impl<S: FusedSink> Engine<S> {
             });
         }
         self.overlay(camera, lidar.meta.seq, ae);
-        self.recycle(StreamKind::Lidar, lidar.payload);
+        self.give_back(StreamKind::Lidar, lidar.payload.used());
     }
 
     /// Hands every `every`-th pair's camera frame to the overlay thread: the one frame
-    /// copied out of its ring, and only when drawn.
+    /// copied out of its ring (before it was used), and only when drawn.
     fn overlay(&mut self, camera: Held<Payload>, lidar_seq: FrameSeq, epoch: CalibEpoch) {
         let pair_index = self.stats.fused - 1;
         let every = self.cfg.overlay.as_ref().map_or(0, |o| o.every);
         let Some(w) = self.overlay.as_ref().filter(|_| every > 0 && pair_index % every == 0) else {
-            self.recycle(StreamKind::Camera, camera.payload);
+            self.give_back(StreamKind::Camera, camera.payload.used());
             return;
         };
         match camera.payload.into_bytes(Vec::new()) {

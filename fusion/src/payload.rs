@@ -202,6 +202,17 @@ impl Payload {
             Self::Lost(_) => None,
         }
     }
+
+    /// The frame leaves after it was used: a reference was accounted for by the read that
+    /// used it (counting it again would let a producer at full speed lap a held frame);
+    /// owned bytes are handed back for reuse.
+    #[must_use]
+    pub fn used(self) -> Option<Vec<u8>> {
+        match self {
+            Self::Owned(bytes) => Some(bytes),
+            Self::Ring(_) | Self::Lost(_) => None,
+        }
+    }
 }
 
 fn point_of(w: [u64; 3]) -> PointRecord {
