@@ -28,7 +28,7 @@ use shared::{CalibEpoch, FrameSeq, StreamKind, TimestampNs};
 
 use crate::output::{FusedSink, OverlayConfig, OverlayJob, OverlayWriter};
 use crate::pairing::{FrameMeta, Held, Output, Pairer, PairingConfig, SeenWindow};
-use crate::payload::{Payload, Pixels, UseError};
+use crate::payload::{Payload, Pixels, PointScratch, UseError};
 use crate::project::{Projected, Projector};
 use crate::stats::{CountersSnapshot, FusionStats, LatencyRecorder, PairMetrics, StatsHandle};
 
@@ -135,7 +135,7 @@ pub struct Engine<S> {
     outbox: Vec<Output<Payload>>,
     projected: Projected,
     fused_points: Vec<FusedPoint>,
-    point_scratch: Vec<PointRecord>,
+    point_scratch: PointScratch,
     released: ReleasedEpochs,
     overlay: Option<OverlayWriter>,
     fused_camera: SeenWindow,
@@ -195,7 +195,7 @@ impl<S: FusedSink> Engine<S> {
             outbox: Vec::with_capacity(64),
             projected: Projected::new(),
             fused_points: Vec::new(),
-            point_scratch: Vec::new(),
+            point_scratch: PointScratch::default(),
             released: ReleasedEpochs::default(),
             overlay,
             raw_camera: 0,

@@ -14,7 +14,7 @@ use shared::frames::{
 };
 use shared::ring::{FrameInfo, FrameRef, InPlace, ReadOutcome, RingReader, SlotView};
 use shared::{CalibEpoch, TimestampNs};
-use zerocopy::FromBytes;
+use zerocopy::{FromBytes, IntoBytes};
 
 use crate::project::points_from_payload;
 
@@ -120,22 +120,23 @@ impl Payload {
     ///
     /// # Errors
     /// [`UseError`] if the frame is gone or malformed.
-    pub fn points<'a>(&'a self, scratch: &'a mut Vec<PointRecord>) -> Result<&'a [PointRecord], UseError> {
+    pub fn points<'a>(&'a self, scratch: &'a mut PointScratch) -> Result<&'a [PointRecord], UseError> {
         match self {
-            Self::Owned(bytes) => points_from_payload(bytes, scratch).map_err(|_| UseError::Invalid),
+            Self::Owned(bytes) => {
+                points_from_payload(bytes, &mut scratch.records).map_err(|_| UseError::Invalid)
+            }
             Self::Lost(e) => Err(*e),
             Self::Ring(r) => {
-                scratch.clear();
-                let mut record = [0u64; 3];
-                let read = r.ring.read_at_streaming(r.frame.seq(), scratch, |out, i, w| {
-                    record[i % 3] = w;
-                    if i % 3 == 2 {
-                        out.push(point_of(record));
-                    }
-                });
+                // Words in, checksum folded into the same loads; then viewed as records
+                // (u64 alignment covers theirs).
+                let mut words = std::mem::take(&mut scratch.words);
+                words.clear();
+                let read = r.ring.read_at_streaming(r.frame.seq(), words, |out, _, w| out.push(w));
                 match read {
                     InPlace::Frame(info, out) if info.len % POINT_RECORD_SIZE == 0 && r.same(&info) => {
-                        Ok(out.as_slice())
+                        scratch.words = out;
+                        let bytes = &scratch.words.as_bytes()[..info.len];
+                        <[PointRecord]>::ref_from_bytes(bytes).map_err(|_| UseError::Invalid)
                     }
                     InPlace::Frame(..) => Err(UseError::Invalid),
                     InPlace::Rejected(o) => Err(use_error(o)),
@@ -215,12 +216,12 @@ impl Payload {
     }
 }
 
-fn point_of(w: [u64; 3]) -> PointRecord {
-    let mut bytes = [0u8; POINT_RECORD_SIZE];
-    for (k, word) in w.iter().enumerate() {
-        bytes[8 * k..8 * k + 8].copy_from_slice(&word.to_le_bytes());
-    }
-    PointRecord::read_from_bytes(&bytes).unwrap_or_default()
+/// Buffers for a sweep's points: decoded from owned bytes that are not aligned, or the
+/// words read from a slot.
+#[derive(Debug, Default)]
+pub struct PointScratch {
+    records: Vec<PointRecord>,
+    words: Vec<u64>,
 }
 
 /// Pixel access to a camera image, wherever its bytes are.
