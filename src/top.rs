@@ -130,10 +130,12 @@ fn render(run: &Path, prev: Option<&(Instant, Snapshot)>, now: &Snapshot, dt: f6
         );
         let _ = writeln!(
             s,
-            "        unpaired {}   latest epoch {}   last latency {:.2} ms   calib updates {} (rejected {})",
+            "        unpaired {}   latest epoch {}   last latency {:.2} ms (pipeline {:.2} ms, {})   calib updates {} (rejected {})",
             a.unpaired,
             a.latest_epoch,
             a.last_latency_us as f64 / 1000.0,
+            a.last_pipeline_us as f64 / 1000.0,
+            pipeline_share(a.last_pipeline_us, a.last_latency_us),
             a.calib_updates,
             a.calib_rejected
         );
@@ -151,6 +153,14 @@ fn render(run: &Path, prev: Option<&(Instant, Snapshot)>, now: &Snapshot, dt: f6
         );
     }
     s
+}
+
+/// The pipeline's share of a latency ("42 %"), or "-" without one.
+fn pipeline_share(pipeline_us: u64, total_us: u64) -> String {
+    if total_us == 0 || pipeline_us > total_us {
+        return "-".into();
+    }
+    format!("{:.0} %", 100.0 * pipeline_us as f64 / total_us as f64)
 }
 
 /// Runs `top`.

@@ -23,15 +23,17 @@ use std::time::Duration;
 
 use calib::CalibrationSet;
 use crossbeam_channel::{never, select, Receiver, Sender};
-use shared::frames::{camera_image, FusedHeader, FusedPoint, ImageView, PointRecord, POINT_RECORD_SIZE};
+use shared::frames::{camera_image, FusedHeader, FusedPoint, PointRecord, POINT_RECORD_SIZE};
 use shared::{CalibEpoch, FrameSeq, StreamKind, TimestampNs};
 
 use crate::output::{FusedSink, OverlayConfig, OverlayJob, OverlayWriter};
 use crate::pairing::{FrameMeta, Held, Output, Pairer, PairingConfig, SeenWindow};
-use crate::project::{points_from_payload, Projected, Projector};
+use crate::payload::{Payload, Pixels, PointScratch, UseError};
+use crate::project::{Projected, Projector};
 use crate::stats::{CountersSnapshot, FusionStats, LatencyRecorder, PairMetrics, StatsHandle};
 
-/// A frame copied out of a ring by a reader thread.
+/// A frame handed to the engine: its header fields and its payload (copied, or a versioned
+/// reference into its ring, read in place only if the frame is used).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InFrame {
     /// Which sensor (camera or lidar; must match the channel it is sent on: a frame on the
@@ -43,8 +45,11 @@ pub struct InFrame {
     pub capture: TimestampNs,
     /// The epoch the producer tagged it with.
     pub epoch: CalibEpoch,
-    /// The payload bytes (camera: `ImageHeader | rgb | labels`; lidar: `PointRecord[n]`).
-    pub payload: Vec<u8>,
+    /// When the producer published it (CLOCK_MONOTONIC ns, 0 if unknown): splits latency
+    /// into render (capture → published) and pipeline (published → fused).
+    pub published: TimestampNs,
+    /// The payload (camera: `ImageHeader | rgb | labels`; lidar: `PointRecord[n]`).
+    pub payload: Payload,
 }
 
 /// The engine's channels.
@@ -81,6 +86,11 @@ pub struct EngineConfig {
     /// wall clock (`--max-rate`, replays): timeouts then advance only with the frames the
     /// engine has seen, so thread scheduling cannot change which frames pair.
     pub clock_follows_data: bool,
+    /// At most this many frames per stream are held by reference into their ring; older
+    /// ones are copied out, so that a producer waiting for fusion (`--max-rate`) is never
+    /// kept waiting by frames fusion holds, and a slow calibration never lets a held frame
+    /// be overwritten. Keep it below the ring's back-pressure margin.
+    pub max_held_refs: usize,
 }
 
 impl Default for EngineConfig {
@@ -91,6 +101,7 @@ impl Default for EngineConfig {
             overlay: None,
             latency_samples: 1 << 20,
             clock_follows_data: false,
+            max_held_refs: 4,
         }
     }
 }
@@ -109,6 +120,26 @@ type Publisher = Box<dyn FnMut(&CountersSnapshot) + Send>;
 type LatencySource = Box<dyn FnMut(FrameSeq, FrameSeq) -> Option<u64> + Send>;
 type Deskewer = Box<dyn FnMut(TimestampNs, &CalibrationSet, &mut [PointRecord]) + Send>;
 
+/// The sweep's points as projected: `points` itself, or their motion-compensated copy in
+/// `out` when a deskewer is set (the slot is never written).
+fn deskewed<'a>(
+    deskew: Option<&mut Deskewer>,
+    out: &'a mut Vec<PointRecord>,
+    points: &'a [PointRecord],
+    sweep: &FrameMeta,
+    calib: &CalibrationSet,
+) -> &'a [PointRecord] {
+    match deskew {
+        Some(d) => {
+            out.clear();
+            out.extend_from_slice(points);
+            d(sweep.capture, calib, out);
+            out
+        }
+        None => points,
+    }
+}
+
 /// The fusion engine. See the module docs.
 pub struct Engine<S> {
     cfg: EngineConfig,
@@ -120,20 +151,22 @@ pub struct Engine<S> {
     deskew: Option<Deskewer>,
     deskewed: Vec<PointRecord>,
     data_now: [Option<u64>; 2],
-    pairer: Pairer<Vec<u8>>,
+    pairer: Pairer<Payload>,
     calibs: BTreeMap<CalibEpoch, Arc<CalibrationSet>>,
     stats: FusionStats,
     handle: StatsHandle,
-    outbox: Vec<Output<Vec<u8>>>,
+    outbox: Vec<Output<Payload>>,
     projected: Projected,
     fused_points: Vec<FusedPoint>,
-    point_scratch: Vec<PointRecord>,
+    point_scratch: PointScratch,
+    released: ReleasedEpochs,
     overlay: Option<OverlayWriter>,
     fused_camera: SeenWindow,
     fused_lidar: SeenWindow,
     raw_camera: u64,
     raw_lidar: u64,
     last_latency_ns: u64,
+    last_pipeline_ns: u64,
 }
 
 impl<S> std::fmt::Debug for Engine<S> {
@@ -164,6 +197,8 @@ impl<S: FusedSink> Engine<S> {
         let stats = FusionStats {
             mode: cfg.pairing.mode,
             latency: LatencyRecorder::new(cfg.latency_samples),
+            latency_render: LatencyRecorder::new(cfg.latency_samples),
+            latency_pipeline: LatencyRecorder::new(cfg.latency_samples),
             ..FusionStats::default()
         };
         Ok(Self {
@@ -185,11 +220,13 @@ impl<S: FusedSink> Engine<S> {
             outbox: Vec::with_capacity(64),
             projected: Projected::new(),
             fused_points: Vec::new(),
-            point_scratch: Vec::new(),
+            point_scratch: PointScratch::default(),
+            released: ReleasedEpochs::default(),
             overlay,
             raw_camera: 0,
             raw_lidar: 0,
             last_latency_ns: 0,
+            last_pipeline_ns: 0,
         })
     }
 
@@ -325,9 +362,11 @@ impl<S: FusedSink> Engine<S> {
             _ => self.raw_lidar += 1,
         }
         let valid = f.stream == channel
-            && match channel {
-                StreamKind::Camera => camera_image(&f.payload).is_ok(),
-                _ => f.payload.len() % POINT_RECORD_SIZE == 0,
+            && match (&f.payload, channel) {
+                (Payload::Owned(b), StreamKind::Camera) => camera_image(b).is_ok(),
+                (Payload::Owned(b), _) => b.len() % POINT_RECORD_SIZE == 0,
+                // A reference is checked when it is used.
+                _ => true,
             };
         if !valid {
             match channel {
@@ -338,7 +377,7 @@ impl<S: FusedSink> Engine<S> {
             self.publish();
             return;
         }
-        let meta = FrameMeta { seq: f.seq, capture: f.capture, epoch: f.epoch };
+        let meta = FrameMeta { seq: f.seq, capture: f.capture, epoch: f.epoch, published: f.published };
         let slot = &mut self.data_now[usize::from(channel == StreamKind::Lidar)];
         *slot = Some(slot.map_or(f.capture.0, |c| c.max(f.capture.0)));
         let now = self.now();
@@ -369,6 +408,7 @@ impl<S: FusedSink> Engine<S> {
         let now = self.now();
         self.pairer.finish(now, &mut self.outbox);
         self.drain();
+        self.stats.unknown_epoch = self.released.never_published(&self.calibs);
         if let Some(o) = self.overlay.take() {
             let c = o.finish();
             self.stats.overlays_written = c.written;
@@ -377,23 +417,50 @@ impl<S: FusedSink> Engine<S> {
         self.publish();
     }
 
-    fn recycle(&self, stream: StreamKind, buf: Vec<u8>) {
+    /// A frame leaves unused: owned bytes go back to their reader, a reference is
+    /// accounted for in its ring.
+    fn recycle(&self, stream: StreamKind, payload: Payload) {
+        self.give_back(stream, payload.let_go());
+    }
+
+    /// Owned bytes go back to their reader for reuse.
+    fn give_back(&self, stream: StreamKind, buf: Option<Vec<u8>>) {
         let tx = match stream {
             StreamKind::Camera => &self.channels.recycle_camera,
             _ => &self.channels.recycle_lidar,
         };
-        let _ = tx.try_send(buf);
+        if let Some(buf) = buf {
+            let _ = tx.try_send(buf);
+        }
+    }
+
+    /// Whether the next fused pair gets an overlay.
+    fn overlay_due(&self) -> bool {
+        let every = self.cfg.overlay.as_ref().map_or(0, |o| o.every);
+        self.overlay.is_some() && every > 0 && self.stats.fused % every == 0
     }
 
     fn drain(&mut self) {
-        let mut outbox = std::mem::take(&mut self.outbox);
-        for o in outbox.drain(..) {
-            match o {
-                Output::Fuse { camera, lidar, calib, .. } => self.fuse(camera, lidar, calib),
-                Output::Release { stream, frame, .. } => self.recycle(stream, frame.payload),
+        // A pair that fails at use makes the pairer decide again: new outputs may appear
+        // while the batch is handled.
+        let mut batch = std::mem::take(&mut self.outbox);
+        loop {
+            for o in batch.drain(..) {
+                match o {
+                    Output::Fuse { camera, lidar, calib, .. } => self.fuse(camera, lidar, calib),
+                    Output::Release { stream, frame, .. } => {
+                        self.released.note(stream, frame.meta.epoch, &self.calibs);
+                        self.recycle(stream, frame.payload);
+                    }
+                }
             }
+            if self.outbox.is_empty() {
+                break;
+            }
+            std::mem::swap(&mut batch, &mut self.outbox);
         }
-        self.outbox = outbox;
+        self.outbox = batch;
+        self.copy_out_old_refs();
         self.stats.pairer = *self.pairer.counters();
         let (hc, hl) = self.pairer.held();
         self.stats.held_camera = hc as u64;
@@ -401,7 +468,46 @@ impl<S: FusedSink> Engine<S> {
         self.publish();
     }
 
-    fn fuse(&mut self, camera: Held<Vec<u8>>, lidar: Held<Vec<u8>>, epoch: CalibEpoch) {
+    /// Keeps at most [`EngineConfig::max_held_refs`] references per stream: the oldest held
+    /// frames beyond it are copied out of their ring.
+    fn copy_out_old_refs(&mut self) {
+        for stream in [StreamKind::Camera, StreamKind::Lidar] {
+            let refs = self.pairer.payloads_mut(stream).filter(|p| p.is_ref()).count();
+            let excess = refs.saturating_sub(self.cfg.max_held_refs);
+            if excess == 0 {
+                continue;
+            }
+            for p in self.pairer.payloads_mut(stream).filter(|p| p.is_ref()).take(excess) {
+                p.copy_out(Vec::new());
+            }
+        }
+    }
+
+    /// Splits a pair's latency at the moment its last frame was published (`published`, 0 if
+    /// unknown): pipeline = published → now; render = the rest (capture → published), kept
+    /// only where latency is measured from capture (live runs).
+    fn split_latency(&mut self, latency: u64, published: TimestampNs) {
+        if published.0 == 0 {
+            return;
+        }
+        let pipeline = shared::clock::monotonic_ns().saturating_sub(published.0);
+        self.stats.latency_pipeline.record(pipeline);
+        self.last_pipeline_ns = pipeline;
+        if self.latency_source.is_none() {
+            self.stats.latency_render.record(latency.saturating_sub(pipeline));
+        }
+    }
+
+    /// Counts a payload that failed at use.
+    fn count_use_error(&mut self, stream: StreamKind, e: UseError) {
+        let i = usize::from(stream == StreamKind::Lidar);
+        match e {
+            UseError::Overrun => self.stats.overrun_before_use[i] += 1,
+            UseError::Invalid => self.stats.invalid_at_use[i] += 1,
+        }
+    }
+
+    fn fuse(&mut self, mut camera: Held<Payload>, lidar: Held<Payload>, epoch: CalibEpoch) {
         let Some(calib) = self.calibs.get(&epoch).cloned() else {
             // The pairer only decides with a known epoch: this would be a bug.
             self.stats.missing_calibration += 1;
@@ -409,41 +515,54 @@ impl<S: FusedSink> Engine<S> {
             self.recycle(StreamKind::Lidar, lidar.payload);
             return;
         };
+        // A camera frame to be drawn is copied out (once, validated) and coloured from the
+        // copy: the overlay keeps it.
+        if self.overlay_due() {
+            camera.payload.copy_out(Vec::new());
+        }
+        // The sweep first, projected straight from its slot; then the camera frame, coloured
+        // straight from its slot. Each is verified at use: one that is gone or forged is
+        // counted, and the pairer falls back (the sweep to its next candidate).
+        let mut scratch = std::mem::take(&mut self.point_scratch);
+        let points = match lidar.payload.points(&mut scratch) {
+            Ok(p) => p,
+            Err(e) => {
+                self.point_scratch = scratch;
+                self.count_use_error(StreamKind::Lidar, e);
+                self.pairer.sweep_lost(camera, lidar.meta, epoch);
+                return;
+            }
+        };
+        let points = deskewed(self.deskew.as_mut(), &mut self.deskewed, points, &lidar.meta, &calib);
+        let projector = Projector::new(&calib);
+        projector.project(points, &mut self.projected);
+        let (pr, fused_points) = (&self.projected, &mut self.fused_points);
+        let coloured = camera.payload.with_image(|image| {
+            let matches = colour_points(pr, points, image, fused_points);
+            (matches, image.has_labels())
+        });
+        let (matches, labelled) = match coloured {
+            Ok(c) => c,
+            Err(e) => {
+                self.point_scratch = scratch;
+                self.count_use_error(StreamKind::Camera, e);
+                let mut out = std::mem::take(&mut self.outbox);
+                self.pairer.camera_lost(camera.meta, lidar, epoch, &mut out);
+                self.outbox = out;
+                return;
+            }
+        };
+        let n_points = points.len() as u64;
+        self.point_scratch = scratch;
         if !self.fused_camera.insert(camera.meta.seq) {
             self.stats.fused_twice += 1;
         }
         if !self.fused_lidar.insert(lidar.meta.seq) {
             self.stats.fused_twice += 1;
         }
-        let (image, points) = match (
-            camera_image(&camera.payload),
-            points_from_payload(&lidar.payload, &mut self.point_scratch),
-        ) {
-            (Ok(i), Ok(p)) => (i, p),
-            // Validated on arrival; unreachable, kept total.
-            _ => {
-                self.stats.invalid_lidar += 1;
-                self.recycle(StreamKind::Camera, camera.payload);
-                self.recycle(StreamKind::Lidar, lidar.payload);
-                return;
-            }
-        };
-        let points: &[PointRecord] = match self.deskew.as_mut() {
-            Some(d) => {
-                self.deskewed.clear();
-                self.deskewed.extend_from_slice(points);
-                d(lidar.meta.capture, &calib, &mut self.deskewed);
-                &self.deskewed
-            }
-            None => points,
-        };
-        let projector = Projector::new(&calib);
-        projector.project(points, &mut self.projected);
         let pr = &self.projected;
-
-        let matches = colour_points(pr, points, &image, &mut self.fused_points);
         let n_in = pr.len() as u64;
-        let consistency = (image.labels.is_some() && n_in > 0).then(|| matches as f64 / n_in as f64);
+        let consistency = (labelled && n_in > 0).then(|| matches as f64 / n_in as f64);
         let (mean_u, mean_v, mean_depth) = pr.means();
 
         let header = FusedHeader {
@@ -467,6 +586,7 @@ impl<S: FusedSink> Engine<S> {
         };
         self.last_latency_ns = latency;
         self.stats.latency.record(latency);
+        self.split_latency(latency, camera.meta.published.max(lidar.meta.published));
 
         // The honest check: the epochs of the two frames and of the calibration actually used.
         let (ce, le, ae) = (camera.meta.epoch, lidar.meta.epoch, calib.epoch);
@@ -474,7 +594,7 @@ impl<S: FusedSink> Engine<S> {
         if ce != le || ae != le || ae != ce {
             self.stats.fused_epoch_mismatch += 1;
         }
-        self.stats.points_total += points.len() as u64;
+        self.stats.points_total += n_points;
         self.stats.points_in_image_total += n_in;
         if let Some(c) = consistency {
             self.stats.consistency_sum += c;
@@ -486,7 +606,7 @@ impl<S: FusedSink> Engine<S> {
                 camera_seq: camera.meta.seq.0,
                 lidar_seq: lidar.meta.seq.0,
                 epoch: ae.0,
-                points: points.len() as u64,
+                points: n_points,
                 points_in_image: n_in,
                 mean_u,
                 mean_v,
@@ -497,24 +617,34 @@ impl<S: FusedSink> Engine<S> {
                 latency_ms: latency as f64 / 1e6,
             });
         }
+        self.overlay(camera, lidar.meta.seq, ae);
+        self.give_back(StreamKind::Lidar, lidar.payload.used());
+    }
 
+    /// Hands every `every`-th pair's camera frame to the overlay thread: the one frame
+    /// copied out of its ring (before it was used), and only when drawn.
+    fn overlay(&mut self, camera: Held<Payload>, lidar_seq: FrameSeq, epoch: CalibEpoch) {
         let pair_index = self.stats.fused - 1;
         let every = self.cfg.overlay.as_ref().map_or(0, |o| o.every);
-        match &self.overlay {
-            Some(w) if every > 0 && pair_index % every == 0 => {
+        let Some(w) = self.overlay.as_ref().filter(|_| every > 0 && pair_index % every == 0) else {
+            self.give_back(StreamKind::Camera, camera.payload.used());
+            return;
+        };
+        match camera.payload.into_bytes(Vec::new()) {
+            Ok(camera_payload) => {
                 let pts = self.fused_points.iter().map(|p| [p.u, p.v, p.depth]).collect();
                 w.submit(OverlayJob {
                     pair_index,
                     camera_seq: camera.meta.seq.0,
-                    lidar_seq: lidar.meta.seq.0,
-                    epoch: ae.0,
-                    camera_payload: camera.payload,
+                    lidar_seq: lidar_seq.0,
+                    epoch: epoch.0,
+                    camera_payload,
                     points: pts,
                 });
             }
-            _ => self.recycle(StreamKind::Camera, camera.payload),
+            // Coloured a moment ago, overwritten since: no overlay for this pair.
+            Err(_) => self.stats.overlay_errors += 1,
         }
-        self.recycle(StreamKind::Lidar, lidar.payload);
     }
 
     fn publish(&mut self) {
@@ -534,6 +664,7 @@ impl<S: FusedSink> Engine<S> {
             held_lidar: self.stats.held_lidar,
             latest_epoch: self.stats.latest_epoch().map_or(0, |e| e.0),
             last_latency_ns: self.last_latency_ns,
+            last_pipeline_ns: self.last_pipeline_ns,
             max_latency_ns: self.stats.latency.max_ns(),
         };
         self.handle.store(&snap);
@@ -543,30 +674,65 @@ impl<S: FusedSink> Engine<S> {
     }
 }
 
+/// The epochs of frames released unfused, counted per stream, to tell at the end which
+/// were never published. Bounded: past [`ReleasedEpochs::CAP`] distinct epochs (only a
+/// forger makes so many), a frame is judged against the epochs known when it left.
+#[derive(Debug, Default)]
+struct ReleasedEpochs {
+    counts: BTreeMap<(bool, CalibEpoch), u64>,
+    /// Judged on release (camera, lidar), once the map is full.
+    overflow: [u64; 2],
+}
+
+impl ReleasedEpochs {
+    const CAP: usize = 4096;
+
+    fn note<V>(&mut self, stream: StreamKind, epoch: CalibEpoch, known: &BTreeMap<CalibEpoch, V>) {
+        if !epoch.is_some() {
+            return;
+        }
+        let lidar = stream == StreamKind::Lidar;
+        if self.counts.len() < Self::CAP || self.counts.contains_key(&(lidar, epoch)) {
+            *self.counts.entry((lidar, epoch)).or_default() += 1;
+        } else if !known.contains_key(&epoch) {
+            self.overflow[usize::from(lidar)] += 1;
+        }
+    }
+
+    /// Frames per stream whose epoch is not among `calibs`.
+    fn never_published<V>(&self, calibs: &BTreeMap<CalibEpoch, V>) -> [u64; 2] {
+        let mut out = self.overflow;
+        for (&(lidar, epoch), &n) in &self.counts {
+            if !calibs.contains_key(&epoch) {
+                out[usize::from(lidar)] += n;
+            }
+        }
+        out
+    }
+}
+
 /// Fused points: the colour at each projected point's pixel, its intensity as 0..255, into
 /// `out`. Returns how many points land on a pixel labelled with their own instance (the
 /// consistency check; 0 without labels).
 fn colour_points(
     pr: &Projected,
     points: &[PointRecord],
-    image: &ImageView<'_>,
+    image: &dyn Pixels,
     out: &mut Vec<FusedPoint>,
 ) -> u64 {
-    let (iw, ih) = (image.header.width as usize, image.header.height as usize);
+    let (iw, ih) = image.size();
+    let labels = image.has_labels();
     let mut matches = 0u64;
     out.clear();
     out.reserve(pr.len());
     for (((&u, &v), &d), &i) in pr.u().iter().zip(pr.v()).zip(pr.depth()).zip(pr.index()) {
         let (x, y) = (u as usize, v as usize);
-        let p = &points[i as usize];
+        let Some(p) = points.get(i as usize) else { continue };
         let inside = x < iw && y < ih;
         let px = y * iw + x;
-        let rgb =
-            if inside { [image.rgb[px * 3], image.rgb[px * 3 + 1], image.rgb[px * 3 + 2]] } else { [0; 3] };
-        if let (true, Some(l)) = (inside, image.labels) {
-            if u32::from(u16::from_le_bytes([l[px * 2], l[px * 2 + 1]])) == p.instance {
-                matches += 1;
-            }
+        let rgb = if inside { image.rgb(px) } else { [0; 3] };
+        if inside && labels && u32::from(image.label(px)) == p.instance {
+            matches += 1;
         }
         let intensity = (p.intensity.clamp(0.0, 1.0) * 255.0).round() as u8;
         out.push(FusedPoint {

@@ -16,6 +16,7 @@ pub mod deskew;
 pub mod engine;
 pub mod output;
 pub mod pairing;
+pub mod payload;
 pub mod project;
 pub mod rig;
 pub mod stats;
@@ -27,6 +28,7 @@ pub use output::{
     SinkError, VecSink,
 };
 pub use pairing::{FrameMeta, PairCounters, Pairer, PairingConfig, PairingMode};
+pub use payload::{Payload, RingFrame, UseError};
 pub use project::{project_points, Projected, Projector};
 pub use rig::{RigProjected, RigProjector};
 pub use stats::{CountersSnapshot, FusionStats, LatencyRecorder, PairMetrics, StatsHandle};

@@ -209,6 +209,9 @@ pub struct FrameMeta {
     pub capture: TimestampNs,
     /// The calibration epoch the producer tagged it with.
     pub epoch: CalibEpoch,
+    /// When its producer published it (CLOCK_MONOTONIC ns; 0 if unknown). Not used for
+    /// pairing: it splits the pair's latency into render and pipeline parts.
+    pub published: TimestampNs,
 }
 
 /// A frame held by the pairer, with its payload.
@@ -578,8 +581,48 @@ impl<T> Pairer<T> {
         false
     }
 
+    /// Held frames of `stream` (camera frames or pending sweeps), oldest capture first, for
+    /// the caller to change their payloads (e.g. copy out a frame its ring may reuse).
+    pub fn payloads_mut(&mut self, stream: StreamKind) -> impl Iterator<Item = &mut T> + '_ {
+        let map = if stream == StreamKind::Camera { &mut self.cameras } else { &mut self.sweeps };
+        map.values_mut().map(|h| &mut h.payload)
+    }
+
+    /// The camera frame of a pair this pairer decided could not be used (overwritten or
+    /// invalid at use): the pair is undone, the camera frame counted unpaired, and the sweep
+    /// decided again at once among the candidates still held (the next best, if any).
+    pub fn camera_lost(
+        &mut self,
+        camera: FrameMeta,
+        sweep: Held<T>,
+        calib: CalibEpoch,
+        out: &mut Vec<Output<T>>,
+    ) {
+        self.undo_fuse(camera, sweep.meta, calib);
+        self.counters.unpaired_camera += 1;
+        let key = (sweep.meta.capture, sweep.meta.seq);
+        self.sweeps.insert(key, sweep);
+        self.pair(key, false, out);
+    }
+
+    /// The sweep of a pair this pairer decided could not be used: the pair is undone, the
+    /// sweep counted unpaired, and the camera frame held again for a later sweep.
+    pub fn sweep_lost(&mut self, camera: Held<T>, sweep: FrameMeta, calib: CalibEpoch) {
+        self.undo_fuse(camera.meta, sweep, calib);
+        self.counters.unpaired_lidar += 1;
+        self.cameras.insert((camera.meta.capture, camera.meta.seq), camera);
+    }
+
+    fn undo_fuse(&mut self, camera: FrameMeta, sweep: FrameMeta, calib: CalibEpoch) {
+        let c = &mut self.counters;
+        c.fused = c.fused.saturating_sub(1);
+        if camera.epoch != sweep.epoch || calib != sweep.epoch || calib != camera.epoch {
+            c.fused_epoch_mismatch = c.fused_epoch_mismatch.saturating_sub(1);
+        }
+    }
+
     fn decide(&mut self, key: Key, forced: bool, out: &mut Vec<Output<T>>) {
-        let Some(sweep) = self.sweeps.remove(&key) else { return };
+        let Some(sweep) = self.sweeps.get(&key) else { return };
         let cands = self.candidates(&sweep.meta);
         if forced {
             self.counters.forced_decisions += 1;
@@ -591,6 +634,14 @@ impl<T> Pairer<T> {
                 }
             }
         }
+        self.pair(key, forced, out);
+    }
+
+    /// Fuses sweep `key` with its best candidate, or releases it unpaired (no counting of
+    /// marks: [`Pairer::decide`] does that once per sweep).
+    fn pair(&mut self, key: Key, forced: bool, out: &mut Vec<Output<T>>) {
+        let Some(sweep) = self.sweeps.remove(&key) else { return };
+        let cands = self.candidates(&sweep.meta);
         let calib = match self.cfg.mode {
             PairingMode::Epoch => Some(sweep.meta.epoch),
             PairingMode::Latest => self.newest_epoch(),

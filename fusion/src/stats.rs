@@ -140,6 +140,16 @@ pub struct FusionStats {
     pub invalid_lidar: u64,
     /// The sink refused a fused frame.
     pub sink_errors: u64,
+    /// Frames (camera, lidar) held by reference whose slot held another frame by the time
+    /// they were used: the pairer fell back to the next candidate.
+    pub overrun_before_use: [u64; 2],
+    /// Frames (camera, lidar) held by reference that failed validation when used (checksum,
+    /// header or payload layout): never fused.
+    pub invalid_at_use: [u64; 2],
+    /// Frames (camera, lidar) tagged with an epoch that no calibration ever published (as
+    /// of the end of the run; epoch 0 aside): a forged or corrupt tag. Never fused; released
+    /// at the latest after the calibration wait ([`crate::PairingConfig::calib_timeout_ns`]).
+    pub unknown_epoch: [u64; 2],
     /// Calibration sets received on the channel.
     pub calibration_updates: u64,
     /// Calibration sets for an already known epoch with different contents (the first wins).
@@ -156,6 +166,10 @@ pub struct FusionStats {
     pub frames: Vec<PairMetrics>,
     /// Capture → fused latency.
     pub latency: LatencyRecorder,
+    /// Capture → published (the pair's last frame): the producers' part of `latency`.
+    pub latency_render: LatencyRecorder,
+    /// Published (the pair's last frame) → fused: the pipeline's part of `latency`.
+    pub latency_pipeline: LatencyRecorder,
     /// Sum of per-pair consistency over the pairs that had labels.
     pub consistency_sum: f64,
     /// Pairs that had a consistency value.
@@ -244,6 +258,8 @@ pub struct CountersSnapshot {
     pub latest_epoch: u64,
     /// Latency of the last fused pair, ns.
     pub last_latency_ns: u64,
+    /// Published → fused latency of the last fused pair, ns.
+    pub last_pipeline_ns: u64,
     /// Largest latency so far, ns.
     pub max_latency_ns: u64,
 }
@@ -264,6 +280,7 @@ struct Atomics {
     held_lidar: AtomicU64,
     latest_epoch: AtomicU64,
     last_latency_ns: AtomicU64,
+    last_pipeline_ns: AtomicU64,
     max_latency_ns: AtomicU64,
 }
 
@@ -293,6 +310,7 @@ impl StatsHandle {
             held_lidar: a.held_lidar.load(Relaxed),
             latest_epoch: a.latest_epoch.load(Relaxed),
             last_latency_ns: a.last_latency_ns.load(Relaxed),
+            last_pipeline_ns: a.last_pipeline_ns.load(Relaxed),
             max_latency_ns: a.max_latency_ns.load(Relaxed),
         }
     }
@@ -313,6 +331,7 @@ impl StatsHandle {
         a.held_lidar.store(s.held_lidar, Relaxed);
         a.latest_epoch.store(s.latest_epoch, Relaxed);
         a.last_latency_ns.store(s.last_latency_ns, Relaxed);
+        a.last_pipeline_ns.store(s.last_pipeline_ns, Relaxed);
         a.max_latency_ns.store(s.max_latency_ns, Relaxed);
     }
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::pairing::PairingMode;
-use crate::stats::{FusionStats, PairMetrics};
+use crate::stats::{FusionStats, LatencyRecorder, PairMetrics};
 
 /// Reader and writer counters of one ring (fusion fills the reader side).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +30,14 @@ pub struct StreamSummary {
     /// Frames rejected by validation (checksum, header, length): the reader's `Invalid`.
     #[serde(default)]
     pub invalid: u64,
+    /// Frames fusion held by reference whose slot was overwritten before it used them (the
+    /// pairer fell back to the next candidate).
+    #[serde(default)]
+    pub overrun_before_use: u64,
+    /// Frames tagged with an epoch that no calibration ever published (forged or corrupt
+    /// tags): never fused.
+    #[serde(default)]
+    pub unknown_epoch: u64,
 }
 
 /// Both input rings.
@@ -122,6 +130,37 @@ pub struct LatencySummary {
     /// Extra: latencies measured.
     #[serde(default)]
     pub samples: u64,
+    /// Capture → published (the pair's last frame): the simulator's or replayer's part.
+    /// Zero where latency is not measured from capture (`--max-rate`, replays).
+    #[serde(default)]
+    pub render: LatencyPart,
+    /// Published (the pair's last frame) → fused: the pipeline's part.
+    #[serde(default)]
+    pub pipeline: LatencyPart,
+}
+
+/// One part of the latency, milliseconds (0 without samples).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyPart {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Maximum.
+    pub max: f64,
+}
+
+impl LatencyPart {
+    /// The part's figures from its recorder.
+    #[must_use]
+    pub fn of(r: &LatencyRecorder) -> Self {
+        let ms = |ns: u64| ns as f64 / 1e6;
+        Self {
+            p50: r.quantile_ns(0.5).map_or(0.0, ms),
+            p99: r.quantile_ns(0.99).map_or(0.0, ms),
+            max: ms(r.max_ns()),
+        }
+    }
 }
 
 /// The invariants fusion checks (the run summary adds the ones only the supervisor sees).
@@ -187,7 +226,6 @@ impl FusionResult {
     #[must_use]
     pub fn from_stats(stats: &FusionStats, frames: bool) -> Self {
         let p = &stats.pairer;
-        let ms = |ns: u64| ns as f64 / 1e6;
         Self {
             pairing: stats.mode,
             streams: StreamsSummary::default(),
@@ -218,11 +256,16 @@ impl FusionResult {
                 min: stats.consistency_min,
                 pairs: stats.consistency_pairs,
             },
-            latency_ms: LatencySummary {
-                p50: stats.latency.quantile_ns(0.5).map_or(0.0, ms),
-                p99: stats.latency.quantile_ns(0.99).map_or(0.0, ms),
-                max: ms(stats.latency.max_ns()),
-                samples: stats.latency.count(),
+            latency_ms: {
+                let all = LatencyPart::of(&stats.latency);
+                LatencySummary {
+                    p50: all.p50,
+                    p99: all.p99,
+                    max: all.max,
+                    samples: stats.latency.count(),
+                    render: LatencyPart::of(&stats.latency_render),
+                    pipeline: LatencyPart::of(&stats.latency_pipeline),
+                }
             },
             frames: frames.then(|| stats.frames.clone()),
             checks: FusionChecks {

@@ -99,7 +99,14 @@ fn start(cfg: EngineConfig) -> Rig {
 }
 
 fn frame(stream: StreamKind, seq: u64, t_ms: u64, epoch: u64, payload: Vec<u8>) -> InFrame {
-    InFrame { stream, seq: FrameSeq(seq), capture: TimestampNs(t_ms * MS), epoch: CalibEpoch(epoch), payload }
+    InFrame {
+        stream,
+        seq: FrameSeq(seq),
+        capture: TimestampNs(t_ms * MS),
+        epoch: CalibEpoch(epoch),
+        published: TimestampNs(0),
+        payload: payload.into(),
+    }
 }
 
 /// One second: camera 30 Hz, lidar 10 Hz; epoch 2 from 500 ms on. Calibration 1 comes first,

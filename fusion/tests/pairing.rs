@@ -33,7 +33,12 @@ impl H {
     }
 
     fn meta(seq: u64, t_ms: u64, e: u64) -> FrameMeta {
-        FrameMeta { seq: FrameSeq(seq), capture: TimestampNs(t_ms * MS), epoch: CalibEpoch(e) }
+        FrameMeta {
+            seq: FrameSeq(seq),
+            capture: TimestampNs(t_ms * MS),
+            epoch: CalibEpoch(e),
+            published: TimestampNs(0),
+        }
     }
 
     fn at(&mut self, now_ms: u64) -> &mut Self {
@@ -420,7 +425,7 @@ proptest! {
             match *evt {
                 Ev::Cam { seq, t, e } | Ev::Lid { seq, t, e } => {
                     let stream = if matches!(evt, Ev::Cam { .. }) { StreamKind::Camera } else { StreamKind::Lidar };
-                    let meta = FrameMeta { seq: FrameSeq(seq), capture: TimestampNs(t * MS), epoch: CalibEpoch(e) };
+                    let meta = FrameMeta { seq: FrameSeq(seq), capture: TimestampNs(t * MS), epoch: CalibEpoch(e), published: TimestampNs(0) };
                     let dup = !seen[usize::from(stream == StreamKind::Lidar)].insert(seq);
                     pushed.insert(id, (stream, meta, dup));
                     p.push(stream, meta, id, TimestampNs(now), &mut out);
@@ -520,8 +525,8 @@ proptest! {
             for (id, e) in events.iter().enumerate() {
                 now += 3 * MS;
                 match *e {
-                    Ev::Cam { seq, t, e } => p.push(StreamKind::Camera, FrameMeta { seq: FrameSeq(seq), capture: TimestampNs(t * MS), epoch: CalibEpoch(e) }, id as u64, TimestampNs(now), &mut out),
-                    Ev::Lid { seq, t, e } => p.push(StreamKind::Lidar, FrameMeta { seq: FrameSeq(seq), capture: TimestampNs(t * MS), epoch: CalibEpoch(e) }, id as u64, TimestampNs(now), &mut out),
+                    Ev::Cam { seq, t, e } => p.push(StreamKind::Camera, FrameMeta { seq: FrameSeq(seq), capture: TimestampNs(t * MS), epoch: CalibEpoch(e), published: TimestampNs(0) }, id as u64, TimestampNs(now), &mut out),
+                    Ev::Lid { seq, t, e } => p.push(StreamKind::Lidar, FrameMeta { seq: FrameSeq(seq), capture: TimestampNs(t * MS), epoch: CalibEpoch(e), published: TimestampNs(0) }, id as u64, TimestampNs(now), &mut out),
                     Ev::Calib(e) => p.add_calibration(CalibEpoch(e), TimestampNs(now), &mut out),
                     Ev::Tick(ms) => { now += ms * MS; p.tick(TimestampNs(now), &mut out); }
                 }

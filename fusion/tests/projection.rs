@@ -248,14 +248,16 @@ fn engine_consistency(applied: CalibrationSet, truth: &CalibrationSet, labels: b
         seq: FrameSeq(1),
         capture: TimestampNs(1_000_000),
         epoch: CalibEpoch(1),
-        payload: cam,
+        published: TimestampNs(0),
+        payload: cam.into(),
     });
     e.handle_frame(InFrame {
         stream: StreamKind::Lidar,
         seq: FrameSeq(1),
         capture: TimestampNs(1_000_000),
         epoch: CalibEpoch(1),
-        payload: lidar_payload(&pts),
+        published: TimestampNs(0),
+        payload: lidar_payload(&pts).into(),
     });
     e.finish();
     let s = e.stats().clone();

@@ -84,9 +84,9 @@ pub fn word_at(bytes: &[u8], i: usize) -> u64 {
 
 /// The checksum stored in a slot: the payload's checksum `payload_sum` sealed together with
 /// the frame header words it travels with (frame seq, capture ns, epoch, payload length,
-/// incarnation, in layout order).
+/// incarnation, publish ns: every header word but the checksum, in layout order).
 #[must_use]
-pub fn seal(header: [u64; 5], payload_sum: u64) -> u64 {
+pub fn seal(header: [u64; 6], payload_sum: u64) -> u64 {
     let mut c = Checksum::new();
     for (i, w) in header.into_iter().chain([payload_sum]).enumerate() {
         c.add_at(i, w);
@@ -137,7 +137,7 @@ mod tests {
 
     #[test]
     fn seal_covers_every_header_word() {
-        let h = [7, 70, 3, 100, 1];
+        let h = [7, 70, 3, 100, 1, 5];
         let base = seal(h, 42);
         assert_ne!(seal(h, 43), base);
         for i in 0..h.len() {

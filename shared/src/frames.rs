@@ -232,6 +232,18 @@ impl ImageView<'_> {
 pub fn camera_image(payload: &[u8]) -> Result<ImageView<'_>, PayloadError> {
     let (header, rest) = ImageHeader::read_from_prefix(payload)
         .map_err(|_| PayloadError::TooShort { needed: IMAGE_HEADER_SIZE, got: payload.len() })?;
+    check_image_header(&header, payload.len())?;
+    let (rgb, rest) = rest.split_at(header.rgb_len());
+    let labels = (header.has_labels != 0).then(|| &rest[..header.labels_len()]);
+    Ok(ImageView { header, rgb, labels })
+}
+
+/// Checks a camera payload's header against the `len` bytes of its payload (the rules of
+/// [`camera_image`], for readers that look at the planes in place).
+///
+/// # Errors
+/// [`PayloadError`] if the header is malformed or the planes need more than `len` bytes.
+pub fn check_image_header(header: &ImageHeader, len: usize) -> Result<(), PayloadError> {
     if header.width == 0
         || header.height == 0
         || header.width > MAX_IMAGE_SIDE
@@ -246,12 +258,10 @@ pub fn camera_image(payload: &[u8]) -> Result<ImageView<'_>, PayloadError> {
         return Err(PayloadError::BadImageHeader("has_labels is neither 0 nor 1"));
     }
     let needed = header.payload_len();
-    if payload.len() < needed {
-        return Err(PayloadError::TooShort { needed, got: payload.len() });
+    if len < needed {
+        return Err(PayloadError::TooShort { needed, got: len });
     }
-    let (rgb, rest) = rest.split_at(header.rgb_len());
-    let labels = (header.has_labels != 0).then(|| &rest[..header.labels_len()]);
-    Ok(ImageView { header, rgb, labels })
+    Ok(())
 }
 
 /// A parsed fused payload.

@@ -36,9 +36,9 @@
 //!   +  24 │ EPOCH             │                                                                │
 //!   +  32 │ PAYLOAD_LEN       │                                                                │
 //!   +  40 │ INCARNATION       │ 0 = slot holds no valid frame                                  │
-//!   +  48 │ CHECKSUM         ─┘ over the five words above AND the payload bytes (v2),          │
-//!         │                     see [`crate::checksum::seal`]                                  │
-//!   +  56 │ (reserved)                                                                        │
+//!   +  48 │ CHECKSUM          │ over the other six header words AND the payload bytes,        │
+//!         │                   │ see [`crate::checksum::seal`]                                  │
+//!   +  56 │ PUBLISH_NS       ─┘ writer's CLOCK_MONOTONIC at commit (v3)                        │
 //!   +  64 │ PAYLOAD          SLOT_CAPACITY bytes, rounded up to a multiple of 64              │
 //!         ├──────────────── slot 1 … slot SLOT_COUNT-1 ───────────────────────────────────────┤
 //!         └────────────────────────────────────────────────────────────────────────────────────┘
@@ -54,7 +54,8 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 pub const MAGIC: u64 = u64::from_le_bytes(*b"EFSEGv01");
 /// The layout version this build writes and accepts. Version 2: the slot checksum covers
 /// the frame header words as well as the payload (version 1 covered the payload only).
-pub const LAYOUT_VERSION: u64 = 2;
+/// Version 3: the frame header carries the publish time (`PUBLISH_NS`, under the checksum).
+pub const LAYOUT_VERSION: u64 = 3;
 
 /// Bytes of the segment header; slots start here (page aligned).
 pub const HEADER_SIZE: usize = 4096;
@@ -151,15 +152,18 @@ pub struct FrameHeader {
     pub payload_len: u64,
     /// Writer incarnation that produced the frame; 0 means "no valid frame".
     pub incarnation: u64,
-    /// Checksum of the header words above and the payload bytes ([`FrameHeader::seal`]).
+    /// Checksum of the other header words and the payload bytes ([`FrameHeader::seal`]).
     pub checksum: u64,
+    /// The writer's CLOCK_MONOTONIC nanoseconds when it committed the frame (the end of
+    /// "capture → published", the start of "published → fused").
+    pub publish_ns: u64,
 }
 
 impl FrameHeader {
     /// The header words the slot checksum covers (all but the checksum), in layout order.
     #[must_use]
-    pub fn sealed_words(&self) -> [u64; 5] {
-        [self.frame_seq, self.capture_ns, self.epoch, self.payload_len, self.incarnation]
+    pub fn sealed_words(&self) -> [u64; 6] {
+        [self.frame_seq, self.capture_ns, self.epoch, self.payload_len, self.incarnation, self.publish_ns]
     }
 
     /// The checksum this header must carry for a payload whose own checksum is `payload_sum`.
@@ -242,7 +246,7 @@ pub const fn slot_offset(index: u64, stride: u64) -> u64 {
 
 const _: () = {
     assert!(size_of::<SegmentHeader>() == STATIC_HEADER_SIZE);
-    assert!(size_of::<FrameHeader>() == 48);
+    assert!(size_of::<FrameHeader>() == 56);
     assert!(SLOT_OFF_FRAME_HEADER + size_of::<FrameHeader>() <= SLOT_HEADER_SIZE);
     assert!(OFF_HEARTBEAT_NS + 8 <= OFF_WRITE_CURSOR);
     assert!(OFF_WAITERS + 8 <= OFF_WRITER_COUNTERS);
@@ -303,6 +307,9 @@ pub mod aux {
     pub const FUSED_CALIB_UPDATES: usize = 8;
     /// Fused ring: calibration messages rejected.
     pub const FUSED_CALIB_REJECTED: usize = 9;
+    /// Fused ring: last published → fused latency (the pipeline's part of the last
+    /// latency), microseconds.
+    pub const FUSED_LAST_PIPELINE_US: usize = 10;
 
     /// CAN ring: share of time the bus was busy, parts per million.
     pub const CAN_BUS_LOAD_PPM: usize = 0;

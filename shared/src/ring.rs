@@ -309,6 +309,7 @@ impl Loan<'_> {
         let map = &self.writer.seg.map;
         let payload = self.slot + layout::SLOT_OFF_PAYLOAD;
         let seq = self.writer.next;
+        let now = monotonic_ns();
         let mut header = FrameHeader {
             frame_seq: seq.0,
             capture_ns: meta.capture.0,
@@ -316,6 +317,7 @@ impl Loan<'_> {
             payload_len: self.len as u64,
             incarnation: self.writer.incarnation.0,
             checksum: 0,
+            publish_ns: now,
         };
         header.checksum = header.seal(map.checksum(payload, self.len));
         map.store_words(self.slot + layout::SLOT_OFF_FRAME_HEADER, header.as_bytes_words());
@@ -325,7 +327,7 @@ impl Loan<'_> {
         map.word(layout::writer_counter_offset(WriterCounter::FramesWritten)).fetch_add(1, Ordering::Relaxed);
         map.word(layout::writer_counter_offset(WriterCounter::BytesWritten))
             .fetch_add(self.len as u64, Ordering::Relaxed);
-        map.word(layout::OFF_HEARTBEAT_NS).store(monotonic_ns(), Ordering::Relaxed);
+        map.word(layout::OFF_HEARTBEAT_NS).store(now, Ordering::Relaxed);
         wait::publish(
             map.word(layout::OFF_WRITE_CURSOR),
             map.word32(layout::OFF_NOTIFY),
@@ -379,7 +381,7 @@ trait AsWords {
 
 impl AsWords for FrameHeader {
     fn as_bytes_words(&self) -> &[u64] {
-        // FrameHeader is six u64 fields, repr(C): it is exactly a [u64; 6].
+        // FrameHeader is seven u64 fields, repr(C): it is exactly a [u64; 7].
         <[u64]>::ref_from_bytes(self.as_bytes()).unwrap_or(&[])
     }
 }
@@ -397,6 +399,8 @@ pub struct FrameInfo {
     pub incarnation: Incarnation,
     /// Payload bytes (now in the caller's buffer).
     pub len: usize,
+    /// When the writer committed it (its CLOCK_MONOTONIC, the pipeline's clock).
+    pub published: TimestampNs,
 }
 
 /// Why a slot's contents were refused.
@@ -536,6 +540,12 @@ impl RingReader {
     #[must_use]
     pub fn slot_capacity(&self) -> usize {
         self.seg.slot_capacity() as usize
+    }
+
+    /// Whether the segment file was truncated under us (every later read is `Invalid`).
+    #[must_use]
+    pub fn truncated(&self) -> bool {
+        self.seg.map.truncated()
     }
 
     /// Whether a live process holds the writer lock.
@@ -711,6 +721,7 @@ impl RingReader {
             epoch: CalibEpoch(header.epoch),
             incarnation: Incarnation(header.incarnation),
             len: header.payload_len as usize,
+            published: TimestampNs(header.publish_ns),
         })
     }
 

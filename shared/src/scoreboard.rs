@@ -84,6 +84,8 @@ pub struct FusedScoreboard {
     pub calib_updates: u64,
     /// Calibration messages rejected.
     pub calib_rejected: u64,
+    /// Last published → fused latency (the pipeline's part of `last_latency_us`), µs.
+    pub last_pipeline_us: u64,
 }
 
 impl FusedScoreboard {
@@ -101,6 +103,7 @@ impl FusedScoreboard {
             last_latency_us: a[aux::FUSED_LAST_LATENCY_US],
             calib_updates: a[aux::FUSED_CALIB_UPDATES],
             calib_rejected: a[aux::FUSED_CALIB_REJECTED],
+            last_pipeline_us: a[aux::FUSED_LAST_PIPELINE_US],
         }
     }
 
@@ -123,6 +126,7 @@ impl FusedScoreboard {
             (aux::FUSED_LAST_LATENCY_US, self.last_latency_us),
             (aux::FUSED_CALIB_UPDATES, self.calib_updates),
             (aux::FUSED_CALIB_REJECTED, self.calib_rejected),
+            (aux::FUSED_LAST_PIPELINE_US, self.last_pipeline_us),
         ] {
             writer.set_aux(i, v);
         }

@@ -246,6 +246,8 @@ fn stream_of(b: &Scoreboard) -> StreamSummary {
         overruns: b.overruns,
         stale: b.stale,
         invalid: b.invalid,
+        overrun_before_use: 0,
+        unknown_epoch: 0,
     }
 }
 

@@ -258,6 +258,7 @@ fn info_of(header: &FrameHeader) -> FrameInfo {
         epoch: CalibEpoch(header.epoch),
         incarnation: Incarnation(header.incarnation),
         len: usize::try_from(header.payload_len).unwrap_or(usize::MAX),
+        published: TimestampNs(header.publish_ns),
     }
 }
 
@@ -337,8 +338,22 @@ impl RingReader {
         let seq = self.next;
         let (frame, info) = self.peek_header(seq)?;
         self.next = seq.next();
-        (info.seq == seq && info.incarnation.0 != 0 && info.len as u64 <= self.seg.slot_capacity())
-            .then_some((frame, info))
+        let held = info.seq == seq && info.incarnation.0 != 0 && info.len as u64 <= self.seg.slot_capacity();
+        if !held {
+            // Passed over without a read: counted (as `Stale`) so that back-pressure, which
+            // waits for every frame to be accounted for, does not wait for this one.
+            self.count(ReaderCounter::Stale, 1);
+        }
+        held.then_some((frame, info))
+    }
+
+    /// Accounts for a peeked frame that is let go without being read (an unpaired frame):
+    /// counted as read, so that a producer at full speed waiting for its readers
+    /// ([`RingWriter::wait_for_readers`](super::RingWriter::wait_for_readers)) sees it done.
+    /// A frame read in place, or lost (overrun, invalid), is counted by that read instead.
+    pub fn let_go(&self, frame: FrameRef) {
+        let _ = frame;
+        self.count(ReaderCounter::FramesRead, 1);
     }
 
     /// The header of slot `seq % slots`, read consistently; `None` if torn through every try.

@@ -13,19 +13,23 @@ use calib::{CalibFollower, CalibrationSet, StopFlag};
 use crossbeam_channel::{Receiver, Sender};
 use fusion::output::{FusedSink, OverlayConfig, SinkError};
 use fusion::summary::{FusionResult, StreamSummary};
-use fusion::{CountersSnapshot, Engine, EngineChannels, EngineConfig, FusionReport, InFrame, PairingConfig};
+use fusion::{
+    CountersSnapshot, Engine, EngineChannels, EngineConfig, FusionReport, InFrame, PairingConfig, Payload,
+    RingFrame,
+};
 use parking_lot::Mutex;
 use shared::clock::monotonic_ns;
 use shared::frames::{
     FusedHeader, FusedPoint, PayloadSink, FUSED_HEADER_SIZE, FUSED_POINT_SIZE, POINT_RECORD_SIZE,
 };
-use shared::ring::{FrameMeta, ReadOutcome, RingReader, RingWriter};
+use shared::ring::{FrameMeta, RingReader, RingWriter};
 use shared::scoreboard::FusedScoreboard;
 use shared::segment::SegmentSpec;
 use shared::{rundir, CalibEpoch, Role, StreamKind, TimestampNs};
 use zerocopy::IntoBytes;
 
 use super::fusion_state::{Carried, Checkpoint, ReaderPosition};
+use super::producer::PRODUCER_SLOTS;
 use super::{attach_when_ready, ready, stop_flag};
 use crate::error::CliError;
 use crate::pipeline::spec::{RunSpec, FUSION_RESULT_FILE};
@@ -58,6 +62,8 @@ impl ReaderCounts {
             overruns: self.overruns.load(Ordering::Relaxed),
             stale: self.stale.load(Ordering::Relaxed),
             invalid: self.invalid.load(Ordering::Relaxed),
+            overrun_before_use: 0,
+            unknown_epoch: 0,
         }
     }
 }
@@ -118,7 +124,6 @@ type FusedRing = Arc<Mutex<Option<RingWriter>>>;
 struct ReaderIo {
     kind: StreamKind,
     tx: Sender<InFrame>,
-    recycle: Receiver<Vec<u8>>,
     counts: Arc<ReaderCounts>,
     /// Where a restarted fusion's reader resumes.
     resume: Carried,
@@ -133,8 +138,14 @@ fn reader_thread(
 ) -> JoinHandle<Result<(), String>> {
     let path = run.join(rundir::segment_file(io.kind));
     std::thread::spawn(move || {
-        let mut reader = match attach_when_ready(&path, io.kind, &stop, ATTACH_TIMEOUT) {
-            Ok(Some(r)) => r,
+        let attached = attach_when_ready(&path, io.kind, &stop, ATTACH_TIMEOUT).and_then(|r| match r {
+            // A second attachment for the engine's in-place reads at use (`&self`), beside
+            // this thread's, which moves through the ring (`&mut self`).
+            Some(r) => Ok(Some((r, RingReader::attach(&path, io.kind)?))),
+            None => Ok(None),
+        });
+        let (mut reader, ring) = match attached {
+            Ok(Some((r, ring))) => (r, Arc::new(ring)),
             Ok(None) => return Ok(()),
             Err(e) => {
                 // Without this stream fusion cannot work: stop the other reader too, so the
@@ -143,73 +154,87 @@ fn reader_thread(
                 return Err(format!("{}: {e}", path.display()));
             }
         };
-        // Read what the producer wrote before we attached too (it waits for us, but a
+        // Learn of what the producer wrote before we attached too (it waits for us, but a
         // restarted fusion picks up where the ring stands).
         io.resume.seek(&mut reader, io.kind);
         on_attach(&reader);
-        read_frames(&mut reader, &io, &stop, &arrivals).map_err(|why| {
+        learn_frames(&mut reader, &ring, &io, &stop, &arrivals).map_err(|why| {
             stop.raise();
             format!("{}: {why}", path.display())
         })
     })
 }
 
-/// Copies frames out of `reader` into the engine's channel until `stop` is raised or the
-/// engine is gone; counts every outcome. A truncated segment ends it with an error.
-fn read_frames(
+/// Whether a payload of `len` bytes can be a frame of `kind` at all (the full check is at use).
+fn plausible(kind: StreamKind, len: usize) -> bool {
+    match kind {
+        StreamKind::Camera => len >= shared::frames::IMAGE_HEADER_SIZE,
+        _ => len % POINT_RECORD_SIZE == 0,
+    }
+}
+
+/// Learns of new frames from their headers alone and hands the engine versioned references
+/// ("frame #17 at slot X"), until `stop` is raised or the engine is gone; counts every
+/// outcome. Payloads are read in place by the engine, only for the frames it uses. A
+/// truncated segment ends it with an error.
+fn learn_frames(
     reader: &mut RingReader,
+    ring: &Arc<RingReader>,
     io: &ReaderIo,
     stop: &StopFlag,
     arrivals: &Arrivals,
 ) -> Result<(), shared::ring::InvalidFrame> {
     let counts = &io.counts;
-    let mut buf = Vec::new();
     loop {
-        let outcome = reader.read_next(&mut buf);
-        // Before the frame is counted or sent: a restarted fusion never reads it twice.
+        if reader.truncated() {
+            counts.invalid.fetch_add(1, Ordering::Relaxed);
+            return Err(shared::ring::InvalidFrame::SegmentTruncated);
+        }
+        let before = reader.next_seq();
+        let peeked = reader.peek_next();
+        // Before the frame is counted or sent: a restarted fusion never learns of it twice.
         counts.position.set(reader);
-        let delivered = match outcome {
-            ReadOutcome::Frame(info) => {
+        let delivered = match peeked {
+            Some((frame, info)) => {
+                if frame.seq() != before {
+                    // Lapped: the reader moved to the oldest frame held.
+                    counts.overruns.fetch_add(1, Ordering::Relaxed);
+                }
                 counts.read.fetch_add(1, Ordering::Relaxed);
                 arrivals.record(io.kind, info.seq);
-                let payload = std::mem::replace(&mut buf, io.recycle.try_recv().unwrap_or_default());
-                let frame = InFrame {
-                    stream: io.kind,
-                    seq: info.seq,
-                    capture: info.capture,
-                    epoch: info.epoch,
-                    payload,
-                };
-                if io.tx.send(frame).is_err() {
-                    return Ok(());
+                if plausible(io.kind, info.len) {
+                    let payload = Payload::Ring(RingFrame::new(Arc::clone(ring), frame, &info));
+                    let f = InFrame {
+                        stream: io.kind,
+                        seq: info.seq,
+                        capture: info.capture,
+                        epoch: info.epoch,
+                        published: info.published,
+                        payload,
+                    };
+                    if io.tx.send(f).is_err() {
+                        return Ok(());
+                    }
+                } else {
+                    counts.invalid.fetch_add(1, Ordering::Relaxed);
+                    ring.let_go(frame);
                 }
                 true
             }
-            ReadOutcome::Empty => {
+            None if reader.next_seq() != before => {
+                counts.stale.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            None if reader.lag() == 0 => {
                 if stop.is_raised() {
                     return Ok(());
                 }
                 reader.wait(Duration::from_millis(100));
                 false
             }
-            ReadOutcome::Torn => {
+            None => {
                 counts.torn.fetch_add(1, Ordering::Relaxed);
                 std::thread::yield_now();
-                false
-            }
-            ReadOutcome::Overrun { .. } => {
-                counts.overruns.fetch_add(1, Ordering::Relaxed);
-                false
-            }
-            ReadOutcome::Stale { .. } => {
-                counts.stale.fetch_add(1, Ordering::Relaxed);
-                false
-            }
-            ReadOutcome::Invalid(why) => {
-                counts.invalid.fetch_add(1, Ordering::Relaxed);
-                if why == shared::ring::InvalidFrame::SegmentTruncated {
-                    return Err(why);
-                }
                 false
             }
         };
@@ -261,26 +286,27 @@ impl Readers {
         let counts = [Arc::new(ReaderCounts::default()), Arc::new(ReaderCounts::default())];
         let (cam_tx, cam_rx) = crossbeam_channel::bounded(4);
         let (lid_tx, lid_rx) = crossbeam_channel::bounded(4);
-        let (rc_tx, rc_rx) = crossbeam_channel::bounded(8);
-        let (rl_tx, rl_rx) = crossbeam_channel::bounded(8);
-        let io = |kind, tx, recycle, counts: &Arc<ReaderCounts>| ReaderIo {
+        // The readers hand the engine references, not buffers: what the engine copied out
+        // (frames it held long, overlays) is simply dropped when it is done.
+        let (rc_tx, _) = crossbeam_channel::bounded(0);
+        let (rl_tx, _) = crossbeam_channel::bounded(0);
+        let io = |kind, tx, counts: &Arc<ReaderCounts>| ReaderIo {
             kind,
             tx,
-            recycle,
             counts: Arc::clone(counts),
             resume: carried,
         };
         let threads = [
             reader_thread(
                 run,
-                io(StreamKind::Camera, cam_tx, rc_rx, &counts[0]),
+                io(StreamKind::Camera, cam_tx, &counts[0]),
                 stop.clone(),
                 Arc::clone(&arrivals),
                 |_| {},
             ),
             reader_thread(
                 run,
-                io(StreamKind::Lidar, lid_tx, rl_rx, &counts[1]),
+                io(StreamKind::Lidar, lid_tx, &counts[1]),
                 stop.clone(),
                 Arc::clone(&arrivals),
                 create_fused_ring(run, fused),
@@ -369,6 +395,7 @@ fn publisher(fused: &FusedRing, calib: &CalibListener) -> impl FnMut(&CountersSn
                 latest_epoch: CalibEpoch(s.latest_epoch),
                 unpaired: s.unpaired_camera + s.unpaired_lidar,
                 last_latency_us: s.last_latency_ns / 1000,
+                last_pipeline_us: s.last_pipeline_ns / 1000,
                 calib_updates: updates.load(Ordering::Relaxed),
                 calib_rejected: rejected.load(Ordering::Relaxed),
             }
@@ -417,6 +444,9 @@ fn build_engine(
         keep_frames: plan.keep_frames,
         overlay,
         clock_follows_data: !plan.live_clock,
+        // Below the producers' back-pressure margin (slots - 2), with room for the frames
+        // in the channels: a producer never waits on frames fusion merely holds.
+        max_held_refs: PRODUCER_SLOTS as usize - 4,
         ..EngineConfig::default()
     };
     let engine_clock: Box<dyn Fn() -> TimestampNs + Send> = {
@@ -456,6 +486,11 @@ fn write_result(
     result.calibration.rejected_messages = rejected;
     result.streams.camera = counts[0].summary();
     result.streams.lidar = counts[1].summary();
+    for (i, stream) in [&mut result.streams.camera, &mut result.streams.lidar].into_iter().enumerate() {
+        stream.overrun_before_use = report.stats.overrun_before_use[i];
+        stream.unknown_epoch = report.stats.unknown_epoch[i];
+        stream.invalid += report.stats.invalid_at_use[i];
+    }
     carried.add_to(&mut result);
     let path = run.join(FUSION_RESULT_FILE);
     result.write(&path).map_err(|e| CliError::internal(format!("{}: {e}", path.display())))
@@ -512,24 +547,18 @@ mod tests {
             loan.commit(FrameMeta { capture: TimestampNs(1), epoch: CalibEpoch(1) });
         }
         let mut reader = RingReader::attach(&path, StreamKind::Lidar).unwrap();
+        let ring = Arc::new(RingReader::attach(&path, StreamKind::Lidar).unwrap());
         reader.seek(shared::FrameSeq(0));
         // The third frame reuses the reader's next slot and is never finished.
         let loan = w.loan();
         let (tx, _rx) = crossbeam_channel::unbounded();
-        let (_recycle_tx, recycle) = crossbeam_channel::unbounded();
-        let io = ReaderIo {
-            kind: StreamKind::Lidar,
-            tx,
-            recycle,
-            counts: Arc::default(),
-            resume: Carried::default(),
-        };
+        let io = ReaderIo { kind: StreamKind::Lidar, tx, counts: Arc::default(), resume: Carried::default() };
         let stop = StopFlag::new();
         stop.raise();
         let (done_tx, done_rx) = crossbeam_channel::bounded(1);
         let counts = Arc::clone(&io.counts);
         std::thread::spawn(move || {
-            let _ = read_frames(&mut reader, &io, &stop, &Arrivals::default());
+            let _ = learn_frames(&mut reader, &ring, &io, &stop, &Arrivals::default());
             let _ = done_tx.send(());
         });
         let stopped = done_rx.recv_timeout(Duration::from_secs(5)).is_ok();
