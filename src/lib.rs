@@ -12,6 +12,7 @@ pub mod error;
 pub mod export;
 pub mod inspect;
 pub mod pipeline;
+pub mod remote;
 pub mod top;
 
 use std::time::Duration;
@@ -90,6 +91,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             error::out(&format!("wrote {frames} frames in KITTI layout to {}\n", dir.display()));
             Ok(())
         }
+        Command::Remote(a) => {
+            let (summary, path) = remote::run(&a)?;
+            finish_at(&summary, &path)
+        }
         Command::Can(c) => can_cmd::run(&c),
         Command::Role(a) => pipeline::roles::run(a.role, &a.run),
         Command::SandboxProbe(a) => pipeline::sandbox::probe(a.role, &a.run, &a.open, a.connect),
@@ -97,8 +102,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 fn finish(summary: &pipeline::summary::Summary, args: &cli::PipelineArgs) -> Result<(), CliError> {
-    let path = args.summary.clone().unwrap_or_else(|| args.out.join("summary.json"));
-    error::out(&format!("{}\n", pipeline::human_summary(summary, &path)));
+    finish_at(summary, &args.summary.clone().unwrap_or_else(|| args.out.join("summary.json")))
+}
+
+/// Prints the run's line; exit 1 if it broke an invariant.
+fn finish_at(summary: &pipeline::summary::Summary, path: &std::path::Path) -> Result<(), CliError> {
+    error::out(&format!("{}\n", pipeline::human_summary(summary, path)));
     if !summary.invariants.ok {
         let i = &summary.invariants;
         return Err(CliError::invariant(format!(

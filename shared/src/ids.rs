@@ -203,12 +203,24 @@ pub enum Role {
     /// The MCAP recorder.
     #[serde(alias = "Recorder")]
     Recorder = 7,
+    /// The Zenoh bridge: publishes a run to other hosts (`--zenoh`), or mirrors another
+    /// host's run into local rings (`epochfuse remote`, where it takes the producers' place).
+    #[serde(alias = "Bridge")]
+    Bridge = 8,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Self; 7] =
-        [Self::Camera, Self::Lidar, Self::Fusion, Self::Monitor, Self::Calib, Self::Replayer, Self::Recorder];
+    pub const ALL: [Self; 8] = [
+        Self::Camera,
+        Self::Lidar,
+        Self::Fusion,
+        Self::Monitor,
+        Self::Calib,
+        Self::Replayer,
+        Self::Recorder,
+        Self::Bridge,
+    ];
 
     /// Parses the wire `u32`.
     #[must_use]
@@ -221,6 +233,7 @@ impl Role {
             5 => Some(Self::Calib),
             6 => Some(Self::Replayer),
             7 => Some(Self::Recorder),
+            8 => Some(Self::Bridge),
             _ => None,
         }
     }
@@ -236,6 +249,7 @@ impl Role {
             Self::Calib => "calib",
             Self::Replayer => "replayer",
             Self::Recorder => "recorder",
+            Self::Bridge => "bridge",
         }
     }
 
