@@ -24,7 +24,8 @@ use sensor_sim::scenario::Scenario;
 /// Sends `tracing` output of role processes to stderr (their log file), quiet by default in
 /// interactive commands.
 fn init_tracing(role: bool) {
-    let default = if role { "info" } else { "warn" };
+    // Zenoh logs every refused connection attempt while a remote waits for its publisher.
+    let default = if role { "info,zenoh=warn" } else { "warn,zenoh=error" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("EPOCHFUSE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()

@@ -150,6 +150,9 @@ mod tests {
     fn bad_messages_are_refused_with_the_field() {
         let mut s = start();
         s.lidar_hz = f64::NAN;
+        assert!(RunMessage::decode(&RunMessage::Start(s).encode()).is_err());
+        let mut s = start();
+        s.lidar_hz = -1.0;
         let e = RunMessage::decode(&RunMessage::Start(s).encode()).unwrap_err();
         assert!(e.0.contains("lidar_hz"), "{e}");
         let mut s = start();

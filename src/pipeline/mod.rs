@@ -118,7 +118,12 @@ pub fn drive(args: &DriveArgs) -> Result<Summary, CliError> {
         lidar.beams as usize * lidar.azimuth_steps as usize * shared::frames::POINT_RECORD_SIZE;
     let expected_lidar_frames = (duration_s * lidar_hz).ceil() as u64;
     spec.zenoh =
-        crate::remote::publish_spec(&args.pipeline, (camera_capacity, lidar_capacity), expected_lidar_frames)?;
+        crate::remote::publish_spec(
+        &args.pipeline,
+        (camera_capacity, lidar_capacity),
+        expected_lidar_frames,
+        &spec.epochs,
+    )?;
     let cfg = Supervise {
         spec,
         root: shared::rundir::resolve_root(args.pipeline.shm_root.as_deref()),
@@ -178,7 +183,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
     spec.camera_hz = rate_of_period(log.source().camera_period().as_secs_f64());
     let capacities =
         (log.max_payload_len(shared::StreamKind::Camera), log.max_payload_len(shared::StreamKind::Lidar));
-    spec.zenoh = crate::remote::publish_spec(&args.pipeline, capacities, log.lidar_frames())?;
+    spec.zenoh = crate::remote::publish_spec(&args.pipeline, capacities, log.lidar_frames(), &spec.epochs)?;
     let cfg = Supervise {
         spec,
         root: shared::rundir::resolve_root(args.pipeline.shm_root.as_deref()),

@@ -67,6 +67,10 @@ pub struct ZenohSpec {
     pub lidar_capacity: u64,
     /// Lidar frames the source writes (progress, start message).
     pub expected_lidar_frames: u64,
+    /// The run's epochs as the bridge publishes them (`bridge::epochs::encode`, exact
+    /// rotations), made from the schedule before this spec's own encoding rounds them.
+    #[serde(default)]
+    pub epochs: Vec<(u64, Vec<u8>)>,
 }
 
 /// Everything a role needs to know about its run.

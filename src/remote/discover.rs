@@ -45,6 +45,7 @@ pub fn remote(args: &RemoteArgs) -> Result<(Summary, PathBuf), CliError> {
         camera_capacity: 0,
         lidar_capacity: 0,
         expected_lidar_frames: 0,
+        epochs: Vec::new(),
     };
     let (start, epochs) = find_run(&net, Instant::now() + Duration::from_secs_f64(args.wait))?;
     net.run_id.clone_from(&start.run_id);

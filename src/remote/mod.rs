@@ -59,6 +59,7 @@ pub fn publish_spec(
     args: &crate::cli::PipelineArgs,
     capacities: (usize, usize),
     expected_lidar_frames: u64,
+    epochs: &[calib::CalibrationSet],
 ) -> Result<Option<ZenohSpec>, CliError> {
     let Some(endpoint) = &args.zenoh else { return Ok(None) };
     if cfg!(not(feature = "zenoh")) {
@@ -83,7 +84,18 @@ pub fn publish_spec(
         camera_capacity: capacities.0 as u64,
         lidar_capacity: capacities.1 as u64,
         expected_lidar_frames,
+        epochs: exact_epochs(epochs),
     }))
+}
+
+#[cfg(feature = "zenoh")]
+fn exact_epochs(epochs: &[calib::CalibrationSet]) -> Vec<(u64, Vec<u8>)> {
+    epochs.iter().map(|s| (s.epoch.0, bridge::epochs::encode(s))).collect()
+}
+
+#[cfg(not(feature = "zenoh"))]
+fn exact_epochs(_: &[calib::CalibrationSet]) -> Vec<(u64, Vec<u8>)> {
+    Vec::new()
 }
 
 /// A Zenoh config file, made absolute and read once here so a bad one is reported before

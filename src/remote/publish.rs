@@ -46,6 +46,8 @@ struct Net {
     streams: [Publisher; 2],
     _queryables: Vec<zenoh::query::Queryable<()>>,
     drops: DropPlan,
+    /// The schedule's epochs as published (exact rotations), by epoch.
+    exact: BTreeMap<u64, Vec<u8>>,
 }
 
 impl Net {
@@ -69,8 +71,11 @@ impl Net {
         // will announce at once (the whole table at max rate and in replays).
         let all_at_start = spec.max_rate || !matches!(spec.source, SourceSpec::Sim);
         let due = bridge::epochs::announced(&spec.epochs, all_at_start, calib::service::DEFAULT_LEAD_TIME, None);
-        for set in spec.epochs.iter().filter(|s| due.contains(&s.epoch)) {
-            served.lock().epochs.insert(keys.calib(set.epoch), bridge::epochs::encode(set));
+        let exact: BTreeMap<u64, Vec<u8>> = net.epochs.iter().cloned().collect();
+        for epoch in due {
+            if let Some(bytes) = exact.get(&epoch.0) {
+                served.lock().epochs.insert(keys.calib(epoch), bytes.clone());
+            }
         }
         let run_q = {
             let served = Arc::clone(&served);
@@ -105,7 +110,7 @@ impl Net {
                 .map_err(|e| broke("publisher", &e))
         };
         let streams = [publisher(StreamKind::Camera)?, publisher(StreamKind::Lidar)?];
-        Ok(Self { session, keys, served, streams, _queryables: vec![run_q, calib_q], drops })
+        Ok(Self { session, keys, served, streams, _queryables: vec![run_q, calib_q], drops, exact })
     }
 
     /// Waits until a subscriber matches both streams, `wait` passes, or the role is stopped.
@@ -134,7 +139,9 @@ impl Net {
 
     fn publish_epoch(&mut self, set: &calib::CalibrationSet) -> Result<(), CliError> {
         let key = self.keys.calib(set.epoch);
-        let bytes = bridge::epochs::encode(set);
+        // The schedule's own set where there is one: the table's copy went through the
+        // calibration wire format's rounding once more.
+        let bytes = self.exact.get(&set.epoch.0).cloned().unwrap_or_else(|| bridge::epochs::encode(set));
         self.served.lock().epochs.insert(key.clone(), bytes.clone());
         if self.drops.drop_next(What::Calib) {
             return Ok(());
