@@ -38,7 +38,16 @@ mod net {
     /// Runs the remote (its own shm root `rem-shm`), output in `rem/`.
     fn remote(sb: &Sandbox, endpoint: &str) -> common::Run {
         let (out, shm) = (sb.path("rem"), sb.path("rem-shm"));
-        sb.run(&["remote", endpoint, "--per-pair", "-q", "--out", out.to_str().unwrap(), "--shm-root", shm.to_str().unwrap()])
+        sb.run(&[
+            "remote",
+            endpoint,
+            "--per-pair",
+            "-q",
+            "--out",
+            out.to_str().unwrap(),
+            "--shm-root",
+            shm.to_str().unwrap(),
+        ])
     }
 
     fn finish(child: Child) -> std::process::Output {
@@ -108,7 +117,11 @@ mod net {
         run.expect_code(0);
         let r = common::summary(&sb.path("rem/summary.json"));
         no_cross_epoch(&r);
-        assert_eq!(r["calibration"]["epochs"], serde_json::json!([1, 2, 3, 4]), "the table was not served: {r}");
+        assert_eq!(
+            r["calibration"]["epochs"],
+            serde_json::json!([1, 2, 3, 4]),
+            "the table was not served: {r}"
+        );
         assert!(r["pairs"]["fused"].as_u64().unwrap() > 0, "{r}");
     }
 
@@ -145,7 +158,10 @@ mod net {
 #[test]
 fn without_the_feature_zenoh_is_one_line() {
     let sb = common::Sandbox::new();
-    for args in [&["remote", "tcp/127.0.0.1:7447"][..], &["drive", "--zenoh", "tcp/127.0.0.1:7447", "--duration", "1"]] {
+    for args in [
+        &["remote", "tcp/127.0.0.1:7447"][..],
+        &["drive", "--zenoh", "tcp/127.0.0.1:7447", "--duration", "1"],
+    ] {
         let run = sb.run(args);
         run.expect_code(2);
         assert!(run.stderr().contains("built without zenoh"), "{}", run.describe());

@@ -112,7 +112,8 @@ impl RunStart {
         if !(self.duration_s.is_finite() && self.duration_s > 0.0 && self.duration_s <= 86_400.0) {
             return bad("duration_s", "not in (0, 86400] s");
         }
-        for (field, v) in [("camera_capacity", self.camera_capacity), ("lidar_capacity", self.lidar_capacity)] {
+        for (field, v) in [("camera_capacity", self.camera_capacity), ("lidar_capacity", self.lidar_capacity)]
+        {
             if v == 0 || v > MAX_CAPACITY {
                 return bad(field, "not in 1..=1 GiB");
             }
@@ -141,7 +142,9 @@ mod tests {
 
     #[test]
     fn messages_round_trip() {
-        for m in [RunMessage::Start(start()), RunMessage::End(RunEnd { camera_published: 3, ..RunEnd::default() })] {
+        for m in
+            [RunMessage::Start(start()), RunMessage::End(RunEnd { camera_published: 3, ..RunEnd::default() })]
+        {
             assert_eq!(RunMessage::decode(&m.encode()).unwrap(), m);
         }
     }
@@ -157,7 +160,10 @@ mod tests {
         assert!(e.0.contains("lidar_hz"), "{e}");
         let mut s = start();
         s.camera_capacity = MAX_CAPACITY + 1;
-        assert!(RunMessage::decode(&RunMessage::Start(s).encode()).unwrap_err().0.contains("camera_capacity"));
+        assert!(RunMessage::decode(&RunMessage::Start(s).encode())
+            .unwrap_err()
+            .0
+            .contains("camera_capacity"));
         let mut s = start();
         s.run_id = "a/b".into();
         assert!(RunMessage::decode(&RunMessage::Start(s).encode()).unwrap_err().0.contains("run_id"));

@@ -39,8 +39,11 @@ impl DropPlan {
                 "calib" => 2,
                 _ => return Err(format!("{ENV}: {name:?} is not camera, lidar or calib")),
             };
-            plan.every[i] =
-                n.parse().ok().filter(|&n| n > 1).ok_or_else(|| format!("{ENV}: {entry:?}: N must be an integer > 1"))?;
+            plan.every[i] = n
+                .parse()
+                .ok()
+                .filter(|&n| n > 1)
+                .ok_or_else(|| format!("{ENV}: {entry:?}: N must be an integer > 1"))?;
         }
         Ok(plan)
     }

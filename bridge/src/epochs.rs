@@ -35,11 +35,13 @@ pub fn encode(set: &CalibrationSet) -> Vec<u8> {
 
 /// The exact rotation that follows the message, checked: finite, unit within the wire
 /// format's tolerance, and within [`QUAT_AGREEMENT`] of the matrix the message carried.
-fn exact(field: &str, bytes: &[u8], from_matrix: &UnitQuaternion<f64>) -> Result<UnitQuaternion<f64>, String> {
-    let c: Vec<f64> = bytes
-        .chunks_exact(8)
-        .map(|w| f64::from_le_bytes(w.try_into().unwrap_or_default()))
-        .collect();
+fn exact(
+    field: &str,
+    bytes: &[u8],
+    from_matrix: &UnitQuaternion<f64>,
+) -> Result<UnitQuaternion<f64>, String> {
+    let c: Vec<f64> =
+        bytes.chunks_exact(8).map(|w| f64::from_le_bytes(w.try_into().unwrap_or_default())).collect();
     let [w, x, y, z] = c[..] else { return Err(format!("{field}: not 4 numbers")) };
     calib::validate::rotation_from_quaternion(field, w, x, y, z).map_err(|e| e.to_string())?;
     // Not renormalised: the publisher's quaternion, bit for bit.
@@ -59,13 +61,19 @@ pub fn decode(keys: &Keys, key: &str, bytes: &[u8]) -> Result<CalibrationSet, St
     let epoch = keys.epoch_of(key).ok_or_else(|| format!("{key}: not a calibration key of this run"))?;
     let split = bytes.len().checked_sub(QUATS_LEN).filter(|&n| n == calib::wire::UPDATE_LEN);
     let Some(split) = split else {
-        return Err(format!("{key}: {} bytes (expected {})", bytes.len(), calib::wire::UPDATE_LEN + QUATS_LEN));
+        return Err(format!(
+            "{key}: {} bytes (expected {})",
+            bytes.len(),
+            calib::wire::UPDATE_LEN + QUATS_LEN
+        ));
     };
     let (message, quats) = bytes.split_at(split);
     let mut set = calib::wire::decode_update(message).map_err(|e| format!("{key}: {e}"))?;
     let (cam, lidar) = quats.split_at(QUATS_LEN / 2);
-    set.camera_to_vehicle.rotation = exact(&format!("{key}: camera_to_vehicle"), cam, &set.camera_to_vehicle.rotation)?;
-    set.lidar_to_vehicle.rotation = exact(&format!("{key}: lidar_to_vehicle"), lidar, &set.lidar_to_vehicle.rotation)?;
+    set.camera_to_vehicle.rotation =
+        exact(&format!("{key}: camera_to_vehicle"), cam, &set.camera_to_vehicle.rotation)?;
+    set.lidar_to_vehicle.rotation =
+        exact(&format!("{key}: lidar_to_vehicle"), lidar, &set.lidar_to_vehicle.rotation)?;
     if set.epoch != epoch {
         return Err(format!("{key}: carries epoch {}", set.epoch.0));
     }
@@ -135,7 +143,8 @@ mod tests {
     fn announced_follows_the_service_schedule() {
         let epochs = [set(1, 0), set(2, 4000), set(3, 8000)];
         let lead = Duration::from_millis(500);
-        let e = |all, now: Option<u64>| announced(&epochs, all, lead, now.map(|ms| TimestampNs(ms * 1_000_000)));
+        let e =
+            |all, now: Option<u64>| announced(&epochs, all, lead, now.map(|ms| TimestampNs(ms * 1_000_000)));
         assert_eq!(e(true, None), [CalibEpoch(1), CalibEpoch(2), CalibEpoch(3)]);
         assert_eq!(e(false, None), [CalibEpoch(1)]);
         assert_eq!(e(false, Some(3499)), [CalibEpoch(1)]);

@@ -30,7 +30,12 @@ impl<F> EpochGate<F> {
     /// A gate that holds at most `capacity` frames (at least one).
     #[must_use]
     pub fn new(capacity: usize) -> Self {
-        Self { known: BTreeSet::new(), waiting: VecDeque::new(), capacity: capacity.max(1), counts: GateCounts::default() }
+        Self {
+            known: BTreeSet::new(),
+            waiting: VecDeque::new(),
+            capacity: capacity.max(1),
+            counts: GateCounts::default(),
+        }
     }
 
     /// Whether `epoch` is known ([`CalibEpoch::NONE`] always is: a frame captured before any

@@ -16,11 +16,7 @@ pub struct BadRunId(pub String);
 
 impl fmt::Display for BadRunId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "run id {:?}: 1..={MAX_RUN_ID} characters of [A-Za-z0-9_.-], not starting with '.'",
-            self.0
-        )
+        write!(f, "run id {:?}: 1..={MAX_RUN_ID} characters of [A-Za-z0-9_.-], not starting with '.'", self.0)
     }
 }
 
@@ -128,7 +124,9 @@ mod tests {
     #[test]
     fn keys_of_other_runs_and_odd_epochs_are_not_ours() {
         let k = Keys::new("a").unwrap();
-        for key in ["epochfuse/b/calib/1", "epochfuse/a/calib/", "epochfuse/a/calib/+1", "epochfuse/a/calib/1/2"] {
+        for key in
+            ["epochfuse/b/calib/1", "epochfuse/a/calib/", "epochfuse/a/calib/+1", "epochfuse/a/calib/1/2"]
+        {
             assert_eq!(k.epoch_of(key), None, "{key}");
         }
         assert_eq!(k.epoch_of("epochfuse/a/calib/99999999999999999999999"), None);

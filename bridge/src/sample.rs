@@ -1,12 +1,14 @@
 //! The header in front of every frame sample, and its check at the door.
 //!
 //! ```text
-//!  0      4        6      8        16            24        32       40
-//!  +------+--------+------+--------+-------------+---------+--------+---------
-//!  | EFZ1 | ver u16| kind | seq u64| capture u64 |epoch u64|size u64| payload
-//!  +------+--------+------+--------+-------------+---------+--------+---------
+//!  0      4        6      8        16            24        32       40        48
+//!  +------+--------+------+--------+-------------+---------+--------+---------+--------
+//!  | EFZ1 | ver u16| kind | seq u64| capture u64 |epoch u64|size u64| sent u64| payload
+//!  +------+--------+------+--------+-------------+---------+--------+---------+--------
 //! ```
-//! Little endian. `size` is the payload's exact length; a receiver accepts a sample only if
+//! Little endian. `sent` is the publisher's CLOCK_MONOTONIC when it sent the sample: on one
+//! host (loopback) the receiver measures the transport's latency with it; across hosts it
+//! means nothing and nothing depends on it. `size` is the payload's exact length; a receiver accepts a sample only if
 //! the magic, version and kind are ours, the kind is the one its key names, and `size` equals
 //! what follows and fits the receiver's ring slot.
 
@@ -19,7 +21,7 @@ pub const MAGIC: [u8; 4] = *b"EFZ1";
 /// The header version this build writes and accepts.
 pub const VERSION: u16 = 1;
 /// Bytes of the header.
-pub const HEADER_LEN: usize = 40;
+pub const HEADER_LEN: usize = 48;
 
 /// What a frame sample says about its frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +36,8 @@ pub struct SampleHeader {
     pub epoch: CalibEpoch,
     /// Payload bytes.
     pub size: u64,
+    /// The publisher's monotonic clock at sending (ns).
+    pub sent_ns: u64,
 }
 
 /// Why a sample was refused at the door.
@@ -71,14 +75,18 @@ pub enum SampleError {
 impl fmt::Display for SampleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::TooShort(n) => write!(f, "sample of {n} bytes is shorter than its {HEADER_LEN}-byte header"),
+            Self::TooShort(n) => {
+                write!(f, "sample of {n} bytes is shorter than its {HEADER_LEN}-byte header")
+            }
             Self::BadMagic(m) => write!(f, "sample magic {m:02x?} is not {MAGIC:02x?}"),
             Self::Version(v) => write!(f, "sample header version {v} (this build reads {VERSION})"),
             Self::Kind { expected, got } => write!(f, "sample kind {got} on the {expected} key"),
             Self::Length { declared, actual } => {
                 write!(f, "sample size {declared} but {actual} payload bytes follow")
             }
-            Self::TooLarge { size, max } => write!(f, "sample payload of {size} bytes exceeds the slot's {max}"),
+            Self::TooLarge { size, max } => {
+                write!(f, "sample payload of {size} bytes exceeds the slot's {max}")
+            }
         }
     }
 }
@@ -97,6 +105,7 @@ impl SampleHeader {
         b[16..24].copy_from_slice(&self.capture.0.to_le_bytes());
         b[24..32].copy_from_slice(&self.epoch.0.to_le_bytes());
         b[32..40].copy_from_slice(&self.size.to_le_bytes());
+        b[40..48].copy_from_slice(&self.sent_ns.to_le_bytes());
         b
     }
 
@@ -114,7 +123,11 @@ impl SampleHeader {
     ///
     /// # Errors
     /// [`SampleError`]; never panics, whatever the bytes.
-    pub fn decode(bytes: &[u8], expected: StreamKind, max_payload: u64) -> Result<(Self, &[u8]), SampleError> {
+    pub fn decode(
+        bytes: &[u8],
+        expected: StreamKind,
+        max_payload: u64,
+    ) -> Result<(Self, &[u8]), SampleError> {
         let (head, payload) =
             bytes.split_first_chunk::<HEADER_LEN>().ok_or(SampleError::TooShort(bytes.len()))?;
         let u16_at = |i: usize| u16::from_le_bytes([head[i], head[i + 1]]);
@@ -147,6 +160,7 @@ impl SampleHeader {
             capture: TimestampNs(u64_at(16)),
             epoch: CalibEpoch(u64_at(24)),
             size,
+            sent_ns: u64_at(40),
         };
         Ok((header, payload))
     }
@@ -163,6 +177,7 @@ mod tests {
             capture: TimestampNs(123_456_789),
             epoch: CalibEpoch(3),
             size,
+            sent_ns: 77,
         }
     }
 

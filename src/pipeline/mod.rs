@@ -117,8 +117,7 @@ pub fn drive(args: &DriveArgs) -> Result<Summary, CliError> {
     let lidar_capacity =
         lidar.beams as usize * lidar.azimuth_steps as usize * shared::frames::POINT_RECORD_SIZE;
     let expected_lidar_frames = (duration_s * lidar_hz).ceil() as u64;
-    spec.zenoh =
-        crate::remote::publish_spec(
+    spec.zenoh = crate::remote::publish_spec(
         &args.pipeline,
         (camera_capacity, lidar_capacity),
         expected_lidar_frames,

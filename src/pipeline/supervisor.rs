@@ -95,7 +95,12 @@ impl Cast {
     /// Stop order: producers, then consumers, then the calibration service.
     fn stop_order(&self) -> impl Iterator<Item = Role> + '_ {
         let bridge = Some(Role::Bridge).filter(|r| !self.producers.contains(r));
-        self.producers.iter().copied().chain([Role::Fusion, Role::Recorder]).chain(bridge).chain([Role::Calib])
+        self.producers
+            .iter()
+            .copied()
+            .chain([Role::Fusion, Role::Recorder])
+            .chain(bridge)
+            .chain([Role::Calib])
     }
 }
 

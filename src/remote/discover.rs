@@ -26,13 +26,18 @@ use crate::pipeline::supervisor::{self, Supervise};
 /// failed.
 pub fn remote(args: &RemoteArgs) -> Result<(Summary, PathBuf), CliError> {
     if !(args.wait.is_finite() && args.wait > 0.0 && args.wait <= 3600.0) {
-        return Err(CliError::input(format!("--wait: {} is not a number of seconds in (0, 3600]", args.wait)));
+        return Err(CliError::input(format!(
+            "--wait: {} is not a number of seconds in (0, 3600]",
+            args.wait
+        )));
     }
     super::endpoint_port(&args.endpoint)?;
     let config = args.zenoh_config.as_deref().map(super::checked_config).transpose()?;
-    let out = std::path::absolute(&args.out).map_err(|e| CliError::input(format!("{}: {e}", args.out.display())))?;
-    std::fs::create_dir_all(&out)
-        .map_err(|e| CliError::input(format!("{}: cannot create the output directory: {e}", out.display())))?;
+    let out = std::path::absolute(&args.out)
+        .map_err(|e| CliError::input(format!("{}: {e}", args.out.display())))?;
+    std::fs::create_dir_all(&out).map_err(|e| {
+        CliError::input(format!("{}: cannot create the output directory: {e}", out.display()))
+    })?;
     let summary_path = match &args.summary {
         Some(p) => std::path::absolute(p).map_err(|e| CliError::input(format!("{}: {e}", p.display())))?,
         None => out.join("summary.json"),
@@ -72,8 +77,9 @@ pub fn remote(args: &RemoteArgs) -> Result<(Summary, PathBuf), CliError> {
         zenoh: None,
     };
     let capacity = |c: u64| usize::try_from(c).unwrap_or(usize::MAX);
-    let shm_bytes = crate::pipeline::segments::run_bytes(capacity(start.camera_capacity), capacity(start.lidar_capacity))
-        .ok_or_else(|| CliError::input("the remote run's frames do not fit a segment"))?;
+    let shm_bytes =
+        crate::pipeline::segments::run_bytes(capacity(start.camera_capacity), capacity(start.lidar_capacity))
+            .ok_or_else(|| CliError::input("the remote run's frames do not fit a segment"))?;
     let result_path = out.join("logs").join(super::MIRROR_RESULT_FILE);
     let _ = std::fs::remove_file(&result_path);
     let summary = supervisor::supervise(Supervise {
@@ -156,18 +162,24 @@ fn add_network_counters(summary_path: &Path, result_path: &Path) -> Result<(), C
     let text = std::fs::read(summary_path).map_err(|e| io(&e))?;
     let mut json: serde_json::Value = serde_json::from_slice(&text).map_err(|e| io(&e))?;
     for (name, net) in [("camera", result.camera), ("lidar", result.lidar)] {
-        let (Some(stream), Ok(serde_json::Value::Object(extra))) =
-            (json.pointer_mut(&format!("/streams/{name}")).and_then(|v| v.as_object_mut()), serde_json::to_value(net))
-        else {
+        let (Some(stream), Ok(serde_json::Value::Object(extra))) = (
+            json.pointer_mut(&format!("/streams/{name}")).and_then(|v| v.as_object_mut()),
+            serde_json::to_value(net),
+        ) else {
             continue;
         };
         stream.extend(extra);
     }
     if let Some(obj) = json.as_object_mut() {
-        obj.insert("remote".into(), serde_json::json!({
-            "calib_invalid": result.calib_invalid,
-            "source_ended": result.source_ended,
-        }));
+        obj.insert(
+            "remote".into(),
+            serde_json::json!({
+                "calib_invalid": result.calib_invalid,
+                "source_ended": result.source_ended,
+                "mirror_s": result.mirror_s,
+                "transport_ms": result.transport_ms,
+            }),
+        );
     }
     let text = serde_json::to_string_pretty(&json).map_err(|e| io(&e))? + "\n";
     std::fs::write(summary_path, text).map_err(|e| io(&e))

@@ -44,10 +44,32 @@ pub struct StreamNet {
     pub dropped_unknown_epoch: u64,
     /// Frames written into the local ring.
     pub mirrored: u64,
+    /// Payload bytes written into the local ring.
+    pub mirrored_bytes: u64,
+}
+
+/// Publisher send → ring commit, from the samples' `sent` stamps: meaningful on one host
+/// (loopback) only, where both ends read the same monotonic clock.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct TransportMs {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl TransportMs {
+    fn of(mut ms: Vec<f64>) -> Self {
+        ms.sort_by(f64::total_cmp);
+        let at = |q: f64| ms.get(((ms.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
+        Self { p50: at(0.5), p99: at(0.99), max: at(1.0) }
+    }
 }
 
 /// What the mirror leaves for the summary.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct MirrorResult {
     /// The camera stream.
     pub camera: StreamNet,
@@ -57,6 +79,10 @@ pub struct MirrorResult {
     pub calib_invalid: u64,
     /// Whether the source's end message arrived.
     pub source_ended: bool,
+    /// Seconds from the first frame written to the last.
+    pub mirror_s: f64,
+    /// The transport's latency (loopback only).
+    pub transport_ms: TransportMs,
 }
 
 /// One mirrored stream: its ring, sequence tracker and epoch gate.
@@ -68,6 +94,7 @@ struct Stream {
     gate: EpochGate<(SampleHeader, Sample)>,
     invalid: u64,
     mirrored: u64,
+    mirrored_bytes: u64,
 }
 
 impl Stream {
@@ -84,6 +111,7 @@ impl Stream {
             gate: EpochGate::new(GATE_FRAMES),
             invalid: 0,
             mirrored: 0,
+            mirrored_bytes: 0,
         })
     }
 
@@ -96,6 +124,7 @@ impl Stream {
             held_unknown_epoch: held,
             dropped_unknown_epoch,
             mirrored: self.mirrored,
+            mirrored_bytes: self.mirrored_bytes,
         }
     }
 }
@@ -108,6 +137,9 @@ struct Mirror<'a> {
     stop: calib::StopFlag,
     stalled: bool,
     calib_invalid: u64,
+    /// Send → commit of each frame (ms), and the first and last commit.
+    transport: Vec<f64>,
+    span: Option<(u64, u64)>,
 }
 
 impl Mirror<'_> {
@@ -168,17 +200,29 @@ impl Mirror<'_> {
         for (header, sample) in frames {
             if self.spec.max_rate {
                 // As at the source: at max rate no local reader is lapped.
-                wait_for_readers(&s.writer, readers, u64::from(PRODUCER_SLOTS) - 2, &self.stop, &mut self.stalled);
+                wait_for_readers(
+                    &s.writer,
+                    readers,
+                    u64::from(PRODUCER_SLOTS) - 2,
+                    &self.stop,
+                    &mut self.stalled,
+                );
             }
             let bytes = sample.payload().to_bytes();
             let payload = &bytes[bridge::sample::HEADER_LEN..];
             let mut loan = s.writer.loan();
-            loan.push(payload).map_err(|_| CliError::internal(format!("{} frame {}: larger than a slot", s.kind, header.seq)))?;
+            loan.push(payload).map_err(|_| {
+                CliError::internal(format!("{} frame {}: larger than a slot", s.kind, header.seq))
+            })?;
             loan.commit(FrameMeta { capture: header.capture, epoch: header.epoch });
             let mut board = ProducerScoreboard::read(&s.writer);
             board.epoch = header.epoch;
             board.store(&s.writer);
             s.mirrored += 1;
+            s.mirrored_bytes += payload.len() as u64;
+            let now = calib::clock::monotonic_ns();
+            self.transport.push(now.saturating_sub(header.sent_ns) as f64 / 1e6);
+            self.span = Some((self.span.map_or(now, |(a, _)| a), now));
         }
         Ok(())
     }
@@ -198,7 +242,16 @@ pub fn run(run: &Path, spec: &RunSpec, net: &ZenohSpec) -> Result<(), CliError> 
     let session = session::open(net, Side::Connect)?;
     // One subscriber for every key of the run: one queue, in the order the source sent.
     let sub = session.declare_subscriber(keys.all()).wait().map_err(|e| broke("subscriber", &e))?;
-    let mut m = Mirror { keys, streams, spec, stop, stalled: false, calib_invalid: 0 };
+    let mut m = Mirror {
+        keys,
+        streams,
+        spec,
+        stop,
+        stalled: false,
+        calib_invalid: 0,
+        transport: Vec::new(),
+        span: None,
+    };
     // The table so far (a late joiner's whole past), then everything new from the subscriber.
     for set in &spec.epochs {
         m.learn(set.epoch)?;
@@ -218,10 +271,13 @@ pub fn run(run: &Path, spec: &RunSpec, net: &ZenohSpec) -> Result<(), CliError> 
         lidar: m.streams[1].net(),
         calib_invalid: m.calib_invalid,
         source_ended: ended,
+        mirror_s: m.span.map_or(0.0, |(a, b)| (b - a) as f64 / 1e9),
+        transport_ms: TransportMs::of(std::mem::take(&mut m.transport)),
     };
     let path = spec.out.join("logs").join(super::MIRROR_RESULT_FILE);
     let json = serde_json::to_vec_pretty(&result).map_err(|e| CliError::internal(e.to_string()))?;
-    crate::pipeline::spec::write_private(&path, &json).map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
+    crate::pipeline::spec::write_private(&path, &json)
+        .map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
     let _ = session.close().wait();
     Ok(())
 }

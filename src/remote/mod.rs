@@ -40,7 +40,9 @@ pub fn without_zenoh() -> CliError {
 /// One line for an endpoint that is not `tcp/HOST:PORT` (the only transport built in).
 pub fn endpoint_port(endpoint: &str) -> Result<u16, CliError> {
     let bad = |why: &str| CliError::input(format!("--zenoh: {endpoint:?}: {why}"));
-    let rest = endpoint.strip_prefix("tcp/").ok_or_else(|| bad("not tcp/HOST:PORT (TCP is the transport built in)"))?;
+    let rest = endpoint
+        .strip_prefix("tcp/")
+        .ok_or_else(|| bad("not tcp/HOST:PORT (TCP is the transport built in)"))?;
     // Zenoh endpoints may carry `?metadata` or `#config` after the address.
     let addr = rest.split(['?', '#']).next().unwrap_or_default();
     let (host, port) = addr.rsplit_once(':').ok_or_else(|| bad("no :PORT"))?;
@@ -73,9 +75,7 @@ pub fn publish_spec(
         )));
     }
     let config = args.zenoh_config.as_deref().map(checked_config).transpose()?;
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
     Ok(Some(ZenohSpec {
         endpoint: endpoint.clone(),
         config,
@@ -159,7 +159,9 @@ pub fn run_role(run: &Path) -> Result<(), CliError> {
 /// # Errors
 /// Exit 2 for bad options, no run found, or a binary built without zenoh; 1 if an
 /// invariant broke; 3 if a role failed.
-pub fn run(args: &crate::cli::RemoteArgs) -> Result<(crate::pipeline::summary::Summary, std::path::PathBuf), CliError> {
+pub fn run(
+    args: &crate::cli::RemoteArgs,
+) -> Result<(crate::pipeline::summary::Summary, std::path::PathBuf), CliError> {
     #[cfg(feature = "zenoh")]
     {
         discover::remote(args)

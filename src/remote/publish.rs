@@ -66,11 +66,13 @@ impl Net {
             lidar_capacity: net.lidar_capacity,
             expected_lidar_frames: net.expected_lidar_frames,
         };
-        let served = Arc::new(Mutex::new(Served { run: RunMessage::Start(start).encode(), epochs: BTreeMap::new() }));
+        let served =
+            Arc::new(Mutex::new(Served { run: RunMessage::Start(start).encode(), epochs: BTreeMap::new() }));
         // Before the start, a late joiner may already learn what the calibration service
         // will announce at once (the whole table at max rate and in replays).
         let all_at_start = spec.max_rate || !matches!(spec.source, SourceSpec::Sim);
-        let due = bridge::epochs::announced(&spec.epochs, all_at_start, calib::service::DEFAULT_LEAD_TIME, None);
+        let due =
+            bridge::epochs::announced(&spec.epochs, all_at_start, calib::service::DEFAULT_LEAD_TIME, None);
         let exact: BTreeMap<u64, Vec<u8>> = net.epochs.iter().cloned().collect();
         for epoch in due {
             if let Some(bytes) = exact.get(&epoch.0) {
@@ -94,7 +96,8 @@ impl Net {
             session
                 .declare_queryable(keys.calib_all())
                 .callback(move |q| {
-                    let table: Vec<_> = served.lock().epochs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                    let table: Vec<_> =
+                        served.lock().epochs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
                     for (k, v) in table {
                         let _ = q.reply(k, v).wait();
                     }
@@ -117,8 +120,7 @@ impl Net {
     fn wait_for_subscriber(&self, wait: Duration, stop: &calib::StopFlag) -> bool {
         let deadline = Instant::now() + wait;
         loop {
-            let matched =
-                self.streams.iter().all(|p| p.matching_status().wait().is_ok_and(|m| m.matching()));
+            let matched = self.streams.iter().all(|p| p.matching_status().wait().is_ok_and(|m| m.matching()));
             if matched {
                 return true;
             }
@@ -149,11 +151,17 @@ impl Net {
         self.put(key, bytes)
     }
 
-    fn publish_frame(&mut self, kind: StreamKind, header: &SampleHeader, payload: &[u8]) -> Result<(), CliError> {
+    fn publish_frame(
+        &mut self,
+        kind: StreamKind,
+        header: &SampleHeader,
+        payload: &[u8],
+    ) -> Result<(), CliError> {
         if self.drops.drop_next(What::Frame(kind)) {
             return Ok(());
         }
         let i = usize::from(kind == StreamKind::Lidar);
+        let header = SampleHeader { sent_ns: calib::clock::monotonic_ns(), ..*header };
         self.streams[i].put(header.sample(payload)).wait().map_err(|e| broke("put", &e))
     }
 
@@ -192,7 +200,12 @@ pub fn run(run: &Path, spec: &RunSpec, net: &ZenohSpec) -> Result<(), CliError> 
 }
 
 /// Reads the rings until stopped and they are drained; returns what was published.
-fn pump(z: &mut Net, run: &Path, mut rings: [RingReader; 2], stop: &calib::StopFlag) -> Result<RunEnd, CliError> {
+fn pump(
+    z: &mut Net,
+    run: &Path,
+    mut rings: [RingReader; 2],
+    stop: &calib::StopFlag,
+) -> Result<RunEnd, CliError> {
     for r in &mut rings {
         r.seek_oldest();
     }
@@ -215,6 +228,7 @@ fn pump(z: &mut Net, run: &Path, mut rings: [RingReader; 2], stop: &calib::StopF
                         capture: info.capture,
                         epoch: info.epoch,
                         size: buf.len() as u64,
+                        sent_ns: 0,
                     };
                     z.publish_frame(kind, &header, &buf)?;
                     let (published, next) = if kind == StreamKind::Camera {
