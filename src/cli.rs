@@ -41,6 +41,11 @@ pub enum Command {
     /// Simulation utilities.
     #[command(subcommand)]
     Sim(SimCommand),
+    /// Fuse another host's run (published with `--zenoh`): connect to ENDPOINT, mirror its
+    /// streams and calibration epochs into local rings, run the same calibration and fusion
+    /// roles, write the same summary; exits 0 when the source run ends. Needs the `zenoh`
+    /// build feature.
+    Remote(RemoteArgs),
     /// The vehicle bus (CAN): worst-case response-time analysis of a DBC file.
     #[command(subcommand)]
     Can(crate::can_cmd::CanCommand),
@@ -106,6 +111,55 @@ pub struct PipelineArgs {
     /// projecting [default: on when the drive has a vehicle bus, else off].
     #[arg(long, value_enum, value_name = "on|off")]
     pub deskew: Option<OnOff>,
+    /// Publish the run over Zenoh: listen on ENDPOINT (e.g. tcp/127.0.0.1:7447) and publish
+    /// frames, calibration epochs and the run's start and end under `epochfuse/<run-id>/`.
+    /// Needs the `zenoh` build feature.
+    #[arg(long, value_name = "ENDPOINT")]
+    pub zenoh: Option<String>,
+    /// Seconds the run waits for its first subscriber before it starts anyway (at most 15).
+    #[arg(long, value_name = "S", default_value_t = 10.0, requires = "zenoh")]
+    pub zenoh_wait: f64,
+    /// A Zenoh config file (JSON5); multicast scouting stays off unless it says otherwise.
+    #[arg(long, value_name = "FILE", requires = "zenoh")]
+    pub zenoh_config: Option<PathBuf>,
+}
+
+/// `epochfuse remote`.
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// The publishing run's endpoint (e.g. tcp/127.0.0.1:7447).
+    #[arg(value_name = "ENDPOINT")]
+    pub endpoint: String,
+    /// Output directory: summary.json and PNG overlays.
+    #[arg(long, value_name = "DIR", default_value = "out")]
+    pub out: PathBuf,
+    /// Where to write the summary JSON [default: <out>/summary.json].
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
+    /// Put one entry per fused pair in the summary's `frames` list.
+    #[arg(long)]
+    pub per_pair: bool,
+    /// Pairing policy.
+    #[arg(long, value_parser = pairing_parser(), default_value = "epoch")]
+    pub pairing: PairingMode,
+    /// Directory for the local run's shared-memory segments [env: EPOCHFUSE_SHM_ROOT; default: /dev/shm/epochfuse].
+    #[arg(long, value_name = "DIR")]
+    pub shm_root: Option<PathBuf>,
+    /// A Zenoh config file (JSON5).
+    #[arg(long, value_name = "FILE")]
+    pub zenoh_config: Option<PathBuf>,
+    /// Seconds to wait for a run to appear at ENDPOINT.
+    #[arg(long, value_name = "S", default_value_t = 30.0)]
+    pub wait: f64,
+    /// Write an overlay PNG every N fused pairs (0: none).
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub overlay_every: u64,
+    /// Hide the progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Sandbox every role (see `drive --help`).
+    #[arg(long, value_enum, value_name = "on|off", default_value_t = OnOff::On)]
+    pub sandbox: OnOff,
 }
 
 /// `epochfuse drive`.

@@ -12,6 +12,7 @@ pub mod error;
 pub mod export;
 pub mod inspect;
 pub mod pipeline;
+pub mod remote;
 pub mod top;
 
 use std::time::Duration;
@@ -23,7 +24,8 @@ use sensor_sim::scenario::Scenario;
 /// Sends `tracing` output of role processes to stderr (their log file), quiet by default in
 /// interactive commands.
 fn init_tracing(role: bool) {
-    let default = if role { "info" } else { "warn" };
+    // Zenoh logs every refused connection attempt while a remote waits for its publisher.
+    let default = if role { "info,zenoh=warn" } else { "warn,zenoh=error" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("EPOCHFUSE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
@@ -90,6 +92,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             error::out(&format!("wrote {frames} frames in KITTI layout to {}\n", dir.display()));
             Ok(())
         }
+        Command::Remote(a) => {
+            let (summary, path) = remote::run(&a)?;
+            finish_at(&summary, &path)
+        }
         Command::Can(c) => can_cmd::run(&c),
         Command::Role(a) => pipeline::roles::run(a.role, &a.run),
         Command::SandboxProbe(a) => pipeline::sandbox::probe(a.role, &a.run, &a.open, a.connect),
@@ -97,8 +103,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 fn finish(summary: &pipeline::summary::Summary, args: &cli::PipelineArgs) -> Result<(), CliError> {
-    let path = args.summary.clone().unwrap_or_else(|| args.out.join("summary.json"));
-    error::out(&format!("{}\n", pipeline::human_summary(summary, &path)));
+    finish_at(summary, &args.summary.clone().unwrap_or_else(|| args.out.join("summary.json")))
+}
+
+/// Prints the run's line; exit 1 if it broke an invariant.
+fn finish_at(summary: &pipeline::summary::Summary, path: &std::path::Path) -> Result<(), CliError> {
+    error::out(&format!("{}\n", pipeline::human_summary(summary, path)));
     if !summary.invariants.ok {
         let i = &summary.invariants;
         return Err(CliError::invariant(format!(

@@ -211,11 +211,15 @@ pub enum Role {
     /// The vehicle: the ego car's ECUs on the simulated CAN bus (drives with a bus).
     #[serde(alias = "Vehicle")]
     Vehicle = 8,
+    /// The Zenoh bridge: publishes a run to other hosts (`--zenoh`), or mirrors another
+    /// host's run into local rings (`epochfuse remote`, where it takes the producers' place).
+    #[serde(alias = "Bridge")]
+    Bridge = 9,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Camera,
         Self::Lidar,
         Self::Fusion,
@@ -224,6 +228,7 @@ impl Role {
         Self::Replayer,
         Self::Recorder,
         Self::Vehicle,
+        Self::Bridge,
     ];
 
     /// Parses the wire `u32`.
@@ -238,6 +243,7 @@ impl Role {
             6 => Some(Self::Replayer),
             7 => Some(Self::Recorder),
             8 => Some(Self::Vehicle),
+            9 => Some(Self::Bridge),
             _ => None,
         }
     }
@@ -254,6 +260,7 @@ impl Role {
             Self::Replayer => "replayer",
             Self::Recorder => "recorder",
             Self::Vehicle => "vehicle",
+            Self::Bridge => "bridge",
         }
     }
 

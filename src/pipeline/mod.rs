@@ -71,6 +71,7 @@ fn base_spec(
         delivery: calib::DeliveryPlan::default(),
         vehicle: None,
         deskew: false,
+        zenoh: None,
     })
 }
 
@@ -161,6 +162,13 @@ pub fn drive(args: &DriveArgs) -> Result<Summary, CliError> {
     let camera_capacity = shared::frames::ImageHeader::rgb8_labelled(cam.width, cam.height).payload_len();
     let lidar_capacity =
         lidar.beams as usize * lidar.azimuth_steps as usize * shared::frames::POINT_RECORD_SIZE;
+    let expected_lidar_frames = (duration_s * lidar_hz).ceil() as u64;
+    spec.zenoh = crate::remote::publish_spec(
+        &args.pipeline,
+        (camera_capacity, lidar_capacity),
+        expected_lidar_frames,
+        &spec.epochs,
+    )?;
     let cfg = Supervise {
         spec,
         root: shared::rundir::resolve_root(args.pipeline.shm_root.as_deref()),
@@ -168,7 +176,7 @@ pub fn drive(args: &DriveArgs) -> Result<Summary, CliError> {
         kills,
         quiet: args.pipeline.quiet,
         summary_path,
-        expected_lidar_frames: (duration_s * lidar_hz).ceil() as u64,
+        expected_lidar_frames,
         lidar_period_s: 1.0 / lidar_hz,
         shm_bytes: shm_bytes(camera_capacity, lidar_capacity)? + can_bytes,
         vehicle_dbc,
@@ -234,6 +242,9 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
     // The log's real rates (a lone sweep or frame falls back to the camera's nominal period).
     spec.lidar_hz = rate_of_period(log.lidar_period_s());
     spec.camera_hz = rate_of_period(log.source().camera_period().as_secs_f64());
+    let capacities =
+        (log.max_payload_len(shared::StreamKind::Camera), log.max_payload_len(shared::StreamKind::Lidar));
+    spec.zenoh = crate::remote::publish_spec(&args.pipeline, capacities, log.lidar_frames(), &spec.epochs)?;
     let cfg = Supervise {
         spec,
         root: shared::rundir::resolve_root(args.pipeline.shm_root.as_deref()),
@@ -243,10 +254,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
         summary_path,
         expected_lidar_frames: log.lidar_frames(),
         lidar_period_s: log.lidar_period_s(),
-        shm_bytes: shm_bytes(
-            log.max_payload_len(shared::StreamKind::Camera),
-            log.max_payload_len(shared::StreamKind::Lidar),
-        )? + can_room(vehicle_dbc.is_some()),
+        shm_bytes: shm_bytes(capacities.0, capacities.1)? + can_room(vehicle_dbc.is_some()),
         vehicle_dbc,
     };
     supervisor::supervise(cfg)

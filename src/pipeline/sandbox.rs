@@ -45,6 +45,7 @@ pub fn plan(role: Role, spec: &RunSpec, run: &Path) -> SandboxPlan {
                 plan.read_write.push(dir_or_cwd(dir));
             }
         }
+        Role::Bridge => crate::remote::sandbox_plan(spec, &mut plan),
         _ => {}
     }
     if let (Role::Replayer | Role::Calib | Role::Vehicle, SourceSpec::Replay { path, .. }) =

@@ -58,6 +58,41 @@ pub enum SourceSpec {
         /// Chosen camera topic.
         camera_topic: Option<String>,
     },
+    /// Another host's run, mirrored over Zenoh (`epochfuse remote`): the bridge role takes
+    /// the producers' place.
+    Remote(RemoteSpec),
+}
+
+/// Where a remote run comes from and how its rings are laid out (from its start message).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RemoteSpec {
+    /// The Zenoh session: endpoint, config file, run id.
+    pub net: ZenohSpec,
+    /// What the publishing run is (`sim` or `replay`).
+    pub source: Source,
+}
+
+/// A run's Zenoh bridge: where it listens (publishing) or connects (remote).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ZenohSpec {
+    /// The endpoint (`tcp/127.0.0.1:7447`).
+    pub endpoint: String,
+    /// A Zenoh config file (JSON5), read by the bridge role.
+    pub config: Option<PathBuf>,
+    /// The run id of the key prefix.
+    pub run_id: String,
+    /// Seconds the publishing run waits for its first subscriber.
+    pub wait_s: f64,
+    /// Largest camera payload (bytes).
+    pub camera_capacity: u64,
+    /// Largest lidar payload (bytes).
+    pub lidar_capacity: u64,
+    /// Lidar frames the source writes (progress, start message).
+    pub expected_lidar_frames: u64,
+    /// The run's epochs as the bridge publishes them (`bridge::epochs::encode`, exact
+    /// rotations), made from the schedule before this spec's own encoding rounds them.
+    #[serde(default)]
+    pub epochs: Vec<(u64, Vec<u8>)>,
 }
 
 /// Everything a role needs to know about its run.
@@ -102,6 +137,9 @@ pub struct RunSpec {
     /// Fusion deskews sweeps with the bus's ego-motion (`--deskew`).
     #[serde(default)]
     pub deskew: bool,
+    /// Publish the run over Zenoh (`--zenoh`): the bridge role's settings.
+    #[serde(default)]
+    pub zenoh: Option<ZenohSpec>,
 }
 
 impl RunSpec {
@@ -111,7 +149,15 @@ impl RunSpec {
         match self.source {
             SourceSpec::Sim => Source::Sim,
             SourceSpec::Replay { .. } => Source::Replay,
+            SourceSpec::Remote(RemoteSpec { source, .. }) => source,
         }
+    }
+
+    /// Readers of each sensor ring that a producer at `--max-rate` waits for: fusion, the
+    /// recorder, the Zenoh bridge.
+    #[must_use]
+    pub const fn ring_readers(&self) -> u64 {
+        1 + self.record.is_some() as u64 + self.zenoh.is_some() as u64
     }
 
     /// Frames per second of a sensor stream (`camera_hz` or `lidar_hz`).

@@ -23,9 +23,10 @@ use super::procs::{CpuLedger, RoleProc, Spawner};
 use super::progress::{self, Boards, Recovery, StallWatch, Watch};
 use super::sandbox::SandboxSummary;
 use super::spec::{
-    RunSpec, CALIB_RESULT_FILE, FUSION_RESULT_FILE, SCENARIO_FILE, VEHICLE_DBC_FILE, VEHICLE_RESULT_FILE,
+    RunSpec, SourceSpec, CALIB_RESULT_FILE, FUSION_RESULT_FILE, SCENARIO_FILE, VEHICLE_DBC_FILE,
+    VEHICLE_RESULT_FILE,
 };
-use super::summary::{FaultsSummary, RunFacts, Source, Summary};
+use super::summary::{FaultsSummary, RunFacts, Summary};
 use crate::error::CliError;
 
 /// The supervisor's tick: progress, faults, child states.
@@ -75,15 +76,20 @@ struct Cast {
 
 impl Cast {
     fn of(spec: &RunSpec) -> Self {
-        let producers = match spec.source_kind() {
-            Source::Sim => vec![Role::Camera, Role::Lidar],
-            Source::Replay => vec![Role::Replayer],
+        let producers = match spec.source {
+            SourceSpec::Sim => vec![Role::Camera, Role::Lidar],
+            SourceSpec::Replay { .. } => vec![Role::Replayer],
+            // Another host's run: the bridge mirrors its streams into the rings.
+            SourceSpec::Remote(_) => vec![Role::Bridge],
         };
         // The car's bus runs for the drive's length, like a producer.
         let producers = producers.into_iter().chain(spec.vehicle.as_ref().map(|_| Role::Vehicle)).collect();
         let mut services = vec![Role::Calib, Role::Fusion];
         if spec.record.is_some() {
             services.push(Role::Recorder);
+        }
+        if spec.zenoh.is_some() {
+            services.push(Role::Bridge);
         }
         Self { producers, services }
     }
@@ -95,7 +101,13 @@ impl Cast {
 
     /// Stop order: producers, then consumers, then the calibration service.
     fn stop_order(&self) -> impl Iterator<Item = Role> + '_ {
-        self.producers.iter().copied().chain([Role::Fusion, Role::Recorder, Role::Calib])
+        let bridge = Some(Role::Bridge).filter(|r| !self.producers.contains(r));
+        self.producers
+            .iter()
+            .copied()
+            .chain([Role::Fusion, Role::Recorder])
+            .chain(bridge)
+            .chain([Role::Calib])
     }
 }
 

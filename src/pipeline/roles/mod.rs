@@ -2,6 +2,7 @@
 //! supervisor; each reads `<run dir>/pipeline.json`, prints `ready` on stdout once it is set
 //! up, and stops cleanly on SIGTERM (or when its parent dies).
 
+pub mod bridge;
 pub mod calib_role;
 pub mod fusion_role;
 pub mod fusion_state;
@@ -36,6 +37,7 @@ pub fn run(role: Role, run: &Path) -> Result<(), CliError> {
         Role::Replayer => replayer::run(run),
         Role::Recorder => recorder::run(run),
         Role::Vehicle => vehicle::run(run),
+        Role::Bridge => bridge::run(run),
         Role::Monitor => Err(CliError::input("role monitor: a monitor is not a process of a run")),
     }
 }

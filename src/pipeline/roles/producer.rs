@@ -85,7 +85,7 @@ pub fn run(run: &Path, kind: StreamKind) -> Result<(), CliError> {
         }
     };
 
-    let readers = 1 + u64::from(spec.record.is_some());
+    let readers = spec.ring_readers();
     let mut stalled = false;
     let mut other: Option<RingReader> = None;
     let duration = TimestampNs((spec.duration_s * 1e9) as u64);

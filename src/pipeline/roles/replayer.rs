@@ -68,7 +68,7 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     let mut camera = ring(run, StreamKind::Camera, log.max_payload_len(StreamKind::Camera))?;
     let mut lidar = ring(run, StreamKind::Lidar, log.max_payload_len(StreamKind::Lidar))?;
     let frames = frames(&log).map_err(|e| CliError::input(e.to_string()))?;
-    let readers = 1 + u64::from(spec.record.is_some());
+    let readers = spec.ring_readers();
     let mut stalled = false;
     let clock = ready()?;
     for item in frames {

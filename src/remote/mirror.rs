@@ -1,0 +1,283 @@
+//! The bridge role of `epochfuse remote`: takes the producers' place. It subscribes to the
+//! run's keys, checks every sample at the door, counts lost and reordered ones, passes
+//! frames through the epoch gate (a frame whose epoch it does not know yet waits, bounded,
+//! or is dropped and counted) and writes each received buffer straight into a slot of the
+//! local ring (one copy). It exits 0 on the source run's end message.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bridge::control::RunMessage;
+use bridge::gate::GateCounts;
+use bridge::seq::Verdict;
+use bridge::{EpochGate, Keys, SampleHeader, SeqTracker};
+use serde::Serialize;
+use shared::frames::PayloadSink as _;
+use shared::ring::{FrameMeta, RingWriter};
+use shared::scoreboard::ProducerScoreboard;
+use shared::segment::SegmentSpec;
+use shared::{rundir, CalibEpoch, StreamKind};
+use zenoh::sample::Sample;
+use zenoh::Wait as _;
+
+use super::session::{self, broke, Side};
+use crate::error::CliError;
+use crate::pipeline::roles::producer::PRODUCER_SLOTS;
+use crate::pipeline::roles::{ready, stop_flag, wait_for_readers};
+use crate::pipeline::spec::{RunSpec, ZenohSpec};
+
+/// Frames a stream's gate holds while their epoch is unknown (a little over a ring's worth).
+const GATE_FRAMES: usize = 2 * PRODUCER_SLOTS as usize;
+
+/// The mirror's counters of one stream, for the summary (`streams.<sensor>.network_*`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct StreamNet {
+    /// Samples never received (gaps in the source's sequence numbers).
+    pub network_lost: u64,
+    /// Samples received out of order or twice (not written).
+    pub network_reordered: u64,
+    /// Samples refused at the door (bad header, wrong size).
+    pub network_invalid: u64,
+    /// Frames that waited for their epoch.
+    pub held_unknown_epoch: u64,
+    /// Frames dropped because their epoch never became known in time.
+    pub dropped_unknown_epoch: u64,
+    /// Frames written into the local ring.
+    pub mirrored: u64,
+    /// Payload bytes written into the local ring.
+    pub mirrored_bytes: u64,
+}
+
+/// Publisher send → ring commit, from the samples' `sent` stamps: meaningful on one host
+/// (loopback) only, where both ends read the same monotonic clock.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct TransportMs {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl TransportMs {
+    fn of(mut ms: Vec<f64>) -> Self {
+        ms.sort_by(f64::total_cmp);
+        let at = |q: f64| ms.get(((ms.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
+        Self { p50: at(0.5), p99: at(0.99), max: at(1.0) }
+    }
+}
+
+/// What the mirror leaves for the summary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct MirrorResult {
+    /// The camera stream.
+    pub camera: StreamNet,
+    /// The lidar stream.
+    pub lidar: StreamNet,
+    /// Calibration samples refused at the door.
+    pub calib_invalid: u64,
+    /// Whether the source's end message arrived.
+    pub source_ended: bool,
+    /// Seconds from the first frame written to the last.
+    pub mirror_s: f64,
+    /// The transport's latency (loopback only).
+    pub transport_ms: TransportMs,
+}
+
+/// One mirrored stream: its ring, sequence tracker and epoch gate.
+struct Stream {
+    kind: StreamKind,
+    writer: RingWriter,
+    capacity: u64,
+    seq: SeqTracker,
+    gate: EpochGate<(SampleHeader, Sample)>,
+    invalid: u64,
+    mirrored: u64,
+    mirrored_bytes: u64,
+}
+
+impl Stream {
+    fn create(run: &Path, kind: StreamKind, capacity: u64) -> Result<Self, CliError> {
+        let path = run.join(rundir::segment_file(kind));
+        let spec = SegmentSpec::new(kind, PRODUCER_SLOTS, capacity.max(64));
+        let (writer, _) = RingWriter::create_or_takeover(&path, &spec)
+            .map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
+        Ok(Self {
+            kind,
+            writer,
+            capacity,
+            seq: SeqTracker::default(),
+            gate: EpochGate::new(GATE_FRAMES),
+            invalid: 0,
+            mirrored: 0,
+            mirrored_bytes: 0,
+        })
+    }
+
+    fn net(&mut self) -> StreamNet {
+        let GateCounts { held, dropped_unknown_epoch } = self.gate.finish();
+        StreamNet {
+            network_lost: self.seq.lost,
+            network_reordered: self.seq.reordered,
+            network_invalid: self.invalid,
+            held_unknown_epoch: held,
+            dropped_unknown_epoch,
+            mirrored: self.mirrored,
+            mirrored_bytes: self.mirrored_bytes,
+        }
+    }
+}
+
+/// The mirror's state.
+struct Mirror<'a> {
+    keys: Keys,
+    streams: [Stream; 2],
+    spec: &'a RunSpec,
+    stop: calib::StopFlag,
+    stalled: bool,
+    calib_invalid: u64,
+    /// Send → commit of each frame (ms), and the first and last commit.
+    transport: Vec<f64>,
+    span: Option<(u64, u64)>,
+}
+
+impl Mirror<'_> {
+    /// Handles one sample; `true` on the source's end message.
+    fn handle(&mut self, sample: Sample) -> Result<bool, CliError> {
+        let key = sample.key_expr().as_str().to_owned();
+        if let Some(kind) = self.keys.stream_of(&key) {
+            let s = &mut self.streams[usize::from(kind == StreamKind::Lidar)];
+            let bytes = sample.payload().to_bytes();
+            let header = match SampleHeader::decode(&bytes, kind, s.capacity) {
+                Ok((h, _)) => h,
+                Err(e) => {
+                    s.invalid += 1;
+                    tracing::warn!("{key}: {e}; sample refused");
+                    return Ok(false);
+                }
+            };
+            drop(bytes);
+            if s.seq.observe(header.seq) == Verdict::Late {
+                return Ok(false);
+            }
+            let out = s.gate.offer(header.epoch, (header, sample));
+            self.write(usize::from(kind == StreamKind::Lidar), out)?;
+        } else if self.keys.epoch_of(&key).is_some() {
+            match bridge::epochs::decode(&self.keys, &key, &sample.payload().to_bytes()) {
+                Ok(set) => self.learn(set.epoch)?,
+                Err(e) => {
+                    self.calib_invalid += 1;
+                    tracing::warn!("{e}; calibration sample refused");
+                }
+            }
+        } else if key == self.keys.run() {
+            match RunMessage::decode(&sample.payload().to_bytes()) {
+                Ok(RunMessage::End(end)) => {
+                    self.streams[0].seq.finish(end.camera_next_seq);
+                    self.streams[1].seq.finish(end.lidar_next_seq);
+                    return Ok(true);
+                }
+                Ok(RunMessage::Start(_)) => {}
+                Err(e) => tracing::warn!("{key}: {e}"),
+            }
+        }
+        Ok(false)
+    }
+
+    fn learn(&mut self, epoch: CalibEpoch) -> Result<(), CliError> {
+        for i in 0..2 {
+            let out = self.streams[i].gate.learn(epoch);
+            self.write(i, out)?;
+        }
+        Ok(())
+    }
+
+    /// Writes released frames into stream `i`'s ring, straight from the received buffers.
+    fn write(&mut self, i: usize, frames: Vec<(SampleHeader, Sample)>) -> Result<(), CliError> {
+        let readers = self.spec.ring_readers();
+        let s = &mut self.streams[i];
+        for (header, sample) in frames {
+            if self.spec.max_rate {
+                // As at the source: at max rate no local reader is lapped.
+                wait_for_readers(
+                    &s.writer,
+                    readers,
+                    u64::from(PRODUCER_SLOTS) - 2,
+                    &self.stop,
+                    &mut self.stalled,
+                );
+            }
+            let bytes = sample.payload().to_bytes();
+            let payload = &bytes[bridge::sample::HEADER_LEN..];
+            let mut loan = s.writer.loan();
+            loan.push(payload).map_err(|_| {
+                CliError::internal(format!("{} frame {}: larger than a slot", s.kind, header.seq))
+            })?;
+            loan.commit(FrameMeta { capture: header.capture, epoch: header.epoch });
+            let mut board = ProducerScoreboard::read(&s.writer);
+            board.epoch = header.epoch;
+            board.store(&s.writer);
+            s.mirrored += 1;
+            s.mirrored_bytes += payload.len() as u64;
+            let now = calib::clock::monotonic_ns();
+            self.transport.push(now.saturating_sub(header.sent_ns) as f64 / 1e6);
+            self.span = Some((self.span.map_or(now, |(a, _)| a), now));
+        }
+        Ok(())
+    }
+}
+
+/// Runs the mirroring bridge role.
+///
+/// # Errors
+/// Exit 2 for a bad endpoint or config; exit 3 if the session or the rings fail.
+pub fn run(run: &Path, spec: &RunSpec, net: &ZenohSpec) -> Result<(), CliError> {
+    let stop = stop_flag()?;
+    let keys = Keys::new(&net.run_id).map_err(|e| CliError::internal(e.to_string()))?;
+    let streams = [
+        Stream::create(run, StreamKind::Camera, net.camera_capacity)?,
+        Stream::create(run, StreamKind::Lidar, net.lidar_capacity)?,
+    ];
+    let session = session::open(net, Side::Connect)?;
+    // One subscriber for every key of the run: one queue, in the order the source sent.
+    let sub = session.declare_subscriber(keys.all()).wait().map_err(|e| broke("subscriber", &e))?;
+    let mut m = Mirror {
+        keys,
+        streams,
+        spec,
+        stop,
+        stalled: false,
+        calib_invalid: 0,
+        transport: Vec::new(),
+        span: None,
+    };
+    // The table so far (a late joiner's whole past), then everything new from the subscriber.
+    for set in &spec.epochs {
+        m.learn(set.epoch)?;
+    }
+    ready()?;
+    let mut ended = false;
+    while !ended {
+        match sub.recv_timeout(Duration::from_millis(100)) {
+            Ok(Some(sample)) => ended = m.handle(sample)?,
+            Ok(None) if m.stop.is_raised() => break,
+            Ok(None) => {}
+            Err(e) => return Err(broke("subscriber", &e)),
+        }
+    }
+    let result = MirrorResult {
+        camera: m.streams[0].net(),
+        lidar: m.streams[1].net(),
+        calib_invalid: m.calib_invalid,
+        source_ended: ended,
+        mirror_s: m.span.map_or(0.0, |(a, b)| (b - a) as f64 / 1e9),
+        transport_ms: TransportMs::of(std::mem::take(&mut m.transport)),
+    };
+    let path = spec.out.join("logs").join(super::MIRROR_RESULT_FILE);
+    let json = serde_json::to_vec_pretty(&result).map_err(|e| CliError::internal(e.to_string()))?;
+    crate::pipeline::spec::write_private(&path, &json)
+        .map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
+    let _ = session.close().wait();
+    Ok(())
+}

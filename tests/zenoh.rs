@@ -1,0 +1,170 @@
+//! Runs across hosts over Zenoh on loopback (issue 17): two "hosts" are two processes with
+//! their own shm roots; the publisher runs `drive --zenoh`, the remote `epochfuse remote`.
+
+mod common;
+
+#[cfg(feature = "zenoh")]
+mod net {
+    use std::process::{Child, Stdio};
+    use std::time::Duration;
+
+    use super::common::{self, Sandbox};
+    use serde_json::Value;
+
+    /// A free TCP port on loopback (bound, read, released).
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    fn recalibration() -> String {
+        common::root().join("configs/drives/recalibration.ron").to_str().unwrap().to_owned()
+    }
+
+    /// Starts the publishing drive (its own shm root `pub-shm`), output in `pub/`.
+    fn publish(sb: &Sandbox, endpoint: &str, extra: &[&str], env: &[(&str, &str)]) -> Child {
+        let (out, shm) = (sb.path("pub"), sb.path("pub-shm"));
+        let mut args = vec![recalibration(), "--max-rate".into(), "--per-pair".into(), "-q".into()];
+        args.extend(["--zenoh".into(), endpoint.into(), "--out".into(), out.to_str().unwrap().into()]);
+        args.extend(["--shm-root".into(), shm.to_str().unwrap().into()]);
+        args.extend(extra.iter().map(ToString::to_string));
+        let mut c = sb.cmd(&["drive"]);
+        c.args(&args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.spawn().unwrap()
+    }
+
+    /// Runs the remote (its own shm root `rem-shm`), output in `rem/`.
+    fn remote(sb: &Sandbox, endpoint: &str) -> common::Run {
+        let (out, shm) = (sb.path("rem"), sb.path("rem-shm"));
+        sb.run(&[
+            "remote",
+            endpoint,
+            "--per-pair",
+            "-q",
+            "--out",
+            out.to_str().unwrap(),
+            "--shm-root",
+            shm.to_str().unwrap(),
+        ])
+    }
+
+    fn finish(child: Child) -> std::process::Output {
+        child.wait_with_output().unwrap()
+    }
+
+    fn check_publisher(out: &std::process::Output) {
+        assert!(
+            out.status.success(),
+            "publisher failed: {:?}\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Every fused pair of `s` has one epoch; the remote's own counters are present.
+    fn no_cross_epoch(s: &Value) {
+        assert_eq!(s["pairs"]["fused_epoch_mismatch"], 0, "{s}");
+        assert_eq!(s["invariants"]["ok"], true, "{s}");
+        for f in s["frames"].as_array().unwrap() {
+            assert!(f["epoch"].as_u64().unwrap() >= 1, "{f}");
+        }
+    }
+
+    #[test]
+    fn the_remote_fuses_the_recalibration_drive_pair_for_pair() {
+        let _turn = common::pipeline_turn();
+        let sb = Sandbox::new();
+        let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+        let publisher = publish(&sb, &endpoint, &[], &[]);
+        let run = remote(&sb, &endpoint);
+        let out = finish(publisher);
+        check_publisher(&out);
+        run.expect_code(0);
+        let p = common::summary(&sb.path("pub/summary.json"));
+        let r = common::summary(&sb.path("rem/summary.json"));
+        no_cross_epoch(&r);
+        assert_eq!(r["calibration"]["epochs"], serde_json::json!([1, 2, 3, 4]), "{r}");
+        for k in ["camera", "lidar"] {
+            assert_eq!(r["streams"][k]["network_lost"], 0, "{r}");
+            assert_eq!(r["streams"][k]["dropped_unknown_epoch"], 0, "{r}");
+        }
+        assert_eq!(r["pairs"]["fused"], p["pairs"]["fused"], "publisher {p}\nremote {r}");
+        let (pf, rf) = (p["frames"].as_array().unwrap(), r["frames"].as_array().unwrap());
+        assert!(!pf.is_empty());
+        // Everything but the latency (each host's own clock) is the same, bit for bit.
+        let result = |f: &Value| {
+            let mut f = f.clone();
+            f.as_object_mut().unwrap().remove("latency_ms");
+            f
+        };
+        let mismatches = pf.iter().zip(rf).filter(|(a, b)| result(a) != result(b)).count();
+        assert_eq!((mismatches, pf.len()), (0, rf.len()), "per-pair results differ");
+    }
+
+    #[test]
+    fn a_late_joiner_gets_the_table_and_fuses_no_pair_across_epochs() {
+        let _turn = common::pipeline_turn();
+        let sb = Sandbox::new();
+        let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+        // The run starts at once (nobody waits for us), and we join a second later.
+        let publisher = publish(&sb, &endpoint, &["--zenoh-wait", "0"], &[]);
+        std::thread::sleep(Duration::from_secs(1));
+        let run = remote(&sb, &endpoint);
+        check_publisher(&finish(publisher));
+        run.expect_code(0);
+        let r = common::summary(&sb.path("rem/summary.json"));
+        no_cross_epoch(&r);
+        assert_eq!(
+            r["calibration"]["epochs"],
+            serde_json::json!([1, 2, 3, 4]),
+            "the table was not served: {r}"
+        );
+        assert!(r["pairs"]["fused"].as_u64().unwrap() > 0, "{r}");
+    }
+
+    #[test]
+    fn samples_dropped_on_purpose_are_counted_and_no_pair_crosses_epochs() {
+        let _turn = common::pipeline_turn();
+        let sb = Sandbox::new();
+        let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+        let drops = [("EPOCHFUSE_ZENOH_TEST_DROP", "camera:5,lidar:7,calib:2")];
+        let publisher = publish(&sb, &endpoint, &[], &drops);
+        let run = remote(&sb, &endpoint);
+        check_publisher(&finish(publisher));
+        run.expect_code(0);
+        let r = common::summary(&sb.path("rem/summary.json"));
+        no_cross_epoch(&r);
+        let lost = |k: &str| r["streams"][k]["network_lost"].as_u64().unwrap();
+        // 8 s: 240 camera frames (every 5th dropped), 80 sweeps (every 7th).
+        assert_eq!((lost("camera"), lost("lidar")), (48, 11), "{r}");
+        assert!(r["pairs"]["fused"].as_u64().unwrap() > 0, "{r}");
+    }
+
+    #[test]
+    fn remote_without_a_run_is_one_line() {
+        let sb = Sandbox::new();
+        let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+        let run = sb.run(&["remote", &endpoint, "--wait", "1", "--out", sb.path("o").to_str().unwrap()]);
+        run.expect_code(2);
+        assert_eq!(run.stderr().lines().count(), 1, "{}", run.describe());
+    }
+}
+
+/// Built without the feature, `--zenoh` and `remote` say so in one line (exit 2).
+#[cfg(not(feature = "zenoh"))]
+#[test]
+fn without_the_feature_zenoh_is_one_line() {
+    let sb = common::Sandbox::new();
+    for args in [
+        &["remote", "tcp/127.0.0.1:7447"][..],
+        &["drive", "--zenoh", "tcp/127.0.0.1:7447", "--duration", "1"],
+    ] {
+        let run = sb.run(args);
+        run.expect_code(2);
+        assert!(run.stderr().contains("built without zenoh"), "{}", run.describe());
+        assert_eq!(run.stderr().lines().count(), 1, "{}", run.describe());
+    }
+}
