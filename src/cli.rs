@@ -69,9 +69,10 @@ pub enum OnOff {
     Off,
 }
 
-/// Options shared by `drive` and `replay`.
+/// How a run on this host runs and where its results go: shared by `drive`, `replay` and
+/// `remote`.
 #[derive(Debug, Args)]
-pub struct PipelineArgs {
+pub struct LocalRunArgs {
     /// Output directory: summary.json and PNG overlays (lidar points coloured by depth).
     #[arg(long, value_name = "DIR", default_value = "out")]
     pub out: PathBuf,
@@ -81,13 +82,6 @@ pub struct PipelineArgs {
     /// Pairing policy.
     #[arg(long, value_parser = pairing_parser(), default_value = "epoch")]
     pub pairing: PairingMode,
-    /// Run as fast as possible instead of in real time.
-    #[arg(long)]
-    pub max_rate: bool,
-    /// Also record the camera, lidar and calibration streams (and the vehicle bus's CAN
-    /// frames, in drives with one) to this MCAP file (ROS 2 schemas).
-    #[arg(long, value_name = "FILE.mcap")]
-    pub record: Option<PathBuf>,
     /// Directory for the run's shared-memory segments [env: EPOCHFUSE_SHM_ROOT; default: /dev/shm/epochfuse].
     #[arg(long, value_name = "DIR")]
     pub shm_root: Option<PathBuf>,
@@ -102,6 +96,20 @@ pub struct PipelineArgs {
     /// each role got is in the summary's `sandbox` key; a refused step is one warning line.
     #[arg(long, value_enum, value_name = "on|off", default_value_t = OnOff::On)]
     pub sandbox: OnOff,
+}
+
+/// Options shared by `drive` and `replay`.
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    #[command(flatten)]
+    pub local: LocalRunArgs,
+    /// Run as fast as possible instead of in real time.
+    #[arg(long)]
+    pub max_rate: bool,
+    /// Also record the camera, lidar and calibration streams (and the vehicle bus's CAN
+    /// frames, in drives with one) to this MCAP file (ROS 2 schemas).
+    #[arg(long, value_name = "FILE.mcap")]
+    pub record: Option<PathBuf>,
     /// The calibration socket's gatekeeper policy: who may subscribe, as which role, who
     /// may publish [default: configs/calib/socket-policy.ron, built in: our own user, every
     /// subscribing role, nobody publishes].
@@ -130,36 +138,17 @@ pub struct RemoteArgs {
     /// The publishing run's endpoint (e.g. tcp/127.0.0.1:7447).
     #[arg(value_name = "ENDPOINT")]
     pub endpoint: String,
-    /// Output directory: summary.json and PNG overlays.
-    #[arg(long, value_name = "DIR", default_value = "out")]
-    pub out: PathBuf,
-    /// Where to write the summary JSON [default: <out>/summary.json].
-    #[arg(long, value_name = "FILE")]
-    pub summary: Option<PathBuf>,
+    #[command(flatten)]
+    pub local: LocalRunArgs,
     /// Put one entry per fused pair in the summary's `frames` list.
     #[arg(long)]
     pub per_pair: bool,
-    /// Pairing policy.
-    #[arg(long, value_parser = pairing_parser(), default_value = "epoch")]
-    pub pairing: PairingMode,
-    /// Directory for the local run's shared-memory segments [env: EPOCHFUSE_SHM_ROOT; default: /dev/shm/epochfuse].
-    #[arg(long, value_name = "DIR")]
-    pub shm_root: Option<PathBuf>,
     /// A Zenoh config file (JSON5).
     #[arg(long, value_name = "FILE")]
     pub zenoh_config: Option<PathBuf>,
     /// Seconds to wait for a run to appear at ENDPOINT.
     #[arg(long, value_name = "S", default_value_t = 30.0)]
     pub wait: f64,
-    /// Write an overlay PNG every N fused pairs (0: none).
-    #[arg(long, value_name = "N", default_value_t = 30)]
-    pub overlay_every: u64,
-    /// Hide the progress bar.
-    #[arg(long, short)]
-    pub quiet: bool,
-    /// Sandbox every role (see `drive --help`).
-    #[arg(long, value_enum, value_name = "on|off", default_value_t = OnOff::On)]
-    pub sandbox: OnOff,
 }
 
 /// `epochfuse drive`.

@@ -103,7 +103,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 fn finish(summary: &pipeline::summary::Summary, args: &cli::PipelineArgs) -> Result<(), CliError> {
-    finish_at(summary, &args.summary.clone().unwrap_or_else(|| args.out.join("summary.json")))
+    finish_at(summary, &args.local.summary.clone().unwrap_or_else(|| args.local.out.join("summary.json")))
 }
 
 /// Prints the run's line; exit 1 if it broke an invariant.

@@ -29,11 +29,11 @@ fn absolute(p: &Path) -> PathBuf {
 }
 
 fn prepare_out(args: &PipelineArgs) -> Result<(PathBuf, PathBuf), CliError> {
-    let out = absolute(&args.out);
+    let out = absolute(&args.local.out);
     std::fs::create_dir_all(&out).map_err(|e| {
         CliError::input(format!("{}: cannot create the output directory: {e}", out.display()))
     })?;
-    let summary = args.summary.as_deref().map_or_else(|| out.join("summary.json"), absolute);
+    let summary = args.local.summary.as_deref().map_or_else(|| out.join("summary.json"), absolute);
     // Checked at the door: the recorder (sandboxed to this folder) must not fail later.
     if let Some(dir) = args.record.as_deref().map(absolute).as_deref().and_then(Path::parent) {
         if !dir.is_dir() {
@@ -55,17 +55,17 @@ fn base_spec(
     };
     Ok(RunSpec {
         source,
-        pairing: args.pairing,
+        pairing: args.local.pairing,
         camera_hz: 0.0,
         lidar_hz: 0.0,
         max_rate: args.max_rate,
         rate: 1.0,
         duration_s,
         out,
-        overlay_every: args.overlay_every,
+        overlay_every: args.local.overlay_every,
         per_pair: false,
         record: args.record.as_deref().map(absolute),
-        sandbox: args.sandbox == OnOff::On,
+        sandbox: args.local.sandbox == OnOff::On,
         socket_policy,
         epochs: Vec::new(),
         delivery: calib::DeliveryPlan::default(),
@@ -171,10 +171,10 @@ pub fn drive(args: &DriveArgs) -> Result<Summary, CliError> {
     )?;
     let cfg = Supervise {
         spec,
-        root: shared::rundir::resolve_root(args.pipeline.shm_root.as_deref()),
+        root: shared::rundir::resolve_root(args.pipeline.local.shm_root.as_deref()),
         scenario_text: Some(text),
         kills,
-        quiet: args.pipeline.quiet,
+        quiet: args.pipeline.local.quiet,
         summary_path,
         expected_lidar_frames,
         lidar_period_s: 1.0 / lidar_hz,
@@ -247,10 +247,10 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
     spec.zenoh = crate::remote::publish_spec(&args.pipeline, capacities, log.lidar_frames(), &spec.epochs)?;
     let cfg = Supervise {
         spec,
-        root: shared::rundir::resolve_root(args.pipeline.shm_root.as_deref()),
+        root: shared::rundir::resolve_root(args.pipeline.local.shm_root.as_deref()),
         scenario_text: None,
         kills: Vec::new(),
-        quiet: args.pipeline.quiet,
+        quiet: args.pipeline.local.quiet,
         summary_path,
         expected_lidar_frames: log.lidar_frames(),
         lidar_period_s: log.lidar_period_s(),

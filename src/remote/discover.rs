@@ -33,12 +33,12 @@ pub fn remote(args: &RemoteArgs) -> Result<(Summary, PathBuf), CliError> {
     }
     super::endpoint_port(&args.endpoint)?;
     let config = args.zenoh_config.as_deref().map(super::checked_config).transpose()?;
-    let out = std::path::absolute(&args.out)
-        .map_err(|e| CliError::input(format!("{}: {e}", args.out.display())))?;
+    let out = std::path::absolute(&args.local.out)
+        .map_err(|e| CliError::input(format!("{}: {e}", args.local.out.display())))?;
     std::fs::create_dir_all(&out).map_err(|e| {
         CliError::input(format!("{}: cannot create the output directory: {e}", out.display()))
     })?;
-    let summary_path = match &args.summary {
+    let summary_path = match &args.local.summary {
         Some(p) => std::path::absolute(p).map_err(|e| CliError::input(format!("{}: {e}", p.display())))?,
         None => out.join("summary.json"),
     };
@@ -60,17 +60,17 @@ pub fn remote(args: &RemoteArgs) -> Result<(Summary, PathBuf), CliError> {
     let source = if start.source == "replay" { Source::Replay } else { Source::Sim };
     let spec = RunSpec {
         source: SourceSpec::Remote(RemoteSpec { net, source }),
-        pairing: args.pairing,
+        pairing: args.local.pairing,
         camera_hz: start.camera_hz,
         lidar_hz: start.lidar_hz,
         max_rate: start.max_rate,
         rate: 1.0,
         duration_s: start.duration_s,
         out: out.clone(),
-        overlay_every: args.overlay_every,
+        overlay_every: args.local.overlay_every,
         per_pair: args.per_pair,
         record: None,
-        sandbox: args.sandbox == OnOff::On,
+        sandbox: args.local.sandbox == OnOff::On,
         socket_policy: calib::policy::SocketPolicy::default(),
         epochs,
         delivery: calib::DeliveryPlan::default(),
@@ -87,10 +87,10 @@ pub fn remote(args: &RemoteArgs) -> Result<(Summary, PathBuf), CliError> {
     let _ = std::fs::remove_file(&result_path);
     let summary = supervisor::supervise(Supervise {
         spec,
-        root: shared::rundir::resolve_root(args.shm_root.as_deref()),
+        root: shared::rundir::resolve_root(args.local.shm_root.as_deref()),
         scenario_text: None,
         kills: Vec::new(),
-        quiet: args.quiet,
+        quiet: args.local.quiet,
         summary_path: summary_path.clone(),
         expected_lidar_frames: start.expected_lidar_frames,
         lidar_period_s: 1.0 / start.lidar_hz,
