@@ -165,7 +165,7 @@ proptest! {
 
     #[test]
     fn rig_is_each_camera_alone(
-        cams in proptest::collection::vec(cam(), 1..7),
+        cams in proptest::collection::vec(cam(), 1..10),
         lidar in (-0.3..0.3f64, -0.1..0.1f64, 0.0..std::f64::consts::TAU, 0.5..2.5f64),
         seed in any::<u64>(),
     ) {
@@ -233,4 +233,39 @@ fn empty_rig_and_empty_sweep() {
     rig.project(&[], &mut out);
     assert_eq!(out.total_kept(), 0);
     assert_eq!(rig.camera(1).width(), 1600);
+}
+
+#[test]
+fn the_azimuth_table_names_few_cameras_far_out_and_every_camera_near() {
+    let sets = ring(8);
+    let rig = RigProjector::new(&sets);
+    let table = rig.table.as_ref().expect("eight wedges share a table");
+    let all = (1u32 << 8) - 1;
+    for i in 0..8 {
+        let yaw = std::f64::consts::TAU * i as f64 / 8.0;
+        // 50 m out along camera i's axis (the cameras sit on a 1 m circle around the lidar).
+        let (x, y) = ((50.0 * yaw.cos()) as f32, (50.0 * yaw.sin()) as f32);
+        let far = table.mask(x, y);
+        assert!(far & (1 << i) != 0, "camera {i} is not named straight ahead: {far:#b}");
+        assert!(far.count_ones() <= 3, "camera {i}: too many cameras far out: {far:#b}");
+        assert_eq!(table.mask(0.3 * yaw.cos() as f32, 0.3 * yaw.sin() as f32), all);
+    }
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX] {
+        assert_eq!(table.mask(bad, 1.0), all, "{bad}");
+        assert_eq!(table.mask(1.0, bad), all, "{bad}");
+    }
+}
+
+#[test]
+fn cameras_past_the_mask_width_test_their_wedges() {
+    // 34 cameras: the first 32 are named by the table, the last two test every point.
+    let sets = ring(34);
+    assert_eq!(RigProjector::new(&sets).culled_cameras(), 34);
+    check(&sets, 11);
+}
+
+#[test]
+fn few_cameras_test_their_wedges_many_share_the_table() {
+    assert!(RigProjector::new(&ring(TABLE_MIN_CAMERAS - 1)).table.is_none());
+    assert!(RigProjector::new(&ring(TABLE_MIN_CAMERAS)).table.is_some());
 }
