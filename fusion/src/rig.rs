@@ -209,7 +209,7 @@ impl RigProjector {
             for (i, ((cam, o), k)) in self.cameras.iter().zip(&mut out.cameras).zip(&mut counts).enumerate() {
                 let p = &cam.projector;
                 *k = match (&cam.wedge, &self.table) {
-                    (Some(_), Some(_)) if i < MASK_CAMERAS => {
+                    (Some(w), Some(_)) if i < MASK_CAMERAS => {
                         let bit = 1u32 << i;
                         if any & bit == 0 {
                             continue;
@@ -217,8 +217,13 @@ impl RigProjector {
                         // Sweeps come in azimuth order: the camera's points are a short run.
                         let lo = masks.iter().position(|m| m & bit != 0).unwrap_or(0);
                         let hi = masks.iter().rposition(|m| m & bit != 0).map_or(lo, |h| h + 1);
-                        let run = &masks[lo..hi];
-                        p.project_chunk(&chunk[lo..hi], base + lo, *k, o, |j| run[j] & bit != 0)
+                        let (run, points) = (&masks[lo..hi], &chunk[lo..hi]);
+                        let test = 1u32 << (i + MASK_CAMERAS);
+                        p.project_chunk(points, base + lo, *k, o, |j| {
+                            let m = run[j];
+                            m & bit != 0
+                                && (m & test == 0 || w.contains(f64::from(points[j].x), f64::from(points[j].y)))
+                        })
                     }
                     (Some(w), _) => p.project_chunk(chunk, base, *k, o, |j| {
                         w.contains(f64::from(chunk[j].x), f64::from(chunk[j].y))

@@ -2,9 +2,10 @@
 //!
 //! A point's azimuth around the lidar (a *pseudo-angle*: one division, no `atan2`) picks one
 //! of [`BINS`] sectors, and its horizontal range one of the bands of [`BAND_RADII`]; the table
-//! holds, for each (band, sector), a bitmask of the cameras whose wedge can hold a point there.
-//! Only those cameras run their arithmetic on it, so a point costs one look-up plus the one
-//! or two cameras around it, not a test per camera.
+//! holds, for each (band, sector), a bitmask of the cameras whose wedge can hold a point there,
+//! and of those for which the sector is only partly inside the wedge: only there does the
+//! camera test its wedge. Only the cameras named run their arithmetic on a point, so a point
+//! costs one look-up plus the one or two cameras around it, not a test per camera.
 //!
 //! Why a sector from the lidar's origin is enough although a wedge's apex is the camera's
 //! centre `A`, elsewhere: for a point `P` in the wedge with `|P| ≥ R > |A|`, the angle
@@ -36,8 +37,9 @@ const MIN_SCALE_M: f64 = 0.05;
 const APEX_PAD_M: f64 = 1e-3;
 /// 1.5·2²³: adding it to an `f32` in [0, 2²²) leaves that number rounded in the low bits.
 const ROUNDING_MAGIC: f32 = 12_582_912.0;
-/// Cameras a mask can name; cameras past these test their wedge on every point.
-pub(super) const MASK_CAMERAS: usize = u32::BITS as usize;
+/// Cameras a mask can name (bit `i`: camera `i` may keep the point; bit `16 + i`: only if
+/// its wedge test says so); cameras past these test their wedge on every point.
+pub(super) const MASK_CAMERAS: usize = 16;
 
 /// Per (band, sector), the cameras that may keep a point there.
 #[derive(Clone, Debug)]
@@ -92,18 +94,28 @@ impl AzimuthTable {
             let radius = scale * BAND_RADII[band] * (1.0 - 1e-4);
             for &(i, w) in &named {
                 let apex = w.apex.norm() + APEX_PAD_M;
-                let reach = if radius > apex { w.half + (apex / radius).asin() + 1e-6 } else { f64::INFINITY };
+                // How far a point's azimuth may be from its direction seen from the apex.
+                let off = if radius > apex { (apex / radius).asin() + 1e-6 } else { f64::INFINITY };
                 let covers = |j: usize| {
                     let (mid, half_bin) = sector(j);
-                    let room = reach + half_bin;
+                    let room = w.half + off + half_bin;
                     room >= std::f64::consts::PI || wrap(mid - w.centre).abs() <= room
                 };
-                let bit = 1u32 << i;
+                // Every point of the sector is inside the wedge's angles seen from the apex.
+                let inside = |j: usize| {
+                    let (mid, half_bin) = sector(j);
+                    wrap(mid - w.centre).abs() + half_bin + off < w.half
+                };
+                let (bit, test) = (1u32 << i, 1u32 << (i + MASK_CAMERAS));
                 for j in 0..BINS {
                     // Entry j: the points whose scaled pseudo-angle rounds to j, in sector
                     // j − 1 or j (the f32 error, below 1e-4 of a sector, cannot reach further).
-                    if covers((j + BINS - 1) % BINS) || covers(j) {
+                    let before = (j + BINS - 1) % BINS;
+                    if covers(before) || covers(j) {
                         row[j] |= bit;
+                        if !(inside(before) && inside(j)) {
+                            row[j] |= test;
+                        }
                     }
                 }
             }
@@ -130,7 +142,7 @@ impl AzimuthTable {
         band * BINS as u32 + (v.to_bits() & (BINS as u32 - 1))
     }
 
-    /// The cameras that may keep a point at (`x`, `y`) in the lidar's x-y plane.
+    /// The mask of a point at (`x`, `y`) in the lidar's x-y plane.
     #[cfg(test)]
     pub(super) fn mask(&self, x: f32, y: f32) -> u32 {
         self.masks[self.index(x, y) as usize]
