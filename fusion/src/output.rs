@@ -13,7 +13,9 @@ use shared::frames::{camera_image, FusedHeader, FusedPoint, FusedView, ImageView
 use zerocopy::IntoBytes;
 
 mod mosaic;
-pub use mosaic::{compose_mosaic, mosaic_order, MosaicLayout, MosaicTile, MOSAIC_LABEL_HEIGHT, MOSAIC_SEPARATOR};
+pub use mosaic::{
+    compose_mosaic, mosaic_order, MosaicLayout, MosaicTile, MOSAIC_LABEL_HEIGHT, MOSAIC_SEPARATOR,
+};
 
 /// An error from a sink.
 pub type SinkError = Box<dyn std::error::Error + Send + Sync>;

@@ -162,7 +162,8 @@ impl RigProjector {
         let cameras: Vec<RigCamera> =
             calibs.iter().map(|c| RigCamera { projector: Projector::new(c), wedge: Wedge::of(c) }).collect();
         let wedges: Vec<Option<Wedge>> = cameras.iter().map(|c| c.wedge).collect();
-        let table = (wedges.iter().flatten().count() >= TABLE_MIN_CAMERAS).then(|| AzimuthTable::new(&wedges));
+        let table =
+            (wedges.iter().flatten().count() >= TABLE_MIN_CAMERAS).then(|| AzimuthTable::new(&wedges));
         Self { cameras, table }
     }
 
@@ -222,7 +223,8 @@ impl RigProjector {
                         p.project_chunk(points, base + lo, *k, o, |j| {
                             let m = run[j];
                             m & bit != 0
-                                && (m & test == 0 || w.contains(f64::from(points[j].x), f64::from(points[j].y)))
+                                && (m & test == 0
+                                    || w.contains(f64::from(points[j].x), f64::from(points[j].y)))
                         })
                     }
                     (Some(w), _) => p.project_chunk(chunk, base, *k, o, |j| {

@@ -400,7 +400,11 @@ enum RefRejected {
 
 impl RefSlot {
     fn new() -> Self {
-        Self { seq: AtomicU64::new(0), frame: AtomicU64::new(0), data: [AtomicU64::new(0), AtomicU64::new(0)] }
+        Self {
+            seq: AtomicU64::new(0),
+            frame: AtomicU64::new(0),
+            data: [AtomicU64::new(0), AtomicU64::new(0)],
+        }
     }
 
     fn write(&self, k: u64) {

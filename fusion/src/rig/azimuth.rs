@@ -81,8 +81,12 @@ impl AzimuthTable {
     /// The table of `wedges` (camera `i` is bit `i`; cameras without a wedge or past
     /// [`MASK_CAMERAS`] are in no mask).
     pub(super) fn new(wedges: &[Option<Wedge>]) -> Self {
-        let named: Vec<(usize, &Wedge)> =
-            wedges.iter().enumerate().take(MASK_CAMERAS).filter_map(|(i, w)| Some((i, w.as_ref()?))).collect();
+        let named: Vec<(usize, &Wedge)> = wedges
+            .iter()
+            .enumerate()
+            .take(MASK_CAMERAS)
+            .filter_map(|(i, w)| Some((i, w.as_ref()?)))
+            .collect();
         let scale = named.iter().map(|(_, w)| w.apex.norm()).fold(MIN_SCALE_M, f64::max);
         let mut masks = vec![0u32; BANDS * BINS].into_boxed_slice();
         let sector = |j: usize| {
@@ -107,14 +111,14 @@ impl AzimuthTable {
                     wrap(mid - w.centre).abs() + half_bin + off < w.half
                 };
                 let (bit, test) = (1u32 << i, 1u32 << (i + MASK_CAMERAS));
-                for j in 0..BINS {
+                for (j, entry) in row.iter_mut().enumerate() {
                     // Entry j: the points whose scaled pseudo-angle rounds to j, in sector
                     // j − 1 or j (the f32 error, below 1e-4 of a sector, cannot reach further).
                     let before = (j + BINS - 1) % BINS;
                     if covers(before) || covers(j) {
-                        row[j] |= bit;
+                        *entry |= bit;
                         if !(inside(before) && inside(j)) {
-                            row[j] |= test;
+                            *entry |= test;
                         }
                     }
                 }

@@ -34,7 +34,9 @@ fn one_tile_is_one_labelled_cell() {
     assert_eq!(cell_centre(&m, &l, 1, 0), [200, 10, 10]);
     // The label strip carries text: some pixel in it is the text colour.
     let label = (0..32).flat_map(|x| (0..MOSAIC_LABEL_HEIGHT).map(move |y| (x, y)));
-    assert!(label.into_iter().any(|(x, y)| m.get_pixel(MOSAIC_SEPARATOR + x, MOSAIC_SEPARATOR + y).0 == TEXT_RGB));
+    assert!(label
+        .into_iter()
+        .any(|(x, y)| m.get_pixel(MOSAIC_SEPARATOR + x, MOSAIC_SEPARATOR + y).0 == TEXT_RGB));
     // The separator frames the cell.
     assert_eq!(m.get_pixel(0, 0).0, SEPARATOR_RGB);
 }
@@ -101,7 +103,11 @@ fn mismatched_empty_and_tiny_images_do_not_panic() {
     let tiles: Vec<MosaicTile<'_>> = imgs
         .iter()
         .enumerate()
-        .map(|(i, im)| MosaicTile { name: "?é\u{1F697} long name that does not fit", yaw: i as f64, image: im })
+        .map(|(i, im)| MosaicTile {
+            name: "?é\u{1F697} long name that does not fit",
+            yaw: i as f64,
+            image: im,
+        })
         .collect();
     for l in [layout(7, 5, 0), layout(1, 1, 1), layout(0, 0, 0), layout(64, 36, 3)] {
         let m = compose_mosaic(&tiles, &l).unwrap();
