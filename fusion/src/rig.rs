@@ -1,7 +1,11 @@
 //! One lidar sweep into N cameras, the projection work shared (issue 18 §5).
 //!
 //! Each camera's *horizontal frustum*, a wedge with its apex at the camera's centre of
-//! projection, is tested for each point: four multiply-adds and two compares per camera.
+//! projection, decides which points go through that camera's arithmetic. With three or more
+//! wedges the rig does not test every wedge on every point: one look-up per point in an
+//! azimuth table (see [`azimuth`]) names the cameras whose wedge can hold it, and only where
+//! a sector is partly inside a wedge does that camera test it (four multiply-adds and two
+//! compares). With fewer, each camera tests its wedge on every point.
 //! "Horizontal" is the lidar's own x-y plane: the transform of the rig is folded into each
 //! camera's wedge once per calibration (apex and sides expressed in the lidar frame), so a
 //! point is read once and needs no per-point transform at all. (The vehicle frame would not
