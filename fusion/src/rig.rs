@@ -3,7 +3,7 @@
 //! Each camera's *horizontal frustum*, a wedge with its apex at the camera's centre of
 //! projection, decides which points go through that camera's arithmetic. With three or more
 //! wedges the rig does not test every wedge on every point: one look-up per point in an
-//! azimuth table (see [`azimuth`]) names the cameras whose wedge can hold it, and only where
+//! azimuth table (`rig/azimuth.rs`) names the cameras whose wedge can hold it, and only where
 //! a sector is partly inside a wedge does that camera test it (four multiply-adds and two
 //! compares). With fewer, each camera tests its wedge on every point.
 //! "Horizontal" is the lidar's own x-y plane: the transform of the rig is folded into each
