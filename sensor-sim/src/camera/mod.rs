@@ -238,8 +238,9 @@ impl CameraRenderer {
     }
 
     /// Draws each frame on `threads` threads (at least one; the calling thread is one of
-    /// them). The default is the machine's parallelism, at most [`MAX_THREADS`]. The
-    /// frame's bytes are the same for any number.
+    /// them). The default is the machine's parallelism, at most [`MAX_THREADS`]. The other
+    /// threads are started here, once, and wait between frames (no thread is spawned per
+    /// frame). The frame's bytes are the same for any number.
     pub fn set_threads(&mut self, threads: usize) {
         self.bands = Bands::new(threads.clamp(1, MAX_THREADS));
     }
