@@ -166,16 +166,15 @@ impl SlotView<'_> {
         Some(out)
     }
 
-    /// Calls `f(i, word)` for every payload word in order.
+    /// Calls `f(i, word)` for every payload word in order (read in chunks through the
+    /// wide-copy primitive; the checksum it folds on the way is not used here).
     #[inline]
     pub fn for_each_word(&self, mut f: impl FnMut(usize, u64)) {
-        let Some((last, body)) = self.words.split_last() else { return };
-        for (i, w) in body.iter().enumerate() {
-            f(i, w.load(Ordering::Relaxed));
-        }
-        let tail = self.len % 8;
-        let w = last.load(Ordering::Relaxed);
-        f(body.len(), if tail == 0 { w } else { w & (u64::MAX >> (8 * (8 - tail))) });
+        let _ = self.for_each_chunk_summed(|first, words| {
+            for (k, w) in words.iter().enumerate() {
+                f(first + k, *w);
+            }
+        });
     }
 
     /// Calls `f(first, words)` for the payload in order, `words` being a private copy of at
