@@ -178,6 +178,46 @@ mod avx2 {
 
     use crate::checksum::K0;
 
+    /// Loads the lanes (ymm0 = a, ymm1 = b) from `[{lanes}]` and `K0` into every lane of ymm2.
+    macro_rules! prologue {
+        () => {
+            concat!(
+                "vmovdqu ymm0, ymmword ptr [{lanes}]\n",
+                "vmovdqu ymm1, ymmword ptr [{lanes} + 32]\n",
+                "vmovq xmm2, {k}\n",
+                "vpbroadcastq ymm2, xmm2\n",
+            )
+        };
+    }
+
+    /// Folds ymm3..ymm6 (16 consecutive words, already XORed with `K0`) into the lanes.
+    macro_rules! fold4 {
+        () => {
+            concat!(
+                "vpaddq ymm0, ymm0, ymm3\n",
+                "vpaddq ymm1, ymm1, ymm0\n",
+                "vpaddq ymm0, ymm0, ymm4\n",
+                "vpaddq ymm1, ymm1, ymm0\n",
+                "vpaddq ymm0, ymm0, ymm5\n",
+                "vpaddq ymm1, ymm1, ymm0\n",
+                "vpaddq ymm0, ymm0, ymm6\n",
+                "vpaddq ymm1, ymm1, ymm0\n",
+            )
+        };
+    }
+
+    /// Stores the lanes back to `[{lanes}]`; clears the upper halves (every vector register
+    /// is declared clobbered).
+    macro_rules! epilogue {
+        () => {
+            concat!(
+                "vmovdqu ymmword ptr [{lanes}], ymm0\n",
+                "vmovdqu ymmword ptr [{lanes} + 32], ymm1\n",
+                "vzeroupper\n",
+            )
+        };
+    }
+
     /// Copies `quads` 32-byte vectors from `src` to `dst`, folding each into `lanes`.
     ///
     /// # Safety
@@ -192,10 +232,8 @@ mod avx2 {
         // via the C ABI, so `vzeroupper` cannot destroy a live value of the compiler's).
         unsafe {
             asm!(
-                "vmovdqu ymm0, ymmword ptr [{lanes}]",
-                "vmovdqu ymm1, ymmword ptr [{lanes} + 32]",
-                "vmovq xmm2, {k}",
-                "vpbroadcastq ymm2, xmm2",
+                prologue!(),
+                // Four vectors (128 bytes) a step while at least four are left.
                 "cmp rcx, 4",
                 "jb 3f",
                 "2:",
@@ -211,19 +249,13 @@ mod avx2 {
                 "vpxor ymm4, ymm4, ymm2",
                 "vpxor ymm5, ymm5, ymm2",
                 "vpxor ymm6, ymm6, ymm2",
-                "vpaddq ymm0, ymm0, ymm3",
-                "vpaddq ymm1, ymm1, ymm0",
-                "vpaddq ymm0, ymm0, ymm4",
-                "vpaddq ymm1, ymm1, ymm0",
-                "vpaddq ymm0, ymm0, ymm5",
-                "vpaddq ymm1, ymm1, ymm0",
-                "vpaddq ymm0, ymm0, ymm6",
-                "vpaddq ymm1, ymm1, ymm0",
+                fold4!(),
                 "add rsi, 128",
                 "add rdi, 128",
                 "sub rcx, 4",
                 "cmp rcx, 4",
                 "jae 2b",
+                // Then one vector a step.
                 "3:",
                 "test rcx, rcx",
                 "jz 5f",
@@ -238,9 +270,7 @@ mod avx2 {
                 "dec rcx",
                 "jnz 4b",
                 "5:",
-                "vmovdqu ymmword ptr [{lanes}], ymm0",
-                "vmovdqu ymmword ptr [{lanes} + 32], ymm1",
-                "vzeroupper",
+                epilogue!(),
                 inout("rsi") src => _,
                 inout("rdi") dst => _,
                 inout("rcx") quads => _,
@@ -264,10 +294,7 @@ mod avx2 {
         // declared clobbered (C ABI), so `vzeroupper` is harmless.
         unsafe {
             asm!(
-                "vmovdqu ymm0, ymmword ptr [{lanes}]",
-                "vmovdqu ymm1, ymmword ptr [{lanes} + 32]",
-                "vmovq xmm2, {k}",
-                "vpbroadcastq ymm2, xmm2",
+                prologue!(),
                 "cmp rcx, 4",
                 "jb 3f",
                 "2:",
@@ -275,14 +302,7 @@ mod avx2 {
                 "vpxor ymm4, ymm2, ymmword ptr [rsi + 32]",
                 "vpxor ymm5, ymm2, ymmword ptr [rsi + 64]",
                 "vpxor ymm6, ymm2, ymmword ptr [rsi + 96]",
-                "vpaddq ymm0, ymm0, ymm3",
-                "vpaddq ymm1, ymm1, ymm0",
-                "vpaddq ymm0, ymm0, ymm4",
-                "vpaddq ymm1, ymm1, ymm0",
-                "vpaddq ymm0, ymm0, ymm5",
-                "vpaddq ymm1, ymm1, ymm0",
-                "vpaddq ymm0, ymm0, ymm6",
-                "vpaddq ymm1, ymm1, ymm0",
+                fold4!(),
                 "add rsi, 128",
                 "sub rcx, 4",
                 "cmp rcx, 4",
@@ -298,9 +318,7 @@ mod avx2 {
                 "dec rcx",
                 "jnz 4b",
                 "5:",
-                "vmovdqu ymmword ptr [{lanes}], ymm0",
-                "vmovdqu ymmword ptr [{lanes} + 32], ymm1",
-                "vzeroupper",
+                epilogue!(),
                 inout("rsi") src => _,
                 inout("rcx") quads => _,
                 lanes = in(reg) lanes.as_mut_ptr(),
