@@ -218,6 +218,27 @@ mod avx2 {
         };
     }
 
+    /// One kernel: the prologue, `body` (which walks rcx vectors), the epilogue, with the
+    /// operands every kernel has and the explicit registers `regs` its body uses.
+    macro_rules! kernel {
+        ($lanes:expr, [$($body:expr),* $(,)?], $($regs:tt)*) => {
+            asm!(
+                prologue!(),
+                $($body,)*
+                // The single-vector loop's end (label 4) and the exit (label 5).
+                "dec rcx",
+                "jnz 4b",
+                "5:",
+                epilogue!(),
+                lanes = in(reg) $lanes,
+                k = in(reg) K0,
+                $($regs)*
+                clobber_abi("C"),
+                options(nostack),
+            )
+        };
+    }
+
     /// Copies `quads` 32-byte vectors from `src` to `dst`, folding each into `lanes`.
     ///
     /// # Safety
@@ -231,53 +252,47 @@ mod avx2 {
         // stack untouched, and clobbers only the registers declared (all vector registers,
         // via the C ABI, so `vzeroupper` cannot destroy a live value of the compiler's).
         unsafe {
-            asm!(
-                prologue!(),
-                // Four vectors (128 bytes) a step while at least four are left.
-                "cmp rcx, 4",
-                "jb 3f",
-                "2:",
-                "vmovdqu ymm3, ymmword ptr [rsi]",
-                "vmovdqu ymm4, ymmword ptr [rsi + 32]",
-                "vmovdqu ymm5, ymmword ptr [rsi + 64]",
-                "vmovdqu ymm6, ymmword ptr [rsi + 96]",
-                "vmovdqu ymmword ptr [rdi], ymm3",
-                "vmovdqu ymmword ptr [rdi + 32], ymm4",
-                "vmovdqu ymmword ptr [rdi + 64], ymm5",
-                "vmovdqu ymmword ptr [rdi + 96], ymm6",
-                "vpxor ymm3, ymm3, ymm2",
-                "vpxor ymm4, ymm4, ymm2",
-                "vpxor ymm5, ymm5, ymm2",
-                "vpxor ymm6, ymm6, ymm2",
-                fold4!(),
-                "add rsi, 128",
-                "add rdi, 128",
-                "sub rcx, 4",
-                "cmp rcx, 4",
-                "jae 2b",
-                // Then one vector a step.
-                "3:",
-                "test rcx, rcx",
-                "jz 5f",
-                "4:",
-                "vmovdqu ymm3, ymmword ptr [rsi]",
-                "vmovdqu ymmword ptr [rdi], ymm3",
-                "vpxor ymm3, ymm3, ymm2",
-                "vpaddq ymm0, ymm0, ymm3",
-                "vpaddq ymm1, ymm1, ymm0",
-                "add rsi, 32",
-                "add rdi, 32",
-                "dec rcx",
-                "jnz 4b",
-                "5:",
-                epilogue!(),
+            kernel!(
+                lanes.as_mut_ptr(),
+                [
+                    // Four vectors (128 bytes) a step while at least four are left.
+                    "cmp rcx, 4",
+                    "jb 3f",
+                    "2:",
+                    "vmovdqu ymm3, ymmword ptr [rsi]",
+                    "vmovdqu ymm4, ymmword ptr [rsi + 32]",
+                    "vmovdqu ymm5, ymmword ptr [rsi + 64]",
+                    "vmovdqu ymm6, ymmword ptr [rsi + 96]",
+                    "vmovdqu ymmword ptr [rdi], ymm3",
+                    "vmovdqu ymmword ptr [rdi + 32], ymm4",
+                    "vmovdqu ymmword ptr [rdi + 64], ymm5",
+                    "vmovdqu ymmword ptr [rdi + 96], ymm6",
+                    "vpxor ymm3, ymm3, ymm2",
+                    "vpxor ymm4, ymm4, ymm2",
+                    "vpxor ymm5, ymm5, ymm2",
+                    "vpxor ymm6, ymm6, ymm2",
+                    fold4!(),
+                    "add rsi, 128",
+                    "add rdi, 128",
+                    "sub rcx, 4",
+                    "cmp rcx, 4",
+                    "jae 2b",
+                    // Then one vector a step.
+                    "3:",
+                    "test rcx, rcx",
+                    "jz 5f",
+                    "4:",
+                    "vmovdqu ymm3, ymmword ptr [rsi]",
+                    "vmovdqu ymmword ptr [rdi], ymm3",
+                    "vpxor ymm3, ymm3, ymm2",
+                    "vpaddq ymm0, ymm0, ymm3",
+                    "vpaddq ymm1, ymm1, ymm0",
+                    "add rsi, 32",
+                    "add rdi, 32",
+                ],
                 inout("rsi") src => _,
                 inout("rdi") dst => _,
                 inout("rcx") quads => _,
-                lanes = in(reg) lanes.as_mut_ptr(),
-                k = in(reg) K0,
-                clobber_abi("C"),
-                options(nostack),
             );
         }
     }
@@ -293,38 +308,32 @@ mod avx2 {
         // `lanes` is 64 valid bytes; no other memory, no stack; every vector register is
         // declared clobbered (C ABI), so `vzeroupper` is harmless.
         unsafe {
-            asm!(
-                prologue!(),
-                "cmp rcx, 4",
-                "jb 3f",
-                "2:",
-                "vpxor ymm3, ymm2, ymmword ptr [rsi]",
-                "vpxor ymm4, ymm2, ymmword ptr [rsi + 32]",
-                "vpxor ymm5, ymm2, ymmword ptr [rsi + 64]",
-                "vpxor ymm6, ymm2, ymmword ptr [rsi + 96]",
-                fold4!(),
-                "add rsi, 128",
-                "sub rcx, 4",
-                "cmp rcx, 4",
-                "jae 2b",
-                "3:",
-                "test rcx, rcx",
-                "jz 5f",
-                "4:",
-                "vpxor ymm3, ymm2, ymmword ptr [rsi]",
-                "vpaddq ymm0, ymm0, ymm3",
-                "vpaddq ymm1, ymm1, ymm0",
-                "add rsi, 32",
-                "dec rcx",
-                "jnz 4b",
-                "5:",
-                epilogue!(),
+            kernel!(
+                lanes.as_mut_ptr(),
+                [
+                    "cmp rcx, 4",
+                    "jb 3f",
+                    "2:",
+                    "vpxor ymm3, ymm2, ymmword ptr [rsi]",
+                    "vpxor ymm4, ymm2, ymmword ptr [rsi + 32]",
+                    "vpxor ymm5, ymm2, ymmword ptr [rsi + 64]",
+                    "vpxor ymm6, ymm2, ymmword ptr [rsi + 96]",
+                    fold4!(),
+                    "add rsi, 128",
+                    "sub rcx, 4",
+                    "cmp rcx, 4",
+                    "jae 2b",
+                    "3:",
+                    "test rcx, rcx",
+                    "jz 5f",
+                    "4:",
+                    "vpxor ymm3, ymm2, ymmword ptr [rsi]",
+                    "vpaddq ymm0, ymm0, ymm3",
+                    "vpaddq ymm1, ymm1, ymm0",
+                    "add rsi, 32",
+                ],
                 inout("rsi") src => _,
                 inout("rcx") quads => _,
-                lanes = in(reg) lanes.as_mut_ptr(),
-                k = in(reg) K0,
-                clobber_abi("C"),
-                options(nostack),
             );
         }
     }
