@@ -190,6 +190,13 @@ mod avx2 {
         };
     }
 
+    /// Folds ymm3 (four consecutive words, already XORed with `K0`) into the lanes.
+    macro_rules! fold1 {
+        () => {
+            concat!("vpaddq ymm0, ymm0, ymm3\n", "vpaddq ymm1, ymm1, ymm0\n")
+        };
+    }
+
     /// Folds ymm3..ymm6 (16 consecutive words, already XORed with `K0`) into the lanes.
     macro_rules! fold4 {
         () => {
@@ -218,14 +225,25 @@ mod avx2 {
         };
     }
 
-    /// One kernel: the prologue, `body` (which walks rcx vectors), the epilogue, with the
-    /// operands every kernel has and the explicit registers `regs` its body uses.
+    /// One kernel: the prologue; `four` (four vectors, then the pointers advanced) while at
+    /// least four of the rcx vectors are left, then `one` (one vector) for the rest; the
+    /// epilogue. The operands every kernel has come first, the explicit registers `regs` last.
     macro_rules! kernel {
-        ($lanes:expr, [$($body:expr),* $(,)?], $($regs:tt)*) => {
+        ($lanes:expr, four: [$($four:expr),* $(,)?], one: [$($one:expr),* $(,)?], $($regs:tt)*) => {
             asm!(
                 prologue!(),
-                $($body,)*
-                // The single-vector loop's end (label 4) and the exit (label 5).
+                "cmp rcx, 4",
+                "jb 3f",
+                "2:",
+                $($four,)*
+                "sub rcx, 4",
+                "cmp rcx, 4",
+                "jae 2b",
+                "3:",
+                "test rcx, rcx",
+                "jz 5f",
+                "4:",
+                $($one,)*
                 "dec rcx",
                 "jnz 4b",
                 "5:",
@@ -254,11 +272,7 @@ mod avx2 {
         unsafe {
             kernel!(
                 lanes.as_mut_ptr(),
-                [
-                    // Four vectors (128 bytes) a step while at least four are left.
-                    "cmp rcx, 4",
-                    "jb 3f",
-                    "2:",
+                four: [
                     "vmovdqu ymm3, ymmword ptr [rsi]",
                     "vmovdqu ymm4, ymmword ptr [rsi + 32]",
                     "vmovdqu ymm5, ymmword ptr [rsi + 64]",
@@ -274,19 +288,12 @@ mod avx2 {
                     fold4!(),
                     "add rsi, 128",
                     "add rdi, 128",
-                    "sub rcx, 4",
-                    "cmp rcx, 4",
-                    "jae 2b",
-                    // Then one vector a step.
-                    "3:",
-                    "test rcx, rcx",
-                    "jz 5f",
-                    "4:",
+                ],
+                one: [
                     "vmovdqu ymm3, ymmword ptr [rsi]",
                     "vmovdqu ymmword ptr [rdi], ymm3",
                     "vpxor ymm3, ymm3, ymm2",
-                    "vpaddq ymm0, ymm0, ymm3",
-                    "vpaddq ymm1, ymm1, ymm0",
+                    fold1!(),
                     "add rsi, 32",
                     "add rdi, 32",
                 ],
@@ -310,26 +317,17 @@ mod avx2 {
         unsafe {
             kernel!(
                 lanes.as_mut_ptr(),
-                [
-                    "cmp rcx, 4",
-                    "jb 3f",
-                    "2:",
+                four: [
                     "vpxor ymm3, ymm2, ymmword ptr [rsi]",
                     "vpxor ymm4, ymm2, ymmword ptr [rsi + 32]",
                     "vpxor ymm5, ymm2, ymmword ptr [rsi + 64]",
                     "vpxor ymm6, ymm2, ymmword ptr [rsi + 96]",
                     fold4!(),
                     "add rsi, 128",
-                    "sub rcx, 4",
-                    "cmp rcx, 4",
-                    "jae 2b",
-                    "3:",
-                    "test rcx, rcx",
-                    "jz 5f",
-                    "4:",
+                ],
+                one: [
                     "vpxor ymm3, ymm2, ymmword ptr [rsi]",
-                    "vpaddq ymm0, ymm0, ymm3",
-                    "vpaddq ymm1, ymm1, ymm0",
+                    fold1!(),
                     "add rsi, 32",
                 ],
                 inout("rsi") src => _,
