@@ -22,26 +22,29 @@
 //! atomically, at 8 bytes, by every party (no mixed-size access, which Rust does not define).
 //!
 //! **Why the hardware implements that claim.** The slot offsets handed to these functions are
-//! 8-aligned (payloads are 64-aligned). On x86-64 an aligned quadword access is single-copy
-//! atomic, and a 256-bit `vmovdqu` is architecturally at worst "multiple memory accesses"
-//! (Intel SDM vol. 3A §9.1.1; AMD APM vol. 2 §7.3.2), which every implementation splits on
-//! 16-byte or cache-line boundaries, never inside an aligned quadword; on processors with AVX,
-//! aligned 16-byte vector accesses are even atomic as a whole. The P1478 / RFC 3301 model is
-//! weaker still, per *byte*, and is all a seqlock needs: even if a word were seen half old,
-//! half new, the reader would have read from a store of a racing write, and the check below
-//! rejects the copy. x86-64 is TSO: loads are not reordered with loads, nor stores with
-//! stores; no non-temporal or string instruction is used (their stores are weakly ordered).
+//! 8-aligned (payloads are 64-aligned, so the kernels' 32-byte accesses are aligned too). On
+//! x86-64 an aligned quadword access is single-copy atomic; a 256-bit `vmovdqu` is
+//! architecturally "multiple memory accesses" of unstated size (Intel SDM vol. 3A §9.1.1; AMD
+//! APM vol. 2 §7.3.2), and processors with AVX make aligned 16-byte vector accesses atomic as a
+//! whole. That no aligned quadword inside a vector access is torn is therefore practice, not
+//! promise, and the one thing relied on beyond the word loop. If it ever failed, the only
+//! copies affected would be those that overlap a concurrent write of the same words, which
+//! the seqlock refuses anyway: this is the P1478 / RFC 3301 model, atomic per *byte*, which is
+//! all a seqlock reader needs. x86-64 is TSO: loads are not reordered with loads, nor stores
+//! with stores, so the writer's data stores stay between its odd store and its closing
+//! Release store in every other core's view; no non-temporal or string instruction is used
+//! (their stores are weakly ordered).
 //!
 //! **Why the seqlock's fences still order it.** The asm blocks are not `pure`, `nomem` or
 //! `readonly`: to the compiler each may read and write any memory, so it is never moved,
 //! merged, duplicated or elided, and never crosses the Release fence of
 //! [`seqlock::write_begin`](crate::seqlock::write_begin), the Release store of `write_end`,
 //! the Acquire load of `read_begin` or the Acquire fence of `read_end` (the partners named in
-//! `seqlock.rs`). With the claim above, Boehm's argument (2012, §4) applies word for word:
+//! `seqlock.rs`). With the claim above, Boehm's argument (2012) applies word for word:
 //! if a reader's copy saw any word of a write that began after its first load, the writer's
-//! Release fence synchronises with the reader's Acquire fence and the second load sees the
-//! odd value: the copy is refused; if the first load saw `s+2`, every word of that write is
-//! visible to the copy. A copy that returns is therefore data-race free *and* consistent.
+//! Release fence synchronises with the reader's Acquire fence, and the second load sees the
+//! odd value or a later one: the copy is refused. If the first load saw `s+2`, every word of
+//! that write is visible to the copy. A copy that is accepted is data-race free and consistent.
 //!
 //! **Precedents weighed.** crossbeam-utils' `AtomicCell` seqlock reads with `ptr::read_volatile`
 //! and says itself that this is a data race in the model; we do not. `atomic-memcpy`
@@ -80,7 +83,7 @@ pub fn enabled() -> bool {
 /// # Panics
 /// If the lengths do not match or `src` is not whole quads (a bug in the caller).
 #[inline]
-pub fn load_summed(src: &[AtomicU64], dst: &mut [u8], sum: &mut Checksum) {
+pub(crate) fn load_summed(src: &[AtomicU64], dst: &mut [u8], sum: &mut Checksum) {
     assert!(src.len() % 4 == 0 && dst.len() == 8 * src.len(), "wide load of a partial quad");
     #[cfg(target_arch = "x86_64")]
     if enabled() {
@@ -111,7 +114,7 @@ pub fn load_summed(src: &[AtomicU64], dst: &mut [u8], sum: &mut Checksum) {
 /// # Panics
 /// As [`load_summed`].
 #[inline]
-pub fn store_summed(dst: &[AtomicU64], src: &[u8], sum: &mut Checksum) {
+pub(crate) fn store_summed(dst: &[AtomicU64], src: &[u8], sum: &mut Checksum) {
     assert!(dst.len() % 4 == 0 && src.len() == 8 * dst.len(), "wide store of a partial quad");
     #[cfg(target_arch = "x86_64")]
     if enabled() {
@@ -142,7 +145,7 @@ pub fn store_summed(dst: &[AtomicU64], src: &[u8], sum: &mut Checksum) {
 /// # Panics
 /// If `src` is not whole quads.
 #[inline]
-pub fn sum_words(src: &[AtomicU64], sum: &mut Checksum) {
+pub(crate) fn sum_words(src: &[AtomicU64], sum: &mut Checksum) {
     assert!(src.len() % 4 == 0, "wide sum of a partial quad");
     #[cfg(target_arch = "x86_64")]
     if enabled() {
