@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use logs::{LogError, LogFormat, LogFrame, LogOptions, OpenedLog};
+use logs::{LogError, LogFormat, LogOptions, OpenedLog};
 use shared::ring::{FrameMeta, RingWriter};
 use shared::scoreboard::ProducerScoreboard;
 use shared::segment::SegmentSpec;
@@ -40,21 +40,21 @@ fn ring(run: &Path, kind: StreamKind, capacity: usize) -> Result<RingWriter, Cli
         .map_err(|e| CliError::internal(format!("{}: {e}", path.display())))
 }
 
-/// Frames the decoding thread keeps ready: enough to cover a chunk boundary without holding
+/// Frames each decoding thread keeps ready: enough to cover a chunk boundary without holding
 /// much memory (a frame is a few MB).
 const PREFETCH_DEPTH: usize = 2;
+/// KITTI decoding threads: the PNG decode is a replay's floor, so it runs on both cores.
+const KITTI_DECODERS: usize = 2;
 
-/// The log's frames in replay order. A bag decodes on a prefetch thread, so this thread only
-/// fills slots: measured on a recorded 20 s drive, 23% less CPU per replay. A KITTI folder
-/// decodes here, inline: its PNGs take 1.6 ms each, and on a loaded machine handing each
-/// frame across threads cost more than it saved (replays took twice as long with a decode
-/// pool of one or two threads); `LogFrames::prefetch` decodes KITTI on a pool when wanted.
-fn frames(log: &OpenedLog) -> Result<Box<dyn Iterator<Item = Result<LogFrame, LogError>>>, LogError> {
-    let frames = log.frames()?;
-    Ok(match log.source().format() {
-        LogFormat::Kitti => Box::new(frames),
-        LogFormat::Mcap { .. } => Box::new(frames.prefetch(1, PREFETCH_DEPTH, log.source().path())?),
-    })
+/// The log's frames in replay order, decoded on background threads so this thread only fills
+/// slots. A bag streams on one thread, which decompresses its chunks on a pool of its own
+/// (`logs`' streaming pass); a KITTI folder's PNGs decode on [`KITTI_DECODERS`] threads.
+fn frames(log: &OpenedLog) -> Result<logs::Prefetched, LogError> {
+    let threads = match log.source().format() {
+        LogFormat::Kitti => KITTI_DECODERS,
+        LogFormat::Mcap { .. } => 1,
+    };
+    log.frames()?.prefetch(threads, PREFETCH_DEPTH, log.source().path())
 }
 
 /// Runs the replayer role.
