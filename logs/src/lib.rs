@@ -434,8 +434,15 @@ pub struct LogFrame {
 #[derive(Debug)]
 enum Body {
     Velodyne(Vec<u8>),
-    Rgb { width: u32, height: u32, rgb: Vec<u8> },
-    RosCloud { msg: mcap_source::MsgData, layout: ros::CloudLayout },
+    Rgb {
+        width: u32,
+        height: u32,
+        rgb: Vec<u8>,
+    },
+    RosCloud {
+        msg: mcap_source::MsgData,
+        layout: ros::CloudLayout,
+    },
     RosImage {
         msg: mcap_source::MsgData,
         layout: ros::ImageLayout,

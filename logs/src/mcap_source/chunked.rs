@@ -217,7 +217,9 @@ impl ChunkedStream {
             return Ok(None);
         }
         match record {
-            Record::Schema { header, data } => self.channels.add_schema(header, Cow::Owned(data.into_owned()))?,
+            Record::Schema { header, data } => {
+                self.channels.add_schema(header, Cow::Owned(data.into_owned()))?
+            }
             Record::Channel(channel) => self.channels.add_channel(channel)?,
             Record::Message { header, data } => {
                 let channel = self
@@ -231,7 +233,14 @@ impl ChunkedStream {
                 };
                 let ordinal = self.ordinal;
                 self.ordinal += 1;
-                return Ok(Some(RawMsg { ordinal, file: self.file, offset, log_time: header.log_time, channel, data }));
+                return Ok(Some(RawMsg {
+                    ordinal,
+                    file: self.file,
+                    offset,
+                    log_time: header.log_time,
+                    channel,
+                    data,
+                }));
             }
             _ => {}
         }
@@ -426,4 +435,84 @@ fn through_reader(job: &Job) -> Decoded {
         }
     }
     Ok((Arc::new(out), records))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use mcap::records::MessageHeader;
+    use mcap::{Compression, WriteOptions};
+
+    use super::super::read::MsgStream;
+    use super::*;
+
+    /// A bag of `n` messages on two channels, in small chunks of `compression`.
+    fn bag(dir: &std::path::Path, compression: Option<Compression>, n: u32) -> PathBuf {
+        let path = dir.join(format!("{compression:?}.mcap"));
+        let file = std::io::BufWriter::new(File::create(&path).unwrap());
+        let mut w = WriteOptions::new().compression(compression).chunk_size(Some(4096)).create(file).unwrap();
+        let schema = w.add_schema("s", "ros2msg", b"uint8[] data").unwrap();
+        let a = w.add_channel(schema, "/a", "cdr", &BTreeMap::new()).unwrap();
+        let b = w.add_channel(schema, "/b", "cdr", &BTreeMap::new()).unwrap();
+        for i in 0..n {
+            let data: Vec<u8> = (0..(i as usize * 97) % 3000).map(|k| (k as u32 * 7 + i) as u8).collect();
+            let header = MessageHeader {
+                channel_id: if i % 3 == 0 { a } else { b },
+                sequence: i,
+                log_time: u64::from(i) * 10,
+                publish_time: 0,
+            };
+            w.write_to_known_channel(&header, &data).unwrap();
+        }
+        w.finish().unwrap();
+        path
+    }
+
+    /// The chunked stream hands out exactly the messages of the linear reader, in its order,
+    /// whatever the chunks' compression.
+    #[test]
+    fn same_messages_as_the_linear_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        for compression in [None, Some(Compression::Lz4), Some(Compression::Zstd)] {
+            let files: Arc<[PathBuf]> = vec![bag(dir.path(), compression, 300)].into();
+            let (mut linear, mut chunked) =
+                (MsgStream::new(Arc::clone(&files)), ChunkedStream::new(files).unwrap());
+            let mut count = 0;
+            while let Some(m) = linear.next() {
+                let (m, c) = (m.unwrap(), chunked.next().unwrap().unwrap());
+                assert_eq!(
+                    (m.ordinal, m.log_time, &m.channel.topic),
+                    (c.ordinal, c.log_time, &c.channel.topic)
+                );
+                assert_eq!(&m.data[..], &c.data[..], "{compression:?} #{}", m.ordinal);
+                count += 1;
+            }
+            assert!(chunked.next().is_none(), "{compression:?}");
+            assert_eq!(count, 300);
+        }
+    }
+
+    /// A chunk whose bytes were changed fails its CRC, in order, after the messages before it.
+    #[test]
+    fn a_damaged_chunk_is_an_error_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = bag(dir.path(), None, 300);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x55;
+        std::fs::write(&path, &bytes).unwrap();
+        let mut chunked = ChunkedStream::new(vec![path].into()).unwrap();
+        let mut messages = 0;
+        let error = loop {
+            match chunked.next() {
+                Some(Ok(_)) => messages += 1,
+                Some(Err(e)) => break e,
+                None => panic!("no error after {messages} messages"),
+            }
+        };
+        assert!(messages > 0 && messages < 300, "{messages}");
+        assert!(error.to_string().contains("broken at or before byte"), "{error}");
+        assert!(chunked.next().is_none());
+    }
 }
