@@ -39,6 +39,9 @@ const FRAMING: usize = 9;
 /// A decompressed chunk: its bytes and its records (opcode, body range), in order.
 type Decoded = Result<(Arc<Vec<u8>>, Vec<(u8, Range<usize>)>), McapError>;
 
+/// A chunk being handed out: its bytes, its records still to come, its file offset.
+type OpenChunk = (Arc<Vec<u8>>, std::vec::IntoIter<(u8, Range<usize>)>, u64);
+
 /// A compressed chunk on its way to a worker.
 struct Job {
     compression: String,
@@ -78,7 +81,7 @@ pub(crate) struct ChunkedStream {
     taken: usize,
     units: VecDeque<Unit>,
     /// The chunk being handed out: its bytes, records, next record and file offset.
-    chunk: Option<(Arc<Vec<u8>>, std::vec::IntoIter<(u8, Range<usize>)>, u64)>,
+    chunk: Option<OpenChunk>,
     channels: ChannelAccumulator<'static>,
     past_data_end: bool,
     ordinal: u64,
