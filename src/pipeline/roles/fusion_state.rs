@@ -408,7 +408,8 @@ mod tests {
     fn each_incarnation_is_carried_once_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
         let positions = || [Arc::new(ReaderPosition::default()), Arc::new(ReaderPosition::default())];
-        let snap = CountersSnapshot { camera_frames: 3, lidar_frames: 1, fused: 1, ..CountersSnapshot::default() };
+        let snap =
+            CountersSnapshot { camera_frames: 3, lidar_frames: 1, fused: 1, ..CountersSnapshot::default() };
         let read = |n| StreamSummary { frames_read: n, ..StreamSummary::default() };
         for (n, fused) in [(1, 1), (2, 2), (3, 3)] {
             // A start: loads what the last one stored, then stores its own counts and dies.
@@ -421,7 +422,10 @@ mod tests {
             cp.save(&snap, [read(3), read(1)]);
         }
         let carried = Carried::load(dir.path());
-        assert_eq!((carried.incarnations, carried.pairs.fused, carried.streams.camera.frames_read), (3, 3, 9));
+        assert_eq!(
+            (carried.incarnations, carried.pairs.fused, carried.streams.camera.frames_read),
+            (3, 3, 9)
+        );
     }
 
     #[test]
