@@ -462,7 +462,7 @@ fn build_engine(
     let mut board = publisher(fused, calib);
     // A restarted fusion continues from this state (see `fusion_state`).
     let positions = readers.counts.each_ref().map(|c| Arc::clone(&c.position));
-    let (checkpoint, counts) =
+    let (mut checkpoint, counts) =
         (Checkpoint::new(&readers.run, readers.carried, positions), readers.counts.clone());
     engine.set_publisher(move |s| {
         board(s);
