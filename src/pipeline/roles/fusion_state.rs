@@ -193,7 +193,7 @@ impl Own {
 
     /// The record tagged `tag`. Every field is named (no `..`): a counter added to either
     /// struct later fails to compile here until it is carried too.
-    fn to_words(&self, tag: u64) -> [u64; Self::WORDS] {
+    fn to_words(self, tag: u64) -> [u64; Self::WORDS] {
         let CountersSnapshot {
             camera_frames,
             lidar_frames,
