@@ -166,8 +166,9 @@ mod net {
         let endpoint = format!("tcp/127.0.0.1:{}", free_port());
         // Real time: epochs 2, 3 and 4 are announced at 1.0, 2.5 and 4.0 s, after the remote
         // queried the table (epoch 1 only); they reach it over the network at run time.
+        let rc = recalibration();
         let drive: Vec<String> =
-            ["drive", &recalibration(), "--duration", "5", "--per-pair"].map(String::from).to_vec();
+            ["drive", rc.as_str(), "--duration", "5", "--per-pair"].map(String::from).to_vec();
         let publisher = publish_run(&sb, &drive, &endpoint, &[], &[]);
         let run = remote(&sb, &endpoint);
         check_publisher(&finish(publisher));
@@ -240,8 +241,9 @@ mod net {
         std::fs::write(&good, "{ scouting: { multicast: { enabled: false }, gossip: { enabled: false } } }\n")
             .unwrap();
         let config = ["--zenoh-config", good.to_str().unwrap()];
+        let rc = recalibration();
         let drive: Vec<String> =
-            ["drive", &recalibration(), "--duration", "2", "--max-rate"].map(String::from).to_vec();
+            ["drive", rc.as_str(), "--duration", "2", "--max-rate"].map(String::from).to_vec();
         let publisher = publish_run(&sb, &drive, &endpoint, &config, &[]);
         let run = remote_with(&sb, &endpoint, &config);
         check_publisher(&finish(publisher));
@@ -253,8 +255,8 @@ mod net {
             std::fs::write(&bad, text).unwrap();
             let flag = ["--zenoh-config", bad.to_str().unwrap()];
             for args in [
-                vec!["drive", "--duration", "1", "--zenoh", &endpoint, flag[0], flag[1]],
-                vec!["remote", &endpoint, "--wait", "1", flag[0], flag[1]],
+                vec!["drive", "--duration", "1", "--zenoh", endpoint.as_str(), flag[0], flag[1]],
+                vec!["remote", endpoint.as_str(), "--wait", "1", flag[0], flag[1]],
             ] {
                 let run = sb.run(&args);
                 run.expect_code(2);

@@ -27,6 +27,7 @@ const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The local calibration service, as the mirror sees it.
+#[derive(Debug)]
 pub struct LocalCalib {
     /// Subscribed as the bridge: what the service has announced.
     follower: CalibFollower,
@@ -46,7 +47,8 @@ impl LocalCalib {
     /// Exit 3 if the service cannot be reached.
     pub fn connect(run: &Path, given: &[CalibrationSet], stop: &StopFlag) -> Result<Self, CliError> {
         let path = run.join(rundir::CALIB_SOCKET);
-        let sub = CalibSubscriber::connect_retry(&path, Role::Bridge, CONNECT_TIMEOUT, Some(&stop.as_arc()))
+        let flag = stop.as_arc();
+        let sub = CalibSubscriber::connect_retry(&path, Role::Bridge, CONNECT_TIMEOUT, Some(&*flag))
             .map_err(|e| CliError::internal(e.to_string()))?;
         let socket = sub
             .as_fd()
