@@ -31,10 +31,22 @@ mod net {
     }
 
     /// Starts the publishing run `run` (its own shm root `pub-shm`), output in `pub/`.
-    fn publish_run(sb: &Sandbox, run: &[String], endpoint: &str, extra: &[&str], env: &[(&str, &str)]) -> Child {
+    fn publish_run(
+        sb: &Sandbox,
+        run: &[String],
+        endpoint: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Child {
         let (out, shm) = (sb.path("pub"), sb.path("pub-shm"));
         let mut args = run.to_vec();
-        args.extend(["-q".into(), "--zenoh".into(), endpoint.into(), "--out".into(), out.to_str().unwrap().into()]);
+        args.extend([
+            "-q".into(),
+            "--zenoh".into(),
+            endpoint.into(),
+            "--out".into(),
+            out.to_str().unwrap().into(),
+        ]);
         args.extend(["--shm-root".into(), shm.to_str().unwrap().into()]);
         args.extend(extra.iter().map(ToString::to_string));
         let mut c = sb.cmd(&[]);
@@ -52,8 +64,7 @@ mod net {
 
     fn remote_with(sb: &Sandbox, endpoint: &str, extra: &[&str]) -> common::Run {
         let (out, shm) = (sb.path("rem"), sb.path("rem-shm"));
-        let mut args =
-            vec!["remote", endpoint, "--per-pair", "-q", "--out", out.to_str().unwrap()];
+        let mut args = vec!["remote", endpoint, "--per-pair", "-q", "--out", out.to_str().unwrap()];
         args.extend(["--shm-root", shm.to_str().unwrap()]);
         args.extend(extra);
         sb.run(&args)
@@ -188,7 +199,8 @@ mod net {
         }
         // Each host pairs in its own time; the pairs both fused have the same results.
         let theirs: std::collections::BTreeMap<_, _> = pf.iter().map(|f| (pair_key(f), result(f))).collect();
-        let both: Vec<_> = rf.iter().filter_map(|f| theirs.get(&pair_key(f)).map(|t| (t, result(f)))).collect();
+        let both: Vec<_> =
+            rf.iter().filter_map(|f| theirs.get(&pair_key(f)).map(|t| (t, result(f)))).collect();
         assert!(both.len() * 2 >= rf.len(), "{} of {} pairs in common", both.len(), rf.len());
         let mismatches = both.iter().filter(|(t, m)| *t != m).count();
         assert_eq!(mismatches, 0, "per-pair results differ across hosts");
@@ -214,8 +226,7 @@ mod net {
         ])
         .expect_code(0);
         let endpoint = format!("tcp/127.0.0.1:{}", free_port());
-        let replay: Vec<String> =
-            vec!["replay".into(), log.to_str().unwrap().into(), "--max-rate".into()];
+        let replay: Vec<String> = vec!["replay".into(), log.to_str().unwrap().into(), "--max-rate".into()];
         let publisher = publish_run(&sb, &replay, &endpoint, &[], &[]);
         let run = remote(&sb, &endpoint);
         check_publisher(&finish(publisher));
@@ -238,8 +249,11 @@ mod net {
         let sb = Sandbox::new();
         let endpoint = format!("tcp/127.0.0.1:{}", free_port());
         let good = sb.path("zenoh.json5");
-        std::fs::write(&good, "{ scouting: { multicast: { enabled: false }, gossip: { enabled: false } } }\n")
-            .unwrap();
+        std::fs::write(
+            &good,
+            "{ scouting: { multicast: { enabled: false }, gossip: { enabled: false } } }\n",
+        )
+        .unwrap();
         let config = ["--zenoh-config", good.to_str().unwrap()];
         let rc = recalibration();
         let drive: Vec<String> =

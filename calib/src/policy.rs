@@ -288,8 +288,14 @@ mod tests {
     fn a_producer_never_publishes() {
         let p = SocketPolicy::default();
         let update = Message::Update(crate::file::default_rig());
-        assert_eq!(p.inspect(Some(&update), Role::Camera, US, US), Verdict::Refuse(Refusal::PublishNotAllowed));
-        assert_eq!(p.inspect(Some(&update), Role::Bridge, US, US), Verdict::Refuse(Refusal::PublishNotAllowed));
+        assert_eq!(
+            p.inspect(Some(&update), Role::Camera, US, US),
+            Verdict::Refuse(Refusal::PublishNotAllowed)
+        );
+        assert_eq!(
+            p.inspect(Some(&update), Role::Bridge, US, US),
+            Verdict::Refuse(Refusal::PublishNotAllowed)
+        );
         assert_eq!(p.inspect(None, Role::Camera, US, US), Verdict::Refuse(Refusal::Unexpected));
         assert_eq!(
             p.inspect(Some(&Message::Hello(shared::Role::Camera)), Role::Camera, US, US),
@@ -307,11 +313,20 @@ mod tests {
         assert_eq!(p.admit_role(Role::Bridge, US, US), Ok(()));
         assert_eq!(p.inspect(Some(&update), Role::Bridge, US, US), Verdict::Accept);
         // Another user's bridge may not publish; nor may any other role of ours.
-        assert_eq!(p.inspect(Some(&update), Role::Bridge, OTHER, US), Verdict::Refuse(Refusal::PublishNotAllowed));
-        assert_eq!(p.inspect(Some(&update), Role::Fusion, US, US), Verdict::Refuse(Refusal::PublishNotAllowed));
+        assert_eq!(
+            p.inspect(Some(&update), Role::Bridge, OTHER, US),
+            Verdict::Refuse(Refusal::PublishNotAllowed)
+        );
+        assert_eq!(
+            p.inspect(Some(&update), Role::Fusion, US, US),
+            Verdict::Refuse(Refusal::PublishNotAllowed)
+        );
         assert_eq!(p.inspect(None, Role::Bridge, US, US), Verdict::Refuse(Refusal::Unexpected));
         // Without relays, an allowed publisher's update is ignored, as before.
-        let ignoring = SocketPolicy { publish: Principals { same_user: true, ..Principals::default() }, ..SocketPolicy::default() };
+        let ignoring = SocketPolicy {
+            publish: Principals { same_user: true, ..Principals::default() },
+            ..SocketPolicy::default()
+        };
         assert_eq!(ignoring.inspect(Some(&update), Role::Fusion, US, US), Verdict::Ignore);
         let bad = SocketPolicy { relays: vec![Role::Bridge], ..SocketPolicy::default() };
         assert_eq!(bad.validate().unwrap_err().0, "relays");

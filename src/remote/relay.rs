@@ -80,8 +80,9 @@ impl LocalCalib {
             return Ok(Vec::new());
         }
         let bytes = calib::wire::encode_update(set);
-        send(&self.socket, &bytes, SendFlags::NOSIGNAL)
-            .map_err(|e| CliError::internal(format!("relaying epoch {} to the calibration service: {e}", set.epoch)))?;
+        send(&self.socket, &bytes, SendFlags::NOSIGNAL).map_err(|e| {
+            CliError::internal(format!("relaying epoch {} to the calibration service: {e}", set.epoch))
+        })?;
         let deadline = Instant::now() + ANNOUNCE_TIMEOUT;
         let mut learned = Vec::new();
         while !self.follower.store().contains(set.epoch) {
