@@ -20,7 +20,8 @@ use serde::Serialize;
 use shared::TimestampNs;
 
 use crate::cdr_read::{CdrError, CdrReader};
-use crate::mcap_source::read::{bad, bag_files, has_mcap_magic, MsgStream};
+use crate::mcap_source::chunked::ChunkedStream;
+use crate::mcap_source::read::{bad, bag_files, has_mcap_magic};
 use crate::record::Header;
 use crate::{LogError, RecorderTopics};
 
@@ -129,7 +130,7 @@ pub fn read_can(path: &Path) -> Result<Option<CanLog>, LogError> {
     } else {
         return Ok(None);
     };
-    let mut stream = MsgStream::new(files);
+    let mut stream = ChunkedStream::new(files)?;
     let mut log: Option<CanLog> = None;
     let mut mount = None;
     while let Some(m) = stream.next() {

@@ -1,12 +1,14 @@
-//! The streaming pass's reader: a bag's messages in file order, like [`super::read::MsgStream`],
-//! but with its chunks decompressed on a small pool of threads and its messages handed out
-//! as views into the decompressed chunk (no copy per message).
+//! Every pass over a bag (the index, the CAN channel, the streaming pass) reads it here: its
+//! messages in file order, as mcap's linear reader gives them ([`super::linear::MsgStream`],
+//! kept as the reference the tests compare with), but with its chunks decompressed on a
+//! small pool of threads and its messages handed out as views into the decompressed chunk
+//! (no copy per message).
 //!
 //! `mcap`'s linear reader walks the file (every framing rule, the data- and summary-section
 //! CRCs) with `emit_chunks`, so it hands over each chunk still compressed. Chunk `k` goes to
 //! worker `k % n`, which decompresses it, checks its CRC and splits it into records; the
 //! reader takes the workers' results in chunk order, so messages come out exactly in the order
-//! and with the ordinals of the indexing pass. At most [`AHEAD`] chunks per worker are in
+//! and with the ordinals of the linear reader. At most [`AHEAD`] chunks per worker are in
 //! flight. An error of any kind is queued in file order and surfaces only when the reader gets
 //! to it: the frames before a break replay as before.
 
@@ -137,6 +139,11 @@ impl ChunkedStream {
             s.workers.push(handle);
         }
         Ok(s)
+    }
+
+    /// Messages handed out so far (the ordinal of the next one).
+    pub(super) fn ordinal(&self) -> u64 {
+        self.ordinal
     }
 
     /// The next message in file order.
@@ -447,7 +454,7 @@ mod tests {
     use mcap::records::MessageHeader;
     use mcap::{Compression, WriteOptions};
 
-    use super::super::read::MsgStream;
+    use super::super::linear::MsgStream;
     use super::*;
 
     /// A bag of `n` messages on two channels, in small chunks of `compression`.

@@ -16,13 +16,16 @@
 //! are replayed, then the error is yielded. A topic that is not chosen cannot break the
 //! replay (an unsupported second camera is ignored).
 //!
-//! One file a step: [`read`] (files to messages, and the files of a rosbag2 folder), [`scan`]
+//! One file a step: [`read`] (the files of a rosbag2 folder, the message type), [`chunked`]
+//! (every pass's reader: chunks decompressed on two threads), [`scan`]
 //! (the indexing pass), [`topics`] (which topics replay), [`plan`] (the break, the frame order
 //! and the epochs), [`frames`] (the streaming pass).
 
 mod cameras;
-mod chunked;
+pub(crate) mod chunked;
 mod frames;
+#[cfg(test)]
+mod linear;
 mod lz4;
 mod plan;
 pub(crate) mod read;

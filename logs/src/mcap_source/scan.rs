@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use nalgebra::Isometry3;
 
-use super::read::{bad, MsgStream, RawMsg};
+use super::chunked::ChunkedStream;
+use super::read::{bad, RawMsg};
 use super::LABELS_FOR_KEY;
 use crate::cdr_read::CdrError;
 use crate::ros::{self, CamInfo};
@@ -97,7 +98,13 @@ pub(super) fn scan(files: Arc<[PathBuf]>) -> Scan {
         fatal: None,
         per_file_paths: Arc::clone(&files),
     };
-    let mut stream = MsgStream::new(files);
+    let mut stream = match ChunkedStream::new(files) {
+        Ok(stream) => stream,
+        Err(e) => {
+            s.fatal = Some((0, e));
+            return s;
+        }
+    };
     while let Some(item) = stream.next() {
         let m = match item {
             Ok(m) => m,
