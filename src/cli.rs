@@ -268,6 +268,9 @@ pub struct RoleArgs {
     /// The run directory.
     #[arg(long)]
     pub run: PathBuf,
+    /// A producer's sensor, by name (default: the primary camera or lidar).
+    #[arg(long)]
+    pub sensor: Option<calib::SensorName>,
 }
 
 /// `epochfuse sandbox-probe`.

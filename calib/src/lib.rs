@@ -20,6 +20,7 @@
 
 pub mod clock;
 pub mod file;
+pub mod name;
 pub mod follower;
 pub mod policy;
 pub mod ron_path;
@@ -42,5 +43,8 @@ pub use stop::StopFlag;
 pub use store::{CalibStore, Inserted};
 pub use subscriber::{CalibSubscriber, RecvError, SubscribeError, SubscriberStats};
 pub use table::{CalibTableReader, CalibTableWriter, TableError};
-pub use types::{project_camera_point, CalibrationSet, CameraIntrinsics, Distortion, PixelHit, Projection};
+pub use name::{BadName, SensorName};
+pub use types::{
+    project_camera_point, CalibrationSet, CameraIntrinsics, CameraMount, Distortion, LidarMount, PixelHit, Projection,
+};
 pub use validate::Invalid;

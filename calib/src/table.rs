@@ -28,13 +28,13 @@ use shared::segment::{AttachError, SegmentSpec};
 use shared::{CalibEpoch, FrameSeq, StreamKind};
 
 use crate::types::CalibrationSet;
-use crate::wire::{self, UPDATE_LEN};
+use crate::wire;
 
 /// Slots in the table: the most epochs it keeps.
 pub const TABLE_SLOTS: u32 = 64;
-/// Payload bytes per slot (an encoded update is [`UPDATE_LEN`] bytes).
-pub const TABLE_SLOT_CAPACITY: u64 = 2048;
-const _: () = assert!(UPDATE_LEN as u64 <= TABLE_SLOT_CAPACITY);
+/// Payload bytes per slot (an encoded update is at most [`wire::MAX_MESSAGE_LEN`] bytes).
+pub const TABLE_SLOT_CAPACITY: u64 = 4096;
+const _: () = assert!(wire::MAX_MESSAGE_LEN as u64 <= TABLE_SLOT_CAPACITY);
 
 /// How often a read of one slot is retried while the writer is rewriting it.
 const TORN_ATTEMPTS: usize = 64;

@@ -130,7 +130,7 @@ impl Projector {
     pub fn new(calib: &CalibrationSet) -> Self {
         let t = calib.lidar_to_camera().to_homogeneous();
         let t34: Matrix3x4<f64> = t.fixed_view::<3, 4>(0, 0).into_owned();
-        let (m, model) = match calib.camera {
+        let (m, model) = match calib.camera() {
             Projection::Rectified { p, .. } => (p * t, Model::Rectified),
             Projection::Pinhole(k) => {
                 let (fx, fy, cx, cy) = (k.fx, k.fy, k.cx, k.cy);
@@ -148,7 +148,7 @@ impl Projector {
                 rows[r * 4 + c] = m[(r, c)];
             }
         }
-        Self { m: rows, model, width: calib.camera.width(), height: calib.camera.height() }
+        Self { m: rows, model, width: calib.camera().width(), height: calib.camera().height() }
     }
 
     /// Image width in pixels.
