@@ -71,8 +71,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 "{}: ok (epoch {}, camera {}×{})\n",
                 file.display(),
                 set.epoch,
-                set.camera.width(),
-                set.camera.height()
+                set.camera().width(),
+                set.camera().height()
             ));
             Ok(())
         }

@@ -70,8 +70,8 @@ use nalgebra::{Isometry3, Matrix3, Rotation3, Translation3, UnitQuaternion};
 use serde::{Deserialize, Serialize};
 use shared::{CalibEpoch, TimestampNs};
 
-use crate::ron_path::{error_field, line_col, locate_field, PathStyle};
 use crate::name::SensorName;
+use crate::ron_path::{error_field, line_col, locate_field, PathStyle};
 use crate::types::{CalibrationSet, CameraIntrinsics, CameraMount, Distortion, LidarMount, Projection};
 use crate::validate::{self, finite, Invalid};
 

@@ -426,7 +426,8 @@ fn decode_name(bytes: &[u8; 32]) -> Result<SensorName, WireError> {
     if bytes[end..].iter().any(|&b| b != 0) {
         return Err(WireError::ReservedNotZero("sensor name padding"));
     }
-    let text = std::str::from_utf8(&bytes[..end]).map_err(|_| WireError::BadName("sensor name is not UTF-8".into()))?;
+    let text = std::str::from_utf8(&bytes[..end])
+        .map_err(|_| WireError::BadName("sensor name is not UTF-8".into()))?;
     SensorName::new(text).map_err(|e| WireError::BadName(e.0))
 }
 
@@ -467,8 +468,11 @@ fn decode_camera(e: &CameraEntry, field: &str) -> Result<CameraMount, WireError>
 /// [`WireError`] for sensor counts out of range or a body of another length, an unknown
 /// camera model, a bad name, non-zero reserved bytes, or a calibration that fails a check.
 pub fn decode_calib_body(body: &[u8]) -> Result<CalibrationSet, WireError> {
-    let (prefix, mut rest) = CalibPrefix::read_from_prefix(body)
-        .map_err(|_| WireError::BadLength { expected: PREFIX_LEN, declared: body.len(), actual: body.len() })?;
+    let (prefix, mut rest) = CalibPrefix::read_from_prefix(body).map_err(|_| WireError::BadLength {
+        expected: PREFIX_LEN,
+        declared: body.len(),
+        actual: body.len(),
+    })?;
     let (cameras, lidars) = (prefix.cameras.get(), prefix.lidars.get());
     let (nc, nl) = (usize::from(cameras), usize::from(lidars));
     if !(1..=validate::MAX_CAMERAS).contains(&nc) || !(1..=validate::MAX_LIDARS).contains(&nl) {
@@ -552,9 +556,7 @@ pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
                 None => Err(WireError::UnknownRole(r)),
             }
         }
-        _ => {
-            decode_calib_body(body).map(Message::Update)
-        }
+        _ => decode_calib_body(body).map(Message::Update),
     }
 }
 

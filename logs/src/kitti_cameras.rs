@@ -97,8 +97,8 @@ pub fn kitti_cameras(root: &Path) -> Result<Vec<KittiRigFrame>, LogError> {
         }
         let changed = frames.last().is_none_or(|prev| {
             prev.cameras.iter().zip(&cameras).any(|(a, b)| {
-                (a.calib.camera, a.calib.camera_to_vehicle, a.calib.lidar_to_vehicle)
-                    != (b.calib.camera, b.calib.camera_to_vehicle, b.calib.lidar_to_vehicle)
+                (a.calib.camera(), a.calib.camera_to_vehicle(), a.calib.lidar_to_vehicle())
+                    != (b.calib.camera(), b.calib.camera_to_vehicle(), b.calib.lidar_to_vehicle())
             })
         });
         if changed {

@@ -166,7 +166,8 @@ fn epochs_follow_the_schedule_and_move_the_sensors() {
         let pose = s.vehicle_to_world_at(t);
         // With the epoch's mount, every box return lies on the box's surface.
         let on_box = |set: &CalibrationSet, p: &PointRecord| {
-            let w = pose * set.lidar_to_vehicle() * Point3::new(f64::from(p.x), f64::from(p.y), f64::from(p.z));
+            let w =
+                pose * set.lidar_to_vehicle() * Point3::new(f64::from(p.x), f64::from(p.y), f64::from(p.z));
             let inside =
                 (19.999..=22.001).contains(&w.x) && w.y.abs() <= 2.001 && (-0.001..=3.001).contains(&w.z);
             let on_face = (w.x - 20.0).abs() < 2e-3
@@ -212,7 +213,8 @@ fn default_drive_scene_properties() {
     let s = default_scenario();
     let set = &s.calibration_schedule()[0];
     let mut wrong = set.clone();
-    *wrong.lidar_to_vehicle_mut() *= nalgebra::Isometry3::rotation(nalgebra::Vector3::z() * 2f64.to_radians());
+    *wrong.lidar_to_vehicle_mut() *=
+        nalgebra::Isometry3::rotation(nalgebra::Vector3::z() * 2f64.to_radians());
     let mut cam = CameraRenderer::new(&s);
     let mut lidar = LidarRenderer::new(&s);
     let lap = s.trajectory().length() / s.trajectory().speed();

@@ -298,8 +298,12 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
 /// One line for the terminal after a run.
 #[must_use]
 pub fn human_summary(s: &Summary, summary_path: &Path) -> String {
-    let lidar_read: u64 =
-        s.streams.values().filter(|v| v.kind == shared::StreamKind::Lidar).map(|v| v.counters.frames_read).sum();
+    let lidar_read: u64 = s
+        .streams
+        .values()
+        .filter(|v| v.kind == shared::StreamKind::Lidar)
+        .map(|v| v.counters.frames_read)
+        .sum();
     let sweeps = lidar_read.max(1);
     let epochs = s.calibration.epochs.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
     let cons = match (s.consistency.mean, s.consistency.min) {

@@ -112,7 +112,8 @@ pub fn totals(lanes: &[Lane]) -> FusionResult {
         add_pairs(&mut t.pairs, &r.pairs);
         add_consistency(&mut t.consistency, &r.consistency);
         let (a, b) = (&mut t.latency_ms, &r.latency_ms);
-        (a.p50, a.p99, a.max, a.samples) = (a.p50.max(b.p50), a.p99.max(b.p99), a.max.max(b.max), a.samples + b.samples);
+        (a.p50, a.p99, a.max, a.samples) =
+            (a.p50.max(b.p50), a.p99.max(b.p99), a.max.max(b.max), a.samples + b.samples);
         let (a, b) = (&mut t.checks, &r.checks);
         a.cross_epoch_fused += b.cross_epoch_fused;
         a.fused_twice += b.fused_twice;

@@ -192,7 +192,11 @@ impl RunSpec {
             return self.sensors.clone();
         }
         vec![
-            SensorRun { name: calib::SensorName::camera(), kind: StreamKind::Camera, rate_hz: self.camera_hz },
+            SensorRun {
+                name: calib::SensorName::camera(),
+                kind: StreamKind::Camera,
+                rate_hz: self.camera_hz,
+            },
             SensorRun { name: calib::SensorName::lidar(), kind: StreamKind::Lidar, rate_hz: self.lidar_hz },
         ]
     }
@@ -214,12 +218,13 @@ impl RunSpec {
             .ok_or_else(|| CliError::internal(format!("the run has no sensor named {name:?}")))
     }
 
-    /// Readers of a lidar's ring a producer at `--max-rate` waits for: fusion reads each
-    /// lidar once per camera.
+    /// Readers of a `kind` sensor's ring a producer at `--max-rate` waits for: fusion reads
+    /// each lidar once per camera and each camera once per lidar.
     #[must_use]
-    pub fn lidar_ring_readers(&self) -> u64 {
-        let cameras = self.sensors_of(StreamKind::Camera).len().max(1) as u64;
-        self.ring_readers() + cameras - 1
+    pub fn sensor_ring_readers(&self, kind: StreamKind) -> u64 {
+        let other = if kind == StreamKind::Camera { StreamKind::Lidar } else { StreamKind::Camera };
+        let partners = self.sensors_of(other).len().max(1) as u64;
+        self.ring_readers() + partners - 1
     }
 
     /// Reads the spec of the run at `run`.

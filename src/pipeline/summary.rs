@@ -193,21 +193,30 @@ impl Summary {
         // them (the recorder reads the same rings); the writers' counts from the scoreboards.
         let mut streams = rig.streams;
         if streams.values().all(|s| s.counters.frames_read == 0) {
-            streams =
-                boards.iter().map(|(n, (kind, b))| (n.clone(), SensorStream { kind: *kind, counters: stream_of(b) })).collect();
+            streams = boards
+                .iter()
+                .map(|(n, (kind, b))| (n.clone(), SensorStream { kind: *kind, counters: stream_of(b) }))
+                .collect();
         }
         let mut mistagged = 0;
         for (name, (kind, b)) in &boards {
-            let entry = streams.entry(name.clone()).or_insert(SensorStream { kind: *kind, counters: stream_of(b) });
+            let entry =
+                streams.entry(name.clone()).or_insert(SensorStream { kind: *kind, counters: stream_of(b) });
             entry.counters.frames_written = b.frames_written;
             mistagged += producer_mistagged(b, name);
         }
         let frames = match (rig.frames, fusion.frames) {
             (Some(named), Some(_)) => Some(named),
             (_, frames) => frames.map(|f| {
-                let name = |kind| boards.iter().find(|(_, (k, _))| *k == kind).map(|(n, _)| n.clone());
-                let (camera, lidar) = (name(StreamKind::Camera).unwrap_or_default(), name(StreamKind::Lidar).unwrap_or_default());
-                f.into_iter().map(|pair| NamedPair { camera: camera.clone(), lidar: lidar.clone(), pair }).collect()
+                let name =
+                    |kind: StreamKind| boards.iter().find(|(_, (k, _))| *k == kind).map(|(n, _)| n.clone());
+                let (camera, lidar) = (
+                    name(StreamKind::Camera).unwrap_or_default(),
+                    name(StreamKind::Lidar).unwrap_or_default(),
+                );
+                f.into_iter()
+                    .map(|pair| NamedPair { camera: camera.clone(), lidar: lidar.clone(), pair })
+                    .collect()
             }),
         };
         Self {
@@ -288,10 +297,17 @@ mod tests {
     fn every_contract_key_is_present() {
         let mut fusion = FusionResult::new(PairingMode::Latest);
         fusion.frames = Some(Vec::new());
-        let s = Summary::build(fusion, RigResult::default(), RunFacts { source: Source::Replay, ..RunFacts::default() });
+        let s = Summary::build(
+            fusion,
+            RigResult::default(),
+            RunFacts { source: Source::Replay, ..RunFacts::default() },
+        );
         let v: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
         assert_eq!(v["source"], "replay");
-        assert_eq!((v["streams"]["camera"]["kind"].as_str(), v["streams"]["lidar"]["kind"].as_str()), (Some("camera"), Some("lidar")));
+        assert_eq!(
+            (v["streams"]["camera"]["kind"].as_str(), v["streams"]["lidar"]["kind"].as_str()),
+            (Some("camera"), Some("lidar"))
+        );
         assert!(v["per_camera"].is_object());
         assert_eq!(v["pairing"], "latest");
         for k in ["duration_s", "realtime_factor", "wall_s"] {

@@ -21,12 +21,12 @@ use shared::{Role, StreamKind};
 
 use super::procs::{CpuLedger, ProcId, RoleProc, Spawner};
 use super::progress::{self, Boards, Recovery, StallWatch, Watch};
+use super::rig_summary::{RigResult, RIG_RESULT_FILE};
 use super::sandbox::SandboxSummary;
 use super::spec::{
     RunSpec, SourceSpec, CALIB_RESULT_FILE, FUSION_RESULT_FILE, SCENARIO_FILE, VEHICLE_DBC_FILE,
     VEHICLE_RESULT_FILE,
 };
-use super::rig_summary::{RigResult, RIG_RESULT_FILE};
 use super::summary::{FaultsSummary, RunFacts, Summary};
 use crate::error::CliError;
 
@@ -92,10 +92,8 @@ impl Cast {
             SourceSpec::Remote(_) => vec![ProcId::of(Role::Bridge)],
         };
         // The car's bus runs for the drive's length, like a producer.
-        let producers: Vec<ProcId> = producers
-            .into_iter()
-            .chain(spec.vehicle.as_ref().map(|_| ProcId::of(Role::Vehicle)))
-            .collect();
+        let producers: Vec<ProcId> =
+            producers.into_iter().chain(spec.vehicle.as_ref().map(|_| ProcId::of(Role::Vehicle))).collect();
         let mut services = vec![ProcId::of(Role::Calib), ProcId::of(Role::Fusion)];
         if spec.record.is_some() {
             services.push(ProcId::of(Role::Recorder));
@@ -416,7 +414,8 @@ fn sensor_boards(dir: &Path, spec: &RunSpec) -> BTreeMap<String, (StreamKind, sh
         .into_iter()
         .map(|s| {
             let path = dir.join(super::segments::sensor_file(&s.name));
-            let seg = shared::segment::Segment::attach(&path, Some(s.kind)).ok();
+            let seg: Option<shared::segment::Segment<shared::mapping::ReadOnly>> =
+                shared::segment::Segment::attach(&path, Some(s.kind)).ok();
             let board = seg.as_ref().map(shared::ring::Scoreboard::load).unwrap_or_default();
             (s.name.to_string(), (s.kind, board))
         })

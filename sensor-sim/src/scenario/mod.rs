@@ -33,6 +33,16 @@
 //! Angle deltas add to the mount's roll/pitch/yaw in degrees. The simulated sensor is
 //! physically moved at the event time, so the epoch in force at a capture time is the truth.
 //!
+//! **Surround rigs.** `cameras: [(name: "front", width: 640, height: 360, rate_hz: 10.0,
+//! hfov_deg: 100.0, mount: (xyz: .., rpy_deg: ..)), ..]` declares several named cameras
+//! (instead of `camera` and `rig.camera`/`rig.intrinsics`), `lidars: [(name, config, mount)]`
+//! several lidars (instead of `lidar`/`rig.lidar`); without them the rig is one camera
+//! `camera` and one lidar `lidar`, as ever. The first of each list is the primary sensor that
+//! the one-camera changes (`CameraYawDeg`, ...) move; `Remount(name, mount)`,
+//! `SensorRollDeg/PitchDeg/YawDeg(name, deg)` and `SensorOffsetM(name, dx, dy, dz)` move the
+//! named one. Every change is a new epoch for the whole rig. [`Scenario::for_sensor`] is the
+//! scenario as one sensor sees it, which its renderer takes.
+//!
 //! **Times.** Scenario time is nanoseconds since the start of the drive ([`TimestampNs`]);
 //! the producers add their clock's origin.
 //!
@@ -121,7 +131,10 @@ impl SensorRig {
             lidars: self
                 .lidars
                 .iter()
-                .map(|(name, l)| calib::LidarMount { name: name.clone(), to_vehicle: l.mount.body_to_vehicle() })
+                .map(|(name, l)| calib::LidarMount {
+                    name: name.clone(),
+                    to_vehicle: l.mount.body_to_vehicle(),
+                })
                 .collect(),
         }
     }

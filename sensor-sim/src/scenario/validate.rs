@@ -4,8 +4,8 @@
 use super::spec::{CameraConfig, Fault, LidarConfig, NamedCamera, RigChange, ScenarioSpec};
 use super::{secs_to_ns, CameraRig, LidarRig, SensorRig};
 use crate::rig::{Intrinsics, Mount, Rig};
-use calib::SensorName;
 use crate::world::FIRST_OBJECT_ID;
+use calib::SensorName;
 use shared::{CalibEpoch, Role, TimestampNs};
 
 /// The name and the default duration.
@@ -90,7 +90,10 @@ pub(super) fn sensors(spec: &ScenarioSpec) -> Result<SensorRig, Invalid> {
         vec![(SensorName::camera(), CameraRig { config: cam, intrinsics, mount })]
     } else {
         if cam != CameraConfig::default() || spec.rig.camera.is_some() || spec.rig.intrinsics.is_some() {
-            return bad("cameras", "give `cameras`, or `camera` with `rig.camera`/`rig.intrinsics`, not both");
+            return bad(
+                "cameras",
+                "give `cameras`, or `camera` with `rig.camera`/`rig.intrinsics`, not both",
+            );
         }
         let mut out = Vec::new();
         for (i, c) in spec.cameras.iter().enumerate() {
@@ -125,7 +128,9 @@ fn named_camera(f: &str, c: &NamedCamera) -> Result<(SensorName, CameraRig), Inv
     let config = c.config();
     camera(&config).map_err(|(field, m)| (field.replacen("camera", f, 1), m))?;
     let intrinsics = match (c.intrinsics, c.hfov_deg) {
-        (Some(_), Some(_)) => return bad(format!("{f}.hfov_deg"), "give `hfov_deg` or `intrinsics`, not both"),
+        (Some(_), Some(_)) => {
+            return bad(format!("{f}.hfov_deg"), "give `hfov_deg` or `intrinsics`, not both")
+        }
         (Some(k), None) => k,
         (None, Some(hfov)) => {
             check_range(&format!("{f}.hfov_deg"), hfov, 1.0, 150.0)?;

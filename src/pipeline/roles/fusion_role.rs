@@ -32,8 +32,8 @@ use super::fusion_state::{Carried, Checkpoint, ReaderPosition};
 use super::producer::PRODUCER_SLOTS;
 use super::{attach_when_ready, ready, stop_flag};
 use crate::error::CliError;
-use crate::pipeline::spec::{RunSpec, FUSION_RESULT_FILE};
 use crate::pipeline::rig_summary::{self, Lane};
+use crate::pipeline::spec::{RunSpec, FUSION_RESULT_FILE};
 use crate::pipeline::summary::Source;
 
 /// How long fusion waits for a producer's ring to appear.
@@ -348,7 +348,12 @@ impl Readers {
                 Arc::clone(&arrivals),
                 |_| {},
             ),
-            reader_thread(io(StreamKind::Lidar, &lane.lidar, lid_tx, &counts[1]), stop.clone(), Arc::clone(&arrivals), on_lidar),
+            reader_thread(
+                io(StreamKind::Lidar, &lane.lidar, lid_tx, &counts[1]),
+                stop.clone(),
+                Arc::clone(&arrivals),
+                on_lidar,
+            ),
         ];
         let channels = EngineChannels {
             camera: cam_rx,
@@ -589,7 +594,9 @@ fn lane_result(
 /// (the totals) and the rig's part to `<run dir>/fusion-rig.json`.
 fn write_results(run: &Path, plan: &FusionPlan, lanes: &[Lane]) -> Result<(), CliError> {
     let path = run.join(FUSION_RESULT_FILE);
-    rig_summary::totals(lanes).write(&path).map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
+    rig_summary::totals(lanes)
+        .write(&path)
+        .map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
     let path = run.join(rig_summary::RIG_RESULT_FILE);
     let text = serde_json::to_string(&rig_summary::rig_result(lanes, plan.keep_frames))
         .map_err(|e| CliError::internal(e.to_string()))?;
@@ -630,7 +637,15 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     let clock = Arc::new(Mutex::new(None));
     let mut engines = Vec::new();
     for (index, (lane, readers, channels)) in wired.into_iter().enumerate() {
-        let w = LaneWiring { lane: &lane, index, fused: &fused, readers: &readers, calib: &calib, counters: &counters, clock: &clock };
+        let w = LaneWiring {
+            lane: &lane,
+            index,
+            fused: &fused,
+            readers: &readers,
+            calib: &calib,
+            counters: &counters,
+            clock: &clock,
+        };
         let mut engine = build_engine(&spec, &plan, channels, &w)?;
         let ego_feed = super::vehicle::feed_deskew(run, &spec, &stop, &mut engine)?;
         engines.push((lane, readers, engine, ego_feed));

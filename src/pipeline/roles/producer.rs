@@ -95,7 +95,7 @@ pub fn run(run: &Path, kind: StreamKind, sensor: Option<&calib::SensorName>) -> 
         }
     };
 
-    let readers = if kind == StreamKind::Lidar { spec.lidar_ring_readers() } else { spec.ring_readers() };
+    let readers = spec.sensor_ring_readers(kind);
     let mut stalled = false;
     let mut other: Option<RingReader> = None;
     let duration = TimestampNs((spec.duration_s * 1e9) as u64);
