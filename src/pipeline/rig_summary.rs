@@ -62,6 +62,7 @@ pub struct RigResult {
 }
 
 /// One (lidar, camera) pair's fusion result.
+#[derive(Debug)]
 pub struct Lane {
     /// The camera.
     pub camera: String,

@@ -654,7 +654,7 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     let running: Vec<Running> = engines
         .into_iter()
         .map(|(lane, readers, engine, ego_feed)| {
-            let mut engine = engine;
+            let engine = engine;
             Running { lane, readers, engine: std::thread::spawn(move || engine.run()), ego_feed }
         })
         .collect();
