@@ -81,7 +81,7 @@ run_tests() {
   local rc=$?
   [ "$rc" -ne 0 ] && { [ "$rc" -eq 124 ] && return 124; return 1; }
   (cd "$work/ws" && CARGO_TARGET_DIR="$fast_target" \
-    timeout 600 cargo test -q -p shared --lib --test ring --test audit --test stress) >>"$log" 2>&1
+    timeout 600 cargo test -q -p shared --lib --test ring --test audit --test stress --test stress_inplace) >>"$log" 2>&1
   rc=$?
   [ "$rc" -ne 0 ] && { [ "$rc" -eq 124 ] && return 124; return 1; }
   return 0

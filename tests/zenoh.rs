@@ -20,14 +20,36 @@ mod net {
         common::root().join("configs/drives/recalibration.ron").to_str().unwrap().to_owned()
     }
 
-    /// Starts the publishing drive (its own shm root `pub-shm`), output in `pub/`.
+    /// The recalibration drive at `--max-rate`.
+    fn max_rate_drive() -> Vec<String> {
+        vec!["drive".into(), recalibration(), "--max-rate".into(), "--per-pair".into()]
+    }
+
+    /// Starts the publishing drive at `--max-rate`, see [`publish_run`].
     fn publish(sb: &Sandbox, endpoint: &str, extra: &[&str], env: &[(&str, &str)]) -> Child {
+        publish_run(sb, &max_rate_drive(), endpoint, extra, env)
+    }
+
+    /// Starts the publishing run `run` (its own shm root `pub-shm`), output in `pub/`.
+    fn publish_run(
+        sb: &Sandbox,
+        run: &[String],
+        endpoint: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Child {
         let (out, shm) = (sb.path("pub"), sb.path("pub-shm"));
-        let mut args = vec![recalibration(), "--max-rate".into(), "--per-pair".into(), "-q".into()];
-        args.extend(["--zenoh".into(), endpoint.into(), "--out".into(), out.to_str().unwrap().into()]);
+        let mut args = run.to_vec();
+        args.extend([
+            "-q".into(),
+            "--zenoh".into(),
+            endpoint.into(),
+            "--out".into(),
+            out.to_str().unwrap().into(),
+        ]);
         args.extend(["--shm-root".into(), shm.to_str().unwrap().into()]);
         args.extend(extra.iter().map(ToString::to_string));
-        let mut c = sb.cmd(&["drive"]);
+        let mut c = sb.cmd(&[]);
         c.args(&args).stdout(Stdio::piped()).stderr(Stdio::piped());
         for (k, v) in env {
             c.env(k, v);
@@ -37,17 +59,22 @@ mod net {
 
     /// Runs the remote (its own shm root `rem-shm`), output in `rem/`.
     fn remote(sb: &Sandbox, endpoint: &str) -> common::Run {
+        remote_with(sb, endpoint, &[])
+    }
+
+    fn remote_with(sb: &Sandbox, endpoint: &str, extra: &[&str]) -> common::Run {
         let (out, shm) = (sb.path("rem"), sb.path("rem-shm"));
-        sb.run(&[
-            "remote",
-            endpoint,
-            "--per-pair",
-            "-q",
-            "--out",
-            out.to_str().unwrap(),
-            "--shm-root",
-            shm.to_str().unwrap(),
-        ])
+        let mut args = vec!["remote", endpoint, "--per-pair", "-q", "--out", out.to_str().unwrap()];
+        args.extend(["--shm-root", shm.to_str().unwrap()]);
+        args.extend(extra);
+        sb.run(&args)
+    }
+
+    /// Everything of a pair but the latency (each host's own clock).
+    fn result(f: &Value) -> Value {
+        let mut f = f.clone();
+        f.as_object_mut().unwrap().remove("latency_ms");
+        f
     }
 
     fn finish(child: Child) -> std::process::Output {
@@ -95,11 +122,6 @@ mod net {
         let (pf, rf) = (p["frames"].as_array().unwrap(), r["frames"].as_array().unwrap());
         assert!(!pf.is_empty());
         // Everything but the latency (each host's own clock) is the same, bit for bit.
-        let result = |f: &Value| {
-            let mut f = f.clone();
-            f.as_object_mut().unwrap().remove("latency_ms");
-            f
-        };
         let mismatches = pf.iter().zip(rf).filter(|(a, b)| result(a) != result(b)).count();
         assert_eq!((mismatches, pf.len()), (0, rf.len()), "per-pair results differ");
     }
@@ -141,6 +163,121 @@ mod net {
         // 8 s: 240 camera frames (every 5th dropped), 80 sweeps (every 7th).
         assert_eq!((lost("camera"), lost("lidar")), (48, 11), "{r}");
         assert!(r["pairs"]["fused"].as_u64().unwrap() > 0, "{r}");
+    }
+
+    /// A pair's identity across hosts: its camera and lidar frames.
+    fn pair_key(f: &Value) -> String {
+        format!("{}/{}", f["camera_seq"], f["lidar_seq"])
+    }
+
+    #[test]
+    fn a_real_time_remote_learns_the_epochs_announced_after_it_started() {
+        let _turn = common::pipeline_turn();
+        let sb = Sandbox::new();
+        let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+        // Real time: epochs 2, 3 and 4 are announced at 1.0, 2.5 and 4.0 s, after the remote
+        // queried the table (epoch 1 only); they reach it over the network at run time.
+        let rc = recalibration();
+        let drive: Vec<String> =
+            ["drive", rc.as_str(), "--duration", "5", "--per-pair"].map(String::from).to_vec();
+        let publisher = publish_run(&sb, &drive, &endpoint, &[], &[]);
+        let run = remote(&sb, &endpoint);
+        check_publisher(&finish(publisher));
+        run.expect_code(0);
+        let p = common::summary(&sb.path("pub/summary.json"));
+        let r = common::summary(&sb.path("rem/summary.json"));
+        no_cross_epoch(&r);
+        assert_eq!(r["calibration"]["epochs"], serde_json::json!([1, 2, 3, 4]), "{r}");
+        assert_eq!(r["remote"]["epochs_relayed"], 3, "{r}");
+        assert_eq!(r["pairs"]["dropped_no_calibration"], 0, "{r}");
+        for k in ["camera", "lidar"] {
+            assert_eq!(r["streams"][k]["dropped_unknown_epoch"], 0, "{r}");
+        }
+        let (pf, rf) = (p["frames"].as_array().unwrap(), r["frames"].as_array().unwrap());
+        for epoch in 2..=4 {
+            assert!(rf.iter().any(|f| f["epoch"] == epoch), "the remote fused no pair of epoch {epoch}: {r}");
+        }
+        // Each host pairs in its own time; the pairs both fused have the same results.
+        let theirs: std::collections::BTreeMap<_, _> = pf.iter().map(|f| (pair_key(f), result(f))).collect();
+        let both: Vec<_> =
+            rf.iter().filter_map(|f| theirs.get(&pair_key(f)).map(|t| (t, result(f)))).collect();
+        assert!(both.len() * 2 >= rf.len(), "{} of {} pairs in common", both.len(), rf.len());
+        let mismatches = both.iter().filter(|(t, m)| *t != m).count();
+        assert_eq!(mismatches, 0, "per-pair results differ across hosts");
+    }
+
+    #[test]
+    fn a_replay_is_published_and_fused_remotely_pair_for_pair() {
+        let _turn = common::pipeline_turn();
+        let sb = Sandbox::new();
+        let log = sb.path("log.mcap");
+        let rec = sb.path("rec");
+        sb.run(&[
+            "drive",
+            &recalibration(),
+            "--duration",
+            "3",
+            "--max-rate",
+            "-q",
+            "--record",
+            log.to_str().unwrap(),
+            "--out",
+            rec.to_str().unwrap(),
+        ])
+        .expect_code(0);
+        let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+        let replay: Vec<String> = vec!["replay".into(), log.to_str().unwrap().into(), "--max-rate".into()];
+        let publisher = publish_run(&sb, &replay, &endpoint, &[], &[]);
+        let run = remote(&sb, &endpoint);
+        check_publisher(&finish(publisher));
+        run.expect_code(0);
+        let p = common::summary(&sb.path("pub/summary.json"));
+        let r = common::summary(&sb.path("rem/summary.json"));
+        no_cross_epoch(&r);
+        assert_eq!(r["source"], "replay", "{r}");
+        assert_eq!(r["calibration"]["epochs"], p["calibration"]["epochs"], "{r}");
+        assert!(r["pairs"]["fused"].as_u64().unwrap() > 0, "{r}");
+        assert_eq!(r["pairs"]["fused"], p["pairs"]["fused"], "publisher {p}\nremote {r}");
+        for k in ["camera", "lidar"] {
+            assert_eq!(r["streams"][k]["network_lost"], 0, "{r}");
+        }
+    }
+
+    #[test]
+    fn a_zenoh_config_file_is_used_and_a_bad_one_is_one_line() {
+        let _turn = common::pipeline_turn();
+        let sb = Sandbox::new();
+        let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+        let good = sb.path("zenoh.json5");
+        std::fs::write(
+            &good,
+            "{ scouting: { multicast: { enabled: false }, gossip: { enabled: false } } }\n",
+        )
+        .unwrap();
+        let config = ["--zenoh-config", good.to_str().unwrap()];
+        let rc = recalibration();
+        let drive: Vec<String> =
+            ["drive", rc.as_str(), "--duration", "2", "--max-rate"].map(String::from).to_vec();
+        let publisher = publish_run(&sb, &drive, &endpoint, &config, &[]);
+        let run = remote_with(&sb, &endpoint, &config);
+        check_publisher(&finish(publisher));
+        run.expect_code(0);
+        assert!(common::summary(&sb.path("rem/summary.json"))["pairs"]["fused"].as_u64().unwrap() > 0);
+        // Not JSON5, and JSON5 Zenoh refuses: one line naming the file, exit 2, both sides.
+        for (name, text) in [("broken.json5", "{ mode: "), ("refused.json5", "{ mode: \"banana\" }")] {
+            let bad = sb.path(name);
+            std::fs::write(&bad, text).unwrap();
+            let flag = ["--zenoh-config", bad.to_str().unwrap()];
+            for args in [
+                vec!["drive", "--duration", "1", "--zenoh", endpoint.as_str(), flag[0], flag[1]],
+                vec!["remote", endpoint.as_str(), "--wait", "1", flag[0], flag[1]],
+            ] {
+                let run = sb.run(&args);
+                run.expect_code(2);
+                assert!(run.stderr().contains(name), "{}", run.describe());
+                assert_eq!(run.stderr().lines().count(), 1, "{}", run.describe());
+            }
+        }
     }
 
     #[test]

@@ -78,6 +78,12 @@ impl<F> EpochGate<F> {
         self.counts
     }
 
+    /// Frames waiting now.
+    #[must_use]
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
     /// The counters so far.
     #[must_use]
     pub const fn counts(&self) -> GateCounts {

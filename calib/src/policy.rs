@@ -16,11 +16,17 @@
 //!     subscribe: (same_user: true, uids: [], gids: []),   // who may connect and subscribe
 //!     publish: (same_user: false, uids: [], gids: []),    // who may send a calibration
 //!     roles: [camera, lidar, fusion, monitor, recorder],  // roles a subscriber may claim
+//!     relays: [],                                         // roles whose updates are taken
 //! )
 //! ```
 //!
 //! Only the service publishes by design, so the default lets nobody else publish: a producer
 //! that sends a calibration is refused ([`Refusal::PublishNotAllowed`]) and disconnected.
+//!
+//! One exception, never in the default: the calibration of `epochfuse remote` comes from
+//! another host, through the run's bridge role. Its policy ([`SocketPolicy::relaying`])
+//! admits the bridge, lets it publish, and names it a relay: its updates are taken as new
+//! epochs ([`Verdict::Accept`]), checked by the service like any epoch, and announced.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -76,15 +82,25 @@ pub struct SocketPolicy {
     pub publish: Principals,
     /// The roles a subscriber may claim in its hello.
     pub roles: Vec<Role>,
+    /// Roles whose updates, from a peer allowed to publish, the service takes as new epochs
+    /// (the bridge of a remote run). When the list is not empty, other roles may not
+    /// publish at all.
+    #[serde(default)]
+    pub relays: Vec<Role>,
 }
 
 impl Default for SocketPolicy {
-    /// Same user only, nobody publishes, every subscribing role.
+    /// Same user only, nobody publishes, every subscribing role but the bridge (which
+    /// subscribes in remote runs only, under [`SocketPolicy::relaying`]).
     fn default() -> Self {
         Self {
             subscribe: Principals { same_user: true, ..Principals::default() },
             publish: Principals::default(),
-            roles: Role::ALL.into_iter().filter(|r| r.subscribes_to_calibration()).collect(),
+            roles: Role::ALL
+                .into_iter()
+                .filter(|r| r.subscribes_to_calibration() && *r != Role::Bridge)
+                .collect(),
+            relays: Vec::new(),
         }
     }
 }
@@ -126,6 +142,8 @@ pub type RefusalCounts = BTreeMap<Refusal, u64>;
 /// What the service does with a message from a subscribed peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
+    /// Take the update as a new epoch (from a relay): the service checks it and announces it.
+    Accept,
     /// Ignore it and keep the peer (a harmless message).
     Ignore,
     /// Refuse it and disconnect the peer.
@@ -133,6 +151,18 @@ pub enum Verdict {
 }
 
 impl SocketPolicy {
+    /// This policy, plus `relay` as a relay of another host's epochs: it may subscribe, its
+    /// user may publish, and its updates are taken. Only `relay` may publish then.
+    #[must_use]
+    pub fn relaying(mut self, relay: Role) -> Self {
+        if !self.roles.contains(&relay) {
+            self.roles.push(relay);
+        }
+        self.publish.same_user = true;
+        self.relays.push(relay);
+        self
+    }
+
     /// Whether a connecting peer may stay until its hello.
     ///
     /// # Errors
@@ -160,13 +190,17 @@ impl SocketPolicy {
         Ok(())
     }
 
-    /// What to do with a message a subscribed peer sent after its hello.
+    /// What to do with a message a peer subscribed as `role` sent after its hello.
     #[must_use]
-    pub fn inspect(&self, msg: Option<&Message>, peer: PeerIds, ours: PeerIds) -> Verdict {
+    pub fn inspect(&self, msg: Option<&Message>, role: Role, peer: PeerIds, ours: PeerIds) -> Verdict {
+        let relay = self.relays.contains(&role);
         match msg {
-            Some(Message::Update(_)) if !self.publish.contains(peer, ours) => {
+            Some(Message::Update(_))
+                if !self.publish.contains(peer, ours) || (!self.relays.is_empty() && !relay) =>
+            {
                 Verdict::Refuse(Refusal::PublishNotAllowed)
             }
+            Some(Message::Update(_)) if relay => Verdict::Accept,
             // An allowed publisher's update is still not taken: epochs come from the
             // service's own schedule. It is ignored and counted, not obeyed.
             Some(Message::Update(_)) => Verdict::Ignore,
@@ -181,6 +215,9 @@ impl SocketPolicy {
     pub fn validate(&self) -> Result<(), (String, String)> {
         if let Some(r) = self.roles.iter().find(|r| !r.subscribes_to_calibration()) {
             return Err(("roles".into(), format!("{r} never subscribes to calibration")));
+        }
+        if let Some(r) = self.relays.iter().find(|r| !self.roles.contains(r)) {
+            return Err(("relays".into(), format!("{r} is not one of `roles`: it could not say hello")));
         }
         let s = &self.subscribe;
         if !s.same_user && s.uids.is_empty() && s.gids.is_empty() {
@@ -239,6 +276,7 @@ mod tests {
             subscribe: Principals { same_user: false, uids: vec![], gids: vec![1001] },
             publish: Principals::default(),
             roles: vec![Role::Monitor],
+            relays: Vec::new(),
         };
         assert_eq!(p.admit(OTHER, US), Ok(()));
         assert_eq!(p.admit(US, US), Err(Refusal::NotAllowed));
@@ -250,12 +288,48 @@ mod tests {
     fn a_producer_never_publishes() {
         let p = SocketPolicy::default();
         let update = Message::Update(crate::file::default_rig());
-        assert_eq!(p.inspect(Some(&update), US, US), Verdict::Refuse(Refusal::PublishNotAllowed));
-        assert_eq!(p.inspect(None, US, US), Verdict::Refuse(Refusal::Unexpected));
         assert_eq!(
-            p.inspect(Some(&Message::Hello(shared::Role::Camera)), US, US),
+            p.inspect(Some(&update), Role::Camera, US, US),
+            Verdict::Refuse(Refusal::PublishNotAllowed)
+        );
+        assert_eq!(
+            p.inspect(Some(&update), Role::Bridge, US, US),
+            Verdict::Refuse(Refusal::PublishNotAllowed)
+        );
+        assert_eq!(p.inspect(None, Role::Camera, US, US), Verdict::Refuse(Refusal::Unexpected));
+        assert_eq!(
+            p.inspect(Some(&Message::Hello(shared::Role::Camera)), Role::Camera, US, US),
             Verdict::Refuse(Refusal::Unexpected)
         );
+        // The bridge subscribes only where a policy says so.
+        assert_eq!(p.admit_role(Role::Bridge, US, US), Err(Refusal::RoleNotAllowed));
+    }
+
+    #[test]
+    fn a_remote_run_takes_updates_from_its_bridge_only() {
+        let p = SocketPolicy::default().relaying(Role::Bridge);
+        p.validate().unwrap();
+        let update = Message::Update(crate::file::default_rig());
+        assert_eq!(p.admit_role(Role::Bridge, US, US), Ok(()));
+        assert_eq!(p.inspect(Some(&update), Role::Bridge, US, US), Verdict::Accept);
+        // Another user's bridge may not publish; nor may any other role of ours.
+        assert_eq!(
+            p.inspect(Some(&update), Role::Bridge, OTHER, US),
+            Verdict::Refuse(Refusal::PublishNotAllowed)
+        );
+        assert_eq!(
+            p.inspect(Some(&update), Role::Fusion, US, US),
+            Verdict::Refuse(Refusal::PublishNotAllowed)
+        );
+        assert_eq!(p.inspect(None, Role::Bridge, US, US), Verdict::Refuse(Refusal::Unexpected));
+        // Without relays, an allowed publisher's update is ignored, as before.
+        let ignoring = SocketPolicy {
+            publish: Principals { same_user: true, ..Principals::default() },
+            ..SocketPolicy::default()
+        };
+        assert_eq!(ignoring.inspect(Some(&update), Role::Fusion, US, US), Verdict::Ignore);
+        let bad = SocketPolicy { relays: vec![Role::Bridge], ..SocketPolicy::default() };
+        assert_eq!(bad.validate().unwrap_err().0, "relays");
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //! ([`SocketPolicy`], [`crate::policy`]) checks each peer's credentials (`SO_PEERCRED`) when
 //! it connects, the role it claims in its hello, and every message it sends afterwards: only
 //! the service publishes, so a subscriber that sends a calibration (or anything else) is
-//! refused and dropped. Every refusal is logged and counted by reason
+//! refused and dropped, save a relay's updates (the bridge of a remote run,
+//! `service/relay.rs`). Every refusal is logged and counted by reason
 //! ([`ServiceStats::refused`]); a peer whose first message is not a valid hello is dropped
 //! ([`ServiceStats::bad_hellos`]).
 //!
@@ -56,7 +57,7 @@ use serde::Serialize;
 use shared::{CalibEpoch, Role, TimestampNs};
 
 use crate::clock::{add_duration, PipelineClock};
-use crate::policy::{PeerIds, Refusal, SocketPolicy, Verdict};
+use crate::policy::{PeerIds, Refusal, SocketPolicy};
 use crate::table::{CalibTableWriter, TableError};
 use crate::types::CalibrationSet;
 use crate::validate::{self, Invalid};
@@ -71,6 +72,8 @@ pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Packets read from one peer per loop turn (fairness against a chatty peer).
 const READS_PER_TURN: usize = 16;
 const LISTEN_BACKLOG: i32 = 64;
+
+mod relay;
 
 /// When epochs are announced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -217,6 +220,8 @@ pub struct ServiceStats {
     pub bad_hellos: u64,
     /// Messages subscribers sent after their hello (ignored).
     pub ignored_messages: u64,
+    /// Epochs a relay (the bridge of a remote run) brought from another host, taken.
+    pub epochs_relayed: u64,
     /// Connections closed: by the peer, after a failed send, or after a bad hello.
     pub peers_disconnected: u64,
     /// Slots written to the calibration table.
@@ -514,7 +519,7 @@ impl CalibService {
             self.next_announce += 1;
             self.stats.epochs_announced += 1;
             if let Some(t) = &mut self.table {
-                t.publish(&self.epochs[idx].set);
+                t.publish_encoded(&self.epochs[idx].set, &self.epochs[idx].bytes);
                 self.stats.table_writes += 1;
             }
             tracing::info!(epoch = %self.epochs[idx].set.epoch, valid_from_ns = self.epochs[idx].set.valid_from.0, "calibration epoch announced");
@@ -627,16 +632,9 @@ impl CalibService {
                     return;
                 }
                 Ok((n, full)) => {
-                    if p.role.is_some() {
-                        let msg = (full == n).then(|| wire::decode(&buf[..n]).ok()).flatten();
-                        match self.policy.inspect(msg.as_ref(), p.ids, self.ours) {
-                            Verdict::Ignore => self.stats.ignored_messages += 1,
-                            Verdict::Refuse(r) => {
-                                tracing::warn!(pid = p.pid, "calibration service: {r}; peer dropped");
-                                p.dead = true;
-                                self.refuse(r);
-                                return;
-                            }
+                    if let Some(role) = p.role {
+                        if !self.on_message(i, role, (full == n).then_some(&buf[..n])) {
+                            return;
                         }
                         continue;
                     }

@@ -93,10 +93,16 @@ impl CalibTableWriter {
     /// Publishes one epoch: fills a free slot, then swings the cursor (Release) to it.
     /// The caller has checked the set. Returns the slot's frame seq.
     pub fn publish(&mut self, set: &CalibrationSet) -> FrameSeq {
-        let bytes = wire::encode_update(set);
+        self.publish_encoded(set, &wire::encode_update(set))
+    }
+
+    /// [`publish`](Self::publish) with `set`'s update message as already encoded: an epoch
+    /// relayed from another host is stored as its source encoded it, bit for bit (encoding
+    /// a decoded set again need not give the same rotation bits).
+    pub fn publish_encoded(&mut self, set: &CalibrationSet, bytes: &[u8]) -> FrameSeq {
         let mut loan = self.ring.loan();
-        // A slot holds TABLE_SLOT_CAPACITY ≥ UPDATE_LEN bytes (asserted above): cannot fail.
-        let _ = loan.push(&bytes);
+        // A slot holds TABLE_SLOT_CAPACITY ≥ MAX_MESSAGE_LEN bytes (asserted above): cannot fail.
+        let _ = loan.push(bytes);
         loan.commit(FrameMeta { capture: set.valid_from, epoch: set.epoch })
     }
 

@@ -12,6 +12,11 @@ use image::{ExtendedColorType, ImageEncoder, RgbImage};
 use shared::frames::{camera_image, FusedHeader, FusedPoint, FusedView, ImageView, PayloadError};
 use zerocopy::IntoBytes;
 
+mod mosaic;
+pub use mosaic::{
+    compose_mosaic, mosaic_order, MosaicLayout, MosaicTile, MOSAIC_LABEL_HEIGHT, MOSAIC_SEPARATOR,
+};
+
 /// An error from a sink.
 pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -1,7 +1,11 @@
 //! One lidar sweep into N cameras, the projection work shared (issue 18 §5).
 //!
 //! Each camera's *horizontal frustum*, a wedge with its apex at the camera's centre of
-//! projection, is tested for each point: four multiply-adds and two compares per camera.
+//! projection, decides which points go through that camera's arithmetic. With three or more
+//! wedges the rig does not test every wedge on every point: one look-up per point in an
+//! azimuth table (`rig/azimuth.rs`) names the cameras whose wedge can hold it, and only where
+//! a sector is partly inside a wedge does that camera test it (four multiply-adds and two
+//! compares). With fewer, each camera tests its wedge on every point.
 //! "Horizontal" is the lidar's own x-y plane: the transform of the rig is folded into each
 //! camera's wedge once per calibration (apex and sides expressed in the lidar frame), so a
 //! point is read once and needs no per-point transform at all. (The vehicle frame would not
@@ -25,16 +29,27 @@ use nalgebra::{Matrix3, Point3, Vector2, Vector3};
 use shared::frames::PointRecord;
 
 use crate::project::{Projected, Projector, CHUNK};
+use azimuth::{AzimuthTable, MASK_CAMERAS};
+
+mod azimuth;
 
 /// Angular widening of each wedge side, radians (rounding is below 1e-12 rad).
 pub const WEDGE_SLACK_RAD: f64 = 1e-5;
 /// Distance widening of each wedge side, metres (covers points next to the apex).
 pub const WEDGE_SLACK_M: f64 = 1e-6;
 
-/// A camera's horizontal frustum in the rig frame: `a·x + b·y ≥ c` for both sides.
+/// Wedges from which the azimuth table pays for its look-up (below, each camera tests its
+/// own wedge on every point).
+const TABLE_MIN_CAMERAS: usize = 3;
+
+/// A camera's horizontal frustum in the rig frame: `a·x + b·y ≥ c` for both sides; also
+/// as angles (for the azimuth table): directions `centre ± half` (widened) from `apex`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Wedge {
     sides: [(f64, f64, f64); 2],
+    centre: f64,
+    half: f64,
+    apex: Vector2<f64>,
 }
 
 impl Wedge {
@@ -76,7 +91,12 @@ impl Wedge {
             let (bx, by) = (theta.cos() * sign, theta.sin() * sign);
             (-by, bx, -by * apex.x + bx * apex.y - WEDGE_SLACK_M)
         };
-        Some(Self { sides: [side(base + lo, 1.0), side(base + hi, -1.0)] })
+        Some(Self {
+            sides: [side(base + lo, 1.0), side(base + hi, -1.0)],
+            centre: base + (lo + hi) / 2.0,
+            half: (hi - lo) / 2.0,
+            apex: Vector2::new(apex.x, apex.y),
+        })
     }
 
     #[inline(always)]
@@ -100,6 +120,8 @@ struct RigCamera {
 #[derive(Clone, Debug)]
 pub struct RigProjector {
     cameras: Vec<RigCamera>,
+    /// The cameras each point may fall in; `None` below [`TABLE_MIN_CAMERAS`] wedges.
+    table: Option<AzimuthTable>,
 }
 
 /// Per-camera projected points of one sweep, reused across calls.
@@ -141,9 +163,12 @@ impl RigProjector {
     /// Prepares every camera of `calibs` (one set per camera, all for the same lidar).
     #[must_use]
     pub fn new(calibs: &[CalibrationSet]) -> Self {
-        let cameras =
+        let cameras: Vec<RigCamera> =
             calibs.iter().map(|c| RigCamera { projector: Projector::new(c), wedge: Wedge::of(c) }).collect();
-        Self { cameras }
+        let wedges: Vec<Option<Wedge>> = cameras.iter().map(|c| c.wedge).collect();
+        let table =
+            (wedges.iter().flatten().count() >= TABLE_MIN_CAMERAS).then(|| AzimuthTable::new(&wedges));
+        Self { cameras, table }
     }
 
     /// Number of cameras.
@@ -180,21 +205,36 @@ impl RigProjector {
             o.prepare(points.len());
         }
         let mut counts = vec![0usize; self.cameras.len()];
-        let (mut lx, mut ly) = ([0.0f64; CHUNK], [0.0f64; CHUNK]);
-        // Without a wedge to test there is nothing to share.
-        let any_wedge = self.culled_cameras() > 0;
+        let mut masks = [0u32; CHUNK];
         for (c, chunk) in points.chunks(CHUNK).enumerate() {
-            // The shared part: each point's horizontal position, once for all cameras.
-            for (i, p) in chunk.iter().enumerate().filter(|_| any_wedge) {
-                lx[i] = f64::from(p.x);
-                ly[i] = f64::from(p.y);
-            }
-            for ((cam, o), k) in self.cameras.iter().zip(&mut out.cameras).zip(&mut counts) {
-                *k = match &cam.wedge {
-                    Some(w) => {
-                        cam.projector.project_chunk(chunk, c * CHUNK, *k, o, |i| w.contains(lx[i], ly[i]))
+            let base = c * CHUNK;
+            // The shared part: each point's cameras, one table look-up for all of them.
+            let any = self.table.as_ref().map_or(0, |t| t.fill(chunk, &mut masks));
+            let masks = &masks[..chunk.len()];
+            for (i, ((cam, o), k)) in self.cameras.iter().zip(&mut out.cameras).zip(&mut counts).enumerate() {
+                let p = &cam.projector;
+                *k = match (&cam.wedge, &self.table) {
+                    (Some(w), Some(_)) if i < MASK_CAMERAS => {
+                        let bit = 1u32 << i;
+                        if any & bit == 0 {
+                            continue;
+                        }
+                        // Sweeps come in azimuth order: the camera's points are a short run.
+                        let lo = masks.iter().position(|m| m & bit != 0).unwrap_or(0);
+                        let hi = masks.iter().rposition(|m| m & bit != 0).map_or(lo, |h| h + 1);
+                        let (run, points) = (&masks[lo..hi], &chunk[lo..hi]);
+                        let test = 1u32 << (i + MASK_CAMERAS);
+                        p.project_chunk(points, base + lo, *k, o, |j| {
+                            let m = run[j];
+                            m & bit != 0
+                                && (m & test == 0
+                                    || w.contains(f64::from(points[j].x), f64::from(points[j].y)))
+                        })
                     }
-                    None => cam.projector.project_chunk(chunk, c * CHUNK, *k, o, |_| true),
+                    (Some(w), _) => p.project_chunk(chunk, base, *k, o, |j| {
+                        w.contains(f64::from(chunk[j].x), f64::from(chunk[j].y))
+                    }),
+                    (None, _) => p.project_chunk(chunk, base, *k, o, |_| true),
                 };
             }
         }

@@ -434,9 +434,20 @@ pub struct LogFrame {
 #[derive(Debug)]
 enum Body {
     Velodyne(Vec<u8>),
-    Rgb { width: u32, height: u32, rgb: Vec<u8> },
-    RosCloud { msg: Vec<u8>, layout: ros::CloudLayout },
-    RosImage { msg: Vec<u8>, layout: ros::ImageLayout, labels: Option<(Vec<u8>, ros::ImageLayout)> },
+    Rgb {
+        width: u32,
+        height: u32,
+        rgb: Vec<u8>,
+    },
+    RosCloud {
+        msg: mcap_source::MsgData,
+        layout: ros::CloudLayout,
+    },
+    RosImage {
+        msg: mcap_source::MsgData,
+        layout: ros::ImageLayout,
+        labels: Option<(mcap_source::MsgData, ros::ImageLayout)>,
+    },
 }
 
 impl LogFrame {
@@ -473,7 +484,7 @@ impl LogFrame {
             Body::Rgb { width, height, rgb } => kitti::write_rgb(*width, *height, rgb, sink),
             Body::RosCloud { msg, layout } => ros::write_cloud(msg, layout, sink),
             Body::RosImage { msg, layout, labels } => {
-                ros::write_image(msg, layout, labels.as_ref().map(|(m, l)| (m.as_slice(), l)), sink)
+                ros::write_image(msg, layout, labels.as_ref().map(|(m, l)| (&m[..], l)), sink)
             }
         }
     }

@@ -43,7 +43,85 @@ pub struct LidarSweep {
     pub bytes: usize,
 }
 
+/// The most threads a renderer casts a sweep's rays on.
+pub const MAX_THREADS: usize = 8;
+
+/// One ray's return before the range noise: what the in-order pass needs.
+#[derive(Clone, Copy, Debug, Default)]
+struct Return {
+    t: f64,
+    /// |cos| of the incidence angle.
+    cos_i: f32,
+    reflectivity: f32,
+    instance: u16,
+    hit: bool,
+}
+
+/// What every thread of one sweep reads.
+struct Sweep<'a> {
+    world: &'a World,
+    trajectory: &'a Trajectory,
+    mount: nalgebra::Isometry3<f64>,
+    /// Capture time, seconds.
+    t_s: f64,
+    /// Whether each firing takes its own pose (a `scanning` lidar).
+    scanning: bool,
+    /// Firings per sweep and the sweep's duration, seconds.
+    steps: f64,
+    sweep_s: f64,
+    beams: &'a [(f64, f64)],
+    azimuths: &'a [(f64, f64)],
+    max_range: f64,
+}
+
+impl Sweep<'_> {
+    /// The lidar's rotation and origin in the world at firing `i`.
+    fn lidar_at(&self, i: usize) -> (Matrix3<f64>, [f64; 3]) {
+        let dt = if self.scanning { i as f64 / self.steps * self.sweep_s } else { 0.0 };
+        let l2w = self.trajectory.pose_at(self.t_s + dt).to_isometry() * self.mount;
+        let r: Matrix3<f64> = *l2w.rotation.to_rotation_matrix().matrix();
+        (r, [l2w.translation.x, l2w.translation.y, l2w.translation.z])
+    }
+
+    /// Casts the rays of firings `first..` into `out` (all beams of a firing, then the next).
+    fn cast(&self, first: usize, out: &mut [Return], scratch: &mut RayScratch) {
+        let nb = self.beams.len();
+        let (mut r, mut o) = self.lidar_at(0);
+        for (k, firing) in out.chunks_mut(nb).enumerate() {
+            let i = first + k;
+            if self.scanning {
+                (r, o) = self.lidar_at(i);
+            }
+            let (sa, ca) = self.azimuths[i];
+            for (ret, &(se, ce)) in firing.iter_mut().zip(self.beams) {
+                let dl = [ce * ca, ce * sa, se];
+                let dw = [
+                    r[(0, 0)] * dl[0] + r[(0, 1)] * dl[1] + r[(0, 2)] * dl[2],
+                    r[(1, 0)] * dl[0] + r[(1, 1)] * dl[1] + r[(1, 2)] * dl[2],
+                    r[(2, 0)] * dl[0] + r[(2, 1)] * dl[1] + r[(2, 2)] * dl[2],
+                ];
+                *ret = match self.world.cast(o, dw, self.max_range, scratch) {
+                    Some(hit) => Return {
+                        t: hit.t,
+                        cos_i: (hit.normal[0] * dw[0] + hit.normal[1] * dw[1] + hit.normal[2] * dw[2]).abs()
+                            as f32,
+                        reflectivity: hit.reflectivity,
+                        instance: hit.instance,
+                        hit: true,
+                    },
+                    None => Return::default(),
+                };
+            }
+        }
+    }
+}
+
 /// Renders lidar sweeps of one scenario. Keep one per lidar thread.
+///
+/// A sweep's rays are cast on several threads ([`LidarRenderer::set_threads`]; the
+/// machine's parallelism by default), each taking a contiguous run of firings; the range
+/// noise is then drawn and the points written in firing order on the calling thread, so
+/// the bytes do not depend on the number of threads.
 #[derive(Debug)]
 pub struct LidarRenderer {
     world: Arc<World>,
@@ -55,7 +133,10 @@ pub struct LidarRenderer {
     beams: Vec<(f64, f64)>,
     /// (sin, cos) of each firing's azimuth.
     azimuths: Vec<(f64, f64)>,
-    scratch: RayScratch,
+    /// One per thread.
+    scratch: Vec<RayScratch>,
+    /// Every ray's return, firing by firing.
+    returns: Vec<Return>,
     chunk: Vec<PointRecord>,
 }
 
@@ -74,6 +155,7 @@ impl LidarRenderer {
             .collect();
         let na = config.azimuth_steps as usize;
         let azimuths = (0..na).map(|i| (std::f64::consts::TAU * i as f64 / na as f64).sin_cos()).collect();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS);
         Self {
             world: Arc::clone(scenario.world()),
             trajectory: Arc::clone(scenario.trajectory()),
@@ -82,9 +164,22 @@ impl LidarRenderer {
             seed: scenario.seed(),
             beams,
             azimuths,
-            scratch: RayScratch::new(scenario.world()),
+            scratch: vec![RayScratch::new(scenario.world()); threads],
+            returns: Vec::new(),
             chunk: Vec::with_capacity(CHUNK_POINTS),
         }
+    }
+
+    /// Casts each sweep's rays on `threads` threads (at least one; the calling thread is
+    /// one of them). The sweep's bytes are the same for any number.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.scratch = vec![RayScratch::new(&self.world); threads.clamp(1, MAX_THREADS)];
+    }
+
+    /// Threads each sweep's rays are cast on.
+    #[must_use]
+    pub fn threads(&self) -> usize {
+        self.scratch.len()
     }
 
     /// The largest payload a sweep can have (every ray returning), bytes.
@@ -104,43 +199,56 @@ impl LidarRenderer {
         frame_index: u64,
         sink: &mut S,
     ) -> Result<LidarSweep, SinkFull> {
-        let er = epoch_rig_at(&self.epochs, t);
-        let mount = er.rig.lidar_to_vehicle();
-        let sweep_s = 1.0 / self.config.rate_hz;
-        let steps = self.azimuths.len() as f64;
-        let lidar_at = |i: usize| {
-            let dt = if self.config.scanning { i as f64 / steps * sweep_s } else { 0.0 };
-            let l2w = self.trajectory.pose_at(t.0 as f64 * 1e-9 + dt).to_isometry() * mount;
-            let r: Matrix3<f64> = *l2w.rotation.to_rotation_matrix().matrix();
-            (r, [l2w.translation.x, l2w.translation.y, l2w.translation.z])
+        let er = *epoch_rig_at(&self.epochs, t);
+        let (nb, na) = (self.beams.len(), self.azimuths.len());
+        let sweep = Sweep {
+            world: &self.world,
+            trajectory: &self.trajectory,
+            mount: er.rig.lidar_to_vehicle(),
+            t_s: t.0 as f64 * 1e-9,
+            scanning: self.config.scanning,
+            steps: na as f64,
+            sweep_s: 1.0 / self.config.rate_hz,
+            beams: &self.beams,
+            azimuths: &self.azimuths,
+            max_range: self.config.max_range_m,
         };
-        let (mut r, mut o) = lidar_at(0);
+        self.returns.resize(nb * na, Return::default());
+        let per = na.div_ceil(self.scratch.len()).max(1);
+        let mut parts = self.returns.chunks_mut(per * nb).zip(self.scratch.iter_mut()).enumerate();
+        std::thread::scope(|s| {
+            let mine = parts.next();
+            for (k, (out, scratch)) in parts {
+                let sweep = &sweep;
+                s.spawn(move || sweep.cast(k * per, out, scratch));
+            }
+            if let Some((_, (out, scratch))) = mine {
+                sweep.cast(0, out, scratch);
+            }
+        });
+        let points = self.emit(frame_index, sink)?;
+        Ok(LidarSweep { epoch: er.epoch, points, bytes: points * POINT_RECORD_SIZE })
+    }
+
+    /// Draws the range noise and writes the points, in firing order: the number written.
+    fn emit<S: PayloadSink + ?Sized>(&mut self, frame_index: u64, sink: &mut S) -> Result<usize, SinkFull> {
         let max_range = self.config.max_range_m;
         let sigma = self.config.range_noise_m;
         let mut rng = Rng::new(mix(&[self.seed, 0x6c_6964_6172, frame_index]));
         let mut points = 0;
         self.chunk.clear();
-        let world = &*self.world;
-        for (i, &(sa, ca)) in self.azimuths.iter().enumerate() {
-            if self.config.scanning {
-                (r, o) = lidar_at(i);
-            }
-            for (ring, &(se, ce)) in self.beams.iter().enumerate() {
-                let dl = [ce * ca, ce * sa, se];
-                let dw = [
-                    r[(0, 0)] * dl[0] + r[(0, 1)] * dl[1] + r[(0, 2)] * dl[2],
-                    r[(1, 0)] * dl[0] + r[(1, 1)] * dl[1] + r[(1, 2)] * dl[2],
-                    r[(2, 0)] * dl[0] + r[(2, 1)] * dl[1] + r[(2, 2)] * dl[2],
-                ];
-                let Some(hit) = world.cast(o, dw, max_range, &mut self.scratch) else {
+        let firings = self.returns.chunks(self.beams.len()).zip(&self.azimuths);
+        for (firing, &(sa, ca)) in firings {
+            for (ring, (ret, &(se, ce))) in firing.iter().zip(&self.beams).enumerate() {
+                if !ret.hit {
                     continue;
-                };
-                let range = if sigma > 0.0 { hit.t + sigma * rng.normal() } else { hit.t };
+                }
+                let range = if sigma > 0.0 { ret.t + sigma * rng.normal() } else { ret.t };
                 if range > max_range || range <= 0.0 {
                     continue;
                 }
-                let cos_i = (hit.normal[0] * dw[0] + hit.normal[1] * dw[1] + hit.normal[2] * dw[2]).abs();
-                let intensity = (hit.reflectivity * (0.25 + 0.75 * cos_i as f32)).clamp(0.0, 1.0);
+                let dl = [ce * ca, ce * sa, se];
+                let intensity = (ret.reflectivity * (0.25 + 0.75 * ret.cos_i)).clamp(0.0, 1.0);
                 self.chunk.push(PointRecord {
                     x: (dl[0] * range) as f32,
                     y: (dl[1] * range) as f32,
@@ -148,7 +256,7 @@ impl LidarRenderer {
                     intensity,
                     ring: ring as u16,
                     reserved: 0,
-                    instance: u32::from(hit.instance),
+                    instance: u32::from(ret.instance),
                 });
                 if self.chunk.len() == CHUNK_POINTS {
                     sink.push(self.chunk.as_bytes())?;
@@ -162,6 +270,6 @@ impl LidarRenderer {
             points += self.chunk.len();
             self.chunk.clear();
         }
-        Ok(LidarSweep { epoch: er.epoch, points, bytes: points * POINT_RECORD_SIZE })
+        Ok(points)
     }
 }

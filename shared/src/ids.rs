@@ -285,10 +285,14 @@ impl Role {
     }
 
     /// Whether the calibration service delivers epochs to this role (so a delivery fault
-    /// may name it).
+    /// may name it). The bridge subscribes in `epochfuse remote` only, where it relays the
+    /// publishing host's epochs to the local service and learns back what the service took.
     #[must_use]
     pub const fn subscribes_to_calibration(self) -> bool {
-        matches!(self, Self::Camera | Self::Lidar | Self::Fusion | Self::Monitor | Self::Recorder)
+        matches!(
+            self,
+            Self::Camera | Self::Lidar | Self::Fusion | Self::Monitor | Self::Recorder | Self::Bridge
+        )
     }
 }
 

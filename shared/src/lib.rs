@@ -242,6 +242,8 @@
 //! ```
 
 pub mod bench_timer;
+#[cfg(not(loom))]
+pub mod checkpoint;
 pub mod checksum;
 pub mod cursor;
 pub mod frames;

@@ -1,10 +1,13 @@
 //! A shared mapping accessed only through atomics: the unsafe core of the crate.
 //!
 //! [`Mapping`] owns a `memmap2::MmapRaw` (raw pointers only: memmap2 never hands out a
-//! slice of it here) and offers bounds-checked word access and word-wise copies. Every byte
-//! of a segment is read and written as part of an `AtomicU64` at an 8-aligned offset, so
+//! slice of it here) and offers bounds-checked word access and copies. Every byte of a
+//! segment is read and written as part of an `AtomicU64` at an 8-aligned offset, so
 //! concurrent access by another process is never a data race, and no plain or volatile
-//! access to shared bytes exists in the workspace.
+//! access to shared bytes exists in the workspace. Bulk copies and checksums go through the
+//! one wide-copy primitive, [`wide`]: 32-byte vector accesses in inline assembly whose
+//! effect is, by the memory-model argument written there, that of Relaxed `AtomicU64` loads
+//! or stores of the same words.
 //!
 //! Whether a mapping may be written is part of its type: a `Mapping<ReadOnly>` has loads and
 //! copies out only, so safe code cannot store into a page mapped without `PROT_WRITE`.
@@ -20,8 +23,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use memmap2::{MmapOptions, MmapRaw};
 
-use crate::checksum::{self, Checksum};
+use crate::checksum::Checksum;
 use crate::sigbus;
+
+pub mod wide;
 
 /// Access of a mapping that may be written (the default).
 #[derive(Debug)]
@@ -175,8 +180,9 @@ impl<A: Access> Mapping<A> {
         unsafe { std::slice::from_raw_parts(self.raw.as_mut_ptr().add(offset).cast::<AtomicU64>(), count) }
     }
     /// Copies `len` bytes from `offset` into `dst` (resized to `len`, reusing its capacity)
-    /// with Relaxed word loads, and returns their checksum. One pass over the bytes, with the
-    /// checksum lanes in registers; a buffer reused for frames of one size is never cleared.
+    /// and returns their checksum. One pass over the bytes: whole quads through the wide-copy
+    /// primitive ([`wide::load_summed`]), the last few words with Relaxed word loads; a buffer
+    /// reused for frames of one size is never cleared.
     #[inline]
     pub fn copy_out(&self, offset: usize, len: usize, dst: &mut Vec<u8>) -> u64 {
         let nwords = len.div_ceil(8);
@@ -185,31 +191,11 @@ impl<A: Access> Mapping<A> {
         if dst.len() != padded {
             dst.resize(padded, 0);
         }
-        let (mut a, mut b) = ([0u64; 4], [0u64; 4]);
-        let full_quads = len / 32;
-        for (out, quad) in dst[..full_quads * 32].chunks_exact_mut(32).zip(src.chunks_exact(4)) {
-            let w = [
-                quad[0].load(Ordering::Relaxed),
-                quad[1].load(Ordering::Relaxed),
-                quad[2].load(Ordering::Relaxed),
-                quad[3].load(Ordering::Relaxed),
-            ];
-            out[0..8].copy_from_slice(&w[0].to_le_bytes());
-            out[8..16].copy_from_slice(&w[1].to_le_bytes());
-            out[16..24].copy_from_slice(&w[2].to_le_bytes());
-            out[24..32].copy_from_slice(&w[3].to_le_bytes());
-            for lane in 0..4 {
-                a[lane] = a[lane].wrapping_add(w[lane] ^ checksum::K0);
-                b[lane] = b[lane].wrapping_add(a[lane]);
-            }
-        }
-        let mut sum = Checksum::from_lanes(a, b);
-        for i in full_quads * 4..nwords {
-            let mut w = src[i].load(Ordering::Relaxed);
-            if i == nwords - 1 && len % 8 != 0 {
-                // Past the payload's end the word holds whatever the slot held before.
-                w &= u64::MAX >> (8 * (8 - len % 8));
-            }
+        let full = len / 32 * 4;
+        let mut sum = Checksum::new();
+        wide::load_summed(&src[..full], &mut dst[..8 * full], &mut sum);
+        for (i, word) in src.iter().enumerate().skip(full) {
+            let w = masked(word.load(Ordering::Relaxed), i, len);
             sum.add_at(i, w);
             dst[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
         }
@@ -217,29 +203,30 @@ impl<A: Access> Mapping<A> {
         sum.finish(len as u64)
     }
 
-    /// Checksum of `len` bytes from `offset`, read with Relaxed loads (the writer uses this
-    /// at commit on bytes only it writes).
+    /// Checksum of `len` bytes from `offset`, read through the wide-copy primitive (whole
+    /// quads) and Relaxed word loads (the rest): a commit after a non-appending `write_at`,
+    /// and the second pass of an in-place read, use it.
     #[must_use]
     pub fn checksum(&self, offset: usize, len: usize) -> u64 {
-        let nwords = len.div_ceil(8);
-        let src = self.words(offset, nwords);
-        let (mut a, mut b) = ([0u64; 4], [0u64; 4]);
-        let full_quads = len / 32;
-        for quad in src[..full_quads * 4].chunks_exact(4) {
-            for lane in 0..4 {
-                a[lane] = a[lane].wrapping_add(quad[lane].load(Ordering::Relaxed) ^ checksum::K0);
-                b[lane] = b[lane].wrapping_add(a[lane]);
-            }
-        }
-        let mut sum = Checksum::from_lanes(a, b);
-        for (i, word) in src.iter().enumerate().skip(full_quads * 4) {
-            let mut w = word.load(Ordering::Relaxed);
-            if i == nwords - 1 && len % 8 != 0 {
-                w &= u64::MAX >> (8 * (8 - len % 8));
-            }
-            sum.add_at(i, w);
+        let src = self.words(offset, len.div_ceil(8));
+        let full = len / 32 * 4;
+        let mut sum = Checksum::new();
+        wide::sum_words(&src[..full], &mut sum);
+        for (i, word) in src.iter().enumerate().skip(full) {
+            sum.add_at(i, masked(word.load(Ordering::Relaxed), i, len));
         }
         sum.finish(len as u64)
+    }
+}
+
+/// Word `i` of a payload of `len` bytes as the checksum sees it: past the payload's end the
+/// last word holds whatever the slot held before, so those bytes count as zero.
+#[inline]
+fn masked(w: u64, i: usize, len: usize) -> u64 {
+    if i == len / 8 && len % 8 != 0 {
+        w & (u64::MAX >> (8 * (8 - len % 8)))
+    } else {
+        w
     }
 }
 
@@ -279,44 +266,91 @@ impl Mapping<ReadWrite> {
         }
     }
 
-    /// Writes `src` at byte `offset` (any alignment) with Relaxed word stores. Partial words
-    /// at either end are read, merged and stored back, which is sound only for the single
-    /// writer of these bytes.
+    /// Writes `src` at byte `offset` (any alignment): whole quads through the wide-copy
+    /// primitive, the rest with Relaxed word stores. Partial words at either end are read,
+    /// merged and stored back, which is sound only for the single writer of these bytes.
     ///
     /// # Panics
     /// If the range is out of bounds (a bug in the caller: loans check their capacity).
     pub fn copy_in(&self, offset: usize, src: &[u8]) {
+        // The checksum of an unaligned write is of no use; it costs nothing on the wide path.
+        self.append_summed(offset / 8 * 8, offset % 8, src, &mut Checksum::new());
+    }
+
+    /// Writes `src` at byte `at` of the payload that starts at `base` (8-aligned) and folds
+    /// into `sum` every payload word this write completes, as word `(its offset - base) / 8`:
+    /// one pass for a producer that appends (`Loan::push`). The caller must have folded every
+    /// word before `at / 8` and no other; the word the write ends in, if partial, is left for
+    /// the next append or for [`finish_appended`](Self::finish_appended).
+    ///
+    /// # Panics
+    /// If `base` is unaligned or the range is out of bounds (a bug in the caller).
+    pub fn append_summed(&self, base: usize, at: usize, src: &[u8], sum: &mut Checksum) {
         if src.is_empty() {
             return;
         }
-        let first = offset / 8 * 8;
-        let end = offset.saturating_add(src.len());
+        assert!(base % 8 == 0, "payload base {base} is not 8-aligned");
+        let first = (base + at) / 8 * 8;
+        let end = (base + at).saturating_add(src.len());
         let words = self.words(first, (end - first).div_ceil(8));
-        let head = offset - first;
+        let (head, w0) = (at % 8, at / 8);
         let mut rest = src;
         let mut idx = 0;
         if head != 0 || rest.len() < 8 {
             let take = (8 - head).min(rest.len());
             let mut w = words[0].load(Ordering::Relaxed).to_le_bytes();
             w[head..head + take].copy_from_slice(&rest[..take]);
-            words[0].store(u64::from_le_bytes(w), Ordering::Relaxed);
+            let w = u64::from_le_bytes(w);
+            words[0].store(w, Ordering::Relaxed);
+            if head + take == 8 {
+                sum.add_at(w0, w);
+            }
             rest = &rest[take..];
             idx = 1;
         }
-        let mut chunks = rest.chunks_exact(8);
-        for (chunk, word) in (&mut chunks).zip(&words[idx..]) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(chunk);
-            word.store(u64::from_le_bytes(w), Ordering::Relaxed);
-            idx += 1;
+        // Whole words up to a quad boundary, whole quads wide, then whole words again.
+        let lead = ((4 - (w0 + idx) % 4) % 4).min(rest.len() / 8);
+        let quads = (rest.len() - 8 * lead) / 32;
+        for _ in 0..lead {
+            idx = store_word(words, idx, w0, &mut rest, sum);
         }
-        let tail = chunks.remainder();
-        if !tail.is_empty() {
+        wide::store_summed(&words[idx..idx + 4 * quads], &rest[..32 * quads], sum);
+        idx += 4 * quads;
+        rest = &rest[32 * quads..];
+        while rest.len() >= 8 {
+            idx = store_word(words, idx, w0, &mut rest, sum);
+        }
+        if !rest.is_empty() {
             let mut w = words[idx].load(Ordering::Relaxed).to_le_bytes();
-            w[..tail.len()].copy_from_slice(tail);
+            w[..rest.len()].copy_from_slice(rest);
             words[idx].store(u64::from_le_bytes(w), Ordering::Relaxed);
         }
     }
+
+    /// The checksum of a payload of `len` bytes at `base` written by appends only, from the
+    /// state [`append_summed`](Self::append_summed) left: folds the last, partial word (read
+    /// back from the slot; only this writer stores it) and finishes.
+    #[must_use]
+    pub fn finish_appended(&self, base: usize, len: usize, mut sum: Checksum) -> u64 {
+        if len % 8 != 0 {
+            let i = len / 8;
+            sum.add_at(i, masked(self.load(base + 8 * i, Ordering::Relaxed), i, len));
+        }
+        sum.finish(len as u64)
+    }
+}
+
+/// Stores the next whole word of `rest` at `words[idx]` (payload word `w0 + idx`) and folds
+/// it; returns the next index.
+#[inline]
+fn store_word(words: &[AtomicU64], idx: usize, w0: usize, rest: &mut &[u8], sum: &mut Checksum) -> usize {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&rest[..8]);
+    let w = u64::from_le_bytes(b);
+    words[idx].store(w, Ordering::Relaxed);
+    sum.add_at(w0 + idx, w);
+    *rest = &rest[8..];
+    idx + 1
 }
 
 #[cfg(test)]
@@ -345,6 +379,29 @@ mod tests {
                 assert_eq!(sum, checksum_bytes(&out));
                 assert_eq!(m.checksum(64, off + n), sum);
             }
+        }
+    }
+
+    #[test]
+    fn appends_fold_the_checksum_of_what_they_wrote() {
+        let (_f, m) = mapping(8192);
+        let base = 64;
+        for pieces in
+            [&[0usize][..], &[5], &[8, 8], &[3, 100, 1, 7, 64, 33], &[32, 4000], &[1; 40], &[700, 9, 2048]]
+        {
+            m.copy_in(base, &[0xEE; 5000]);
+            let mut sum = Checksum::new();
+            let mut all = Vec::new();
+            for (k, n) in pieces.iter().enumerate() {
+                let piece: Vec<u8> = (0..*n).map(|i| (i * 13 + k * 7 + 1) as u8).collect();
+                m.append_summed(base, all.len(), &piece, &mut sum);
+                all.extend_from_slice(&piece);
+            }
+            assert_eq!(m.finish_appended(base, all.len(), sum), checksum_bytes(&all), "{pieces:?}");
+            assert_eq!(m.checksum(base, all.len()), checksum_bytes(&all), "{pieces:?}");
+            let mut out = Vec::new();
+            m.copy_out(base, all.len(), &mut out);
+            assert_eq!(out, all, "{pieces:?}");
         }
     }
 

@@ -33,6 +33,7 @@ use std::time::Duration;
 use rustix::fs::{FlockOperation, Mode, OFlags};
 use zerocopy::{FromBytes, IntoBytes};
 
+use crate::checksum::Checksum;
 use crate::clock::monotonic_ns;
 use crate::frames::{PayloadSink, SinkFull};
 use crate::layout::{self, FrameHeader, ReaderCounter, WriterCounter};
@@ -45,7 +46,7 @@ mod inplace;
 mod inspect;
 pub use backpressure::BackPressure;
 pub use board::Scoreboard;
-pub use inplace::{FrameRef, InPlace, SlotView};
+pub use inplace::{FrameRef, InPlace, SlotView, CHUNK_WORDS};
 pub use inspect::{inspect, SlotState};
 
 /// How many times [`RingReader::read_next`] retries a slot a write is in progress on before
@@ -215,7 +216,16 @@ impl RingWriter {
         let off = self.seg.slot_offset_for(self.next);
         let s = seqlock::write_begin(self.seg.map.word(off + layout::SLOT_OFF_SEQ));
         let capacity = self.seg.slot_capacity() as usize;
-        Loan { writer: self, slot: off, seq_word: s, len: 0, capacity, done: false }
+        Loan {
+            writer: self,
+            slot: off,
+            seq_word: s,
+            len: 0,
+            capacity,
+            sum: Checksum::new(),
+            appended: true,
+            done: false,
+        }
     }
 
     /// The sequence number the next committed frame will get.
@@ -287,6 +297,11 @@ pub struct Loan<'w> {
     seq_word: u64,
     len: usize,
     capacity: usize,
+    /// The payload checksum of every word the appends so far completed (see `appended`).
+    sum: Checksum,
+    /// Whether every write so far appended: then `sum` is folded while copying and `commit`
+    /// reads at most the last word back; else `commit` checksums the slot in a second pass.
+    appended: bool,
     done: bool,
 }
 
@@ -319,7 +334,12 @@ impl Loan<'_> {
             checksum: 0,
             publish_ns: now,
         };
-        header.checksum = header.seal(map.checksum(payload, self.len));
+        let payload_sum = if self.appended {
+            map.finish_appended(payload, self.len, self.sum)
+        } else {
+            map.checksum(payload, self.len)
+        };
+        header.checksum = header.seal(payload_sum);
         map.store_words(self.slot + layout::SLOT_OFF_FRAME_HEADER, header.as_bytes_words());
         seqlock::write_end(map.word(self.slot + layout::SLOT_OFF_SEQ), self.seq_word);
         let next = seq.next();
@@ -349,7 +369,14 @@ impl PayloadSink for Loan<'_> {
         let Some(end) = end else {
             return Err(SinkFull { needed: offset.saturating_add(bytes.len()), capacity: self.capacity });
         };
-        self.writer.seg.map.copy_in(self.slot + layout::SLOT_OFF_PAYLOAD + offset, bytes);
+        let (map, payload) = (&self.writer.seg.map, self.slot + layout::SLOT_OFF_PAYLOAD);
+        if self.appended && offset == self.len {
+            // One pass: the checksum is folded while the bytes are copied in.
+            map.append_summed(payload, offset, bytes, &mut self.sum);
+        } else {
+            self.appended = false;
+            map.copy_in(payload + offset, bytes);
+        }
         self.len = self.len.max(end);
         Ok(())
     }

@@ -92,6 +92,50 @@ pub fn park_with(
 #[cfg(not(loom))]
 const SPIN_ROUNDS: u32 = 64;
 
+/// Whether yielding before parking has paid off lately on this thread: the yield half of
+/// the spin costs a context switch per round on a busy machine, which a stream whose frames
+/// are milliseconds apart (a 30 Hz camera) pays on every frame for nothing. A thread whose
+/// yields found no frame [`YieldCredit::START`] times running only spins (pause) before it
+/// parks, and tries yielding again every [`YieldCredit::PROBE`]-th wait; one hit restores
+/// full credit, so back-to-back streams (`--max-rate`, the transport bench) keep yielding.
+#[cfg(not(loom))]
+#[derive(Clone, Copy)]
+struct YieldCredit {
+    credit: u8,
+    waits: u8,
+}
+
+#[cfg(not(loom))]
+thread_local! {
+    static YIELD_CREDIT: std::cell::Cell<YieldCredit> =
+        const { std::cell::Cell::new(YieldCredit { credit: YieldCredit::START, waits: 0 }) };
+}
+
+#[cfg(not(loom))]
+impl YieldCredit {
+    const START: u8 = 8;
+    const PROBE: u8 = 16;
+
+    /// Whether this wait may yield; counts the wait.
+    fn may_yield() -> bool {
+        YIELD_CREDIT.with(|c| {
+            let mut v = c.get();
+            v.waits = v.waits.wrapping_add(1);
+            c.set(v);
+            v.credit > 0 || v.waits % Self::PROBE == 0
+        })
+    }
+
+    /// What the yields of this wait found: a frame (`true`) or none.
+    fn record(hit: bool) {
+        YIELD_CREDIT.with(|c| {
+            let mut v = c.get();
+            v.credit = if hit { Self::START } else { v.credit.saturating_sub(1) };
+            c.set(v);
+        });
+    }
+}
+
 /// Publishes `next` as the write cursor and wakes every parked reader.
 #[cfg(not(loom))]
 #[inline]
@@ -111,17 +155,24 @@ pub fn park(
     seen: u64,
     timeout: std::time::Duration,
 ) -> bool {
-    for round in 0..SPIN_ROUNDS {
-        // Relaxed: a hint only; the caller reads the cursor again with Acquire before it
-        // touches a slot (`RingReader::read_next`).
-        if cursor.load(Ordering::Relaxed) != seen {
+    // Relaxed: a hint only; the caller reads the cursor again with Acquire before it
+    // touches a slot (`RingReader::read_next`).
+    let moved = || cursor.load(Ordering::Relaxed) != seen;
+    for _ in 0..SPIN_ROUNDS / 2 {
+        if moved() {
             return true;
         }
-        if round < SPIN_ROUNDS / 2 {
-            std::hint::spin_loop();
-        } else {
+        std::hint::spin_loop();
+    }
+    if YieldCredit::may_yield() {
+        for _ in 0..SPIN_ROUNDS / 2 {
+            if moved() {
+                YieldCredit::record(true);
+                return true;
+            }
             std::thread::yield_now();
         }
+        YieldCredit::record(false);
     }
     let deadline = std::time::Instant::now() + timeout;
     park_with(cursor, notify, waiters, seen, |word, n| {

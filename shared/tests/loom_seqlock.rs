@@ -379,3 +379,112 @@ fn an_in_place_result_from_a_torn_slot_never_escapes() {
     let seen: Vec<usize> = IN_PLACE_SEEN.iter().map(|c| c.load(StdRelaxed)).collect();
     assert!(seen.iter().all(|n| *n > 0), "not every outcome explored: {seen:?}");
 }
+
+/// A one-slot ring for the versioned-reference model: the seq word, the frame header's
+/// frame-seq word and two payload words. Frame `k`'s payload is `[10k + 1, 10k + 2]`, so the
+/// consumer's weighted sum `d0 + 2·d1` is `30k + 5` only if both words are frame `k`'s.
+struct RefSlot {
+    seq: AtomicU64,
+    frame: AtomicU64,
+    data: [AtomicU64; 2],
+}
+
+/// Why a use of a reference was refused.
+#[derive(Debug)]
+enum RefRejected {
+    /// The slot holds a later frame: the writer lapped the reader (`Overrun` in the ring).
+    Lapped,
+    /// A write was under way or came in while the consumer computed (`Torn` or `Overrun`).
+    Disturbed,
+}
+
+impl RefSlot {
+    fn new() -> Self {
+        Self {
+            seq: AtomicU64::new(0),
+            frame: AtomicU64::new(0),
+            data: [AtomicU64::new(0), AtomicU64::new(0)],
+        }
+    }
+
+    fn write(&self, k: u64) {
+        let s = seqlock::write_begin(&self.seq);
+        self.frame.store(k, Ordering::Relaxed);
+        self.data[0].store(10 * k + 1, Ordering::Relaxed);
+        self.data[1].store(10 * k + 2, Ordering::Relaxed);
+        seqlock::write_end(&self.seq, s);
+    }
+
+    /// `RingReader::peek_next`: the header alone, read consistently; the frame it names.
+    fn peek(&self) -> Option<u64> {
+        match seqlock::read_validated(&self.seq, || self.frame.load(Ordering::Relaxed)) {
+            seqlock::Validated::Valid { r, .. } => Some(r),
+            _ => None,
+        }
+    }
+
+    /// `RingReader::read_ref_in_place` on "frame #k in this slot": inside one seqlock read,
+    /// the header is read and, if it still names frame `k`, the consumer computes straight
+    /// from the payload words; the result is handed back only if the read validates.
+    fn use_ref(&self, k: u64) -> Result<u64, RefRejected> {
+        let read = seqlock::read_validated(&self.seq, || {
+            let header = self.frame.load(Ordering::Relaxed);
+            let computed = (header == k).then(|| {
+                let d0 = self.data[0].load(Ordering::Relaxed);
+                let d1 = self.data[1].load(Ordering::Relaxed);
+                d0 + 2 * d1
+            });
+            (header, computed)
+        });
+        match read {
+            seqlock::Validated::Valid { r: (_, Some(v)), .. } => Ok(v),
+            seqlock::Validated::Valid { r: (header, None), .. } => {
+                assert!(header > k, "a validated header went back from frame {k} to {header}");
+                Err(RefRejected::Lapped)
+            }
+            seqlock::Validated::Busy | seqlock::Validated::Changed => Err(RefRejected::Disturbed),
+        }
+    }
+}
+
+/// Outcome counters of the versioned-reference model: [peek refused, used (valid), lapped
+/// before the use, disturbed during the use].
+static REF_SEEN: [AtomicUsize; 4] =
+    [AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)];
+
+/// Issue 13's versioned references: the reader peeks "frame #k at slot X" and later computes
+/// from the slot in place while the writer laps it (frame 1 lands where frame 0 was). Whatever
+/// the consumer computed from a torn slot, or from a slot that holds another frame by then,
+/// must never come back as frame `k`'s; the valid, lapped and disturbed cases must all be
+/// explored.
+#[test]
+fn a_versioned_reference_never_yields_a_lapped_or_torn_result() {
+    model(3, || {
+        let slot = Arc::new(RefSlot::new());
+        slot.write(0);
+        let reader = {
+            let slot = slot.clone();
+            loom::thread::spawn(move || {
+                let Some(k) = slot.peek() else {
+                    REF_SEEN[0].fetch_add(1, StdRelaxed);
+                    return;
+                };
+                let i = match slot.use_ref(k) {
+                    Ok(v) => {
+                        assert_eq!(v, 30 * k + 5, "a result not computed from frame {k} came back as valid");
+                        1
+                    }
+                    Err(RefRejected::Lapped) => 2,
+                    Err(RefRejected::Disturbed) => 3,
+                };
+                REF_SEEN[i].fetch_add(1, StdRelaxed);
+            })
+        };
+        slot.write(1);
+        reader.join().unwrap();
+        assert_eq!(slot.use_ref(1).ok(), Some(35), "the quiescent slot's frame refused");
+        assert!(matches!(slot.use_ref(0), Err(RefRejected::Lapped)), "a lapped reference accepted");
+    });
+    let seen: Vec<usize> = REF_SEEN.iter().map(|c| c.load(StdRelaxed)).collect();
+    assert!(seen.iter().all(|n| *n > 0), "not every outcome explored: {seen:?}");
+}

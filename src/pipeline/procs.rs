@@ -23,6 +23,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a wait for a role looks again.
 const POLL: Duration = Duration::from_millis(100);
+/// How long a role whose stdout closed may take to become a reapable exit.
+const SETTLE: Duration = Duration::from_millis(50);
 
 /// One running role process.
 pub struct RoleProc {
@@ -42,6 +44,14 @@ impl RoleProc {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Waits up to [`SETTLE`] for a process whose stdout closed to be reaped: it is exiting.
+    pub fn settle(&mut self) {
+        let deadline = Instant::now() + SETTLE;
+        while self.exited().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Starts a ready role: tells it the pipeline clock's origin.
@@ -118,10 +128,13 @@ pub struct Spawner {
     run: PathBuf,
     logs: PathBuf,
     tx: Sender<Ready>,
+    ended_tx: Sender<ProcId>,
     /// Each role's sandbox report, from its latest `ready` line.
     sandbox: Arc<Mutex<BTreeMap<Role, SandboxReport>>>,
     /// Every `ready` line, in the order they came.
     pub ready: Receiver<Ready>,
+    /// A role's stdout closed: it is exiting (so the supervisor need not wait for its tick).
+    pub ended: Receiver<ProcId>,
 }
 
 impl Spawner {
@@ -129,7 +142,9 @@ impl Spawner {
     #[must_use]
     pub fn new(run: &Path, logs: &Path) -> Self {
         let (tx, ready) = crossbeam_channel::unbounded();
-        Self { run: run.to_path_buf(), logs: logs.to_path_buf(), tx, ready, sandbox: Arc::default() }
+        let (ended_tx, ended) = crossbeam_channel::unbounded();
+        let (run, logs) = (run.to_path_buf(), logs.to_path_buf());
+        Self { run, logs, tx, ended_tx, ready, ended, sandbox: Arc::default() }
     }
 
     /// Starts `role`'s process (it then sets up and says `ready`).
@@ -163,6 +178,7 @@ impl Spawner {
             .map_err(|e| CliError::internal(format!("cannot start the {id} role: {e}")))?;
         if let Some(out) = child.stdout.take() {
             let (tx, sandbox, id) = (self.tx.clone(), Arc::clone(&self.sandbox), id.clone());
+            let ended = self.ended_tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(out).lines().map_while(Result::ok) {
                     if let Some(report) = super::sandbox::parse_ready_line(&line) {
@@ -172,6 +188,7 @@ impl Spawner {
                         let _ = tx.send(Ready(id.clone()));
                     }
                 }
+                let _ = ended.send(id);
             });
         }
         let stdin = child.stdin.take();

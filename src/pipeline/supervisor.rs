@@ -297,6 +297,13 @@ impl<'a> Live<'a> {
         loop {
             crossbeam_channel::select! {
                 recv(self.spawner.ready) -> _ => {},
+                // A producer that finished ends the run now, not at the next tick.
+                recv(self.spawner.ended) -> role => {
+                    let producer = role.ok().filter(|r| self.cast.producers.contains(r));
+                    if let Some(p) = producer.and_then(|r| self.procs.get_mut(&r)) {
+                        p.settle();
+                    }
+                },
                 default(TICK) => {},
             }
             let boards = self.watch.look(dir);

@@ -71,7 +71,8 @@ pub fn remote(args: &RemoteArgs) -> Result<(Summary, PathBuf), CliError> {
         per_pair: args.per_pair,
         record: None,
         sandbox: args.local.sandbox == OnOff::On,
-        socket_policy: calib::policy::SocketPolicy::default(),
+        // The bridge relays the epochs the publisher announces after we started.
+        socket_policy: calib::policy::SocketPolicy::default().relaying(shared::Role::Bridge),
         epochs,
         delivery: calib::DeliveryPlan::default(),
         // The CAN stream is not bridged: a remote fuses without deskew.
@@ -180,6 +181,7 @@ fn add_network_counters(summary_path: &Path, result_path: &Path) -> Result<(), C
             "remote".into(),
             serde_json::json!({
                 "calib_invalid": result.calib_invalid,
+                "epochs_relayed": result.epochs_relayed,
                 "source_ended": result.source_ended,
                 "mirror_s": result.mirror_s,
                 "transport_ms": result.transport_ms,

@@ -3,6 +3,10 @@
 //! frames through the epoch gate (a frame whose epoch it does not know yet waits, bounded,
 //! or is dropped and counted) and writes each received buffer straight into a slot of the
 //! local ring (one copy). It exits 0 on the source run's end message.
+//!
+//! The gate learns an epoch from the local calibration service only ([`super::relay`]):
+//! epochs received at run time are relayed to it first, so fusion here never meets a frame
+//! whose calibration its service does not have.
 
 use std::path::Path;
 use std::time::Duration;
@@ -20,6 +24,7 @@ use shared::{rundir, CalibEpoch, StreamKind};
 use zenoh::sample::Sample;
 use zenoh::Wait as _;
 
+use super::relay::LocalCalib;
 use super::session::{self, broke, Side};
 use crate::error::CliError;
 use crate::pipeline::roles::producer::PRODUCER_SLOTS;
@@ -77,6 +82,8 @@ pub struct MirrorResult {
     pub lidar: StreamNet,
     /// Calibration samples refused at the door.
     pub calib_invalid: u64,
+    /// Epochs received at run time and taken by the local calibration service.
+    pub epochs_relayed: u64,
     /// Whether the source's end message arrived.
     pub source_ended: bool,
     /// Seconds from the first frame written to the last.
@@ -137,6 +144,7 @@ struct Mirror<'a> {
     stop: calib::StopFlag,
     stalled: bool,
     calib_invalid: u64,
+    calib: LocalCalib,
     /// Send → commit of each frame (ms), and the first and last commit.
     transport: Vec<f64>,
     span: Option<(u64, u64)>,
@@ -165,7 +173,10 @@ impl Mirror<'_> {
             self.write(usize::from(kind == StreamKind::Lidar), out)?;
         } else if self.keys.epoch_of(&key).is_some() {
             match bridge::epochs::decode(&self.keys, &key, &sample.payload().to_bytes()) {
-                Ok(set) => self.learn(set.epoch)?,
+                Ok(set) => {
+                    let learned = self.calib.relay(&set)?;
+                    self.learn(&learned)?;
+                }
                 Err(e) => {
                     self.calib_invalid += 1;
                     tracing::warn!("{e}; calibration sample refused");
@@ -185,10 +196,13 @@ impl Mirror<'_> {
         Ok(false)
     }
 
-    fn learn(&mut self, epoch: CalibEpoch) -> Result<(), CliError> {
-        for i in 0..2 {
-            let out = self.streams[i].gate.learn(epoch);
-            self.write(i, out)?;
+    /// The gates learn epochs the local service announced, and release what waited.
+    fn learn(&mut self, epochs: &[CalibEpoch]) -> Result<(), CliError> {
+        for &epoch in epochs {
+            for i in 0..2 {
+                let out = self.streams[i].gate.learn(epoch);
+                self.write(i, out)?;
+            }
         }
         Ok(())
     }
@@ -239,6 +253,7 @@ pub fn run(run: &Path, spec: &RunSpec, net: &ZenohSpec) -> Result<(), CliError> 
         Stream::create(run, StreamKind::Camera, net.camera_capacity)?,
         Stream::create(run, StreamKind::Lidar, net.lidar_capacity)?,
     ];
+    let calib = LocalCalib::connect(run, &spec.epochs, &stop)?;
     let session = session::open(net, Side::Connect)?;
     // One subscriber for every key of the run: one queue, in the order the source sent.
     let sub = session.declare_subscriber(keys.all()).wait().map_err(|e| broke("subscriber", &e))?;
@@ -249,17 +264,20 @@ pub fn run(run: &Path, spec: &RunSpec, net: &ZenohSpec) -> Result<(), CliError> 
         stop,
         stalled: false,
         calib_invalid: 0,
+        calib,
         transport: Vec::new(),
         span: None,
     };
-    // The table so far (a late joiner's whole past), then everything new from the subscriber.
-    for set in &spec.epochs {
-        m.learn(set.epoch)?;
-    }
     ready()?;
     let mut ended = false;
     while !ended {
-        match sub.recv_timeout(Duration::from_millis(100)) {
+        // The table so far (a late joiner's whole past) comes from the service at start,
+        // then whatever it announces; frames wait in the gates meanwhile.
+        let announced = m.calib.poll();
+        m.learn(&announced)?;
+        let holding = m.streams.iter().any(|s| s.gate.waiting() > 0);
+        let wait = Duration::from_millis(if holding { 2 } else { 100 });
+        match sub.recv_timeout(wait) {
             Ok(Some(sample)) => ended = m.handle(sample)?,
             Ok(None) if m.stop.is_raised() => break,
             Ok(None) => {}
@@ -270,6 +288,7 @@ pub fn run(run: &Path, spec: &RunSpec, net: &ZenohSpec) -> Result<(), CliError> 
         camera: m.streams[0].net(),
         lidar: m.streams[1].net(),
         calib_invalid: m.calib_invalid,
+        epochs_relayed: m.calib.relayed(),
         source_ended: ended,
         mirror_s: m.span.map_or(0.0, |(a, b)| (b - a) as f64 / 1e9),
         transport_ms: TransportMs::of(std::mem::take(&mut m.transport)),

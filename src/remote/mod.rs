@@ -12,6 +12,8 @@ pub mod mirror;
 #[cfg(feature = "zenoh")]
 pub mod publish;
 #[cfg(feature = "zenoh")]
+mod relay;
+#[cfg(feature = "zenoh")]
 mod session;
 
 use std::path::Path;

@@ -53,17 +53,17 @@ fn set(c: &Cam, lidar: &Isometry3<f64>) -> CalibrationSet {
         Translation3::new(c.pos.0, c.pos.1, c.pos.2),
         UnitQuaternion::from_euler_angles(c.roll, c.pitch, c.yaw) * optical(),
     );
-    let mut s = CalibrationSet {
-        epoch: CalibEpoch(1),
-        valid_from: TimestampNs(0),
-        camera: Projection::Pinhole(k),
+    let mut s = CalibrationSet::single(
+        CalibEpoch(1),
+        TimestampNs(0),
+        Projection::Pinhole(k),
         camera_to_vehicle,
-        lidar_to_vehicle: *lidar,
-    };
+        *lidar,
+    );
     match c.kind {
         1 => {
             let d = Distortion { k1: -0.2, k2: 0.05, p1: 0.001, p2: -0.0005, k3: 0.0 };
-            s.camera = Projection::Pinhole(CameraIntrinsics { distortion: d, ..k });
+            *s.camera_mut() = Projection::Pinhole(CameraIntrinsics { distortion: d, ..k });
         }
         2 | 3 => {
             // p = P · [R0|0] with a small rectifying rotation and a stereo baseline term.
@@ -72,10 +72,10 @@ fn set(c: &Cam, lidar: &Isometry3<f64>) -> CalibrationSet {
             let mut p = Matrix3x4::zeros();
             p.fixed_view_mut::<3, 3>(0, 0).copy_from(&(kk * r0.matrix()));
             p.set_column(3, &Vector3::new(-0.54 * k.fx, 0.2, 0.003));
-            s.camera = Projection::Rectified { p, width: w, height: h };
+            *s.camera_mut() = Projection::Rectified { p, width: w, height: h };
             if c.kind == 3 {
-                s.lidar_to_vehicle = s.lidar_to_camera();
-                s.camera_to_vehicle = Isometry3::identity();
+                *s.lidar_to_vehicle_mut() = s.lidar_to_camera();
+                *s.camera_to_vehicle_mut() = Isometry3::identity();
             }
         }
         _ => {}
@@ -87,7 +87,7 @@ fn set(c: &Cam, lidar: &Isometry3<f64>) -> CalibrationSet {
 /// the same for v), at depths from 0.05 to 80 m, in the lidar frame: where a wrong wedge
 /// would show.
 fn border_points(calib: &CalibrationSet, seed: u64, out: &mut Vec<PointRecord>) {
-    let (a, b) = match calib.camera {
+    let (a, b) = match *calib.camera() {
         Projection::Rectified { p, .. } => {
             (p.fixed_view::<3, 3>(0, 0).into_owned(), p.column(3).into_owned())
         }
@@ -97,7 +97,7 @@ fn border_points(calib: &CalibrationSet, seed: u64, out: &mut Vec<PointRecord>) 
     };
     let inv = a.try_inverse().unwrap();
     let lidar_from_camera = calib.lidar_to_camera().inverse();
-    let (w, h) = (f64::from(calib.camera.width()), f64::from(calib.camera.height()));
+    let (w, h) = (f64::from(calib.camera().width()), f64::from(calib.camera().height()));
     let mut next = uniform(seed);
     for i in 0..400 {
         let t = next();
@@ -165,7 +165,7 @@ proptest! {
 
     #[test]
     fn rig_is_each_camera_alone(
-        cams in proptest::collection::vec(cam(), 1..7),
+        cams in proptest::collection::vec(cam(), 1..10),
         lidar in (-0.3..0.3f64, -0.1..0.1f64, 0.0..std::f64::consts::TAU, 0.5..2.5f64),
         seed in any::<u64>(),
     ) {
@@ -233,4 +233,41 @@ fn empty_rig_and_empty_sweep() {
     rig.project(&[], &mut out);
     assert_eq!(out.total_kept(), 0);
     assert_eq!(rig.camera(1).width(), 1600);
+}
+
+#[test]
+fn the_azimuth_table_names_few_cameras_far_out_and_every_camera_near() {
+    let sets = ring(8);
+    let rig = RigProjector::new(&sets);
+    let table = rig.table.as_ref().expect("eight wedges share a table");
+    let all = (1u32 << 8) - 1;
+    let named = |m: u32| m & 0xffff;
+    for i in 0..8 {
+        let yaw = std::f64::consts::TAU * i as f64 / 8.0;
+        // 50 m out along camera i's axis (the cameras sit on a 1 m circle around the lidar).
+        let (x, y) = ((50.0 * yaw.cos()) as f32, (50.0 * yaw.sin()) as f32);
+        let far = named(table.mask(x, y));
+        assert!(far & (1 << i) != 0, "camera {i} is not named straight ahead: {far:#b}");
+        assert!(far.count_ones() <= 3, "camera {i}: too many cameras far out: {far:#b}");
+        assert_eq!(table.mask(x, y) >> 16 & (1 << i), 0, "camera {i} tests its wedge straight ahead");
+        assert_eq!(named(table.mask(0.3 * yaw.cos() as f32, 0.3 * yaw.sin() as f32)), all);
+    }
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX] {
+        assert_eq!(table.mask(bad, 1.0), all | all << 16, "{bad}");
+        assert_eq!(table.mask(1.0, bad), all | all << 16, "{bad}");
+    }
+}
+
+#[test]
+fn cameras_past_the_mask_width_test_their_wedges() {
+    // 18 cameras: the first 16 are named by the table, the last two test every point.
+    let sets = ring(18);
+    assert_eq!(RigProjector::new(&sets).culled_cameras(), 18);
+    check(&sets, 11);
+}
+
+#[test]
+fn few_cameras_test_their_wedges_many_share_the_table() {
+    assert!(RigProjector::new(&ring(TABLE_MIN_CAMERAS - 1)).table.is_none());
+    assert!(RigProjector::new(&ring(TABLE_MIN_CAMERAS)).table.is_some());
 }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use shared::StreamKind;
 
-use super::read::{bad, MsgStream, RawMsg};
+use super::chunked::ChunkedStream;
+use super::read::{bad, RawMsg};
 use super::{McapIndex, Planned};
 use crate::{ros, Body, LogError, LogFrame};
 
@@ -13,7 +14,7 @@ use crate::{ros, Body, LogError, LogFrame};
 #[derive(Debug)]
 pub(crate) struct McapFrames {
     index: Arc<McapIndex>,
-    stream: MsgStream,
+    stream: ChunkedStream,
     next: usize,
     /// Messages read ahead of their turn, by ordinal.
     pending: HashMap<u64, RawMsgBox>,
@@ -34,7 +35,7 @@ impl McapFrames {
         for f in index.files.iter() {
             LogError::open_input(f, u64::MAX)?;
         }
-        let stream = MsgStream::new(Arc::clone(&index.files));
+        let stream = ChunkedStream::new(Arc::clone(&index.files))?;
         Ok(Self { index, stream, next: 0, pending: HashMap::new(), error_yielded: false })
     }
 

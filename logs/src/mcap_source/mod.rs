@@ -21,6 +21,7 @@
 //! and the epochs), [`frames`] (the streaming pass).
 
 mod cameras;
+mod chunked;
 mod frames;
 mod lz4;
 mod plan;
@@ -39,7 +40,7 @@ use super::{LogError, LogFormat};
 pub use cameras::{bag_cameras, BagCamera, BagRig};
 pub(crate) use frames::McapFrames;
 pub(crate) use plan::index;
-pub(crate) use read::{bag_files, has_mcap_magic};
+pub(crate) use read::{bag_files, has_mcap_magic, MsgData};
 
 /// Most messages the streaming pass holds ahead of their turn (the reorder buffer). A bag
 /// whose messages are further out of time order than this, or than

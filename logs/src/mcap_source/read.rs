@@ -11,9 +11,9 @@ use mcap::sans_io::{LinearReaderOptions, MessageReadEvent, MessageReader};
 use crate::LogError;
 
 /// Largest record or chunk accepted; bounds the memory a corrupt length can claim.
-const RECORD_LIMIT: usize = 512 << 20;
+pub(super) const RECORD_LIMIT: usize = 512 << 20;
 /// Largest single read from a file.
-const READ_LIMIT: usize = 4 << 20;
+pub(super) const READ_LIMIT: usize = 4 << 20;
 /// Largest rosbag2 `metadata.yaml` read.
 const METADATA_LIMIT: u64 = 16 << 20;
 
@@ -102,7 +102,43 @@ pub(crate) struct RawMsg {
     pub(crate) offset: u64,
     pub(crate) log_time: u64,
     pub(crate) channel: Arc<mcap::Channel<'static>>,
-    pub(crate) data: Vec<u8>,
+    pub(crate) data: MsgData,
+}
+
+/// A message's bytes: its own buffer, or a view into the decompressed chunk it came from
+/// (shared, so a frame reaches its ring slot without a copy per message).
+#[derive(Clone)]
+pub(crate) struct MsgData {
+    buf: Arc<Vec<u8>>,
+    range: std::ops::Range<usize>,
+}
+
+impl MsgData {
+    /// `range` of `buf` (checked by the caller to lie inside it).
+    pub(super) fn view(buf: Arc<Vec<u8>>, range: std::ops::Range<usize>) -> Self {
+        Self { buf, range }
+    }
+}
+
+impl From<Vec<u8>> for MsgData {
+    fn from(v: Vec<u8>) -> Self {
+        let range = 0..v.len();
+        Self { buf: Arc::new(v), range }
+    }
+}
+
+impl std::ops::Deref for MsgData {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.buf[self.range.clone()]
+    }
+}
+
+impl std::fmt::Debug for MsgData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes", self.range.len())
+    }
 }
 
 /// Messages of every file in order, numbered across files.
@@ -195,7 +231,7 @@ impl MsgStream {
                         offset: *fed,
                         log_time: m.log_time,
                         channel: m.channel,
-                        data: m.data.into_owned(),
+                        data: MsgData::from(m.data.into_owned()),
                     }));
                 }
                 Some(Err(e)) => {

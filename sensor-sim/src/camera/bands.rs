@@ -5,16 +5,17 @@
 //! distortion), so each thread rasterises every projected face into a band-sized scratch
 //! that stays in its core's cache, shades the band's rows into band buffers, and the calling
 //! thread writes them into the sink: two `write_at`s per band, in whatever order bands
-//! finish. Each scratch sample is computed from the same polygon with the same arithmetic
+//! finish. The other threads are a persistent pool ([`Pool`]), started with the renderer. Each scratch sample is computed from the same polygon with the same arithmetic
 //! whatever band or thread computes it, so the bytes do not depend on the split.
 
+use super::pool::{Job, Pool};
 use super::{haze, sky, RayTable};
 use crate::world::{World, GROUND_ID, SKY_ID};
 use nalgebra::Matrix3;
 use shared::frames::{PayloadSink, SinkFull};
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 
 /// Output rows per band: a 1920-pixel band's scratch and output fit a 2 MiB L2 cache.
 pub(super) const BAND_ROWS: usize = 32;
@@ -33,14 +34,16 @@ pub(super) struct Poly {
     pub rows: (u32, u32),
 }
 
-/// What every band of one frame reads.
-pub(super) struct Scene<'a> {
-    pub world: &'a World,
-    pub table: &'a RayTable,
-    pub polys: &'a [Poly],
-    pub pts: &'a [(f64, f64)],
+/// What every band of one frame reads: owned, so that the persistent workers can share it
+/// (the renderer moves its buffers in for the frame and takes them back after).
+#[derive(Clone, Debug)]
+pub(super) struct Scene {
+    pub world: Arc<World>,
+    pub table: Arc<RayTable>,
+    pub polys: Vec<Poly>,
+    pub pts: Vec<(f64, f64)>,
     /// Hazed colour and instance of each face.
-    pub face_info: &'a [([u8; 3], u16)],
+    pub face_info: Vec<([u8; 3], u16)>,
     /// Camera to world rotation.
     pub r: Matrix3<f32>,
     /// Camera centre in the world.
@@ -64,96 +67,60 @@ pub(super) struct BandOut {
 }
 
 /// Per-thread state a renderer keeps between frames.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Bands {
-    /// One per thread (the first is the calling thread's).
-    scratch: Vec<Scratch>,
-    /// The calling thread's band buffers.
+    /// The calling thread's scratch and band buffers.
+    scratch: Scratch,
     out: BandOut,
-    /// Band buffers the other threads fill and the calling thread writes out.
-    spare: Vec<BandOut>,
+    /// The other threads, started once.
+    pool: Pool,
 }
 
 impl Bands {
-    /// State for `threads` threads (at least one).
+    /// State for `threads` threads (at least one; the calling thread is one of them).
     pub fn new(threads: usize) -> Self {
-        Self { scratch: (0..threads.max(1)).map(|_| Scratch::default()).collect(), ..Self::default() }
+        Self { scratch: Scratch::default(), out: BandOut::default(), pool: Pool::new(threads.max(1) - 1) }
     }
 
     /// Threads a frame is drawn on.
     pub fn threads(&self) -> usize {
-        self.scratch.len()
+        self.pool.workers() + 1
     }
 
-    /// Draws every band of `scene` into `sink`.
-    pub fn draw<S: PayloadSink + ?Sized>(&mut self, scene: &Scene<'_>, sink: &mut S) -> Result<(), SinkFull> {
-        let n = scene.table.bands.len();
-        let (mine, others) = self.scratch.split_first_mut().expect("at least one thread");
-        let out = &mut self.out;
-        if others.is_empty() {
-            for b in 0..n {
-                draw_band(scene, b, mine, out);
-                write_band(scene, b, out, sink)?;
-            }
-            return Ok(());
-        }
-        let next = AtomicUsize::new(0);
-        let pool = Mutex::new(std::mem::take(&mut self.spare));
-        let result = std::thread::scope(|s| {
-            let (tx, rx) = mpsc::channel::<(usize, BandOut)>();
-            for scratch in others.iter_mut() {
-                let (tx, next, pool) = (tx.clone(), &next, &pool);
-                s.spawn(move || loop {
-                    let b = next.fetch_add(1, Ordering::Relaxed);
-                    if b >= n {
-                        break;
-                    }
-                    let mut band = pool.lock().map(|mut p| p.pop()).ok().flatten().unwrap_or_default();
-                    draw_band(scene, b, scratch, &mut band);
-                    if tx.send((b, band)).is_err() {
-                        break;
-                    }
-                });
-            }
-            drop(tx);
+    /// Draws every band of `scene` into `sink`, and gives the scene back.
+    pub fn draw<S: PayloadSink + ?Sized>(
+        &mut self,
+        scene: Scene,
+        sink: &mut S,
+    ) -> (Scene, Result<(), SinkFull>) {
+        let (mine, out) = (&mut self.scratch, &mut self.out);
+        if self.pool.workers() == 0 {
             let mut result = Ok(());
-            let mut write = |b: usize, band: &BandOut| {
-                if result.is_ok() {
-                    result = write_band(scene, b, band, sink);
-                }
-            };
-            let recycle = |band: BandOut| {
-                if let Ok(mut p) = pool.lock() {
-                    p.push(band);
-                }
-            };
-            loop {
-                let b = next.fetch_add(1, Ordering::Relaxed);
-                if b >= n {
+            for b in 0..scene.table.bands.len() {
+                draw_band(&scene, b, mine, out);
+                result = write_band(&scene, b, out, sink);
+                if result.is_err() {
                     break;
                 }
-                draw_band(scene, b, mine, out);
-                write(b, out);
-                while let Ok((b, band)) = rx.try_recv() {
-                    write(b, &band);
-                    recycle(band);
-                }
             }
-            // Until every other thread is done (their senders dropped).
-            for (b, band) in rx {
-                write(b, &band);
-                recycle(band);
+            return (scene, result);
+        }
+        let job = Arc::new(Job { scene, next: AtomicUsize::new(0) });
+        let mut result = Ok(());
+        self.pool.run(&job, mine, out, |b, band| {
+            if result.is_ok() {
+                result = write_band(&job.scene, b, band, sink);
             }
-            result
         });
-        self.spare = pool.into_inner().unwrap_or_default();
-        result
+        // Every worker has let go of the job: the scene comes back without a copy.
+        let scene = Arc::try_unwrap(job).map_or_else(|job| job.scene.clone(), |job| job.scene);
+        (scene, result)
     }
 }
 
 /// Writes band `b`'s rows into both planes of the payload.
 fn write_band<S: PayloadSink + ?Sized>(
-    scene: &Scene<'_>,
+    scene: &Scene,
     b: usize,
     band: &BandOut,
     sink: &mut S,
@@ -165,8 +132,8 @@ fn write_band<S: PayloadSink + ?Sized>(
 }
 
 /// Rasterises and shades band `b` into `out`.
-fn draw_band(scene: &Scene<'_>, b: usize, scratch: &mut Scratch, out: &mut BandOut) {
-    let table = scene.table;
+pub(super) fn draw_band(scene: &Scene, b: usize, scratch: &mut Scratch, out: &mut BandOut) {
+    let table = &*scene.table;
     let (w, h, gw) = (table.intrinsics.width as usize, table.intrinsics.height as usize, table.gw);
     let rows = b * BAND_ROWS..((b + 1) * BAND_ROWS).min(h);
     let (sy0, sy1) = table.bands[b];
@@ -178,7 +145,7 @@ fn draw_band(scene: &Scene<'_>, b: usize, scratch: &mut Scratch, out: &mut BandO
     }
     scratch.ids[..n].fill(0);
     scratch.invz[..n].fill(0.0);
-    for p in scene.polys {
+    for p in &scene.polys {
         let y0 = (p.rows.0 as usize).max(sy0);
         let y1 = (p.rows.1 as usize).min(sy1);
         if y0 < y1 {
@@ -195,8 +162,8 @@ fn draw_band(scene: &Scene<'_>, b: usize, scratch: &mut Scratch, out: &mut BandO
 
 /// Shades the pixels of `map` (whole output rows) from the band scratch starting at scratch
 /// row `sy0`.
-fn shade(scene: &Scene<'_>, map: &[[u16; 2]], sy0: usize, ids: &[u32], out: &mut BandOut) {
-    let (table, world, r) = (scene.table, scene.world, &scene.r);
+fn shade(scene: &Scene, map: &[[u16; 2]], sy0: usize, ids: &[u32], out: &mut BandOut) {
+    let (table, world, r) = (&*scene.table, &*scene.world, &scene.r);
     let (cx, cy, cz) = scene.centre;
     let gw = table.gw;
     let pixels = map.iter().zip(out.rgb.chunks_exact_mut(3)).zip(out.label.chunks_exact_mut(2));

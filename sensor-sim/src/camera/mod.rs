@@ -40,6 +40,7 @@ use std::sync::Arc;
 use zerocopy::IntoBytes;
 
 mod bands;
+mod pool;
 
 /// Per-intrinsics lookup from output pixels to the undistorted scratch grid.
 #[derive(Clone, Debug)]
@@ -237,8 +238,9 @@ impl CameraRenderer {
     }
 
     /// Draws each frame on `threads` threads (at least one; the calling thread is one of
-    /// them). The default is the machine's parallelism, at most [`MAX_THREADS`]. The
-    /// frame's bytes are the same for any number.
+    /// them). The default is the machine's parallelism, at most [`MAX_THREADS`]. The other
+    /// threads are started here, once, and wait between frames (no thread is spawned per
+    /// frame). The frame's bytes are the same for any number.
     pub fn set_threads(&mut self, threads: usize) {
         self.bands = Bands::new(threads.clamp(1, MAX_THREADS));
     }
@@ -289,16 +291,18 @@ impl CameraRenderer {
         let r_wc: Matrix3<f64> = *cam_to_world.rotation.to_rotation_matrix().matrix();
         let c = cam_to_world.translation.vector;
         let scene = Scene {
-            world: &world,
-            table: &table,
-            polys: &self.polys,
-            pts: &self.screen,
-            face_info: &self.face_info,
+            world,
+            table,
+            polys: std::mem::take(&mut self.polys),
+            pts: std::mem::take(&mut self.screen),
+            face_info: std::mem::take(&mut self.face_info),
             r: r_wc.map(|v| v as f32),
             centre: (c.x, c.y, c.z as f32),
             planes: (IMAGE_HEADER_SIZE, IMAGE_HEADER_SIZE + self.width * self.height * 3),
         };
-        self.bands.draw(&scene, sink)?;
+        let (scene, drawn) = self.bands.draw(scene, sink);
+        (self.polys, self.screen, self.face_info) = (scene.polys, scene.pts, scene.face_info);
+        drawn?;
         Ok(CameraFrame { epoch: er.epoch, bytes: total })
     }
 

@@ -15,24 +15,29 @@
 //!   cursor said the frame was committed, so any later write is a later frame): counted as
 //!   an overrun of one frame, like a copy-out read that finds a newer frame in the slot.
 //! - The closure sees untrusted, possibly torn words: it must not panic, allocate without
-//!   bound or loop on what it reads. Everything it reads goes through atomic word loads; a
-//!   [`SlotView`] never hands out a `&[u8]` into shared memory.
+//!   bound or loop on what it reads. Everything it reads goes through atomic word loads (or
+//!   the wide-copy primitive, whose effect is that of such loads); a [`SlotView`] never
+//!   hands out a `&[u8]` into shared memory.
 //! - The checksum is a second pass, not folded into the consumer's reads: a consumer may
 //!   read any subset of the payload, in any order, any number of times.
-//!   A consumer that reads every word in order uses [`RingReader::read_at_streaming`]
-//!   instead: one pass, the checksum folded into its loads.
+//!   A consumer that reads every word in order uses [`RingReader::read_at_streaming`] (word
+//!   by word) or [`RingReader::read_at_chunks`] (2 KiB private chunks, for loops that
+//!   vectorise) instead: one pass, the checksum folded into its loads.
 
 use std::ops::Range;
 
 use zerocopy::{FromBytes, IntoBytes};
 
 use super::{FrameInfo, ReadOutcome, RingReader, TORN_RETRIES};
-use crate::checksum::{self, Checksum};
+use crate::checksum::Checksum;
 use crate::layout::{self, FrameHeader, ReaderCounter};
-use crate::mapping::Mapping;
+use crate::mapping::{wide, Mapping};
 use crate::seqlock::{self, Validated};
 use crate::sync::{AtomicU64, Ordering};
 use crate::{CalibEpoch, FrameSeq, Incarnation, TimestampNs};
+
+/// Words per chunk of [`RingReader::read_at_chunks`] (2 KiB, a multiple of a quad).
+pub const CHUNK_WORDS: usize = 256;
 
 /// A versioned reference to a frame: "frame #`seq` at slot `slot`", learnt from its header
 /// alone ([`RingReader::peek_next`]) and checked again when it is used
@@ -161,36 +166,41 @@ impl SlotView<'_> {
         Some(out)
     }
 
-    /// Calls `f(i, word)` for every payload word in order.
+    /// Calls `f(i, word)` for every payload word in order (read in chunks through the
+    /// wide-copy primitive; the checksum it folds on the way is not used here).
     #[inline]
     pub fn for_each_word(&self, mut f: impl FnMut(usize, u64)) {
-        let Some((last, body)) = self.words.split_last() else { return };
-        for (i, w) in body.iter().enumerate() {
-            f(i, w.load(Ordering::Relaxed));
-        }
-        let tail = self.len % 8;
-        let w = last.load(Ordering::Relaxed);
-        f(body.len(), if tail == 0 { w } else { w & (u64::MAX >> (8 * (8 - tail))) });
+        let _ = self.for_each_chunk_summed(|first, words| {
+            for (k, w) in words.iter().enumerate() {
+                f(first + k, *w);
+            }
+        });
     }
 
-    /// [`for_each_word`](Self::for_each_word) with the slot checksum folded into the same
-    /// pass (four lanes in registers, as `Mapping::copy_out` does); returns the checksum.
-    fn for_each_word_summed(&self, mut f: impl FnMut(usize, u64)) -> u64 {
-        let (mut a, mut b) = ([0u64; 4], [0u64; 4]);
-        let full_quads = self.len / 32;
-        for (q, quad) in self.words[..full_quads * 4].chunks_exact(4).enumerate() {
-            for lane in 0..4 {
-                let w = quad[lane].load(Ordering::Relaxed);
-                f(4 * q + lane, w);
-                a[lane] = a[lane].wrapping_add(w ^ checksum::K0);
-                b[lane] = b[lane].wrapping_add(a[lane]);
+    /// Calls `f(first, words)` for the payload in order, `words` being a private copy of at
+    /// most [`CHUNK_WORDS`] payload words from word `first` (the last one zero-padded), with
+    /// the slot checksum folded into the same pass; returns the checksum. The chunks are read
+    /// through the wide-copy primitive (`mapping::wide`) into a buffer on the stack, so they
+    /// stay in L1 and the consumer's own loop over them vectorises.
+    fn for_each_chunk_summed(&self, mut f: impl FnMut(usize, &[u64])) -> u64 {
+        let mut sum = Checksum::new();
+        let mut buf = [0u64; CHUNK_WORDS];
+        let full = self.len / 32 * 4;
+        for (c, chunk) in self.words[..full].chunks(CHUNK_WORDS).enumerate() {
+            let out = &mut buf[..chunk.len()];
+            wide::load_summed(chunk, out.as_mut_bytes(), &mut sum);
+            for w in out.iter_mut() {
+                *w = u64::from_le(*w);
             }
+            f(c * CHUNK_WORDS, out);
         }
-        let mut sum = Checksum::from_lanes(a, b);
-        for i in full_quads * 4..self.words.len() {
-            let w = self.load_word(i).unwrap_or(0);
-            f(i, w);
-            sum.add_at(i, w);
+        let rest = self.words.len() - full;
+        for (k, w) in buf[..rest].iter_mut().enumerate() {
+            *w = self.load_word(full + k).unwrap_or(0);
+            sum.add_at(full + k, *w);
+        }
+        if rest > 0 {
+            f(full, &buf[..rest]);
         }
         sum.finish(self.len as u64)
     }
@@ -316,12 +326,33 @@ impl RingReader {
         state: S,
         mut f: impl FnMut(&mut S, usize, u64),
     ) -> InPlace<S> {
+        self.read_at_chunks(seq, state, |s, first, words| {
+            for (k, w) in words.iter().enumerate() {
+                f(s, first + k, *w);
+            }
+        })
+    }
+
+    /// [`read_at_streaming`](Self::read_at_streaming) a chunk at a time: `f(&mut state,
+    /// first, words)` gets the payload's words in order as private copies of at most
+    /// [`CHUNK_WORDS`] words (2 KiB, on the stack: they stay in L1) starting at word `first`,
+    /// so that the consumer's own loop over them vectorises; the slot checksum is folded
+    /// into the same pass. `state` comes back only with a validated frame.
+    ///
+    /// # Errors
+    /// As [`read_at_in_place`](Self::read_at_in_place).
+    pub fn read_at_chunks<S>(
+        &self,
+        seq: FrameSeq,
+        state: S,
+        mut f: impl FnMut(&mut S, usize, &[u64]),
+    ) -> InPlace<S> {
         if let Some(early) = self.before_at(seq) {
             return InPlace::Rejected(early);
         }
         self.in_place_with(seq, |v| {
             let mut state = state;
-            let sum = v.for_each_word_summed(|i, w| f(&mut state, i, w));
+            let sum = v.for_each_chunk_summed(|first, words| f(&mut state, first, words));
             (state, Some(sum))
         })
     }

@@ -556,7 +556,7 @@ fn build_engine(
     }
     // A restarted fusion continues from this state (see `fusion_state`): the first lane's.
     let positions = w.readers.counts.each_ref().map(|c| Arc::clone(&c.position));
-    let (checkpoint, counts) =
+    let (mut checkpoint, counts) =
         (Checkpoint::new(&w.readers.run, w.readers.carried, positions), w.readers.counts.clone());
     engine.set_publisher(move |s| {
         board(s);

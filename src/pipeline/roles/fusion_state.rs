@@ -2,30 +2,42 @@
 //! what its predecessors counted, so the summary of a run with a fusion crash counts every
 //! pair of the run, not only the last incarnation's.
 //!
-//! Every time the engine publishes its counters, fusion rewrites `<run dir>/fusion-state.json`
-//! (a temporary file and a rename: a SIGKILL leaves the old state or the new, never half)
-//! with the run's totals *as if it died now*: the carried counts of the incarnations before
-//! it, plus its own, where the frames it holds or has read but not yet decided count as
-//! unpaired (they die with it). It also keeps where each reader stands, so a restarted
-//! reader resumes there instead of re-reading (and re-fusing) what the ring still holds.
-//! At the end, fusion adds the carried counts to its own report.
+//! Two files in the run directory:
+//! - `fusion-state.bin`, the live record ([`shared::checkpoint`]): every time the engine
+//!   publishes its counters, fusion stores its own counts and where each reader stands, as
+//!   words in a mapped file: no system call, no serialisation, and a SIGKILL leaves the last
+//!   complete record, never half of one. The record is tagged with the incarnation it
+//!   belongs to.
+//! - `fusion-state.json`, the carried totals of the incarnations before this one, written
+//!   once when an incarnation starts (a temporary file and a rename).
 //!
-//! The file is in the run directory, which only our user can write: a forged state is no
+//! A restarted fusion loads the carried totals and adds its predecessor's live record *as
+//! if it died then*: the frames it held or had read but not yet decided count as unpaired
+//! (they died with it). It saves the sum as the new carried totals before its own first
+//! record, whose tag then no longer matches the old record: nothing is added twice. A
+//! restarted reader resumes where its predecessor stood instead of re-reading (and re-fusing)
+//! what the ring still holds. At the end, fusion adds the carried counts to its own report.
+//!
+//! The files are in the run directory, which only our user can write: a forged state is no
 //! worse than a forged scoreboard, and is bounded the same way (cursors beyond the writer's
 //! head are ignored).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use fusion::summary::{FusionResult, PairsSummary, StreamSummary, StreamsSummary};
 use fusion::CountersSnapshot;
 use serde::{Deserialize, Serialize};
+use shared::checkpoint::CheckpointRecord;
 use shared::ring::RingReader;
 use shared::{FrameSeq, StreamKind};
 
-/// The state file, in the run directory.
+/// The carried totals, in the run directory.
 pub const FUSION_STATE_FILE: &str = "fusion-state.json";
+
+/// The live record of the running incarnation, in the run directory.
+pub const FUSION_LIVE_FILE: &str = "fusion-state.bin";
 
 /// The most a state file may hold (it is a few hundred bytes).
 const STATE_CAP: u64 = 64 * 1024;
@@ -45,10 +57,25 @@ pub struct Carried {
 }
 
 impl Carried {
-    /// The state left in `run` by earlier incarnations (none: a first start). An unreadable
-    /// or malformed file counts as none, with a warning: the run goes on, under-counted.
+    /// The state left in `run` by earlier incarnations (none: a first start): the carried
+    /// totals plus the last incarnation's live record. An unreadable or malformed file
+    /// counts as none, with a warning: the run goes on, under-counted.
     #[must_use]
     pub fn load(run: &Path) -> Self {
+        let carried = Self::load_json(run);
+        let path = run.join(FUSION_LIVE_FILE);
+        let live = path.exists().then(|| CheckpointRecord::open(&path, Own::WORDS)).and_then(|r| {
+            r.map_err(|e| tracing::warn!("fusion state not carried over: {}: {e}", path.display())).ok()
+        });
+        let live = live.and_then(|r| r.load());
+        match live.as_deref().and_then(Own::from_words) {
+            // The record of the incarnation after those carried: not counted yet.
+            Some((tag, own)) if tag == carried.incarnations + 1 => carried.plus(&own),
+            _ => carried,
+        }
+    }
+
+    fn load_json(run: &Path) -> Self {
         let path = run.join(FUSION_STATE_FILE);
         if !path.exists() {
             return Self::default();
@@ -60,6 +87,46 @@ impl Carried {
             tracing::warn!("fusion state not carried over: {e}");
             Self::default()
         })
+    }
+
+    /// Writes these totals as the carried state (a temporary file and a rename).
+    fn save_json(&self, run: &Path) -> std::io::Result<()> {
+        let (path, tmp) = (run.join(FUSION_STATE_FILE), run.join("fusion-state.json.tmp"));
+        let bytes = serde_json::to_vec(self).map_err(std::io::Error::other)?;
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, &path)
+    }
+
+    /// These totals plus an incarnation's own counts, as if it died when it stored them: its
+    /// undecided frames count as unpaired.
+    fn plus(&self, own: &Own) -> Self {
+        let (s, reads) = (&own.snap, &own.reads);
+        // Read by the readers but not yet received by the engine: in a channel, lost on a kill.
+        let in_flight = |read: u64, received: u64| read.saturating_sub(received);
+        let cam_lost = s.held_camera + in_flight(reads[0].frames_read, s.camera_frames);
+        let lid_lost = s.held_lidar + in_flight(reads[1].frames_read, s.lidar_frames);
+        let pairs = PairsSummary {
+            fused: s.fused,
+            fused_epoch_mismatch: s.fused_epoch_mismatch,
+            rejected_epoch_mismatch: s.rejected_epoch_mismatch,
+            dropped_no_calibration: s.dropped_no_calibration,
+            unpaired_camera: s.unpaired_camera + cam_lost,
+            unpaired_lidar: s.unpaired_lidar + lid_lost,
+            duplicates: s.duplicates,
+            camera_frames: s.camera_frames.max(reads[0].frames_read),
+            lidar_frames: s.lidar_frames.max(reads[1].frames_read),
+            invalid_payloads: s.invalid,
+            ..PairsSummary::default()
+        };
+        let mut total = *self;
+        total.incarnations += 1;
+        add_pairs(&mut total.pairs, &pairs);
+        add_stream(&mut total.streams.camera, &reads[0]);
+        add_stream(&mut total.streams.lidar, &reads[1]);
+        for (i, p) in own.resume.iter().enumerate() {
+            total.resume[i] = p.or(self.resume[i]);
+        }
+        total
     }
 
     /// Moves a freshly attached `reader` to where this state says its stream stood, if that
@@ -110,63 +177,164 @@ impl ReaderPosition {
     }
 }
 
-/// Writes the state at every publication of the engine's counters.
+/// What one incarnation counted so far, as its live record stores it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Own {
+    snap: CountersSnapshot,
+    /// Its reader counters (camera, lidar).
+    reads: [StreamSummary; 2],
+    /// Where each reader stood.
+    resume: [Option<u64>; 2],
+}
+
+impl Own {
+    /// Words of a record: the incarnation's tag, the snapshot, both readers, both positions.
+    const WORDS: usize = 1 + 16 + 2 * 8 + 2;
+
+    /// The record tagged `tag`. Every field is named (no `..`): a counter added to either
+    /// struct later fails to compile here until it is carried too.
+    fn to_words(self, tag: u64) -> [u64; Self::WORDS] {
+        let CountersSnapshot {
+            camera_frames,
+            lidar_frames,
+            fused,
+            fused_epoch_mismatch,
+            rejected_epoch_mismatch,
+            dropped_no_calibration,
+            unpaired_camera,
+            unpaired_lidar,
+            duplicates,
+            invalid,
+            held_camera,
+            held_lidar,
+            latest_epoch,
+            last_latency_ns,
+            last_pipeline_ns,
+            max_latency_ns,
+        } = self.snap;
+        let [c, l] = self.reads.map(stream_words);
+        let [rc, rl] = self.resume.map(|p| p.unwrap_or(u64::MAX));
+        [
+            tag,
+            camera_frames,
+            lidar_frames,
+            fused,
+            fused_epoch_mismatch,
+            rejected_epoch_mismatch,
+            dropped_no_calibration,
+            unpaired_camera,
+            unpaired_lidar,
+            duplicates,
+            invalid,
+            held_camera,
+            held_lidar,
+            latest_epoch,
+            last_latency_ns,
+            last_pipeline_ns,
+            max_latency_ns,
+            c[0],
+            c[1],
+            c[2],
+            c[3],
+            c[4],
+            c[5],
+            c[6],
+            c[7],
+            l[0],
+            l[1],
+            l[2],
+            l[3],
+            l[4],
+            l[5],
+            l[6],
+            l[7],
+            rc,
+            rl,
+        ]
+    }
+
+    /// The record's (tag, counts); `None` if it is too short.
+    fn from_words(w: &[u64]) -> Option<(u64, Self)> {
+        let w: &[u64; Self::WORDS] = w.get(..Self::WORDS)?.try_into().ok()?;
+        let snap = CountersSnapshot {
+            camera_frames: w[1],
+            lidar_frames: w[2],
+            fused: w[3],
+            fused_epoch_mismatch: w[4],
+            rejected_epoch_mismatch: w[5],
+            dropped_no_calibration: w[6],
+            unpaired_camera: w[7],
+            unpaired_lidar: w[8],
+            duplicates: w[9],
+            invalid: w[10],
+            held_camera: w[11],
+            held_lidar: w[12],
+            latest_epoch: w[13],
+            last_latency_ns: w[14],
+            last_pipeline_ns: w[15],
+            max_latency_ns: w[16],
+        };
+        let reads = [stream_from(&w[17..25]), stream_from(&w[25..33])];
+        let resume = [w[33], w[34]].map(|p| Some(p).filter(|&p| p != u64::MAX));
+        Some((w[0], Self { snap, reads, resume }))
+    }
+}
+
+fn stream_words(s: StreamSummary) -> [u64; 8] {
+    let StreamSummary {
+        frames_written,
+        frames_read,
+        torn_retries,
+        overruns,
+        stale,
+        invalid,
+        overrun_before_use,
+        unknown_epoch,
+    } = s;
+    [frames_written, frames_read, torn_retries, overruns, stale, invalid, overrun_before_use, unknown_epoch]
+}
+
+fn stream_from(w: &[u64]) -> StreamSummary {
+    StreamSummary {
+        frames_written: w[0],
+        frames_read: w[1],
+        torn_retries: w[2],
+        overruns: w[3],
+        stale: w[4],
+        invalid: w[5],
+        overrun_before_use: w[6],
+        unknown_epoch: w[7],
+    }
+}
+
+/// Stores the live record at every publication of the engine's counters.
 #[derive(Debug)]
 pub struct Checkpoint {
-    path: PathBuf,
-    carried: Carried,
+    /// `None` if the record could not be opened (warned once: the run goes on).
+    record: Option<CheckpointRecord>,
+    /// This incarnation's tag: one more than the incarnations carried.
+    tag: u64,
     positions: [Arc<ReaderPosition>; 2],
 }
 
 impl Checkpoint {
-    /// A checkpoint of `run` continuing from `carried`; `positions` are the readers'.
+    /// A checkpoint of `run` continuing from `carried` (what [`Carried::load`] found);
+    /// `positions` are the readers'. Saves `carried` as the carried totals first, so that
+    /// the predecessor's record, already in them, is never added again.
     #[must_use]
     pub fn new(run: &Path, carried: Carried, positions: [Arc<ReaderPosition>; 2]) -> Self {
-        Self { path: run.join(FUSION_STATE_FILE), carried, positions }
+        let saved = if carried == Carried::load_json(run) { Ok(()) } else { carried.save_json(run) };
+        let path = run.join(FUSION_LIVE_FILE);
+        let record = saved.and_then(|()| CheckpointRecord::open(&path, Own::WORDS));
+        let record = record.map_err(|e| tracing::warn!("{}: {e}", path.display())).ok();
+        Self { record, tag: carried.incarnations + 1, positions }
     }
 
-    /// Saves the run's totals as if this incarnation died now. `reads`: this incarnation's
-    /// reader counters (camera, lidar). A failed write is a warning: the run goes on.
-    pub fn save(&self, snap: &CountersSnapshot, reads: [StreamSummary; 2]) {
-        let state = self.totals(snap, reads);
-        let tmp = self.path.with_extension("json.tmp");
-        let written = serde_json::to_vec(&state)
-            .map_err(std::io::Error::other)
-            .and_then(|b| std::fs::write(&tmp, b))
-            .and_then(|()| std::fs::rename(&tmp, &self.path));
-        if let Err(e) = written {
-            tracing::warn!("{}: {e}", self.path.display());
-        }
-    }
-
-    /// The carried counts plus this incarnation's, its undecided frames as unpaired.
-    fn totals(&self, s: &CountersSnapshot, reads: [StreamSummary; 2]) -> Carried {
-        // Read by the readers but not yet received by the engine: in a channel, lost on a kill.
-        let in_flight = |read: u64, received: u64| read.saturating_sub(received);
-        let cam_lost = s.held_camera + in_flight(reads[0].frames_read, s.camera_frames);
-        let lid_lost = s.held_lidar + in_flight(reads[1].frames_read, s.lidar_frames);
-        let own = PairsSummary {
-            fused: s.fused,
-            fused_epoch_mismatch: s.fused_epoch_mismatch,
-            rejected_epoch_mismatch: s.rejected_epoch_mismatch,
-            dropped_no_calibration: s.dropped_no_calibration,
-            unpaired_camera: s.unpaired_camera + cam_lost,
-            unpaired_lidar: s.unpaired_lidar + lid_lost,
-            duplicates: s.duplicates,
-            camera_frames: s.camera_frames.max(reads[0].frames_read),
-            lidar_frames: s.lidar_frames.max(reads[1].frames_read),
-            invalid_payloads: s.invalid,
-            ..PairsSummary::default()
-        };
-        let mut total = self.carried;
-        total.incarnations += 1;
-        add_pairs(&mut total.pairs, &own);
-        add_stream(&mut total.streams.camera, &reads[0]);
-        add_stream(&mut total.streams.lidar, &reads[1]);
-        for (i, p) in self.positions.iter().enumerate() {
-            total.resume[i] = p.get().or(self.carried.resume[i]);
-        }
-        total
+    /// Stores this incarnation's counts; `reads`: its reader counters (camera, lidar).
+    pub fn save(&mut self, snap: &CountersSnapshot, reads: [StreamSummary; 2]) {
+        let Some(record) = &mut self.record else { return };
+        let own = Own { snap: *snap, reads, resume: self.positions.each_ref().map(|p| p.get()) };
+        record.store(&own.to_words(self.tag));
     }
 }
 
@@ -212,7 +380,7 @@ mod tests {
     fn a_killed_incarnation_counts_its_undecided_frames_as_unpaired_and_state_adds_up() {
         let dir = tempfile::tempdir().unwrap();
         let positions = [Arc::new(ReaderPosition::default()), Arc::new(ReaderPosition::default())];
-        let cp = Checkpoint::new(dir.path(), Carried::load(dir.path()), positions);
+        let mut cp = Checkpoint::new(dir.path(), Carried::load(dir.path()), positions);
         let snap = CountersSnapshot {
             camera_frames: 30,
             lidar_frames: 10,
@@ -234,6 +402,30 @@ mod tests {
         result.streams.lidar.frames_read = 4;
         carried.add_to(&mut result);
         assert_eq!((result.pairs.fused, result.streams.lidar.frames_read), (13, 14));
+    }
+
+    #[test]
+    fn each_incarnation_is_carried_once_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let positions = || [Arc::new(ReaderPosition::default()), Arc::new(ReaderPosition::default())];
+        let snap =
+            CountersSnapshot { camera_frames: 3, lidar_frames: 1, fused: 1, ..CountersSnapshot::default() };
+        let read = |n| StreamSummary { frames_read: n, ..StreamSummary::default() };
+        for (n, fused) in [(1, 1), (2, 2), (3, 3)] {
+            // A start: loads what the last one stored, then stores its own counts and dies.
+            let carried = Carried::load(dir.path());
+            assert_eq!((carried.incarnations, carried.pairs.fused), (n - 1, fused - 1));
+            let mut cp = Checkpoint::new(dir.path(), carried, positions());
+            // Loading again before this incarnation stored anything adds nothing twice.
+            assert_eq!(Carried::load(dir.path()), carried);
+            cp.save(&snap, [read(3), read(1)]);
+            cp.save(&snap, [read(3), read(1)]);
+        }
+        let carried = Carried::load(dir.path());
+        assert_eq!(
+            (carried.incarnations, carried.pairs.fused, carried.streams.camera.frames_read),
+            (3, 3, 9)
+        );
     }
 
     #[test]

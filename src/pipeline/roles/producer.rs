@@ -40,6 +40,21 @@ impl Renderer {
             Self::Lidar(l) => l.max_payload_len(),
         }
     }
+
+    /// Renders one throw-away frame before the role says `ready`: the scene setup, the
+    /// render threads and every scratch buffer are paid for here, not by the first frames
+    /// of the run (which would otherwise be late and miss their partners).
+    fn warm_up(&mut self) {
+        let mut scratch = Vec::with_capacity(self.capacity());
+        let t = TimestampNs(0);
+        let warmed = match self {
+            Self::Camera(c) => c.render(t, &mut scratch).map(drop),
+            Self::Lidar(l) => l.render(t, 0, &mut scratch).map(drop),
+        };
+        if let Err(e) = warmed {
+            tracing::warn!("warm-up frame: {e}");
+        }
+    }
 }
 
 /// The frame index to resume at after a takeover.
@@ -85,6 +100,7 @@ pub fn run(run: &Path, kind: StreamKind, sensor: Option<&calib::SensorName>) -> 
         .map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
     let mut calib = CalibFollower::connect(run, role, Duration::from_secs(10), Some(&stop))
         .map_err(|e| CliError::internal(e.to_string()))?;
+    renderer.warm_up();
     let clock = ready()?;
     let mut k = match start {
         WriterStart::Created => 0,

@@ -1,0 +1,521 @@
+//! The streaming pass's reader: a bag's messages in file order, like [`super::read::MsgStream`],
+//! but with its chunks decompressed on a small pool of threads and its messages handed out
+//! as views into the decompressed chunk (no copy per message).
+//!
+//! `mcap`'s linear reader walks the file (every framing rule, the data- and summary-section
+//! CRCs) with `emit_chunks`, so it hands over each chunk still compressed. Chunk `k` goes to
+//! worker `k % n`, which decompresses it, checks its CRC and splits it into records; the
+//! reader takes the workers' results in chunk order, so messages come out exactly in the order
+//! and with the ordinals of the indexing pass. At most [`AHEAD`] chunks per worker are in
+//! flight. An error of any kind is queued in file order and surfaces only when the reader gets
+//! to it: the frames before a break replay as before.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::Read;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use mcap::read::ChannelAccumulator;
+use mcap::records::{op, Record};
+use mcap::sans_io::decompressor::Decompressor;
+use mcap::sans_io::{LinearReadEvent, LinearReader, LinearReaderOptions};
+use mcap::McapError;
+
+use super::read::{MsgData, RawMsg, READ_LIMIT, RECORD_LIMIT};
+use crate::LogError;
+
+/// Chunks decompressed at once: one per core of the machines this runs on.
+const WORKERS: usize = 2;
+/// Chunks each worker may have decoded or queued ahead of the reader.
+const AHEAD: usize = 2;
+/// Opcode + length: the framing of a record inside a chunk.
+const FRAMING: usize = 9;
+
+/// A decompressed chunk: its bytes and its records (opcode, body range), in order.
+type Decoded = Result<(Arc<Vec<u8>>, Vec<(u8, Range<usize>)>), McapError>;
+
+/// A chunk being handed out: its bytes, its records still to come, its file offset.
+type OpenChunk = (Arc<Vec<u8>>, std::vec::IntoIter<(u8, Range<usize>)>, u64);
+
+/// A compressed chunk on its way to a worker.
+struct Job {
+    compression: String,
+    uncompressed_size: u64,
+    crc: u32,
+    data: Vec<u8>,
+}
+
+/// What the file holds next, in file order.
+enum Unit {
+    /// A chunk, decoded by worker `chunk % WORKERS`.
+    Chunk { offset: u64 },
+    /// A record outside any chunk.
+    Record { opcode: u8, body: Vec<u8>, offset: u64 },
+    /// The linear reader's error (nothing follows it).
+    Broken { error: LogError },
+}
+
+/// One open file of the bag.
+struct Current {
+    file: File,
+    reader: LinearReader,
+    fed: u64,
+    done: bool,
+}
+
+/// Messages of every file in order, numbered across files (see the module documentation).
+pub(crate) struct ChunkedStream {
+    files: Arc<[PathBuf]>,
+    file: usize,
+    current: Option<Current>,
+    jobs: Vec<Sender<Job>>,
+    results: Vec<Receiver<Decoded>>,
+    workers: Vec<JoinHandle<()>>,
+    /// Chunks sent to workers so far, and taken back.
+    sent: usize,
+    taken: usize,
+    units: VecDeque<Unit>,
+    /// The chunk being handed out: its bytes, records, next record and file offset.
+    chunk: Option<OpenChunk>,
+    channels: ChannelAccumulator<'static>,
+    past_data_end: bool,
+    ordinal: u64,
+    done: bool,
+}
+
+impl std::fmt::Debug for ChunkedStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkedStream")
+            .field("file", &self.file)
+            .field("ordinal", &self.ordinal)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChunkedStream {
+    /// Starts the workers.
+    ///
+    /// # Errors
+    /// [`LogError::Io`] if a thread cannot be started.
+    pub(crate) fn new(files: Arc<[PathBuf]>) -> Result<Self, LogError> {
+        let mut s = Self {
+            files,
+            file: 0,
+            current: None,
+            jobs: Vec::new(),
+            results: Vec::new(),
+            workers: Vec::new(),
+            sent: 0,
+            taken: 0,
+            units: VecDeque::new(),
+            chunk: None,
+            channels: ChannelAccumulator::default(),
+            past_data_end: false,
+            ordinal: 0,
+            done: false,
+        };
+        for w in 0..WORKERS {
+            let (job_tx, job_rx) = bounded::<Job>(AHEAD);
+            let (res_tx, res_rx) = bounded::<Decoded>(AHEAD);
+            let handle = std::thread::Builder::new()
+                .name(format!("mcap-chunk-{w}"))
+                .spawn(move || {
+                    for job in job_rx {
+                        if res_tx.send(decode(job)).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .map_err(|e| LogError::io(&s.files[0], "start a decoding thread", e))?;
+            s.jobs.push(job_tx);
+            s.results.push(res_rx);
+            s.workers.push(handle);
+        }
+        Ok(s)
+    }
+
+    /// The next message in file order.
+    pub(crate) fn next(&mut self) -> Option<Result<RawMsg, LogError>> {
+        loop {
+            if self.done {
+                return None;
+            }
+            if let Some((buf, records, offset)) = self.chunk.as_mut() {
+                match records.next() {
+                    Some((opcode, range)) => {
+                        let (buf, offset) = (Arc::clone(buf), *offset);
+                        match self.record(opcode, &buf[range.clone()], offset, Some((&buf, range))) {
+                            Ok(Some(m)) => return Some(Ok(m)),
+                            Ok(None) => continue,
+                            Err(e) => return Some(Err(self.fail(e, offset))),
+                        }
+                    }
+                    None => self.chunk = None,
+                }
+            }
+            self.fill();
+            let Some(unit) = self.units.pop_front() else {
+                self.done = true;
+                return None;
+            };
+            match unit {
+                Unit::Chunk { offset } => {
+                    let w = self.taken % WORKERS;
+                    self.taken += 1;
+                    match self.results[w].recv() {
+                        Ok(Ok((buf, records))) => self.chunk = Some((buf, records.into_iter(), offset)),
+                        Ok(Err(e)) => return Some(Err(self.fail(e, offset))),
+                        Err(_) => {
+                            let e = McapError::DecompressionError("a chunk decoding thread died".into());
+                            return Some(Err(self.fail(e, offset)));
+                        }
+                    }
+                }
+                Unit::Record { opcode, body, offset } => match self.record(opcode, &body, offset, None) {
+                    Ok(Some(m)) => return Some(Ok(m)),
+                    Ok(None) => {}
+                    Err(e) => return Some(Err(self.fail(e, offset))),
+                },
+                Unit::Broken { error } => {
+                    self.done = true;
+                    return Some(Err(error));
+                }
+            }
+        }
+    }
+
+    /// The error that ends the stream, named by file and offset.
+    fn fail(&mut self, e: McapError, offset: u64) -> LogError {
+        self.done = true;
+        LogError::Corrupt {
+            path: self.files[self.file.min(self.files.len() - 1)].clone(),
+            offset,
+            messages: self.ordinal,
+            detail: e.to_string(),
+        }
+    }
+
+    /// A record in file order: schemas and channels are kept, a message is returned (its data
+    /// a view into `chunk` when it came from one).
+    fn record(
+        &mut self,
+        opcode: u8,
+        body: &[u8],
+        offset: u64,
+        chunk: Option<(&Arc<Vec<u8>>, Range<usize>)>,
+    ) -> Result<Option<RawMsg>, McapError> {
+        if opcode == op::DATA_END {
+            // One inside a chunk is a stray record; outside, the summary follows, which repeats
+            // the schemas and channels and is not checked again.
+            self.past_data_end |= chunk.is_none();
+            return Ok(None);
+        }
+        let record = mcap::parse_record(opcode, body)?;
+        if self.past_data_end {
+            return Ok(None);
+        }
+        match record {
+            Record::Schema { header, data } => {
+                self.channels.add_schema(header, Cow::Owned(data.into_owned()))?
+            }
+            Record::Channel(channel) => self.channels.add_channel(channel)?,
+            Record::Message { header, data } => {
+                let channel = self
+                    .channels
+                    .get(header.channel_id)
+                    .ok_or(McapError::UnknownChannel(header.sequence, header.channel_id))?;
+                // The message's data is the tail of its record's body.
+                let data = match chunk {
+                    Some((buf, range)) => MsgData::view(Arc::clone(buf), range.end - data.len()..range.end),
+                    None => MsgData::from(data.into_owned()),
+                };
+                let ordinal = self.ordinal;
+                self.ordinal += 1;
+                return Ok(Some(RawMsg {
+                    ordinal,
+                    file: self.file,
+                    offset,
+                    log_time: header.log_time,
+                    channel,
+                    data,
+                }));
+            }
+            _ => {}
+        }
+        Ok(None)
+    }
+
+    /// Reads the file on until [`AHEAD`] chunks per worker are in flight, a record outside a
+    /// chunk or a break is queued, or the file ends.
+    fn fill(&mut self) {
+        while self.sent - self.taken < WORKERS * AHEAD
+            && !matches!(self.units.back(), Some(Unit::Record { .. } | Unit::Broken { .. }))
+        {
+            match self.read_unit() {
+                Some(unit) => self.units.push_back(unit),
+                None => return,
+            }
+        }
+    }
+
+    /// The next unit of the files: a chunk (sent to its worker), a record, or the break.
+    fn read_unit(&mut self) -> Option<Unit> {
+        loop {
+            if self.current.as_ref().is_some_and(|c| c.done) {
+                // Only move on once every unit of this file is out: a message names its file.
+                if !self.units.is_empty() || self.chunk.is_some() || self.sent != self.taken {
+                    return None;
+                }
+                self.current = None;
+                self.file += 1;
+            }
+            if self.current.is_none() {
+                let path = self.files.get(self.file)?;
+                let file = match LogError::open_input(path, u64::MAX) {
+                    Ok(f) => f,
+                    Err(error) => return Some(Unit::Broken { error }),
+                };
+                let options = LinearReaderOptions::default()
+                    .with_emit_chunks(true)
+                    .with_validate_data_section_crc(true)
+                    .with_validate_summary_section_crc(true)
+                    .with_record_length_limit(RECORD_LIMIT);
+                let reader = LinearReader::new_with_options(options);
+                self.current = Some(Current { file, reader, fed: 0, done: false });
+            }
+            let path = &self.files[self.file];
+            let current = self.current.as_mut()?;
+            let broken = |offset, detail: String| LogError::Corrupt {
+                path: path.clone(),
+                offset,
+                messages: self.ordinal,
+                detail,
+            };
+            match current.reader.next_event() {
+                None => current.done = true,
+                Some(Ok(LinearReadEvent::ReadRequest(need))) => {
+                    let buf = current.reader.insert(need.clamp(1, READ_LIMIT));
+                    let n = loop {
+                        match current.file.read(buf) {
+                            Ok(n) => break n,
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                            Err(e) => return Some(Unit::Broken { error: LogError::io(path, "read", e) }),
+                        }
+                    };
+                    current.reader.notify_read(n);
+                    current.fed += n as u64;
+                }
+                Some(Ok(LinearReadEvent::Record { opcode: op::CHUNK, data })) => {
+                    let offset = current.fed;
+                    let job = match mcap::parse_record(op::CHUNK, data) {
+                        Ok(Record::Chunk { header, data }) => Job {
+                            compression: header.compression,
+                            uncompressed_size: header.uncompressed_size,
+                            crc: header.uncompressed_crc,
+                            data: data.into_owned(),
+                        },
+                        Ok(_) => return Some(Unit::Broken { error: broken(offset, "not a chunk".into()) }),
+                        Err(e) => return Some(Unit::Broken { error: broken(offset, e.to_string()) }),
+                    };
+                    let w = self.sent % WORKERS;
+                    self.sent += 1;
+                    // A worker that is gone shows as a closed result channel, in order.
+                    let _ = self.jobs[w].send(job);
+                    return Some(Unit::Chunk { offset });
+                }
+                Some(Ok(LinearReadEvent::Record { opcode, data })) => {
+                    return Some(Unit::Record { opcode, body: data.to_vec(), offset: current.fed })
+                }
+                Some(Err(e)) => return Some(Unit::Broken { error: broken(current.fed, e.to_string()) }),
+            }
+        }
+    }
+}
+
+impl Drop for ChunkedStream {
+    fn drop(&mut self) {
+        // Closing both ends stops every worker at its next send or receive.
+        self.jobs.clear();
+        self.results.clear();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+/// A worker's part: decompress, check the CRC, split into records.
+fn decode(job: Job) -> Decoded {
+    let size = usize::try_from(job.uncompressed_size)
+        .ok()
+        .filter(|&s| s <= RECORD_LIMIT)
+        .ok_or(McapError::ChunkTooLarge(job.uncompressed_size))?;
+    let buf = match job.compression.as_str() {
+        "" => job.data,
+        "lz4" => decompress(super::lz4::Lz4NoHash::new(), &job.data, size)?,
+        _ => return through_reader(&job),
+    };
+    if buf.len() != size {
+        return Err(McapError::BadChunkLength { header: job.uncompressed_size, available: buf.len() as u64 });
+    }
+    if job.crc != 0 {
+        let calculated = crc32fast::hash(&buf);
+        if calculated != job.crc {
+            return Err(McapError::BadChunkCrc { saved: job.crc, calculated });
+        }
+    }
+    let mut records = Vec::new();
+    let mut at = 0;
+    while at < buf.len() {
+        let Some(head) = buf.get(at..at + FRAMING) else { return Err(McapError::UnexpectedEoc) };
+        let mut len = [0u8; 8];
+        len.copy_from_slice(&head[1..]);
+        let len = usize::try_from(u64::from_le_bytes(len)).unwrap_or(usize::MAX);
+        let start = at + FRAMING;
+        if len > buf.len() - start {
+            return Err(McapError::UnexpectedEoc);
+        }
+        records.push((head[0], start..start + len));
+        at = start + len;
+    }
+    Ok((Arc::new(buf), records))
+}
+
+/// Runs `d` over a whole chunk of `size` decompressed bytes.
+fn decompress(mut d: impl Decompressor, src: &[u8], size: usize) -> Result<Vec<u8>, McapError> {
+    let mut dst = vec![0u8; size];
+    let (mut read, mut wrote) = (0, 0);
+    while wrote < size {
+        let r = d.decompress(&src[read..], &mut dst[wrote..])?;
+        if r.consumed == 0 && r.wrote == 0 {
+            return Err(McapError::DecompressionError("decompressor made no progress".into()));
+        }
+        (read, wrote) = (read + r.consumed, wrote + r.wrote);
+    }
+    Ok(dst)
+}
+
+/// Another compression (zstd): the chunk alone through `mcap`'s own reader, its records
+/// copied out (bags this crate writes are LZ4).
+fn through_reader(job: &Job) -> Decoded {
+    // The chunk record as it was in the file: its header's fields, then the compressed bytes.
+    let mut body = Vec::with_capacity(job.data.len() + 48);
+    body.extend_from_slice(&[0u8; 16]); // message start and end times (not read)
+    body.extend_from_slice(&job.uncompressed_size.to_le_bytes());
+    body.extend_from_slice(&job.crc.to_le_bytes());
+    body.extend_from_slice(&(job.compression.len() as u32).to_le_bytes());
+    body.extend_from_slice(job.compression.as_bytes());
+    body.extend_from_slice(&(job.data.len() as u64).to_le_bytes());
+    body.extend_from_slice(&job.data);
+    let mut chunk = Vec::with_capacity(body.len() + FRAMING);
+    chunk.push(op::CHUNK);
+    chunk.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    chunk.extend_from_slice(&body);
+    let options = LinearReaderOptions::default()
+        .with_skip_start_magic(true)
+        .with_skip_end_magic(true)
+        .with_validate_chunk_crcs(true)
+        .with_prevalidate_chunk_crcs(true)
+        .with_record_length_limit(RECORD_LIMIT);
+    let mut reader = LinearReader::new_with_options(options);
+    reader.insert(chunk.len()).copy_from_slice(&chunk);
+    reader.notify_read(chunk.len());
+    let (mut out, mut records) = (Vec::new(), Vec::new());
+    while let Some(event) = reader.next_event() {
+        match event? {
+            LinearReadEvent::ReadRequest(_) => {
+                reader.notify_read(0);
+            }
+            LinearReadEvent::Record { opcode, data } => {
+                let start = out.len();
+                out.extend_from_slice(data);
+                records.push((opcode, start..out.len()));
+            }
+        }
+    }
+    Ok((Arc::new(out), records))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use mcap::records::MessageHeader;
+    use mcap::{Compression, WriteOptions};
+
+    use super::super::read::MsgStream;
+    use super::*;
+
+    /// A bag of `n` messages on two channels, in small chunks of `compression`.
+    fn bag(dir: &std::path::Path, compression: Option<Compression>, n: u32) -> PathBuf {
+        let path = dir.join(format!("{compression:?}.mcap"));
+        let file = std::io::BufWriter::new(File::create(&path).unwrap());
+        let mut w = WriteOptions::new().compression(compression).chunk_size(Some(4096)).create(file).unwrap();
+        let schema = w.add_schema("s", "ros2msg", b"uint8[] data").unwrap();
+        let a = w.add_channel(schema, "/a", "cdr", &BTreeMap::new()).unwrap();
+        let b = w.add_channel(schema, "/b", "cdr", &BTreeMap::new()).unwrap();
+        for i in 0..n {
+            let data: Vec<u8> = (0..(i as usize * 97) % 3000).map(|k| (k as u32 * 7 + i) as u8).collect();
+            let header = MessageHeader {
+                channel_id: if i % 3 == 0 { a } else { b },
+                sequence: i,
+                log_time: u64::from(i) * 10,
+                publish_time: 0,
+            };
+            w.write_to_known_channel(&header, &data).unwrap();
+        }
+        w.finish().unwrap();
+        path
+    }
+
+    /// The chunked stream hands out exactly the messages of the linear reader, in its order,
+    /// whatever the chunks' compression.
+    #[test]
+    fn same_messages_as_the_linear_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        for compression in [None, Some(Compression::Lz4), Some(Compression::Zstd)] {
+            let files: Arc<[PathBuf]> = vec![bag(dir.path(), compression, 300)].into();
+            let (mut linear, mut chunked) =
+                (MsgStream::new(Arc::clone(&files)), ChunkedStream::new(files).unwrap());
+            let mut count = 0;
+            while let Some(m) = linear.next() {
+                let (m, c) = (m.unwrap(), chunked.next().unwrap().unwrap());
+                assert_eq!(
+                    (m.ordinal, m.log_time, &m.channel.topic),
+                    (c.ordinal, c.log_time, &c.channel.topic)
+                );
+                assert_eq!(&m.data[..], &c.data[..], "{compression:?} #{}", m.ordinal);
+                count += 1;
+            }
+            assert!(chunked.next().is_none(), "{compression:?}");
+            assert_eq!(count, 300);
+        }
+    }
+
+    /// A chunk whose bytes were changed fails its CRC, in order, after the messages before it.
+    #[test]
+    fn a_damaged_chunk_is_an_error_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = bag(dir.path(), None, 300);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x55;
+        std::fs::write(&path, &bytes).unwrap();
+        let mut chunked = ChunkedStream::new(vec![path].into()).unwrap();
+        let mut messages = 0;
+        let error = loop {
+            match chunked.next() {
+                Some(Ok(_)) => messages += 1,
+                Some(Err(e)) => break e,
+                None => panic!("no error after {messages} messages"),
+            }
+        };
+        assert!(messages > 0 && messages < 300, "{messages}");
+        assert!(error.to_string().contains("broken at or before byte"), "{error}");
+        assert!(chunked.next().is_none());
+    }
+}

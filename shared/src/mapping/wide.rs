@@ -1,0 +1,375 @@
+//! The one wide-copy primitive of the workspace (issue 13): copies between a shared slot and
+//! private memory 32 bytes per instruction, with the slot checksum folded into the same pass.
+//!
+//! Everywhere else, shared bytes are touched only as `AtomicU64` words with Relaxed loads and
+//! stores, which LLVM never merges into vector accesses: 8 bytes per µop against memcpy's 32
+//! or 64, so a copy-out read stayed at 2–5× memcpy. Here, on x86-64 with AVX2, a loop in
+//! inline assembly moves whole 32-byte vectors (`vmovdqu`) and folds the four checksum lanes
+//! with `vpxor`/`vpaddq` (one 256-bit register holds exactly the four lanes). Elsewhere, or
+//! with `EPOCHFUSE_WORD_COPY` set in the environment, the same functions run the Relaxed
+//! `AtomicU64` word loop they replace, which is also what the loom model checks.
+//!
+//! # Memory-model argument
+//!
+//! **What the primitive is, in the abstract machine.** Each kernel below is one `asm!` block.
+//! Rust gives an asm block no semantics of its own: it is sound only if its effect is that of
+//! some operation the abstract machine could have performed (the reference's rules for inline
+//! assembly; this is what makes `atomic-memcpy`-style primitives expressible at all). We
+//! claim exactly this operation: *a sequence of Relaxed `AtomicU64` loads (reads) or stores
+//! (writes) of the 8-aligned words of the range, in unspecified order*, plus plain accesses
+//! to the private buffer. That is the access the word loop makes, so nothing the protocol
+//! relies on changes, and nothing new races: every shared word is still only ever accessed
+//! atomically, at 8 bytes, by every party (no mixed-size access, which Rust does not define).
+//!
+//! **Why the hardware implements that claim.** The slot offsets handed to these functions are
+//! 8-aligned (payloads are 64-aligned, so the kernels' 32-byte accesses are aligned too). On
+//! x86-64 an aligned quadword access is single-copy atomic; a 256-bit `vmovdqu` is
+//! architecturally "multiple memory accesses" of unstated size (Intel SDM vol. 3A §9.1.1; AMD
+//! APM vol. 2 §7.3.2), and processors with AVX make aligned 16-byte vector accesses atomic as a
+//! whole. That no aligned quadword inside a vector access is torn is therefore practice, not
+//! promise, and the one thing relied on beyond the word loop. If it ever failed, the only
+//! copies affected would be those that overlap a concurrent write of the same words, which
+//! the seqlock refuses anyway: this is the P1478 / RFC 3301 model, atomic per *byte*, which is
+//! all a seqlock reader needs. x86-64 is TSO: loads are not reordered with loads, nor stores
+//! with stores, so the writer's data stores stay between its odd store and its closing
+//! Release store in every other core's view; no non-temporal or string instruction is used
+//! (their stores are weakly ordered).
+//!
+//! **Why the seqlock's fences still order it.** The asm blocks are not `pure`, `nomem` or
+//! `readonly`: to the compiler each may read and write any memory, so it is never moved,
+//! merged, duplicated or elided, and never crosses the Release fence of
+//! [`seqlock::write_begin`](crate::seqlock::write_begin), the Release store of `write_end`,
+//! the Acquire load of `read_begin` or the Acquire fence of `read_end` (the partners named in
+//! `seqlock.rs`). With the claim above, Boehm's argument (2012) applies word for word:
+//! if a reader's copy saw any word of a write that began after its first load, the writer's
+//! Release fence synchronises with the reader's Acquire fence, and the second load sees the
+//! odd value or a later one: the copy is refused. If the first load saw `s+2`, every word of
+//! that write is visible to the copy. A copy that is accepted is data-race free and consistent.
+//!
+//! **Precedents weighed.** crossbeam-utils' `AtomicCell` seqlock reads with `ptr::read_volatile`
+//! and says itself that this is a data race in the model; we do not. `atomic-memcpy`
+//! implements P1478 with Relaxed word loads (sound, but as slow as our word loop); P1478's
+//! `atomic_load_per_byte_memcpy` and RFC 3301's `AtomicPerByte` are the standard forms of the
+//! claim made here, whose library implementations are expected to be plain vector copies.
+//!
+//! **What the loom model covers.** Loom cannot run inline assembly; under `--cfg loom` this
+//! module is not built, and the model's slots are copied with Relaxed word loads, which is
+//! the claimed abstract operation above. The protocol (`seqlock`, `wait`, `cursor`) is the
+//! same code in both builds.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use crate::checksum::{self, Checksum};
+
+/// Whether the wide kernels run in this process: AVX2 is present and `EPOCHFUSE_WORD_COPY`
+/// is unset (it forces the word loop, to measure one against the other).
+#[must_use]
+pub fn enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        let avx2 = std::arch::is_x86_feature_detected!("avx2");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx2 = false;
+        avx2 && std::env::var_os("EPOCHFUSE_WORD_COPY").is_none()
+    })
+}
+
+/// Copies the shared words `src` (whole quads: a multiple of four words, the first at a
+/// checksum lane 0) into `dst` (`8 * src.len()` bytes, little-endian) and folds them into
+/// `sum`.
+///
+/// # Panics
+/// If the lengths do not match or `src` is not whole quads (a bug in the caller).
+#[inline]
+pub(crate) fn load_summed(src: &[AtomicU64], dst: &mut [u8], sum: &mut Checksum) {
+    assert!(src.len() % 4 == 0 && dst.len() == 8 * src.len(), "wide load of a partial quad");
+    #[cfg(target_arch = "x86_64")]
+    if enabled() {
+        let mut lanes = lanes_of(sum);
+        // SAFETY: AVX2 is present (`enabled`). `src` is `src.len()` valid atomic words and
+        // `dst` as many private bytes (asserted), so the kernel's `quads` 32-byte steps stay
+        // inside both; they do not overlap (one is shared, one is a `&mut`). The shared reads
+        // are the Relaxed word loads argued for in the module docs.
+        unsafe { avx2::copy_sum(src.as_ptr().cast(), dst.as_mut_ptr(), src.len() / 4, &mut lanes) };
+        *sum = Checksum::from_lanes(lanes[0], lanes[1]);
+        return;
+    }
+    let (mut a, mut b) = sum.lanes();
+    for (out, quad) in dst.chunks_exact_mut(32).zip(src.chunks_exact(4)) {
+        for lane in 0..4 {
+            let w = quad[lane].load(Ordering::Relaxed);
+            out[8 * lane..8 * lane + 8].copy_from_slice(&w.to_le_bytes());
+            a[lane] = a[lane].wrapping_add(w ^ checksum::K0);
+            b[lane] = b[lane].wrapping_add(a[lane]);
+        }
+    }
+    *sum = Checksum::from_lanes(a, b);
+}
+
+/// Stores the private bytes `src` (`8 * dst.len()` of them, little-endian words) into the
+/// shared words `dst` (whole quads, the first at checksum lane 0) and folds them into `sum`.
+///
+/// # Panics
+/// As [`load_summed`].
+#[inline]
+pub(crate) fn store_summed(dst: &[AtomicU64], src: &[u8], sum: &mut Checksum) {
+    assert!(dst.len() % 4 == 0 && src.len() == 8 * dst.len(), "wide store of a partial quad");
+    #[cfg(target_arch = "x86_64")]
+    if enabled() {
+        let mut lanes = lanes_of(sum);
+        // SAFETY: as in `load_summed`, with the roles swapped: the kernel reads `src` (private)
+        // and writes `dst`, `dst.len()` shared atomic words, with the Relaxed word stores
+        // argued for in the module docs. Only the slot's single writer calls this.
+        unsafe { avx2::copy_sum(src.as_ptr(), dst.as_ptr().cast_mut().cast(), dst.len() / 4, &mut lanes) };
+        *sum = Checksum::from_lanes(lanes[0], lanes[1]);
+        return;
+    }
+    let (mut a, mut b) = sum.lanes();
+    for (chunk, quad) in src.chunks_exact(32).zip(dst.chunks_exact(4)) {
+        for lane in 0..4 {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&chunk[8 * lane..8 * lane + 8]);
+            let w = u64::from_le_bytes(w);
+            quad[lane].store(w, Ordering::Relaxed);
+            a[lane] = a[lane].wrapping_add(w ^ checksum::K0);
+            b[lane] = b[lane].wrapping_add(a[lane]);
+        }
+    }
+    *sum = Checksum::from_lanes(a, b);
+}
+
+/// Folds the shared words `src` (whole quads, the first at checksum lane 0) into `sum`.
+///
+/// # Panics
+/// If `src` is not whole quads.
+#[inline]
+pub(crate) fn sum_words(src: &[AtomicU64], sum: &mut Checksum) {
+    assert!(src.len() % 4 == 0, "wide sum of a partial quad");
+    #[cfg(target_arch = "x86_64")]
+    if enabled() {
+        let mut lanes = lanes_of(sum);
+        // SAFETY: AVX2 is present; the kernel reads `src.len()` valid shared atomic words
+        // (Relaxed loads, module docs) and writes only `lanes`.
+        unsafe { avx2::sum(src.as_ptr().cast(), src.len() / 4, &mut lanes) };
+        *sum = Checksum::from_lanes(lanes[0], lanes[1]);
+        return;
+    }
+    let (mut a, mut b) = sum.lanes();
+    for quad in src.chunks_exact(4) {
+        for lane in 0..4 {
+            a[lane] = a[lane].wrapping_add(quad[lane].load(Ordering::Relaxed) ^ checksum::K0);
+            b[lane] = b[lane].wrapping_add(a[lane]);
+        }
+    }
+    *sum = Checksum::from_lanes(a, b);
+}
+
+#[cfg(target_arch = "x86_64")]
+fn lanes_of(sum: &Checksum) -> [[u64; 4]; 2] {
+    let (a, b) = sum.lanes();
+    [a, b]
+}
+
+/// The kernels. One 256-bit register holds the four `a` lanes (ymm0), one the four `b`
+/// lanes (ymm1), one `K0` in every lane (ymm2); each 32-byte vector `v` of words `4q..4q+4`
+/// does `a += v ^ K0; b += a`, exactly `Checksum::add4`.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::asm;
+
+    use crate::checksum::K0;
+
+    /// Loads the lanes (ymm0 = a, ymm1 = b) from `[{lanes}]` and `K0` into every lane of ymm2.
+    macro_rules! prologue {
+        () => {
+            concat!(
+                "vmovdqu ymm0, ymmword ptr [{lanes}]\n",
+                "vmovdqu ymm1, ymmword ptr [{lanes} + 32]\n",
+                "vmovq xmm2, {k}\n",
+                "vpbroadcastq ymm2, xmm2\n",
+            )
+        };
+    }
+
+    /// Folds ymm3 (four consecutive words, already XORed with `K0`) into the lanes.
+    macro_rules! fold1 {
+        () => {
+            concat!("vpaddq ymm0, ymm0, ymm3\n", "vpaddq ymm1, ymm1, ymm0\n")
+        };
+    }
+
+    /// Folds ymm3..ymm6 (16 consecutive words, already XORed with `K0`) into the lanes.
+    macro_rules! fold4 {
+        () => {
+            concat!(
+                "vpaddq ymm0, ymm0, ymm3\n",
+                "vpaddq ymm1, ymm1, ymm0\n",
+                "vpaddq ymm0, ymm0, ymm4\n",
+                "vpaddq ymm1, ymm1, ymm0\n",
+                "vpaddq ymm0, ymm0, ymm5\n",
+                "vpaddq ymm1, ymm1, ymm0\n",
+                "vpaddq ymm0, ymm0, ymm6\n",
+                "vpaddq ymm1, ymm1, ymm0\n",
+            )
+        };
+    }
+
+    /// Stores the lanes back to `[{lanes}]`; clears the upper halves (every vector register
+    /// is declared clobbered).
+    macro_rules! epilogue {
+        () => {
+            concat!(
+                "vmovdqu ymmword ptr [{lanes}], ymm0\n",
+                "vmovdqu ymmword ptr [{lanes} + 32], ymm1\n",
+                "vzeroupper\n",
+            )
+        };
+    }
+
+    /// One kernel: the prologue; `four` (four vectors, then the pointers advanced) while at
+    /// least four of the rcx vectors are left, then `one` (one vector) for the rest; the
+    /// epilogue. The operands every kernel has come first, the explicit registers `regs` last.
+    macro_rules! kernel {
+        ($lanes:expr, four: [$($four:expr),* $(,)?], one: [$($one:expr),* $(,)?], $($regs:tt)*) => {
+            asm!(
+                prologue!(),
+                "cmp rcx, 4",
+                "jb 3f",
+                "2:",
+                $($four,)*
+                "sub rcx, 4",
+                "cmp rcx, 4",
+                "jae 2b",
+                "3:",
+                "test rcx, rcx",
+                "jz 5f",
+                "4:",
+                $($one,)*
+                "dec rcx",
+                "jnz 4b",
+                "5:",
+                epilogue!(),
+                lanes = in(reg) $lanes,
+                k = in(reg) K0,
+                $($regs)*
+                clobber_abi("C"),
+                options(nostack),
+            )
+        };
+    }
+
+    /// Copies `quads` 32-byte vectors from `src` to `dst`, folding each into `lanes`.
+    ///
+    /// # Safety
+    /// AVX2 must be present; `src` must be valid for `32 * quads` reads and `dst` for as many
+    /// writes, not overlapping; shared memory among them is accessed only as argued in the
+    /// module docs (8-aligned).
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn copy_sum(src: *const u8, dst: *mut u8, quads: usize, lanes: &mut [[u64; 4]; 2]) {
+        // SAFETY: the caller's contract: AVX2 present, `src`/`dst` valid for `32 * quads`
+        // bytes each; `lanes` is 64 valid bytes. The block touches no other memory, keeps the
+        // stack untouched, and clobbers only the registers declared (all vector registers,
+        // via the C ABI, so `vzeroupper` cannot destroy a live value of the compiler's).
+        unsafe {
+            kernel!(
+                lanes.as_mut_ptr(),
+                four: [
+                    "vmovdqu ymm3, ymmword ptr [rsi]",
+                    "vmovdqu ymm4, ymmword ptr [rsi + 32]",
+                    "vmovdqu ymm5, ymmword ptr [rsi + 64]",
+                    "vmovdqu ymm6, ymmword ptr [rsi + 96]",
+                    "vmovdqu ymmword ptr [rdi], ymm3",
+                    "vmovdqu ymmword ptr [rdi + 32], ymm4",
+                    "vmovdqu ymmword ptr [rdi + 64], ymm5",
+                    "vmovdqu ymmword ptr [rdi + 96], ymm6",
+                    "vpxor ymm3, ymm3, ymm2",
+                    "vpxor ymm4, ymm4, ymm2",
+                    "vpxor ymm5, ymm5, ymm2",
+                    "vpxor ymm6, ymm6, ymm2",
+                    fold4!(),
+                    "add rsi, 128",
+                    "add rdi, 128",
+                ],
+                one: [
+                    "vmovdqu ymm3, ymmword ptr [rsi]",
+                    "vmovdqu ymmword ptr [rdi], ymm3",
+                    "vpxor ymm3, ymm3, ymm2",
+                    fold1!(),
+                    "add rsi, 32",
+                    "add rdi, 32",
+                ],
+                inout("rsi") src => _,
+                inout("rdi") dst => _,
+                inout("rcx") quads => _,
+            );
+        }
+    }
+
+    /// Folds `quads` 32-byte vectors from `src` into `lanes`.
+    ///
+    /// # Safety
+    /// AVX2 must be present; `src` must be valid for `32 * quads` reads (shared memory
+    /// 8-aligned, read as argued in the module docs).
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn sum(src: *const u8, quads: usize, lanes: &mut [[u64; 4]; 2]) {
+        // SAFETY: the caller's contract: AVX2 present, `src` valid for `32 * quads` bytes;
+        // `lanes` is 64 valid bytes; no other memory, no stack; every vector register is
+        // declared clobbered (C ABI), so `vzeroupper` is harmless.
+        unsafe {
+            kernel!(
+                lanes.as_mut_ptr(),
+                four: [
+                    "vpxor ymm3, ymm2, ymmword ptr [rsi]",
+                    "vpxor ymm4, ymm2, ymmword ptr [rsi + 32]",
+                    "vpxor ymm5, ymm2, ymmword ptr [rsi + 64]",
+                    "vpxor ymm6, ymm2, ymmword ptr [rsi + 96]",
+                    fold4!(),
+                    "add rsi, 128",
+                ],
+                one: [
+                    "vpxor ymm3, ymm2, ymmword ptr [rsi]",
+                    fold1!(),
+                    "add rsi, 32",
+                ],
+                inout("rsi") src => _,
+                inout("rcx") quads => _,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checksum::checksum_bytes;
+
+    fn words(bytes: &[u8]) -> Vec<AtomicU64> {
+        bytes.chunks(8).map(|c| AtomicU64::new(checksum::word_at(c, 0))).collect()
+    }
+
+    #[test]
+    fn kernels_match_the_reference_checksum_and_copy() {
+        for quads in [0usize, 1, 3, 4, 5, 8, 33] {
+            let src: Vec<u8> = (0..32 * quads).map(|i| (i * 37 + 11) as u8).collect();
+            let shared = words(&src);
+            let mut out = vec![0u8; src.len()];
+            let mut sum = Checksum::new();
+            load_summed(&shared, &mut out, &mut sum);
+            assert_eq!(out, src, "{quads} quads");
+            assert_eq!(sum.finish(src.len() as u64), checksum_bytes(&src));
+            let mut only = Checksum::new();
+            sum_words(&shared, &mut only);
+            assert_eq!(only.finish(src.len() as u64), checksum_bytes(&src));
+            let target = words(&vec![0u8; src.len()]);
+            let mut stored = Checksum::new();
+            store_summed(&target, &src, &mut stored);
+            assert_eq!(stored.finish(src.len() as u64), checksum_bytes(&src));
+            assert!(target
+                .iter()
+                .zip(&shared)
+                .all(|(a, b)| a.load(Ordering::Relaxed) == b.load(Ordering::Relaxed)));
+        }
+    }
+}
