@@ -183,8 +183,8 @@ impl Summary {
     pub fn build(fusion: FusionResult, rig: RigResult, facts: RunFacts) -> Self {
         let boards = if facts.sensors.is_empty() {
             BTreeMap::from([
-                ("camera".to_string(), (StreamKind::Camera, facts.camera.clone())),
-                ("lidar".to_string(), (StreamKind::Lidar, facts.lidar.clone())),
+                ("camera".to_string(), (StreamKind::Camera, facts.camera)),
+                ("lidar".to_string(), (StreamKind::Lidar, facts.lidar)),
             ])
         } else {
             facts.sensors.clone()
