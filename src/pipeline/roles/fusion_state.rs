@@ -189,7 +189,11 @@ struct Own {
 
 impl Own {
     /// Words of a record: the incarnation's tag, the snapshot, both readers, both positions.
-    const WORDS: usize = 1 + 16 + 2 * 8 + 2;
+    const WORDS: usize = Self::RESUME + 2;
+    /// Where the two readers' counters start: after the tag and the 16 snapshot words.
+    const READS: usize = 1 + 16;
+    /// Where the two resume positions start.
+    const RESUME: usize = Self::READS + 2 * 8;
 
     /// The record tagged `tag`. Every field is named (no `..`): a counter added to either
     /// struct later fails to compile here until it is carried too.
@@ -214,7 +218,7 @@ impl Own {
         } = self.snap;
         let [c, l] = self.reads.map(stream_words);
         let [rc, rl] = self.resume.map(|p| p.unwrap_or(u64::MAX));
-        [
+        let head = [
             tag,
             camera_frames,
             lidar_frames,
@@ -232,25 +236,13 @@ impl Own {
             last_latency_ns,
             last_pipeline_ns,
             max_latency_ns,
-            c[0],
-            c[1],
-            c[2],
-            c[3],
-            c[4],
-            c[5],
-            c[6],
-            c[7],
-            l[0],
-            l[1],
-            l[2],
-            l[3],
-            l[4],
-            l[5],
-            l[6],
-            l[7],
-            rc,
-            rl,
-        ]
+        ];
+        let mut w = [0; Self::WORDS];
+        w[..Self::READS].copy_from_slice(&head);
+        w[Self::READS..Self::READS + 8].copy_from_slice(&c);
+        w[Self::READS + 8..Self::RESUME].copy_from_slice(&l);
+        w[Self::RESUME..].copy_from_slice(&[rc, rl]);
+        w
     }
 
     /// The record's (tag, counts); `None` if it is too short.
@@ -274,8 +266,9 @@ impl Own {
             last_pipeline_ns: w[15],
             max_latency_ns: w[16],
         };
-        let reads = [stream_from(&w[17..25]), stream_from(&w[25..33])];
-        let resume = [w[33], w[34]].map(|p| Some(p).filter(|&p| p != u64::MAX));
+        let (r, p) = (Self::READS, Self::RESUME);
+        let reads = [stream_from(&w[r..r + 8]), stream_from(&w[r + 8..p])];
+        let resume = [w[p], w[p + 1]].map(|p| Some(p).filter(|&p| p != u64::MAX));
         Some((w[0], Self { snap, reads, resume }))
     }
 }
