@@ -28,7 +28,7 @@ use shared::segment::SegmentSpec;
 use shared::{rundir, CalibEpoch, Role, StreamKind, TimestampNs};
 use zerocopy::IntoBytes;
 
-use super::fusion_state::{Carried, Checkpoint, ReaderPosition};
+use super::fusion_state::{Carried, Checkpoint, ReaderPosition, StateFiles};
 use super::producer::PRODUCER_SLOTS;
 use super::{attach_when_ready, ready, stop_flag};
 use crate::error::CliError;
@@ -270,7 +270,7 @@ fn create_fused_ring(run: &Path, fused: &FusedRing) -> impl FnOnce(&RingReader) 
 struct LaneSpec {
     camera: calib::SensorName,
     lidar: calib::SensorName,
-    /// The first lane creates the fused ring and keeps the checkpoint of a restart.
+    /// The first lane creates the fused ring; its restart state keeps today's file names.
     first: bool,
 }
 
@@ -285,6 +285,11 @@ impl LaneSpec {
             }
         }
         out
+    }
+
+    /// Where this lane's restart state is kept ([`super::fusion_state`]).
+    fn state_files(&self, run: &Path) -> StateFiles {
+        StateFiles::of(run, self.camera.as_str(), self.lidar.as_str(), self.first)
     }
 
     /// Where this camera's overlays go: today's folder for a camera named `camera`, a
@@ -309,7 +314,8 @@ struct Readers {
     counts: [Arc<ReaderCounts>; 2],
     arrivals: Arc<Arrivals>,
     carried: Carried,
-    run: std::path::PathBuf,
+    /// This lane's restart state.
+    files: StateFiles,
 }
 
 impl Readers {
@@ -363,11 +369,12 @@ impl Readers {
             recycle_camera: rc_tx,
             recycle_lidar: rl_tx,
         };
-        (Self { threads, counts, arrivals, carried, run: run.to_path_buf() }, channels)
+        (Self { threads, counts, arrivals, carried, files: lane.state_files(run) }, channels)
     }
 
-    /// Waits for both threads; the last error, if any, and their counts.
-    fn join(self) -> (Option<String>, [Arc<ReaderCounts>; 2]) {
+    /// Waits for both threads; the last error, if any, their counts and the state the lane
+    /// carried over from earlier incarnations.
+    fn join(self) -> (Option<String>, [Arc<ReaderCounts>; 2], Carried) {
         let mut error = None;
         for r in self.threads {
             match r.join() {
@@ -376,7 +383,7 @@ impl Readers {
                 Err(_) => error = Some("a reader thread panicked".to_string()),
             }
         }
-        (error, self.counts)
+        (error, self.counts, self.carried)
     }
 }
 
@@ -550,14 +557,10 @@ fn build_engine(
         engine.set_latency_source(move |c, l| arrivals.latency_ns(c, l));
     }
     let mut board = publisher(w.fused, w.calib, w.counters, w.index);
-    if !w.lane.first {
-        engine.set_publisher(move |s| board(s));
-        return Ok(engine);
-    }
-    // A restarted fusion continues from this state (see `fusion_state`): the first lane's.
+    // A restarted fusion continues every lane from its own state (see `fusion_state`).
     let positions = w.readers.counts.each_ref().map(|c| Arc::clone(&c.position));
     let (mut checkpoint, counts) =
-        (Checkpoint::new(&w.readers.run, w.readers.carried, positions), w.readers.counts.clone());
+        (Checkpoint::new(&w.readers.files, w.readers.carried, positions), w.readers.counts.clone());
     engine.set_publisher(move |s| {
         board(s);
         checkpoint.save(s, [counts[0].summary(), counts[1].summary()]);
@@ -571,7 +574,7 @@ fn lane_result(
     report: &FusionReport<RingSink>,
     counts: &[Arc<ReaderCounts>; 2],
     (updates, rejected): (u64, u64),
-    carried: Option<&Carried>,
+    carried: &Carried,
 ) -> FusionResult {
     let mut result = FusionResult::from_stats(&report.stats, plan.keep_frames);
     let received = &mut result.calibration.updates_received;
@@ -584,9 +587,7 @@ fn lane_result(
         stream.unknown_epoch = report.stats.unknown_epoch[i];
         stream.invalid += report.stats.invalid_at_use[i];
     }
-    if let Some(carried) = carried {
-        carried.add_to(&mut result);
-    }
+    carried.add_to(&mut result);
     result
 }
 
@@ -621,15 +622,14 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     let plan = FusionPlan::new(&spec);
     let fused: FusedRing = Arc::new(Mutex::new(None));
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
-    let carried = Carried::load(run);
     let lanes = LaneSpec::all(&spec);
     let counters: LaneCounters = Arc::new(Mutex::new(vec![CountersSnapshot::default(); lanes.len()]));
     let mut wired = Vec::new();
     let mut cal_txs = Vec::new();
     for lane in &lanes {
         let (cal_tx, cal_rx) = crossbeam_channel::unbounded();
-        let resume = if lane.first { carried } else { Carried::default() };
-        let (readers, channels) = Readers::spawn(run, lane, &stop, &fused, cal_rx, stop_rx.clone(), resume);
+        let carried = Carried::load(&lane.state_files(run));
+        let (readers, channels) = Readers::spawn(run, lane, &stop, &fused, cal_rx, stop_rx.clone(), carried);
         cal_txs.push((cal_tx, lane.clone()));
         wired.push((lane.clone(), readers, channels));
     }
@@ -661,9 +661,9 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     let mut reader_error = None;
     let mut joined = Vec::new();
     for r in running {
-        let (error, counts) = r.readers.join();
+        let (error, counts, carried) = r.readers.join();
         reader_error = reader_error.or(error);
-        joined.push((r.lane, counts, r.engine, r.ego_feed));
+        joined.push((r.lane, (counts, carried), r.engine, r.ego_feed));
     }
     stop.raise();
     // Every frame sender is gone now; the engines drain, decide, and return. Calibrations
@@ -680,10 +680,10 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     let calib_counts = calib.stop();
     let results: Vec<Lane> = reports
         .iter()
-        .map(|(lane, counts, report)| Lane {
+        .map(|(lane, (counts, carried), report)| Lane {
             camera: lane.camera.to_string(),
             lidar: lane.lidar.to_string(),
-            result: lane_result(&plan, report, counts, calib_counts, lane.first.then_some(&carried)),
+            result: lane_result(&plan, report, counts, calib_counts, carried),
         })
         .collect();
     write_results(run, &plan, &results)?;
