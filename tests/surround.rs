@@ -57,6 +57,20 @@ fn a_surround_drive_fuses_into_every_camera_within_each_epoch() {
         assert_eq!(f["lidar"], "lidar");
         assert_eq!(f["camera_epoch"], f["lidar_epoch"], "{f}");
     }
+    // One surround mosaic per round of overlays (every 30 pairs by default): the four
+    // cameras' overlays side by side, one row of 320×180 cells with their labels.
+    let overlays = sb.path("surround/overlays");
+    let mosaics: Vec<_> = std::fs::read_dir(&overlays)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("mosaic_") && n.ends_with(".png"))
+        .collect();
+    assert!(mosaics.len() >= 2, "mosaics: {mosaics:?}");
+    let m = image::open(overlays.join("mosaic_000000.png")).unwrap().to_rgb8();
+    assert_eq!(m.dimensions(), (2 + 4 * (320 + 2), 2 + 9 + 180 + 2));
+    for cam in cameras {
+        assert!(overlays.join(cam).is_dir(), "no overlays for {cam}");
+    }
     assert!(sb.leftover_runs().is_empty());
 }
 
@@ -76,6 +90,8 @@ fn a_one_camera_drive_names_its_streams_and_its_camera() {
         assert_eq!((f["camera"].as_str(), f["lidar"].as_str()), (Some("camera"), Some("lidar")));
     }
     assert!(sb.path("one/overlays").is_dir());
+    // One camera: no mosaic.
+    assert!(!sb.path("one/overlays/mosaic_000000.png").exists());
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use calib::clock::PipelineClock;
 use calib::{CalibFollower, CalibrationSet, StopFlag};
 use crossbeam_channel::{Receiver, Sender};
-use fusion::output::{FusedSink, OverlayConfig, SinkError};
+use fusion::output::{FusedSink, OverlayConfig, OverlayTap, SinkError};
 use fusion::summary::{FusionResult, StreamSummary};
 use fusion::{
     CountersSnapshot, Engine, EngineChannels, EngineConfig, FusionReport, InFrame, PairingConfig, Payload,
@@ -524,6 +524,8 @@ struct LaneWiring<'a> {
     calib: &'a CalibListener,
     counters: &'a LaneCounters,
     clock: &'a Arc<Mutex<Option<PipelineClock>>>,
+    /// Where its overlays also go, for the surround mosaic.
+    tap: Option<&'a OverlayTap>,
 }
 
 /// A lane's engine, wired to its readers, the calibration listener, the fused ring and a
@@ -534,8 +536,13 @@ fn build_engine(
     channels: EngineChannels,
     w: &LaneWiring<'_>,
 ) -> Result<Engine<RingSink>, CliError> {
-    let overlay = (spec.overlay_every > 0)
-        .then(|| OverlayConfig::new(w.lane.overlay_dir(&spec.out), spec.overlay_every));
+    let overlay = (spec.overlay_every > 0).then(|| {
+        let c = OverlayConfig::new(w.lane.overlay_dir(&spec.out), spec.overlay_every);
+        match w.tap {
+            Some(t) => c.with_tap(t.clone()),
+            None => c,
+        }
+    });
     let cfg = EngineConfig {
         pairing: plan.pairing,
         keep_frames: plan.keep_frames,
@@ -623,6 +630,9 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     let fused: FusedRing = Arc::new(Mutex::new(None));
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
     let lanes = LaneSpec::all(&spec);
+    let names: Vec<(String, String)> =
+        lanes.iter().map(|l| (l.camera.to_string(), l.lidar.to_string())).collect();
+    let mosaics = super::surround::Mosaics::start(&spec, &names)?;
     let counters: LaneCounters = Arc::new(Mutex::new(vec![CountersSnapshot::default(); lanes.len()]));
     let mut wired = Vec::new();
     let mut cal_txs = Vec::new();
@@ -645,6 +655,7 @@ pub fn run(run: &Path) -> Result<(), CliError> {
             calib: &calib,
             counters: &counters,
             clock: &clock,
+            tap: mosaics.taps[index].as_ref(),
         };
         let mut engine = build_engine(&spec, &plan, channels, &w)?;
         let ego_feed = super::vehicle::feed_deskew(run, &spec, &stop, &mut engine)?;
@@ -677,6 +688,7 @@ pub fn run(run: &Path) -> Result<(), CliError> {
         let report = engine.join().map_err(|_| CliError::internal("the fusion engine panicked"))?;
         reports.push((lane, counts, report));
     }
+    mosaics.finish();
     let calib_counts = calib.stop();
     let results: Vec<Lane> = reports
         .iter()

@@ -9,6 +9,7 @@ pub mod fusion_state;
 pub mod producer;
 pub mod recorder;
 pub mod replayer;
+pub mod surround;
 pub mod vehicle;
 
 use std::path::Path;
