@@ -251,6 +251,7 @@ pub fn run(cfg: &TopConfig) -> Result<(), CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::frames::PayloadSink;
     use shared::ring::{FrameMeta, RingWriter};
     use shared::segment::SegmentSpec;
     use shared::{CalibEpoch, TimestampNs};
