@@ -85,7 +85,8 @@ pub struct LocalRunArgs {
     /// Directory for the run's shared-memory segments [env: EPOCHFUSE_SHM_ROOT; default: /dev/shm/epochfuse].
     #[arg(long, value_name = "DIR")]
     pub shm_root: Option<PathBuf>,
-    /// Write an overlay PNG every N fused pairs (0: none).
+    /// Write an overlay PNG every N fused pairs (0: none); a rig of several cameras also
+    /// gets a surround mosaic of each round of overlays (overlays/mosaic_<pair>.png).
     #[arg(long, value_name = "N", default_value_t = 30)]
     pub overlay_every: u64,
     /// Hide the progress bar.
@@ -268,6 +269,9 @@ pub struct RoleArgs {
     /// The run directory.
     #[arg(long)]
     pub run: PathBuf,
+    /// A producer's sensor, by name (default: the primary camera or lidar).
+    #[arg(long)]
+    pub sensor: Option<calib::SensorName>,
 }
 
 /// `epochfuse sandbox-probe`.

@@ -71,8 +71,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 "{}: ok (epoch {}, camera {}×{})\n",
                 file.display(),
                 set.epoch,
-                set.camera.width(),
-                set.camera.height()
+                set.camera().width(),
+                set.camera().height()
             ));
             Ok(())
         }
@@ -97,7 +97,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             finish_at(&summary, &path)
         }
         Command::Can(c) => can_cmd::run(&c),
-        Command::Role(a) => pipeline::roles::run(a.role, &a.run),
+        Command::Role(a) => pipeline::roles::run(a.role, &a.run, a.sensor.as_ref()),
         Command::SandboxProbe(a) => pipeline::sandbox::probe(a.role, &a.run, &a.open, a.connect),
     }
 }

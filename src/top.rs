@@ -50,18 +50,57 @@ fn pick_run(cfg: &TopConfig) -> Result<PathBuf, CliError> {
     }
 }
 
-/// Each stream's scoreboard (if its segment is there) and whether its writer is alive.
-type Snapshot = Vec<(StreamKind, Option<Scoreboard>, bool)>;
+/// One stream of the run: its name (the sensor's, or the kind's for the run's own rings),
+/// its kind, its scoreboard (if its segment is there) and whether its writer is alive.
+#[derive(Clone, Debug)]
+struct Row {
+    name: String,
+    kind: StreamKind,
+    board: Option<Scoreboard>,
+    alive: bool,
+}
+
+/// Every stream of the run, sensors first (cameras, then lidars, each by name).
+type Snapshot = Vec<Row>;
+
+/// The run's sensor segments by (kind, name): every `<name>.seg` whose header says camera
+/// or lidar. A kind with none yet (a run still starting) shows its default sensor's name,
+/// as a one-camera run always did.
+fn sensors(run: &Path) -> Vec<(StreamKind, String)> {
+    let mut found: Vec<(StreamKind, String)> = std::fs::read_dir(run)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let path = e.path();
+            let name = path.file_name()?.to_str()?.strip_suffix(".seg")?.to_string();
+            let kind = ring::inspect(&path).ok()?.0.kind;
+            matches!(kind, StreamKind::Camera | StreamKind::Lidar).then_some((kind, name))
+        })
+        .collect();
+    for kind in [StreamKind::Camera, StreamKind::Lidar] {
+        if !found.iter().any(|(k, _)| *k == kind) {
+            found.push((kind, kind.name().to_string()));
+        }
+    }
+    found.sort_by_key(|(k, n)| (usize::from(*k != StreamKind::Camera), n.clone()));
+    found
+}
 
 fn snapshot(run: &Path) -> Snapshot {
-    StreamKind::ALL
+    let others = StreamKind::ALL
         .into_iter()
+        .filter(|k| !matches!(k, StreamKind::Camera | StreamKind::Lidar))
         // The CAN ring only in runs with a vehicle bus: without one, top shows what it did.
         .filter(|&k| k != StreamKind::Can || run.join(rundir::segment_file(k)).exists())
-        .map(|k| {
-            let path = run.join(rundir::segment_file(k));
+        .map(|k| (k, k.name().to_string()));
+    sensors(run)
+        .into_iter()
+        .chain(others)
+        .map(|(kind, name)| {
+            let path = run.join(format!("{name}.seg"));
             let board = ring::inspect(&path).ok().map(|(_, b, _)| b);
-            (k, board, ring::writer_alive(&path))
+            Row { name, kind, board, alive: ring::writer_alive(&path) }
         })
         .collect()
 }
@@ -75,17 +114,29 @@ fn render(run: &Path, prev: Option<&(Instant, Snapshot)>, now: &Snapshot, dt: f6
         if rundir::run_alive(run) { "live" } else { "finished" }
     );
     let _ = writeln!(s);
+    let w = now.iter().map(|r| r.name.len()).max().unwrap_or(0).max(7);
     let _ = writeln!(
         s,
-        "{:<7} {:>6} {:>9} {:>8} {:>8} {:>6} {:>7} {:>9} {:>6} {:>6} {:>5}",
-        "stream", "writer", "frames", "fps", "MB/s", "epoch", "torn", "overruns", "stale", "lag", "inc"
+        "{:<w$} {:<6} {:>6} {:>9} {:>8} {:>8} {:>6} {:>7} {:>9} {:>6} {:>6} {:>5}",
+        "stream",
+        "kind",
+        "writer",
+        "frames",
+        "fps",
+        "MB/s",
+        "epoch",
+        "torn",
+        "overruns",
+        "stale",
+        "lag",
+        "inc"
     );
-    for (i, (kind, board, alive)) in now.iter().enumerate() {
+    for Row { name, kind, board, alive } in now {
         let Some(b) = board else {
-            let _ = writeln!(s, "{:<7} {:>6}", kind.name(), "-");
+            let _ = writeln!(s, "{name:<w$} {:<6} {:>6}", kind.name(), "-");
             continue;
         };
-        let before = prev.and_then(|p| p.1.get(i)).and_then(|x| x.1);
+        let before = prev.and_then(|p| p.1.iter().find(|r| r.name == *name)).and_then(|r| r.board);
         let (fps, mbs) = match before {
             Some(p) if dt > 0.0 => (
                 (b.frames_written.saturating_sub(p.frames_written)) as f64 / dt,
@@ -102,7 +153,7 @@ fn render(run: &Path, prev: Option<&(Instant, Snapshot)>, now: &Snapshot, dt: f6
         let lag = b.frames_written.saturating_sub(b.frames_read + b.overrun_frames_lost);
         let _ = writeln!(
             s,
-            "{:<7} {:>6} {:>9} {:>8.1} {:>8.1} {:>6} {:>7} {:>9} {:>6} {:>6} {:>5}",
+            "{name:<w$} {:<6} {:>6} {:>9} {:>8.1} {:>8.1} {:>6} {:>7} {:>9} {:>6} {:>6} {:>5}",
             kind.name(),
             if *alive { "alive" } else { "gone" },
             b.frames_written,
@@ -116,11 +167,11 @@ fn render(run: &Path, prev: Option<&(Instant, Snapshot)>, now: &Snapshot, dt: f6
             b.incarnation.0
         );
     }
-    if let Some((_, Some(f), _)) = now.iter().find(|x| x.0 == StreamKind::Fused) {
+    if let Some(f) = now.iter().find(|r| r.kind == StreamKind::Fused).and_then(|r| r.board.as_ref()) {
         let a = FusedScoreboard::of(f);
         let rate = prev
-            .and_then(|p| p.1.iter().find(|x| x.0 == StreamKind::Fused))
-            .and_then(|x| x.1)
+            .and_then(|p| p.1.iter().find(|r| r.kind == StreamKind::Fused))
+            .and_then(|r| r.board)
             .map_or(0.0, |p| a.pairs.saturating_sub(FusedScoreboard::of(&p).pairs) as f64 / dt.max(1e-9));
         let _ = writeln!(s);
         let _ = writeln!(
@@ -140,7 +191,7 @@ fn render(run: &Path, prev: Option<&(Instant, Snapshot)>, now: &Snapshot, dt: f6
             a.calib_rejected
         );
     }
-    if let Some((_, Some(b), _)) = now.iter().find(|x| x.0 == StreamKind::Can) {
+    if let Some(b) = now.iter().find(|r| r.kind == StreamKind::Can).and_then(|r| r.board.as_ref()) {
         let c = CanScoreboard::of(b);
         let _ = writeln!(s);
         let _ = writeln!(
@@ -194,5 +245,46 @@ pub fn run(cfg: &TopConfig) -> Result<(), CliError> {
         }
         prev = Some((t, now));
         std::thread::sleep(cfg.interval);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::frames::PayloadSink;
+    use shared::ring::{FrameMeta, RingWriter};
+    use shared::segment::SegmentSpec;
+    use shared::{CalibEpoch, TimestampNs};
+
+    /// A surround run lists every sensor's ring by name with its kind, not only the
+    /// default `camera` and `lidar`.
+    #[test]
+    fn top_lists_every_sensor_by_name_with_its_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writers = Vec::new();
+        for (name, kind) in
+            [("rear", StreamKind::Camera), ("front", StreamKind::Camera), ("roof", StreamKind::Lidar)]
+        {
+            let spec = SegmentSpec::new(kind, 4, 64);
+            let (mut w, _) =
+                RingWriter::create_or_takeover(&dir.path().join(format!("{name}.seg")), &spec).unwrap();
+            let mut loan = w.loan();
+            loan.push(&[0u8; 16]).unwrap();
+            loan.commit(FrameMeta { capture: TimestampNs(1), epoch: CalibEpoch(1) });
+            writers.push(w);
+        }
+        let text = render(dir.path(), None, &snapshot(dir.path()), 0.0);
+        let rows: Vec<(&str, &str)> = text
+            .lines()
+            .skip(3)
+            .map_while(|l| l.split_whitespace().next().zip(l.split_whitespace().nth(1)))
+            .collect();
+        assert_eq!(
+            rows[..3],
+            [("front", "camera"), ("rear", "camera"), ("roof", "lidar")],
+            "sensors first, cameras then lidars, by name:\n{text}"
+        );
+        assert!(!rows.iter().any(|r| r.0 == "camera" || r.0 == "lidar"), "{text}");
+        assert!(rows.iter().any(|r| r.0 == "fused"), "{text}");
     }
 }

@@ -59,6 +59,45 @@ fn a_restarted_fusion_counts_every_pair_of_the_run() {
     assert!(sb.leftover_runs().is_empty(), "{:?}", sb.leftover_runs());
 }
 
+/// A surround rig's fusion killed mid-run and restarted: every (lidar, camera) lane resumes
+/// from its own state, so every camera's pairs are counted over the whole run and no sweep or
+/// camera frame is read or fused twice in any lane.
+#[test]
+fn a_restarted_surround_fusion_resumes_every_camera() {
+    let _turn = common::pipeline_turn();
+    let sb = Sandbox::new();
+    let text = std::fs::read_to_string(common::root().join("configs/drives/surround.ron")).unwrap();
+    assert!(text.contains("faults: [],"), "the surround scenario changed: update this test");
+    let text = text.replace("faults: [],", "faults: [Kill(role: Fusion, at_s: 3.0, restart: true)],");
+    let file = sb.path("surround-kill.ron");
+    std::fs::write(&file, text).unwrap();
+    let out = sb.path("out");
+    let args = ["drive", file.to_str().unwrap(), "--quiet", "--duration", "6", "--overlay-every", "0"];
+    let run = sb.run(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
+    run.expect_code(0);
+    let s = summary(&out.join("summary.json"));
+    assert_eq!((s["faults"]["crashes"].as_u64(), s["faults"]["restarts"].as_u64()), (Some(1), Some(1)));
+    let written = s["streams"]["lidar"]["frames_written"].as_u64().unwrap();
+    assert!(written >= 40, "{s}");
+    for cam in ["front", "left", "rear", "right"] {
+        let p = &s["per_camera"][cam]["pairs"];
+        let (seen, fused) = (p["lidar_frames"].as_u64().unwrap(), p["fused"].as_u64().unwrap());
+        // Each lane reads every sweep once over both incarnations: a sweep or two may die
+        // in the killed fusion's buffers (counted unpaired), none vanish, none come twice.
+        assert!(seen + 2 >= written, "{cam}: fusion saw {seen} of {written} sweeps: {s}");
+        assert!(seen <= written, "{cam}: a sweep counted twice across the restart: {s}");
+        assert!(fused * 10 >= written * 6, "{cam}: only {fused} of {written} sweeps fused: {s}");
+        let st = &s["streams"][cam];
+        assert!(st["frames_read"].as_u64() <= st["frames_written"].as_u64(), "{cam} read twice: {s}");
+    }
+    let lidar = &s["streams"]["lidar"];
+    assert!(lidar["frames_read"].as_u64() <= lidar["frames_written"].as_u64(), "{s}");
+    assert_eq!(s["invariants"]["fused_twice"], 0, "{s}");
+    assert_eq!(s["pairs"]["fused_epoch_mismatch"], 0, "{s}");
+    assert_eq!(s["invariants"]["ok"], true, "{s}");
+    assert!(sb.leftover_runs().is_empty(), "{:?}", sb.leftover_runs());
+}
+
 /// A role whose supervisor died between `fork` and arming its parent-death signal finds
 /// its parent is not the supervisor it was told of, and exits at once without a word; a
 /// role whose parent is the supervisor goes on (here to its usual one-line error: the run

@@ -95,7 +95,7 @@ fn exports_the_kitti_layout() {
         tr4.fixed_view_mut::<3, 4>(0, 0).copy_from(&tr);
         let undistorted = {
             let mut c = set.clone();
-            if let calib::Projection::Pinhole(k) = &mut c.camera {
+            if let calib::Projection::Pinhole(k) = &mut c.camera_mut() {
                 k.distortion = calib::Distortion::default();
             }
             c

@@ -15,17 +15,19 @@ use shared::{CalibEpoch, TimestampNs};
 
 use crate::Keys;
 
-/// Bytes of the exact rotations after the update message.
-const QUATS_LEN: usize = 8 * 8;
+/// Bytes of one exact rotation after the update message.
+const QUAT_LEN: usize = 4 * 8;
 
 /// Largest angle (rad) between a quaternion and the message's matrix it may stand for.
 const QUAT_AGREEMENT: f64 = 1e-9;
 
-/// The payload of an epoch's sample.
+/// The payload of an epoch's sample: the update message, then each camera's rotation and
+/// each lidar's, in the message's order.
 #[must_use]
 pub fn encode(set: &CalibrationSet) -> Vec<u8> {
-    let mut v = calib::wire::encode_update(set).to_vec();
-    for q in [set.camera_to_vehicle.rotation, set.lidar_to_vehicle.rotation] {
+    let mut v = calib::wire::encode_update(set);
+    let mounts = set.cameras.iter().map(|c| c.to_vehicle).chain(set.lidars.iter().map(|l| l.to_vehicle));
+    for q in mounts.map(|m| m.rotation) {
         for c in [q.w, q.i, q.j, q.k] {
             v.extend_from_slice(&c.to_le_bytes());
         }
@@ -59,21 +61,22 @@ fn exact(
 /// key's.
 pub fn decode(keys: &Keys, key: &str, bytes: &[u8]) -> Result<CalibrationSet, String> {
     let epoch = keys.epoch_of(key).ok_or_else(|| format!("{key}: not a calibration key of this run"))?;
-    let split = bytes.len().checked_sub(QUATS_LEN).filter(|&n| n == calib::wire::UPDATE_LEN);
+    // The message's own header says where it ends; the rotations follow it.
+    let split = calib::wire::declared_len(bytes).filter(|&n| n <= bytes.len());
     let Some(split) = split else {
-        return Err(format!(
-            "{key}: {} bytes (expected {})",
-            bytes.len(),
-            calib::wire::UPDATE_LEN + QUATS_LEN
-        ));
+        return Err(format!("{key}: {} bytes, shorter than its message", bytes.len()));
     };
     let (message, quats) = bytes.split_at(split);
     let mut set = calib::wire::decode_update(message).map_err(|e| format!("{key}: {e}"))?;
-    let (cam, lidar) = quats.split_at(QUATS_LEN / 2);
-    set.camera_to_vehicle.rotation =
-        exact(&format!("{key}: camera_to_vehicle"), cam, &set.camera_to_vehicle.rotation)?;
-    set.lidar_to_vehicle.rotation =
-        exact(&format!("{key}: lidar_to_vehicle"), lidar, &set.lidar_to_vehicle.rotation)?;
+    let expected = split + QUAT_LEN * (set.cameras.len() + set.lidars.len());
+    if bytes.len() != expected {
+        return Err(format!("{key}: {} bytes (expected {expected})", bytes.len()));
+    }
+    let cameras = set.cameras.iter_mut().map(|c| (format!("camera {}", c.name), &mut c.to_vehicle));
+    let lidars = set.lidars.iter_mut().map(|l| (format!("lidar {}", l.name), &mut l.to_vehicle));
+    for ((what, mount), q) in cameras.chain(lidars).zip(quats.chunks_exact(QUAT_LEN)) {
+        mount.rotation = exact(&format!("{key}: {what} to_vehicle"), q, &mount.rotation)?;
+    }
     if set.epoch != epoch {
         return Err(format!("{key}: carries epoch {}", set.epoch.0));
     }
@@ -108,7 +111,7 @@ mod tests {
     fn set(epoch: u64, valid_from_ms: u64) -> CalibrationSet {
         let mut s = calib::default_rig();
         // An arbitrary rotation: matrix → quaternion is not exact for it.
-        s.camera_to_vehicle.rotation *= UnitQuaternion::from_euler_angles(0.01, -0.0261799, 0.3);
+        s.camera_to_vehicle_mut().rotation *= UnitQuaternion::from_euler_angles(0.01, -0.0261799, 0.3);
         s.epoch = CalibEpoch(epoch);
         s.valid_from = TimestampNs(valid_from_ms * 1_000_000);
         s

@@ -21,6 +21,23 @@
 //! )
 //! ```
 //!
+//! A rig of several sensors lists them instead, each with a `name` (a
+//! [`SensorName`](crate::SensorName): 1 to 32 of `a-z 0-9 _ -`); the first of each list is
+//! the primary one. The one-camera form above means a camera named `camera` and a lidar named
+//! `lidar`.
+//!
+//! ```ron
+//! Rig(
+//!     cameras: [
+//!         (name: "front", width: 640, height: 360, fx: 320.0, fy: 320.0, cx: 320.0, cy: 180.0,
+//!          translation: (1.6, 0.0, 1.5), rotation: Rpy(0.0, 0.0, 0.0)),
+//!         (name: "rear", width: 640, height: 360, fx: 320.0, fy: 320.0, cx: 320.0, cy: 180.0,
+//!          translation: (-0.5, 0.0, 1.5), rotation: Rpy(0.0, 0.0, 180.0)),
+//!     ],
+//!     lidars: [(name: "top", translation: (1.2, 0.0, 1.9), rotation: Rpy(0.0, 0.0, 0.0))],
+//! )
+//! ```
+//!
 //! # Conventions
 //!
 //! - **Frames.** The vehicle frame and the lidar frame are x forward, y left, z up. A camera
@@ -53,8 +70,9 @@ use nalgebra::{Isometry3, Matrix3, Rotation3, Translation3, UnitQuaternion};
 use serde::{Deserialize, Serialize};
 use shared::{CalibEpoch, TimestampNs};
 
+use crate::name::SensorName;
 use crate::ron_path::{error_field, line_col, locate_field, PathStyle};
-use crate::types::{CalibrationSet, CameraIntrinsics, Distortion, Projection};
+use crate::types::{CalibrationSet, CameraIntrinsics, CameraMount, Distortion, LidarMount, Projection};
 use crate::validate::{self, finite, Invalid};
 
 /// The default rig's RON text (`configs/calib/default.ron`), embedded at build time.
@@ -70,10 +88,18 @@ pub struct RigFile {
     /// Pipeline time (ns) from which frames carry this epoch. Default 0.
     #[serde(default)]
     pub valid_from_ns: u64,
-    /// The camera: intrinsics and body mount.
-    pub camera: CameraSpec,
-    /// The lidar mount.
-    pub lidar: MountSpec,
+    /// The camera of a one-camera rig (named `camera`): intrinsics and body mount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera: Option<CameraSpec>,
+    /// The lidar mount of a one-lidar rig (named `lidar`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lidar: Option<MountSpec>,
+    /// The cameras of a rig of several, each with its `name` (instead of `camera`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cameras: Vec<CameraSpec>,
+    /// The lidars of a rig of several, each with its `name` (instead of `lidar`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lidars: Vec<MountSpec>,
 }
 
 const fn one() -> u64 {
@@ -84,6 +110,9 @@ const fn one() -> u64 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CameraSpec {
+    /// The camera's name: required in `cameras`, not given for `camera`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Image width in pixels.
     pub width: u32,
     /// Image height in pixels.
@@ -125,6 +154,9 @@ pub struct DistortionSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MountSpec {
+    /// The lidar's name: required in `lidars`, not given for `lidar`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Sensor origin in the vehicle frame, metres.
     pub translation: (f64, f64, f64),
     /// Sensor → vehicle rotation.
@@ -181,70 +213,141 @@ fn translation(field: &str, t: (f64, f64, f64)) -> Result<Translation3<f64>, Inv
     Ok(Translation3::new(t.0, t.1, t.2))
 }
 
+/// The sensor name of a list entry (`field` is `cameras[i]`): required, checked.
+fn entry_name(field: &str, name: Option<&String>, single: Option<SensorName>) -> Result<SensorName, Invalid> {
+    match (name, single) {
+        (None, Some(default)) => Ok(default),
+        (Some(_), Some(_)) => {
+            let (list, _) = field.split_once('.').unwrap_or((field, ""));
+            Err(Invalid::new(format!("{list}.name"), "only sensors in a list have names"))
+        }
+        (None, None) => Err(Invalid::new(format!("{field}.name"), "a sensor in a list needs a name")),
+        (Some(n), None) => SensorName::new(n).map_err(|e| Invalid::new(format!("{field}.name"), e.0)),
+    }
+}
+
+impl CameraSpec {
+    fn to_mount(&self, field: &str, single: Option<SensorName>) -> Result<CameraMount, Invalid> {
+        let d = self.distortion;
+        let intrinsics = CameraIntrinsics {
+            fx: self.fx,
+            fy: self.fy,
+            cx: self.cx,
+            cy: self.cy,
+            width: self.width,
+            height: self.height,
+            distortion: Distortion { k1: d.k1, k2: d.k2, p1: d.p1, p2: d.p2, k3: d.k3 },
+        };
+        let name = entry_name(field, self.name.as_ref(), single)?;
+        validate::check_intrinsics(field, &intrinsics)?;
+        let t = translation(&format!("{field}.translation"), self.translation)?;
+        let r = self.rotation.to_unit_quaternion(&format!("{field}.rotation"))?;
+        let to_vehicle = Isometry3::from_parts(t, r * optical_to_body());
+        Ok(CameraMount { name, projection: Projection::Pinhole(intrinsics), to_vehicle })
+    }
+
+    fn of(c: &CameraMount, named: bool) -> Option<Self> {
+        let Projection::Pinhole(k) = c.projection else { return None };
+        let d = k.distortion;
+        Some(Self {
+            name: named.then(|| c.name.to_string()),
+            width: k.width,
+            height: k.height,
+            fx: k.fx,
+            fy: k.fy,
+            cx: k.cx,
+            cy: k.cy,
+            distortion: DistortionSpec { k1: d.k1, k2: d.k2, p1: d.p1, p2: d.p2, k3: d.k3 },
+            translation: tup(&c.to_vehicle.translation),
+            rotation: quat(c.to_vehicle.rotation * optical_to_body().inverse()),
+        })
+    }
+}
+
+impl MountSpec {
+    fn to_mount(&self, field: &str, single: Option<SensorName>) -> Result<LidarMount, Invalid> {
+        let name = entry_name(field, self.name.as_ref(), single)?;
+        let t = translation(&format!("{field}.translation"), self.translation)?;
+        let r = self.rotation.to_unit_quaternion(&format!("{field}.rotation"))?;
+        Ok(LidarMount { name, to_vehicle: Isometry3::from_parts(t, r) })
+    }
+
+    fn of(l: &LidarMount, named: bool) -> Self {
+        Self {
+            name: named.then(|| l.name.to_string()),
+            translation: tup(&l.to_vehicle.translation),
+            rotation: quat(l.to_vehicle.rotation),
+        }
+    }
+}
+
+fn quat(q: UnitQuaternion<f64>) -> RotationSpec {
+    RotationSpec::Quaternion(q.w, q.i, q.j, q.k)
+}
+
+fn tup(t: &Translation3<f64>) -> (f64, f64, f64) {
+    (t.x, t.y, t.z)
+}
+
 impl RigFile {
     /// Checks every field and builds the calibration set (camera body → optical frame).
     ///
     /// # Errors
     /// [`Invalid`] naming the first failing field with its file path (`camera.fx`,
-    /// `lidar.rotation`, ...).
+    /// `lidar.rotation`, `cameras[1].name`, ...).
     pub fn to_calibration_set(&self) -> Result<CalibrationSet, Invalid> {
         if self.epoch == 0 {
             return Err(Invalid::new("epoch", "epoch 0 means \"none\"; epochs start at 1"));
         }
-        let c = &self.camera;
-        let d = c.distortion;
-        let intrinsics = CameraIntrinsics {
-            fx: c.fx,
-            fy: c.fy,
-            cx: c.cx,
-            cy: c.cy,
-            width: c.width,
-            height: c.height,
-            distortion: Distortion { k1: d.k1, k2: d.k2, p1: d.p1, p2: d.p2, k3: d.k3 },
+        let cameras = match (&self.camera, self.cameras.is_empty()) {
+            (Some(c), true) => vec![c.to_mount("camera", Some(SensorName::camera()))?],
+            (None, false) => self
+                .cameras
+                .iter()
+                .enumerate()
+                .map(|(i, c)| c.to_mount(&format!("cameras[{i}]"), None))
+                .collect::<Result<_, _>>()?,
+            (Some(_), false) => return Err(Invalid::new("cameras", "give `camera` or `cameras`, not both")),
+            (None, true) => return Err(Invalid::new("camera", "missing: give `camera` or `cameras`")),
         };
-        validate::check_intrinsics("camera", &intrinsics)?;
-        let cam_t = translation("camera.translation", c.translation)?;
-        let cam_r = c.rotation.to_unit_quaternion("camera.rotation")?;
-        let lidar_t = translation("lidar.translation", self.lidar.translation)?;
-        let lidar_r = self.lidar.rotation.to_unit_quaternion("lidar.rotation")?;
+        let lidars = match (&self.lidar, self.lidars.is_empty()) {
+            (Some(l), true) => vec![l.to_mount("lidar", Some(SensorName::lidar()))?],
+            (None, false) => self
+                .lidars
+                .iter()
+                .enumerate()
+                .map(|(i, l)| l.to_mount(&format!("lidars[{i}]"), None))
+                .collect::<Result<_, _>>()?,
+            (Some(_), false) => return Err(Invalid::new("lidars", "give `lidar` or `lidars`, not both")),
+            (None, true) => return Err(Invalid::new("lidar", "missing: give `lidar` or `lidars`")),
+        };
         let set = CalibrationSet {
             epoch: CalibEpoch(self.epoch),
             valid_from: TimestampNs(self.valid_from_ns),
-            camera: Projection::Pinhole(intrinsics),
-            camera_to_vehicle: Isometry3::from_parts(cam_t, cam_r * optical_to_body()),
-            lidar_to_vehicle: Isometry3::from_parts(lidar_t, lidar_r),
+            cameras,
+            lidars,
         };
         validate::check_set(&set)?;
         Ok(set)
     }
 
-    /// The file form of a pinhole calibration set (rotations as quaternions); `None` for a
-    /// rectified camera model, which files do not describe.
+    /// The file form of a pinhole calibration set (rotations as quaternions; the one-camera
+    /// form for a rig of one camera `camera` and one lidar `lidar`, the list form
+    /// otherwise); `None` for a rectified camera model, which files do not describe.
     #[must_use]
     pub fn from_calibration_set(set: &CalibrationSet) -> Option<Self> {
-        let Projection::Pinhole(k) = set.camera else { return None };
-        let quat = |q: UnitQuaternion<f64>| RotationSpec::Quaternion(q.w, q.i, q.j, q.k);
-        let tup = |t: &Translation3<f64>| (t.x, t.y, t.z);
-        let d = k.distortion;
-        Some(Self {
-            epoch: set.epoch.0,
-            valid_from_ns: set.valid_from.0,
-            camera: CameraSpec {
-                width: k.width,
-                height: k.height,
-                fx: k.fx,
-                fy: k.fy,
-                cx: k.cx,
-                cy: k.cy,
-                distortion: DistortionSpec { k1: d.k1, k2: d.k2, p1: d.p1, p2: d.p2, k3: d.k3 },
-                translation: tup(&set.camera_to_vehicle.translation),
-                rotation: quat(set.camera_to_vehicle.rotation * optical_to_body().inverse()),
-            },
-            lidar: MountSpec {
-                translation: tup(&set.lidar_to_vehicle.translation),
-                rotation: quat(set.lidar_to_vehicle.rotation),
-            },
-        })
+        let single = set.cameras.len() == 1
+            && set.lidars.len() == 1
+            && set.cameras[0].name == SensorName::camera()
+            && set.lidars[0].name == SensorName::lidar();
+        let cameras = set.cameras.iter().map(|c| CameraSpec::of(c, !single)).collect::<Option<Vec<_>>>()?;
+        let lidars: Vec<MountSpec> = set.lidars.iter().map(|l| MountSpec::of(l, !single)).collect();
+        let (camera, cameras, lidar, lidars) = if single {
+            (cameras.into_iter().next(), Vec::new(), lidars.into_iter().next(), Vec::new())
+        } else {
+            (None, cameras, None, lidars)
+        };
+        Some(Self { epoch: set.epoch.0, valid_from_ns: set.valid_from.0, camera, lidar, cameras, lidars })
     }
 
     /// Pretty RON text of this rig.
@@ -330,7 +433,8 @@ fn without_path(text: &str, path: &Path) -> String {
 /// # Errors
 /// A [`CalibFileError`] for RON syntax or type errors, with line:column and the field.
 pub fn parse_ron<T: serde::de::DeserializeOwned>(src: &str, origin: &Path) -> Result<T, CalibFileError> {
-    ron::from_str::<T>(src).map_err(|e| {
+    let options = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+    options.from_str::<T>(src).map_err(|e| {
         let field = error_field(src, &e, PathStyle::Keys);
         CalibFileError::new(origin, field, Some((e.position.line, e.position.col)), &e.code.to_string())
     })
@@ -376,14 +480,15 @@ mod tests {
         let set = default_rig();
         assert_eq!(set.epoch, CalibEpoch(1));
         assert_eq!(set.valid_from, TimestampNs(0));
-        let Projection::Pinhole(k) = set.camera else { panic!("pinhole expected") };
+        let Projection::Pinhole(k) = *set.camera() else { panic!("pinhole expected") };
         assert_eq!((k.width, k.height, k.fx, k.fy, k.cx, k.cy), (1280, 720, 1000.0, 1000.0, 640.0, 360.0));
         assert_eq!(k.distortion, Distortion { k1: -0.05, k2: 0.01, p1: 0.0, p2: 0.0, k3: 0.0 });
-        assert_eq!(set.camera_to_vehicle.translation.vector, Vector3::new(1.6, 0.0, 1.5));
-        assert_eq!(set.lidar_to_vehicle.translation.vector, Vector3::new(1.2, 0.0, 1.9));
-        assert!(set.lidar_to_vehicle.rotation.angle() < 1e-12);
+        assert_eq!(set.camera_to_vehicle().translation.vector, Vector3::new(1.6, 0.0, 1.5));
+        assert_eq!(set.lidar_to_vehicle().translation.vector, Vector3::new(1.2, 0.0, 1.9));
+        assert!(set.lidar_to_vehicle().rotation.angle() < 1e-12);
+        assert_eq!((set.cameras[0].name.as_str(), set.lidars[0].name.as_str()), ("camera", "lidar"));
         // The optical axis (z) looks along vehicle +x; image right (x) is vehicle −y; down is −z.
-        let r = set.camera_to_vehicle.rotation;
+        let r = set.camera_to_vehicle().rotation;
         assert!((r * Vector3::z() - Vector3::x()).norm() < 1e-12);
         assert!((r * Vector3::x() + Vector3::y()).norm() < 1e-12);
         assert!((r * Vector3::y() + Vector3::z()).norm() < 1e-12);
@@ -409,13 +514,46 @@ mod tests {
     fn file_round_trip() {
         let mut set = default_rig();
         set.epoch = CalibEpoch(7);
-        set.camera_to_vehicle.rotation =
-            UnitQuaternion::from_euler_angles(0.01, 0.02, 0.03) * set.camera_to_vehicle.rotation;
+        set.camera_to_vehicle_mut().rotation =
+            UnitQuaternion::from_euler_angles(0.01, 0.02, 0.03) * set.camera_to_vehicle().rotation;
         let text = RigFile::from_calibration_set(&set).unwrap().to_ron().unwrap();
+        assert!(!text.contains("cameras"), "{text}");
         let back = parse_rig_str(&text, Path::new("x.ron")).unwrap();
         assert_eq!(back.epoch, CalibEpoch(7));
-        assert!(back.camera_to_vehicle.rotation.angle_to(&set.camera_to_vehicle.rotation) < 1e-12);
-        assert_eq!(back.camera, set.camera);
+        assert!(back.camera_to_vehicle().rotation.angle_to(&set.camera_to_vehicle().rotation) < 1e-12);
+        assert_eq!(back.camera(), set.camera());
+        // A rig of several sensors writes and reads the list form.
+        let mut rear = set.cameras[0].clone();
+        rear.name = SensorName::new("rear").unwrap();
+        set.cameras.push(rear);
+        let text = RigFile::from_calibration_set(&set).unwrap().to_ron().unwrap();
+        let back = parse_rig_str(&text, Path::new("x.ron")).unwrap();
+        assert_eq!(back.cameras.len(), 2);
+        assert_eq!(back.cameras[1].name.as_str(), "rear");
+        assert_eq!(back.lidars[0].name.as_str(), "lidar");
+    }
+
+    #[test]
+    fn the_list_form_names_its_bad_entries() {
+        let cam = |name: &str| {
+            format!(
+                "(name: \"{name}\", width: 640, height: 360, fx: 320, fy: 320, cx: 320, cy: 180, \
+                 translation: (1, 0, 1), rotation: Rpy(0, 0, 0))"
+            )
+        };
+        let lidars = "lidars: [(name: \"top\", translation: (0, 0, 2), rotation: Rpy(0, 0, 0))]";
+        let good = format!("Rig(cameras: [{}, {}], {lidars})", cam("front"), cam("rear"));
+        let set = parse_rig_str(&good, Path::new("t.ron")).unwrap();
+        assert_eq!(set.cameras.len(), 2);
+        let field = |src: String| parse_rig_str(&src, Path::new("t.ron")).unwrap_err().field;
+        let upper = format!("Rig(cameras: [{}, {}], {lidars})", cam("front"), cam("Rear"));
+        assert_eq!(field(upper).as_deref(), Some("cameras[1].name"));
+        let twice = format!("Rig(cameras: [{}, {}], {lidars})", cam("front"), cam("front"));
+        assert_eq!(field(twice).as_deref(), Some("names"));
+        let unnamed = format!("Rig(cameras: [{}], {lidars})", cam("front").replace("name: \"front\", ", ""));
+        assert_eq!(field(unnamed).as_deref(), Some("cameras[0].name"));
+        let both = format!("Rig(camera: {}, cameras: [{}], {lidars})", cam("x"), cam("front"));
+        assert_eq!(field(both).as_deref(), Some("cameras"));
     }
 
     #[test]
@@ -425,7 +563,7 @@ mod tests {
             lidar: (translation: (0, 0, 2), rotation: Quaternion(0.7071068, 0, 0, 0.7071068)))";
         let set = parse_rig_str(src, Path::new("t.ron")).unwrap();
         assert_eq!(set.epoch, CalibEpoch(1));
-        assert!((set.lidar_to_vehicle.rotation * Vector3::x() - Vector3::y()).norm() < 1e-6);
+        assert!((set.lidar_to_vehicle().rotation * Vector3::x() - Vector3::y()).norm() < 1e-6);
         let bad = src.replace("[0, 0, 1]]", "[0, 0, 1], [0, 0, 0]]");
         let e = parse_rig_str(&bad, Path::new("t.ron")).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("camera.rotation"), "{e}");

@@ -21,6 +21,7 @@
 pub mod clock;
 pub mod file;
 pub mod follower;
+pub mod name;
 pub mod policy;
 pub mod ron_path;
 pub mod service;
@@ -35,6 +36,7 @@ pub mod wire;
 pub use clock::PipelineClock;
 pub use file::{check_file, default_rig, CalibFileError, RigFile, RotationSpec};
 pub use follower::CalibFollower;
+pub use name::{BadName, SensorName};
 pub use service::{
     CalibService, DeliveryAction, DeliveryPlan, Schedule, ServiceConfig, ServiceError, ServiceStats,
 };
@@ -42,5 +44,8 @@ pub use stop::StopFlag;
 pub use store::{CalibStore, Inserted};
 pub use subscriber::{CalibSubscriber, RecvError, SubscribeError, SubscriberStats};
 pub use table::{CalibTableReader, CalibTableWriter, TableError};
-pub use types::{project_camera_point, CalibrationSet, CameraIntrinsics, Distortion, PixelHit, Projection};
+pub use types::{
+    project_camera_point, CalibrationSet, CameraIntrinsics, CameraMount, Distortion, LidarMount, PixelHit,
+    Projection,
+};
 pub use validate::Invalid;

@@ -61,7 +61,7 @@ use crate::policy::{PeerIds, Refusal, SocketPolicy};
 use crate::table::{CalibTableWriter, TableError};
 use crate::types::CalibrationSet;
 use crate::validate::{self, Invalid};
-use crate::wire::{self, Message, UPDATE_LEN};
+use crate::wire::{self, Message};
 
 /// Default lead time of [`Schedule::LeadTime`].
 pub const DEFAULT_LEAD_TIME: Duration = Duration::from_millis(500);
@@ -309,7 +309,7 @@ impl std::error::Error for ServiceError {}
 #[derive(Debug)]
 struct Epoch {
     set: CalibrationSet,
-    bytes: [u8; UPDATE_LEN],
+    bytes: Vec<u8>,
     due: TimestampNs,
     announced_at: Option<TimestampNs>,
 }
@@ -620,7 +620,7 @@ impl CalibService {
     }
 
     fn read_peer(&mut self, i: usize) {
-        let mut buf = [0u8; 512];
+        let mut buf = [0u8; wire::MAX_MESSAGE_LEN + 64];
         for _ in 0..READS_PER_TURN {
             let p = &mut self.peers[i];
             if p.dead {

@@ -21,7 +21,7 @@ use crate::types::CalibrationSet;
 use crate::wire::{self, Message, WireError, MAX_MESSAGE_LEN};
 
 /// Receive buffer: bigger than any valid message, so an oversize packet shows up as one.
-const RECV_BUF: usize = 1024;
+const RECV_BUF: usize = 4096;
 const _: () = assert!(RECV_BUF > MAX_MESSAGE_LEN);
 
 /// Why a subscriber could not connect.

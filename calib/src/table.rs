@@ -28,13 +28,13 @@ use shared::segment::{AttachError, SegmentSpec};
 use shared::{CalibEpoch, FrameSeq, StreamKind};
 
 use crate::types::CalibrationSet;
-use crate::wire::{self, UPDATE_LEN};
+use crate::wire;
 
 /// Slots in the table: the most epochs it keeps.
 pub const TABLE_SLOTS: u32 = 64;
-/// Payload bytes per slot (an encoded update is [`UPDATE_LEN`] bytes).
-pub const TABLE_SLOT_CAPACITY: u64 = 2048;
-const _: () = assert!(UPDATE_LEN as u64 <= TABLE_SLOT_CAPACITY);
+/// Payload bytes per slot (an encoded update is at most [`wire::MAX_MESSAGE_LEN`] bytes).
+pub const TABLE_SLOT_CAPACITY: u64 = 4096;
+const _: () = assert!(wire::MAX_MESSAGE_LEN as u64 <= TABLE_SLOT_CAPACITY);
 
 /// How often a read of one slot is retried while the writer is rewriting it.
 const TORN_ATTEMPTS: usize = 64;
@@ -99,9 +99,9 @@ impl CalibTableWriter {
     /// [`publish`](Self::publish) with `set`'s update message as already encoded: an epoch
     /// relayed from another host is stored as its source encoded it, bit for bit (encoding
     /// a decoded set again need not give the same rotation bits).
-    pub fn publish_encoded(&mut self, set: &CalibrationSet, bytes: &[u8; UPDATE_LEN]) -> FrameSeq {
+    pub fn publish_encoded(&mut self, set: &CalibrationSet, bytes: &[u8]) -> FrameSeq {
         let mut loan = self.ring.loan();
-        // A slot holds TABLE_SLOT_CAPACITY ≥ UPDATE_LEN bytes (asserted above): cannot fail.
+        // A slot holds TABLE_SLOT_CAPACITY ≥ MAX_MESSAGE_LEN bytes (asserted above): cannot fail.
         let _ = loan.push(bytes);
         loan.commit(FrameMeta { capture: set.valid_from, epoch: set.epoch })
     }

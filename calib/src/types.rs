@@ -8,6 +8,8 @@ use nalgebra::{Isometry3, Matrix3x4, Point3, Vector3};
 use serde::{Deserialize, Serialize};
 use shared::{CalibEpoch, TimestampNs};
 
+use crate::name::SensorName;
+
 /// Plumb-bob (Brown–Conrady) distortion coefficients, as in ROS `CameraInfo` and OpenCV.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Distortion {
@@ -155,7 +157,32 @@ pub struct PixelHit {
     pub depth: f64,
 }
 
-/// One calibration epoch: everything needed to project lidar points into the image.
+/// One camera of a rig: its name, its model and its mount.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CameraMount {
+    /// The camera's name (its segment, producer and summary key).
+    pub name: SensorName,
+    /// The camera model.
+    pub projection: Projection,
+    /// Camera optical frame → vehicle frame.
+    pub to_vehicle: Isometry3<f64>,
+}
+
+/// One lidar of a rig: its name and its mount.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LidarMount {
+    /// The lidar's name.
+    pub name: SensorName,
+    /// Lidar frame → vehicle frame.
+    pub to_vehicle: Isometry3<f64>,
+}
+
+/// One calibration epoch of a whole rig: every camera's model and mount and every lidar's
+/// mount. Epochs are rig-wide (DESIGN.md §6): re-mounting one sensor is a new epoch for all.
+///
+/// `cameras` and `lidars` are non-empty with unique names ([`crate::validate::check_set`]);
+/// the first of each is the rig's primary camera and lidar, which the one-camera helpers
+/// ([`CalibrationSet::camera`], ...) name.
 ///
 /// Serialised (the run spec, tools) in its wire encoding ([`crate::wire::EncodedSet`]):
 /// lossless, and checked again like any message when read back.
@@ -166,26 +193,112 @@ pub struct CalibrationSet {
     pub epoch: CalibEpoch,
     /// Frames captured at or after this time (and before the next epoch's) carry this epoch.
     pub valid_from: TimestampNs,
-    /// The camera model.
-    pub camera: Projection,
-    /// Camera optical frame → vehicle frame.
-    pub camera_to_vehicle: Isometry3<f64>,
-    /// Lidar frame → vehicle frame.
-    pub lidar_to_vehicle: Isometry3<f64>,
+    /// The cameras, the primary one first.
+    pub cameras: Vec<CameraMount>,
+    /// The lidars, the primary one first.
+    pub lidars: Vec<LidarMount>,
 }
 
 impl CalibrationSet {
-    /// The transform taking lidar-frame points into the camera's optical frame.
+    /// A one-camera, one-lidar rig with today's names `camera` and `lidar`.
     #[must_use]
-    pub fn lidar_to_camera(&self) -> Isometry3<f64> {
-        self.camera_to_vehicle.inverse() * self.lidar_to_vehicle
+    pub fn single(
+        epoch: CalibEpoch,
+        valid_from: TimestampNs,
+        camera: Projection,
+        camera_to_vehicle: Isometry3<f64>,
+        lidar_to_vehicle: Isometry3<f64>,
+    ) -> Self {
+        Self {
+            epoch,
+            valid_from,
+            cameras: vec![CameraMount {
+                name: SensorName::camera(),
+                projection: camera,
+                to_vehicle: camera_to_vehicle,
+            }],
+            lidars: vec![LidarMount { name: SensorName::lidar(), to_vehicle: lidar_to_vehicle }],
+        }
     }
 
-    /// Projects one lidar-frame point. `None` unless depth > 0 and the pixel is inside the
-    /// image (0 ≤ u < width, 0 ≤ v < height).
+    /// The primary camera's model.
+    ///
+    /// # Panics
+    /// On a set without cameras, which no check lets through.
+    #[must_use]
+    pub fn camera(&self) -> &Projection {
+        &self.cameras[0].projection
+    }
+
+    /// The primary camera's model, to change.
+    pub fn camera_mut(&mut self) -> &mut Projection {
+        &mut self.cameras[0].projection
+    }
+
+    /// The primary camera's optical frame → vehicle frame.
+    #[must_use]
+    pub fn camera_to_vehicle(&self) -> Isometry3<f64> {
+        self.cameras[0].to_vehicle
+    }
+
+    /// The primary camera's mount, to change.
+    pub fn camera_to_vehicle_mut(&mut self) -> &mut Isometry3<f64> {
+        &mut self.cameras[0].to_vehicle
+    }
+
+    /// The primary lidar's frame → vehicle frame.
+    #[must_use]
+    pub fn lidar_to_vehicle(&self) -> Isometry3<f64> {
+        self.lidars[0].to_vehicle
+    }
+
+    /// The primary lidar's mount, to change.
+    pub fn lidar_to_vehicle_mut(&mut self) -> &mut Isometry3<f64> {
+        &mut self.lidars[0].to_vehicle
+    }
+
+    /// The camera named `name`.
+    #[must_use]
+    pub fn camera_named(&self, name: &str) -> Option<&CameraMount> {
+        self.cameras.iter().find(|c| c.name.as_str() == name)
+    }
+
+    /// The lidar named `name`.
+    #[must_use]
+    pub fn lidar_named(&self, name: &str) -> Option<&LidarMount> {
+        self.lidars.iter().find(|l| l.name.as_str() == name)
+    }
+
+    /// The transform taking the primary lidar's points into the primary camera's optical
+    /// frame.
+    #[must_use]
+    pub fn lidar_to_camera(&self) -> Isometry3<f64> {
+        self.camera_to_vehicle().inverse() * self.lidar_to_vehicle()
+    }
+
+    /// The transform taking `lidar`'s points into `camera`'s optical frame.
+    #[must_use]
+    pub fn lidar_to_camera_of(lidar: &LidarMount, camera: &CameraMount) -> Isometry3<f64> {
+        camera.to_vehicle.inverse() * lidar.to_vehicle
+    }
+
+    /// This epoch seen by one (camera, lidar) pair: a one-camera, one-lidar set with their
+    /// names, what a per-camera fusion works with. `None` if either name is unknown.
+    #[must_use]
+    pub fn pair_view(&self, camera: &str, lidar: &str) -> Option<Self> {
+        Some(Self {
+            epoch: self.epoch,
+            valid_from: self.valid_from,
+            cameras: vec![self.camera_named(camera)?.clone()],
+            lidars: vec![self.lidar_named(lidar)?.clone()],
+        })
+    }
+
+    /// Projects one lidar-frame point (primary lidar into the primary camera). `None`
+    /// unless depth > 0 and the pixel is inside the image (0 ≤ u < width, 0 ≤ v < height).
     #[must_use]
     pub fn project_point(&self, p: Point3<f64>) -> Option<PixelHit> {
-        project_camera_point(&self.camera, self.lidar_to_camera() * p)
+        project_camera_point(self.camera(), self.lidar_to_camera() * p)
     }
 }
 
@@ -224,10 +337,10 @@ mod tests {
         let cam_rot = UnitQuaternion::from_rotation_matrix(&nalgebra::Rotation3::from_matrix_unchecked(
             nalgebra::Matrix3::new(0.0, 0.0, 1.0, -1.0, 0.0, 0.0, 0.0, -1.0, 0.0),
         ));
-        CalibrationSet {
-            epoch: CalibEpoch(1),
-            valid_from: TimestampNs(0),
-            camera: Projection::Pinhole(CameraIntrinsics {
+        CalibrationSet::single(
+            CalibEpoch(1),
+            TimestampNs(0),
+            Projection::Pinhole(CameraIntrinsics {
                 fx: 1000.0,
                 fy: 1000.0,
                 cx: 640.0,
@@ -236,9 +349,9 @@ mod tests {
                 height: 720,
                 distortion: Distortion::default(),
             }),
-            camera_to_vehicle: Isometry3::from_parts(Translation3::new(1.5, 0.0, 1.5), cam_rot),
-            lidar_to_vehicle: Isometry3::translation(1.0, 0.0, 1.8),
-        }
+            Isometry3::from_parts(Translation3::new(1.5, 0.0, 1.5), cam_rot),
+            Isometry3::translation(1.0, 0.0, 1.8),
+        )
     }
 
     #[test]

@@ -250,7 +250,15 @@ pub fn check_projection(p: &Projection) -> Result<(), Invalid> {
     }
 }
 
-/// Checks a whole calibration set: epoch ≥ 1, camera model, both extrinsics.
+/// Most cameras a rig may have (the wire format's bound).
+pub const MAX_CAMERAS: usize = 8;
+/// Most lidars a rig may have (the wire format's bound).
+pub const MAX_LIDARS: usize = 4;
+
+/// Checks a whole calibration set: epoch ≥ 1, 1..=[`MAX_CAMERAS`] cameras and
+/// 1..=[`MAX_LIDARS`] lidars with unique names, every camera model and every mount. A
+/// one-camera rig's fields keep their one-camera names (`camera.fx`, `lidar_to_vehicle`);
+/// others are `cameras[i]…`, `lidars[i]…`.
 ///
 /// # Errors
 /// [`Invalid`] naming the first failing field.
@@ -258,9 +266,35 @@ pub fn check_set(set: &CalibrationSet) -> Result<(), Invalid> {
     if set.epoch == CalibEpoch::NONE {
         return Err(Invalid::new("epoch", "epoch 0 means \"none\"; epochs start at 1"));
     }
-    check_projection(&set.camera)?;
-    check_isometry("camera_to_vehicle", &set.camera_to_vehicle)?;
-    check_isometry("lidar_to_vehicle", &set.lidar_to_vehicle)?;
+    let (nc, nl) = (set.cameras.len(), set.lidars.len());
+    if !(1..=MAX_CAMERAS).contains(&nc) {
+        return Err(Invalid::new("cameras", format!("{nc} cameras, not 1..={MAX_CAMERAS}")));
+    }
+    if !(1..=MAX_LIDARS).contains(&nl) {
+        return Err(Invalid::new("lidars", format!("{nl} lidars, not 1..={MAX_LIDARS}")));
+    }
+    let mut names: Vec<&str> = set.cameras.iter().map(|c| c.name.as_str()).collect();
+    names.extend(set.lidars.iter().map(|l| l.name.as_str()));
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Invalid::new("names", format!("two sensors are named {:?}", w[0])));
+    }
+    let single = nc == 1 && nl == 1;
+    for (i, c) in set.cameras.iter().enumerate() {
+        check_projection(&c.projection).map_err(|e| {
+            if single {
+                e
+            } else {
+                Invalid::new(e.field.replacen("camera", &format!("cameras[{i}]"), 1), e.reason)
+            }
+        })?;
+        let field = if single { "camera_to_vehicle".to_string() } else { format!("cameras[{i}].to_vehicle") };
+        check_isometry(&field, &c.to_vehicle)?;
+    }
+    for (i, l) in set.lidars.iter().enumerate() {
+        let field = if single { "lidar_to_vehicle".to_string() } else { format!("lidars[{i}].to_vehicle") };
+        check_isometry(&field, &l.to_vehicle)?;
+    }
     Ok(())
 }
 

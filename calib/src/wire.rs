@@ -13,9 +13,10 @@
 //!  | "EFCL"|  u16  |  u16  |     u32      |     u32      |
 //!  +-------+-------+-------+--------------+--------------+
 //!  kind 1 = Hello (subscriber → service), body 8 bytes
-//!  kind 2 = CalibUpdate (service → subscriber; also a table slot), body 320 bytes
-//!  body_len must equal the body size of `kind` and the packet must be exactly
-//!  16 + body_len bytes.
+//!  kind 2 = CalibUpdate (service → subscriber; also a table slot), body
+//!  24 + 240·cameras + 128·lidars bytes (264 + 128 = 392 for one camera and one lidar)
+//!  body_len must equal the body size of `kind` (for an update: as its counts say) and the
+//!  packet must be exactly 16 + body_len bytes.
 //!
 //! Hello body, 8 bytes
 //!  0              4              8
@@ -24,21 +25,32 @@
 //!  +--------------+--------------+           7 recorder (shared::Role as u32); 5 calib
 //!                                            and 6 replayer do not subscribe: refused
 //!
-//! CalibUpdate body, 320 bytes
+//! CalibUpdate body (version 2: a rig of named sensors)
 //!    0  epoch            u64     ≥ 1
 //!    8  valid_from_ns    u64     pipeline time
-//!   16  sensors          u32     bit 0 camera "cam0", bit 1 lidar "lidar0": must be 0b11
-//!   20  camera_model     u32     1 pinhole, 2 rectified
-//!   24  width            u32     pixels, 1..=16384
-//!   28  height           u32     pixels, 1..=16384
-//!   32  camera_params    f64×12  pinhole:   fx fy cx cy k1 k2 p1 p2 k3 0 0 0
-//!                                rectified: P·[R|0], 3×4 row-major
-//!  128  cam_rotation     f64×9   camera OPTICAL frame → vehicle, 3×3 row-major
-//!  200  cam_translation  f64×3   metres
-//!  224  lidar_rotation   f64×9   lidar → vehicle, 3×3 row-major
-//!  296  lidar_translation f64×3  metres
-//!  320  end
+//!   16  cameras          u16     1..=8
+//!   18  lidars           u16     1..=4
+//!   20  reserved         u32     0
+//!   24  camera entry × cameras, 240 bytes each:
+//!         0  name             [u8;32] a sensor name, NUL-padded
+//!        32  camera_model     u32     1 pinhole, 2 rectified
+//!        36  width            u32     pixels, 1..=16384
+//!        40  height           u32     pixels, 1..=16384
+//!        44  reserved         u32     0
+//!        48  camera_params    f64×12  pinhole:   fx fy cx cy k1 k2 p1 p2 k3 0 0 0
+//!                                     rectified: P·[R|0], 3×4 row-major
+//!       144  rotation         f64×9   camera OPTICAL frame → vehicle, 3×3 row-major
+//!       216  translation      f64×3   metres
+//!       240  end
+//!    …  lidar entry × lidars, 128 bytes each:
+//!         0  name             [u8;32]
+//!        32  rotation         f64×9   lidar → vehicle, 3×3 row-major
+//!       104  translation      f64×3   metres
+//!       128  end
 //! ```
+//!
+//! Names are [`SensorName`]s, unique within the set; the bytes after a name's first NUL
+//! must be NUL.
 //!
 //! Rotations travel as matrices so that the receiver checks orthonormality (within 1e-5,
 //! determinant +1) itself. A decoded update passes every check of [`crate::validate`]; the
@@ -55,23 +67,18 @@ use shared::{CalibEpoch, Role, TimestampNs};
 use zerocopy::byteorder::little_endian::{F64, U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use crate::types::{CalibrationSet, CameraIntrinsics, Distortion, Projection};
+use crate::name::SensorName;
+use crate::types::{CalibrationSet, CameraIntrinsics, CameraMount, Distortion, LidarMount, Projection};
 use crate::validate::{self, Invalid};
 
 /// First four bytes of every message.
 pub const MAGIC: [u8; 4] = *b"EFCL";
-/// The wire format version this build speaks.
-pub const VERSION: u16 = 1;
+/// The wire format version this build speaks (2: a rig of named sensors).
+pub const VERSION: u16 = 2;
 /// `kind` of a [`HelloBody`].
 pub const KIND_HELLO: u16 = 1;
-/// `kind` of a [`CalibBody`].
+/// `kind` of a calibration update ([`CalibPrefix`] and its entries).
 pub const KIND_CALIB_UPDATE: u16 = 2;
-/// `sensors` bit of the camera (`cam0`).
-pub const SENSOR_CAMERA: u32 = 1 << 0;
-/// `sensors` bit of the lidar (`lidar0`).
-pub const SENSOR_LIDAR: u32 = 1 << 1;
-/// The only sensor set this build knows: one camera and one lidar.
-pub const KNOWN_SENSORS: u32 = SENSOR_CAMERA | SENSOR_LIDAR;
 /// `camera_model` of a pinhole camera.
 pub const CAMERA_PINHOLE: u32 = 1;
 /// `camera_model` of a rectified (3×4 projection) camera.
@@ -103,56 +110,90 @@ pub struct HelloBody {
     pub reserved: U32,
 }
 
-/// One calibration epoch on the wire.
-#[derive(Clone, Copy, Debug, PartialEq, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+/// The fixed start of a calibration update's body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
 #[repr(C)]
-pub struct CalibBody {
+pub struct CalibPrefix {
     /// The epoch, ≥ 1.
     pub epoch: U64,
     /// Pipeline time from which frames carry it.
     pub valid_from_ns: U64,
-    /// [`KNOWN_SENSORS`].
-    pub sensors: U32,
+    /// Camera entries that follow, 1..=[`validate::MAX_CAMERAS`].
+    pub cameras: U16,
+    /// Lidar entries after the cameras, 1..=[`validate::MAX_LIDARS`].
+    pub lidars: U16,
+    /// Zero.
+    pub reserved: U32,
+}
+
+/// One camera on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct CameraEntry {
+    /// The name, NUL-padded.
+    pub name: [u8; 32],
     /// [`CAMERA_PINHOLE`] or [`CAMERA_RECTIFIED`].
     pub camera_model: U32,
     /// Image width, pixels.
     pub width: U32,
     /// Image height, pixels.
     pub height: U32,
+    /// Zero.
+    pub reserved: U32,
     /// Pinhole: fx fy cx cy k1 k2 p1 p2 k3 0 0 0. Rectified: the 3×4 matrix, row-major.
     pub camera_params: [F64; 12],
     /// Camera optical → vehicle rotation, row-major.
-    pub cam_rotation: [F64; 9],
+    pub rotation: [F64; 9],
     /// Camera optical → vehicle translation, metres.
-    pub cam_translation: [F64; 3],
+    pub translation: [F64; 3],
+}
+
+/// One lidar on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct LidarEntry {
+    /// The name, NUL-padded.
+    pub name: [u8; 32],
     /// Lidar → vehicle rotation, row-major.
-    pub lidar_rotation: [F64; 9],
+    pub rotation: [F64; 9],
     /// Lidar → vehicle translation, metres.
-    pub lidar_translation: [F64; 3],
+    pub translation: [F64; 3],
 }
 
 /// Size of [`MsgHeader`].
 pub const HEADER_LEN: usize = size_of::<MsgHeader>();
 /// Size of [`HelloBody`].
 pub const HELLO_BODY_LEN: usize = size_of::<HelloBody>();
-/// Size of [`CalibBody`].
-pub const CALIB_BODY_LEN: usize = size_of::<CalibBody>();
+/// Size of [`CalibPrefix`].
+pub const PREFIX_LEN: usize = size_of::<CalibPrefix>();
+/// Size of a [`CameraEntry`].
+pub const CAMERA_ENTRY_LEN: usize = size_of::<CameraEntry>();
+/// Size of a [`LidarEntry`].
+pub const LIDAR_ENTRY_LEN: usize = size_of::<LidarEntry>();
 /// A whole hello message.
 pub const HELLO_LEN: usize = HEADER_LEN + HELLO_BODY_LEN;
-/// A whole calibration update message (also the payload of a table slot).
-pub const UPDATE_LEN: usize = HEADER_LEN + CALIB_BODY_LEN;
-/// Largest valid message; receive buffers are bigger so oversize packets are detected.
-pub const MAX_MESSAGE_LEN: usize = UPDATE_LEN;
+
+/// Body bytes of an update with `cameras` cameras and `lidars` lidars.
+#[must_use]
+pub const fn calib_body_len(cameras: usize, lidars: usize) -> usize {
+    PREFIX_LEN + cameras * CAMERA_ENTRY_LEN + lidars * LIDAR_ENTRY_LEN
+}
+
+/// A whole update message of a one-camera, one-lidar rig.
+pub const UPDATE_LEN: usize = HEADER_LEN + calib_body_len(1, 1);
+/// Largest valid message (a full rig); receive buffers are bigger so oversize packets are
+/// detected.
+pub const MAX_MESSAGE_LEN: usize = HEADER_LEN + calib_body_len(validate::MAX_CAMERAS, validate::MAX_LIDARS);
 
 const _: () = assert!(HEADER_LEN == 16);
 const _: () = assert!(HELLO_BODY_LEN == 8);
-const _: () = assert!(CALIB_BODY_LEN == 320);
-const _: () = assert!(std::mem::align_of::<MsgHeader>() == 1 && std::mem::align_of::<CalibBody>() == 1);
-const _: () = assert!(std::mem::offset_of!(CalibBody, camera_params) == 32);
-const _: () = assert!(std::mem::offset_of!(CalibBody, cam_rotation) == 128);
-const _: () = assert!(std::mem::offset_of!(CalibBody, cam_translation) == 200);
-const _: () = assert!(std::mem::offset_of!(CalibBody, lidar_rotation) == 224);
-const _: () = assert!(std::mem::offset_of!(CalibBody, lidar_translation) == 296);
+const _: () = assert!(PREFIX_LEN == 24 && CAMERA_ENTRY_LEN == 240 && LIDAR_ENTRY_LEN == 128);
+const _: () = assert!(std::mem::align_of::<MsgHeader>() == 1 && std::mem::align_of::<CameraEntry>() == 1);
+const _: () = assert!(std::mem::offset_of!(CameraEntry, camera_params) == 48);
+const _: () = assert!(std::mem::offset_of!(CameraEntry, rotation) == 144);
+const _: () = assert!(std::mem::offset_of!(CameraEntry, translation) == 216);
+const _: () = assert!(std::mem::offset_of!(LidarEntry, rotation) == 32);
+const _: () = assert!(std::mem::offset_of!(LidarEntry, translation) == 104);
 
 /// A calibration set as its `CalibUpdate` bytes: the serde form of [`CalibrationSet`]
 /// (every `f64` bit for bit, so a set survives JSON unchanged), checked on the way back in.
@@ -162,7 +203,7 @@ pub struct EncodedSet(Vec<u8>);
 
 impl From<CalibrationSet> for EncodedSet {
     fn from(set: CalibrationSet) -> Self {
-        Self(encode_update(&set).to_vec())
+        Self(encode_update(&set))
     }
 }
 
@@ -218,8 +259,15 @@ pub enum WireError {
     /// A hello names a role that does not subscribe to calibration
     /// ([`Role::subscribes_to_calibration`]): the service itself, or the replayer.
     NotASubscriber(Role),
-    /// An update names sensors this build does not know.
-    UnknownSensor(u32),
+    /// An update's sensor counts are out of range.
+    SensorCount {
+        /// Cameras it declares.
+        cameras: u16,
+        /// Lidars it declares.
+        lidars: u16,
+    },
+    /// A sensor name is not a [`SensorName`].
+    BadName(String),
     /// An unknown camera model.
     UnknownCameraModel(u32),
     /// The calibration fails a check.
@@ -247,9 +295,13 @@ impl fmt::Display for WireError {
             Self::ReservedNotZero(what) => write!(f, "{what} is not zero"),
             Self::UnknownRole(r) => write!(f, "unknown role {r}"),
             Self::NotASubscriber(r) => write!(f, "role {r} does not subscribe to calibration"),
-            Self::UnknownSensor(s) => {
-                write!(f, "unknown sensor set {s:#x} (expected camera and lidar, {KNOWN_SENSORS:#x})")
-            }
+            Self::SensorCount { cameras, lidars } => write!(
+                f,
+                "{cameras} cameras and {lidars} lidars (expected 1..={} and 1..={})",
+                validate::MAX_CAMERAS,
+                validate::MAX_LIDARS
+            ),
+            Self::BadName(why) => write!(f, "{why}"),
             Self::UnknownCameraModel(m) => write!(f, "unknown camera model {m}"),
             Self::Invalid(inv) => write!(f, "invalid calibration: {inv}"),
         }
@@ -297,10 +349,14 @@ fn rotation_rows(iso: &Isometry3<f64>) -> [F64; 9] {
     f64s((0..3).flat_map(|i| (0..3).map(move |j| m[(i, j)])))
 }
 
-/// The wire body of a calibration set. Does not check it (see [`validate::check_set`]).
-#[must_use]
-pub fn calib_body(set: &CalibrationSet) -> CalibBody {
-    let (model, width, height, params) = match set.camera {
+fn name_bytes(name: &SensorName) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out[..name.as_str().len()].copy_from_slice(name.as_str().as_bytes());
+    out
+}
+
+fn camera_entry(c: &CameraMount) -> CameraEntry {
+    let (model, width, height, params) = match c.projection {
         Projection::Pinhole(k) => {
             let d = k.distortion;
             (CAMERA_PINHOLE, k.width, k.height, f64s([k.fx, k.fy, k.cx, k.cy, d.k1, d.k2, d.p1, d.p2, d.k3]))
@@ -309,29 +365,49 @@ pub fn calib_body(set: &CalibrationSet) -> CalibBody {
             (CAMERA_RECTIFIED, width, height, f64s((0..3).flat_map(|i| (0..4).map(move |j| p[(i, j)]))))
         }
     };
-    let t = |iso: &Isometry3<f64>| f64s(iso.translation.vector.iter().copied());
-    CalibBody {
-        epoch: U64::new(set.epoch.0),
-        valid_from_ns: U64::new(set.valid_from.0),
-        sensors: U32::new(KNOWN_SENSORS),
+    CameraEntry {
+        name: name_bytes(&c.name),
         camera_model: U32::new(model),
         width: U32::new(width),
         height: U32::new(height),
+        reserved: U32::ZERO,
         camera_params: params,
-        cam_rotation: rotation_rows(&set.camera_to_vehicle),
-        cam_translation: t(&set.camera_to_vehicle),
-        lidar_rotation: rotation_rows(&set.lidar_to_vehicle),
-        lidar_translation: t(&set.lidar_to_vehicle),
+        rotation: rotation_rows(&c.to_vehicle),
+        translation: translation(&c.to_vehicle),
     }
+}
+
+fn translation(iso: &Isometry3<f64>) -> [F64; 3] {
+    f64s(iso.translation.vector.iter().copied())
 }
 
 /// Encodes a calibration update (header + body). Does not check the set: the service checks
 /// every epoch before it encodes it.
 #[must_use]
-pub fn encode_update(set: &CalibrationSet) -> [u8; UPDATE_LEN] {
-    let mut out = [0u8; UPDATE_LEN];
-    out[..HEADER_LEN].copy_from_slice(header(KIND_CALIB_UPDATE, CALIB_BODY_LEN).as_bytes());
-    out[HEADER_LEN..].copy_from_slice(calib_body(set).as_bytes());
+pub fn encode_update(set: &CalibrationSet) -> Vec<u8> {
+    let (nc, nl) = (set.cameras.len(), set.lidars.len());
+    let body_len = calib_body_len(nc, nl);
+    let mut out = Vec::with_capacity(HEADER_LEN + body_len);
+    out.extend_from_slice(header(KIND_CALIB_UPDATE, body_len).as_bytes());
+    let prefix = CalibPrefix {
+        epoch: U64::new(set.epoch.0),
+        valid_from_ns: U64::new(set.valid_from.0),
+        cameras: U16::new(u16::try_from(nc).unwrap_or(u16::MAX)),
+        lidars: U16::new(u16::try_from(nl).unwrap_or(u16::MAX)),
+        reserved: U32::ZERO,
+    };
+    out.extend_from_slice(prefix.as_bytes());
+    for c in &set.cameras {
+        out.extend_from_slice(camera_entry(c).as_bytes());
+    }
+    for l in &set.lidars {
+        let e = LidarEntry {
+            name: name_bytes(&l.name),
+            rotation: rotation_rows(&l.to_vehicle),
+            translation: translation(&l.to_vehicle),
+        };
+        out.extend_from_slice(e.as_bytes());
+    }
     out
 }
 
@@ -345,19 +421,23 @@ fn isometry(prefix: &str, rot: &[F64; 9], trans: &[F64; 3]) -> Result<Isometry3<
     Ok(Isometry3::from_parts(Translation3::new(x, y, z), q))
 }
 
-/// Decodes and checks a calibration body.
-///
-/// # Errors
-/// [`WireError`] for an unknown sensor set or camera model, non-zero unused parameters, or a
-/// calibration that fails a check.
-pub fn decode_calib_body(b: &CalibBody) -> Result<CalibrationSet, WireError> {
-    let sensors = b.sensors.get();
-    if sensors != KNOWN_SENSORS {
-        return Err(WireError::UnknownSensor(sensors));
+fn decode_name(bytes: &[u8; 32]) -> Result<SensorName, WireError> {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    if bytes[end..].iter().any(|&b| b != 0) {
+        return Err(WireError::ReservedNotZero("sensor name padding"));
     }
-    let p: [f64; 12] = b.camera_params.map(F64::get);
-    let (width, height) = (b.width.get(), b.height.get());
-    let camera = match b.camera_model.get() {
+    let text = std::str::from_utf8(&bytes[..end])
+        .map_err(|_| WireError::BadName("sensor name is not UTF-8".into()))?;
+    SensorName::new(text).map_err(|e| WireError::BadName(e.0))
+}
+
+fn decode_camera(e: &CameraEntry, field: &str) -> Result<CameraMount, WireError> {
+    if e.reserved.get() != 0 {
+        return Err(WireError::ReservedNotZero("camera entry reserved word"));
+    }
+    let p: [f64; 12] = e.camera_params.map(F64::get);
+    let (width, height) = (e.width.get(), e.height.get());
+    let projection = match e.camera_model.get() {
         CAMERA_PINHOLE => {
             if p[9..].iter().any(|v| v.to_bits() != 0) {
                 return Err(WireError::ReservedNotZero("unused pinhole parameter"));
@@ -375,16 +455,66 @@ pub fn decode_calib_body(b: &CalibBody) -> Result<CalibrationSet, WireError> {
         CAMERA_RECTIFIED => Projection::Rectified { p: Matrix3x4::from_row_slice(&p), width, height },
         other => return Err(WireError::UnknownCameraModel(other)),
     };
-    validate::check_projection(&camera)?;
-    let set = CalibrationSet {
-        epoch: CalibEpoch(b.epoch.get()),
-        valid_from: TimestampNs(b.valid_from_ns.get()),
-        camera,
-        camera_to_vehicle: isometry("camera_to_vehicle", &b.cam_rotation, &b.cam_translation)?,
-        lidar_to_vehicle: isometry("lidar_to_vehicle", &b.lidar_rotation, &b.lidar_translation)?,
+    Ok(CameraMount {
+        name: decode_name(&e.name)?,
+        projection,
+        to_vehicle: isometry(field, &e.rotation, &e.translation)?,
+    })
+}
+
+/// Decodes and checks a calibration body (the bytes after the header, exactly).
+///
+/// # Errors
+/// [`WireError`] for sensor counts out of range or a body of another length, an unknown
+/// camera model, a bad name, non-zero reserved bytes, or a calibration that fails a check.
+pub fn decode_calib_body(body: &[u8]) -> Result<CalibrationSet, WireError> {
+    let (prefix, mut rest) = CalibPrefix::read_from_prefix(body).map_err(|_| WireError::BadLength {
+        expected: PREFIX_LEN,
+        declared: body.len(),
+        actual: body.len(),
+    })?;
+    let (cameras, lidars) = (prefix.cameras.get(), prefix.lidars.get());
+    let (nc, nl) = (usize::from(cameras), usize::from(lidars));
+    if !(1..=validate::MAX_CAMERAS).contains(&nc) || !(1..=validate::MAX_LIDARS).contains(&nl) {
+        return Err(WireError::SensorCount { cameras, lidars });
+    }
+    let expected = calib_body_len(nc, nl);
+    if body.len() != expected {
+        return Err(WireError::BadLength { expected, declared: body.len(), actual: body.len() });
+    }
+    if prefix.reserved.get() != 0 {
+        return Err(WireError::ReservedNotZero("update reserved word"));
+    }
+    let single = nc == 1 && nl == 1;
+    let mut set = CalibrationSet {
+        epoch: CalibEpoch(prefix.epoch.get()),
+        valid_from: TimestampNs(prefix.valid_from_ns.get()),
+        cameras: Vec::with_capacity(nc),
+        lidars: Vec::with_capacity(nl),
     };
+    for i in 0..nc {
+        let (e, r) = CameraEntry::read_from_prefix(rest).map_err(|_| WireError::TooShort(body.len()))?;
+        rest = r;
+        let field = if single { "camera_to_vehicle".to_string() } else { format!("cameras[{i}].to_vehicle") };
+        set.cameras.push(decode_camera(&e, &field)?);
+    }
+    for i in 0..nl {
+        let (e, r) = LidarEntry::read_from_prefix(rest).map_err(|_| WireError::TooShort(body.len()))?;
+        rest = r;
+        let field = if single { "lidar_to_vehicle".to_string() } else { format!("lidars[{i}].to_vehicle") };
+        let to_vehicle = isometry(&field, &e.rotation, &e.translation)?;
+        set.lidars.push(LidarMount { name: decode_name(&e.name)?, to_vehicle });
+    }
     validate::check_set(&set)?;
     Ok(set)
+}
+
+/// Bytes of the message at the start of `bytes` as its header declares them (header +
+/// `body_len`), for framings that put something after a message. `None` without a header.
+#[must_use]
+pub fn declared_len(bytes: &[u8]) -> Option<usize> {
+    let (h, _) = MsgHeader::read_from_prefix(bytes).ok()?;
+    Some(HEADER_LEN + h.body_len.get() as usize)
 }
 
 /// Decodes one message, checking its header, its length and (for an update) every value.
@@ -399,12 +529,14 @@ pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
     if h.version.get() != VERSION {
         return Err(WireError::UnsupportedVersion(h.version.get()));
     }
+    let declared = h.body_len.get() as usize;
     let expected = match h.kind.get() {
         KIND_HELLO => HELLO_BODY_LEN,
-        KIND_CALIB_UPDATE => CALIB_BODY_LEN,
+        // Checked against the counts by `decode_calib_body`; here only that the header and
+        // the packet agree, within the largest update.
+        KIND_CALIB_UPDATE => declared.min(MAX_MESSAGE_LEN - HEADER_LEN),
         k => return Err(WireError::UnknownKind(k)),
     };
-    let declared = h.body_len.get() as usize;
     if declared != expected || body.len() != expected {
         return Err(WireError::BadLength { expected, declared, actual: body.len() });
     }
@@ -424,10 +556,7 @@ pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
                 None => Err(WireError::UnknownRole(r)),
             }
         }
-        _ => {
-            let b = CalibBody::read_from_bytes(body).map_err(|_| WireError::TooShort(bytes.len()))?;
-            decode_calib_body(&b).map(Message::Update)
-        }
+        _ => decode_calib_body(body).map(Message::Update),
     }
 }
 
@@ -463,7 +592,7 @@ mod tests {
     fn rectified() -> CalibrationSet {
         let mut set = default_rig();
         set.epoch = CalibEpoch(9);
-        set.camera = Projection::Rectified {
+        *set.camera_mut() = Projection::Rectified {
             p: Matrix3x4::new(721.5, 0.0, 609.5, 44.8, 0.0, 721.5, 172.8, 0.2, 0.0, 0.0, 1.0, 0.003),
             width: 1242,
             height: 375,
@@ -478,10 +607,10 @@ mod tests {
             let Message::Update(back) = decode(&bytes).unwrap() else { panic!() };
             assert_eq!(back.epoch, set.epoch);
             assert_eq!(back.valid_from, set.valid_from);
-            assert_eq!(back.camera, set.camera);
+            assert_eq!(back.camera(), set.camera());
             for (a, b) in [
-                (back.camera_to_vehicle, set.camera_to_vehicle),
-                (back.lidar_to_vehicle, set.lidar_to_vehicle),
+                (back.camera_to_vehicle(), set.camera_to_vehicle()),
+                (back.lidar_to_vehicle(), set.lidar_to_vehicle()),
             ] {
                 assert!(a.rotation.angle_to(&b.rotation) < 1e-12);
                 assert_eq!(a.translation, b.translation);
@@ -495,6 +624,27 @@ mod tests {
     }
 
     #[test]
+    fn a_surround_rig_round_trips_and_duplicate_names_are_refused() {
+        let base = default_rig();
+        let mut set = base.clone();
+        for (i, name) in ["front", "left", "rear"].into_iter().enumerate() {
+            let mut c = base.cameras[0].clone();
+            c.name = SensorName::new(name).unwrap();
+            c.to_vehicle.translation.vector.y += i as f64;
+            set.cameras.push(c);
+        }
+        let bytes = encode_update(&set);
+        assert_eq!(bytes.len(), HEADER_LEN + calib_body_len(4, 1));
+        assert_eq!(declared_len(&bytes), Some(bytes.len()));
+        let back = decode_update(&bytes).unwrap();
+        assert_eq!(encode_update(&back), bytes);
+        assert_eq!(back.cameras.len(), 4);
+        assert_eq!(back.camera_named("rear").unwrap().to_vehicle.translation.vector.y, 2.0);
+        set.cameras[2].name = SensorName::camera();
+        assert!(matches!(decode(&encode_update(&set)), Err(WireError::Invalid(ref i)) if i.field == "names"));
+    }
+
+    #[test]
     fn rejects_each_kind_of_damage() {
         let good = encode_update(&default_rig());
         assert!(matches!(decode(&good[..10]), Err(WireError::TooShort(10))));
@@ -502,30 +652,40 @@ mod tests {
         let mut long = good.to_vec();
         long.push(0);
         assert!(matches!(decode(&long), Err(WireError::BadLength { .. })));
-        let mut m = good;
+        let mut m = good.clone();
         m[0] = b'X';
         assert!(matches!(decode(&m), Err(WireError::BadMagic(_))));
-        let mut m = good;
-        m[4] = 2;
-        assert!(matches!(decode(&m), Err(WireError::UnsupportedVersion(2))));
-        let mut m = good;
+        let mut m = good.clone();
+        m[4] = 1;
+        assert!(matches!(decode(&m), Err(WireError::UnsupportedVersion(1))));
+        let mut m = good.clone();
         m[6] = 9;
         assert!(matches!(decode(&m), Err(WireError::UnknownKind(9))));
-        let mut m = good;
-        m[HEADER_LEN + 16] = 7;
-        assert!(matches!(decode(&m), Err(WireError::UnknownSensor(7))));
-        let mut m = good;
+        let mut m = good.clone();
+        m[HEADER_LEN + 16] = 9;
+        assert!(matches!(decode(&m), Err(WireError::SensorCount { cameras: 9, lidars: 1 })));
+        let mut m = good.clone();
+        m[HEADER_LEN + 16] = 2;
+        assert!(matches!(decode(&m), Err(WireError::BadLength { .. })));
+        let mut m = good.clone();
+        m[HEADER_LEN + 24 + 31] = b'x';
+        assert!(matches!(decode(&m), Err(WireError::ReservedNotZero(_))));
+        let mut m = good.clone();
+        m[HEADER_LEN + 24] = b'C';
+        assert!(matches!(decode(&m), Err(WireError::BadName(_))));
+        let mut m = good.clone();
         m[HEADER_LEN..HEADER_LEN + 8].fill(0);
         assert!(matches!(decode(&m), Err(WireError::Invalid(ref i)) if i.field == "epoch"));
         // Shear the lidar rotation.
-        let mut m = good;
-        m[HEADER_LEN + 224 + 8..HEADER_LEN + 224 + 16].copy_from_slice(&0.1f64.to_le_bytes());
+        let lidar_rot = HEADER_LEN + 24 + 240 + 32;
+        let mut m = good.clone();
+        m[lidar_rot + 8..lidar_rot + 16].copy_from_slice(&0.1f64.to_le_bytes());
         assert!(
             matches!(decode(&m), Err(WireError::Invalid(ref i)) if i.field == "lidar_to_vehicle.rotation")
         );
         // NaN focal length.
         let mut m = good;
-        m[HEADER_LEN + 32..HEADER_LEN + 40].copy_from_slice(&f64::NAN.to_le_bytes());
+        m[HEADER_LEN + 72..HEADER_LEN + 80].copy_from_slice(&f64::NAN.to_le_bytes());
         assert!(matches!(decode(&m), Err(WireError::Invalid(ref i)) if i.field == "camera.fx"));
         let mut h = encode_hello(Role::Fusion);
         h[HEADER_LEN] = 77;

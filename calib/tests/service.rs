@@ -260,7 +260,7 @@ fn bad_epoch_lists_are_refused() {
     let backwards = CalibService::bind(cfg.clone(), vec![rig(1, 100), rig(2, 50)], clock);
     assert!(matches!(backwards, Err(ServiceError::EpochOrder(_))));
     let mut nan = rig(1, 0);
-    nan.camera_to_vehicle.translation.x = f64::NAN;
+    nan.camera_to_vehicle_mut().translation.x = f64::NAN;
     let bad = CalibService::bind(cfg, vec![nan], clock);
     assert!(
         matches!(bad, Err(ServiceError::InvalidEpoch { ref error, .. }) if error.field == "camera_to_vehicle.translation")

@@ -32,11 +32,11 @@ fn hostile_messages_are_rejected_and_counted() {
 
         let good2 = wire::encode_update(&rig(2, 100));
         let mut nan = rig(4, 200);
-        if let calib::Projection::Pinhole(k) = &mut nan.camera {
+        if let calib::Projection::Pinhole(k) = &mut nan.camera_mut() {
             k.fx = f64::NAN;
         }
         let mut sheared = wire::encode_update(&rig(5, 300));
-        sheared[HEADER_LEN + 128 + 8..HEADER_LEN + 128 + 16].copy_from_slice(&0.2f64.to_le_bytes());
+        sheared[HEADER_LEN + 24 + 144 + 8..HEADER_LEN + 24 + 144 + 16].copy_from_slice(&0.2f64.to_le_bytes());
         let mut version = wire::encode_update(&rig(6, 300));
         version[4] = 99;
         let mut unknown_sensor = wire::encode_update(&rig(7, 300));
@@ -48,7 +48,7 @@ fn hostile_messages_are_rejected_and_counted() {
             wire::encode_update(&rig(2, 100)).to_vec(), // epoch repeated
             wire::encode_update(&nan).to_vec(),         // NaN focal length
             sheared.to_vec(),                           // non-orthonormal rotation
-            vec![0xAB; 3000],                           // oversize
+            vec![0xAB; 5000],                           // oversize
             wire::encode_hello(Role::Camera).to_vec(),  // a hello from the "service"
             version.to_vec(),                           // unknown version
             unknown_sensor.to_vec(),                    // unknown sensor

@@ -3,7 +3,7 @@
 
 use calib::validate::check_set;
 use calib::wire::{self, Message, HEADER_LEN, UPDATE_LEN};
-use calib::{default_rig, CalibrationSet, Projection};
+use calib::{default_rig, CalibrationSet, Projection, SensorName};
 use nalgebra::{Matrix3, UnitQuaternion, Vector3};
 use proptest::prelude::*;
 use shared::{CalibEpoch, TimestampNs};
@@ -24,10 +24,10 @@ fn rig_strategy() -> impl Strategy<Value = CalibrationSet> {
             let q = |(r, p, y): (f64, f64, f64)| {
                 UnitQuaternion::from_euler_angles(r.to_radians(), p.to_radians(), y.to_radians())
             };
-            s.camera_to_vehicle.rotation = q(cam);
-            s.lidar_to_vehicle.rotation = q(lidar);
-            s.lidar_to_vehicle.translation.vector = Vector3::new(t.0, t.1, t.2);
-            if let Projection::Pinhole(k) = &mut s.camera {
+            s.camera_to_vehicle_mut().rotation = q(cam);
+            s.lidar_to_vehicle_mut().rotation = q(lidar);
+            s.lidar_to_vehicle_mut().translation.vector = Vector3::new(t.0, t.1, t.2);
+            if let Projection::Pinhole(k) = &mut s.camera_mut() {
                 k.fx = fx;
                 k.fy = fy;
             }
@@ -38,7 +38,7 @@ fn rig_strategy() -> impl Strategy<Value = CalibrationSet> {
 /// Everything a receiver relies on, checked independently of the decoder.
 fn assert_sane(set: &CalibrationSet) {
     check_set(set).unwrap();
-    for iso in [set.camera_to_vehicle, set.lidar_to_vehicle] {
+    for iso in [set.camera_to_vehicle(), set.lidar_to_vehicle()] {
         let m: Matrix3<f64> = iso.rotation.to_rotation_matrix().into_inner();
         assert!((m.transpose() * m - Matrix3::identity()).amax() < 1e-5);
         assert!((m.determinant() - 1.0).abs() < 1e-5);
@@ -70,10 +70,10 @@ proptest! {
         let back = wire::decode_update(&wire::encode_update(&set)).unwrap();
         prop_assert_eq!(back.epoch, set.epoch);
         prop_assert_eq!(back.valid_from, set.valid_from);
-        prop_assert_eq!(back.camera, set.camera);
-        prop_assert!(back.camera_to_vehicle.rotation.angle_to(&set.camera_to_vehicle.rotation) < 1e-9);
-        prop_assert!(back.lidar_to_vehicle.rotation.angle_to(&set.lidar_to_vehicle.rotation) < 1e-9);
-        prop_assert_eq!(back.lidar_to_vehicle.translation, set.lidar_to_vehicle.translation);
+        prop_assert_eq!(back.camera(), set.camera());
+        prop_assert!(back.camera_to_vehicle().rotation.angle_to(&set.camera_to_vehicle().rotation) < 1e-9);
+        prop_assert!(back.lidar_to_vehicle().rotation.angle_to(&set.lidar_to_vehicle().rotation) < 1e-9);
+        prop_assert_eq!(back.lidar_to_vehicle().translation, set.lidar_to_vehicle().translation);
     }
 
     #[test]
@@ -101,11 +101,36 @@ proptest! {
         }
     }
 
+    /// A rig of N cameras round-trips, every camera in order (rotations within 1e-9: matrix
+    /// → quaternion → matrix is not bit for bit the identity).
+    #[test]
+    fn surround_rigs_round_trip(set in rig_strategy(), n in 1usize..=8, yaw in -180.0f64..180.0) {
+        let mut rig = set.clone();
+        for i in 1..n {
+            let mut c = set.cameras[0].clone();
+            c.name = SensorName::new(&format!("cam{i}")).unwrap();
+            c.to_vehicle.rotation = UnitQuaternion::from_euler_angles(0.0, 0.0, (yaw + i as f64).to_radians())
+                * c.to_vehicle.rotation;
+            rig.cameras.push(c);
+        }
+        let bytes = wire::encode_update(&rig);
+        prop_assert_eq!(bytes.len(), HEADER_LEN + wire::calib_body_len(n, 1));
+        let back = wire::decode_update(&bytes).unwrap();
+        prop_assert_eq!(back.cameras.len(), n);
+        for (a, b) in back.cameras.iter().zip(&rig.cameras) {
+            prop_assert_eq!(&a.name, &b.name);
+            prop_assert_eq!(a.projection, b.projection);
+            prop_assert!(a.to_vehicle.rotation.angle_to(&b.to_vehicle.rotation) < 1e-9);
+        }
+        prop_assert!(back.lidar_to_vehicle().rotation.angle_to(&rig.lidar_to_vehicle().rotation) < 1e-9);
+        prop_assert_eq!(wire::encode_update(&back).len(), bytes.len());
+    }
+
     /// Flipping one bit of a rotation entry by a large amount is always caught.
     #[test]
     fn damaged_rotations_are_rejected(set in rig_strategy(), entry in 0usize..9, lidar in any::<bool>(), delta in 1e-3f64..10.0) {
         let mut msg = wire::encode_update(&set);
-        let off = HEADER_LEN + if lidar { 224 } else { 128 } + entry * 8;
+        let off = HEADER_LEN + if lidar { 24 + 240 + 32 } else { 24 + 144 } + entry * 8;
         let v = f64::from_le_bytes(msg[off..off + 8].try_into().unwrap());
         msg[off..off + 8].copy_from_slice(&(v + delta).to_le_bytes());
         let err = wire::decode(&msg).unwrap_err();

@@ -20,13 +20,13 @@ fn rig(camera: Projection) -> CalibrationSet {
     let optical = UnitQuaternion::from_rotation_matrix(&Rotation3::from_matrix_unchecked(Matrix3::new(
         0.0, 0.0, 1.0, -1.0, 0.0, 0.0, 0.0, -1.0, 0.0,
     )));
-    CalibrationSet {
-        epoch: CalibEpoch(1),
-        valid_from: TimestampNs(0),
+    CalibrationSet::single(
+        CalibEpoch(1),
+        TimestampNs(0),
         camera,
-        camera_to_vehicle: Isometry3::from_parts(Translation3::new(1.5, 0.0, 1.5), optical),
-        lidar_to_vehicle: Isometry3::translation(1.0, 0.0, 1.8),
-    }
+        Isometry3::from_parts(Translation3::new(1.5, 0.0, 1.5), optical),
+        Isometry3::translation(1.0, 0.0, 1.8),
+    )
 }
 
 /// Best of `reps` timings of `f`, after one warm-up.
@@ -52,7 +52,7 @@ fn run(name: &str, calib: &CalibrationSet, pts: &[PointRecord], vecs: &[Vector3<
         hits.clear();
         let iso = calib.lidar_to_camera();
         for (i, v) in black_box(vecs).iter().enumerate() {
-            if let Some(h) = project_camera_point(&calib.camera, iso * Point3::from(*v)) {
+            if let Some(h) = project_camera_point(calib.camera(), iso * Point3::from(*v)) {
                 hits.push((i, h));
             }
         }

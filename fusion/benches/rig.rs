@@ -32,10 +32,10 @@ fn cameras(n: usize, distortion: Distortion) -> Vec<CalibrationSet> {
     (0..n)
         .map(|i| {
             let yaw = std::f64::consts::TAU * i as f64 / n as f64;
-            CalibrationSet {
-                epoch: CalibEpoch(1),
-                valid_from: TimestampNs(0),
-                camera: Projection::Pinhole(CameraIntrinsics {
+            CalibrationSet::single(
+                CalibEpoch(1),
+                TimestampNs(0),
+                Projection::Pinhole(CameraIntrinsics {
                     fx: 1266.0,
                     fy: 1266.0,
                     cx: 816.0,
@@ -44,12 +44,12 @@ fn cameras(n: usize, distortion: Distortion) -> Vec<CalibrationSet> {
                     height: 900,
                     distortion,
                 }),
-                camera_to_vehicle: Isometry3::from_parts(
+                Isometry3::from_parts(
                     Translation3::new(1.0 + yaw.cos(), yaw.sin(), 1.6),
                     UnitQuaternion::from_euler_angles(0.0, 0.05, yaw) * optical,
                 ),
-                lidar_to_vehicle: Isometry3::translation(1.0, 0.0, 1.8),
-            }
+                Isometry3::translation(1.0, 0.0, 1.8),
+            )
         })
         .collect()
 }

@@ -41,13 +41,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     trh.fixed_view_mut::<3, 4>(0, 0).copy_from(&tr);
     // Fold what the isometry cannot hold of Tr (orthonormal only to ~1e-7) into p.
     let p = p2 * r0 * trh * iso.inverse().to_homogeneous();
-    let calib = CalibrationSet {
-        epoch: CalibEpoch(1),
-        valid_from: TimestampNs(0),
-        camera: Projection::Rectified { p, width: w, height: h },
-        camera_to_vehicle: Isometry3::identity(),
-        lidar_to_vehicle: iso,
-    };
+    let calib = CalibrationSet::single(
+        CalibEpoch(1),
+        TimestampNs(0),
+        Projection::Rectified { p, width: w, height: h },
+        Isometry3::identity(),
+        iso,
+    );
 
     let bytes = std::fs::read(dir.join(format!("velodyne/{frame}.bin")))?;
     let pts: Vec<PointRecord> = bytes

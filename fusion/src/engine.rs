@@ -189,9 +189,12 @@ impl<S: FusedSink> Engine<S> {
         clock: impl Fn() -> TimestampNs + Send + 'static,
     ) -> io::Result<Self> {
         let overlay = match &cfg.overlay {
-            Some(o) if o.every > 0 => {
-                Some(OverlayWriter::spawn(&o.dir, o.style, Some(channels.recycle_camera.clone()))?)
-            }
+            Some(o) if o.every > 0 => Some(OverlayWriter::spawn(
+                &o.dir,
+                o.style,
+                Some(channels.recycle_camera.clone()),
+                o.tap.clone(),
+            )?),
             _ => None,
         };
         let stats = FusionStats {

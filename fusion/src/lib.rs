@@ -24,8 +24,8 @@ pub mod summary;
 
 pub use engine::{Engine, EngineChannels, EngineConfig, FusionReport, InFrame};
 pub use output::{
-    render_overlay, turbo, write_overlay, FusedSink, NullSink, OverlayConfig, OverlayStyle, OverlayWriter,
-    SinkError, VecSink,
+    render_overlay, turbo, write_overlay, FusedSink, MosaicWriter, NullSink, OverlayConfig, OverlayStyle,
+    OverlayTap, OverlayWriter, SinkError, VecSink,
 };
 pub use pairing::{FrameMeta, PairCounters, Pairer, PairingConfig, PairingMode};
 pub use payload::{Payload, RingFrame, UseError};

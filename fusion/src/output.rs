@@ -13,9 +13,11 @@ use shared::frames::{camera_image, FusedHeader, FusedPoint, FusedView, ImageView
 use zerocopy::IntoBytes;
 
 mod mosaic;
+mod surround;
 pub use mosaic::{
     compose_mosaic, mosaic_order, MosaicLayout, MosaicTile, MOSAIC_LABEL_HEIGHT, MOSAIC_SEPARATOR,
 };
+pub use surround::{MosaicWriter, OverlayTap, RenderedOverlay};
 
 /// An error from a sink.
 pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
@@ -199,8 +201,20 @@ pub fn write_overlay(
     points: &[[f32; 3]],
     style: &OverlayStyle,
 ) -> io::Result<()> {
+    draw_and_write(path, camera_payload, points, style).map(drop)
+}
+
+/// Renders one overlay from a camera payload and writes it; the drawn image.
+fn draw_and_write(
+    path: &Path,
+    camera_payload: &[u8],
+    points: &[[f32; 3]],
+    style: &OverlayStyle,
+) -> io::Result<RgbImage> {
     let view = camera_image(camera_payload).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    write_png(path, &render_overlay(&view, points, style))
+    let img = render_overlay(&view, points, style);
+    write_png(path, &img)?;
+    Ok(img)
 }
 
 /// Overlay settings of the engine.
@@ -212,13 +226,22 @@ pub struct OverlayConfig {
     pub every: u64,
     /// Depth colouring.
     pub style: OverlayStyle,
+    /// Where drawn overlays also go, for the surround mosaic ([`MosaicWriter`]).
+    pub tap: Option<OverlayTap>,
 }
 
 impl OverlayConfig {
     /// One overlay every `every` pairs into `dir`, default style.
     #[must_use]
     pub fn new(dir: impl Into<PathBuf>, every: u64) -> Self {
-        Self { dir: dir.into(), every, style: OverlayStyle::default() }
+        Self { dir: dir.into(), every, style: OverlayStyle::default(), tap: None }
+    }
+
+    /// The same, with every drawn overlay also handed to `tap`.
+    #[must_use]
+    pub fn with_tap(mut self, tap: OverlayTap) -> Self {
+        self.tap = Some(tap);
+        self
     }
 }
 
@@ -266,17 +289,23 @@ pub struct OverlayWriter {
 }
 
 impl OverlayWriter {
-    /// Starts the writer thread. Camera payloads go back on `recycle` after drawing.
+    /// Starts the writer thread. Camera payloads go back on `recycle` after drawing; drawn
+    /// overlays also go to `tap`, if any.
     ///
     /// # Errors
     /// If the directory cannot be created or the thread cannot start.
-    pub fn spawn(dir: &Path, style: OverlayStyle, recycle: Option<Sender<Vec<u8>>>) -> io::Result<Self> {
+    pub fn spawn(
+        dir: &Path,
+        style: OverlayStyle,
+        recycle: Option<Sender<Vec<u8>>>,
+        tap: Option<OverlayTap>,
+    ) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let (tx, rx) = crossbeam_channel::bounded::<OverlayJob>(4);
         let dir = dir.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("fusion-overlay".into())
-            .spawn(move || overlay_loop(&rx, &dir, &style, recycle.as_ref()))?;
+            .spawn(move || overlay_loop(&rx, &dir, &style, recycle.as_ref(), tap.as_ref()))?;
         Ok(Self { tx: Some(tx), thread: Some(thread) })
     }
 
@@ -310,12 +339,18 @@ fn overlay_loop(
     dir: &Path,
     style: &OverlayStyle,
     recycle: Option<&Sender<Vec<u8>>>,
+    tap: Option<&OverlayTap>,
 ) -> OverlayCounts {
     let mut counts = OverlayCounts::default();
     for job in rx {
         let path = dir.join(job.file_name());
-        match write_overlay(&path, &job.camera_payload, &job.points, style) {
-            Ok(()) => counts.written += 1,
+        match draw_and_write(&path, &job.camera_payload, &job.points, style) {
+            Ok(img) => {
+                counts.written += 1;
+                if let Some(t) = tap {
+                    t.send(job.pair_index, img);
+                }
+            }
             Err(_) => counts.errors += 1,
         }
         if let Some(r) = recycle {
@@ -370,7 +405,8 @@ mod tests {
     fn writer_thread_writes_and_recycles() {
         let dir = tempfile::tempdir().unwrap();
         let (rtx, rrx) = crossbeam_channel::unbounded();
-        let w = OverlayWriter::spawn(&dir.path().join("ov"), OverlayStyle::default(), Some(rtx)).unwrap();
+        let w =
+            OverlayWriter::spawn(&dir.path().join("ov"), OverlayStyle::default(), Some(rtx), None).unwrap();
         let mut payload = ImageHeader { width: 8, height: 8, format: 1, has_labels: 0 }.as_bytes().to_vec();
         payload.extend(std::iter::repeat_n(0u8, 8 * 8 * 3));
         for i in 0..3 {

@@ -130,7 +130,7 @@ impl Projector {
     pub fn new(calib: &CalibrationSet) -> Self {
         let t = calib.lidar_to_camera().to_homogeneous();
         let t34: Matrix3x4<f64> = t.fixed_view::<3, 4>(0, 0).into_owned();
-        let (m, model) = match calib.camera {
+        let (m, model) = match calib.camera() {
             Projection::Rectified { p, .. } => (p * t, Model::Rectified),
             Projection::Pinhole(k) => {
                 let (fx, fy, cx, cy) = (k.fx, k.fy, k.cx, k.cy);
@@ -148,7 +148,7 @@ impl Projector {
                 rows[r * 4 + c] = m[(r, c)];
             }
         }
-        Self { m: rows, model, width: calib.camera.width(), height: calib.camera.height() }
+        Self { m: rows, model, width: calib.camera().width(), height: calib.camera().height() }
     }
 
     /// Image width in pixels.
@@ -288,10 +288,10 @@ pub(crate) mod tests {
     }
 
     fn pinhole(distortion: Distortion) -> CalibrationSet {
-        CalibrationSet {
-            epoch: CalibEpoch(1),
-            valid_from: TimestampNs(0),
-            camera: Projection::Pinhole(CameraIntrinsics {
+        CalibrationSet::single(
+            CalibEpoch(1),
+            TimestampNs(0),
+            Projection::Pinhole(CameraIntrinsics {
                 fx: 900.0,
                 fy: 910.0,
                 cx: 640.5,
@@ -300,21 +300,21 @@ pub(crate) mod tests {
                 height: 720,
                 distortion,
             }),
-            camera_to_vehicle: Isometry3::from_parts(
+            Isometry3::from_parts(
                 Translation3::new(1.5, 0.1, 1.5),
                 UnitQuaternion::from_euler_angles(0.01, -0.02, 0.03) * cam_rot(),
             ),
-            lidar_to_vehicle: Isometry3::from_parts(
+            Isometry3::from_parts(
                 Translation3::new(1.0, 0.0, 1.8),
                 UnitQuaternion::from_euler_angles(0.0, 0.01, -0.015),
             ),
-        }
+        )
     }
 
     fn rectified() -> CalibrationSet {
         let mut c = pinhole(Distortion::default());
         let p = Matrix3x4::new(700.0, 0.0, 600.0, 40.0, 0.0, 700.0, 180.0, 0.2, 0.0, 0.0, 1.0, 0.003);
-        c.camera = Projection::Rectified { p, width: 1242, height: 375 };
+        *c.camera_mut() = Projection::Rectified { p, width: 1242, height: 375 };
         c
     }
 
@@ -360,7 +360,7 @@ pub(crate) mod tests {
         let mut j = 0;
         for (i, p) in pts.iter().enumerate() {
             let pc = iso * Point3::new(f64::from(p.x), f64::from(p.y), f64::from(p.z));
-            let reference = project_camera_point(&calib.camera, pc);
+            let reference = project_camera_point(calib.camera(), pc);
             let ours = (j < out.len() && out.index()[j] as usize == i).then(|| {
                 let r = (out.u()[j], out.v()[j], out.depth()[j]);
                 j += 1;
@@ -412,8 +412,8 @@ pub(crate) mod tests {
     #[test]
     fn straight_ahead_hits_principal_point() {
         let mut c = pinhole(Distortion::default());
-        c.camera_to_vehicle = Isometry3::from_parts(Translation3::new(1.5, 0.0, 1.5), cam_rot());
-        c.lidar_to_vehicle = Isometry3::translation(1.0, 0.0, 1.8);
+        *c.camera_to_vehicle_mut() = Isometry3::from_parts(Translation3::new(1.5, 0.0, 1.5), cam_rot());
+        *c.lidar_to_vehicle_mut() = Isometry3::translation(1.0, 0.0, 1.8);
         let p = PointRecord { x: 9.5, y: 0.0, z: -0.3, ..PointRecord::default() };
         let mut out = Projected::new();
         project_points(&c, &[p], &mut out);

@@ -55,7 +55,7 @@ struct Wedge {
 impl Wedge {
     /// The wedge of the camera of `calib`, in the lidar frame's x-y plane.
     fn of(calib: &CalibrationSet) -> Option<Self> {
-        let (a, b) = match calib.camera {
+        let (a, b) = match calib.camera() {
             Projection::Rectified { p, .. } => {
                 (p.fixed_view::<3, 3>(0, 0).into_owned(), p.column(3).into_owned())
             }
@@ -68,7 +68,7 @@ impl Wedge {
         let inv = a.try_inverse()?;
         let lidar_from_camera = calib.lidar_to_camera().inverse();
         let apex = lidar_from_camera * Point3::from(-(inv * b));
-        let (w, h) = (f64::from(calib.camera.width()), f64::from(calib.camera.height()));
+        let (w, h) = (f64::from(calib.camera().width()), f64::from(calib.camera().height()));
         let rays = [(0.0, 0.0), (w, 0.0), (0.0, h), (w, h)].map(|(u, v)| {
             let r = lidar_from_camera.rotation * (inv * Vector3::new(u, v, 1.0));
             Vector2::new(r.x, r.y)

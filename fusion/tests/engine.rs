@@ -23,10 +23,10 @@ fn rig(epoch: u64) -> CalibrationSet {
     let optical = UnitQuaternion::from_rotation_matrix(&Rotation3::from_matrix_unchecked(Matrix3::new(
         0.0, 0.0, 1.0, -1.0, 0.0, 0.0, 0.0, -1.0, 0.0,
     )));
-    CalibrationSet {
-        epoch: CalibEpoch(epoch),
-        valid_from: TimestampNs(0),
-        camera: Projection::Pinhole(CameraIntrinsics {
+    CalibrationSet::single(
+        CalibEpoch(epoch),
+        TimestampNs(0),
+        Projection::Pinhole(CameraIntrinsics {
             fx: 150.0,
             fy: 150.0,
             cx: 80.0,
@@ -35,12 +35,12 @@ fn rig(epoch: u64) -> CalibrationSet {
             height: H,
             distortion: Distortion::default(),
         }),
-        camera_to_vehicle: Isometry3::from_parts(
+        Isometry3::from_parts(
             Translation3::new(1.5, 0.0, 1.5),
             UnitQuaternion::from_euler_angles(0.0, 0.0, 0.01 * epoch as f64) * optical,
         ),
-        lidar_to_vehicle: Isometry3::translation(1.0, 0.0, 1.8),
-    }
+        Isometry3::translation(1.0, 0.0, 1.8),
+    )
 }
 
 fn camera_payload() -> Vec<u8> {

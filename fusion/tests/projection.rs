@@ -56,13 +56,13 @@ fn kitti_set(path: &Path, width: u32, height: u32, fold_residual: bool) -> Calib
         trh.fixed_view_mut::<3, 4>(0, 0).copy_from(&tr);
         p = p * trh * iso.inverse().to_homogeneous();
     }
-    CalibrationSet {
-        epoch: CalibEpoch(1),
-        valid_from: TimestampNs(0),
-        camera: Projection::Rectified { p, width, height },
-        camera_to_vehicle: Isometry3::identity(),
-        lidar_to_vehicle: iso,
-    }
+    CalibrationSet::single(
+        CalibEpoch(1),
+        TimestampNs(0),
+        Projection::Rectified { p, width, height },
+        Isometry3::identity(),
+        iso,
+    )
 }
 
 fn kitti_points(path: &Path) -> Vec<PointRecord> {
@@ -143,10 +143,10 @@ fn optical() -> UnitQuaternion<f64> {
 }
 
 fn rig(epoch: u64, yaw: f64) -> CalibrationSet {
-    CalibrationSet {
-        epoch: CalibEpoch(epoch),
-        valid_from: TimestampNs(0),
-        camera: Projection::Pinhole(CameraIntrinsics {
+    CalibrationSet::single(
+        CalibEpoch(epoch),
+        TimestampNs(0),
+        Projection::Pinhole(CameraIntrinsics {
             fx: 300.0,
             fy: 300.0,
             cx: 160.0,
@@ -155,12 +155,12 @@ fn rig(epoch: u64, yaw: f64) -> CalibrationSet {
             height: H,
             distortion: Distortion { k1: -0.05, k2: 0.01, ..Distortion::default() },
         }),
-        camera_to_vehicle: Isometry3::from_parts(
+        Isometry3::from_parts(
             Translation3::new(1.5, 0.0, 1.5),
             UnitQuaternion::from_euler_angles(0.0, 0.0, yaw) * optical(),
         ),
-        lidar_to_vehicle: Isometry3::translation(1.0, 0.0, 1.8),
-    }
+        Isometry3::translation(1.0, 0.0, 1.8),
+    )
 }
 
 /// Walls facing the vehicle, made of 0.5 m vertical strips of alternating instances,

@@ -35,9 +35,9 @@ impl EpochBuilder {
     ) -> CalibEpoch {
         let prev = self.last_stamp.replace(stamp);
         if let Some(last) = self.sets.last() {
-            if last.camera == camera
-                && last.camera_to_vehicle == camera_to_vehicle
-                && last.lidar_to_vehicle == lidar_to_vehicle
+            if *last.camera() == camera
+                && last.camera_to_vehicle() == camera_to_vehicle
+                && last.lidar_to_vehicle() == lidar_to_vehicle
             {
                 return last.epoch;
             }
@@ -50,7 +50,13 @@ impl EpochBuilder {
             }
         };
         let epoch = CalibEpoch(self.sets.len() as u64 + 1);
-        self.sets.push(CalibrationSet { epoch, valid_from, camera, camera_to_vehicle, lidar_to_vehicle });
+        self.sets.push(CalibrationSet::single(
+            epoch,
+            valid_from,
+            camera,
+            camera_to_vehicle,
+            lidar_to_vehicle,
+        ));
         epoch
     }
 

@@ -217,13 +217,13 @@ impl KittiCalib {
         tr.fixed_view_mut::<3, 4>(0, 0).copy_from(&self.tr_velo_to_cam);
         // p · Iso(Tr) = P2 · R0 · Tr exactly (to rounding).
         let p = p_cam * r0 * tr * iso.inverse().to_homogeneous();
-        CalibrationSet {
-            epoch: CalibEpoch::NONE,
-            valid_from: TimestampNs(0),
-            camera: Projection::Rectified { p, width, height },
-            camera_to_vehicle: Isometry3::identity(),
-            lidar_to_vehicle: iso,
-        }
+        CalibrationSet::single(
+            CalibEpoch::NONE,
+            TimestampNs(0),
+            Projection::Rectified { p, width, height },
+            Isometry3::identity(),
+            iso,
+        )
     }
 }
 
@@ -273,8 +273,13 @@ pub(crate) fn scan(root: &Path) -> Result<KittiIndex, LogError> {
         let text = LogError::read_input_text(&calib_path, MAX_CALIB_FILE)?;
         let set = parse_calib(&calib_path, &text)?.to_set(width, height);
         let stamp = TimestampNs(i as u64 * KITTI_PERIOD_NS);
-        let epoch =
-            builder.observe(stamp, Some(stamp), set.camera, set.camera_to_vehicle, set.lidar_to_vehicle);
+        let epoch = builder.observe(
+            stamp,
+            Some(stamp),
+            *set.camera(),
+            set.camera_to_vehicle(),
+            set.lidar_to_vehicle(),
+        );
         frames.push(KittiFrame {
             name,
             velodyne,

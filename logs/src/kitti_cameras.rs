@@ -97,8 +97,8 @@ pub fn kitti_cameras(root: &Path) -> Result<Vec<KittiRigFrame>, LogError> {
         }
         let changed = frames.last().is_none_or(|prev| {
             prev.cameras.iter().zip(&cameras).any(|(a, b)| {
-                (a.calib.camera, a.calib.camera_to_vehicle, a.calib.lidar_to_vehicle)
-                    != (b.calib.camera, b.calib.camera_to_vehicle, b.calib.lidar_to_vehicle)
+                (a.calib.camera(), a.calib.camera_to_vehicle(), a.calib.lidar_to_vehicle())
+                    != (b.calib.camera(), b.calib.camera_to_vehicle(), b.calib.lidar_to_vehicle())
             })
         });
         if changed {
@@ -157,7 +157,7 @@ R0_rect: 1 0 0 0 1 0 0 0 1\nTr_velo_to_cam: 0 -1 0 0 0 0 -1 -0.07 1 0 0 -0.27\n"
         // Only P3 changed at frame 2: a new epoch for the whole rig.
         assert_eq!(epochs, [(1, 1), (1, 1), (2, 2)]);
         assert_eq!(frames[2].cameras[0].calib.valid_from, TimestampNs(2 * KITTI_PERIOD_NS));
-        assert_ne!(frames[0].cameras[0].calib.camera, frames[0].cameras[1].calib.camera);
+        assert_ne!(frames[0].cameras[0].calib.camera(), frames[0].cameras[1].calib.camera());
         assert_eq!(frames[1].points().unwrap().len(), 1);
     }
 

@@ -99,7 +99,7 @@ fn row_major(m: &Matrix3x4<f64>) -> Vec<f64> {
 /// [`CalibrationSet::lidar_to_camera`].
 #[must_use]
 pub fn kitti_calib_text(set: &CalibrationSet) -> String {
-    let p = match set.camera {
+    let p = match *set.camera() {
         Projection::Pinhole(k) => {
             Matrix3x4::new(k.fx, 0.0, k.cx, 0.0, 0.0, k.fy, k.cy, 0.0, 0.0, 0.0, 1.0, 0.0)
         }

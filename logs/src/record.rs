@@ -441,7 +441,7 @@ impl McapRecorder {
 
     fn camera_info(&self, set: &CalibrationSet, stamp: u64) -> Result<Vec<u8>, LogError> {
         const I3: [f64; 9] = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
-        let (width, height, d, k, p) = match &set.camera {
+        let (width, height, d, k, p) = match set.camera() {
             Projection::Pinhole(c) => {
                 let d = c.distortion;
                 (
@@ -502,8 +502,8 @@ impl McapRecorder {
         };
         let msg = TfMessage {
             transforms: vec![
-                tf(RecorderTopics::CAMERA_FRAME, &set.camera_to_vehicle, ros_time(&self.path, t)?),
-                tf(RecorderTopics::LIDAR_FRAME, &set.lidar_to_vehicle, ros_time(&self.path, t)?),
+                tf(RecorderTopics::CAMERA_FRAME, &set.camera_to_vehicle(), ros_time(&self.path, t)?),
+                tf(RecorderTopics::LIDAR_FRAME, &set.lidar_to_vehicle(), ros_time(&self.path, t)?),
             ],
         };
         let data = encode(&self.path, &msg)?;

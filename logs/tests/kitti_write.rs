@@ -13,10 +13,10 @@ const H: u32 = 6;
 fn set(epoch: u64, x: f64) -> CalibrationSet {
     // Lidar axes (x fwd, y left, z up) to camera optical axes (x right, y down, z fwd).
     let optical = UnitQuaternion::from_quaternion(nalgebra::Quaternion::new(0.5, 0.5, -0.5, 0.5));
-    CalibrationSet {
-        epoch: CalibEpoch(epoch),
-        valid_from: TimestampNs(0),
-        camera: Projection::Pinhole(CameraIntrinsics {
+    CalibrationSet::single(
+        CalibEpoch(epoch),
+        TimestampNs(0),
+        Projection::Pinhole(CameraIntrinsics {
             fx: 7.5,
             fy: 7.0,
             cx: 4.0,
@@ -25,9 +25,9 @@ fn set(epoch: u64, x: f64) -> CalibrationSet {
             height: H,
             distortion: Distortion::default(),
         }),
-        camera_to_vehicle: Isometry3::identity(),
-        lidar_to_vehicle: Isometry3::from_parts(Translation3::new(x, -0.1, 0.2), optical),
-    }
+        Isometry3::identity(),
+        Isometry3::from_parts(Translation3::new(x, -0.1, 0.2), optical),
+    )
 }
 
 fn points(i: u32) -> Vec<PointRecord> {

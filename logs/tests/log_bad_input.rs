@@ -18,10 +18,10 @@ const W: usize = 256;
 const H: usize = 192;
 
 fn set(epoch: u64, valid_from: u64, x: f64) -> CalibrationSet {
-    CalibrationSet {
-        epoch: CalibEpoch(epoch),
-        valid_from: TimestampNs(valid_from),
-        camera: Projection::Pinhole(CameraIntrinsics {
+    CalibrationSet::single(
+        CalibEpoch(epoch),
+        TimestampNs(valid_from),
+        Projection::Pinhole(CameraIntrinsics {
             fx: 10.0,
             fy: 10.0,
             cx: 4.0,
@@ -30,9 +30,9 @@ fn set(epoch: u64, valid_from: u64, x: f64) -> CalibrationSet {
             height: H as u32,
             distortion: Distortion { k1: -0.05, ..Distortion::default() },
         }),
-        camera_to_vehicle: Isometry3::from_parts(Translation3::new(x, 0.0, 1.0), UnitQuaternion::identity()),
-        lidar_to_vehicle: Isometry3::translation(0.5, 0.0, 1.5),
-    }
+        Isometry3::from_parts(Translation3::new(x, 0.0, 1.0), UnitQuaternion::identity()),
+        Isometry3::translation(0.5, 0.0, 1.5),
+    )
 }
 
 /// A small recording: 8 sweeps and 8 labelled images, a recalibration at 1.4 s.

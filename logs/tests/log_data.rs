@@ -78,9 +78,9 @@ fn kitti_folder_frames_epochs_and_reference_projection() {
     assert_eq!(sets[1].epoch, CalibEpoch(2));
     assert_eq!(sets[0].valid_from, TimestampNs(0));
     assert_eq!(sets[1].valid_from, TimestampNs(100_000_000));
-    assert_eq!((sets[0].camera.width(), sets[0].camera.height()), (1224, 370));
-    assert_eq!((sets[1].camera.width(), sets[1].camera.height()), (1242, 375));
-    assert!(matches!(sets[1].camera, Projection::Rectified { .. }));
+    assert_eq!((sets[0].camera().width(), sets[0].camera().height()), (1224, 370));
+    assert_eq!((sets[1].camera().width(), sets[1].camera().height()), (1242, 375));
+    assert!(matches!(sets[1].camera(), Projection::Rectified { .. }));
 
     let frames = all_frames(&src);
     let summary: Vec<(StreamKind, u64, u64, u64, &str)> = frames
@@ -104,7 +104,7 @@ fn kitti_folder_frames_epochs_and_reference_projection() {
             let p = f.to_payload();
             let img = camera_image(&p).unwrap();
             let set = src.calibration(f.epoch).unwrap();
-            assert_eq!((img.header.width, img.header.height), (set.camera.width(), set.camera.height()));
+            assert_eq!((img.header.width, img.header.height), (set.camera().width(), set.camera().height()));
             assert!(img.labels.is_none());
         }
     }
@@ -155,7 +155,9 @@ fn rosbag_gives_the_same_projection_and_one_epoch() {
     assert_eq!(sets[0].epoch, CalibEpoch(1));
     assert_eq!(sets[0].valid_from, TimestampNs(1_000_000_000));
     assert_eq!(by_file.calibrations(), sets);
-    let Projection::Rectified { width, height, .. } = sets[0].camera else { panic!("{:?}", sets[0].camera) };
+    let Projection::Rectified { width, height, .. } = *sets[0].camera() else {
+        panic!("{:?}", sets[0].camera())
+    };
     assert_eq!((width, height), (1242, 375));
 
     let frames = all_frames(&src);
@@ -205,7 +207,7 @@ fn other_kitti_folders_open() {
         let Some(dir) = data(sub) else { return };
         let src = LogSource::open(&dir).unwrap();
         assert_eq!(src.calibrations().len(), 1);
-        assert_eq!((src.calibrations()[0].camera.width(), src.calibrations()[0].camera.height()), (w, h));
+        assert_eq!((src.calibrations()[0].camera().width(), src.calibrations()[0].camera().height()), (w, h));
         let frames = all_frames(&src);
         assert_eq!(frames.len(), 2);
         let s = project(&frames[0], &src.calibrations()[0]);

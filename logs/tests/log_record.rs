@@ -16,16 +16,16 @@ fn rig(epoch: u64, valid_from: u64, yaw: f64, camera: Projection) -> Calibration
     let optical = UnitQuaternion::from_rotation_matrix(&nalgebra::Rotation3::from_matrix_unchecked(
         nalgebra::Matrix3::new(0.0, 0.0, 1.0, -1.0, 0.0, 0.0, 0.0, -1.0, 0.0),
     ));
-    CalibrationSet {
-        epoch: CalibEpoch(epoch),
-        valid_from: TimestampNs(valid_from),
+    CalibrationSet::single(
+        CalibEpoch(epoch),
+        TimestampNs(valid_from),
         camera,
-        camera_to_vehicle: Isometry3::from_parts(Translation3::new(1.5, 0.1, 1.4), optical),
-        lidar_to_vehicle: Isometry3::from_parts(
+        Isometry3::from_parts(Translation3::new(1.5, 0.1, 1.4), optical),
+        Isometry3::from_parts(
             Translation3::new(1.0, 0.0, 1.8),
             UnitQuaternion::from_axis_angle(&Vector3::z_axis(), yaw),
         ),
-    }
+    )
 }
 
 fn pinhole(k1: f64) -> Projection {
@@ -183,8 +183,8 @@ fn pinhole_drive_round_trips() {
     assert_eq!(got.len(), 2);
     for (g, s) in got.iter().zip(&sets) {
         assert_eq!(g.epoch, s.epoch);
-        assert_eq!(g.camera, s.camera, "camera model round trip");
-        assert_eq!(g.camera_to_vehicle, Isometry3::identity());
+        assert_eq!(g.camera(), s.camera(), "camera model round trip");
+        assert_eq!(g.camera_to_vehicle(), Isometry3::identity());
         same_projection(g, s);
     }
     assert_eq!(got[1].valid_from, sets[1].valid_from);
@@ -226,7 +226,7 @@ fn rectified_camera_round_trips_without_labels() {
     let got = src.calibrations();
     assert_eq!(got.len(), 2);
     for (g, s) in got.iter().zip(&sets) {
-        assert_eq!(g.camera, s.camera);
+        assert_eq!(g.camera(), s.camera());
         same_projection(g, s);
     }
     let epochs: Vec<(u64, u64)> = frames.iter().map(|f| (f.stamp.0, f.epoch.0)).collect();

@@ -218,7 +218,7 @@ fn tf_chain_is_composed_through_the_tree() {
     // A point to the left (+y) lands left of centre; above (+z) lands above.
     let hit = set.project_point(Point3::new(6.0, 0.05, 0.05)).unwrap();
     assert!(hit.u < 2.0 && hit.v < 1.5, "{hit:?}");
-    assert!(matches!(set.camera, Projection::Pinhole(_)));
+    assert!(matches!(set.camera(), Projection::Pinhole(_)));
 }
 
 #[test]
@@ -230,8 +230,8 @@ fn distorted_camera_info_gives_a_pinhole_with_k_and_d() {
     let p = [9.0, 0.0, 2.1, 0.0, 0.0, 9.0, 1.4, 0.0, 0.0, 0.0, 1.0, 0.0];
     Bag::one_frame(&path, T0, &camera_info(T0, "cam", 4, 3, vec![-0.2, 0.05, 0.001, -0.001, 0.0], K, r, p));
     let src = LogSource::open(&path).unwrap();
-    let Projection::Pinhole(k) = src.calibrations()[0].camera else {
-        panic!("{:?}", src.calibrations()[0].camera)
+    let Projection::Pinhole(k) = *src.calibrations()[0].camera() else {
+        panic!("{:?}", src.calibrations()[0].camera())
     };
     assert_eq!((k.fx, k.fy, k.cx, k.cy, k.width, k.height), (10.0, 10.0, 2.0, 1.5, 4, 3));
     assert_eq!(
@@ -250,7 +250,7 @@ fn rectified_camera_info_folds_r_into_p() {
     Bag::one_frame(&path, T0, &camera_info(T0, "cam", 0, 0, vec![0.0; 5], K, r, p));
     let src = LogSource::open(&path).unwrap();
     let set = &src.calibrations()[0];
-    let Projection::Rectified { p: folded, width, height } = set.camera else { panic!() };
+    let Projection::Rectified { p: folded, width, height } = *set.camera() else { panic!() };
     // CameraInfo size 0: the image's size is used.
     assert_eq!((width, height), (4, 3));
     // pixel = P · [R|0] · X for X in the camera frame.

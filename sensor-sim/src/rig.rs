@@ -123,6 +123,12 @@ impl Mount {
     pub fn body_to_vehicle(&self) -> Isometry3<f64> {
         Isometry3::from_parts(Translation3::new(self.xyz.0, self.xyz.1, self.xyz.2), self.rotation())
     }
+
+    /// A camera mounted here: its optical frame → vehicle.
+    #[must_use]
+    pub fn optical_to_vehicle(&self) -> Isometry3<f64> {
+        self.body_to_vehicle() * Isometry3::from_parts(Translation3::identity(), optical_to_body())
+    }
 }
 
 /// The rotation taking camera-optical coordinates (x right, y down, z forward) into camera-body
@@ -163,7 +169,7 @@ impl Rig {
     /// Camera optical frame → vehicle frame.
     #[must_use]
     pub fn camera_to_vehicle(&self) -> Isometry3<f64> {
-        self.camera.body_to_vehicle() * Isometry3::from_parts(Translation3::identity(), optical_to_body())
+        self.camera.optical_to_vehicle()
     }
 
     /// Lidar frame → vehicle frame.
@@ -182,13 +188,13 @@ impl Rig {
         width: u32,
         height: u32,
     ) -> CalibrationSet {
-        CalibrationSet {
+        CalibrationSet::single(
             epoch,
             valid_from,
-            camera: Projection::Pinhole(self.intrinsics.to_calib(width, height)),
-            camera_to_vehicle: self.camera_to_vehicle(),
-            lidar_to_vehicle: self.lidar_to_vehicle(),
-        }
+            Projection::Pinhole(self.intrinsics.to_calib(width, height)),
+            self.camera_to_vehicle(),
+            self.lidar_to_vehicle(),
+        )
     }
 }
 

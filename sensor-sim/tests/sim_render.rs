@@ -126,7 +126,7 @@ fn box_ahead_in_lidar_and_camera() {
     assert_eq!(epoch, CalibEpoch(1));
     let image = camera_image(&frame).unwrap();
     let set = &sched[0];
-    let in_lidar = |w: Point3<f64>| set.lidar_to_vehicle.inverse() * w; // vehicle = world at t = 0
+    let in_lidar = |w: Point3<f64>| set.lidar_to_vehicle().inverse() * w; // vehicle = world at t = 0
     let hit = set.project_point(in_lidar(Point3::new(21.0, 0.0, 1.5))).unwrap();
     assert!((hit.u - 640.0).abs() < 1.0, "{hit:?}");
     assert_eq!(image.label_at(hit.u as u32, hit.v as u32), Some(42));
@@ -166,7 +166,8 @@ fn epochs_follow_the_schedule_and_move_the_sensors() {
         let pose = s.vehicle_to_world_at(t);
         // With the epoch's mount, every box return lies on the box's surface.
         let on_box = |set: &CalibrationSet, p: &PointRecord| {
-            let w = pose * set.lidar_to_vehicle * Point3::new(f64::from(p.x), f64::from(p.y), f64::from(p.z));
+            let w =
+                pose * set.lidar_to_vehicle() * Point3::new(f64::from(p.x), f64::from(p.y), f64::from(p.z));
             let inside =
                 (19.999..=22.001).contains(&w.x) && w.y.abs() <= 2.001 && (-0.001..=3.001).contains(&w.z);
             let on_face = (w.x - 20.0).abs() < 2e-3
@@ -188,7 +189,7 @@ fn epochs_follow_the_schedule_and_move_the_sensors() {
         let (frame, epoch) = camera_frame(&mut cam, t);
         assert_eq!(epoch, truth);
         let image = camera_image(&frame).unwrap();
-        let in_lidar = |w: Point3<f64>| set.lidar_to_vehicle.inverse() * (pose.inverse() * w);
+        let in_lidar = |w: Point3<f64>| set.lidar_to_vehicle().inverse() * (pose.inverse() * w);
         let pole = in_lidar(Point3::new(15.0, 4.0, 2.5));
         let hit = set.project_point(in_lidar(Point3::new(21.0, 0.0, 1.5))).unwrap();
         assert_eq!(image.label_at(hit.u as u32, hit.v as u32), Some(42));
@@ -212,7 +213,8 @@ fn default_drive_scene_properties() {
     let s = default_scenario();
     let set = &s.calibration_schedule()[0];
     let mut wrong = set.clone();
-    wrong.lidar_to_vehicle *= nalgebra::Isometry3::rotation(nalgebra::Vector3::z() * 2f64.to_radians());
+    *wrong.lidar_to_vehicle_mut() *=
+        nalgebra::Isometry3::rotation(nalgebra::Vector3::z() * 2f64.to_radians());
     let mut cam = CameraRenderer::new(&s);
     let mut lidar = LidarRenderer::new(&s);
     let lap = s.trajectory().length() / s.trajectory().speed();

@@ -2,6 +2,7 @@
 
 mod procs;
 mod progress;
+pub mod rig_summary;
 pub mod roles;
 pub mod sandbox;
 pub mod segments;
@@ -72,6 +73,7 @@ fn base_spec(
         vehicle: None,
         deskew: false,
         zenoh: None,
+        sensors: Vec::new(),
     })
 }
 
@@ -158,10 +160,8 @@ pub fn drive(args: &DriveArgs) -> Result<Summary, CliError> {
         .filter(|k| k.at.as_secs_f64() < duration_s)
         .collect();
     let lidar_hz = spec.lidar_hz;
-    let (cam, lidar) = (scenario.camera(), scenario.lidar());
-    let camera_capacity = shared::frames::ImageHeader::rgb8_labelled(cam.width, cam.height).payload_len();
-    let lidar_capacity =
-        lidar.beams as usize * lidar.azimuth_steps as usize * shared::frames::POINT_RECORD_SIZE;
+    let (cameras, lidars) = rig_sensors(&scenario, &args.pipeline, &mut spec)?;
+    let (camera_capacity, lidar_capacity) = (cameras[0], lidars[0]);
     let expected_lidar_frames = (duration_s * lidar_hz).ceil() as u64;
     spec.zenoh = crate::remote::publish_spec(
         &args.pipeline,
@@ -178,10 +178,45 @@ pub fn drive(args: &DriveArgs) -> Result<Summary, CliError> {
         summary_path,
         expected_lidar_frames,
         lidar_period_s: 1.0 / lidar_hz,
-        shm_bytes: shm_bytes(camera_capacity, lidar_capacity)? + can_bytes,
+        shm_bytes: rig_shm_bytes(&cameras, &lidars)? + can_bytes,
         vehicle_dbc,
     };
     supervisor::supervise(cfg)
+}
+
+/// The drive's sensors into the spec (one producer and one segment each); their frame
+/// sizes (cameras, lidars), the primary first. A rig of several sensors is refused with the
+/// options that handle one camera and one lidar only.
+fn rig_sensors(
+    scenario: &Scenario,
+    args: &PipelineArgs,
+    spec: &mut RunSpec,
+) -> Result<(Vec<usize>, Vec<usize>), CliError> {
+    if scenario.is_multi_sensor() {
+        let refused = [(args.record.is_some(), "--record"), (args.zenoh.is_some(), "--zenoh")];
+        if let Some((_, opt)) = refused.iter().find(|(on, _)| *on) {
+            return Err(CliError::input(format!(
+                "{opt}: the scenario has several cameras or lidars; {opt} handles one camera and one lidar"
+            )));
+        }
+    }
+    let mut cameras = Vec::new();
+    for (name, c) in scenario.cameras() {
+        cameras.push(shared::frames::ImageHeader::rgb8_labelled(c.width, c.height).payload_len());
+        spec.sensors.push(spec::SensorRun { name, kind: shared::StreamKind::Camera, rate_hz: c.rate_hz });
+    }
+    let mut lidars = Vec::new();
+    for (name, l) in scenario.lidars() {
+        lidars.push(l.beams as usize * l.azimuth_steps as usize * shared::frames::POINT_RECORD_SIZE);
+        spec.sensors.push(spec::SensorRun { name, kind: shared::StreamKind::Lidar, rate_hz: l.rate_hz });
+    }
+    Ok((cameras, lidars))
+}
+
+/// What a rig's segments need, or exit 2 for frames no segment can hold.
+fn rig_shm_bytes(cameras: &[usize], lidars: &[usize]) -> Result<u64, CliError> {
+    segments::rig_bytes(cameras, lidars)
+        .ok_or_else(|| CliError::input("the rig's frames do not fit its segments".to_string()))
 }
 
 /// Frames per second of a log stream with `period_s` between frames; a degenerate period
@@ -263,7 +298,13 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
 /// One line for the terminal after a run.
 #[must_use]
 pub fn human_summary(s: &Summary, summary_path: &Path) -> String {
-    let sweeps = s.streams.lidar.frames_read.max(1);
+    let lidar_read: u64 = s
+        .streams
+        .values()
+        .filter(|v| v.kind == shared::StreamKind::Lidar)
+        .map(|v| v.counters.frames_read)
+        .sum();
+    let sweeps = lidar_read.max(1);
     let epochs = s.calibration.epochs.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
     let cons = match (s.consistency.mean, s.consistency.min) {
         (Some(m), Some(n)) => format!("consistency mean {m:.3} min {n:.3} · "),
@@ -272,7 +313,7 @@ pub fn human_summary(s: &Summary, summary_path: &Path) -> String {
     format!(
         "fused {} of {} sweeps ({:.1}%) · epochs {} · fused across epochs {} · rejected {} · dropped (no calibration) {} · {}latency p50 {:.1} ms p99 {:.1} ms · {:.2}× real time · crashes {} restarts {}\nsummary: {}",
         s.pairs.fused,
-        s.streams.lidar.frames_read,
+        lidar_read,
         100.0 * s.pairs.fused as f64 / sweeps as f64,
         if epochs.is_empty() { "-".into() } else { epochs },
         s.pairs.fused_epoch_mismatch,

@@ -89,22 +89,52 @@ impl RoleProc {
     }
 }
 
-/// A role said `ready` on its stdout.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ready(pub Role);
+/// One process of a run: a role, and for a producer the sensor it renders. Its name (the
+/// sensor's, else the role's) names its log file and its CPU in the summary.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ProcId {
+    /// The role.
+    pub role: Role,
+    /// A producer's sensor.
+    pub sensor: Option<calib::SensorName>,
+}
+
+impl ProcId {
+    /// A role with no sensor.
+    #[must_use]
+    pub const fn of(role: Role) -> Self {
+        Self { role, sensor: None }
+    }
+
+    /// Its name: the sensor's, else the role's.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        self.sensor.as_ref().map_or(self.role.name(), calib::SensorName::as_str)
+    }
+}
+
+impl std::fmt::Display for ProcId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A process said `ready` on its stdout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ready(pub ProcId);
 
 /// Spawns roles for one run directory and tells when they are ready.
 pub struct Spawner {
     run: PathBuf,
     logs: PathBuf,
     tx: Sender<Ready>,
-    ended_tx: Sender<Role>,
+    ended_tx: Sender<ProcId>,
     /// Each role's sandbox report, from its latest `ready` line.
     sandbox: Arc<Mutex<BTreeMap<Role, SandboxReport>>>,
     /// Every `ready` line, in the order they came.
     pub ready: Receiver<Ready>,
     /// A role's stdout closed: it is exiting (so the supervisor need not wait for its tick).
-    pub ended: Receiver<Role>,
+    pub ended: Receiver<ProcId>,
 }
 
 impl Spawner {
@@ -121,10 +151,13 @@ impl Spawner {
     ///
     /// # Errors
     /// Exit 3 if the process cannot be started or its log not opened.
-    pub fn spawn(&self, role: Role) -> Result<RoleProc, CliError> {
+    pub fn spawn(&self, id: &ProcId) -> Result<RoleProc, CliError> {
         let exe = std::env::current_exe()
             .map_err(|e| CliError::internal(format!("cannot find own executable: {e}")))?;
-        let log_path = self.log_path(role);
+        let log_path = self.log_path(id);
+        let role = id.role;
+        let sensor: Vec<String> =
+            id.sensor.iter().flat_map(|n| ["--sensor".to_string(), n.to_string()]).collect();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -135,15 +168,16 @@ impl Spawner {
             .arg(role.name())
             .arg("--run")
             .arg(&self.run)
+            .args(&sensor)
             .env(super::roles::SUPERVISOR_PID_ENV, std::process::id().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .process_group(0)
             .spawn()
-            .map_err(|e| CliError::internal(format!("cannot start the {role} role: {e}")))?;
+            .map_err(|e| CliError::internal(format!("cannot start the {id} role: {e}")))?;
         if let Some(out) = child.stdout.take() {
-            let (tx, sandbox) = (self.tx.clone(), Arc::clone(&self.sandbox));
+            let (tx, sandbox, id) = (self.tx.clone(), Arc::clone(&self.sandbox), id.clone());
             let ended = self.ended_tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(out).lines().map_while(Result::ok) {
@@ -151,10 +185,10 @@ impl Spawner {
                         if let Some(report) = report {
                             sandbox.lock().insert(role, report);
                         }
-                        let _ = tx.send(Ready(role));
+                        let _ = tx.send(Ready(id.clone()));
                     }
                 }
-                let _ = ended.send(role);
+                let _ = ended.send(id);
             });
         }
         let stdin = child.stdin.take();
@@ -171,19 +205,19 @@ impl Spawner {
     ///
     /// # Errors
     /// The role's own error if it exits first; exit 3 after [`READY_TIMEOUT`].
-    pub fn wait_ready(&self, role: Role, p: &mut RoleProc) -> Result<(), CliError> {
+    pub fn wait_ready(&self, id: &ProcId, p: &mut RoleProc) -> Result<(), CliError> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             match self.ready.recv_timeout(POLL) {
-                Ok(Ready(r)) if r == role => return Ok(()),
+                Ok(Ready(r)) if r == *id => return Ok(()),
                 Ok(_) => {}
                 Err(_) => {
                     if let Some(status) = p.exited() {
-                        return Err(self.failed(role, status));
+                        return Err(self.failed(id, status));
                     }
                     if Instant::now() > deadline {
                         return Err(CliError::internal(format!(
-                            "the {role} role did not start within {READY_TIMEOUT:?}"
+                            "the {id} role did not start within {READY_TIMEOUT:?}"
                         )));
                     }
                 }
@@ -191,15 +225,15 @@ impl Spawner {
         }
     }
 
-    fn log_path(&self, role: Role) -> PathBuf {
-        self.logs.join(format!("{}.log", role.name()))
+    fn log_path(&self, id: &ProcId) -> PathBuf {
+        self.logs.join(format!("{}.log", id.name()))
     }
 
     /// The error for `role` ending with `status`: its last log line, and exit 2 passed on
     /// for a role that reported bad input.
     #[must_use]
-    pub fn failed(&self, role: Role, status: ExitStatus) -> CliError {
-        let line = std::fs::read_to_string(self.log_path(role))
+    pub fn failed(&self, id: &ProcId, status: ExitStatus) -> CliError {
+        let line = std::fs::read_to_string(self.log_path(id))
             .ok()
             .and_then(|t| t.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_owned))
             .map(|l| l.trim_start_matches("epochfuse: error: ").to_string())
@@ -212,7 +246,7 @@ impl Spawner {
             (None, Some(s)) => format!("was killed by signal {s}"),
             _ => "stopped".to_string(),
         };
-        CliError::internal(format!("the {role} role {how}: {line}"))
+        CliError::internal(format!("the {id} role {how}: {line}"))
     }
 }
 
@@ -230,24 +264,24 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 /// CPU time per role: finished incarnations plus the running one's last sample.
 #[derive(Default)]
 pub struct CpuLedger {
-    done: BTreeMap<Role, f64>,
-    current: BTreeMap<Role, f64>,
+    done: BTreeMap<ProcId, f64>,
+    current: BTreeMap<ProcId, f64>,
 }
 
 impl CpuLedger {
     /// Samples every running role.
-    pub fn sample(&mut self, procs: &BTreeMap<Role, RoleProc>) {
-        for (role, p) in procs {
+    pub fn sample(&mut self, procs: &BTreeMap<ProcId, RoleProc>) {
+        for (id, p) in procs {
             if let Some(s) = cpu_seconds(p.child.id()) {
-                self.current.insert(*role, s);
+                self.current.insert(id.clone(), s);
             }
         }
     }
 
-    /// A role's process is replaced: bank what its last incarnation used.
-    pub fn retire(&mut self, role: Role) {
-        if let Some(s) = self.current.remove(&role) {
-            *self.done.entry(role).or_default() += s;
+    /// A process is replaced: bank what its last incarnation used.
+    pub fn retire(&mut self, id: &ProcId) {
+        if let Some(s) = self.current.remove(id) {
+            *self.done.entry(id.clone()).or_default() += s;
         }
     }
 
@@ -255,8 +289,8 @@ impl CpuLedger {
     #[must_use]
     pub fn totals(&self) -> BTreeMap<String, f64> {
         let mut t: BTreeMap<String, f64> = BTreeMap::new();
-        for (role, v) in self.done.iter().chain(&self.current) {
-            *t.entry(role.name().to_string()).or_default() += v;
+        for (id, v) in self.done.iter().chain(&self.current) {
+            *t.entry(id.name().to_string()).or_default() += v;
         }
         t
     }

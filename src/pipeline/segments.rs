@@ -13,6 +13,13 @@ pub const FUSED_SLOTS: u32 = 8;
 /// Slots of the CAN ring: a second of a busy bus's frames, so fusion's reader may lag.
 pub const CAN_SLOTS: u32 = 4096;
 
+/// A sensor's segment file in the run directory, `<name>.seg` (`camera.seg` and `lidar.seg`
+/// for a one-camera rig, as ever).
+#[must_use]
+pub fn sensor_file(name: &calib::SensorName) -> String {
+    format!("{name}.seg")
+}
+
 /// The ring of frames delivered by the vehicle bus, one record per slot.
 #[must_use]
 pub fn can() -> SegmentSpec {
@@ -42,13 +49,20 @@ pub fn fused(lidar_capacity: usize) -> SegmentSpec {
 /// it too).
 #[must_use]
 pub fn run_bytes(camera_capacity: usize, lidar_capacity: usize) -> Option<u64> {
-    let specs = [
-        producer(StreamKind::Camera, camera_capacity),
-        producer(StreamKind::Lidar, lidar_capacity),
-        fused(lidar_capacity.max(64)),
-        calib::table::table_spec(),
-    ];
-    specs.iter().try_fold(0u64, |sum, s| s.file_size().ok().and_then(|b| sum.checked_add(b)))
+    rig_bytes(&[camera_capacity], &[lidar_capacity])
+}
+
+/// [`run_bytes`] for a rig: every camera's and lidar's ring, the fused ring (sized by the
+/// largest lidar) and the calibration table.
+#[must_use]
+pub fn rig_bytes(cameras: &[usize], lidars: &[usize]) -> Option<u64> {
+    let largest = lidars.iter().copied().max().unwrap_or(0);
+    let specs = cameras
+        .iter()
+        .map(|&c| producer(StreamKind::Camera, c))
+        .chain(lidars.iter().map(|&l| producer(StreamKind::Lidar, l)))
+        .chain([fused(largest.max(64)), calib::table::table_spec()]);
+    specs.map(|s| s.file_size().ok()).try_fold(0u64, |sum, b| b.and_then(|b| sum.checked_add(b)))
 }
 
 #[cfg(test)]

@@ -95,6 +95,17 @@ pub struct ZenohSpec {
     pub epochs: Vec<(u64, Vec<u8>)>,
 }
 
+/// One sensor of the run: a producer, its segment `<name>.seg` and fusion's reader of it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SensorRun {
+    /// Its name (`camera` and `lidar` in a one-camera run).
+    pub name: calib::SensorName,
+    /// Camera or lidar.
+    pub kind: StreamKind,
+    /// Frames per second.
+    pub rate_hz: f64,
+}
+
 /// Everything a role needs to know about its run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
@@ -140,6 +151,11 @@ pub struct RunSpec {
     /// Publish the run over Zenoh (`--zenoh`): the bridge role's settings.
     #[serde(default)]
     pub zenoh: Option<ZenohSpec>,
+    /// The rig's sensors, cameras first (the primary camera, then the primary lidar, lead
+    /// their kinds). Empty: one camera `camera` at `camera_hz` and one lidar `lidar` at
+    /// `lidar_hz` (replays, remote runs).
+    #[serde(default)]
+    pub sensors: Vec<SensorRun>,
 }
 
 impl RunSpec {
@@ -167,6 +183,48 @@ impl RunSpec {
             StreamKind::Camera => self.camera_hz,
             _ => self.lidar_hz,
         }
+    }
+
+    /// The run's sensors ([`RunSpec::sensors`], or the one-camera default).
+    #[must_use]
+    pub fn sensor_list(&self) -> Vec<SensorRun> {
+        if !self.sensors.is_empty() {
+            return self.sensors.clone();
+        }
+        vec![
+            SensorRun {
+                name: calib::SensorName::camera(),
+                kind: StreamKind::Camera,
+                rate_hz: self.camera_hz,
+            },
+            SensorRun { name: calib::SensorName::lidar(), kind: StreamKind::Lidar, rate_hz: self.lidar_hz },
+        ]
+    }
+
+    /// The sensors of one kind, the primary first.
+    #[must_use]
+    pub fn sensors_of(&self, kind: StreamKind) -> Vec<SensorRun> {
+        self.sensor_list().into_iter().filter(|s| s.kind == kind).collect()
+    }
+
+    /// The sensor named `name`.
+    ///
+    /// # Errors
+    /// Exit 3: a role started for a sensor its run does not have was started wrongly.
+    pub fn sensor(&self, name: &str) -> Result<SensorRun, CliError> {
+        self.sensor_list()
+            .into_iter()
+            .find(|s| s.name.as_str() == name)
+            .ok_or_else(|| CliError::internal(format!("the run has no sensor named {name:?}")))
+    }
+
+    /// Readers of a `kind` sensor's ring a producer at `--max-rate` waits for: fusion reads
+    /// each lidar once per camera and each camera once per lidar.
+    #[must_use]
+    pub fn sensor_ring_readers(&self, kind: StreamKind) -> u64 {
+        let other = if kind == StreamKind::Camera { StreamKind::Lidar } else { StreamKind::Camera };
+        let partners = self.sensors_of(other).len().max(1) as u64;
+        self.ring_readers() + partners - 1
     }
 
     /// Reads the spec of the run at `run`.

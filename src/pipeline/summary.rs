@@ -11,9 +11,12 @@ use std::path::Path;
 
 use fusion::summary::{
     CalibrationSummary, ConsistencySummary, FusionChecks, FusionResult, LatencySummary, PairsSummary,
-    StreamSummary, StreamsSummary,
+    StreamSummary,
 };
-use fusion::{PairMetrics, PairingMode};
+use fusion::PairingMode;
+use shared::StreamKind;
+
+use super::rig_summary::{CameraBreakdown, NamedPair, RigResult, SensorStream, Streams};
 use serde::{Deserialize, Serialize};
 use shared::ring::Scoreboard;
 use shared::scoreboard::ProducerScoreboard;
@@ -110,21 +113,25 @@ pub struct Summary {
     pub duration_s: f64,
     /// Sensor time covered / wall time.
     pub realtime_factor: f64,
-    /// Ring counters.
-    pub streams: StreamsSummary,
+    /// Ring counters, by sensor name, each with its `kind`.
+    pub streams: Streams,
     /// Calibration epochs and messages.
     pub calibration: CalibrationSummary,
     /// Pairing outcomes.
     pub pairs: PairsSummary,
     /// Consistency against labels.
     pub consistency: ConsistencySummary,
+    /// Extra: `pairs` and `consistency` of each camera (with every lidar), by camera name.
+    #[serde(default)]
+    pub per_camera: BTreeMap<String, CameraBreakdown>,
     /// Capture → fused latency.
     pub latency_ms: LatencySummary,
     /// Process faults.
     pub faults: FaultsSummary,
-    /// One entry per fused pair: present for a replay and for `--per-pair`.
+    /// One entry per fused pair, naming its `camera` and `lidar`: present for a replay and
+    /// for `--per-pair`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub frames: Option<Vec<PairMetrics>>,
+    pub frames: Option<Vec<NamedPair>>,
     /// Extra: invariants.
     #[serde(default)]
     pub invariants: InvariantsSummary,
@@ -153,6 +160,8 @@ pub struct RunFacts {
     pub camera: Scoreboard,
     /// The lidar ring's scoreboard.
     pub lidar: Scoreboard,
+    /// Every sensor ring's scoreboard by sensor name (empty: `camera` and `lidar` above).
+    pub sensors: BTreeMap<String, (StreamKind, Scoreboard)>,
     /// Faults injected and seen.
     pub faults: FaultsSummary,
     /// CPU seconds per role.
@@ -171,17 +180,45 @@ impl Summary {
     /// The summary of a run: fusion's report (an empty one if fusion wrote none) and the
     /// supervisor's facts.
     #[must_use]
-    pub fn build(fusion: FusionResult, facts: RunFacts) -> Self {
-        let mut streams = fusion.streams;
+    pub fn build(fusion: FusionResult, rig: RigResult, facts: RunFacts) -> Self {
+        let boards = if facts.sensors.is_empty() {
+            BTreeMap::from([
+                ("camera".to_string(), (StreamKind::Camera, facts.camera)),
+                ("lidar".to_string(), (StreamKind::Lidar, facts.lidar)),
+            ])
+        } else {
+            facts.sensors.clone()
+        };
         // frames_read and the retry counters come from fusion's own readers when it reported
         // them (the recorder reads the same rings); the writers' counts from the scoreboards.
-        if streams.camera.frames_read == 0 && streams.lidar.frames_read == 0 {
-            streams = StreamsSummary { camera: stream_of(&facts.camera), lidar: stream_of(&facts.lidar) };
+        let mut streams = rig.streams;
+        if streams.values().all(|s| s.counters.frames_read == 0) {
+            streams = boards
+                .iter()
+                .map(|(n, (kind, b))| (n.clone(), SensorStream { kind: *kind, counters: stream_of(b) }))
+                .collect();
         }
-        streams.camera.frames_written = facts.camera.frames_written;
-        streams.lidar.frames_written = facts.lidar.frames_written;
-        let mistagged =
-            producer_mistagged(&facts.camera, "camera") + producer_mistagged(&facts.lidar, "lidar");
+        let mut mistagged = 0;
+        for (name, (kind, b)) in &boards {
+            let entry =
+                streams.entry(name.clone()).or_insert(SensorStream { kind: *kind, counters: stream_of(b) });
+            entry.counters.frames_written = b.frames_written;
+            mistagged += producer_mistagged(b, name);
+        }
+        let frames = match (rig.frames, fusion.frames) {
+            (Some(named), Some(_)) => Some(named),
+            (_, frames) => frames.map(|f| {
+                let name =
+                    |kind: StreamKind| boards.iter().find(|(_, (k, _))| *k == kind).map(|(n, _)| n.clone());
+                let (camera, lidar) = (
+                    name(StreamKind::Camera).unwrap_or_default(),
+                    name(StreamKind::Lidar).unwrap_or_default(),
+                );
+                f.into_iter()
+                    .map(|pair| NamedPair { camera: camera.clone(), lidar: lidar.clone(), pair })
+                    .collect()
+            }),
+        };
         Self {
             source: facts.source,
             pairing: fusion.pairing,
@@ -191,9 +228,10 @@ impl Summary {
             calibration: fusion.calibration,
             pairs: fusion.pairs,
             consistency: fusion.consistency,
+            per_camera: rig.per_camera,
             latency_ms: fusion.latency_ms,
             faults: facts.faults,
-            frames: fusion.frames,
+            frames,
             invariants: InvariantsSummary::new(fusion.checks, fusion.pairs.invalid_payloads, mistagged),
             cpu_s: facts.cpu_s,
             wall_s: facts.wall_s,
@@ -259,9 +297,18 @@ mod tests {
     fn every_contract_key_is_present() {
         let mut fusion = FusionResult::new(PairingMode::Latest);
         fusion.frames = Some(Vec::new());
-        let s = Summary::build(fusion, RunFacts { source: Source::Replay, ..RunFacts::default() });
+        let s = Summary::build(
+            fusion,
+            RigResult::default(),
+            RunFacts { source: Source::Replay, ..RunFacts::default() },
+        );
         let v: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
         assert_eq!(v["source"], "replay");
+        assert_eq!(
+            (v["streams"]["camera"]["kind"].as_str(), v["streams"]["lidar"]["kind"].as_str()),
+            (Some("camera"), Some("lidar"))
+        );
+        assert!(v["per_camera"].is_object());
         assert_eq!(v["pairing"], "latest");
         for k in ["duration_s", "realtime_factor", "wall_s"] {
             assert!(v[k].is_number(), "{k}");
@@ -287,7 +334,7 @@ mod tests {
         camera.aux[shared::layout::aux::PRODUCER_MISTAGGED] = 2;
         let mut fusion = FusionResult::new(PairingMode::Epoch);
         fusion.pairs.invalid_payloads = 1;
-        let s = Summary::build(fusion, RunFacts { camera, ..RunFacts::default() });
+        let s = Summary::build(fusion, RigResult::default(), RunFacts { camera, ..RunFacts::default() });
         assert_eq!((s.invariants.mistagged_frames, s.invariants.torn_frames_accepted), (2, 1));
         assert!(!s.invariants.ok);
     }
@@ -302,6 +349,7 @@ mod tests {
         camera.aux[shared::layout::aux::PRODUCER_MISTAGGED] = u64::MAX;
         let s = Summary::build(
             FusionResult::new(PairingMode::Epoch),
+            RigResult::default(),
             RunFacts { camera, lidar, ..RunFacts::default() },
         );
         assert_eq!(s.invariants.mistagged_frames, 20);

@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 use fusion::FusionResult;
 use indicatif::ProgressBar;
 use shared::rundir::RunDir;
-use shared::Role;
+use shared::{Role, StreamKind};
 
-use super::procs::{CpuLedger, RoleProc, Spawner};
+use super::procs::{CpuLedger, ProcId, RoleProc, Spawner};
 use super::progress::{self, Boards, Recovery, StallWatch, Watch};
+use super::rig_summary::{RigResult, RIG_RESULT_FILE};
 use super::sandbox::SandboxSummary;
 use super::spec::{
     RunSpec, SourceSpec, CALIB_RESULT_FILE, FUSION_RESULT_FILE, SCENARIO_FILE, VEHICLE_DBC_FILE,
@@ -68,46 +69,62 @@ pub struct Supervise {
     pub vehicle_dbc: Option<String>,
 }
 
-/// The roles of a run: who produces, and who serves and consumes (in start order).
+/// The processes of a run: who produces, and who serves and consumes (in start order).
 struct Cast {
-    producers: Vec<Role>,
-    services: Vec<Role>,
+    producers: Vec<ProcId>,
+    services: Vec<ProcId>,
 }
 
 impl Cast {
     fn of(spec: &RunSpec) -> Self {
         let producers = match spec.source {
-            SourceSpec::Sim => vec![Role::Camera, Role::Lidar],
-            SourceSpec::Replay { .. } => vec![Role::Replayer],
+            // One producer per sensor, cameras first.
+            SourceSpec::Sim => spec
+                .sensor_list()
+                .into_iter()
+                .map(|s| {
+                    let role = if s.kind == StreamKind::Camera { Role::Camera } else { Role::Lidar };
+                    ProcId { role, sensor: Some(s.name) }
+                })
+                .collect(),
+            SourceSpec::Replay { .. } => vec![ProcId::of(Role::Replayer)],
             // Another host's run: the bridge mirrors its streams into the rings.
-            SourceSpec::Remote(_) => vec![Role::Bridge],
+            SourceSpec::Remote(_) => vec![ProcId::of(Role::Bridge)],
         };
         // The car's bus runs for the drive's length, like a producer.
-        let producers = producers.into_iter().chain(spec.vehicle.as_ref().map(|_| Role::Vehicle)).collect();
-        let mut services = vec![Role::Calib, Role::Fusion];
+        let producers: Vec<ProcId> =
+            producers.into_iter().chain(spec.vehicle.as_ref().map(|_| ProcId::of(Role::Vehicle))).collect();
+        let mut services = vec![ProcId::of(Role::Calib), ProcId::of(Role::Fusion)];
         if spec.record.is_some() {
-            services.push(Role::Recorder);
+            services.push(ProcId::of(Role::Recorder));
         }
         if spec.zenoh.is_some() {
-            services.push(Role::Bridge);
+            services.push(ProcId::of(Role::Bridge));
         }
         Self { producers, services }
     }
 
     /// Start order: services first, so producers find their sockets and readers.
-    fn start_order(&self) -> impl Iterator<Item = Role> + '_ {
-        self.services.iter().chain(&self.producers).copied()
+    fn start_order(&self) -> impl Iterator<Item = &ProcId> + '_ {
+        self.services.iter().chain(&self.producers)
     }
 
     /// Stop order: producers, then consumers, then the calibration service.
-    fn stop_order(&self) -> impl Iterator<Item = Role> + '_ {
-        let bridge = Some(Role::Bridge).filter(|r| !self.producers.contains(r));
+    fn stop_order(&self) -> Vec<ProcId> {
+        let bridge = Some(ProcId::of(Role::Bridge)).filter(|r| !self.producers.contains(r));
         self.producers
             .iter()
-            .copied()
-            .chain([Role::Fusion, Role::Recorder])
+            .cloned()
+            .chain([ProcId::of(Role::Fusion), ProcId::of(Role::Recorder)])
             .chain(bridge)
-            .chain([Role::Calib])
+            .chain([ProcId::of(Role::Calib)])
+            .collect()
+    }
+
+    /// The process a fault naming `role` means: the role's first producer (the primary
+    /// camera or lidar), else the role itself.
+    fn resolve(&self, role: Role) -> ProcId {
+        self.producers.iter().find(|p| p.role == role).cloned().unwrap_or(ProcId::of(role))
     }
 }
 
@@ -129,12 +146,12 @@ fn prepare(cfg: &Supervise, dir: &Path) -> Result<PathBuf, CliError> {
 
 /// Spawns every role in start order, each ready before the next; on a failure stops those
 /// already running.
-fn start_all(spawner: &Spawner, cast: &Cast) -> Result<BTreeMap<Role, RoleProc>, CliError> {
+fn start_all(spawner: &Spawner, cast: &Cast) -> Result<BTreeMap<ProcId, RoleProc>, CliError> {
     let mut procs = BTreeMap::new();
-    for role in cast.start_order() {
-        let started = spawner.spawn(role).and_then(|mut p| {
-            let ready = spawner.wait_ready(role, &mut p);
-            procs.insert(role, p);
+    for id in cast.start_order() {
+        let started = spawner.spawn(id).and_then(|mut p| {
+            let ready = spawner.wait_ready(id, &mut p);
+            procs.insert(id.clone(), p);
             ready
         });
         if let Err(e) = started {
@@ -172,16 +189,16 @@ pub fn supervise(cfg: Supervise) -> Result<Summary, CliError> {
     let mut live = Live::start(&cfg, procs, &spawner, &cast);
     let failure = live.run(&dir, &stop);
     let producing_wall = live.wall_start.elapsed();
-    for role in cast.stop_order() {
+    for id in cast.stop_order() {
         live.cpu.sample(&live.procs);
-        if let Some(p) = live.procs.get_mut(&role) {
+        if let Some(p) = live.procs.get_mut(&id) {
             p.stop();
         }
     }
     live.bar.finish_and_clear();
 
     let boards = live.watch.look(&dir);
-    let summary = merge(&cfg, &dir, live.facts(boards, producing_wall));
+    let summary = merge(&cfg, &dir, live.facts(&dir, boards, producing_wall));
     if let Some(parent) = cfg.summary_path.parent().filter(|p| !p.as_os_str().is_empty()) {
         let _ = std::fs::create_dir_all(parent);
     }
@@ -212,7 +229,11 @@ fn merge(cfg: &Supervise, dir: &Path, facts: RunFacts) -> Summary {
     if let Some(stats) = service {
         fusion.calibration.refused = stats.refused;
     }
-    let mut summary = Summary::build(fusion, facts);
+    let rig: RigResult = std::fs::read(dir.join(RIG_RESULT_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let mut summary = Summary::build(fusion, rig, facts);
     // The bus's part, only in runs with a bus (a run without one keeps its summary as it was).
     summary.can =
         std::fs::read(dir.join(VEHICLE_RESULT_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok());
@@ -224,7 +245,7 @@ struct Live<'a> {
     cfg: &'a Supervise,
     spawner: &'a Spawner,
     cast: &'a Cast,
-    procs: BTreeMap<Role, RoleProc>,
+    procs: BTreeMap<ProcId, RoleProc>,
     t0_ns: u64,
     bar: ProgressBar,
     wall_start: Instant,
@@ -240,7 +261,7 @@ impl<'a> Live<'a> {
     /// Fixes the clock's origin and starts every (ready) role.
     fn start(
         cfg: &'a Supervise,
-        mut procs: BTreeMap<Role, RoleProc>,
+        mut procs: BTreeMap<ProcId, RoleProc>,
         spawner: &'a Spawner,
         cast: &'a Cast,
     ) -> Self {
@@ -316,28 +337,29 @@ impl<'a> Live<'a> {
     fn inject_kills(&mut self, now: Duration, boards: &Boards) -> Result<(), CliError> {
         while self.pending_kills.first().is_some_and(|k| k.at <= now) {
             let k = self.pending_kills.remove(0);
-            let Some(p) = self.procs.get_mut(&k.role) else { continue };
+            let id = self.cast.resolve(k.role);
+            let Some(p) = self.procs.get_mut(&id) else { continue };
             if p.exited().is_some() {
                 continue;
             }
             p.kill();
-            self.cpu.retire(k.role);
+            self.cpu.retire(&id);
             self.faults.crashes += 1;
             self.bar.println(format!(
                 "fault: killed the {} role (SIGKILL) at {:.2} s",
-                k.role,
+                id,
                 now.as_secs_f64()
             ));
             if !k.restart {
-                self.procs.remove(&k.role);
+                self.procs.remove(&id);
                 continue;
             }
-            let mut np = self.spawner.spawn(k.role)?;
+            let mut np = self.spawner.spawn(&id)?;
             np.go(self.t0_ns);
             *p = np;
             self.faults.restarts += 1;
             self.recovery.restarted(boards);
-            self.bar.println(format!("fault: restarted the {} role", k.role));
+            self.bar.println(format!("fault: restarted the {id} role"));
         }
         Ok(())
     }
@@ -346,14 +368,14 @@ impl<'a> Live<'a> {
     /// one's error.
     fn deaths(&mut self) -> Option<CliError> {
         let mut failure = None;
-        for role in self.cast.start_order() {
-            let Some(p) = self.procs.get_mut(&role) else { continue };
+        for id in self.cast.start_order() {
+            let Some(p) = self.procs.get_mut(id) else { continue };
             let Some(status) = p.exited() else { continue };
-            if self.cast.producers.contains(&role) && status.success() {
+            if self.cast.producers.contains(id) && status.success() {
                 continue; // Finished its frames.
             }
             self.faults.crashes += 1;
-            let e = self.spawner.failed(role, status);
+            let e = self.spawner.failed(id, status);
             self.bar.println(format!(
                 "fault: {e} (after {:.1} s); stopping the run",
                 p.started.elapsed().as_secs_f64()
@@ -369,18 +391,19 @@ impl<'a> Live<'a> {
         let done = producers
             .iter()
             .all(|r| self.procs.get_mut(r).is_none_or(|p| p.exited().is_some_and(|s| s.success())));
-        done && self.pending_kills.iter().all(|k| producers.contains(&k.role))
+        done && self.pending_kills.iter().all(|k| producers.contains(&self.cast.resolve(k.role)))
     }
 
     /// The supervisor's part of the summary: the rings as `boards` shows them at the end,
     /// and the realtime factor over the producing phase (`producing_wall`).
-    fn facts(&self, boards: Boards, producing_wall: Duration) -> RunFacts {
+    fn facts(&self, dir: &Path, boards: Boards, producing_wall: Duration) -> RunFacts {
         let sim_s = boards.lidar.frames_written as f64 * self.cfg.lidar_period_s;
         let wall = producing_wall.as_secs_f64();
         RunFacts {
             source: self.cfg.spec.source_kind(),
             camera: boards.camera,
             lidar: boards.lidar,
+            sensors: sensor_boards(dir, &self.cfg.spec),
             faults: self.faults,
             cpu_s: self.cpu.totals(),
             duration_s: sim_s,
@@ -389,4 +412,19 @@ impl<'a> Live<'a> {
             sandbox: SandboxSummary::of(&self.spawner.sandbox_reports()),
         }
     }
+}
+
+/// Every sensor ring's scoreboard at the end of the run, by sensor name (zeros for a ring
+/// that never appeared).
+fn sensor_boards(dir: &Path, spec: &RunSpec) -> BTreeMap<String, (StreamKind, shared::ring::Scoreboard)> {
+    spec.sensor_list()
+        .into_iter()
+        .map(|s| {
+            let path = dir.join(super::segments::sensor_file(&s.name));
+            let seg: Option<shared::segment::Segment<shared::mapping::ReadOnly>> =
+                shared::segment::Segment::attach(&path, Some(s.kind)).ok();
+            let board = seg.as_ref().map(shared::ring::Scoreboard::load).unwrap_or_default();
+            (s.name.to_string(), (s.kind, board))
+        })
+        .collect()
 }

@@ -79,6 +79,7 @@ pub fn remote(args: &RemoteArgs) -> Result<(Summary, PathBuf), CliError> {
         vehicle: None,
         deskew: false,
         zenoh: None,
+        sensors: Vec::new(),
     };
     let capacity = |c: u64| usize::try_from(c).unwrap_or(usize::MAX);
     let shm_bytes =

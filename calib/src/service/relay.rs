@@ -16,7 +16,7 @@ use shared::{Role, TimestampNs};
 use super::{CalibService, Epoch};
 use crate::policy::Verdict;
 use crate::types::CalibrationSet;
-use crate::wire::{self, Message, UPDATE_LEN};
+use crate::wire::{self, Message};
 
 impl CalibService {
     /// Handles one message of subscribed peer `i` (`None`: an oversize packet). Returns
@@ -43,7 +43,6 @@ impl CalibService {
 
     /// Takes a relayed epoch (already decoded and checked), or ignores and counts it.
     fn relay(&mut self, set: CalibrationSet, bytes: &[u8]) {
-        let Ok(bytes) = <[u8; UPDATE_LEN]>::try_from(bytes) else { return };
         let why = match (self.epochs.iter().find(|e| e.set.epoch == set.epoch), self.epochs.last()) {
             // Sent again (a late joiner's table and the live stream may both bring it).
             (Some(known), _) if known.bytes == bytes => None,
@@ -53,7 +52,12 @@ impl CalibService {
             }
             (None, _) => {
                 tracing::info!(epoch = %set.epoch, valid_from_ns = set.valid_from.0, "calibration epoch relayed");
-                self.epochs.push(Epoch { set, bytes, due: TimestampNs(0), announced_at: None });
+                self.epochs.push(Epoch {
+                    set,
+                    bytes: bytes.to_vec(),
+                    due: TimestampNs(0),
+                    announced_at: None,
+                });
                 self.stats.epochs_relayed += 1;
                 return;
             }

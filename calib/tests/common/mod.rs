@@ -18,8 +18,9 @@ pub fn rig(e: u64, valid_from_ms: u64) -> CalibrationSet {
     let mut s = default_rig();
     s.epoch = CalibEpoch(e);
     s.valid_from = TimestampNs(valid_from_ms * 1_000_000);
-    s.camera_to_vehicle.rotation = UnitQuaternion::from_euler_angles(0.0, 0.0, (e as f64 * 0.1).to_radians())
-        * s.camera_to_vehicle.rotation;
+    s.camera_to_vehicle_mut().rotation =
+        UnitQuaternion::from_euler_angles(0.0, 0.0, (e as f64 * 0.1).to_radians())
+            * s.camera_to_vehicle().rotation;
     s
 }
 

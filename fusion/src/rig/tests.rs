@@ -53,17 +53,17 @@ fn set(c: &Cam, lidar: &Isometry3<f64>) -> CalibrationSet {
         Translation3::new(c.pos.0, c.pos.1, c.pos.2),
         UnitQuaternion::from_euler_angles(c.roll, c.pitch, c.yaw) * optical(),
     );
-    let mut s = CalibrationSet {
-        epoch: CalibEpoch(1),
-        valid_from: TimestampNs(0),
-        camera: Projection::Pinhole(k),
+    let mut s = CalibrationSet::single(
+        CalibEpoch(1),
+        TimestampNs(0),
+        Projection::Pinhole(k),
         camera_to_vehicle,
-        lidar_to_vehicle: *lidar,
-    };
+        *lidar,
+    );
     match c.kind {
         1 => {
             let d = Distortion { k1: -0.2, k2: 0.05, p1: 0.001, p2: -0.0005, k3: 0.0 };
-            s.camera = Projection::Pinhole(CameraIntrinsics { distortion: d, ..k });
+            *s.camera_mut() = Projection::Pinhole(CameraIntrinsics { distortion: d, ..k });
         }
         2 | 3 => {
             // p = P · [R0|0] with a small rectifying rotation and a stereo baseline term.
@@ -72,10 +72,10 @@ fn set(c: &Cam, lidar: &Isometry3<f64>) -> CalibrationSet {
             let mut p = Matrix3x4::zeros();
             p.fixed_view_mut::<3, 3>(0, 0).copy_from(&(kk * r0.matrix()));
             p.set_column(3, &Vector3::new(-0.54 * k.fx, 0.2, 0.003));
-            s.camera = Projection::Rectified { p, width: w, height: h };
+            *s.camera_mut() = Projection::Rectified { p, width: w, height: h };
             if c.kind == 3 {
-                s.lidar_to_vehicle = s.lidar_to_camera();
-                s.camera_to_vehicle = Isometry3::identity();
+                *s.lidar_to_vehicle_mut() = s.lidar_to_camera();
+                *s.camera_to_vehicle_mut() = Isometry3::identity();
             }
         }
         _ => {}
@@ -87,7 +87,7 @@ fn set(c: &Cam, lidar: &Isometry3<f64>) -> CalibrationSet {
 /// the same for v), at depths from 0.05 to 80 m, in the lidar frame: where a wrong wedge
 /// would show.
 fn border_points(calib: &CalibrationSet, seed: u64, out: &mut Vec<PointRecord>) {
-    let (a, b) = match calib.camera {
+    let (a, b) = match *calib.camera() {
         Projection::Rectified { p, .. } => {
             (p.fixed_view::<3, 3>(0, 0).into_owned(), p.column(3).into_owned())
         }
@@ -97,7 +97,7 @@ fn border_points(calib: &CalibrationSet, seed: u64, out: &mut Vec<PointRecord>) 
     };
     let inv = a.try_inverse().unwrap();
     let lidar_from_camera = calib.lidar_to_camera().inverse();
-    let (w, h) = (f64::from(calib.camera.width()), f64::from(calib.camera.height()));
+    let (w, h) = (f64::from(calib.camera().width()), f64::from(calib.camera().height()));
     let mut next = uniform(seed);
     for i in 0..400 {
         let t = next();

@@ -16,7 +16,8 @@ impl Scenario {
         validate::header(&spec)?;
         validate::camera(&spec.camera)?;
         validate::lidar(&spec.lidar)?;
-        let epochs = validate::epochs(&spec)?;
+        let sensors = validate::sensors(&spec)?;
+        let epochs = validate::epochs(&spec, &sensors)?;
         validate::faults(&spec.faults, epochs.len())?;
         let (world, urban) = build_world(&spec.world, spec.seed)?;
         let trajectory = build_trajectory(&spec.trajectory, urban)?;
@@ -24,7 +25,8 @@ impl Scenario {
             source: file.to_string(),
             world: Arc::new(world),
             trajectory: Arc::new(trajectory),
-            epochs: epochs.into(),
+            epochs: epochs.iter().map(|e| e.view(0, 0)).collect(),
+            sensors: epochs.into(),
             spec,
         })
     }

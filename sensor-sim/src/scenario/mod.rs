@@ -33,6 +33,16 @@
 //! Angle deltas add to the mount's roll/pitch/yaw in degrees. The simulated sensor is
 //! physically moved at the event time, so the epoch in force at a capture time is the truth.
 //!
+//! **Surround rigs.** `cameras: [(name: "front", width: 640, height: 360, rate_hz: 10.0,
+//! hfov_deg: 100.0, mount: (xyz: .., rpy_deg: ..)), ..]` declares several named cameras
+//! (instead of `camera` and `rig.camera`/`rig.intrinsics`), `lidars: [(name, config, mount)]`
+//! several lidars (instead of `lidar`/`rig.lidar`); without them the rig is one camera
+//! `camera` and one lidar `lidar`, as ever. The first of each list is the primary sensor that
+//! the one-camera changes (`CameraYawDeg`, ...) move; `Remount(name, mount)`,
+//! `SensorRollDeg/PitchDeg/YawDeg(name, deg)` and `SensorOffsetM(name, dx, dy, dz)` move the
+//! named one. Every change is a new epoch for the whole rig. [`Scenario::for_sensor`] is the
+//! scenario as one sensor sees it, which its renderer takes.
+//!
 //! **Times.** Scenario time is nanoseconds since the start of the drive ([`TimestampNs`]);
 //! the producers add their clock's origin.
 //!
@@ -51,14 +61,14 @@ mod validate;
 
 pub use error::ScenarioError;
 pub use spec::{
-    BoxSpec, CalibrationEvent, CameraConfig, CylinderSpec, Fault, Generator, LidarConfig, RigChange, RigSpec,
-    RoadSpec, ScenarioSpec, TrajectorySpec, VehicleSpec, WorldSpec,
+    BoxSpec, CalibrationEvent, CameraConfig, CylinderSpec, Fault, Generator, LidarConfig, NamedCamera,
+    NamedLidar, RigChange, RigSpec, RoadSpec, ScenarioSpec, TrajectorySpec, VehicleSpec, WorldSpec,
 };
 
-use crate::rig::Rig;
+use crate::rig::{Intrinsics, Mount, Rig};
 use crate::trajectory::{Pose2, Trajectory};
 use crate::world::World;
-use calib::CalibrationSet;
+use calib::{CalibrationSet, SensorName};
 use nalgebra::Isometry3;
 use shared::{CalibEpoch, TimestampNs};
 use std::path::Path;
@@ -66,6 +76,79 @@ use std::sync::Arc;
 
 /// The built-in default scenario, compiled in.
 pub const DEFAULT_RON: &str = include_str!("../../../configs/drives/default.ron");
+
+/// One camera of the rig in one epoch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CameraRig {
+    /// Image size and rate.
+    pub config: CameraConfig,
+    /// Lens.
+    pub intrinsics: Intrinsics,
+    /// Body mount.
+    pub mount: Mount,
+}
+
+/// One lidar of the rig in one epoch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LidarRig {
+    /// Beams, rate, range.
+    pub config: LidarConfig,
+    /// Mount.
+    pub mount: Mount,
+}
+
+/// Every sensor of the rig in one epoch, the primary camera and lidar first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SensorRig {
+    /// The epoch.
+    pub epoch: CalibEpoch,
+    /// When the sensors took this rig (scenario time).
+    pub valid_from: TimestampNs,
+    /// The cameras, by name.
+    pub cameras: Vec<(SensorName, CameraRig)>,
+    /// The lidars, by name.
+    pub lidars: Vec<(SensorName, LidarRig)>,
+}
+
+impl SensorRig {
+    /// This epoch as a calibration set, valid from `valid_from + origin`.
+    #[must_use]
+    pub fn to_calibration_set(&self, origin: TimestampNs) -> CalibrationSet {
+        CalibrationSet {
+            epoch: self.epoch,
+            valid_from: TimestampNs(origin.0 + self.valid_from.0),
+            cameras: self
+                .cameras
+                .iter()
+                .map(|(name, c)| calib::CameraMount {
+                    name: name.clone(),
+                    projection: calib::Projection::Pinhole(
+                        c.intrinsics.to_calib(c.config.width, c.config.height),
+                    ),
+                    to_vehicle: c.mount.optical_to_vehicle(),
+                })
+                .collect(),
+            lidars: self
+                .lidars
+                .iter()
+                .map(|(name, l)| calib::LidarMount {
+                    name: name.clone(),
+                    to_vehicle: l.mount.body_to_vehicle(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The one-camera view of camera `c` and lidar `l` (indices).
+    fn view(&self, c: usize, l: usize) -> EpochRig {
+        let (cam, lidar) = (&self.cameras[c].1, &self.lidars[l].1);
+        EpochRig {
+            epoch: self.epoch,
+            valid_from: self.valid_from,
+            rig: Rig { intrinsics: cam.intrinsics, camera: cam.mount, lidar: lidar.mount },
+        }
+    }
+}
 
 /// The rig of one calibration epoch.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -86,6 +169,8 @@ pub struct Scenario {
     world: Arc<World>,
     trajectory: Arc<Trajectory>,
     epochs: Arc<[EpochRig]>,
+    /// Every sensor in every epoch (`epochs` is the primary camera and lidar's view).
+    sensors: Arc<[SensorRig]>,
 }
 
 fn secs_to_ns(s: f64) -> TimestampNs {
@@ -227,18 +312,50 @@ impl Scenario {
     /// [`Scenario::calibration_schedule`] with every `valid_from` shifted by `origin`.
     #[must_use]
     pub fn calibration_schedule_from(&self, origin: TimestampNs) -> Vec<CalibrationSet> {
-        let cam = self.spec.camera;
-        self.epochs
-            .iter()
-            .map(|e| {
-                e.rig.to_calibration_set(
-                    e.epoch,
-                    TimestampNs(origin.0 + e.valid_from.0),
-                    cam.width,
-                    cam.height,
-                )
-            })
-            .collect()
+        self.sensors.iter().map(|e| e.to_calibration_set(origin)).collect()
+    }
+
+    /// Every sensor of every epoch, epoch 1 first.
+    #[must_use]
+    pub fn sensors(&self) -> &Arc<[SensorRig]> {
+        &self.sensors
+    }
+
+    /// The cameras' names and configurations (the primary first).
+    #[must_use]
+    pub fn cameras(&self) -> Vec<(SensorName, CameraConfig)> {
+        self.sensors[0].cameras.iter().map(|(n, c)| (n.clone(), c.config)).collect()
+    }
+
+    /// The lidars' names and configurations (the primary first).
+    #[must_use]
+    pub fn lidars(&self) -> Vec<(SensorName, LidarConfig)> {
+        self.sensors[0].lidars.iter().map(|(n, l)| (n.clone(), l.config)).collect()
+    }
+
+    /// Whether the rig has more than one camera or lidar.
+    #[must_use]
+    pub fn is_multi_sensor(&self) -> bool {
+        self.sensors[0].cameras.len() > 1 || self.sensors[0].lidars.len() > 1
+    }
+
+    /// This scenario as seen by one sensor: its configuration is `camera` and `lidar` and its
+    /// mount is the rig's (the primary lidar's with a camera, the primary camera's with a
+    /// lidar), so a renderer made from the view renders that sensor. The view of the
+    /// primary camera or lidar is the scenario itself. `None` for an unknown name.
+    #[must_use]
+    pub fn for_sensor(&self, name: &str) -> Option<Self> {
+        let first = &self.sensors[0];
+        let (c, l) = if let Some(c) = first.cameras.iter().position(|(n, _)| n.as_str() == name) {
+            (c, 0)
+        } else {
+            (0, first.lidars.iter().position(|(n, _)| n.as_str() == name)?)
+        };
+        let mut view = self.clone();
+        view.spec.camera = first.cameras[c].1.config;
+        view.spec.lidar = first.lidars[l].1.config;
+        view.epochs = self.sensors.iter().map(|e| e.view(c, l)).collect();
+        Some(view)
     }
 
     /// The epoch in force at scenario time `t`: the newest with `valid_from ≤ t`.

@@ -30,6 +30,14 @@ pub struct ScenarioSpec {
     /// The initial rig (epoch 1).
     #[serde(default)]
     pub rig: RigSpec,
+    /// A rig of several named cameras, each with its image, rate, lens and mount (instead
+    /// of `camera` and the camera parts of `rig`). Empty: one camera named `camera`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cameras: Vec<NamedCamera>,
+    /// Several named lidars (instead of `lidar` and `rig.lidar`). Empty: one lidar named
+    /// `lidar`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lidars: Vec<NamedLidar>,
     /// Recalibration events, in time order.
     #[serde(default)]
     pub calibration: Vec<CalibrationEvent>,
@@ -247,6 +255,65 @@ pub struct RigSpec {
     pub lidar: Option<Mount>,
 }
 
+/// One camera of a rig of several.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedCamera {
+    /// Its name (`calib::SensorName`: 1 to 32 of `a-z 0-9 _ -`).
+    pub name: String,
+    /// Width, pixels.
+    #[serde(default = "default_width")]
+    pub width: u32,
+    /// Height, pixels.
+    #[serde(default = "default_height")]
+    pub height: u32,
+    /// Frames per second.
+    #[serde(default = "default_camera_rate")]
+    pub rate_hz: f64,
+    /// Horizontal field of view, degrees: the focal length that shows it (the default
+    /// lens's distortion, principal point at the centre). Not with `intrinsics`.
+    #[serde(default)]
+    pub hfov_deg: Option<f64>,
+    /// The lens; without it (and without `hfov_deg`), the default lens for the image size.
+    #[serde(default)]
+    pub intrinsics: Option<Intrinsics>,
+    /// Where its body sits on the vehicle.
+    pub mount: Mount,
+}
+
+fn default_width() -> u32 {
+    CameraConfig::default().width
+}
+
+fn default_height() -> u32 {
+    CameraConfig::default().height
+}
+
+fn default_camera_rate() -> f64 {
+    CameraConfig::default().rate_hz
+}
+
+impl NamedCamera {
+    /// Its image size and rate.
+    #[must_use]
+    pub fn config(&self) -> CameraConfig {
+        CameraConfig { width: self.width, height: self.height, rate_hz: self.rate_hz }
+    }
+}
+
+/// One lidar of a rig of several.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedLidar {
+    /// Its name.
+    pub name: String,
+    /// Its beams, rate, range.
+    #[serde(default)]
+    pub config: LidarConfig,
+    /// Where it sits on the vehicle.
+    pub mount: Mount,
+}
+
 /// A recalibration: the rig changes at `at_s`, and a new epoch starts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -286,19 +353,59 @@ pub enum RigChange {
     FocalScale(f64),
     /// Move the principal point by (dx, dy) pixels: `PrincipalPointShift(dx, dy)`.
     PrincipalPointShift(f64, f64),
+    /// New mount of the sensor (camera or lidar) named so: `Remount("left", (xyz: ..))`.
+    Remount(String, Mount),
+    /// Add to the named sensor's roll, degrees: `SensorRollDeg("left", 1.0)`.
+    SensorRollDeg(String, f64),
+    /// Add to the named sensor's pitch, degrees.
+    SensorPitchDeg(String, f64),
+    /// Add to the named sensor's yaw, degrees.
+    SensorYawDeg(String, f64),
+    /// Move the named sensor by (dx, dy, dz) metres: `SensorOffsetM("left", dx, dy, dz)`.
+    SensorOffsetM(String, f64, f64, f64),
+}
+
+fn add(m: &mut Mount, i: usize, v: f64) {
+    match i {
+        0 => m.rpy_deg.0 += v,
+        1 => m.rpy_deg.1 += v,
+        _ => m.rpy_deg.2 += v,
+    }
+}
+
+fn offset(m: &mut Mount, d: (f64, f64, f64)) {
+    m.xyz = (m.xyz.0 + d.0, m.xyz.1 + d.1, m.xyz.2 + d.2);
 }
 
 impl RigChange {
-    /// Applies the change to `rig`.
+    /// The sensor a named change moves; `None` for a change of the primary camera or lidar.
+    #[must_use]
+    pub fn sensor(&self) -> Option<&str> {
+        match self {
+            Self::Remount(n, _)
+            | Self::SensorRollDeg(n, _)
+            | Self::SensorPitchDeg(n, _)
+            | Self::SensorYawDeg(n, _)
+            | Self::SensorOffsetM(n, ..) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Applies a named change to its sensor's mount (other changes leave it).
+    pub(super) fn apply_to_mount(&self, m: &mut Mount) {
+        match *self {
+            Self::Remount(_, new) => *m = new,
+            Self::SensorRollDeg(_, v) => add(m, 0, v),
+            Self::SensorPitchDeg(_, v) => add(m, 1, v),
+            Self::SensorYawDeg(_, v) => add(m, 2, v),
+            Self::SensorOffsetM(_, x, y, z) => offset(m, (x, y, z)),
+            _ => {}
+        }
+    }
+
+    /// Applies a change of the primary camera or lidar to `rig` (a named change is
+    /// [`RigChange::apply_to_mount`]'s).
     pub(super) fn apply(&self, rig: &mut Rig) {
-        let add = |m: &mut Mount, i: usize, v: f64| match i {
-            0 => m.rpy_deg.0 += v,
-            1 => m.rpy_deg.1 += v,
-            _ => m.rpy_deg.2 += v,
-        };
-        let offset = |m: &mut Mount, d: (f64, f64, f64)| {
-            m.xyz = (m.xyz.0 + d.0, m.xyz.1 + d.1, m.xyz.2 + d.2);
-        };
         match *self {
             Self::CameraMount(m) => rig.camera = m,
             Self::LidarMount(m) => rig.lidar = m,
@@ -319,6 +426,11 @@ impl RigChange {
                 rig.intrinsics.cx += dx;
                 rig.intrinsics.cy += dy;
             }
+            Self::Remount(..)
+            | Self::SensorRollDeg(..)
+            | Self::SensorPitchDeg(..)
+            | Self::SensorYawDeg(..)
+            | Self::SensorOffsetM(..) => {}
         }
     }
 }

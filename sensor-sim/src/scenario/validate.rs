@@ -1,10 +1,11 @@
 //! Validation: every value of a scenario in range and consistent, each failure naming its
 //! field as a path (`calibration[1].changes[0]`, `faults[2].to`).
 
-use super::spec::{CameraConfig, Fault, LidarConfig, RigChange, ScenarioSpec};
-use super::{secs_to_ns, EpochRig};
+use super::spec::{CameraConfig, Fault, LidarConfig, NamedCamera, RigChange, ScenarioSpec};
+use super::{secs_to_ns, CameraRig, LidarRig, SensorRig};
 use crate::rig::{Intrinsics, Mount, Rig};
 use crate::world::FIRST_OBJECT_ID;
+use calib::SensorName;
 use shared::{CalibEpoch, Role, TimestampNs};
 
 /// The name and the default duration.
@@ -70,20 +71,83 @@ fn fits_a_slot(field: &str, bytes: u64, what: &str, unit: &str) -> Check {
     Ok(())
 }
 
-/// The initial rig and every recalibration: the rig of each epoch, epoch 1 first.
-pub(super) fn epochs(spec: &ScenarioSpec) -> Result<Vec<EpochRig>, Invalid> {
+/// A sensor name of a list, checked.
+fn sensor_name(field: &str, name: &str) -> Result<SensorName, Invalid> {
+    SensorName::new(name).map_err(|e| (format!("{field}.name"), e.0))
+}
+
+/// The initial rig (epoch 1): `cameras`/`lidars` lists, or the one camera `camera` and the
+/// one lidar `lidar` of `camera`, `lidar` and `rig`. Sizes, rates, lenses and mounts checked.
+pub(super) fn sensors(spec: &ScenarioSpec) -> Result<SensorRig, Invalid> {
     let cam = spec.camera;
     let def = Rig::default_for(cam.width, cam.height);
-    let rig = Rig {
-        intrinsics: spec.rig.intrinsics.unwrap_or(def.intrinsics),
-        camera: spec.rig.camera.unwrap_or(def.camera),
-        lidar: spec.rig.lidar.unwrap_or(def.lidar),
+    let cameras = if spec.cameras.is_empty() {
+        camera(&cam)?;
+        let intrinsics = spec.rig.intrinsics.unwrap_or(def.intrinsics);
+        check_intrinsics("rig.intrinsics", &intrinsics, cam.width, cam.height)?;
+        let mount = spec.rig.camera.unwrap_or(def.camera);
+        check_mount("rig.camera", &mount)?;
+        vec![(SensorName::camera(), CameraRig { config: cam, intrinsics, mount })]
+    } else {
+        if cam != CameraConfig::default() || spec.rig.camera.is_some() || spec.rig.intrinsics.is_some() {
+            return bad(
+                "cameras",
+                "give `cameras`, or `camera` with `rig.camera`/`rig.intrinsics`, not both",
+            );
+        }
+        let mut out = Vec::new();
+        for (i, c) in spec.cameras.iter().enumerate() {
+            out.push(named_camera(&format!("cameras[{i}]"), c)?);
+        }
+        out
     };
-    check_intrinsics("rig.intrinsics", &rig.intrinsics, cam.width, cam.height)?;
-    check_mount("rig.camera", &rig.camera)?;
-    check_mount("rig.lidar", &rig.lidar)?;
-    let mut epochs = vec![EpochRig { epoch: CalibEpoch(1), valid_from: TimestampNs(0), rig }];
-    let mut current = rig;
+    let lidars = if spec.lidars.is_empty() {
+        lidar(&spec.lidar)?;
+        let mount = spec.rig.lidar.unwrap_or(def.lidar);
+        check_mount("rig.lidar", &mount)?;
+        vec![(SensorName::lidar(), LidarRig { config: spec.lidar, mount })]
+    } else {
+        if spec.lidar != LidarConfig::default() || spec.rig.lidar.is_some() {
+            return bad("lidars", "give `lidars`, or `lidar` with `rig.lidar`, not both");
+        }
+        let mut out = Vec::new();
+        for (i, l) in spec.lidars.iter().enumerate() {
+            let f = format!("lidars[{i}]");
+            lidar(&l.config).map_err(|(field, m)| (field.replacen("lidar", &format!("{f}.config"), 1), m))?;
+            check_mount(&format!("{f}.mount"), &l.mount)?;
+            out.push((sensor_name(&f, &l.name)?, LidarRig { config: l.config, mount: l.mount }));
+        }
+        out
+    };
+    Ok(SensorRig { epoch: CalibEpoch(1), valid_from: TimestampNs(0), cameras, lidars })
+}
+
+/// One camera of a `cameras` list.
+fn named_camera(f: &str, c: &NamedCamera) -> Result<(SensorName, CameraRig), Invalid> {
+    let name = sensor_name(f, &c.name)?;
+    let config = c.config();
+    camera(&config).map_err(|(field, m)| (field.replacen("camera", f, 1), m))?;
+    let intrinsics = match (c.intrinsics, c.hfov_deg) {
+        (Some(_), Some(_)) => {
+            return bad(format!("{f}.hfov_deg"), "give `hfov_deg` or `intrinsics`, not both")
+        }
+        (Some(k), None) => k,
+        (None, Some(hfov)) => {
+            check_range(&format!("{f}.hfov_deg"), hfov, 1.0, 150.0)?;
+            let focal = f64::from(config.width) / 2.0 / (hfov.to_radians() / 2.0).tan();
+            Intrinsics { fx: focal, fy: focal, ..Intrinsics::default_for(config.width, config.height) }
+        }
+        (None, None) => Intrinsics::default_for(config.width, config.height),
+    };
+    check_intrinsics(&format!("{f}.intrinsics"), &intrinsics, config.width, config.height)?;
+    check_mount(&format!("{f}.mount"), &c.mount)?;
+    Ok((name, CameraRig { config, intrinsics, mount: c.mount }))
+}
+
+/// Every recalibration after the initial rig: the rig of each epoch, epoch 1 first.
+pub(super) fn epochs(spec: &ScenarioSpec, initial: &SensorRig) -> Result<Vec<SensorRig>, Invalid> {
+    let mut epochs = vec![initial.clone()];
+    let mut current = initial.clone();
     let mut last_at = 0.0;
     for (i, ev) in spec.calibration.iter().enumerate() {
         let f = format!("calibration[{i}]");
@@ -104,21 +168,15 @@ pub(super) fn epochs(spec: &ScenarioSpec) -> Result<Vec<EpochRig>, Invalid> {
         for (j, ch) in ev.changes.iter().enumerate() {
             let fc = format!("{f}.changes[{j}]");
             rig_change(&fc, ch)?;
-            ch.apply(&mut current);
-            check_intrinsics(&fc, &current.intrinsics, cam.width, cam.height)?;
-            check_mount(&fc, &current.camera)?;
-            check_mount(&fc, &current.lidar)?;
+            apply_change(&fc, ch, &mut current)?;
         }
-        epochs.push(EpochRig {
-            epoch: CalibEpoch(i as u64 + 2),
-            valid_from: secs_to_ns(ev.at_s),
-            rig: current,
-        });
+        current.epoch = CalibEpoch(i as u64 + 2);
+        current.valid_from = secs_to_ns(ev.at_s);
+        epochs.push(current.clone());
     }
     // The same plausibility checks as `calib check` and the calibration service.
     for (i, e) in epochs.iter().enumerate() {
-        let set = e.rig.to_calibration_set(e.epoch, e.valid_from, cam.width, cam.height);
-        if let Err(bad_set) = calib::validate::check_set(&set) {
+        if let Err(bad_set) = calib::validate::check_set(&e.to_calibration_set(TimestampNs(0))) {
             let at = if i == 0 { "rig".to_string() } else { format!("calibration[{}]", i - 1) };
             return bad(format!("{at}: {}", bad_set.field), bad_set.reason);
         }
@@ -126,26 +184,58 @@ pub(super) fn epochs(spec: &ScenarioSpec) -> Result<Vec<EpochRig>, Invalid> {
     Ok(epochs)
 }
 
+/// Applies one change to the rig and checks what it moved.
+fn apply_change(fc: &str, ch: &RigChange, rig: &mut SensorRig) -> Check {
+    let Some(name) = ch.sensor() else {
+        let mut view = rig.view(0, 0).rig;
+        ch.apply(&mut view);
+        let (cam, lidar) = (&mut rig.cameras[0].1, &mut rig.lidars[0].1);
+        (cam.intrinsics, cam.mount, lidar.mount) = (view.intrinsics, view.camera, view.lidar);
+        check_intrinsics(fc, &cam.intrinsics, cam.config.width, cam.config.height)?;
+        check_mount(fc, &cam.mount)?;
+        return check_mount(fc, &lidar.mount);
+    };
+    let mount = rig
+        .cameras
+        .iter_mut()
+        .find(|(n, _)| n.as_str() == name)
+        .map(|(_, c)| &mut c.mount)
+        .or_else(|| rig.lidars.iter_mut().find(|(n, _)| n.as_str() == name).map(|(_, l)| &mut l.mount));
+    let Some(mount) = mount else {
+        return bad(fc, format!("the rig has no sensor named {name:?}"));
+    };
+    ch.apply_to_mount(mount);
+    check_mount(fc, mount)
+}
+
 /// One change's own values (the rig it leads to is checked after applying it).
 fn rig_change(fc: &str, ch: &RigChange) -> Check {
-    match *ch {
-        RigChange::FocalScale(k) => check_range(fc, k, 0.1, 10.0)?,
+    match ch {
+        RigChange::FocalScale(k) => check_range(fc, *k, 0.1, 10.0)?,
         RigChange::CameraRollDeg(v)
         | RigChange::CameraPitchDeg(v)
         | RigChange::CameraYawDeg(v)
         | RigChange::LidarRollDeg(v)
         | RigChange::LidarPitchDeg(v)
-        | RigChange::LidarYawDeg(v) => check_range(fc, v, -180.0, 180.0)?,
-        RigChange::CameraOffsetM(x, y, z) | RigChange::LidarOffsetM(x, y, z) => {
+        | RigChange::LidarYawDeg(v)
+        | RigChange::SensorRollDeg(_, v)
+        | RigChange::SensorPitchDeg(_, v)
+        | RigChange::SensorYawDeg(_, v) => check_range(fc, *v, -180.0, 180.0)?,
+        RigChange::CameraOffsetM(x, y, z)
+        | RigChange::LidarOffsetM(x, y, z)
+        | RigChange::SensorOffsetM(_, x, y, z) => {
             for v in [x, y, z] {
-                check_range(fc, v, -10.0, 10.0)?;
+                check_range(fc, *v, -10.0, 10.0)?;
             }
         }
         RigChange::PrincipalPointShift(dx, dy) => {
-            check_finite(fc, dx)?;
-            check_finite(fc, dy)?;
+            check_finite(fc, *dx)?;
+            check_finite(fc, *dy)?;
         }
-        RigChange::CameraMount(_) | RigChange::LidarMount(_) | RigChange::Intrinsics(_) => {}
+        RigChange::CameraMount(_)
+        | RigChange::LidarMount(_)
+        | RigChange::Intrinsics(_)
+        | RigChange::Remount(..) => {}
     }
     Ok(())
 }

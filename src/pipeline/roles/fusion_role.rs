@@ -11,7 +11,7 @@ use std::time::Duration;
 use calib::clock::PipelineClock;
 use calib::{CalibFollower, CalibrationSet, StopFlag};
 use crossbeam_channel::{Receiver, Sender};
-use fusion::output::{FusedSink, OverlayConfig, SinkError};
+use fusion::output::{FusedSink, OverlayConfig, OverlayTap, SinkError};
 use fusion::summary::{FusionResult, StreamSummary};
 use fusion::{
     CountersSnapshot, Engine, EngineChannels, EngineConfig, FusionReport, InFrame, PairingConfig, Payload,
@@ -28,10 +28,11 @@ use shared::segment::SegmentSpec;
 use shared::{rundir, CalibEpoch, Role, StreamKind, TimestampNs};
 use zerocopy::IntoBytes;
 
-use super::fusion_state::{Carried, Checkpoint, ReaderPosition};
+use super::fusion_state::{Carried, Checkpoint, ReaderPosition, StateFiles};
 use super::producer::PRODUCER_SLOTS;
 use super::{attach_when_ready, ready, stop_flag};
 use crate::error::CliError;
+use crate::pipeline::rig_summary::{self, Lane};
 use crate::pipeline::spec::{RunSpec, FUSION_RESULT_FILE};
 use crate::pipeline::summary::Source;
 
@@ -123,6 +124,8 @@ type FusedRing = Arc<Mutex<Option<RingWriter>>>;
 /// What one reader thread reads and where its frames go.
 struct ReaderIo {
     kind: StreamKind,
+    /// The sensor's segment.
+    path: std::path::PathBuf,
     tx: Sender<InFrame>,
     counts: Arc<ReaderCounts>,
     /// Where a restarted fusion's reader resumes.
@@ -130,13 +133,12 @@ struct ReaderIo {
 }
 
 fn reader_thread(
-    run: &Path,
     io: ReaderIo,
     stop: StopFlag,
     arrivals: Arc<Arrivals>,
     on_attach: impl FnOnce(&RingReader) + Send + 'static,
 ) -> JoinHandle<Result<(), String>> {
-    let path = run.join(rundir::segment_file(io.kind));
+    let path = io.path.clone();
     std::thread::spawn(move || {
         let attached = attach_when_ready(&path, io.kind, &stop, ATTACH_TIMEOUT).and_then(|r| match r {
             // A second attachment for the engine's in-place reads at use (`&self`), beside
@@ -262,13 +264,58 @@ fn create_fused_ring(run: &Path, fused: &FusedRing) -> impl FnOnce(&RingReader) 
     }
 }
 
+/// One (lidar, camera) pair of the rig: fusion runs one engine per pair, each with its own
+/// readers of the two rings (a lidar ring is read once per camera).
+#[derive(Clone, Debug)]
+struct LaneSpec {
+    camera: calib::SensorName,
+    lidar: calib::SensorName,
+    /// The first lane creates the fused ring; its restart state keeps today's file names.
+    first: bool,
+}
+
+impl LaneSpec {
+    /// Every (lidar, camera) pair of the run, the primary pair first.
+    fn all(spec: &RunSpec) -> Vec<Self> {
+        let (cameras, lidars) = (spec.sensors_of(StreamKind::Camera), spec.sensors_of(StreamKind::Lidar));
+        let mut out = Vec::new();
+        for l in &lidars {
+            for c in &cameras {
+                out.push(Self { camera: c.name.clone(), lidar: l.name.clone(), first: out.is_empty() });
+            }
+        }
+        out
+    }
+
+    /// Where this lane's restart state is kept ([`super::fusion_state`]).
+    fn state_files(&self, run: &Path) -> StateFiles {
+        StateFiles::of(run, self.camera.as_str(), self.lidar.as_str(), self.first)
+    }
+
+    /// Where this camera's overlays go: today's folder for a camera named `camera`, a
+    /// folder per camera otherwise.
+    fn overlay_dir(&self, out: &Path) -> std::path::PathBuf {
+        let dir = out.join("overlays");
+        if self.camera == calib::SensorName::camera() && self.lidar == calib::SensorName::lidar() {
+            dir
+        } else {
+            dir.join(if self.lidar == calib::SensorName::lidar() {
+                self.camera.to_string()
+            } else {
+                format!("{}-{}", self.camera, self.lidar)
+            })
+        }
+    }
+}
+
 /// The camera and lidar reader threads.
 struct Readers {
     threads: [JoinHandle<Result<(), String>>; 2],
     counts: [Arc<ReaderCounts>; 2],
     arrivals: Arc<Arrivals>,
     carried: Carried,
-    run: std::path::PathBuf,
+    /// This lane's restart state.
+    files: StateFiles,
 }
 
 impl Readers {
@@ -276,6 +323,7 @@ impl Readers {
     /// only receivers, so a reader whose engine is gone stops).
     fn spawn(
         run: &Path,
+        lane: &LaneSpec,
         stop: &StopFlag,
         fused: &FusedRing,
         calibration: Receiver<Arc<CalibrationSet>>,
@@ -290,26 +338,27 @@ impl Readers {
         // (frames it held long, overlays) is simply dropped when it is done.
         let (rc_tx, _) = crossbeam_channel::bounded(0);
         let (rl_tx, _) = crossbeam_channel::bounded(0);
-        let io = |kind, tx, counts: &Arc<ReaderCounts>| ReaderIo {
+        let io = |kind, name: &calib::SensorName, tx, counts: &Arc<ReaderCounts>| ReaderIo {
             kind,
+            path: run.join(crate::pipeline::segments::sensor_file(name)),
             tx,
             counts: Arc::clone(counts),
             resume: carried,
         };
+        let on_lidar: Box<dyn FnOnce(&RingReader) + Send> =
+            if lane.first { Box::new(create_fused_ring(run, fused)) } else { Box::new(|_: &RingReader| {}) };
         let threads = [
             reader_thread(
-                run,
-                io(StreamKind::Camera, cam_tx, &counts[0]),
+                io(StreamKind::Camera, &lane.camera, cam_tx, &counts[0]),
                 stop.clone(),
                 Arc::clone(&arrivals),
                 |_| {},
             ),
             reader_thread(
-                run,
-                io(StreamKind::Lidar, lid_tx, &counts[1]),
+                io(StreamKind::Lidar, &lane.lidar, lid_tx, &counts[1]),
                 stop.clone(),
                 Arc::clone(&arrivals),
-                create_fused_ring(run, fused),
+                on_lidar,
             ),
         ];
         let channels = EngineChannels {
@@ -320,11 +369,12 @@ impl Readers {
             recycle_camera: rc_tx,
             recycle_lidar: rl_tx,
         };
-        (Self { threads, counts, arrivals, carried, run: run.to_path_buf() }, channels)
+        (Self { threads, counts, arrivals, carried, files: lane.state_files(run) }, channels)
     }
 
-    /// Waits for both threads; the last error, if any, and their counts.
-    fn join(self) -> (Option<String>, [Arc<ReaderCounts>; 2]) {
+    /// Waits for both threads; the last error, if any, their counts and the state the lane
+    /// carried over from earlier incarnations.
+    fn join(self) -> (Option<String>, [Arc<ReaderCounts>; 2], Carried) {
         let mut error = None;
         for r in self.threads {
             match r.join() {
@@ -333,7 +383,7 @@ impl Readers {
                 Err(_) => error = Some("a reader thread panicked".to_string()),
             }
         }
-        (error, self.counts)
+        (error, self.counts, self.carried)
     }
 }
 
@@ -347,7 +397,9 @@ struct CalibListener {
 }
 
 impl CalibListener {
-    fn spawn(run: &Path, tx: Sender<Arc<CalibrationSet>>) -> Self {
+    /// `lanes`: each engine's channel and the (camera, lidar) whose view of each epoch it
+    /// gets ([`CalibrationSet::pair_view`]).
+    fn spawn(run: &Path, lanes: Vec<(Sender<Arc<CalibrationSet>>, LaneSpec)>) -> Self {
         let stop = StopFlag::new();
         let updates = Arc::new(AtomicU64::new(0));
         let rejected = Arc::new(AtomicU64::new(0));
@@ -362,7 +414,10 @@ impl CalibListener {
                 let mut follower = follower.table_every(TABLE_POLL);
                 while !stop.is_raised() {
                     for set in follower.wait(TABLE_POLL) {
-                        let _ = tx.send(set);
+                        for (tx, lane) in &lanes {
+                            let view = set.pair_view(lane.camera.as_str(), lane.lidar.as_str());
+                            let _ = tx.send(view.map_or_else(|| Arc::clone(&set), Arc::new));
+                        }
                     }
                     updates.store(follower.stats().updates_received, Ordering::Relaxed);
                     rejected.store(follower.stats().rejected_messages, Ordering::Relaxed);
@@ -380,11 +435,45 @@ impl CalibListener {
     }
 }
 
-/// The scoreboard publisher: the engine's counters into the fused ring's aux words.
-fn publisher(fused: &FusedRing, calib: &CalibListener) -> impl FnMut(&CountersSnapshot) + Send + 'static {
+/// Every lane's latest counters, summed into the one scoreboard of the fused ring.
+type LaneCounters = Arc<Mutex<Vec<CountersSnapshot>>>;
+
+fn sum_counters(all: &[CountersSnapshot]) -> CountersSnapshot {
+    let mut t = all.first().copied().unwrap_or_default();
+    for s in all.iter().skip(1) {
+        t.fused += s.fused;
+        t.held_camera += s.held_camera;
+        t.held_lidar += s.held_lidar;
+        t.dropped_no_calibration += s.dropped_no_calibration;
+        t.rejected_epoch_mismatch += s.rejected_epoch_mismatch;
+        t.fused_epoch_mismatch += s.fused_epoch_mismatch;
+        t.unpaired_camera += s.unpaired_camera;
+        t.unpaired_lidar += s.unpaired_lidar;
+        t.latest_epoch = t.latest_epoch.max(s.latest_epoch);
+    }
+    t
+}
+
+/// The scoreboard publisher of lane `lane`: the lanes' counters, summed, into the fused
+/// ring's aux words.
+fn publisher(
+    fused: &FusedRing,
+    calib: &CalibListener,
+    lanes: &LaneCounters,
+    lane: usize,
+) -> impl FnMut(&CountersSnapshot) + Send + 'static {
     let (fused, updates, rejected) =
         (Arc::clone(fused), Arc::clone(&calib.updates), Arc::clone(&calib.rejected));
+    let lanes = Arc::clone(lanes);
     move |s| {
+        let s = {
+            let mut all = lanes.lock();
+            if let Some(slot) = all.get_mut(lane) {
+                *slot = *s;
+            }
+            sum_counters(&all)
+        };
+        let s = &s;
         if let Some(w) = fused.lock().as_ref() {
             FusedScoreboard {
                 pairs: s.fused,
@@ -426,19 +515,34 @@ impl FusionPlan {
     }
 }
 
-/// The engine, wired to the readers, the calibration listener, the fused ring and a clock
-/// set once the run starts.
+/// What one lane's engine is wired to.
+struct LaneWiring<'a> {
+    lane: &'a LaneSpec,
+    index: usize,
+    fused: &'a FusedRing,
+    readers: &'a Readers,
+    calib: &'a CalibListener,
+    counters: &'a LaneCounters,
+    clock: &'a Arc<Mutex<Option<PipelineClock>>>,
+    /// Where its overlays also go, for the surround mosaic.
+    tap: Option<&'a OverlayTap>,
+}
+
+/// A lane's engine, wired to its readers, the calibration listener, the fused ring and a
+/// clock set once the run starts.
 fn build_engine(
     spec: &RunSpec,
     plan: &FusionPlan,
     channels: EngineChannels,
-    fused: &FusedRing,
-    readers: &Readers,
-    calib: &CalibListener,
-    clock: &Arc<Mutex<Option<PipelineClock>>>,
+    w: &LaneWiring<'_>,
 ) -> Result<Engine<RingSink>, CliError> {
-    let overlay =
-        (spec.overlay_every > 0).then(|| OverlayConfig::new(spec.out.join("overlays"), spec.overlay_every));
+    let overlay = (spec.overlay_every > 0).then(|| {
+        let c = OverlayConfig::new(w.lane.overlay_dir(&spec.out), spec.overlay_every);
+        match w.tap {
+            Some(t) => c.with_tap(t.clone()),
+            None => c,
+        }
+    });
     let cfg = EngineConfig {
         pairing: plan.pairing,
         keep_frames: plan.keep_frames,
@@ -450,20 +554,20 @@ fn build_engine(
         ..EngineConfig::default()
     };
     let engine_clock: Box<dyn Fn() -> TimestampNs + Send> = {
-        let cell = Arc::clone(clock);
+        let cell = Arc::clone(w.clock);
         Box::new(move || cell.lock().map_or(TimestampNs(0), |c| c.now()))
     };
-    let mut engine = Engine::new(cfg, channels, RingSink { writer: Arc::clone(fused) }, engine_clock)
+    let mut engine = Engine::new(cfg, channels, RingSink { writer: Arc::clone(w.fused) }, engine_clock)
         .map_err(|e| CliError::input(format!("{}: {e}", spec.out.display())))?;
     if !plan.live_clock {
-        let arrivals = Arc::clone(&readers.arrivals);
+        let arrivals = Arc::clone(&w.readers.arrivals);
         engine.set_latency_source(move |c, l| arrivals.latency_ns(c, l));
     }
-    let mut board = publisher(fused, calib);
-    // A restarted fusion continues from this state (see `fusion_state`).
-    let positions = readers.counts.each_ref().map(|c| Arc::clone(&c.position));
+    let mut board = publisher(w.fused, w.calib, w.counters, w.index);
+    // A restarted fusion continues every lane from its own state (see `fusion_state`).
+    let positions = w.readers.counts.each_ref().map(|c| Arc::clone(&c.position));
     let (mut checkpoint, counts) =
-        (Checkpoint::new(&readers.run, readers.carried, positions), readers.counts.clone());
+        (Checkpoint::new(&w.readers.files, w.readers.carried, positions), w.readers.counts.clone());
     engine.set_publisher(move |s| {
         board(s);
         checkpoint.save(s, [counts[0].summary(), counts[1].summary()]);
@@ -471,15 +575,14 @@ fn build_engine(
     Ok(engine)
 }
 
-/// Writes fusion's result (its part of the run summary) to `<run dir>/fusion-result.json`.
-fn write_result(
-    run: &Path,
+/// One lane's result: its engine's report and its readers' counters.
+fn lane_result(
     plan: &FusionPlan,
     report: &FusionReport<RingSink>,
     counts: &[Arc<ReaderCounts>; 2],
     (updates, rejected): (u64, u64),
     carried: &Carried,
-) -> Result<(), CliError> {
+) -> FusionResult {
     let mut result = FusionResult::from_stats(&report.stats, plan.keep_frames);
     let received = &mut result.calibration.updates_received;
     *received = (*received).max(updates);
@@ -492,11 +595,31 @@ fn write_result(
         stream.invalid += report.stats.invalid_at_use[i];
     }
     carried.add_to(&mut result);
-    let path = run.join(FUSION_RESULT_FILE);
-    result.write(&path).map_err(|e| CliError::internal(format!("{}: {e}", path.display())))
+    result
 }
 
-/// Runs the fusion role.
+/// Writes fusion's result (its part of the run summary) to `<run dir>/fusion-result.json`
+/// (the totals) and the rig's part to `<run dir>/fusion-rig.json`.
+fn write_results(run: &Path, plan: &FusionPlan, lanes: &[Lane]) -> Result<(), CliError> {
+    let path = run.join(FUSION_RESULT_FILE);
+    rig_summary::totals(lanes)
+        .write(&path)
+        .map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
+    let path = run.join(rig_summary::RIG_RESULT_FILE);
+    let text = serde_json::to_string(&rig_summary::rig_result(lanes, plan.keep_frames))
+        .map_err(|e| CliError::internal(e.to_string()))?;
+    std::fs::write(&path, text).map_err(|e| CliError::internal(format!("{}: {e}", path.display())))
+}
+
+/// A lane while it runs.
+struct Running {
+    lane: LaneSpec,
+    readers: Readers,
+    engine: JoinHandle<FusionReport<RingSink>>,
+    ego_feed: Option<JoinHandle<()>>,
+}
+
+/// Runs the fusion role: one engine per (lidar, camera) pair of the rig.
 ///
 /// # Errors
 /// Exit 3 if a ring cannot be attached or the output cannot be written.
@@ -505,27 +628,77 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     let stop = stop_flag()?;
     let plan = FusionPlan::new(&spec);
     let fused: FusedRing = Arc::new(Mutex::new(None));
-    let (cal_tx, cal_rx) = crossbeam_channel::unbounded();
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
-    let carried = Carried::load(run);
-    let (readers, channels) = Readers::spawn(run, &stop, &fused, cal_rx, stop_rx, carried);
-    let calib = CalibListener::spawn(run, cal_tx);
-    let clock = Arc::new(Mutex::new(None));
-    let mut engine = build_engine(&spec, &plan, channels, &fused, &readers, &calib, &clock)?;
-    let ego_feed = super::vehicle::feed_deskew(run, &spec, &stop, &mut engine)?;
-    *clock.lock() = Some(ready()?);
-    let engine_thread = std::thread::spawn(move || engine.run());
-    let (reader_error, counts) = readers.join();
-    if let Some(feed) = ego_feed {
-        stop.raise();
-        let _ = feed.join();
+    let lanes = LaneSpec::all(&spec);
+    let names: Vec<(String, String)> =
+        lanes.iter().map(|l| (l.camera.to_string(), l.lidar.to_string())).collect();
+    let mosaics = super::surround::Mosaics::start(&spec, &names)?;
+    let counters: LaneCounters = Arc::new(Mutex::new(vec![CountersSnapshot::default(); lanes.len()]));
+    let mut wired = Vec::new();
+    let mut cal_txs = Vec::new();
+    for lane in &lanes {
+        let (cal_tx, cal_rx) = crossbeam_channel::unbounded();
+        let carried = Carried::load(&lane.state_files(run));
+        let (readers, channels) = Readers::spawn(run, lane, &stop, &fused, cal_rx, stop_rx.clone(), carried);
+        cal_txs.push((cal_tx, lane.clone()));
+        wired.push((lane.clone(), readers, channels));
     }
-    // Both frame senders are gone now; the engine drains, decides, and returns. Calibrations
-    // still queued are handled first, so the listener stops only after the engine is done.
+    let calib = CalibListener::spawn(run, cal_txs);
+    let clock = Arc::new(Mutex::new(None));
+    let mut engines = Vec::new();
+    for (index, (lane, readers, channels)) in wired.into_iter().enumerate() {
+        let w = LaneWiring {
+            lane: &lane,
+            index,
+            fused: &fused,
+            readers: &readers,
+            calib: &calib,
+            counters: &counters,
+            clock: &clock,
+            tap: mosaics.taps[index].as_ref(),
+        };
+        let mut engine = build_engine(&spec, &plan, channels, &w)?;
+        let ego_feed = super::vehicle::feed_deskew(run, &spec, &stop, &mut engine)?;
+        engines.push((lane, readers, engine, ego_feed));
+    }
+    *clock.lock() = Some(ready()?);
+    let running: Vec<Running> = engines
+        .into_iter()
+        .map(|(lane, readers, engine, ego_feed)| {
+            let engine = engine;
+            Running { lane, readers, engine: std::thread::spawn(move || engine.run()), ego_feed }
+        })
+        .collect();
+    let mut reader_error = None;
+    let mut joined = Vec::new();
+    for r in running {
+        let (error, counts, carried) = r.readers.join();
+        reader_error = reader_error.or(error);
+        joined.push((r.lane, (counts, carried), r.engine, r.ego_feed));
+    }
+    stop.raise();
+    // Every frame sender is gone now; the engines drain, decide, and return. Calibrations
+    // still queued are handled first, so the listener stops only after the engines are done.
     drop(stop_tx);
-    let report = engine_thread.join().map_err(|_| CliError::internal("the fusion engine panicked"))?;
+    let mut reports = Vec::new();
+    for (lane, counts, engine, ego_feed) in joined {
+        if let Some(feed) = ego_feed {
+            let _ = feed.join();
+        }
+        let report = engine.join().map_err(|_| CliError::internal("the fusion engine panicked"))?;
+        reports.push((lane, counts, report));
+    }
+    mosaics.finish();
     let calib_counts = calib.stop();
-    write_result(run, &plan, &report, &counts, calib_counts, &carried)?;
+    let results: Vec<Lane> = reports
+        .iter()
+        .map(|(lane, (counts, carried), report)| Lane {
+            camera: lane.camera.to_string(),
+            lidar: lane.lidar.to_string(),
+            result: lane_result(&plan, report, counts, calib_counts, carried),
+        })
+        .collect();
+    write_results(run, &plan, &results)?;
     reader_error.map_or(Ok(()), |e| Err(CliError::internal(e)))
 }
 
@@ -552,7 +725,13 @@ mod tests {
         // The third frame reuses the reader's next slot and is never finished.
         let loan = w.loan();
         let (tx, _rx) = crossbeam_channel::unbounded();
-        let io = ReaderIo { kind: StreamKind::Lidar, tx, counts: Arc::default(), resume: Carried::default() };
+        let io = ReaderIo {
+            kind: StreamKind::Lidar,
+            path: path.clone(),
+            tx,
+            counts: Arc::default(),
+            resume: Carried::default(),
+        };
         let stop = StopFlag::new();
         stop.raise();
         let (done_tx, done_rx) = crossbeam_channel::bounded(1);

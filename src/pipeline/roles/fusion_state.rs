@@ -11,6 +11,11 @@
 //! - `fusion-state.json`, the carried totals of the incarnations before this one, written
 //!   once when an incarnation starts (a temporary file and a rename).
 //!
+//! Each (lidar, camera) lane of the rig has its own pair of files ([`StateFiles`]): the
+//! primary pair's keep the names above, every other pair's are named after its sensors
+//! (`fusion-state.<camera>.<lidar>.bin`, a `.` no sensor name holds), so a restart resumes
+//! every pair, each from its own record.
+//!
 //! A restarted fusion loads the carried totals and adds its predecessor's live record *as
 //! if it died then*: the frames it held or had read but not yet decided count as unpaired
 //! (they died with it). It saves the sum as the new carried totals before its own first
@@ -22,7 +27,7 @@
 //! worse than a forged scoreboard, and is bounded the same way (cursors beyond the writer's
 //! head are ignored).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -38,6 +43,36 @@ pub const FUSION_STATE_FILE: &str = "fusion-state.json";
 
 /// The live record of the running incarnation, in the run directory.
 pub const FUSION_LIVE_FILE: &str = "fusion-state.bin";
+
+/// One lane's state files in the run directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateFiles {
+    /// The carried totals.
+    json: PathBuf,
+    /// The live record.
+    live: PathBuf,
+}
+
+impl StateFiles {
+    /// The files of the (`camera`, `lidar`) lane of `run`; the primary pair's are
+    /// [`FUSION_STATE_FILE`] and [`FUSION_LIVE_FILE`].
+    #[must_use]
+    pub fn of(run: &Path, camera: &str, lidar: &str, primary: bool) -> Self {
+        if primary {
+            return Self { json: run.join(FUSION_STATE_FILE), live: run.join(FUSION_LIVE_FILE) };
+        }
+        Self {
+            json: run.join(format!("fusion-state.{camera}.{lidar}.json")),
+            live: run.join(format!("fusion-state.{camera}.{lidar}.bin")),
+        }
+    }
+
+    /// The primary pair's files of `run`.
+    #[must_use]
+    pub fn primary(run: &Path) -> Self {
+        Self::of(run, "", "", true)
+    }
+}
 
 /// The most a state file may hold (it is a few hundred bytes).
 const STATE_CAP: u64 = 64 * 1024;
@@ -57,14 +92,14 @@ pub struct Carried {
 }
 
 impl Carried {
-    /// The state left in `run` by earlier incarnations (none: a first start): the carried
-    /// totals plus the last incarnation's live record. An unreadable or malformed file
-    /// counts as none, with a warning: the run goes on, under-counted.
+    /// The state left in `files` by earlier incarnations (none: a first start): the
+    /// carried totals plus the last incarnation's live record. An unreadable or malformed
+    /// file counts as none, with a warning: the run goes on, under-counted.
     #[must_use]
-    pub fn load(run: &Path) -> Self {
-        let carried = Self::load_json(run);
-        let path = run.join(FUSION_LIVE_FILE);
-        let live = path.exists().then(|| CheckpointRecord::open(&path, Own::WORDS)).and_then(|r| {
+    pub fn load(files: &StateFiles) -> Self {
+        let carried = Self::load_json(files);
+        let path = &files.live;
+        let live = path.exists().then(|| CheckpointRecord::open(path, Own::WORDS)).and_then(|r| {
             r.map_err(|e| tracing::warn!("fusion state not carried over: {}: {e}", path.display())).ok()
         });
         let live = live.and_then(|r| r.load());
@@ -75,12 +110,12 @@ impl Carried {
         }
     }
 
-    fn load_json(run: &Path) -> Self {
-        let path = run.join(FUSION_STATE_FILE);
+    fn load_json(files: &StateFiles) -> Self {
+        let path = &files.json;
         if !path.exists() {
             return Self::default();
         }
-        let parsed = shared::input::read_bounded(&path, STATE_CAP)
+        let parsed = shared::input::read_bounded(path, STATE_CAP)
             .map_err(|e| e.to_string())
             .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", path.display())));
         parsed.unwrap_or_else(|e| {
@@ -90,11 +125,11 @@ impl Carried {
     }
 
     /// Writes these totals as the carried state (a temporary file and a rename).
-    fn save_json(&self, run: &Path) -> std::io::Result<()> {
-        let (path, tmp) = (run.join(FUSION_STATE_FILE), run.join("fusion-state.json.tmp"));
+    fn save_json(&self, files: &StateFiles) -> std::io::Result<()> {
+        let tmp = files.json.with_extension("json.tmp");
         let bytes = serde_json::to_vec(self).map_err(std::io::Error::other)?;
         std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, &path)
+        std::fs::rename(&tmp, &files.json)
     }
 
     /// These totals plus an incarnation's own counts, as if it died when it stored them: its
@@ -311,14 +346,14 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// A checkpoint of `run` continuing from `carried` (what [`Carried::load`] found);
+    /// A checkpoint in `files` continuing from `carried` (what [`Carried::load`] found);
     /// `positions` are the readers'. Saves `carried` as the carried totals first, so that
     /// the predecessor's record, already in them, is never added again.
     #[must_use]
-    pub fn new(run: &Path, carried: Carried, positions: [Arc<ReaderPosition>; 2]) -> Self {
-        let saved = if carried == Carried::load_json(run) { Ok(()) } else { carried.save_json(run) };
-        let path = run.join(FUSION_LIVE_FILE);
-        let record = saved.and_then(|()| CheckpointRecord::open(&path, Own::WORDS));
+    pub fn new(files: &StateFiles, carried: Carried, positions: [Arc<ReaderPosition>; 2]) -> Self {
+        let saved = if carried == Carried::load_json(files) { Ok(()) } else { carried.save_json(files) };
+        let path = &files.live;
+        let record = saved.and_then(|()| CheckpointRecord::open(path, Own::WORDS));
         let record = record.map_err(|e| tracing::warn!("{}: {e}", path.display())).ok();
         Self { record, tag: carried.incarnations + 1, positions }
     }
@@ -373,7 +408,8 @@ mod tests {
     fn a_killed_incarnation_counts_its_undecided_frames_as_unpaired_and_state_adds_up() {
         let dir = tempfile::tempdir().unwrap();
         let positions = [Arc::new(ReaderPosition::default()), Arc::new(ReaderPosition::default())];
-        let mut cp = Checkpoint::new(dir.path(), Carried::load(dir.path()), positions);
+        let files = StateFiles::primary(dir.path());
+        let mut cp = Checkpoint::new(&files, Carried::load(&files), positions);
         let snap = CountersSnapshot {
             camera_frames: 30,
             lidar_frames: 10,
@@ -385,7 +421,7 @@ mod tests {
         };
         let read = |n| StreamSummary { frames_read: n, ..StreamSummary::default() };
         cp.save(&snap, [read(31), read(10)]);
-        let carried = Carried::load(dir.path());
+        let carried = Carried::load(&files);
         assert_eq!(carried.incarnations, 1);
         assert_eq!((carried.pairs.fused, carried.pairs.unpaired_camera), (8, 23));
         assert_eq!((carried.pairs.unpaired_lidar, carried.pairs.camera_frames), (2, 31));
@@ -400,21 +436,22 @@ mod tests {
     #[test]
     fn each_incarnation_is_carried_once_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
+        let files = StateFiles::primary(dir.path());
         let positions = || [Arc::new(ReaderPosition::default()), Arc::new(ReaderPosition::default())];
         let snap =
             CountersSnapshot { camera_frames: 3, lidar_frames: 1, fused: 1, ..CountersSnapshot::default() };
         let read = |n| StreamSummary { frames_read: n, ..StreamSummary::default() };
         for (n, fused) in [(1, 1), (2, 2), (3, 3)] {
             // A start: loads what the last one stored, then stores its own counts and dies.
-            let carried = Carried::load(dir.path());
+            let carried = Carried::load(&files);
             assert_eq!((carried.incarnations, carried.pairs.fused), (n - 1, fused - 1));
-            let mut cp = Checkpoint::new(dir.path(), carried, positions());
+            let mut cp = Checkpoint::new(&files, carried, positions());
             // Loading again before this incarnation stored anything adds nothing twice.
-            assert_eq!(Carried::load(dir.path()), carried);
+            assert_eq!(Carried::load(&files), carried);
             cp.save(&snap, [read(3), read(1)]);
             cp.save(&snap, [read(3), read(1)]);
         }
-        let carried = Carried::load(dir.path());
+        let carried = Carried::load(&files);
         assert_eq!(
             (carried.incarnations, carried.pairs.fused, carried.streams.camera.frames_read),
             (3, 3, 9)
@@ -425,6 +462,30 @@ mod tests {
     fn a_malformed_state_is_no_state() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(FUSION_STATE_FILE), b"{ not json").unwrap();
-        assert_eq!(Carried::load(dir.path()), Carried::default());
+        assert_eq!(Carried::load(&StateFiles::primary(dir.path())), Carried::default());
+    }
+
+    /// Each lane keeps its own record: one lane's restart state never lands in another's.
+    #[test]
+    fn every_lane_carries_its_own_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let lanes = [
+            StateFiles::of(dir.path(), "front", "lidar", true),
+            StateFiles::of(dir.path(), "left", "lidar", false),
+            StateFiles::of(dir.path(), "left", "roof", false),
+        ];
+        assert_eq!(lanes[0], StateFiles::primary(dir.path()));
+        let read = |n| StreamSummary { frames_read: n, ..StreamSummary::default() };
+        for (i, files) in lanes.iter().enumerate() {
+            let position = Arc::new(ReaderPosition::default());
+            let fused = 10 * (i as u64 + 1);
+            let mut cp = Checkpoint::new(files, Carried::load(files), [Arc::clone(&position), position]);
+            let snap = CountersSnapshot { fused, ..CountersSnapshot::default() };
+            cp.save(&snap, [read(fused), read(fused)]);
+        }
+        for (i, files) in lanes.iter().enumerate() {
+            let carried = Carried::load(files);
+            assert_eq!((carried.incarnations, carried.pairs.fused), (1, 10 * (i as u64 + 1)), "lane {i}");
+        }
     }
 }

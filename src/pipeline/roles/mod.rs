@@ -9,6 +9,7 @@ pub mod fusion_state;
 pub mod producer;
 pub mod recorder;
 pub mod replayer;
+pub mod surround;
 pub mod vehicle;
 
 use std::path::Path;
@@ -25,14 +26,14 @@ use crate::error::CliError;
 ///
 /// # Errors
 /// The role's one-line error.
-pub fn run(role: Role, run: &Path) -> Result<(), CliError> {
+pub fn run(role: Role, run: &Path, sensor: Option<&calib::SensorName>) -> Result<(), CliError> {
     die_with_supervisor();
     // Sandboxed before anything reads an input or starts a thread.
     super::sandbox::enter(role, &super::spec::RunSpec::load(run)?, run)?;
     match role {
         Role::Calib => calib_role::run(run),
-        Role::Camera => producer::run(run, StreamKind::Camera),
-        Role::Lidar => producer::run(run, StreamKind::Lidar),
+        Role::Camera => producer::run(run, StreamKind::Camera, sensor),
+        Role::Lidar => producer::run(run, StreamKind::Lidar, sensor),
         Role::Fusion => fusion_role::run(run),
         Role::Replayer => replayer::run(run),
         Role::Recorder => recorder::run(run),

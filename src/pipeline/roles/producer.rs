@@ -71,20 +71,30 @@ fn resume_index(path: &Path, kind: StreamKind, rate_hz: f64, live_now: Option<Ti
     }
 }
 
-/// Runs a producer role.
+/// Runs the producer of sensor `sensor` (default: the kind's primary sensor) of the run's
+/// spec: its scenario view renders with that sensor's configuration and mounts.
 ///
 /// # Errors
-/// Exit 2 if the scenario is bad; exit 3 if the ring cannot be created.
-pub fn run(run: &Path, kind: StreamKind) -> Result<(), CliError> {
+/// Exit 2 if the scenario is bad; exit 3 if the ring cannot be created or the run has no
+/// such sensor.
+pub fn run(run: &Path, kind: StreamKind, sensor: Option<&calib::SensorName>) -> Result<(), CliError> {
     let spec = RunSpec::load(run)?;
     let stop = stop_flag()?;
+    let primary = spec.sensors_of(kind).into_iter().next();
+    let sensor = match sensor {
+        Some(name) => spec.sensor(name.as_str())?,
+        None => primary.ok_or_else(|| CliError::internal(format!("the run has no {kind}")))?,
+    };
     let scenario = Scenario::load(&run.join(SCENARIO_FILE)).map_err(|e| CliError::input(e.to_string()))?;
-    let rate_hz = spec.rate_hz(kind);
+    let scenario = scenario
+        .for_sensor(sensor.name.as_str())
+        .ok_or_else(|| CliError::internal(format!("the scenario has no sensor named {}", sensor.name)))?;
+    let rate_hz = sensor.rate_hz;
     let (mut renderer, role) = match kind {
         StreamKind::Camera => (Renderer::Camera(Box::new(CameraRenderer::new(&scenario))), Role::Camera),
         _ => (Renderer::Lidar(Box::new(LidarRenderer::new(&scenario))), Role::Lidar),
     };
-    let path = run.join(rundir::segment_file(kind));
+    let path = run.join(crate::pipeline::segments::sensor_file(&sensor.name));
     let ring_spec = SegmentSpec::new(kind, PRODUCER_SLOTS, renderer.capacity() as u64);
     let (mut writer, start) = RingWriter::create_or_takeover(&path, &ring_spec)
         .map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
@@ -101,7 +111,7 @@ pub fn run(run: &Path, kind: StreamKind) -> Result<(), CliError> {
         }
     };
 
-    let readers = spec.ring_readers();
+    let readers = spec.sensor_ring_readers(kind);
     let mut stalled = false;
     let mut other: Option<RingReader> = None;
     let duration = TimestampNs((spec.duration_s * 1e9) as u64);

@@ -225,7 +225,8 @@ pub fn feed_deskew(
         Isometry3::from_parts(Translation3::new(m[0], m[1], m[2]), UnitQuaternion::from_quaternion(q))
     });
     engine.set_deskew(move |t, calib, points| {
-        let mount = mount.as_ref().unwrap_or(&calib.lidar_to_vehicle);
+        let own = calib.lidar_to_vehicle();
+        let mount = mount.as_ref().unwrap_or(&own);
         deskew(&seen.lock(), mount, t, period_ns, points);
     });
     let (path, stop) = (run.join(rundir::segment_file(StreamKind::Can)), stop.clone());
