@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use calib::{CalibrationSet, Projection};
+use calib::{CalibrationSet, Projection, SensorName};
 use nalgebra::{Isometry3, Matrix3, Matrix3x4, Matrix4, Rotation3, Translation3, UnitQuaternion};
 use shared::frames::{
     ImageHeader, PayloadSink, PixelFormat, PointRecord, SinkFull, IMAGE_HEADER_SIZE, MAX_IMAGE_SIDE,
@@ -36,17 +36,24 @@ const MAX_FRAME_FILE: u64 = shared::layout::MAX_SLOT_CAPACITY;
 /// Largest calib text file (a real one is under 1 KB).
 pub(crate) const MAX_CALIB_FILE: u64 = 1 << 20;
 
+/// One camera's image of a frame.
+#[derive(Debug, Clone)]
+pub(crate) struct KittiImage {
+    pub path: PathBuf,
+    pub width: u32,
+    pub height: u32,
+}
+
 /// One frame of the folder.
 #[derive(Debug, Clone)]
 pub(crate) struct KittiFrame {
     pub name: String,
     pub velodyne: PathBuf,
-    pub image: PathBuf,
+    /// One image per camera of [`KittiIndex::cameras`], in that order.
+    pub images: Vec<KittiImage>,
     pub stamp: TimestampNs,
     pub epoch: CalibEpoch,
     pub points: usize,
-    pub width: u32,
-    pub height: u32,
 }
 
 /// A scanned KITTI folder.
@@ -54,6 +61,15 @@ pub(crate) struct KittiFrame {
 pub(crate) struct KittiIndex {
     pub frames: Vec<KittiFrame>,
     pub sets: Vec<CalibrationSet>,
+    /// The cameras' sensor names: `camera` (image_2), then `camera_3` (image_3) if present.
+    pub cameras: Vec<SensorName>,
+}
+
+impl KittiIndex {
+    /// Items a frame gives in [`crate::LogFrames`]: the sweep, then each camera's image.
+    pub fn items_per_frame(&self) -> usize {
+        1 + self.cameras.len()
+    }
 }
 
 /// Whether `dir` looks like a KITTI folder.
@@ -257,18 +273,7 @@ pub(crate) fn scan(root: &Path) -> Result<KittiIndex, LogError> {
         let (_, image) = get(&images, "image_2", "png")?;
         let (_, calib_path) = get(&calibs, "calib", "txt")?;
 
-        let len = LogError::open_input(&velodyne, MAX_FRAME_FILE)?
-            .metadata()
-            .map_err(|e| LogError::io(&velodyne, "read", e))?
-            .len();
-        if len % 16 != 0 {
-            return Err(LogError::kitti(
-                &velodyne,
-                None,
-                None,
-                format!("{len} bytes is not a whole number of 16-byte points"),
-            ));
-        }
+        let points = sweep_points(&velodyne)?;
         let (width, height) = png_size(&image)?;
         let text = LogError::read_input_text(&calib_path, MAX_CALIB_FILE)?;
         let set = parse_calib(&calib_path, &text)?.to_set(width, height);
@@ -280,18 +285,27 @@ pub(crate) fn scan(root: &Path) -> Result<KittiIndex, LogError> {
             set.camera_to_vehicle(),
             set.lidar_to_vehicle(),
         );
-        frames.push(KittiFrame {
-            name,
-            velodyne,
-            image,
-            stamp,
-            epoch,
-            points: (len / 16) as usize,
-            width,
-            height,
-        });
+        let images = vec![KittiImage { path: image, width, height }];
+        frames.push(KittiFrame { name, velodyne, images, stamp, epoch, points });
     }
-    Ok(KittiIndex { frames, sets: builder.finish() })
+    Ok(KittiIndex { frames, sets: builder.finish(), cameras: vec![SensorName::camera()] })
+}
+
+/// Points in a velodyne sweep, from its length (checked to be whole 16-byte points).
+pub(crate) fn sweep_points(velodyne: &Path) -> Result<usize, LogError> {
+    let len = LogError::open_input(velodyne, MAX_FRAME_FILE)?
+        .metadata()
+        .map_err(|e| LogError::io(velodyne, "read", e))?
+        .len();
+    if len % 16 != 0 {
+        return Err(LogError::kitti(
+            velodyne,
+            None,
+            None,
+            format!("{len} bytes is not a whole number of 16-byte points"),
+        ));
+    }
+    Ok((len / 16) as usize)
 }
 
 /// The size a PNG's header announces, checked against [`MAX_IMAGE_SIDE`].

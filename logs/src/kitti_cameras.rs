@@ -14,21 +14,27 @@
 
 use std::path::{Path, PathBuf};
 
-use calib::CalibrationSet;
+use calib::{CalibrationSet, CameraMount, SensorName};
 use shared::frames::PointRecord;
 use shared::{CalibEpoch, TimestampNs};
 
-use super::kitti::{self, list, png_size, read_velodyne, velodyne_point, KITTI_PERIOD_NS, MAX_CALIB_FILE};
+use super::kitti::{
+    self, list, png_size, read_velodyne, sweep_points, velodyne_point, KittiFrame, KittiImage, KittiIndex,
+    KITTI_PERIOD_NS, MAX_CALIB_FILE,
+};
 use super::LogError;
 
-/// The colour cameras of KITTI: folder and the calib key of its projection matrix.
-const CAMERAS: [(&str, &str); 2] = [("image_2", "P2"), ("image_3", "P3")];
+/// The colour cameras of KITTI: folder, the calib key of its projection matrix, and the
+/// sensor name a replay gives it (`camera` for image_2, as in a one-camera replay).
+const CAMERAS: [(&str, &str, &str); 2] = [("image_2", "P2", "camera"), ("image_3", "P3", "camera_3")];
 
 /// One camera's view of a frame.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KittiCamera {
     /// The camera's folder, `image_2` or `image_3`.
     pub name: &'static str,
+    /// Its sensor name in a replay: `camera` (image_2) or `camera_3` (image_3).
+    pub sensor: SensorName,
     /// This frame's PNG.
     pub image: PathBuf,
     /// The camera's calibration for this frame (epoch and `valid_from` set rig-wide).
@@ -68,12 +74,12 @@ impl KittiRigFrame {
 pub fn kitti_cameras(root: &Path) -> Result<Vec<KittiRigFrame>, LogError> {
     let velo = list(&root.join("velodyne"), "bin")?;
     let calibs = list(&root.join("calib"), "txt")?;
-    let dirs: Vec<(&'static str, &str)> =
-        CAMERAS.into_iter().filter(|(d, _)| root.join(d).is_dir()).collect();
+    let dirs: Vec<(&'static str, &str, &str)> =
+        CAMERAS.into_iter().filter(|(d, _, _)| root.join(d).is_dir()).collect();
     if velo.is_empty() || dirs.is_empty() {
         return Err(LogError::missing(root, "KITTI folder has no frames (velodyne/NNNNNN.bin, image_2/)"));
     }
-    let images = dirs.iter().map(|(d, _)| list(&root.join(d), "png")).collect::<Result<Vec<_>, _>>()?;
+    let images = dirs.iter().map(|(d, _, _)| list(&root.join(d), "png")).collect::<Result<Vec<_>, _>>()?;
     let missing = |dir: &str, name: &str, ext: &str| {
         let path = root.join(dir).join(format!("{name}.{ext}"));
         LogError::kitti(&path, None, None, format!("missing: frame {name} has no {dir} file"))
@@ -86,14 +92,16 @@ pub fn kitti_cameras(root: &Path) -> Result<Vec<KittiRigFrame>, LogError> {
         let text = LogError::read_input_text(calib_path, MAX_CALIB_FILE)?;
         let parsed = kitti::parse_calib(calib_path, &text)?;
         let mut cameras = Vec::with_capacity(dirs.len());
-        for ((dir, key), pngs) in dirs.iter().zip(&images) {
+        for ((dir, key, sensor), pngs) in dirs.iter().zip(&images) {
             let (_, image) = pngs.get(n).ok_or_else(|| missing(dir, name, "png"))?;
             let p = if *key == "P2" { Some(&parsed.p2) } else { parsed.p3.as_ref() };
             let p = p.ok_or_else(|| {
                 LogError::kitti(calib_path, None, Some(key), format!("missing (needed by {dir}/)"))
             })?;
             let (w, h) = png_size(image)?;
-            cameras.push(KittiCamera { name: dir, image: image.clone(), calib: parsed.to_set_with(p, w, h) });
+            let sensor = SensorName::new(sensor).map_err(|e| LogError::missing(root, e.0))?;
+            let calib = parsed.to_set_with(p, w, h);
+            cameras.push(KittiCamera { name: dir, sensor, image: image.clone(), calib });
         }
         let changed = frames.last().is_none_or(|prev| {
             prev.cameras.iter().zip(&cameras).any(|(a, b)| {
@@ -112,6 +120,45 @@ pub fn kitti_cameras(root: &Path) -> Result<Vec<KittiRigFrame>, LogError> {
         frames.push(KittiRigFrame { name: name.clone(), stamp, velodyne: velodyne.clone(), cameras });
     }
     Ok(frames)
+}
+
+/// Scans a KITTI folder with several cameras (see [`kitti_cameras`]) into the index a replay
+/// uses: one rig-wide [`CalibrationSet`] per epoch, its cameras named by [`KittiCamera::sensor`].
+pub(crate) fn scan_rig(root: &Path) -> Result<KittiIndex, LogError> {
+    let rig = kitti_cameras(root)?;
+    let mut sets: Vec<CalibrationSet> = Vec::new();
+    let mut frames = Vec::with_capacity(rig.len());
+    for f in &rig {
+        let first = &f.cameras[0].calib;
+        if sets.last().is_none_or(|s| s.epoch != first.epoch) {
+            let cameras = f
+                .cameras
+                .iter()
+                .map(|c| CameraMount { name: c.sensor.clone(), ..c.calib.cameras[0].clone() })
+                .collect();
+            sets.push(CalibrationSet { cameras, lidars: first.lidars.clone(), ..first.clone() });
+        }
+        let images = f
+            .cameras
+            .iter()
+            .map(|c| KittiImage {
+                path: c.image.clone(),
+                width: c.calib.camera().width(),
+                height: c.calib.camera().height(),
+            })
+            .collect();
+        frames.push(KittiFrame {
+            name: f.name.clone(),
+            velodyne: f.velodyne.clone(),
+            images,
+            stamp: f.stamp,
+            epoch: first.epoch,
+            points: sweep_points(&f.velodyne)?,
+        });
+    }
+    let cameras =
+        rig.first().map(|f| f.cameras.iter().map(|c| c.sensor.clone()).collect()).unwrap_or_default();
+    Ok(KittiIndex { frames, sets, cameras })
 }
 
 #[cfg(test)]

@@ -92,7 +92,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use calib::CalibrationSet;
+use calib::{CalibrationSet, SensorName};
 use shared::frames::{PayloadSink, SinkFull};
 use shared::{CalibEpoch, StreamKind, TimestampNs};
 
@@ -213,7 +213,12 @@ impl LogSource {
         let meta = std::fs::metadata(&path).map_err(|e| LogError::io(&path, "open", e))?;
         if meta.is_dir() {
             if kitti::is_kitti(&path) {
-                let index = kitti::scan(&path)?;
+                // A second colour camera makes the folder a rig; without it, as ever.
+                let index = if path.join("image_3").is_dir() {
+                    kitti_cameras::scan_rig(&path)?
+                } else {
+                    kitti::scan(&path)?
+                };
                 let sets = index.sets.clone();
                 return Ok(Self { path, inner: Inner::Kitti(Arc::new(index)), sets });
             }
@@ -296,23 +301,47 @@ impl LogSource {
         }
     }
 
-    /// The largest payload of a stream, in bytes (to size ring slots; 0 for fused, calib).
+    /// The largest payload of a stream, in bytes (to size ring slots; 0 for fused, calib):
+    /// for a rig, the largest of its cameras'.
     #[must_use]
     pub fn max_payload_len(&self, stream: StreamKind) -> usize {
+        self.sensors().iter().filter(|s| s.kind == stream).map(|s| s.max_payload_len).max().unwrap_or(0)
+    }
+
+    /// The log's sensors, cameras first (the primary camera, named `camera`, leads), then
+    /// the lidar `lidar`. A one-camera log has `camera` and `lidar`; a KITTI folder with
+    /// `image_3` has `camera` (image_2, P2), `camera_3` (image_3, P3) and `lidar`.
+    #[must_use]
+    pub fn sensors(&self) -> Vec<LogSensor> {
+        let sensor = |name, kind, max_payload_len| LogSensor { name, kind, max_payload_len };
         match &self.inner {
-            Inner::Kitti(k) => k
-                .frames
-                .iter()
-                .map(|f| match stream {
-                    StreamKind::Lidar => f.points * size_of::<shared::frames::PointRecord>(),
-                    StreamKind::Camera => {
-                        shared::frames::IMAGE_HEADER_SIZE + f.width as usize * f.height as usize * 3
-                    }
-                    StreamKind::Fused | StreamKind::CalibTable | StreamKind::Can => 0,
+            Inner::Kitti(k) => {
+                let largest =
+                    |f: &dyn Fn(&kitti::KittiFrame) -> usize| k.frames.iter().map(f).max().unwrap_or(0);
+                let mut out: Vec<LogSensor> = k
+                    .cameras
+                    .iter()
+                    .enumerate()
+                    .map(|(c, name)| {
+                        let len = largest(&|f| {
+                            let i = &f.images[c];
+                            shared::frames::IMAGE_HEADER_SIZE + i.width as usize * i.height as usize * 3
+                        });
+                        sensor(name.clone(), StreamKind::Camera, len)
+                    })
+                    .collect();
+                let lidar = largest(&|f| f.points * size_of::<shared::frames::PointRecord>());
+                out.push(sensor(SensorName::lidar(), StreamKind::Lidar, lidar));
+                out
+            }
+            Inner::Mcap(m) => [StreamKind::Camera, StreamKind::Lidar]
+                .into_iter()
+                .map(|kind| {
+                    let name =
+                        if kind == StreamKind::Camera { SensorName::camera() } else { SensorName::lidar() };
+                    sensor(name, kind, m.max_payload_len(kind))
                 })
-                .max()
-                .unwrap_or(0),
-            Inner::Mcap(m) => m.max_payload_len(stream),
+                .collect(),
         }
     }
 
@@ -355,6 +384,17 @@ impl LogSource {
     }
 }
 
+/// One sensor of a log: what a replay makes a ring and a producer's place for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogSensor {
+    /// Its name, which [`LogFrame::sensor`] gives its frames.
+    pub name: SensorName,
+    /// Camera or lidar.
+    pub kind: StreamKind,
+    /// Its largest payload, bytes (to size its ring's slots).
+    pub max_payload_len: usize,
+}
+
 /// The frames of a [`LogSource`], in time order. `Send`: it can move to a replayer thread.
 #[derive(Debug)]
 pub struct LogFrames {
@@ -377,12 +417,13 @@ impl Iterator for LogFrames {
         }
         let item = match &mut self.inner {
             FramesInner::Kitti { index, next } => {
-                // Frame i's sweep is item 2i, its image 2i + 1.
-                let i = *next / 2;
+                // Frame i's sweep is item n·i, its cameras' images the n - 1 after it.
+                let n = index.items_per_frame();
+                let i = *next / n;
                 let f = index.frames.get(i)?;
-                let camera = *next % 2 == 1;
+                let item = *next % n;
                 *next += 1;
-                Some(kitti_frame(f, i as u64, camera))
+                Some(kitti_frame(index, f, i as u64, item))
             }
             FramesInner::Mcap(m) => m.next(),
         };
@@ -393,15 +434,25 @@ impl Iterator for LogFrames {
     }
 }
 
-fn kitti_frame(f: &kitti::KittiFrame, index: u64, camera: bool) -> Result<LogFrame, LogError> {
-    let (stream, body) = if camera {
-        let rgb = kitti::read_png(&f.image, f.width, f.height)?;
-        (StreamKind::Camera, Body::Rgb { width: f.width, height: f.height, rgb })
-    } else {
-        (StreamKind::Lidar, Body::Velodyne(kitti::read_velodyne(&f.velodyne)?))
+/// Item `item` of a KITTI frame: 0 the sweep, c + 1 camera c's image.
+fn kitti_frame(
+    k: &kitti::KittiIndex,
+    f: &kitti::KittiFrame,
+    index: u64,
+    item: usize,
+) -> Result<LogFrame, LogError> {
+    let (stream, sensor, body) = match item.checked_sub(1) {
+        Some(c) => {
+            let i = &f.images[c];
+            let rgb = kitti::read_png(&i.path, i.width, i.height)?;
+            let body = Body::Rgb { width: i.width, height: i.height, rgb };
+            (StreamKind::Camera, k.cameras[c].clone(), body)
+        }
+        None => (StreamKind::Lidar, SensorName::lidar(), Body::Velodyne(kitti::read_velodyne(&f.velodyne)?)),
     };
     Ok(LogFrame {
         stream,
+        sensor,
         stamp: f.stamp,
         epoch: f.epoch,
         index,
@@ -416,6 +467,8 @@ fn kitti_frame(f: &kitti::KittiFrame, index: u64, camera: bool) -> Result<LogFra
 pub struct LogFrame {
     /// [`StreamKind::Camera`] or [`StreamKind::Lidar`], never another kind.
     pub stream: StreamKind,
+    /// The sensor that took it (one of [`LogSource::sensors`]).
+    pub sensor: SensorName,
     /// Capture time (synthetic for KITTI; the header stamp for ROS).
     pub stamp: TimestampNs,
     /// The calibration epoch the frame was captured under, by the log's epoch rule.

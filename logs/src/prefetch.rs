@@ -68,7 +68,7 @@ impl LogFrames {
                     p.workers.push(start(
                         format!("kitti-decode-{w}"),
                         Box::new(move || {
-                            decode_kitti(&index, next / 2 + w, n, &tx);
+                            decode_kitti(&index, next / index.items_per_frame() + w, n, &tx);
                         }),
                     )?);
                     p.rx.push(rx);
@@ -94,13 +94,15 @@ fn run_stream(frames: LogFrames, tx: &Sender<Vec<Item>>) {
     }
 }
 
-/// KITTI worker: frames `first`, `first + step`, ... each as its sweep then its image (the
+/// KITTI worker: frames `first`, `first + step`, ... each as its sweep then its images (the
 /// order of [`LogFrames`]); stops after an error or when the consumer is gone.
 fn decode_kitti(index: &kitti::KittiIndex, first: usize, step: usize, tx: &Sender<Vec<Item>>) {
     for i in (first..index.frames.len()).step_by(step) {
         let f = &index.frames[i];
-        let items = match kitti_frame(f, i as u64, false) {
-            Ok(sweep) => vec![Ok(sweep), kitti_frame(f, i as u64, true)],
+        let items = match kitti_frame(index, f, i as u64, 0) {
+            Ok(sweep) => std::iter::once(Ok(sweep))
+                .chain((1..index.items_per_frame()).map(|c| kitti_frame(index, f, i as u64, c)))
+                .collect(),
             Err(e) => vec![Err(e)],
         };
         let failed = items.iter().any(Result::is_err);

@@ -193,12 +193,7 @@ fn rig_sensors(
     spec: &mut RunSpec,
 ) -> Result<(Vec<usize>, Vec<usize>), CliError> {
     if scenario.is_multi_sensor() {
-        let refused = [(args.record.is_some(), "--record"), (args.zenoh.is_some(), "--zenoh")];
-        if let Some((_, opt)) = refused.iter().find(|(on, _)| *on) {
-            return Err(CliError::input(format!(
-                "{opt}: the scenario has several cameras or lidars; {opt} handles one camera and one lidar"
-            )));
-        }
+        refuse_for_rig(args, "the scenario")?;
     }
     let mut cameras = Vec::new();
     for (name, c) in scenario.cameras() {
@@ -211,6 +206,40 @@ fn rig_sensors(
         spec.sensors.push(spec::SensorRun { name, kind: shared::StreamKind::Lidar, rate_hz: l.rate_hz });
     }
     Ok((cameras, lidars))
+}
+
+/// Exit 2 if an option that handles one camera and one lidar only is given for a rig
+/// (`what`: the scenario or the log).
+fn refuse_for_rig(args: &PipelineArgs, what: &str) -> Result<(), CliError> {
+    let refused = [(args.record.is_some(), "--record"), (args.zenoh.is_some(), "--zenoh")];
+    match refused.iter().find(|(on, _)| *on) {
+        Some((_, opt)) => Err(CliError::input(format!(
+            "{opt}: {what} has several cameras or lidars; {opt} handles one camera and one lidar"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A log with several cameras: its sensors into the spec (the replayer writes one ring
+/// each) and the bytes of their segments. `None` for a one-camera log, whose spec stays as
+/// it always was.
+fn replay_rig(
+    log: &logs::OpenedLog,
+    args: &PipelineArgs,
+    spec: &mut RunSpec,
+) -> Result<Option<u64>, CliError> {
+    let sensors = log.source().sensors();
+    if sensors.len() <= 2 {
+        return Ok(None);
+    }
+    refuse_for_rig(args, "the log")?;
+    let (mut cameras, mut lidars) = (Vec::new(), Vec::new());
+    for s in sensors {
+        let sizes = if s.kind == shared::StreamKind::Camera { &mut cameras } else { &mut lidars };
+        sizes.push(s.max_payload_len);
+        spec.sensors.push(spec::SensorRun { name: s.name, kind: s.kind, rate_hz: spec.rate_hz(s.kind) });
+    }
+    rig_shm_bytes(&cameras, &lidars).map(Some)
 }
 
 /// What a rig's segments need, or exit 2 for frames no segment can hold.
@@ -279,6 +308,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
     spec.camera_hz = rate_of_period(log.source().camera_period().as_secs_f64());
     let capacities =
         (log.max_payload_len(shared::StreamKind::Camera), log.max_payload_len(shared::StreamKind::Lidar));
+    let rig_bytes = replay_rig(&log, &args.pipeline, &mut spec)?;
     spec.zenoh = crate::remote::publish_spec(&args.pipeline, capacities, log.lidar_frames(), &spec.epochs)?;
     let cfg = Supervise {
         spec,
@@ -289,7 +319,8 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
         summary_path,
         expected_lidar_frames: log.lidar_frames(),
         lidar_period_s: log.lidar_period_s(),
-        shm_bytes: shm_bytes(capacities.0, capacities.1)? + can_room(vehicle_dbc.is_some()),
+        shm_bytes: rig_bytes.map_or_else(|| shm_bytes(capacities.0, capacities.1), Ok)?
+            + can_room(vehicle_dbc.is_some()),
         vehicle_dbc,
     };
     supervisor::supervise(cfg)

@@ -111,9 +111,11 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `../shared/data` if present; otherwise prints a notice and returns None.
+/// `../shared/data` (or `$EPOCHFUSE_SHARED_DATA`) if present; otherwise prints a notice and
+/// returns None.
 pub fn shared_data() -> Option<PathBuf> {
-    let p = root().join("../shared/data");
+    let p = std::env::var_os("EPOCHFUSE_SHARED_DATA")
+        .map_or_else(|| root().join("../shared/data"), PathBuf::from);
     if p.is_dir() {
         Some(p)
     } else {

@@ -116,8 +116,14 @@ impl McapFrames {
                 Body::RosImage { msg: m.data, layout, labels }
             }
         };
+        let sensor = if p.stream == StreamKind::Camera {
+            calib::SensorName::camera()
+        } else {
+            calib::SensorName::lidar()
+        };
         Ok(LogFrame {
             stream: p.stream,
+            sensor,
             stamp: p.stamp,
             epoch: p.epoch,
             index: p.index,

@@ -1,5 +1,5 @@
 //! The replayer role: takes the producers' place in a replay. It writes a log's frames into
-//! the camera and lidar rings with the log's epochs, paced by the log's stamps (scaled by
+//! their sensors' rings (camera and lidar; one per camera for a log with several) with the log's epochs, paced by the log's stamps (scaled by
 //! `--rate`) or as fast as fusion keeps up (`--max-rate`). Capture times go onto the
 //! pipeline clock: the log's first frame is t = 0.
 
@@ -8,12 +8,12 @@ use std::path::Path;
 use logs::{LogError, LogFormat, LogFrame, LogOptions, OpenedLog};
 use shared::ring::{FrameMeta, RingWriter};
 use shared::scoreboard::ProducerScoreboard;
-use shared::segment::SegmentSpec;
-use shared::{rundir, StreamKind, TimestampNs};
+use shared::TimestampNs;
 
 use super::producer::PRODUCER_SLOTS;
 use super::{ready, stop_flag, wait_for_readers};
 use crate::error::CliError;
+use crate::pipeline::segments;
 use crate::pipeline::spec::{RunSpec, SourceSpec};
 
 /// Opens the run's log.
@@ -32,12 +32,21 @@ pub fn open_source(spec: &RunSpec) -> Result<OpenedLog, CliError> {
     OpenedLog::open(path, &options).map_err(|e| CliError::input(e.to_string()))
 }
 
-fn ring(run: &Path, kind: StreamKind, capacity: usize) -> Result<RingWriter, CliError> {
-    let path = run.join(rundir::segment_file(kind));
-    let spec = SegmentSpec::new(kind, PRODUCER_SLOTS, capacity.max(64) as u64);
-    RingWriter::create_or_takeover(&path, &spec)
-        .map(|(w, _)| w)
-        .map_err(|e| CliError::internal(format!("{}: {e}", path.display())))
+/// One ring per sensor of the log, `<name>.seg` (`camera.seg` and `lidar.seg` for a
+/// one-camera log), with the readers a writer at `--max-rate` waits for.
+fn rings(run: &Path, spec: &RunSpec, log: &OpenedLog) -> Result<Vec<(RingWriter, u64)>, CliError> {
+    let sensors = log.source().sensors();
+    spec.sensor_list()
+        .iter()
+        .map(|s| {
+            let capacity = sensors.iter().find(|l| l.name == s.name).map_or(0, |l| l.max_payload_len);
+            let path = run.join(segments::sensor_file(&s.name));
+            let writer = RingWriter::create_or_takeover(&path, &segments::producer(s.kind, capacity))
+                .map(|(w, _)| w)
+                .map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
+            Ok((writer, spec.sensor_ring_readers(s.kind)))
+        })
+        .collect()
 }
 
 /// Frames each decoding thread keeps ready: enough to cover a chunk boundary without holding
@@ -64,10 +73,9 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     let spec = RunSpec::load(run)?;
     let stop = stop_flag()?;
     let log = open_source(&spec)?;
-    let mut camera = ring(run, StreamKind::Camera, log.max_payload_len(StreamKind::Camera))?;
-    let mut lidar = ring(run, StreamKind::Lidar, log.max_payload_len(StreamKind::Lidar))?;
+    let names: Vec<calib::SensorName> = spec.sensor_list().into_iter().map(|s| s.name).collect();
+    let mut rings = rings(run, &spec, &log)?;
     let frames = frames(&log).map_err(|e| CliError::input(e.to_string()))?;
-    let readers = spec.ring_readers();
     let mut stalled = false;
     let clock = ready()?;
     for item in frames {
@@ -79,11 +87,14 @@ pub fn run(run: &Path) -> Result<(), CliError> {
         if !spec.max_rate && !clock.pace(TimestampNs((t.0 as f64 / spec.rate) as u64), &stop) {
             break;
         }
-        // A log frame is a camera image or a lidar sweep.
-        let writer = if frame.stream == StreamKind::Camera { &mut camera } else { &mut lidar };
+        // A log frame is a camera image or a lidar sweep of one of the run's sensors.
+        let Some(i) = names.iter().position(|n| *n == frame.sensor) else {
+            return Err(CliError::internal(format!("{}: no ring for sensor {}", frame.name, frame.sensor)));
+        };
+        let (writer, readers) = &mut rings[i];
         if spec.max_rate {
             // As fast as the readers keep up: a replay at max rate loses no frame.
-            wait_for_readers(writer, readers, u64::from(PRODUCER_SLOTS) - 2, &stop, &mut stalled);
+            wait_for_readers(writer, *readers, u64::from(PRODUCER_SLOTS) - 2, &stop, &mut stalled);
         }
         let mut loan = writer.loan();
         frame.write_payload(&mut loan).map_err(|e| CliError::internal(format!("{}: {e}", frame.name)))?;
