@@ -223,7 +223,7 @@ pub fn gather(
 
 #[cfg(test)]
 mod tests {
-    use shared::frames::{camera_image, PayloadSink};
+    use shared::frames::camera_image;
     use shared::ring::{FrameMeta, RingWriter};
     use shared::segment::SegmentSpec;
     use shared::{CalibEpoch, StreamKind, TimestampNs};
@@ -254,7 +254,6 @@ mod tests {
             loan.push(&bytes).unwrap();
             loan.commit(FrameMeta { capture: TimestampNs(1), epoch: CalibEpoch(1) });
             let mut reader = RingReader::attach(&path, StreamKind::Camera).unwrap();
-            reader.seek_oldest();
             let (frame, _) = reader.peek_next().unwrap();
             let (w, h) = (w as usize, h as usize);
             // Every pixel, in a scattered order, plus some outside.
