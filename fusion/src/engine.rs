@@ -28,9 +28,8 @@ use shared::{CalibEpoch, FrameSeq, StreamKind, TimestampNs};
 
 use crate::output::{FusedSink, OverlayConfig, OverlayJob, OverlayWriter};
 use crate::pairing::{FrameMeta, Held, Output, Pairer, PairingConfig, SeenWindow};
-use crate::payload::{Payload, PointScratch, UseError};
+use crate::payload::{Payload, Pixels, PointScratch, UseError};
 use crate::project::{Projected, Projector};
-use crate::sample::{ImageFacts, PixelSample, SampleScratch};
 use crate::stats::{CountersSnapshot, FusionStats, LatencyRecorder, PairMetrics, StatsHandle};
 
 /// A frame handed to the engine: its header fields and its payload (copied, or a versioned
@@ -160,9 +159,6 @@ pub struct Engine<S> {
     projected: Projected,
     fused_points: Vec<FusedPoint>,
     point_scratch: PointScratch,
-    /// Pixel coordinates of the projected points, and the buffers that sample them.
-    pixel_at: Vec<(usize, usize)>,
-    sample_scratch: SampleScratch,
     released: ReleasedEpochs,
     overlay: Option<OverlayWriter>,
     fused_camera: SeenWindow,
@@ -225,8 +221,6 @@ impl<S: FusedSink> Engine<S> {
             projected: Projected::new(),
             fused_points: Vec::new(),
             point_scratch: PointScratch::default(),
-            pixel_at: Vec::new(),
-            sample_scratch: SampleScratch::default(),
             released: ReleasedEpochs::default(),
             overlay,
             raw_camera: 0,
@@ -542,14 +536,11 @@ impl<S: FusedSink> Engine<S> {
         let points = deskewed(self.deskew.as_mut(), &mut self.deskewed, points, &lidar.meta, &calib);
         let projector = Projector::new(&calib);
         projector.project(points, &mut self.projected);
-        let pr = &self.projected;
-        self.pixel_at.clear();
-        self.pixel_at.extend(pr.u().iter().zip(pr.v()).map(|(&u, &v)| (u as usize, v as usize)));
-        let coloured =
-            camera.payload.sample_pixels(&self.pixel_at, &mut self.sample_scratch).map(|(facts, samples)| {
-                let matches = colour_points(pr, points, facts, samples, &mut self.fused_points);
-                (matches, facts.labels)
-            });
+        let (pr, fused_points) = (&self.projected, &mut self.fused_points);
+        let coloured = camera.payload.with_image(|image| {
+            let matches = colour_points(pr, points, image, fused_points);
+            (matches, image.has_labels())
+        });
         let (matches, labelled) = match coloured {
             Ok(c) => c,
             Err(e) => {
@@ -726,22 +717,21 @@ impl ReleasedEpochs {
 fn colour_points(
     pr: &Projected,
     points: &[PointRecord],
-    image: ImageFacts,
-    samples: &[PixelSample],
+    image: &dyn Pixels,
     out: &mut Vec<FusedPoint>,
 ) -> u64 {
-    let (iw, ih) = image.size;
-    let labels = image.labels;
+    let (iw, ih) = image.size();
+    let labels = image.has_labels();
     let mut matches = 0u64;
     out.clear();
     out.reserve(pr.len());
-    let each = pr.u().iter().zip(pr.v()).zip(pr.depth()).zip(pr.index()).zip(samples);
-    for ((((&u, &v), &d), &i), sample) in each {
+    for (((&u, &v), &d), &i) in pr.u().iter().zip(pr.v()).zip(pr.depth()).zip(pr.index()) {
         let (x, y) = (u as usize, v as usize);
         let Some(p) = points.get(i as usize) else { continue };
         let inside = x < iw && y < ih;
-        let rgb = if inside { sample.rgb } else { [0; 3] };
-        if inside && labels && u32::from(sample.label) == p.instance {
+        let px = y * iw + x;
+        let rgb = if inside { image.rgb(px) } else { [0; 3] };
+        if inside && labels && u32::from(image.label(px)) == p.instance {
             matches += 1;
         }
         let intensity = (p.intensity.clamp(0.0, 1.0) * 255.0).round() as u8;
