@@ -127,11 +127,11 @@ impl Payload {
             }
             Self::Lost(e) => Err(*e),
             Self::Ring(r) => {
-                // Words in, checksum folded into the same loads; then viewed as records
+                // Words in a chunk at a time, checksum folded into the same loads; then viewed as records
                 // (u64 alignment covers theirs).
                 let mut words = std::mem::take(&mut scratch.words);
                 words.clear();
-                let read = r.ring.read_at_streaming(r.frame.seq(), words, |out, _, w| out.push(w));
+                let read = r.ring.read_at_chunks(r.frame.seq(), words, |out, _, w| out.extend_from_slice(w));
                 match read {
                     InPlace::Frame(info, out) if info.len % POINT_RECORD_SIZE == 0 && r.same(&info) => {
                         scratch.words = out;
