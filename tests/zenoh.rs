@@ -166,21 +166,12 @@ mod net {
     }
 
     /// A pair's identity across hosts: the capture times of its camera frame and sweep (on
-    /// the source's clock). Not the ring sequence numbers: each host's ring numbers the
-    /// frames it holds, and a frame the remote never got (lost on the way, or skipped by a
-    /// publishing bridge that was lapped) shifts the remote's numbers from there on.
+    /// the source's clock), independent of ring numbering (each host's ring numbers the
+    /// frames it holds; the remote's summary maps them back to the source's, which the
+    /// comparison then checks too).
     fn pair_key(f: &Value) -> (u64, u64) {
         let ns = |k: &str| f[k].as_u64().unwrap_or_else(|| panic!("no {k}: {f}"));
         (ns("camera_capture_ns"), ns("lidar_capture_ns"))
-    }
-
-    /// A pair's result without what is each host's own: latency and ring numbers.
-    fn host_free(f: &Value) -> Value {
-        let mut f = result(f);
-        for k in ["camera_seq", "lidar_seq"] {
-            f.as_object_mut().unwrap().remove(k);
-        }
-        f
     }
 
     /// Runs the real-time recalibration drive with a remote; the publisher's and the
@@ -199,8 +190,10 @@ mod net {
         check_publisher(&finish(publisher));
         run.expect_code(0);
         if let Ok(dir) = std::env::var("EPOCHFUSE_KEEP_SUMMARIES") {
-            for (side, name) in [("pub", "publisher.json"), ("rem", "remote.json")] {
-                std::fs::copy(sb.path(side).join("summary.json"), std::path::Path::new(&dir).join(name)).unwrap();
+            for (from, name) in
+                [("pub/summary.json", "publisher.json"), ("rem/summary.json", "remote.json"), ("rem/logs/bridge-result.json", "mirror.json")]
+            {
+                let _ = std::fs::copy(sb.path(from), std::path::Path::new(&dir).join(name));
             }
         }
         (common::summary(&sb.path("pub/summary.json")), common::summary(&sb.path("rem/summary.json")))
@@ -232,7 +225,7 @@ mod net {
         let theirs: std::collections::BTreeMap<_, _> = pf.iter().map(|f| (pair_key(f), f)).collect();
         let both: Vec<_> = rf.iter().filter_map(|f| theirs.get(&pair_key(f)).map(|t| (*t, f))).collect();
         assert!(both.len() * 2 >= rf.len(), "{} of {} pairs in common", both.len(), rf.len());
-        let differ: Vec<_> = both.iter().filter(|(t, m)| host_free(t) != host_free(m)).collect();
+        let differ: Vec<_> = both.iter().filter(|(t, m)| result(t) != result(m)).collect();
         let shown: Vec<_> = differ.iter().take(3).map(|(t, m)| format!("publisher {t}\nremote    {m}")).collect();
         assert!(
             differ.is_empty(),
