@@ -190,9 +190,11 @@ mod net {
         check_publisher(&finish(publisher));
         run.expect_code(0);
         if let Ok(dir) = std::env::var("EPOCHFUSE_KEEP_SUMMARIES") {
-            for (from, name) in
-                [("pub/summary.json", "publisher.json"), ("rem/summary.json", "remote.json"), ("rem/logs/bridge-result.json", "mirror.json")]
-            {
+            for (from, name) in [
+                ("pub/summary.json", "publisher.json"),
+                ("rem/summary.json", "remote.json"),
+                ("rem/logs/bridge-result.json", "mirror.json"),
+            ] {
                 let _ = std::fs::copy(sb.path(from), std::path::Path::new(&dir).join(name));
             }
         }
@@ -226,7 +228,8 @@ mod net {
         let both: Vec<_> = rf.iter().filter_map(|f| theirs.get(&pair_key(f)).map(|t| (*t, f))).collect();
         assert!(both.len() * 2 >= rf.len(), "{} of {} pairs in common", both.len(), rf.len());
         let differ: Vec<_> = both.iter().filter(|(t, m)| result(t) != result(m)).collect();
-        let shown: Vec<_> = differ.iter().take(3).map(|(t, m)| format!("publisher {t}\nremote    {m}")).collect();
+        let shown: Vec<_> =
+            differ.iter().take(3).map(|(t, m)| format!("publisher {t}\nremote    {m}")).collect();
         assert!(
             differ.is_empty(),
             "{} of {} pairs both fused differ across hosts:\n{}",
