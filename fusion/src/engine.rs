@@ -618,6 +618,8 @@ impl<S: FusedSink> Engine<S> {
                 camera_epoch: ce.0,
                 lidar_epoch: le.0,
                 latency_ms: latency as f64 / 1e6,
+                camera_capture_ns: camera.meta.capture.0,
+                lidar_capture_ns: lidar.meta.capture.0,
             });
         }
         self.overlay(camera, lidar.meta.seq, ae);

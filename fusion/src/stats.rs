@@ -40,6 +40,14 @@ pub struct PairMetrics {
     /// Capture → fused latency of this pair, milliseconds (extra key).
     #[serde(default)]
     pub latency_ms: f64,
+    /// The camera frame's capture time on the source's pipeline clock, ns (extra key): with
+    /// [`PairMetrics::lidar_capture_ns`] the pair's identity across hosts, where ring
+    /// sequence numbers are each host's own.
+    #[serde(default)]
+    pub camera_capture_ns: u64,
+    /// The sweep's capture time on the source's pipeline clock, ns (extra key).
+    #[serde(default)]
+    pub lidar_capture_ns: u64,
 }
 
 /// Capture → fused latency samples, in nanoseconds. Bounded: past `cap` samples it keeps

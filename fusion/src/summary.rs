@@ -324,6 +324,8 @@ mod tests {
             camera_epoch: 1,
             lidar_epoch: 1,
             latency_ms: 0.5,
+            camera_capture_ns: 0,
+            lidar_capture_ns: 0,
         }]);
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["pairing"], "latest");

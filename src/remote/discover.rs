@@ -167,6 +167,14 @@ fn add_network_counters(summary_path: &Path, result_path: &Path) -> Result<(), C
     let io = |e: &dyn std::fmt::Display| CliError::input(format!("{}: {e}", summary_path.display()));
     let text = std::fs::read(summary_path).map_err(|e| io(&e))?;
     let mut json: serde_json::Value = serde_json::from_slice(&text).map_err(|e| io(&e))?;
+    // The pairs name their frames by the source's numbers, as the publisher's summary does.
+    for f in json.get_mut("frames").and_then(|v| v.as_array_mut()).into_iter().flatten() {
+        for (key, seqs) in [("camera_seq", &result.camera_seqs), ("lidar_seq", &result.lidar_seqs)] {
+            if let Some(local) = f.get(key).and_then(serde_json::Value::as_u64) {
+                f[key] = seqs.source_of(local).into();
+            }
+        }
+    }
     for (name, net) in [("camera", result.camera), ("lidar", result.lidar)] {
         let (Some(stream), Ok(serde_json::Value::Object(extra))) = (
             json.pointer_mut(&format!("/streams/{name}")).and_then(|v| v.as_object_mut()),

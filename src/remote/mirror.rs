@@ -73,8 +73,34 @@ impl TransportMs {
     }
 }
 
+/// Which source frame each local ring sequence number holds. The local ring numbers the
+/// frames it is given one after the other; the source's numbers skip the frames the remote
+/// never got (lost on the way, skipped by a lapped publishing bridge, or before a late
+/// joiner came). Kept as the points where the offset changes: one per gap.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Renumbering(Vec<(u64, u64)>);
+
+impl Renumbering {
+    /// Local frame `local` holds source frame `source`.
+    fn note(&mut self, local: u64, source: u64) {
+        let offset = |(l, s): (u64, u64)| s.wrapping_sub(l);
+        if self.0.last().is_none_or(|&last| offset(last) != offset((local, source))) {
+            self.0.push((local, source));
+        }
+    }
+
+    /// The source's number of local frame `local` (itself before the first frame noted).
+    #[must_use]
+    pub fn source_of(&self, local: u64) -> u64 {
+        match self.0.partition_point(|&(l, _)| l <= local).checked_sub(1) {
+            Some(i) => local.wrapping_add(self.0[i].1.wrapping_sub(self.0[i].0)),
+            None => local,
+        }
+    }
+}
+
 /// What the mirror leaves for the summary.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct MirrorResult {
     /// The camera stream.
     pub camera: StreamNet,
@@ -90,6 +116,12 @@ pub struct MirrorResult {
     pub mirror_s: f64,
     /// The transport's latency (loopback only).
     pub transport_ms: TransportMs,
+    /// The source's numbers of the camera frames in the local ring.
+    #[serde(default)]
+    pub camera_seqs: Renumbering,
+    /// The source's numbers of the sweeps in the local ring.
+    #[serde(default)]
+    pub lidar_seqs: Renumbering,
 }
 
 /// One mirrored stream: its ring, sequence tracker and epoch gate.
@@ -102,6 +134,7 @@ struct Stream {
     invalid: u64,
     mirrored: u64,
     mirrored_bytes: u64,
+    seqs: Renumbering,
 }
 
 impl Stream {
@@ -119,6 +152,7 @@ impl Stream {
             invalid: 0,
             mirrored: 0,
             mirrored_bytes: 0,
+            seqs: Renumbering::default(),
         })
     }
 
@@ -228,7 +262,8 @@ impl Mirror<'_> {
             loan.push(payload).map_err(|_| {
                 CliError::internal(format!("{} frame {}: larger than a slot", s.kind, header.seq))
             })?;
-            loan.commit(FrameMeta { capture: header.capture, epoch: header.epoch });
+            let local = loan.commit(FrameMeta { capture: header.capture, epoch: header.epoch });
+            s.seqs.note(local.0, header.seq);
             let mut board = ProducerScoreboard::read(&s.writer);
             board.epoch = header.epoch;
             board.store(&s.writer);
@@ -292,6 +327,8 @@ pub fn run(run: &Path, spec: &RunSpec, net: &ZenohSpec) -> Result<(), CliError> 
         source_ended: ended,
         mirror_s: m.span.map_or(0.0, |(a, b)| (b - a) as f64 / 1e9),
         transport_ms: TransportMs::of(std::mem::take(&mut m.transport)),
+        camera_seqs: std::mem::take(&mut m.streams[0].seqs),
+        lidar_seqs: std::mem::take(&mut m.streams[1].seqs),
     };
     let path = spec.out.join("logs").join(super::MIRROR_RESULT_FILE);
     let json = serde_json::to_vec_pretty(&result).map_err(|e| CliError::internal(e.to_string()))?;
@@ -299,4 +336,22 @@ pub fn run(run: &Path, spec: &RunSpec, net: &ZenohSpec) -> Result<(), CliError> 
         .map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
     let _ = session.close().wait();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Renumbering;
+
+    #[test]
+    fn local_numbers_map_back_to_the_sources_across_gaps() {
+        let mut r = Renumbering::default();
+        // A late joiner's first frame is the source's 10th; 13 and 14 never came.
+        for (local, source) in [(0, 10), (1, 11), (2, 12), (3, 15), (4, 16)] {
+            r.note(local, source);
+        }
+        assert_eq!(r.0.len(), 2, "one point per gap");
+        let back: Vec<u64> = (0..5).map(|l| r.source_of(l)).collect();
+        assert_eq!(back, [10, 11, 12, 15, 16]);
+        assert_eq!(Renumbering::default().source_of(7), 7);
+    }
 }

@@ -79,7 +79,15 @@ impl LocalCalib {
         if !self.sent.insert(set.epoch) {
             return Ok(Vec::new());
         }
-        let bytes = calib::wire::encode_update(set);
+        // The set as a run's own service holds it: a run hands its epochs to its calibration
+        // role in the run spec, where a set is stored in the wire format (rotations as
+        // matrices), so the publisher's service took its sets after one matrix round trip.
+        // The epochs queried at start make that trip here too (in this run's spec); one
+        // relayed at run time must make it as well, or its rotation differs in a last bit and
+        // so do the pairs projected with it.
+        let as_run = calib::wire::decode_update(&calib::wire::encode_update(set))
+            .map_err(|e| CliError::internal(format!("epoch {}: {e}", set.epoch)))?;
+        let bytes = calib::wire::encode_update(&as_run);
         send(&self.socket, &bytes, SendFlags::NOSIGNAL).map_err(|e| {
             CliError::internal(format!("relaying epoch {} to the calibration service: {e}", set.epoch))
         })?;
