@@ -2,23 +2,7 @@
 
 mod common;
 
-use common::{summary, Sandbox};
-
-fn drive(sb: &Sandbox, name: &str, extra: &[&str]) -> (common::Run, serde_json::Value) {
-    let _turn = common::pipeline_turn();
-    let out = sb.path(name);
-    let out_s = out.to_str().unwrap().to_string();
-    let mut args = vec!["drive"];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&["--out", &out_s, "--quiet"]);
-    let run = sb.run(&args);
-    let s = if out.join("summary.json").exists() {
-        summary(&out.join("summary.json"))
-    } else {
-        serde_json::Value::Null
-    };
-    (run, s)
-}
+use common::{drive, summary, Sandbox};
 
 #[test]
 fn default_drive_fuses_nearly_every_sweep_with_the_right_calibration() {

@@ -99,6 +99,20 @@ impl Run {
         self
     }
 }
+/// `epochfuse drive EXTRA… --out <sandbox>/NAME --quiet`, taking its turn among real-time
+/// pipelines: the run and its summary (`Null` when the run wrote none).
+pub fn drive(sb: &Sandbox, name: &str, extra: &[&str]) -> (Run, serde_json::Value) {
+    let _turn = pipeline_turn();
+    let out = sb.path(name);
+    let out_s = out.to_str().unwrap().to_string();
+    let mut args = vec!["drive"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--out", &out_s, "--quiet"]);
+    let run = sb.run(&args);
+    let path = out.join("summary.json");
+    let s = if path.exists() { summary(&path) } else { serde_json::Value::Null };
+    (run, s)
+}
 
 /// Reads a summary JSON.
 pub fn summary(path: &Path) -> serde_json::Value {

@@ -176,9 +176,9 @@ fn plausible(kind: StreamKind, len: usize) -> bool {
 }
 
 /// Learns of new frames from their headers alone and hands the engine versioned references
-/// ("frame #17 at slot X"), until `stop` is raised or the engine is gone; counts every
-/// outcome. Payloads are read in place by the engine, only for the frames it uses. A
-/// truncated segment ends it with an error.
+/// ("frame #17 at slot X"), until `stop` is raised and nothing written is left unread, or the
+/// engine is gone; counts every outcome. Payloads are read in place by the engine, only for
+/// the frames it uses. A truncated segment ends it with an error.
 fn learn_frames(
     reader: &mut RingReader,
     ring: &Arc<RingReader>,
@@ -224,15 +224,18 @@ fn learn_frames(
                 true
             }
             None if reader.next_seq() != before => {
+                // Moved past a stale slot: progress, so look again before any stop.
                 counts.stale.fetch_add(1, Ordering::Relaxed);
-                false
+                continue;
             }
             None if reader.lag() == 0 => {
                 if stop.is_raised() {
                     return Ok(());
                 }
+                // Look again after the wait, stop or not: a producer's last frames and its
+                // end (the stop) can both arrive during one wait, and they must be read.
                 reader.wait(Duration::from_millis(100));
-                false
+                continue;
             }
             None => {
                 counts.torn.fetch_add(1, Ordering::Relaxed);
@@ -240,7 +243,7 @@ fn learn_frames(
                 false
             }
         };
-        // Every turn that delivers nothing checks the stop flag: a slot that stays torn (a
+        // A turn that found a torn slot checks the stop flag: a slot that stays torn (a
         // writer killed mid-frame, a scribbled sequence word) must not keep fusion alive.
         if !delivered && stop.is_raised() {
             return Ok(());
