@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{drive, summary, Sandbox};
+use common::{drive, Sandbox};
 
 #[test]
 fn default_drive_fuses_nearly_every_sweep_with_the_right_calibration() {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{drive, summary, Sandbox};
+use common::{drive, Sandbox};
 
 #[test]
 fn a_surround_drive_fuses_into_every_camera_within_each_epoch() {
