@@ -79,13 +79,12 @@ impl LocalCalib {
         if !self.sent.insert(set.epoch) {
             return Ok(Vec::new());
         }
-        // The set as a run's own service holds it: a run hands its epochs to its calibration
-        // role in the run spec, where a set is stored in the wire format (rotations as
-        // matrices), so the publisher's service took its sets after one matrix round trip.
-        // The epochs queried at start make that trip here too (in this run's spec); one
-        // relayed at run time must make it as well, or its rotation differs in a last bit and
+        // The set as a run's own service holds it: a run spec carries its epochs as
+        // `EncodedSet`s (rotations as matrices), so the publisher's service took its sets after
+        // that round trip, and so did the epochs queried at start (in this run's spec). One
+        // relayed at run time makes the same trip (`CalibrationSet`'s serde form), or its rotation differs in a last bit and
         // so do the pairs projected with it.
-        let as_run = calib::wire::decode_update(&calib::wire::encode_update(set))
+        let as_run = calib::CalibrationSet::try_from(calib::wire::EncodedSet::from(set.clone()))
             .map_err(|e| CliError::internal(format!("epoch {}: {e}", set.epoch)))?;
         let bytes = calib::wire::encode_update(&as_run);
         send(&self.socket, &bytes, SendFlags::NOSIGNAL).map_err(|e| {

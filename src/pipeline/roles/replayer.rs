@@ -1,7 +1,7 @@
 //! The replayer role: takes the producers' place in a replay. It writes a log's frames into
-//! their sensors' rings (camera and lidar; one per camera for a log with several) with the log's epochs, paced by the log's stamps (scaled by
-//! `--rate`) or as fast as fusion keeps up (`--max-rate`). Capture times go onto the
-//! pipeline clock: the log's first frame is t = 0.
+//! their sensors' rings (camera and lidar; one per camera for a log with several) with the
+//! log's epochs, paced by the log's stamps (scaled by `--rate`) or as fast as fusion keeps up
+//! (`--max-rate`). Capture times go onto the pipeline clock: the log's first frame is t = 0.
 
 use std::path::Path;
 
