@@ -79,11 +79,11 @@ impl LocalCalib {
         if !self.sent.insert(set.epoch) {
             return Ok(Vec::new());
         }
-        // The set as a run's own service holds it: a run spec carries its epochs as
-        // `EncodedSet`s (rotations as matrices), so the publisher's service took its sets after
-        // that round trip, and so did the epochs queried at start (in this run's spec). One
-        // relayed at run time makes the same trip (`CalibrationSet`'s serde form), or its rotation differs in a last bit and
-        // so do the pairs projected with it.
+        // The set as a run's own service holds it: a run spec carries its epochs in
+        // `CalibrationSet`'s serde form, `EncodedSet` (rotations as matrices), so the
+        // publisher's service took its sets after that round trip, and so did the epochs
+        // queried at start (in this run's spec). One relayed at run time makes the same trip,
+        // or its rotation differs in a last bit and so do the pairs projected with it.
         let as_run = calib::CalibrationSet::try_from(calib::wire::EncodedSet::from(set.clone()))
             .map_err(|e| CliError::internal(format!("epoch {}: {e}", set.epoch)))?;
         let bytes = calib::wire::encode_update(&as_run);
