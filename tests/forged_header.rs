@@ -146,6 +146,28 @@ fn signal(pid: i32, sig: &str) -> bool {
     std::process::Command::new("kill").args([sig, &pid.to_string()]).stderr(quiet).status().unwrap().success()
 }
 
+/// Waits until every thread of `pid` is stopped: `kill -STOP` only queues the signal, and a
+/// thread still running on the other core could peek a frame committed after the attacker
+/// took its cursor snapshot. False if the process is gone.
+fn wait_stopped(pid: i32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let tasks = PathBuf::from(format!("/proc/{pid}/task"));
+    loop {
+        let Ok(dir) = std::fs::read_dir(&tasks) else { return false };
+        let running = dir.filter_map(Result::ok).any(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            // The state follows the command name's closing parenthesis.
+            let state = stat.rsplit(')').next().and_then(|r| r.split_whitespace().next());
+            !matches!(state, Some("T" | "t" | "Z" | "X") | None)
+        });
+        if !running {
+            return true;
+        }
+        assert!(Instant::now() < deadline, "fusion {pid} did not stop");
+        std::thread::yield_now();
+    }
+}
+
 /// Forged frames: (stream, seq) → (forgery, original epoch).
 type Forged = BTreeMap<(&'static str, u64), (Forgery, u64)>;
 
@@ -165,7 +187,7 @@ fn attack(child: &mut Child, root: &Path) -> Forged {
             break;
         }
         let how = kinds[round % kinds.len()];
-        if !signal(pid, "-STOP") {
+        if !signal(pid, "-STOP") || !wait_stopped(pid) {
             break;
         }
         let before: Vec<u64> = streams.iter().map(|(_, l)| l.cursor()).collect();
