@@ -29,7 +29,8 @@ use shared::{CalibEpoch, FrameSeq, StreamKind, TimestampNs};
 use crate::output::{FusedSink, OverlayConfig, OverlayJob, OverlayWriter};
 use crate::pairing::{FrameMeta, Held, Output, Pairer, PairingConfig, SeenWindow};
 use crate::payload::{Payload, Pixels, PointScratch, UseError};
-use crate::project::{Projected, Projector};
+use crate::project::Projected;
+use crate::rig::RigProjector;
 use crate::stats::{CountersSnapshot, FusionStats, LatencyRecorder, PairMetrics, StatsHandle};
 
 /// A frame handed to the engine: its header fields and its payload (copied, or a versioned
@@ -157,6 +158,8 @@ pub struct Engine<S> {
     handle: StatsHandle,
     outbox: Vec<Output<Payload>>,
     projected: Projected,
+    /// The projector of the last epoch fused (built once per epoch, not per pair).
+    projector: Option<(CalibEpoch, RigProjector)>,
     fused_points: Vec<FusedPoint>,
     point_scratch: PointScratch,
     released: ReleasedEpochs,
@@ -222,6 +225,7 @@ impl<S: FusedSink> Engine<S> {
             handle: StatsHandle::default(),
             outbox: Vec::with_capacity(64),
             projected: Projected::new(),
+            projector: None,
             fused_points: Vec::new(),
             point_scratch: PointScratch::default(),
             released: ReleasedEpochs::default(),
@@ -537,8 +541,13 @@ impl<S: FusedSink> Engine<S> {
             }
         };
         let points = deskewed(self.deskew.as_mut(), &mut self.deskewed, points, &lidar.meta, &calib);
-        let projector = Projector::new(&calib);
-        projector.project(points, &mut self.projected);
+        // One projector per epoch: its wedge culls the points outside the camera's view.
+        if self.projector.as_ref().is_none_or(|(e, _)| *e != calib.epoch) {
+            self.projector = Some((calib.epoch, RigProjector::new(std::slice::from_ref(&calib))));
+        }
+        let (_, rig) = self.projector.as_ref().expect("set above");
+        rig.project_camera(0, points, &mut self.projected);
+        let projector = rig.camera(0);
         let (pr, fused_points) = (&self.projected, &mut self.fused_points);
         let coloured = camera.payload.with_image(|image| {
             let matches = colour_points(pr, points, image, fused_points);

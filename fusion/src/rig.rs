@@ -20,9 +20,12 @@
 //! Why a wedge is exact enough: for a rectified camera or a pinhole without distortion, the
 //! points kept are `apex + λ·ray`, λ > 0, with `ray` in the cone spanned by the rays through
 //! the four image corners; the horizontal projection of that cone is the wedge spanned by
-//! the projected corner rays. A camera gets no wedge (every point is tested as today) when
-//! its corner rays do not fit in a half-plane (looking steeply up or down) or when its lens
-//! has distortion (the plumb-bob polynomial can fold far-off points back into the image).
+//! the projected corner rays. A lens with radial distortion whose distorted radius grows
+//! everywhere ([`radial_bound`]) keeps only points within an undistorted radius `r1` of the
+//! axis: their rays lie in the cone over the square ±`r1`. A camera gets no wedge (every
+//! point is tested as today) when its corner rays do not fit in a half-plane (looking
+//! steeply up or down), or when its lens has tangential distortion or a radial curve that
+//! turns back (the plumb-bob polynomial can then fold far-off points into the image).
 
 use calib::{CalibrationSet, Projection};
 use nalgebra::{Matrix3, Point3, Vector2, Vector3};
@@ -55,22 +58,11 @@ struct Wedge {
 impl Wedge {
     /// The wedge of the camera of `calib`, in the lidar frame's x-y plane.
     fn of(calib: &CalibrationSet) -> Option<Self> {
-        let (a, b) = match calib.camera() {
-            Projection::Rectified { p, .. } => {
-                (p.fixed_view::<3, 3>(0, 0).into_owned(), p.column(3).into_owned())
-            }
-            Projection::Pinhole(k) if k.distortion.is_zero() => {
-                (Matrix3::new(k.fx, 0.0, k.cx, 0.0, k.fy, k.cy, 0.0, 0.0, 1.0), Vector3::zeros())
-            }
-            Projection::Pinhole(_) => return None,
-        };
-        // pixel·depth = A·X + b, so X = A⁻¹·(depth·(u, v, 1)) + apex with apex = −A⁻¹·b.
-        let inv = a.try_inverse()?;
+        let (apex, rays) = cone(calib)?;
         let lidar_from_camera = calib.lidar_to_camera().inverse();
-        let apex = lidar_from_camera * Point3::from(-(inv * b));
-        let (w, h) = (f64::from(calib.camera().width()), f64::from(calib.camera().height()));
-        let rays = [(0.0, 0.0), (w, 0.0), (0.0, h), (w, h)].map(|(u, v)| {
-            let r = lidar_from_camera.rotation * (inv * Vector3::new(u, v, 1.0));
+        let apex = lidar_from_camera * Point3::from(apex);
+        let rays = rays.map(|r| {
+            let r = lidar_from_camera.rotation * r;
             Vector2::new(r.x, r.y)
         });
         let mean: Vector2<f64> = rays.iter().map(|r| r.normalize()).sum();
@@ -104,6 +96,105 @@ impl Wedge {
         let [(a0, b0, c0), (a1, b1, c1)] = self.sides;
         a0 * x + b0 * y >= c0 && a1 * x + b1 * y >= c1
     }
+}
+
+/// The camera's centre of projection and four rays (camera frame) whose cone holds every
+/// point its [`Projector`] keeps; `None` where no such cone is known.
+fn cone(calib: &CalibrationSet) -> Option<(Vector3<f64>, [Vector3<f64>; 4])> {
+    let (a, b) = match calib.camera() {
+        Projection::Rectified { p, .. } => {
+            (p.fixed_view::<3, 3>(0, 0).into_owned(), p.column(3).into_owned())
+        }
+        Projection::Pinhole(k) if k.distortion.is_zero() => {
+            (Matrix3::new(k.fx, 0.0, k.cx, 0.0, k.fy, k.cy, 0.0, 0.0, 1.0), Vector3::zeros())
+        }
+        Projection::Pinhole(k) => {
+            // Kept points have |(x/z, y/z)| ≤ r: inside the cone over the square ±r.
+            let r = radial_bound(k)?;
+            let rays = [(-r, -r), (r, -r), (-r, r), (r, r)].map(|(x, y)| Vector3::new(x, y, 1.0));
+            return Some((Vector3::zeros(), rays));
+        }
+    };
+    // pixel·depth = A·X + b, so X = A⁻¹·(depth·(u, v, 1)) + apex with apex = −A⁻¹·b.
+    let inv = a.try_inverse()?;
+    let (w, h) = (f64::from(calib.camera().width()), f64::from(calib.camera().height()));
+    let rays = [(0.0, 0.0), (w, 0.0), (0.0, h), (w, h)].map(|(u, v)| inv * Vector3::new(u, v, 1.0));
+    Some((-(inv * b), rays))
+}
+
+/// Smallest slope of the radial distortion curve accepted (below, rounding could move a
+/// point's radius by more than the bound's slack).
+const MIN_RADIAL_SLOPE: f64 = 1e-3;
+
+/// For a lens with radial distortion only whose distorted radius `f(r) = r·(1 + k1·r² +
+/// k2·r⁴ + k3·r⁶)` grows on all of `[0, ∞)` (slope ≥ [`MIN_RADIAL_SLOPE`]): a bound `r1` on
+/// the undistorted radius `|(x/z, y/z)|` of every point whose distorted pixel lands in the
+/// image. The distorted radius of such a pixel is at most `ρ`, the farthest image corner's,
+/// and `f` is increasing, so `r ≤ f⁻¹(ρ)`. `None` for tangential distortion or a lens that
+/// folds (`f` decreasing somewhere: far-off points could come back into the image).
+fn radial_bound(k: &calib::CameraIntrinsics) -> Option<f64> {
+    let d = k.distortion;
+    if d.p1 != 0.0 || d.p2 != 0.0 || !radius_increases(d.k1, d.k2, d.k3) {
+        return None;
+    }
+    let (w, h) = (f64::from(k.width), f64::from(k.height));
+    let corner = |u: f64, v: f64| ((u - k.cx) / k.fx).hypot((v - k.cy) / k.fy);
+    let rho = corner(0.0, 0.0).max(corner(w, 0.0)).max(corner(0.0, h)).max(corner(w, h)) * (1.0 + 1e-9);
+    let f = |r: f64| {
+        let s = r * r;
+        r * (1.0 + s * (d.k1 + s * (d.k2 + s * d.k3)))
+    };
+    if !rho.is_finite() {
+        return None;
+    }
+    let mut hi = rho.max(1e-3);
+    while f(hi) <= rho {
+        hi *= 2.0;
+        if !hi.is_finite() || hi > 1e6 {
+            return None;
+        }
+    }
+    let mut lo = 0.0;
+    for _ in 0..200 {
+        let mid = (lo + hi) / 2.0;
+        if f(mid) <= rho {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    // f(hi) > ρ; the slack covers the projector's own rounding of the polynomial (its
+    // slope is at least MIN_RADIAL_SLOPE, so an error of 1e-12 in f is 1e-9 in r).
+    Some(hi * (1.0 + 1e-6) + 1e-9)
+}
+
+/// Whether `f'(r) = h(r²)` with `h(s) = 1 + 3·k1·s + 5·k2·s² + 7·k3·s³` stays at or above
+/// [`MIN_RADIAL_SLOPE`] for every `s ≥ 0`: `h` must not fall to −∞, and its value at `s = 0`
+/// and at each critical point `s ≥ 0` (where `h'(s) = 3·k1 + 10·k2·s + 21·k3·s² = 0`) must
+/// clear the bound.
+fn radius_increases(k1: f64, k2: f64, k3: f64) -> bool {
+    let finite = k1.is_finite() && k2.is_finite() && k3.is_finite();
+    let leading_ok = k3 > 0.0 || (k3 == 0.0 && (k2 > 0.0 || (k2 == 0.0 && k1 >= 0.0)));
+    if !finite || !leading_ok {
+        return false;
+    }
+    let h = |s: f64| 1.0 + s * (3.0 * k1 + s * (5.0 * k2 + s * 7.0 * k3));
+    let critical: Vec<f64> = if k3 == 0.0 {
+        if k2 == 0.0 {
+            Vec::new()
+        } else {
+            vec![-3.0 * k1 / (10.0 * k2)]
+        }
+    } else {
+        let disc = 100.0 * k2 * k2 - 252.0 * k3 * k1;
+        if disc < 0.0 {
+            Vec::new()
+        } else {
+            let q = disc.sqrt();
+            vec![(-10.0 * k2 - q) / (42.0 * k3), (-10.0 * k2 + q) / (42.0 * k3)]
+        }
+    };
+    critical.into_iter().filter(|s| *s >= 0.0).all(|s| h(s) >= MIN_RADIAL_SLOPE)
 }
 
 #[derive(Clone, Debug)]
@@ -196,6 +287,27 @@ impl RigProjector {
     #[must_use]
     pub fn culled_cameras(&self) -> usize {
         self.cameras.iter().filter(|c| c.wedge.is_some()).count()
+    }
+
+    /// Projects `points` into camera `i` alone, culled by its wedge, replacing the contents
+    /// of `out`: the points and values camera `i` gets from [`RigProjector::project`] (and
+    /// from its own [`Projector`]). A fusion engine of one (lidar, camera) pair uses this.
+    ///
+    /// # Panics
+    /// If `i` is not below [`RigProjector::len`].
+    pub fn project_camera(&self, i: usize, points: &[PointRecord], out: &mut Projected) {
+        let RigCamera { projector, wedge } = &self.cameras[i];
+        out.prepare(points.len());
+        let mut k = 0usize;
+        for (c, chunk) in points.chunks(CHUNK).enumerate() {
+            k = match wedge {
+                Some(w) => projector.project_chunk(chunk, c * CHUNK, k, out, |j| {
+                    w.contains(f64::from(chunk[j].x), f64::from(chunk[j].y))
+                }),
+                None => projector.project_chunk(chunk, c * CHUNK, k, out, |_| true),
+            };
+        }
+        out.set_len(k);
     }
 
     /// Projects `points` into every camera, replacing the contents of `out`.

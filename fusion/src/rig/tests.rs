@@ -21,7 +21,8 @@ struct Cam {
     f: f64,
     size: (u32, u32),
     /// 0: pinhole, 1: pinhole with distortion, 2: rectified, 3: rectified in another
-    /// vehicle frame (camera frame = vehicle frame, as the KITTI reader does).
+    /// vehicle frame (camera frame = vehicle frame, as the KITTI reader does), 4: pinhole
+    /// with radial distortion only (barrel, a growing radius: culled by its radial bound).
     kind: u8,
 }
 
@@ -33,7 +34,7 @@ fn cam() -> impl Strategy<Value = Cam> {
         (-2.0..3.0f64, -1.5..1.5f64, 0.5..2.5f64),
         200.0..2000.0f64,
         (64u32..2000, 48u32..1200),
-        0u8..4,
+        0u8..5,
     )
         .prop_map(|(yaw, pitch, roll, pos, f, size, kind)| Cam { yaw, pitch, roll, pos, f, size, kind })
 }
@@ -63,6 +64,10 @@ fn set(c: &Cam, lidar: &Isometry3<f64>) -> CalibrationSet {
     match c.kind {
         1 => {
             let d = Distortion { k1: -0.2, k2: 0.05, p1: 0.001, p2: -0.0005, k3: 0.0 };
+            *s.camera_mut() = Projection::Pinhole(CameraIntrinsics { distortion: d, ..k });
+        }
+        4 => {
+            let d = Distortion { k1: -0.2, k2: 0.05, k3: 0.001, ..Distortion::default() };
             *s.camera_mut() = Projection::Pinhole(CameraIntrinsics { distortion: d, ..k });
         }
         2 | 3 => {
@@ -101,12 +106,18 @@ fn border_points(calib: &CalibrationSet, seed: u64, out: &mut Vec<PointRecord>) 
     let mut next = uniform(seed);
     for i in 0..400 {
         let t = next();
-        let (u, v) = match i % 4 {
+        let (mut u, mut v) = match i % 4 {
             0 => (0.0, t * h),
             1 => (w - 1e-3, t * h),
             2 => (t * w, 0.0),
             _ => (t * w, h - 1e-3),
         };
+        // A distorted lens: the undistorted pixel whose distortion lands on the border.
+        if let Projection::Pinhole(k) = calib.camera() {
+            if let Some((x, y)) = k.distortion.undistort((u - k.cx) / k.fx, (v - k.cy) / k.fy) {
+                (u, v) = (k.fx * x + k.cx, k.fy * y + k.cy);
+            }
+        }
         let depth = 0.05 + 80.0 * next() * next();
         let x = lidar_from_camera * Point3::from(inv * (Vector3::new(u, v, 1.0) * depth - b));
         out.push(PointRecord { x: x.x as f32, y: x.y as f32, z: x.z as f32, ..PointRecord::default() });
@@ -152,10 +163,12 @@ fn check(sets: &[CalibrationSet], seed: u64) -> usize {
     let mut out = RigProjected::new();
     rig.project(&pts, &mut out);
     assert_eq!(out.cameras().len(), sets.len());
-    let mut alone = Projected::new();
+    let (mut alone, mut one) = (Projected::new(), Projected::new());
     for (i, s) in sets.iter().enumerate() {
         Projector::new(s).project(&pts, &mut alone);
         assert_same(out.camera(i), &alone, &format!("camera {i}"));
+        rig.project_camera(i, &pts, &mut one);
+        assert_same(&one, &alone, &format!("camera {i} projected alone by the rig"));
     }
     out.total_kept()
 }
@@ -270,4 +283,50 @@ fn cameras_past_the_mask_width_test_their_wedges() {
 fn few_cameras_test_their_wedges_many_share_the_table() {
     assert!(RigProjector::new(&ring(TABLE_MIN_CAMERAS - 1)).table.is_none());
     assert!(RigProjector::new(&ring(TABLE_MIN_CAMERAS)).table.is_some());
+}
+
+#[test]
+fn a_growing_radial_curve_bounds_the_radius_and_a_folding_one_does_not() {
+    // The simulator's default lens: f'(r) = 1 − 0.15 r² + 0.05 r⁴ > 0 everywhere.
+    assert!(radius_increases(-0.05, 0.01, 0.0));
+    assert!(radius_increases(0.0, 0.0, 0.0) && radius_increases(0.1, 0.0, 0.0));
+    // r − 0.05 r³ turns back at r ≈ 2.58; a negative r⁶ term always does eventually.
+    assert!(!radius_increases(-0.05, 0.0, 0.0));
+    assert!(!radius_increases(0.0, 0.0, -1e-6));
+    // A dip below the minimum slope: h(s) = 1 − 0.6 s + 0.09 s² is 0 at s = 10/3.
+    assert!(!radius_increases(-0.2, 0.018, 0.0));
+    assert!(!radius_increases(f64::NAN, 0.0, 0.0));
+
+    let k = |d: Distortion| CameraIntrinsics {
+        fx: 1000.0,
+        fy: 1000.0,
+        cx: 640.0,
+        cy: 360.0,
+        width: 1280,
+        height: 720,
+        distortion: d,
+    };
+    let lens = k(Distortion { k1: -0.05, k2: 0.01, ..Distortion::default() });
+    let r1 = radial_bound(&lens).expect("a growing curve has a bound");
+    // Past r1 the distorted radius is beyond the farthest corner (0.64, 0.36) from the axis.
+    let f = |r: f64| r * (1.0 + r * r * (-0.05 + r * r * 0.01));
+    assert!(f(r1) > 0.64f64.hypot(0.36) && f(r1 * 0.999) < 0.64f64.hypot(0.36), "r1 {r1}");
+    assert_eq!(radial_bound(&k(Distortion { k1: -0.05, ..Distortion::default() })), None);
+    assert_eq!(radial_bound(&k(Distortion { p1: 1e-4, ..Distortion::default() })), None);
+}
+
+#[test]
+fn a_radially_distorted_camera_is_culled_and_keeps_its_border_points() {
+    let sets: Vec<CalibrationSet> = ring(4)
+        .into_iter()
+        .map(|mut s| {
+            let Projection::Pinhole(k) = *s.camera() else { unreachable!() };
+            let d = Distortion { k1: -0.05, k2: 0.01, ..Distortion::default() };
+            *s.camera_mut() = Projection::Pinhole(CameraIntrinsics { distortion: d, ..k });
+            s
+        })
+        .collect();
+    assert_eq!(RigProjector::new(&sets).culled_cameras(), 4);
+    let kept = check(&sets, 5);
+    assert!(kept >= 4 * 300, "border points kept: {kept}");
 }
