@@ -92,6 +92,11 @@ pub fn park_with(
 #[cfg(not(loom))]
 const SPIN_ROUNDS: u32 = 64;
 
+/// How long a wait may yield before it parks: a back-to-back stream's next frame comes
+/// within microseconds; a periodic stream's (a 30 Hz camera) only after milliseconds.
+#[cfg(not(loom))]
+const YIELD_WINDOW: std::time::Duration = std::time::Duration::from_micros(50);
+
 /// Whether yielding before parking has paid off lately on this thread: the yield half of
 /// the spin costs a context switch per round on a busy machine, which a stream whose frames
 /// are milliseconds apart (a 30 Hz camera) pays on every frame for nothing. A thread whose
@@ -165,10 +170,17 @@ pub fn park(
         std::hint::spin_loop();
     }
     if YieldCredit::may_yield() {
+        let start = std::time::Instant::now();
         for _ in 0..SPIN_ROUNDS / 2 {
             if moved() {
-                YieldCredit::record(true);
+                // Paid off only if the frame came soon: on a loaded machine one yield can
+                // hand the core away for milliseconds, and a frame found after that is the
+                // stream's own period, not a back-to-back stream (the futex would have done).
+                YieldCredit::record(start.elapsed() <= YIELD_WINDOW);
                 return true;
+            }
+            if start.elapsed() > YIELD_WINDOW {
+                break;
             }
             std::thread::yield_now();
         }
