@@ -86,10 +86,19 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 indicatif::ProgressStyle::with_template("[{elapsed_precise}] [{bar:30}] {pos}/{len} frames")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
-            export::export_kitti(&scenario, frames, &dir, &mut |n| bar.set_position(n as u64))
+            let written = export::export_kitti(&scenario, frames, &dir, &mut |n| bar.set_position(n as u64))
                 .map_err(|e| CliError::input(e.to_string()))?;
             bar.finish_and_clear();
-            error::out(&format!("wrote {frames} frames in KITTI layout to {}\n", dir.display()));
+            let left_out = scenario.cameras().len().saturating_sub(written.len());
+            let cameras = match (written.as_slice(), left_out) {
+                ([_], _) => String::new(),
+                (w, 0) => format!(" (cameras {} as image_2, image_3)", w.join(", ")),
+                (w, n) => format!(
+                    " (cameras {} as image_2, image_3; the KITTI layout holds two colour cameras, {n} left out)",
+                    w.join(", ")
+                ),
+            };
+            error::out(&format!("wrote {frames} frames in KITTI layout to {}{cameras}\n", dir.display()));
             Ok(())
         }
         Command::Remote(a) => {

@@ -129,3 +129,47 @@ fn exports_the_kitti_layout() {
     std::fs::write(&file, b"x").unwrap();
     assert!(matches!(export_kitti(&s, 1, &file, &mut |_| {}), Err(KittiWriteError::NotADirectory(_))));
 }
+
+/// A surround rig exports its first two cameras as KITTI's image_2 and image_3 (KITTI has no
+/// place for more), and reads back as two cameras: each image is its own camera's rectified
+/// render, and `camera_3` projects the lidar as the scenario's second camera does.
+#[test]
+fn a_surround_rig_exports_its_first_two_cameras() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/drives/surround.ron");
+    let s = Scenario::load(&path).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("kitti");
+    let names = export_kitti(&s, 3, &dir, &mut |_| {}).unwrap();
+    assert_eq!(names, ["front", "left"]);
+    assert_eq!(std::fs::read_dir(dir.join("image_3")).unwrap().count(), 3);
+    let left = s.for_sensor("left").unwrap();
+    let mut camera = CameraRenderer::with_options(&left, CameraOptions { distortion: false });
+    let t = s.lidar_frame_time(2);
+    let mut frame = Vec::new();
+    camera.render(t, &mut frame).unwrap();
+    let png = image::open(dir.join("image_3").join("000002.png")).unwrap().to_rgb8();
+    assert_eq!(png.as_raw().as_slice(), camera_image(&frame).unwrap().rgb);
+
+    let src = logs::LogSource::open(&dir).unwrap();
+    let read = &src.calibrations()[0];
+    let truth = &s.calibration_schedule()[0];
+    // The export is rectified: the truth without its lens distortion.
+    let mut a = truth.pair_view("left", "lidar").unwrap();
+    if let calib::Projection::Pinhole(k) = a.camera_mut() {
+        k.distortion = calib::Distortion::default();
+    }
+    let b = read.pair_view("camera_3", "lidar").unwrap();
+    let mut seen = 0;
+    for k in 0..64 {
+        let az = std::f64::consts::TAU * f64::from(k) / 64.0;
+        let p = Point3::new(12.0 * az.cos(), 12.0 * az.sin(), -0.5);
+        match (a.project_point(p), b.project_point(p)) {
+            (Some(a), Some(b)) => {
+                seen += 1;
+                assert!((a.u - b.u).abs() < 1e-6 && (a.v - b.v).abs() < 1e-6, "{a:?} vs {b:?}");
+            }
+            (a, b) => assert_eq!(a.is_some(), b.is_some(), "azimuth {az}: {a:?} vs {b:?}"),
+        }
+    }
+    assert!(seen > 4, "the left camera saw {seen} of 64 directions");
+}

@@ -190,13 +190,17 @@ pub(crate) fn parse_calib(path: &Path, text: &str) -> Result<KittiCalib, LogErro
     Ok(KittiCalib { p2, p3, r0_rect, tr_velo_to_cam })
 }
 
+/// A projective camera: the left 3×3 block `K·R` has a positive determinant (KITTI's own
+/// rectified matrices are `[K | t]` with positive focal lengths; an exported second camera
+/// that looks elsewhere, e.g. a side camera of a surround rig, is `K·[R | t]`).
 fn check_camera(path: &Path, line: usize, key: &str, p: &Matrix3x4<f64>) -> Result<(), LogError> {
-    if p[(0, 0)] <= 0.0 || p[(1, 1)] <= 0.0 || p[(2, 2)] == 0.0 {
+    let det = p.fixed_view::<3, 3>(0, 0).determinant();
+    if !(det > 0.0 && det.is_finite()) {
         return Err(LogError::kitti(
             path,
             Some(line),
             Some(key),
-            "not a camera matrix (focal lengths must be positive)",
+            format!("not a camera matrix (its left 3×3 block has determinant {det}, not > 0)"),
         ));
     }
     Ok(())

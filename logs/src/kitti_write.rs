@@ -4,9 +4,12 @@
 //! ```text
 //! DIR/velodyne/NNNNNN.bin   float32 x, y, z, intensity per point (lidar frame), little-endian
 //! DIR/image_2/NNNNNN.png    rgb8, as given (KITTI images are rectified: give undistorted ones)
+//! DIR/image_3/NNNNNN.png    the second camera's, for a rig of two or more cameras
 //! DIR/calib/NNNNNN.txt      P0..P3 = [K | 0] (or P for a rectified camera), R0_rect = I,
 //!                           Tr_velo_to_cam = lidar → camera transform of the frame's epoch,
-//!                           Tr_imu_to_velo = [I | 0], in KITTI's "%.12e" text format
+//!                           Tr_imu_to_velo = [I | 0], in KITTI's "%.12e" text format; with a
+//!                           second camera, P3 = its P · [R | t], (R, t) taking the first
+//!                           camera's frame into its own
 //! DIR/timestamps.txt        capture time of each frame, seconds ("%.9f"), one a line
 //! ```
 //!
@@ -96,27 +99,45 @@ fn row_major(m: &Matrix3x4<f64>) -> Vec<f64> {
 
 /// The text of a KITTI calib file for one epoch's calibration: `P0`..`P3` are `[K | 0]` for a
 /// pinhole camera (its distortion left out) or the rectified `P`; `Tr_velo_to_cam` is
-/// [`CalibrationSet::lidar_to_camera`].
+/// [`CalibrationSet::lidar_to_camera`]. With two or more cameras, `P3` is the second camera's
+/// projection from the first camera's frame (KITTI's image_3 beside image_2), so that
+/// `P3 · R0_rect · Tr_velo_to_cam` projects the lidar into it.
 #[must_use]
 pub fn kitti_calib_text(set: &CalibrationSet) -> String {
-    let p = match *set.camera() {
-        Projection::Pinhole(k) => {
-            Matrix3x4::new(k.fx, 0.0, k.cx, 0.0, 0.0, k.fy, k.cy, 0.0, 0.0, 0.0, 1.0, 0.0)
+    let p = projection_34(set.camera());
+    let p3 = match (set.cameras.get(1), set.lidars.first()) {
+        (Some(second), Some(lidar)) => {
+            // first camera → lidar → second camera
+            let cam0_to_cam1 =
+                CalibrationSet::lidar_to_camera_of(lidar, second) * set.lidar_to_camera().inverse();
+            let rt = cam0_to_cam1.to_homogeneous();
+            projection_34(&second.projection) * rt
         }
-        Projection::Rectified { p, .. } => p,
+        _ => p,
     };
     let tr = set.lidar_to_camera().to_homogeneous();
     let tr34: Matrix3x4<f64> = tr.fixed_view::<3, 4>(0, 0).into_owned();
     let ident = Matrix3x4::new(1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0);
     let mut s = String::new();
-    for name in ["P0", "P1", "P2", "P3"] {
-        s.push_str(&line(name, &row_major(&p)));
+    for (name, m) in [("P0", &p), ("P1", &p), ("P2", &p), ("P3", &p3)] {
+        s.push_str(&line(name, &row_major(m)));
     }
     s.push_str(&line("R0_rect", &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]));
     s.push_str(&line("Tr_velo_to_cam", &row_major(&tr34)));
     s.push_str(&line("Tr_imu_to_velo", &row_major(&ident)));
     s.push('\n');
     s
+}
+
+/// A camera's 3×4 projection: `[K | 0]` for a pinhole (its distortion left out), `P` for a
+/// rectified camera.
+fn projection_34(camera: &Projection) -> Matrix3x4<f64> {
+    match *camera {
+        Projection::Pinhole(k) => {
+            Matrix3x4::new(k.fx, 0.0, k.cx, 0.0, 0.0, k.fy, k.cy, 0.0, 0.0, 0.0, 1.0, 0.0)
+        }
+        Projection::Rectified { p, .. } => p,
+    }
 }
 
 /// Writes frames into a KITTI folder, one [`KittiWriter::write_frame`] a frame, then
@@ -163,8 +184,9 @@ impl KittiWriter {
     }
 
     /// Writes the next frame: its sweep (`ring` and `instance` are not written), its rgb8
-    /// image as PNG, the calib file of the calibration it was captured under, and notes its
-    /// capture time.
+    /// images as PNG (the first camera's into `image_2`, a second camera's, if given, into
+    /// `image_3`; further ones are not written: KITTI has two colour cameras), the calib file
+    /// of the calibration it was captured under, and notes its capture time.
     ///
     /// # Errors
     /// [`KittiWriteError::Io`] or [`KittiWriteError::Png`] naming the file.
@@ -172,7 +194,7 @@ impl KittiWriter {
         &mut self,
         stamp: TimestampNs,
         points: &[PointRecord],
-        image: &ImageView<'_>,
+        images: &[ImageView<'_>],
         calibration: &CalibrationSet,
     ) -> Result<(), KittiWriteError> {
         let name = format!("{:06}", self.frames);
@@ -185,16 +207,20 @@ impl KittiWriter {
         let path = self.dir.join("velodyne").join(format!("{name}.bin"));
         std::fs::write(&path, &self.bin).map_err(io(&path))?;
 
-        let path = self.dir.join("image_2").join(format!("{name}.png"));
-        image::save_buffer_with_format(
-            &path,
-            image.rgb,
-            image.header.width,
-            image.header.height,
-            image::ColorType::Rgb8,
-            image::ImageFormat::Png,
-        )
-        .map_err(|e| KittiWriteError::Png { path: path.clone(), message: e.to_string() })?;
+        for (folder, image) in ["image_2", "image_3"].into_iter().zip(images) {
+            let dir = self.dir.join(folder);
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            let path = dir.join(format!("{name}.png"));
+            image::save_buffer_with_format(
+                &path,
+                image.rgb,
+                image.header.width,
+                image.header.height,
+                image::ColorType::Rgb8,
+                image::ImageFormat::Png,
+            )
+            .map_err(|e| KittiWriteError::Png { path: path.clone(), message: e.to_string() })?;
+        }
 
         let path = self.dir.join("calib").join(format!("{name}.txt"));
         std::fs::write(&path, kitti_calib_text(calibration)).map_err(io(&path))?;

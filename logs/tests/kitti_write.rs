@@ -59,7 +59,13 @@ fn written_folders_read_back() {
         let header = ImageHeader { width: W, height: H, format: PixelFormat::Rgb8 as u32, has_labels: 0 };
         let image = ImageView { header, rgb: &pixels, labels: None };
         let calibration = &sets[usize::from(i > 0)];
-        w.write_frame(TimestampNs(u64::from(i) * 50_000_000), &points(i), &image, calibration).unwrap();
+        w.write_frame(
+            TimestampNs(u64::from(i) * 50_000_000),
+            &points(i),
+            std::slice::from_ref(&image),
+            calibration,
+        )
+        .unwrap();
     }
     assert_eq!(w.frames(), 3);
     w.finish().unwrap();
@@ -122,4 +128,61 @@ fn refuses_a_non_empty_directory_and_a_file() {
     assert!(e.to_string().contains("non-empty") && !e.to_string().contains('\n'), "{e}");
     let e = KittiWriter::create(&tmp.path().join("x")).unwrap_err();
     assert!(matches!(e, KittiWriteError::NotADirectory(_)), "{e}");
+}
+
+/// A rig of two cameras: the second is written as `image_3` with its `P3`, and reads back as
+/// camera `camera_3` projecting the lidar as the written rig's second camera does.
+#[test]
+fn a_second_camera_reads_back_as_camera_3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("kitti");
+    let mut rig = set(1, 0.0);
+    let mut second = rig.cameras[0].clone();
+    second.name = calib::SensorName::new("left").unwrap();
+    if let Projection::Pinhole(k) = &mut second.projection {
+        (k.fx, k.cx) = (6.0, 3.5);
+    }
+    // Turned 0.3 rad about the first camera's vertical axis, 0.5 m to its right.
+    second.to_vehicle = Isometry3::from_parts(
+        Translation3::new(0.5, 0.0, 0.05),
+        UnitQuaternion::from_axis_angle(&nalgebra::Vector3::y_axis(), 0.3),
+    );
+    rig.cameras.push(second);
+    let mut w = KittiWriter::create(&dir).unwrap();
+    let header = ImageHeader { width: W, height: H, format: PixelFormat::Rgb8 as u32, has_labels: 0 };
+    let (first_rgb, second_rgb) = (rgb(1), rgb(2));
+    let images = [
+        ImageView { header, rgb: &first_rgb, labels: None },
+        ImageView { header, rgb: &second_rgb, labels: None },
+    ];
+    w.write_frame(TimestampNs(0), &points(0), &images, &rig).unwrap();
+    w.finish().unwrap();
+    assert_eq!(std::fs::read_dir(dir.join("image_3")).unwrap().count(), 1);
+
+    let src = LogSource::open(&dir).unwrap();
+    let names: Vec<String> = src.sensors().iter().map(|s| s.name.to_string()).collect();
+    assert_eq!(names, ["camera", "camera_3", "lidar"], "{names:?}");
+    let read = &src.calibrations()[0];
+    for (written, read_as) in [("camera", "camera"), ("left", "camera_3")] {
+        let a = rig.pair_view(written, "lidar").unwrap();
+        let b = read.pair_view(read_as, "lidar").unwrap();
+        for p in [Point3::new(6.0, 0.2, -0.1), Point3::new(9.0, -0.4, 0.3), Point3::new(7.0, -1.0, 0.0)] {
+            let (a, b) = (a.project_point(p), b.project_point(p));
+            match (a, b) {
+                (Some(a), Some(b)) => {
+                    assert!(
+                        (a.u - b.u).abs() < 1e-9 && (a.v - b.v).abs() < 1e-9,
+                        "{read_as}: {a:?} vs {b:?}"
+                    );
+                    assert!((a.depth - b.depth).abs() < 1e-9, "{read_as}");
+                }
+                (a, b) => assert_eq!(a.is_some(), b.is_some(), "{read_as}: {a:?} vs {b:?}"),
+            }
+        }
+    }
+    // Each camera's pixels under its own name.
+    for f in src.frames().unwrap().map(Result::unwrap).filter(|f| f.stream == StreamKind::Camera) {
+        let want = if f.sensor.as_str() == "camera" { &first_rgb } else { &second_rgb };
+        assert_eq!(camera_image(&f.to_payload()).unwrap().rgb, want.as_slice(), "{}", f.sensor.as_str());
+    }
 }

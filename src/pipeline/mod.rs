@@ -335,17 +335,21 @@ pub fn human_summary(s: &Summary, summary_path: &Path) -> String {
         .filter(|v| v.kind == shared::StreamKind::Lidar)
         .map(|v| v.counters.frames_read)
         .sum();
-    let sweeps = lidar_read.max(1);
+    // Each camera's engine sees every sweep: with several cameras a sweep can be fused
+    // once per camera.
+    let cameras = s.streams.values().filter(|v| v.kind == shared::StreamKind::Camera).count().max(1) as u64;
+    let (chances, what) =
+        if cameras > 1 { (lidar_read * cameras, "sweep-camera pairs") } else { (lidar_read, "sweeps") };
     let epochs = s.calibration.epochs.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
     let cons = match (s.consistency.mean, s.consistency.min) {
         (Some(m), Some(n)) => format!("consistency mean {m:.3} min {n:.3} · "),
         _ => String::new(),
     };
     format!(
-        "fused {} of {} sweeps ({:.1}%) · epochs {} · fused across epochs {} · rejected {} · dropped (no calibration) {} · {}latency p50 {:.1} ms p99 {:.1} ms · {:.2}× real time · crashes {} restarts {}\nsummary: {}",
+        "fused {} of {} {what} ({:.1}%) · epochs {} · fused across epochs {} · rejected {} · dropped (no calibration) {} · {}latency p50 {:.1} ms p99 {:.1} ms · {:.2}× real time · crashes {} restarts {}\nsummary: {}",
         s.pairs.fused,
-        lidar_read,
-        100.0 * s.pairs.fused as f64 / sweeps as f64,
+        chances,
+        100.0 * s.pairs.fused as f64 / chances.max(1) as f64,
         if epochs.is_empty() { "-".into() } else { epochs },
         s.pairs.fused_epoch_mismatch,
         s.pairs.rejected_epoch_mismatch,
