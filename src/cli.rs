@@ -235,7 +235,8 @@ pub enum CalibCommand {
 /// Export formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ExportFormat {
-    /// KITTI object layout: velodyne/*.bin, image_2/*.png, calib/*.txt.
+    /// KITTI object layout: velodyne/*.bin, image_2/*.png (and image_3/*.png for a rig of two
+    /// or more cameras: its second camera), calib/*.txt.
     Kitti,
 }
 
