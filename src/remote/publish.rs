@@ -141,8 +141,10 @@ impl Net {
 
     fn publish_epoch(&mut self, set: &calib::CalibrationSet) -> Result<(), CliError> {
         let key = self.keys.calib(set.epoch);
-        // The schedule's own set where there is one: the table's copy went through the
-        // calibration wire format's rounding once more.
+        // The schedule's own set where there is one, before any wire round trip: a remote
+        // puts every set it takes through the round trip of a run spec (as this run's calib
+        // role did with the schedule), so the table's copy, already round-tripped, would be
+        // rounded twice there and differ in the last bit.
         let bytes = self.exact.get(&set.epoch.0).cloned().unwrap_or_else(|| bridge::epochs::encode(set));
         self.served.lock().epochs.insert(key.clone(), bytes.clone());
         if self.drops.drop_next(What::Calib) {
