@@ -121,6 +121,18 @@ type Publisher = Box<dyn FnMut(&CountersSnapshot) + Send>;
 type LatencySource = Box<dyn FnMut(FrameSeq, FrameSeq) -> Option<u64> + Send>;
 type Deskewer = Box<dyn FnMut(TimestampNs, &CalibrationSet, &mut [PointRecord]) + Send>;
 
+/// The projector of `calib`'s epoch, built once per epoch (its wedge culls the points
+/// outside the camera's view) and kept in `cache`.
+fn projector_for<'a>(
+    cache: &'a mut Option<(CalibEpoch, RigProjector)>,
+    calib: &CalibrationSet,
+) -> &'a RigProjector {
+    if cache.as_ref().is_none_or(|(e, _)| *e != calib.epoch) {
+        *cache = Some((calib.epoch, RigProjector::new(std::slice::from_ref(calib))));
+    }
+    &cache.as_ref().expect("set above").1
+}
+
 /// The sweep's points as projected: `points` itself, or their motion-compensated copy in
 /// `out` when a deskewer is set (the slot is never written).
 fn deskewed<'a>(
@@ -541,11 +553,7 @@ impl<S: FusedSink> Engine<S> {
             }
         };
         let points = deskewed(self.deskew.as_mut(), &mut self.deskewed, points, &lidar.meta, &calib);
-        // One projector per epoch: its wedge culls the points outside the camera's view.
-        if self.projector.as_ref().is_none_or(|(e, _)| *e != calib.epoch) {
-            self.projector = Some((calib.epoch, RigProjector::new(std::slice::from_ref(&calib))));
-        }
-        let (_, rig) = self.projector.as_ref().expect("set above");
+        let rig = projector_for(&mut self.projector, &calib);
         rig.project_camera(0, points, &mut self.projected);
         let projector = rig.camera(0);
         let (pr, fused_points) = (&self.projected, &mut self.fused_points);
