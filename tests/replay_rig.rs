@@ -134,10 +134,30 @@ fn one_camera_kitti_replay_keeps_its_names() {
 }
 
 #[test]
-fn two_camera_kitti_replay_refuses_record_for_now() {
+fn two_camera_kitti_replay_records_both_cameras() {
     let Some((sb, dir)) = two_camera_sandbox() else { return };
     let rec = sb.path("rec.mcap");
-    let (run, _) = replay(&sb, &dir, &["--record", rec.to_str().unwrap()]);
-    run.expect_code(2);
-    assert!(run.stderr().contains("--record: the log has several cameras"), "{}", run.describe());
+    let (run, live) = replay(&sb, &dir, &["--max-rate", "--record", rec.to_str().unwrap()]);
+    run.expect_code(0);
+    // The recording replays as the same rig: `/camera/...` and `/camera_3/...` by name.
+    let out = sb.path("again");
+    let run2 = sb.run(&["replay", rec.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--max-rate"]);
+    run2.expect_code(0);
+    let again = summary(&out.join("summary.json"));
+    for camera in ["camera", "camera_3"] {
+        let of = |s: &Value| -> Vec<(u64, u64, i64)> {
+            s["frames"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| f["camera"] == camera)
+                .map(|f| {
+                    let u = (f["mean_u"].as_f64().unwrap() * 1e6).round() as i64;
+                    (f["epoch"].as_u64().unwrap(), f["points_in_image"].as_u64().unwrap(), u)
+                })
+                .collect()
+        };
+        assert_eq!(of(&live).len(), 3, "{camera}: {live}");
+        assert_eq!(of(&live), of(&again), "{camera}: {}", run2.describe());
+    }
 }

@@ -6,7 +6,7 @@
 //! A state that comes back after a change (A, B, A) opens a third epoch: epochs only ever
 //! increase, and each covers one contiguous span of time.
 
-use calib::{CalibrationSet, Projection};
+use calib::{CalibrationSet, CameraMount, LidarMount, Projection};
 use nalgebra::Isometry3;
 use shared::{CalibEpoch, TimestampNs};
 
@@ -18,13 +18,9 @@ pub(crate) struct EpochBuilder {
 }
 
 impl EpochBuilder {
-    /// The epoch of a frame at `stamp` (frames must come in time order) that observes
-    /// `camera`, `camera_to_vehicle` and `lidar_to_vehicle`.
-    ///
-    /// `since` is when this state took effect (the latest calibration message it is made of,
-    /// at or before `stamp`); it becomes the epoch's `valid_from` if the state is new. It is
-    /// clamped into (previous frame, `stamp`], so `valid_from` always separates the epochs'
-    /// frames. The first epoch is valid from its first frame.
+    /// The epoch of a frame at `stamp` (frames must come in time order) that observes a
+    /// one-camera rig: `camera`, `camera_to_vehicle` and `lidar_to_vehicle` (see
+    /// [`Self::observe_rig`]).
     pub fn observe(
         &mut self,
         stamp: TimestampNs,
@@ -33,12 +29,28 @@ impl EpochBuilder {
         camera_to_vehicle: Isometry3<f64>,
         lidar_to_vehicle: Isometry3<f64>,
     ) -> CalibEpoch {
+        let set = CalibrationSet::single(CalibEpoch::NONE, stamp, camera, camera_to_vehicle, lidar_to_vehicle);
+        self.observe_rig(stamp, since, set.cameras, set.lidars)
+    }
+
+    /// The epoch of a frame at `stamp` (frames must come in time order) that observes the
+    /// rig state `cameras` and `lidars` (every camera's model and mount, every lidar's mount):
+    /// a change of any sensor opens an epoch for the whole rig.
+    ///
+    /// `since` is when this state took effect (the latest calibration message it is made of,
+    /// at or before `stamp`); it becomes the epoch's `valid_from` if the state is new. It is
+    /// clamped into (previous frame, `stamp`], so `valid_from` always separates the epochs'
+    /// frames. The first epoch is valid from its first frame.
+    pub fn observe_rig(
+        &mut self,
+        stamp: TimestampNs,
+        since: Option<TimestampNs>,
+        cameras: Vec<CameraMount>,
+        lidars: Vec<LidarMount>,
+    ) -> CalibEpoch {
         let prev = self.last_stamp.replace(stamp);
         if let Some(last) = self.sets.last() {
-            if *last.camera() == camera
-                && last.camera_to_vehicle() == camera_to_vehicle
-                && last.lidar_to_vehicle() == lidar_to_vehicle
-            {
+            if last.cameras == cameras && last.lidars == lidars {
                 return last.epoch;
             }
         }
@@ -50,13 +62,7 @@ impl EpochBuilder {
             }
         };
         let epoch = CalibEpoch(self.sets.len() as u64 + 1);
-        self.sets.push(CalibrationSet::single(
-            epoch,
-            valid_from,
-            camera,
-            camera_to_vehicle,
-            lidar_to_vehicle,
-        ));
+        self.sets.push(CalibrationSet { epoch, valid_from, cameras, lidars });
         epoch
     }
 

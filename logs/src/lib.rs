@@ -149,6 +149,10 @@ pub struct LogOptions {
     pub camera_topic: Option<String>,
     /// The `CameraInfo` topic (default: the one next to the camera topic, or the only one).
     pub camera_info_topic: Option<String>,
+    /// The cameras of a bag to replay, each by its sensor name or image topic (`--cameras`;
+    /// see [`bag_cameras`] for which topics are cameras and how they are named); `None`:
+    /// every camera (one camera replays as `camera`, as ever). Not with `camera_topic`.
+    pub cameras: Option<Vec<String>>,
 }
 
 /// A recorded log, scanned and ready to replay.
@@ -308,9 +312,10 @@ impl LogSource {
         self.sensors().iter().filter(|s| s.kind == stream).map(|s| s.max_payload_len).max().unwrap_or(0)
     }
 
-    /// The log's sensors, cameras first (the primary camera, named `camera`, leads), then
-    /// the lidar `lidar`. A one-camera log has `camera` and `lidar`; a KITTI folder with
-    /// `image_3` has `camera` (image_2, P2), `camera_3` (image_3, P3) and `lidar`.
+    /// The log's sensors, cameras first (the primary camera leads), then the lidar. A
+    /// one-camera log has `camera` and `lidar`; a KITTI folder with `image_3` has `camera`
+    /// (image_2, P2), `camera_3` (image_3, P3) and `lidar`; a bag replayed as a rig has its
+    /// cameras and lidar named by their topics ([`bag_cameras`]).
     #[must_use]
     pub fn sensors(&self) -> Vec<LogSensor> {
         let sensor = |name, kind, max_payload_len| LogSensor { name, kind, max_payload_len };
@@ -334,14 +339,16 @@ impl LogSource {
                 out.push(sensor(SensorName::lidar(), StreamKind::Lidar, lidar));
                 out
             }
-            Inner::Mcap(m) => [StreamKind::Camera, StreamKind::Lidar]
-                .into_iter()
-                .map(|kind| {
-                    let name =
-                        if kind == StreamKind::Camera { SensorName::camera() } else { SensorName::lidar() };
-                    sensor(name, kind, m.max_payload_len(kind))
-                })
-                .collect(),
+            Inner::Mcap(m) => {
+                let mut out: Vec<LogSensor> = m
+                    .cameras
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| sensor(c.name.clone(), StreamKind::Camera, m.max_payload_len(StreamKind::Camera, i)))
+                    .collect();
+                out.push(sensor(m.lidar_name.clone(), StreamKind::Lidar, m.max_payload_len(StreamKind::Lidar, 0)));
+                out
+            }
         }
     }
 
