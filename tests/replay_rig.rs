@@ -141,7 +141,8 @@ fn two_camera_kitti_replay_records_both_cameras() {
     run.expect_code(0);
     // The recording replays as the same rig: `/camera/...` and `/camera_3/...` by name.
     let out = sb.path("again");
-    let run2 = sb.run(&["replay", rec.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--max-rate"]);
+    let run2 =
+        sb.run(&["replay", rec.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--max-rate"]);
     run2.expect_code(0);
     let again = summary(&out.join("summary.json"));
     for camera in ["camera", "camera_3"] {

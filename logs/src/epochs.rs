@@ -29,7 +29,8 @@ impl EpochBuilder {
         camera_to_vehicle: Isometry3<f64>,
         lidar_to_vehicle: Isometry3<f64>,
     ) -> CalibEpoch {
-        let set = CalibrationSet::single(CalibEpoch::NONE, stamp, camera, camera_to_vehicle, lidar_to_vehicle);
+        let set =
+            CalibrationSet::single(CalibEpoch::NONE, stamp, camera, camera_to_vehicle, lidar_to_vehicle);
         self.observe_rig(stamp, since, set.cameras, set.lidars)
     }
 
@@ -111,5 +112,35 @@ mod tests {
         b.observe(TimestampNs(30), Some(TimestampNs(99)), cam(3.0), id, id);
         let v: Vec<u64> = b.finish().iter().map(|s| s.valid_from.0).collect();
         assert_eq!(v, [10, 11, 30]);
+    }
+
+    #[test]
+    fn a_change_of_any_camera_is_a_new_epoch_for_the_rig() {
+        let set = |fx_b: f64| {
+            let mut s = CalibrationSet::single(
+                CalibEpoch(1),
+                TimestampNs(0),
+                cam(1.0),
+                Isometry3::identity(),
+                Isometry3::identity(),
+            );
+            let mut b = s.cameras[0].clone();
+            b.name = calib::SensorName::new("b").unwrap();
+            b.projection = cam(fx_b);
+            s.cameras.push(b);
+            s
+        };
+        let mut builder = EpochBuilder::default();
+        let e: Vec<u64> = [(10, 2.0), (20, 2.0), (30, 3.0)]
+            .iter()
+            .map(|&(t, fx)| {
+                let s = set(fx);
+                builder.observe_rig(TimestampNs(t), None, s.cameras, s.lidars).0
+            })
+            .collect();
+        assert_eq!(e, [1, 1, 2]);
+        let sets = builder.finish();
+        assert_eq!(sets[1].cameras.len(), 2);
+        assert_eq!(sets[1].valid_from, TimestampNs(30));
     }
 }

@@ -59,7 +59,9 @@
 //! from 0, sorted by number; an image has its sweep's stamp.
 //!
 //! ROS 2: the state is the chosen `CameraInfo` topic's message and the chain of `/tf` and
-//! `/tf_static` transforms from the image's `frame_id` to the cloud's. A calibration message
+//! `/tf_static` transforms from the image's `frame_id` to the cloud's; for a bag replayed as a
+//! rig ([`bag_cameras`]), every chosen camera's `CameraInfo` and chain and the lidar's, so a
+//! change of any of them opens an epoch for the whole rig. A calibration message
 //! takes effect at its header stamp or its log time, whichever is earlier (a zero stamp, as
 //! `/tf_static` often has, counts as absent): a `CameraInfo` sent with an image describes that
 //! image, and no message can apply before it was logged. Frames are stamped with their header
@@ -268,6 +270,8 @@ impl LogSource {
     /// `camera_to_vehicle` is the identity, `lidar_to_vehicle` is `Tr_velo_to_cam`, and the
     /// camera is `Projection::Rectified { p ≈ P2 · [R0_rect|0] }`. For a bag likewise:
     /// `camera_to_vehicle` is the identity and `lidar_to_vehicle` is T(camera←lidar) from tf.
+    /// For a bag replayed as a rig the vehicle frame is the root of the lidar's tf tree
+    /// (`base_link` in a recording): every mount is T(root←sensor) from tf.
     #[must_use]
     pub fn calibrations(&self) -> &[CalibrationSet] {
         &self.sets
@@ -344,9 +348,15 @@ impl LogSource {
                     .cameras
                     .iter()
                     .enumerate()
-                    .map(|(i, c)| sensor(c.name.clone(), StreamKind::Camera, m.max_payload_len(StreamKind::Camera, i)))
+                    .map(|(i, c)| {
+                        sensor(c.name.clone(), StreamKind::Camera, m.max_payload_len(StreamKind::Camera, i))
+                    })
                     .collect();
-                out.push(sensor(m.lidar_name.clone(), StreamKind::Lidar, m.max_payload_len(StreamKind::Lidar, 0)));
+                out.push(sensor(
+                    m.lidar_name.clone(),
+                    StreamKind::Lidar,
+                    m.max_payload_len(StreamKind::Lidar, 0),
+                ));
                 out
             }
         }

@@ -137,7 +137,10 @@ fn cameras_option_chooses_by_name_or_topic_and_names_what_is_there() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rig.mcap");
     record(&path);
-    let opts = |v: &[&str]| LogOptions { cameras: Some(v.iter().map(|s| (*s).to_string()).collect()), ..LogOptions::default() };
+    let opts = |v: &[&str]| LogOptions {
+        cameras: Some(v.iter().map(|s| (*s).to_string()).collect()),
+        ..LogOptions::default()
+    };
     let log = LogSource::open_with(&path, &opts(&["/front/image_raw"])).unwrap();
     let names: Vec<String> = log.sensors().iter().map(|s| s.name.to_string()).collect();
     assert_eq!(names, ["front", "roof"]);

@@ -16,6 +16,10 @@
 //! are replayed, then the error is yielded. A topic that is not chosen cannot break the
 //! replay (an unsupported second camera is ignored).
 //!
+//! **Rigs.** Without a camera topic asked for, a bag with several cameras (or the cameras
+//! `LogOptions::cameras` names) replays them all ([`cameras`] says which and how they are
+//! named); their frames interleave in the plan, each numbered in its own stream.
+//!
 //! One file a step: [`read`] (the files of a rosbag2 folder, the message type), [`chunked`]
 //! (every pass's reader: chunks decompressed on two threads), [`scan`]
 //! (the indexing pass), [`topics`] (which topics replay), [`plan`] (the break, the frame order

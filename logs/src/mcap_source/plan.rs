@@ -212,7 +212,8 @@ fn gather(path: &Path, s: &mut Scan, topics: &Topics, cut: &Cut) -> Result<Input
     s.edges.retain(|_, t| !t.is_empty());
     let frame_of = |topic: &str| s.topics[topic].frame_id.clone().unwrap_or_default();
     let lidar_frame = frame_of(lidar_topic);
-    let vehicle = if topics.rig { tree_root(&s.edges, &lidar_frame) } else { frame_of(&topics.cameras[0].image) };
+    let vehicle =
+        if topics.rig { tree_root(&s.edges, &lidar_frame) } else { frame_of(&topics.cameras[0].image) };
     let no_transform = |camera_frame: String| {
         cut.fail(LogError::NoTransform {
             path: path.to_path_buf(),
@@ -226,7 +227,8 @@ fn gather(path: &Path, s: &mut Scan, topics: &Topics, cut: &Cut) -> Result<Input
         find_chain(&s.edges, &vehicle, &lidar_frame).ok_or_else(|| no_transform(vehicle.clone()))?;
     for (camera, c) in cameras.iter_mut().zip(&topics.cameras) {
         let camera_frame = frame_of(&c.image);
-        camera.chain = find_chain(&s.edges, &vehicle, &camera_frame).ok_or_else(|| no_transform(camera_frame))?;
+        camera.chain =
+            find_chain(&s.edges, &vehicle, &camera_frame).ok_or_else(|| no_transform(camera_frame))?;
     }
     let edges = std::iter::once(&lidar_chain)
         .chain(cameras.iter().map(|c| &c.chain))
@@ -277,9 +279,12 @@ fn plan_frames(s: &Scan, topics: &Topics, inputs: &Inputs, cut: &Cut) -> Vec<Pla
     let mut planned: Vec<Planned> = Vec::with_capacity(total);
     let no_labels = HashMap::new();
     let streams = std::iter::once((StreamKind::Lidar, 0, &inputs.lidar, &topics.lidar, &no_labels)).chain(
-        inputs.cameras.iter().zip(&topics.cameras).enumerate().map(|(i, (c, t))| {
-            (StreamKind::Camera, i, &c.frames, &t.image, &c.labels)
-        }),
+        inputs
+            .cameras
+            .iter()
+            .zip(&topics.cameras)
+            .enumerate()
+            .map(|(i, (c, t))| (StreamKind::Camera, i, &c.frames, &t.image, &c.labels)),
     );
     for (stream, sensor, frames, topic, label_map) in streams {
         for f in frames {

@@ -102,7 +102,9 @@ impl Topics {
     /// The chosen topics: lidar, then each camera's image, camera info and labels if any.
     pub(super) fn all(&self) -> impl Iterator<Item = &String> {
         std::iter::once(&self.lidar).chain(
-            self.cameras.iter().flat_map(|c| [Some(&c.image), Some(&c.info), c.labels.as_ref()].into_iter().flatten()),
+            self.cameras
+                .iter()
+                .flat_map(|c| [Some(&c.image), Some(&c.info), c.labels.as_ref()].into_iter().flatten()),
         )
     }
 }

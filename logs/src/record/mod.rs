@@ -5,10 +5,10 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
+use calib::SensorName;
 use calib::{CalibrationSet, CameraMount, LidarMount, Projection};
 use mcap::records::MessageHeader;
 use mcap::{Compression, WriteOptions, Writer};
-use calib::SensorName;
 use nalgebra::Isometry3;
 use serde::Serialize;
 use shared::frames::{ImageView, PixelFormat, PointRecord};
@@ -19,8 +19,8 @@ use super::mcap_source::LABELS_FOR_KEY;
 use super::LogError;
 use msgs::{
     schema_camera_info, schema_frame_epoch, schema_image, schema_point_cloud2, schema_tf, CameraInfo,
-    FrameEpoch, Image, PointCloud2, QuaternionMsg, RegionOfInterest, TfMessage, TransformMsg, TransformStamped,
-    Vector3, HEADER_DEPS, POINT_FIELDS,
+    FrameEpoch, Image, PointCloud2, QuaternionMsg, RegionOfInterest, TfMessage, TransformMsg,
+    TransformStamped, Vector3, HEADER_DEPS, POINT_FIELDS,
 };
 pub(crate) use msgs::{Header, Time};
 
@@ -322,9 +322,8 @@ impl McapRecorder {
     /// recording the set's only camera whatever its name.
     fn camera_in<'s>(&self, set: &'s CalibrationSet, i: usize) -> Option<&'s CameraMount> {
         let name = self.ch.cameras[i].name.as_str();
-        set.camera_named(name).or_else(|| {
-            (self.ch.cameras.len() == 1 && set.cameras.len() == 1).then(|| &set.cameras[0])
-        })
+        set.camera_named(name)
+            .or_else(|| (self.ch.cameras.len() == 1 && set.cameras.len() == 1).then(|| &set.cameras[0]))
     }
 
     /// Lidar `i`'s mount in `set` (by name, or the only one as for cameras).
@@ -506,7 +505,10 @@ impl McapRecorder {
     pub fn sensor_index(&self, name: &str) -> Result<usize, LogError> {
         let lidar = self.ch.lidars.iter().position(|l| l.name.as_str() == name);
         lidar.or_else(|| self.ch.cameras.iter().position(|c| c.name.as_str() == name)).ok_or_else(|| {
-            LogError::Record { path: self.path.clone(), detail: format!("the recording has no sensor {name}") }
+            LogError::Record {
+                path: self.path.clone(),
+                detail: format!("the recording has no sensor {name}"),
+            }
         })
     }
 

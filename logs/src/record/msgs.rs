@@ -2,8 +2,10 @@
 
 use serde::Serialize;
 
-pub(super) const SEP: &str = "================================================================================\n";
-pub(crate) const HEADER_DEPS: &str = "================================================================================
+pub(super) const SEP: &str =
+    "================================================================================\n";
+pub(crate) const HEADER_DEPS: &str =
+    "================================================================================
 MSG: std_msgs/Header
 builtin_interfaces/Time stamp
 string frame_id
@@ -230,4 +232,3 @@ pub(super) const POINT_FIELDS: [PointField; 6] = [
     PointField { name: "ring", offset: 16, datatype: 4, count: 1 },
     PointField { name: "instance", offset: 20, datatype: 6, count: 1 },
 ];
-
