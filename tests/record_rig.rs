@@ -4,42 +4,9 @@
 
 mod common;
 
-use common::{summary, Sandbox};
-use serde_json::Value;
+use common::{camera_pairs, replay, Sandbox};
 
 const CAMERAS: [&str; 4] = ["front", "left", "rear", "right"];
-
-/// The per-pair numbers of `camera`'s pairs, in order, rounded for an exact comparison.
-fn pairs_of(s: &Value, camera: &str) -> Vec<(u64, u64, u64, u64, i64, i64, i64)> {
-    s["frames"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["camera"] == camera)
-        .map(|f| {
-            let r = |k: &str| (f[k].as_f64().unwrap() * 1e6).round() as i64;
-            (
-                f["epoch"].as_u64().unwrap(),
-                f["lidar_seq"].as_u64().unwrap(),
-                f["points"].as_u64().unwrap(),
-                f["points_in_image"].as_u64().unwrap(),
-                r("mean_u"),
-                r("mean_v"),
-                r("mean_depth"),
-            )
-        })
-        .collect()
-}
-
-fn replay(sb: &Sandbox, name: &str, source: &std::path::Path, extra: &[&str]) -> (common::Run, Value) {
-    let out = sb.path(name);
-    let mut args = vec!["replay", source.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"];
-    args.extend_from_slice(extra);
-    let run = sb.run(&args);
-    let path = out.join("summary.json");
-    let s = if path.exists() { summary(&path) } else { Value::Null };
-    (run, s)
-}
 
 #[test]
 fn a_recorded_surround_drive_replays_every_camera_with_the_same_pairs() {
@@ -72,7 +39,7 @@ fn a_recorded_surround_drive_replays_every_camera_with_the_same_pairs() {
     want.sort_unstable();
     assert_eq!(names, want, "{replayed}");
     for camera in CAMERAS {
-        let (a, b) = (pairs_of(&live, camera), pairs_of(&replayed, camera));
+        let (a, b) = (camera_pairs(&live, camera), camera_pairs(&replayed, camera));
         assert!(!a.is_empty(), "{camera}: no pairs in the drive");
         assert!(a.iter().any(|p| p.0 == 2), "{camera}: no pair of epoch 2");
         let differ: Vec<_> = a.iter().zip(&b).enumerate().filter(|(_, (x, y))| x != y).take(3).collect();
@@ -96,7 +63,7 @@ fn a_recorded_surround_drive_replays_every_camera_with_the_same_pairs() {
         v.into_iter().map(|(_, seq, n, m, u, v, d)| (seq, n, m, u, v, d)).collect()
     };
     for camera in ["front", "rear"] {
-        let (a, b) = (but_epoch(pairs_of(&live, camera)), but_epoch(pairs_of(&some, camera)));
+        let (a, b) = (but_epoch(camera_pairs(&live, camera)), but_epoch(camera_pairs(&some, camera)));
         assert_eq!(a, b, "{camera}: {}", run3.describe());
     }
 

@@ -146,19 +146,21 @@ fn two_camera_kitti_replay_records_both_cameras() {
     run2.expect_code(0);
     let again = summary(&out.join("summary.json"));
     for camera in ["camera", "camera_3"] {
-        let of = |s: &Value| -> Vec<(u64, u64, i64)> {
-            s["frames"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|f| f["camera"] == camera)
-                .map(|f| {
-                    let u = (f["mean_u"].as_f64().unwrap() * 1e6).round() as i64;
-                    (f["epoch"].as_u64().unwrap(), f["points_in_image"].as_u64().unwrap(), u)
-                })
-                .collect()
-        };
-        assert_eq!(of(&live).len(), 3, "{camera}: {live}");
-        assert_eq!(of(&live), of(&again), "{camera}: {}", run2.describe());
+        assert_eq!(common::camera_pairs(&live, camera).len(), 3, "{camera}: {live}");
+        assert_eq!(
+            common::camera_pairs(&live, camera),
+            common::camera_pairs(&again, camera),
+            "{}",
+            run2.describe()
+        );
     }
+}
+
+#[test]
+fn cameras_option_is_for_bags() {
+    let Some(data) = common::shared_data() else { return };
+    let sb = Sandbox::new();
+    let (run, _) = replay(&sb, &data.join("kitti"), &["--max-rate", "--cameras", "camera"]);
+    run.expect_code(2);
+    assert!(run.stderr().contains("--cameras: chooses the cameras of a bag"), "{}", run.describe());
 }

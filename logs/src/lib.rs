@@ -219,6 +219,12 @@ impl LogSource {
         let meta = std::fs::metadata(&path).map_err(|e| LogError::io(&path, "open", e))?;
         if meta.is_dir() {
             if kitti::is_kitti(&path) {
+                if options.cameras.is_some() {
+                    return Err(LogError::missing(
+                        &path,
+                        "--cameras: chooses the cameras of a bag; a KITTI folder replays image_2 (and image_3) as it is",
+                    ));
+                }
                 // A second colour camera makes the folder a rig; without it, as ever.
                 let index = if path.join("image_3").is_dir() {
                     kitti_cameras::scan_rig(&path)?
