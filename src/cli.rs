@@ -182,9 +182,17 @@ pub struct ReplayArgs {
     /// Lidar topic (PointCloud2) [default: the only one].
     #[arg(long, value_name = "TOPIC")]
     pub lidar_topic: Option<String>,
-    /// Camera topic (Image) [default: the only one].
-    #[arg(long, value_name = "TOPIC")]
+    /// Camera topic (Image) [default: the only one]: replays that one camera, named
+    /// `camera`.
+    #[arg(long, value_name = "TOPIC", conflicts_with = "cameras")]
     pub camera_topic: Option<String>,
+    /// The cameras of a bag to replay, by name or image topic, comma-separated (`front,left`
+    /// or `/front/image_raw`) [default: every Image topic with a CameraInfo and a transform to
+    /// the lidar]. With several cameras each is named by its topic's namespace
+    /// (`/front/image_raw` → `front`; `_2`, `_3` added to repeats); a bag of one camera
+    /// replays it as `camera`.
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub cameras: Option<Vec<String>>,
     /// Pipeline options.
     #[command(flatten)]
     pub pipeline: PipelineArgs,

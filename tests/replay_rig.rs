@@ -134,10 +134,33 @@ fn one_camera_kitti_replay_keeps_its_names() {
 }
 
 #[test]
-fn two_camera_kitti_replay_refuses_record_for_now() {
+fn two_camera_kitti_replay_records_both_cameras() {
     let Some((sb, dir)) = two_camera_sandbox() else { return };
     let rec = sb.path("rec.mcap");
-    let (run, _) = replay(&sb, &dir, &["--record", rec.to_str().unwrap()]);
+    let (run, live) = replay(&sb, &dir, &["--max-rate", "--record", rec.to_str().unwrap()]);
+    run.expect_code(0);
+    // The recording replays as the same rig: `/camera/...` and `/camera_3/...` by name.
+    let out = sb.path("again");
+    let run2 =
+        sb.run(&["replay", rec.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--max-rate"]);
+    run2.expect_code(0);
+    let again = summary(&out.join("summary.json"));
+    for camera in ["camera", "camera_3"] {
+        assert_eq!(common::camera_pairs(&live, camera).len(), 3, "{camera}: {live}");
+        assert_eq!(
+            common::camera_pairs(&live, camera),
+            common::camera_pairs(&again, camera),
+            "{}",
+            run2.describe()
+        );
+    }
+}
+
+#[test]
+fn cameras_option_is_for_bags() {
+    let Some(data) = common::shared_data() else { return };
+    let sb = Sandbox::new();
+    let (run, _) = replay(&sb, &data.join("kitti"), &["--max-rate", "--cameras", "camera"]);
     run.expect_code(2);
-    assert!(run.stderr().contains("--record: the log has several cameras"), "{}", run.describe());
+    assert!(run.stderr().contains("--cameras: chooses the cameras of a bag"), "{}", run.describe());
 }

@@ -83,19 +83,19 @@ fn a_one_camera_drive_names_its_streams_and_its_camera() {
 
 #[test]
 fn a_surround_drive_refuses_the_one_camera_options() {
+    // `--record` writes every sensor (tests/record_rig.rs); `--zenoh` handles one camera.
     let sb = Sandbox::new();
     let scenario = common::root().join("configs/drives/surround.ron");
-    let rec = sb.path("rec.mcap");
     let run = sb.run(&[
         "drive",
         scenario.to_str().unwrap(),
-        "--record",
-        rec.to_str().unwrap(),
+        "--zenoh",
+        "tcp/127.0.0.1:7447",
         "--out",
         sb.path("o").to_str().unwrap(),
         "--quiet",
     ]);
     run.expect_code(2);
-    assert!(run.stderr().contains("--record"), "{}", run.describe());
+    assert!(run.stderr().contains("--zenoh: the scenario has several cameras"), "{}", run.describe());
     assert_eq!(run.stderr().trim().lines().count(), 1, "{}", run.describe());
 }

@@ -6,7 +6,7 @@
 //! A state that comes back after a change (A, B, A) opens a third epoch: epochs only ever
 //! increase, and each covers one contiguous span of time.
 
-use calib::{CalibrationSet, Projection};
+use calib::{CalibrationSet, CameraMount, LidarMount, Projection};
 use nalgebra::Isometry3;
 use shared::{CalibEpoch, TimestampNs};
 
@@ -18,13 +18,9 @@ pub(crate) struct EpochBuilder {
 }
 
 impl EpochBuilder {
-    /// The epoch of a frame at `stamp` (frames must come in time order) that observes
-    /// `camera`, `camera_to_vehicle` and `lidar_to_vehicle`.
-    ///
-    /// `since` is when this state took effect (the latest calibration message it is made of,
-    /// at or before `stamp`); it becomes the epoch's `valid_from` if the state is new. It is
-    /// clamped into (previous frame, `stamp`], so `valid_from` always separates the epochs'
-    /// frames. The first epoch is valid from its first frame.
+    /// The epoch of a frame at `stamp` (frames must come in time order) that observes a
+    /// one-camera rig: `camera`, `camera_to_vehicle` and `lidar_to_vehicle` (see
+    /// [`Self::observe_rig`]).
     pub fn observe(
         &mut self,
         stamp: TimestampNs,
@@ -33,12 +29,29 @@ impl EpochBuilder {
         camera_to_vehicle: Isometry3<f64>,
         lidar_to_vehicle: Isometry3<f64>,
     ) -> CalibEpoch {
+        let set =
+            CalibrationSet::single(CalibEpoch::NONE, stamp, camera, camera_to_vehicle, lidar_to_vehicle);
+        self.observe_rig(stamp, since, set.cameras, set.lidars)
+    }
+
+    /// The epoch of a frame at `stamp` (frames must come in time order) that observes the
+    /// rig state `cameras` and `lidars` (every camera's model and mount, every lidar's mount):
+    /// a change of any sensor opens an epoch for the whole rig.
+    ///
+    /// `since` is when this state took effect (the latest calibration message it is made of,
+    /// at or before `stamp`); it becomes the epoch's `valid_from` if the state is new. It is
+    /// clamped into (previous frame, `stamp`], so `valid_from` always separates the epochs'
+    /// frames. The first epoch is valid from its first frame.
+    pub fn observe_rig(
+        &mut self,
+        stamp: TimestampNs,
+        since: Option<TimestampNs>,
+        cameras: Vec<CameraMount>,
+        lidars: Vec<LidarMount>,
+    ) -> CalibEpoch {
         let prev = self.last_stamp.replace(stamp);
         if let Some(last) = self.sets.last() {
-            if *last.camera() == camera
-                && last.camera_to_vehicle() == camera_to_vehicle
-                && last.lidar_to_vehicle() == lidar_to_vehicle
-            {
+            if last.cameras == cameras && last.lidars == lidars {
                 return last.epoch;
             }
         }
@@ -50,13 +63,7 @@ impl EpochBuilder {
             }
         };
         let epoch = CalibEpoch(self.sets.len() as u64 + 1);
-        self.sets.push(CalibrationSet::single(
-            epoch,
-            valid_from,
-            camera,
-            camera_to_vehicle,
-            lidar_to_vehicle,
-        ));
+        self.sets.push(CalibrationSet { epoch, valid_from, cameras, lidars });
         epoch
     }
 
@@ -105,5 +112,35 @@ mod tests {
         b.observe(TimestampNs(30), Some(TimestampNs(99)), cam(3.0), id, id);
         let v: Vec<u64> = b.finish().iter().map(|s| s.valid_from.0).collect();
         assert_eq!(v, [10, 11, 30]);
+    }
+
+    #[test]
+    fn a_change_of_any_camera_is_a_new_epoch_for_the_rig() {
+        let set = |fx_b: f64| {
+            let mut s = CalibrationSet::single(
+                CalibEpoch(1),
+                TimestampNs(0),
+                cam(1.0),
+                Isometry3::identity(),
+                Isometry3::identity(),
+            );
+            let mut b = s.cameras[0].clone();
+            b.name = calib::SensorName::new("b").unwrap();
+            b.projection = cam(fx_b);
+            s.cameras.push(b);
+            s
+        };
+        let mut builder = EpochBuilder::default();
+        let e: Vec<u64> = [(10, 2.0), (20, 2.0), (30, 3.0)]
+            .iter()
+            .map(|&(t, fx)| {
+                let s = set(fx);
+                builder.observe_rig(TimestampNs(t), None, s.cameras, s.lidars).0
+            })
+            .collect();
+        assert_eq!(e, [1, 1, 2]);
+        let sets = builder.finish();
+        assert_eq!(sets[1].cameras.len(), 2);
+        assert_eq!(sets[1].valid_from, TimestampNs(30));
     }
 }

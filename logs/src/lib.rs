@@ -59,7 +59,9 @@
 //! from 0, sorted by number; an image has its sweep's stamp.
 //!
 //! ROS 2: the state is the chosen `CameraInfo` topic's message and the chain of `/tf` and
-//! `/tf_static` transforms from the image's `frame_id` to the cloud's. A calibration message
+//! `/tf_static` transforms from the image's `frame_id` to the cloud's; for a bag replayed as a
+//! rig ([`bag_cameras`]), every chosen camera's `CameraInfo` and chain and the lidar's, so a
+//! change of any of them opens an epoch for the whole rig. A calibration message
 //! takes effect at its header stamp or its log time, whichever is earlier (a zero stamp, as
 //! `/tf_static` often has, counts as absent): a `CameraInfo` sent with an image describes that
 //! image, and no message can apply before it was logged. Frames are stamped with their header
@@ -149,6 +151,10 @@ pub struct LogOptions {
     pub camera_topic: Option<String>,
     /// The `CameraInfo` topic (default: the one next to the camera topic, or the only one).
     pub camera_info_topic: Option<String>,
+    /// The cameras of a bag to replay, each by its sensor name or image topic (`--cameras`;
+    /// see [`bag_cameras`] for which topics are cameras and how they are named); `None`:
+    /// every camera (one camera replays as `camera`, as ever). Not with `camera_topic`.
+    pub cameras: Option<Vec<String>>,
 }
 
 /// A recorded log, scanned and ready to replay.
@@ -213,6 +219,12 @@ impl LogSource {
         let meta = std::fs::metadata(&path).map_err(|e| LogError::io(&path, "open", e))?;
         if meta.is_dir() {
             if kitti::is_kitti(&path) {
+                if options.cameras.is_some() {
+                    return Err(LogError::missing(
+                        &path,
+                        "--cameras: chooses the cameras of a bag; a KITTI folder replays image_2 (and image_3) as it is",
+                    ));
+                }
                 // A second colour camera makes the folder a rig; without it, as ever.
                 let index = if path.join("image_3").is_dir() {
                     kitti_cameras::scan_rig(&path)?
@@ -264,6 +276,8 @@ impl LogSource {
     /// `camera_to_vehicle` is the identity, `lidar_to_vehicle` is `Tr_velo_to_cam`, and the
     /// camera is `Projection::Rectified { p ≈ P2 · [R0_rect|0] }`. For a bag likewise:
     /// `camera_to_vehicle` is the identity and `lidar_to_vehicle` is T(camera←lidar) from tf.
+    /// For a bag replayed as a rig the vehicle frame is the root of the lidar's tf tree
+    /// (`base_link` in a recording): every mount is T(root←sensor) from tf.
     #[must_use]
     pub fn calibrations(&self) -> &[CalibrationSet] {
         &self.sets
@@ -308,9 +322,10 @@ impl LogSource {
         self.sensors().iter().filter(|s| s.kind == stream).map(|s| s.max_payload_len).max().unwrap_or(0)
     }
 
-    /// The log's sensors, cameras first (the primary camera, named `camera`, leads), then
-    /// the lidar `lidar`. A one-camera log has `camera` and `lidar`; a KITTI folder with
-    /// `image_3` has `camera` (image_2, P2), `camera_3` (image_3, P3) and `lidar`.
+    /// The log's sensors, cameras first (the primary camera leads), then the lidar. A
+    /// one-camera log has `camera` and `lidar`; a KITTI folder with `image_3` has `camera`
+    /// (image_2, P2), `camera_3` (image_3, P3) and `lidar`; a bag replayed as a rig has its
+    /// cameras and lidar named by their topics ([`bag_cameras`]).
     #[must_use]
     pub fn sensors(&self) -> Vec<LogSensor> {
         let sensor = |name, kind, max_payload_len| LogSensor { name, kind, max_payload_len };
@@ -334,14 +349,22 @@ impl LogSource {
                 out.push(sensor(SensorName::lidar(), StreamKind::Lidar, lidar));
                 out
             }
-            Inner::Mcap(m) => [StreamKind::Camera, StreamKind::Lidar]
-                .into_iter()
-                .map(|kind| {
-                    let name =
-                        if kind == StreamKind::Camera { SensorName::camera() } else { SensorName::lidar() };
-                    sensor(name, kind, m.max_payload_len(kind))
-                })
-                .collect(),
+            Inner::Mcap(m) => {
+                let mut out: Vec<LogSensor> = m
+                    .cameras
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        sensor(c.name.clone(), StreamKind::Camera, m.max_payload_len(StreamKind::Camera, i))
+                    })
+                    .collect();
+                out.push(sensor(
+                    m.lidar_name.clone(),
+                    StreamKind::Lidar,
+                    m.max_payload_len(StreamKind::Lidar, 0),
+                ));
+                out
+            }
         }
     }
 

@@ -208,28 +208,29 @@ fn rig_sensors(
     Ok((cameras, lidars))
 }
 
-/// Exit 2 if an option that handles one camera and one lidar only is given for a rig
-/// (`what`: the scenario or the log).
+/// Exit 2 if an option that handles one camera and one lidar only (`--zenoh`; `--record`
+/// writes every sensor) is given for a rig (`what`: the scenario or the log).
 fn refuse_for_rig(args: &PipelineArgs, what: &str) -> Result<(), CliError> {
-    let refused = [(args.record.is_some(), "--record"), (args.zenoh.is_some(), "--zenoh")];
-    match refused.iter().find(|(on, _)| *on) {
-        Some((_, opt)) => Err(CliError::input(format!(
-            "{opt}: {what} has several cameras or lidars; {opt} handles one camera and one lidar"
+    match args.zenoh.is_some() {
+        true => Err(CliError::input(format!(
+            "--zenoh: {what} has several cameras or lidars; --zenoh handles one camera and one lidar"
         ))),
-        None => Ok(()),
+        false => Ok(()),
     }
 }
 
-/// A log with several cameras: its sensors into the spec (the replayer writes one ring
-/// each) and the bytes of their segments. `None` for a one-camera log, whose spec stays as
-/// it always was.
+/// A log with several cameras (or a bag's cameras chosen with `--cameras`, named by their
+/// topics): its sensors into the spec (the replayer writes one ring each) and the bytes of
+/// their segments. `None` for a log of `camera` and `lidar`, whose spec stays as it always
+/// was.
 fn replay_rig(
     log: &logs::OpenedLog,
     args: &PipelineArgs,
     spec: &mut RunSpec,
 ) -> Result<Option<u64>, CliError> {
     let sensors = log.source().sensors();
-    if sensors.len() <= 2 {
+    let names: Vec<&str> = sensors.iter().map(|s| s.name.as_str()).collect();
+    if names == ["camera", "lidar"] {
         return Ok(None);
     }
     refuse_for_rig(args, "the log")?;
@@ -288,6 +289,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
         path: absolute(&args.source),
         lidar_topic: args.lidar_topic.clone(),
         camera_topic: args.camera_topic.clone(),
+        cameras: args.cameras.clone(),
     };
     let (out, summary_path) = prepare_out(&args.pipeline)?;
     let mut spec = base_spec(&args.pipeline, source, 0.0, out)?;

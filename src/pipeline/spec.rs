@@ -57,6 +57,10 @@ pub enum SourceSpec {
         lidar_topic: Option<String>,
         /// Chosen camera topic.
         camera_topic: Option<String>,
+        /// The bag's cameras to replay, by sensor name or image topic (`--cameras`); `None`:
+        /// every camera.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cameras: Option<Vec<String>>,
     },
     /// Another host's run, mirrored over Zenoh (`epochfuse remote`): the bridge role takes
     /// the producers' place.

@@ -114,6 +114,40 @@ pub fn drive(sb: &Sandbox, name: &str, extra: &[&str]) -> (Run, serde_json::Valu
     (run, s)
 }
 
+/// `epochfuse replay SOURCE --out <sandbox>/NAME --quiet EXTRA…`: the run and its summary
+/// (`Null` when the run wrote none).
+pub fn replay(sb: &Sandbox, name: &str, source: &Path, extra: &[&str]) -> (Run, serde_json::Value) {
+    let out = sb.path(name);
+    let mut args = vec!["replay", source.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"];
+    args.extend_from_slice(extra);
+    let run = sb.run(&args);
+    let path = out.join("summary.json");
+    let s = if path.exists() { summary(&path) } else { serde_json::Value::Null };
+    (run, s)
+}
+
+/// The per-pair numbers of `camera`'s pairs, in order, rounded for an exact comparison.
+pub fn camera_pairs(s: &serde_json::Value, camera: &str) -> Vec<(u64, u64, u64, u64, i64, i64, i64)> {
+    s["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["camera"] == camera)
+        .map(|f| {
+            let r = |k: &str| (f[k].as_f64().unwrap() * 1e6).round() as i64;
+            (
+                f["epoch"].as_u64().unwrap(),
+                f["lidar_seq"].as_u64().unwrap(),
+                f["points"].as_u64().unwrap(),
+                f["points_in_image"].as_u64().unwrap(),
+                r("mean_u"),
+                r("mean_v"),
+                r("mean_depth"),
+            )
+        })
+        .collect()
+}
+
 /// Reads a summary JSON.
 pub fn summary(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -7,9 +7,20 @@
 //! with several equally good, is left out, as is one whose frame has no transform to the
 //! lidar. This reads the bag once (the indexing pass of [`super::scan`]); a bag that breaks
 //! part-way lists what was indexed before the break.
+//!
+//! **Names.** A bag replayed as a rig (several cameras, or any chosen with `--cameras`)
+//! names each camera after the last component of its image topic's namespace
+//! (`/kitti/camera_color_left/image_raw` → `camera_color_left`, `/front/image_raw` →
+//! `front`: what a recording of a rig wrote, so it replays under its own names), lowercased,
+//! other characters than `[a-z0-9_-]` made `_`, cut to 32; a topic without a namespace, or
+//! whose name is reserved, is `camera`; a name taken already gets `_2`, `_3`, ... The lidar is
+//! named by the same rule after the cameras (`/lidar/points` → `lidar`, else `lidar`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use calib::name::MAX_NAME_LEN;
+use calib::SensorName;
 
 use super::plan::find_chain;
 use super::scan::{scan, Kind, Scan};
@@ -19,6 +30,8 @@ use crate::LogError;
 /// A camera of a bag that can be fused with the lidar.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BagCamera {
+    /// Its sensor name in a replay of the bag as a rig (see the module documentation).
+    pub name: SensorName,
     /// The `sensor_msgs/Image` topic.
     pub image_topic: String,
     /// Its `sensor_msgs/CameraInfo` topic.
@@ -36,6 +49,8 @@ pub struct BagRig {
     pub lidar_topic: String,
     /// The clouds' `frame_id`.
     pub lidar_frame: String,
+    /// The lidar's sensor name in a replay of the bag as a rig.
+    pub lidar_name: SensorName,
     /// The cameras, by image topic name.
     pub cameras: Vec<BagCamera>,
 }
@@ -55,7 +70,7 @@ pub fn bag_cameras(path: &Path, lidar_topic: Option<&str>) -> Result<BagRig, Log
     }
 }
 
-fn rig_of(path: &Path, s: &Scan, lidar_topic: Option<&str>) -> Result<BagRig, LogError> {
+pub(super) fn rig_of(path: &Path, s: &Scan, lidar_topic: Option<&str>) -> Result<BagRig, LogError> {
     let lidar = choose(path, s, Kind::Cloud, lidar_topic, "lidar", |_, _| true)?;
     let lidar_frame = s.topics[&lidar].frame_id.clone().unwrap_or_default();
     let infos: Vec<(&String, Option<&String>)> = s
@@ -89,13 +104,43 @@ fn rig_of(path: &Path, s: &Scan, lidar_topic: Option<&str>) -> Result<BagRig, Lo
             continue;
         }
         cameras.push(BagCamera {
+            name: SensorName::camera(),
             image_topic: name.clone(),
             camera_info_topic: info,
             frame_id: frame,
             frames: t.frames.len(),
         });
     }
-    Ok(BagRig { lidar_topic: lidar, lidar_frame, cameras })
+    let mut taken = Vec::new();
+    for c in &mut cameras {
+        c.name = unique_name(&c.image_topic, "camera", &mut taken);
+    }
+    let lidar_name = unique_name(&lidar, "lidar", &mut taken);
+    Ok(BagRig { lidar_topic: lidar, lidar_frame, lidar_name, cameras })
+}
+
+/// The sensor name of `topic` by the rule of the module documentation (`fallback` for a
+/// topic without a usable namespace), not one of `taken`, which it joins.
+fn unique_name(topic: &str, fallback: &str, taken: &mut Vec<SensorName>) -> SensorName {
+    let last = namespace(topic).rsplit('/').next().unwrap_or("");
+    let clean: String = last
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' { c } else { '_' })
+        .take(MAX_NAME_LEN)
+        .collect();
+    let base = SensorName::new(&clean).map_or_else(|_| fallback.to_owned(), |n| n.as_str().to_owned());
+    let mut name = SensorName::new(&base).unwrap_or_else(|_| SensorName::camera());
+    for k in 2.. {
+        if !taken.contains(&name) {
+            break;
+        }
+        let suffix = format!("_{k}");
+        let cut = base.len().min(MAX_NAME_LEN - suffix.len());
+        name = SensorName::new(&format!("{}{suffix}", &base[..cut])).unwrap_or_else(|_| SensorName::camera());
+    }
+    taken.push(name.clone());
+    name
 }
 
 #[cfg(test)]
@@ -175,6 +220,8 @@ mod tests {
             got,
             [("/front/image_raw", "/front/camera_info", 3), ("/left/image_raw", "/left/camera_info", 2)]
         );
+        let names: Vec<&str> = rig.cameras.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!((names.as_slice(), rig.lidar_name.as_str()), (["front", "left"].as_slice(), "velo"));
         let e = rig_of(Path::new("b.mcap"), &s, Some("/nope")).unwrap_err().to_string();
         assert!(e.starts_with("b.mcap: lidar topic /nope not found"), "{e}");
     }
@@ -187,15 +234,31 @@ mod tests {
             return;
         }
         let rig = bag_cameras(&bag, None).unwrap();
-        assert_eq!(rig.lidar_topic, "/kitti/velo/pointcloud");
+        assert_eq!((rig.lidar_topic.as_str(), rig.lidar_name.as_str()), ("/kitti/velo/pointcloud", "velo"));
         assert_eq!(
             rig.cameras,
             [BagCamera {
+                name: SensorName::new("camera_color_left").unwrap(),
                 image_topic: "/kitti/camera_color_left/image_raw".into(),
                 camera_info_topic: "/kitti/camera_color_left/camera_info".into(),
                 frame_id: "camera_color_left".into(),
                 frames: 2,
             }]
         );
+    }
+
+    #[test]
+    fn names_follow_the_namespace_and_are_unique() {
+        let mut taken = Vec::new();
+        let mut name = |t: &str, f: &str| unique_name(t, f, &mut taken).as_str().to_owned();
+        assert_eq!(name("/front/image_raw", "camera"), "front");
+        assert_eq!(name("/a/Front/image_raw", "camera"), "front_2");
+        assert_eq!(name("/cam.left/image", "camera"), "cam_left");
+        assert_eq!(name("/image_raw", "camera"), "camera");
+        assert_eq!(name("/fused/image_raw", "camera"), "camera_2");
+        assert_eq!(name("/points", "lidar"), "lidar");
+        let long = format!("/{}/image_raw", "x".repeat(40));
+        assert_eq!(name(&long, "camera"), "x".repeat(32));
+        assert_eq!(name(&long, "camera"), format!("{}_2", "x".repeat(30)));
     }
 }

@@ -91,7 +91,7 @@ impl McapFrames {
             }
             // The plan holds lidar and camera frames only.
             _ => {
-                changed(&m, &self.index.camera_topic)?;
+                changed(&m, &self.index.cameras[p.sensor].topic)?;
                 let (_, layout) = ros::parse_image(&m.data).map_err(|e| bad(&path, &m, e))?;
                 let labels = match p.labels {
                     Some(o) => {
@@ -117,9 +117,9 @@ impl McapFrames {
             }
         };
         let sensor = if p.stream == StreamKind::Camera {
-            calib::SensorName::camera()
+            self.index.cameras[p.sensor].name.clone()
         } else {
-            calib::SensorName::lidar()
+            self.index.lidar_name.clone()
         };
         Ok(LogFrame {
             stream: p.stream,

@@ -16,6 +16,10 @@
 //! are replayed, then the error is yielded. A topic that is not chosen cannot break the
 //! replay (an unsupported second camera is ignored).
 //!
+//! **Rigs.** Without a camera topic asked for, a bag with several cameras (or the cameras
+//! `LogOptions::cameras` names) replays them all ([`cameras`] says which and how they are
+//! named); their frames interleave in the plan, each numbered in its own stream.
+//!
 //! One file a step: [`read`] (the files of a rosbag2 folder, the message type), [`chunked`]
 //! (every pass's reader: chunks decompressed on two threads), [`scan`]
 //! (the indexing pass), [`topics`] (which topics replay), [`plan`] (the break, the frame order
@@ -35,7 +39,7 @@ mod topics;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use calib::CalibrationSet;
+use calib::{CalibrationSet, SensorName};
 use shared::{CalibEpoch, StreamKind, TimestampNs};
 
 use super::{LogError, LogFormat};
@@ -60,6 +64,8 @@ pub(crate) const LABELS_FOR_KEY: &str = "epochfuse.labels_for";
 #[derive(Debug, Clone)]
 struct Planned {
     stream: StreamKind,
+    /// The camera's index in [`McapIndex::cameras`] (0 for the lidar).
+    sensor: usize,
     stamp: TimestampNs,
     epoch: CalibEpoch,
     recorded_epoch: Option<CalibEpoch>,
@@ -69,15 +75,24 @@ struct Planned {
     payload_len: usize,
 }
 
+/// A camera of a scanned bag: its sensor name and topics.
+#[derive(Debug)]
+pub(crate) struct IndexCamera {
+    pub name: SensorName,
+    topic: String,
+    info: String,
+    labels: Option<String>,
+}
+
 /// A scanned bag.
 #[derive(Debug)]
 pub(crate) struct McapIndex {
     path: PathBuf,
     files: Arc<[PathBuf]>,
     lidar_topic: String,
-    camera_topic: String,
-    camera_info_topic: String,
-    labels_topic: Option<String>,
+    pub lidar_name: SensorName,
+    /// The cameras replayed, the primary first.
+    pub cameras: Vec<IndexCamera>,
     planned: Vec<Planned>,
     /// Message ordinals the streaming pass keeps, sorted.
     wanted: Vec<u64>,
@@ -86,13 +101,15 @@ pub(crate) struct McapIndex {
 }
 
 impl McapIndex {
+    /// The format, with the primary camera's topics.
     pub fn format(&self) -> LogFormat {
+        let primary = &self.cameras[0];
         LogFormat::Mcap {
             files: self.files.to_vec(),
             lidar_topic: self.lidar_topic.clone(),
-            camera_topic: self.camera_topic.clone(),
-            camera_info_topic: self.camera_info_topic.clone(),
-            labels_topic: self.labels_topic.clone(),
+            camera_topic: primary.topic.clone(),
+            camera_info_topic: primary.info.clone(),
+            labels_topic: primary.labels.clone(),
         }
     }
 
@@ -100,13 +117,25 @@ impl McapIndex {
         self.planned.iter().filter(|p| p.stream == stream).count()
     }
 
-    pub fn max_payload_len(&self, stream: StreamKind) -> usize {
-        self.planned.iter().filter(|p| p.stream == stream).map(|p| p.payload_len).max().unwrap_or(0)
+    /// The largest payload of the `stream` sensor numbered `sensor` (a camera's index; 0 for
+    /// the lidar).
+    pub fn max_payload_len(&self, stream: StreamKind, sensor: usize) -> usize {
+        self.planned
+            .iter()
+            .filter(|p| p.stream == stream && p.sensor == sensor)
+            .map(|p| p.payload_len)
+            .max()
+            .unwrap_or(0)
     }
 
     pub fn camera_period_ns(&self) -> Option<u64> {
-        let stamps: Vec<u64> =
-            self.planned.iter().filter(|p| p.stream == StreamKind::Camera).map(|p| p.stamp.0).collect();
+        // The primary camera's: several cameras' images interleave.
+        let stamps: Vec<u64> = self
+            .planned
+            .iter()
+            .filter(|p| p.stream == StreamKind::Camera && p.sensor == 0)
+            .map(|p| p.stamp.0)
+            .collect();
         let mut gaps: Vec<u64> = stamps.windows(2).map(|w| w[1] - w[0]).filter(|&g| g > 0).collect();
         if gaps.is_empty() {
             return None;

@@ -5,13 +5,13 @@ use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use calib::{CalibrationSet, Projection};
+use calib::{CalibrationSet, CameraMount, LidarMount, Projection};
 use nalgebra::Isometry3;
 use shared::{CalibEpoch, StreamKind, TimestampNs};
 
 use super::scan::{scan, EdgeKey, Edges, IdxFrame, Scan};
-use super::topics::Topics;
-use super::{McapIndex, Planned, MAX_REORDER_BYTES, MAX_REORDER_MESSAGES};
+use super::topics::{TopicCamera, Topics};
+use super::{IndexCamera, McapIndex, Planned, MAX_REORDER_BYTES, MAX_REORDER_MESSAGES};
 use crate::epochs::EpochBuilder;
 use crate::ros::CamInfo;
 use crate::{replay_rank, LogError, LogOptions};
@@ -124,16 +124,23 @@ impl Cut {
     }
 }
 
+/// One camera's part of the plan, cut at the break.
+struct CameraInputs {
+    frames: Vec<IdxFrame>,
+    infos: Timeline<Arc<CamInfo>>,
+    /// The transforms from the vehicle frame to the camera's.
+    chain: Vec<Step>,
+    /// Label image stamp → its ordinal.
+    labels: HashMap<u64, u64>,
+}
+
 /// What the plan is made of, cut at the break.
 struct Inputs {
     lidar: Vec<IdxFrame>,
-    camera: Vec<IdxFrame>,
-    infos: Timeline<Arc<CamInfo>>,
-    /// The transforms from the camera's frame to the lidar's.
-    chain: Vec<Step>,
+    /// The transforms from the vehicle frame to the lidar's.
+    lidar_chain: Vec<Step>,
+    cameras: Vec<CameraInputs>,
     edges: HashMap<EdgeKey, Timeline<Isometry3<f64>>>,
-    /// Label image stamp → its ordinal.
-    labels: HashMap<u64, u64>,
 }
 
 /// Scans a bag and plans its replay.
@@ -148,20 +155,24 @@ pub(crate) fn index(path: &Path, files: Vec<PathBuf>, options: &LogOptions) -> R
     let cut = Cut::find(&mut s, &topics);
     let inputs = gather(path, &mut s, &topics, &cut)?;
     let mut planned = plan_frames(&s, &topics, &inputs, &cut);
-    let sets = number_epochs(path, &mut planned, &inputs, &topics.info, &cut)?;
+    let sets = number_epochs(path, &mut planned, &inputs, &topics, &cut)?;
 
     let mut wanted: Vec<u64> =
         planned.iter().flat_map(|p| std::iter::once(p.ordinal).chain(p.labels)).collect();
     wanted.sort_unstable();
     wanted.dedup();
     check_reorder(path, &planned, &wanted)?;
+    let cameras = topics
+        .cameras
+        .into_iter()
+        .map(|c| IndexCamera { name: c.name, topic: c.image, info: c.info, labels: c.labels })
+        .collect();
     Ok(McapIndex {
         path: path.to_path_buf(),
         files,
         lidar_topic: topics.lidar,
-        camera_topic: topics.camera,
-        camera_info_topic: topics.info,
-        labels_topic: topics.labels,
+        lidar_name: topics.lidar_name,
+        cameras,
         planned,
         wanted,
         sets,
@@ -169,16 +180,73 @@ pub(crate) fn index(path: &Path, files: Vec<PathBuf>, options: &LogOptions) -> R
     })
 }
 
-/// Collects the frames, the calibration timelines and the transform chain before the cut.
+/// The root of the transform tree above `frame`: its parent's parent ... (the first edge
+/// in name order where a frame has several parents); `frame` if it has none.
+fn tree_root(edges: &Edges, frame: &str) -> String {
+    let mut keys: Vec<&EdgeKey> = edges.keys().collect();
+    keys.sort();
+    let mut seen = vec![frame.to_owned()];
+    let mut at = frame.to_owned();
+    while let Some((parent, _)) = keys.iter().find(|(_, c)| *c == at) {
+        if seen.contains(parent) {
+            break;
+        }
+        seen.push(parent.clone());
+        at = parent.clone();
+    }
+    at
+}
+
+/// Collects the frames, the calibration timelines and the transform chains before the cut.
+/// The vehicle frame is the one camera's own frame (as ever), or for a rig the root of the
+/// lidar's transform tree (`base_link` in a recording), so every mount is as recorded.
 fn gather(path: &Path, s: &mut Scan, topics: &Topics, cut: &Cut) -> Result<Inputs, LogError> {
-    let (lidar_topic, camera_topic, info_topic) = (&topics.lidar, &topics.camera, &topics.info);
+    let lidar_topic = &topics.lidar;
     let lidar = cut.frames(s, lidar_topic);
-    let mut camera = cut.frames(s, camera_topic);
     if lidar.is_empty() {
         return Err(cut.fail(LogError::missing(path, format!("lidar topic {lidar_topic} has no frames"))));
     }
-    if camera.is_empty() {
-        return Err(cut.fail(LogError::missing(path, format!("camera topic {camera_topic} has no frames"))));
+    for timeline in s.edges.values_mut() {
+        timeline.retain(|e| e.1 < cut.limit);
+    }
+    s.edges.retain(|_, t| !t.is_empty());
+    let frame_of = |topic: &str| s.topics[topic].frame_id.clone().unwrap_or_default();
+    let lidar_frame = frame_of(lidar_topic);
+    let vehicle =
+        if topics.rig { tree_root(&s.edges, &lidar_frame) } else { frame_of(&topics.cameras[0].image) };
+    let no_transform = |camera_frame: String| {
+        cut.fail(LogError::NoTransform {
+            path: path.to_path_buf(),
+            camera_frame,
+            lidar_frame: lidar_frame.clone(),
+        })
+    };
+    let mut cameras =
+        topics.cameras.iter().map(|c| gather_camera(path, s, c, cut)).collect::<Result<Vec<_>, _>>()?;
+    let lidar_chain =
+        find_chain(&s.edges, &vehicle, &lidar_frame).ok_or_else(|| no_transform(vehicle.clone()))?;
+    for (camera, c) in cameras.iter_mut().zip(&topics.cameras) {
+        let camera_frame = frame_of(&c.image);
+        camera.chain =
+            find_chain(&s.edges, &vehicle, &camera_frame).ok_or_else(|| no_transform(camera_frame))?;
+    }
+    let edges = std::iter::once(&lidar_chain)
+        .chain(cameras.iter().map(|c| &c.chain))
+        .flatten()
+        .map(|step| (step.edge.clone(), Timeline::new(s.edges.get(&step.edge).cloned().unwrap_or_default())))
+        .collect();
+    Ok(Inputs { lidar, lidar_chain, cameras, edges })
+}
+
+/// One camera's frames, `CameraInfo` timeline and labels before the cut (its chain is
+/// filled in by [`gather`]).
+fn gather_camera(path: &Path, s: &Scan, c: &TopicCamera, cut: &Cut) -> Result<CameraInputs, LogError> {
+    let (camera_topic, info_topic) = (&c.image, &c.info);
+    let no_frames =
+        || cut.fail(LogError::missing(path, format!("camera topic {camera_topic} has no frames")));
+    let mut frames = cut.frames(s, camera_topic);
+    if frames.is_empty() {
+        return Err(no_frames());
     }
     let infos: Vec<(u64, u64, Arc<CamInfo>)> =
         s.topics[info_topic].infos.iter().filter(|e| e.1 < cut.limit).cloned().collect();
@@ -187,53 +255,44 @@ fn gather(path: &Path, s: &mut Scan, topics: &Topics, cut: &Cut) -> Result<Input
             cut.fail(LogError::missing(path, format!("camera_info topic {info_topic} has no messages")))
         );
     }
-    for timeline in s.edges.values_mut() {
-        timeline.retain(|e| e.1 < cut.limit);
-    }
-    s.edges.retain(|_, t| !t.is_empty());
-
-    let camera_frame = s.topics[camera_topic].frame_id.clone().unwrap_or_default();
-    let lidar_frame = s.topics[lidar_topic].frame_id.clone().unwrap_or_default();
-    let chain = find_chain(&s.edges, &camera_frame, &lidar_frame).ok_or_else(|| {
-        cut.fail(LogError::NoTransform { path: path.to_path_buf(), camera_frame, lidar_frame })
-    })?;
-    let edges = chain
-        .iter()
-        .map(|step| (step.edge.clone(), Timeline::new(s.edges.get(&step.edge).cloned().unwrap_or_default())))
-        .collect();
-    let labels: HashMap<u64, u64> = topics
+    let labels: HashMap<u64, u64> = c
         .labels
         .as_ref()
         .map(|t| cut.frames(s, t).iter().map(|f| (f.stamp, f.ordinal)).collect())
         .unwrap_or_default();
     // In a log that breaks, the images after the last label that survived may have lost
     // theirs to the break: they are not replayed, rather than replayed without ground truth.
-    if topics.labels.is_some() && cut.error.is_some() {
+    if c.labels.is_some() && cut.error.is_some() {
         let last_label = labels.values().max().copied();
-        camera.retain(|f| labels.contains_key(&f.stamp) || last_label.is_some_and(|l| f.ordinal < l));
-        if camera.is_empty() {
-            return Err(
-                cut.fail(LogError::missing(path, format!("camera topic {camera_topic} has no frames")))
-            );
+        frames.retain(|f| labels.contains_key(&f.stamp) || last_label.is_some_and(|l| f.ordinal < l));
+        if frames.is_empty() {
+            return Err(no_frames());
         }
     }
-    Ok(Inputs { lidar, camera, infos: Timeline::new(infos), chain, edges, labels })
+    Ok(CameraInputs { frames, infos: Timeline::new(infos), chain: Vec::new(), labels })
 }
 
 /// All frames in replay order: by stamp, a sweep before an image of the same stamp
-/// ([`replay_rank`]), then by position in the file; each numbered in its stream.
+/// ([`replay_rank`]), then by position in the file; each numbered in its sensor's stream.
 fn plan_frames(s: &Scan, topics: &Topics, inputs: &Inputs, cut: &Cut) -> Vec<Planned> {
-    let mut planned: Vec<Planned> = Vec::with_capacity(inputs.lidar.len() + inputs.camera.len());
-    for (stream, frames, topic) in [
-        (StreamKind::Lidar, &inputs.lidar, &topics.lidar),
-        (StreamKind::Camera, &inputs.camera, &topics.camera),
-    ] {
-        for (i, f) in frames.iter().enumerate() {
-            let labels =
-                if stream == StreamKind::Camera { inputs.labels.get(&f.stamp).copied() } else { None };
+    let total = inputs.lidar.len() + inputs.cameras.iter().map(|c| c.frames.len()).sum::<usize>();
+    let mut planned: Vec<Planned> = Vec::with_capacity(total);
+    let no_labels = HashMap::new();
+    let streams = std::iter::once((StreamKind::Lidar, 0, &inputs.lidar, &topics.lidar, &no_labels)).chain(
+        inputs
+            .cameras
+            .iter()
+            .zip(&topics.cameras)
+            .enumerate()
+            .map(|(i, (c, t))| (StreamKind::Camera, i, &c.frames, &t.image, &c.labels)),
+    );
+    for (stream, sensor, frames, topic, label_map) in streams {
+        for f in frames {
+            let labels = label_map.get(&f.stamp).copied();
             let label_len = if labels.is_some() { f.size.0 as usize * f.size.1 as usize * 2 } else { 0 };
             planned.push(Planned {
                 stream,
+                sensor,
                 stamp: TimestampNs(f.stamp),
                 epoch: CalibEpoch::NONE,
                 recorded_epoch: s
@@ -241,7 +300,7 @@ fn plan_frames(s: &Scan, topics: &Topics, inputs: &Inputs, cut: &Cut) -> Vec<Pla
                     .get(&(topic.clone(), f.stamp))
                     .filter(|e| e.1 < cut.limit)
                     .map(|e| CalibEpoch(e.0)),
-                index: i as u64,
+                index: 0,
                 ordinal: f.ordinal,
                 labels,
                 payload_len: f.payload_len + label_len,
@@ -249,52 +308,64 @@ fn plan_frames(s: &Scan, topics: &Topics, inputs: &Inputs, cut: &Cut) -> Vec<Pla
         }
     }
     planned.sort_by_key(|p| (p.stamp, replay_rank(p.stream), p.ordinal));
-    for stream in [StreamKind::Lidar, StreamKind::Camera] {
-        for (i, p) in planned.iter_mut().filter(|p| p.stream == stream).enumerate() {
-            p.index = i as u64;
-        }
+    let mut next: HashMap<(StreamKind, usize), u64> = HashMap::new();
+    for p in &mut planned {
+        let n = next.entry((p.stream, p.sensor)).or_insert(0);
+        p.index = *n;
+        *n += 1;
     }
     planned
 }
 
-/// Numbers the epochs of the planned frames, in replay order, by the log's epoch rule.
+/// The transform a chain of steps gives at `t`, and the latest time one of its edges took
+/// the value it has (into `since`).
+fn compose(inputs: &Inputs, chain: &[Step], t: u64, since: &mut Option<u64>) -> Isometry3<f64> {
+    let mut iso: Option<Isometry3<f64>> = None;
+    for step in chain {
+        let (e, when) = inputs.edges[&step.edge].at(t);
+        *since = (*since).max(when);
+        let e = if step.forward { *e } else { e.inverse() };
+        iso = Some(iso.map_or(e, |acc| acc * e));
+    }
+    iso.unwrap_or_else(Isometry3::identity)
+}
+
+/// Numbers the epochs of the planned frames, in replay order, by the log's epoch rule: the
+/// state is every camera's `CameraInfo` and mount and the lidar's mount (DESIGN §6–7).
 fn number_epochs(
     path: &Path,
     planned: &mut [Planned],
     inputs: &Inputs,
-    info_topic: &str,
+    topics: &Topics,
     cut: &Cut,
 ) -> Result<Vec<CalibrationSet>, LogError> {
-    let image_size = inputs.camera[0].size;
     let mut builder = EpochBuilder::default();
-    let mut projections: HashMap<*const CamInfo, Projection> = HashMap::new();
+    let mut projections: HashMap<(usize, *const CamInfo), Projection> = HashMap::new();
     for p in planned {
         let t = p.stamp.0;
-        let (ci, mut since) = inputs.infos.at(t);
-        let projection = match projections.get(&Arc::as_ptr(ci)) {
-            Some(pr) => *pr,
-            None => {
-                let pr = ci
-                    .projection(image_size)
-                    .map_err(|e| cut.fail(LogError::missing(path, format!("{info_topic}: {e}"))))?;
-                projections.insert(Arc::as_ptr(ci), pr);
-                pr
-            }
-        };
-        let mut iso: Option<Isometry3<f64>> = None;
-        for step in &inputs.chain {
-            let (e, when) = inputs.edges[&step.edge].at(t);
+        let mut since: Option<u64> = None;
+        let mut cameras = Vec::with_capacity(inputs.cameras.len());
+        for (i, (c, topic)) in inputs.cameras.iter().zip(&topics.cameras).enumerate() {
+            let (ci, when) = c.infos.at(t);
             since = since.max(when);
-            let e = if step.forward { *e } else { e.inverse() };
-            iso = Some(iso.map_or(e, |acc| acc * e));
+            let projection = match projections.get(&(i, Arc::as_ptr(ci))) {
+                Some(pr) => *pr,
+                None => {
+                    let pr = ci
+                        .projection(c.frames[0].size)
+                        .map_err(|e| cut.fail(LogError::missing(path, format!("{}: {e}", topic.info))))?;
+                    projections.insert((i, Arc::as_ptr(ci)), pr);
+                    pr
+                }
+            };
+            let to_vehicle = compose(inputs, &c.chain, t, &mut since);
+            cameras.push(CameraMount { name: topic.name.clone(), projection, to_vehicle });
         }
-        p.epoch = builder.observe(
-            p.stamp,
-            since.map(TimestampNs),
-            projection,
-            Isometry3::identity(),
-            iso.unwrap_or_else(Isometry3::identity),
-        );
+        let lidar = LidarMount {
+            name: topics.lidar_name.clone(),
+            to_vehicle: compose(inputs, &inputs.lidar_chain, t, &mut since),
+        };
+        p.epoch = builder.observe_rig(p.stamp, since.map(TimestampNs), cameras, vec![lidar]);
     }
     Ok(builder.finish())
 }
@@ -350,6 +421,7 @@ mod reorder_tests {
     fn frame(ordinal: u64, payload_len: usize) -> Planned {
         Planned {
             stream: StreamKind::Lidar,
+            sensor: 0,
             stamp: TimestampNs(0),
             epoch: CalibEpoch::NONE,
             recorded_epoch: None,

@@ -21,13 +21,14 @@ use crate::pipeline::spec::{RunSpec, SourceSpec};
 /// # Errors
 /// Exit 2 with the log's one-line error.
 pub fn open_source(spec: &RunSpec) -> Result<OpenedLog, CliError> {
-    let SourceSpec::Replay { path, lidar_topic, camera_topic } = &spec.source else {
+    let SourceSpec::Replay { path, lidar_topic, camera_topic, cameras } = &spec.source else {
         return Err(CliError::internal("not a replay"));
     };
     let options = LogOptions {
         lidar_topic: lidar_topic.clone(),
         camera_topic: camera_topic.clone(),
         camera_info_topic: None,
+        cameras: cameras.clone(),
     };
     OpenedLog::open(path, &options).map_err(|e| CliError::input(e.to_string()))
 }

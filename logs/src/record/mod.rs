@@ -5,7 +5,8 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use calib::{CalibrationSet, Projection};
+use calib::SensorName;
+use calib::{CalibrationSet, CameraMount, LidarMount, Projection};
 use mcap::records::MessageHeader;
 use mcap::{Compression, WriteOptions, Writer};
 use nalgebra::Isometry3;
@@ -16,6 +17,14 @@ use zerocopy::IntoBytes;
 
 use super::mcap_source::LABELS_FOR_KEY;
 use super::LogError;
+use msgs::{
+    schema_camera_info, schema_frame_epoch, schema_image, schema_point_cloud2, schema_tf, CameraInfo,
+    FrameEpoch, Image, PointCloud2, QuaternionMsg, RegionOfInterest, TfMessage, TransformMsg,
+    TransformStamped, Vector3, HEADER_DEPS, POINT_FIELDS,
+};
+pub(crate) use msgs::{Header, Time};
+
+mod msgs;
 
 /// Topic and frame names written by [`McapRecorder`].
 #[derive(Debug, Clone, Copy)]
@@ -46,245 +55,72 @@ impl RecorderTopics {
     pub const CAMERA_FRAME: &'static str = "camera_optical_frame";
     /// The lidar's frame.
     pub const LIDAR_FRAME: &'static str = "lidar";
+
+    /// The image topic of camera `name` in a recording of a rig: `/NAME/image_raw`
+    /// ([`Self::CAMERA`] for the camera named `camera`). Its `CameraInfo` goes on
+    /// `/NAME/camera_info`, its labels on `/NAME/labels`, its frame is `NAME_optical_frame`.
+    #[must_use]
+    pub fn camera_image(name: &str) -> String {
+        format!("/{name}/image_raw")
+    }
+
+    /// The `CameraInfo` topic of camera `name`: `/NAME/camera_info`.
+    #[must_use]
+    pub fn camera_info(name: &str) -> String {
+        format!("/{name}/camera_info")
+    }
+
+    /// The label topic of camera `name`: `/NAME/labels`.
+    #[must_use]
+    pub fn camera_labels(name: &str) -> String {
+        format!("/{name}/labels")
+    }
+
+    /// The optical frame of camera `name`: `NAME_optical_frame`.
+    #[must_use]
+    pub fn camera_frame(name: &str) -> String {
+        format!("{name}_optical_frame")
+    }
+
+    /// The `PointCloud2` topic of lidar `name`: `/NAME/points` ([`Self::LIDAR`] for `lidar`).
+    #[must_use]
+    pub fn lidar_points(name: &str) -> String {
+        format!("/{name}/points")
+    }
+
+    /// The frame of lidar `name`: `NAME` ([`Self::LIDAR_FRAME`] for `lidar`).
+    #[must_use]
+    pub fn lidar_frame(name: &str) -> String {
+        name.to_owned()
+    }
 }
-
-const SEP: &str = "================================================================================\n";
-const HEADER_DEPS: &str = "================================================================================
-MSG: std_msgs/Header
-builtin_interfaces/Time stamp
-string frame_id
-================================================================================
-MSG: builtin_interfaces/Time
-int32 sec
-uint32 nanosec
-";
-
-fn schema_point_cloud2() -> String {
-    format!(
-        "std_msgs/Header header
-uint32 height
-uint32 width
-sensor_msgs/PointField[] fields
-bool is_bigendian
-uint32 point_step
-uint32 row_step
-uint8[] data
-bool is_dense
-{HEADER_DEPS}{SEP}MSG: sensor_msgs/PointField
-uint8 INT8=1
-uint8 UINT8=2
-uint8 INT16=3
-uint8 UINT16=4
-uint8 INT32=5
-uint8 UINT32=6
-uint8 FLOAT32=7
-uint8 FLOAT64=8
-string name
-uint32 offset
-uint8 datatype
-uint32 count
-"
-    )
-}
-
-fn schema_image() -> String {
-    format!(
-        "std_msgs/Header header
-uint32 height
-uint32 width
-string encoding
-uint8 is_bigendian
-uint32 step
-uint8[] data
-{HEADER_DEPS}"
-    )
-}
-
-fn schema_camera_info() -> String {
-    format!(
-        "std_msgs/Header header
-uint32 height
-uint32 width
-string distortion_model
-float64[] d
-float64[9] k
-float64[9] r
-float64[12] p
-uint32 binning_x
-uint32 binning_y
-sensor_msgs/RegionOfInterest roi
-{HEADER_DEPS}{SEP}MSG: sensor_msgs/RegionOfInterest
-uint32 x_offset
-uint32 y_offset
-uint32 height
-uint32 width
-bool do_rectify
-"
-    )
-}
-
-fn schema_tf() -> String {
-    format!(
-        "geometry_msgs/TransformStamped[] transforms
-{SEP}MSG: geometry_msgs/TransformStamped
-std_msgs/Header header
-string child_frame_id
-geometry_msgs/Transform transform
-{HEADER_DEPS}{SEP}MSG: geometry_msgs/Transform
-geometry_msgs/Vector3 translation
-geometry_msgs/Quaternion rotation
-{SEP}MSG: geometry_msgs/Vector3
-float64 x
-float64 y
-float64 z
-{SEP}MSG: geometry_msgs/Quaternion
-float64 x
-float64 y
-float64 z
-float64 w
-"
-    )
-}
-
-fn schema_frame_epoch() -> String {
-    format!(
-        "# The calibration epoch an epochfuse camera or lidar frame was captured under.
-std_msgs/Header header  # the frame's stamp and frame_id
-string topic            # the topic of the frame's message
-uint64 seq              # the frame's sequence number in its stream
-uint64 epoch            # the calibration epoch (1, 2, ...)
-{HEADER_DEPS}"
-    )
-}
-
-#[derive(Serialize)]
-pub(crate) struct Time {
-    sec: i32,
-    nanosec: u32,
-}
-
-#[derive(Serialize)]
-pub(crate) struct Header<'a> {
-    stamp: Time,
-    frame_id: &'a str,
-}
-
-#[derive(Serialize)]
-struct PointField {
-    name: &'static str,
-    offset: u32,
-    datatype: u8,
-    count: u32,
-}
-
-#[derive(Serialize)]
-struct PointCloud2<'a> {
-    header: Header<'a>,
-    height: u32,
-    width: u32,
-    fields: &'a [PointField],
-    is_bigendian: bool,
-    point_step: u32,
-    row_step: u32,
-    #[serde(with = "serde_bytes")]
-    data: &'a [u8],
-    is_dense: bool,
-}
-
-#[derive(Serialize)]
-struct Image<'a> {
-    header: Header<'a>,
-    height: u32,
-    width: u32,
-    encoding: &'a str,
-    is_bigendian: u8,
-    step: u32,
-    #[serde(with = "serde_bytes")]
-    data: &'a [u8],
-}
-
-#[derive(Serialize)]
-struct RegionOfInterest {
-    x_offset: u32,
-    y_offset: u32,
-    height: u32,
-    width: u32,
-    do_rectify: bool,
-}
-
-#[derive(Serialize)]
-struct CameraInfo<'a> {
-    header: Header<'a>,
-    height: u32,
-    width: u32,
-    distortion_model: &'a str,
-    d: Vec<f64>,
-    k: [f64; 9],
-    r: [f64; 9],
-    p: [f64; 12],
-    binning_x: u32,
-    binning_y: u32,
-    roi: RegionOfInterest,
-}
-
-#[derive(Serialize)]
-struct Vector3 {
-    x: f64,
-    y: f64,
-    z: f64,
-}
-
-#[derive(Serialize)]
-struct QuaternionMsg {
-    x: f64,
-    y: f64,
-    z: f64,
-    w: f64,
-}
-
-#[derive(Serialize)]
-struct TransformMsg {
-    translation: Vector3,
-    rotation: QuaternionMsg,
-}
-
-#[derive(Serialize)]
-struct TransformStamped<'a> {
-    header: Header<'a>,
-    child_frame_id: &'a str,
-    transform: TransformMsg,
-}
-
-#[derive(Serialize)]
-struct TfMessage<'a> {
-    transforms: Vec<TransformStamped<'a>>,
-}
-
-#[derive(Serialize)]
-struct FrameEpoch<'a> {
-    header: Header<'a>,
-    topic: &'a str,
-    seq: u64,
-    epoch: u64,
-}
-
-const POINT_FIELDS: [PointField; 6] = [
-    PointField { name: "x", offset: 0, datatype: 7, count: 1 },
-    PointField { name: "y", offset: 4, datatype: 7, count: 1 },
-    PointField { name: "z", offset: 8, datatype: 7, count: 1 },
-    PointField { name: "intensity", offset: 12, datatype: 7, count: 1 },
-    PointField { name: "ring", offset: 16, datatype: 4, count: 1 },
-    PointField { name: "instance", offset: 20, datatype: 6, count: 1 },
-];
 
 const ONE_MS: u64 = 1_000_000;
 
-#[derive(Debug, Clone, Copy)]
-struct Channels {
-    lidar: u16,
-    camera: u16,
+/// One camera's channels and names in a recording.
+#[derive(Debug, Clone)]
+struct CameraChannels {
+    name: SensorName,
+    topic: String,
+    frame: String,
+    image: u16,
     info: u16,
     labels: u16,
+}
+
+/// One lidar's channel and names in a recording.
+#[derive(Debug, Clone)]
+struct LidarChannels {
+    name: SensorName,
+    topic: String,
+    frame: String,
+    points: u16,
+}
+
+#[derive(Debug, Clone)]
+struct Channels {
+    lidars: Vec<LidarChannels>,
+    cameras: Vec<CameraChannels>,
     tf: u16,
     epoch: u16,
 }
@@ -360,60 +196,103 @@ fn encode<T: Serialize>(path: &Path, msg: &T) -> Result<Vec<u8>, LogError> {
     })
 }
 
+/// Refuses a rig whose lists are empty, repeat a name, or whose frames (and so topics)
+/// would clash: `base_link`, each camera's `NAME_optical_frame`, each lidar's `NAME`.
+fn check_rig_frames(cameras: &[SensorName], lidars: &[SensorName]) -> Result<(), String> {
+    if cameras.is_empty() || lidars.is_empty() {
+        return Err("a recording needs at least one camera and one lidar".into());
+    }
+    let mut frames = std::collections::BTreeSet::from([RecorderTopics::BASE_FRAME.to_owned()]);
+    let all = cameras
+        .iter()
+        .map(|c| RecorderTopics::camera_frame(c.as_str()))
+        .chain(lidars.iter().map(|l| RecorderTopics::lidar_frame(l.as_str())));
+    for frame in all {
+        if !frames.insert(frame.clone()) {
+            return Err(format!("two sensors of the rig would both record in frame {frame}"));
+        }
+    }
+    let mut names = std::collections::BTreeSet::new();
+    match cameras.iter().chain(lidars).find(|n| !names.insert(n.as_str())) {
+        Some(n) => Err(format!("sensor name {n} is given twice")),
+        None => Ok(()),
+    }
+}
+
+/// Adds the schemas and channels: every lidar's points, every camera's image, camera info
+/// and labels, then `/tf_static` and the frame epochs (for one camera and one lidar, the
+/// order recordings have always had).
+fn add_channels<W: std::io::Write + std::io::Seek>(
+    w: &mut Writer<W>,
+    cameras: &[SensorName],
+    lidars: &[SensorName],
+) -> Result<Channels, mcap::McapError> {
+    let none = BTreeMap::new();
+    let add = |w: &mut Writer<W>, name: &str, text: String, topic: &str, meta: &BTreeMap<String, String>| {
+        let schema = w.add_schema(name, "ros2msg", text.as_bytes())?;
+        w.add_channel(schema, topic, "cdr", meta)
+    };
+    let mut out_lidars = Vec::with_capacity(lidars.len());
+    for l in lidars {
+        let topic = RecorderTopics::lidar_points(l.as_str());
+        let points = add(w, "sensor_msgs/msg/PointCloud2", schema_point_cloud2(), &topic, &none)?;
+        out_lidars.push(LidarChannels {
+            name: l.clone(),
+            topic,
+            frame: RecorderTopics::lidar_frame(l.as_str()),
+            points,
+        });
+    }
+    let mut out_cameras = Vec::with_capacity(cameras.len());
+    for c in cameras {
+        let topic = RecorderTopics::camera_image(c.as_str());
+        let image = add(w, "sensor_msgs/msg/Image", schema_image(), &topic, &none)?;
+        let info_topic = RecorderTopics::camera_info(c.as_str());
+        let info = add(w, "sensor_msgs/msg/CameraInfo", schema_camera_info(), &info_topic, &none)?;
+        let labels_meta = BTreeMap::from([(LABELS_FOR_KEY.to_owned(), topic.clone())]);
+        let labels_topic = RecorderTopics::camera_labels(c.as_str());
+        let labels = add(w, "sensor_msgs/msg/Image", schema_image(), &labels_topic, &labels_meta)?;
+        let frame = RecorderTopics::camera_frame(c.as_str());
+        out_cameras.push(CameraChannels { name: c.clone(), topic, frame, image, info, labels });
+    }
+    let tf = add(w, "tf2_msgs/msg/TFMessage", schema_tf(), RecorderTopics::TF_STATIC, &none)?;
+    let epoch =
+        add(w, "epochfuse_msgs/msg/FrameEpoch", schema_frame_epoch(), RecorderTopics::FRAME_EPOCH, &none)?;
+    Ok(Channels { lidars: out_lidars, cameras: out_cameras, tf, epoch })
+}
+
 impl McapRecorder {
-    /// Creates (or truncates) `path` and writes the file header, schemas and channels.
+    /// Creates (or truncates) `path` and writes the file header, schemas and channels of a
+    /// one-camera rig (`camera` and `lidar`, the topics of [`RecorderTopics`]).
     ///
     /// # Errors
     /// [`LogError::Io`] if the file cannot be created, [`LogError::Record`] if MCAP fails.
     pub fn create(path: impl AsRef<Path>) -> Result<Self, LogError> {
+        Self::create_rig(path, &[SensorName::camera()], &[SensorName::lidar()])
+    }
+
+    /// Creates (or truncates) `path` for a rig of `cameras` and `lidars` (each list non-empty,
+    /// the primary first): every sensor gets its own topics by the naming rule of
+    /// [`RecorderTopics::camera_image`] and [`RecorderTopics::lidar_points`], so a
+    /// one-camera rig named `camera` and `lidar` writes exactly what [`Self::create`] writes.
+    ///
+    /// # Errors
+    /// [`LogError::Io`] if the file cannot be created; [`LogError::Record`] if MCAP fails, a
+    /// list is empty or holds a name twice, or two sensors' frames would have one name.
+    pub fn create_rig(
+        path: impl AsRef<Path>,
+        cameras: &[SensorName],
+        lidars: &[SensorName],
+    ) -> Result<Self, LogError> {
         let path = path.as_ref().to_path_buf();
+        let record_err = |detail: String| LogError::Record { path: path.clone(), detail };
+        check_rig_frames(cameras, lidars).map_err(record_err)?;
         let file = File::create(&path).map_err(|e| LogError::io(&path, "create", e))?;
         let options =
             WriteOptions::new().profile("ros2").library("epochfuse").compression(Some(Compression::Lz4));
         let mcap_err = |e: mcap::McapError| LogError::Record { path: path.clone(), detail: e.to_string() };
         let mut w = options.create(BufWriter::with_capacity(1 << 20, file)).map_err(mcap_err)?;
-        let none = BTreeMap::new();
-        let add =
-            |w: &mut Writer<_>, name: &str, text: String, topic: &str, meta: &BTreeMap<String, String>| {
-                let schema = w.add_schema(name, "ros2msg", text.as_bytes())?;
-                w.add_channel(schema, topic, "cdr", meta)
-            };
-        let labels_meta = BTreeMap::from([(LABELS_FOR_KEY.to_owned(), RecorderTopics::CAMERA.to_owned())]);
-        let ch = (|| {
-            Ok(Channels {
-                lidar: add(
-                    &mut w,
-                    "sensor_msgs/msg/PointCloud2",
-                    schema_point_cloud2(),
-                    RecorderTopics::LIDAR,
-                    &none,
-                )?,
-                camera: add(&mut w, "sensor_msgs/msg/Image", schema_image(), RecorderTopics::CAMERA, &none)?,
-                info: add(
-                    &mut w,
-                    "sensor_msgs/msg/CameraInfo",
-                    schema_camera_info(),
-                    RecorderTopics::CAMERA_INFO,
-                    &none,
-                )?,
-                labels: add(
-                    &mut w,
-                    "sensor_msgs/msg/Image",
-                    schema_image(),
-                    RecorderTopics::LABELS,
-                    &labels_meta,
-                )?,
-                tf: add(&mut w, "tf2_msgs/msg/TFMessage", schema_tf(), RecorderTopics::TF_STATIC, &none)?,
-                epoch: add(
-                    &mut w,
-                    "epochfuse_msgs/msg/FrameEpoch",
-                    schema_frame_epoch(),
-                    RecorderTopics::FRAME_EPOCH,
-                    &none,
-                )?,
-            })
-        })()
-        .map_err(mcap_err)?;
+        let ch = add_channels(&mut w, cameras, lidars).map_err(mcap_err)?;
         Ok(Self {
             path,
             writer: Some(w),
@@ -439,9 +318,24 @@ impl McapRecorder {
             .map_err(|e| LogError::Record { path: self.path.clone(), detail: e.to_string() })
     }
 
-    fn camera_info(&self, set: &CalibrationSet, stamp: u64) -> Result<Vec<u8>, LogError> {
+    /// Camera `i`'s model and mount in `set`: the camera of its name, or in a one-camera
+    /// recording the set's only camera whatever its name.
+    fn camera_in<'s>(&self, set: &'s CalibrationSet, i: usize) -> Option<&'s CameraMount> {
+        let name = self.ch.cameras[i].name.as_str();
+        set.camera_named(name)
+            .or_else(|| (self.ch.cameras.len() == 1 && set.cameras.len() == 1).then(|| &set.cameras[0]))
+    }
+
+    /// Lidar `i`'s mount in `set` (by name, or the only one as for cameras).
+    fn lidar_in<'s>(&self, set: &'s CalibrationSet, i: usize) -> Option<&'s LidarMount> {
+        let name = self.ch.lidars[i].name.as_str();
+        set.lidar_named(name)
+            .or_else(|| (self.ch.lidars.len() == 1 && set.lidars.len() == 1).then(|| &set.lidars[0]))
+    }
+
+    fn camera_info(&self, camera: &Projection, frame_id: &str, stamp: u64) -> Result<Vec<u8>, LogError> {
         const I3: [f64; 9] = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
-        let (width, height, d, k, p) = match set.camera() {
+        let (width, height, d, k, p) = match camera {
             Projection::Pinhole(c) => {
                 let d = c.distortion;
                 (
@@ -467,7 +361,7 @@ impl McapRecorder {
             }
         };
         let msg = CameraInfo {
-            header: Header { stamp: ros_time(&self.path, stamp)?, frame_id: RecorderTopics::CAMERA_FRAME },
+            header: Header { stamp: ros_time(&self.path, stamp)?, frame_id },
             height,
             width,
             distortion_model: "plumb_bob",
@@ -482,31 +376,42 @@ impl McapRecorder {
         encode(&self.path, &msg)
     }
 
+    /// Writes epoch `epoch`'s calibration at `t`: each camera's `CameraInfo`, then one
+    /// `/tf_static` message with every camera's and every lidar's mount (a sensor the set
+    /// lacks is left out).
     fn emit_calibration(&mut self, epoch: u64, t: u64) -> Result<(), LogError> {
         let Some(c) = self.calibs.get_mut(&epoch) else { return Ok(()) };
         c.written = true;
         let set = c.set.clone();
         self.any_calibration_written = true;
-        let info = self.camera_info(&set, t)?;
-        self.put(self.ch.info, t, &info)?;
-        let tf = |child: &'static str, iso: &Isometry3<f64>, stamp: Time| {
+        let mut mounts: Vec<(String, Isometry3<f64>)> = Vec::new();
+        for i in 0..self.ch.cameras.len() {
+            let Some(mount) = self.camera_in(&set, i) else { continue };
+            let ch = &self.ch.cameras[i];
+            let (info_ch, frame) = (ch.info, ch.frame.clone());
+            let info = self.camera_info(&mount.projection, &frame, t)?;
+            self.put(info_ch, t, &info)?;
+            mounts.push((frame, mount.to_vehicle));
+        }
+        for i in 0..self.ch.lidars.len() {
+            if let Some(mount) = self.lidar_in(&set, i) {
+                mounts.push((self.ch.lidars[i].frame.clone(), mount.to_vehicle));
+            }
+        }
+        let stamp = |path: &Path| ros_time(path, t);
+        let mut transforms = Vec::with_capacity(mounts.len());
+        for (child, iso) in &mounts {
             let (tr, q) = (iso.translation.vector, iso.rotation.quaternion());
-            TransformStamped {
-                header: Header { stamp, frame_id: RecorderTopics::BASE_FRAME },
+            transforms.push(TransformStamped {
+                header: Header { stamp: stamp(&self.path)?, frame_id: RecorderTopics::BASE_FRAME },
                 child_frame_id: child,
                 transform: TransformMsg {
                     translation: Vector3 { x: tr.x, y: tr.y, z: tr.z },
                     rotation: QuaternionMsg { x: q.i, y: q.j, z: q.k, w: q.w },
                 },
-            }
-        };
-        let msg = TfMessage {
-            transforms: vec![
-                tf(RecorderTopics::CAMERA_FRAME, &set.camera_to_vehicle(), ros_time(&self.path, t)?),
-                tf(RecorderTopics::LIDAR_FRAME, &set.lidar_to_vehicle(), ros_time(&self.path, t)?),
-            ],
-        };
-        let data = encode(&self.path, &msg)?;
+            });
+        }
+        let data = encode(&self.path, &TfMessage { transforms })?;
         self.put(self.ch.tf, t, &data)
     }
 
@@ -579,7 +484,7 @@ impl McapRecorder {
         self.put(self.ch.epoch, stamp, &data)
     }
 
-    /// Records a lidar sweep (points in the lidar's frame).
+    /// Records a sweep of the primary lidar (points in the lidar's frame).
     ///
     /// # Errors
     /// [`LogError::Record`] if writing fails or the stamp does not fit a ROS time.
@@ -590,11 +495,46 @@ impl McapRecorder {
         seq: FrameSeq,
         points: &[PointRecord],
     ) -> Result<(), LogError> {
+        self.write_lidar_of(0, stamp, epoch, seq, points)
+    }
+
+    /// Which lidar (or camera) of the recording is named `name`.
+    ///
+    /// # Errors
+    /// [`LogError::Record`] if the recording has no sensor of that name.
+    pub fn sensor_index(&self, name: &str) -> Result<usize, LogError> {
+        let lidar = self.ch.lidars.iter().position(|l| l.name.as_str() == name);
+        lidar.or_else(|| self.ch.cameras.iter().position(|c| c.name.as_str() == name)).ok_or_else(|| {
+            LogError::Record {
+                path: self.path.clone(),
+                detail: format!("the recording has no sensor {name}"),
+            }
+        })
+    }
+
+    /// Records a sweep of lidar `lidar` (its index among the rig's lidars, see
+    /// [`Self::sensor_index`]).
+    ///
+    /// # Errors
+    /// [`LogError::Record`] if `lidar` is out of range, writing fails or the stamp does not
+    /// fit a ROS time.
+    pub fn write_lidar_of(
+        &mut self,
+        lidar: usize,
+        stamp: TimestampNs,
+        epoch: CalibEpoch,
+        seq: FrameSeq,
+        points: &[PointRecord],
+    ) -> Result<(), LogError> {
+        let ch = self.ch.lidars.get(lidar).cloned().ok_or_else(|| LogError::Record {
+            path: self.path.clone(),
+            detail: format!("no lidar #{lidar} in the recording"),
+        })?;
         let width = u32::try_from(points.len())
             .map_err(|_| LogError::Record { path: self.path.clone(), detail: "too many points".into() })?;
         self.before_frame(stamp.0, epoch.0)?;
         let msg = PointCloud2 {
-            header: Header { stamp: ros_time(&self.path, stamp.0)?, frame_id: RecorderTopics::LIDAR_FRAME },
+            header: Header { stamp: ros_time(&self.path, stamp.0)?, frame_id: &ch.frame },
             height: 1,
             width,
             fields: &POINT_FIELDS,
@@ -605,11 +545,11 @@ impl McapRecorder {
             is_dense: points.iter().all(|p| p.x.is_finite() && p.y.is_finite() && p.z.is_finite()),
         };
         let data = encode(&self.path, &msg)?;
-        self.put(self.ch.lidar, stamp.0, &data)?;
-        self.frame_epoch(stamp.0, RecorderTopics::LIDAR_FRAME, RecorderTopics::LIDAR, seq, epoch.0)
+        self.put(ch.points, stamp.0, &data)?;
+        self.frame_epoch(stamp.0, &ch.frame, &ch.topic, seq, epoch.0)
     }
 
-    /// Records a camera image (rgb8, and its label plane if it has one).
+    /// Records an image of the primary camera (rgb8, and its label plane if it has one).
     ///
     /// # Errors
     /// [`LogError::Record`] if the view is inconsistent, writing fails or the stamp does not fit
@@ -621,6 +561,27 @@ impl McapRecorder {
         seq: FrameSeq,
         image: &ImageView<'_>,
     ) -> Result<(), LogError> {
+        self.write_camera_of(0, stamp, epoch, seq, image)
+    }
+
+    /// Records an image of camera `camera` (its index among the rig's cameras, see
+    /// [`Self::sensor_index`]), with its `CameraInfo` for the frame's epoch.
+    ///
+    /// # Errors
+    /// [`LogError::Record`] if `camera` is out of range, the view is inconsistent, writing
+    /// fails or the stamp does not fit a ROS time.
+    pub fn write_camera_of(
+        &mut self,
+        camera: usize,
+        stamp: TimestampNs,
+        epoch: CalibEpoch,
+        seq: FrameSeq,
+        image: &ImageView<'_>,
+    ) -> Result<(), LogError> {
+        let ch = self.ch.cameras.get(camera).cloned().ok_or_else(|| LogError::Record {
+            path: self.path.clone(),
+            detail: format!("no camera #{camera} in the recording"),
+        })?;
         let h = image.header;
         let bad = |detail: String| LogError::Record { path: self.path.clone(), detail };
         if h.format != PixelFormat::Rgb8 as u32 {
@@ -646,8 +607,8 @@ impl McapRecorder {
         }
         self.before_frame(stamp.0, epoch.0)?;
         let path = self.path.clone();
-        let header = || -> Result<Header<'static>, LogError> {
-            Ok(Header { stamp: ros_time(&path, stamp.0)?, frame_id: RecorderTopics::CAMERA_FRAME })
+        let header = || -> Result<Header<'_>, LogError> {
+            Ok(Header { stamp: ros_time(&path, stamp.0)?, frame_id: &ch.frame })
         };
         let msg = Image {
             header: header()?,
@@ -659,7 +620,7 @@ impl McapRecorder {
             data: image.rgb,
         };
         let data = encode(&self.path, &msg)?;
-        self.put(self.ch.camera, stamp.0, &data)?;
+        self.put(ch.image, stamp.0, &data)?;
         if let Some(labels) = image.labels {
             let msg = Image {
                 header: header()?,
@@ -671,13 +632,13 @@ impl McapRecorder {
                 data: labels,
             };
             let data = encode(&self.path, &msg)?;
-            self.put(self.ch.labels, stamp.0, &data)?;
+            self.put(ch.labels, stamp.0, &data)?;
         }
-        if let Some(c) = self.calibs.get(&epoch.0) {
-            let info = self.camera_info(&c.set, stamp.0)?;
-            self.put(self.ch.info, stamp.0, &info)?;
+        if let Some(mount) = self.calibs.get(&epoch.0).and_then(|c| self.camera_in(&c.set, camera)) {
+            let info = self.camera_info(&mount.projection, &ch.frame, stamp.0)?;
+            self.put(ch.info, stamp.0, &info)?;
         }
-        self.frame_epoch(stamp.0, RecorderTopics::CAMERA_FRAME, RecorderTopics::CAMERA, seq, epoch.0)
+        self.frame_epoch(stamp.0, &ch.frame, &ch.topic, seq, epoch.0)
     }
 
     /// Records one frame of the vehicle bus as `can_msgs/msg/Frame` on
