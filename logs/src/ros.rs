@@ -112,6 +112,11 @@ pub(crate) struct CloudLayout {
 }
 
 impl CloudLayout {
+    /// Where the point data starts in the message (every field before it was read).
+    pub fn data_offset(&self) -> usize {
+        self.data_offset
+    }
+
     /// Number of points.
     pub fn points(&self) -> usize {
         self.height * self.width
@@ -318,6 +323,11 @@ pub(crate) struct ImageLayout {
 }
 
 impl ImageLayout {
+    /// Where the pixel data starts in the message (every field before it was read).
+    pub fn data_offset(&self) -> usize {
+        self.data_offset
+    }
+
     /// Bytes of the epochfuse camera payload, without labels.
     pub fn payload_len(&self) -> usize {
         shared::frames::IMAGE_HEADER_SIZE + self.width as usize * self.height as usize * 3

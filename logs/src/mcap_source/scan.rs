@@ -90,7 +90,20 @@ pub(super) struct Scan {
 }
 
 /// Reads every message of `files` once; stops at the first break of the file or of a transform.
+///
+/// First through a headers-only stream ([`ChunkedStream::headers_only`]: the pixel and point
+/// data, nearly all of a recording's bytes, are not decompressed); if that pass meets anything
+/// it cannot stand for (an error of any kind, a message it needs that it has only in part, a
+/// data section without a matching CRC), the bag is scanned again in full, as before.
 pub(super) fn scan(files: Arc<[PathBuf]>) -> Scan {
+    match scan_pass(Arc::clone(&files), true) {
+        (s, true) => s,
+        _ => scan_pass(files, false).0,
+    }
+}
+
+/// One indexing pass, and whether it stands (a full one always does; see [`scan`]).
+fn scan_pass(files: Arc<[PathBuf]>, headers_only: bool) -> (Scan, bool) {
     let mut s = Scan {
         topics: BTreeMap::new(),
         edges: HashMap::new(),
@@ -98,11 +111,12 @@ pub(super) fn scan(files: Arc<[PathBuf]>) -> Scan {
         fatal: None,
         per_file_paths: Arc::clone(&files),
     };
-    let mut stream = match ChunkedStream::new(files) {
+    let opened = if headers_only { ChunkedStream::headers_only(files) } else { ChunkedStream::new(files) };
+    let mut stream = match opened {
         Ok(stream) => stream,
         Err(e) => {
             s.fatal = Some((0, e));
-            return s;
+            return (s, !headers_only);
         }
     };
     while let Some(item) = stream.next() {
@@ -124,6 +138,9 @@ pub(super) fn scan(files: Arc<[PathBuf]>) -> Scan {
             continue;
         }
         let result = index_message(kind, &m, t, &mut s.edges, &mut s.frame_epochs);
+        if headers_only && result.as_ref().map_or(true, |&read| read > m.data.valid_len()) {
+            return (s, false);
+        }
         if let Err(e) = result {
             let err = bad(&file_path, &m, e);
             if kind == Kind::Tf {
@@ -134,30 +151,33 @@ pub(super) fn scan(files: Arc<[PathBuf]>) -> Scan {
             t.error = Some((m.ordinal, err));
         }
     }
-    s
+    let stands = !headers_only || (s.fatal.is_none() && stream.data_verified());
+    (s, stands)
 }
 
 /// Indexes one message of a topic of `kind` into the topic's index, the transform edges or the
-/// recorded frame epochs.
+/// recorded frame epochs; returns how many of its leading bytes it read (a frame's up to its
+/// data blob, whose bytes it only counts).
 fn index_message(
     kind: Kind,
     m: &RawMsg,
     t: &mut TopicIndex,
     edges: &mut Edges,
     frame_epochs: &mut HashMap<(String, u64), (u64, u64)>,
-) -> Result<(), CdrError> {
+) -> Result<usize, CdrError> {
     match kind {
         Kind::Cloud | Kind::Image => {
-            let (h, payload_len, size) = if kind == Kind::Cloud {
+            let (h, payload_len, size, read) = if kind == Kind::Cloud {
                 let (h, l) = ros::parse_cloud(&m.data)?;
-                (h, l.payload_len(), (0, 0))
+                (h, l.payload_len(), (0, 0), l.data_offset())
             } else {
                 let (h, l) = ros::parse_image(&m.data)?;
-                (h, l.payload_len(), (l.width, l.height))
+                (h, l.payload_len(), (l.width, l.height), l.data_offset())
             };
             t.frame_id.get_or_insert_with(|| h.frame_id.to_owned());
             let stamp = h.stamp.unwrap_or(m.log_time);
             t.frames.push(IdxFrame { ordinal: m.ordinal, stamp, payload_len, size });
+            return Ok(read);
         }
         Kind::CameraInfo => {
             let (h, ci) = ros::parse_camera_info(&m.data)?;
@@ -182,7 +202,7 @@ fn index_message(
             let stamp = fe.stamp.unwrap_or(m.log_time);
             frame_epochs.insert((fe.topic, stamp), (fe.epoch, m.ordinal));
         }
-        Kind::Unsupported | Kind::Other => {}
+        Kind::Unsupported | Kind::Other => return Ok(0),
     }
-    Ok(())
+    Ok(m.data.len())
 }
