@@ -432,6 +432,11 @@ pub(crate) fn write_image(
     let mut len = l.payload_len();
     if let Some((lmsg, ll)) = labels {
         let data = &lmsg[ll.data_offset..];
+        if !ll.big_endian && ll.step == w * 2 {
+            // Little-endian rows without padding are the payload's plane as they are.
+            sink.push(&data[..w * h * 2])?;
+            return Ok(len + ll.labels_len());
+        }
         let mut row = vec![0u8; w * 2];
         for y in 0..h {
             let src = &data[y * ll.step..y * ll.step + w * 2];

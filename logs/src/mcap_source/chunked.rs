@@ -417,15 +417,23 @@ fn decode(job: Job, pool: &(Sender<Vec<u8>>, Receiver<Vec<u8>>)) -> Decoded {
         .filter(|&s| s <= RECORD_LIMIT)
         .ok_or(McapError::ChunkTooLarge(job.uncompressed_size))?;
     let mut chunk = match job.compression.as_str() {
-        "" => Inflate { lz4: None, src: Vec::new(), read: 0, wrote: job.data.len(), buf: job.data },
+        "" => Inflate {
+            lz4: None,
+            src: Vec::new(),
+            read: 0,
+            wrote: job.data.len(),
+            len: job.data.len(),
+            buf: job.data,
+        },
         "lz4" => {
             // A reused buffer's old bytes are all overwritten (but, in a headers-only pass,
-            // past the valid end, which nothing reads).
+            // past the valid end, which nothing reads); it is only ever lengthened.
             let mut buf = pool.1.try_recv().unwrap_or_default();
-            buf.truncate(size);
-            buf.resize(size, 0);
+            if buf.len() < size {
+                buf.resize(size, 0);
+            }
             let lz4 = Some((Some(super::lz4::Lz4Direct::default()), super::lz4::Lz4NoHash::new()));
-            Inflate { lz4, src: job.data, read: 0, wrote: 0, buf }
+            Inflate { lz4, src: job.data, read: 0, wrote: 0, len: size, buf }
         }
         _ => return through_reader(&job),
     };
@@ -439,7 +447,7 @@ fn decode(job: Job, pool: &(Sender<Vec<u8>>, Receiver<Vec<u8>>)) -> Decoded {
             });
         }
         if job.crc != 0 {
-            let calculated = crc32fast::hash(&chunk.buf);
+            let calculated = crc32fast::hash(&chunk.buf[..size]);
             if calculated != job.crc {
                 return Err(McapError::BadChunkCrc { saved: job.crc, calculated });
             }
@@ -448,29 +456,30 @@ fn decode(job: Job, pool: &(Sender<Vec<u8>>, Receiver<Vec<u8>>)) -> Decoded {
     let records = chunk.split(part)?;
     Ok(DecodedChunk {
         valid: chunk.wrote,
-        buf: Arc::new(ChunkBuf::new(chunk.buf, Some(pool.0.clone()))),
+        buf: Arc::new(ChunkBuf::new(chunk.buf, chunk.len, Some(pool.0.clone()))),
         records,
     })
 }
 
-/// A chunk being decompressed: `buf[..wrote]` holds its first bytes (all of them for an
-/// uncompressed chunk).
+/// A chunk being decompressed into `buf[..len]`: `buf[..wrote]` holds its first bytes (all
+/// of them for an uncompressed chunk).
 struct Inflate {
     /// For an LZ4 chunk: the direct decoder while it copes, and the general one.
     lz4: Option<(Option<super::lz4::Lz4Direct>, super::lz4::Lz4NoHash)>,
     src: Vec<u8>,
     read: usize,
     buf: Vec<u8>,
+    len: usize,
     wrote: usize,
 }
 
 impl Inflate {
     /// Decodes on until `buf[..end]` (at most the whole chunk) holds the chunk's bytes.
     fn upto(&mut self, end: usize) -> Result<(), McapError> {
-        let end = end.min(self.buf.len());
+        let end = end.min(self.len);
         let Some((direct, d)) = self.lz4.as_mut() else { return Ok(()) };
         if let Some(fast) = direct {
-            match fast.upto(&self.src, &mut self.buf, end) {
+            match fast.upto(&self.src, &mut self.buf[..self.len], end) {
                 Some(wrote) => {
                     self.wrote = wrote;
                     return Ok(());
@@ -492,12 +501,14 @@ impl Inflate {
     /// The chunk's records, in order; with `part`, the last one, if a message larger than
     /// [`HEADERS_PREFIX`], is decoded only that far.
     fn split(&mut self, part: bool) -> Result<Vec<(u8, Range<usize>)>, McapError> {
-        let size = self.buf.len();
+        let size = self.len;
         let mut records = Vec::new();
         let mut at = 0;
         while at < size {
             self.upto(at + FRAMING)?;
-            let Some(head) = self.buf.get(at..at + FRAMING) else { return Err(McapError::UnexpectedEoc) };
+            let Some(head) = self.buf[..size].get(at..at + FRAMING) else {
+                return Err(McapError::UnexpectedEoc);
+            };
             let opcode = head[0];
             let mut len = [0u8; 8];
             len.copy_from_slice(&head[1..]);
@@ -554,7 +565,7 @@ fn through_reader(job: &Job) -> Decoded {
             }
         }
     }
-    Ok(DecodedChunk { valid: out.len(), buf: Arc::new(ChunkBuf::new(out, None)), records })
+    Ok(DecodedChunk { valid: out.len(), buf: Arc::new(ChunkBuf::new(out, usize::MAX, None)), records })
 }
 
 #[cfg(test)]

@@ -131,7 +131,7 @@ impl MsgData {
 impl From<Vec<u8>> for MsgData {
     fn from(v: Vec<u8>) -> Self {
         let range = 0..v.len();
-        Self { valid_end: v.len(), buf: Arc::new(ChunkBuf::new(v, None)), range }
+        Self { valid_end: v.len(), buf: Arc::new(ChunkBuf::new(v, usize::MAX, None)), range }
     }
 }
 
@@ -140,12 +140,15 @@ impl From<Vec<u8>> for MsgData {
 /// fresh, zeroed allocation per chunk.
 pub(crate) struct ChunkBuf {
     bytes: Vec<u8>,
+    /// The chunk's bytes are `bytes[..len]` (a reused buffer may be longer).
+    len: usize,
     pool: Option<crossbeam_channel::Sender<Vec<u8>>>,
 }
 
 impl ChunkBuf {
-    pub(super) fn new(bytes: Vec<u8>, pool: Option<crossbeam_channel::Sender<Vec<u8>>>) -> Self {
-        Self { bytes, pool }
+    /// The first `len` bytes of `bytes` (all of them if there are fewer).
+    pub(super) fn new(bytes: Vec<u8>, len: usize, pool: Option<crossbeam_channel::Sender<Vec<u8>>>) -> Self {
+        Self { len: len.min(bytes.len()), bytes, pool }
     }
 }
 
@@ -153,7 +156,7 @@ impl std::ops::Deref for ChunkBuf {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        &self.bytes
+        &self.bytes[..self.len]
     }
 }
 
