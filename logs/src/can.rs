@@ -130,11 +130,30 @@ pub fn read_can(path: &Path) -> Result<Option<CanLog>, LogError> {
     } else {
         return Ok(None);
     };
-    let mut stream = ChunkedStream::new(files)?;
+    // Headers-only first (the frames' pixel and point data are not decompressed); a pass that
+    // cannot stand (see `mcap_source::scan`) is redone in full, errors and all.
+    let mut stream = ChunkedStream::headers_only(Arc::clone(&files))?;
+    let mut partial = false;
+    if let Ok(log) = collect(path, &mut stream, &mut partial) {
+        if !partial && stream.data_verified() {
+            return Ok(log);
+        }
+    }
+    collect(path, &mut ChunkedStream::new(files)?, &mut partial)
+}
+
+/// The CAN channel of a stream; sets `partial` and stops if a message it reads was decoded
+/// only in part.
+fn collect(path: &Path, stream: &mut ChunkedStream, partial: &mut bool) -> Result<Option<CanLog>, LogError> {
     let mut log: Option<CanLog> = None;
     let mut mount = None;
     while let Some(m) = stream.next() {
         let m = m?;
+        let wanted = m.channel.topic == RecorderTopics::TF_STATIC || m.channel.topic == RecorderTopics::CAN;
+        if wanted && m.data.valid_len() < m.data.len() {
+            *partial = true;
+            return Ok(None);
+        }
         if mount.is_none() && m.channel.topic == RecorderTopics::TF_STATIC {
             let tfs = crate::ros::parse_tf(&m.data).map_err(|e| bad(path, &m, e))?;
             mount = tfs

@@ -112,6 +112,11 @@ pub(crate) struct CloudLayout {
 }
 
 impl CloudLayout {
+    /// Where the point data starts in the message (every field before it was read).
+    pub fn data_offset(&self) -> usize {
+        self.data_offset
+    }
+
     /// Number of points.
     pub fn points(&self) -> usize {
         self.height * self.width
@@ -318,6 +323,11 @@ pub(crate) struct ImageLayout {
 }
 
 impl ImageLayout {
+    /// Where the pixel data starts in the message (every field before it was read).
+    pub fn data_offset(&self) -> usize {
+        self.data_offset
+    }
+
     /// Bytes of the epochfuse camera payload, without labels.
     pub fn payload_len(&self) -> usize {
         shared::frames::IMAGE_HEADER_SIZE + self.width as usize * self.height as usize * 3
@@ -422,6 +432,11 @@ pub(crate) fn write_image(
     let mut len = l.payload_len();
     if let Some((lmsg, ll)) = labels {
         let data = &lmsg[ll.data_offset..];
+        if !ll.big_endian && ll.step == w * 2 {
+            // Little-endian rows without padding are the payload's plane as they are.
+            sink.push(&data[..w * h * 2])?;
+            return Ok(len + ll.labels_len());
+        }
         let mut row = vec![0u8; w * 2];
         for y in 0..h {
             let src = &data[y * ll.step..y * ll.step + w * 2];

@@ -24,25 +24,39 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use mcap::read::ChannelAccumulator;
 use mcap::records::{op, Record};
-use mcap::sans_io::decompressor::Decompressor;
+use mcap::sans_io::decompressor::Decompressor as _;
 use mcap::sans_io::{LinearReadEvent, LinearReader, LinearReaderOptions};
 use mcap::McapError;
 
-use super::read::{MsgData, RawMsg, READ_LIMIT, RECORD_LIMIT};
+use super::read::{ChunkBuf, MsgData, RawMsg, READ_LIMIT, RECORD_LIMIT};
 use crate::LogError;
 
 /// Chunks decompressed at once: one per core of the machines this runs on.
 const WORKERS: usize = 2;
 /// Chunks each worker may have decoded or queued ahead of the reader.
 const AHEAD: usize = 2;
+/// Decoded chunks' buffers kept for reuse: those in flight, the one being handed out and a
+/// few held by frames downstream.
+const POOL: usize = 2 * WORKERS * AHEAD;
 /// Opcode + length: the framing of a record inside a chunk.
 const FRAMING: usize = 9;
+/// Bytes of a chunk's last message a headers-only pass decodes when the message is larger:
+/// an `Image`'s or a `PointCloud2`'s fields up to its data blob fit many times over.
+const HEADERS_PREFIX: usize = 16 << 10;
 
-/// A decompressed chunk: its bytes and its records (opcode, body range), in order.
-type Decoded = Result<(Arc<Vec<u8>>, Vec<(u8, Range<usize>)>), McapError>;
+/// A decompressed chunk: its bytes, its records (opcode, body range) in order, and how many
+/// of its bytes were decoded (all of them, but in a headers-only pass).
+struct DecodedChunk {
+    buf: Arc<ChunkBuf>,
+    records: Vec<(u8, Range<usize>)>,
+    valid: usize,
+}
 
-/// A chunk being handed out: its bytes, its records still to come, its file offset.
-type OpenChunk = (Arc<Vec<u8>>, std::vec::IntoIter<(u8, Range<usize>)>, u64);
+type Decoded = Result<DecodedChunk, McapError>;
+
+/// A chunk being handed out: its bytes, its records still to come, its file offset and the
+/// end of its decoded bytes.
+type OpenChunk = (Arc<ChunkBuf>, std::vec::IntoIter<(u8, Range<usize>)>, u64, usize);
 
 /// A compressed chunk on its way to a worker.
 struct Job {
@@ -50,6 +64,7 @@ struct Job {
     uncompressed_size: u64,
     crc: u32,
     data: Vec<u8>,
+    headers_only: bool,
 }
 
 /// What the file holds next, in file order.
@@ -88,6 +103,10 @@ pub(crate) struct ChunkedStream {
     past_data_end: bool,
     ordinal: u64,
     done: bool,
+    /// See [`Self::headers_only`].
+    headers_only: bool,
+    /// Files whose data section CRC was present and matched.
+    verified: usize,
 }
 
 impl std::fmt::Debug for ChunkedStream {
@@ -105,6 +124,29 @@ impl ChunkedStream {
     /// # Errors
     /// [`LogError::Io`] if a thread cannot be started.
     pub(crate) fn new(files: Arc<[PathBuf]>) -> Result<Self, LogError> {
+        Self::start(files, false)
+    }
+
+    /// A stream for passes that need the small messages and only the headers of the large
+    /// ones: an LZ4 chunk's last message, if larger than [`HEADERS_PREFIX`], is decoded only
+    /// that far (the rest of its bytes read as zeros, see [`MsgData::valid_len`]); and no
+    /// chunk CRC can be checked. Such a pass stands only if it saw no error and
+    /// [`Self::data_verified`] holds at its end; otherwise it is redone with [`Self::new`].
+    ///
+    /// # Errors
+    /// [`LogError::Io`] if a thread cannot be started.
+    pub(crate) fn headers_only(files: Arc<[PathBuf]>) -> Result<Self, LogError> {
+        Self::start(files, true)
+    }
+
+    /// Whether every file's data section CRC (over its chunks as stored) was present and
+    /// matched: then every chunk decompresses to what its writer compressed, and a
+    /// headers-only pass read what a full one would have. Meaningful once the stream ended.
+    pub(crate) fn data_verified(&self) -> bool {
+        self.verified == self.files.len()
+    }
+
+    fn start(files: Arc<[PathBuf]>, headers_only: bool) -> Result<Self, LogError> {
         let mut s = Self {
             files,
             file: 0,
@@ -120,15 +162,19 @@ impl ChunkedStream {
             past_data_end: false,
             ordinal: 0,
             done: false,
+            headers_only,
+            verified: 0,
         };
+        let (pool_tx, pool_rx) = bounded::<Vec<u8>>(POOL);
         for w in 0..WORKERS {
             let (job_tx, job_rx) = bounded::<Job>(AHEAD);
             let (res_tx, res_rx) = bounded::<Decoded>(AHEAD);
+            let pool = (pool_tx.clone(), pool_rx.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("mcap-chunk-{w}"))
                 .spawn(move || {
                     for job in job_rx {
-                        if res_tx.send(decode(job)).is_err() {
+                        if res_tx.send(decode(job, &pool)).is_err() {
                             return;
                         }
                     }
@@ -152,11 +198,11 @@ impl ChunkedStream {
             if self.done {
                 return None;
             }
-            if let Some((buf, records, offset)) = self.chunk.as_mut() {
+            if let Some((buf, records, offset, valid)) = self.chunk.as_mut() {
                 match records.next() {
                     Some((opcode, range)) => {
-                        let (buf, offset) = (Arc::clone(buf), *offset);
-                        match self.record(opcode, &buf[range.clone()], offset, Some((&buf, range))) {
+                        let (buf, offset, valid) = (Arc::clone(buf), *offset, *valid);
+                        match self.record(opcode, &buf[range.clone()], offset, Some((&buf, range, valid))) {
                             Ok(Some(m)) => return Some(Ok(m)),
                             Ok(None) => continue,
                             Err(e) => return Some(Err(self.fail(e, offset))),
@@ -175,7 +221,7 @@ impl ChunkedStream {
                     let w = self.taken % WORKERS;
                     self.taken += 1;
                     match self.results[w].recv() {
-                        Ok(Ok((buf, records))) => self.chunk = Some((buf, records.into_iter(), offset)),
+                        Ok(Ok(c)) => self.chunk = Some((c.buf, c.records.into_iter(), offset, c.valid)),
                         Ok(Err(e)) => return Some(Err(self.fail(e, offset))),
                         Err(_) => {
                             let e = McapError::DecompressionError("a chunk decoding thread died".into());
@@ -214,12 +260,17 @@ impl ChunkedStream {
         opcode: u8,
         body: &[u8],
         offset: u64,
-        chunk: Option<(&Arc<Vec<u8>>, Range<usize>)>,
+        chunk: Option<(&Arc<ChunkBuf>, Range<usize>, usize)>,
     ) -> Result<Option<RawMsg>, McapError> {
         if opcode == op::DATA_END {
             // One inside a chunk is a stray record; outside, the summary follows, which repeats
             // the schemas and channels and is not checked again.
-            self.past_data_end |= chunk.is_none();
+            if chunk.is_none() {
+                self.past_data_end = true;
+                // The linear reader hands it out only if its CRC, when not 0, matched.
+                let crc = body.get(..4).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                self.verified += usize::from(crc != 0);
+            }
             return Ok(None);
         }
         let record = mcap::parse_record(opcode, body)?;
@@ -238,7 +289,9 @@ impl ChunkedStream {
                     .ok_or(McapError::UnknownChannel(header.sequence, header.channel_id))?;
                 // The message's data is the tail of its record's body.
                 let data = match chunk {
-                    Some((buf, range)) => MsgData::view(Arc::clone(buf), range.end - data.len()..range.end),
+                    Some((buf, range, valid)) => {
+                        MsgData::view(Arc::clone(buf), range.end - data.len()..range.end, valid)
+                    }
                     None => MsgData::from(data.into_owned()),
                 };
                 let ordinal = self.ordinal;
@@ -325,6 +378,7 @@ impl ChunkedStream {
                             uncompressed_size: header.uncompressed_size,
                             crc: header.uncompressed_crc,
                             data: data.into_owned(),
+                            headers_only: self.headers_only,
                         },
                         Ok(_) => return Some(Unit::Broken { error: broken(offset, "not a chunk".into()) }),
                         Err(e) => return Some(Unit::Broken { error: broken(offset, e.to_string()) }),
@@ -355,55 +409,122 @@ impl Drop for ChunkedStream {
     }
 }
 
-/// A worker's part: decompress, check the CRC, split into records.
-fn decode(job: Job) -> Decoded {
+/// A worker's part: decompress, check the CRC, split into records (in a headers-only pass,
+/// an LZ4 chunk's last large message only in part, and no CRC).
+fn decode(job: Job, pool: &(Sender<Vec<u8>>, Receiver<Vec<u8>>)) -> Decoded {
     let size = usize::try_from(job.uncompressed_size)
         .ok()
         .filter(|&s| s <= RECORD_LIMIT)
         .ok_or(McapError::ChunkTooLarge(job.uncompressed_size))?;
-    let buf = match job.compression.as_str() {
-        "" => job.data,
-        "lz4" => decompress(super::lz4::Lz4NoHash::new(), &job.data, size)?,
+    let mut chunk = match job.compression.as_str() {
+        "" => Inflate {
+            lz4: None,
+            src: Vec::new(),
+            read: 0,
+            wrote: job.data.len(),
+            len: job.data.len(),
+            buf: job.data,
+        },
+        "lz4" => {
+            // A reused buffer's old bytes are all overwritten (but, in a headers-only pass,
+            // past the valid end, which nothing reads); it is only ever lengthened.
+            let mut buf = pool.1.try_recv().unwrap_or_default();
+            if buf.len() < size {
+                buf.resize(size, 0);
+            }
+            let lz4 = Some((Some(super::lz4::Lz4Direct::default()), super::lz4::Lz4NoHash::new()));
+            Inflate { lz4, src: job.data, read: 0, wrote: 0, len: size, buf }
+        }
         _ => return through_reader(&job),
     };
-    if buf.len() != size {
-        return Err(McapError::BadChunkLength { header: job.uncompressed_size, available: buf.len() as u64 });
-    }
-    if job.crc != 0 {
-        let calculated = crc32fast::hash(&buf);
-        if calculated != job.crc {
-            return Err(McapError::BadChunkCrc { saved: job.crc, calculated });
+    let part = job.headers_only && chunk.lz4.is_some();
+    if !part {
+        chunk.upto(size)?;
+        if chunk.wrote != size {
+            return Err(McapError::BadChunkLength {
+                header: job.uncompressed_size,
+                available: chunk.wrote as u64,
+            });
+        }
+        if job.crc != 0 {
+            let calculated = crc32fast::hash(&chunk.buf[..size]);
+            if calculated != job.crc {
+                return Err(McapError::BadChunkCrc { saved: job.crc, calculated });
+            }
         }
     }
-    let mut records = Vec::new();
-    let mut at = 0;
-    while at < buf.len() {
-        let Some(head) = buf.get(at..at + FRAMING) else { return Err(McapError::UnexpectedEoc) };
-        let mut len = [0u8; 8];
-        len.copy_from_slice(&head[1..]);
-        let len = usize::try_from(u64::from_le_bytes(len)).unwrap_or(usize::MAX);
-        let start = at + FRAMING;
-        if len > buf.len() - start {
-            return Err(McapError::UnexpectedEoc);
-        }
-        records.push((head[0], start..start + len));
-        at = start + len;
-    }
-    Ok((Arc::new(buf), records))
+    let records = chunk.split(part)?;
+    Ok(DecodedChunk {
+        valid: chunk.wrote,
+        buf: Arc::new(ChunkBuf::new(chunk.buf, chunk.len, Some(pool.0.clone()))),
+        records,
+    })
 }
 
-/// Runs `d` over a whole chunk of `size` decompressed bytes.
-fn decompress(mut d: impl Decompressor, src: &[u8], size: usize) -> Result<Vec<u8>, McapError> {
-    let mut dst = vec![0u8; size];
-    let (mut read, mut wrote) = (0, 0);
-    while wrote < size {
-        let r = d.decompress(&src[read..], &mut dst[wrote..])?;
-        if r.consumed == 0 && r.wrote == 0 {
-            return Err(McapError::DecompressionError("decompressor made no progress".into()));
+/// A chunk being decompressed into `buf[..len]`: `buf[..wrote]` holds its first bytes (all
+/// of them for an uncompressed chunk).
+struct Inflate {
+    /// For an LZ4 chunk: the direct decoder while it copes, and the general one.
+    lz4: Option<(Option<super::lz4::Lz4Direct>, super::lz4::Lz4NoHash)>,
+    src: Vec<u8>,
+    read: usize,
+    buf: Vec<u8>,
+    len: usize,
+    wrote: usize,
+}
+
+impl Inflate {
+    /// Decodes on until `buf[..end]` (at most the whole chunk) holds the chunk's bytes.
+    fn upto(&mut self, end: usize) -> Result<(), McapError> {
+        let end = end.min(self.len);
+        let Some((direct, d)) = self.lz4.as_mut() else { return Ok(()) };
+        if let Some(fast) = direct {
+            match fast.upto(&self.src, &mut self.buf[..self.len], end) {
+                Some(wrote) => {
+                    self.wrote = wrote;
+                    return Ok(());
+                }
+                // The general decoder starts the chunk again (see `Lz4Direct`).
+                None => (*direct, self.wrote) = (None, 0),
+            }
         }
-        (read, wrote) = (read + r.consumed, wrote + r.wrote);
+        while self.wrote < end {
+            let r = d.decompress(&self.src[self.read..], &mut self.buf[self.wrote..end])?;
+            if r.consumed == 0 && r.wrote == 0 {
+                return Err(McapError::DecompressionError("decompressor made no progress".into()));
+            }
+            (self.read, self.wrote) = (self.read + r.consumed, self.wrote + r.wrote);
+        }
+        Ok(())
     }
-    Ok(dst)
+
+    /// The chunk's records, in order; with `part`, the last one, if a message larger than
+    /// [`HEADERS_PREFIX`], is decoded only that far.
+    fn split(&mut self, part: bool) -> Result<Vec<(u8, Range<usize>)>, McapError> {
+        let size = self.len;
+        let mut records = Vec::new();
+        let mut at = 0;
+        while at < size {
+            self.upto(at + FRAMING)?;
+            let Some(head) = self.buf[..size].get(at..at + FRAMING) else {
+                return Err(McapError::UnexpectedEoc);
+            };
+            let opcode = head[0];
+            let mut len = [0u8; 8];
+            len.copy_from_slice(&head[1..]);
+            let len = usize::try_from(u64::from_le_bytes(len)).unwrap_or(usize::MAX);
+            let start = at + FRAMING;
+            if len > size - start {
+                return Err(McapError::UnexpectedEoc);
+            }
+            let end = start + len;
+            let last_large = end == size && opcode == op::MESSAGE && len > HEADERS_PREFIX;
+            self.upto(if part && last_large { start + HEADERS_PREFIX } else { end })?;
+            records.push((opcode, start..end));
+            at = end;
+        }
+        Ok(records)
+    }
 }
 
 /// Another compression (zstd): the chunk alone through `mcap`'s own reader, its records
@@ -444,7 +565,7 @@ fn through_reader(job: &Job) -> Decoded {
             }
         }
     }
-    Ok((Arc::new(out), records))
+    Ok(DecodedChunk { valid: out.len(), buf: Arc::new(ChunkBuf::new(out, usize::MAX, None)), records })
 }
 
 #[cfg(test)]

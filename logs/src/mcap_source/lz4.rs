@@ -196,6 +196,76 @@ impl Lz4NoHash {
     }
 }
 
+/// The common case decoded straight into the chunk's buffer, with no copy through a block
+/// buffer: one LZ4 frame whose blocks fill the chunk. Anything else (a skippable frame, more
+/// than one frame, a dictionary, a block that would overrun the chunk, input that ends early)
+/// gives `None`, and the caller decodes the chunk again with [`Lz4NoHash`], which handles it
+/// or names what is wrong: so results and errors are [`Lz4NoHash`]'s.
+#[derive(Debug, Default)]
+pub(super) struct Lz4Direct {
+    started: bool,
+    read: usize,
+    wrote: usize,
+    linked: bool,
+    block_checksum: bool,
+    block_max: usize,
+}
+
+impl Lz4Direct {
+    /// Decodes whole blocks of the frame `src` into `dst` until at least `end` bytes (at most
+    /// `dst.len()`) are there; returns how many are.
+    pub(super) fn upto(&mut self, src: &[u8], dst: &mut [u8], end: usize) -> Option<usize> {
+        if !self.started {
+            self.header(src)?;
+        }
+        let end = end.min(dst.len());
+        while self.wrote < end {
+            let v = word(src.get(self.read..self.read + 4)?);
+            let len = (v & 0x7FFF_FFFF) as usize;
+            if v == 0 || len > self.block_max {
+                return None;
+            }
+            let checksum = if self.block_checksum { 4 } else { 0 };
+            let data = src.get(self.read + 4..self.read + 4 + len + checksum)?;
+            let data = &data[..len];
+            let room = (dst.len() - self.wrote).min(self.block_max);
+            let (before, after) = dst.split_at_mut(self.wrote);
+            let out = &mut after[..room];
+            let n = if v & 0x8000_0000 != 0 {
+                out.get_mut(..len)?.copy_from_slice(data);
+                len
+            } else {
+                let window = if self.linked { &before[self.wrote.saturating_sub(WINDOW)..] } else { &[] };
+                lz4_flex::block::decompress_into_with_dict(data, out, window).ok()?
+            };
+            self.read += 4 + len + checksum;
+            self.wrote += n;
+        }
+        Some(self.wrote)
+    }
+
+    /// The frame header (as [`Lz4NoHash::header`] reads it).
+    fn header(&mut self, src: &[u8]) -> Option<()> {
+        let head = src.get(..HEADER_READ)?;
+        let (flg, bd) = (head[4], head[5]);
+        if word(head) != MAGIC || flg >> 6 != 1 || flg & 1 != 0 {
+            return None;
+        }
+        self.block_max = match (bd >> 4) & 7 {
+            4 => 64 << 10,
+            5 => 256 << 10,
+            6 => 1 << 20,
+            7 => 4 << 20,
+            _ => return None,
+        };
+        self.read = MIN_HEADER + if flg & 0x08 != 0 { 8 } else { 0 };
+        self.linked = flg & 0x20 == 0;
+        self.block_checksum = flg & 0x10 != 0;
+        self.started = true;
+        Some(())
+    }
+}
+
 fn word(b: &[u8]) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
@@ -290,6 +360,35 @@ mod tests {
             for (feed, out) in [(1, 1), (3, 1000), (1 << 20, 1 << 20), (5000, 17)] {
                 assert_eq!(decode(&frame, data.len(), feed, out).unwrap(), data, "{feed} {out}");
             }
+        }
+    }
+
+    /// The direct decoder gives the bytes of the block-buffer one, or declines.
+    #[test]
+    fn the_direct_decoder_agrees_or_declines() {
+        use std::io::Write as _;
+        let data = sample(700_000);
+        for (mode, size) in [
+            (lz4::BlockMode::Linked, lz4::BlockSize::Max64KB),
+            (lz4::BlockMode::Independent, lz4::BlockSize::Max256KB),
+        ] {
+            let mut enc =
+                lz4::EncoderBuilder::new().block_mode(mode).block_size(size).build(Vec::new()).unwrap();
+            enc.write_all(&data).unwrap();
+            let (frame, r) = enc.finish();
+            r.unwrap();
+            let mut out = vec![0u8; data.len()];
+            let mut d = Lz4Direct::default();
+            assert!(d.upto(&frame, &mut out, 1000).is_some_and(|n| n >= 1000 && n < data.len()));
+            assert_eq!(d.upto(&frame, &mut out, usize::MAX), Some(data.len()));
+            assert_eq!(out, data);
+            // A chunk declared shorter than the frame: the last block overruns it.
+            let mut short = vec![0u8; data.len() - 10];
+            assert_eq!(Lz4Direct::default().upto(&frame, &mut short, usize::MAX), None);
+            // Input that ends early, a frame that ends before the chunk does.
+            assert_eq!(Lz4Direct::default().upto(&frame[..frame.len() / 2], &mut out, usize::MAX), None);
+            let mut long = vec![0u8; data.len() + 10];
+            assert_eq!(Lz4Direct::default().upto(&frame, &mut long, usize::MAX), None);
         }
     }
 

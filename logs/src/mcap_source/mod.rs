@@ -4,7 +4,11 @@
 //! data-section and summary CRCs checked): it decodes `CameraInfo`, `TFMessage` and
 //! `FrameEpoch` messages in full, and `PointCloud2` / `Image` messages up to their data blob
 //! (header, layout and size are validated; point and pixel data are not kept). It then
-//! chooses the topics, orders the frames by stamp and numbers the epochs.
+//! chooses the topics, orders the frames by stamp and numbers the epochs. It reads headers
+//! only: of a chunk's last message, when large (a frame), only the first bytes are
+//! decompressed, which in a recording is nearly all pixel and point data left alone. That pass
+//! stands only if it met no error and every file's data section CRC matched; otherwise the
+//! bag is indexed again in full, so errors are found and named as in a full pass.
 //!
 //! **Streaming** reads the file(s) again and hands out the indexed frames in time order. A
 //! message that comes earlier in the file than in time order waits in a small reorder buffer

@@ -104,23 +104,68 @@ pub(crate) struct RawMsg {
 
 /// A message's bytes: its own buffer, or a view into the decompressed chunk it came from
 /// (shared, so a frame reaches its ring slot without a copy per message).
+///
+/// A headers-only pass ([`super::chunked::ChunkedStream::headers_only`]) may leave the tail of
+/// a chunk's last, large message undecoded: only `buf[..valid_end]` holds the file's bytes.
 #[derive(Clone)]
 pub(crate) struct MsgData {
-    buf: Arc<Vec<u8>>,
+    buf: Arc<ChunkBuf>,
     range: std::ops::Range<usize>,
+    valid_end: usize,
 }
 
 impl MsgData {
-    /// `range` of `buf` (checked by the caller to lie inside it).
-    pub(super) fn view(buf: Arc<Vec<u8>>, range: std::ops::Range<usize>) -> Self {
-        Self { buf, range }
+    /// `range` of `buf` (checked by the caller to lie inside it), of which the bytes before
+    /// `valid_end` were decoded.
+    pub(super) fn view(buf: Arc<ChunkBuf>, range: std::ops::Range<usize>, valid_end: usize) -> Self {
+        Self { buf, range, valid_end }
+    }
+
+    /// How many leading bytes of the message are the file's (all of them, but in a
+    /// headers-only pass).
+    pub(crate) fn valid_len(&self) -> usize {
+        self.valid_end.clamp(self.range.start, self.range.end) - self.range.start
     }
 }
 
 impl From<Vec<u8>> for MsgData {
     fn from(v: Vec<u8>) -> Self {
         let range = 0..v.len();
-        Self { buf: Arc::new(v), range }
+        Self { valid_end: v.len(), buf: Arc::new(ChunkBuf::new(v, usize::MAX, None)), range }
+    }
+}
+
+/// A decompressed chunk's bytes. Dropped (when the last message viewing it is), they go back
+/// to the pool of the stream that decoded them, which decodes the next chunks into them: no
+/// fresh, zeroed allocation per chunk.
+pub(crate) struct ChunkBuf {
+    bytes: Vec<u8>,
+    /// The chunk's bytes are `bytes[..len]` (a reused buffer may be longer).
+    len: usize,
+    pool: Option<crossbeam_channel::Sender<Vec<u8>>>,
+}
+
+impl ChunkBuf {
+    /// The first `len` bytes of `bytes` (all of them if there are fewer).
+    pub(super) fn new(bytes: Vec<u8>, len: usize, pool: Option<crossbeam_channel::Sender<Vec<u8>>>) -> Self {
+        Self { len: len.min(bytes.len()), bytes, pool }
+    }
+}
+
+impl std::ops::Deref for ChunkBuf {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl Drop for ChunkBuf {
+    fn drop(&mut self) {
+        if let Some(pool) = &self.pool {
+            // A full pool, or a stream that is gone, lets the buffer go.
+            let _ = pool.try_send(std::mem::take(&mut self.bytes));
+        }
     }
 }
 

@@ -90,7 +90,20 @@ pub(super) struct Scan {
 }
 
 /// Reads every message of `files` once; stops at the first break of the file or of a transform.
+///
+/// First through a headers-only stream ([`ChunkedStream::headers_only`]: the pixel and point
+/// data, nearly all of a recording's bytes, are not decompressed); if that pass meets anything
+/// it cannot stand for (an error of any kind, a message it needs that it has only in part, a
+/// data section without a matching CRC), the bag is scanned again in full, as before.
 pub(super) fn scan(files: Arc<[PathBuf]>) -> Scan {
+    match scan_pass(Arc::clone(&files), true) {
+        (s, true) => s,
+        _ => scan_pass(files, false).0,
+    }
+}
+
+/// One indexing pass, and whether it stands (a full one always does; see [`scan`]).
+fn scan_pass(files: Arc<[PathBuf]>, headers_only: bool) -> (Scan, bool) {
     let mut s = Scan {
         topics: BTreeMap::new(),
         edges: HashMap::new(),
@@ -98,11 +111,12 @@ pub(super) fn scan(files: Arc<[PathBuf]>) -> Scan {
         fatal: None,
         per_file_paths: Arc::clone(&files),
     };
-    let mut stream = match ChunkedStream::new(files) {
+    let opened = if headers_only { ChunkedStream::headers_only(files) } else { ChunkedStream::new(files) };
+    let mut stream = match opened {
         Ok(stream) => stream,
         Err(e) => {
             s.fatal = Some((0, e));
-            return s;
+            return (s, !headers_only);
         }
     };
     while let Some(item) = stream.next() {
@@ -124,6 +138,9 @@ pub(super) fn scan(files: Arc<[PathBuf]>) -> Scan {
             continue;
         }
         let result = index_message(kind, &m, t, &mut s.edges, &mut s.frame_epochs);
+        if headers_only && result.as_ref().map_or(true, |&read| read > m.data.valid_len()) {
+            return (s, false);
+        }
         if let Err(e) = result {
             let err = bad(&file_path, &m, e);
             if kind == Kind::Tf {
@@ -134,30 +151,33 @@ pub(super) fn scan(files: Arc<[PathBuf]>) -> Scan {
             t.error = Some((m.ordinal, err));
         }
     }
-    s
+    let stands = !headers_only || (s.fatal.is_none() && stream.data_verified());
+    (s, stands)
 }
 
 /// Indexes one message of a topic of `kind` into the topic's index, the transform edges or the
-/// recorded frame epochs.
+/// recorded frame epochs; returns how many of its leading bytes it read (a frame's up to its
+/// data blob, whose bytes it only counts).
 fn index_message(
     kind: Kind,
     m: &RawMsg,
     t: &mut TopicIndex,
     edges: &mut Edges,
     frame_epochs: &mut HashMap<(String, u64), (u64, u64)>,
-) -> Result<(), CdrError> {
+) -> Result<usize, CdrError> {
     match kind {
         Kind::Cloud | Kind::Image => {
-            let (h, payload_len, size) = if kind == Kind::Cloud {
+            let (h, payload_len, size, read) = if kind == Kind::Cloud {
                 let (h, l) = ros::parse_cloud(&m.data)?;
-                (h, l.payload_len(), (0, 0))
+                (h, l.payload_len(), (0, 0), l.data_offset())
             } else {
                 let (h, l) = ros::parse_image(&m.data)?;
-                (h, l.payload_len(), (l.width, l.height))
+                (h, l.payload_len(), (l.width, l.height), l.data_offset())
             };
             t.frame_id.get_or_insert_with(|| h.frame_id.to_owned());
             let stamp = h.stamp.unwrap_or(m.log_time);
             t.frames.push(IdxFrame { ordinal: m.ordinal, stamp, payload_len, size });
+            return Ok(read);
         }
         Kind::CameraInfo => {
             let (h, ci) = ros::parse_camera_info(&m.data)?;
@@ -182,7 +202,108 @@ fn index_message(
             let stamp = fe.stamp.unwrap_or(m.log_time);
             frame_epochs.insert((fe.topic, stamp), (fe.epoch, m.ordinal));
         }
-        Kind::Unsupported | Kind::Other => {}
+        Kind::Unsupported | Kind::Other => return Ok(0),
     }
-    Ok(())
+    Ok(m.data.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use calib::{CalibrationSet, CameraIntrinsics, Distortion, Projection};
+    use nalgebra::Isometry3;
+    use shared::frames::{ImageHeader, ImageView, PointRecord};
+    use shared::{CalibEpoch, FrameSeq, TimestampNs};
+
+    use super::*;
+    use crate::McapRecorder;
+
+    const W: usize = 320;
+    const H: usize = 240;
+
+    /// A recording whose frames are larger than a headers-only pass decodes of them, with a
+    /// recalibration half-way.
+    fn recording(dir: &std::path::Path) -> PathBuf {
+        let path = dir.join("rec.mcap");
+        let mut rec = McapRecorder::create(&path).unwrap();
+        for (epoch, at, fx) in [(1, 0, 200.0), (2, 450_000_000, 210.0)] {
+            let camera = Projection::Pinhole(CameraIntrinsics {
+                fx,
+                fy: fx,
+                cx: 160.0,
+                cy: 120.0,
+                width: W as u32,
+                height: H as u32,
+                distortion: Distortion::default(),
+            });
+            let set = CalibrationSet::single(
+                CalibEpoch(epoch),
+                TimestampNs(at),
+                camera,
+                Isometry3::translation(0.1, 0.0, 1.0),
+                Isometry3::translation(0.5, 0.0, 1.5),
+            );
+            rec.write_calibration(&set, TimestampNs(at)).unwrap();
+        }
+        let rgb: Vec<u8> = (0..W * H * 3).map(|i| (i % 251) as u8).collect();
+        let labels = vec![7u8; W * H * 2];
+        let points: Vec<PointRecord> = (0..4000u32)
+            .map(|j| PointRecord {
+                x: j as f32,
+                y: 0.5,
+                z: 0.1,
+                intensity: 0.5,
+                ring: 1,
+                reserved: 0,
+                instance: j,
+            })
+            .collect();
+        for i in 0..10u64 {
+            let (t, e) = (i * 100_000_000, CalibEpoch(1 + u64::from(i >= 5)));
+            rec.write_lidar(TimestampNs(t), e, FrameSeq(i), &points).unwrap();
+            let header = ImageHeader { width: W as u32, height: H as u32, format: 1, has_labels: 1 };
+            let v = ImageView { header, rgb: &rgb, labels: Some(&labels) };
+            rec.write_camera(TimestampNs(t + 1_000_000), e, FrameSeq(i), &v).unwrap();
+        }
+        rec.finish().unwrap();
+        path
+    }
+
+    /// What a scan found, in a comparable form.
+    fn found(s: &Scan) -> String {
+        let mut edges: Vec<_> = s.edges.iter().map(|(k, v)| format!("{k:?} {v:?}")).collect();
+        edges.sort();
+        let mut epochs: Vec<_> = s.frame_epochs.iter().collect();
+        epochs.sort();
+        format!("{:?} {edges:?} {epochs:?} {:?}", s.topics, s.fatal)
+    }
+
+    /// A headers-only scan decodes only part of the frames, stands, and finds what a full one
+    /// does; on a damaged bag it does not stand (the full scan names the damage).
+    #[test]
+    fn a_headers_only_scan_finds_what_a_full_one_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Arc<[PathBuf]> = vec![recording(dir.path())].into();
+        let mut partial = 0;
+        let mut stream = ChunkedStream::headers_only(Arc::clone(&files)).unwrap();
+        while let Some(m) = stream.next() {
+            let m = m.unwrap();
+            partial += usize::from(m.data.valid_len() < m.data.len());
+        }
+        assert!(partial > 0, "no message decoded in part");
+        assert!(stream.data_verified());
+        let (lazy, stands) = scan_pass(Arc::clone(&files), true);
+        assert!(stands);
+        let (full, _) = scan_pass(Arc::clone(&files), false);
+        assert_eq!(found(&lazy), found(&full));
+        assert_eq!(lazy.topics.values().map(|t| t.frames.len()).sum::<usize>(), 30);
+
+        // One byte changed in a frame's compressed data: only the data section CRC sees it
+        // before the frame's pixels are decoded.
+        let mut bytes = std::fs::read(&files[0]).unwrap();
+        let at = bytes.len() * 2 / 3;
+        bytes[at] ^= 0x10;
+        std::fs::write(&files[0], &bytes).unwrap();
+        assert!(!scan_pass(Arc::clone(&files), true).1);
+        assert!(scan(files).fatal.is_some());
+    }
 }
