@@ -399,11 +399,13 @@ fn haze(c: [u8; 3], inv_z: f32) -> [u8; 3] {
     haze_mix(c, haze_weight(inv_z))
 }
 
-/// The haze's weight in 1/256 at depth z, given 1/z (0..=256 for z ≥ 0).
+/// The haze's weight in 1/256 at depth z, given 1/z (0..=256 for z > 0; meaningless
+/// otherwise).
 #[inline(always)]
 fn haze_weight(inv_z: f32) -> u32 {
-    // Fixed point, one float conversion per pixel.
-    (256.0 / (1.0 + HAZE_HALF * inv_z)) as u32
+    // Fixed point, one float conversion per pixel; through i32, whose conversion vectorises
+    // (u32's does not), which changes nothing in 0..=256.
+    (256.0 / (1.0 + HAZE_HALF * inv_z)) as i32 as u32
 }
 
 /// Blends towards the haze colour with weight `k` / 256.

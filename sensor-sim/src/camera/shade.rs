@@ -1,8 +1,8 @@
 //! Shading a band's output rows from its visibility scratch, a row at a time in three
-//! passes: gather each pixel's scratch sample; do the float work of the pixel's ray against
-//! the ground plane for every pixel of the row, branch-free, so that the compiler vectorises
-//! it (it is wasted on face and sky pixels, but four lanes at a time it is cheaper than one
-//! branchy pixel at a time); then pick face, ground or sky per pixel.
+//! passes: look each pixel's scratch sample up and draw the pixels a face covers, collecting
+//! the others (ground or sky); do the float work of those pixels' rays against the ground
+//! plane, branch-free over the collected pixels so that the compiler vectorises it (it is
+//! wasted on the sky's few pixels); then draw ground or sky per collected pixel.
 //!
 //! Each value is computed with the same operations in the same order as a pixel-by-pixel
 //! loop would (no reassociation, no fused multiply-add), so the bytes are the same.
@@ -11,11 +11,12 @@ use super::bands::{BandOut, Scene};
 use super::{haze_mix, haze_weight, sky};
 use crate::world::{GROUND_ID, SKY_ID};
 
-/// One output row's per-pixel intermediates, reused row after row.
+/// One output row's pixels that no face covers, with their intermediates; reused row after
+/// row.
 #[derive(Debug, Default)]
 pub(super) struct RowBufs {
-    /// Face id of the pixel's scratch sample (0: none).
-    id: Vec<u32>,
+    /// Pixel index in the row.
+    at: Vec<u32>,
     /// Undistorted normalised coordinates of the pixel's ray.
     xu: Vec<f32>,
     yu: Vec<f32>,
@@ -39,34 +40,47 @@ pub(super) fn shade(
     out: &mut BandOut,
 ) {
     let w = scene.table.intrinsics.width as usize;
-    for v in [&mut rows.xu, &mut rows.yu, &mut rows.dz, &mut rows.ox, &mut rows.oy] {
-        v.resize(w, 0.0);
-    }
-    rows.id.resize(w, 0);
-    rows.k.resize(w, 0);
     let lines =
         map.chunks_exact(w).zip(out.rgb.chunks_exact_mut(w * 3)).zip(out.label.chunks_exact_mut(w * 2));
     for ((m, rgb), label) in lines {
-        gather(scene, m, sy0, ids, rows);
+        faces(scene, m, sy0, ids, rows, rgb, label);
         ground_rays(scene, rows);
-        pick(scene, rows, rgb, label);
+        background(scene, rows, rgb, label);
     }
 }
 
-/// Each pixel's face id and ray.
-fn gather(scene: &Scene, m: &[[u16; 2]], sy0: usize, ids: &[u32], rows: &mut RowBufs) {
+/// Draws the pixels of row `m` a face covers; collects the others' rays into `rows`.
+fn faces(
+    scene: &Scene,
+    m: &[[u16; 2]],
+    sy0: usize,
+    ids: &[u32],
+    rows: &mut RowBufs,
+    rgb: &mut [u8],
+    label: &mut [u8],
+) {
     let table = &*scene.table;
     let gw = table.gw;
-    let px = m.iter().zip(rows.id.iter_mut()).zip(rows.xu.iter_mut().zip(rows.yu.iter_mut()));
-    for ((&[gx, gy], id), (xu, yu)) in px {
+    rows.at.clear();
+    rows.xu.clear();
+    rows.yu.clear();
+    let px = m.iter().zip(rgb.chunks_exact_mut(3).zip(label.chunks_exact_mut(2)));
+    for (i, (&[gx, gy], (rgb, label))) in (0u32..).zip(px) {
         let (gx, gy) = (usize::from(gx), usize::from(gy));
-        *id = ids[(gy - sy0) * gw + gx];
-        *xu = table.xs[gx];
-        *yu = table.ys[gy];
+        let f = ids[(gy - sy0) * gw + gx] as usize;
+        if f != 0 {
+            let (c, l) = scene.face_info[f];
+            rgb.copy_from_slice(&c);
+            label.copy_from_slice(&l.to_le_bytes());
+        } else {
+            rows.at.push(i);
+            rows.xu.push(table.xs[gx]);
+            rows.yu.push(table.ys[gy]);
+        }
     }
 }
 
-/// The ground-plane intersection of every pixel's ray, branch-free.
+/// The ground-plane intersection of every collected pixel's ray, branch-free.
 fn ground_rays(scene: &Scene, rows: &mut RowBufs) {
     let r = &scene.r;
     let (r0, r1, r2) = (
@@ -76,6 +90,10 @@ fn ground_rays(scene: &Scene, rows: &mut RowBufs) {
     );
     let cz = scene.centre.2;
     let n = rows.xu.len();
+    for v in [&mut rows.dz, &mut rows.ox, &mut rows.oy] {
+        v.resize(n, 0.0);
+    }
+    rows.k.resize(n, 0);
     let (xu, yu) = (&rows.xu[..n], &rows.yu[..n]);
     let (dz, ox, oy, k) = (&mut rows.dz[..n], &mut rows.ox[..n], &mut rows.oy[..n], &mut rows.k[..n]);
     for i in 0..n {
@@ -88,21 +106,18 @@ fn ground_rays(scene: &Scene, rows: &mut RowBufs) {
         dz[i] = d;
         ox[i] = t * (r0[0] * x + r0[1] * y + r0[2]);
         oy[i] = t * (r1[0] * x + r1[1] * y + r1[2]);
-        k[i] = haze_weight(inv_t);
+        k[i] = haze_weight(inv_t); // used only where the ray meets the ground
     }
 }
 
-/// Each pixel's colour and label: its face's, the ground's or the sky's.
-fn pick(scene: &Scene, rows: &RowBufs, rgb: &mut [u8], label: &mut [u8]) {
+/// Draws each collected pixel: the ground's colour where its ray points down, the sky's
+/// otherwise.
+fn background(scene: &Scene, rows: &RowBufs, rgb: &mut [u8], label: &mut [u8]) {
     let (cx, cy, cz) = scene.centre;
     let world = &*scene.world;
-    let px = rows.id.iter().zip(&rows.dz).zip(rows.ox.iter().zip(&rows.oy).zip(&rows.k));
-    for (((&f, &dz), ((&ox, &oy), &k)), (rgb, label)) in
-        px.zip(rgb.chunks_exact_mut(3).zip(label.chunks_exact_mut(2)))
-    {
-        let (c, l) = if f != 0 {
-            scene.face_info[f as usize]
-        } else if dz < -1e-6 && cz > 0.0 {
+    let px = rows.at.iter().zip(&rows.dz).zip(rows.ox.iter().zip(&rows.oy).zip(&rows.k));
+    for ((&i, &dz), ((&ox, &oy), &k)) in px {
+        let (c, l) = if dz < -1e-6 && cz > 0.0 {
             let g = world.ground_at(cx + f64::from(ox), cy + f64::from(oy));
             (haze_mix(g.colour, k), GROUND_ID)
         } else {
@@ -110,7 +125,8 @@ fn pick(scene: &Scene, rows: &RowBufs, rgb: &mut [u8], label: &mut [u8]) {
             // sine within the field of view, and no square root.
             (sky(dz), SKY_ID)
         };
-        rgb.copy_from_slice(&c);
-        label.copy_from_slice(&l.to_le_bytes());
+        let i = i as usize;
+        rgb[i * 3..i * 3 + 3].copy_from_slice(&c);
+        label[i * 2..i * 2 + 2].copy_from_slice(&l.to_le_bytes());
     }
 }
