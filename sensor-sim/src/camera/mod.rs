@@ -222,6 +222,7 @@ impl CameraRenderer {
             per_epoch.push(table);
         }
         let (w, h) = (cam.width as usize, cam.height as usize);
+        scenario.world().build_ground_map();
         Self {
             world: Arc::clone(scenario.world()),
             trajectory: Arc::clone(scenario.trajectory()),

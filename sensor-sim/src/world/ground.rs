@@ -326,7 +326,7 @@ mod tests {
         ];
         let w = World::new(vec![], roads);
         let mut rng = Rng::new(11);
-        let g = &w.ground;
+        let g = w.ground_map();
         let (mut uniform, mut differ) = (0, 0);
         let n = 400_000;
         for _ in 0..n {
@@ -354,7 +354,7 @@ mod tests {
     fn nearby(w: &World, x: f64, y: f64) -> [u16; 2] {
         let mut out = [0u16; 2];
         let mut k = 0;
-        for (i, r) in w.ground.geo.iter().enumerate() {
+        for (i, r) in w.ground_map().geo.iter().enumerate() {
             let (px, py) = (x - r.x, y - r.y);
             let along = px * r.ux + py * r.uy;
             let lat = (px * r.uy - py * r.ux).abs();
