@@ -15,6 +15,8 @@ use crate::world::{GROUND_ID, SKY_ID};
 /// row.
 #[derive(Debug, Default)]
 pub(super) struct RowBufs {
+    /// Pixels collected (the buffers hold a whole row; the first `n` entries count).
+    n: usize,
     /// Pixel index in the row.
     at: Vec<u32>,
     /// Undistorted normalised coordinates of the pixel's ray.
@@ -40,6 +42,12 @@ pub(super) fn shade(
     out: &mut BandOut,
 ) {
     let w = scene.table.intrinsics.width as usize;
+    // Sized once for a whole row: the passes index them, with no pushes.
+    for v in [&mut rows.xu, &mut rows.yu, &mut rows.dz, &mut rows.ox, &mut rows.oy] {
+        v.resize(w, 0.0);
+    }
+    rows.at.resize(w, 0);
+    rows.k.resize(w, 0);
     let lines =
         map.chunks_exact(w).zip(out.rgb.chunks_exact_mut(w * 3)).zip(out.label.chunks_exact_mut(w * 2));
     for ((m, rgb), label) in lines {
@@ -61,9 +69,7 @@ fn faces(
 ) {
     let table = &*scene.table;
     let gw = table.gw;
-    rows.at.clear();
-    rows.xu.clear();
-    rows.yu.clear();
+    let mut n = 0;
     let px = m.iter().zip(rgb.chunks_exact_mut(3).zip(label.chunks_exact_mut(2)));
     for (i, (&[gx, gy], (rgb, label))) in (0u32..).zip(px) {
         let (gx, gy) = (usize::from(gx), usize::from(gy));
@@ -73,11 +79,13 @@ fn faces(
             rgb.copy_from_slice(&c);
             label.copy_from_slice(&l.to_le_bytes());
         } else {
-            rows.at.push(i);
-            rows.xu.push(table.xs[gx]);
-            rows.yu.push(table.ys[gy]);
+            rows.at[n] = i;
+            rows.xu[n] = table.xs[gx];
+            rows.yu[n] = table.ys[gy];
+            n += 1;
         }
     }
+    rows.n = n;
 }
 
 /// The ground-plane intersection of every collected pixel's ray, branch-free.
@@ -89,11 +97,7 @@ fn ground_rays(scene: &Scene, rows: &mut RowBufs) {
         [r[(2, 0)], r[(2, 1)], r[(2, 2)]],
     );
     let cz = scene.centre.2;
-    let n = rows.xu.len();
-    for v in [&mut rows.dz, &mut rows.ox, &mut rows.oy] {
-        v.resize(n, 0.0);
-    }
-    rows.k.resize(n, 0);
+    let n = rows.n;
     let (xu, yu) = (&rows.xu[..n], &rows.yu[..n]);
     let (dz, ox, oy, k) = (&mut rows.dz[..n], &mut rows.ox[..n], &mut rows.oy[..n], &mut rows.k[..n]);
     for i in 0..n {
@@ -115,7 +119,8 @@ fn ground_rays(scene: &Scene, rows: &mut RowBufs) {
 fn background(scene: &Scene, rows: &RowBufs, rgb: &mut [u8], label: &mut [u8]) {
     let (cx, cy, cz) = scene.centre;
     let world = &*scene.world;
-    let px = rows.at.iter().zip(&rows.dz).zip(rows.ox.iter().zip(&rows.oy).zip(&rows.k));
+    let n = rows.n;
+    let px = rows.at[..n].iter().zip(&rows.dz).zip(rows.ox.iter().zip(&rows.oy).zip(&rows.k));
     for ((&i, &dz), ((&ox, &oy), &k)) in px {
         let (c, l) = if dz < -1e-6 && cz > 0.0 {
             let g = world.ground_at(cx + f64::from(ox), cy + f64::from(oy));
