@@ -25,48 +25,47 @@ fn times(s: &Scenario, n: usize) -> Vec<TimestampNs> {
     (0..n).map(|i| TimestampNs(((0.37 + lap * i as f64 / n as f64) * 1e9) as u64)).collect()
 }
 
+/// The hashes `frames(n)` gives for each thread count `n` of `threads`, which must agree.
+fn same_on_any_threads(what: &str, threads: &[usize], mut frames: impl FnMut(usize) -> Vec<u64>) -> Vec<u64> {
+    let per_count: Vec<Vec<u64>> = threads.iter().map(|&n| frames(n)).collect();
+    for (n, h) in threads.iter().zip(&per_count) {
+        assert_eq!(h, &per_count[0], "{what} bytes differ on {n} threads");
+    }
+    per_count[0].clone()
+}
+
 /// Hashes of camera frames at `ts`, drawn on each thread count of `threads` (all equal).
 fn camera_hashes(s: &Scenario, options: CameraOptions, ts: &[TimestampNs], threads: &[usize]) -> Vec<u64> {
     let mut cam = CameraRenderer::with_options(s, options);
-    let mut per_count: Vec<Vec<u64>> = Vec::new();
-    for &n in threads {
+    same_on_any_threads("camera", threads, |n| {
         cam.set_threads(n);
-        let hashes = ts
-            .iter()
+        let mut buf = Vec::new();
+        ts.iter()
             .map(|&t| {
-                let mut buf = Vec::new();
+                buf.clear();
                 cam.render(t, &mut buf).unwrap();
                 fnv(&buf)
             })
-            .collect();
-        per_count.push(hashes);
-    }
-    for (n, h) in threads.iter().zip(&per_count) {
-        assert_eq!(h, &per_count[0], "camera bytes differ on {n} threads");
-    }
-    per_count.swap_remove(0)
+            .collect()
+    })
 }
 
-/// Hashes of lidar sweeps at `ts` (sweep index = position), on each of `threads` (all equal).
+/// Hashes of lidar sweeps at `ts` (sweep index from the position), on each of `threads`
+/// (all equal).
 fn lidar_hashes(s: &Scenario, ts: &[TimestampNs], threads: &[usize]) -> Vec<u64> {
     let mut lidar = LidarRenderer::new(s);
-    let mut per_count: Vec<Vec<u64>> = Vec::new();
-    for &n in threads {
+    same_on_any_threads("lidar", threads, |n| {
         lidar.set_threads(n);
-        let hashes = (0u64..)
+        let mut buf = Vec::new();
+        (0u64..)
             .zip(ts)
             .map(|(i, &t)| {
-                let mut buf = Vec::new();
+                buf.clear();
                 lidar.render(t, i * 7 + 3, &mut buf).unwrap();
                 fnv(&buf)
             })
-            .collect();
-        per_count.push(hashes);
-    }
-    for (n, h) in threads.iter().zip(&per_count) {
-        assert_eq!(h, &per_count[0], "lidar bytes differ on {n} threads");
-    }
-    per_count.swap_remove(0)
+            .collect()
+    })
 }
 
 fn check(what: &str, got: &[u64], want: &[u64]) {
