@@ -6,7 +6,9 @@
 //! producer writes into a ring slot. Frames are spread along one lap of the trajectory. The
 //! table gives mean, min, median, p99 and max wall-clock milliseconds (the min is the least
 //! disturbed by other processes on a shared machine) and the process's CPU milliseconds per
-//! frame (all threads; what a loaded machine does not stretch).
+//! frame (all threads; what a loaded machine does not stretch). Arguments other than
+//! `--quick` keep the rows whose "scenario sensor" contains one of them (`camera/1`,
+//! `full lidar`).
 
 #[path = "../tests/sim_common/mod.rs"]
 mod sim_common;
@@ -67,6 +69,9 @@ fn time_camera(cam: &mut CameraRenderer, times: &[shared::TimestampNs], len: usi
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let quick = std::env::args().any(|a| a == "--quick");
+    // Other arguments (not flags) keep only the rows whose "scenario sensor" contains one.
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let wanted = |row: &str| filters.is_empty() || filters.iter().any(|f| row.contains(f.as_str()));
     let frames = if quick { 10 } else { 120 };
     println!(
         "{:<10} {:<8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
@@ -93,11 +98,17 @@ fn main() {
         let mut cam = CameraRenderer::new(&scenario);
         let threads = cam.threads();
         for n in [1, threads] {
+            if !wanted(&format!("{name} camera/{n}")) {
+                continue;
+            }
             cam.set_threads(n);
             let d = time_camera(&mut cam, &times, scenario.camera_payload_len());
             report(name, &format!("camera/{n}"), &size, d, budget);
         }
 
+        if !wanted(&format!("{name} lidar")) {
+            continue;
+        }
         let mut lidar = LidarRenderer::new(&scenario);
         let mut slot = Slot::new(vec![0; scenario.lidar_max_payload_len()]);
         lidar.render(times[0], 0, &mut slot).expect("slot fits");

@@ -156,6 +156,7 @@ impl LidarRenderer {
         let na = config.azimuth_steps as usize;
         let azimuths = (0..na).map(|i| (std::f64::consts::TAU * i as f64 / na as f64).sin_cos()).collect();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS);
+        scenario.world().build_ground_map();
         Self {
             world: Arc::clone(scenario.world()),
             trajectory: Arc::clone(scenario.trajectory()),

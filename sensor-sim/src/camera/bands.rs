@@ -9,8 +9,9 @@
 //! whatever band or thread computes it, so the bytes do not depend on the split.
 
 use super::pool::{Job, Pool};
-use super::{haze, sky, RayTable};
-use crate::world::{World, GROUND_ID, SKY_ID};
+use super::shade::{shade, RowBufs};
+use super::RayTable;
+use crate::world::World;
 use nalgebra::Matrix3;
 use shared::frames::{PayloadSink, SinkFull};
 use std::ops::Range;
@@ -57,13 +58,15 @@ pub(super) struct Scene {
 pub(super) struct Scratch {
     ids: Vec<u32>,
     invz: Vec<f32>,
+    /// Per-row buffers of the shading passes.
+    rows: RowBufs,
 }
 
 /// One band's shaded rows.
 #[derive(Debug, Default)]
 pub(super) struct BandOut {
-    rgb: Vec<u8>,
-    label: Vec<u8>,
+    pub rgb: Vec<u8>,
+    pub label: Vec<u8>,
 }
 
 /// Per-thread state a renderer keeps between frames.
@@ -157,43 +160,7 @@ pub(super) fn draw_band(scene: &Scene, b: usize, scratch: &mut Scratch, out: &mu
     out.rgb.resize(npx * 3, 0);
     out.label.resize(npx * 2, 0);
     let map = &table.map[rows.start * w..rows.end * w];
-    shade(scene, map, sy0, &scratch.ids, out);
-}
-
-/// Shades the pixels of `map` (whole output rows) from the band scratch starting at scratch
-/// row `sy0`.
-fn shade(scene: &Scene, map: &[[u16; 2]], sy0: usize, ids: &[u32], out: &mut BandOut) {
-    let (table, world, r) = (&*scene.table, &*scene.world, &scene.r);
-    let (cx, cy, cz) = scene.centre;
-    let gw = table.gw;
-    let pixels = map.iter().zip(out.rgb.chunks_exact_mut(3)).zip(out.label.chunks_exact_mut(2));
-    for ((&[gx, gy], rgb_out), label_out) in pixels {
-        let s = (usize::from(gy) - sy0) * gw + usize::from(gx);
-        let f = ids[s] as usize;
-        let (rgb, label) = if f != 0 {
-            scene.face_info[f]
-        } else {
-            let xu = table.xs[usize::from(gx)];
-            let yu = table.ys[usize::from(gy)];
-            let dz = r[(2, 0)] * xu + r[(2, 1)] * yu + r[(2, 2)];
-            if dz < -1e-6 && cz > 0.0 {
-                // The ray (xu, yu, 1) in camera coordinates reaches the ground at depth t:
-                // its inverse is -dz / cz.
-                let inv_t = -dz / cz;
-                let t = 1.0 / inv_t;
-                let dx = r[(0, 0)] * xu + r[(0, 1)] * yu + r[(0, 2)];
-                let dy = r[(1, 0)] * xu + r[(1, 1)] * yu + r[(1, 2)];
-                let g = world.ground_at(cx + f64::from(t * dx), cy + f64::from(t * dy));
-                (haze(g.colour, inv_t), GROUND_ID)
-            } else {
-                // Gradient on the ray's (unnormalised) rise: close enough to the elevation's
-                // sine within the field of view, and no square root.
-                (sky(dz), SKY_ID)
-            }
-        };
-        rgb_out.copy_from_slice(&rgb);
-        label_out.copy_from_slice(&label.to_le_bytes());
-    }
+    shade(scene, map, sy0, &scratch.ids, &mut scratch.rows, out);
 }
 
 /// Scan-converts scratch rows `rows` of a convex polygon (scratch pixel coordinates) with

@@ -41,6 +41,7 @@ use zerocopy::IntoBytes;
 
 mod bands;
 mod pool;
+mod shade;
 
 /// Per-intrinsics lookup from output pixels to the undistorted scratch grid.
 #[derive(Clone, Debug)]
@@ -221,6 +222,7 @@ impl CameraRenderer {
             per_epoch.push(table);
         }
         let (w, h) = (cam.width as usize, cam.height as usize);
+        scenario.world().build_ground_map();
         Self {
             world: Arc::clone(scenario.world()),
             trajectory: Arc::clone(scenario.trajectory()),
@@ -395,8 +397,21 @@ impl CameraRenderer {
 /// Blends towards the haze colour with depth z, given 1/z: weight z / (z + HAZE_HALF).
 #[inline(always)]
 fn haze(c: [u8; 3], inv_z: f32) -> [u8; 3] {
-    // Fixed point, one float conversion per pixel.
-    let k = (256.0 / (1.0 + HAZE_HALF * inv_z)) as u32; // 0..=256
+    haze_mix(c, haze_weight(inv_z))
+}
+
+/// The haze's weight in 1/256 at depth z, given 1/z (0..=256 for z > 0; meaningless
+/// otherwise).
+#[inline(always)]
+fn haze_weight(inv_z: f32) -> u32 {
+    // Fixed point, one float conversion per pixel; through i32, whose conversion vectorises
+    // (u32's does not), which changes nothing in 0..=256.
+    (256.0 / (1.0 + HAZE_HALF * inv_z)) as i32 as u32
+}
+
+/// Blends towards the haze colour with weight `k` / 256.
+#[inline(always)]
+fn haze_mix(c: [u8; 3], k: u32) -> [u8; 3] {
     let mix = |v: u8, h: u32| ((u32::from(v) * (256 - k) + h * k) >> 8) as u8;
     [mix(c[0], HAZE[0]), mix(c[1], HAZE[1]), mix(c[2], HAZE[2])]
 }

@@ -1,7 +1,7 @@
 //! The uniform grid over the primitives and the ray–primitive intersections of
 //! [`World::cast`].
 
-use super::{Hit, Prim, RayScratch, Shape, World};
+use super::{ffloor, Hit, Prim, RayScratch, Shape, World};
 
 /// The grid: cells over x-y listing the primitives that overlap them.
 #[derive(Clone, Debug)]
@@ -72,8 +72,9 @@ impl World {
 
         let px = o[0] + d[0] * t0;
         let py = o[1] + d[1] * t0;
-        let mut ix = (((px - g.x0) * g.inv_cell).floor() as isize).clamp(0, g.nx as isize - 1);
-        let mut iy = (((py - g.y0) * g.inv_cell).floor() as isize).clamp(0, g.ny as isize - 1);
+        // `ffloor`, not libm's `floor` (a call per ray): the same integer for every input.
+        let mut ix = (ffloor((px - g.x0) * g.inv_cell) as isize).clamp(0, g.nx as isize - 1);
+        let mut iy = (ffloor((py - g.y0) * g.inv_cell) as isize).clamp(0, g.ny as isize - 1);
         let (step_x, mut next_x, delta_x) = axis_setup(o[0], d[0], g.x0, g.cell, ix);
         let (step_y, mut next_y, delta_y) = axis_setup(o[1], d[1], g.y0, g.cell, iy);
 

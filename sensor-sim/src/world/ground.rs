@@ -18,7 +18,8 @@ pub(super) struct GroundMap {
     /// Sub-cell samples per metre.
     inv_sub: f64,
     nx: usize,
-    ny: usize,
+    /// Sub-cell samples across and along the map (`nx`·[`TILE`], `ny`·[`TILE`]), as floats.
+    lim: (f64, f64),
     /// Per cell: a material, or [`TILED`] | tile index.
     cells: Vec<u32>,
     /// Tiles, [`TILE`]² materials each, row-major.
@@ -77,10 +78,12 @@ impl GroundMap {
         let g = self;
         let fx = (x - g.x0) * g.inv_sub;
         let fy = (y - g.y0) * g.inv_sub;
-        let (ix, iy) = (fx as usize, fy as usize); // saturating: negative → 0
-        if !(fx >= 0.0 && fy >= 0.0 && ix < g.nx * TILE && iy < g.ny * TILE) {
+        // For fx ≥ 0, floor(fx) < n exactly when fx < n (n whole): the test in floats
+        // spares the saturating float → usize conversions, and the ones after it are exact.
+        if !(fx >= 0.0 && fy >= 0.0 && fx < g.lim.0 && fy < g.lim.1) {
             return grass_at(x, y);
         }
+        let (ix, iy) = (fx as i32 as usize, fy as i32 as usize);
         let c = g.cells[(iy / TILE) * g.nx + ix / TILE];
         if c & TILED == 0 {
             c as u8
@@ -96,7 +99,7 @@ impl GroundMap {
                 y0: 0.0,
                 inv_sub: 1.0,
                 nx: 0,
-                ny: 0,
+                lim: (0.0, 0.0),
                 cells: Vec::new(),
                 tiles: Vec::new(),
                 geo: Vec::new(),
@@ -183,7 +186,8 @@ impl GroundMap {
                 };
             }
         }
-        Self { x0, y0, inv_sub: 1.0 / sub, nx, ny, cells, tiles, geo }
+        let lim = ((nx * TILE) as f64, (ny * TILE) as f64);
+        Self { x0, y0, inv_sub: 1.0 / sub, nx, lim, cells, tiles, geo }
     }
 }
 
@@ -322,7 +326,7 @@ mod tests {
         ];
         let w = World::new(vec![], roads);
         let mut rng = Rng::new(11);
-        let g = &w.ground;
+        let g = w.ground_map();
         let (mut uniform, mut differ) = (0, 0);
         let n = 400_000;
         for _ in 0..n {
@@ -350,7 +354,7 @@ mod tests {
     fn nearby(w: &World, x: f64, y: f64) -> [u16; 2] {
         let mut out = [0u16; 2];
         let mut k = 0;
-        for (i, r) in w.ground.geo.iter().enumerate() {
+        for (i, r) in w.ground_map().geo.iter().enumerate() {
             let (px, py) = (x - r.x, y - r.y);
             let along = px * r.ux + py * r.uy;
             let lat = (px * r.uy - py * r.ux).abs();

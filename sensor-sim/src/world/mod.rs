@@ -31,6 +31,7 @@ pub use ground::{ffloor, GROUND_MATERIALS};
 use crate::rng::Rng;
 use grid::{FastShape, Grid};
 use ground::GroundMap;
+use std::sync::OnceLock;
 
 /// Instance id of the sky (a ray that hits nothing).
 pub const SKY_ID: u16 = 0;
@@ -195,7 +196,9 @@ pub struct World {
     fast: Vec<FastShape>,
     roads: Vec<Road>,
     grid: Grid,
-    ground: GroundMap,
+    /// Built on first use (or by [`World::build_ground_map`]): the processes that load a
+    /// scenario but render nothing (supervisor, vehicle bus) never pay for it.
+    ground: OnceLock<GroundMap>,
     max_height: f64,
     faces: Vec<Face>,
     face_vertices: Vec<[f64; 3]>,
@@ -207,14 +210,13 @@ impl World {
     #[must_use]
     pub fn new(prims: Vec<Prim>, roads: Vec<Road>) -> Self {
         let grid = Grid::build(&prims);
-        let ground = GroundMap::build(&roads);
         let max_height = prims.iter().map(|p| p.bounds()[5]).fold(0.0, f64::max);
         let mut w = Self {
             fast: prims.iter().map(|p| FastShape::from(p.shape)).collect(),
             prims,
             roads,
             grid,
-            ground,
+            ground: OnceLock::new(),
             max_height,
             faces: vec![Face { first: 0, count: 0, normal: [0.0; 3], colour: [0; 3], instance: SKY_ID }],
             face_vertices: Vec::new(),
@@ -254,6 +256,17 @@ impl World {
         &self.groups
     }
 
+    /// Builds the ground's material map now if it is not built yet (otherwise the first
+    /// [`World::ground_at`] or ground hit of [`World::cast`] does): a renderer calls this
+    /// at construction so that its first frame is not late.
+    pub fn build_ground_map(&self) {
+        self.ground_map();
+    }
+
+    fn ground_map(&self) -> &GroundMap {
+        self.ground.get_or_init(|| GroundMap::build(&self.roads))
+    }
+
     /// The ground's colour and reflectivity at (x, y): grass checker, sidewalk slabs, asphalt
     /// with a dashed yellow centre line and solid white lane edges.
     #[must_use]
@@ -265,13 +278,13 @@ impl World {
     /// Index into [`GROUND_MATERIALS`] at (x, y).
     #[inline]
     fn ground_material(&self, x: f64, y: f64) -> u8 {
-        self.ground.material(x, y)
+        self.ground_map().material(x, y)
     }
 
     /// The material at (x, y) near `roads`, point by point: what the tiles sample.
     #[cfg(test)]
     fn ground_material_exact(&self, cell: [u16; 2], x: f64, y: f64) -> u8 {
-        ground::material_exact(&self.ground.geo, cell, x, y)
+        ground::material_exact(&self.ground_map().geo, cell, x, y)
     }
 
     /// Casts a ray from `o` along the unit vector `d`, up to `max_t`. Returns the nearest hit
