@@ -57,24 +57,10 @@ fn ros2_bag_replay_matches_the_reference_projection() {
     assert_eq!(s["calibration"]["epochs"], serde_json::json!([1]));
 }
 
-/// Per-pair numbers of a summary, keyed by order, rounded for an exact comparison.
+/// Per-pair numbers of a summary, keyed by order, rounded for an exact comparison (the
+/// sweep's sequence number left out: a replay numbers its own ring).
 fn pairs(s: &Value) -> Vec<(u64, u64, u64, i64, i64, i64)> {
-    s["frames"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            let r = |k: &str| (f[k].as_f64().unwrap() * 1e6).round() as i64;
-            (
-                f["epoch"].as_u64().unwrap(),
-                f["points"].as_u64().unwrap(),
-                f["points_in_image"].as_u64().unwrap(),
-                r("mean_u"),
-                r("mean_v"),
-                r("mean_depth"),
-            )
-        })
-        .collect()
+    common::camera_pairs(s, "camera").into_iter().map(|(e, _, p, i, u, v, d)| (e, p, i, u, v, d)).collect()
 }
 
 #[test]
