@@ -203,6 +203,20 @@ struct RigCamera {
     wedge: Option<Wedge>,
 }
 
+impl RigCamera {
+    /// Projects one chunk (its first point being input point `base`) from position `k` of
+    /// `out`, each point tested against the wedge first if the camera has one.
+    #[inline]
+    fn project_chunk(&self, chunk: &[PointRecord], base: usize, k: usize, out: &mut Projected) -> usize {
+        match &self.wedge {
+            Some(w) => self.projector.project_chunk(chunk, base, k, out, |j| {
+                w.contains(f64::from(chunk[j].x), f64::from(chunk[j].y))
+            }),
+            None => self.projector.project_chunk(chunk, base, k, out, |_| true),
+        }
+    }
+}
+
 /// N cameras around one lidar, prepared for projecting many sweeps.
 ///
 /// Each camera's calibration set describes its own lidar → camera transform, and the
@@ -296,16 +310,11 @@ impl RigProjector {
     /// # Panics
     /// If `i` is not below [`RigProjector::len`].
     pub fn project_camera(&self, i: usize, points: &[PointRecord], out: &mut Projected) {
-        let RigCamera { projector, wedge } = &self.cameras[i];
+        let camera = &self.cameras[i];
         out.prepare(points.len());
         let mut k = 0usize;
         for (c, chunk) in points.chunks(CHUNK).enumerate() {
-            k = match wedge {
-                Some(w) => projector.project_chunk(chunk, c * CHUNK, k, out, |j| {
-                    w.contains(f64::from(chunk[j].x), f64::from(chunk[j].y))
-                }),
-                None => projector.project_chunk(chunk, c * CHUNK, k, out, |_| true),
-            };
+            k = camera.project_chunk(chunk, c * CHUNK, k, out);
         }
         out.set_len(k);
     }
@@ -324,7 +333,6 @@ impl RigProjector {
             let any = self.table.as_ref().map_or(0, |t| t.fill(chunk, &mut masks));
             let masks = &masks[..chunk.len()];
             for (i, ((cam, o), k)) in self.cameras.iter().zip(&mut out.cameras).zip(&mut counts).enumerate() {
-                let p = &cam.projector;
                 *k = match (&cam.wedge, &self.table) {
                     (Some(w), Some(_)) if i < MASK_CAMERAS => {
                         let bit = 1u32 << i;
@@ -336,17 +344,14 @@ impl RigProjector {
                         let hi = masks.iter().rposition(|m| m & bit != 0).map_or(lo, |h| h + 1);
                         let (run, points) = (&masks[lo..hi], &chunk[lo..hi]);
                         let test = 1u32 << (i + MASK_CAMERAS);
-                        p.project_chunk(points, base + lo, *k, o, |j| {
+                        cam.projector.project_chunk(points, base + lo, *k, o, |j| {
                             let m = run[j];
                             m & bit != 0
                                 && (m & test == 0
                                     || w.contains(f64::from(points[j].x), f64::from(points[j].y)))
                         })
                     }
-                    (Some(w), _) => p.project_chunk(chunk, base, *k, o, |j| {
-                        w.contains(f64::from(chunk[j].x), f64::from(chunk[j].y))
-                    }),
-                    (None, _) => p.project_chunk(chunk, base, *k, o, |_| true),
+                    _ => cam.project_chunk(chunk, base, *k, o),
                 };
             }
         }

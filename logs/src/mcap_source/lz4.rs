@@ -97,18 +97,13 @@ impl Lz4NoHash {
         if flg & 1 != 0 {
             return Err(bad("LZ4 frame needs a dictionary"));
         }
-        let size = MIN_HEADER + if flg & 0x08 != 0 { 8 } else { 0 };
+        let size = header_len(flg);
         if src.len() < size {
             self.next_read = size;
             return Ok(None);
         }
-        self.block_max = match (bd >> 4) & 7 {
-            4 => 64 << 10,
-            5 => 256 << 10,
-            6 => 1 << 20,
-            7 => 4 << 20,
-            b => return Err(bad(format!("LZ4 block size code {b}"))),
-        };
+        self.block_max =
+            block_max(bd).ok_or_else(|| bad(format!("LZ4 block size code {}", (bd >> 4) & 7)))?;
         self.linked = flg & 0x20 == 0;
         self.block_checksum = flg & 0x10 != 0;
         self.content_checksum = flg & 0x04 != 0;
@@ -244,25 +239,35 @@ impl Lz4Direct {
         Some(self.wrote)
     }
 
-    /// The frame header (as [`Lz4NoHash::header`] reads it).
+    /// The frame header (what [`Lz4NoHash::header`] accepts; anything else declines).
     fn header(&mut self, src: &[u8]) -> Option<()> {
         let head = src.get(..HEADER_READ)?;
         let (flg, bd) = (head[4], head[5]);
         if word(head) != MAGIC || flg >> 6 != 1 || flg & 1 != 0 {
             return None;
         }
-        self.block_max = match (bd >> 4) & 7 {
-            4 => 64 << 10,
-            5 => 256 << 10,
-            6 => 1 << 20,
-            7 => 4 << 20,
-            _ => return None,
-        };
-        self.read = MIN_HEADER + if flg & 0x08 != 0 { 8 } else { 0 };
+        self.block_max = block_max(bd)?;
+        self.read = header_len(flg);
         self.linked = flg & 0x20 == 0;
         self.block_checksum = flg & 0x10 != 0;
         self.started = true;
         Some(())
+    }
+}
+
+/// A frame header's length by its FLG byte: the content size field is optional.
+fn header_len(flg: u8) -> usize {
+    MIN_HEADER + if flg & 0x08 != 0 { 8 } else { 0 }
+}
+
+/// The largest block of a frame by its BD byte; `None` for a reserved code.
+fn block_max(bd: u8) -> Option<usize> {
+    match (bd >> 4) & 7 {
+        4 => Some(64 << 10),
+        5 => Some(256 << 10),
+        6 => Some(1 << 20),
+        7 => Some(4 << 20),
+        _ => None,
     }
 }
 
