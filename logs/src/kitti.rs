@@ -27,7 +27,7 @@ use shared::{CalibEpoch, TimestampNs};
 use zerocopy::IntoBytes;
 
 use super::epochs::EpochBuilder;
-use super::LogError;
+use super::{LogError, WriteError};
 
 /// Time between KITTI frames.
 pub(crate) const KITTI_PERIOD_NS: u64 = 100_000_000;
@@ -373,27 +373,79 @@ pub(crate) fn write_velodyne(
 /// straight into the returned buffer (no zero-filled frame first); any other kind goes
 /// through `image`'s conversion to rgb8.
 pub(crate) fn read_png(path: &Path, width: u32, height: u32) -> Result<Vec<u8>, LogError> {
-    let bad =
-        |e: &dyn std::fmt::Display| LogError::kitti(path, None, None, format!("cannot decode image: {e}"));
-    let file = std::io::BufReader::new(LogError::open_input(path, MAX_FRAME_FILE)?);
-    let mut decoder = png::Decoder::new(file);
-    decoder.set_transformations(png::Transformations::EXPAND);
-    let mut reader = decoder.read_info().map_err(|e| bad(&e))?;
-    let info = reader.info();
-    let plain = !info.interlaced && reader.output_color_type() == (png::ColorType::Rgb, png::BitDepth::Eight);
-    let (w, h) = (info.width, info.height);
-    if !plain {
+    let Some(mut rows) = PngRows::open(path, width, height)? else {
         return read_png_any(path, width, height);
-    }
-    check_decoded_size(path, (w, h), width, height)?;
-    let mut rgb = Vec::with_capacity(w as usize * h as usize * 3);
-    while let Some(row) = reader.next_row().map_err(|e| bad(&e))? {
-        rgb.extend_from_slice(row.data());
-    }
-    if rgb.len() != w as usize * h as usize * 3 {
-        return Err(bad(&"image data ends early"));
+    };
+    let mut rgb = Vec::with_capacity(rows.rgb_len());
+    while let Some(row) = rows.next_row()? {
+        rgb.extend_from_slice(row);
     }
     Ok(rgb)
+}
+
+/// Writes a PNG as a camera payload (see [`write_rgb`]), its rows pushed into `sink` as they
+/// are decoded: no frame buffer between the decoder and the slot. Decodes as [`read_png`].
+pub(crate) fn write_png(
+    path: &Path,
+    width: u32,
+    height: u32,
+    sink: &mut (impl PayloadSink + ?Sized),
+) -> Result<usize, WriteError> {
+    let Some(mut rows) = PngRows::open(path, width, height)? else {
+        return Ok(write_rgb(width, height, &read_png_any(path, width, height)?, sink)?);
+    };
+    write_rgb(width, height, &[], sink)?;
+    while let Some(row) = rows.next_row()? {
+        sink.push(row)?;
+    }
+    Ok(IMAGE_HEADER_SIZE + rows.rgb_len())
+}
+
+/// The rows of an 8-bit RGB, non-interlaced PNG of the expected size, decoded one at a time.
+struct PngRows<'a> {
+    path: &'a Path,
+    reader: png::Reader<std::io::BufReader<std::fs::File>>,
+    rows_left: u32,
+    row_len: usize,
+}
+
+impl<'a> PngRows<'a> {
+    /// `None` for a PNG of another kind (grey, alpha, 16-bit, interlaced).
+    fn open(path: &'a Path, width: u32, height: u32) -> Result<Option<Self>, LogError> {
+        let file = std::io::BufReader::new(LogError::open_input(path, MAX_FRAME_FILE)?);
+        let mut decoder = png::Decoder::new(file);
+        decoder.set_transformations(png::Transformations::EXPAND);
+        let reader = decoder.read_info().map_err(|e| png_error(path, &e))?;
+        let info = reader.info();
+        let (w, h, interlaced) = (info.width, info.height, info.interlaced);
+        if interlaced || reader.output_color_type() != (png::ColorType::Rgb, png::BitDepth::Eight) {
+            return Ok(None);
+        }
+        check_decoded_size(path, (w, h), width, height)?;
+        Ok(Some(Self { path, reader, rows_left: h, row_len: w as usize * 3 }))
+    }
+
+    /// Bytes of rgb8 the image decodes to.
+    fn rgb_len(&self) -> usize {
+        self.row_len * self.reader.info().height as usize
+    }
+
+    /// The next row, `None` after the last.
+    fn next_row(&mut self) -> Result<Option<&[u8]>, LogError> {
+        if self.rows_left == 0 {
+            return Ok(None);
+        }
+        self.rows_left -= 1;
+        match self.reader.next_row() {
+            Ok(Some(row)) if row.data().len() == self.row_len => Ok(Some(row.data())),
+            Ok(_) => Err(png_error(self.path, &"image data ends early")),
+            Err(e) => Err(png_error(self.path, &e)),
+        }
+    }
+}
+
+fn png_error(path: &Path, e: &dyn std::fmt::Display) -> LogError {
+    LogError::kitti(path, None, None, format!("cannot decode image: {e}"))
 }
 
 /// [`read_png`] for any PNG `image` reads, converted to rgb8.
@@ -402,7 +454,7 @@ fn read_png_any(path: &Path, width: u32, height: u32) -> Result<Vec<u8>, LogErro
         .with_guessed_format()
         .map_err(|e| LogError::io(path, "read", e))?
         .decode()
-        .map_err(|e| LogError::kitti(path, None, None, format!("cannot decode image: {e}")))?
+        .map_err(|e| png_error(path, &e))?
         .into_rgb8();
     check_decoded_size(path, img.dimensions(), width, height)?;
     Ok(img.into_raw())
