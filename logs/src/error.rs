@@ -223,3 +223,36 @@ impl LogError {
         Self::Missing { path: path.to_path_buf(), what: what.into() }
     }
 }
+
+/// Why [`crate::LogFrame::write_payload`] failed.
+#[derive(Debug)]
+pub enum WriteError {
+    /// The payload does not fit the sink.
+    Full(shared::frames::SinkFull),
+    /// A deferred image did not decode ([`crate::LogFrames::defer_images`]): the log's
+    /// one-line error, for the CLI to print as is (exit code 2).
+    Log(LogError),
+}
+
+impl fmt::Display for WriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(e) => e.fmt(f),
+            Self::Log(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for WriteError {}
+
+impl From<shared::frames::SinkFull> for WriteError {
+    fn from(e: shared::frames::SinkFull) -> Self {
+        Self::Full(e)
+    }
+}
+
+impl From<LogError> for WriteError {
+    fn from(e: LogError) -> Self {
+        Self::Log(e)
+    }
+}

@@ -27,7 +27,7 @@ use shared::{CalibEpoch, TimestampNs};
 use zerocopy::IntoBytes;
 
 use super::epochs::EpochBuilder;
-use super::LogError;
+use super::{LogError, WriteError};
 
 /// Time between KITTI frames.
 pub(crate) const KITTI_PERIOD_NS: u64 = 100_000_000;
@@ -346,38 +346,130 @@ pub(crate) fn velodyne_point(p: &[u8]) -> PointRecord {
     PointRecord { x: f(0), y: f(4), z: f(8), intensity: f(12), ring: 0, reserved: 0, instance: 0 }
 }
 
-/// Writes a sweep (x, y, z, intensity float32 LE per point) as [`PointRecord`]s.
+/// Writes a sweep (x, y, z, intensity float32 LE per point) as [`PointRecord`]s, a batch at a
+/// time: each point's 16 bytes copied as four words into a zeroed record (ring, reserved and
+/// instance stay 0), a loop the compiler turns into plain moves on a little-endian host.
 pub(crate) fn write_velodyne(
     bytes: &[u8],
     sink: &mut (impl PayloadSink + ?Sized),
 ) -> Result<usize, SinkFull> {
     const BATCH: usize = 2048;
-    let mut batch: Vec<PointRecord> = Vec::with_capacity(BATCH);
+    const RECORD: usize = size_of::<PointRecord>();
+    let mut batch = vec![0u8; BATCH * RECORD];
     for chunk in bytes.chunks(16 * BATCH) {
-        batch.clear();
-        batch.extend(chunk.chunks_exact(16).map(velodyne_point));
-        sink.push(batch.as_bytes())?;
+        let points = chunk.len() / 16;
+        for (src, dst) in chunk.chunks_exact(16).zip(batch.chunks_exact_mut(RECORD)) {
+            for (s, d) in src.chunks_exact(4).zip(dst.chunks_exact_mut(4)) {
+                d.copy_from_slice(&u32::from_le_bytes([s[0], s[1], s[2], s[3]]).to_ne_bytes());
+            }
+        }
+        sink.push(&batch[..points * RECORD])?;
     }
-    Ok(bytes.len() / 16 * size_of::<PointRecord>())
+    Ok(bytes.len() / 16 * RECORD)
 }
 
 /// Decodes a PNG to rgb8, checking it has the size its header announced at scan time.
+/// An 8-bit RGB, non-interlaced PNG (every KITTI image, every export) is decoded row by row
+/// straight into the returned buffer (no zero-filled frame first); any other kind goes
+/// through `image`'s conversion to rgb8.
 pub(crate) fn read_png(path: &Path, width: u32, height: u32) -> Result<Vec<u8>, LogError> {
+    let Some(mut rows) = PngRows::open(path, width, height)? else {
+        return read_png_any(path, width, height);
+    };
+    let mut rgb = Vec::with_capacity(rows.rgb_len());
+    while let Some(row) = rows.next_row()? {
+        rgb.extend_from_slice(row);
+    }
+    Ok(rgb)
+}
+
+/// Writes a PNG as a camera payload (see [`write_rgb`]), its rows pushed into `sink` as they
+/// are decoded: no frame buffer between the decoder and the slot. Decodes as [`read_png`].
+pub(crate) fn write_png(
+    path: &Path,
+    width: u32,
+    height: u32,
+    sink: &mut (impl PayloadSink + ?Sized),
+) -> Result<usize, WriteError> {
+    let Some(mut rows) = PngRows::open(path, width, height)? else {
+        return Ok(write_rgb(width, height, &read_png_any(path, width, height)?, sink)?);
+    };
+    write_rgb(width, height, &[], sink)?;
+    while let Some(row) = rows.next_row()? {
+        sink.push(row)?;
+    }
+    Ok(IMAGE_HEADER_SIZE + rows.rgb_len())
+}
+
+/// The rows of an 8-bit RGB, non-interlaced PNG of the expected size, decoded one at a time.
+struct PngRows<'a> {
+    path: &'a Path,
+    reader: png::Reader<std::io::BufReader<std::fs::File>>,
+    rows_left: u32,
+    row_len: usize,
+}
+
+impl<'a> PngRows<'a> {
+    /// `None` for a PNG of another kind (grey, alpha, 16-bit, interlaced).
+    fn open(path: &'a Path, width: u32, height: u32) -> Result<Option<Self>, LogError> {
+        let file = std::io::BufReader::new(LogError::open_input(path, MAX_FRAME_FILE)?);
+        let mut decoder = png::Decoder::new(file);
+        decoder.set_transformations(png::Transformations::EXPAND);
+        let reader = decoder.read_info().map_err(|e| png_error(path, &e))?;
+        let info = reader.info();
+        let (w, h, interlaced) = (info.width, info.height, info.interlaced);
+        if interlaced || reader.output_color_type() != (png::ColorType::Rgb, png::BitDepth::Eight) {
+            return Ok(None);
+        }
+        check_decoded_size(path, (w, h), width, height)?;
+        Ok(Some(Self { path, reader, rows_left: h, row_len: w as usize * 3 }))
+    }
+
+    /// Bytes of rgb8 the image decodes to.
+    fn rgb_len(&self) -> usize {
+        self.row_len * self.reader.info().height as usize
+    }
+
+    /// The next row, `None` after the last.
+    fn next_row(&mut self) -> Result<Option<&[u8]>, LogError> {
+        if self.rows_left == 0 {
+            return Ok(None);
+        }
+        self.rows_left -= 1;
+        match self.reader.next_row() {
+            Ok(Some(row)) if row.data().len() == self.row_len => Ok(Some(row.data())),
+            Ok(_) => Err(png_error(self.path, &"image data ends early")),
+            Err(e) => Err(png_error(self.path, &e)),
+        }
+    }
+}
+
+fn png_error(path: &Path, e: &dyn std::fmt::Display) -> LogError {
+    LogError::kitti(path, None, None, format!("cannot decode image: {e}"))
+}
+
+/// [`read_png`] for any PNG `image` reads, converted to rgb8.
+fn read_png_any(path: &Path, width: u32, height: u32) -> Result<Vec<u8>, LogError> {
     let img = image::ImageReader::new(std::io::BufReader::new(LogError::open_input(path, MAX_FRAME_FILE)?))
         .with_guessed_format()
         .map_err(|e| LogError::io(path, "read", e))?
         .decode()
-        .map_err(|e| LogError::kitti(path, None, None, format!("cannot decode image: {e}")))?
+        .map_err(|e| png_error(path, &e))?
         .into_rgb8();
-    if img.width() != width || img.height() != height {
+    check_decoded_size(path, img.dimensions(), width, height)?;
+    Ok(img.into_raw())
+}
+
+fn check_decoded_size(path: &Path, (w, h): (u32, u32), width: u32, height: u32) -> Result<(), LogError> {
+    if (w, h) != (width, height) {
         return Err(LogError::kitti(
             path,
             None,
             None,
-            format!("decoded {}×{}, header said {width}×{height}", img.width(), img.height()),
+            format!("decoded {w}×{h}, header said {width}×{height}"),
         ));
     }
-    Ok(img.into_raw())
+    Ok(())
 }
 
 /// Writes an rgb8 image as a camera payload without labels.
@@ -433,5 +525,47 @@ R0_rect: 1 0 0 0 1 0 0 0 1\nTr_velo_to_cam: 0 -1 0 0 0 0 -1 -0.07 1 0 0 -0.27\n 
         let hit = set.project_point(x).unwrap();
         assert!((hit.u - h.x / h.z).abs() < 1e-9 && (hit.v - h.y / h.z).abs() < 1e-9);
         assert!((hit.depth - h.z).abs() < 1e-9);
+    }
+
+    /// The row-by-row decode gives `image`'s rgb8 exactly: real KITTI frames (when
+    /// `../shared/data` is present), and written RGB, grey and RGBA images (the last two through
+    /// the fallback).
+    #[test]
+    fn png_rows_match_image_decode() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, h) = (37u32, 11u32);
+        let px = |i: u32, k: u32| ((i * 7 + k * 31) % 251) as u8;
+        let mut files = Vec::new();
+        for (name, color, channels) in [
+            ("rgb.png", image::ColorType::Rgb8, 3),
+            ("grey.png", image::ColorType::L8, 1),
+            ("rgba.png", image::ColorType::Rgba8, 4),
+        ] {
+            let data: Vec<u8> = (0..w * h * channels).map(|i| px(i, channels)).collect();
+            let path = dir.path().join(name);
+            image::save_buffer_with_format(&path, &data, w, h, color, image::ImageFormat::Png).unwrap();
+            files.push((path, w, h));
+        }
+        let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/kitti/image_2");
+        match std::fs::read_dir(&real) {
+            Ok(rd) => {
+                for e in rd {
+                    let path = e.unwrap().path();
+                    let (w, h) = png_size(&path).unwrap();
+                    files.push((path, w, h));
+                }
+            }
+            Err(_) => eprintln!("note: {} absent, real KITTI images not checked", real.display()),
+        }
+        for (path, w, h) in &files {
+            assert_eq!(
+                read_png(path, *w, *h).unwrap(),
+                read_png_any(path, *w, *h).unwrap(),
+                "{}",
+                path.display()
+            );
+            let e = read_png(path, *w + 1, *h).unwrap_err().to_string();
+            assert!(e.contains(&format!("decoded {w}×{h}, header said {}×{h}", w + 1)), "{e}");
+        }
     }
 }

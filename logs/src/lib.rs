@@ -95,10 +95,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use calib::{CalibrationSet, SensorName};
-use shared::frames::{PayloadSink, SinkFull};
+use shared::frames::PayloadSink;
 use shared::{CalibEpoch, StreamKind, TimestampNs};
 
-pub use error::LogError;
+pub use error::{LogError, WriteError};
 pub use kitti_cameras::{kitti_cameras, KittiCamera, KittiRigFrame};
 pub use kitti_write::{fmt_e12, kitti_calib_text, KittiWriteError, KittiWriter};
 pub use mcap_source::{bag_cameras, BagCamera, BagRig};
@@ -299,7 +299,7 @@ impl LogSource {
     /// [`LogError::Io`] if a file cannot be opened.
     pub fn frames(&self) -> Result<LogFrames, LogError> {
         let inner = match &self.inner {
-            Inner::Kitti(k) => FramesInner::Kitti { index: Arc::clone(k), next: 0 },
+            Inner::Kitti(k) => FramesInner::Kitti { index: Arc::clone(k), next: 0, defer: false },
             Inner::Mcap(m) => FramesInner::Mcap(Box::new(mcap_source::McapFrames::new(Arc::clone(m))?)),
         };
         Ok(LogFrames { inner, done: false })
@@ -427,8 +427,26 @@ pub struct LogFrames {
 
 #[derive(Debug)]
 enum FramesInner {
-    Kitti { index: Arc<kitti::KittiIndex>, next: usize },
+    /// `defer`: images are decoded when written (see [`LogFrames::defer_images`]).
+    Kitti {
+        index: Arc<kitti::KittiIndex>,
+        next: usize,
+        defer: bool,
+    },
     Mcap(Box<mcap_source::McapFrames>),
+}
+
+impl LogFrames {
+    /// A KITTI folder's images are then decoded by [`LogFrame::write_payload`], row by row
+    /// straight into the sink (a ring slot), instead of into a buffer when the frame is read;
+    /// a broken PNG is then reported by the write. Other logs are unchanged.
+    #[must_use]
+    pub fn defer_images(mut self) -> Self {
+        if let FramesInner::Kitti { defer, .. } = &mut self.inner {
+            *defer = true;
+        }
+        self
+    }
 }
 
 impl Iterator for LogFrames {
@@ -439,14 +457,14 @@ impl Iterator for LogFrames {
             return None;
         }
         let item = match &mut self.inner {
-            FramesInner::Kitti { index, next } => {
+            FramesInner::Kitti { index, next, defer } => {
                 // Frame i's sweep is item n·i, its cameras' images the n - 1 after it.
                 let n = index.items_per_frame();
                 let i = *next / n;
                 let f = index.frames.get(i)?;
                 let item = *next % n;
                 *next += 1;
-                Some(kitti_frame(index, f, i as u64, item))
+                Some(kitti_frame(index, f, i as u64, item, *defer))
             }
             FramesInner::Mcap(m) => m.next(),
         };
@@ -463,12 +481,17 @@ fn kitti_frame(
     f: &kitti::KittiFrame,
     index: u64,
     item: usize,
+    defer: bool,
 ) -> Result<LogFrame, LogError> {
     let (stream, sensor, body) = match item.checked_sub(1) {
         Some(c) => {
             let i = &f.images[c];
-            let rgb = kitti::read_png(&i.path, i.width, i.height)?;
-            let body = Body::Rgb { width: i.width, height: i.height, rgb };
+            let (width, height) = (i.width, i.height);
+            let body = if defer {
+                Body::Png { path: i.path.clone(), width, height }
+            } else {
+                Body::Rgb { width, height, rgb: kitti::read_png(&i.path, width, height)? }
+            };
             (StreamKind::Camera, k.cameras[c].clone(), body)
         }
         None => (StreamKind::Lidar, SensorName::lidar(), Body::Velodyne(kitti::read_velodyne(&f.velodyne)?)),
@@ -510,6 +533,12 @@ pub struct LogFrame {
 #[derive(Debug)]
 enum Body {
     Velodyne(Vec<u8>),
+    /// A KITTI image not decoded yet (see [`LogFrames::defer_images`]).
+    Png {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+    },
     Rgb {
         width: u32,
         height: u32,
@@ -533,6 +562,9 @@ impl LogFrame {
         match &self.body {
             Body::Velodyne(b) => b.len() / 16 * size_of::<shared::frames::PointRecord>(),
             Body::Rgb { rgb, .. } => shared::frames::IMAGE_HEADER_SIZE + rgb.len(),
+            Body::Png { width, height, .. } => {
+                shared::frames::IMAGE_HEADER_SIZE + *width as usize * *height as usize * 3
+            }
             Body::RosCloud { layout, .. } => layout.payload_len(),
             Body::RosImage { layout, labels, .. } => {
                 layout.payload_len() + labels.as_ref().map_or(0, |(_, l)| l.labels_len())
@@ -552,25 +584,29 @@ impl LogFrame {
     /// bgra8) then the label plane if recorded. Returns the bytes written.
     ///
     /// # Errors
-    /// [`SinkFull`] if the payload does not fit; the sink may then hold part of it (abandon
-    /// the slot).
-    pub fn write_payload(&self, sink: &mut (impl PayloadSink + ?Sized)) -> Result<usize, SinkFull> {
-        match &self.body {
-            Body::Velodyne(b) => kitti::write_velodyne(b, sink),
-            Body::Rgb { width, height, rgb } => kitti::write_rgb(*width, *height, rgb, sink),
-            Body::RosCloud { msg, layout } => ros::write_cloud(msg, layout, sink),
+    /// [`WriteError::Full`] if the payload does not fit; [`WriteError::Log`] if a deferred
+    /// image does not decode. The sink may then hold part of it (abandon the slot).
+    pub fn write_payload(&self, sink: &mut (impl PayloadSink + ?Sized)) -> Result<usize, WriteError> {
+        Ok(match &self.body {
+            Body::Velodyne(b) => kitti::write_velodyne(b, sink)?,
+            Body::Rgb { width, height, rgb } => kitti::write_rgb(*width, *height, rgb, sink)?,
+            Body::Png { path, width, height } => return kitti::write_png(path, *width, *height, sink),
+            Body::RosCloud { msg, layout } => ros::write_cloud(msg, layout, sink)?,
             Body::RosImage { msg, layout, labels } => {
-                ros::write_image(msg, layout, labels.as_ref().map(|(m, l)| (&m[..], l)), sink)
+                ros::write_image(msg, layout, labels.as_ref().map(|(m, l)| (&m[..], l)), sink)?
             }
-        }
+        })
     }
 
     /// The payload as a new buffer.
-    #[must_use]
-    pub fn to_payload(&self) -> Vec<u8> {
+    ///
+    /// # Errors
+    /// The image's [`LogError`] if it was deferred and does not decode.
+    pub fn to_payload(&self) -> Result<Vec<u8>, LogError> {
         let mut v = Vec::with_capacity(self.payload_len());
-        // A Vec never reports SinkFull.
-        let _ = self.write_payload(&mut v);
-        v
+        match self.write_payload(&mut v) {
+            Ok(_) | Err(WriteError::Full(_)) => Ok(v), // a Vec never fills
+            Err(WriteError::Log(e)) => Err(e),
+        }
     }
 }

@@ -59,7 +59,7 @@ impl LogFrames {
                 .map_err(|e| LogError::io(path, "start a decoding thread", e))
         };
         match self.inner {
-            FramesInner::Kitti { index, next } if !self.done => {
+            FramesInner::Kitti { index, next, .. } if !self.done => {
                 let n = threads.max(1);
                 for w in 0..n {
                     let (tx, rx) = bounded(depth);
@@ -99,9 +99,9 @@ fn run_stream(frames: LogFrames, tx: &Sender<Vec<Item>>) {
 fn decode_kitti(index: &kitti::KittiIndex, first: usize, step: usize, tx: &Sender<Vec<Item>>) {
     for i in (first..index.frames.len()).step_by(step) {
         let f = &index.frames[i];
-        let items = match kitti_frame(index, f, i as u64, 0) {
+        let items = match kitti_frame(index, f, i as u64, 0, false) {
             Ok(sweep) => std::iter::once(Ok(sweep))
-                .chain((1..index.items_per_frame()).map(|c| kitti_frame(index, f, i as u64, c)))
+                .chain((1..index.items_per_frame()).map(|c| kitti_frame(index, f, i as u64, c, false)))
                 .collect(),
             Err(e) => vec![Err(e)],
         };

@@ -99,7 +99,9 @@ fn written_folders_read_back() {
     for (threads, depth) in [(1, 1), (2, 1), (3, 2), (8, 4)] {
         let ahead: Vec<_> =
             src.frames().unwrap().prefetch(threads, depth, &dir).unwrap().collect::<Result<_, _>>().unwrap();
-        let key = |f: &logs::LogFrame| (f.stream, f.stamp, f.epoch, f.index, f.name.clone(), f.to_payload());
+        let key = |f: &logs::LogFrame| {
+            (f.stream, f.stamp, f.epoch, f.index, f.name.clone(), f.to_payload().unwrap())
+        };
         assert_eq!(ahead.iter().map(key).collect::<Vec<_>>(), frames.iter().map(key).collect::<Vec<_>>());
     }
     // A broken image yields the frames before it, then its error once, then ends.
@@ -110,7 +112,7 @@ fn written_folders_read_back() {
     for (k, f) in frames.iter().enumerate() {
         let i = (k / 2) as u32;
         assert_eq!(f.epoch, CalibEpoch(1 + u64::from(i > 0)), "{}", f.name);
-        let payload = f.to_payload();
+        let payload = f.to_payload().unwrap();
         if f.stream == StreamKind::Lidar {
             assert_eq!(lidar_points(&payload).unwrap(), points(i).as_slice());
         } else {
@@ -183,6 +185,11 @@ fn a_second_camera_reads_back_as_camera_3() {
     // Each camera's pixels under its own name.
     for f in src.frames().unwrap().map(Result::unwrap).filter(|f| f.stream == StreamKind::Camera) {
         let want = if f.sensor.as_str() == "camera" { &first_rgb } else { &second_rgb };
-        assert_eq!(camera_image(&f.to_payload()).unwrap().rgb, want.as_slice(), "{}", f.sensor.as_str());
+        assert_eq!(
+            camera_image(&f.to_payload().unwrap()).unwrap().rgb,
+            want.as_slice(),
+            "{}",
+            f.sensor.as_str()
+        );
     }
 }

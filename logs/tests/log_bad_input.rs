@@ -90,7 +90,7 @@ fn replay(path: &Path) -> (Vec<LogFrame>, Option<LogError>) {
     for f in src.frames().unwrap() {
         match f {
             Ok(f) => {
-                assert_eq!(f.to_payload().len(), f.payload_len());
+                assert_eq!(f.to_payload().unwrap().len(), f.payload_len());
                 frames.push(f);
             }
             Err(e) => {
@@ -123,7 +123,7 @@ fn check_frames_valid(got: &[LogFrame], original: &[LogFrame]) {
             .find(|o| o.stream == f.stream && o.stamp == f.stamp)
             .unwrap_or_else(|| panic!("frame {} is not in the original", f.name));
         assert_eq!(o.epoch, f.epoch);
-        assert!(o.to_payload() == f.to_payload(), "{} differs", f.name);
+        assert!(o.to_payload().unwrap() == f.to_payload().unwrap(), "{} differs", f.name);
     }
 }
 
@@ -387,10 +387,10 @@ fn kitti_folder_synthetic_and_broken() {
             ("000005", 200, 3)
         ]
     );
-    let p = frames[0].to_payload();
+    let p = frames[0].to_payload().unwrap();
     let pts = shared::frames::lidar_points(&p).unwrap();
     assert_eq!((pts.len(), pts[3].x, pts[3].intensity, pts[3].instance), (10, 13.0, 0.25, 0));
-    let p = frames[1].to_payload();
+    let p = frames[1].to_payload().unwrap();
     let img = shared::frames::camera_image(&p).unwrap();
     assert_eq!(img.rgb_at(5, 3), Some([5, 3, 7]));
 
@@ -470,4 +470,18 @@ fn kitti_folder_synthetic_and_broken() {
     assert!(items[..3].iter().all(Result::is_ok));
     let e = items[3].as_ref().unwrap_err().to_string();
     assert!(e.contains("000004.png") && e.contains("cannot decode"), "{e}");
+
+    // With the images deferred the same PNG fails when its payload is written, with the same
+    // error; the frames before it write as they read eagerly.
+    let deferred: Vec<_> = src.frames().unwrap().defer_images().collect();
+    assert_eq!(deferred.len(), 4);
+    let deferred: Vec<_> = deferred.into_iter().map(Result::unwrap).collect();
+    for (d, f) in deferred[..3].iter().zip(&items) {
+        assert!(d.to_payload().unwrap() == f.as_ref().unwrap().to_payload().unwrap(), "{}", d.name);
+    }
+    let mut sink = Vec::new();
+    match deferred[3].write_payload(&mut sink) {
+        Err(logs::WriteError::Log(d)) => assert_eq!(d.to_string(), e),
+        other => panic!("expected the decode error, got {other:?}"),
+    }
 }

@@ -28,7 +28,7 @@ struct Stats {
 }
 
 fn project(frame: &LogFrame, set: &CalibrationSet) -> Stats {
-    let payload = frame.to_payload();
+    let payload = frame.to_payload().unwrap();
     assert_eq!(payload.len(), frame.payload_len());
     let points = lidar_points(&payload).unwrap();
     let (mut n, mut su, mut sv, mut sd) = (0usize, 0.0, 0.0, 0.0);
@@ -101,7 +101,7 @@ fn kitti_folder_frames_epochs_and_reference_projection() {
     for f in &frames {
         assert_eq!(f.payload_len(), src.max_payload_len(f.stream).min(f.payload_len()));
         if f.stream == StreamKind::Camera {
-            let p = f.to_payload();
+            let p = f.to_payload().unwrap();
             let img = camera_image(&p).unwrap();
             let set = src.calibration(f.epoch).unwrap();
             assert_eq!((img.header.width, img.header.height), (set.camera().width(), set.camera().height()));
@@ -114,7 +114,7 @@ fn kitti_folder_frames_epochs_and_reference_projection() {
     check_reference(&stats);
 
     // The first in-image point of 000001 (README).
-    let payload = f1.to_payload();
+    let payload = f1.to_payload().unwrap();
     let p0 = lidar_points(&payload).unwrap()[0];
     assert_eq!((p0.x, p0.y, p0.z), (49.52, 22.668, 2.051));
     let hit = src
@@ -185,11 +185,16 @@ fn rosbag_gives_the_same_projection_and_one_epoch() {
         (&frames[3], &kframes[5]),
     ] {
         assert_eq!(bag.stream, kit.stream);
-        assert!(bag.to_payload() == kit.to_payload(), "{} differs from {}", bag.name, kit.name);
+        assert!(
+            bag.to_payload().unwrap() == kit.to_payload().unwrap(),
+            "{} differs from {}",
+            bag.name,
+            kit.name
+        );
     }
     // The bag's projection equals the folder's to rounding.
     let (b, k) = (&sets[0], kitti.calibration(CalibEpoch(2)).unwrap());
-    let payload = frames[2].to_payload();
+    let payload = frames[2].to_payload().unwrap();
     let mut worst: f64 = 0.0;
     for p in lidar_points(&payload).unwrap() {
         let x = Point3::new(f64::from(p.x), f64::from(p.y), f64::from(p.z));

@@ -142,7 +142,7 @@ fn replay(path: &Path) -> (LogSource, Vec<LogFrame>) {
     let frames = src.frames().unwrap().collect::<Result<Vec<_>, _>>().unwrap();
     // The prefetch thread hands out exactly the same frames.
     let ahead = src.frames().unwrap().prefetch(2, 1, path).unwrap().collect::<Result<Vec<_>, _>>().unwrap();
-    let key = |f: &LogFrame| (f.stream, f.stamp, f.epoch, f.index, f.name.clone(), f.to_payload());
+    let key = |f: &LogFrame| (f.stream, f.stamp, f.epoch, f.index, f.name.clone(), f.to_payload().unwrap());
     assert_eq!(ahead.iter().map(key).collect::<Vec<_>>(), frames.iter().map(key).collect::<Vec<_>>());
     (src, frames)
 }
@@ -195,14 +195,14 @@ fn pinhole_drive_round_trips() {
         assert_eq!((f.stream, f.stamp.0, f.epoch.0), (*stream, *stamp, *epoch), "{}", f.name);
         assert_eq!(f.recorded_epoch, Some(f.epoch));
         assert_eq!(f.payload_len(), payload.len());
-        assert!(f.to_payload() == *payload, "payload of {} differs", f.name);
+        assert!(f.to_payload().unwrap() == *payload, "payload of {} differs", f.name);
         if f.stream == StreamKind::Camera {
             assert!(f.has_labels());
-            let p = f.to_payload();
+            let p = f.to_payload().unwrap();
             let v = camera_image(&p).unwrap();
             assert_eq!(v.label_at(3, 0), Some(9 + (f.index as u16)));
         } else {
-            let p = f.to_payload();
+            let p = f.to_payload().unwrap();
             assert_eq!(lidar_points(&p).unwrap()[5].instance, 35 + f.index as u32);
         }
     }
@@ -234,7 +234,7 @@ fn rectified_camera_round_trips_without_labels() {
     assert_eq!(epochs, want);
     assert!(frames.iter().all(|f| !f.has_labels()));
     for (f, e) in frames.iter().zip(&expected) {
-        assert!(f.to_payload() == e.3);
+        assert!(f.to_payload().unwrap() == e.3);
     }
 }
 

@@ -93,7 +93,7 @@ fn point_layouts_are_honoured() {
     let src = LogSource::open(&path).unwrap();
     let f = &frames(&src)[0];
     assert_eq!(f.stream, StreamKind::Lidar);
-    let p = f.to_payload();
+    let p = f.to_payload().unwrap();
     let got: Vec<(f32, f32, f32, f32, u16, u32)> =
         lidar_points(&p).unwrap().iter().map(|p| (p.x, p.y, p.z, p.intensity, p.ring, p.instance)).collect();
     assert_eq!(
@@ -126,7 +126,7 @@ fn big_endian_cdr_messages_decode() {
     let src = LogSource::open(&path).unwrap();
     let fs = frames(&src);
     assert_eq!(fs.len(), 2);
-    let p = fs[0].to_payload();
+    let p = fs[0].to_payload().unwrap();
     assert_eq!(lidar_points(&p).unwrap()[2].x, 7.0);
     // The point straight ahead of the camera hits the principal point.
     let hit = src.calibrations()[0].project_point(Point3::new(5.0, 0.0, 0.0)).unwrap();
@@ -177,7 +177,7 @@ fn image_encodings_become_rgb8() {
         bag_with(&path, vec![simple_cloud(T0, "velo", 2)], vec![img]);
         let src = LogSource::open(&path).unwrap();
         let fs = frames(&src);
-        let p = fs[1].to_payload();
+        let p = fs[1].to_payload().unwrap();
         let v = camera_image(&p).unwrap();
         assert_eq!((v.header.width, v.header.height, v.header.has_labels), (4, 3, 0));
         for y in 0..3 {

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use logs::{LogError, LogFormat, LogFrame, LogOptions, OpenedLog};
+use logs::{LogError, LogFormat, LogFrame, LogOptions, OpenedLog, WriteError};
 use shared::ring::{FrameMeta, RingWriter};
 use shared::scoreboard::ProducerScoreboard;
 use shared::TimestampNs;
@@ -61,7 +61,8 @@ const PREFETCH_DEPTH: usize = 2;
 fn frames(log: &OpenedLog) -> Result<Box<dyn Iterator<Item = Result<LogFrame, LogError>>>, LogError> {
     let frames = log.frames()?;
     Ok(match log.source().format() {
-        LogFormat::Kitti => Box::new(frames),
+        // Each image decoded row by row straight into its slot (`write_payload`).
+        LogFormat::Kitti => Box::new(frames.defer_images()),
         LogFormat::Mcap { .. } => Box::new(frames.prefetch(1, PREFETCH_DEPTH, log.source().path())?),
     })
 }
@@ -98,7 +99,11 @@ pub fn run(run: &Path) -> Result<(), CliError> {
             wait_for_readers(writer, *readers, u64::from(PRODUCER_SLOTS) - 2, &stop, &mut stalled);
         }
         let mut loan = writer.loan();
-        frame.write_payload(&mut loan).map_err(|e| CliError::internal(format!("{}: {e}", frame.name)))?;
+        frame.write_payload(&mut loan).map_err(|e| match e {
+            // A deferred KITTI image that does not decode: bad input, reported as read.
+            WriteError::Log(e) => CliError::input(e.to_string()),
+            WriteError::Full(e) => CliError::internal(format!("{}: {e}", frame.name)),
+        })?;
         loan.commit(FrameMeta { capture: t, epoch: frame.epoch });
         let mut board = ProducerScoreboard::read(writer);
         board.epoch = frame.epoch;
