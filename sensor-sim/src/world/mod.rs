@@ -277,7 +277,7 @@ impl World {
 
     /// Index into [`GROUND_MATERIALS`] at (x, y).
     #[inline]
-    fn ground_material(&self, x: f64, y: f64) -> u8 {
+    pub(crate) fn ground_material(&self, x: f64, y: f64) -> u8 {
         self.ground_map().material(x, y)
     }
 
