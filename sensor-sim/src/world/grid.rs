@@ -150,8 +150,22 @@ pub fn intersect(shape: &Shape, o: [f64; 3], d: [f64; 3], t_max: f64) -> Option<
 /// A shape with its yaw's sine and cosine precomputed.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum FastShape {
-    Box { centre: [f64; 3], half: [f64; 3], c: f64, s: f64 },
-    Cylinder { x: f64, y: f64, z0: f64, z1: f64, r: f64 },
+    /// `reach2`: the square of a radius (with a margin) about `centre` in x-y that holds the
+    /// box's footprint.
+    Box {
+        centre: [f64; 3],
+        half: [f64; 3],
+        c: f64,
+        s: f64,
+        reach2: f64,
+    },
+    Cylinder {
+        x: f64,
+        y: f64,
+        z0: f64,
+        z1: f64,
+        r: f64,
+    },
 }
 
 impl From<Shape> for FastShape {
@@ -159,19 +173,39 @@ impl From<Shape> for FastShape {
         match shape {
             Shape::Box { centre, half, yaw } => {
                 let (s, c) = yaw.sin_cos();
-                Self::Box { centre, half, c, s }
+                // A relative and an absolute margin far above the rounding of the test.
+                let reach = half[0].hypot(half[1]) * (1.0 + 1e-6) + 1e-6;
+                Self::Box { centre, half, c, s, reach2: reach * reach }
             }
             Shape::Cylinder { x, y, z0, z1, r } => Self::Cylinder { x, y, z0, z1, r },
         }
     }
 }
 
+/// Whether the ray from `o` along `d` certainly misses, or meets only behind its origin, a
+/// footprint within `√reach2` of a centre at `-(rx, ry)` from `o` in x-y: a test without a
+/// division that spares most boxes a cell lists the slab test (conservative: when it says
+/// so, the slab test finds no hit with t > 0 either, so results do not change).
+#[inline(always)]
+fn misses_footprint(rx: f64, ry: f64, d: [f64; 3], reach2: f64) -> bool {
+    // |d_xy|², and the ray line's offset from the centre times |d_xy| (cross) and its
+    // distance along the ray to the centre's foot times |d_xy| (along).
+    let a2 = d[0] * d[0] + d[1] * d[1];
+    let cross = rx * d[1] - ry * d[0];
+    let along = -(rx * d[0] + ry * d[1]);
+    let r2a2 = reach2 * a2;
+    cross * cross > r2a2 || (along < 0.0 && along * along > r2a2)
+}
+
 #[inline]
 fn intersect_fast(shape: &FastShape, o: [f64; 3], d: [f64; 3], t_max: f64) -> Option<(f64, [f64; 3])> {
     const EPS: f64 = 1e-6;
     match *shape {
-        FastShape::Box { centre, half, c, s } => {
+        FastShape::Box { centre, half, c, s, reach2 } => {
             let (rx, ry) = (o[0] - centre[0], o[1] - centre[1]);
+            if misses_footprint(rx, ry, d, reach2) {
+                return None;
+            }
             let lo = [rx * c + ry * s, -rx * s + ry * c, o[2] - centre[2]];
             let ld = [d[0] * c + d[1] * s, -d[0] * s + d[1] * c, d[2]];
             let mut tmin = f64::NEG_INFINITY;
