@@ -16,7 +16,13 @@ pub(super) struct Grid {
     offsets: Vec<u32>,
     items: Vec<u32>,
     zmax: Vec<f32>,
+    /// Per primitive: its bottom and top, widened by [`Z_MARGIN`].
+    zrange: Vec<[f32; 2]>,
 }
+
+/// Margin of the grid's height bounds, metres: far above the rounding of the heights the
+/// traversal computes, so the bounds are conservative.
+const Z_MARGIN: f32 = 1e-3;
 
 /// Grid cell size, metres.
 const CELL: f64 = 4.0;
@@ -86,10 +92,18 @@ impl World {
             let c = iy as usize * g.nx + ix as usize;
             let (a, b) = (g.offsets[c] as usize, g.offsets[c + 1] as usize);
             if a != b {
-                let z_low = (o[2] + d[2] * t_in).min(o[2] + d[2] * t_out);
+                let (z_in, z_out) = (o[2] + d[2] * t_in, o[2] + d[2] * t_out);
+                let (z_low, z_high) = (z_in.min(z_out), z_in.max(z_out));
                 if z_low <= f64::from(g.zmax[c]) {
                     for &pi in &g.items[a..b] {
                         let pi = pi as usize;
+                        // Over this cell the ray passes above or below the primitive: any
+                        // hit on it lies in another cell that lists it, so it is left
+                        // unmarked for that cell to test.
+                        let [bottom, top] = g.zrange[pi];
+                        if z_low > f64::from(top) || z_high < f64::from(bottom) {
+                            continue;
+                        }
                         if scratch.mailbox[pi] == stamp {
                             continue;
                         }
@@ -294,6 +308,7 @@ impl Grid {
                 offsets: vec![0],
                 items: Vec::new(),
                 zmax: Vec::new(),
+                zrange: Vec::new(),
             };
         }
         let mut lo = [f64::INFINITY; 2];
@@ -327,7 +342,7 @@ impl Grid {
                 for cx in cx0..=cx1 {
                     let c = cy * nx + cx;
                     counts[c + 1] += 1;
-                    zmax[c] = zmax[c].max(top as f32 + 1e-3);
+                    zmax[c] = zmax[c].max(top as f32 + Z_MARGIN);
                 }
             }
         }
@@ -347,7 +362,14 @@ impl Grid {
                 }
             }
         }
-        Self { x0, y0, cell, inv_cell, nx, ny, offsets, items, zmax }
+        let zrange = prims
+            .iter()
+            .map(|p| {
+                let b = p.bounds();
+                [b[2] as f32 - Z_MARGIN, b[5] as f32 + Z_MARGIN]
+            })
+            .collect();
+        Self { x0, y0, cell, inv_cell, nx, ny, offsets, items, zmax, zrange }
     }
 }
 
