@@ -161,25 +161,12 @@ pub fn intersect(shape: &Shape, o: [f64; 3], d: [f64; 3], t_max: f64) -> Option<
     intersect_fast(&FastShape::from(*shape), o, d, t_max)
 }
 
-/// A shape with its yaw's sine and cosine precomputed.
+/// A shape with its yaw's sine and cosine precomputed, and for a box `reach2`: the square
+/// of a radius (with a margin) about `centre` in x-y that holds its footprint.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum FastShape {
-    /// `reach2`: the square of a radius (with a margin) about `centre` in x-y that holds the
-    /// box's footprint.
-    Box {
-        centre: [f64; 3],
-        half: [f64; 3],
-        c: f64,
-        s: f64,
-        reach2: f64,
-    },
-    Cylinder {
-        x: f64,
-        y: f64,
-        z0: f64,
-        z1: f64,
-        r: f64,
-    },
+    Box { centre: [f64; 3], half: [f64; 3], c: f64, s: f64, reach2: f64 },
+    Cylinder { x: f64, y: f64, z0: f64, z1: f64, r: f64 },
 }
 
 impl From<Shape> for FastShape {
