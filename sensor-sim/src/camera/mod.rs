@@ -31,7 +31,7 @@
 
 use crate::scenario::{epoch_rig_at, EpochRig, Scenario};
 use crate::trajectory::Trajectory;
-use crate::world::World;
+use crate::world::{World, GROUND_MATERIALS};
 use bands::{Bands, Poly, Scene};
 use nalgebra::{Matrix3, Point3, Vector3};
 use shared::frames::{ImageHeader, PayloadSink, SinkFull, IMAGE_HEADER_SIZE};
@@ -411,9 +411,34 @@ fn haze_weight(inv_z: f32) -> u32 {
 
 /// Blends towards the haze colour with weight `k` / 256.
 #[inline(always)]
-fn haze_mix(c: [u8; 3], k: u32) -> [u8; 3] {
-    let mix = |v: u8, h: u32| ((u32::from(v) * (256 - k) + h * k) >> 8) as u8;
-    [mix(c[0], HAZE[0]), mix(c[1], HAZE[1]), mix(c[2], HAZE[2])]
+const fn haze_mix(c: [u8; 3], k: u32) -> [u8; 3] {
+    const fn mix(v: u8, h: u32, k: u32) -> u8 {
+        ((v as u32 * (256 - k) + h * k) >> 8) as u8
+    }
+    [mix(c[0], HAZE[0], k), mix(c[1], HAZE[1], k), mix(c[2], HAZE[2], k)]
+}
+
+/// Haze weights a ground pixel can have: 0..=256.
+const HAZE_LEVELS: usize = 257;
+
+/// Every ground material's colour at every haze weight: [`haze_mix`] of
+/// `GROUND_MATERIALS[m].colour` with weight `k` is entry `m · HAZE_LEVELS + k`. A ground pixel
+/// looks its colour up instead of blending it (the same integers, computed at compile time).
+static GROUND_HAZE: [[u8; 3]; GROUND_MATERIALS.len() * HAZE_LEVELS] = {
+    let mut t = [[0u8; 3]; GROUND_MATERIALS.len() * HAZE_LEVELS];
+    let mut i = 0;
+    while i < t.len() {
+        t[i] = haze_mix(GROUND_MATERIALS[i / HAZE_LEVELS].colour, (i % HAZE_LEVELS) as u32);
+        i += 1;
+    }
+    t
+};
+
+/// The hazed colour of ground material `m` (an index into [`GROUND_MATERIALS`]) at haze
+/// weight `k` (0..=256): `haze_mix(GROUND_MATERIALS[m].colour, k)`.
+#[inline(always)]
+fn ground_hazed(m: u8, k: u32) -> [u8; 3] {
+    GROUND_HAZE[usize::from(m) * HAZE_LEVELS + (k as usize).min(HAZE_LEVELS - 1)]
 }
 
 #[inline(always)]

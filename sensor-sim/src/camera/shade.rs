@@ -8,7 +8,7 @@
 //! loop would (no reassociation, no fused multiply-add), so the bytes are the same.
 
 use super::bands::{BandOut, Scene};
-use super::{haze_mix, haze_weight, sky};
+use super::{ground_hazed, haze_weight, sky};
 use crate::world::{GROUND_ID, SKY_ID};
 
 /// One output row's pixels that no face covers, with their intermediates; reused row after
@@ -118,13 +118,13 @@ fn ground_rays(scene: &Scene, rows: &mut RowBufs) {
 /// otherwise.
 fn background(scene: &Scene, rows: &RowBufs, rgb: &mut [u8], label: &mut [u8]) {
     let (cx, cy, cz) = scene.centre;
-    let world = &*scene.world;
+    let ground_material = scene.world.ground_materials();
     let n = rows.n;
     let px = rows.at[..n].iter().zip(&rows.dz).zip(rows.ox.iter().zip(&rows.oy).zip(&rows.k));
     for ((&i, &dz), ((&ox, &oy), &k)) in px {
         let (c, l) = if dz < -1e-6 && cz > 0.0 {
-            let g = world.ground_at(cx + f64::from(ox), cy + f64::from(oy));
-            (haze_mix(g.colour, k), GROUND_ID)
+            let m = ground_material(cx + f64::from(ox), cy + f64::from(oy));
+            (ground_hazed(m, k), GROUND_ID)
         } else {
             // Gradient on the ray's (unnormalised) rise: close enough to the elevation's
             // sine within the field of view, and no square root.

@@ -275,6 +275,13 @@ impl World {
         GROUND_MATERIALS[usize::from(self.ground_material(x, y))]
     }
 
+    /// The lookup of [`World::ground_material`] with the map fetched once: for a caller
+    /// that looks up many points in a row (the camera's ground pixels).
+    pub(crate) fn ground_materials(&self) -> impl Fn(f64, f64) -> u8 + '_ {
+        let map = self.ground_map();
+        move |x, y| map.material(x, y)
+    }
+
     /// Index into [`GROUND_MATERIALS`] at (x, y).
     #[inline]
     fn ground_material(&self, x: f64, y: f64) -> u8 {
