@@ -51,7 +51,8 @@
 //! practice as above, and a torn one could only be seen by a read that overlaps the write,
 //! which the seqlock refuses). *What changes is the ordering the argument took from TSO*:
 //! non-temporal stores are weakly ordered, against earlier and later stores alike (Intel SDM
-//! vol. 3A §9.2.2; AMD APM vol. 2 §7.4.2), so without more a reader could see a streamed word
+//! vol. 3A, "Memory Ordering in P6 and More Recent Processor Families"; the `SFENCE` entries
+//! of Intel SDM vol. 2 and AMD APM vol. 3), so without more a reader could see a streamed word
 //! before the odd sequence word, or the closing even one before a streamed word, and accept a
 //! torn copy. The kernel therefore brackets its stores with `sfence` on both sides: the
 //! first makes every earlier store (the odd word of `write_begin`) globally visible before
