@@ -317,6 +317,45 @@ mod avx2 {
         };
     }
 
+    /// The copy kernel with `$store` (`vmovdqu`, or `vmovntdq` for streaming stores) as its
+    /// store instruction: `quads` 32-byte vectors from `$src` to `$dst`, each folded into
+    /// `$lanes`.
+    macro_rules! copy_kernel {
+        ($store:literal, $src:expr, $dst:expr, $quads:expr, $lanes:expr) => {
+            kernel!(
+                $lanes,
+                four: [
+                    "vmovdqu ymm3, ymmword ptr [rsi]",
+                    "vmovdqu ymm4, ymmword ptr [rsi + 32]",
+                    "vmovdqu ymm5, ymmword ptr [rsi + 64]",
+                    "vmovdqu ymm6, ymmword ptr [rsi + 96]",
+                    concat!($store, " ymmword ptr [rdi], ymm3"),
+                    concat!($store, " ymmword ptr [rdi + 32], ymm4"),
+                    concat!($store, " ymmword ptr [rdi + 64], ymm5"),
+                    concat!($store, " ymmword ptr [rdi + 96], ymm6"),
+                    "vpxor ymm3, ymm3, ymm2",
+                    "vpxor ymm4, ymm4, ymm2",
+                    "vpxor ymm5, ymm5, ymm2",
+                    "vpxor ymm6, ymm6, ymm2",
+                    fold4!(),
+                    "add rsi, 128",
+                    "add rdi, 128",
+                ],
+                one: [
+                    "vmovdqu ymm3, ymmword ptr [rsi]",
+                    concat!($store, " ymmword ptr [rdi], ymm3"),
+                    "vpxor ymm3, ymm3, ymm2",
+                    fold1!(),
+                    "add rsi, 32",
+                    "add rdi, 32",
+                ],
+                inout("rsi") $src => _,
+                inout("rdi") $dst => _,
+                inout("rcx") $quads => _,
+            )
+        };
+    }
+
     /// Copies `quads` 32-byte vectors from `src` to `dst`, folding each into `lanes`.
     ///
     /// # Safety
@@ -329,39 +368,7 @@ mod avx2 {
         // bytes each; `lanes` is 64 valid bytes. The block touches no other memory, keeps the
         // stack untouched, and clobbers only the registers declared (all vector registers,
         // via the C ABI, so `vzeroupper` cannot destroy a live value of the compiler's).
-        unsafe {
-            kernel!(
-                lanes.as_mut_ptr(),
-                four: [
-                    "vmovdqu ymm3, ymmword ptr [rsi]",
-                    "vmovdqu ymm4, ymmword ptr [rsi + 32]",
-                    "vmovdqu ymm5, ymmword ptr [rsi + 64]",
-                    "vmovdqu ymm6, ymmword ptr [rsi + 96]",
-                    "vmovdqu ymmword ptr [rdi], ymm3",
-                    "vmovdqu ymmword ptr [rdi + 32], ymm4",
-                    "vmovdqu ymmword ptr [rdi + 64], ymm5",
-                    "vmovdqu ymmword ptr [rdi + 96], ymm6",
-                    "vpxor ymm3, ymm3, ymm2",
-                    "vpxor ymm4, ymm4, ymm2",
-                    "vpxor ymm5, ymm5, ymm2",
-                    "vpxor ymm6, ymm6, ymm2",
-                    fold4!(),
-                    "add rsi, 128",
-                    "add rdi, 128",
-                ],
-                one: [
-                    "vmovdqu ymm3, ymmword ptr [rsi]",
-                    "vmovdqu ymmword ptr [rdi], ymm3",
-                    "vpxor ymm3, ymm3, ymm2",
-                    fold1!(),
-                    "add rsi, 32",
-                    "add rdi, 32",
-                ],
-                inout("rsi") src => _,
-                inout("rdi") dst => _,
-                inout("rcx") quads => _,
-            );
-        }
+        unsafe { copy_kernel!("vmovdqu", src, dst, quads, lanes.as_mut_ptr()) };
     }
 
     /// [`copy_sum`] with streaming (non-temporal) stores, fenced on both sides: every store
@@ -381,37 +388,7 @@ mod avx2 {
         // the kernel (as `copy_sum`'s, `dst` 32-aligned for `vmovntdq`).
         unsafe {
             asm!("sfence", options(nostack, preserves_flags));
-            kernel!(
-                lanes.as_mut_ptr(),
-                four: [
-                    "vmovdqu ymm3, ymmword ptr [rsi]",
-                    "vmovdqu ymm4, ymmword ptr [rsi + 32]",
-                    "vmovdqu ymm5, ymmword ptr [rsi + 64]",
-                    "vmovdqu ymm6, ymmword ptr [rsi + 96]",
-                    "vmovntdq ymmword ptr [rdi], ymm3",
-                    "vmovntdq ymmword ptr [rdi + 32], ymm4",
-                    "vmovntdq ymmword ptr [rdi + 64], ymm5",
-                    "vmovntdq ymmword ptr [rdi + 96], ymm6",
-                    "vpxor ymm3, ymm3, ymm2",
-                    "vpxor ymm4, ymm4, ymm2",
-                    "vpxor ymm5, ymm5, ymm2",
-                    "vpxor ymm6, ymm6, ymm2",
-                    fold4!(),
-                    "add rsi, 128",
-                    "add rdi, 128",
-                ],
-                one: [
-                    "vmovdqu ymm3, ymmword ptr [rsi]",
-                    "vmovntdq ymmword ptr [rdi], ymm3",
-                    "vpxor ymm3, ymm3, ymm2",
-                    fold1!(),
-                    "add rsi, 32",
-                    "add rdi, 32",
-                ],
-                inout("rsi") src => _,
-                inout("rdi") dst => _,
-                inout("rcx") quads => _,
-            );
+            copy_kernel!("vmovntdq", src, dst, quads, lanes.as_mut_ptr());
             asm!("sfence", options(nostack, preserves_flags));
         }
     }
