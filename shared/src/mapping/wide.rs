@@ -32,8 +32,37 @@
 //! the seqlock refuses anyway: this is the P1478 / RFC 3301 model, atomic per *byte*, which is
 //! all a seqlock reader needs. x86-64 is TSO: loads are not reordered with loads, nor stores
 //! with stores, so the writer's data stores stay between its odd store and its closing
-//! Release store in every other core's view; no non-temporal or string instruction is used
-//! (their stores are weakly ordered).
+//! Release store in every other core's view. No string instruction is used; the one
+//! non-temporal kernel (below) restores this ordering with fences of its own.
+//!
+//! **Streaming stores for large appends.** An append of at least [`stream_min`] bytes
+//! (default 2 MiB, the writer core's L2; `EPOCHFUSE_STREAM_MIN=<bytes>` changes it) is
+//! stored with `vmovntdq` instead of `vmovdqu`. Why: a ring writes each frame into the slot
+//! after the last one, which for frames this large has left every cache since the ring last
+//! came round (4 slots of 4 MiB are 16 MiB); an ordinary store to a cold line first reads it
+//! from memory (read for ownership), so the copy-in costs a memory read and a write per
+//! byte. A streaming store writes whole lines without reading them. (A pool that hands the
+//! writer back the buffer the reader just released, as iceoryx2's does, stays cache-hot
+//! instead; a ring cannot, its readers may still be reading the older slots.) Below the
+//! threshold the frame can still be in the writer's caches when the reader reads it, and
+//! streaming it to memory would make the reader's pass slower: measured, `docs/benchmarks.md`.
+//! *The claim is the same*: Relaxed `AtomicU64` stores of the words of the range (aligned
+//! 32-byte stores of whole quads; each aligned quadword inside is written as one, the same
+//! practice as above, and a torn one could only be seen by a read that overlaps the write,
+//! which the seqlock refuses). *What changes is the ordering the argument took from TSO*:
+//! non-temporal stores are weakly ordered, against earlier and later stores alike (Intel SDM
+//! vol. 3A, "Memory Ordering in P6 and More Recent Processor Families"; the `SFENCE` entries
+//! of Intel SDM vol. 2 and AMD APM vol. 3), so without more a reader could see a streamed word
+//! before the odd sequence word, or the closing even one before a streamed word, and accept a
+//! torn copy. The kernel therefore brackets its stores with `sfence` on both sides: the
+//! first makes every earlier store (the odd word of `write_begin`) globally visible before
+//! any streamed store, the second every streamed store globally visible before any later
+//! store (the frame header, `write_end`'s Release store). Between the two fences the streamed
+//! stores are, in every other core's view, where the Release fence of `write_begin` and the
+//! Release store of `write_end` put Relaxed stores, and Boehm's argument below holds as it
+//! does for the ordinary kernel. The fences are asm blocks without `nomem`, so the compiler
+//! keeps them, and the kernel, in program order with every other memory access. Readers are
+//! unchanged (ordinary loads; the lines come from memory).
 //!
 //! **Why the seqlock's fences still order it.** The asm blocks are not `pure`, `nomem` or
 //! `readonly`: to the compiler each may read and write any memory, so it is never moved,
@@ -108,24 +137,52 @@ pub(crate) fn load_summed(src: &[AtomicU64], dst: &mut [u8], sum: &mut Checksum)
     *sum = Checksum::from_lanes(a, b);
 }
 
+/// Appends of at least this many bytes are stored with streaming (non-temporal) stores; see
+/// the module docs. `EPOCHFUSE_STREAM_MIN=<bytes>` overrides the default (2 MiB), e.g. to
+/// measure one kind of store against the other.
+#[must_use]
+pub fn stream_min() -> usize {
+    static MIN: OnceLock<usize> = OnceLock::new();
+    *MIN.get_or_init(|| {
+        std::env::var("EPOCHFUSE_STREAM_MIN").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(2 << 20)
+    })
+}
+
 /// Stores the private bytes `src` (`8 * dst.len()` of them, little-endian words) into the
-/// shared words `dst` (whole quads, the first at checksum lane 0) and folds them into `sum`.
+/// shared words `dst` (whole quads, the first at checksum lane 0) and folds them into `sum`;
+/// with streaming stores from [`stream_min`] bytes on.
 ///
 /// # Panics
 /// As [`load_summed`].
 #[inline]
 pub(crate) fn store_summed(dst: &[AtomicU64], src: &[u8], sum: &mut Checksum) {
+    store_summed_as(dst, src, sum, src.len() >= stream_min());
+}
+
+/// [`store_summed`] with the kind of store chosen by the caller: `streaming` uses the
+/// non-temporal kernel where the wide kernels run and `dst` is 32-aligned (slot payloads are
+/// 64-aligned and appends store whole quads from a quad boundary, so in a ring it is).
+fn store_summed_as(dst: &[AtomicU64], src: &[u8], sum: &mut Checksum, streaming: bool) {
     assert!(dst.len() % 4 == 0 && src.len() == 8 * dst.len(), "wide store of a partial quad");
     #[cfg(target_arch = "x86_64")]
     if enabled() {
         let mut lanes = lanes_of(sum);
-        // SAFETY: as in `load_summed`, with the roles swapped: the kernel reads `src` (private)
-        // and writes `dst`, `dst.len()` shared atomic words, with the Relaxed word stores
-        // argued for in the module docs. Only the slot's single writer calls this.
-        unsafe { avx2::copy_sum(src.as_ptr(), dst.as_ptr().cast_mut().cast(), dst.len() / 4, &mut lanes) };
+        let to: *mut u8 = dst.as_ptr().cast_mut().cast();
+        if streaming && to.align_offset(32) == 0 {
+            // SAFETY: as below; in addition `to` is 32-aligned (checked), as `vmovntdq`
+            // requires, and the kernel fences its streamed stores on both sides (module docs).
+            unsafe { avx2::copy_sum_streaming(src.as_ptr(), to, dst.len() / 4, &mut lanes) };
+        } else {
+            // SAFETY: as in `load_summed`, with the roles swapped: the kernel reads `src`
+            // (private) and writes `dst`, `dst.len()` shared atomic words, with the Relaxed
+            // word stores argued for in the module docs. Only the slot's single writer calls
+            // this.
+            unsafe { avx2::copy_sum(src.as_ptr(), to, dst.len() / 4, &mut lanes) };
+        }
         *sum = Checksum::from_lanes(lanes[0], lanes[1]);
         return;
     }
+    let _ = streaming;
     let (mut a, mut b) = sum.lanes();
     for (chunk, quad) in src.chunks_exact(32).zip(dst.chunks_exact(4)) {
         for lane in 0..4 {
@@ -260,6 +317,45 @@ mod avx2 {
         };
     }
 
+    /// The copy kernel with `$store` (`vmovdqu`, or `vmovntdq` for streaming stores) as its
+    /// store instruction: `quads` 32-byte vectors from `$src` to `$dst`, each folded into
+    /// `$lanes`.
+    macro_rules! copy_kernel {
+        ($store:literal, $src:expr, $dst:expr, $quads:expr, $lanes:expr) => {
+            kernel!(
+                $lanes,
+                four: [
+                    "vmovdqu ymm3, ymmword ptr [rsi]",
+                    "vmovdqu ymm4, ymmword ptr [rsi + 32]",
+                    "vmovdqu ymm5, ymmword ptr [rsi + 64]",
+                    "vmovdqu ymm6, ymmword ptr [rsi + 96]",
+                    concat!($store, " ymmword ptr [rdi], ymm3"),
+                    concat!($store, " ymmword ptr [rdi + 32], ymm4"),
+                    concat!($store, " ymmword ptr [rdi + 64], ymm5"),
+                    concat!($store, " ymmword ptr [rdi + 96], ymm6"),
+                    "vpxor ymm3, ymm3, ymm2",
+                    "vpxor ymm4, ymm4, ymm2",
+                    "vpxor ymm5, ymm5, ymm2",
+                    "vpxor ymm6, ymm6, ymm2",
+                    fold4!(),
+                    "add rsi, 128",
+                    "add rdi, 128",
+                ],
+                one: [
+                    "vmovdqu ymm3, ymmword ptr [rsi]",
+                    concat!($store, " ymmword ptr [rdi], ymm3"),
+                    "vpxor ymm3, ymm3, ymm2",
+                    fold1!(),
+                    "add rsi, 32",
+                    "add rdi, 32",
+                ],
+                inout("rsi") $src => _,
+                inout("rdi") $dst => _,
+                inout("rcx") $quads => _,
+            )
+        };
+    }
+
     /// Copies `quads` 32-byte vectors from `src` to `dst`, folding each into `lanes`.
     ///
     /// # Safety
@@ -272,38 +368,28 @@ mod avx2 {
         // bytes each; `lanes` is 64 valid bytes. The block touches no other memory, keeps the
         // stack untouched, and clobbers only the registers declared (all vector registers,
         // via the C ABI, so `vzeroupper` cannot destroy a live value of the compiler's).
+        unsafe { copy_kernel!("vmovdqu", src, dst, quads, lanes.as_mut_ptr()) };
+    }
+
+    /// [`copy_sum`] with streaming (non-temporal) stores, fenced on both sides: every store
+    /// before the call is globally visible before the first streamed one, every streamed
+    /// one before any store after the call (module docs, "Streaming stores").
+    ///
+    /// # Safety
+    /// As [`copy_sum`], and `dst` must be 32-aligned.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn copy_sum_streaming(
+        src: *const u8,
+        dst: *mut u8,
+        quads: usize,
+        lanes: &mut [[u64; 4]; 2],
+    ) {
+        // SAFETY: `sfence` touches no memory and no register; the caller's contract covers
+        // the kernel (as `copy_sum`'s, `dst` 32-aligned for `vmovntdq`).
         unsafe {
-            kernel!(
-                lanes.as_mut_ptr(),
-                four: [
-                    "vmovdqu ymm3, ymmword ptr [rsi]",
-                    "vmovdqu ymm4, ymmword ptr [rsi + 32]",
-                    "vmovdqu ymm5, ymmword ptr [rsi + 64]",
-                    "vmovdqu ymm6, ymmword ptr [rsi + 96]",
-                    "vmovdqu ymmword ptr [rdi], ymm3",
-                    "vmovdqu ymmword ptr [rdi + 32], ymm4",
-                    "vmovdqu ymmword ptr [rdi + 64], ymm5",
-                    "vmovdqu ymmword ptr [rdi + 96], ymm6",
-                    "vpxor ymm3, ymm3, ymm2",
-                    "vpxor ymm4, ymm4, ymm2",
-                    "vpxor ymm5, ymm5, ymm2",
-                    "vpxor ymm6, ymm6, ymm2",
-                    fold4!(),
-                    "add rsi, 128",
-                    "add rdi, 128",
-                ],
-                one: [
-                    "vmovdqu ymm3, ymmword ptr [rsi]",
-                    "vmovdqu ymmword ptr [rdi], ymm3",
-                    "vpxor ymm3, ymm3, ymm2",
-                    fold1!(),
-                    "add rsi, 32",
-                    "add rdi, 32",
-                ],
-                inout("rsi") src => _,
-                inout("rdi") dst => _,
-                inout("rcx") quads => _,
-            );
+            asm!("sfence", options(nostack, preserves_flags));
+            copy_kernel!("vmovntdq", src, dst, quads, lanes.as_mut_ptr());
+            asm!("sfence", options(nostack, preserves_flags));
         }
     }
 
@@ -362,14 +448,24 @@ mod tests {
             let mut only = Checksum::new();
             sum_words(&shared, &mut only);
             assert_eq!(only.finish(src.len() as u64), checksum_bytes(&src));
-            let target = words(&vec![0u8; src.len()]);
-            let mut stored = Checksum::new();
-            store_summed(&target, &src, &mut stored);
-            assert_eq!(stored.finish(src.len() as u64), checksum_bytes(&src));
-            assert!(target
-                .iter()
-                .zip(&shared)
-                .all(|(a, b)| a.load(Ordering::Relaxed) == b.load(Ordering::Relaxed)));
+            for streaming in [false, true] {
+                // 32-aligned target words (a Vec<AtomicU64> is only 8-aligned): streaming
+                // stores need it, and an unaligned target takes the ordinary kernel.
+                let backing: Vec<[AtomicU64; 4]> =
+                    (0..quads + 1).map(|_| std::array::from_fn(|_| AtomicU64::new(0))).collect();
+                let flat: &[AtomicU64] = backing.as_flattened();
+                let skip = flat.as_ptr().align_offset(32).min(4);
+                for target in [&flat[skip..skip + 4 * quads], &flat[skip + 1..skip + 1 + 4 * quads]] {
+                    target.iter().for_each(|w| w.store(0, Ordering::Relaxed));
+                    let mut stored = Checksum::new();
+                    store_summed_as(target, &src, &mut stored, streaming);
+                    assert_eq!(stored.finish(src.len() as u64), checksum_bytes(&src), "{quads} quads");
+                    assert!(target
+                        .iter()
+                        .zip(&shared)
+                        .all(|(a, b)| a.load(Ordering::Relaxed) == b.load(Ordering::Relaxed)));
+                }
+            }
         }
     }
 }
