@@ -187,3 +187,29 @@ fn a_streaming_read_validates_with_the_checksum_folded_in() {
     });
     assert!(matches!(res, InPlace::Rejected(ReadOutcome::Overrun { .. })), "{res:?}");
 }
+
+/// The one-copy form: `read_at_words` hands back exactly the payload's words (the last one
+/// zero-padded) and judges as the second pass does (a scribble, a lapped slot).
+#[test]
+fn words_read_into_a_buffer_are_the_frame_or_nothing() {
+    for len in [0usize, 5, 32, 77, 200, 256] {
+        let (_d, path, mut w, r) = ring(2);
+        let seq = write_frame(&mut w, len);
+        let res = r.read_at_words(seq, vec![7; 1000]);
+        let want: Vec<u64> = (0..len.div_ceil(8)).map(|i| common_word(&pattern(seq.0, len), i)).collect();
+        assert_eq!(res.frame().map(|(i, words)| (i.len, words)), Some((len, want)), "len {len}");
+        if len > 8 {
+            let seg = Segment::attach(&path, Some(StreamKind::Lidar)).unwrap();
+            let off = seg.slot_offset_for(seq) + layout::SLOT_OFF_PAYLOAD;
+            seg.map.word(off + 8).fetch_xor(1 << 7, std::sync::atomic::Ordering::Relaxed);
+            let res = r.read_at_words(seq, Vec::new());
+            assert_eq!(res, InPlace::Rejected(ReadOutcome::Invalid(InvalidFrame::ChecksumMismatch)));
+        }
+    }
+    let (_d, _p, mut w, r) = ring(2);
+    let seq = write_frame(&mut w, 64);
+    write_frame(&mut w, 64);
+    write_frame(&mut w, 64); // frame `seq`'s slot now holds a later frame
+    let res = r.read_at_words(seq, Vec::new());
+    assert!(matches!(res, InPlace::Rejected(ReadOutcome::Overrun { .. })), "{res:?}");
+}

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use shared::frames::PayloadSink;
-use shared::ring::{FrameMeta, ReadOutcome, RingReader, RingWriter, SlotView};
+use shared::ring::{FrameMeta, InPlace, ReadOutcome, RingReader, RingWriter, SlotView};
 use shared::{CalibEpoch, FrameSeq, TimestampNs};
 
 /// The self-checking payload of frame `seq`: `len` bytes, every 8-byte word derived from
@@ -50,11 +50,14 @@ pub enum ReadPath {
     InPlace,
     /// `peek_next` for the header, then `read_ref_in_place` on the reference.
     PeekThenRef,
+    /// `peek_next` for the header, then `read_at_words`: the payload's words straight into a
+    /// buffer, the checksum folded into the same loads.
+    PeekThenWords,
 }
 
 impl ReadPath {
     /// Every path, for tests that spread their readers or rounds over them.
-    pub const ALL: [Self; 3] = [Self::CopyOut, Self::InPlace, Self::PeekThenRef];
+    pub const ALL: [Self; 4] = [Self::CopyOut, Self::InPlace, Self::PeekThenRef, Self::PeekThenWords];
 }
 
 /// What the in-place closure computes in the tests: the payload, copied word by word out of
@@ -71,8 +74,15 @@ pub fn read_via(r: &mut RingReader, path: ReadPath, buf: &mut Vec<u8>) -> ReadOu
     let res = match path {
         ReadPath::CopyOut => return r.read_next(buf),
         ReadPath::InPlace => r.read_next_in_place(copy_all),
-        ReadPath::PeekThenRef => match r.peek_next() {
-            Some((frame, _)) => r.read_ref_in_place(frame, copy_all),
+        ReadPath::PeekThenRef | ReadPath::PeekThenWords => match r.peek_next() {
+            Some((frame, _)) if path == ReadPath::PeekThenRef => r.read_ref_in_place(frame, copy_all),
+            Some((frame, _)) => match r.read_at_words(frame.seq(), Vec::new()) {
+                InPlace::Frame(info, words) => {
+                    let bytes = words.iter().flat_map(|w| w.to_le_bytes()).take(info.len).collect();
+                    InPlace::Frame(info, bytes)
+                }
+                InPlace::Rejected(o) => InPlace::Rejected(o),
+            },
             None if r.lag() == 0 => return ReadOutcome::Empty,
             None => return ReadOutcome::Torn,
         },
