@@ -35,7 +35,8 @@ fn digest_copied(r: &RingReader, seq: FrameSeq) -> InPlace<(u64, Option<u64>, us
     match r.read_at_words(seq, Vec::new()) {
         InPlace::Frame(info, words) => {
             let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-            let last = info.len.checked_sub(8).map(|at| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()));
+            let last =
+                info.len.checked_sub(8).map(|at| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()));
             InPlace::Frame(info, (digest_words(words.into_iter()), last, info.len))
         }
         InPlace::Rejected(o) => InPlace::Rejected(o),

@@ -1,0 +1,242 @@
+//! The camera pixels under the projected points (colour and label), sampled from owned bytes
+//! or straight from the camera slot in the one pass that checks the frame.
+//!
+//! From a slot, the samples are taken while the frame streams through in 2 KiB private
+//! chunks (`RingReader::read_at_chunks`, the checksum folded into the same loads): the
+//! points are first sorted by pixel (a counting sort by column, then by row), so that each
+//! sample is served from the chunk in L1 as the stream passes its pixel, instead of one
+//! scattered load from a 2.7 MB frame per sample plus a second pass for the checksum.
+
+use shared::frames::{check_image_header, ImageHeader, ImageView, IMAGE_HEADER_SIZE};
+use zerocopy::{FromBytes, IntoBytes};
+
+/// Per projected point, the colour and label of its pixel, and the image they came from.
+/// Filled whole only by a successful read; a failed read does not hand it back.
+#[derive(Debug, Default)]
+pub struct PixelSamples {
+    /// Colour per point (black outside the image).
+    rgb: Vec<[u8; 3]>,
+    /// Label per point (`None` outside the image or without a label plane).
+    label: Vec<Option<u16>>,
+    /// Whether the image has a label plane.
+    labelled: bool,
+    /// Pixel index per point (meaningful for the points in `order`).
+    px: Vec<u32>,
+    /// The points inside the image, sorted by pixel index.
+    order: Vec<u32>,
+    /// Scratch of the counting sort.
+    tmp: Vec<u32>,
+    counts: Vec<u32>,
+}
+
+impl PixelSamples {
+    /// The colour and label under point `k`.
+    #[must_use]
+    pub fn at(&self, k: usize) -> ([u8; 3], Option<u16>) {
+        (self.rgb.get(k).copied().unwrap_or([0; 3]), self.label.get(k).copied().flatten())
+    }
+
+    /// Whether the image had a label plane.
+    #[must_use]
+    pub fn labelled(&self) -> bool {
+        self.labelled
+    }
+
+    /// Resets for the points `(u, v)` of an image with header `h` (its sides checked: at
+    /// most `MAX_IMAGE_SIDE`, so the pixel indices fit in `u32` and the sort's buckets are
+    /// bounded) and sorts the points inside it by pixel index.
+    fn plan(&mut self, h: &ImageHeader, u: &[f64], v: &[f64]) {
+        let (iw, ih) = (h.width as usize, h.height as usize);
+        let n = u.len().min(v.len());
+        self.labelled = h.has_labels != 0;
+        self.rgb.clear();
+        self.rgb.resize(n, [0; 3]);
+        self.label.clear();
+        self.label.resize(n, None);
+        self.px.clear();
+        self.px.resize(n, 0);
+        self.order.clear();
+        for (k, (&u, &v)) in u.iter().zip(v).enumerate() {
+            let (x, y) = (u as usize, v as usize);
+            if x < iw && y < ih {
+                self.px[k] = (y * iw + x) as u32;
+                self.order.push(k as u32);
+            }
+        }
+        // LSD: by column, then (stably) by row: sorted by pixel index.
+        let px = &self.px;
+        counting_sort(&self.order, &mut self.tmp, &mut self.counts, iw, |k| px[k as usize] as usize % iw);
+        counting_sort(&self.tmp, &mut self.order, &mut self.counts, ih, |k| px[k as usize] as usize / iw);
+    }
+
+    /// Samples an owned image at the points `(u, v)`.
+    pub(crate) fn fill_owned(&mut self, img: &ImageView<'_>, u: &[f64], v: &[f64]) {
+        self.plan(&img.header, u, v);
+        for &k in &self.order {
+            let (k, px) = (k as usize, self.px[k as usize] as usize);
+            if let Some(c) = img.rgb.get(px * 3..px * 3 + 3) {
+                self.rgb[k] = [c[0], c[1], c[2]];
+            }
+            if let Some(l) = img.labels {
+                self.label[k] =
+                    Some(l.get(px * 2..px * 2 + 2).map_or(0, |b| u16::from_le_bytes([b[0], b[1]])));
+            }
+        }
+    }
+}
+
+/// Stable counting sort of `src` into `dst` by `key` (< `buckets`).
+fn counting_sort(
+    src: &[u32],
+    dst: &mut Vec<u32>,
+    counts: &mut Vec<u32>,
+    buckets: usize,
+    key: impl Fn(u32) -> usize,
+) {
+    counts.clear();
+    counts.resize(buckets + 1, 0);
+    for &k in src {
+        counts[key(k) + 1] += 1;
+    }
+    for b in 1..counts.len() {
+        counts[b] += counts[b - 1];
+    }
+    dst.clear();
+    dst.resize(src.len(), 0);
+    for &k in src {
+        let b = key(k);
+        dst[counts[b] as usize] = k;
+        counts[b] += 1;
+    }
+}
+
+/// The sampler's state while a camera frame streams through (`RingReader::read_at_chunks`):
+/// what it computes from the untrusted words is handed back only with a validated frame.
+#[derive(Debug)]
+pub(crate) struct Streamed<'p> {
+    samples: PixelSamples,
+    u: &'p [f64],
+    v: &'p [f64],
+    /// The image header, once read from the first chunk and its sides checked.
+    header: Option<ImageHeader>,
+    /// The last word of the previous chunk (a sample may start there).
+    prev: u64,
+    /// How many of the sorted points have their colour, and their label.
+    next_rgb: usize,
+    next_label: usize,
+}
+
+impl<'p> Streamed<'p> {
+    pub(crate) fn new(samples: PixelSamples, u: &'p [f64], v: &'p [f64]) -> Self {
+        Self { samples, u, v, header: None, prev: 0, next_rgb: 0, next_label: 0 }
+    }
+
+    /// Takes the samples whose bytes end inside the chunk of `words` from word `first`.
+    pub(crate) fn chunk(&mut self, first: usize, words: &[u64]) {
+        if first == 0 && self.header.is_none() {
+            let h = words
+                .get(..IMAGE_HEADER_SIZE / 8)
+                .and_then(|w| ImageHeader::read_from_bytes(w.as_bytes()).ok());
+            // Sides and format now (the length is judged once the frame is validated).
+            if let Some(h) = h.filter(|h| check_image_header(h, usize::MAX).is_ok()) {
+                self.samples.plan(&h, self.u, self.v);
+                self.header = Some(h);
+            }
+        }
+        let Some(h) = self.header else { return };
+        let end = 8 * (first + words.len());
+        let s = &mut self.samples;
+        let word = |i: usize| i.checked_sub(first).map_or(self.prev, |j| words.get(j).copied().unwrap_or(0));
+        while let Some(&k) = s.order.get(self.next_rgb) {
+            let at = IMAGE_HEADER_SIZE + 3 * s.px[k as usize] as usize;
+            if at + 3 > end {
+                break;
+            }
+            let c = bytes_at(word, at).to_le_bytes();
+            s.rgb[k as usize] = [c[0], c[1], c[2]];
+            self.next_rgb += 1;
+        }
+        if s.labelled {
+            let base = IMAGE_HEADER_SIZE + h.rgb_len();
+            while let Some(&k) = s.order.get(self.next_label) {
+                let at = base + 2 * s.px[k as usize] as usize;
+                if at + 2 > end {
+                    break;
+                }
+                s.label[k as usize] = Some(bytes_at(word, at) as u16);
+                self.next_label += 1;
+            }
+        }
+        self.prev = words.last().copied().unwrap_or(0);
+    }
+
+    /// The samples, if the validated frame of `len` bytes is a well-formed image (then every
+    /// sample lay inside it and was taken).
+    pub(crate) fn finish(self, len: usize) -> Option<PixelSamples> {
+        let h = self.header?;
+        check_image_header(&h, len).ok()?;
+        let n = self.samples.order.len();
+        let done = self.next_rgb == n && (!self.samples.labelled || self.next_label == n);
+        done.then_some(self.samples)
+    }
+}
+
+/// The (up to 8) little-endian bytes from byte `at`, from words `word(at / 8)` and the next.
+fn bytes_at(word: impl Fn(usize) -> u64, at: usize) -> u64 {
+    let (i, skip) = (at / 8, at % 8);
+    if skip == 0 {
+        word(i)
+    } else {
+        (word(i) >> (8 * skip)) | (word(i + 1) << (8 * (8 - skip)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::frames::camera_image;
+
+    /// A `w × h` labelled image whose every byte depends on its position.
+    fn image(w: u32, h: u32) -> Vec<u8> {
+        let head = ImageHeader::rgb8_labelled(w, h);
+        let mut b = head.as_bytes().to_vec();
+        b.extend((0..head.rgb_len() + head.labels_len()).map(|i| (i * 7 + i / 251) as u8));
+        b
+    }
+
+    /// The payload's little-endian words, the last one zero-padded.
+    fn words(b: &[u8]) -> Vec<u64> {
+        (0..b.len().div_ceil(8)).map(|i| shared::checksum::word_at(b, i)).collect()
+    }
+
+    #[test]
+    fn streamed_samples_match_the_owned_image_whatever_the_chunking() {
+        let bytes = image(37, 23);
+        let img = camera_image(&bytes).unwrap();
+        // Points all over, outside too, unsorted, some on the same pixel.
+        let u: Vec<f64> = (0..300).map(|k| f64::from((k * 13) % 45) - 3.5).collect();
+        let v: Vec<f64> = (0..300).map(|k| f64::from((k * 29) % 31) - 2.0).collect();
+        let mut owned = PixelSamples::default();
+        owned.fill_owned(&img, &u, &v);
+        let ws = words(&bytes);
+        for chunk in [2, 3, 5, 64, 256, ws.len()] {
+            let mut st = Streamed::new(PixelSamples::default(), &u, &v);
+            for (c, part) in ws.chunks(chunk).enumerate() {
+                st.chunk(c * chunk, part);
+            }
+            let got = st.finish(bytes.len()).expect("a whole image");
+            for k in 0..u.len() {
+                assert_eq!(got.at(k), owned.at(k), "point {k}, chunks of {chunk} words");
+                let (x, y) = (u[k] as usize, v[k] as usize);
+                let inside = x < 37 && y < 23;
+                let label = inside.then(|| img.label_at(x as u32, y as u32)).flatten();
+                let rgb = inside.then(|| img.rgb_at(x as u32, y as u32)).flatten().unwrap_or([0; 3]);
+                assert_eq!(owned.at(k), (rgb, label), "point {k}");
+            }
+        }
+        // A frame shorter than its header says is refused.
+        let mut st = Streamed::new(PixelSamples::default(), &u, &v);
+        st.chunk(0, &ws[..ws.len() - 2]);
+        assert!(st.finish(bytes.len() - 16).is_none());
+    }
+}
