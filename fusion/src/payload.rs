@@ -6,10 +6,11 @@
 //! a [`UseError`]; what was computed from the slot is dropped, never used.
 
 use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
 
 use shared::frames::{camera_image, PointRecord, POINT_RECORD_SIZE};
-use shared::ring::{FrameInfo, FrameRef, InPlace, ReadOutcome, RingReader};
+use shared::ring::{FrameInfo, FrameRef, InPlace, ReadOutcome, RingReader, SlotView};
 use shared::{CalibEpoch, TimestampNs};
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -133,7 +134,7 @@ impl Payload {
     }
 
     /// The camera pixels under the points `(u, v)` (see [`PixelSamples`]): from owned bytes,
-    /// or from the slot in the one pass that verifies it (the checksum folded in); the
+    /// or from the slot during the one pass that verifies it (the checksum's); the
     /// samples come back only if the frame was still there, untorn, when the pass was done
     /// (a failed read drops them).
     ///
@@ -149,7 +150,10 @@ impl Payload {
             Self::Lost(e) => Err(*e),
             Self::Ring(r) => {
                 let state = Streamed::new(samples, u, v);
-                match r.ring.read_at_chunks(r.frame.seq(), state, |st, first, words| st.chunk(first, words)) {
+                let take = |st: &mut Streamed<'_>, view: &SlotView<'_>, words: Range<usize>| {
+                    st.take(words.end, |i| view.load_word(i).unwrap_or(0));
+                };
+                match r.ring.read_at_blocks(r.frame.seq(), state, take) {
                     InPlace::Frame(info, st) if r.same(&info) => st.finish(info.len).ok_or(UseError::Invalid),
                     InPlace::Frame(..) => Err(UseError::Invalid),
                     InPlace::Rejected(o) => Err(use_error(o)),

@@ -1,11 +1,11 @@
 //! The camera pixels under the projected points (colour and label), sampled from owned bytes
 //! or straight from the camera slot in the one pass that checks the frame.
 //!
-//! From a slot, the samples are taken while the frame streams through in 2 KiB private
-//! chunks (`RingReader::read_at_chunks`, the checksum folded into the same loads): the
-//! points are first sorted by pixel (a counting sort by column, then by row), so that each
-//! sample is served from the chunk in L1 as the stream passes its pixel, instead of one
-//! scattered load from a 2.7 MB frame per sample plus a second pass for the checksum.
+//! From a slot, the samples are taken during the checksum's pass over the frame, 4 KiB at a
+//! time (`RingReader::read_at_blocks`): the points are first sorted by pixel (a counting
+//! sort by column, then by row), so that each sample is loaded from a block the pass has
+//! just brought into L1, instead of one scattered load from a 2.7 MB frame per sample plus a
+//! second pass for the checksum.
 
 use shared::frames::{check_image_header, ImageHeader, ImageView, IMAGE_HEADER_SIZE};
 use zerocopy::{FromBytes, IntoBytes};
@@ -110,17 +110,16 @@ fn counting_sort(
     }
 }
 
-/// The sampler's state while a camera frame streams through (`RingReader::read_at_chunks`):
-/// what it computes from the untrusted words is handed back only with a validated frame.
+/// The sampler's state while a camera frame streams through its checked pass
+/// (`RingReader::read_at_blocks`): what it computes from the untrusted words is handed back
+/// only with a validated frame.
 #[derive(Debug)]
 pub(crate) struct Streamed<'p> {
     samples: PixelSamples,
     u: &'p [f64],
     v: &'p [f64],
-    /// The image header, once read from the first chunk and its sides checked.
+    /// The image header, once read and its sides checked.
     header: Option<ImageHeader>,
-    /// The last word of the previous chunk (a sample may start there).
-    prev: u64,
     /// How many of the sorted points have their colour, and their label.
     next_rgb: usize,
     next_label: usize,
@@ -128,15 +127,14 @@ pub(crate) struct Streamed<'p> {
 
 impl<'p> Streamed<'p> {
     pub(crate) fn new(samples: PixelSamples, u: &'p [f64], v: &'p [f64]) -> Self {
-        Self { samples, u, v, header: None, prev: 0, next_rgb: 0, next_label: 0 }
+        Self { samples, u, v, header: None, next_rgb: 0, next_label: 0 }
     }
 
-    /// Takes the samples whose bytes end inside the chunk of `words` from word `first`.
-    pub(crate) fn chunk(&mut self, first: usize, words: &[u64]) {
-        if first == 0 && self.header.is_none() {
-            let h = words
-                .get(..IMAGE_HEADER_SIZE / 8)
-                .and_then(|w| ImageHeader::read_from_bytes(w.as_bytes()).ok());
+    /// Takes the samples whose bytes lie in the payload words `0..end` (those passed so
+    /// far), loading what it needs through `word`.
+    pub(crate) fn take(&mut self, end: usize, word: impl Fn(usize) -> u64) {
+        if self.header.is_none() && end >= IMAGE_HEADER_SIZE / 8 {
+            let h = ImageHeader::read_from_bytes([word(0), word(1)].as_bytes()).ok();
             // Sides and format now (the length is judged once the frame is validated).
             if let Some(h) = h.filter(|h| check_image_header(h, usize::MAX).is_ok()) {
                 self.samples.plan(&h, self.u, self.v);
@@ -144,15 +142,14 @@ impl<'p> Streamed<'p> {
             }
         }
         let Some(h) = self.header else { return };
-        let end = 8 * (first + words.len());
+        let end = 8 * end;
         let s = &mut self.samples;
-        let word = |i: usize| i.checked_sub(first).map_or(self.prev, |j| words.get(j).copied().unwrap_or(0));
         while let Some(&k) = s.order.get(self.next_rgb) {
             let at = IMAGE_HEADER_SIZE + 3 * s.px[k as usize] as usize;
             if at + 3 > end {
                 break;
             }
-            let c = bytes_at(word, at).to_le_bytes();
+            let c = bytes_at(&word, at, 3).to_le_bytes();
             s.rgb[k as usize] = [c[0], c[1], c[2]];
             self.next_rgb += 1;
         }
@@ -163,11 +160,10 @@ impl<'p> Streamed<'p> {
                 if at + 2 > end {
                     break;
                 }
-                s.label[k as usize] = Some(bytes_at(word, at) as u16);
+                s.label[k as usize] = Some(bytes_at(&word, at, 2) as u16);
                 self.next_label += 1;
             }
         }
-        self.prev = words.last().copied().unwrap_or(0);
     }
 
     /// The samples, if the validated frame of `len` bytes is a well-formed image (then every
@@ -181,11 +177,11 @@ impl<'p> Streamed<'p> {
     }
 }
 
-/// The (up to 8) little-endian bytes from byte `at`, from words `word(at / 8)` and the next.
-fn bytes_at(word: impl Fn(usize) -> u64, at: usize) -> u64 {
+/// The `n` (up to 8) little-endian bytes from byte `at`: one word, or two if they straddle.
+fn bytes_at(word: &impl Fn(usize) -> u64, at: usize, n: usize) -> u64 {
     let (i, skip) = (at / 8, at % 8);
-    if skip == 0 {
-        word(i)
+    if skip + n <= 8 {
+        word(i) >> (8 * skip)
     } else {
         (word(i) >> (8 * skip)) | (word(i + 1) << (8 * (8 - skip)))
     }
@@ -221,8 +217,8 @@ mod tests {
         let ws = words(&bytes);
         for chunk in [2, 3, 5, 64, 256, ws.len()] {
             let mut st = Streamed::new(PixelSamples::default(), &u, &v);
-            for (c, part) in ws.chunks(chunk).enumerate() {
-                st.chunk(c * chunk, part);
+            for end in (chunk..ws.len()).step_by(chunk).chain([ws.len()]) {
+                st.take(end, |i| ws[i]);
             }
             let got = st.finish(bytes.len()).expect("a whole image");
             for k in 0..u.len() {
@@ -236,7 +232,7 @@ mod tests {
         }
         // A frame shorter than its header says is refused.
         let mut st = Streamed::new(PixelSamples::default(), &u, &v);
-        st.chunk(0, &ws[..ws.len() - 2]);
+        st.take(ws.len() - 2, |i| ws[i]);
         assert!(st.finish(bytes.len() - 16).is_none());
     }
 }

@@ -76,7 +76,7 @@ fn kill_writer_mid_frame_many_times() {
         let deadline = Instant::now() + Duration::from_secs(60);
         while r.scoreboard().frames_written < start + target {
             assert!(Instant::now() < deadline, "round {round}: child wrote nothing for 60 s");
-            // Each round reads by another path: copy-out, in place, peek then by reference or into words.
+            // Each round reads by another path: copy-out, in place, peek then by reference, into words or by blocks.
             let via = ReadPath::ALL[round as usize % ReadPath::ALL.len()];
             match read_via(&mut r, via, &mut buf) {
                 ReadOutcome::Frame(info) => {

@@ -23,7 +23,9 @@
 //!   A consumer that reads every word in order uses [`RingReader::read_at_streaming`] (word
 //!   by word), [`RingReader::read_at_chunks`] (2 KiB private chunks, for loops that
 //!   vectorise) or [`RingReader::read_at_words`] (every word into the caller's buffer)
-//!   instead: one pass, the checksum folded into its loads.
+//!   instead: one pass, the checksum folded into its loads. A consumer that reads a sparse
+//!   subset in order uses [`RingReader::read_at_blocks`]: the checksum's wide pass, 4 KiB
+//!   at a time, each block handed to the consumer while it is in L1.
 
 use std::ops::Range;
 
@@ -39,6 +41,9 @@ use crate::{CalibEpoch, FrameSeq, Incarnation, TimestampNs};
 
 /// Words per chunk of [`RingReader::read_at_chunks`] (2 KiB, a multiple of a quad).
 pub const CHUNK_WORDS: usize = 256;
+
+/// Words per block of [`RingReader::read_at_blocks`] (4 KiB, a multiple of a quad).
+pub const BLOCK_WORDS: usize = 512;
 
 /// A versioned reference to a frame: "frame #`seq` at slot `slot`", learnt from its header
 /// alone ([`RingReader::peek_next`]) and checked again when it is used
@@ -202,6 +207,30 @@ impl SlotView<'_> {
         }
         if rest > 0 {
             f(full, &buf[..rest]);
+        }
+        sum.finish(self.len as u64)
+    }
+
+    /// Calls `f(words)` for the payload in order, `words` being consecutive ranges of at most
+    /// [`BLOCK_WORDS`] word indices, each just folded into the slot checksum (returned) by the
+    /// wide sum, without a copy: the consumer loads what it wants of a block through
+    /// [`load_word`](Self::load_word) while the block is in L1.
+    fn for_each_block_summed(&self, mut f: impl FnMut(Range<usize>)) -> u64 {
+        let mut sum = Checksum::new();
+        let full = self.len / 32 * 4;
+        let mut first = 0;
+        while first < full {
+            let end = (first + BLOCK_WORDS).min(full);
+            wide::sum_words(&self.words[first..end], &mut sum);
+            f(first..end);
+            first = end;
+        }
+        let n = self.words.len();
+        for i in full..n {
+            sum.add_at(i, self.load_word(i).unwrap_or(0));
+        }
+        if n > full {
+            f(full..n);
         }
         sum.finish(self.len as u64)
     }
@@ -373,6 +402,30 @@ impl RingReader {
         self.in_place_with(seq, |v| {
             let mut state = state;
             let sum = v.for_each_chunk_summed(|first, words| f(&mut state, first, words));
+            (state, Some(sum))
+        })
+    }
+
+    /// One pass for a consumer that reads a sparse subset of the payload in order (samples
+    /// sorted by position): `f(&mut state, &view, words)` is called for consecutive ranges of
+    /// word indices (at most [`BLOCK_WORDS`], 4 KiB) right after the wide sum folded them into
+    /// the checksum, and loads what it needs of them, or of earlier words, through the view
+    /// (no copy; the block is in L1). `state` comes back only with a validated frame.
+    ///
+    /// # Errors
+    /// As [`read_at_in_place`](Self::read_at_in_place).
+    pub fn read_at_blocks<S>(
+        &self,
+        seq: FrameSeq,
+        state: S,
+        mut f: impl FnMut(&mut S, &SlotView<'_>, Range<usize>),
+    ) -> InPlace<S> {
+        if let Some(early) = self.before_at(seq) {
+            return InPlace::Rejected(early);
+        }
+        self.in_place_with(seq, |v| {
+            let mut state = state;
+            let sum = v.for_each_block_summed(|words| f(&mut state, &v, words));
             (state, Some(sum))
         })
     }
