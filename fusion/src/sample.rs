@@ -2,10 +2,10 @@
 //! or straight from the camera slot in the one pass that checks the frame.
 //!
 //! From a slot, the samples are taken during the checksum's pass over the frame, 4 KiB at a
-//! time (`RingReader::read_at_blocks`): the points are first sorted by pixel (a counting
-//! sort by column, then by row), so that each sample is loaded from a block the pass has
-//! just brought into L1, instead of one scattered load from a 2.7 MB frame per sample plus a
-//! second pass for the checksum.
+//! time (`RingReader::read_at_blocks`): the points are first sorted by row (a counting
+//! sort), so that each row's samples are loaded right after the pass has brought the row
+//! into L1, instead of one scattered load from a 2.7 MB frame per sample plus a second pass
+//! for the checksum.
 
 use shared::frames::{check_image_header, ImageHeader, ImageView, IMAGE_HEADER_SIZE};
 use zerocopy::{FromBytes, IntoBytes};
@@ -22,11 +22,12 @@ pub struct PixelSamples {
     labelled: bool,
     /// Pixel index per point (meaningful for the points in `order`).
     px: Vec<u32>,
-    /// The points inside the image, sorted by pixel index.
+    /// The points inside the image, by row.
     order: Vec<u32>,
-    /// Scratch of the counting sort.
+    /// Where row `y`'s points end in `order` (after the counting sort).
+    rows: Vec<u32>,
+    /// The points inside the image, unsorted.
     tmp: Vec<u32>,
-    counts: Vec<u32>,
 }
 
 impl PixelSamples {
@@ -44,7 +45,7 @@ impl PixelSamples {
 
     /// Resets for the points `(u, v)` of an image with header `h` (its sides checked: at
     /// most `MAX_IMAGE_SIDE`, so the pixel indices fit in `u32` and the sort's buckets are
-    /// bounded) and sorts the points inside it by pixel index.
+    /// bounded) and sorts the points inside it by row.
     fn plan(&mut self, h: &ImageHeader, u: &[f64], v: &[f64]) {
         let (iw, ih) = (h.width as usize, h.height as usize);
         let n = u.len().min(v.len());
@@ -55,18 +56,22 @@ impl PixelSamples {
         self.label.resize(n, None);
         self.px.clear();
         self.px.resize(n, 0);
-        self.order.clear();
+        self.tmp.clear();
         for (k, (&u, &v)) in u.iter().zip(v).enumerate() {
             let (x, y) = (u as usize, v as usize);
             if x < iw && y < ih {
                 self.px[k] = (y * iw + x) as u32;
-                self.order.push(k as u32);
+                self.tmp.push(k as u32);
             }
         }
-        // LSD: by column, then (stably) by row: sorted by pixel index.
         let px = &self.px;
-        counting_sort(&self.order, &mut self.tmp, &mut self.counts, iw, |k| px[k as usize] as usize % iw);
-        counting_sort(&self.tmp, &mut self.order, &mut self.counts, ih, |k| px[k as usize] as usize / iw);
+        counting_sort(&self.tmp, &mut self.order, &mut self.rows, ih, |k| px[k as usize] as usize / iw);
+    }
+
+    /// The indices in `order` of row `y`'s points.
+    fn row(&self, y: usize) -> std::ops::Range<usize> {
+        let start = y.checked_sub(1).map_or(0, |p| self.rows[p] as usize);
+        start..self.rows[y] as usize
     }
 
     /// Samples an owned image at the points `(u, v)`.
@@ -85,7 +90,8 @@ impl PixelSamples {
     }
 }
 
-/// Stable counting sort of `src` into `dst` by `key` (< `buckets`).
+/// Stable counting sort of `src` into `dst` by `key` (< `buckets`); `counts[b]` ends up
+/// where bucket `b` ends in `dst`.
 fn counting_sort(
     src: &[u32],
     dst: &mut Vec<u32>,
@@ -120,7 +126,7 @@ pub(crate) struct Streamed<'p> {
     v: &'p [f64],
     /// The image header, once read and its sides checked.
     header: Option<ImageHeader>,
-    /// How many of the sorted points have their colour, and their label.
+    /// How many rows' points have their colour, and their label.
     next_rgb: usize,
     next_label: usize,
 }
@@ -130,8 +136,8 @@ impl<'p> Streamed<'p> {
         Self { samples, u, v, header: None, next_rgb: 0, next_label: 0 }
     }
 
-    /// Takes the samples whose bytes lie in the payload words `0..end` (those passed so
-    /// far), loading what it needs through `word`.
+    /// Takes the samples of the rows that lie in the payload words `0..end` (those passed
+    /// so far), loading what it needs through `word`.
     pub(crate) fn take(&mut self, end: usize, word: impl Fn(usize) -> u64) {
         if self.header.is_none() && end >= IMAGE_HEADER_SIZE / 8 {
             let h = ImageHeader::read_from_bytes([word(0), word(1)].as_bytes()).ok();
@@ -142,27 +148,25 @@ impl<'p> Streamed<'p> {
             }
         }
         let Some(h) = self.header else { return };
-        let end = 8 * end;
+        // A row's points once the pass has gone past the whole row, which is then still in
+        // L1 (a 1280-pixel row is 3.75 KiB of colour; the pass brings 4 KiB at a time).
+        let (iw, ih, end) = (h.width as usize, h.height as usize, 8 * end);
         let s = &mut self.samples;
-        while let Some(&k) = s.order.get(self.next_rgb) {
-            let at = IMAGE_HEADER_SIZE + 3 * s.px[k as usize] as usize;
-            if at + 3 > end {
-                break;
+        while self.next_rgb < ih && IMAGE_HEADER_SIZE + 3 * iw * (self.next_rgb + 1) <= end {
+            for i in s.row(self.next_rgb) {
+                let k = s.order[i] as usize;
+                let c = bytes_at(&word, IMAGE_HEADER_SIZE + 3 * s.px[k] as usize, 3).to_le_bytes();
+                s.rgb[k] = [c[0], c[1], c[2]];
             }
-            let c = bytes_at(&word, at, 3).to_le_bytes();
-            s.rgb[k as usize] = [c[0], c[1], c[2]];
             self.next_rgb += 1;
         }
-        if s.labelled {
-            let base = IMAGE_HEADER_SIZE + h.rgb_len();
-            while let Some(&k) = s.order.get(self.next_label) {
-                let at = base + 2 * s.px[k as usize] as usize;
-                if at + 2 > end {
-                    break;
-                }
-                s.label[k as usize] = Some(bytes_at(&word, at, 2) as u16);
-                self.next_label += 1;
+        let base = IMAGE_HEADER_SIZE + h.rgb_len();
+        while s.labelled && self.next_label < ih && base + 2 * iw * (self.next_label + 1) <= end {
+            for i in s.row(self.next_label) {
+                let k = s.order[i] as usize;
+                s.label[k] = Some(bytes_at(&word, base + 2 * s.px[k] as usize, 2) as u16);
             }
+            self.next_label += 1;
         }
     }
 
@@ -171,8 +175,8 @@ impl<'p> Streamed<'p> {
     pub(crate) fn finish(self, len: usize) -> Option<PixelSamples> {
         let h = self.header?;
         check_image_header(&h, len).ok()?;
-        let n = self.samples.order.len();
-        let done = self.next_rgb == n && (!self.samples.labelled || self.next_label == n);
+        let ih = h.height as usize;
+        let done = self.next_rgb == ih && (!self.samples.labelled || self.next_label == ih);
         done.then_some(self.samples)
     }
 }
