@@ -30,6 +30,13 @@ fn expected_sum(seq: u64, len: usize) -> u64 {
     (0..len.div_ceil(8)).map(|i| common_word(&pattern(seq, len), i)).fold(0, u64::wrapping_add)
 }
 
+/// Flips a bit of frame `seq`'s second payload word, under its checksum.
+fn scribble(path: &std::path::Path, seq: FrameSeq) {
+    let seg = Segment::attach(path, Some(StreamKind::Lidar)).unwrap();
+    let off = seg.slot_offset_for(seq) + layout::SLOT_OFF_PAYLOAD;
+    seg.map.word(off + 8).fetch_xor(1 << 7, std::sync::atomic::Ordering::Relaxed);
+}
+
 fn common_word(b: &[u8], i: usize) -> u64 {
     shared::checksum::word_at(b, i)
 }
@@ -169,9 +176,7 @@ fn a_streaming_read_validates_with_the_checksum_folded_in() {
         let res = r.read_at_streaming(seq, 0u64, |s, _, word| *s = s.wrapping_add(word));
         assert_eq!(res.frame().map(|(i, s)| (i.len, s)), Some((len, expected_sum(seq.0, len))), "len {len}");
         if len > 8 {
-            let seg = Segment::attach(&path, Some(StreamKind::Lidar)).unwrap();
-            let off = seg.slot_offset_for(seq) + layout::SLOT_OFF_PAYLOAD;
-            seg.map.word(off + 8).fetch_xor(1 << 7, std::sync::atomic::Ordering::Relaxed);
+            scribble(&path, seq);
             let res = r.read_at_streaming(seq, (), |_, _, _| {});
             assert_eq!(res, InPlace::Rejected(ReadOutcome::Invalid(InvalidFrame::ChecksumMismatch)));
         }
@@ -199,9 +204,7 @@ fn words_read_into_a_buffer_are_the_frame_or_nothing() {
         let want: Vec<u64> = (0..len.div_ceil(8)).map(|i| common_word(&pattern(seq.0, len), i)).collect();
         assert_eq!(res.frame().map(|(i, words)| (i.len, words)), Some((len, want)), "len {len}");
         if len > 8 {
-            let seg = Segment::attach(&path, Some(StreamKind::Lidar)).unwrap();
-            let off = seg.slot_offset_for(seq) + layout::SLOT_OFF_PAYLOAD;
-            seg.map.word(off + 8).fetch_xor(1 << 7, std::sync::atomic::Ordering::Relaxed);
+            scribble(&path, seq);
             let res = r.read_at_words(seq, Vec::new());
             assert_eq!(res, InPlace::Rejected(ReadOutcome::Invalid(InvalidFrame::ChecksumMismatch)));
         }
@@ -229,9 +232,7 @@ fn blocks_cover_the_payload_in_order_and_are_judged() {
         let want = (len.div_ceil(8), expected_sum(seq.0, len));
         assert_eq!(res.frame().map(|(i, s)| (i.len, s)), Some((len, want)), "len {len}");
         if len > 8 {
-            let seg = Segment::attach(&path, Some(StreamKind::Lidar)).unwrap();
-            let off = seg.slot_offset_for(seq) + layout::SLOT_OFF_PAYLOAD;
-            seg.map.word(off + 8).fetch_xor(1 << 7, std::sync::atomic::Ordering::Relaxed);
+            scribble(&path, seq);
             let res = r.read_at_blocks(seq, (), |_, _, _| {});
             assert_eq!(res, InPlace::Rejected(ReadOutcome::Invalid(InvalidFrame::ChecksumMismatch)));
         }
