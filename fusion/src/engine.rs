@@ -28,9 +28,10 @@ use shared::{CalibEpoch, FrameSeq, StreamKind, TimestampNs};
 
 use crate::output::{FusedSink, OverlayConfig, OverlayJob, OverlayWriter};
 use crate::pairing::{FrameMeta, Held, Output, Pairer, PairingConfig, SeenWindow};
-use crate::payload::{Payload, Pixels, PointScratch, UseError};
+use crate::payload::{Payload, PointScratch, UseError};
 use crate::project::Projected;
 use crate::rig::RigProjector;
+use crate::sample::PixelSamples;
 use crate::stats::{CountersSnapshot, FusionStats, LatencyRecorder, PairMetrics, StatsHandle};
 
 /// A frame handed to the engine: its header fields and its payload (copied, or a versioned
@@ -174,6 +175,8 @@ pub struct Engine<S> {
     projector: Option<(CalibEpoch, RigProjector)>,
     fused_points: Vec<FusedPoint>,
     point_scratch: PointScratch,
+    /// The camera pixels under the projected points (reused).
+    pixel_samples: PixelSamples,
     released: ReleasedEpochs,
     overlay: Option<OverlayWriter>,
     fused_camera: SeenWindow,
@@ -240,6 +243,7 @@ impl<S: FusedSink> Engine<S> {
             projector: None,
             fused_points: Vec::new(),
             point_scratch: PointScratch::default(),
+            pixel_samples: PixelSamples::default(),
             released: ReleasedEpochs::default(),
             overlay,
             raw_camera: 0,
@@ -556,13 +560,15 @@ impl<S: FusedSink> Engine<S> {
         let rig = projector_for(&mut self.projector, &calib);
         rig.project_camera(0, points, &mut self.projected);
         let projector = rig.camera(0);
-        let (pr, fused_points) = (&self.projected, &mut self.fused_points);
-        let coloured = camera.payload.with_image(|image| {
-            let matches = colour_points(pr, points, image, fused_points);
-            (matches, image.has_labels())
-        });
-        let (matches, labelled) = match coloured {
-            Ok(c) => c,
+        let pr = &self.projected;
+        let samples = camera.payload.samples(pr.u(), pr.v(), std::mem::take(&mut self.pixel_samples));
+        let (matches, labelled) = match samples {
+            Ok(s) => {
+                let matches = colour_points(pr, points, &s, &mut self.fused_points);
+                let labelled = s.labelled();
+                self.pixel_samples = s;
+                (matches, labelled)
+            }
             Err(e) => {
                 self.point_scratch = scratch;
                 self.count_use_error(StreamKind::Camera, e);
@@ -739,21 +745,18 @@ impl ReleasedEpochs {
 fn colour_points(
     pr: &Projected,
     points: &[PointRecord],
-    image: &dyn Pixels,
+    samples: &PixelSamples,
     out: &mut Vec<FusedPoint>,
 ) -> u64 {
-    let (iw, ih) = image.size();
-    let labels = image.has_labels();
     let mut matches = 0u64;
     out.clear();
     out.reserve(pr.len());
-    for (((&u, &v), &d), &i) in pr.u().iter().zip(pr.v()).zip(pr.depth()).zip(pr.index()) {
-        let (x, y) = (u as usize, v as usize);
+    let projected = pr.u().iter().zip(pr.v()).zip(pr.depth()).zip(pr.index());
+    for (k, (((&u, &v), &d), &i)) in projected.enumerate() {
         let Some(p) = points.get(i as usize) else { continue };
-        let inside = x < iw && y < ih;
-        let px = y * iw + x;
-        let rgb = if inside { image.rgb(px) } else { [0; 3] };
-        if inside && labels && u32::from(image.label(px)) == p.instance {
+        // Black and unlabelled outside the image.
+        let (rgb, label) = samples.at(k);
+        if label.is_some_and(|l| u32::from(l) == p.instance) {
             matches += 1;
         }
         let intensity = (p.intensity.clamp(0.0, 1.0) * 255.0).round() as u8;

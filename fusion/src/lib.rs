@@ -19,6 +19,7 @@ pub mod pairing;
 pub mod payload;
 pub mod project;
 pub mod rig;
+pub mod sample;
 pub mod stats;
 pub mod summary;
 

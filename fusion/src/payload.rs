@@ -6,17 +6,16 @@
 //! a [`UseError`]; what was computed from the slot is dropped, never used.
 
 use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
 
-use shared::frames::{
-    camera_image, check_image_header, ImageHeader, ImageView, PointRecord, IMAGE_HEADER_SIZE,
-    POINT_RECORD_SIZE,
-};
+use shared::frames::{camera_image, PointRecord, POINT_RECORD_SIZE};
 use shared::ring::{FrameInfo, FrameRef, InPlace, ReadOutcome, RingReader, SlotView};
 use shared::{CalibEpoch, TimestampNs};
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::project::points_from_payload;
+use crate::sample::{PixelSamples, Streamed};
 
 /// Why a payload could not be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,15 +98,6 @@ fn use_error(o: ReadOutcome) -> UseError {
     }
 }
 
-/// The result of an in-place read of `r`, as a use of the payload.
-fn used<T>(r: &RingFrame, read: InPlace<Option<T>>) -> Result<T, UseError> {
-    match read {
-        InPlace::Frame(info, Some(t)) if r.same(&info) => Ok(t),
-        InPlace::Frame(..) => Err(UseError::Invalid),
-        InPlace::Rejected(o) => Err(use_error(o)),
-    }
-}
-
 impl Payload {
     /// Whether it refers into a ring.
     #[must_use]
@@ -127,12 +117,10 @@ impl Payload {
             }
             Self::Lost(e) => Err(*e),
             Self::Ring(r) => {
-                // Words in a chunk at a time, checksum folded into the same loads; then viewed as records
-                // (u64 alignment covers theirs).
-                let mut words = std::mem::take(&mut scratch.words);
-                words.clear();
-                let read = r.ring.read_at_chunks(r.frame.seq(), words, |out, _, w| out.extend_from_slice(w));
-                match read {
+                // Words straight from the slot into the buffer, checksum folded into the same
+                // loads (one copy); then viewed as records (u64 alignment covers theirs).
+                let words = std::mem::take(&mut scratch.words);
+                match r.ring.read_at_words(r.frame.seq(), words) {
                     InPlace::Frame(info, out) if info.len % POINT_RECORD_SIZE == 0 && r.same(&info) => {
                         scratch.words = out;
                         let bytes = &scratch.words.as_bytes()[..info.len];
@@ -145,22 +133,32 @@ impl Payload {
         }
     }
 
-    /// Runs `f` on the camera image (owned, or straight from the slot); `f`'s result only if
-    /// the frame was still there, untorn, when `f` was done.
+    /// The camera pixels under the points `(u, v)` (see [`PixelSamples`]): from owned bytes,
+    /// or from the slot during the one pass that verifies it (the checksum's); the
+    /// samples come back only if the frame was still there, untorn, when the pass was done
+    /// (a failed read drops them).
     ///
     /// # Errors
     /// [`UseError`] if the frame is gone or malformed.
-    pub fn with_image<R>(&self, f: impl FnOnce(&dyn Pixels) -> R) -> Result<R, UseError> {
+    pub fn samples(&self, u: &[f64], v: &[f64], mut samples: PixelSamples) -> Result<PixelSamples, UseError> {
         match self {
-            Self::Owned(bytes) => camera_image(bytes).map(|img| f(&img)).map_err(|_| UseError::Invalid),
+            Self::Owned(bytes) => {
+                let img = camera_image(bytes).map_err(|_| UseError::Invalid)?;
+                samples.fill_owned(&img, u, v);
+                Ok(samples)
+            }
             Self::Lost(e) => Err(*e),
-            Self::Ring(r) => used(
-                r,
-                r.ring.read_ref_in_place(r.frame, |view| {
-                    let img = SlotImage::new(view)?;
-                    Some(f(&img))
-                }),
-            ),
+            Self::Ring(r) => {
+                let state = Streamed::new(samples, u, v);
+                let take = |st: &mut Streamed<'_>, view: &SlotView<'_>, words: Range<usize>| {
+                    st.take(words.end, |i| view.load_word(i).unwrap_or(0));
+                };
+                match r.ring.read_at_blocks(r.frame.seq(), state, take) {
+                    InPlace::Frame(info, st) if r.same(&info) => st.finish(info.len).ok_or(UseError::Invalid),
+                    InPlace::Frame(..) => Err(UseError::Invalid),
+                    InPlace::Rejected(o) => Err(use_error(o)),
+                }
+            }
         }
     }
 
@@ -222,93 +220,4 @@ impl Payload {
 pub struct PointScratch {
     records: Vec<PointRecord>,
     words: Vec<u64>,
-}
-
-/// Pixel access to a camera image, wherever its bytes are.
-pub trait Pixels {
-    /// Width and height.
-    fn size(&self) -> (usize, usize);
-    /// Whether it has a label plane.
-    fn has_labels(&self) -> bool;
-    /// The colour of pixel `px` (row-major index); black outside.
-    fn rgb(&self, px: usize) -> [u8; 3];
-    /// The label of pixel `px`; 0 without labels or outside.
-    fn label(&self, px: usize) -> u16;
-}
-
-impl Pixels for ImageView<'_> {
-    fn size(&self) -> (usize, usize) {
-        (self.header.width as usize, self.header.height as usize)
-    }
-
-    fn has_labels(&self) -> bool {
-        self.labels.is_some()
-    }
-
-    fn rgb(&self, px: usize) -> [u8; 3] {
-        match self.rgb.get(px * 3..px * 3 + 3) {
-            Some(c) => [c[0], c[1], c[2]],
-            None => [0; 3],
-        }
-    }
-
-    fn label(&self, px: usize) -> u16 {
-        self.labels.and_then(|l| l.get(px * 2..px * 2 + 2)).map_or(0, |b| u16::from_le_bytes([b[0], b[1]]))
-    }
-}
-
-/// A camera image read in place through a slot view (unvalidated until the read returns).
-struct SlotImage<'a> {
-    view: SlotView<'a>,
-    header: ImageHeader,
-}
-
-impl<'a> SlotImage<'a> {
-    fn new(view: SlotView<'a>) -> Option<Self> {
-        let mut bytes = Vec::with_capacity(IMAGE_HEADER_SIZE);
-        if !view.copy_range_into(0..IMAGE_HEADER_SIZE, &mut bytes) {
-            return None;
-        }
-        let header = ImageHeader::read_from_bytes(&bytes).ok()?;
-        check_image_header(&header, view.len()).ok()?;
-        Some(Self { view, header })
-    }
-
-    /// `N` (≤ 8) bytes from byte `at`, with one word load unless they straddle two words.
-    fn bytes<const N: usize>(&self, at: usize) -> [u8; N] {
-        let (i, skip) = (at / 8, at % 8);
-        let lo = self.view.load_word(i).unwrap_or(0);
-        let w = if skip + N <= 8 {
-            lo >> (8 * skip)
-        } else {
-            (lo >> (8 * skip)) | (self.view.load_word(i + 1).unwrap_or(0) << (8 * (8 - skip)))
-        };
-        let mut out = [0; N];
-        out.copy_from_slice(&w.to_le_bytes()[..N]);
-        out
-    }
-}
-
-impl Pixels for SlotImage<'_> {
-    fn size(&self) -> (usize, usize) {
-        (self.header.width as usize, self.header.height as usize)
-    }
-
-    fn has_labels(&self) -> bool {
-        self.header.has_labels != 0
-    }
-
-    fn rgb(&self, px: usize) -> [u8; 3] {
-        if px >= self.size().0 * self.size().1 {
-            return [0; 3];
-        }
-        self.bytes::<3>(IMAGE_HEADER_SIZE + px * 3)
-    }
-
-    fn label(&self, px: usize) -> u16 {
-        if !self.has_labels() || px >= self.size().0 * self.size().1 {
-            return 0;
-        }
-        u16::from_le_bytes(self.bytes::<2>(IMAGE_HEADER_SIZE + self.header.rgb_len() + px * 2))
-    }
 }

@@ -46,7 +46,7 @@ mod inplace;
 mod inspect;
 pub use backpressure::BackPressure;
 pub use board::Scoreboard;
-pub use inplace::{FrameRef, InPlace, SlotView, CHUNK_WORDS};
+pub use inplace::{FrameRef, InPlace, SlotView, BLOCK_WORDS, CHUNK_WORDS};
 pub use inspect::{inspect, SlotState};
 
 /// How many times [`RingReader::read_next`] retries a slot a write is in progress on before

@@ -30,6 +30,13 @@ fn expected_sum(seq: u64, len: usize) -> u64 {
     (0..len.div_ceil(8)).map(|i| common_word(&pattern(seq, len), i)).fold(0, u64::wrapping_add)
 }
 
+/// Flips a bit of frame `seq`'s second payload word, under its checksum.
+fn scribble(path: &std::path::Path, seq: FrameSeq) {
+    let seg = Segment::attach(path, Some(StreamKind::Lidar)).unwrap();
+    let off = seg.slot_offset_for(seq) + layout::SLOT_OFF_PAYLOAD;
+    seg.map.word(off + 8).fetch_xor(1 << 7, std::sync::atomic::Ordering::Relaxed);
+}
+
 fn common_word(b: &[u8], i: usize) -> u64 {
     shared::checksum::word_at(b, i)
 }
@@ -169,9 +176,7 @@ fn a_streaming_read_validates_with_the_checksum_folded_in() {
         let res = r.read_at_streaming(seq, 0u64, |s, _, word| *s = s.wrapping_add(word));
         assert_eq!(res.frame().map(|(i, s)| (i.len, s)), Some((len, expected_sum(seq.0, len))), "len {len}");
         if len > 8 {
-            let seg = Segment::attach(&path, Some(StreamKind::Lidar)).unwrap();
-            let off = seg.slot_offset_for(seq) + layout::SLOT_OFF_PAYLOAD;
-            seg.map.word(off + 8).fetch_xor(1 << 7, std::sync::atomic::Ordering::Relaxed);
+            scribble(&path, seq);
             let res = r.read_at_streaming(seq, (), |_, _, _| {});
             assert_eq!(res, InPlace::Rejected(ReadOutcome::Invalid(InvalidFrame::ChecksumMismatch)));
         }
@@ -186,4 +191,54 @@ fn a_streaming_read_validates_with_the_checksum_folded_in() {
         *s ^= word;
     });
     assert!(matches!(res, InPlace::Rejected(ReadOutcome::Overrun { .. })), "{res:?}");
+}
+
+/// For payloads of several lengths: `read` of a fresh frame comes back as `want(seq, len)`,
+/// and after a scribble under its checksum it is refused as the second pass refuses it.
+fn judged_like_the_second_pass<T: PartialEq + std::fmt::Debug>(
+    read: impl Fn(&RingReader, FrameSeq) -> InPlace<T>,
+    want: impl Fn(FrameSeq, usize) -> T,
+) {
+    for len in [0usize, 5, 32, 77, 200, 256] {
+        let (_d, path, mut w, r) = ring(2);
+        let seq = write_frame(&mut w, len);
+        assert_eq!(read(&r, seq).frame().map(|(i, t)| (i.len, t)), Some((len, want(seq, len))), "len {len}");
+        if len > 8 {
+            scribble(&path, seq);
+            assert_eq!(read(&r, seq).outcome(), ReadOutcome::Invalid(InvalidFrame::ChecksumMismatch));
+        }
+    }
+}
+
+/// The one-copy form: `read_at_words` hands back exactly the payload's words (the last one
+/// zero-padded, whatever the buffer held) and judges as the second pass does (a scribble, a
+/// lapped slot).
+#[test]
+fn words_read_into_a_buffer_are_the_frame_or_nothing() {
+    judged_like_the_second_pass(
+        |r, seq| r.read_at_words(seq, vec![7; 1000]),
+        |seq, len| (0..len.div_ceil(8)).map(|i| common_word(&pattern(seq.0, len), i)).collect::<Vec<u64>>(),
+    );
+    let (_d, _p, mut w, r) = ring(2);
+    let seq = write_frame(&mut w, 64);
+    write_frame(&mut w, 64);
+    write_frame(&mut w, 64); // frame `seq`'s slot now holds a later frame
+    let res = r.read_at_words(seq, Vec::new());
+    assert!(matches!(res, InPlace::Rejected(ReadOutcome::Overrun { .. })), "{res:?}");
+}
+
+/// The block form: the consumer is handed every word index once, in order, in blocks of at
+/// most `BLOCK_WORDS`, and loads them through the view; judged as the second pass judges.
+#[test]
+fn blocks_cover_the_payload_in_order_and_are_judged() {
+    judged_like_the_second_pass(
+        |r, seq| {
+            r.read_at_blocks(seq, (0usize, 0u64), |(next, sum), v, words| {
+                assert!(words.start == *next && words.len() <= shared::ring::BLOCK_WORDS, "{words:?}");
+                *next = words.end;
+                *sum = words.fold(*sum, |s, i| s.wrapping_add(v.load_word(i).unwrap()));
+            })
+        },
+        |seq, len| (len.div_ceil(8), expected_sum(seq.0, len)),
+    );
 }

@@ -76,8 +76,8 @@ fn kill_writer_mid_frame_many_times() {
         let deadline = Instant::now() + Duration::from_secs(60);
         while r.scoreboard().frames_written < start + target {
             assert!(Instant::now() < deadline, "round {round}: child wrote nothing for 60 s");
-            // Each round reads by another path: copy-out, in place, peek then by reference.
-            let via = ReadPath::ALL[round as usize % 3];
+            // Each round reads by another path: copy-out, in place, peek then by reference, into words or by blocks.
+            let via = ReadPath::ALL[round as usize % ReadPath::ALL.len()];
             match read_via(&mut r, via, &mut buf) {
                 ReadOutcome::Frame(info) => {
                     assert_eq!(

@@ -124,7 +124,7 @@ fn random_bytes_over_the_segment_never_yield_an_invalid_frame() {
         while !done.load(Ordering::Acquire) {
             // The scribbler moves the cursor anywhere: jump around to read what slots hold.
             r.seek(FrameSeq(r.cursor().0.wrapping_sub(1 + outcomes.iter().sum::<u64>() % 8)));
-            let via = ReadPath::ALL[(outcomes.iter().sum::<u64>() % 3) as usize];
+            let via = ReadPath::ALL[(outcomes.iter().sum::<u64>() as usize) % ReadPath::ALL.len()];
             let o = read_via(&mut r, via, &mut buf);
             let i = match o {
                 ReadOutcome::Frame(info) => {

@@ -30,6 +30,20 @@ fn digest_view(v: SlotView<'_>) -> (u64, Option<u64>, usize) {
     (digest_words(words), last, v.len())
 }
 
+/// The same digest from the words `read_at_words` copied out, or that a `read_at_blocks`
+/// consumer loaded block by block (two of every three held references).
+fn digest_copied(r: &RingReader, seq: FrameSeq, blocks: bool) -> InPlace<(u64, Option<u64>, usize)> {
+    match common::words_of(r, seq, blocks) {
+        InPlace::Frame(info, words) => {
+            let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            let last =
+                info.len.checked_sub(8).map(|at| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()));
+            InPlace::Frame(info, (digest_words(words.into_iter()), last, info.len))
+        }
+        InPlace::Rejected(o) => InPlace::Rejected(o),
+    }
+}
+
 /// The digest frame `seq` must give.
 fn expected(seq: u64, len: usize) -> (u64, Option<u64>, usize) {
     let p = pattern(seq, len);
@@ -69,7 +83,9 @@ fn next_in_place(r: &mut RingReader, done: &AtomicBool) -> Tally {
     }
 }
 
-/// Peeks frames, holds each reference a while (so the writer laps many of them), then uses it.
+/// Peeks frames, holds each reference a while (so the writer laps many of them), then uses it
+/// (in place, copied into words by `read_at_words`, or loaded block by block by
+/// `read_at_blocks`, in turn).
 fn refs_held_a_while(r: &mut RingReader, done: &AtomicBool) -> Tally {
     let mut t = Tally::default();
     let mut held = Vec::new();
@@ -84,7 +100,11 @@ fn refs_held_a_while(r: &mut RingReader, done: &AtomicBool) -> Tally {
         // Use the references in batches of 24, older than the 16-slot ring: many are gone.
         if held.len() >= 24 || done.load(Ordering::Acquire) {
             for frame in held.drain(..) {
-                match r.read_ref_in_place(frame, digest_view) {
+                let read = match frame.seq().0 % 3 {
+                    0 => r.read_ref_in_place(frame, digest_view),
+                    k => digest_copied(r, frame.seq(), k == 2),
+                };
+                match read {
                     InPlace::Frame(info, got) => {
                         assert_eq!(info.seq, frame.seq(), "a reference came back as another frame");
                         assert_eq!(got, expected(info.seq.0, info.len), "a lapped result escaped");

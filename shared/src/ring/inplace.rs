@@ -21,8 +21,11 @@
 //! - The checksum is a second pass, not folded into the consumer's reads: a consumer may
 //!   read any subset of the payload, in any order, any number of times.
 //!   A consumer that reads every word in order uses [`RingReader::read_at_streaming`] (word
-//!   by word) or [`RingReader::read_at_chunks`] (2 KiB private chunks, for loops that
-//!   vectorise) instead: one pass, the checksum folded into its loads.
+//!   by word), [`RingReader::read_at_chunks`] (2 KiB private chunks, for loops that
+//!   vectorise) or [`RingReader::read_at_words`] (every word into the caller's buffer)
+//!   instead: one pass, the checksum folded into its loads. A consumer that reads a sparse
+//!   subset in order uses [`RingReader::read_at_blocks`]: the checksum's wide pass, 4 KiB
+//!   at a time, each block handed to the consumer while it is in L1.
 
 use std::ops::Range;
 
@@ -38,6 +41,9 @@ use crate::{CalibEpoch, FrameSeq, Incarnation, TimestampNs};
 
 /// Words per chunk of [`RingReader::read_at_chunks`] (2 KiB, a multiple of a quad).
 pub const CHUNK_WORDS: usize = 256;
+
+/// Words per block of [`RingReader::read_at_blocks`] (4 KiB, a multiple of a quad).
+pub const BLOCK_WORDS: usize = 512;
 
 /// A versioned reference to a frame: "frame #`seq` at slot `slot`", learnt from its header
 /// alone ([`RingReader::peek_next`]) and checked again when it is used
@@ -205,6 +211,49 @@ impl SlotView<'_> {
         sum.finish(self.len as u64)
     }
 
+    /// Calls `f(words)` for the payload in order, `words` being consecutive ranges of at most
+    /// [`BLOCK_WORDS`] word indices, each just folded into the slot checksum (returned) by the
+    /// wide sum, without a copy: the consumer loads what it wants of a block through
+    /// [`load_word`](Self::load_word) while the block is in L1.
+    fn for_each_block_summed(&self, mut f: impl FnMut(Range<usize>)) -> u64 {
+        let mut sum = Checksum::new();
+        let full = self.len / 32 * 4;
+        let mut first = 0;
+        while first < full {
+            let end = (first + BLOCK_WORDS).min(full);
+            wide::sum_words(&self.words[first..end], &mut sum);
+            f(first..end);
+            first = end;
+        }
+        let n = self.words.len();
+        for i in full..n {
+            sum.add_at(i, self.load_word(i).unwrap_or(0));
+        }
+        if n > full {
+            f(full..n);
+        }
+        sum.finish(self.len as u64)
+    }
+
+    /// Copies every payload word into `out` (exactly [`word_count`](Self::word_count) long;
+    /// the last one zero-padded) in one pass, the slot checksum folded into the same loads
+    /// (the wide-copy primitive over whole quads, straight into `out`: no intermediate
+    /// chunk); returns the checksum.
+    fn load_summed_into(&self, out: &mut [u64]) -> u64 {
+        let mut sum = Checksum::new();
+        let full = self.len / 32 * 4;
+        let (head, tail) = out.split_at_mut(full);
+        wide::load_summed(&self.words[..full], head.as_mut_bytes(), &mut sum);
+        for w in head.iter_mut() {
+            *w = u64::from_le(*w);
+        }
+        for (k, w) in tail.iter_mut().enumerate() {
+            *w = self.load_word(full + k).unwrap_or(0);
+            sum.add_at(full + k, *w);
+        }
+        sum.finish(self.len as u64)
+    }
+
     /// Copies payload bytes `range` into `dst` (replacing its contents). `false` (and `dst`
     /// untouched) if the range is not inside the payload.
     pub fn copy_range_into(&self, range: Range<usize>, dst: &mut Vec<u8>) -> bool {
@@ -354,6 +403,52 @@ impl RingReader {
             let mut state = state;
             let sum = v.for_each_chunk_summed(|first, words| f(&mut state, first, words));
             (state, Some(sum))
+        })
+    }
+
+    /// One pass for a consumer that reads a sparse subset of the payload in order (samples
+    /// sorted by position): `f(&mut state, &view, words)` is called for consecutive ranges of
+    /// word indices (at most [`BLOCK_WORDS`], 4 KiB) right after the wide sum folded them into
+    /// the checksum, and loads what it needs of them, or of earlier words, through the view
+    /// (no copy; the block is in L1). `state` comes back only with a validated frame.
+    ///
+    /// # Errors
+    /// As [`read_at_in_place`](Self::read_at_in_place).
+    pub fn read_at_blocks<S>(
+        &self,
+        seq: FrameSeq,
+        state: S,
+        mut f: impl FnMut(&mut S, &SlotView<'_>, Range<usize>),
+    ) -> InPlace<S> {
+        if let Some(early) = self.before_at(seq) {
+            return InPlace::Rejected(early);
+        }
+        self.in_place_with(seq, |v| {
+            let mut state = state;
+            let sum = v.for_each_block_summed(|words| f(&mut state, &v, words));
+            (state, Some(sum))
+        })
+    }
+
+    /// Reads frame `seq`'s payload words straight from its slot into `buf` (resized to the
+    /// payload's word count, the last word zero-padded) in one pass with the checksum folded
+    /// into the same loads: one copy, for consumers that keep every word a while (a lidar
+    /// sweep viewed as records). `buf` comes back only with a validated frame; a rejected
+    /// read drops it, with whatever torn words it held.
+    ///
+    /// # Errors
+    /// As [`read_at_in_place`](Self::read_at_in_place).
+    pub fn read_at_words(&self, seq: FrameSeq, buf: Vec<u64>) -> InPlace<Vec<u64>> {
+        if let Some(early) = self.before_at(seq) {
+            return InPlace::Rejected(early);
+        }
+        self.in_place_with(seq, |v| {
+            let mut buf = buf;
+            // Every word is overwritten below: only a grown tail is zeroed first.
+            buf.truncate(v.word_count());
+            buf.resize(v.word_count(), 0);
+            let sum = v.load_summed_into(&mut buf);
+            (buf, Some(sum))
         })
     }
 

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use shared::frames::PayloadSink;
-use shared::ring::{FrameMeta, ReadOutcome, RingReader, RingWriter, SlotView};
+use shared::ring::{FrameMeta, InPlace, ReadOutcome, RingReader, RingWriter, SlotView};
 use shared::{CalibEpoch, FrameSeq, TimestampNs};
 
 /// The self-checking payload of frame `seq`: `len` bytes, every 8-byte word derived from
@@ -50,11 +50,18 @@ pub enum ReadPath {
     InPlace,
     /// `peek_next` for the header, then `read_ref_in_place` on the reference.
     PeekThenRef,
+    /// `peek_next` for the header, then `read_at_words`: the payload's words straight into a
+    /// buffer, the checksum folded into the same loads.
+    PeekThenWords,
+    /// `peek_next` for the header, then `read_at_blocks`, the consumer loading every word of
+    /// each block through the view.
+    PeekThenBlocks,
 }
 
 impl ReadPath {
     /// Every path, for tests that spread their readers or rounds over them.
-    pub const ALL: [Self; 3] = [Self::CopyOut, Self::InPlace, Self::PeekThenRef];
+    pub const ALL: [Self; 5] =
+        [Self::CopyOut, Self::InPlace, Self::PeekThenRef, Self::PeekThenWords, Self::PeekThenBlocks];
 }
 
 /// What the in-place closure computes in the tests: the payload, copied word by word out of
@@ -65,14 +72,33 @@ pub fn copy_all(v: SlotView<'_>) -> Vec<u8> {
     b
 }
 
+/// Frame `seq`'s payload words by `read_at_blocks` (loaded through the view) or
+/// `read_at_words`.
+pub fn words_of(r: &RingReader, seq: FrameSeq, blocks: bool) -> InPlace<Vec<u64>> {
+    if blocks {
+        r.read_at_blocks(seq, Vec::new(), |out, v, words| {
+            out.extend(words.map(|i| v.load_word(i).unwrap_or(0)))
+        })
+    } else {
+        r.read_at_words(seq, Vec::new())
+    }
+}
+
 /// Reads the next frame by `path`. On `Frame`, `buf` holds the payload: for the in-place
 /// paths, what the closure computed, which only a validated read hands back.
 pub fn read_via(r: &mut RingReader, path: ReadPath, buf: &mut Vec<u8>) -> ReadOutcome {
     let res = match path {
         ReadPath::CopyOut => return r.read_next(buf),
         ReadPath::InPlace => r.read_next_in_place(copy_all),
-        ReadPath::PeekThenRef => match r.peek_next() {
-            Some((frame, _)) => r.read_ref_in_place(frame, copy_all),
+        ReadPath::PeekThenRef | ReadPath::PeekThenWords | ReadPath::PeekThenBlocks => match r.peek_next() {
+            Some((frame, _)) if path == ReadPath::PeekThenRef => r.read_ref_in_place(frame, copy_all),
+            Some((frame, _)) => match words_of(r, frame.seq(), path == ReadPath::PeekThenBlocks) {
+                InPlace::Frame(info, words) => {
+                    let bytes = words.iter().flat_map(|w| w.to_le_bytes()).take(info.len).collect();
+                    InPlace::Frame(info, bytes)
+                }
+                InPlace::Rejected(o) => InPlace::Rejected(o),
+            },
             None if r.lag() == 0 => return ReadOutcome::Empty,
             None => return ReadOutcome::Torn,
         },
