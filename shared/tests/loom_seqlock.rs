@@ -380,6 +380,51 @@ fn an_in_place_result_from_a_torn_slot_never_escapes() {
     assert!(seen.iter().all(|n| *n > 0), "not every outcome explored: {seen:?}");
 }
 
+/// Outcome counters of the block-read model: [busy, changed, valid untouched, valid written].
+static BLOCKS_SEEN: [AtomicUsize; 4] =
+    [AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)];
+
+/// The block read (`RingReader::read_at_blocks`): inside one validated read the checksum's
+/// pass loads the words first, then the consumer loads them again on its own (no copy). Both
+/// the checksum and the consumer's value come back only if neither saw a torn slot, although
+/// the two sets of loads are separate and a write may fall between them.
+#[test]
+fn a_block_read_sum_and_its_consumer_loads_never_escape_torn() {
+    model(3, || {
+        let slot = Arc::new(Slot::new());
+        let reader = {
+            let slot = slot.clone();
+            loom::thread::spawn(move || {
+                let read = seqlock::read_validated(&slot.seq, || {
+                    let sum = slot.data[0].load(Ordering::Relaxed) + slot.data[1].load(Ordering::Relaxed);
+                    let r = slot.data[0].load(Ordering::Relaxed) + 2 * slot.data[1].load(Ordering::Relaxed);
+                    (sum, r)
+                });
+                let i = match read {
+                    seqlock::Validated::Busy => 0,
+                    seqlock::Validated::Changed => 1,
+                    seqlock::Validated::Valid { s1, r: (sum, r) } => {
+                        let writes = s1 / 2;
+                        assert_eq!(sum, 2 * writes, "a torn checksum pass escaped as write #{writes}");
+                        assert_eq!(r, 3 * writes, "a consumer's torn loads escaped as write #{writes}");
+                        if writes == 0 {
+                            2
+                        } else {
+                            3
+                        }
+                    }
+                };
+                BLOCKS_SEEN[i].fetch_add(1, StdRelaxed);
+            })
+        };
+        slot.write(1);
+        slot.write(2);
+        reader.join().unwrap();
+    });
+    let seen: Vec<usize> = BLOCKS_SEEN.iter().map(|c| c.load(StdRelaxed)).collect();
+    assert!(seen.iter().all(|n| *n > 0), "not every outcome explored: {seen:?}");
+}
+
 /// A one-slot ring for the versioned-reference model: the seq word, the frame header's
 /// frame-seq word and two payload words. Frame `k`'s payload is `[10k + 1, 10k + 2]`, so the
 /// consumer's weighted sum `d0 + 2·d1` is `30k + 5` only if both words are frame `k`'s.
