@@ -328,38 +328,36 @@ fn a_registry_entry_changing_hands_is_never_read_torn() {
     assert!(seen.iter().all(|n| *n > 0), "not every outcome explored: {seen:?}");
 }
 
-/// Outcome counters of the in-place model across executions: [busy, changed, valid untouched,
-/// valid written].
-static IN_PLACE_SEEN: [AtomicUsize; 4] =
+/// Outcome counters of the in-place models across executions: [busy, changed, valid
+/// untouched, valid written].
+type Outcomes = [AtomicUsize; 4];
+static IN_PLACE_SEEN: Outcomes =
+    [AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)];
+static BLOCKS_SEEN: Outcomes =
     [AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)];
 
-/// The in-place read (`seqlock::read_validated`, as `RingReader::read_next_in_place` runs
-/// it): the spawned reader computes a value straight from the slot's words inside the read
-/// (no copy: a weighted sum, which is `3 * k` only if both words hold write `k`), while the
-/// main thread overwrites the slot. A value computed from a torn slot must never come back
-/// as valid; both the valid and the rejected cases must be explored.
-#[test]
-fn an_in_place_result_from_a_torn_slot_never_escapes() {
-    model(3, || {
+/// Runs `compute` inside `seqlock::read_validated` on a spawned reader while the main thread
+/// writes the slot twice. `compute` returns `(value, factor)` pairs, each value computed
+/// from the slot's words so that it is `factor * k` only if every word it loaded holds write
+/// `k`: a valid result must satisfy every pair. Asserts that every outcome was explored.
+fn in_place_model(seen: &'static Outcomes, compute: fn(&Slot) -> Vec<(u64, u64)>) {
+    model(3, move || {
         let slot = Arc::new(Slot::new());
         let reader = {
             let slot = slot.clone();
             loom::thread::spawn(move || {
-                let read = seqlock::read_validated(&slot.seq, || {
-                    let d0 = slot.data[0].load(Ordering::Relaxed);
-                    let d1 = slot.data[1].load(Ordering::Relaxed);
-                    d0 + 2 * d1
-                });
-                let i = match read {
+                let i = match seqlock::read_validated(&slot.seq, || compute(&slot)) {
                     seqlock::Validated::Busy => 0,
                     seqlock::Validated::Changed => 1,
                     seqlock::Validated::Valid { s1, r } => {
                         let writes = s1 / 2;
-                        assert_eq!(
-                            r,
-                            3 * writes,
-                            "a value computed from a torn slot escaped as write #{writes}"
-                        );
+                        for (value, factor) in r {
+                            assert_eq!(
+                                value,
+                                factor * writes,
+                                "a value computed from a torn slot escaped as write #{writes}"
+                            );
+                        }
                         if writes == 0 {
                             2
                         } else {
@@ -367,7 +365,7 @@ fn an_in_place_result_from_a_torn_slot_never_escapes() {
                         }
                     }
                 };
-                IN_PLACE_SEEN[i].fetch_add(1, StdRelaxed);
+                seen[i].fetch_add(1, StdRelaxed);
             })
         };
         slot.write(1);
@@ -376,13 +374,21 @@ fn an_in_place_result_from_a_torn_slot_never_escapes() {
         let quiet = seqlock::read_validated(&slot.seq, || slot.data[0].load(Ordering::Relaxed));
         assert_eq!(quiet, seqlock::Validated::Valid { s1: 4, r: 2 }, "quiescent slot refused or stale");
     });
-    let seen: Vec<usize> = IN_PLACE_SEEN.iter().map(|c| c.load(StdRelaxed)).collect();
+    let seen: Vec<usize> = seen.iter().map(|c| c.load(StdRelaxed)).collect();
     assert!(seen.iter().all(|n| *n > 0), "not every outcome explored: {seen:?}");
 }
 
-/// Outcome counters of the block-read model: [busy, changed, valid untouched, valid written].
-static BLOCKS_SEEN: [AtomicUsize; 4] =
-    [AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)];
+/// The in-place read (`seqlock::read_validated`, as `RingReader::read_next_in_place` runs
+/// it): the reader computes a value straight from the slot's words inside the read (no copy:
+/// a weighted sum, which is `3 * k` only if both words hold write `k`). A value computed from
+/// a torn slot must never come back as valid; both the valid and the rejected cases must be
+/// explored.
+#[test]
+fn an_in_place_result_from_a_torn_slot_never_escapes() {
+    in_place_model(&IN_PLACE_SEEN, |slot| {
+        vec![(slot.data[0].load(Ordering::Relaxed) + 2 * slot.data[1].load(Ordering::Relaxed), 3)]
+    });
+}
 
 /// The block read (`RingReader::read_at_blocks`): inside one validated read the checksum's
 /// pass loads the words first, then the consumer loads them again on its own (no copy). Both
@@ -390,39 +396,11 @@ static BLOCKS_SEEN: [AtomicUsize; 4] =
 /// the two sets of loads are separate and a write may fall between them.
 #[test]
 fn a_block_read_sum_and_its_consumer_loads_never_escape_torn() {
-    model(3, || {
-        let slot = Arc::new(Slot::new());
-        let reader = {
-            let slot = slot.clone();
-            loom::thread::spawn(move || {
-                let read = seqlock::read_validated(&slot.seq, || {
-                    let sum = slot.data[0].load(Ordering::Relaxed) + slot.data[1].load(Ordering::Relaxed);
-                    let r = slot.data[0].load(Ordering::Relaxed) + 2 * slot.data[1].load(Ordering::Relaxed);
-                    (sum, r)
-                });
-                let i = match read {
-                    seqlock::Validated::Busy => 0,
-                    seqlock::Validated::Changed => 1,
-                    seqlock::Validated::Valid { s1, r: (sum, r) } => {
-                        let writes = s1 / 2;
-                        assert_eq!(sum, 2 * writes, "a torn checksum pass escaped as write #{writes}");
-                        assert_eq!(r, 3 * writes, "a consumer's torn loads escaped as write #{writes}");
-                        if writes == 0 {
-                            2
-                        } else {
-                            3
-                        }
-                    }
-                };
-                BLOCKS_SEEN[i].fetch_add(1, StdRelaxed);
-            })
-        };
-        slot.write(1);
-        slot.write(2);
-        reader.join().unwrap();
+    in_place_model(&BLOCKS_SEEN, |slot| {
+        let sum = slot.data[0].load(Ordering::Relaxed) + slot.data[1].load(Ordering::Relaxed);
+        let consumer = slot.data[0].load(Ordering::Relaxed) + 2 * slot.data[1].load(Ordering::Relaxed);
+        vec![(sum, 2), (consumer, 3)]
     });
-    let seen: Vec<usize> = BLOCKS_SEEN.iter().map(|c| c.load(StdRelaxed)).collect();
-    assert!(seen.iter().all(|n| *n > 0), "not every outcome explored: {seen:?}");
 }
 
 /// A one-slot ring for the versioned-reference model: the seq word, the frame header's
