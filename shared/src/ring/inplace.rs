@@ -192,19 +192,13 @@ impl SlotView<'_> {
         let mut sum = Checksum::new();
         let mut buf = [0u64; CHUNK_WORDS];
         let full = self.len / 32 * 4;
-        for (c, chunk) in self.words[..full].chunks(CHUNK_WORDS).enumerate() {
-            let out = &mut buf[..chunk.len()];
-            wide::load_summed(chunk, out.as_mut_bytes(), &mut sum);
-            for w in out.iter_mut() {
-                *w = u64::from_le(*w);
-            }
-            f(c * CHUNK_WORDS, out);
+        for first in (0..full).step_by(CHUNK_WORDS) {
+            let out = &mut buf[..CHUNK_WORDS.min(full - first)];
+            self.load_quads_summed(first, out, &mut sum);
+            f(first, out);
         }
         let rest = self.words.len() - full;
-        for (k, w) in buf[..rest].iter_mut().enumerate() {
-            *w = self.load_word(full + k).unwrap_or(0);
-            sum.add_at(full + k, *w);
-        }
+        self.load_tail_summed(full, &mut buf[..rest], &mut sum);
         if rest > 0 {
             f(full, &buf[..rest]);
         }
@@ -226,9 +220,7 @@ impl SlotView<'_> {
             first = end;
         }
         let n = self.words.len();
-        for i in full..n {
-            sum.add_at(i, self.load_word(i).unwrap_or(0));
-        }
+        self.load_tail_summed(full, &mut [0; 4][..n - full], &mut sum);
         if n > full {
             f(full..n);
         }
@@ -243,15 +235,27 @@ impl SlotView<'_> {
         let mut sum = Checksum::new();
         let full = self.len / 32 * 4;
         let (head, tail) = out.split_at_mut(full);
-        wide::load_summed(&self.words[..full], head.as_mut_bytes(), &mut sum);
-        for w in head.iter_mut() {
+        self.load_quads_summed(0, head, &mut sum);
+        self.load_tail_summed(full, tail, &mut sum);
+        sum.finish(self.len as u64)
+    }
+
+    /// Payload words `first..first + out.len()` (whole quads, `first` at a quad boundary)
+    /// into `out` through the wide-copy primitive, folded into `sum`.
+    fn load_quads_summed(&self, first: usize, out: &mut [u64], sum: &mut Checksum) {
+        wide::load_summed(&self.words[first..first + out.len()], out.as_mut_bytes(), sum);
+        for w in out.iter_mut() {
             *w = u64::from_le(*w);
         }
-        for (k, w) in tail.iter_mut().enumerate() {
-            *w = self.load_word(full + k).unwrap_or(0);
-            sum.add_at(full + k, *w);
+    }
+
+    /// The words past the last whole quad (at most four: a part quad of up to 31 bytes, from word `first`) into `out` one
+    /// by one, folded into `sum`.
+    fn load_tail_summed(&self, first: usize, out: &mut [u64], sum: &mut Checksum) {
+        for (k, w) in out.iter_mut().enumerate() {
+            *w = self.load_word(first + k).unwrap_or(0);
+            sum.add_at(first + k, *w);
         }
-        sum.finish(self.len as u64)
     }
 
     /// Copies payload bytes `range` into `dst` (replacing its contents). `false` (and `dst`
@@ -348,10 +352,7 @@ impl RingReader {
     /// # Errors
     /// As `read_next_in_place`; counted as [`read_at`](Self::read_at) counts.
     pub fn read_at_in_place<R>(&self, seq: FrameSeq, f: impl FnOnce(SlotView<'_>) -> R) -> InPlace<R> {
-        match self.before_at(seq) {
-            Some(early) => InPlace::Rejected(early),
-            None => self.in_place(seq, f),
-        }
+        self.in_place_at(seq, |v| (f(v), None))
     }
 
     /// Uses a versioned reference: reads in place only if slot X still holds frame #seq.
@@ -396,10 +397,7 @@ impl RingReader {
         state: S,
         mut f: impl FnMut(&mut S, usize, &[u64]),
     ) -> InPlace<S> {
-        if let Some(early) = self.before_at(seq) {
-            return InPlace::Rejected(early);
-        }
-        self.in_place_with(seq, |v| {
+        self.in_place_at(seq, |v| {
             let mut state = state;
             let sum = v.for_each_chunk_summed(|first, words| f(&mut state, first, words));
             (state, Some(sum))
@@ -420,10 +418,7 @@ impl RingReader {
         state: S,
         mut f: impl FnMut(&mut S, &SlotView<'_>, Range<usize>),
     ) -> InPlace<S> {
-        if let Some(early) = self.before_at(seq) {
-            return InPlace::Rejected(early);
-        }
-        self.in_place_with(seq, |v| {
+        self.in_place_at(seq, |v| {
             let mut state = state;
             let sum = v.for_each_block_summed(|words| f(&mut state, &v, words));
             (state, Some(sum))
@@ -439,10 +434,7 @@ impl RingReader {
     /// # Errors
     /// As [`read_at_in_place`](Self::read_at_in_place).
     pub fn read_at_words(&self, seq: FrameSeq, buf: Vec<u64>) -> InPlace<Vec<u64>> {
-        if let Some(early) = self.before_at(seq) {
-            return InPlace::Rejected(early);
-        }
-        self.in_place_with(seq, |v| {
+        self.in_place_at(seq, |v| {
             let mut buf = buf;
             // Every word is overwritten below: only a grown tail is zeroed first.
             buf.truncate(v.word_count());
@@ -502,6 +494,19 @@ impl RingReader {
     /// The protocol (see the module docs) on the slot of `seq`.
     fn in_place<R>(&self, seq: FrameSeq, f: impl FnOnce(SlotView<'_>) -> R) -> InPlace<R> {
         self.in_place_with(seq, |v| (f(v), None))
+    }
+
+    /// [`in_place_with`](Self::in_place_with) for a read by sequence number (`read_at_*`):
+    /// a frame not yet in the ring (`Empty`) or no longer in it (a counted `Overrun`) is
+    /// refused before the slot is touched.
+    fn in_place_at<R, F>(&self, seq: FrameSeq, f: F) -> InPlace<R>
+    where
+        F: FnOnce(SlotView<'_>) -> (R, Option<u64>),
+    {
+        match self.before_at(seq) {
+            Some(early) => InPlace::Rejected(early),
+            None => self.in_place_with(seq, f),
+        }
     }
 
     /// The protocol, with a closure that may hand back the payload checksum it folded into
