@@ -58,6 +58,28 @@ impl Checksum {
         self.b[lane] = self.b[lane].wrapping_add(self.a[lane]);
     }
 
+    /// Adds `piece`, the state of a run of payload words ending before word `end` that was
+    /// started fresh (each word added with [`add_at`](Self::add_at) at its own payload index),
+    /// to this state of a payload of `words` words.
+    ///
+    /// Each lane is a Fletcher sum: `a` sums the lane's words and `b` sums `a` after each
+    /// word, so a word's weight in `b` is the number of the lane's words from it to the end
+    /// of the payload. The piece counted only up to its own end; every later word of its
+    /// lane adds the piece's `a` once more. Both sums are linear (wrapping), so the pieces of
+    /// a payload can be absorbed in any order, and absorbing the pieces that tile it gives
+    /// the state the words added in order give.
+    #[inline]
+    pub fn absorb(&mut self, piece: &Self, end: usize, words: usize) {
+        // Words at indices in [0, x) that fall in lane `lane`.
+        let in_lane = |x: usize, lane: usize| (x + 3 - lane) / 4;
+        for lane in 0..4 {
+            let later = (in_lane(words, lane) - in_lane(end.min(words), lane)) as u64;
+            self.a[lane] = self.a[lane].wrapping_add(piece.a[lane]);
+            self.b[lane] =
+                self.b[lane].wrapping_add(piece.b[lane]).wrapping_add(piece.a[lane].wrapping_mul(later));
+        }
+    }
+
     /// The checksum of a payload of `len` bytes whose words were added.
     #[must_use]
     pub fn finish(&self, len: u64) -> u64 {
@@ -134,6 +156,42 @@ mod tests {
             y.add_at(i, w);
         }
         assert_eq!(x.finish(64), y.finish(64));
+    }
+
+    /// The payload's words cut at `cuts`, each piece summed fresh and absorbed in reverse.
+    fn absorbed(words: &[u64], cuts: &[usize]) -> u64 {
+        let mut bounds = vec![0];
+        bounds.extend(cuts.iter().copied().filter(|&c| c < words.len()));
+        bounds.sort_unstable();
+        bounds.push(words.len());
+        let mut total = Checksum::new();
+        for piece in bounds.windows(2).rev() {
+            let mut p = Checksum::new();
+            for i in piece[0]..piece[1] {
+                p.add_at(i, words[i]);
+            }
+            total.absorb(&p, piece[1], words.len());
+        }
+        total.finish(8 * words.len() as u64)
+    }
+
+    #[test]
+    fn absorbed_pieces_equal_the_words_in_order() {
+        let words: Vec<u64> = (0..37u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i << 7)).collect();
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let whole = checksum_bytes(&bytes);
+        for cuts in [&[][..], &[1], &[4], &[5, 6, 7], &[3, 9, 10, 30, 36], &[2, 4, 8, 16, 32]] {
+            assert_eq!(absorbed(&words, cuts), whole, "cuts {cuts:?}");
+        }
+        // It can fail: a piece absorbed as if it ended elsewhere gives another checksum.
+        let mut wrong = Checksum::new();
+        let (mut head, mut tail) = (Checksum::new(), Checksum::new());
+        for (i, w) in words.iter().enumerate() {
+            if i < 10 { head.add_at(i, *w) } else { tail.add_at(i, *w) }
+        }
+        wrong.absorb(&head, 11, words.len());
+        wrong.absorb(&tail, words.len(), words.len());
+        assert_ne!(wrong.finish(8 * words.len() as u64), whole);
     }
 
     #[test]

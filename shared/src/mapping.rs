@@ -204,18 +204,36 @@ impl<A: Access> Mapping<A> {
     }
 
     /// Checksum of `len` bytes from `offset`, read through the wide-copy primitive (whole
-    /// quads) and Relaxed word loads (the rest): a commit after a non-appending `write_at`,
-    /// and the second pass of an in-place read, use it.
+    /// quads) and Relaxed word loads (the rest): the second pass of an in-place read uses it.
     #[must_use]
     pub fn checksum(&self, offset: usize, len: usize) -> u64 {
-        let src = self.words(offset, len.div_ceil(8));
-        let full = len / 32 * 4;
+        self.sum_words_of(offset, 0..len.div_ceil(8), len).finish(len as u64)
+    }
+
+    /// The checksum state of words `range` of the payload of `len` bytes at `base`, started
+    /// fresh (each word at its own payload index, the last partial word masked): what a commit
+    /// reads back of the words no append vouched for. Whole quads go through the wide
+    /// primitive, the words before the first and after the last with Relaxed word loads.
+    #[must_use]
+    pub fn sum_words_of(&self, base: usize, range: std::ops::Range<usize>, len: usize) -> Checksum {
         let mut sum = Checksum::new();
-        wide::sum_words(&src[..full], &mut sum);
-        for (i, word) in src.iter().enumerate().skip(full) {
+        if range.is_empty() {
+            return sum;
+        }
+        let src = self.words(base + 8 * range.start, range.len());
+        let first_quad = range.start.next_multiple_of(4).min(range.end);
+        // Quads of whole words only: the last, partial word is masked below.
+        let quads_end = first_quad + range.end.min(len / 8).saturating_sub(first_quad) / 4 * 4;
+        let (lead, rest) = src.split_at(first_quad - range.start);
+        let (quads, tail) = rest.split_at(quads_end - first_quad);
+        for (i, word) in (range.start..).zip(lead) {
             sum.add_at(i, masked(word.load(Ordering::Relaxed), i, len));
         }
-        sum.finish(len as u64)
+        wide::sum_words(quads, &mut sum);
+        for (i, word) in (quads_end..).zip(tail) {
+            sum.add_at(i, masked(word.load(Ordering::Relaxed), i, len));
+        }
+        sum
     }
 }
 
@@ -281,7 +299,7 @@ impl Mapping<ReadWrite> {
     /// into `sum` every payload word this write completes, as word `(its offset - base) / 8`:
     /// one pass for a producer that appends (`Loan::push`). The caller must have folded every
     /// word before `at / 8` and no other; the word the write ends in, if partial, is left for
-    /// the next append or for [`finish_appended`](Self::finish_appended).
+    /// the next append or to be read back (`sum_words_of`).
     ///
     /// # Panics
     /// If `base` is unaligned or the range is out of bounds (a bug in the caller).
@@ -325,18 +343,6 @@ impl Mapping<ReadWrite> {
             w[..rest.len()].copy_from_slice(rest);
             words[idx].store(u64::from_le_bytes(w), Ordering::Relaxed);
         }
-    }
-
-    /// The checksum of a payload of `len` bytes at `base` written by appends only, from the
-    /// state [`append_summed`](Self::append_summed) left: folds the last, partial word (read
-    /// back from the slot; only this writer stores it) and finishes.
-    #[must_use]
-    pub fn finish_appended(&self, base: usize, len: usize, mut sum: Checksum) -> u64 {
-        if len % 8 != 0 {
-            let i = len / 8;
-            sum.add_at(i, masked(self.load(base + 8 * i, Ordering::Relaxed), i, len));
-        }
-        sum.finish(len as u64)
     }
 }
 
@@ -397,7 +403,12 @@ mod tests {
                 m.append_summed(base, all.len(), &piece, &mut sum);
                 all.extend_from_slice(&piece);
             }
-            assert_eq!(m.finish_appended(base, all.len(), sum), checksum_bytes(&all), "{pieces:?}");
+            // The appends vouch for the whole words; the last, partial one is read back.
+            let (len, words) = (all.len(), all.len().div_ceil(8));
+            let mut total = Checksum::new();
+            total.absorb(&m.sum_words_of(base, len / 8..words, len), words, words);
+            total.absorb(&sum, len / 8, words);
+            assert_eq!(total.finish(len as u64), checksum_bytes(&all), "{pieces:?}");
             assert_eq!(m.checksum(base, all.len()), checksum_bytes(&all), "{pieces:?}");
             let mut out = Vec::new();
             m.copy_out(base, all.len(), &mut out);

@@ -33,7 +33,6 @@ use std::time::Duration;
 use rustix::fs::{FlockOperation, Mode, OFlags};
 use zerocopy::{FromBytes, IntoBytes};
 
-use crate::checksum::Checksum;
 use crate::clock::monotonic_ns;
 use crate::frames::{PayloadSink, SinkFull};
 use crate::layout::{self, FrameHeader, ReaderCounter, WriterCounter};
@@ -44,6 +43,7 @@ mod backpressure;
 mod board;
 mod inplace;
 mod inspect;
+mod runs;
 pub use backpressure::BackPressure;
 pub use board::Scoreboard;
 pub use inplace::{FrameRef, InPlace, SlotView, BLOCK_WORDS, CHUNK_WORDS};
@@ -116,6 +116,8 @@ pub struct RingWriter {
     next: FrameSeq,
     incarnation: Incarnation,
     path: PathBuf,
+    /// What the current loan has written, with its folded checksums.
+    runs: runs::Runs,
 }
 
 /// What a writer found when it started.
@@ -207,7 +209,7 @@ impl RingWriter {
     fn start(seg: Segment, lock: File, path: &Path, incarnation: Incarnation, next: FrameSeq) -> Self {
         seg.map.word(layout::OFF_WRITER_PID).store(u64::from(std::process::id()), Ordering::Relaxed);
         seg.map.word(layout::OFF_HEARTBEAT_NS).store(monotonic_ns(), Ordering::Relaxed);
-        Self { seg, _lock: lock, next, incarnation, path: path.to_owned() }
+        Self { seg, _lock: lock, next, incarnation, path: path.to_owned(), runs: runs::Runs::default() }
     }
 
     /// Takes the slot of the next frame for writing. The frame is published only by
@@ -216,16 +218,8 @@ impl RingWriter {
         let off = self.seg.slot_offset_for(self.next);
         let s = seqlock::write_begin(self.seg.map.word(off + layout::SLOT_OFF_SEQ));
         let capacity = self.seg.slot_capacity() as usize;
-        Loan {
-            writer: self,
-            slot: off,
-            seq_word: s,
-            len: 0,
-            capacity,
-            sum: Checksum::new(),
-            appended: true,
-            done: false,
-        }
+        self.runs.clear();
+        Loan { writer: self, slot: off, seq_word: s, len: 0, capacity, done: false }
     }
 
     /// The sequence number the next committed frame will get.
@@ -297,11 +291,6 @@ pub struct Loan<'w> {
     seq_word: u64,
     len: usize,
     capacity: usize,
-    /// The payload checksum of every word the appends so far completed (see `appended`).
-    sum: Checksum,
-    /// Whether every write so far appended: then `sum` is folded while copying and `commit`
-    /// reads at most the last word back; else `commit` checksums the slot in a second pass.
-    appended: bool,
     done: bool,
 }
 
@@ -324,6 +313,9 @@ impl Loan<'_> {
         let map = &self.writer.seg.map;
         let payload = self.slot + layout::SLOT_OFF_PAYLOAD;
         let seq = self.writer.next;
+        // Every word was folded while it was copied in, but those a write covered only in
+        // part or a later write touched again: those are read back here.
+        let payload_sum = self.writer.runs.finish(map, payload, self.len);
         let now = monotonic_ns();
         let mut header = FrameHeader {
             frame_seq: seq.0,
@@ -333,11 +325,6 @@ impl Loan<'_> {
             incarnation: self.writer.incarnation.0,
             checksum: 0,
             publish_ns: now,
-        };
-        let payload_sum = if self.appended {
-            map.finish_appended(payload, self.len, self.sum)
-        } else {
-            map.checksum(payload, self.len)
         };
         header.checksum = header.seal(payload_sum);
         map.store_words(self.slot + layout::SLOT_OFF_FRAME_HEADER, header.as_bytes_words());
@@ -369,14 +356,9 @@ impl PayloadSink for Loan<'_> {
         let Some(end) = end else {
             return Err(SinkFull { needed: offset.saturating_add(bytes.len()), capacity: self.capacity });
         };
-        let (map, payload) = (&self.writer.seg.map, self.slot + layout::SLOT_OFF_PAYLOAD);
-        if self.appended && offset == self.len {
-            // One pass: the checksum is folded while the bytes are copied in.
-            map.append_summed(payload, offset, bytes, &mut self.sum);
-        } else {
-            self.appended = false;
-            map.copy_in(payload + offset, bytes);
-        }
+        // One pass, in or out of order: the checksum is folded while the bytes are copied in.
+        let w = &mut *self.writer;
+        w.runs.write(&w.seg.map, self.slot + layout::SLOT_OFF_PAYLOAD, offset, bytes);
         self.len = self.len.max(end);
         Ok(())
     }
