@@ -1,8 +1,9 @@
 //! The slot checksum: a four-lane Fletcher-style sum over little-endian 64-bit words.
 //!
 //! It is computed while a reader copies a payload out of a slot (one pass), in a second pass
-//! after an in-place read, and by the writer while it pushes (folded into the copy; a pass at
-//! commit only after a non-appending `write_at`), four words per 256-bit vector on the wide
+//! after an in-place read, and by the writer while it writes (folded into the copy, in order or
+//! not: runs written out of order are combined with [`Checksum::absorb`], and a commit reads
+//! back only the words no run covered whole), four words per 256-bit vector on the wide
 //! path (`mapping::wide`); [`seal`] then folds the frame header's words into it, so the
 //! checksum a slot carries covers frame seq, capture time, epoch, payload length and
 //! incarnation as well as the payload (DESIGN.md §5: a scribbled epoch is as detectable as a
