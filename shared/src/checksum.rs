@@ -168,8 +168,8 @@ mod tests {
         let mut total = Checksum::new();
         for piece in bounds.windows(2).rev() {
             let mut p = Checksum::new();
-            for i in piece[0]..piece[1] {
-                p.add_at(i, words[i]);
+            for (i, w) in words.iter().enumerate().take(piece[1]).skip(piece[0]) {
+                p.add_at(i, *w);
             }
             total.absorb(&p, piece[1], words.len());
         }
@@ -188,7 +188,11 @@ mod tests {
         let mut wrong = Checksum::new();
         let (mut head, mut tail) = (Checksum::new(), Checksum::new());
         for (i, w) in words.iter().enumerate() {
-            if i < 10 { head.add_at(i, *w) } else { tail.add_at(i, *w) }
+            if i < 10 {
+                head.add_at(i, *w)
+            } else {
+                tail.add_at(i, *w)
+            }
         }
         wrong.absorb(&head, 11, words.len());
         wrong.absorb(&tail, words.len(), words.len());

@@ -317,7 +317,12 @@ mod out_of_order {
     fn bands_written_out_of_order_commit_a_frame_that_validates() {
         let dir = tempdir();
         let path = dir.path().join("camera.seg");
-        let spec = SegmentSpec { kind: StreamKind::Camera, slot_count: 2, slot_capacity: 64_000, base_seq: FrameSeq(0) };
+        let spec = SegmentSpec {
+            kind: StreamKind::Camera,
+            slot_count: 2,
+            slot_capacity: 64_000,
+            base_seq: FrameSeq(0),
+        };
         let (mut w, _) = RingWriter::create_or_takeover(&path, &spec).unwrap();
         let mut r = RingReader::attach(&path, StreamKind::Camera).unwrap();
         let (header, band, bands) = (40usize, 1000usize, 12usize);
