@@ -8,6 +8,9 @@ use super::{ffloor, Hit, Prim, RayScratch, Shape, World};
 pub(super) struct Grid {
     x0: f64,
     y0: f64,
+    /// The far x and y bounds: `x0 + cell·nx`, `y0 + cell·ny`.
+    x1: f64,
+    y1: f64,
     cell: f64,
     inv_cell: f64,
     nx: usize,
@@ -40,19 +43,19 @@ impl World {
         if g.nx == 0 {
             return None;
         }
+        // One division per axis for the whole walk: the clip, the cell boundaries and the
+        // boxes' height slabs multiply by these.
+        let inv = [1.0 / d[0], 1.0 / d[1], 1.0 / d[2]];
         // Clip the ray to the grid's x-y bounds and to the tallest primitive.
         let mut t0: f64 = 0.0;
         let mut t1 = t_end;
-        let bx = [g.x0, g.x0 + g.cell * g.nx as f64];
-        let by = [g.y0, g.y0 + g.cell * g.ny as f64];
-        for (axis, b) in [(0usize, bx), (1, by)] {
+        for (axis, b) in [(0usize, [g.x0, g.x1]), (1, [g.y0, g.y1])] {
             if d[axis].abs() < 1e-15 {
                 if o[axis] < b[0] || o[axis] > b[1] {
                     return None;
                 }
             } else {
-                let inv = 1.0 / d[axis];
-                let (mut ta, mut tb) = ((b[0] - o[axis]) * inv, (b[1] - o[axis]) * inv);
+                let (mut ta, mut tb) = ((b[0] - o[axis]) * inv[axis], (b[1] - o[axis]) * inv[axis]);
                 if ta > tb {
                     std::mem::swap(&mut ta, &mut tb);
                 }
@@ -61,7 +64,7 @@ impl World {
             }
         }
         if d[2] > 1e-12 {
-            t1 = t1.min((self.max_height - o[2]) / d[2]);
+            t1 = t1.min((self.max_height - o[2]) * inv[2]);
         }
         if t0 >= t1 {
             return None;
@@ -81,8 +84,8 @@ impl World {
         // `ffloor`, not libm's `floor` (a call per ray): the same integer for every input.
         let mut ix = (ffloor((px - g.x0) * g.inv_cell) as isize).clamp(0, g.nx as isize - 1);
         let mut iy = (ffloor((py - g.y0) * g.inv_cell) as isize).clamp(0, g.ny as isize - 1);
-        let (step_x, mut next_x, delta_x) = axis_setup(o[0], d[0], g.x0, g.cell, ix);
-        let (step_y, mut next_y, delta_y) = axis_setup(o[1], d[1], g.y0, g.cell, iy);
+        let (step_x, mut next_x, delta_x) = axis_setup(o[0], d[0], inv[0], g.x0, g.cell, ix);
+        let (step_y, mut next_y, delta_y) = axis_setup(o[1], d[1], inv[1], g.y0, g.cell, iy);
 
         let mut best_t = t1;
         let mut best: Option<(usize, [f64; 3])> = None;
@@ -108,7 +111,7 @@ impl World {
                             continue;
                         }
                         scratch.mailbox[pi] = stamp;
-                        if let Some((t, n)) = intersect_fast(&self.fast[pi], o, d, best_t) {
+                        if let Some((t, n)) = intersect_fast(&self.fast[pi], o, d, inv[2], best_t) {
                             best_t = t;
                             best = Some((pi, n));
                         }
@@ -141,14 +144,16 @@ impl World {
     }
 }
 
+/// The walk along one axis: the step, the `t` of the first cell boundary and the `t`
+/// between boundaries, from the direction's component `d` and its reciprocal `inv`.
 #[inline]
-fn axis_setup(o: f64, d: f64, origin: f64, cell: f64, i: isize) -> (isize, f64, f64) {
+fn axis_setup(o: f64, d: f64, inv: f64, origin: f64, cell: f64, i: isize) -> (isize, f64, f64) {
     if d > 1e-15 {
         let boundary = origin + (i + 1) as f64 * cell;
-        (1, (boundary - o) / d, cell / d)
+        (1, (boundary - o) * inv, cell * inv)
     } else if d < -1e-15 {
         let boundary = origin + i as f64 * cell;
-        (-1, (boundary - o) / d, -cell / d)
+        (-1, (boundary - o) * inv, -cell * inv)
     } else {
         (0, f64::INFINITY, f64::INFINITY)
     }
@@ -158,7 +163,7 @@ fn axis_setup(o: f64, d: f64, origin: f64, cell: f64, i: isize) -> (isize, f64, 
 #[inline]
 #[must_use]
 pub fn intersect(shape: &Shape, o: [f64; 3], d: [f64; 3], t_max: f64) -> Option<(f64, [f64; 3])> {
-    intersect_fast(&FastShape::from(*shape), o, d, t_max)
+    intersect_fast(&FastShape::from(*shape), o, d, 1.0 / d[2], t_max)
 }
 
 /// A shape with its yaw's sine and cosine precomputed, and for a box `reach2`: the square
@@ -198,8 +203,9 @@ fn misses_footprint(rx: f64, ry: f64, d: [f64; 3], reach2: f64) -> bool {
     cross * cross > r2a2 || (along < 0.0 && along * along > r2a2)
 }
 
+/// [`intersect`] for a [`FastShape`]; `inv_dz` is `1.0 / d[2]`, computed once per ray.
 #[inline]
-fn intersect_fast(shape: &FastShape, o: [f64; 3], d: [f64; 3], t_max: f64) -> Option<(f64, [f64; 3])> {
+fn intersect_fast(shape: &FastShape, o: [f64; 3], d: [f64; 3], inv_dz: f64, t_max: f64) -> Option<(f64, [f64; 3])> {
     const EPS: f64 = 1e-6;
     match *shape {
         FastShape::Box { centre, half, c, s, reach2 } => {
@@ -220,7 +226,7 @@ fn intersect_fast(shape: &FastShape, o: [f64; 3], d: [f64; 3], t_max: f64) -> Op
                     }
                     continue;
                 }
-                let inv = 1.0 / ld[k];
+                let inv = if k == 2 { inv_dz } else { 1.0 / ld[k] };
                 let ta = (-half[k] - lo[k]) * inv;
                 let tb = (half[k] - lo[k]) * inv;
                 let (near, far, sg) = if ta < tb { (ta, tb, -1.0) } else { (tb, ta, 1.0) };
@@ -288,6 +294,8 @@ impl Grid {
             return Self {
                 x0: 0.0,
                 y0: 0.0,
+                x1: 0.0,
+                y1: 0.0,
                 cell: CELL,
                 inv_cell: 1.0 / CELL,
                 nx: 0,
@@ -356,7 +364,8 @@ impl Grid {
                 [b[2] as f32 - Z_MARGIN, b[5] as f32 + Z_MARGIN]
             })
             .collect();
-        Self { x0, y0, cell, inv_cell, nx, ny, offsets, items, zmax, zrange }
+        let (x1, y1) = (x0 + cell * nx as f64, y0 + cell * ny as f64);
+        Self { x0, y0, x1, y1, cell, inv_cell, nx, ny, offsets, items, zmax, zrange }
     }
 }
 
