@@ -15,12 +15,26 @@ pub(super) struct Grid {
     inv_cell: f64,
     nx: usize,
     ny: usize,
-    /// CSR: primitives of cell c are `items[offsets[c]..offsets[c + 1]]`.
-    offsets: Vec<u32>,
-    items: Vec<u32>,
-    zmax: Vec<f32>,
-    /// Per primitive: its bottom and top, widened by [`Z_MARGIN`].
-    zrange: Vec<[f32; 2]>,
+    cells: Vec<Cell>,
+    items: Vec<Item>,
+}
+
+/// One cell: its primitives are `items[start..end]`; `zmax` is the top of the tallest,
+/// widened by [`Z_MARGIN`] (-∞ for an empty cell). One load per cell the walk visits.
+#[derive(Clone, Copy, Debug)]
+struct Cell {
+    start: u32,
+    end: u32,
+    zmax: f32,
+}
+
+/// A primitive a cell lists, with its bottom and top widened by [`Z_MARGIN`] beside it, so
+/// the walk's height test needs no second load.
+#[derive(Clone, Copy, Debug)]
+struct Item {
+    prim: u32,
+    bottom: f32,
+    top: f32,
 }
 
 /// Margin of the grid's height bounds, metres: far above the rounding of the heights the
@@ -46,26 +60,23 @@ impl World {
         // One division per axis for the whole walk: the clip, the cell boundaries and the
         // boxes' height slabs multiply by these.
         let inv = [1.0 / d[0], 1.0 / d[1], 1.0 / d[2]];
-        // Clip the ray to the grid's x-y bounds and to the tallest primitive.
-        let mut t0: f64 = 0.0;
         let mut t1 = t_end;
-        for (axis, b) in [(0usize, [g.x0, g.x1]), (1, [g.y0, g.y1])] {
-            if d[axis].abs() < 1e-15 {
-                if o[axis] < b[0] || o[axis] > b[1] {
-                    return None;
-                }
-            } else {
-                let (mut ta, mut tb) = ((b[0] - o[axis]) * inv[axis], (b[1] - o[axis]) * inv[axis]);
-                if ta > tb {
-                    std::mem::swap(&mut ta, &mut tb);
-                }
-                t0 = t0.max(ta);
-                t1 = t1.min(tb);
-            }
-        }
         if d[2] > 1e-12 {
-            t1 = t1.min((self.max_height - o[2]) * inv[2]);
+            t1 = fmin(t1, (self.max_height - o[2]) * inv[2]);
         }
+        // From inside the grid the walk starts at t = 0 and ends where it leaves the grid
+        // (no primitive lies beyond); from outside, the ray is clipped to the grid first.
+        let inside = o[0] >= g.x0 && o[0] <= g.x1 && o[1] >= g.y0 && o[1] <= g.y1;
+        let (t0, start) = if inside {
+            if scratch.walk.from != [o[0], o[1]] {
+                scratch.walk = g.walk_start(o, [o[0], o[1]]);
+            }
+            (0.0, scratch.walk)
+        } else {
+            let (t0, t1_grid) = g.clip(o, d, inv)?;
+            t1 = fmin(t1, t1_grid);
+            (t0, g.walk_start(o, [o[0] + d[0] * t0, o[1] + d[1] * t0]))
+        };
         if t0 >= t1 {
             return None;
         }
@@ -78,43 +89,35 @@ impl World {
             scratch.mailbox.resize(self.prims.len(), 0);
         }
         let stamp = scratch.stamp;
-
-        let px = o[0] + d[0] * t0;
-        let py = o[1] + d[1] * t0;
-        // `ffloor`, not libm's `floor` (a call per ray): the same integer for every input.
-        let mut ix = (ffloor((px - g.x0) * g.inv_cell) as isize).clamp(0, g.nx as isize - 1);
-        let mut iy = (ffloor((py - g.y0) * g.inv_cell) as isize).clamp(0, g.ny as isize - 1);
-        let (step_x, mut next_x, delta_x) = axis_setup(o[0], d[0], inv[0], g.x0, g.cell, ix);
-        let (step_y, mut next_y, delta_y) = axis_setup(o[1], d[1], inv[1], g.y0, g.cell, iy);
+        let [mut ix, mut iy] = start.cell;
+        let (step_x, mut next_x, delta_x) = axis_setup(d[0], inv[0], start.edges[0], g.cell);
+        let (step_y, mut next_y, delta_y) = axis_setup(d[1], inv[1], start.edges[1], g.cell);
 
         let mut best_t = t1;
         let mut best: Option<(usize, [f64; 3])> = None;
         let mut t_in = t0;
         loop {
-            let t_out = next_x.min(next_y).min(t1);
-            let c = iy as usize * g.nx + ix as usize;
-            let (a, b) = (g.offsets[c] as usize, g.offsets[c + 1] as usize);
-            if a != b {
-                let (z_in, z_out) = (o[2] + d[2] * t_in, o[2] + d[2] * t_out);
-                let (z_low, z_high) = (z_in.min(z_out), z_in.max(z_out));
-                if z_low <= f64::from(g.zmax[c]) {
-                    for &pi in &g.items[a..b] {
-                        let pi = pi as usize;
-                        // Over this cell the ray passes above or below the primitive: any
-                        // hit on it lies in another cell that lists it, so it is left
-                        // unmarked for that cell to test.
-                        let [bottom, top] = g.zrange[pi];
-                        if z_low > f64::from(top) || z_high < f64::from(bottom) {
-                            continue;
-                        }
-                        if scratch.mailbox[pi] == stamp {
-                            continue;
-                        }
-                        scratch.mailbox[pi] = stamp;
-                        if let Some((t, n)) = intersect_fast(&self.fast[pi], o, d, inv[2], best_t) {
-                            best_t = t;
-                            best = Some((pi, n));
-                        }
+            let t_out = fmin(fmin(next_x, next_y), t1);
+            let cell = g.cells[iy as usize * g.nx + ix as usize];
+            let (z_in, z_out) = (o[2] + d[2] * t_in, o[2] + d[2] * t_out);
+            let (z_low, z_high) = if z_in < z_out { (z_in, z_out) } else { (z_out, z_in) };
+            // An empty cell's top is -∞.
+            if z_low <= f64::from(cell.zmax) {
+                for item in &g.items[cell.start as usize..cell.end as usize] {
+                    // Over this cell the ray passes above or below the primitive: any hit on
+                    // it lies in another cell that lists it, so it is left unmarked for that
+                    // cell to test.
+                    if z_low > f64::from(item.top) || z_high < f64::from(item.bottom) {
+                        continue;
+                    }
+                    let pi = item.prim as usize;
+                    if scratch.mailbox[pi] == stamp {
+                        continue;
+                    }
+                    scratch.mailbox[pi] = stamp;
+                    if let Some((t, n)) = intersect_fast(&self.fast[pi], o, d, inv[2], best_t) {
+                        best_t = t;
+                        best = Some((pi, n));
                     }
                 }
             }
@@ -144,16 +147,77 @@ impl World {
     }
 }
 
+/// The smaller of two `t`s that are never NaN: a compare, not [`f64::min`]'s NaN handling.
+#[inline(always)]
+fn fmin(a: f64, b: f64) -> f64 {
+    if a < b {
+        a
+    } else {
+        b
+    }
+}
+
+/// Where a walk from a ray origin starts: what every ray from one origin shares (the
+/// lidar's beams of one firing), kept in [`RayScratch`].
+#[derive(Clone, Copy, Debug)]
+pub(super) struct WalkStart {
+    /// The origin's x and y (NaN before the first ray: equal to nothing).
+    from: [f64; 2],
+    /// The start cell.
+    cell: [isize; 2],
+    /// Per axis, the offsets from the origin to the start cell's upper and lower edges.
+    edges: [[f64; 2]; 2],
+}
+
+impl Default for WalkStart {
+    fn default() -> Self {
+        Self { from: [f64::NAN; 2], cell: [0; 2], edges: [[0.0; 2]; 2] }
+    }
+}
+
+impl Grid {
+    /// The walk from `o` whose first point in the grid is `p` (x, y).
+    fn walk_start(&self, o: [f64; 3], p: [f64; 2]) -> WalkStart {
+        // `ffloor`, not libm's `floor` (a call per ray): the same integer for every input.
+        let ix = (ffloor((p[0] - self.x0) * self.inv_cell) as isize).clamp(0, self.nx as isize - 1);
+        let iy = (ffloor((p[1] - self.y0) * self.inv_cell) as isize).clamp(0, self.ny as isize - 1);
+        let edges = |origin: f64, i: isize, o: f64| {
+            [origin + (i + 1) as f64 * self.cell - o, origin + i as f64 * self.cell - o]
+        };
+        WalkStart { from: [o[0], o[1]], cell: [ix, iy], edges: [edges(self.x0, ix, o[0]), edges(self.y0, iy, o[1])] }
+    }
+
+    /// The ray's entry and exit `t` of the grid's x-y bounds (`inv`: the reciprocals of
+    /// `d`), or `None` if it passes beside them.
+    fn clip(&self, o: [f64; 3], d: [f64; 3], inv: [f64; 3]) -> Option<(f64, f64)> {
+        let (mut t0, mut t1) = (0.0f64, f64::INFINITY);
+        for (axis, b) in [(0usize, [self.x0, self.x1]), (1, [self.y0, self.y1])] {
+            if d[axis].abs() < 1e-15 {
+                if o[axis] < b[0] || o[axis] > b[1] {
+                    return None;
+                }
+            } else {
+                let (mut ta, mut tb) = ((b[0] - o[axis]) * inv[axis], (b[1] - o[axis]) * inv[axis]);
+                if ta > tb {
+                    std::mem::swap(&mut ta, &mut tb);
+                }
+                t0 = t0.max(ta);
+                t1 = t1.min(tb);
+            }
+        }
+        Some((t0, t1))
+    }
+}
+
 /// The walk along one axis: the step, the `t` of the first cell boundary and the `t`
-/// between boundaries, from the direction's component `d` and its reciprocal `inv`.
+/// between boundaries, from the direction's component `d`, its reciprocal `inv` and the
+/// offsets to the start cell's upper and lower edges.
 #[inline]
-fn axis_setup(o: f64, d: f64, inv: f64, origin: f64, cell: f64, i: isize) -> (isize, f64, f64) {
+fn axis_setup(d: f64, inv: f64, edges: [f64; 2], cell: f64) -> (isize, f64, f64) {
     if d > 1e-15 {
-        let boundary = origin + (i + 1) as f64 * cell;
-        (1, (boundary - o) * inv, cell * inv)
+        (1, edges[0] * inv, cell * inv)
     } else if d < -1e-15 {
-        let boundary = origin + i as f64 * cell;
-        (-1, (boundary - o) * inv, -cell * inv)
+        (-1, edges[1] * inv, -cell * inv)
     } else {
         (0, f64::INFINITY, f64::INFINITY)
     }
@@ -300,10 +364,8 @@ impl Grid {
                 inv_cell: 1.0 / CELL,
                 nx: 0,
                 ny: 0,
-                offsets: vec![0],
+                cells: Vec::new(),
                 items: Vec::new(),
-                zmax: Vec::new(),
-                zrange: Vec::new(),
             };
         }
         let mut lo = [f64::INFINITY; 2];
@@ -344,28 +406,23 @@ impl Grid {
         for c in 0..nx * ny {
             counts[c + 1] += counts[c];
         }
-        let offsets = counts;
-        let mut fill = offsets.clone();
-        let mut items = vec![0u32; offsets[nx * ny] as usize];
+        let mut fill = counts.clone();
+        let mut items = vec![Item { prim: 0, bottom: 0.0, top: 0.0 }; counts[nx * ny] as usize];
         for (i, p) in prims.iter().enumerate() {
             let (cx0, cy0, cx1, cy1, _) = cell_range(p);
+            let b = p.bounds();
+            let item = Item { prim: i as u32, bottom: b[2] as f32 - Z_MARGIN, top: b[5] as f32 + Z_MARGIN };
             for cy in cy0..=cy1 {
                 for cx in cx0..=cx1 {
                     let c = cy * nx + cx;
-                    items[fill[c] as usize] = i as u32;
+                    items[fill[c] as usize] = item;
                     fill[c] += 1;
                 }
             }
         }
-        let zrange = prims
-            .iter()
-            .map(|p| {
-                let b = p.bounds();
-                [b[2] as f32 - Z_MARGIN, b[5] as f32 + Z_MARGIN]
-            })
-            .collect();
+        let cells = (0..nx * ny).map(|c| Cell { start: counts[c], end: counts[c + 1], zmax: zmax[c] }).collect();
         let (x1, y1) = (x0 + cell * nx as f64, y0 + cell * ny as f64);
-        Self { x0, y0, x1, y1, cell, inv_cell, nx, ny, offsets, items, zmax, zrange }
+        Self { x0, y0, x1, y1, cell, inv_cell, nx, ny, cells, items }
     }
 }
 
