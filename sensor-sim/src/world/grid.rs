@@ -267,6 +267,37 @@ fn misses_footprint(rx: f64, ry: f64, d: [f64; 3], reach2: f64) -> bool {
     cross * cross > r2a2 || (along < 0.0 && along * along > r2a2)
 }
 
+/// The box test's interval along the ray: the last axis and side that raised `tmin`.
+struct Slabs {
+    tmin: f64,
+    tmax: f64,
+    axis: usize,
+    sign: f64,
+}
+
+impl Slabs {
+    /// Narrows the interval to axis `k`'s slab `|lo + t·ld| ≤ half` (`inv` = `1 / ld`):
+    /// false if the ray misses it. Plain compares (no value here is NaN).
+    #[inline(always)]
+    fn narrow(&mut self, k: usize, lo: f64, ld: f64, inv: f64, half: f64) -> bool {
+        if ld.abs() < 1e-15 {
+            return lo.abs() <= half;
+        }
+        let ta = (-half - lo) * inv;
+        let tb = (half - lo) * inv;
+        let (near, far, sg) = if ta < tb { (ta, tb, -1.0) } else { (tb, ta, 1.0) };
+        if near > self.tmin {
+            self.tmin = near;
+            self.axis = k;
+            self.sign = sg;
+        }
+        if far < self.tmax {
+            self.tmax = far;
+        }
+        self.tmin <= self.tmax
+    }
+}
+
 /// [`intersect`] for a [`FastShape`]; `inv_dz` is `1.0 / d[2]`, computed once per ray.
 #[inline]
 fn intersect_fast(shape: &FastShape, o: [f64; 3], d: [f64; 3], inv_dz: f64, t_max: f64) -> Option<(f64, [f64; 3])> {
@@ -279,31 +310,15 @@ fn intersect_fast(shape: &FastShape, o: [f64; 3], d: [f64; 3], inv_dz: f64, t_ma
             }
             let lo = [rx * c + ry * s, -rx * s + ry * c, o[2] - centre[2]];
             let ld = [d[0] * c + d[1] * s, -d[0] * s + d[1] * c, d[2]];
-            let mut tmin = f64::NEG_INFINITY;
-            let mut tmax = t_max;
-            let mut axis = 0;
-            let mut sign = 1.0;
+            let inv = [1.0 / ld[0], 1.0 / ld[1], inv_dz];
+            let mut slabs = Slabs { tmin: f64::NEG_INFINITY, tmax: t_max, axis: 0, sign: 1.0 };
+            // The axes in order 0, 1, 2 (a tie keeps the earlier axis's normal).
             for k in 0..3 {
-                if ld[k].abs() < 1e-15 {
-                    if lo[k].abs() > half[k] {
-                        return None;
-                    }
-                    continue;
-                }
-                let inv = if k == 2 { inv_dz } else { 1.0 / ld[k] };
-                let ta = (-half[k] - lo[k]) * inv;
-                let tb = (half[k] - lo[k]) * inv;
-                let (near, far, sg) = if ta < tb { (ta, tb, -1.0) } else { (tb, ta, 1.0) };
-                if near > tmin {
-                    tmin = near;
-                    axis = k;
-                    sign = sg;
-                }
-                tmax = tmax.min(far);
-                if tmin > tmax {
+                if !slabs.narrow(k, lo[k], ld[k], inv[k], half[k]) {
                     return None;
                 }
             }
+            let Slabs { tmin, axis, sign, .. } = slabs;
             if tmin <= EPS || tmin >= t_max {
                 return None;
             }
