@@ -313,10 +313,11 @@ fn intersect_fast(shape: &FastShape, o: [f64; 3], d: [f64; 3], inv_dz: f64, t_ma
             let inv = [1.0 / ld[0], 1.0 / ld[1], inv_dz];
             let mut slabs = Slabs { tmin: f64::NEG_INFINITY, tmax: t_max, axis: 0, sign: 1.0 };
             // The axes in order 0, 1, 2 (a tie keeps the earlier axis's normal).
-            for k in 0..3 {
-                if !slabs.narrow(k, lo[k], ld[k], inv[k], half[k]) {
-                    return None;
-                }
+            if !(slabs.narrow(0, lo[0], ld[0], inv[0], half[0])
+                && slabs.narrow(1, lo[1], ld[1], inv[1], half[1])
+                && slabs.narrow(2, lo[2], ld[2], inv[2], half[2]))
+            {
+                return None;
             }
             let Slabs { tmin, axis, sign, .. } = slabs;
             if tmin <= EPS || tmin >= t_max {
