@@ -20,21 +20,22 @@ pub(super) struct Grid {
 }
 
 /// One cell: its primitives are `items[start..end]`; `zmax` is the top of the tallest,
-/// widened by [`Z_MARGIN`] (-∞ for an empty cell). One load per cell the walk visits.
+/// widened by [`Z_MARGIN`] (-∞ for an empty cell; an `f32` bound, held as `f64` so the
+/// walk compares without a conversion). One load per cell the walk visits.
 #[derive(Clone, Copy, Debug)]
 struct Cell {
     start: u32,
     end: u32,
-    zmax: f32,
+    zmax: f64,
 }
 
-/// A primitive a cell lists, with its bottom and top widened by [`Z_MARGIN`] beside it, so
-/// the walk's height test needs no second load.
+/// A primitive a cell lists, with its bottom and top widened by [`Z_MARGIN`] beside it
+/// (`f32` bounds held as `f64`), so the walk's height test needs no second load.
 #[derive(Clone, Copy, Debug)]
 struct Item {
+    bottom: f64,
+    top: f64,
     prim: u32,
-    bottom: f32,
-    top: f32,
 }
 
 /// Margin of the grid's height bounds, metres: far above the rounding of the heights the
@@ -93,21 +94,25 @@ impl World {
         let (step_x, mut next_x, delta_x) = axis_setup(d[0], inv[0], start.edges[0], g.cell);
         let (step_y, mut next_y, delta_y) = axis_setup(d[1], inv[1], start.edges[1], g.cell);
 
+        // The cell index follows the walk: ±1 along x, ±nx along y.
+        let mut c = iy as usize * g.nx + ix as usize;
+        let stride_y = step_y * g.nx as isize;
         let mut best_t = t1;
         let mut best: Option<(usize, [f64; 3])> = None;
-        let mut t_in = t0;
+        // A cell's entry height is the previous cell's exit height (the same `t`).
+        let mut z_in = o[2] + d[2] * t0;
         loop {
             let t_out = fmin(fmin(next_x, next_y), t1);
-            let cell = g.cells[iy as usize * g.nx + ix as usize];
-            let (z_in, z_out) = (o[2] + d[2] * t_in, o[2] + d[2] * t_out);
+            let cell = g.cells[c];
+            let z_out = o[2] + d[2] * t_out;
             let (z_low, z_high) = if z_in < z_out { (z_in, z_out) } else { (z_out, z_in) };
             // An empty cell's top is -∞.
-            if z_low <= f64::from(cell.zmax) {
+            if z_low <= cell.zmax {
                 for item in &g.items[cell.start as usize..cell.end as usize] {
                     // Over this cell the ray passes above or below the primitive: any hit on
                     // it lies in another cell that lists it, so it is left unmarked for that
                     // cell to test.
-                    if z_low > f64::from(item.top) || z_high < f64::from(item.bottom) {
+                    if z_low > item.top || z_high < item.bottom {
                         continue;
                     }
                     let pi = item.prim as usize;
@@ -124,19 +129,20 @@ impl World {
             if best_t <= t_out || t_out >= t1 {
                 break;
             }
+            z_in = z_out;
             if next_x < next_y {
                 ix += step_x;
                 if ix < 0 || ix >= g.nx as isize {
                     break;
                 }
-                t_in = next_x;
+                c = c.wrapping_add_signed(step_x);
                 next_x += delta_x;
             } else {
                 iy += step_y;
                 if iy < 0 || iy >= g.ny as isize {
                     break;
                 }
-                t_in = next_y;
+                c = c.wrapping_add_signed(stride_y);
                 next_y += delta_y;
             }
         }
@@ -423,11 +429,15 @@ impl Grid {
             counts[c + 1] += counts[c];
         }
         let mut fill = counts.clone();
-        let mut items = vec![Item { prim: 0, bottom: 0.0, top: 0.0 }; counts[nx * ny] as usize];
+        let mut items = vec![Item { bottom: 0.0, top: 0.0, prim: 0 }; counts[nx * ny] as usize];
         for (i, p) in prims.iter().enumerate() {
             let (cx0, cy0, cx1, cy1, _) = cell_range(p);
             let b = p.bounds();
-            let item = Item { prim: i as u32, bottom: b[2] as f32 - Z_MARGIN, top: b[5] as f32 + Z_MARGIN };
+            let item = Item {
+                bottom: f64::from(b[2] as f32 - Z_MARGIN),
+                top: f64::from(b[5] as f32 + Z_MARGIN),
+                prim: i as u32,
+            };
             for cy in cy0..=cy1 {
                 for cx in cx0..=cx1 {
                     let c = cy * nx + cx;
@@ -436,7 +446,8 @@ impl Grid {
                 }
             }
         }
-        let cells = (0..nx * ny).map(|c| Cell { start: counts[c], end: counts[c + 1], zmax: zmax[c] }).collect();
+        let cells =
+            (0..nx * ny).map(|c| Cell { start: counts[c], end: counts[c + 1], zmax: f64::from(zmax[c]) }).collect();
         let (x1, y1) = (x0 + cell * nx as f64, y0 + cell * ny as f64);
         Self { x0, y0, x1, y1, cell, inv_cell, nx, ny, cells, items }
     }
