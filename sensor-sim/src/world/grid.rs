@@ -46,7 +46,10 @@ const Z_MARGIN: f32 = 1e-3;
 const CELL: f64 = 4.0;
 
 impl World {
-    /// Nearest primitive hit with 0 < t < t_end.
+    /// Nearest primitive hit with 0 < t < t_end. Inlined through [`World::cast`] into the
+    /// lidar's per-ray loop: the hit then stays in registers instead of being returned
+    /// through two stack frames (measured: about a fifth of a sweep's CPU time).
+    #[inline(always)]
     pub(super) fn cast_prims(
         &self,
         o: [f64; 3],

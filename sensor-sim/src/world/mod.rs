@@ -299,6 +299,7 @@ impl World {
     /// Casts a ray from `o` along the unit vector `d`, up to `max_t`. Returns the nearest hit
     /// (ground or primitive) with `t > 0`, or `None` for sky / beyond range.
     #[must_use]
+    #[inline]
     pub fn cast(&self, o: [f64; 3], d: [f64; 3], max_t: f64, scratch: &mut RayScratch) -> Option<Hit> {
         let mut t_end = max_t;
         let mut ground = false;
