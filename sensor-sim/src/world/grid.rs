@@ -308,7 +308,9 @@ impl Slabs {
 }
 
 /// [`intersect`] for a [`FastShape`]; `inv_dz` is `1.0 / d[2]`, computed once per ray.
-#[inline]
+/// Inlined into the walk, as the walk is into the lidar's loop (its result then needs no
+/// trip through memory).
+#[inline(always)]
 fn intersect_fast(shape: &FastShape, o: [f64; 3], d: [f64; 3], inv_dz: f64, t_max: f64) -> Option<(f64, [f64; 3])> {
     const EPS: f64 = 1e-6;
     match *shape {
