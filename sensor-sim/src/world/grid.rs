@@ -193,7 +193,11 @@ impl Grid {
         let edges = |origin: f64, i: isize, o: f64| {
             [origin + (i + 1) as f64 * self.cell - o, origin + i as f64 * self.cell - o]
         };
-        WalkStart { from: [o[0], o[1]], cell: [ix, iy], edges: [edges(self.x0, ix, o[0]), edges(self.y0, iy, o[1])] }
+        WalkStart {
+            from: [o[0], o[1]],
+            cell: [ix, iy],
+            edges: [edges(self.x0, ix, o[0]), edges(self.y0, iy, o[1])],
+        }
     }
 
     /// The ray's entry and exit `t` of the grid's x-y bounds (`inv`: the reciprocals of
@@ -311,7 +315,13 @@ impl Slabs {
 /// Inlined into the walk, as the walk is into the lidar's loop (its result then needs no
 /// trip through memory).
 #[inline(always)]
-fn intersect_fast(shape: &FastShape, o: [f64; 3], d: [f64; 3], inv_dz: f64, t_max: f64) -> Option<(f64, [f64; 3])> {
+fn intersect_fast(
+    shape: &FastShape,
+    o: [f64; 3],
+    d: [f64; 3],
+    inv_dz: f64,
+    t_max: f64,
+) -> Option<(f64, [f64; 3])> {
     const EPS: f64 = 1e-6;
     match *shape {
         FastShape::Box { centre, half, c, s, reach2 } => {
@@ -451,8 +461,9 @@ impl Grid {
                 }
             }
         }
-        let cells =
-            (0..nx * ny).map(|c| Cell { start: counts[c], end: counts[c + 1], zmax: f64::from(zmax[c]) }).collect();
+        let cells = (0..nx * ny)
+            .map(|c| Cell { start: counts[c], end: counts[c + 1], zmax: f64::from(zmax[c]) })
+            .collect();
         let (x1, y1) = (x0 + cell * nx as f64, y0 + cell * ny as f64);
         Self { x0, y0, x1, y1, cell, inv_cell, nx, ny, cells, items }
     }
