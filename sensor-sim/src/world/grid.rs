@@ -2,10 +2,13 @@
 //! [`World::cast`].
 
 use super::{ffloor, Hit, Prim, RayScratch, Shape, World};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The grid: cells over x-y listing the primitives that overlap them.
 #[derive(Clone, Debug)]
 pub(super) struct Grid {
+    /// Unique among the grids of this process (from 1): what a [`WalkStart`] is keyed on.
+    id: u64,
     x0: f64,
     y0: f64,
     /// The far x and y bounds: `x0 + cell·nx`, `y0 + cell·ny`.
@@ -36,6 +39,13 @@ struct Item {
     bottom: f64,
     top: f64,
     prim: u32,
+}
+
+/// A new [`Grid::id`].
+fn next_grid_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    // Relaxed: only uniqueness matters, and the counter orders nothing else (no partner).
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Margin of the grid's height bounds, metres: far above the rounding of the heights the
@@ -72,7 +82,7 @@ impl World {
         // (no primitive lies beyond); from outside, the ray is clipped to the grid first.
         let inside = o[0] >= g.x0 && o[0] <= g.x1 && o[1] >= g.y0 && o[1] <= g.y1;
         let (t0, start) = if inside {
-            if scratch.walk.from != [o[0], o[1]] {
+            if scratch.walk.from != [o[0], o[1]] || scratch.walk.grid != g.id {
                 scratch.walk = g.walk_start(o, [o[0], o[1]]);
             }
             (0.0, scratch.walk)
@@ -170,7 +180,10 @@ fn fmin(a: f64, b: f64) -> f64 {
 /// lidar's beams of one firing), kept in [`RayScratch`].
 #[derive(Clone, Copy, Debug)]
 pub(super) struct WalkStart {
-    /// The origin's x and y (NaN before the first ray: equal to nothing).
+    /// The grid it is for ([`Grid::id`]; 0 before the first ray: no grid's), so a scratch
+    /// used on another world does not start a walk in this one's cells.
+    grid: u64,
+    /// The origin's x and y.
     from: [f64; 2],
     /// The start cell.
     cell: [isize; 2],
@@ -180,7 +193,7 @@ pub(super) struct WalkStart {
 
 impl Default for WalkStart {
     fn default() -> Self {
-        Self { from: [f64::NAN; 2], cell: [0; 2], edges: [[0.0; 2]; 2] }
+        Self { grid: 0, from: [0.0; 2], cell: [0; 2], edges: [[0.0; 2]; 2] }
     }
 }
 
@@ -194,6 +207,7 @@ impl Grid {
             [origin + (i + 1) as f64 * self.cell - o, origin + i as f64 * self.cell - o]
         };
         WalkStart {
+            grid: self.id,
             from: [o[0], o[1]],
             cell: [ix, iy],
             edges: [edges(self.x0, ix, o[0]), edges(self.y0, iy, o[1])],
@@ -393,6 +407,7 @@ impl Grid {
     pub(super) fn build(prims: &[Prim]) -> Self {
         if prims.is_empty() {
             return Self {
+                id: next_grid_id(),
                 x0: 0.0,
                 y0: 0.0,
                 x1: 0.0,
@@ -465,7 +480,7 @@ impl Grid {
             .map(|c| Cell { start: counts[c], end: counts[c + 1], zmax: f64::from(zmax[c]) })
             .collect();
         let (x1, y1) = (x0 + cell * nx as f64, y0 + cell * ny as f64);
-        Self { x0, y0, x1, y1, cell, inv_cell, nx, ny, cells, items }
+        Self { id: next_grid_id(), x0, y0, x1, y1, cell, inv_cell, nx, ny, cells, items }
     }
 }
 
@@ -486,11 +501,24 @@ mod tests {
         agrees_with_brute_force(4, 4.0);
     }
 
-    /// Random boxes and cylinders whose bottoms are up to `lift` metres off the ground, cast
-    /// from random origins: the grid finds what testing every primitive finds.
-    fn agrees_with_brute_force(seed: u64, lift: f64) {
-        let mut rng = Rng::new(seed);
-        let prims: Vec<Prim> = (0..300)
+    /// One scratch used on two worlds from the same origin: the walk's start cached for one
+    /// world is not taken for the other.
+    #[test]
+    fn one_scratch_on_two_worlds() {
+        let mut rng = Rng::new(5);
+        let (a, b) = (random_prims(&mut rng, 0.0), random_prims(&mut rng, 2.0));
+        let (wa, wb) = (World::new(a.clone(), vec![]), World::new(b.clone(), vec![]));
+        let mut s = RayScratch::new(&wa);
+        for _ in 0..2000 {
+            let o = [rng.range(-90.0, 90.0), rng.range(-90.0, 90.0), rng.range(0.2, 3.0)];
+            check_ray(&wa, &a, o, random_direction(&mut rng), &mut s);
+            check_ray(&wb, &b, o, random_direction(&mut rng), &mut s);
+        }
+    }
+
+    /// 300 random boxes and cylinders whose bottoms are up to `lift` metres off the ground.
+    fn random_prims(rng: &mut Rng, lift: f64) -> Vec<Prim> {
+        (0..300)
             .map(|i| {
                 let z0 = if lift > 0.0 { rng.range(0.0, lift) } else { 0.0 };
                 let shape = if i % 3 == 0 {
@@ -511,25 +539,44 @@ mod tests {
                 };
                 Prim { shape, instance: i as u16 + 2, colour: [0; 3], reflectivity: 0.5 }
             })
-            .collect();
+            .collect()
+    }
+
+    /// A unit direction from 29° down to 17° up, any azimuth.
+    fn random_direction(rng: &mut Rng) -> [f64; 3] {
+        let az = rng.range(-3.2, 3.2);
+        let el = rng.range(-0.5, 0.3);
+        [el.cos() * az.cos(), el.cos() * az.sin(), el.sin()]
+    }
+
+    /// The grid's hit on `w` from `o` along `d` is the nearest of testing every primitive.
+    fn check_ray(w: &World, prims: &[Prim], o: [f64; 3], d: [f64; 3], s: &mut RayScratch) {
+        let fast = w.cast_prims(o, d, 150.0, s).map(|h| (h.t, h.instance));
+        let mut slow: Option<(f64, u16)> = None;
+        for p in prims {
+            if let Some((t, _)) = intersect(&p.shape, o, d, slow.map_or(150.0, |s| s.0)) {
+                slow = Some((t, p.instance));
+            }
+        }
+        match (fast, slow) {
+            (None, None) => {}
+            (Some(a), Some(b)) => assert!((a.0 - b.0).abs() < 1e-9, "{a:?} vs {b:?}"),
+            other => panic!("{other:?} from {o:?} along {d:?}"),
+        }
+    }
+
+    /// Random primitives ([`random_prims`]), cast from random origins, several rays from
+    /// each (as a lidar's beams share one): the grid finds what testing every primitive
+    /// finds.
+    fn agrees_with_brute_force(seed: u64, lift: f64) {
+        let mut rng = Rng::new(seed);
+        let prims = random_prims(&mut rng, lift);
         let w = World::new(prims.clone(), vec![]);
         let mut s = RayScratch::new(&w);
-        for _ in 0..20000 {
+        for _ in 0..5000 {
             let o = [rng.range(-90.0, 90.0), rng.range(-90.0, 90.0), rng.range(0.2, 3.0)];
-            let az = rng.range(-3.2, 3.2);
-            let el = rng.range(-0.5, 0.3);
-            let d = [el.cos() * az.cos(), el.cos() * az.sin(), el.sin()];
-            let fast = w.cast_prims(o, d, 150.0, &mut s).map(|h| (h.t, h.instance));
-            let mut slow: Option<(f64, u16)> = None;
-            for p in &prims {
-                if let Some((t, _)) = intersect(&p.shape, o, d, slow.map_or(150.0, |s| s.0)) {
-                    slow = Some((t, p.instance));
-                }
-            }
-            match (fast, slow) {
-                (None, None) => {}
-                (Some(a), Some(b)) => assert!((a.0 - b.0).abs() < 1e-9, "{a:?} vs {b:?}"),
-                other => panic!("{other:?} from {o:?} along {d:?}"),
+            for _ in 0..4 {
+                check_ray(&w, &prims, o, random_direction(&mut rng), &mut s);
             }
         }
     }
