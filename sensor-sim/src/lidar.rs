@@ -46,16 +46,18 @@ pub struct LidarSweep {
 /// The most threads a renderer casts a sweep's rays on.
 pub const MAX_THREADS: usize = 8;
 
-/// One ray's return before the range noise: what the in-order pass needs.
+/// One ray's return before the range noise: what the in-order pass needs, in 16 bytes
+/// (a full sweep's returns are written by the casting threads and read back once).
 #[derive(Clone, Copy, Debug, Default)]
 struct Return {
     t: f64,
-    /// |cos| of the incidence angle.
-    cos_i: f32,
-    reflectivity: f32,
+    /// The surface's reflectivity times (0.25 + 0.75·|cos incidence|), clamped to 0..1.
+    intensity: f32,
     instance: u16,
     hit: bool,
 }
+
+const _: () = assert!(std::mem::size_of::<Return>() == 16);
 
 /// What every thread of one sweep reads.
 struct Sweep<'a> {
@@ -101,14 +103,16 @@ impl Sweep<'_> {
                     r[(2, 0)] * dl[0] + r[(2, 1)] * dl[1] + r[(2, 2)] * dl[2],
                 ];
                 *ret = match self.world.cast(o, dw, self.max_range, scratch) {
-                    Some(hit) => Return {
-                        t: hit.t,
-                        cos_i: (hit.normal[0] * dw[0] + hit.normal[1] * dw[1] + hit.normal[2] * dw[2]).abs()
-                            as f32,
-                        reflectivity: hit.reflectivity,
-                        instance: hit.instance,
-                        hit: true,
-                    },
+                    Some(hit) => {
+                        let n = hit.normal;
+                        let cos_i = (n[0] * dw[0] + n[1] * dw[1] + n[2] * dw[2]).abs() as f32;
+                        Return {
+                            t: hit.t,
+                            intensity: (hit.reflectivity * (0.25 + 0.75 * cos_i)).clamp(0.0, 1.0),
+                            instance: hit.instance,
+                            hit: true,
+                        }
+                    }
                     None => Return::default(),
                 };
             }
@@ -249,12 +253,11 @@ impl LidarRenderer {
                     continue;
                 }
                 let dl = [ce * ca, ce * sa, se];
-                let intensity = (ret.reflectivity * (0.25 + 0.75 * ret.cos_i)).clamp(0.0, 1.0);
                 self.chunk.push(PointRecord {
                     x: (dl[0] * range) as f32,
                     y: (dl[1] * range) as f32,
                     z: (dl[2] * range) as f32,
-                    intensity,
+                    intensity: ret.intensity,
                     ring: ring as u16,
                     reserved: 0,
                     instance: u32::from(ret.instance),

@@ -29,7 +29,7 @@ pub use grid::intersect;
 pub use ground::{ffloor, GROUND_MATERIALS};
 
 use crate::rng::Rng;
-use grid::{FastShape, Grid};
+use grid::{FastShape, Grid, WalkStart};
 use ground::GroundMap;
 use std::sync::OnceLock;
 
@@ -179,13 +179,15 @@ pub struct FaceGroup {
 pub struct RayScratch {
     mailbox: Vec<u32>,
     stamp: u32,
+    /// The last ray origin's start of the grid walk.
+    walk: WalkStart,
 }
 
 impl RayScratch {
     /// Scratch for a world with `prims` primitives.
     #[must_use]
     pub fn new(world: &World) -> Self {
-        Self { mailbox: vec![0; world.prims.len()], stamp: 0 }
+        Self { mailbox: vec![0; world.prims.len()], stamp: 0, walk: WalkStart::default() }
     }
 }
 
@@ -297,6 +299,7 @@ impl World {
     /// Casts a ray from `o` along the unit vector `d`, up to `max_t`. Returns the nearest hit
     /// (ground or primitive) with `t > 0`, or `None` for sky / beyond range.
     #[must_use]
+    #[inline]
     pub fn cast(&self, o: [f64; 3], d: [f64; 3], max_t: f64, scratch: &mut RayScratch) -> Option<Hit> {
         let mut t_end = max_t;
         let mut ground = false;
