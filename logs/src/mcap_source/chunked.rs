@@ -28,7 +28,7 @@ use mcap::sans_io::decompressor::Decompressor as _;
 use mcap::sans_io::{LinearReadEvent, LinearReader, LinearReaderOptions};
 use mcap::McapError;
 
-use super::read::{ChunkBuf, MsgData, RawMsg, READ_LIMIT, RECORD_LIMIT};
+use super::read::{BufPool, ChunkBuf, MsgData, RawMsg, READ_LIMIT, RECORD_LIMIT};
 use crate::LogError;
 
 /// Chunks decompressed at once: one per core of the machines this runs on.
@@ -165,11 +165,11 @@ impl ChunkedStream {
             headers_only,
             verified: 0,
         };
-        let (pool_tx, pool_rx) = bounded::<Vec<u8>>(POOL);
+        let pool = Arc::new(BufPool::new(POOL));
         for w in 0..WORKERS {
             let (job_tx, job_rx) = bounded::<Job>(AHEAD);
             let (res_tx, res_rx) = bounded::<Decoded>(AHEAD);
-            let pool = (pool_tx.clone(), pool_rx.clone());
+            let pool = Arc::clone(&pool);
             let handle = std::thread::Builder::new()
                 .name(format!("mcap-chunk-{w}"))
                 .spawn(move || {
@@ -411,7 +411,7 @@ impl Drop for ChunkedStream {
 
 /// A worker's part: decompress, check the CRC, split into records (in a headers-only pass,
 /// an LZ4 chunk's last large message only in part, and no CRC).
-fn decode(job: Job, pool: &(Sender<Vec<u8>>, Receiver<Vec<u8>>)) -> Decoded {
+fn decode(job: Job, pool: &Arc<BufPool>) -> Decoded {
     let size = usize::try_from(job.uncompressed_size)
         .ok()
         .filter(|&s| s <= RECORD_LIMIT)
@@ -429,7 +429,7 @@ fn decode(job: Job, pool: &(Sender<Vec<u8>>, Receiver<Vec<u8>>)) -> Decoded {
         "lz4" => {
             // A reused buffer's old bytes are all overwritten (but, in a headers-only pass,
             // past the valid end, which nothing reads); it is only ever lengthened.
-            let mut buf = pool.1.try_recv().unwrap_or_default();
+            let mut buf = pool.take();
             if buf.len() < size {
                 buf.resize(size, 0);
             }
@@ -459,7 +459,7 @@ fn decode(job: Job, pool: &(Sender<Vec<u8>>, Receiver<Vec<u8>>)) -> Decoded {
     let records = chunk.split(part)?;
     Ok(DecodedChunk {
         valid: chunk.wrote,
-        buf: Arc::new(ChunkBuf::new(chunk.buf, chunk.len, Some(pool.0.clone()))),
+        buf: Arc::new(ChunkBuf::new(chunk.buf, chunk.len, Some(Arc::clone(pool)))),
         records,
     })
 }
@@ -699,8 +699,7 @@ mod tests {
         };
         let one = frame(&content);
         let two = [frame(&content[..n / 2]), frame(&content[n / 2..])].concat();
-        let (pool_tx, pool_rx) = bounded::<Vec<u8>>(1);
-        let pool = (pool_tx, pool_rx);
+        let pool = Arc::new(BufPool::new(1));
         for data in [one, two] {
             for (crc, ok) in [(crc32fast::hash(&content), true), (crc32fast::hash(&content) ^ 1, false)] {
                 let job = Job {
