@@ -21,12 +21,7 @@
 ///
 /// What is malformed, in a few words: input that ends early, a length past the input or the
 /// output, a match offset of zero or beyond the window.
-pub(super) fn decode(
-    src: &[u8],
-    buf: &mut [u8],
-    start: usize,
-    floor: usize,
-) -> Result<usize, &'static str> {
+pub(super) fn decode(src: &[u8], buf: &mut [u8], start: usize, floor: usize) -> Result<usize, &'static str> {
     debug_assert!(floor <= start && start <= buf.len());
     let (mut ip, mut op) = (0usize, start);
     loop {
