@@ -28,7 +28,7 @@ use mcap::sans_io::decompressor::Decompressor as _;
 use mcap::sans_io::{LinearReadEvent, LinearReader, LinearReaderOptions};
 use mcap::McapError;
 
-use super::read::{ChunkBuf, MsgData, RawMsg, READ_LIMIT, RECORD_LIMIT};
+use super::read::{BufPool, ChunkBuf, MsgData, RawMsg, READ_LIMIT, RECORD_LIMIT};
 use crate::LogError;
 
 /// Chunks decompressed at once: one per core of the machines this runs on.
@@ -165,11 +165,11 @@ impl ChunkedStream {
             headers_only,
             verified: 0,
         };
-        let (pool_tx, pool_rx) = bounded::<Vec<u8>>(POOL);
+        let pool = Arc::new(BufPool::new(POOL));
         for w in 0..WORKERS {
             let (job_tx, job_rx) = bounded::<Job>(AHEAD);
             let (res_tx, res_rx) = bounded::<Decoded>(AHEAD);
-            let pool = (pool_tx.clone(), pool_rx.clone());
+            let pool = Arc::clone(&pool);
             let handle = std::thread::Builder::new()
                 .name(format!("mcap-chunk-{w}"))
                 .spawn(move || {
@@ -411,7 +411,7 @@ impl Drop for ChunkedStream {
 
 /// A worker's part: decompress, check the CRC, split into records (in a headers-only pass,
 /// an LZ4 chunk's last large message only in part, and no CRC).
-fn decode(job: Job, pool: &(Sender<Vec<u8>>, Receiver<Vec<u8>>)) -> Decoded {
+fn decode(job: Job, pool: &Arc<BufPool>) -> Decoded {
     let size = usize::try_from(job.uncompressed_size)
         .ok()
         .filter(|&s| s <= RECORD_LIMIT)
@@ -424,20 +424,24 @@ fn decode(job: Job, pool: &(Sender<Vec<u8>>, Receiver<Vec<u8>>)) -> Decoded {
             wrote: job.data.len(),
             len: job.data.len(),
             buf: job.data,
+            crc: None,
         },
         "lz4" => {
             // A reused buffer's old bytes are all overwritten (but, in a headers-only pass,
             // past the valid end, which nothing reads); it is only ever lengthened.
-            let mut buf = pool.1.try_recv().unwrap_or_default();
+            let mut buf = pool.take();
             if buf.len() < size {
                 buf.resize(size, 0);
             }
             let lz4 = Some((Some(super::lz4::Lz4Direct::default()), super::lz4::Lz4NoHash::new()));
-            Inflate { lz4, src: job.data, read: 0, wrote: 0, len: size, buf }
+            Inflate { lz4, src: job.data, read: 0, wrote: 0, len: size, buf, crc: None }
         }
         _ => return through_reader(&job),
     };
     let part = job.headers_only && chunk.lz4.is_some();
+    if !part && job.crc != 0 {
+        chunk.crc = Some((crc32fast::Hasher::new(), 0));
+    }
     if !part {
         chunk.upto(size)?;
         if chunk.wrote != size {
@@ -446,8 +450,7 @@ fn decode(job: Job, pool: &(Sender<Vec<u8>>, Receiver<Vec<u8>>)) -> Decoded {
                 available: chunk.wrote as u64,
             });
         }
-        if job.crc != 0 {
-            let calculated = crc32fast::hash(&chunk.buf[..size]);
+        if let Some(calculated) = chunk.crc() {
             if calculated != job.crc {
                 return Err(McapError::BadChunkCrc { saved: job.crc, calculated });
             }
@@ -456,7 +459,7 @@ fn decode(job: Job, pool: &(Sender<Vec<u8>>, Receiver<Vec<u8>>)) -> Decoded {
     let records = chunk.split(part)?;
     Ok(DecodedChunk {
         valid: chunk.wrote,
-        buf: Arc::new(ChunkBuf::new(chunk.buf, chunk.len, Some(pool.0.clone()))),
+        buf: Arc::new(ChunkBuf::new(chunk.buf, chunk.len, Some(Arc::clone(pool)))),
         records,
     })
 }
@@ -471,21 +474,36 @@ struct Inflate {
     buf: Vec<u8>,
     len: usize,
     wrote: usize,
+    /// The CRC of `buf[..n]` so far and `n`, when the chunk's CRC is checked: folded in as
+    /// the chunk decodes, a piece at a time, while the piece is still in the core's cache.
+    crc: Option<(crc32fast::Hasher, usize)>,
 }
+
+/// Bytes the direct LZ4 decoder writes before their CRC is folded in: well inside L2.
+const CRC_PIECE: usize = 256 << 10;
 
 impl Inflate {
     /// Decodes on until `buf[..end]` (at most the whole chunk) holds the chunk's bytes.
     fn upto(&mut self, end: usize) -> Result<(), McapError> {
         let end = end.min(self.len);
         let Some((direct, d)) = self.lz4.as_mut() else { return Ok(()) };
-        if let Some(fast) = direct {
-            match fast.upto(&self.src, &mut self.buf[..self.len], end) {
+        while let Some(fast) = direct {
+            if self.wrote >= end {
+                return Ok(());
+            }
+            let piece = if self.crc.is_some() { end.min(self.wrote + CRC_PIECE) } else { end };
+            match fast.upto(&self.src, &mut self.buf[..self.len], piece) {
                 Some(wrote) => {
                     self.wrote = wrote;
-                    return Ok(());
+                    fold(&mut self.crc, &self.buf[..wrote]);
                 }
                 // The general decoder starts the chunk again (see `Lz4Direct`).
-                None => (*direct, self.wrote) = (None, 0),
+                None => {
+                    (*direct, self.wrote) = (None, 0);
+                    if let Some(crc) = &mut self.crc {
+                        *crc = (crc32fast::Hasher::new(), 0);
+                    }
+                }
             }
         }
         while self.wrote < end {
@@ -495,7 +513,14 @@ impl Inflate {
             }
             (self.read, self.wrote) = (self.read + r.consumed, self.wrote + r.wrote);
         }
+        fold(&mut self.crc, &self.buf[..self.wrote]);
         Ok(())
+    }
+
+    /// The CRC of the bytes decoded, if it is checked.
+    fn crc(&mut self) -> Option<u32> {
+        fold(&mut self.crc, &self.buf[..self.wrote]);
+        self.crc.take().map(|(h, _)| h.finalize())
     }
 
     /// The chunk's records, in order; with `part`, the last one, if a message larger than
@@ -524,6 +549,14 @@ impl Inflate {
             at = end;
         }
         Ok(records)
+    }
+}
+
+/// Folds the bytes of `decoded` past those already in `crc` into it.
+fn fold(crc: &mut Option<(crc32fast::Hasher, usize)>, decoded: &[u8]) {
+    if let Some((h, at)) = crc {
+        h.update(&decoded[*at..]);
+        *at = decoded.len();
     }
 }
 
@@ -645,5 +678,42 @@ mod tests {
         assert!(messages > 0 && messages < 300, "{messages}");
         assert!(error.to_string().contains("broken at or before byte"), "{error}");
         assert!(chunked.next().is_none());
+    }
+
+    /// The CRC folded in piece by piece is the whole chunk's: a chunk in one LZ4 frame (the
+    /// direct decoder) and in two (the general one, after the direct one declined at the
+    /// first frame's end) decodes with the right CRC and is refused with a wrong one.
+    #[test]
+    fn the_folded_crc_is_the_chunks() {
+        use std::io::Write as _;
+        let n = 3 * CRC_PIECE + 12_345;
+        let mut content = vec![0x80u8];
+        content.extend_from_slice(&((n - FRAMING) as u64).to_le_bytes());
+        content.extend((FRAMING..n).map(|i| ((i / 5) ^ (i % 253)) as u8));
+        let frame = |bytes: &[u8]| {
+            let mut enc = lz4::EncoderBuilder::new().build(Vec::new()).unwrap();
+            enc.write_all(bytes).unwrap();
+            let (f, r) = enc.finish();
+            r.unwrap();
+            f
+        };
+        let one = frame(&content);
+        let two = [frame(&content[..n / 2]), frame(&content[n / 2..])].concat();
+        let pool = Arc::new(BufPool::new(1));
+        for data in [one, two] {
+            for (crc, ok) in [(crc32fast::hash(&content), true), (crc32fast::hash(&content) ^ 1, false)] {
+                let job = Job {
+                    compression: "lz4".into(),
+                    uncompressed_size: n as u64,
+                    crc,
+                    data: data.clone(),
+                    headers_only: false,
+                };
+                match decode(job, &pool) {
+                    Ok(c) => assert!(ok && c.valid == n && c.records == [(0x80, FRAMING..n)]),
+                    Err(e) => assert!(!ok && matches!(e, McapError::BadChunkCrc { .. }), "{e}"),
+                }
+            }
+        }
     }
 }

@@ -6,8 +6,8 @@
 //! stops at the chunk's declared size, before the checksum at the frame's end, and what
 //! protects the data is the chunk's CRC-32 of the uncompressed bytes, which this crate always
 //! validates (`with_validate_chunk_crcs`). So this decoder parses the LZ4 frame format itself,
-//! decodes each block with `lz4_flex` (safe decoding) and skips the checksums: any corruption
-//! still fails the block decode or the chunk CRC.
+//! decodes each block with [`super::lz4_block`] (safe Rust) and skips the checksums: any
+//! corruption still fails the block decode or the chunk CRC.
 //!
 //! Every length read from the frame is checked before it is used: a block larger than the
 //! frame's declared maximum is an error, never an allocation.
@@ -121,14 +121,12 @@ impl Lz4NoHash {
     fn block(&mut self, data: &[u8], stored: bool) -> McapResult<()> {
         let keep = if self.linked { self.len.min(WINDOW) } else { 0 };
         self.buf.copy_within(self.len - keep..self.len, 0);
-        let (window, out) = self.buf.split_at_mut(keep);
-        let out = &mut out[..self.block_max];
+        let out = &mut self.buf[..keep + self.block_max];
         let n = if stored {
-            out[..data.len()].copy_from_slice(data);
+            out[keep..keep + data.len()].copy_from_slice(data);
             data.len()
         } else {
-            lz4_flex::block::decompress_into_with_dict(data, out, window)
-                .map_err(|e| bad(format!("LZ4 block: {e}")))?
+            super::lz4_block::decode(data, out, keep, 0).map_err(|e| bad(format!("LZ4 block: {e}")))?
         };
         (self.pending, self.len) = (keep, keep + n);
         Ok(())
@@ -224,14 +222,13 @@ impl Lz4Direct {
             let data = src.get(self.read + 4..self.read + 4 + len + checksum)?;
             let data = &data[..len];
             let room = (dst.len() - self.wrote).min(self.block_max);
-            let (before, after) = dst.split_at_mut(self.wrote);
-            let out = &mut after[..room];
+            let out = &mut dst[..self.wrote + room];
             let n = if v & 0x8000_0000 != 0 {
-                out.get_mut(..len)?.copy_from_slice(data);
+                out.get_mut(self.wrote..self.wrote + len)?.copy_from_slice(data);
                 len
             } else {
-                let window = if self.linked { &before[self.wrote.saturating_sub(WINDOW)..] } else { &[] };
-                lz4_flex::block::decompress_into_with_dict(data, out, window).ok()?
+                let floor = if self.linked { self.wrote.saturating_sub(WINDOW) } else { self.wrote };
+                super::lz4_block::decode(data, out, self.wrote, floor).ok()?
             };
             self.read += 4 + len + checksum;
             self.wrote += n;

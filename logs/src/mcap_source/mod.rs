@@ -35,6 +35,7 @@ mod frames;
 #[cfg(test)]
 mod linear;
 mod lz4;
+mod lz4_block;
 mod plan;
 pub(crate) mod read;
 mod scan;

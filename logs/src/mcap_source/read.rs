@@ -142,13 +142,47 @@ pub(crate) struct ChunkBuf {
     bytes: Vec<u8>,
     /// The chunk's bytes are `bytes[..len]` (a reused buffer may be longer).
     len: usize,
-    pool: Option<crossbeam_channel::Sender<Vec<u8>>>,
+    pool: Option<Arc<BufPool>>,
 }
 
 impl ChunkBuf {
     /// The first `len` bytes of `bytes` (all of them if there are fewer).
-    pub(super) fn new(bytes: Vec<u8>, len: usize, pool: Option<crossbeam_channel::Sender<Vec<u8>>>) -> Self {
+    pub(super) fn new(bytes: Vec<u8>, len: usize, pool: Option<Arc<BufPool>>) -> Self {
         Self { len: len.min(bytes.len()), bytes, pool }
+    }
+}
+
+/// Decoded chunks' buffers for reuse, last in first out: the buffer freed last (its frame just
+/// copied into a ring slot) is the likeliest still in cache, so decoding into it again writes
+/// to cache lines rather than fetching cold ones (a FIFO cycles through all of them).
+#[derive(Debug)]
+pub(crate) struct BufPool {
+    bufs: std::sync::Mutex<Vec<Vec<u8>>>,
+    cap: usize,
+}
+
+impl BufPool {
+    /// A pool keeping at most `cap` buffers.
+    pub(super) fn new(cap: usize) -> Self {
+        Self { bufs: std::sync::Mutex::new(Vec::with_capacity(cap)), cap }
+    }
+
+    /// The buffer freed last, or an empty one.
+    pub(super) fn take(&self) -> Vec<u8> {
+        self.lock().pop().unwrap_or_default()
+    }
+
+    /// Keeps `buf` unless the pool is full.
+    fn give(&self, buf: Vec<u8>) {
+        let mut bufs = self.lock();
+        if bufs.len() < self.cap {
+            bufs.push(buf);
+        }
+    }
+
+    /// The list, also after a panic elsewhere while it was held (a list of buffers stays one).
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+        self.bufs.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -163,8 +197,8 @@ impl std::ops::Deref for ChunkBuf {
 impl Drop for ChunkBuf {
     fn drop(&mut self) {
         if let Some(pool) = &self.pool {
-            // A full pool, or a stream that is gone, lets the buffer go.
-            let _ = pool.try_send(std::mem::take(&mut self.bytes));
+            // A full pool lets the buffer go.
+            pool.give(std::mem::take(&mut self.bytes));
         }
     }
 }
