@@ -58,6 +58,10 @@ pub(super) struct Scene {
 pub(super) struct Scratch {
     ids: Vec<u32>,
     invz: Vec<f32>,
+    /// Per scratch row of the last band drawn: the flat range `[start, end)` of `ids` and
+    /// `invz` its polygons wrote (empty when `start >= end`). Only these are cleared for the
+    /// next band: the rest is still zero, and most of a band is ground or sky.
+    dirty: Vec<(usize, usize)>,
     /// Per-row buffers of the shading passes.
     rows: RowBufs,
 }
@@ -142,18 +146,25 @@ pub(super) fn draw_band(scene: &Scene, b: usize, scratch: &mut Scratch, out: &mu
     let (sy0, sy1) = table.bands[b];
     let (sy0, sy1) = (sy0 as usize, sy1 as usize);
     let n = (sy1 - sy0) * gw;
+    for &(a, e) in &scratch.dirty {
+        if a < e {
+            scratch.ids[a..e].fill(0);
+            scratch.invz[a..e].fill(0.0);
+        }
+    }
     if scratch.ids.len() < n {
         scratch.ids.resize(n, 0);
         scratch.invz.resize(n, 0.0);
     }
-    scratch.ids[..n].fill(0);
-    scratch.invz[..n].fill(0.0);
+    scratch.dirty.clear();
+    scratch.dirty.resize(sy1 - sy0, (usize::MAX, 0));
+    let (ids, invz, dirty) = (&mut scratch.ids[..], &mut scratch.invz[..], &mut scratch.dirty[..]);
     for p in &scene.polys {
         let y0 = (p.rows.0 as usize).max(sy0);
         let y1 = (p.rows.1 as usize).min(sy1);
         if y0 < y1 {
             let poly = &scene.pts[p.first as usize..(p.first + p.count) as usize];
-            raster_rows(poly, p.plane, p.face, gw, (y0..y1, sy0), &mut scratch.ids, &mut scratch.invz);
+            raster_rows(poly, p.plane, p.face, gw, (y0..y1, sy0), (&mut *ids, &mut *invz, &mut *dirty));
         }
     }
     let npx = rows.len() * w;
@@ -165,15 +176,15 @@ pub(super) fn draw_band(scene: &Scene, b: usize, scratch: &mut Scratch, out: &mu
 
 /// Scan-converts scratch rows `rows` of a convex polygon (scratch pixel coordinates) with
 /// inverse depth `a·u + b·v + c`, keeping the nearest face per sample (sample centres at
-/// i + 0.5), into band buffers whose first row is scratch row `first`.
+/// i + 0.5), into band buffers whose first row is scratch row `first`, widening each row's
+/// `dirty` range over what it writes.
 fn raster_rows(
     poly: &[(f64, f64)],
     (a, b, c): (f64, f64, f64),
     face: u32,
     gw: usize,
     (rows, first): (Range<usize>, usize),
-    ids: &mut [u32],
-    invz: &mut [f32],
+    (ids, invz, dirty): (&mut [u32], &mut [f32], &mut [(usize, usize)]),
 ) {
     let n = poly.len();
     for y in rows {
@@ -197,6 +208,8 @@ fn raster_rows(
             continue;
         }
         let row = (y - first) * gw;
+        let d = &mut dirty[y - first];
+        *d = (d.0.min(row + x0), d.1.max(row + x1));
         let base = (b * yc + c + a * (x0 as f64 + 0.5)) as f32;
         let af = a as f32;
         let zs = &mut invz[row + x0..row + x1];
