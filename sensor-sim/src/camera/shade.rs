@@ -9,7 +9,7 @@
 
 use super::bands::{BandOut, Scene};
 use super::{ground_hazed, haze_weight, sky};
-use crate::world::{GROUND_ID, SKY_ID};
+use crate::world::{GroundMap, GROUND_ID, SKY_ID};
 
 /// One output row's pixels that no face covers, with their intermediates; reused row after
 /// row.
@@ -29,6 +29,8 @@ pub(super) struct RowBufs {
     ox: Vec<f32>,
     oy: Vec<f32>,
     k: Vec<u32>,
+    /// The ground map's sub-cell where the ray meets the ground (column −1: off the map).
+    sub: Vec<[i32; 2]>,
 }
 
 /// Shades the pixels of `map` (whole output rows) from the band scratch `ids` starting at
@@ -48,6 +50,7 @@ pub(super) fn shade(
     }
     rows.at.resize(w, 0);
     rows.k.resize(w, 0);
+    rows.sub.resize(w, [0; 2]);
     let lines =
         map.chunks_exact(w).zip(out.rgb.chunks_exact_mut(w * 3)).zip(out.label.chunks_exact_mut(w * 2));
     for ((m, rgb), label) in lines {
@@ -112,18 +115,24 @@ fn ground_rays(scene: &Scene, rows: &mut RowBufs) {
         oy[i] = t * (r1[0] * x + r1[1] * y + r1[2]);
         k[i] = haze_weight(inv_t); // used only where the ray meets the ground
     }
+    let (cx, cy, _) = scene.centre;
+    scene.world.ground_materials().locate((cx, cy), (ox, oy), &mut rows.sub[..n]);
 }
 
 /// Draws each collected pixel: the ground's colour where its ray points down, the sky's
 /// otherwise.
 fn background(scene: &Scene, rows: &RowBufs, rgb: &mut [u8], label: &mut [u8]) {
     let (cx, cy, cz) = scene.centre;
-    let ground_material = scene.world.ground_materials();
+    let map = scene.world.ground_materials();
     let n = rows.n;
-    let px = rows.at[..n].iter().zip(&rows.dz).zip(rows.ox.iter().zip(&rows.oy).zip(&rows.k));
-    for ((&i, &dz), ((&ox, &oy), &k)) in px {
+    let px = rows.at[..n].iter().zip(&rows.dz).zip(rows.sub.iter().zip(&rows.k));
+    for (j, ((&i, &dz), (&[sx, sy], &k))) in px.enumerate() {
         let (c, l) = if dz < -1e-6 && cz > 0.0 {
-            let m = ground_material(cx + f64::from(ox), cy + f64::from(oy));
+            let m = if sx >= 0 {
+                map.material_sub(sx as usize, sy as usize)
+            } else {
+                GroundMap::outside(cx + f64::from(rows.ox[j]), cy + f64::from(rows.oy[j]))
+            };
             (ground_hazed(m, k), GROUND_ID)
         } else {
             // Gradient on the ray's (unnormalised) rise: close enough to the elevation's
