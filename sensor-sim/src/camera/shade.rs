@@ -61,6 +61,7 @@ pub(super) fn shade(
 }
 
 /// Draws the pixels of row `m` a face covers; collects the others' rays into `rows`.
+#[inline(never)]
 fn faces(
     scene: &Scene,
     m: &[[u16; 2]],
@@ -92,6 +93,7 @@ fn faces(
 }
 
 /// The ground-plane intersection of every collected pixel's ray, branch-free.
+#[inline(never)]
 fn ground_rays(scene: &Scene, rows: &mut RowBufs) {
     let r = &scene.r;
     let (r0, r1, r2) = (
@@ -121,6 +123,7 @@ fn ground_rays(scene: &Scene, rows: &mut RowBufs) {
 
 /// Draws each collected pixel: the ground's colour where its ray points down, the sky's
 /// otherwise.
+#[inline(never)]
 fn background(scene: &Scene, rows: &RowBufs, rgb: &mut [u8], label: &mut [u8]) {
     let (cx, cy, cz) = scene.centre;
     let map = scene.world.ground_materials();
