@@ -17,6 +17,7 @@ use shared::frames::{PayloadSink, SinkFull};
 use std::ops::Range;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
+use zerocopy::IntoBytes;
 
 /// Output rows per band: a 1920-pixel band's scratch and output fit a 2 MiB L2 cache.
 pub(super) const BAND_ROWS: usize = 32;
@@ -70,7 +71,9 @@ pub(super) struct Scratch {
 #[derive(Debug, Default)]
 pub(super) struct BandOut {
     pub rgb: Vec<u8>,
-    pub label: Vec<u8>,
+    /// Instance ids, each stored little-endian (`to_le`), so that the plane's bytes are the
+    /// payload's on any machine.
+    pub label: Vec<u16>,
 }
 
 /// Per-thread state a renderer keeps between frames.
@@ -135,7 +138,7 @@ fn write_band<S: PayloadSink + ?Sized>(
     let w = scene.table.intrinsics.width as usize;
     let j0 = b * BAND_ROWS;
     sink.write_at(scene.planes.0 + j0 * w * 3, &band.rgb)?;
-    sink.write_at(scene.planes.1 + j0 * w * 2, &band.label)
+    sink.write_at(scene.planes.1 + j0 * w * 2, band.label.as_bytes())
 }
 
 /// Rasterises and shades band `b` into `out`.
@@ -169,7 +172,7 @@ pub(super) fn draw_band(scene: &Scene, b: usize, scratch: &mut Scratch, out: &mu
     }
     let npx = rows.len() * w;
     out.rgb.resize(npx * 3, 0);
-    out.label.resize(npx * 2, 0);
+    out.label.resize(npx, 0);
     let map = &table.map[rows.start * w..rows.end * w];
     shade(scene, map, sy0, &scratch.ids, &mut scratch.rows, out);
 }

@@ -400,13 +400,17 @@ fn haze(c: [u8; 3], inv_z: f32) -> [u8; 3] {
     haze_mix(c, haze_weight(inv_z))
 }
 
-/// The haze's weight in 1/256 at depth z, given 1/z (0..=256 for z > 0; meaningless
+/// The haze's weight in 1/256 at depth z, given 1/z (0..=256 for z ≥ 0; meaningless
 /// otherwise).
 #[inline(always)]
 fn haze_weight(inv_z: f32) -> u32 {
-    // Fixed point, one float conversion per pixel; through i32, whose conversion vectorises
-    // (u32's does not), which changes nothing in 0..=256.
-    (256.0 / (1.0 + HAZE_HALF * inv_z)) as i32 as u32
+    // Fixed point: `w as u32` for w in 0..=256, in float arithmetic and bit moves that
+    // vectorise (the saturating conversion does not): w + 2^23 is w rounded to the nearest
+    // integer (exact here), less one where that rounded up.
+    const MAGIC: f32 = 8_388_608.0; // 2^23
+    let w = 256.0 / (1.0 + HAZE_HALF * inv_z);
+    let r = w + MAGIC;
+    (r.to_bits() & 0x7f_ffff).wrapping_sub(u32::from(r - MAGIC > w))
 }
 
 /// Blends towards the haze colour with weight `k` / 256.
@@ -435,10 +439,10 @@ static GROUND_HAZE: [[u8; 3]; GROUND_MATERIALS.len() * HAZE_LEVELS] = {
 };
 
 /// The hazed colour of ground material `m` (an index into [`GROUND_MATERIALS`]) at haze
-/// weight `k` (0..=256): `haze_mix(GROUND_MATERIALS[m].colour, k)`.
+/// weight `k` (0..=256: [`haze_weight`] of a positive 1/z): `haze_mix(GROUND_MATERIALS[m].colour, k)`.
 #[inline(always)]
 fn ground_hazed(m: u8, k: u32) -> [u8; 3] {
-    GROUND_HAZE[usize::from(m) * HAZE_LEVELS + (k as usize).min(HAZE_LEVELS - 1)]
+    GROUND_HAZE[usize::from(m) * HAZE_LEVELS + k as usize]
 }
 
 #[inline(always)]

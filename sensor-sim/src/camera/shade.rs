@@ -51,8 +51,7 @@ pub(super) fn shade(
     rows.at.resize(w, 0);
     rows.k.resize(w, 0);
     rows.sub.resize(w, [0; 2]);
-    let lines =
-        map.chunks_exact(w).zip(out.rgb.chunks_exact_mut(w * 3)).zip(out.label.chunks_exact_mut(w * 2));
+    let lines = map.chunks_exact(w).zip(out.rgb.chunks_exact_mut(w * 3)).zip(out.label.chunks_exact_mut(w));
     for ((m, rgb), label) in lines {
         faces(scene, m, sy0, ids, rows, rgb, label);
         ground_rays(scene, rows);
@@ -69,19 +68,19 @@ fn faces(
     ids: &[u32],
     rows: &mut RowBufs,
     rgb: &mut [u8],
-    label: &mut [u8],
+    label: &mut [u16],
 ) {
     let table = &*scene.table;
     let gw = table.gw;
     let mut n = 0;
-    let px = m.iter().zip(rgb.chunks_exact_mut(3).zip(label.chunks_exact_mut(2)));
+    let px = m.iter().zip(rgb.chunks_exact_mut(3).zip(label.iter_mut()));
     for (i, (&[gx, gy], (rgb, label))) in (0u32..).zip(px) {
         let (gx, gy) = (usize::from(gx), usize::from(gy));
         let f = ids[(gy - sy0) * gw + gx] as usize;
         if f != 0 {
             let (c, l) = scene.face_info[f];
             rgb.copy_from_slice(&c);
-            label.copy_from_slice(&l.to_le_bytes());
+            *label = l.to_le();
         } else {
             rows.at[n] = i;
             rows.xu[n] = table.xs[gx];
@@ -115,7 +114,8 @@ fn ground_rays(scene: &Scene, rows: &mut RowBufs) {
         dz[i] = d;
         ox[i] = t * (r0[0] * x + r0[1] * y + r0[2]);
         oy[i] = t * (r1[0] * x + r1[1] * y + r1[2]);
-        k[i] = haze_weight(inv_t); // used only where the ray meets the ground
+        // Used only where the ray meets the ground: there inv_t > 0, so k is in 0..=256.
+        k[i] = haze_weight(inv_t);
     }
     let (cx, cy, _) = scene.centre;
     scene.world.ground_materials().locate((cx, cy), (ox, oy), &mut rows.sub[..n]);
@@ -124,7 +124,7 @@ fn ground_rays(scene: &Scene, rows: &mut RowBufs) {
 /// Draws each collected pixel: the ground's colour where its ray points down, the sky's
 /// otherwise.
 #[inline(never)]
-fn background(scene: &Scene, rows: &RowBufs, rgb: &mut [u8], label: &mut [u8]) {
+fn background(scene: &Scene, rows: &RowBufs, rgb: &mut [u8], label: &mut [u16]) {
     let (cx, cy, cz) = scene.centre;
     let map = scene.world.ground_materials();
     let n = rows.n;
@@ -144,6 +144,6 @@ fn background(scene: &Scene, rows: &RowBufs, rgb: &mut [u8], label: &mut [u8]) {
         };
         let i = i as usize;
         rgb[i * 3..i * 3 + 3].copy_from_slice(&c);
-        label[i * 2..i * 2 + 2].copy_from_slice(&l.to_le_bytes());
+        label[i] = l.to_le();
     }
 }
