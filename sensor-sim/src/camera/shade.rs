@@ -33,12 +33,11 @@ pub(super) struct RowBufs {
     sub: Vec<[i32; 2]>,
 }
 
-/// Shades the pixels of `map` (whole output rows) from the band scratch `ids` starting at
-/// scratch row `sy0`, into `out`.
+/// Shades the pixels of `map` (whole output rows), whose samples are at `offs` in the band
+/// scratch `ids`, into `out`.
 pub(super) fn shade(
     scene: &Scene,
-    map: &[[u16; 2]],
-    sy0: usize,
+    (map, offs): (&[[u16; 2]], &[u32]),
     ids: &[u32],
     rows: &mut RowBufs,
     out: &mut BandOut,
@@ -51,40 +50,39 @@ pub(super) fn shade(
     rows.at.resize(w, 0);
     rows.k.resize(w, 0);
     rows.sub.resize(w, [0; 2]);
-    let lines = map.chunks_exact(w).zip(out.rgb.chunks_exact_mut(w * 3)).zip(out.label.chunks_exact_mut(w));
-    for ((m, rgb), label) in lines {
-        faces(scene, m, sy0, ids, rows, rgb, label);
+    let lines = map.chunks_exact(w).zip(offs.chunks_exact(w));
+    for ((m, rgb), label) in lines.zip(out.rgb.chunks_exact_mut(w * 3)).zip(out.label.chunks_exact_mut(w)) {
+        faces(scene, m, ids, rows, rgb, label);
         ground_rays(scene, rows);
         background(scene, rows, rgb, label);
     }
 }
 
-/// Draws the pixels of row `m` a face covers; collects the others' rays into `rows`.
+/// Draws the pixels of row `m` (samples at `offs`) a face covers; collects the others' rays
+/// into `rows`.
 #[inline(never)]
 fn faces(
     scene: &Scene,
-    m: &[[u16; 2]],
-    sy0: usize,
+    (m, offs): (&[[u16; 2]], &[u32]),
     ids: &[u32],
     rows: &mut RowBufs,
     rgb: &mut [u8],
     label: &mut [u16],
 ) {
     let table = &*scene.table;
-    let gw = table.gw;
     let mut n = 0;
-    let px = m.iter().zip(rgb.chunks_exact_mut(3).zip(label.iter_mut()));
-    for (i, (&[gx, gy], (rgb, label))) in (0u32..).zip(px) {
-        let (gx, gy) = (usize::from(gx), usize::from(gy));
-        let f = ids[(gy - sy0) * gw + gx] as usize;
+    let px = offs.iter().zip(rgb.chunks_exact_mut(3).zip(label.iter_mut()));
+    for (i, (&off, (rgb, label))) in px.enumerate() {
+        let f = ids[off as usize] as usize;
         if f != 0 {
             let (c, l) = scene.face_info[f];
             rgb.copy_from_slice(&c);
             *label = l.to_le();
         } else {
-            rows.at[n] = i;
-            rows.xu[n] = table.xs[gx];
-            rows.yu[n] = table.ys[gy];
+            let [gx, gy] = m[i];
+            rows.at[n] = i as u32;
+            rows.xu[n] = table.xs[usize::from(gx)];
+            rows.yu[n] = table.ys[usize::from(gy)];
             n += 1;
         }
     }
