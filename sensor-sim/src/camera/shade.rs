@@ -29,7 +29,7 @@ pub(super) struct RowBufs {
     ox: Vec<f32>,
     oy: Vec<f32>,
     k: Vec<u32>,
-    /// The ground map's sub-cell where the ray meets the ground (column −1: off the map).
+    /// Where the ray meets the ground in the ground map (cell −1: off the map).
     sub: Vec<[i32; 2]>,
 }
 
@@ -127,10 +127,10 @@ fn background(scene: &Scene, rows: &RowBufs, rgb: &mut [u8], label: &mut [u16]) 
     let map = scene.world.ground_materials();
     let n = rows.n;
     let px = rows.at[..n].iter().zip(&rows.dz).zip(rows.sub.iter().zip(&rows.k));
-    for (j, ((&i, &dz), (&[sx, sy], &k))) in px.enumerate() {
+    for (j, ((&i, &dz), (&at, &k))) in px.enumerate() {
         let (c, l) = if dz < -1e-6 && cz > 0.0 {
-            let m = if sx >= 0 {
-                map.material_sub(sx as usize, sy as usize)
+            let m = if at[0] >= 0 {
+                map.material_in(at)
             } else {
                 GroundMap::outside(cx + f64::from(rows.ox[j]), cy + f64::from(rows.oy[j]))
             };

@@ -83,33 +83,41 @@ impl GroundMap {
         if !(fx >= 0.0 && fy >= 0.0 && fx < g.lim.0 && fy < g.lim.1) {
             return grass_at(x, y);
         }
-        self.material_sub(fx as i32 as usize, fy as i32 as usize)
+        self.material_in(self.cell_of(fx as i32, fy as i32))
     }
 
-    /// For each point `(cx + ox[i], cy + oy[i])`: its sub-cell (column, row) in the map as
-    /// [`GroundMap::material`] finds it, or column −1 outside the map (then the point's
+    /// For each point `(cx + ox[i], cy + oy[i])`: where [`GroundMap::material`] finds it in
+    /// the map (for [`GroundMap::material_in`]), or cell −1 outside the map (then the point's
     /// material is [`GroundMap::outside`]). Branch-free, so that the compiler vectorises the
-    /// float work and the conversions of a whole row of points (the camera's ground pixels).
-    pub(crate) fn locate(&self, (cx, cy): (f64, f64), (ox, oy): (&[f32], &[f32]), sub: &mut [[i32; 2]]) {
+    /// float work, the conversions and the index arithmetic of a whole row of points (the
+    /// camera's ground pixels).
+    pub(crate) fn locate(&self, (cx, cy): (f64, f64), (ox, oy): (&[f32], &[f32]), at: &mut [[i32; 2]]) {
         let g = self;
-        for ((&ox, &oy), s) in ox.iter().zip(oy).zip(sub) {
+        for ((&ox, &oy), s) in ox.iter().zip(oy).zip(at) {
             let fx = (cx + f64::from(ox) - g.x0) * g.inv_sub;
             let fy = (cy + f64::from(oy) - g.y0) * g.inv_sub;
             let inside = (fx >= 0.0) & (fy >= 0.0) & (fx < g.lim.0) & (fy < g.lim.1);
-            let (ix, iy) = (floor_small(fx), floor_small(fy));
-            *s = [if inside { ix } else { -1 }, iy];
+            let [cell, sub] = g.cell_of(floor_small(fx), floor_small(fy));
+            *s = [if inside { cell } else { -1 }, sub];
         }
     }
 
-    /// The material of sub-cell (`ix`, `iy`), inside the map.
+    /// Sub-cell (`ix`, `iy`) of the map (both ≥ 0, inside): the index of its cell and its
+    /// index within the cell's tile.
+    #[inline(always)]
+    fn cell_of(&self, ix: i32, iy: i32) -> [i32; 2] {
+        let t = TILE as i32;
+        [(iy / t) * self.nx as i32 + ix / t, (iy % t) * t + ix % t]
+    }
+
+    /// The material at `[cell, sub]` of [`GroundMap::locate`] (a cell inside the map).
     #[inline]
-    pub(crate) fn material_sub(&self, ix: usize, iy: usize) -> u8 {
-        let g = self;
-        let c = g.cells[(iy / TILE) * g.nx + ix / TILE];
+    pub(crate) fn material_in(&self, [cell, sub]: [i32; 2]) -> u8 {
+        let c = self.cells[cell as usize];
         if c & TILED == 0 {
             c as u8
         } else {
-            g.tiles[(c & !TILED) as usize * TILE * TILE + (iy % TILE) * TILE + ix % TILE]
+            self.tiles[(c & !TILED) as usize * TILE * TILE + sub as usize]
         }
     }
 
