@@ -31,7 +31,7 @@
 
 use crate::scenario::{epoch_rig_at, EpochRig, Scenario};
 use crate::trajectory::Trajectory;
-use crate::world::{World, GROUND_MATERIALS};
+use crate::world::{ffloor, World, GROUND_MATERIALS};
 use bands::{Bands, Poly, Scene};
 use nalgebra::{Matrix3, Point3, Vector3};
 use shared::frames::{ImageHeader, PayloadSink, SinkFull, IMAGE_HEADER_SIZE};
@@ -108,8 +108,9 @@ impl RayTable {
         let map: Vec<[u16; 2]> = und
             .iter()
             .map(|&(u, v)| {
-                let gx = ((u - gx0).floor() as usize).min(gw - 1);
-                let gy = ((v - gy0).floor() as usize).min(gh - 1);
+                // u - gx0, v - gy0 ≥ 1 and small: `ffloor` is `floor` without a libm call.
+                let gx = (ffloor(u - gx0) as usize).min(gw - 1);
+                let gy = (ffloor(v - gy0) as usize).min(gh - 1);
                 [gx as u16, gy as u16]
             })
             .collect();
