@@ -28,7 +28,7 @@ pub(super) struct Poly {
     /// Its polygon: `pts[first..first + count]`, scratch pixel coordinates.
     pub first: u32,
     pub count: u32,
-    /// Index into [`World::faces`].
+    /// Index into [`Scene::face_info`] (from 1: 0 is no face).
     pub face: u32,
     /// Inverse depth `a·u + b·v + c` over the scratch grid.
     pub plane: (f64, f64, f64),
@@ -44,7 +44,7 @@ pub(super) struct Scene {
     pub table: Arc<RayTable>,
     pub polys: Vec<Poly>,
     pub pts: Vec<(f64, f64)>,
-    /// Hazed colour and instance of each face.
+    /// Hazed colour and instance of each visible face, indexed by [`Poly::face`].
     pub face_info: Vec<([u8; 3], u16)>,
     /// Camera to world rotation.
     pub r: Matrix3<f32>,

@@ -31,7 +31,7 @@
 
 use crate::scenario::{epoch_rig_at, EpochRig, Scenario};
 use crate::trajectory::Trajectory;
-use crate::world::{ffloor, World, GROUND_MATERIALS};
+use crate::world::{ffloor, World, GROUND_MATERIALS, SKY_ID};
 use bands::{Bands, Poly, Scene};
 use nalgebra::{Matrix3, Point3, Vector3};
 use shared::frames::{ImageHeader, PayloadSink, SinkFull, IMAGE_HEADER_SIZE};
@@ -188,8 +188,8 @@ pub struct CameraRenderer {
     height: usize,
     /// Table for each epoch (shared between epochs with the same intrinsics).
     tables: Vec<Arc<RayTable>>,
-    /// (colour, instance) of each face, indexed like [`World::faces`]; the colour is hazed
-    /// for the current frame's distance when the face is drawn.
+    /// Hazed colour and instance of each of the frame's visible faces, in `polys`' order
+    /// after a placeholder (index 0: no face): small enough to stay in L1 for the shading.
     face_info: Vec<([u8; 3], u16)>,
     /// The frame's visible faces, projected; their polygons are in `screen`.
     polys: Vec<Poly>,
@@ -234,7 +234,7 @@ impl CameraRenderer {
             width: w,
             height: h,
             tables: per_epoch,
-            face_info: scenario.world().faces().iter().map(|f| (f.colour, f.instance)).collect(),
+            face_info: Vec::new(),
             polys: Vec::new(),
             screen: Vec::new(),
             clip: Vec::new(),
@@ -312,11 +312,13 @@ impl CameraRenderer {
         Ok(CameraFrame { epoch: er.epoch, bytes: total })
     }
 
-    /// Projects the faces visible from `w2c` into `polys` (and their haze into `face_info`).
+    /// Projects the faces visible from `w2c` into `polys` (and their colour into `face_info`).
     fn project(&mut self, world: &World, table: &RayTable, w2c: &nalgebra::Isometry3<f64>) {
         let (gw, gh) = (table.gw, table.gh);
         self.polys.clear();
         self.screen.clear();
+        self.face_info.clear();
+        self.face_info.push(([0; 3], SKY_ID));
         let r: Matrix3<f64> = *w2c.rotation.to_rotation_matrix().matrix();
         let tr = w2c.translation.vector;
         let cam_centre_w = w2c.inverse().translation.vector;
@@ -347,7 +349,6 @@ impl CameraRenderer {
             let inv_dist = (1.0 / c.norm().max(1e-3)) as f32;
             for fi in g.first..g.first + g.count {
                 let f = &faces[fi as usize];
-                self.face_info[fi as usize].0 = haze(f.colour, inv_dist);
                 let v0 = Vector3::from(verts[f.first as usize]);
                 let n = Vector3::from(f.normal);
                 if n.dot(&(cam_centre_w - v0)) <= 1e-9 {
@@ -392,7 +393,9 @@ impl CameraRenderer {
                 let cc = (nc.z - nc.x * table.cxs / table.fx - nc.y * table.cys / table.fy) / dc;
                 let count = (self.screen.len() - first) as u32;
                 let (first, rows) = (first as u32, (y0 as u32, y1 as u32));
-                self.polys.push(Poly { first, count, face: fi, plane: (a, b, cc), rows });
+                let face = self.face_info.len() as u32;
+                self.face_info.push((haze(f.colour, inv_dist), f.instance));
+                self.polys.push(Poly { first, count, face, plane: (a, b, cc), rows });
             }
         }
     }
