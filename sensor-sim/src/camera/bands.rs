@@ -220,9 +220,11 @@ fn raster_rows(
         // k < 65536: exact through i32, whose conversion to f32 vectorises (u64's does not).
         for (k, (z, id)) in (0i32..).zip(zs.iter_mut().zip(is.iter_mut())) {
             let v = base + af * k as f32;
-            let nearer = v > *z;
-            *z = if nearer { v } else { *z };
-            *id = if nearer { face } else { *id };
+            // Selected with a bit mask and stored unconditionally: written as `if`, the
+            // compiler turns the stores into per-lane branches.
+            let keep = u32::from(v > *z).wrapping_neg();
+            *z = f32::from_bits((v.to_bits() & keep) | (z.to_bits() & !keep));
+            *id = (face & keep) | (*id & !keep);
         }
     }
 }
