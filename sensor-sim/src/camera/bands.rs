@@ -193,9 +193,9 @@ fn raster_rows(
     for y in rows {
         let yc = y as f64 + 0.5;
         let (mut xl, mut xr) = (f64::MAX, f64::MIN);
-        for k in 0..n {
-            let (ua, va) = poly[k];
-            let (ub, vb) = poly[(k + 1) % n];
+        for (k, &(ua, va)) in poly.iter().enumerate() {
+            // The next vertex, cyclically (no division per edge and row).
+            let (ub, vb) = if k + 1 < n { poly[k + 1] } else { poly[0] };
             if (va <= yc && yc < vb) || (vb <= yc && yc < va) {
                 let x = ua + (yc - va) * (ub - ua) / (vb - va);
                 xl = xl.min(x);
