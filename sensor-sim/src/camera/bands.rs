@@ -11,12 +11,13 @@
 use super::pool::{Job, Pool};
 use super::shade::{shade, RowBufs};
 use super::RayTable;
-use crate::world::World;
+use crate::world::{ffloor, World};
 use nalgebra::Matrix3;
 use shared::frames::{PayloadSink, SinkFull};
 use std::ops::Range;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
+use zerocopy::IntoBytes;
 
 /// Output rows per band: a 1920-pixel band's scratch and output fit a 2 MiB L2 cache.
 pub(super) const BAND_ROWS: usize = 32;
@@ -27,7 +28,7 @@ pub(super) struct Poly {
     /// Its polygon: `pts[first..first + count]`, scratch pixel coordinates.
     pub first: u32,
     pub count: u32,
-    /// Index into [`World::faces`].
+    /// Index into [`Scene::face_info`] (from 1: 0 is no face).
     pub face: u32,
     /// Inverse depth `a·u + b·v + c` over the scratch grid.
     pub plane: (f64, f64, f64),
@@ -43,7 +44,7 @@ pub(super) struct Scene {
     pub table: Arc<RayTable>,
     pub polys: Vec<Poly>,
     pub pts: Vec<(f64, f64)>,
-    /// Hazed colour and instance of each face.
+    /// Hazed colour and instance of each visible face, indexed by [`Poly::face`].
     pub face_info: Vec<([u8; 3], u16)>,
     /// Camera to world rotation.
     pub r: Matrix3<f32>,
@@ -58,6 +59,10 @@ pub(super) struct Scene {
 pub(super) struct Scratch {
     ids: Vec<u32>,
     invz: Vec<f32>,
+    /// Per scratch row of the last band drawn: the flat range `[start, end)` of `ids` and
+    /// `invz` its polygons wrote (empty when `start >= end`). Only these are cleared for the
+    /// next band: the rest is still zero, and most of a band is ground or sky.
+    dirty: Vec<(usize, usize)>,
     /// Per-row buffers of the shading passes.
     rows: RowBufs,
 }
@@ -66,7 +71,9 @@ pub(super) struct Scratch {
 #[derive(Debug, Default)]
 pub(super) struct BandOut {
     pub rgb: Vec<u8>,
-    pub label: Vec<u8>,
+    /// Instance ids, each stored little-endian (`to_le`), so that the plane's bytes are the
+    /// payload's on any machine.
+    pub label: Vec<u16>,
 }
 
 /// Per-thread state a renderer keeps between frames.
@@ -131,7 +138,7 @@ fn write_band<S: PayloadSink + ?Sized>(
     let w = scene.table.intrinsics.width as usize;
     let j0 = b * BAND_ROWS;
     sink.write_at(scene.planes.0 + j0 * w * 3, &band.rgb)?;
-    sink.write_at(scene.planes.1 + j0 * w * 2, &band.label)
+    sink.write_at(scene.planes.1 + j0 * w * 2, band.label.as_bytes())
 }
 
 /// Rasterises and shades band `b` into `out`.
@@ -142,46 +149,53 @@ pub(super) fn draw_band(scene: &Scene, b: usize, scratch: &mut Scratch, out: &mu
     let (sy0, sy1) = table.bands[b];
     let (sy0, sy1) = (sy0 as usize, sy1 as usize);
     let n = (sy1 - sy0) * gw;
+    for &(a, e) in &scratch.dirty {
+        if a < e {
+            scratch.ids[a..e].fill(0);
+            scratch.invz[a..e].fill(0.0);
+        }
+    }
     if scratch.ids.len() < n {
         scratch.ids.resize(n, 0);
         scratch.invz.resize(n, 0.0);
     }
-    scratch.ids[..n].fill(0);
-    scratch.invz[..n].fill(0.0);
+    scratch.dirty.clear();
+    scratch.dirty.resize(sy1 - sy0, (usize::MAX, 0));
+    let (ids, invz, dirty) = (&mut scratch.ids[..], &mut scratch.invz[..], &mut scratch.dirty[..]);
     for p in &scene.polys {
         let y0 = (p.rows.0 as usize).max(sy0);
         let y1 = (p.rows.1 as usize).min(sy1);
         if y0 < y1 {
             let poly = &scene.pts[p.first as usize..(p.first + p.count) as usize];
-            raster_rows(poly, p.plane, p.face, gw, (y0..y1, sy0), &mut scratch.ids, &mut scratch.invz);
+            raster_rows(poly, p.plane, p.face, gw, (y0..y1, sy0), (&mut *ids, &mut *invz, &mut *dirty));
         }
     }
     let npx = rows.len() * w;
     out.rgb.resize(npx * 3, 0);
-    out.label.resize(npx * 2, 0);
-    let map = &table.map[rows.start * w..rows.end * w];
-    shade(scene, map, sy0, &scratch.ids, &mut scratch.rows, out);
+    out.label.resize(npx, 0);
+    let (map, offs) = (&table.map[rows.start * w..rows.end * w], &table.offs[rows.start * w..rows.end * w]);
+    shade(scene, (map, offs), &scratch.ids, &mut scratch.rows, out);
 }
 
 /// Scan-converts scratch rows `rows` of a convex polygon (scratch pixel coordinates) with
 /// inverse depth `a·u + b·v + c`, keeping the nearest face per sample (sample centres at
-/// i + 0.5), into band buffers whose first row is scratch row `first`.
+/// i + 0.5), into band buffers whose first row is scratch row `first`, widening each row's
+/// `dirty` range over what it writes.
 fn raster_rows(
     poly: &[(f64, f64)],
     (a, b, c): (f64, f64, f64),
     face: u32,
     gw: usize,
     (rows, first): (Range<usize>, usize),
-    ids: &mut [u32],
-    invz: &mut [f32],
+    (ids, invz, dirty): (&mut [u32], &mut [f32], &mut [(usize, usize)]),
 ) {
     let n = poly.len();
     for y in rows {
         let yc = y as f64 + 0.5;
         let (mut xl, mut xr) = (f64::MAX, f64::MIN);
-        for k in 0..n {
-            let (ua, va) = poly[k];
-            let (ub, vb) = poly[(k + 1) % n];
+        for (k, &(ua, va)) in poly.iter().enumerate() {
+            // The next vertex, cyclically (no division per edge and row).
+            let (ub, vb) = if k + 1 < n { poly[k + 1] } else { poly[0] };
             if (va <= yc && yc < vb) || (vb <= yc && yc < va) {
                 let x = ua + (yc - va) * (ub - ua) / (vb - va);
                 xl = xl.min(x);
@@ -191,12 +205,14 @@ fn raster_rows(
         if xl > xr {
             continue;
         }
-        let x0 = (xl - 0.5).ceil().max(0.0) as usize;
-        let x1 = ((xr - 0.5).ceil().max(0.0) as usize).min(gw);
+        let x0 = fceil(xl - 0.5).max(0.0) as usize;
+        let x1 = (fceil(xr - 0.5).max(0.0) as usize).min(gw);
         if x0 >= x1 {
             continue;
         }
         let row = (y - first) * gw;
+        let d = &mut dirty[y - first];
+        *d = (d.0.min(row + x0), d.1.max(row + x1));
         let base = (b * yc + c + a * (x0 as f64 + 0.5)) as f32;
         let af = a as f32;
         let zs = &mut invz[row + x0..row + x1];
@@ -204,11 +220,20 @@ fn raster_rows(
         // k < 65536: exact through i32, whose conversion to f32 vectorises (u64's does not).
         for (k, (z, id)) in (0i32..).zip(zs.iter_mut().zip(is.iter_mut())) {
             let v = base + af * k as f32;
-            let nearer = v > *z;
-            *z = if nearer { v } else { *z };
-            *id = if nearer { face } else { *id };
+            // Selected with a bit mask and stored unconditionally: written as `if`, the
+            // compiler turns the stores into per-lane branches.
+            let keep = u32::from(v > *z).wrapping_neg();
+            *z = f32::from_bits((v.to_bits() & keep) | (z.to_bits() & !keep));
+            *id = (face & keep) | (*id & !keep);
         }
     }
+}
+
+/// `x.ceil()` without a libm call (x86-64's baseline has none): exact for |x| < 2^52, as
+/// [`ffloor`] is.
+#[inline(always)]
+fn fceil(x: f64) -> f64 {
+    -ffloor(-x)
 }
 
 /// Scratch rows `[first, end)` each band of [`BAND_ROWS`] output rows samples, for an
@@ -219,6 +244,17 @@ pub(super) fn band_rows(map: &[[u16; 2]], w: usize) -> Vec<(u32, u32)> {
             let lo = band.iter().map(|p| p[1]).min().unwrap_or(0);
             let hi = band.iter().map(|p| p[1]).max().unwrap_or(0);
             (u32::from(lo), u32::from(hi) + 1)
+        })
+        .collect()
+}
+
+/// Per output pixel of `map` (`w` wide, in bands of [`BAND_ROWS`] rows sampling the scratch
+/// rows `bands`): the index of its sample in its band's scratch, `gw` samples a row.
+pub(super) fn band_offsets(map: &[[u16; 2]], w: usize, gw: usize, bands: &[(u32, u32)]) -> Vec<u32> {
+    map.chunks(BAND_ROWS * w)
+        .zip(bands)
+        .flat_map(|(band, &(sy0, _))| {
+            band.iter().map(move |&[gx, gy]| (u32::from(gy) - sy0) * gw as u32 + u32::from(gx))
         })
         .collect()
 }

@@ -31,7 +31,7 @@
 
 use crate::scenario::{epoch_rig_at, EpochRig, Scenario};
 use crate::trajectory::Trajectory;
-use crate::world::{World, GROUND_MATERIALS};
+use crate::world::{ffloor, World, GROUND_MATERIALS, SKY_ID};
 use bands::{Bands, Poly, Scene};
 use nalgebra::{Matrix3, Point3, Vector3};
 use shared::frames::{ImageHeader, PayloadSink, SinkFull, IMAGE_HEADER_SIZE};
@@ -57,6 +57,8 @@ pub struct RayTable {
     cys: f64,
     /// Per output pixel: scratch sample (column, row).
     map: Vec<[u16; 2]>,
+    /// Per output pixel: its sample's index in its band's scratch (see [`bands`]).
+    offs: Vec<u32>,
     /// Normalised x of each scratch column's centre, y of each scratch row's centre.
     xs: Vec<f32>,
     ys: Vec<f32>,
@@ -106,8 +108,9 @@ impl RayTable {
         let map: Vec<[u16; 2]> = und
             .iter()
             .map(|&(u, v)| {
-                let gx = ((u - gx0).floor() as usize).min(gw - 1);
-                let gy = ((v - gy0).floor() as usize).min(gh - 1);
+                // u - gx0, v - gy0 ≥ 1 and small: `ffloor` is `floor` without a libm call.
+                let gx = (ffloor(u - gx0) as usize).min(gw - 1);
+                let gy = (ffloor(v - gy0) as usize).min(gh - 1);
                 [gx as u16, gy as u16]
             })
             .collect();
@@ -116,7 +119,8 @@ impl RayTable {
         let xs = (0..gw).map(|g| ((g as f64 + 0.5 - cxs) / k.fx) as f32).collect();
         let ys = (0..gh).map(|g| ((g as f64 + 0.5 - cys) / k.fy) as f32).collect();
         let bands = bands::band_rows(&map, w);
-        Self { intrinsics: *k, gw, gh, fx: k.fx, fy: k.fy, cxs, cys, map, xs, ys, bands }
+        let offs = bands::band_offsets(&map, w, gw, &bands);
+        Self { intrinsics: *k, gw, gh, fx: k.fx, fy: k.fy, cxs, cys, map, offs, xs, ys, bands }
     }
 
     /// The intrinsics this table was built for.
@@ -184,8 +188,8 @@ pub struct CameraRenderer {
     height: usize,
     /// Table for each epoch (shared between epochs with the same intrinsics).
     tables: Vec<Arc<RayTable>>,
-    /// (colour, instance) of each face, indexed like [`World::faces`]; the colour is hazed
-    /// for the current frame's distance when the face is drawn.
+    /// Hazed colour and instance of each of the frame's visible faces, in `polys`' order
+    /// after a placeholder (index 0: no face): small enough to stay in L1 for the shading.
     face_info: Vec<([u8; 3], u16)>,
     /// The frame's visible faces, projected; their polygons are in `screen`.
     polys: Vec<Poly>,
@@ -230,7 +234,7 @@ impl CameraRenderer {
             width: w,
             height: h,
             tables: per_epoch,
-            face_info: scenario.world().faces().iter().map(|f| (f.colour, f.instance)).collect(),
+            face_info: Vec::new(),
             polys: Vec::new(),
             screen: Vec::new(),
             clip: Vec::new(),
@@ -308,11 +312,13 @@ impl CameraRenderer {
         Ok(CameraFrame { epoch: er.epoch, bytes: total })
     }
 
-    /// Projects the faces visible from `w2c` into `polys` (and their haze into `face_info`).
+    /// Projects the faces visible from `w2c` into `polys` (and their colour into `face_info`).
     fn project(&mut self, world: &World, table: &RayTable, w2c: &nalgebra::Isometry3<f64>) {
         let (gw, gh) = (table.gw, table.gh);
         self.polys.clear();
         self.screen.clear();
+        self.face_info.clear();
+        self.face_info.push(([0; 3], SKY_ID));
         let r: Matrix3<f64> = *w2c.rotation.to_rotation_matrix().matrix();
         let tr = w2c.translation.vector;
         let cam_centre_w = w2c.inverse().translation.vector;
@@ -343,7 +349,6 @@ impl CameraRenderer {
             let inv_dist = (1.0 / c.norm().max(1e-3)) as f32;
             for fi in g.first..g.first + g.count {
                 let f = &faces[fi as usize];
-                self.face_info[fi as usize].0 = haze(f.colour, inv_dist);
                 let v0 = Vector3::from(verts[f.first as usize]);
                 let n = Vector3::from(f.normal);
                 if n.dot(&(cam_centre_w - v0)) <= 1e-9 {
@@ -388,7 +393,9 @@ impl CameraRenderer {
                 let cc = (nc.z - nc.x * table.cxs / table.fx - nc.y * table.cys / table.fy) / dc;
                 let count = (self.screen.len() - first) as u32;
                 let (first, rows) = (first as u32, (y0 as u32, y1 as u32));
-                self.polys.push(Poly { first, count, face: fi, plane: (a, b, cc), rows });
+                let face = self.face_info.len() as u32;
+                self.face_info.push((haze(f.colour, inv_dist), f.instance));
+                self.polys.push(Poly { first, count, face, plane: (a, b, cc), rows });
             }
         }
     }
@@ -400,13 +407,17 @@ fn haze(c: [u8; 3], inv_z: f32) -> [u8; 3] {
     haze_mix(c, haze_weight(inv_z))
 }
 
-/// The haze's weight in 1/256 at depth z, given 1/z (0..=256 for z > 0; meaningless
+/// The haze's weight in 1/256 at depth z, given 1/z (0..=256 for z ≥ 0; meaningless
 /// otherwise).
 #[inline(always)]
 fn haze_weight(inv_z: f32) -> u32 {
-    // Fixed point, one float conversion per pixel; through i32, whose conversion vectorises
-    // (u32's does not), which changes nothing in 0..=256.
-    (256.0 / (1.0 + HAZE_HALF * inv_z)) as i32 as u32
+    // Fixed point: `w as u32` for w in 0..=256, in float arithmetic and bit moves that
+    // vectorise (the saturating conversion does not): w + 2^23 is w rounded to the nearest
+    // integer (exact here), less one where that rounded up.
+    const MAGIC: f32 = 8_388_608.0; // 2^23
+    let w = 256.0 / (1.0 + HAZE_HALF * inv_z);
+    let r = w + MAGIC;
+    (r.to_bits() & 0x7f_ffff).wrapping_sub(u32::from(r - MAGIC > w))
 }
 
 /// Blends towards the haze colour with weight `k` / 256.
@@ -435,10 +446,10 @@ static GROUND_HAZE: [[u8; 3]; GROUND_MATERIALS.len() * HAZE_LEVELS] = {
 };
 
 /// The hazed colour of ground material `m` (an index into [`GROUND_MATERIALS`]) at haze
-/// weight `k` (0..=256): `haze_mix(GROUND_MATERIALS[m].colour, k)`.
+/// weight `k` (0..=256: [`haze_weight`] of a positive 1/z): `haze_mix(GROUND_MATERIALS[m].colour, k)`.
 #[inline(always)]
 fn ground_hazed(m: u8, k: u32) -> [u8; 3] {
-    GROUND_HAZE[usize::from(m) * HAZE_LEVELS + (k as usize).min(HAZE_LEVELS - 1)]
+    GROUND_HAZE[usize::from(m) * HAZE_LEVELS + k as usize]
 }
 
 #[inline(always)]

@@ -9,7 +9,7 @@
 
 use super::bands::{BandOut, Scene};
 use super::{ground_hazed, haze_weight, sky};
-use crate::world::{GROUND_ID, SKY_ID};
+use crate::world::{GroundMap, GROUND_ID, SKY_ID};
 
 /// One output row's pixels that no face covers, with their intermediates; reused row after
 /// row.
@@ -29,14 +29,15 @@ pub(super) struct RowBufs {
     ox: Vec<f32>,
     oy: Vec<f32>,
     k: Vec<u32>,
+    /// Where the ray meets the ground in the ground map (cell −1: off the map).
+    sub: Vec<[i32; 2]>,
 }
 
-/// Shades the pixels of `map` (whole output rows) from the band scratch `ids` starting at
-/// scratch row `sy0`, into `out`.
+/// Shades the pixels of `map` (whole output rows), whose samples are at `offs` in the band
+/// scratch `ids`, into `out`.
 pub(super) fn shade(
     scene: &Scene,
-    map: &[[u16; 2]],
-    sy0: usize,
+    (map, offs): (&[[u16; 2]], &[u32]),
     ids: &[u32],
     rows: &mut RowBufs,
     out: &mut BandOut,
@@ -48,40 +49,40 @@ pub(super) fn shade(
     }
     rows.at.resize(w, 0);
     rows.k.resize(w, 0);
-    let lines =
-        map.chunks_exact(w).zip(out.rgb.chunks_exact_mut(w * 3)).zip(out.label.chunks_exact_mut(w * 2));
-    for ((m, rgb), label) in lines {
-        faces(scene, m, sy0, ids, rows, rgb, label);
+    rows.sub.resize(w, [0; 2]);
+    let lines = map.chunks_exact(w).zip(offs.chunks_exact(w));
+    for ((m, rgb), label) in lines.zip(out.rgb.chunks_exact_mut(w * 3)).zip(out.label.chunks_exact_mut(w)) {
+        faces(scene, m, ids, rows, rgb, label);
         ground_rays(scene, rows);
         background(scene, rows, rgb, label);
     }
 }
 
-/// Draws the pixels of row `m` a face covers; collects the others' rays into `rows`.
+/// Draws the pixels of row `m` (samples at `offs`) a face covers; collects the others' rays
+/// into `rows`.
+#[inline(never)]
 fn faces(
     scene: &Scene,
-    m: &[[u16; 2]],
-    sy0: usize,
+    (m, offs): (&[[u16; 2]], &[u32]),
     ids: &[u32],
     rows: &mut RowBufs,
     rgb: &mut [u8],
-    label: &mut [u8],
+    label: &mut [u16],
 ) {
     let table = &*scene.table;
-    let gw = table.gw;
     let mut n = 0;
-    let px = m.iter().zip(rgb.chunks_exact_mut(3).zip(label.chunks_exact_mut(2)));
-    for (i, (&[gx, gy], (rgb, label))) in (0u32..).zip(px) {
-        let (gx, gy) = (usize::from(gx), usize::from(gy));
-        let f = ids[(gy - sy0) * gw + gx] as usize;
+    let px = offs.iter().zip(rgb.chunks_exact_mut(3).zip(label.iter_mut()));
+    for (i, (&off, (rgb, label))) in px.enumerate() {
+        let f = ids[off as usize] as usize;
         if f != 0 {
             let (c, l) = scene.face_info[f];
             rgb.copy_from_slice(&c);
-            label.copy_from_slice(&l.to_le_bytes());
+            *label = l.to_le();
         } else {
-            rows.at[n] = i;
-            rows.xu[n] = table.xs[gx];
-            rows.yu[n] = table.ys[gy];
+            let [gx, gy] = m[i];
+            rows.at[n] = i as u32;
+            rows.xu[n] = table.xs[usize::from(gx)];
+            rows.yu[n] = table.ys[usize::from(gy)];
             n += 1;
         }
     }
@@ -89,6 +90,7 @@ fn faces(
 }
 
 /// The ground-plane intersection of every collected pixel's ray, branch-free.
+#[inline(never)]
 fn ground_rays(scene: &Scene, rows: &mut RowBufs) {
     let r = &scene.r;
     let (r0, r1, r2) = (
@@ -110,20 +112,28 @@ fn ground_rays(scene: &Scene, rows: &mut RowBufs) {
         dz[i] = d;
         ox[i] = t * (r0[0] * x + r0[1] * y + r0[2]);
         oy[i] = t * (r1[0] * x + r1[1] * y + r1[2]);
-        k[i] = haze_weight(inv_t); // used only where the ray meets the ground
+        // Used only where the ray meets the ground: there inv_t > 0, so k is in 0..=256.
+        k[i] = haze_weight(inv_t);
     }
+    let (cx, cy, _) = scene.centre;
+    scene.world.ground_materials().locate((cx, cy), (ox, oy), &mut rows.sub[..n]);
 }
 
 /// Draws each collected pixel: the ground's colour where its ray points down, the sky's
 /// otherwise.
-fn background(scene: &Scene, rows: &RowBufs, rgb: &mut [u8], label: &mut [u8]) {
+#[inline(never)]
+fn background(scene: &Scene, rows: &RowBufs, rgb: &mut [u8], label: &mut [u16]) {
     let (cx, cy, cz) = scene.centre;
-    let ground_material = scene.world.ground_materials();
+    let map = scene.world.ground_materials();
     let n = rows.n;
-    let px = rows.at[..n].iter().zip(&rows.dz).zip(rows.ox.iter().zip(&rows.oy).zip(&rows.k));
-    for ((&i, &dz), ((&ox, &oy), &k)) in px {
+    let px = rows.at[..n].iter().zip(&rows.dz).zip(rows.sub.iter().zip(&rows.k));
+    for (j, ((&i, &dz), (&at, &k))) in px.enumerate() {
         let (c, l) = if dz < -1e-6 && cz > 0.0 {
-            let m = ground_material(cx + f64::from(ox), cy + f64::from(oy));
+            let m = if at[0] >= 0 {
+                map.material_in(at)
+            } else {
+                GroundMap::outside(cx + f64::from(rows.ox[j]), cy + f64::from(rows.oy[j]))
+            };
             (ground_hazed(m, k), GROUND_ID)
         } else {
             // Gradient on the ray's (unnormalised) rise: close enough to the elevation's
@@ -132,6 +142,6 @@ fn background(scene: &Scene, rows: &RowBufs, rgb: &mut [u8], label: &mut [u8]) {
         };
         let i = i as usize;
         rgb[i * 3..i * 3 + 3].copy_from_slice(&c);
-        label[i * 2..i * 2 + 2].copy_from_slice(&l.to_le_bytes());
+        label[i] = l.to_le();
     }
 }

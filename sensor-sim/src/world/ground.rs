@@ -12,7 +12,7 @@ use super::{GroundSample, Road};
 /// then two float→int conversions and two loads, with no pattern arithmetic; lane marks are
 /// resolved to 1/16 of a cell (6.25 cm). Outside the map the ground is grass.
 #[derive(Clone, Debug)]
-pub(super) struct GroundMap {
+pub(crate) struct GroundMap {
     x0: f64,
     y0: f64,
     /// Sub-cell samples per metre.
@@ -83,13 +83,48 @@ impl GroundMap {
         if !(fx >= 0.0 && fy >= 0.0 && fx < g.lim.0 && fy < g.lim.1) {
             return grass_at(x, y);
         }
-        let (ix, iy) = (fx as i32 as usize, fy as i32 as usize);
-        let c = g.cells[(iy / TILE) * g.nx + ix / TILE];
+        self.material_in(self.cell_of(fx as i32, fy as i32))
+    }
+
+    /// For each point `(cx + ox[i], cy + oy[i])`: where [`GroundMap::material`] finds it in
+    /// the map (for [`GroundMap::material_in`]), or cell −1 outside the map (then the point's
+    /// material is [`GroundMap::outside`]). Branch-free, so that the compiler vectorises the
+    /// float work, the conversions and the index arithmetic of a whole row of points (the
+    /// camera's ground pixels).
+    pub(crate) fn locate(&self, (cx, cy): (f64, f64), (ox, oy): (&[f32], &[f32]), at: &mut [[i32; 2]]) {
+        let g = self;
+        for ((&ox, &oy), s) in ox.iter().zip(oy).zip(at) {
+            let fx = (cx + f64::from(ox) - g.x0) * g.inv_sub;
+            let fy = (cy + f64::from(oy) - g.y0) * g.inv_sub;
+            let inside = (fx >= 0.0) & (fy >= 0.0) & (fx < g.lim.0) & (fy < g.lim.1);
+            let [cell, sub] = g.cell_of(floor_small(fx), floor_small(fy));
+            *s = [if inside { cell } else { -1 }, sub];
+        }
+    }
+
+    /// Sub-cell (`ix`, `iy`) of the map (both ≥ 0, inside): the index of its cell and its
+    /// index within the cell's tile.
+    #[inline(always)]
+    fn cell_of(&self, ix: i32, iy: i32) -> [i32; 2] {
+        let t = TILE as i32;
+        [(iy / t) * self.nx as i32 + ix / t, (iy % t) * t + ix % t]
+    }
+
+    /// The material at `[cell, sub]` of [`GroundMap::locate`] (a cell inside the map).
+    #[inline]
+    pub(crate) fn material_in(&self, [cell, sub]: [i32; 2]) -> u8 {
+        let c = self.cells[cell as usize];
         if c & TILED == 0 {
             c as u8
         } else {
-            g.tiles[(c & !TILED) as usize * TILE * TILE + (iy % TILE) * TILE + ix % TILE]
+            self.tiles[(c & !TILED) as usize * TILE * TILE + sub as usize]
         }
+    }
+
+    /// The material at (x, y) outside the map: grass.
+    #[inline]
+    pub(crate) fn outside(x: f64, y: f64) -> u8 {
+        grass_at(x, y)
     }
 
     pub(super) fn build(roads: &[Road]) -> Self {
@@ -304,6 +339,16 @@ pub fn ffloor(x: f64) -> f64 {
     } else {
         i
     }
+}
+
+/// `x as i32` for 0 ≤ x < 2^31 (anything else for other x), in float arithmetic and bit
+/// moves that vectorise, where the saturating conversion does not: x + 2^52 is x rounded to
+/// the nearest integer (exact in this range), less one where that rounded up.
+#[inline(always)]
+fn floor_small(x: f64) -> i32 {
+    const MAGIC: f64 = 4_503_599_627_370_496.0; // 2^52
+    let r = x + MAGIC;
+    (r.to_bits() as u32 as i32).wrapping_sub(i32::from(r - MAGIC > x))
 }
 
 /// `x mod m` in [0, m) for m > 0, via [`ffloor`].

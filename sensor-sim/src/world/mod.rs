@@ -30,7 +30,7 @@ pub use ground::{ffloor, GROUND_MATERIALS};
 
 use crate::rng::Rng;
 use grid::{FastShape, Grid, WalkStart};
-use ground::GroundMap;
+pub(crate) use ground::GroundMap;
 use std::sync::OnceLock;
 
 /// Instance id of the sky (a ray that hits nothing).
@@ -277,11 +277,10 @@ impl World {
         GROUND_MATERIALS[usize::from(self.ground_material(x, y))]
     }
 
-    /// The lookup of [`World::ground_material`] with the map fetched once: for a caller
-    /// that looks up many points in a row (the camera's ground pixels).
-    pub(crate) fn ground_materials(&self) -> impl Fn(f64, f64) -> u8 + '_ {
-        let map = self.ground_map();
-        move |x, y| map.material(x, y)
+    /// The material map of [`World::ground_material`], fetched once: for a caller that
+    /// looks up many points in a row (the camera's ground pixels).
+    pub(crate) fn ground_materials(&self) -> &GroundMap {
+        self.ground_map()
     }
 
     /// Index into [`GROUND_MATERIALS`] at (x, y).
