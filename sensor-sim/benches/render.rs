@@ -9,6 +9,11 @@
 //! frame (all threads; what a loaded machine does not stretch). Arguments other than
 //! `--quick` keep the rows whose "scenario sensor" contains one of them (`camera/1`,
 //! `full lidar`).
+//!
+//! `--gap-ms=N` waits N ms before each timed frame, as a producer in a real-time drive sleeps
+//! between frames (a frame after an idle gap can render slower than one back to back: the
+//! idle core's caches go cold); with `--spin` the wait is a busy-wait instead, which keeps the
+//! core awake (its CPU column then includes the wait).
 
 #[path = "../tests/sim_common/mod.rs"]
 mod sim_common;
@@ -49,8 +54,48 @@ fn report(name: &str, sensor: &str, size: &str, (d, cpu): (Vec<Duration>, f64), 
     );
 }
 
+/// What happens before each timed frame (`--gap-ms=N`, `--spin`).
+#[derive(Clone, Copy)]
+enum Gap {
+    None,
+    Sleep(Duration),
+    Spin(Duration),
+}
+
+impl Gap {
+    fn from_args() -> Self {
+        let ms = std::env::args().find_map(|a| a.strip_prefix("--gap-ms=").map(str::to_owned));
+        let ms: u64 =
+            ms.map(|v| v.parse().unwrap_or_else(|_| panic!("--gap-ms={v}: not a number"))).unwrap_or(0);
+        let d = Duration::from_millis(ms);
+        match (ms, std::env::args().any(|a| a == "--spin")) {
+            (0, _) => Self::None,
+            (_, false) => Self::Sleep(d),
+            (_, true) => Self::Spin(d),
+        }
+    }
+
+    fn wait(self) {
+        match self {
+            Self::None => {}
+            Self::Sleep(d) => std::thread::sleep(d),
+            Self::Spin(d) => {
+                let end = Instant::now() + d;
+                while Instant::now() < end {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+    }
+}
+
 /// Renders a camera frame at each of `times`, into a reused slot: wall times, CPU ms in all.
-fn time_camera(cam: &mut CameraRenderer, times: &[shared::TimestampNs], len: usize) -> (Vec<Duration>, f64) {
+fn time_camera(
+    cam: &mut CameraRenderer,
+    times: &[shared::TimestampNs],
+    len: usize,
+    gap: Gap,
+) -> (Vec<Duration>, f64) {
     let mut slot = Slot::new(vec![0; len]);
     cam.render(times[0], &mut slot).expect("slot fits");
     let cpu0 = cpu_ms();
@@ -58,6 +103,7 @@ fn time_camera(cam: &mut CameraRenderer, times: &[shared::TimestampNs], len: usi
         .iter()
         .map(|&t| {
             slot.len = 0;
+            gap.wait();
             let t0 = Instant::now();
             cam.render(t, &mut slot).expect("slot fits");
             t0.elapsed()
@@ -73,6 +119,7 @@ fn main() {
     let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let wanted = |row: &str| filters.is_empty() || filters.iter().any(|f| row.contains(f.as_str()));
     let frames = if quick { 10 } else { 120 };
+    let gap = Gap::from_args();
     println!(
         "{:<10} {:<8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
         "scenario",
@@ -102,7 +149,7 @@ fn main() {
                 continue;
             }
             cam.set_threads(n);
-            let d = time_camera(&mut cam, &times, scenario.camera_payload_len());
+            let d = time_camera(&mut cam, &times, scenario.camera_payload_len(), gap);
             report(name, &format!("camera/{n}"), &size, d, budget);
         }
 
@@ -117,6 +164,7 @@ fn main() {
         let cpu0 = cpu_ms();
         for (i, &t) in times.iter().enumerate() {
             slot.len = 0;
+            gap.wait();
             let t0 = Instant::now();
             points += lidar.render(t, i as u64, &mut slot).expect("slot fits").points;
             d.push(t0.elapsed());
