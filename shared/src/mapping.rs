@@ -284,13 +284,10 @@ impl Mapping<ReadWrite> {
         }
     }
 
-    /// Writes `src` at byte `offset` (any alignment): whole quads through the wide-copy
-    /// primitive, the rest with Relaxed word stores. Partial words at either end are read,
-    /// merged and stored back, which is sound only for the single writer of these bytes.
-    ///
-    /// # Panics
-    /// If the range is out of bounds (a bug in the caller: loans check their capacity).
-    pub fn copy_in(&self, offset: usize, src: &[u8]) {
+    /// Writes `src` at byte `offset` (any alignment), its checksum dropped: the tests' way to
+    /// fill a slot (a loan always folds the checksum, `ring/runs.rs`).
+    #[cfg(test)]
+    pub(crate) fn copy_in(&self, offset: usize, src: &[u8]) {
         // The checksum of an unaligned write is of no use; it costs nothing on the wide path.
         self.append_summed(offset / 8 * 8, offset % 8, src, &mut Checksum::new());
     }

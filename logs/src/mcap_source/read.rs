@@ -157,32 +157,27 @@ impl ChunkBuf {
 /// to cache lines rather than fetching cold ones (a FIFO cycles through all of them).
 #[derive(Debug)]
 pub(crate) struct BufPool {
-    bufs: std::sync::Mutex<Vec<Vec<u8>>>,
+    bufs: parking_lot::Mutex<Vec<Vec<u8>>>,
     cap: usize,
 }
 
 impl BufPool {
     /// A pool keeping at most `cap` buffers.
     pub(super) fn new(cap: usize) -> Self {
-        Self { bufs: std::sync::Mutex::new(Vec::with_capacity(cap)), cap }
+        Self { bufs: parking_lot::Mutex::new(Vec::with_capacity(cap)), cap }
     }
 
     /// The buffer freed last, or an empty one.
     pub(super) fn take(&self) -> Vec<u8> {
-        self.lock().pop().unwrap_or_default()
+        self.bufs.lock().pop().unwrap_or_default()
     }
 
     /// Keeps `buf` unless the pool is full.
     fn give(&self, buf: Vec<u8>) {
-        let mut bufs = self.lock();
+        let mut bufs = self.bufs.lock();
         if bufs.len() < self.cap {
             bufs.push(buf);
         }
-    }
-
-    /// The list, also after a panic elsewhere while it was held (a list of buffers stays one).
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
-        self.bufs.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
