@@ -5,7 +5,8 @@ use shared::frames::{FUSED_HEADER_SIZE, FUSED_POINT_SIZE, POINT_RECORD_SIZE};
 use shared::segment::SegmentSpec;
 use shared::StreamKind;
 
-/// Slots of a producer's ring (camera, lidar).
+/// Slots of a producer's ring (camera, lidar): enough for fusion to wait for a partner frame
+/// of the other stream without being lapped.
 pub const PRODUCER_SLOTS: u32 = 8;
 /// Slots of the fused ring.
 pub const FUSED_SLOTS: u32 = 8;

@@ -27,8 +27,8 @@ use zenoh::Wait as _;
 use super::relay::LocalCalib;
 use super::session::{self, broke, Side};
 use crate::error::CliError;
-use crate::pipeline::roles::producer::PRODUCER_SLOTS;
 use crate::pipeline::roles::{ready, stop_flag, wait_for_readers};
+use crate::pipeline::segments::PRODUCER_SLOTS;
 use crate::pipeline::spec::{RunSpec, ZenohSpec};
 
 /// Frames a stream's gate holds while their epoch is unknown (a little over a ring's worth).

@@ -24,15 +24,14 @@ use shared::frames::{
 };
 use shared::ring::{FrameMeta, RingReader, RingWriter};
 use shared::scoreboard::FusedScoreboard;
-use shared::segment::SegmentSpec;
 use shared::{rundir, CalibEpoch, Role, StreamKind, TimestampNs};
 use zerocopy::IntoBytes;
 
 use super::fusion_state::{Carried, Checkpoint, ReaderPosition, StateFiles};
-use super::producer::PRODUCER_SLOTS;
 use super::{attach_when_ready, ready, stop_flag};
 use crate::error::CliError;
 use crate::pipeline::rig_summary::{self, Lane};
+use crate::pipeline::segments::PRODUCER_SLOTS;
 use crate::pipeline::spec::{RunSpec, FUSION_RESULT_FILE};
 use crate::pipeline::summary::Source;
 
@@ -257,9 +256,7 @@ fn create_fused_ring(run: &Path, fused: &FusedRing) -> impl FnOnce(&RingReader) 
     let fused = Arc::clone(fused);
     let path = run.join(rundir::segment_file(StreamKind::Fused));
     move |r: &RingReader| {
-        let max_points = r.slot_capacity() / POINT_RECORD_SIZE;
-        let cap = (FUSED_HEADER_SIZE + max_points * FUSED_POINT_SIZE) as u64;
-        let spec = SegmentSpec::new(StreamKind::Fused, 8, cap);
+        let spec = crate::pipeline::segments::fused(r.slot_capacity());
         match RingWriter::create_or_takeover(&path, &spec) {
             Ok((w, _)) => *fused.lock() = Some(w),
             Err(e) => eprintln!("fusion: {}: {e}; fused frames will not be published", path.display()),
@@ -715,7 +712,7 @@ mod tests {
     fn a_reader_on_a_torn_slot_still_stops() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lidar.seg");
-        let spec = SegmentSpec::new(StreamKind::Lidar, 2, 64);
+        let spec = shared::segment::SegmentSpec::new(StreamKind::Lidar, 2, 64);
         let (mut w, _) = RingWriter::create_or_takeover(&path, &spec).unwrap();
         for _ in 0..2 {
             let mut loan = w.loan();

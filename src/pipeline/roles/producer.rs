@@ -17,16 +17,13 @@ use sensor_sim::scenario::{frame_time, Scenario};
 use sensor_sim::{CameraRenderer, LidarRenderer};
 use shared::ring::{FrameMeta, ReadOutcome, RingReader, RingWriter, WriterStart};
 use shared::scoreboard::ProducerScoreboard;
-use shared::segment::SegmentSpec;
 use shared::{rundir, FrameSeq, Role, StreamKind, TimestampNs};
 
 use super::{ready, stop_flag};
 use crate::error::CliError;
 use crate::pipeline::spec::{RunSpec, SCENARIO_FILE};
 
-/// Slots per producer ring: enough for fusion to wait for a partner frame of the other
-/// stream without being lapped.
-pub const PRODUCER_SLOTS: u32 = 8;
+use crate::pipeline::segments::PRODUCER_SLOTS;
 
 enum Renderer {
     Camera(Box<CameraRenderer>),
@@ -95,7 +92,7 @@ pub fn run(run: &Path, kind: StreamKind, sensor: Option<&calib::SensorName>) -> 
         _ => (Renderer::Lidar(Box::new(LidarRenderer::new(&scenario))), Role::Lidar),
     };
     let path = run.join(crate::pipeline::segments::sensor_file(&sensor.name));
-    let ring_spec = SegmentSpec::new(kind, PRODUCER_SLOTS, renderer.capacity() as u64);
+    let ring_spec = crate::pipeline::segments::producer(kind, renderer.capacity());
     let (mut writer, start) = RingWriter::create_or_takeover(&path, &ring_spec)
         .map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
     let mut calib = CalibFollower::connect(run, role, Duration::from_secs(10), Some(&stop))

@@ -10,10 +10,10 @@ use shared::ring::{FrameMeta, RingWriter};
 use shared::scoreboard::ProducerScoreboard;
 use shared::TimestampNs;
 
-use super::producer::PRODUCER_SLOTS;
 use super::{ready, stop_flag, wait_for_readers};
 use crate::error::CliError;
 use crate::pipeline::segments;
+use crate::pipeline::segments::PRODUCER_SLOTS;
 use crate::pipeline::spec::{RunSpec, SourceSpec};
 
 /// Opens the run's log.
