@@ -127,6 +127,7 @@ enum Msg {
 }
 
 /// The workers of one renderer (the calling thread is not one of them).
+#[derive(Debug)]
 pub(super) struct Pool {
     jobs: Vec<Sender<(Arc<Job>, Phase)>>,
     results: Receiver<Msg>,
@@ -135,23 +136,30 @@ pub(super) struct Pool {
     pending: usize,
 }
 
-impl std::fmt::Debug for Pool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool").field("workers", &self.jobs.len()).finish_non_exhaustive()
+/// A worker's turn at one phase of a job. Dropped, also while unwinding from a panic, it
+/// lets go of the job and then says `Done` (so the calling thread can take the buffers back
+/// once every `Done` is in).
+struct Turn<'a> {
+    results: &'a Sender<Msg>,
+    job: Option<(Arc<Job>, Phase)>,
+}
+
+impl Turn<'_> {
+    /// Claims and does blocks until none is left (or the calling thread is gone).
+    fn take(&self, scratch: &mut Scratch) {
+        let Some((job, phase)) = &self.job else { return };
+        while let Some(b) = job.claim(*phase) {
+            job.run(*phase, b, scratch);
+            if self.results.send(Msg::Progress).is_err() {
+                return;
+            }
+        }
     }
 }
 
-/// Holds a worker's handle on a job and says `Done` once it has let go of it, also while
-/// unwinding from a panic.
-struct Holding<'a> {
-    job: Option<Arc<Job>>,
-    results: &'a Sender<Msg>,
-}
-
-impl Drop for Holding<'_> {
+impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        // The job goes first: the calling thread takes the buffers back once nobody holds it.
-        drop(self.job.take());
+        self.job = None;
         let _ = self.results.send(Msg::Done);
     }
 }
@@ -236,14 +244,7 @@ impl Drop for Pool {
 
 /// A worker's loop: one job per phase until the pool is dropped.
 fn work(jobs: &Receiver<(Arc<Job>, Phase)>, results: &Sender<Msg>, mut scratch: Scratch) {
-    while let Ok((job, phase)) = jobs.recv() {
-        let holding = Holding { job: Some(job), results };
-        let Some(job) = holding.job.as_ref() else { continue };
-        while let Some(b) = job.claim(phase) {
-            job.run(phase, b, &mut scratch);
-            if results.send(Msg::Progress).is_err() {
-                break;
-            }
-        }
+    while let Ok(job) = jobs.recv() {
+        Turn { results, job: Some(job) }.take(&mut scratch);
     }
 }
