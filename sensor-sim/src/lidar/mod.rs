@@ -19,9 +19,9 @@
 //! Points go to the sink in chunks of at most [`CHUNK_POINTS`] as [`PointRecord`] bytes.
 //!
 //! A sweep is rendered in blocks of firings on the renderer's threads
-//! ([`LidarRenderer::set_threads`]): each block's rays are cast and its hits counted; the
-//! calling thread then draws the noise stream's uniforms in firing order (one normal per hit,
-//! [`Rng::uniforms_for_normals`]), each block computes its normals from its offset in that
+//! ([`LidarRenderer::set_threads`]): each block's rays are cast and its hits counted (the
+//! calling thread meanwhile draws the noise stream's uniforms, [`Rng::uniforms_for_normals`]);
+//! each block then computes its normals (one per hit, in firing order) from its offset in that
 //! stream ([`crate::rng::normals_from_uniforms`], the same values [`Rng::normal`] gives) and
 //! writes its points, and the calling thread pushes the blocks to the sink in firing order. So
 //! the bytes do not depend on the number of threads.
@@ -167,18 +167,24 @@ impl LidarRenderer {
     ) -> Result<LidarSweep, SinkFull> {
         let er = *epoch_rig_at(&self.epochs, t);
         let job = self.job(er.rig.lidar_to_vehicle(), t.0 as f64 * 1e-9);
-        self.pool.run(&job, Phase::Cast, &mut self.scratch, || {});
-        // The noise stream: one normal per hit, in firing order.
+        // The noise stream's uniforms, drawn on the calling thread while the workers cast: as
+        // many as every ray hitting would take (the hits' are the first ones; the rest go
+        // unused, as a generator dropped after the sweep would never have drawn them).
+        let mut noise =
+            (job.sweep.sigma > 0.0).then(|| Rng::new(mix(&[self.seed, 0x6c_6964_6172, frame_index])));
+        let rays = self.beams.len() * self.azimuths.len();
+        self.pool.run(&job, Phase::Cast, &mut self.scratch, || {
+            if let Some(mut rng) = noise.take() {
+                let mut uniforms = job.uniforms.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+                rng.uniforms_for_normals(rays, &mut uniforms);
+            }
+        });
+        // Each block's place in the noise stream: one normal per hit, in firing order.
         let mut hits = 0;
         for b in 0..job.blocks.len() {
             let mut block = job.block(b);
             block.first_normal = hits;
             hits += block.hits;
-        }
-        if job.sweep.sigma > 0.0 {
-            let mut rng = Rng::new(mix(&[self.seed, 0x6c_6964_6172, frame_index]));
-            let mut uniforms = job.uniforms.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-            rng.uniforms_for_normals(hits, &mut uniforms);
         }
         let (mut pushed, mut points) = (0, Ok(0));
         self.pool
