@@ -14,6 +14,11 @@
 //! between frames (a frame after an idle gap can render slower than one back to back: the
 //! idle core's caches go cold); with `--spin` the wait is a busy-wait instead, which keeps the
 //! core awake (its CPU column then includes the wait).
+//!
+//! `pair` (default scenario only) renders a camera frame and a lidar sweep of the same
+//! instant at the same time, each on its own thread released together, as a drive does at a
+//! fused-pair instant (both sensors then share the cores): its times are the wall time until
+//! both are done, what the capture → fused latency of a pair starts with.
 
 #[path = "../tests/sim_common/mod.rs"]
 mod sim_common;
@@ -112,6 +117,46 @@ fn time_camera(
     (d, cpu_ms() - cpu0)
 }
 
+/// Renders a camera frame and a lidar sweep of each of `times` at once (the lidar on a second
+/// thread, both released by one barrier): wall times until both are done, CPU ms in all.
+fn time_pair(
+    cam: &mut CameraRenderer,
+    lidar: &mut LidarRenderer,
+    times: &[shared::TimestampNs],
+    lens: (usize, usize),
+    gap: Gap,
+) -> (Vec<Duration>, f64) {
+    let mut cam_slot = Slot::new(vec![0; lens.0]);
+    let mut lidar_slot = Slot::new(vec![0; lens.1]);
+    cam.render(times[0], &mut cam_slot).expect("slot fits");
+    lidar.render(times[0], 0, &mut lidar_slot).expect("slot fits");
+    let (start, end) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+    let cpu0 = cpu_ms();
+    let d = std::thread::scope(|s| {
+        s.spawn(|| {
+            for (i, &t) in times.iter().enumerate() {
+                lidar_slot.len = 0;
+                start.wait();
+                lidar.render(t, i as u64, &mut lidar_slot).expect("slot fits");
+                end.wait();
+            }
+        });
+        times
+            .iter()
+            .map(|&t| {
+                cam_slot.len = 0;
+                gap.wait();
+                start.wait();
+                let t0 = Instant::now();
+                cam.render(t, &mut cam_slot).expect("slot fits");
+                end.wait();
+                t0.elapsed()
+            })
+            .collect()
+    });
+    (d, cpu_ms() - cpu0)
+}
+
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let quick = std::env::args().any(|a| a == "--quick");
@@ -151,6 +196,13 @@ fn main() {
             cam.set_threads(n);
             let d = time_camera(&mut cam, &times, scenario.camera_payload_len(), gap);
             report(name, &format!("camera/{n}"), &size, d, budget);
+        }
+
+        if name == "default" && wanted("default pair") {
+            let mut lidar = LidarRenderer::new(&scenario);
+            let lens = (scenario.camera_payload_len(), scenario.lidar_max_payload_len());
+            let d = time_pair(&mut cam, &mut lidar, &times, lens, gap);
+            report(name, "pair", "cam+lidar", d, budget);
         }
 
         if !wanted(&format!("{name} lidar")) {

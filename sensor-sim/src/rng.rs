@@ -90,6 +90,45 @@ impl Rng {
     }
 }
 
+impl Rng {
+    /// Draws into `out` (cleared) the uniforms that `n` calls of [`Rng::normal`] would draw
+    /// on a generator with no spare value, in the same order: two [`Rng::f64`] per
+    /// Box–Muller pair (the one for the pair's radius first), `n` rounded up to a whole
+    /// pair. [`normals_from_uniforms`] turns them into those normals, any run of them on any
+    /// thread; the generator is left where those calls would leave it (its spare aside).
+    pub fn uniforms_for_normals(&mut self, n: usize, out: &mut Vec<f64>) {
+        out.clear();
+        out.extend((0..n.div_ceil(2) * 2).map(|_| self.f64()));
+    }
+}
+
+/// Normals `first..first + out.len()` of the stream [`Rng::normal`] gives from `uniforms`
+/// ([`Rng::uniforms_for_normals`]), into `out`: normal `i` is pair `i / 2`'s cosine value for
+/// an even `i`, its sine value for an odd one, with the same arithmetic, so the same bits.
+///
+/// # Panics
+/// If `uniforms` holds fewer than the pairs asked for.
+pub fn normals_from_uniforms(uniforms: &[f64], first: usize, out: &mut [f64]) {
+    let mut k = 0;
+    while k < out.len() {
+        let i = first + k;
+        let u1 = 1.0 - uniforms[i / 2 * 2]; // (0, 1]
+        let u2 = uniforms[i / 2 * 2 + 1];
+        let r = (-2.0 * u1.ln()).sqrt();
+        let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
+        if i % 2 == 0 {
+            out[k] = r * c;
+            if let Some(o) = out.get_mut(k + 1) {
+                *o = r * s;
+            }
+            k += 2;
+        } else {
+            out[k] = r * s;
+            k += 1;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +153,29 @@ mod tests {
         assert!(mean.abs() < 0.03, "{mean}");
         assert!((var - 1.0).abs() < 0.05, "{var}");
         assert!(r.below(10) < 10);
+    }
+
+    /// The normals from the uniforms are `normal()`'s, bit for bit, for any count (odd ones
+    /// too) and any run of them, and the generator ends where `normal()` leaves it.
+    #[test]
+    fn normals_from_uniforms_are_normals() {
+        for n in [0, 1, 2, 3, 7, 64, 101] {
+            let mut a = Rng::new(42);
+            let want: Vec<u64> = (0..n).map(|_| a.normal().to_bits()).collect();
+            let mut b = Rng::new(42);
+            let mut u = vec![9.0; 3];
+            b.uniforms_for_normals(n, &mut u);
+            assert_eq!(u.len(), n.div_ceil(2) * 2);
+            assert_eq!(a.next_u64(), b.next_u64(), "{n}");
+            for first in 0..n {
+                for len in [0, 1, 2, 3, n - first] {
+                    let len = len.min(n - first);
+                    let mut out = vec![0.0; len];
+                    normals_from_uniforms(&u, first, &mut out);
+                    let got: Vec<u64> = out.iter().map(|z| z.to_bits()).collect();
+                    assert_eq!(got, want[first..first + len], "{n} {first} {len}");
+                }
+            }
+        }
     }
 }

@@ -7,6 +7,8 @@ use sensor_sim::{LidarRenderer, Scenario};
 use shared::TimestampNs;
 use std::path::Path;
 
+mod sim_common;
+
 fn load(name: &str) -> Scenario {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/drives").join(name);
     Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
@@ -76,4 +78,37 @@ fn threads_do_not_change_the_bytes() {
             }
         }
     }
+}
+
+/// More threads than the machine has cores (workers that start late find the blocks
+/// taken), one renderer reused sweep after sweep, and sweeps out of order: the same bytes
+/// as one thread, noise on (every shipped lidar has range noise) and the scanning highway.
+#[test]
+fn late_workers_and_reused_buffers_do_not_change_the_bytes() {
+    for name in ["default.ron", "highway.ron"] {
+        let s = load(name);
+        let mut one = LidarRenderer::new(&s);
+        one.set_threads(1);
+        let mut many = LidarRenderer::new(&s);
+        many.set_threads(8);
+        assert_eq!(many.threads(), 8);
+        for i in [3, 0, 3, 1] {
+            let t = time(&s, 4, i);
+            assert!(sweep(&mut many, t, i) == sweep(&mut one, t, i), "{name} sweep {i} on 8 threads");
+        }
+    }
+}
+
+/// A sweep that did not fit its slot leaves nothing behind: the next sweep's bytes are
+/// whole and right.
+#[test]
+fn a_full_sink_leaves_the_renderer_whole() {
+    let s = load("default.ron");
+    let mut lidar = LidarRenderer::new(&s);
+    let t = time(&s, 4, 1);
+    let want = sweep(&mut LidarRenderer::new(&s), t, 1);
+    let mut small = sim_common::Slot::new(vec![0; want.len() / 3]);
+    assert!(lidar.render(t, 1, &mut small).is_err());
+    assert!(small.len <= want.len() / 3 && small.buf[..small.len] == want[..small.len]);
+    assert!(sweep(&mut lidar, t, 1) == want);
 }
