@@ -341,8 +341,7 @@ impl<'r> StreamedSweep<'r> {
     fn project_gathered(&mut self, n: usize) {
         let SweepProjection { projected, kept, words } = &mut self.out;
         // u64 words are aligned for records (align 4), and n·24 bytes are whole records.
-        let Ok(chunk) = <[PointRecord]>::ref_from_bytes(&words[..n * POINT_RECORD_SIZE / 8].as_bytes())
-        else {
+        let Ok(chunk) = <[PointRecord]>::ref_from_bytes(words[..n * POINT_RECORD_SIZE / 8].as_bytes()) else {
             return;
         };
         projected.grow(self.base + n);
