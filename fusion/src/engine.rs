@@ -29,9 +29,9 @@ use shared::{CalibEpoch, FrameSeq, StreamKind, TimestampNs};
 use crate::output::{FusedSink, OverlayConfig, OverlayJob, OverlayWriter};
 use crate::pairing::{FrameMeta, Held, Output, Pairer, PairingConfig, SeenWindow};
 use crate::payload::{Payload, PointScratch, UseError};
-use crate::project::{Projected, SweepProjection};
+use crate::project::SweepProjection;
 use crate::rig::RigProjector;
-use crate::sample::PixelSamples;
+use crate::sample::{colour_points, PixelSamples};
 use crate::stats::{CountersSnapshot, FusionStats, LatencyRecorder, PairMetrics, StatsHandle};
 
 /// A frame handed to the engine: its header fields and its payload (copied, or a versioned
@@ -745,34 +745,4 @@ impl ReleasedEpochs {
         }
         out
     }
-}
-
-/// Fused points: the colour at each projected point's pixel, its intensity as 0..255, into
-/// `out` (`kept[k]` is projected point `k`'s record). Returns how many points land on a pixel
-/// labelled with their own instance (the consistency check; 0 without labels).
-fn colour_points(
-    pr: &Projected,
-    kept: &[PointRecord],
-    samples: &PixelSamples,
-    out: &mut Vec<FusedPoint>,
-) -> u64 {
-    let mut matches = 0u64;
-    out.clear();
-    out.reserve(pr.len());
-    let projected = pr.u().iter().zip(pr.v()).zip(pr.depth()).zip(kept);
-    for (k, (((&u, &v), &d), p)) in projected.enumerate() {
-        // Black and unlabelled outside the image.
-        let (rgb, label) = samples.at(k);
-        if label.is_some_and(|l| u32::from(l) == p.instance) {
-            matches += 1;
-        }
-        let intensity = (p.intensity.clamp(0.0, 1.0) * 255.0).round() as u8;
-        out.push(FusedPoint {
-            u: u as f32,
-            v: v as f32,
-            depth: d as f32,
-            rgbi: [rgb[0], rgb[1], rgb[2], intensity],
-        });
-    }
-    matches
 }
