@@ -14,7 +14,7 @@ use shared::ring::{FrameInfo, FrameRef, InPlace, ReadOutcome, RingReader, SlotVi
 use shared::{CalibEpoch, TimestampNs};
 use zerocopy::{FromBytes, IntoBytes};
 
-use crate::project::{points_from_payload, StreamedSweep, SweepProjection};
+use crate::project::{points_from_payload, StreamedSweep, SweepProjection, CHUNK_WORDS};
 use crate::rig::RigProjector;
 use crate::sample::{PixelSamples, Streamed};
 
@@ -181,7 +181,7 @@ impl Payload {
                     between(first);
                     st.take(words);
                 };
-                match r.ring.read_at_chunks(r.frame.seq(), state, take) {
+                match r.ring.read_at_chunks_of::<CHUNK_WORDS, _>(r.frame.seq(), state, take) {
                     InPlace::Frame(info, st) if r.same(&info) => st.finish(info.len).ok_or(UseError::Invalid),
                     InPlace::Frame(..) => Err(UseError::Invalid),
                     InPlace::Rejected(o) => Err(use_error(o)),

@@ -291,12 +291,13 @@ impl SweepProjection {
     }
 }
 
-/// Words of one chunk of [`CHUNK`] records.
-const CHUNK_WORDS: usize = CHUNK * POINT_RECORD_SIZE / 8;
+/// Words of one chunk of [`CHUNK`] records (768: whole quads, as the slot is read in).
+pub(crate) const CHUNK_WORDS: usize = CHUNK * POINT_RECORD_SIZE / 8;
 
 /// A sweep projected while it streams through its slot's checked pass
-/// (`RingReader::read_at_chunks`): its words are gathered a chunk at a time into a small
-/// buffer that stays in L1, viewed as [`CHUNK`] records and projected right there, with the
+/// (`RingReader::read_at_chunks_of`, in chunks of [`CHUNK_WORDS`]): each chunk, a private
+/// copy on the stack that stays in L1, is viewed as [`CHUNK`] records and projected right
+/// there (only the words of a last, partial chunk are gathered first), with the
 /// arithmetic and chunking of [`RigProjector::project_camera`] (so the results are
 /// bit-identical). What it computes from the untrusted words is handed back only by
 /// [`finish`](Self::finish), which the caller calls only with a validated frame.
@@ -325,6 +326,10 @@ impl<'r> StreamedSweep<'r> {
 
     /// The next payload words, in order: each chunk of records is projected once whole.
     pub(crate) fn take(&mut self, mut words: &[u64]) {
+        if self.filled == 0 && words.len() == CHUNK_WORDS {
+            self.project_words(words);
+            return;
+        }
         while !words.is_empty() {
             let n = (CHUNK_WORDS - self.filled).min(words.len());
             self.out.words[self.filled..self.filled + n].copy_from_slice(&words[..n]);
@@ -336,22 +341,25 @@ impl<'r> StreamedSweep<'r> {
         }
     }
 
-    /// Projects the first `n` records gathered, keeps the kept ones' records, and starts
-    /// the next chunk.
+    /// Projects the first `n` records gathered and starts the next chunk.
     fn project_gathered(&mut self, n: usize) {
-        let SweepProjection { projected, kept, words } = &mut self.out;
-        // u64 words are aligned for records (align 4), and n·24 bytes are whole records.
-        let Ok(chunk) = <[PointRecord]>::ref_from_bytes(words[..n * POINT_RECORD_SIZE / 8].as_bytes()) else {
-            return;
-        };
+        let words = std::mem::take(&mut self.out.words);
+        self.project_words(&words[..n * POINT_RECORD_SIZE / 8]);
+        (self.out.words, self.filled) = (words, 0);
+    }
+
+    /// Projects the records that `words` (whole records) hold, and keeps the kept ones'.
+    fn project_words(&mut self, words: &[u64]) {
+        // u64 words are aligned for records (align 4), and the words are whole records.
+        let Ok(chunk) = <[PointRecord]>::ref_from_bytes(words.as_bytes()) else { return };
+        let (n, SweepProjection { projected, kept, .. }) = (chunk.len(), &mut self.out);
         projected.grow(self.base + n);
         let k = self.rig.project_camera_chunk(self.camera, chunk, self.base, self.kept, projected);
+        let base = self.base;
         kept.extend(
-            projected.index[self.kept..k]
-                .iter()
-                .filter_map(|&i| chunk.get((i as usize).wrapping_sub(self.base))),
+            projected.index[self.kept..k].iter().filter_map(|&i| chunk.get((i as usize).wrapping_sub(base))),
         );
-        (self.kept, self.base, self.filled) = (k, self.base + n, 0);
+        (self.kept, self.base) = (k, base + n);
     }
 
     /// The projection, once the frame was validated with `len` payload bytes: `None` unless
