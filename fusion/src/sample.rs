@@ -68,8 +68,8 @@ impl PixelSamples {
                 self.tmp.push(k as u32);
             }
         }
-        let px = &self.px;
-        counting_sort(&self.tmp, &mut self.order, &mut self.rows, ih, |k| px[k as usize] as usize / iw);
+        // The row again from `v` (as above), not `px / iw`: two integer divisions per point.
+        counting_sort(&self.tmp, &mut self.order, &mut self.rows, ih, |k| v[k as usize] as usize);
     }
 
     /// The indices in `order` of row `y`'s points.
