@@ -29,9 +29,9 @@ use shared::{CalibEpoch, FrameSeq, StreamKind, TimestampNs};
 use crate::output::{FusedSink, OverlayConfig, OverlayJob, OverlayWriter};
 use crate::pairing::{FrameMeta, Held, Output, Pairer, PairingConfig, SeenWindow};
 use crate::payload::{Payload, PointScratch, UseError};
-use crate::project::Projected;
+use crate::project::SweepProjection;
 use crate::rig::RigProjector;
-use crate::sample::PixelSamples;
+use crate::sample::{colour_points, PixelSamples};
 use crate::stats::{CountersSnapshot, FusionStats, LatencyRecorder, PairMetrics, StatsHandle};
 
 /// A frame handed to the engine: its header fields and its payload (copied, or a versioned
@@ -134,24 +134,19 @@ fn projector_for<'a>(
     &cache.as_ref().expect("set above").1
 }
 
-/// The sweep's points as projected: `points` itself, or their motion-compensated copy in
-/// `out` when a deskewer is set (the slot is never written).
+/// The sweep's points motion-compensated: copied into `out` and moved there (the slot is
+/// never written).
 fn deskewed<'a>(
-    deskew: Option<&mut Deskewer>,
+    deskew: &mut Deskewer,
     out: &'a mut Vec<PointRecord>,
-    points: &'a [PointRecord],
+    points: &[PointRecord],
     sweep: &FrameMeta,
     calib: &CalibrationSet,
 ) -> &'a [PointRecord] {
-    match deskew {
-        Some(d) => {
-            out.clear();
-            out.extend_from_slice(points);
-            d(sweep.capture, calib, out);
-            out
-        }
-        None => points,
-    }
+    out.clear();
+    out.extend_from_slice(points);
+    deskew(sweep.capture, calib, out);
+    out
 }
 
 /// The fusion engine. See the module docs.
@@ -170,7 +165,8 @@ pub struct Engine<S> {
     stats: FusionStats,
     handle: StatsHandle,
     outbox: Vec<Output<Payload>>,
-    projected: Projected,
+    /// The sweep projected into camera 0 (reused).
+    sweep: SweepProjection,
     /// The projector of the last epoch fused (built once per epoch, not per pair).
     projector: Option<(CalibEpoch, RigProjector)>,
     fused_points: Vec<FusedPoint>,
@@ -239,7 +235,7 @@ impl<S: FusedSink> Engine<S> {
             stats,
             handle: StatsHandle::default(),
             outbox: Vec::with_capacity(64),
-            projected: Projected::new(),
+            sweep: SweepProjection::default(),
             projector: None,
             fused_points: Vec::new(),
             point_scratch: PointScratch::default(),
@@ -521,6 +517,25 @@ impl<S: FusedSink> Engine<S> {
         }
     }
 
+    /// The sweep projected into camera 0: streamed straight from its slot, or, when the run
+    /// deskews (the points move before they are projected), copied out, moved and projected.
+    fn project_sweep(
+        &mut self,
+        payload: &Payload,
+        sweep: &FrameMeta,
+        calib: &CalibrationSet,
+    ) -> Result<SweepProjection, UseError> {
+        let out = std::mem::take(&mut self.sweep);
+        let rig = projector_for(&mut self.projector, calib);
+        let Some(d) = self.deskew.as_mut() else {
+            return payload.project(rig, 0, &mut self.point_scratch, out);
+        };
+        let points = payload.points(&mut self.point_scratch)?;
+        let mut out = out;
+        out.project(rig, 0, deskewed(d, &mut self.deskewed, points, sweep, calib));
+        Ok(out)
+    }
+
     /// Counts a payload that failed at use.
     fn count_use_error(&mut self, stream: StreamKind, e: UseError) {
         let i = usize::from(stream == StreamKind::Lidar);
@@ -546,31 +561,25 @@ impl<S: FusedSink> Engine<S> {
         // The sweep first, projected straight from its slot; then the camera frame, coloured
         // straight from its slot. Each is verified at use: one that is gone or forged is
         // counted, and the pairer falls back (the sweep to its next candidate).
-        let mut scratch = std::mem::take(&mut self.point_scratch);
-        let points = match lidar.payload.points(&mut scratch) {
-            Ok(p) => p,
+        let sweep = match self.project_sweep(&lidar.payload, &lidar.meta, &calib) {
+            Ok(s) => s,
             Err(e) => {
-                self.point_scratch = scratch;
                 self.count_use_error(StreamKind::Lidar, e);
                 self.pairer.sweep_lost(camera, lidar.meta, epoch);
                 return;
             }
         };
-        let points = deskewed(self.deskew.as_mut(), &mut self.deskewed, points, &lidar.meta, &calib);
-        let rig = projector_for(&mut self.projector, &calib);
-        rig.project_camera(0, points, &mut self.projected);
-        let projector = rig.camera(0);
-        let pr = &self.projected;
+        let pr = sweep.projected();
         let samples = camera.payload.samples(pr.u(), pr.v(), std::mem::take(&mut self.pixel_samples));
         let (matches, labelled) = match samples {
             Ok(s) => {
-                let matches = colour_points(pr, points, &s, &mut self.fused_points);
+                let matches = colour_points(pr, sweep.kept(), &s, &mut self.fused_points);
                 let labelled = s.labelled();
                 self.pixel_samples = s;
                 (matches, labelled)
             }
             Err(e) => {
-                self.point_scratch = scratch;
+                self.sweep = sweep;
                 self.count_use_error(StreamKind::Camera, e);
                 let mut out = std::mem::take(&mut self.outbox);
                 self.pairer.camera_lost(camera.meta, lidar, epoch, &mut out);
@@ -578,18 +587,17 @@ impl<S: FusedSink> Engine<S> {
                 return;
             }
         };
-        let n_points = points.len() as u64;
-        self.point_scratch = scratch;
         if !self.fused_camera.insert(camera.meta.seq) {
             self.stats.fused_twice += 1;
         }
         if !self.fused_lidar.insert(lidar.meta.seq) {
             self.stats.fused_twice += 1;
         }
-        let pr = &self.projected;
-        let n_in = pr.len() as u64;
+        let (n_points, n_in) = (pr.total() as u64, pr.len() as u64);
         let consistency = (labelled && n_in > 0).then(|| matches as f64 / n_in as f64);
         let (mean_u, mean_v, mean_depth) = pr.means();
+        self.sweep = sweep;
+        let projector = projector_for(&mut self.projector, &calib).camera(0);
 
         let header = FusedHeader {
             camera_seq: camera.meta.seq.0,
@@ -737,35 +745,4 @@ impl ReleasedEpochs {
         }
         out
     }
-}
-
-/// Fused points: the colour at each projected point's pixel, its intensity as 0..255, into
-/// `out`. Returns how many points land on a pixel labelled with their own instance (the
-/// consistency check; 0 without labels).
-fn colour_points(
-    pr: &Projected,
-    points: &[PointRecord],
-    samples: &PixelSamples,
-    out: &mut Vec<FusedPoint>,
-) -> u64 {
-    let mut matches = 0u64;
-    out.clear();
-    out.reserve(pr.len());
-    let projected = pr.u().iter().zip(pr.v()).zip(pr.depth()).zip(pr.index());
-    for (k, (((&u, &v), &d), &i)) in projected.enumerate() {
-        let Some(p) = points.get(i as usize) else { continue };
-        // Black and unlabelled outside the image.
-        let (rgb, label) = samples.at(k);
-        if label.is_some_and(|l| u32::from(l) == p.instance) {
-            matches += 1;
-        }
-        let intensity = (p.intensity.clamp(0.0, 1.0) * 255.0).round() as u8;
-        out.push(FusedPoint {
-            u: u as f32,
-            v: v as f32,
-            depth: d as f32,
-            rgbi: [rgb[0], rgb[1], rgb[2], intensity],
-        });
-    }
-    matches
 }

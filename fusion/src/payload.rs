@@ -14,7 +14,8 @@ use shared::ring::{FrameInfo, FrameRef, InPlace, ReadOutcome, RingReader, SlotVi
 use shared::{CalibEpoch, TimestampNs};
 use zerocopy::{FromBytes, IntoBytes};
 
-use crate::project::points_from_payload;
+use crate::project::{points_from_payload, StreamedSweep, SweepProjection, CHUNK_WORDS};
+use crate::rig::RigProjector;
 use crate::sample::{PixelSamples, Streamed};
 
 /// Why a payload could not be used.
@@ -133,6 +134,62 @@ impl Payload {
         }
     }
 
+    /// The sweep projected into camera `camera` of `rig` (see [`SweepProjection`]), in
+    /// `out`'s buffers: from owned bytes, or straight from the slot during the one pass that
+    /// verifies it (the checksum's), a chunk of records at a time, without copying the
+    /// sweep. The projection comes back only if the frame was still there, untorn, when the
+    /// pass was done (a failed read drops it).
+    ///
+    /// # Errors
+    /// [`UseError`] if the frame is gone or malformed.
+    ///
+    /// # Panics
+    /// If `camera` is not below [`RigProjector::len`].
+    pub fn project(
+        &self,
+        rig: &RigProjector,
+        camera: usize,
+        scratch: &mut PointScratch,
+        out: SweepProjection,
+    ) -> Result<SweepProjection, UseError> {
+        self.project_watched(rig, camera, scratch, out, |_| {})
+    }
+
+    /// [`project`](Self::project), calling `between(first)` before the slot's words from
+    /// word `first` on are taken (the tests overwrite the slot there).
+    fn project_watched(
+        &self,
+        rig: &RigProjector,
+        camera: usize,
+        scratch: &mut PointScratch,
+        mut out: SweepProjection,
+        mut between: impl FnMut(usize),
+    ) -> Result<SweepProjection, UseError> {
+        match self {
+            Self::Owned(bytes) => {
+                let points =
+                    points_from_payload(bytes, &mut scratch.records).map_err(|_| UseError::Invalid)?;
+                out.project(rig, camera, points);
+                Ok(out)
+            }
+            Self::Lost(e) => Err(*e),
+            Self::Ring(r) => {
+                // Checked here: nothing may panic inside the read.
+                assert!(camera < rig.len(), "camera {camera} of a rig of {}", rig.len());
+                let state = StreamedSweep::new(rig, camera, out);
+                let take = |st: &mut StreamedSweep<'_>, first: usize, words: &[u64]| {
+                    between(first);
+                    st.take(words);
+                };
+                match r.ring.read_at_chunks_of::<CHUNK_WORDS, _>(r.frame.seq(), state, take) {
+                    InPlace::Frame(info, st) if r.same(&info) => st.finish(info.len).ok_or(UseError::Invalid),
+                    InPlace::Frame(..) => Err(UseError::Invalid),
+                    InPlace::Rejected(o) => Err(use_error(o)),
+                }
+            }
+        }
+    }
+
     /// The camera pixels under the points `(u, v)` (see [`PixelSamples`]): from owned bytes,
     /// or from the slot during the one pass that verifies it (the checksum's); the
     /// samples come back only if the frame was still there, untorn, when the pass was done
@@ -220,4 +277,141 @@ impl Payload {
 pub struct PointScratch {
     records: Vec<PointRecord>,
     words: Vec<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use calib::Distortion;
+    use shared::frames::PayloadSink;
+    use shared::ring::{FrameMeta, RingWriter};
+    use shared::segment::{Segment, SegmentSpec};
+    use shared::{layout, FrameSeq, StreamKind};
+
+    use super::*;
+    use crate::project::tests::{cloud, pinhole, rectified};
+    use crate::project::Projected;
+
+    /// Slot capacity of the test rings: a sweep of up to 5,000 points.
+    const CAPACITY: usize = 5_010 * POINT_RECORD_SIZE;
+
+    struct Ring {
+        _dir: tempfile::TempDir,
+        path: PathBuf,
+        w: RingWriter,
+    }
+
+    fn ring(slots: u32) -> Ring {
+        let dir = tempfile::Builder::new().prefix("epochfuse-test-").tempdir().unwrap();
+        let path = dir.path().join("lidar.seg");
+        let spec = SegmentSpec::new(StreamKind::Lidar, slots, CAPACITY as u64);
+        let (w, _) = RingWriter::create_or_takeover(&path, &spec).unwrap();
+        Ring { _dir: dir, path, w }
+    }
+
+    fn commit(w: &mut RingWriter, bytes: &[u8]) -> FrameSeq {
+        let mut loan = w.loan();
+        loan.push(bytes).unwrap();
+        loan.commit(FrameMeta { capture: TimestampNs(7), epoch: CalibEpoch(1) })
+    }
+
+    /// Frame `seq` held by reference, as the engine holds it (its header peeked).
+    fn by_ref(path: &Path, seq: FrameSeq) -> Payload {
+        let mut r = RingReader::attach(path, StreamKind::Lidar).unwrap();
+        r.seek(seq);
+        let (frame, info) = r.peek_next().expect("a committed frame");
+        Payload::Ring(RingFrame::new(Arc::new(r), frame, &info))
+    }
+
+    /// `got` is bit for bit what projecting the whole `points` into camera 0 of `rig` gives,
+    /// with the kept points' records in order.
+    fn assert_same(got: &SweepProjection, rig: &RigProjector, points: &[PointRecord], what: &str) {
+        let mut want = Projected::new();
+        rig.project_camera(0, points, &mut want);
+        let got_p = got.projected();
+        let bits = |x: &[f64]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!((got_p.len(), got_p.total()), (want.len(), want.total()), "{what}");
+        assert_eq!(bits(got_p.u()), bits(want.u()), "{what}: u");
+        assert_eq!(bits(got_p.v()), bits(want.v()), "{what}: v");
+        assert_eq!(bits(got_p.depth()), bits(want.depth()), "{what}: depth");
+        assert_eq!(got_p.index(), want.index(), "{what}: index");
+        let kept: Vec<PointRecord> = want.index().iter().map(|&i| points[i as usize]).collect();
+        assert_eq!(got.kept().as_bytes(), kept.as_bytes(), "{what}: kept records");
+    }
+
+    #[test]
+    fn a_sweep_streamed_from_its_slot_projects_as_copied_then_projected() {
+        let distorted = Distortion { k1: -0.2, ..Distortion::default() };
+        let calibs = [pinhole(Distortion::default()), pinhole(distorted), rectified()];
+        let mut scratch = PointScratch::default();
+        // Reused buffers, as the engine reuses them (a bigger sweep first, then smaller ones).
+        let mut out = SweepProjection::default();
+        for calib in &calibs {
+            let rig = RigProjector::new(std::slice::from_ref(calib));
+            // Across chunk and quad boundaries (every cloud has two extra points: NaN, behind).
+            for n in [4998, 0, 1, 3, 253, 254, 255, 509, 1000] {
+                let points = cloud(n);
+                let mut g = ring(2);
+                let seq = commit(&mut g.w, points.as_bytes());
+                let what = format!("{} points, {:?}", points.len(), calib.camera());
+                out = by_ref(&g.path, seq).project(&rig, 0, &mut scratch, out).expect(&what);
+                assert_same(&out, &rig, &points, &what);
+                assert!(
+                    points.len() < 1000 || out.projected().len() > 100,
+                    "{what}: the cloud hits the image"
+                );
+                out = Payload::Owned(points.as_bytes().to_vec()).project(&rig, 0, &mut scratch, out).unwrap();
+                assert_same(&out, &rig, &points, &format!("{what}, owned"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_sweep_overwritten_torn_or_forged_during_the_streamed_read_gives_the_error_and_nothing() {
+        let rig = RigProjector::new(&[pinhole(Distortion::default())]);
+        let points = cloud(3000);
+        let mut scratch = PointScratch::default();
+        // While the read is a third of the way through, the writer laps the slot (twice round
+        // a ring of two), or starts writing it (its seqlock word odd, as a loan leaves it).
+        for torn in [false, true] {
+            let mut g = ring(2);
+            let seq = commit(&mut g.w, points.as_bytes());
+            let seg = Segment::attach(&g.path, Some(StreamKind::Lidar)).unwrap();
+            let seq_word = seg.map.word(seg.slot_offset_for(seq) + layout::SLOT_OFF_SEQ);
+            let payload = by_ref(&g.path, seq);
+            let at = points.len() * POINT_RECORD_SIZE / 8 / 3;
+            let mut done = false;
+            let res = payload.project_watched(&rig, 0, &mut scratch, SweepProjection::default(), |first| {
+                if first >= at && !done {
+                    done = true;
+                    if torn {
+                        seq_word.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    } else {
+                        commit(&mut g.w, cloud(10).as_bytes());
+                        commit(&mut g.w, cloud(10).as_bytes());
+                    }
+                }
+            });
+            assert!(done && matches!(res, Err(UseError::Overrun)), "torn {torn}: {res:?}");
+        }
+        // A bit flipped under the checksum: invalid.
+        let mut g = ring(2);
+        let seq = commit(&mut g.w, points.as_bytes());
+        let seg = Segment::attach(&g.path, Some(StreamKind::Lidar)).unwrap();
+        let off = seg.slot_offset_for(seq) + layout::SLOT_OFF_PAYLOAD;
+        seg.map.word(off + 8 * 1001).fetch_xor(1 << 20, std::sync::atomic::Ordering::Relaxed);
+        let res = by_ref(&g.path, seq).project(&rig, 0, &mut scratch, SweepProjection::default());
+        assert!(matches!(res, Err(UseError::Invalid)), "{res:?}");
+        // A valid frame that is not whole records: invalid.
+        let seq = commit(&mut g.w, &points.as_bytes()[..1000]);
+        let res = by_ref(&g.path, seq).project(&rig, 0, &mut scratch, SweepProjection::default());
+        assert!(matches!(res, Err(UseError::Invalid)), "{res:?}");
+        // Lapped before the read: overrun.
+        let payload = by_ref(&g.path, seq);
+        commit(&mut g.w, points.as_bytes());
+        commit(&mut g.w, points.as_bytes());
+        let res = payload.project(&rig, 0, &mut scratch, SweepProjection::default());
+        assert!(matches!(res, Err(UseError::Overrun)), "{res:?}");
+    }
 }

@@ -11,7 +11,9 @@
 use calib::{CalibrationSet, Distortion, Projection};
 use nalgebra::Matrix3x4;
 use shared::frames::{PayloadError, PointRecord, POINT_RECORD_SIZE};
-use zerocopy::FromBytes;
+use zerocopy::{FromBytes, IntoBytes};
+
+use crate::rig::RigProjector;
 
 /// Points handled per inner block (keeps the working set in L1).
 pub(crate) const CHUNK: usize = 256;
@@ -107,14 +109,19 @@ impl Projected {
     }
 
     pub(crate) fn prepare(&mut self, n: usize) {
+        self.grow(n);
+        self.count = 0;
+        self.total = n;
+    }
+
+    /// Room for `n` points (never shrinks).
+    fn grow(&mut self, n: usize) {
         if self.u.len() < n {
             self.u.resize(n, 0.0);
             self.v.resize(n, 0.0);
             self.depth.resize(n, 0.0);
             self.index.resize(n, 0);
         }
-        self.count = 0;
-        self.total = n;
     }
 
     /// Sets the number of kept points after chunks were appended with
@@ -248,6 +255,128 @@ impl Projector {
     }
 }
 
+/// A sweep projected into one camera, with what colouring needs of the kept points: their
+/// records, compacted in the order of [`Projected`] (so that no copy of the whole sweep
+/// outlives the projection; from a slot, none is made: see [`StreamedSweep`]).
+#[derive(Clone, Debug, Default)]
+pub struct SweepProjection {
+    projected: Projected,
+    kept: Vec<PointRecord>,
+    /// The words of the chunk being gathered while a sweep streams from its slot.
+    words: Vec<u64>,
+}
+
+impl SweepProjection {
+    /// The kept points' pixels, depths and indices ([`Projected::total`]: the sweep's size).
+    #[must_use]
+    pub fn projected(&self) -> &Projected {
+        &self.projected
+    }
+
+    /// The kept points' records, `kept()[k]` being input point `projected().index()[k]`.
+    #[must_use]
+    pub fn kept(&self) -> &[PointRecord] {
+        &self.kept
+    }
+
+    /// Projects `points` into camera `camera` of `rig` (as [`RigProjector::project_camera`])
+    /// and keeps the records of the points kept.
+    ///
+    /// # Panics
+    /// If `camera` is not below [`RigProjector::len`].
+    pub fn project(&mut self, rig: &RigProjector, camera: usize, points: &[PointRecord]) {
+        rig.project_camera(camera, points, &mut self.projected);
+        self.kept.clear();
+        self.kept.extend(self.projected.index().iter().filter_map(|&i| points.get(i as usize).copied()));
+    }
+}
+
+/// Words of one chunk of [`CHUNK`] records (768: whole quads, as the slot is read in).
+pub(crate) const CHUNK_WORDS: usize = CHUNK * POINT_RECORD_SIZE / 8;
+
+/// A sweep projected while it streams through its slot's checked pass
+/// (`RingReader::read_at_chunks_of`, in chunks of [`CHUNK_WORDS`]): each chunk, a private
+/// copy on the stack that stays in L1, is viewed as [`CHUNK`] records and projected right
+/// there (only the words of a last, partial chunk are gathered first), with the
+/// arithmetic and chunking of [`RigProjector::project_camera`] (so the results are
+/// bit-identical). What it computes from the untrusted words is handed back only by
+/// [`finish`](Self::finish), which the caller calls only with a validated frame.
+#[derive(Debug)]
+pub(crate) struct StreamedSweep<'r> {
+    rig: &'r RigProjector,
+    camera: usize,
+    out: SweepProjection,
+    /// Words gathered in `out.words`.
+    filled: usize,
+    /// Points projected so far (the next chunk's first index).
+    base: usize,
+    /// Points kept so far.
+    kept: usize,
+}
+
+impl<'r> StreamedSweep<'r> {
+    /// A projection into camera `camera` of `rig` (checked by the caller), in `out`'s buffers.
+    pub(crate) fn new(rig: &'r RigProjector, camera: usize, mut out: SweepProjection) -> Self {
+        out.projected.prepare(0);
+        out.kept.clear();
+        out.words.clear();
+        out.words.resize(CHUNK_WORDS, 0);
+        Self { rig, camera, out, filled: 0, base: 0, kept: 0 }
+    }
+
+    /// The next payload words, in order: each chunk of records is projected once whole.
+    pub(crate) fn take(&mut self, mut words: &[u64]) {
+        if self.filled == 0 && words.len() == CHUNK_WORDS {
+            self.project_words(words);
+            return;
+        }
+        while !words.is_empty() {
+            let n = (CHUNK_WORDS - self.filled).min(words.len());
+            self.out.words[self.filled..self.filled + n].copy_from_slice(&words[..n]);
+            self.filled += n;
+            words = &words[n..];
+            if self.filled == CHUNK_WORDS {
+                self.project_gathered(CHUNK);
+            }
+        }
+    }
+
+    /// Projects the first `n` records gathered and starts the next chunk.
+    fn project_gathered(&mut self, n: usize) {
+        let words = std::mem::take(&mut self.out.words);
+        self.project_words(&words[..n * POINT_RECORD_SIZE / 8]);
+        (self.out.words, self.filled) = (words, 0);
+    }
+
+    /// Projects the records that `words` (whole records) hold, and keeps the kept ones'.
+    fn project_words(&mut self, words: &[u64]) {
+        // u64 words are aligned for records (align 4), and the words are whole records.
+        let Ok(chunk) = <[PointRecord]>::ref_from_bytes(words.as_bytes()) else { return };
+        let (n, SweepProjection { projected, kept, .. }) = (chunk.len(), &mut self.out);
+        projected.grow(self.base + n);
+        let k = self.rig.project_camera_chunk(self.camera, chunk, self.base, self.kept, projected);
+        let base = self.base;
+        kept.extend(
+            projected.index[self.kept..k].iter().filter_map(|&i| chunk.get((i as usize).wrapping_sub(base))),
+        );
+        (self.kept, self.base) = (k, base + n);
+    }
+
+    /// The projection, once the frame was validated with `len` payload bytes: `None` unless
+    /// they are whole records and every word was taken.
+    pub(crate) fn finish(mut self, len: usize) -> Option<SweepProjection> {
+        let n = len / POINT_RECORD_SIZE;
+        let rest = n.checked_sub(self.base)?;
+        if len % POINT_RECORD_SIZE != 0 || self.filled != rest * POINT_RECORD_SIZE / 8 {
+            return None;
+        }
+        self.project_gathered(rest);
+        self.out.projected.count = self.kept;
+        self.out.projected.total = n;
+        Some(self.out)
+    }
+}
+
 /// Projects `points` with `calib` into `out` (a one-shot [`Projector`]).
 pub fn project_points(calib: &CalibrationSet, points: &[PointRecord], out: &mut Projected) {
     Projector::new(calib).project(points, out);
@@ -287,7 +416,7 @@ pub(crate) mod tests {
         )))
     }
 
-    fn pinhole(distortion: Distortion) -> CalibrationSet {
+    pub(crate) fn pinhole(distortion: Distortion) -> CalibrationSet {
         CalibrationSet::single(
             CalibEpoch(1),
             TimestampNs(0),
@@ -311,7 +440,7 @@ pub(crate) mod tests {
         )
     }
 
-    fn rectified() -> CalibrationSet {
+    pub(crate) fn rectified() -> CalibrationSet {
         let mut c = pinhole(Distortion::default());
         let p = Matrix3x4::new(700.0, 0.0, 600.0, 40.0, 0.0, 700.0, 180.0, 0.2, 0.0, 0.0, 1.0, 0.003);
         *c.camera_mut() = Projection::Rectified { p, width: 1242, height: 375 };
@@ -331,7 +460,7 @@ pub(crate) mod tests {
 
     /// A deterministic cloud around the vehicle, including points behind, far off-axis,
     /// on the camera plane, and NaN.
-    fn cloud(n: usize) -> Vec<PointRecord> {
+    pub(crate) fn cloud(n: usize) -> Vec<PointRecord> {
         let mut next = uniform(0x9E37_79B9_7F4A_7C15);
         let mut pts: Vec<PointRecord> = (0..n)
             .map(|_| {

@@ -319,6 +319,21 @@ impl RigProjector {
         out.set_len(k);
     }
 
+    /// One chunk's step of [`project_camera`](Self::project_camera): `chunk` (at most
+    /// [`CHUNK`] points, the first being input point `base`) into camera `i`, appended to
+    /// `out` from position `k` (`out` has room up to `base + chunk.len()`); returns the new
+    /// count. For a sweep projected chunk by chunk as it streams from its slot.
+    pub(crate) fn project_camera_chunk(
+        &self,
+        i: usize,
+        chunk: &[PointRecord],
+        base: usize,
+        k: usize,
+        out: &mut Projected,
+    ) -> usize {
+        self.cameras[i].project_chunk(chunk, base, k, out)
+    }
+
     /// Projects `points` into every camera, replacing the contents of `out`.
     pub fn project(&self, points: &[PointRecord], out: &mut RigProjected) {
         out.cameras.resize_with(self.cameras.len(), Projected::new);

@@ -7,8 +7,12 @@
 //! into L1, instead of one scattered load from a 2.7 MB frame per sample plus a second pass
 //! for the checksum.
 
-use shared::frames::{check_image_header, ImageHeader, ImageView, IMAGE_HEADER_SIZE};
+use shared::frames::{
+    check_image_header, FusedPoint, ImageHeader, ImageView, PointRecord, IMAGE_HEADER_SIZE,
+};
 use zerocopy::{FromBytes, IntoBytes};
+
+use crate::project::Projected;
 
 /// Per projected point, the colour and label of its pixel, and the image they came from.
 /// Filled whole only by a successful read; a failed read does not hand it back.
@@ -64,8 +68,8 @@ impl PixelSamples {
                 self.tmp.push(k as u32);
             }
         }
-        let px = &self.px;
-        counting_sort(&self.tmp, &mut self.order, &mut self.rows, ih, |k| px[k as usize] as usize / iw);
+        // The row again from `v` (as above), not `px / iw`: two integer divisions per point.
+        counting_sort(&self.tmp, &mut self.order, &mut self.rows, ih, |k| v[k as usize] as usize);
     }
 
     /// The indices in `order` of row `y`'s points.
@@ -191,6 +195,45 @@ fn bytes_at(word: &impl Fn(usize) -> u64, at: usize, n: usize) -> u64 {
     }
 }
 
+/// Fused points: the colour at each projected point's pixel, its intensity as 0..255, into
+/// `out` (`kept[k]` is projected point `k`'s record). Returns how many points land on a pixel
+/// labelled with their own instance (the consistency check; 0 without labels).
+pub(crate) fn colour_points(
+    pr: &Projected,
+    kept: &[PointRecord],
+    samples: &PixelSamples,
+    out: &mut Vec<FusedPoint>,
+) -> u64 {
+    let mut matches = 0u64;
+    out.clear();
+    out.reserve(pr.len());
+    let projected = pr.u().iter().zip(pr.v()).zip(pr.depth()).zip(kept);
+    for (k, (((&u, &v), &d), p)) in projected.enumerate() {
+        // Black and unlabelled outside the image.
+        let (rgb, label) = samples.at(k);
+        if label.is_some_and(|l| u32::from(l) == p.instance) {
+            matches += 1;
+        }
+        let intensity = intensity_u8(p.intensity);
+        out.push(FusedPoint {
+            u: u as f32,
+            v: v as f32,
+            depth: d as f32,
+            rgbi: [rgb[0], rgb[1], rgb[2], intensity],
+        });
+    }
+    matches
+}
+
+/// `(x.clamp(0, 1) · 255).round() as u8`, exactly (half away from zero; NaN gives 0), without
+/// the call to `roundf` that `f32::round` costs on the baseline x86-64 target: for `y` in
+/// `[0, 255]` the truncation and the fraction `y − trunc(y)` are exact.
+fn intensity_u8(x: f32) -> u8 {
+    let y = x.clamp(0.0, 1.0) * 255.0;
+    let t = y as u32;
+    (t + u32::from(y - t as f32 >= 0.5)) as u8
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,5 +281,23 @@ mod tests {
         let mut st = Streamed::new(PixelSamples::default(), &u, &v);
         st.take(ws.len() - 2, |i| ws[i]);
         assert!(st.finish(bytes.len() - 16).is_none());
+    }
+
+    #[test]
+    fn intensity_rounds_as_f32_round() {
+        let reference = |x: f32| (x.clamp(0.0, 1.0) * 255.0).round() as u8;
+        let mut xs =
+            vec![f32::NAN, -0.0, 0.0, 1.0, -1.0, 2.0, f32::INFINITY, f32::NEG_INFINITY, f32::MIN_POSITIVE];
+        // Around every half step and every step, a few ulps each side.
+        for k in 0..=510u32 {
+            let x = k as f32 / 510.0;
+            let b = x.to_bits();
+            xs.extend((b.saturating_sub(40)..=b + 40).map(f32::from_bits));
+        }
+        // And a dense sweep of the whole range.
+        xs.extend((0..=1_000_000u32).map(|i| i as f32 / 1e6));
+        for x in xs {
+            assert_eq!(intensity_u8(x), reference(x), "{x} ({:#x})", x.to_bits());
+        }
     }
 }

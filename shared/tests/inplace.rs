@@ -242,3 +242,30 @@ fn blocks_cover_the_payload_in_order_and_are_judged() {
         |seq, len| (len.div_ceil(8), expected_sum(seq.0, len)),
     );
 }
+
+/// Chunks of a chosen size (`read_at_chunks_of`): every word once, in order, in chunks of
+/// exactly `N` words but the last of the whole quads and the part quad after them; judged
+/// as the second pass judges.
+#[test]
+fn chunks_of_a_chosen_size_cover_the_payload_in_order_and_are_judged() {
+    judged_like_the_second_pass(
+        |r, seq| {
+            r.read_at_chunks_of::<12, _>(
+                seq,
+                (0usize, 0u64, Vec::new()),
+                |(next, sum, sizes), first, words| {
+                    assert_eq!(first, *next);
+                    *next += words.len();
+                    sizes.push(words.len());
+                    *sum = words.iter().fold(*sum, |s, w| s.wrapping_add(*w));
+                },
+            )
+        },
+        |seq, len| {
+            let quads = len / 32 * 4;
+            let mut sizes: Vec<usize> = (0..quads).step_by(12).map(|f| 12.min(quads - f)).collect();
+            sizes.extend((len.div_ceil(8) > quads).then(|| len.div_ceil(8) - quads));
+            (len.div_ceil(8), expected_sum(seq.0, len), sizes)
+        },
+    );
+}

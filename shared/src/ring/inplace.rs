@@ -176,7 +176,7 @@ impl SlotView<'_> {
     /// wide-copy primitive; the checksum it folds on the way is not used here).
     #[inline]
     pub fn for_each_word(&self, mut f: impl FnMut(usize, u64)) {
-        let _ = self.for_each_chunk_summed(|first, words| {
+        let _ = self.for_each_chunk_summed::<CHUNK_WORDS>(|first, words| {
             for (k, w) in words.iter().enumerate() {
                 f(first + k, *w);
             }
@@ -184,16 +184,17 @@ impl SlotView<'_> {
     }
 
     /// Calls `f(first, words)` for the payload in order, `words` being a private copy of at
-    /// most [`CHUNK_WORDS`] payload words from word `first` (the last one zero-padded), with
+    /// most `N` (a multiple of a quad) payload words from word `first` (the last one zero-padded), with
     /// the slot checksum folded into the same pass; returns the checksum. The chunks are read
     /// through the wide-copy primitive (`mapping::wide`) into a buffer on the stack, so they
     /// stay in L1 and the consumer's own loop over them vectorises.
-    fn for_each_chunk_summed(&self, mut f: impl FnMut(usize, &[u64])) -> u64 {
+    fn for_each_chunk_summed<const N: usize>(&self, mut f: impl FnMut(usize, &[u64])) -> u64 {
+        const { assert!(N > 0 && N % 4 == 0, "chunks of whole quads") };
         let mut sum = Checksum::new();
-        let mut buf = [0u64; CHUNK_WORDS];
+        let mut buf = [0u64; N];
         let full = self.len / 32 * 4;
-        for first in (0..full).step_by(CHUNK_WORDS) {
-            let out = &mut buf[..CHUNK_WORDS.min(full - first)];
+        for first in (0..full).step_by(N) {
+            let out = &mut buf[..N.min(full - first)];
             self.load_quads_summed(first, out, &mut sum);
             f(first, out);
         }
@@ -395,11 +396,28 @@ impl RingReader {
         &self,
         seq: FrameSeq,
         state: S,
+        f: impl FnMut(&mut S, usize, &[u64]),
+    ) -> InPlace<S> {
+        self.read_at_chunks_of::<CHUNK_WORDS, S>(seq, state, f)
+    }
+
+    /// [`read_at_chunks`](Self::read_at_chunks) in chunks of `N` words (a multiple of a
+    /// quad; on the stack), for a consumer whose records tile `N` words exactly (a lidar
+    /// sweep's 24-byte points: 768 words are 256 of them), so that it can view each chunk
+    /// as its records without gathering them. Only the last chunk may be shorter, and the
+    /// words past the last whole quad (at most three) come as a chunk of their own.
+    ///
+    /// # Errors
+    /// As [`read_at_in_place`](Self::read_at_in_place).
+    pub fn read_at_chunks_of<const N: usize, S>(
+        &self,
+        seq: FrameSeq,
+        state: S,
         mut f: impl FnMut(&mut S, usize, &[u64]),
     ) -> InPlace<S> {
         self.in_place_at(seq, |v| {
             let mut state = state;
-            let sum = v.for_each_chunk_summed(|first, words| f(&mut state, first, words));
+            let sum = v.for_each_chunk_summed::<N>(|first, words| f(&mut state, first, words));
             (state, Some(sum))
         })
     }
