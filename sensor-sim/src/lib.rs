@@ -24,6 +24,7 @@
 //! Ground-truth instance ids: 0 sky, 1 ground, 2.. objects (see [`world`]).
 #![forbid(unsafe_code)]
 
+mod apart;
 pub mod camera;
 pub mod lidar;
 pub mod rig;

@@ -8,6 +8,7 @@
 //! draws any band that never arrived: a frame is whole or the panic shows on the caller.
 
 use super::bands::{draw_band, BandOut, Scene, Scratch};
+use crate::apart::{worker_id, KeepApart};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,8 @@ pub(super) struct Pool {
     results: Receiver<Msg>,
     spare: Spare,
     handles: Vec<JoinHandle<()>>,
+    /// The workers, kept off the calling thread's core at each hand-off.
+    apart: KeepApart,
 }
 
 impl std::fmt::Debug for Pool {
@@ -67,18 +70,22 @@ impl Pool {
         let (tx, results) = channel();
         let spare: Spare = Arc::default();
         let (mut jobs, mut handles) = (Vec::new(), Vec::new());
+        let (tid_tx, tid_rx) = channel();
         for i in 0..workers {
             let (job_tx, job_rx) = channel::<Arc<Job>>();
-            let (tx, spare) = (tx.clone(), Arc::clone(&spare));
-            let spawned = std::thread::Builder::new()
-                .name(format!("camera-band-{}", i + 1))
-                .spawn(move || work(&job_rx, &tx, &spare));
+            let (tx, spare, tid_tx) = (tx.clone(), Arc::clone(&spare), tid_tx.clone());
+            let spawned =
+                std::thread::Builder::new().name(format!("camera-band-{}", i + 1)).spawn(move || {
+                    let _ = tid_tx.send(worker_id());
+                    work(&job_rx, &tx, &spare);
+                });
             if let Ok(h) = spawned {
                 jobs.push(job_tx);
                 handles.push(h);
             }
         }
-        Self { jobs, results, spare, handles }
+        let apart = KeepApart::new(tid_rx.iter().take(handles.len()).collect());
+        Self { jobs, results, spare, handles, apart }
     }
 
     /// Worker threads (the calling thread not counted).
@@ -97,6 +104,7 @@ impl Pool {
         mut write: impl FnMut(usize, &BandOut),
     ) {
         let n = job.scene.table.bands.len();
+        self.apart.before_handoff();
         let sent = self.jobs.iter().filter(|w| w.send(Arc::clone(job)).is_ok()).count();
         let mut written = vec![false; n];
         let mut done = 0;

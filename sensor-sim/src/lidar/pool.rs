@@ -10,6 +10,7 @@
 //! it left unfinished: a sweep is whole or the panic shows on the caller.
 
 use super::sweep::{Block, Sweep};
+use crate::apart::{worker_id, KeepApart};
 use crate::world::{RayScratch, World};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -134,6 +135,8 @@ pub(super) struct Pool {
     handles: Vec<JoinHandle<()>>,
     /// Jobs handed to workers whose `Done` has not come back.
     pending: usize,
+    /// The workers, kept off the calling thread's core at each hand-off.
+    apart: KeepApart,
 }
 
 /// A worker's turn at one phase of a job. Dropped, also while unwinding from a panic, it
@@ -170,18 +173,22 @@ impl Pool {
     pub fn new(workers: usize, world: &World) -> Self {
         let (tx, results) = channel();
         let (mut jobs, mut handles) = (Vec::new(), Vec::new());
+        let (tid_tx, tid_rx) = channel();
         for i in 0..workers {
             let (job_tx, job_rx) = channel();
-            let (tx, scratch) = (tx.clone(), Scratch::new(world));
-            let spawned = std::thread::Builder::new()
-                .name(format!("lidar-cast-{}", i + 1))
-                .spawn(move || work(&job_rx, &tx, scratch));
+            let (tx, scratch, tid_tx) = (tx.clone(), Scratch::new(world), tid_tx.clone());
+            let spawned =
+                std::thread::Builder::new().name(format!("lidar-cast-{}", i + 1)).spawn(move || {
+                    let _ = tid_tx.send(worker_id());
+                    work(&job_rx, &tx, scratch);
+                });
             if let Ok(h) = spawned {
                 jobs.push(job_tx);
                 handles.push(h);
             }
         }
-        Self { jobs, results, handles, pending: 0 }
+        let apart = KeepApart::new(tid_rx.iter().take(handles.len()).collect());
+        Self { jobs, results, handles, pending: 0, apart }
     }
 
     /// Worker threads (the calling thread not counted).
@@ -204,6 +211,7 @@ impl Pool {
     /// may still hold the job).
     pub fn run(&mut self, job: &Arc<Job>, phase: Phase, mine: &mut Scratch, mut progress: impl FnMut()) {
         self.drain();
+        self.apart.before_handoff();
         for w in &self.jobs {
             if w.send((Arc::clone(job), phase)).is_ok() {
                 self.pending += 1;
