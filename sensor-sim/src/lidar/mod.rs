@@ -16,7 +16,8 @@
 //! generator seeded by (scenario seed, frame index): the same sweep index gives the same
 //! bytes. Intensity is the surface's reflectivity times (0.25 + 0.75·|cos incidence|).
 //!
-//! Points go to the sink in chunks of at most [`CHUNK_POINTS`] as [`PointRecord`](shared::frames::PointRecord) bytes.
+//! Points go to the sink in chunks of at most [`CHUNK_POINTS`] as
+//! [`PointRecord`](shared::frames::PointRecord) bytes.
 //!
 //! A sweep is rendered in blocks of firings on the renderer's threads
 //! ([`LidarRenderer::set_threads`]): each block's rays are cast and its hits counted (the
