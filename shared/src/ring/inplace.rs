@@ -185,9 +185,9 @@ impl SlotView<'_> {
 
     /// Calls `f(first, words)` for the payload in order, `words` being a private copy of at
     /// most `N` (a multiple of a quad) payload words from word `first` (the last one
-    /// zero-padded), with the slot checksum folded into the same pass; returns the checksum. The chunks are read
-    /// through the wide-copy primitive (`mapping::wide`) into a buffer on the stack, so they
-    /// stay in L1 and the consumer's own loop over them vectorises.
+    /// zero-padded), with the slot checksum folded into the same pass; returns the checksum.
+    /// The chunks are read through the wide-copy primitive (`mapping::wide`) into a buffer on
+    /// the stack, so they stay in L1 and the consumer's own loop over them vectorises.
     fn for_each_chunk_summed<const N: usize>(&self, mut f: impl FnMut(usize, &[u64])) -> u64 {
         const { assert!(N > 0 && N % 4 == 0, "chunks of whole quads") };
         let mut sum = Checksum::new();
