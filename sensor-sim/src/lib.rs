@@ -32,6 +32,7 @@ pub mod rng;
 pub mod scenario;
 pub mod trajectory;
 pub mod urban;
+mod workers;
 pub mod world;
 
 pub use camera::{CameraFrame, CameraOptions, CameraRenderer};

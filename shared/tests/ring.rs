@@ -259,6 +259,16 @@ mod out_of_order {
     use super::*;
     use proptest::prelude::*;
 
+    /// A two-slot ring of `kind` with slots of `capacity` bytes: its directory, its writer
+    /// and a reader.
+    fn ring(kind: StreamKind, capacity: u64) -> (tempfile::TempDir, RingWriter, RingReader) {
+        let dir = tempdir();
+        let path = dir.path().join("ring.seg");
+        let (w, _) = RingWriter::create_or_takeover(&path, &SegmentSpec::new(kind, 2, capacity)).unwrap();
+        let r = RingReader::attach(&path, kind).unwrap();
+        (dir, w, r)
+    }
+
     /// A write: `push` when `at` is `None`, else `write_at(at, ..)`; `n` bytes of `fill`.
     fn write() -> impl Strategy<Value = (Option<usize>, usize, u8)> {
         (prop::option::weighted(0.8, 0usize..1900), 0usize..300, any::<u8>())
@@ -273,11 +283,7 @@ mod out_of_order {
         fn any_order_of_writes_commits_a_frame_that_validates(
             frames in prop::collection::vec(prop::collection::vec(write(), 0..24), 1..6),
         ) {
-            let dir = tempdir();
-            let path = dir.path().join("lidar.seg");
-            let spec = SegmentSpec { kind: StreamKind::Lidar, slot_count: 2, slot_capacity: 2200, base_seq: FrameSeq(0) };
-            let (mut w, _) = RingWriter::create_or_takeover(&path, &spec).unwrap();
-            let mut r = RingReader::attach(&path, StreamKind::Lidar).unwrap();
+            let (_dir, mut w, mut r) = ring(StreamKind::Lidar, 2200);
             let mut buf = Vec::new();
             for writes in frames {
                 let mut loan = w.loan();
@@ -315,16 +321,7 @@ mod out_of_order {
     /// The camera's way: a header, then bands of two planes in whatever order they finish.
     #[test]
     fn bands_written_out_of_order_commit_a_frame_that_validates() {
-        let dir = tempdir();
-        let path = dir.path().join("camera.seg");
-        let spec = SegmentSpec {
-            kind: StreamKind::Camera,
-            slot_count: 2,
-            slot_capacity: 64_000,
-            base_seq: FrameSeq(0),
-        };
-        let (mut w, _) = RingWriter::create_or_takeover(&path, &spec).unwrap();
-        let mut r = RingReader::attach(&path, StreamKind::Camera).unwrap();
+        let (_dir, mut w, mut r) = ring(StreamKind::Camera, 64_000);
         let (header, band, bands) = (40usize, 1000usize, 12usize);
         let total = header + 5 * band * bands;
         let mut want = vec![0u8; total];

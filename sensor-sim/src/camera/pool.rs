@@ -8,11 +8,10 @@
 //! draws any band that never arrived: a frame is whole or the panic shows on the caller.
 
 use super::bands::{draw_band, BandOut, Scene, Scratch};
-use crate::apart::{worker_id, KeepApart};
+use crate::workers::Workers;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 /// One frame's work, shared by the workers.
 pub(super) struct Job {
@@ -33,19 +32,11 @@ pub(super) enum Msg {
 type Spare = Arc<Mutex<Vec<BandOut>>>;
 
 /// The workers of one renderer (the calling thread is not one of them).
+#[derive(Debug)]
 pub(super) struct Pool {
-    jobs: Vec<Sender<Arc<Job>>>,
+    workers: Workers<Arc<Job>>,
     results: Receiver<Msg>,
     spare: Spare,
-    handles: Vec<JoinHandle<()>>,
-    /// The workers, kept off the calling thread's core at each hand-off.
-    apart: KeepApart,
-}
-
-impl std::fmt::Debug for Pool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool").field("workers", &self.jobs.len()).finish_non_exhaustive()
-    }
 }
 
 /// Holds a worker's handle on a job and says `Done` once it has let go of it, also while
@@ -69,28 +60,16 @@ impl Pool {
     pub fn new(workers: usize) -> Self {
         let (tx, results) = channel();
         let spare: Spare = Arc::default();
-        let (mut jobs, mut handles) = (Vec::new(), Vec::new());
-        let (tid_tx, tid_rx) = channel();
-        for i in 0..workers {
-            let (job_tx, job_rx) = channel::<Arc<Job>>();
-            let (tx, spare, tid_tx) = (tx.clone(), Arc::clone(&spare), tid_tx.clone());
-            let spawned =
-                std::thread::Builder::new().name(format!("camera-band-{}", i + 1)).spawn(move || {
-                    let _ = tid_tx.send(worker_id());
-                    work(&job_rx, &tx, &spare);
-                });
-            if let Ok(h) = spawned {
-                jobs.push(job_tx);
-                handles.push(h);
-            }
-        }
-        let apart = KeepApart::new(tid_rx.iter().take(handles.len()).collect());
-        Self { jobs, results, spare, handles, apart }
+        let workers = Workers::start(workers, "camera-band", || {
+            let (tx, spare) = (tx.clone(), Arc::clone(&spare));
+            move |jobs| work(&jobs, &tx, &spare)
+        });
+        Self { workers, results, spare }
     }
 
     /// Worker threads (the calling thread not counted).
     pub fn workers(&self) -> usize {
-        self.jobs.len()
+        self.workers.len()
     }
 
     /// Draws every band of `job` on the workers and on the calling thread (with `mine` and
@@ -104,8 +83,7 @@ impl Pool {
         mut write: impl FnMut(usize, &BandOut),
     ) {
         let n = job.scene.table.bands.len();
-        self.apart.before_handoff();
-        let sent = self.jobs.iter().filter(|w| w.send(Arc::clone(job)).is_ok()).count();
+        let sent = self.workers.hand_out(|| Arc::clone(job));
         let mut written = vec![false; n];
         let mut done = 0;
         let mut own = |b: usize, written: &mut [bool], write: &mut dyn FnMut(usize, &BandOut)| {
@@ -148,16 +126,6 @@ impl Pool {
             if !written[b] {
                 own(b, &mut written, &mut write);
             }
-        }
-    }
-}
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        // Closing the job channels ends the workers' loops.
-        self.jobs.clear();
-        for h in self.handles.drain(..) {
-            let _ = h.join();
         }
     }
 }

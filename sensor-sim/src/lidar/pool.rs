@@ -10,12 +10,11 @@
 //! it left unfinished: a sweep is whole or the panic shows on the caller.
 
 use super::sweep::{Block, Sweep};
-use crate::apart::{worker_id, KeepApart};
+use crate::workers::Workers;
 use crate::world::{RayScratch, World};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::thread::JoinHandle;
 
 /// The two passes over a sweep's blocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,13 +129,10 @@ enum Msg {
 /// The workers of one renderer (the calling thread is not one of them).
 #[derive(Debug)]
 pub(super) struct Pool {
-    jobs: Vec<Sender<(Arc<Job>, Phase)>>,
+    workers: Workers<(Arc<Job>, Phase)>,
     results: Receiver<Msg>,
-    handles: Vec<JoinHandle<()>>,
     /// Jobs handed to workers whose `Done` has not come back.
     pending: usize,
-    /// The workers, kept off the calling thread's core at each hand-off.
-    apart: KeepApart,
 }
 
 /// A worker's turn at one phase of a job. Dropped, also while unwinding from a panic, it
@@ -172,28 +168,16 @@ impl Pool {
     /// left out (the sweep is rendered by fewer threads; the bytes are the same).
     pub fn new(workers: usize, world: &World) -> Self {
         let (tx, results) = channel();
-        let (mut jobs, mut handles) = (Vec::new(), Vec::new());
-        let (tid_tx, tid_rx) = channel();
-        for i in 0..workers {
-            let (job_tx, job_rx) = channel();
-            let (tx, scratch, tid_tx) = (tx.clone(), Scratch::new(world), tid_tx.clone());
-            let spawned =
-                std::thread::Builder::new().name(format!("lidar-cast-{}", i + 1)).spawn(move || {
-                    let _ = tid_tx.send(worker_id());
-                    work(&job_rx, &tx, scratch);
-                });
-            if let Ok(h) = spawned {
-                jobs.push(job_tx);
-                handles.push(h);
-            }
-        }
-        let apart = KeepApart::new(tid_rx.iter().take(handles.len()).collect());
-        Self { jobs, results, handles, pending: 0, apart }
+        let workers = Workers::start(workers, "lidar-cast", || {
+            let (tx, scratch) = (tx.clone(), Scratch::new(world));
+            move |jobs| work(&jobs, &tx, scratch)
+        });
+        Self { workers, results, pending: 0 }
     }
 
     /// Worker threads (the calling thread not counted).
     pub fn workers(&self) -> usize {
-        self.jobs.len()
+        self.workers.len()
     }
 
     /// Counts the `Done`s that have come back without waiting.
@@ -211,12 +195,7 @@ impl Pool {
     /// may still hold the job).
     pub fn run(&mut self, job: &Arc<Job>, phase: Phase, mine: &mut Scratch, mut progress: impl FnMut()) {
         self.drain();
-        self.apart.before_handoff();
-        for w in &self.jobs {
-            if w.send((Arc::clone(job), phase)).is_ok() {
-                self.pending += 1;
-            }
-        }
+        self.pending += self.workers.hand_out(|| (Arc::clone(job), phase));
         while let Some(b) = job.claim(phase) {
             job.run(phase, b, mine);
             self.drain();
@@ -237,16 +216,6 @@ impl Pool {
             }
         }
         progress();
-    }
-}
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        // Closing the job channels ends the workers' loops.
-        self.jobs.clear();
-        for h in self.handles.drain(..) {
-            let _ = h.join();
-        }
     }
 }
 
