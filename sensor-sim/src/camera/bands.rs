@@ -173,8 +173,8 @@ pub(super) fn draw_band(scene: &Scene, b: usize, scratch: &mut Scratch, out: &mu
     let npx = rows.len() * w;
     out.rgb.resize(npx * 3, 0);
     out.label.resize(npx, 0);
-    let (map, offs) = (&table.map[rows.start * w..rows.end * w], &table.offs[rows.start * w..rows.end * w]);
-    shade(scene, (map, offs), &scratch.ids, &mut scratch.rows, out);
+    let map = &table.map[rows.start * w..rows.end * w];
+    shade(scene, (map, sy0), &scratch.ids, &mut scratch.rows, out);
 }
 
 /// Scan-converts scratch rows `rows` of a convex polygon (scratch pixel coordinates) with
@@ -244,17 +244,6 @@ pub(super) fn band_rows(map: &[[u16; 2]], w: usize) -> Vec<(u32, u32)> {
             let lo = band.iter().map(|p| p[1]).min().unwrap_or(0);
             let hi = band.iter().map(|p| p[1]).max().unwrap_or(0);
             (u32::from(lo), u32::from(hi) + 1)
-        })
-        .collect()
-}
-
-/// Per output pixel of `map` (`w` wide, in bands of [`BAND_ROWS`] rows sampling the scratch
-/// rows `bands`): the index of its sample in its band's scratch, `gw` samples a row.
-pub(super) fn band_offsets(map: &[[u16; 2]], w: usize, gw: usize, bands: &[(u32, u32)]) -> Vec<u32> {
-    map.chunks(BAND_ROWS * w)
-        .zip(bands)
-        .flat_map(|(band, &(sy0, _))| {
-            band.iter().map(move |&[gx, gy]| (u32::from(gy) - sy0) * gw as u32 + u32::from(gx))
         })
         .collect()
 }

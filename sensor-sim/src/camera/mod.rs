@@ -57,8 +57,6 @@ pub struct RayTable {
     cys: f64,
     /// Per output pixel: scratch sample (column, row).
     map: Vec<[u16; 2]>,
-    /// Per output pixel: its sample's index in its band's scratch (see [`bands`]).
-    offs: Vec<u32>,
     /// Normalised x of each scratch column's centre, y of each scratch row's centre.
     xs: Vec<f32>,
     ys: Vec<f32>,
@@ -119,8 +117,7 @@ impl RayTable {
         let xs = (0..gw).map(|g| ((g as f64 + 0.5 - cxs) / k.fx) as f32).collect();
         let ys = (0..gh).map(|g| ((g as f64 + 0.5 - cys) / k.fy) as f32).collect();
         let bands = bands::band_rows(&map, w);
-        let offs = bands::band_offsets(&map, w, gw, &bands);
-        Self { intrinsics: *k, gw, gh, fx: k.fx, fy: k.fy, cxs, cys, map, offs, xs, ys, bands }
+        Self { intrinsics: *k, gw, gh, fx: k.fx, fy: k.fy, cxs, cys, map, xs, ys, bands }
     }
 
     /// The intrinsics this table was built for.

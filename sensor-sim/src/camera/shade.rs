@@ -33,11 +33,11 @@ pub(super) struct RowBufs {
     sub: Vec<[i32; 2]>,
 }
 
-/// Shades the pixels of `map` (whole output rows), whose samples are at `offs` in the band
-/// scratch `ids`, into `out`.
+/// Shades the pixels of `map` (whole output rows) into `out`, from the band scratch `ids`
+/// whose first row is scratch row `sy0`.
 pub(super) fn shade(
     scene: &Scene,
-    (map, offs): (&[[u16; 2]], &[u32]),
+    (map, sy0): (&[[u16; 2]], usize),
     ids: &[u32],
     rows: &mut RowBufs,
     out: &mut BandOut,
@@ -50,39 +50,42 @@ pub(super) fn shade(
     rows.at.resize(w, 0);
     rows.k.resize(w, 0);
     rows.sub.resize(w, [0; 2]);
-    let lines = map.chunks_exact(w).zip(offs.chunks_exact(w));
-    for ((m, rgb), label) in lines.zip(out.rgb.chunks_exact_mut(w * 3)).zip(out.label.chunks_exact_mut(w)) {
-        faces(scene, m, ids, rows, rgb, label);
+    let lines = map.chunks_exact(w).zip(out.rgb.chunks_exact_mut(w * 3)).zip(out.label.chunks_exact_mut(w));
+    for ((m, rgb), label) in lines {
+        faces(scene, (m, sy0), ids, rows, rgb, label);
         ground_rays(scene, rows);
         background(scene, rows, rgb, label);
     }
 }
 
-/// Draws the pixels of row `m` (samples at `offs`) a face covers; collects the others' rays
-/// into `rows`.
+/// Draws the pixels of row `m` a face covers; collects the others' rays into `rows`.
+///
+/// A pixel's sample `[gx, gy]` is at `(gy - sy0) · gw + gx` in the band scratch: computed
+/// here rather than looked up, so that a row streams one table from memory, not two.
 #[inline(never)]
 fn faces(
     scene: &Scene,
-    (m, offs): (&[[u16; 2]], &[u32]),
+    (m, sy0): (&[[u16; 2]], usize),
     ids: &[u32],
     rows: &mut RowBufs,
     rgb: &mut [u8],
     label: &mut [u16],
 ) {
     let table = &*scene.table;
+    let (gw, info) = (table.gw, &scene.face_info[..]);
     let mut n = 0;
-    let px = offs.iter().zip(rgb.chunks_exact_mut(3).zip(label.iter_mut()));
-    for (i, (&off, (rgb, label))) in px.enumerate() {
-        let f = ids[off as usize] as usize;
+    let px = m.iter().zip(rgb.chunks_exact_mut(3).zip(label.iter_mut()));
+    for (i, (&[gx, gy], (rgb, label))) in px.enumerate() {
+        let (gx, gy) = (usize::from(gx), usize::from(gy));
+        let f = ids[(gy - sy0) * gw + gx] as usize;
         if f != 0 {
-            let (c, l) = scene.face_info[f];
+            let (c, l) = info[f];
             rgb.copy_from_slice(&c);
             *label = l.to_le();
         } else {
-            let [gx, gy] = m[i];
             rows.at[n] = i as u32;
-            rows.xu[n] = table.xs[usize::from(gx)];
-            rows.yu[n] = table.ys[usize::from(gy)];
+            rows.xu[n] = table.xs[gx];
+            rows.yu[n] = table.ys[gy];
             n += 1;
         }
     }
