@@ -91,6 +91,52 @@ impl EgoMotion {
     }
 }
 
+/// One sweep's motion compensation, built once per sweep: the transform of each of the
+/// `BINS + 1` firing-time steps. [`SweepDeskew::apply`] then moves any run of the sweep's
+/// points, so a sweep streamed from its slot a chunk at a time is moved chunk by chunk, with
+/// the same result as moving it whole.
+#[derive(Clone, Debug)]
+pub struct SweepDeskew {
+    per_bin: Vec<Isometry3<f64>>,
+}
+
+impl SweepDeskew {
+    /// The compensation of a sweep captured at `t_ref` by a lidar mounted by
+    /// `lidar_to_vehicle`, turning once per `period_ns`; `None` while no ego-motion is known.
+    #[must_use]
+    pub fn new(
+        ego: &EgoMotion,
+        lidar_to_vehicle: &Isometry3<f64>,
+        t_ref: TimestampNs,
+        period_ns: u64,
+    ) -> Option<Self> {
+        let motion = ego.sweep_motion(t_ref.0, period_ns)?;
+        let inv = lidar_to_vehicle.inverse();
+        let per_bin = motion
+            .iter()
+            .map(|&(x, y, th)| {
+                let m = Isometry3::from_parts(
+                    Translation3::new(x, y, 0.0),
+                    UnitQuaternion::from_euler_angles(0.0, 0.0, th),
+                );
+                inv * m * lidar_to_vehicle
+            })
+            .collect();
+        Some(Self { per_bin })
+    }
+
+    /// Moves `points` (any of the sweep's, in any order: each moves by its own azimuth) into
+    /// the lidar frame at the sweep's reference time.
+    pub fn apply(&self, points: &mut [PointRecord]) {
+        for p in points {
+            let azimuth = f64::from(p.y).atan2(f64::from(p.x)).rem_euclid(std::f64::consts::TAU);
+            let k = ((azimuth / std::f64::consts::TAU) * BINS as f64).round() as usize;
+            let q = self.per_bin[k.min(BINS)] * Point3::new(f64::from(p.x), f64::from(p.y), f64::from(p.z));
+            (p.x, p.y, p.z) = (q.x as f32, q.y as f32, q.z as f32);
+        }
+    }
+}
+
 /// Moves every point of a sweep captured at `t_ref` (the lidar mounted by `lidar_to_vehicle`,
 /// turning once per `period_ns`) into the lidar frame at `t_ref`. Returns false, leaving the
 /// points as they are, while no ego-motion is known.
@@ -101,25 +147,7 @@ pub fn deskew(
     period_ns: u64,
     points: &mut [PointRecord],
 ) -> bool {
-    let Some(motion) = ego.sweep_motion(t_ref.0, period_ns) else { return false };
-    let inv = lidar_to_vehicle.inverse();
-    let per_bin: Vec<Isometry3<f64>> = motion
-        .iter()
-        .map(|&(x, y, th)| {
-            let m = Isometry3::from_parts(
-                Translation3::new(x, y, 0.0),
-                UnitQuaternion::from_euler_angles(0.0, 0.0, th),
-            );
-            inv * m * lidar_to_vehicle
-        })
-        .collect();
-    for p in points {
-        let azimuth = f64::from(p.y).atan2(f64::from(p.x)).rem_euclid(std::f64::consts::TAU);
-        let k = ((azimuth / std::f64::consts::TAU) * BINS as f64).round() as usize;
-        let q = per_bin[k.min(BINS)] * Point3::new(f64::from(p.x), f64::from(p.y), f64::from(p.z));
-        (p.x, p.y, p.z) = (q.x as f32, q.y as f32, q.z as f32);
-    }
-    true
+    SweepDeskew::new(ego, lidar_to_vehicle, t_ref, period_ns).map(|d| d.apply(points)).is_some()
 }
 
 #[cfg(test)]

@@ -23,9 +23,10 @@ use std::time::Duration;
 
 use calib::CalibrationSet;
 use crossbeam_channel::{never, select, Receiver, Sender};
-use shared::frames::{camera_image, FusedHeader, FusedPoint, PointRecord, POINT_RECORD_SIZE};
+use shared::frames::{camera_image, FusedHeader, FusedPoint, POINT_RECORD_SIZE};
 use shared::{CalibEpoch, FrameSeq, StreamKind, TimestampNs};
 
+use crate::deskew::SweepDeskew;
 use crate::output::{FusedSink, OverlayConfig, OverlayJob, OverlayWriter};
 use crate::pairing::{FrameMeta, Held, Output, Pairer, PairingConfig, SeenWindow};
 use crate::payload::{Payload, PointScratch, UseError};
@@ -120,7 +121,7 @@ pub struct FusionReport<S> {
 type Clock = Box<dyn Fn() -> TimestampNs + Send>;
 type Publisher = Box<dyn FnMut(&CountersSnapshot) + Send>;
 type LatencySource = Box<dyn FnMut(FrameSeq, FrameSeq) -> Option<u64> + Send>;
-type Deskewer = Box<dyn FnMut(TimestampNs, &CalibrationSet, &mut [PointRecord]) + Send>;
+type Deskewer = Box<dyn FnMut(TimestampNs, &CalibrationSet) -> Option<SweepDeskew> + Send>;
 
 /// The projector of `calib`'s epoch, built once per epoch (its wedge culls the points
 /// outside the camera's view) and kept in `cache`.
@@ -134,21 +135,6 @@ fn projector_for<'a>(
     &cache.as_ref().expect("set above").1
 }
 
-/// The sweep's points motion-compensated: copied into `out` and moved there (the slot is
-/// never written).
-fn deskewed<'a>(
-    deskew: &mut Deskewer,
-    out: &'a mut Vec<PointRecord>,
-    points: &[PointRecord],
-    sweep: &FrameMeta,
-    calib: &CalibrationSet,
-) -> &'a [PointRecord] {
-    out.clear();
-    out.extend_from_slice(points);
-    deskew(sweep.capture, calib, out);
-    out
-}
-
 /// The fusion engine. See the module docs.
 pub struct Engine<S> {
     cfg: EngineConfig,
@@ -158,7 +144,6 @@ pub struct Engine<S> {
     publisher: Option<Publisher>,
     latency_source: Option<LatencySource>,
     deskew: Option<Deskewer>,
-    deskewed: Vec<PointRecord>,
     data_now: [Option<u64>; 2],
     pairer: Pairer<Payload>,
     calibs: BTreeMap<CalibEpoch, Arc<CalibrationSet>>,
@@ -229,7 +214,6 @@ impl<S: FusedSink> Engine<S> {
             publisher: None,
             latency_source: None,
             deskew: None,
-            deskewed: Vec::new(),
             data_now: [None, None],
             calibs: BTreeMap::new(),
             stats,
@@ -255,12 +239,13 @@ impl<S: FusedSink> Engine<S> {
         self.handle.clone()
     }
 
-    /// Motion-compensates every sweep before it is projected: `f(capture, calibration,
-    /// points)` moves the points (a copy; the payload stays as received) into the lidar
-    /// frame at the sweep's capture time ([`crate::deskew`]).
+    /// Motion-compensates every sweep before it is projected: `f(capture, calibration)` gives
+    /// the compensation of the sweep captured then ([`crate::deskew`]; `None` leaves the points
+    /// as they are), which moves each chunk's copy of the points as the sweep streams from its
+    /// slot (the slot stays as received).
     pub fn set_deskew(
         &mut self,
-        f: impl FnMut(TimestampNs, &CalibrationSet, &mut [PointRecord]) + Send + 'static,
+        f: impl FnMut(TimestampNs, &CalibrationSet) -> Option<SweepDeskew> + Send + 'static,
     ) {
         self.deskew = Some(Box::new(f));
     }
@@ -517,8 +502,8 @@ impl<S: FusedSink> Engine<S> {
         }
     }
 
-    /// The sweep projected into camera 0: streamed straight from its slot, or, when the run
-    /// deskews (the points move before they are projected), copied out, moved and projected.
+    /// The sweep projected into camera 0, streamed straight from its slot; when the run
+    /// deskews, each chunk's points are moved first.
     fn project_sweep(
         &mut self,
         payload: &Payload,
@@ -526,14 +511,9 @@ impl<S: FusedSink> Engine<S> {
         calib: &CalibrationSet,
     ) -> Result<SweepProjection, UseError> {
         let out = std::mem::take(&mut self.sweep);
+        let deskew = self.deskew.as_mut().and_then(|d| d(sweep.capture, calib));
         let rig = projector_for(&mut self.projector, calib);
-        let Some(d) = self.deskew.as_mut() else {
-            return payload.project(rig, 0, &mut self.point_scratch, out);
-        };
-        let points = payload.points(&mut self.point_scratch)?;
-        let mut out = out;
-        out.project(rig, 0, deskewed(d, &mut self.deskewed, points, sweep, calib));
-        Ok(out)
+        payload.project((rig, 0), deskew.as_ref(), &mut self.point_scratch, out)
     }
 
     /// Counts a payload that failed at use.

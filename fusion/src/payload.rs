@@ -9,11 +9,11 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
-use shared::frames::{camera_image, PointRecord, POINT_RECORD_SIZE};
+use shared::frames::{camera_image, PointRecord};
 use shared::ring::{FrameInfo, FrameRef, InPlace, ReadOutcome, RingReader, SlotView};
 use shared::{CalibEpoch, TimestampNs};
-use zerocopy::{FromBytes, IntoBytes};
 
+use crate::deskew::SweepDeskew;
 use crate::project::{points_from_payload, StreamedSweep, SweepProjection, CHUNK_WORDS};
 use crate::rig::RigProjector;
 use crate::sample::{PixelSamples, Streamed};
@@ -106,38 +106,11 @@ impl Payload {
         matches!(self, Self::Ring(_))
     }
 
-    /// The lidar sweep's points: borrowed from owned bytes, or decoded from the slot into
-    /// `scratch` in one pass with the checksum folded in.
-    ///
-    /// # Errors
-    /// [`UseError`] if the frame is gone or malformed.
-    pub fn points<'a>(&'a self, scratch: &'a mut PointScratch) -> Result<&'a [PointRecord], UseError> {
-        match self {
-            Self::Owned(bytes) => {
-                points_from_payload(bytes, &mut scratch.records).map_err(|_| UseError::Invalid)
-            }
-            Self::Lost(e) => Err(*e),
-            Self::Ring(r) => {
-                // Words straight from the slot into the buffer, checksum folded into the same
-                // loads (one copy); then viewed as records (u64 alignment covers theirs).
-                let words = std::mem::take(&mut scratch.words);
-                match r.ring.read_at_words(r.frame.seq(), words) {
-                    InPlace::Frame(info, out) if info.len % POINT_RECORD_SIZE == 0 && r.same(&info) => {
-                        scratch.words = out;
-                        let bytes = &scratch.words.as_bytes()[..info.len];
-                        <[PointRecord]>::ref_from_bytes(bytes).map_err(|_| UseError::Invalid)
-                    }
-                    InPlace::Frame(..) => Err(UseError::Invalid),
-                    InPlace::Rejected(o) => Err(use_error(o)),
-                }
-            }
-        }
-    }
-
     /// The sweep projected into camera `camera` of `rig` (see [`SweepProjection`]), in
     /// `out`'s buffers: from owned bytes, or straight from the slot during the one pass that
     /// verifies it (the checksum's), a chunk of records at a time, without copying the
-    /// sweep. The projection comes back only if the frame was still there, untorn, when the
+    /// sweep. With `deskew`, the points are moved first (each chunk's copy in L1; never the
+    /// slot). The projection comes back only if the frame was still there, untorn, when the
     /// pass was done (a failed read drops it).
     ///
     /// # Errors
@@ -147,20 +120,20 @@ impl Payload {
     /// If `camera` is not below [`RigProjector::len`].
     pub fn project(
         &self,
-        rig: &RigProjector,
-        camera: usize,
+        (rig, camera): (&RigProjector, usize),
+        deskew: Option<&SweepDeskew>,
         scratch: &mut PointScratch,
         out: SweepProjection,
     ) -> Result<SweepProjection, UseError> {
-        self.project_watched(rig, camera, scratch, out, |_| {})
+        self.project_watched((rig, camera), deskew, scratch, out, |_| {})
     }
 
     /// [`project`](Self::project), calling `between(first)` before the slot's words from
     /// word `first` on are taken (the tests overwrite the slot there).
     fn project_watched(
         &self,
-        rig: &RigProjector,
-        camera: usize,
+        (rig, camera): (&RigProjector, usize),
+        deskew: Option<&SweepDeskew>,
         scratch: &mut PointScratch,
         mut out: SweepProjection,
         mut between: impl FnMut(usize),
@@ -169,14 +142,23 @@ impl Payload {
             Self::Owned(bytes) => {
                 let points =
                     points_from_payload(bytes, &mut scratch.records).map_err(|_| UseError::Invalid)?;
-                out.project(rig, camera, points);
+                let Some(deskew) = deskew else {
+                    out.project(rig, camera, points);
+                    return Ok(out);
+                };
+                let mut moved = std::mem::take(&mut scratch.moved);
+                moved.clear();
+                moved.extend_from_slice(points);
+                deskew.apply(&mut moved);
+                out.project(rig, camera, &moved);
+                scratch.moved = moved;
                 Ok(out)
             }
             Self::Lost(e) => Err(*e),
             Self::Ring(r) => {
                 // Checked here: nothing may panic inside the read.
                 assert!(camera < rig.len(), "camera {camera} of a rig of {}", rig.len());
-                let state = StreamedSweep::new(rig, camera, out);
+                let state = StreamedSweep::new(rig, camera, deskew, out);
                 let take = |st: &mut StreamedSweep<'_>, first: usize, words: &[u64]| {
                     between(first);
                     st.take(words);
@@ -271,12 +253,12 @@ impl Payload {
     }
 }
 
-/// Buffers for a sweep's points: decoded from owned bytes that are not aligned, or the
-/// words read from a slot.
+/// Buffers for a sweep's points from owned bytes: decoded where the bytes are not aligned,
+/// and moved by a deskew.
 #[derive(Debug, Default)]
 pub struct PointScratch {
     records: Vec<PointRecord>,
-    words: Vec<u64>,
+    moved: Vec<PointRecord>,
 }
 
 #[cfg(test)]
@@ -288,6 +270,9 @@ mod tests {
     use shared::ring::{FrameMeta, RingWriter};
     use shared::segment::{Segment, SegmentSpec};
     use shared::{layout, FrameSeq, StreamKind};
+
+    use shared::frames::POINT_RECORD_SIZE;
+    use zerocopy::IntoBytes;
 
     use super::*;
     use crate::project::tests::{cloud, pinhole, rectified};
@@ -355,14 +340,55 @@ mod tests {
                 let mut g = ring(2);
                 let seq = commit(&mut g.w, points.as_bytes());
                 let what = format!("{} points, {:?}", points.len(), calib.camera());
-                out = by_ref(&g.path, seq).project(&rig, 0, &mut scratch, out).expect(&what);
+                out = by_ref(&g.path, seq).project((&rig, 0), None, &mut scratch, out).expect(&what);
                 assert_same(&out, &rig, &points, &what);
                 assert!(
                     points.len() < 1000 || out.projected().len() > 100,
                     "{what}: the cloud hits the image"
                 );
-                out = Payload::Owned(points.as_bytes().to_vec()).project(&rig, 0, &mut scratch, out).unwrap();
+                out = Payload::Owned(points.as_bytes().to_vec())
+                    .project((&rig, 0), None, &mut scratch, out)
+                    .unwrap();
                 assert_same(&out, &rig, &points, &format!("{what}, owned"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_deskewed_sweep_streamed_from_its_slot_projects_as_moved_whole_then_projected() {
+        use crate::deskew::{EgoMotion, SweepDeskew};
+        use nalgebra::{Isometry3, Translation3, UnitQuaternion};
+        let mut ego = EgoMotion::default();
+        for k in 0..20u64 {
+            ego.push_speed(k * 10_000_000, 20.0 + k as f64);
+            ego.push_yaw_rate(k * 10_000_000, 0.3);
+        }
+        let mount = Isometry3::from_parts(
+            Translation3::new(1.2, 0.1, 1.9),
+            UnitQuaternion::from_euler_angles(0.0, 0.02, 0.05),
+        );
+        let deskew = SweepDeskew::new(&ego, &mount, TimestampNs(0), 100_000_000).expect("ego-motion known");
+        let rig = RigProjector::new(&[pinhole(Distortion::default())]);
+        let mut scratch = PointScratch::default();
+        let mut out = SweepProjection::default();
+        for n in [4998, 0, 1, 255, 256, 257, 1000] {
+            let points = cloud(n);
+            let mut moved = points.clone();
+            deskew.apply(&mut moved);
+            let what = format!("{} points", points.len());
+            let mut g = ring(2);
+            let seq = commit(&mut g.w, points.as_bytes());
+            out = by_ref(&g.path, seq).project((&rig, 0), Some(&deskew), &mut scratch, out).expect(&what);
+            assert_same(&out, &rig, &moved, &what);
+            out = Payload::Owned(points.as_bytes().to_vec())
+                .project((&rig, 0), Some(&deskew), &mut scratch, out)
+                .unwrap();
+            assert_same(&out, &rig, &moved, &format!("{what}, owned"));
+            if n == 4998 {
+                // The motion is large enough to show: the points did move.
+                let still =
+                    by_ref(&g.path, seq).project((&rig, 0), None, &mut scratch, SweepProjection::default());
+                assert_ne!(still.unwrap().kept().as_bytes(), out.kept().as_bytes(), "{what}: moved");
             }
         }
     }
@@ -382,17 +408,18 @@ mod tests {
             let payload = by_ref(&g.path, seq);
             let at = points.len() * POINT_RECORD_SIZE / 8 / 3;
             let mut done = false;
-            let res = payload.project_watched(&rig, 0, &mut scratch, SweepProjection::default(), |first| {
-                if first >= at && !done {
-                    done = true;
-                    if torn {
-                        seq_word.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    } else {
-                        commit(&mut g.w, cloud(10).as_bytes());
-                        commit(&mut g.w, cloud(10).as_bytes());
+            let res =
+                payload.project_watched((&rig, 0), None, &mut scratch, SweepProjection::default(), |first| {
+                    if first >= at && !done {
+                        done = true;
+                        if torn {
+                            seq_word.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        } else {
+                            commit(&mut g.w, cloud(10).as_bytes());
+                            commit(&mut g.w, cloud(10).as_bytes());
+                        }
                     }
-                }
-            });
+                });
             assert!(done && matches!(res, Err(UseError::Overrun)), "torn {torn}: {res:?}");
         }
         // A bit flipped under the checksum: invalid.
@@ -401,17 +428,17 @@ mod tests {
         let seg = Segment::attach(&g.path, Some(StreamKind::Lidar)).unwrap();
         let off = seg.slot_offset_for(seq) + layout::SLOT_OFF_PAYLOAD;
         seg.map.word(off + 8 * 1001).fetch_xor(1 << 20, std::sync::atomic::Ordering::Relaxed);
-        let res = by_ref(&g.path, seq).project(&rig, 0, &mut scratch, SweepProjection::default());
+        let res = by_ref(&g.path, seq).project((&rig, 0), None, &mut scratch, SweepProjection::default());
         assert!(matches!(res, Err(UseError::Invalid)), "{res:?}");
         // A valid frame that is not whole records: invalid.
         let seq = commit(&mut g.w, &points.as_bytes()[..1000]);
-        let res = by_ref(&g.path, seq).project(&rig, 0, &mut scratch, SweepProjection::default());
+        let res = by_ref(&g.path, seq).project((&rig, 0), None, &mut scratch, SweepProjection::default());
         assert!(matches!(res, Err(UseError::Invalid)), "{res:?}");
         // Lapped before the read: overrun.
         let payload = by_ref(&g.path, seq);
         commit(&mut g.w, points.as_bytes());
         commit(&mut g.w, points.as_bytes());
-        let res = payload.project(&rig, 0, &mut scratch, SweepProjection::default());
+        let res = payload.project((&rig, 0), None, &mut scratch, SweepProjection::default());
         assert!(matches!(res, Err(UseError::Overrun)), "{res:?}");
     }
 }

@@ -13,6 +13,7 @@ use nalgebra::Matrix3x4;
 use shared::frames::{PayloadError, PointRecord, POINT_RECORD_SIZE};
 use zerocopy::{FromBytes, IntoBytes};
 
+use crate::deskew::SweepDeskew;
 use crate::rig::RigProjector;
 
 /// Points handled per inner block (keeps the working set in L1).
@@ -264,6 +265,8 @@ pub struct SweepProjection {
     kept: Vec<PointRecord>,
     /// The words of the chunk being gathered while a sweep streams from its slot.
     words: Vec<u64>,
+    /// A chunk's records moved by a deskew, while a sweep streams from its slot.
+    moved: Vec<PointRecord>,
 }
 
 impl SweepProjection {
@@ -305,6 +308,9 @@ pub(crate) const CHUNK_WORDS: usize = CHUNK * POINT_RECORD_SIZE / 8;
 pub(crate) struct StreamedSweep<'r> {
     rig: &'r RigProjector,
     camera: usize,
+    /// Moves each chunk's records before they are projected (a copy of the chunk: the slot
+    /// is never written).
+    deskew: Option<&'r SweepDeskew>,
     out: SweepProjection,
     /// Words gathered in `out.words`.
     filled: usize,
@@ -315,13 +321,19 @@ pub(crate) struct StreamedSweep<'r> {
 }
 
 impl<'r> StreamedSweep<'r> {
-    /// A projection into camera `camera` of `rig` (checked by the caller), in `out`'s buffers.
-    pub(crate) fn new(rig: &'r RigProjector, camera: usize, mut out: SweepProjection) -> Self {
+    /// A projection into camera `camera` of `rig` (checked by the caller), in `out`'s buffers,
+    /// of the points moved by `deskew` if any.
+    pub(crate) fn new(
+        rig: &'r RigProjector,
+        camera: usize,
+        deskew: Option<&'r SweepDeskew>,
+        mut out: SweepProjection,
+    ) -> Self {
         out.projected.prepare(0);
         out.kept.clear();
         out.words.clear();
         out.words.resize(CHUNK_WORDS, 0);
-        Self { rig, camera, out, filled: 0, base: 0, kept: 0 }
+        Self { rig, camera, deskew, out, filled: 0, base: 0, kept: 0 }
     }
 
     /// The next payload words, in order: each chunk of records is projected once whole.
@@ -348,10 +360,25 @@ impl<'r> StreamedSweep<'r> {
         (self.out.words, self.filled) = (words, 0);
     }
 
-    /// Projects the records that `words` (whole records) hold, and keeps the kept ones'.
+    /// Projects the records that `words` (whole records) hold, moved by the deskew if any,
+    /// and keeps the kept ones'.
     fn project_words(&mut self, words: &[u64]) {
         // u64 words are aligned for records (align 4), and the words are whole records.
         let Ok(chunk) = <[PointRecord]>::ref_from_bytes(words.as_bytes()) else { return };
+        let Some(deskew) = self.deskew else {
+            self.project_records(chunk);
+            return;
+        };
+        let mut moved = std::mem::take(&mut self.out.moved);
+        moved.clear();
+        moved.extend_from_slice(chunk);
+        deskew.apply(&mut moved);
+        self.project_records(&moved);
+        self.out.moved = moved;
+    }
+
+    /// Projects `chunk`, the sweep's records from index `base` on, and keeps the kept ones'.
+    fn project_records(&mut self, chunk: &[PointRecord]) {
         let (n, SweepProjection { projected, kept, .. }) = (chunk.len(), &mut self.out);
         projected.grow(self.base + n);
         let k = self.rig.project_camera_chunk(self.camera, chunk, self.base, self.kept, projected);

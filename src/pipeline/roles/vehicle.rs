@@ -17,7 +17,7 @@ use calib::StopFlag;
 use can::ego::{EgoDecoder, EgoReading, EgoState};
 use can::record::CanRecord;
 use can::vehicle::VehicleBus;
-use fusion::deskew::{deskew, EgoMotion};
+use fusion::deskew::{EgoMotion, SweepDeskew};
 use nalgebra::{Isometry3, Translation3, UnitQuaternion};
 use parking_lot::Mutex;
 use sensor_sim::scenario::Scenario;
@@ -224,10 +224,9 @@ pub fn feed_deskew(
         let q = nalgebra::Quaternion::new(m[6], m[3], m[4], m[5]);
         Isometry3::from_parts(Translation3::new(m[0], m[1], m[2]), UnitQuaternion::from_quaternion(q))
     });
-    engine.set_deskew(move |t, calib, points| {
+    engine.set_deskew(move |t, calib| {
         let own = calib.lidar_to_vehicle();
-        let mount = mount.as_ref().unwrap_or(&own);
-        deskew(&seen.lock(), mount, t, period_ns, points);
+        SweepDeskew::new(&seen.lock(), mount.as_ref().unwrap_or(&own), t, period_ns)
     });
     let (path, stop) = (run.join(rundir::segment_file(StreamKind::Can)), stop.clone());
     Ok(Some(std::thread::spawn(move || {
