@@ -7,14 +7,16 @@
 //!  lidar reader  ──InFrame──►├─► Engine::run (select!) ─┼──► OverlayWriter (PNG thread)
 //!  calibration   ──Arc<CalibrationSet>──►┤              └──► FusionStats / StatsHandle
 //!  stop          ──()──────►┘
-//!  payload Vecs go back to each reader on its recycle channel
+//!  payload Vecs go back to each reader on its recycle channel; the overlay thread's to
+//!  the engine, for the next overlay's copy
 //! ```
 //!
 //! The engine is single-threaded and synchronous at its core ([`Engine::handle_frame`],
 //! [`Engine::handle_calibration`], [`Engine::tick`], [`Engine::finish`]); [`Engine::run`] is
 //! the channel loop around it. Every payload `Vec` handed in is returned on its stream's
 //! recycle channel once the engine is done with it (with `try_send`: a full or closed recycle
-//! channel just drops the buffer), so readers need not allocate in steady state.
+//! channel just drops the buffer), so readers need not allocate in steady state. A frame drawn
+//! as an overlay is copied into a buffer the overlay thread handed back, for the same reason.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -160,6 +162,7 @@ pub struct Engine<S> {
     pixel_samples: PixelSamples,
     released: ReleasedEpochs,
     overlay: Option<OverlayWriter>,
+    overlay_buffers: OverlayBuffers,
     fused_camera: SeenWindow,
     fused_lidar: SeenWindow,
     raw_camera: u64,
@@ -187,13 +190,11 @@ impl<S: FusedSink> Engine<S> {
         sink: S,
         clock: impl Fn() -> TimestampNs + Send + 'static,
     ) -> io::Result<Self> {
+        let (spare, back) = crossbeam_channel::bounded(8);
         let overlay = match &cfg.overlay {
-            Some(o) if o.every > 0 => Some(OverlayWriter::spawn(
-                &o.dir,
-                o.style,
-                Some(channels.recycle_camera.clone()),
-                o.tap.clone(),
-            )?),
+            Some(o) if o.every > 0 => {
+                Some(OverlayWriter::spawn(&o.dir, o.style, Some(spare), o.tap.clone())?)
+            }
             _ => None,
         };
         let stats = FusionStats {
@@ -226,6 +227,7 @@ impl<S: FusedSink> Engine<S> {
             pixel_samples: PixelSamples::default(),
             released: ReleasedEpochs::default(),
             overlay,
+            overlay_buffers: OverlayBuffers { back, spare: None },
             raw_camera: 0,
             raw_lidar: 0,
             last_latency_ns: 0,
@@ -417,6 +419,8 @@ impl<S: FusedSink> Engine<S> {
             let c = o.finish();
             self.stats.overlays_written = c.written;
             self.stats.overlay_errors = c.errors;
+            let spare = self.overlay_buffers.take(&self.channels.recycle_camera);
+            self.give_back(StreamKind::Camera, Some(spare).filter(|b| b.capacity() > 0));
         }
         self.publish();
     }
@@ -535,8 +539,8 @@ impl<S: FusedSink> Engine<S> {
         };
         // A camera frame to be drawn is copied out (once, validated) and coloured from the
         // copy: the overlay keeps it.
-        if self.overlay_due() {
-            camera.payload.copy_out(Vec::new());
+        if self.overlay_due() && camera.payload.is_ref() {
+            camera.payload.copy_out(self.overlay_buffers.take(&self.channels.recycle_camera));
         }
         // The sweep first, projected straight from its slot; then the camera frame, coloured
         // straight from its slot. Each is verified at use: one that is gone or forged is
@@ -690,6 +694,32 @@ impl<S: FusedSink> Engine<S> {
     }
 }
 
+/// Camera-frame buffers the overlay thread is done with. One is kept for the next overlay's
+/// copy of a frame read in place (a fresh one costs that pair its page faults and zeroing:
+/// a camera frame is a few MB); the others, payloads a reader handed in, go back to it.
+#[derive(Debug)]
+struct OverlayBuffers {
+    back: Receiver<Vec<u8>>,
+    spare: Option<Vec<u8>>,
+}
+
+impl OverlayBuffers {
+    /// A buffer for the next copy (empty if none came back), after handing every other
+    /// buffer that came back to the camera reader (`readers`, with `try_send` as every
+    /// buffer goes back).
+    fn take(&mut self, readers: &Sender<Vec<u8>>) -> Vec<u8> {
+        for buf in self.back.try_iter() {
+            match self.spare {
+                None => self.spare = Some(buf),
+                Some(_) => {
+                    let _ = readers.try_send(buf);
+                }
+            }
+        }
+        self.spare.take().unwrap_or_default()
+    }
+}
+
 /// The epochs of frames released unfused, counted per stream, to tell at the end which
 /// were never published. Bounded: past [`ReleasedEpochs::CAP`] distinct epochs (only a
 /// forger makes so many), a frame is judged against the epochs known when it left.
@@ -724,5 +754,26 @@ impl ReleasedEpochs {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_overlay_buffer_is_kept_for_the_next_copy_and_the_rest_go_back_to_the_reader() {
+        let (back_tx, back) = crossbeam_channel::bounded(8);
+        let (readers, from_engine) = crossbeam_channel::bounded(8);
+        let mut bufs = OverlayBuffers { back, spare: None };
+        assert_eq!(bufs.take(&readers).capacity(), 0, "none came back: a fresh one");
+        for n in [10, 20, 30] {
+            back_tx.send(Vec::with_capacity(n)).unwrap();
+        }
+        let first = bufs.take(&readers);
+        assert_eq!(first.capacity(), 10, "the first that came back is reused");
+        let back_to_reader: Vec<usize> = from_engine.try_iter().map(|b| b.capacity()).collect();
+        assert_eq!(back_to_reader, [20, 30]);
+        assert_eq!(bufs.take(&readers).capacity(), 0, "the spare was taken");
     }
 }
