@@ -126,7 +126,9 @@ impl SweepDeskew {
     }
 
     /// Moves `points` (any of the sweep's, in any order: each moves by its own azimuth) into
-    /// the lidar frame at the sweep's reference time.
+    /// the lidar frame at the sweep's reference time. Any bits are safe: it runs on a chunk
+    /// read from a slot before the read is validated, and a NaN or infinite coordinate still
+    /// lands in a step that exists (the float-to-integer cast saturates).
     pub fn apply(&self, points: &mut [PointRecord]) {
         for p in points {
             let azimuth = f64::from(p.y).atan2(f64::from(p.x)).rem_euclid(std::f64::consts::TAU);
@@ -156,6 +158,21 @@ mod tests {
 
     fn point(x: f32, y: f32) -> PointRecord {
         PointRecord { x, y, z: 0.0, intensity: 0.0, ring: 0, reserved: 0, instance: 0 }
+    }
+
+    #[test]
+    fn any_bits_are_moved_without_a_panic() {
+        let mut ego = EgoMotion::default();
+        ego.push_speed(0, 10.0);
+        ego.push_yaw_rate(0, 0.5);
+        let d = SweepDeskew::new(&ego, &Isometry3::identity(), TimestampNs(0), 100_000_000).unwrap();
+        let odd = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX, -f32::MAX, -0.0, f32::MIN_POSITIVE];
+        let mut pts: Vec<PointRecord> = odd
+            .iter()
+            .flat_map(|&x| odd.iter().map(move |&y| PointRecord { x, y, ..point(0.0, 0.0) }))
+            .collect();
+        d.apply(&mut pts);
+        assert_eq!(pts.len(), odd.len() * odd.len());
     }
 
     #[test]
