@@ -137,6 +137,15 @@ impl SweepDeskew {
             (p.x, p.y, p.z) = (q.x as f32, q.y as f32, q.z as f32);
         }
     }
+
+    /// `points` moved: copied into `buf` (reused) and moved there; the originals stay as
+    /// they are (they may be a slot's words).
+    pub fn moved<'a>(&self, points: &[PointRecord], buf: &'a mut Vec<PointRecord>) -> &'a [PointRecord] {
+        buf.clear();
+        buf.extend_from_slice(points);
+        self.apply(buf);
+        buf
+    }
 }
 
 /// Moves every point of a sweep captured at `t_ref` (the lidar mounted by `lidar_to_vehicle`,

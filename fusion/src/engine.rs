@@ -419,8 +419,7 @@ impl<S: FusedSink> Engine<S> {
             let c = o.finish();
             self.stats.overlays_written = c.written;
             self.stats.overlay_errors = c.errors;
-            let spare = self.overlay_buffers.take(&self.channels.recycle_camera);
-            self.give_back(StreamKind::Camera, Some(spare).filter(|b| b.capacity() > 0));
+            self.overlay_buffers.give_all_back(&self.channels.recycle_camera);
         }
         self.publish();
     }
@@ -717,6 +716,13 @@ impl OverlayBuffers {
             }
         }
         self.spare.take().unwrap_or_default()
+    }
+
+    /// At the end: every buffer, the spare too, back to the camera reader.
+    fn give_all_back(&mut self, readers: &Sender<Vec<u8>>) {
+        for buf in self.back.try_iter().chain(self.spare.take()) {
+            let _ = readers.try_send(buf);
+        }
     }
 }
 

@@ -142,16 +142,10 @@ impl Payload {
             Self::Owned(bytes) => {
                 let points =
                     points_from_payload(bytes, &mut scratch.records).map_err(|_| UseError::Invalid)?;
-                let Some(deskew) = deskew else {
-                    out.project(rig, camera, points);
-                    return Ok(out);
-                };
-                let mut moved = std::mem::take(&mut scratch.moved);
-                moved.clear();
-                moved.extend_from_slice(points);
-                deskew.apply(&mut moved);
-                out.project(rig, camera, &moved);
-                scratch.moved = moved;
+                match deskew {
+                    Some(d) => out.project(rig, camera, d.moved(points, &mut scratch.moved)),
+                    None => out.project(rig, camera, points),
+                }
                 Ok(out)
             }
             Self::Lost(e) => Err(*e),

@@ -369,12 +369,9 @@ impl<'r> StreamedSweep<'r> {
             self.project_records(chunk);
             return;
         };
-        let mut moved = std::mem::take(&mut self.out.moved);
-        moved.clear();
-        moved.extend_from_slice(chunk);
-        deskew.apply(&mut moved);
-        self.project_records(&moved);
-        self.out.moved = moved;
+        let mut buf = std::mem::take(&mut self.out.moved);
+        self.project_records(deskew.moved(chunk, &mut buf));
+        self.out.moved = buf;
     }
 
     /// Projects `chunk`, the sweep's records from index `base` on, and keeps the kept ones'.

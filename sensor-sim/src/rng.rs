@@ -81,16 +81,12 @@ impl Rng {
         if let Some(z) = self.spare.take() {
             return z;
         }
-        let u1 = 1.0 - self.f64(); // (0, 1]
-        let u2 = self.f64();
-        let r = (-2.0 * u1.ln()).sqrt();
-        let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
-        self.spare = Some(r * s);
-        r * c
+        let (u1, u2) = (self.f64(), self.f64());
+        let (c, s) = box_muller(u1, u2);
+        self.spare = Some(s);
+        c
     }
-}
 
-impl Rng {
     /// Draws into `out` (cleared) the uniforms that `n` calls of [`Rng::normal`] would draw
     /// on a generator with no spare value, in the same order: two [`Rng::f64`] per
     /// Box–Muller pair (the one for the pair's radius first), `n` rounded up to a whole
@@ -112,21 +108,27 @@ pub fn normals_from_uniforms(uniforms: &[f64], first: usize, out: &mut [f64]) {
     let mut k = 0;
     while k < out.len() {
         let i = first + k;
-        let u1 = 1.0 - uniforms[i / 2 * 2]; // (0, 1]
-        let u2 = uniforms[i / 2 * 2 + 1];
-        let r = (-2.0 * u1.ln()).sqrt();
-        let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
+        let (c, s) = box_muller(uniforms[i / 2 * 2], uniforms[i / 2 * 2 + 1]);
         if i % 2 == 0 {
-            out[k] = r * c;
+            out[k] = c;
             if let Some(o) = out.get_mut(k + 1) {
-                *o = r * s;
+                *o = s;
             }
             k += 2;
         } else {
-            out[k] = r * s;
+            out[k] = s;
             k += 1;
         }
     }
+}
+
+/// The pair of standard normals (cosine value, sine value) Box–Muller makes of two uniforms
+/// in [0, 1), the first for the radius.
+#[inline]
+fn box_muller(u1: f64, u2: f64) -> (f64, f64) {
+    let r = (-2.0 * (1.0 - u1).ln()).sqrt(); // 1 − u1 in (0, 1]
+    let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
+    (r * c, r * s)
 }
 
 #[cfg(test)]
