@@ -23,6 +23,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a wait for a role looks again.
 const POLL: Duration = Duration::from_millis(100);
+/// How often a stopping role is looked at: most exit within milliseconds of the SIGTERM, and
+/// the run ends only once the last has.
+const STOP_POLL: Duration = Duration::from_millis(2);
 /// How long a role whose stdout closed may take to become a reapable exit.
 const SETTLE: Duration = Duration::from_millis(50);
 
@@ -84,7 +87,7 @@ impl RoleProc {
                 let _ = self.child.kill();
                 return self.child.wait().ok();
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(STOP_POLL);
         }
     }
 }

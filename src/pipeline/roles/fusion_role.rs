@@ -28,7 +28,7 @@ use shared::{rundir, CalibEpoch, Role, StreamKind, TimestampNs};
 use zerocopy::IntoBytes;
 
 use super::fusion_state::{Carried, Checkpoint, ReaderPosition, StateFiles};
-use super::{attach_when_ready, ready, stop_flag};
+use super::{attach_when_ready, ready, stop_flag, STOP_NOTICE};
 use crate::error::CliError;
 use crate::pipeline::rig_summary::{self, Lane};
 use crate::pipeline::segments::PRODUCER_SLOTS;
@@ -233,7 +233,7 @@ fn learn_frames(
                 }
                 // Look again after the wait, stop or not: a producer's last frames and its
                 // end (the stop) can both arrive during one wait, and they must be read.
-                reader.wait(Duration::from_millis(100));
+                reader.wait(STOP_NOTICE);
                 continue;
             }
             None => {
@@ -413,7 +413,7 @@ impl CalibListener {
                         .unwrap_or_else(|_| CalibFollower::table_only(&CalibFollower::table_in(&run)));
                 let mut follower = follower.table_every(TABLE_POLL);
                 while !stop.is_raised() {
-                    for set in follower.wait(TABLE_POLL) {
+                    for set in follower.wait(STOP_NOTICE) {
                         for (tx, lane) in &lanes {
                             let view = set.pair_view(lane.camera.as_str(), lane.lidar.as_str());
                             let _ = tx.send(view.map_or_else(|| Arc::clone(&set), Arc::new));

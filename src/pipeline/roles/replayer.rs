@@ -58,6 +58,9 @@ const PREFETCH_DEPTH: usize = 2;
 /// A KITTI folder decodes here, inline: on this shared 2-core machine (load 17) a pool of two
 /// PNG decoders made the 200-frame replay 0.75–0.8× as fast as inline decoding (2026-12-01;
 /// an earlier session measured 0.5×); `LogFrames::prefetch` decodes KITTI on a pool when wanted.
+/// Reading only the sweeps ahead on a thread of their own did not hold up either (2026-12-02:
+/// 1.09× in one window of 5 runs each, 0.99–1.02× in the next of 8): both cores are already
+/// busy, and the thread costs CPU.
 fn frames(log: &OpenedLog) -> Result<Box<dyn Iterator<Item = Result<LogFrame, LogError>>>, LogError> {
     let frames = log.frames()?;
     Ok(match log.source().format() {

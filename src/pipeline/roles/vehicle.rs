@@ -27,7 +27,7 @@ use shared::ring::{FrameMeta, ReadOutcome, RingReader, RingWriter};
 use shared::scoreboard::{CanScoreboard, ProducerScoreboard};
 use shared::{rundir, CalibEpoch, StreamKind, TimestampNs};
 
-use super::{attach_when_ready, ready, stop_flag};
+use super::{attach_when_ready, ready, stop_flag, STOP_NOTICE};
 use crate::cli::OnOff;
 use crate::error::CliError;
 use crate::pipeline::segments;
@@ -248,7 +248,7 @@ pub fn feed_deskew(
                 }
                 ReadOutcome::Empty if stop.is_raised() || !reader.writer_alive() => return,
                 ReadOutcome::Empty => {
-                    reader.wait(Duration::from_millis(50));
+                    reader.wait(STOP_NOTICE);
                 }
                 ReadOutcome::Invalid(shared::ring::InvalidFrame::SegmentTruncated) => return,
                 _ => {}
