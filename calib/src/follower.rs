@@ -6,6 +6,7 @@
 //! brought it first; and a frame captured at `t` is tagged with the newest known epoch whose
 //! `valid_from ≤ t`.
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -17,6 +18,22 @@ use crate::store::{CalibStore, Inserted};
 use crate::subscriber::{CalibSubscriber, RecvError, SubscribeError, SubscriberStats};
 use crate::table::CalibTableReader;
 use crate::types::CalibrationSet;
+
+/// Ends a [`CalibFollower::wait`] from another thread ([`CalibFollower::waker`]).
+#[derive(Debug)]
+pub struct FollowerWaker(Option<OwnedFd>);
+
+impl FollowerWaker {
+    /// Shuts the socket's receiving side: a wait on it returns at once, and the follower goes
+    /// on with the table alone (the connection counts as closed). For a follower about to
+    /// stop: it learns nothing more from the socket.
+    pub fn wake(&self) {
+        if let Some(fd) = &self.0 {
+            // An error (the socket already gone) leaves nothing to wake.
+            let _ = rustix::net::shutdown(fd, rustix::net::Shutdown::Read);
+        }
+    }
+}
 
 /// Follows the calibration of one run: a [`CalibSubscriber`] (optional) and the calibration
 /// table, merged into one [`CalibStore`].
@@ -107,10 +124,13 @@ impl CalibFollower {
     }
 
     /// [`poll`](Self::poll), then, if nothing was new, waits up to `timeout` for the socket
-    /// to bring an epoch (or sleeps `timeout` when there is no socket).
+    /// to bring an epoch (or sleeps `timeout` when there is no socket). A socket that closes
+    /// (or is woken, [`waker`](Self::waker)) ends the wait at once.
     pub fn wait(&mut self, timeout: Duration) -> Vec<Arc<CalibrationSet>> {
+        let subscribed = self.is_subscribed();
         let mut new = self.poll();
-        if !new.is_empty() {
+        // Something new, or the socket closed during the poll: the caller hears of it now.
+        if !new.is_empty() || subscribed != self.is_subscribed() {
             return new;
         }
         let Some(sub) = self.sub.as_mut() else {
@@ -151,6 +171,14 @@ impl CalibFollower {
     #[must_use]
     pub const fn is_subscribed(&self) -> bool {
         self.sub.is_some()
+    }
+
+    /// A handle another thread can end this follower's [`wait`](Self::wait) with, at once
+    /// rather than at its timeout (a role stopping). Without a socket there is nothing to wake:
+    /// such a wait is a sleep, so a follower that must stop promptly waits in short slices.
+    #[must_use]
+    pub fn waker(&self) -> FollowerWaker {
+        FollowerWaker(self.sub.as_ref().and_then(|s| s.as_fd().try_clone_to_owned().ok()))
     }
 
     fn read_table_if_due(&mut self, new: &mut Vec<Arc<CalibrationSet>>) {

@@ -35,7 +35,7 @@ pub mod wire;
 
 pub use clock::PipelineClock;
 pub use file::{check_file, default_rig, CalibFileError, RigFile, RotationSpec};
-pub use follower::CalibFollower;
+pub use follower::{CalibFollower, FollowerWaker};
 pub use name::{BadName, SensorName};
 pub use service::{
     CalibService, DeliveryAction, DeliveryPlan, Schedule, ServiceConfig, ServiceError, ServiceStats,

@@ -151,6 +151,30 @@ fn a_closed_socket_leaves_the_table_and_keeps_the_counters() {
 }
 
 #[test]
+fn a_waker_ends_a_long_wait_at_once_and_the_counters_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut f, service) = follow_scripted(dir.path(), vec![rig(1, 0)]);
+    assert_eq!(learn(&mut f, 1), [1]);
+    let waker = f.waker();
+    let (done, done_rx) = mpsc::channel();
+    let waiting = std::thread::spawn(move || {
+        // Far longer than the test runs: only the waker can end it.
+        let got = f.wait(Duration::from_secs(3600));
+        done.send(()).unwrap();
+        (f, got)
+    });
+    waker.wake();
+    assert!(done_rx.recv_timeout(Duration::from_secs(30)).is_ok(), "the wait ignored the waker");
+    let (f, got) = waiting.join().unwrap();
+    assert!(got.is_empty(), "{got:?}");
+    assert!(!f.is_subscribed(), "the woken socket counts as closed");
+    assert_eq!(f.stats().updates_received, 1);
+    service.close();
+    // Without a socket there is nothing to wake.
+    CalibFollower::table_only(&CalibFollower::table_in(dir.path())).waker().wake();
+}
+
+#[test]
 fn epoch_for_tags_at_valid_from_inclusive() {
     let dir = tempfile::tempdir().unwrap();
     let table_path = CalibFollower::table_in(dir.path());

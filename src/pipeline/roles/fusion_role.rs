@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use calib::clock::PipelineClock;
-use calib::{CalibFollower, CalibrationSet, StopFlag};
+use calib::{CalibFollower, CalibrationSet, FollowerWaker, StopFlag};
 use crossbeam_channel::{Receiver, Sender};
 use fusion::output::{FusedSink, OverlayConfig, OverlayTap, SinkError};
 use fusion::summary::{FusionResult, StreamSummary};
@@ -391,6 +391,8 @@ impl Readers {
 /// once; publishes the subscriber's counters for the scoreboard and the summary.
 struct CalibListener {
     stop: StopFlag,
+    /// Ends the thread's wait on the socket at once when it stops (set once it connected).
+    waker: Arc<Mutex<Option<FollowerWaker>>>,
     thread: JoinHandle<()>,
     updates: Arc<AtomicU64>,
     rejected: Arc<AtomicU64>,
@@ -401,19 +403,29 @@ impl CalibListener {
     /// gets ([`CalibrationSet::pair_view`]).
     fn spawn(run: &Path, lanes: Vec<(Sender<Arc<CalibrationSet>>, LaneSpec)>) -> Self {
         let stop = StopFlag::new();
+        let waker = Arc::new(Mutex::new(None));
         let updates = Arc::new(AtomicU64::new(0));
         let rejected = Arc::new(AtomicU64::new(0));
         let thread = {
-            let (run, stop, updates, rejected) =
-                (run.to_path_buf(), stop.clone(), Arc::clone(&updates), Arc::clone(&rejected));
+            let (run, stop, waker, updates, rejected) = (
+                run.to_path_buf(),
+                stop.clone(),
+                Arc::clone(&waker),
+                Arc::clone(&updates),
+                Arc::clone(&rejected),
+            );
             std::thread::spawn(move || {
                 // Without the service, the table alone.
                 let follower =
                     CalibFollower::connect(&run, Role::Fusion, Duration::from_secs(10), Some(&stop))
                         .unwrap_or_else(|_| CalibFollower::table_only(&CalibFollower::table_in(&run)));
                 let mut follower = follower.table_every(TABLE_POLL);
+                *waker.lock() = Some(follower.waker());
                 while !stop.is_raised() {
-                    for set in follower.wait(STOP_NOTICE) {
+                    // A wait on the socket is woken by `stop`; one on the table alone is a
+                    // sleep, so it looks at the stop flag often.
+                    let slice = if follower.is_subscribed() { TABLE_POLL } else { STOP_NOTICE };
+                    for set in follower.wait(slice) {
                         for (tx, lane) in &lanes {
                             let view = set.pair_view(lane.camera.as_str(), lane.lidar.as_str());
                             let _ = tx.send(view.map_or_else(|| Arc::clone(&set), Arc::new));
@@ -424,12 +436,17 @@ impl CalibListener {
                 }
             })
         };
-        Self { stop, thread, updates, rejected }
+        Self { stop, waker, thread, updates, rejected }
     }
 
     /// Stops the thread; the final (updates received, messages rejected).
     fn stop(self) -> (u64, u64) {
         self.stop.raise();
+        // A waker set after this look was set after the flag was raised (the mutex orders the
+        // two), so that thread sees the flag before it waits.
+        if let Some(w) = self.waker.lock().as_ref() {
+            w.wake();
+        }
         let _ = self.thread.join();
         (self.updates.load(Ordering::Relaxed), self.rejected.load(Ordering::Relaxed))
     }

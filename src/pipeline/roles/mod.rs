@@ -100,11 +100,12 @@ pub fn ready() -> Result<calib::clock::PipelineClock, CliError> {
         })
 }
 
-/// The longest a role's waiting thread (a ring reader, the calibration listener) sleeps
-/// before it looks at its stop flag again. The stop is a signal and nothing wakes such a wait
-/// for it, so this is how late a role ends after the supervisor stops it; a wait for a frame
-/// still ends at once on its commit.
-pub const STOP_NOTICE: Duration = Duration::from_millis(20);
+/// The longest a role's waiting thread (a ring reader, a calibration listener without its
+/// socket) sleeps before it looks at its stop flag again. The stop is a signal and nothing
+/// wakes such a wait for it, so this is how late a role can end after the supervisor stops
+/// it. A wait for a frame still ends at once on its commit, so a stream slower than this
+/// (a 10 Hz lidar) costs a wake-up or two per frame.
+pub const STOP_NOTICE: Duration = Duration::from_millis(50);
 
 /// How long readers may make no progress before a producer at `--max-rate` stops waiting
 /// for them (a dead or scribbled reader costs back-pressure, never a hang).
