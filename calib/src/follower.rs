@@ -19,7 +19,9 @@ use crate::subscriber::{CalibSubscriber, RecvError, SubscribeError, SubscriberSt
 use crate::table::CalibTableReader;
 use crate::types::CalibrationSet;
 
-/// Ends a [`CalibFollower::wait`] from another thread ([`CalibFollower::waker`]).
+/// Ends a [`CalibFollower::wait`] from another thread ([`CalibFollower::waker`]). It holds a
+/// duplicate of the socket, so the connection stays open while the waker lives, even after
+/// the follower has let it go: keep it no longer than the follower.
 #[derive(Debug)]
 pub struct FollowerWaker(Option<OwnedFd>);
 
