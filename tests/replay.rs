@@ -121,12 +121,15 @@ fn truncated_bag_replays_what_is_valid_then_fails_with_one_line() {
     let bytes = std::fs::read(&mcap).unwrap();
     let cut = sb.path("cut.mcap");
     std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
-    let (run, _) = replay(&sb, "cut", &cut, &["--max-rate"]);
+    let (run, cut_summary) = replay(&sb, "cut", &cut, &["--max-rate"]);
     assert_ne!(run.code(), Some(0), "{}", run.describe());
     let err = run.stderr();
     assert_eq!(err.trim().lines().count(), 1, "{}", run.describe());
     assert!(err.contains("cut.mcap"), "{}", run.describe());
     assert!(!err.contains("panicked"), "{}", run.describe());
+    // What lies before the cut was replayed: nothing at the door refused the bag.
+    let fused = cut_summary["pairs"]["fused"].as_u64().unwrap_or(0);
+    assert!(fused > 0, "nothing replayed before the break: {cut_summary}\n{}", run.describe());
     let not_a_log = sb.path("notes.txt");
     std::fs::write(&not_a_log, "hello").unwrap();
     let (run, _) = replay(&sb, "x", &not_a_log, &[]);

@@ -93,4 +93,30 @@ fn a_recorded_bus_round_trips_and_the_replay_deskews_the_same_way() {
     eprintln!("drive (deskew on) {d:.4}, replay deskew on {r_on:.4}, off {r_off:.4}");
     assert!((r_on - d).abs() < 0.01, "replay {r_on} vs drive {d}");
     assert!(r_on >= r_off + 0.02, "replay deskew on {r_on} vs off {r_off}");
+    // Cut short, the recording still replays up to its break, bus and all: reading the bus
+    // at the door must not refuse what the replay accepts.
+    let bytes = std::fs::read(&mcap).unwrap();
+    let cut = sb.path("cut.mcap");
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let cut_log = logs::can::read_can(&cut).unwrap().expect("the bus before the break");
+    assert!(!cut_log.frames.is_empty() && cut_log.frames.len() < log.frames.len());
+    let out = sb.path("cut");
+    let run = {
+        let _turn = common::pipeline_turn();
+        let c = cut.to_str().unwrap();
+        sb.run(&[
+            "replay",
+            c,
+            "--max-rate",
+            "--quiet",
+            "--overlay-every",
+            "0",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    assert_ne!(run.code(), Some(0), "{}", run.describe());
+    assert_eq!(run.stderr().trim().lines().count(), 1, "{}", run.describe());
+    let s = summary(&out.join("summary.json"));
+    assert!(s["pairs"]["fused"].as_u64().unwrap() > 0, "{s}");
 }

@@ -116,8 +116,13 @@ fn parse(msg: &[u8], delivered: u64) -> Result<CanFrameMsg, CdrError> {
 /// The CAN frames of an MCAP file or rosbag2 folder; `None` if it has no CAN channel or is
 /// another kind of log (a KITTI folder).
 ///
+/// A bag that breaks part-way (cut short, a bad CRC, a broken record) gives the frames
+/// before the break, as [`crate::LogSource`] replays the frames before it and reports the
+/// break at their end: a bus read at the door must not refuse what the replay accepts.
+///
 /// # Errors
-/// The one-line [`LogError`] of the first file, record or frame that cannot be read.
+/// The one-line [`LogError`] of a file that cannot be opened, or of a CAN message or
+/// transform that cannot be decoded.
 pub fn read_can(path: &Path) -> Result<Option<CanLog>, LogError> {
     let files: Arc<[PathBuf]> = if path.is_dir() {
         match bag_files(path) {
@@ -148,7 +153,9 @@ fn collect(path: &Path, stream: &mut ChunkedStream, partial: &mut bool) -> Resul
     let mut log: Option<CanLog> = None;
     let mut mount = None;
     while let Some(m) = stream.next() {
-        let m = m?;
+        // The break: the frames before it stand. (A headers-only pass that breaks has no
+        // verified data section, so `read_can` redoes it in full.)
+        let Ok(m) = m else { break };
         let wanted = m.channel.topic == RecorderTopics::TF_STATIC || m.channel.topic == RecorderTopics::CAN;
         if wanted && m.data.valid_len() < m.data.len() {
             *partial = true;
@@ -189,25 +196,34 @@ mod tests {
     use super::*;
     use crate::McapRecorder;
 
-    #[test]
-    fn frames_round_trip_through_a_recording() {
+    fn frame(i: u64) -> CanFrameMsg {
+        CanFrameMsg {
+            sampled: TimestampNs(1_000_000 * i + 7),
+            delivered: TimestampNs(1_000_000 * i + 300_000),
+            id: if i % 2 == 0 { 0x1a0 } else { 0x18fe_f100 },
+            extended: i % 2 == 1,
+            dlc: (i % 9) as u8,
+            data: [i as u8; 8],
+        }
+    }
+
+    /// A recording of `n` frames in a new temporary directory: (the directory, the file,
+    /// the frames).
+    fn recorded(n: u64) -> (tempfile::TempDir, PathBuf, Vec<CanFrameMsg>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("can.mcap");
+        let frames: Vec<CanFrameMsg> = (0..n).map(frame).collect();
         let mut rec = McapRecorder::create(&path).unwrap();
-        let frames: Vec<CanFrameMsg> = (0..50u64)
-            .map(|i| CanFrameMsg {
-                sampled: TimestampNs(1_000_000 * i + 7),
-                delivered: TimestampNs(1_000_000 * i + 300_000),
-                id: if i % 2 == 0 { 0x1a0 } else { 0x18fe_f100 },
-                extended: i % 2 == 1,
-                dlc: (i % 9) as u8,
-                data: [i as u8; 8],
-            })
-            .collect();
         for f in &frames {
             rec.write_can(f, "VERSION \"x\"").unwrap();
         }
         rec.finish().unwrap();
+        (dir, path, frames)
+    }
+
+    #[test]
+    fn frames_round_trip_through_a_recording() {
+        let (dir, path, frames) = recorded(50);
         let log = read_can(&path).unwrap().unwrap();
         assert_eq!(log.dbc, "VERSION \"x\"");
         assert_eq!(log.frames, frames);
@@ -216,5 +232,20 @@ mod tests {
         let plain = dir.path().join("plain.mcap");
         McapRecorder::create(&plain).unwrap().finish().unwrap();
         assert_eq!(read_can(&plain).unwrap(), None);
+    }
+
+    #[test]
+    fn a_bag_cut_short_gives_the_frames_before_the_break() {
+        // Enough frames for several chunks, so that whole chunks lie before the cut.
+        let (dir, path, frames) = recorded(60_000);
+        let bytes = std::fs::read(&path).unwrap();
+        let cut = dir.path().join("cut.mcap");
+        std::fs::write(&cut, &bytes[..bytes.len() * 3 / 5]).unwrap();
+        // The replay accepts such a bag (it replays up to the break), so the bus read at its
+        // door must too.
+        let log = read_can(&cut).expect("a break is not an error").expect("frames before the break");
+        let n = log.frames.len();
+        assert!(n > 0 && n < frames.len(), "{n} of {} frames", frames.len());
+        assert_eq!(log.frames[..], frames[..n]);
     }
 }

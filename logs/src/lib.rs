@@ -405,6 +405,16 @@ impl LogSource {
             Inner::Mcap(m) => m.error.as_ref(),
         }
     }
+
+    /// Whether a bag has a message on `topic` before its break (false for a KITTI folder):
+    /// what tells the replay, without another pass, whether to look for a recorded bus.
+    #[must_use]
+    pub fn has_topic(&self, topic: &str) -> bool {
+        match &self.inner {
+            Inner::Kitti(_) => false,
+            Inner::Mcap(m) => m.topics.binary_search_by(|t| t.as_str().cmp(topic)).is_ok(),
+        }
+    }
 }
 
 /// One sensor of a log: what a replay makes a ring and a producer's place for.

@@ -103,6 +103,8 @@ pub(crate) struct McapIndex {
     wanted: Vec<u64>,
     pub sets: Vec<CalibrationSet>,
     pub error: Option<LogError>,
+    /// Every topic with a message before the break, sorted.
+    pub topics: Vec<String>,
 }
 
 impl McapIndex {

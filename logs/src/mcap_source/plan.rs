@@ -177,6 +177,7 @@ pub(crate) fn index(path: &Path, files: Vec<PathBuf>, options: &LogOptions) -> R
         wanted,
         sets,
         error: cut.error,
+        topics: s.topics.keys().cloned().collect(),
     })
 }
 

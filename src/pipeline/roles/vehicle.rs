@@ -259,17 +259,22 @@ pub fn feed_deskew(
 
 /// A replay's bus, from the log's CAN channel (`/vehicle/can`), checked at the door: sets the
 /// run's `vehicle` and `deskew` (on by default when the log has a bus) and returns the DBC
-/// text for the run directory.
+/// text for the run directory. The log at `path` was opened as `log`: a bag without a
+/// message on the channel is not read again.
 ///
 /// # Errors
 /// Exit 2 for an unreadable CAN channel or DBC, or `--deskew on` without a usable bus.
 pub fn replayed_bus(
     spec: &mut RunSpec,
-    log: &Path,
-    start: TimestampNs,
+    (log, opened): (&Path, &logs::OpenedLog),
     deskew: Option<OnOff>,
 ) -> Result<Option<String>, CliError> {
-    let found = logs::can::read_can(log).map_err(|e| CliError::input(e.to_string()))?;
+    let start = opened.source().start();
+    let found = if opened.source().has_topic(logs::RecorderTopics::CAN) {
+        logs::can::read_can(log).map_err(|e| CliError::input(e.to_string()))?
+    } else {
+        None
+    };
     let usable = found.filter(|c| !c.frames.is_empty()).map(|c| {
         let file = format!(
             "{}: {} channel metadata {}",
