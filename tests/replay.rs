@@ -130,6 +130,8 @@ fn truncated_bag_replays_what_is_valid_then_fails_with_one_line() {
     // What lies before the cut was replayed: nothing at the door refused the bag.
     let fused = cut_summary["pairs"]["fused"].as_u64().unwrap_or(0);
     assert!(fused > 0, "nothing replayed before the break: {cut_summary}\n{}", run.describe());
+    // A log's break is the input's fault, reported in the line: no process crashed.
+    assert_eq!(cut_summary["faults"]["crashes"], 0, "{cut_summary}");
     let not_a_log = sb.path("notes.txt");
     std::fs::write(&not_a_log, "hello").unwrap();
     let (run, _) = replay(&sb, "x", &not_a_log, &[]);

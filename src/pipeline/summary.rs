@@ -46,7 +46,8 @@ impl fmt::Display for Source {
 /// Process faults.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FaultsSummary {
-    /// Role processes that died.
+    /// Role processes that died: killed, or exited with a failure other than bad input (a
+    /// role that reports its input, such as a log's break, in one line did not crash).
     pub crashes: u64,
     /// Role processes restarted.
     pub restarts: u64,

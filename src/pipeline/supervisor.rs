@@ -364,8 +364,9 @@ impl<'a> Live<'a> {
         Ok(())
     }
 
-    /// Roles that died unplanned (a producer that finished its frames did not); the first
-    /// one's error.
+    /// Roles that stopped unplanned (a producer that finished its frames did not); the first
+    /// one's error. A role that exits with the bad-input code (2: a log that breaks
+    /// part-way, say) reported its input, so it is not counted as a crash.
     fn deaths(&mut self) -> Option<CliError> {
         let mut failure = None;
         for id in self.cast.start_order() {
@@ -374,10 +375,12 @@ impl<'a> Live<'a> {
             if self.cast.producers.contains(id) && status.success() {
                 continue; // Finished its frames.
             }
-            self.faults.crashes += 1;
+            let input = status.code() == Some(2);
+            self.faults.crashes += u64::from(!input);
             let e = self.spawner.failed(id, status);
             self.bar.println(format!(
-                "fault: {e} (after {:.1} s); stopping the run",
+                "{}: {e} (after {:.1} s); stopping the run",
+                if input { "input" } else { "fault" },
                 p.started.elapsed().as_secs_f64()
             ));
             failure.get_or_insert(e);
