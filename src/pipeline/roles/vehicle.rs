@@ -259,26 +259,26 @@ pub fn feed_deskew(
 
 /// A replay's bus, from the log's CAN channel (`/vehicle/can`), checked at the door: sets the
 /// run's `vehicle` and `deskew` (on by default when the log has a bus) and returns the DBC
-/// text for the run directory. The log at `path` was opened as `log`: a bag without a
-/// message on the channel is not read again.
+/// text for the run directory. `opened` is the log at `path`, opened at the door: a bag
+/// without a message on the channel is not read again.
 ///
 /// # Errors
 /// Exit 2 for an unreadable CAN channel or DBC, or `--deskew on` without a usable bus.
 pub fn replayed_bus(
     spec: &mut RunSpec,
-    (log, opened): (&Path, &logs::OpenedLog),
+    (path, opened): (&Path, &logs::OpenedLog),
     deskew: Option<OnOff>,
 ) -> Result<Option<String>, CliError> {
     let start = opened.source().start();
     let found = if opened.source().has_topic(logs::RecorderTopics::CAN) {
-        logs::can::read_can(log).map_err(|e| CliError::input(e.to_string()))?
+        logs::can::read_can(path).map_err(|e| CliError::input(e.to_string()))?
     } else {
         None
     };
     let usable = found.filter(|c| !c.frames.is_empty()).map(|c| {
         let file = format!(
             "{}: {} channel metadata {}",
-            log.display(),
+            path.display(),
             logs::RecorderTopics::CAN,
             logs::can::DBC_KEY
         );
@@ -299,7 +299,7 @@ pub fn replayed_bus(
         (Some((_, Err(e), _)), _) => Err(CliError::input(e.to_string())),
         (_, Some(OnOff::On)) => Err(CliError::input(format!(
             "--deskew on: {} has no vehicle bus ({} frames with speed and yaw rate) to take the ego-motion from",
-            log.display(),
+            path.display(),
             logs::RecorderTopics::CAN
         ))),
         _ => Ok(None),
