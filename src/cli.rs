@@ -256,8 +256,9 @@ pub enum SimCommand {
         /// Output format.
         #[arg(long, value_enum, default_value_t = ExportFormat::Kitti)]
         format: ExportFormat,
-        /// Number of frames (lidar sweeps, each with the camera image taken with it).
-        #[arg(long, value_name = "N", default_value_t = 10)]
+        /// Number of frames (lidar sweeps, each with the camera image taken with it); at
+        /// least 1 (an export without frames is no log to replay).
+        #[arg(long, value_name = "N", default_value_t = 10, value_parser = parse_frames)]
         frames: usize,
         /// Output directory (must be empty or absent).
         #[arg(value_name = "DIR")]
@@ -301,6 +302,14 @@ pub struct SandboxProbeArgs {
 }
 
 /// Parses a role by its one name ([`Role`]'s `FromStr`).
+/// `--frames`: a whole number, at least 1.
+fn parse_frames(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{s} is not a number of frames (at least 1)")),
+    }
+}
+
 fn parse_role(s: &str) -> Result<Role, shared::ids::UnknownName> {
     s.parse()
 }

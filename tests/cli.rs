@@ -123,6 +123,10 @@ fn usage_errors_are_one_line() {
         assert!(run.stderr().starts_with("epochfuse: error: "), "{}", run.describe());
     }
     sb.run(&["--version"]).expect_code(0);
+    // An export of no frames would be a folder no replay accepts: refused before it is made.
+    let dir = sb.path("none");
+    one_line_error(&sb.run(&["sim", "export", "--frames", "0", dir.to_str().unwrap()]), "at least 1");
+    assert!(!dir.exists(), "an empty export was written");
 }
 
 /// `calib check` validates the socket policy like a rig, and refuses a FIFO or a device in
