@@ -165,6 +165,14 @@ fn kitti_export_replays_with_the_exported_epochs() {
     // The recalibration scenario changes the rig three times within 4.5 s (50 sweeps reach 4.9 s).
     assert_eq!(s["calibration"]["epochs"].as_array().unwrap().len(), 4, "{s}");
     assert_eq!(s["pairs"]["fused_epoch_mismatch"], 0);
+    // A bag's topic choices mean nothing for a KITTI folder: refused in one line, never
+    // silently ignored.
+    for (opt, value) in [("--lidar-topic", "/x"), ("--camera-topic", "/y"), ("--cameras", "a")] {
+        let (run, _) = replay(&sb, "topics", &dir, &[opt, value]);
+        run.expect_code(2);
+        assert_eq!(run.stderr().trim().lines().count(), 1, "{}", run.describe());
+        assert!(run.stderr().contains(opt) && run.stderr().contains("KITTI"), "{}", run.describe());
+    }
     // Exporting again gives the same bytes: the simulation is deterministic.
     let again = sb.path("export2");
     sb.run(&["sim", "export", "--frames", "50", again.to_str().unwrap(), scenario.to_str().unwrap()])

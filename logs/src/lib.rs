@@ -219,10 +219,17 @@ impl LogSource {
         let meta = std::fs::metadata(&path).map_err(|e| LogError::io(&path, "open", e))?;
         if meta.is_dir() {
             if kitti::is_kitti(&path) {
-                if options.cameras.is_some() {
+                // A bag's choices mean nothing here: refused, never silently ignored.
+                let bag_only = [
+                    (options.cameras.is_some(), "--cameras: chooses the cameras"),
+                    (options.lidar_topic.is_some(), "--lidar-topic: chooses the lidar topic"),
+                    (options.camera_topic.is_some(), "--camera-topic: chooses the camera topic"),
+                    (options.camera_info_topic.is_some(), "the camera info topic is chosen"),
+                ];
+                if let Some((_, what)) = bag_only.iter().find(|(set, _)| *set) {
                     return Err(LogError::missing(
                         &path,
-                        "--cameras: chooses the cameras of a bag; a KITTI folder replays image_2 (and image_3) as it is",
+                        format!("{what} of a bag; a KITTI folder replays image_2 (and image_3) as it is"),
                     ));
                 }
                 // A second colour camera makes the folder a rig; without it, as ever.
