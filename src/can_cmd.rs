@@ -56,6 +56,13 @@ pub fn analyze(args: &CanAnalyzeArgs) -> Result<(), CliError> {
 fn render(args: &CanAnalyzeArgs) -> Result<(String, Result<(), CliError>), CliError> {
     let bitrate = can::Bitrate::new(args.bitrate).map_err(|e| CliError::input(format!("--bitrate: {e}")))?;
     let messages = can::dbc::load(&args.file).map_err(|e| CliError::input(e.to_string()))?;
+    if messages.is_empty() {
+        // It would "analyse" as 0 % utilised and schedulable.
+        return Err(CliError::input(format!(
+            "{}: no messages (BO_ lines) to analyse: a DBC without frames describes no bus",
+            args.file.display()
+        )));
+    }
     let report = can::report::analyze(&messages, bitrate);
     let text = if args.json {
         let mut s = serde_json::to_string_pretty(&report).map_err(|e| CliError::internal(e.to_string()))?;
@@ -142,9 +149,16 @@ mod tests {
         std::fs::write(&bad, "VERSION \"\"\n\nBU_: A\n\nBO_ 1 M: 8 A\n SG_ S : 0|8@1+ (1,0 [0|1] \"\" A\n")
             .unwrap();
         let e = render(&CanAnalyzeArgs { file: bad.clone(), bitrate: 500_000, json: false }).unwrap_err();
-        std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(e.code, EXIT_INPUT);
         assert!(e.message.starts_with(&format!("{}:6:", bad.display())), "{e}");
         assert!(!e.message.contains('\n'));
+        // An empty file, or only the independent-signals pseudo-message: no bus to analyse.
+        for text in ["", "VERSION \"\"\n\nBO_ 3221225472 VECTOR__INDEPENDENT_SIG_MSG: 0 Vector__XXX\n"] {
+            std::fs::write(&bad, text).unwrap();
+            let e = render(&CanAnalyzeArgs { file: bad.clone(), bitrate: 500_000, json: false }).unwrap_err();
+            assert_eq!(e.code, EXIT_INPUT);
+            assert!(e.message.contains("no messages"), "{e}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
