@@ -301,7 +301,6 @@ pub struct SandboxProbeArgs {
     pub connect: Option<u16>,
 }
 
-/// Parses a role by its one name ([`Role`]'s `FromStr`).
 /// `--frames`: a whole number, at least 1.
 fn parse_frames(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
@@ -310,6 +309,7 @@ fn parse_frames(s: &str) -> Result<usize, String> {
     }
 }
 
+/// Parses a role by its one name ([`Role`]'s `FromStr`).
 fn parse_role(s: &str) -> Result<Role, shared::ids::UnknownName> {
     s.parse()
 }

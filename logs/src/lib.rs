@@ -224,7 +224,10 @@ impl LogSource {
                     (options.cameras.is_some(), "--cameras: chooses the cameras"),
                     (options.lidar_topic.is_some(), "--lidar-topic: chooses the lidar topic"),
                     (options.camera_topic.is_some(), "--camera-topic: chooses the camera topic"),
-                    (options.camera_info_topic.is_some(), "the camera info topic is chosen"),
+                    (
+                        options.camera_info_topic.is_some(),
+                        "the camera info topic: chooses the CameraInfo topic",
+                    ),
                 ];
                 if let Some((_, what)) = bag_only.iter().find(|(set, _)| *set) {
                     return Err(LogError::missing(
