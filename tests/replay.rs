@@ -132,11 +132,43 @@ fn truncated_bag_replays_what_is_valid_then_fails_with_one_line() {
     assert!(fused > 0, "nothing replayed before the break: {cut_summary}\n{}", run.describe());
     // A log's break is the input's fault, reported in the line: no process crashed.
     assert_eq!(cut_summary["faults"]["crashes"], 0, "{cut_summary}");
+
     let not_a_log = sb.path("notes.txt");
     std::fs::write(&not_a_log, "hello").unwrap();
     let (run, _) = replay(&sb, "x", &not_a_log, &[]);
     run.expect_code(2);
     assert_eq!(run.stderr().trim().lines().count(), 1, "{}", run.describe());
+}
+
+/// A run never writes into the log it replays: `--record` onto the bag itself truncated it
+/// while it was being read.
+#[test]
+fn a_replay_never_writes_into_its_log() {
+    let sb = Sandbox::new();
+    let mcap = sb.path("drive.mcap");
+    let m = mcap.to_str().unwrap();
+    let live = sb.path("live");
+    sb.run(&[
+        "drive",
+        "--duration",
+        "1",
+        "--max-rate",
+        "--quiet",
+        "--record",
+        m,
+        "--out",
+        live.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    let bytes = std::fs::read(&mcap).unwrap();
+    let inside = sb.path("drive.mcap/out");
+    for (opt, target) in [("--record", m), ("--summary", m), ("--out", inside.to_str().unwrap())] {
+        let (run, _) = replay(&sb, "onto", &mcap, &[opt, target]);
+        run.expect_code(2);
+        assert_eq!(run.stderr().trim().lines().count(), 1, "{}", run.describe());
+        assert!(run.stderr().contains(opt), "{}", run.describe());
+    }
+    assert!(std::fs::read(&mcap).unwrap() == bytes, "the replayed recording was changed");
 }
 
 #[test]

@@ -29,12 +29,18 @@ fn absolute(p: &Path) -> PathBuf {
     }
 }
 
-fn prepare_out(args: &PipelineArgs) -> Result<(PathBuf, PathBuf), CliError> {
+/// The output directory and the summary's path, absolute (nothing created yet).
+fn out_paths(args: &PipelineArgs) -> (PathBuf, PathBuf) {
     let out = absolute(&args.local.out);
+    let summary = args.local.summary.as_deref().map_or_else(|| out.join("summary.json"), absolute);
+    (out, summary)
+}
+
+fn prepare_out(args: &PipelineArgs) -> Result<(PathBuf, PathBuf), CliError> {
+    let (out, summary) = out_paths(args);
     std::fs::create_dir_all(&out).map_err(|e| {
         CliError::input(format!("{}: cannot create the output directory: {e}", out.display()))
     })?;
-    let summary = args.local.summary.as_deref().map_or_else(|| out.join("summary.json"), absolute);
     // Checked at the door: the recorder (sandboxed to this folder) must not fail later.
     if let Some(dir) = args.record.as_deref().map(absolute).as_deref().and_then(Path::parent) {
         if !dir.is_dir() {
@@ -277,6 +283,32 @@ fn can_room(bus: bool) -> u64 {
     }
 }
 
+/// Refuses an output that is the log being replayed or lies inside its folder: a run must not
+/// write into its input (`--record` onto the bag it replays truncated the bag while it was
+/// being read).
+fn spare_the_log<'a>(
+    log: &Path,
+    outputs: impl IntoIterator<Item = (&'a str, Option<&'a Path>)>,
+) -> Result<(), CliError> {
+    let Ok(log) = std::fs::canonicalize(log) else { return Ok(()) };
+    for (option, path) in outputs {
+        let Some(path) = path else { continue };
+        // Where it resolves to (through any link): its nearest existing ancestor, resolved,
+        // with the rest of the path on top.
+        let at = path.ancestors().find_map(|a| {
+            let rest = path.strip_prefix(a).ok()?;
+            std::fs::canonicalize(a).ok().map(|a| a.join(rest))
+        });
+        if at.is_some_and(|at| at.starts_with(&log)) {
+            return Err(CliError::input(format!(
+                "{option}: {} is the log being replayed or inside its folder: a run must not write into its input",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Runs `epochfuse replay`.
 ///
 /// # Errors
@@ -291,6 +323,10 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
         camera_topic: args.camera_topic.clone(),
         cameras: args.cameras.clone(),
     };
+    let (out, summary) = out_paths(&args.pipeline);
+    let record = args.pipeline.record.as_deref().map(absolute);
+    let outputs = [("--record", record.as_deref()), ("--out", Some(&*out)), ("--summary", Some(&*summary))];
+    spare_the_log(&absolute(&args.source), outputs)?;
     let (out, summary_path) = prepare_out(&args.pipeline)?;
     let mut spec = base_spec(&args.pipeline, source, 0.0, out)?;
     spec.rate = args.rate;
