@@ -120,6 +120,18 @@ fn bad_scenario_and_options_are_one_line_errors() {
     sb.run(&["drive", "--duration", "-1"]).expect_code(2);
     sb.run(&["drive", "--pairing", "sometimes"]).expect_code(2);
     sb.run(&["drive", sb.path("missing.ron").to_str().unwrap()]).expect_code(2);
+    // An output onto the scenario itself would replace it: refused, the file untouched.
+    let scenario = sb.path("mine.ron");
+    let text = std::fs::read(common::root().join("configs/drives/default.ron")).unwrap();
+    std::fs::write(&scenario, &text).unwrap();
+    let s = scenario.to_str().unwrap();
+    for opt in ["--summary", "--record"] {
+        let run = sb.run(&["drive", s, opt, s, "--duration", "0.2", "--out", sb.path("o").to_str().unwrap()]);
+        run.expect_code(2);
+        assert_eq!(run.stderr().trim().lines().count(), 1, "{}", run.describe());
+        assert!(run.stderr().contains(opt) && run.stderr().contains("input"), "{}", run.describe());
+    }
+    assert!(std::fs::read(&scenario).unwrap() == text, "the scenario was changed");
 }
 
 /// The progress watchdog: producers that stop (here SIGSTOPped, as a hung driver would be)

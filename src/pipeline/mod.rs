@@ -130,6 +130,7 @@ fn vehicle_bus(
 pub fn drive(args: &DriveArgs) -> Result<Summary, CliError> {
     let (scenario, text) = match &args.scenario {
         Some(path) => {
+            spare_input(&absolute(path), &args.pipeline)?;
             let s = Scenario::load(path).map_err(|e| CliError::input(e.to_string()))?;
             let text = std::fs::read_to_string(path)
                 .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
@@ -283,26 +284,28 @@ fn can_room(bus: bool) -> u64 {
     }
 }
 
-/// Refuses an output that is the log being replayed or lies inside its folder: a run must not
-/// write into its input (`--record` onto the bag it replays truncated the bag while it was
-/// being read).
-fn spare_the_log<'a>(
-    log: &Path,
-    outputs: impl IntoIterator<Item = (&'a str, Option<&'a Path>)>,
-) -> Result<(), CliError> {
-    let Ok(log) = std::fs::canonicalize(log) else { return Ok(()) };
-    for (option, path) in outputs {
+/// Refuses an output (`--record`, `--out`, `--summary`) that is `input` or lies inside it,
+/// through any link: a run must not write into its input (`--record` onto the bag it
+/// replays truncated the bag while it was being read; `--summary` onto a scenario would
+/// replace it).
+fn spare_input(input: &Path, args: &PipelineArgs) -> Result<(), CliError> {
+    let Ok(input_at) = std::fs::canonicalize(input) else { return Ok(()) };
+    let (out, summary) = out_paths(args);
+    let record = args.record.as_deref().map(absolute);
+    for (option, path) in
+        [("--record", record.as_deref()), ("--out", Some(&*out)), ("--summary", Some(&*summary))]
+    {
         let Some(path) = path else { continue };
-        // Where it resolves to (through any link): its nearest existing ancestor, resolved,
-        // with the rest of the path on top.
+        // Where it resolves to: its nearest existing ancestor, resolved, with the rest on top.
         let at = path.ancestors().find_map(|a| {
             let rest = path.strip_prefix(a).ok()?;
             std::fs::canonicalize(a).ok().map(|a| a.join(rest))
         });
-        if at.is_some_and(|at| at.starts_with(&log)) {
+        if at.is_some_and(|at| at.starts_with(&input_at)) {
             return Err(CliError::input(format!(
-                "{option}: {} is the log being replayed or inside its folder: a run must not write into its input",
-                path.display()
+                "{option}: {} is, or is inside, this run's input {}: a run must not write into its input",
+                path.display(),
+                input.display()
             )));
         }
     }
@@ -323,10 +326,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
         camera_topic: args.camera_topic.clone(),
         cameras: args.cameras.clone(),
     };
-    let (out, summary) = out_paths(&args.pipeline);
-    let record = args.pipeline.record.as_deref().map(absolute);
-    let outputs = [("--record", record.as_deref()), ("--out", Some(&*out)), ("--summary", Some(&*summary))];
-    spare_the_log(&absolute(&args.source), outputs)?;
+    spare_input(&absolute(&args.source), &args.pipeline)?;
     let (out, summary_path) = prepare_out(&args.pipeline)?;
     let mut spec = base_spec(&args.pipeline, source, 0.0, out)?;
     spec.rate = args.rate;
