@@ -332,8 +332,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
     spec.rate = args.rate;
     // Open the log here first: bad input is reported before any process starts.
     let log = roles::replayer::open_source(&spec)?;
-    let vehicle_dbc =
-        roles::vehicle::replayed_bus(&mut spec, (&absolute(&args.source), &log), args.pipeline.deskew)?;
+    let vehicle_dbc = roles::vehicle::replayed_bus(&mut spec, &log, args.pipeline.deskew)?;
     spec.duration_s = log.duration_s();
     // Indexed once, here: the calib role announces these instead of re-reading the log.
     spec.epochs = log.epochs_on_pipeline_clock();

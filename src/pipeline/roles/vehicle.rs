@@ -259,17 +259,17 @@ pub fn feed_deskew(
 
 /// A replay's bus, from the log's CAN channel (`/vehicle/can`), checked at the door: sets the
 /// run's `vehicle` and `deskew` (on by default when the log has a bus) and returns the DBC
-/// text for the run directory. `opened` is the log at `path`, opened at the door: a bag
-/// without a message on the channel is not read again.
+/// text for the run directory. `opened` is the log opened at the door: a bag without a
+/// message on the channel is not read again.
 ///
 /// # Errors
 /// Exit 2 for an unreadable CAN channel or DBC, or `--deskew on` without a usable bus.
 pub fn replayed_bus(
     spec: &mut RunSpec,
-    (path, opened): (&Path, &logs::OpenedLog),
+    opened: &logs::OpenedLog,
     deskew: Option<OnOff>,
 ) -> Result<Option<String>, CliError> {
-    let start = opened.source().start();
+    let (path, start) = (opened.source().path(), opened.source().start());
     let found = if opened.source().has_topic(logs::RecorderTopics::CAN) {
         logs::can::read_can(path).map_err(|e| CliError::input(e.to_string()))?
     } else {
