@@ -43,6 +43,7 @@ struct InspectJson {
     invalid: u64,
     slots_repaired: u64,
     loans_aborted: u64,
+    slots_reused: u64,
     aux: Vec<u64>,
     slots: Vec<SlotJson>,
 }
@@ -89,6 +90,7 @@ pub fn run(path: &Path, json: bool) -> Result<(), CliError> {
         invalid: board.invalid,
         slots_repaired: board.slots_repaired,
         loans_aborted: board.loans_aborted,
+        slots_reused: board.slots_reused,
         aux: board.aux.to_vec(),
         slots: slots
             .iter()
@@ -126,11 +128,12 @@ pub fn run(path: &Path, json: bool) -> Result<(), CliError> {
     );
     let _ = writeln!(
         s,
-        "written   {} frames, {:.1} MB   repaired {}   aborted {}",
+        "written   {} frames, {:.1} MB   repaired {}   aborted {}   into a released slot {}",
         out.frames_written,
         out.bytes_written as f64 / 1e6,
         out.slots_repaired,
-        out.loans_aborted
+        out.loans_aborted,
+        out.slots_reused
     );
     let _ = writeln!(
         s,

@@ -147,7 +147,7 @@ impl RunSpec {
 #[derive(Debug)]
 pub enum Prepared {
     /// The data ring exists; the ack ring is attached once the peer is ready.
-    Ring(RingWriter, RunSpec),
+    Ring(Box<RingWriter>, RunSpec),
     /// Listening.
     Stream(UnixListener, RunSpec),
     /// Listening.
@@ -170,7 +170,7 @@ pub fn prepare(spec: &RunSpec) -> io::Result<Prepared> {
             let seg = SegmentSpec::new(StreamKind::Camera, proto::slots_for(spec.size), spec.size as u64);
             let (w, _) =
                 RingWriter::create_or_takeover(&spec.path("data.seg"), &seg).map_err(io::Error::other)?;
-            Prepared::Ring(w, spec)
+            Prepared::Ring(Box::new(w), spec)
         }
         Transport::UdsStream => Prepared::Stream(UnixListener::bind(spec.path("stream.sock"))?, spec),
         Transport::UdsSeqpacket => {
@@ -211,15 +211,18 @@ impl Prepared {
     /// Any setup failure, or the peer failing to get ready.
     pub fn connect(self, ctl: &mut Control) -> io::Result<Box<dyn Producer>> {
         Ok(match self {
-            Self::Ring(writer, spec) => {
+            Self::Ring(mut writer, spec) => {
                 ctl.expect("ready")?;
+                // The peer's one reader is attached and counts every frame: once it is done
+                // with all of them, the next frame goes into the slot it just released.
+                writer.reuse_released(Some(1));
                 let acks = RingReader::attach(&spec.path("ack.seg"), StreamKind::Camera)
                     .map_err(io::Error::other)?;
                 Box::new(RingProducer {
                     payload: proto::pattern(spec.size),
                     window: u64::from(proto::slots_for(spec.size)) - 1,
                     poll: !spec.transport.blocking(),
-                    writer,
+                    writer: *writer,
                     acks,
                     buf: Vec::with_capacity(64),
                 })

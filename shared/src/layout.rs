@@ -24,11 +24,14 @@
 //!     136 │ NOTIFY           low 32 bits: futex word, bumped on each commit that has waiters  │
 //!     144 │ WAITERS          readers parked (or about to park) on NOTIFY                      │
 //!     ─── │ writer counters (192) ─────────────────────────────────────────────────────────── │
-//!     192 │ FRAMES_WRITTEN · BYTES_WRITTEN · SLOTS_REPAIRED · LOANS_ABORTED                   │
+//!     192 │ FRAMES_WRITTEN · BYTES_WRITTEN · SLOTS_REPAIRED · LOANS_ABORTED · SLOTS_REUSED    │
 //!     ─── │ reader counters (256), fetch_add by every reader ──────────────────────────────── │
 //!     256 │ FRAMES_READ · TORN_RETRIES · OVERRUNS · STALE · INVALID · OVERRUN_FRAMES_LOST     │
 //!     ─── │ aux (320): 16 words whose meaning depends on the stream kind (scoreboard) ─────── │
 //!     320 │ AUX[0..16]                                                                        │
+//!     ─── │ slot map (2048), v4: 256 words, rings of at most 256 slots ─────────────────────── │
+//!    2048 │ SLOT_MAP[r]      slot of the newest frame seq ≡ r (mod SLOT_COUNT), XOR r         │
+//!         │                  (0 = slot r: a fresh file needs no init; readers mask it)        │
 //!    4096 ├──────────────── slot 0 (SLOT_STRIDE bytes) ──────────────────────────────────────┤
 //!   +   0 │ SEQ              seqlock word: odd while a write is in progress                    │
 //!   +   8 │ FRAME_SEQ        ─┐                                                                │
@@ -55,7 +58,9 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"EFSEGv01");
 /// The layout version this build writes and accepts. Version 2: the slot checksum covers
 /// the frame header words as well as the payload (version 1 covered the payload only).
 /// Version 3: the frame header carries the publish time (`PUBLISH_NS`, under the checksum).
-pub const LAYOUT_VERSION: u64 = 3;
+/// Version 4: the slot map (`SLOT_MAP`): a frame's slot is looked up, not `seq % slots`, so a
+/// writer may put the next frame into the slot its readers have just released.
+pub const LAYOUT_VERSION: u64 = 4;
 
 /// Bytes of the segment header; slots start here (page aligned).
 pub const HEADER_SIZE: usize = 4096;
@@ -101,6 +106,21 @@ pub const OFF_READER_COUNTERS: usize = 256;
 pub const OFF_AUX: usize = 320;
 /// Number of aux words.
 pub const AUX_WORDS: usize = 16;
+
+/// Offset of the slot map: word `r` holds, XORed with `r`, the slot of the newest frame whose
+/// seq is `r` modulo the slot count. Written only by the writer (Relaxed, before the
+/// Release store of the cursor that announces the frame); untrusted by readers, who mask it
+/// into range and check the slot's frame header as always.
+pub const OFF_SLOT_MAP: usize = 2048;
+/// Rings of at most this many slots have a slot map; larger ones place frame `seq` in slot
+/// `seq % slots` always.
+pub const SLOT_MAP_MAX: u64 = 256;
+
+/// Offset of slot-map word `r`.
+#[must_use]
+pub const fn slot_map_offset(r: u64) -> usize {
+    OFF_SLOT_MAP + 8 * r as usize
+}
 
 /// Bytes of a slot header; the payload starts here within the slot.
 pub const SLOT_HEADER_SIZE: usize = 64;
@@ -188,6 +208,8 @@ pub enum WriterCounter {
     SlotsRepaired = 2,
     /// Loans dropped without commit.
     LoansAborted = 3,
+    /// Loans given the slot of the frame before, released by every reader (v4).
+    SlotsReused = 4,
 }
 
 /// Reader counters, in order from [`OFF_READER_COUNTERS`]; every reader adds to them.
@@ -250,9 +272,10 @@ const _: () = {
     assert!(SLOT_OFF_FRAME_HEADER + size_of::<FrameHeader>() <= SLOT_HEADER_SIZE);
     assert!(OFF_HEARTBEAT_NS + 8 <= OFF_WRITE_CURSOR);
     assert!(OFF_WAITERS + 8 <= OFF_WRITER_COUNTERS);
-    assert!(writer_counter_offset(WriterCounter::LoansAborted) + 8 <= OFF_READER_COUNTERS);
+    assert!(writer_counter_offset(WriterCounter::SlotsReused) + 8 <= OFF_READER_COUNTERS);
     assert!(reader_counter_offset(ReaderCounter::OverrunFramesLost) + 8 <= OFF_AUX);
-    assert!(aux_offset(AUX_WORDS - 1) + 8 <= HEADER_SIZE);
+    assert!(aux_offset(AUX_WORDS - 1) + 8 <= OFF_SLOT_MAP);
+    assert!(slot_map_offset(SLOT_MAP_MAX - 1) + 8 <= HEADER_SIZE);
     assert!(HEADER_SIZE % 4096 == 0);
     assert!(SLOT_HEADER_SIZE % 64 == 0);
     // Every word offset is 8-aligned, so each one can be an AtomicU64.

@@ -175,6 +175,7 @@
 //! let mut loan = writer.loan();
 //! loan.push(&[9; 64])?;
 //! let seq = loan.commit(meta);
+//! // A writer that does not reuse released slots puts frame `seq` in slot `seq % slots`.
 //! let slot = seq.0 % u64::from(spec.slot_count);
 //! let off = layout::slot_offset(slot, layout::slot_stride(spec.slot_capacity))
 //!     + layout::SLOT_OFF_PAYLOAD as u64;

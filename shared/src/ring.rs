@@ -5,7 +5,8 @@
 //! - **One writer per segment**, enforced with `flock` on `<segment>.lock`. The lock is the
 //!   liveness signal: the kernel drops it when the writer dies, however it dies.
 //! - **Writing never waits for readers.** [`RingWriter::loan`] takes the slot of the next
-//!   frame (`seq % slot_count`), overwriting the oldest frame; the caller writes the payload
+//!   frame, overwriting the oldest frame (or, with [`RingWriter::reuse_released`], the frame
+//!   before once every reader is done with it; the slot map says which); the caller writes the payload
 //!   straight into the slot through the [`Loan`] (a [`PayloadSink`]); [`Loan::commit`]
 //!   writes the frame header, closes the seqlock and publishes the cursor.
 //! - **Readers detect, never block the writer.** [`RingReader::read_next`] copies the next
@@ -43,6 +44,7 @@ mod backpressure;
 mod board;
 mod inplace;
 mod inspect;
+mod place;
 mod runs;
 pub use backpressure::BackPressure;
 pub use board::Scoreboard;
@@ -118,6 +120,8 @@ pub struct RingWriter {
     path: PathBuf,
     /// What the current loan has written, with its folded checksums.
     runs: runs::Runs,
+    /// The slot map, as this writer keeps it.
+    place: place::Placement,
 }
 
 /// What a writer found when it started.
@@ -149,7 +153,8 @@ impl RingWriter {
         })?;
         match Segment::create(path, spec) {
             Ok(seg) => {
-                let w = Self::start(seg, lock, path, Incarnation(1), spec.base_seq);
+                let place = place::Placement::identity(&seg);
+                let w = Self::start(seg, lock, path, Incarnation(1), spec.base_seq, place);
                 Ok((w, WriterStart::Created))
             }
             Err(AttachError::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -160,8 +165,9 @@ impl RingWriter {
                         std::fs::remove_file(path)
                             .map_err(|e| AttachError::Io { op: "remove", source: e })?;
                         let seg = Segment::create(path, spec)?;
+                        let place = place::Placement::identity(&seg);
                         return Ok((
-                            Self::start(seg, lock, path, Incarnation(1), spec.base_seq),
+                            Self::start(seg, lock, path, Incarnation(1), spec.base_seq, place),
                             WriterStart::Created,
                         ));
                     }
@@ -199,27 +205,50 @@ impl RingWriter {
                 // handoff orders its last publish before our lock; nothing it wrote is read
                 // on the strength of this load (its slots are re-validated by the seqlock).
                 let next = FrameSeq(seg.map.word(layout::OFF_WRITE_CURSOR).load(Ordering::Relaxed));
-                let w = Self::start(seg, lock, path, Incarnation(inc), next);
+                // After the repair: a slot left mid-write holds no frame now.
+                let place = place::Placement::rebuild(&seg);
+                let w = Self::start(seg, lock, path, Incarnation(inc), next, place);
                 Ok((w, WriterStart::TookOver { incarnation: Incarnation(inc), repaired }))
             }
             Err(e) => Err(e),
         }
     }
 
-    fn start(seg: Segment, lock: File, path: &Path, incarnation: Incarnation, next: FrameSeq) -> Self {
+    fn start(
+        seg: Segment,
+        lock: File,
+        path: &Path,
+        incarnation: Incarnation,
+        next: FrameSeq,
+        place: place::Placement,
+    ) -> Self {
         seg.map.word(layout::OFF_WRITER_PID).store(u64::from(std::process::id()), Ordering::Relaxed);
         seg.map.word(layout::OFF_HEARTBEAT_NS).store(monotonic_ns(), Ordering::Relaxed);
-        Self { seg, _lock: lock, next, incarnation, path: path.to_owned(), runs: runs::Runs::default() }
+        let runs = runs::Runs::default();
+        Self { seg, _lock: lock, next, incarnation, path: path.to_owned(), runs, place }
+    }
+
+    /// Puts each next frame into the slot of the frame before it, instead of the oldest
+    /// frame's, whenever the counters of `readers` readers say each of them is done with
+    /// every frame committed (read, let go or lost): that slot is still in cache, as the
+    /// sample a subscriber releases is for an iceoryx2 publisher. `None` (the default)
+    /// turns it off. Only for a writer that knows its readers: an uncounted reader loses
+    /// frame `seq - 1` early (counted as `Stale` or `Overrun`, never read wrong), and too
+    /// high a count only turns the reuse off. Rings of more than
+    /// [`layout::SLOT_MAP_MAX`] slots never reuse.
+    pub fn reuse_released(&mut self, readers: Option<u64>) {
+        self.place.set_readers(readers);
     }
 
     /// Takes the slot of the next frame for writing. The frame is published only by
     /// [`Loan::commit`]; dropping the loan abandons it (the slot is marked invalid).
     pub fn loan(&mut self) -> Loan<'_> {
-        let off = self.seg.slot_offset_for(self.next);
+        let place = self.place.place(&self.seg, self.next, self.frames_committed());
+        let off = self.seg.slot_offset(place.index);
         let s = seqlock::write_begin(self.seg.map.word(off + layout::SLOT_OFF_SEQ));
         let capacity = self.seg.slot_capacity() as usize;
         self.runs.clear();
-        Loan { writer: self, slot: off, seq_word: s, len: 0, capacity, done: false }
+        Loan { writer: self, slot: off, seq_word: s, len: 0, capacity, done: false, reused: place.reused }
     }
 
     /// The sequence number the next committed frame will get.
@@ -292,6 +321,8 @@ pub struct Loan<'w> {
     len: usize,
     capacity: usize,
     done: bool,
+    /// The slot is the previous frame's (cache-hot): no streaming stores into it.
+    reused: bool,
 }
 
 impl Loan<'_> {
@@ -358,7 +389,7 @@ impl PayloadSink for Loan<'_> {
         };
         // One pass, in or out of order: the checksum is folded while the bytes are copied in.
         let w = &mut *self.writer;
-        w.runs.write(&w.seg.map, self.slot + layout::SLOT_OFF_PAYLOAD, offset, bytes);
+        w.runs.write(&w.seg.map, self.slot + layout::SLOT_OFF_PAYLOAD, offset, bytes, !self.reused);
         self.len = self.len.max(end);
         Ok(())
     }
@@ -420,7 +451,7 @@ pub enum InvalidFrame {
         /// The length claimed.
         len: u64,
     },
-    /// Incarnation 0 (a slot marked invalid) or newer than the segment's.
+    /// An incarnation newer than the segment's (0, a slot holding no frame, is `Stale`).
     BadIncarnation {
         /// The incarnation claimed.
         incarnation: u64,
@@ -694,8 +725,10 @@ impl RingReader {
         if m.truncated() {
             return self.invalid(InvalidFrame::SegmentTruncated);
         }
-        if header.incarnation == 0 && header.frame_seq != seq.0 {
-            // Marked as holding no frame (abandoned loan, repaired slot, never written).
+        if header.incarnation == 0 {
+            // Marked as holding no frame (abandoned loan, repaired slot, never written: a
+            // slot the map names for a frame whose own slot was reused, say, whose zeroed
+            // header claims frame 0).
             self.count(ReaderCounter::Stale, 1);
             return ReadOutcome::Stale { expected: seq, found: FrameSeq(header.frame_seq) };
         }
@@ -703,7 +736,7 @@ impl RingReader {
             return self.invalid(InvalidFrame::LengthOutOfBounds { len: header.payload_len });
         }
         let current = m.word(layout::OFF_INCARNATION).load(Ordering::Relaxed);
-        if header.incarnation == 0 || header.incarnation > current {
+        if header.incarnation > current {
             return self.invalid(InvalidFrame::BadIncarnation { incarnation: header.incarnation });
         }
         // The checksum covers every header word: a scribbled seq, capture time, epoch,

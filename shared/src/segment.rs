@@ -326,12 +326,28 @@ impl<A: Access> Segment<A> {
         self.header.slot_capacity
     }
 
-    /// Byte offset of the slot that holds frame `seq`.
+    /// Byte offset of the slot that holds frame `seq` (see [`slot_index_for`](Self::slot_index_for)).
     #[must_use]
     pub fn slot_offset_for(&self, seq: crate::FrameSeq) -> usize {
-        let index = seq.0 & (self.header.slot_count - 1);
         // Fits: the whole geometry was checked to fit a usize at attach or create.
-        layout::slot_offset(index, self.header.slot_stride) as usize
+        layout::slot_offset(self.slot_index_for(seq), self.header.slot_stride) as usize
+    }
+
+    /// Index of the slot that holds frame `seq`, or held it last: its slot-map word
+    /// ([`layout::OFF_SLOT_MAP`]), masked into range, in rings that have one; `seq % slots`
+    /// in larger rings. The word is untrusted: whatever it says, only the slot's frame header
+    /// tells whether the slot holds `seq`, and every read checks it.
+    #[must_use]
+    pub fn slot_index_for(&self, seq: crate::FrameSeq) -> u64 {
+        let n = self.header.slot_count;
+        let r = seq.0 & (n - 1);
+        if n > layout::SLOT_MAP_MAX {
+            return r;
+        }
+        // Relaxed: the writer stores it before the Release fence of `seqlock::write_begin` on
+        // the frame's slot, the fence the cursor store announcing the frame is ordered by; a
+        // reader asks only after its Acquire load of that cursor (`sync::observe`).
+        (self.map.load(layout::slot_map_offset(r), Ordering::Relaxed) ^ r) & (n - 1)
     }
 
     /// Byte offset of slot `index` (`index < slot_count`).

@@ -1,6 +1,8 @@
 //! Cross-process test: a child process writes frames, the parent reads them, and the child
 //! is SIGKILLed at random points, often in the middle of a frame. Nothing torn is ever
-//! accepted, and each restarted writer takes over (new incarnation, odd slots repaired).
+//! accepted, and each restarted writer takes over (new incarnation, odd slots repaired, the
+//! slot map rebuilt: every other child reuses the slots its reader releases, so kills land
+//! between the two stores of a swap too).
 #![cfg(not(loom))]
 
 mod common;
@@ -15,6 +17,7 @@ use shared::segment::SegmentSpec;
 use shared::{CalibEpoch, FrameSeq, StreamKind, TimestampNs};
 
 const CHILD_ENV: &str = "EPOCHFUSE_TEST_CHILD_SEGMENT";
+const REUSE_ENV: &str = "EPOCHFUSE_TEST_CHILD_REUSE";
 const CAPACITY: u64 = 256 * 1024;
 
 fn spec() -> SegmentSpec {
@@ -33,6 +36,9 @@ fn spec() -> SegmentSpec {
 fn child_writer_entry() {
     let Some(path) = std::env::var_os(CHILD_ENV) else { return };
     let (mut w, _) = RingWriter::create_or_takeover(std::path::Path::new(&path), &spec()).unwrap();
+    if std::env::var_os(REUSE_ENV).is_some() {
+        w.reuse_released(Some(1));
+    }
     loop {
         let mut loan = w.loan();
         let seq = loan.seq().0;
@@ -44,9 +50,12 @@ fn child_writer_entry() {
     }
 }
 
-fn spawn_child(path: &std::path::Path) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "child_writer_entry", "--nocapture", "--test-threads=1"])
+fn spawn_child(path: &std::path::Path, reuse: bool) -> Child {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    if reuse {
+        cmd.env(REUSE_ENV, "1");
+    }
+    cmd.args(["--ignored", "--exact", "child_writer_entry", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, path)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -66,7 +75,7 @@ fn kill_writer_mid_frame_many_times() {
     let (mut frames, mut incarnations) = (0u64, std::collections::BTreeSet::new());
     const KILLS: u32 = 25;
     for round in 0..KILLS {
-        let mut child = spawn_child(&path);
+        let mut child = spawn_child(&path, round % 2 == 1);
         // Read until the child has produced a random number of frames, then kill it.
         x ^= x << 13;
         x ^= x >> 7;
@@ -114,12 +123,14 @@ fn kill_writer_mid_frame_many_times() {
     );
     let board = r.scoreboard();
     eprintln!(
-        "kill test: {frames} frames read, {} incarnations seen, {} slots repaired, {} torn retries",
+        "kill test: {frames} frames read, {} incarnations seen, {} slots repaired, {} torn retries, {} frames into a released slot",
         incarnations.len(),
         board.slots_repaired,
-        board.torn_retries
+        board.torn_retries,
+        board.slots_reused
     );
     assert!(frames > 0);
     assert!(board.slots_repaired > 0, "no kill landed mid-frame in {KILLS} tries");
     assert_eq!(board.invalid, 0);
+    assert!(board.slots_reused > 0, "no child writer reused a slot");
 }

@@ -201,6 +201,93 @@ fn the_cursor_announces_only_frames_that_are_in_their_slots() {
     assert!(seen.iter().all(|n| *n > 0), "not every outcome explored: {seen:?}");
 }
 
+/// A ring of two slots with a slot map (layout version 4) whose writer reuses the slot of the
+/// frame before, as `RingWriter::reuse_released` does once its readers are done: every frame
+/// goes into slot 0, and the map words of its residue and the previous one swap, stored
+/// (Relaxed) before the slot's `seqlock::write_begin`, as `ring/place.rs` stores them. Word
+/// `r` holds the slot XOR `r`, so the zeroed words of a new ring say "slot r".
+struct MappedRing {
+    ring: Ring,
+    map: [AtomicU64; RING_SLOTS as usize],
+}
+
+/// Loans the writer of [`MappedRing`] has begun, in the real schedule (a std atomic, outside
+/// the model): a reader that finds an older frame than the one announced must see that the
+/// writer has since begun the next loan, which is what moved the frame's map word.
+static MAP_LOANS: AtomicUsize = AtomicUsize::new(0);
+
+impl MappedRing {
+    fn commit(&self, seq: u64, futex: &Futex) {
+        MAP_LOANS.store(seq as usize + 1, StdRelaxed);
+        let (r, prev) = (seq % RING_SLOTS, (seq + RING_SLOTS - 1) % RING_SLOTS);
+        if seq > 0 {
+            // The previous frame's word takes the other slot; this frame's takes slot 0.
+            self.map[prev as usize].store(1 ^ prev, Ordering::Relaxed);
+        }
+        self.map[r as usize].store(r, Ordering::Relaxed);
+        self.ring.slots[0].write(seq + 1);
+        wait::publish_with(&self.ring.cursor, &self.ring.notify, &self.ring.waiters, seq + 1, |w, n| {
+            futex.wake(w, n)
+        });
+    }
+
+    /// `Segment::slot_index_for`: the map word, masked into range.
+    fn slot_for(&self, seq: u64) -> usize {
+        let r = seq % RING_SLOTS;
+        ((self.map[r as usize].load(Ordering::Relaxed) ^ r) % RING_SLOTS) as usize
+    }
+}
+
+/// Outcomes of the slot-map model: [frame found where the map said, lapped or moved on].
+static MAP_SEEN: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
+/// The slot map: a frame the cursor announces is found through its map word, unless a later
+/// loan has already moved it (the reader then finds the reused slot holding a later frame,
+/// or the other slot holding an older one, and moves on: never a wrong frame accepted, since
+/// the slot's frame is checked). With the cursor's Acquire load weakened, the reader can see
+/// frame 1 announced but the map word of a new ring, and finds the empty slot 1 while no
+/// later loan has begun.
+#[test]
+fn a_slot_map_word_is_seen_with_the_frame_it_announces() {
+    model(3, || {
+        MAP_LOANS.store(0, StdRelaxed);
+        let ring = Arc::new(MappedRing { ring: Ring::new(), map: [AtomicU64::new(0), AtomicU64::new(0)] });
+        let futex = Arc::new(Futex::new());
+        let reader = {
+            let ring = ring.clone();
+            loom::thread::spawn(move || {
+                let mut next = 0;
+                for _ in 0..2 {
+                    let c = sync::observe(&ring.ring.cursor);
+                    if c <= next {
+                        return;
+                    }
+                    let Some((_, _, [frame, _])) = ring.ring.slots[ring.slot_for(next)].read() else {
+                        continue;
+                    };
+                    if frame == next + 1 {
+                        MAP_SEEN[0].fetch_add(1, StdRelaxed);
+                    } else {
+                        assert!(
+                            MAP_LOANS.load(StdRelaxed) > next as usize + 1,
+                            "frame {next} announced, its map word led to frame {} before any later loan",
+                            frame as i64 - 1
+                        );
+                        MAP_SEEN[1].fetch_add(1, StdRelaxed);
+                    }
+                    next += 1;
+                }
+            })
+        };
+        for seq in 0..2 {
+            ring.commit(seq, &futex);
+        }
+        reader.join().unwrap();
+    });
+    let seen: Vec<usize> = MAP_SEEN.iter().map(|c| c.load(StdRelaxed)).collect();
+    assert!(seen.iter().all(|n| *n > 0), "not every outcome explored: {seen:?}");
+}
+
 /// A model of the futex: `wait` compares the word and sleeps under the lock the kernel's hash
 /// bucket would hold; `wake` reads its count as the kernel does (an `int`: wakes one unless
 /// the count is more than 1).

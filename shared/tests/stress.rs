@@ -16,6 +16,25 @@ use shared::{FrameSeq, StreamKind};
 /// readers take one path each: copy-out, in place, and peek then in place by reference.
 #[test]
 fn one_writer_three_readers_accept_no_torn_frame() {
+    let board = stress(None);
+    assert_eq!(board.slots_reused, 0);
+}
+
+/// The same with a writer that reuses the slot of the frame before whenever the readers'
+/// counters cover one reader's worth of frames: as they race, the slot the writer takes is
+/// often one a reader is still reading, or one it is about to read. Nothing torn or mixed
+/// is accepted.
+#[test]
+fn a_writer_reusing_released_slots_never_gets_a_torn_frame_accepted() {
+    let board = stress(Some(1));
+    eprintln!(
+        "stress with reuse: {} of {} frames into a released slot",
+        board.slots_reused, board.frames_written
+    );
+    assert!(board.slots_reused > 0, "the writer never reused a slot");
+}
+
+fn stress(reuse: Option<u64>) -> shared::ring::Scoreboard {
     let dir = tempdir();
     let path = dir.path().join("lidar.seg");
     let spec = SegmentSpec {
@@ -25,6 +44,7 @@ fn one_writer_three_readers_accept_no_torn_frame() {
         base_seq: FrameSeq(u64::MAX - 1000),
     };
     let (mut w, _) = RingWriter::create_or_takeover(&path, &spec).unwrap();
+    w.reuse_released(reuse);
     let done = AtomicBool::new(false);
     const FRAMES: u64 = 60_000;
     let totals = std::thread::scope(|s| {
@@ -81,6 +101,7 @@ fn one_writer_three_readers_accept_no_torn_frame() {
     assert_eq!(board.frames_written, FRAMES);
     assert_eq!(board.frames_read, read);
     assert_eq!(board.invalid, 0);
+    board
 }
 
 /// A thread scribbles random bytes over the whole segment (header included) while a

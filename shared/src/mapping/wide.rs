@@ -150,13 +150,14 @@ pub fn stream_min() -> usize {
 
 /// Stores the private bytes `src` (`8 * dst.len()` of them, little-endian words) into the
 /// shared words `dst` (whole quads, the first at checksum lane 0) and folds them into `sum`;
-/// with streaming stores from [`stream_min`] bytes on.
+/// with streaming stores from [`stream_min`] bytes on if `stream` allows them (not into a
+/// slot that is still in cache: a reused one, `ring/place.rs`).
 ///
 /// # Panics
 /// As [`load_summed`].
 #[inline]
-pub(crate) fn store_summed(dst: &[AtomicU64], src: &[u8], sum: &mut Checksum) {
-    store_summed_as(dst, src, sum, src.len() >= stream_min());
+pub(crate) fn store_summed(dst: &[AtomicU64], src: &[u8], sum: &mut Checksum, stream: bool) {
+    store_summed_as(dst, src, sum, stream && src.len() >= stream_min());
 }
 
 /// [`store_summed`] with the kind of store chosen by the caller: `streaming` uses the

@@ -17,6 +17,8 @@ pub struct Scoreboard {
     pub slots_repaired: u64,
     /// Loans abandoned.
     pub loans_aborted: u64,
+    /// Loans given the slot its readers had just released (`RingWriter::reuse_released`).
+    pub slots_reused: u64,
     /// Frames read and validated (all readers).
     pub frames_read: u64,
     /// Torn retries (all readers).
@@ -53,6 +55,7 @@ impl Scoreboard {
             bytes_written: w(WriterCounter::BytesWritten),
             slots_repaired: w(WriterCounter::SlotsRepaired),
             loans_aborted: w(WriterCounter::LoansAborted),
+            slots_reused: w(WriterCounter::SlotsReused),
             frames_read: r(ReaderCounter::FramesRead),
             torn_retries: r(ReaderCounter::TornRetries),
             overruns: r(ReaderCounter::Overruns),

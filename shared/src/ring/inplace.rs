@@ -362,7 +362,10 @@ impl RingReader {
     /// # Errors
     /// As [`read_at_in_place`](Self::read_at_in_place).
     pub fn read_ref_in_place<R>(&self, frame: FrameRef, f: impl FnOnce(SlotView<'_>) -> R) -> InPlace<R> {
-        self.read_at_in_place(frame.seq, f)
+        match self.before_at(frame.seq) {
+            Some(early) => InPlace::Rejected(early),
+            None => self.in_place_with(frame.seq, frame.slot, |v| (f(v), None)),
+        }
     }
 
     /// Reads frame `seq` in place in one pass: `f(&mut state, i, word)` sees every payload
@@ -492,16 +495,17 @@ impl RingReader {
         self.count(ReaderCounter::FramesRead, 1);
     }
 
-    /// The header of slot `seq % slots`, read consistently; `None` if torn through every try.
+    /// The header of the slot the map names for `seq`, read consistently; `None` if torn
+    /// through every try.
     fn peek_header(&self, seq: FrameSeq) -> Option<(FrameRef, FrameInfo)> {
         let m = &self.seg.map;
-        let off = self.seg.slot_offset_for(seq);
+        let slot = self.seg.slot_index_for(seq);
+        let off = self.seg.slot_offset(slot);
         let seq_word = m.word(off + layout::SLOT_OFF_SEQ);
         for _ in 0..TORN_RETRIES {
             if let Validated::Valid { r: Some(h), .. } =
                 seqlock::read_validated(seq_word, || header_at(m, off))
             {
-                let slot = seq.0 % self.seg.slot_count();
                 return Some((FrameRef { seq, slot }, info_of(&h)));
             }
             std::hint::spin_loop();
@@ -511,7 +515,7 @@ impl RingReader {
 
     /// The protocol (see the module docs) on the slot of `seq`.
     fn in_place<R>(&self, seq: FrameSeq, f: impl FnOnce(SlotView<'_>) -> R) -> InPlace<R> {
-        self.in_place_with(seq, |v| (f(v), None))
+        self.in_place_with(seq, self.seg.slot_index_for(seq), |v| (f(v), None))
     }
 
     /// [`in_place_with`](Self::in_place_with) for a read by sequence number (`read_at_*`):
@@ -523,18 +527,18 @@ impl RingReader {
     {
         match self.before_at(seq) {
             Some(early) => InPlace::Rejected(early),
-            None => self.in_place_with(seq, f),
+            None => self.in_place_with(seq, self.seg.slot_index_for(seq), f),
         }
     }
 
-    /// The protocol, with a closure that may hand back the payload checksum it folded into
-    /// its own pass (then the second pass is skipped).
-    fn in_place_with<R, F>(&self, seq: FrameSeq, f: F) -> InPlace<R>
+    /// The protocol on `slot` (masked into range), with a closure that may hand back the
+    /// payload checksum it folded into its own pass (then the second pass is skipped).
+    fn in_place_with<R, F>(&self, seq: FrameSeq, slot: u64, f: F) -> InPlace<R>
     where
         F: FnOnce(SlotView<'_>) -> (R, Option<u64>),
     {
         let m = &self.seg.map;
-        let off = self.seg.slot_offset_for(seq);
+        let off = self.seg.slot_offset(slot);
         let payload = off + layout::SLOT_OFF_PAYLOAD;
         let seq_word = m.word(off + layout::SLOT_OFF_SEQ);
         let capacity = self.seg.slot_capacity();
