@@ -59,6 +59,13 @@ impl Patience {
 /// Payload bytes of an ack (a seq word and a flags word).
 const ACK_LEN: usize = 16;
 
+/// Payloads from which the ring's writer reuses the slot its reader released
+/// (`RingWriter::reuse_released`). Smaller rings stay in cache as they cycle, and writing
+/// into the slot the reader has just read (its lines still in the reader's cache) cost more
+/// than it saved: 16 KiB polling 1.2–1.5 → 2.2–2.4 µs, no gain at 64–256 KiB; from 1 MiB it
+/// wins (`docs/benchmarks.md`).
+const REUSE_FROM: usize = 512 << 10;
+
 /// Slots of the consumer → producer ack ring.
 const ACK_SLOTS: u32 = 64;
 
@@ -215,7 +222,9 @@ impl Prepared {
                 ctl.expect("ready")?;
                 // The peer's one reader is attached and counts every frame: once it is done
                 // with all of them, the next frame goes into the slot it just released.
-                writer.reuse_released(Some(1));
+                if spec.size >= REUSE_FROM {
+                    writer.reuse_released(Some(1));
+                }
                 let acks = RingReader::attach(&spec.path("ack.seg"), StreamKind::Camera)
                     .map_err(io::Error::other)?;
                 Box::new(RingProducer {

@@ -289,19 +289,19 @@ impl Mapping<ReadWrite> {
     #[cfg(test)]
     pub(crate) fn copy_in(&self, offset: usize, src: &[u8]) {
         // The checksum of an unaligned write is of no use; it costs nothing on the wide path.
-        self.append_summed(offset / 8 * 8, offset % 8, src, &mut Checksum::new(), true);
+        self.append_summed(offset / 8 * 8, offset % 8, src, &mut Checksum::new(), false);
     }
 
     /// Writes `src` at byte `at` of the payload that starts at `base` (8-aligned) and folds
     /// into `sum` every payload word this write completes, as word `(its offset - base) / 8`:
     /// one pass for a producer that appends (`Loan::push`). The caller must have folded every
     /// word before `at / 8` and no other; the word the write ends in, if partial, is left for
-    /// the next append or to be read back (`sum_words_of`). `stream`: a large write may use
-    /// streaming stores (`mapping::wide`).
+    /// the next append or to be read back (`sum_words_of`). `hot`: the slot is still in
+    /// the caches, so only a very large write uses streaming stores (`mapping::wide`).
     ///
     /// # Panics
     /// If `base` is unaligned or the range is out of bounds (a bug in the caller).
-    pub fn append_summed(&self, base: usize, at: usize, src: &[u8], sum: &mut Checksum, stream: bool) {
+    pub fn append_summed(&self, base: usize, at: usize, src: &[u8], sum: &mut Checksum, hot: bool) {
         if src.is_empty() {
             return;
         }
@@ -330,7 +330,7 @@ impl Mapping<ReadWrite> {
         for _ in 0..lead {
             idx = store_word(words, idx, w0, &mut rest, sum);
         }
-        wide::store_summed(&words[idx..idx + 4 * quads], &rest[..32 * quads], sum, stream);
+        wide::store_summed(&words[idx..idx + 4 * quads], &rest[..32 * quads], sum, hot);
         idx += 4 * quads;
         rest = &rest[32 * quads..];
         while rest.len() >= 8 {
@@ -398,7 +398,7 @@ mod tests {
             let mut all = Vec::new();
             for (k, n) in pieces.iter().enumerate() {
                 let piece: Vec<u8> = (0..*n).map(|i| (i * 13 + k * 7 + 1) as u8).collect();
-                m.append_summed(base, all.len(), &piece, &mut sum, true);
+                m.append_summed(base, all.len(), &piece, &mut sum, false);
                 all.extend_from_slice(&piece);
             }
             // The appends vouch for the whole words; the last, partial one is read back.

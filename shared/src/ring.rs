@@ -321,7 +321,7 @@ pub struct Loan<'w> {
     len: usize,
     capacity: usize,
     done: bool,
-    /// The slot is the previous frame's (cache-hot): no streaming stores into it.
+    /// The slot is the previous frame's, still in the caches: streamed into only when huge.
     reused: bool,
 }
 
@@ -389,7 +389,7 @@ impl PayloadSink for Loan<'_> {
         };
         // One pass, in or out of order: the checksum is folded while the bytes are copied in.
         let w = &mut *self.writer;
-        w.runs.write(&w.seg.map, self.slot + layout::SLOT_OFF_PAYLOAD, offset, bytes, !self.reused);
+        w.runs.write(&w.seg.map, self.slot + layout::SLOT_OFF_PAYLOAD, offset, bytes, self.reused);
         self.len = self.len.max(end);
         Ok(())
     }

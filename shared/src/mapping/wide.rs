@@ -43,7 +43,8 @@
 //! from memory (read for ownership), so the copy-in costs a memory read and a write per
 //! byte. A streaming store writes whole lines without reading them. (A pool that hands the
 //! writer back the buffer the reader just released, as iceoryx2's does, stays cache-hot
-//! instead; a ring cannot, its readers may still be reading the older slots.) Below the
+//! instead; a ring can only when its readers have released the slot before, see
+//! `ring/place.rs`: such a slot is streamed into only from [`HOT_STREAM_MIN`].) Below the
 //! threshold the frame can still be in the writer's caches when the reader reads it, and
 //! streaming it to memory would make the reader's pass slower: measured, `docs/benchmarks.md`.
 //! *The claim is the same*: Relaxed `AtomicU64` stores of the words of the range (aligned
@@ -150,15 +151,24 @@ pub fn stream_min() -> usize {
 
 /// Stores the private bytes `src` (`8 * dst.len()` of them, little-endian words) into the
 /// shared words `dst` (whole quads, the first at checksum lane 0) and folds them into `sum`;
-/// with streaming stores from [`stream_min`] bytes on if `stream` allows them (not into a
-/// slot that is still in cache: a reused one, `ring/place.rs`).
+/// with streaming stores from [`stream_min`] bytes on, or from [`HOT_STREAM_MIN`] into a
+/// slot that is still in the caches (`hot`: the one its reader just released,
+/// `ring/place.rs`).
 ///
 /// # Panics
 /// As [`load_summed`].
 #[inline]
-pub(crate) fn store_summed(dst: &[AtomicU64], src: &[u8], sum: &mut Checksum, stream: bool) {
-    store_summed_as(dst, src, sum, stream && src.len() >= stream_min());
+pub(crate) fn store_summed(dst: &[AtomicU64], src: &[u8], sum: &mut Checksum, hot: bool) {
+    let min = if hot { HOT_STREAM_MIN.max(stream_min()) } else { stream_min() };
+    store_summed_as(dst, src, sum, src.len() >= min);
 }
+
+/// Appends of at least this many bytes into a slot its reader has just read are streamed
+/// all the same: up to a few MiB such a slot is still in the caches, and ordinary stores
+/// into it are far cheaper (4 MiB transport: 560–780 µs streamed, 300–380 µs not); beyond,
+/// it has left them while it was read, and so has the writer's source (16 MiB: ordinary
+/// stores 3.2–4.1 ms against 2.8–3.1 ms streamed). Measured in `docs/benchmarks.md`.
+pub const HOT_STREAM_MIN: usize = 8 << 20;
 
 /// [`store_summed`] with the kind of store chosen by the caller: `streaming` uses the
 /// non-temporal kernel where the wide kernels run and `dst` is 32-aligned (slot payloads are

@@ -10,9 +10,9 @@
 //! not counted and still wants `seq - 1` finds an older frame there (counted `Stale`) or the
 //! new one (`Overrun`); never a wrong frame, since every read checks the slot's header.
 //!
-//! The writer keeps the map privately (a permutation of the slots) and stores a frame's
-//! word at every loan, so a scribbled word misdirects readers until the writer comes round
-//! to it, and never the writer. A new writer taking over rebuilds the map from the slots'
+//! The writer keeps the map privately (a permutation of the slots) and checks a frame's word
+//! at every loan, storing it if it differs, so a scribbled word misdirects readers until the
+//! writer comes round to it, and never the writer. A new writer taking over rebuilds the map from the slots'
 //! headers (the dead writer may have died between the two stores of a swap).
 
 use std::sync::atomic::Ordering;
@@ -116,10 +116,18 @@ impl Placement {
         Place { index: self.slots[r as usize], reused }
     }
 
+    /// Stores word `r` if it does not already hold the writer's value (a scribbled word is
+    /// put right; an unchanged one is not rewritten, so the line stays shared in the
+    /// readers' caches instead of being taken from them at every frame).
     fn store(&self, seg: &Segment, r: u64) {
-        // Relaxed: before the Release fence of the slot's `seqlock::write_begin`, which orders
+        let word = seg.map.word(layout::slot_map_offset(r));
+        let value = self.slots[r as usize] ^ r;
+        // Relaxed, both: only this writer stores the word (a scribbler aside), and the store
+        // comes before the Release fence of the slot's `seqlock::write_begin`, which orders
         // the cursor store that announces the frame (see `Segment::slot_index_for`).
-        seg.map.word(layout::slot_map_offset(r)).store(self.slots[r as usize] ^ r, Ordering::Relaxed);
+        if word.load(Ordering::Relaxed) != value {
+            word.store(value, Ordering::Relaxed);
+        }
     }
 }
 

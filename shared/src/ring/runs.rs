@@ -39,8 +39,8 @@ impl Runs {
     }
 
     /// Writes `src` at byte `at` of the payload at `base` and folds the words it completes;
-    /// `stream` allows streaming stores for a large write (not into a cache-hot slot).
-    pub fn write(&mut self, map: &Mapping<ReadWrite>, base: usize, at: usize, src: &[u8], stream: bool) {
+    /// `hot`: the slot is still in the caches (see `Mapping::append_summed`).
+    pub fn write(&mut self, map: &Mapping<ReadWrite>, base: usize, at: usize, src: &[u8], hot: bool) {
         if src.is_empty() {
             return;
         }
@@ -50,14 +50,14 @@ impl Runs {
         self.runs.retain(|r| r.words.1 <= touched.start || touched.end <= r.words.0);
         match self.runs.last_mut() {
             Some(run) if run.byte_end == at => {
-                map.append_summed(base, at, src, &mut run.sum, stream);
+                map.append_summed(base, at, src, &mut run.sum, hot);
                 (run.words.1, run.byte_end) = (end / 8, end);
             }
             _ => {
                 // `append_summed` folds exactly the words `at / 8 .. end / 8`: a word the
                 // write starts inside of only if the write reaches its end.
                 let mut sum = Checksum::new();
-                map.append_summed(base, at, src, &mut sum, stream);
+                map.append_summed(base, at, src, &mut sum, hot);
                 self.runs.push(Run { words: (at / 8, end / 8), byte_end: end, sum });
             }
         }
