@@ -108,9 +108,10 @@ pub const OFF_AUX: usize = 320;
 pub const AUX_WORDS: usize = 16;
 
 /// Offset of the slot map: word `r` holds, XORed with `r`, the slot of the newest frame whose
-/// seq is `r` modulo the slot count. Written only by the writer (Relaxed, before the
-/// Release store of the cursor that announces the frame); untrusted by readers, who mask it
-/// into range and check the slot's frame header as always.
+/// seq is `r` modulo the slot count. Written only by the writer (Relaxed, before the slot's
+/// `seqlock::write_begin`, whose Release fence orders the cursor store that announces the
+/// frame); untrusted by readers, who mask it into range and check the slot's frame header
+/// as always.
 pub const OFF_SLOT_MAP: usize = 2048;
 /// Rings of at most this many slots have a slot map; larger ones place frame `seq` in slot
 /// `seq % slots` always.

@@ -6,8 +6,8 @@
 //!   liveness signal: the kernel drops it when the writer dies, however it dies.
 //! - **Writing never waits for readers.** [`RingWriter::loan`] takes the slot of the next
 //!   frame, overwriting the oldest frame (or, with [`RingWriter::reuse_released`], the frame
-//!   before once every reader is done with it; the slot map says which); the caller writes the payload
-//!   straight into the slot through the [`Loan`] (a [`PayloadSink`]); [`Loan::commit`]
+//!   before once every reader is done with it; the slot map says which); the caller writes
+//!   the payload straight into the slot through the [`Loan`] (a [`PayloadSink`]); [`Loan::commit`]
 //!   writes the frame header, closes the seqlock and publishes the cursor.
 //! - **Readers detect, never block the writer.** [`RingReader::read_next`] copies the next
 //!   frame into the caller's buffer with the seqlock recipe of [`crate::seqlock`], then

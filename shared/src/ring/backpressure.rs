@@ -57,12 +57,7 @@ impl RingWriter {
             if stop.load(Ordering::Relaxed) {
                 return BackPressure::Stopped;
             }
-            let b = self.scoreboard();
-            let consumed = b
-                .frames_read
-                .saturating_add(b.overrun_frames_lost)
-                .saturating_add(b.stale)
-                .saturating_add(b.invalid);
+            let consumed = super::place::consumed(&self.seg);
             // Beyond the writer's head, or backwards: no reader did that.
             if consumed > owed || best.is_some_and(|b| consumed < b) {
                 return BackPressure::Invalid;
