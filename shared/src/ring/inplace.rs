@@ -310,7 +310,8 @@ impl SlotView<'_> {
     }
 }
 
-fn header_at(m: &Mapping, slot: usize) -> Option<FrameHeader> {
+/// The frame header of the slot at byte `slot`, copied out word by word and parsed.
+pub(super) fn header_at(m: &Mapping, slot: usize) -> Option<FrameHeader> {
     let words = m.load_words::<{ layout::FRAME_HEADER_WORDS }>(slot + layout::SLOT_OFF_FRAME_HEADER);
     FrameHeader::read_from_bytes(words.as_bytes()).ok()
 }

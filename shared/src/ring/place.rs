@@ -17,10 +17,9 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::layout::{self, FrameHeader, ReaderCounter, WriterCounter};
+use crate::layout::{self, ReaderCounter, WriterCounter};
 use crate::segment::Segment;
 use crate::FrameSeq;
-use zerocopy::{FromBytes, IntoBytes};
 
 /// The writer's private slot map; empty for rings too large to have one.
 #[derive(Debug)]
@@ -59,10 +58,7 @@ impl Placement {
         }
         let mut newest: Vec<Option<(u64, u64)>> = vec![None; p.slots.len()];
         for index in 0..n {
-            let off = seg.slot_offset(index);
-            let words: [u64; layout::FRAME_HEADER_WORDS] =
-                seg.map.load_words(off + layout::SLOT_OFF_FRAME_HEADER);
-            let Ok(h) = FrameHeader::read_from_bytes(words.as_bytes()) else { continue };
+            let Some(h) = super::inplace::header_at(&seg.map, seg.slot_offset(index)) else { continue };
             if h.incarnation == 0 {
                 continue;
             }
