@@ -100,6 +100,13 @@ fn recorded_drive_replays_with_the_same_epochs_and_per_pair_numbers() {
     );
     // The recording carries the simulation's labels, so consistency survives too.
     assert!(replayed["consistency"]["mean"].is_number(), "{replayed}");
+    // The bag was indexed once, at the door: the replayer opened it with that index.
+    let log = std::fs::read_to_string(sb.path("replayed").join("logs/replayer.log")).unwrap_or_default();
+    assert!(
+        log.contains("opened with the index saved at the door"),
+        "replayer.log: {log}\n{}",
+        run2.describe()
+    );
 }
 
 #[test]

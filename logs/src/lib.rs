@@ -43,6 +43,11 @@
 //!   MCAP a second, streaming pass; only the frames being handed out are in memory). Each
 //!   frame writes its payload in epochfuse's layout with [`LogFrame::write_payload`].
 //!
+//! A bag's index can be saved ([`LogSource::save_index`]) and a bag opened with it in another
+//! process ([`LogSource::open_saved`]) without the indexing pass; the saved index is refused
+//! if the bag changed since (device, inode, size, modification time) or if it does not hang
+//! together.
+//!
 //! # Epochs in a log (DESIGN §6)
 //!
 //! The calibration state at time t is the latest lidar→camera transform and the latest camera
@@ -188,7 +193,39 @@ impl LogSource {
     /// # Errors
     /// As [`LogSource::open`].
     pub fn open_with(path: impl AsRef<Path>, options: &LogOptions) -> Result<Self, LogError> {
-        let log = Self::open_unchecked(path.as_ref(), options)?;
+        Self::checked(Self::open_unchecked(path.as_ref(), options)?)
+    }
+
+    /// The index a bag was opened with, saved for another process to open the same bag
+    /// without indexing it again ([`LogSource::open_saved`]); `None` for a KITTI folder,
+    /// whose scan reads only its calibration files and image headers.
+    ///
+    /// # Errors
+    /// [`LogError::Io`] if a file's metadata cannot be read.
+    pub fn save_index(&self) -> Result<Option<Vec<u8>>, LogError> {
+        match &self.inner {
+            Inner::Kitti(_) => Ok(None),
+            Inner::Mcap(m) => m.save().map(Some),
+        }
+    }
+
+    /// Opens the bag at `path` with an index saved by [`LogSource::save_index`] (`bytes`,
+    /// read from the file `plan`) instead of indexing it: the same log, the same checks as
+    /// [`LogSource::open_with`]. The saved index is checked first: it must be of this bag,
+    /// whose files must not have changed since (device, inode, size, modification time),
+    /// and hang together.
+    ///
+    /// # Errors
+    /// [`LogError::Input`] naming `plan` if the saved index is refused; otherwise as
+    /// [`LogSource::open`].
+    pub fn open_saved(path: impl AsRef<Path>, plan: &Path, bytes: &[u8]) -> Result<Self, LogError> {
+        let index = mcap_source::McapIndex::load(path.as_ref(), plan, bytes)?;
+        let sets = index.sets.clone();
+        Self::checked(Self { path: path.as_ref().to_path_buf(), inner: Inner::Mcap(Arc::new(index)), sets })
+    }
+
+    /// The checks every opened log passes, however it was opened.
+    fn checked(log: Self) -> Result<Self, LogError> {
         // Every frame must fit one ring slot: refused here, not when a role creates its ring.
         for stream in [StreamKind::Lidar, StreamKind::Camera] {
             let len = log.max_payload_len(stream) as u64;

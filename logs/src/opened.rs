@@ -23,6 +23,14 @@ impl OpenedLog {
         Ok(Self { source: LogSource::open_with(path, options)? })
     }
 
+    /// Opens a bag with an index saved by another process (see [`LogSource::open_saved`]).
+    ///
+    /// # Errors
+    /// As [`LogSource::open_saved`].
+    pub fn open_saved(path: impl AsRef<Path>, plan: &Path, bytes: &[u8]) -> Result<Self, LogError> {
+        Ok(Self { source: LogSource::open_saved(path, plan, bytes)? })
+    }
+
     /// The log itself, on its own clock.
     #[must_use]
     pub fn source(&self) -> &LogSource {

@@ -197,6 +197,113 @@ fn flipped_bytes_are_detected() {
     }
 }
 
+/// Frames of `src`, and the break they end with.
+fn frames_of(src: &LogSource) -> (Vec<LogFrame>, Option<String>) {
+    let (mut frames, mut error) = (Vec::new(), None);
+    for f in src.frames().unwrap() {
+        match f {
+            Ok(f) => frames.push(f),
+            Err(e) => error = Some(e.to_string()),
+        }
+    }
+    (frames, error)
+}
+
+/// The saved index written to `dir/log-index.json`, then read back by `LogSource::open_saved`.
+fn through_saved(bag: &Path, dir: &Path) -> Result<LogSource, LogError> {
+    let bytes = LogSource::open(bag).unwrap().save_index().unwrap().expect("a bag has an index");
+    let plan = dir.join("log-index.json");
+    std::fs::write(&plan, &bytes).unwrap();
+    LogSource::open_saved(bag, &plan, &bytes)
+}
+
+#[test]
+fn a_saved_index_gives_the_same_log_as_indexing_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bytes, orig) = original(dir.path());
+    // Cut where part of the frames is left: the break must come through the saved index too.
+    let cut = dir.path().join("cut.mcap");
+    let broken = [bytes.len() / 2, bytes.len() * 3 / 4, bytes.len() - 100].into_iter().any(|at| {
+        std::fs::write(&cut, &bytes[..at]).unwrap();
+        LogSource::open(&cut).is_ok_and(|s| s.index_error().is_some())
+    });
+    assert!(broken, "no cut left part of the frames");
+    for bag in [dir.path().join("rec.mcap"), cut] {
+        let fresh = LogSource::open(&bag).unwrap();
+        let saved = through_saved(&bag, dir.path()).unwrap();
+        assert_eq!(saved.calibrations(), fresh.calibrations());
+        assert_eq!(saved.sensors(), fresh.sensors());
+        assert_eq!((saved.start(), saved.duration()), (fresh.start(), fresh.duration()));
+        let show = |e: Option<&LogError>| e.map(ToString::to_string);
+        assert_eq!(show(saved.index_error()), show(fresh.index_error()));
+        let ((got, got_break), (want, want_break)) = (frames_of(&saved), frames_of(&fresh));
+        assert_eq!(got_break, want_break, "{}", bag.display());
+        assert_eq!(got.len(), want.len(), "{}", bag.display());
+        check_frames_valid(&got, &orig);
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!((g.stream, g.stamp, g.epoch, &g.sensor), (w.stream, w.stamp, w.epoch, &w.sensor));
+        }
+    }
+}
+
+#[test]
+fn a_saved_index_is_used_in_place_of_reading_the_bag_again() {
+    // The bag's identity (device, inode, size, time) is what is checked: bytes changed in
+    // place with the time put back are not read until the frames are streamed. Opening them
+    // afresh fails at once; opening them with the saved index does not index at all.
+    let dir = tempfile::tempdir().unwrap();
+    let bag = recording(dir.path());
+    let bytes = LogSource::open(&bag).unwrap().save_index().unwrap().unwrap();
+    let plan = dir.path().join("log-index.json");
+    let mtime = std::fs::metadata(&bag).unwrap().modified().unwrap();
+    let len = std::fs::metadata(&bag).unwrap().len() as usize;
+    let f = std::fs::OpenOptions::new().write(true).open(&bag).unwrap();
+    std::io::Write::write_all(&mut &f, &vec![0x5a; len]).unwrap();
+    f.set_modified(mtime).unwrap();
+    drop(f);
+    assert!(LogSource::open(&bag).is_err(), "the garbage opens");
+    let saved = LogSource::open_saved(&bag, &plan, &bytes).expect("the saved index is refused");
+    assert_eq!(saved.frame_count(shared::StreamKind::Lidar), 8);
+}
+
+#[test]
+fn a_saved_index_is_refused_in_one_line_when_it_is_not_this_bag_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let bag = recording(dir.path());
+    let plan = dir.path().join("log-index.json");
+    let bytes = LogSource::open(&bag).unwrap().save_index().unwrap().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let edited = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut j = json.clone();
+        f(&mut j);
+        serde_json::to_vec(&j).unwrap()
+    };
+    let other = dir.path().join("other.mcap");
+    std::fs::copy(&bag, &other).unwrap();
+    let cases: Vec<(&str, Vec<u8>, &Path)> = vec![
+        ("not a saved index", b"{".to_vec(), &bag),
+        ("format 7", edited(&|j| j["format"] = 7.into()), &bag),
+        ("an index of", bytes.clone(), &other),
+        ("frame 0 names", edited(&|j| j["frames"][0]["epoch"] = 9.into()), &bag),
+        ("frame 3 names", edited(&|j| j["frames"][3]["sensor"] = 1.into()), &bag),
+        ("out of replay order", edited(&|j| j["frames"].as_array_mut().unwrap().swap(0, 5)), &bag),
+        ("ordinals or topics out of order", edited(&|j| j["wanted"].as_array_mut().unwrap().reverse()), &bag),
+    ];
+    for (want, bytes, path) in cases {
+        let e = LogSource::open_saved(path, &plan, &bytes).expect_err(want);
+        let line = e.to_string();
+        assert!(
+            line.contains(want) && line.contains("log-index.json") && !line.contains('\n'),
+            "{want}: {line}"
+        );
+    }
+    // The bag touched since it was indexed.
+    let f = std::fs::OpenOptions::new().write(true).open(&bag).unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5)).unwrap();
+    let e = LogSource::open_saved(&bag, &plan, &bytes).expect_err("a changed bag").to_string();
+    assert!(e.contains("changed since it was indexed"), "{e}");
+}
+
 #[test]
 fn truncated_real_bag() {
     let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

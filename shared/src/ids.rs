@@ -79,8 +79,9 @@ impl fmt::Display for CalibEpoch {
 pub struct Incarnation(pub u64);
 
 /// Capture time in nanoseconds on the pipeline's clock (monotonic for live runs, the log's
-/// stamps for replays).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Debug)]
+/// stamps for replays). Serialised as its number of nanoseconds.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct TimestampNs(pub u64);
 
 impl TimestampNs {

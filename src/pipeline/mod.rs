@@ -187,6 +187,7 @@ pub fn drive(args: &DriveArgs) -> Result<Summary, CliError> {
         lidar_period_s: 1.0 / lidar_hz,
         shm_bytes: rig_shm_bytes(&cameras, &lidars)? + can_bytes,
         vehicle_dbc,
+        log_index: None,
     };
     supervisor::supervise(cfg)
 }
@@ -343,6 +344,8 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
         (log.max_payload_len(shared::StreamKind::Camera), log.max_payload_len(shared::StreamKind::Lidar));
     let rig_bytes = replay_rig(&log, &args.pipeline, &mut spec)?;
     spec.zenoh = crate::remote::publish_spec(&args.pipeline, capacities, log.lidar_frames(), &spec.epochs)?;
+    // Indexed once, here: the replayer opens the bag with this index.
+    let log_index = log.source().save_index().map_err(|e| CliError::input(e.to_string()))?;
     let cfg = Supervise {
         spec,
         root: shared::rundir::resolve_root(args.pipeline.local.shm_root.as_deref()),
@@ -355,6 +358,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
         shm_bytes: rig_bytes.map_or_else(|| shm_bytes(capacities.0, capacities.1), Ok)?
             + can_room(vehicle_dbc.is_some()),
         vehicle_dbc,
+        log_index,
     };
     supervisor::supervise(cfg)
 }

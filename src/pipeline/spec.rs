@@ -17,6 +17,9 @@ use crate::error::CliError;
 pub const SPEC_FILE: &str = "pipeline.json";
 /// File name of the scenario copy in the run directory (simulated drives).
 pub const SCENARIO_FILE: &str = "scenario.ron";
+/// File name of a replayed bag's index, saved at the door for the replayer
+/// (`logs::LogSource::save_index`): the bag is indexed once per run.
+pub const LOG_INDEX_FILE: &str = "log-index.json";
 /// File name of fusion's result (its part of the summary).
 pub const FUSION_RESULT_FILE: &str = "fusion-result.json";
 /// File name of the calibration service's counters (its part of the summary).

@@ -24,8 +24,8 @@ use super::progress::{self, Boards, Recovery, StallWatch, Watch};
 use super::rig_summary::{RigResult, RIG_RESULT_FILE};
 use super::sandbox::SandboxSummary;
 use super::spec::{
-    RunSpec, SourceSpec, CALIB_RESULT_FILE, FUSION_RESULT_FILE, SCENARIO_FILE, VEHICLE_DBC_FILE,
-    VEHICLE_RESULT_FILE,
+    RunSpec, SourceSpec, CALIB_RESULT_FILE, FUSION_RESULT_FILE, LOG_INDEX_FILE, SCENARIO_FILE,
+    VEHICLE_DBC_FILE, VEHICLE_RESULT_FILE,
 };
 use super::summary::{FaultsSummary, RunFacts, Summary};
 use crate::error::CliError;
@@ -67,6 +67,8 @@ pub struct Supervise {
     pub shm_bytes: u64,
     /// The vehicle bus's DBC text to place in the run directory (drives with a bus).
     pub vehicle_dbc: Option<String>,
+    /// A replayed bag's index, saved at the door, to place in the run directory.
+    pub log_index: Option<Vec<u8>>,
 }
 
 /// The processes of a run: who produces, and who serves and consumes (in start order).
@@ -138,6 +140,10 @@ fn prepare(cfg: &Supervise, dir: &Path) -> Result<PathBuf, CliError> {
     }
     if let Some(text) = &cfg.vehicle_dbc {
         super::spec::write_private(&dir.join(VEHICLE_DBC_FILE), text.as_bytes())
+            .map_err(|e| CliError::internal(format!("{}: {e}", dir.display())))?;
+    }
+    if let Some(bytes) = &cfg.log_index {
+        super::spec::write_private(&dir.join(LOG_INDEX_FILE), bytes)
             .map_err(|e| CliError::internal(format!("{}: {e}", dir.display())))?;
     }
     cfg.spec.store(dir)?;

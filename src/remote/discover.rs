@@ -98,6 +98,7 @@ pub fn remote(args: &RemoteArgs) -> Result<(Summary, PathBuf), CliError> {
         lidar_period_s: 1.0 / start.lidar_hz,
         shm_bytes,
         vehicle_dbc: None,
+        log_index: None,
     })?;
     add_network_counters(&summary_path, &result_path)?;
     Ok((summary, summary_path))

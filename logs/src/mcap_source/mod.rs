@@ -27,7 +27,8 @@
 //! One file a step: [`read`] (the files of a rosbag2 folder, the message type), [`chunked`]
 //! (every pass's reader: chunks decompressed on two threads), [`scan`]
 //! (the indexing pass), [`topics`] (which topics replay), [`plan`] (the break, the frame order
-//! and the epochs), [`frames`] (the streaming pass).
+//! and the epochs), [`frames`] (the streaming pass), [`saved`] (the index saved by the process
+//! that opened the bag for another that replays it: indexed once per run).
 
 mod cameras;
 pub(crate) mod chunked;
@@ -38,6 +39,7 @@ mod lz4;
 mod lz4_block;
 mod plan;
 pub(crate) mod read;
+mod saved;
 mod scan;
 mod topics;
 
@@ -45,6 +47,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use calib::{CalibrationSet, SensorName};
+use serde::{Deserialize, Serialize};
 use shared::{CalibEpoch, StreamKind, TimestampNs};
 
 use super::{LogError, LogFormat};
@@ -66,7 +69,7 @@ pub const MAX_REORDER_BYTES: u64 = 512 << 20;
 pub(crate) const LABELS_FOR_KEY: &str = "epochfuse.labels_for";
 
 /// A frame planned for the streaming pass.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Planned {
     stream: StreamKind,
     /// The camera's index in [`McapIndex::cameras`] (0 for the lidar).
@@ -81,7 +84,7 @@ struct Planned {
 }
 
 /// A camera of a scanned bag: its sensor name and topics.
-#[derive(Debug)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct IndexCamera {
     pub name: SensorName,
     topic: String,
