@@ -288,6 +288,7 @@ fn a_saved_index_is_refused_in_one_line_when_it_is_not_this_bag_as_it_is() {
         ("frame 3 names", edited(&|j| j["frames"][3]["sensor"] = 1.into()), &bag),
         ("out of replay order", edited(&|j| j["frames"].as_array_mut().unwrap().swap(0, 5)), &bag),
         ("ordinals or topics out of order", edited(&|j| j["wanted"].as_array_mut().unwrap().reverse()), &bag),
+        ("is not a file of the bag", edited(&|j| j["files"][0]["path"] = "/etc/passwd".into()), &bag),
     ];
     for (want, bytes, path) in cases {
         let e = LogSource::open_saved(path, &plan, &bytes).expect_err(want);

@@ -105,6 +105,7 @@ impl McapIndex {
         if s.path != path {
             return Err(refuse(format!("an index of {}, not of {}", s.path.display(), path.display())));
         }
+        check_plan(&s).map_err(refuse)?;
         for f in &s.files {
             if FileStamp::of(&f.path)? != *f {
                 return Err(refuse(format!(
@@ -113,7 +114,6 @@ impl McapIndex {
                 )));
             }
         }
-        check_plan(&s).map_err(refuse)?;
         Ok(Self::from_saved(s))
     }
 
@@ -134,13 +134,18 @@ impl McapIndex {
     }
 }
 
-/// What the streaming pass and the pipeline rely on: at least one file and camera; frames in
-/// replay order, each of a sensor, an epoch and ordinals the index has; ordinals and topics
-/// sorted (they are searched); epochs numbered 1, 2, ... (each set was checked as it was
-/// read back).
+/// What the streaming pass and the pipeline rely on: at least one file, each the bag or in
+/// its folder; at least one camera; frames in replay order, each of a sensor, an epoch and
+/// ordinals the index has; ordinals and topics sorted (they are searched); epochs numbered
+/// 1, 2, ... (each set was checked as it was read back).
 fn check_plan(s: &SavedIndex) -> Result<(), String> {
     if s.files.is_empty() || s.cameras.is_empty() {
         return Err("no file or no camera".into());
+    }
+    let in_bag =
+        |f: &Path| f.starts_with(&s.path) && !f.components().any(|c| c == std::path::Component::ParentDir);
+    if let Some(f) = s.files.iter().find(|f| !in_bag(&f.path)) {
+        return Err(format!("{} is not a file of the bag", f.path.display()));
     }
     if !s.wanted.is_sorted() || !s.topics.is_sorted() {
         return Err("ordinals or topics out of order".into());
