@@ -45,7 +45,42 @@ struct InspectJson {
     loans_aborted: u64,
     slots_reused: u64,
     aux: Vec<u64>,
+    /// The slot each residue of the frame sequence goes to (layout v4's slot map); absent for
+    /// a ring of more than 256 slots, which has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slot_map: Option<Vec<u64>>,
     slots: Vec<SlotJson>,
+}
+
+/// `n thing` or `n things`.
+fn count(n: u64, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
+}
+
+/// The slot map in a line: `identity`, or the residues that go elsewhere (`r→slot`, the first
+/// sixteen) and how many.
+fn map_line(map: &[u64]) -> String {
+    let moved: Vec<String> = map
+        .iter()
+        .enumerate()
+        .filter(|&(r, &slot)| r as u64 != slot)
+        .map(|(r, slot)| format!("{r}→{slot}"))
+        .collect();
+    if moved.is_empty() {
+        return "identity".into();
+    }
+    let more = moved.len().saturating_sub(16);
+    let shown = moved[..moved.len() - more].join(" ");
+    let tail = if more > 0 { format!(" … {more} more") } else { String::new() };
+    format!(
+        "{shown}{tail}   ({} of {} moved: released slots reused)",
+        moved.len(),
+        count(map.len() as u64, "residue")
+    )
 }
 
 fn slot_state(s: &SlotState) -> &'static str {
@@ -92,6 +127,7 @@ pub fn run(path: &Path, json: bool) -> Result<(), CliError> {
         loans_aborted: board.loans_aborted,
         slots_reused: board.slots_reused,
         aux: board.aux.to_vec(),
+        slot_map: ring::slot_map(&seg),
         slots: slots
             .iter()
             .map(|s| SlotJson {
@@ -128,8 +164,8 @@ pub fn run(path: &Path, json: bool) -> Result<(), CliError> {
     );
     let _ = writeln!(
         s,
-        "written   {} frames, {:.1} MB   repaired {}   aborted {}   into a released slot {}",
-        out.frames_written,
+        "written   {}, {:.1} MB   repaired {}   aborted {}   into a released slot {}",
+        count(out.frames_written, "frame"),
         out.bytes_written as f64 / 1e6,
         out.slots_repaired,
         out.loans_aborted,
@@ -137,9 +173,17 @@ pub fn run(path: &Path, json: bool) -> Result<(), CliError> {
     );
     let _ = writeln!(
         s,
-        "readers   read {}   torn retries {}   overruns {} ({} frames lost)   stale {}   invalid {}",
-        out.frames_read, out.torn_retries, out.overruns, out.overrun_frames_lost, out.stale, out.invalid
+        "readers   read {}   torn retries {}   overruns {} ({} lost)   stale {}   invalid {}",
+        out.frames_read,
+        out.torn_retries,
+        out.overruns,
+        count(out.overrun_frames_lost, "frame"),
+        out.stale,
+        out.invalid
     );
+    if let Some(map) = &out.slot_map {
+        let _ = writeln!(s, "slot map  {}", map_line(map));
+    }
     let _ = writeln!(s);
     let _ = writeln!(
         s,

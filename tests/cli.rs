@@ -69,7 +69,9 @@ fn inspect_shows_a_live_segment_as_table_and_json() {
     }
     let run = sb.run(&["inspect", seg.to_str().unwrap()]);
     run.expect_code(0);
-    assert!(run.stdout().contains("alive (lock held)"), "{}", run.describe());
+    for line in ["alive (lock held)", "written   6 frames,", "(0 frames lost)", "slot map  identity"] {
+        assert!(run.stdout().contains(line), "{line}: {}", run.describe());
+    }
     let run = sb.run(&["inspect", "--json", seg.to_str().unwrap()]);
     run.expect_code(0);
     let v: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
@@ -77,7 +79,44 @@ fn inspect_shows_a_live_segment_as_table_and_json() {
     assert_eq!(v["frames_written"], 6);
     assert_eq!(v["write_cursor"], 6);
     assert_eq!(v["slots"].as_array().unwrap().len(), 4);
+    assert_eq!(v["slot_map"], serde_json::json!([0, 1, 2, 3]));
     assert!(v["slots"].as_array().unwrap().iter().all(|s| s["state"] == "frame" && s["epoch"] == 3));
+}
+
+/// A writer that reuses released slots moves frames off the identity map: `inspect` shows
+/// where each residue goes, and that slot holds the frame with that residue.
+#[test]
+fn inspect_shows_the_slot_map_of_a_writer_that_reuses_slots() {
+    let sb = Sandbox::new();
+    let seg = sb.path("camera.seg");
+    let (mut w, _) =
+        RingWriter::create_or_takeover(&seg, &SegmentSpec::new(StreamKind::Camera, 4, 1024)).unwrap();
+    // No reader to wait for: every frame goes into the slot of the frame before.
+    w.reuse_released(Some(0));
+    let meta = shared::ring::FrameMeta { capture: shared::TimestampNs(5), epoch: shared::CalibEpoch(3) };
+    let mut loan = w.loan();
+    shared::frames::PayloadSink::push(&mut loan, &[1; 100]).unwrap();
+    loan.commit(meta);
+    let run = sb.run(&["inspect", seg.to_str().unwrap()]);
+    run.expect_code(0);
+    assert!(run.stdout().contains("written   1 frame,"), "{}", run.describe());
+    for _ in 0..2 {
+        let mut loan = w.loan();
+        shared::frames::PayloadSink::push(&mut loan, &[1; 100]).unwrap();
+        loan.commit(meta);
+    }
+    let run = sb.run(&["inspect", "--json", seg.to_str().unwrap()]);
+    run.expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let map: Vec<u64> = v["slot_map"].as_array().unwrap().iter().map(|s| s.as_u64().unwrap()).collect();
+    assert_ne!(map, [0, 1, 2, 3], "{}", run.describe());
+    let mut sorted = map.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, [0, 1, 2, 3], "not a permutation: {map:?}");
+    let newest = &v["slots"][map[2] as usize];
+    assert_eq!(newest["frame_seq"], 2, "residue 2's slot: {}", run.describe());
+    let run = sb.run(&["inspect", seg.to_str().unwrap()]);
+    assert!(run.stdout().contains("moved: released slots reused"), "{}", run.describe());
 }
 
 #[test]

@@ -49,7 +49,7 @@ mod runs;
 pub use backpressure::BackPressure;
 pub use board::Scoreboard;
 pub use inplace::{FrameRef, InPlace, SlotView, BLOCK_WORDS, CHUNK_WORDS};
-pub use inspect::{inspect, SlotState};
+pub use inspect::{inspect, slot_map, SlotState};
 
 /// How many times [`RingReader::read_next`] retries a slot a write is in progress on before
 /// returning [`ReadOutcome::Torn`].

@@ -51,3 +51,13 @@ pub fn inspect(path: &Path) -> Result<(Segment<ReadOnly>, Scoreboard, Vec<SlotSt
         .collect();
     Ok((seg, board, slots))
 }
+
+/// The slot map of a segment (layout v4): the slot each residue of the frame sequence modulo
+/// the slot count goes to, as a reader resolves it (`Segment::slot_index_for`); the identity
+/// unless the writer reuses released slots. `None` for a ring of more than
+/// [`layout::SLOT_MAP_MAX`] slots, which has no map.
+#[must_use]
+pub fn slot_map(seg: &Segment<ReadOnly>) -> Option<Vec<u64>> {
+    let n = seg.slot_count();
+    (n <= layout::SLOT_MAP_MAX).then(|| (0..n).map(|r| seg.slot_index_for(crate::FrameSeq(r))).collect())
+}
