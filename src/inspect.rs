@@ -62,7 +62,9 @@ fn count(n: u64, thing: &str) -> String {
 }
 
 /// The slot map in a line: `identity`, or the residues that go elsewhere (`r→slot`, the first
-/// sixteen) and how many.
+/// sixteen) and how many (a writer that reuses released slots moves them), and whether two
+/// residues name one slot (a scribbled word, or a writer killed between the two stores of a
+/// swap; the writer puts it right).
 fn map_line(map: &[u64]) -> String {
     let moved: Vec<String> = map
         .iter()
@@ -76,11 +78,11 @@ fn map_line(map: &[u64]) -> String {
     let more = moved.len().saturating_sub(16);
     let shown = moved[..moved.len() - more].join(" ");
     let tail = if more > 0 { format!(" … {more} more") } else { String::new() };
-    format!(
-        "{shown}{tail}   ({} of {} moved: released slots reused)",
-        moved.len(),
-        count(map.len() as u64, "residue")
-    )
+    let mut slots = map.to_vec();
+    slots.sort_unstable();
+    slots.dedup();
+    let shared = if slots.len() < map.len() { "; two residues name one slot" } else { "" };
+    format!("{shown}{tail}   ({} of {} moved{shared})", moved.len(), count(map.len() as u64, "residue"))
 }
 
 fn slot_state(s: &SlotState) -> &'static str {

@@ -116,7 +116,18 @@ fn inspect_shows_the_slot_map_of_a_writer_that_reuses_slots() {
     let newest = &v["slots"][map[2] as usize];
     assert_eq!(newest["frame_seq"], 2, "residue 2's slot: {}", run.describe());
     let run = sb.run(&["inspect", seg.to_str().unwrap()]);
-    assert!(run.stdout().contains("moved: released slots reused"), "{}", run.describe());
+    assert!(run.stdout().contains("of 4 residues moved)"), "{}", run.describe());
+    // A scribbled word (residue 0 sent to residue 1's slot; each word is the slot XOR its
+    // residue) is shown as such.
+    let word = map[1].to_le_bytes(); // residue 0: the slot XOR 0
+    std::os::unix::fs::FileExt::write_all_at(
+        &std::fs::OpenOptions::new().write(true).open(&seg).unwrap(),
+        &word,
+        shared::layout::slot_map_offset(0) as u64,
+    )
+    .unwrap();
+    let run = sb.run(&["inspect", seg.to_str().unwrap()]);
+    assert!(run.stdout().contains("; two residues name one slot)"), "{}", run.describe());
 }
 
 #[test]
