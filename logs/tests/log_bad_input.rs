@@ -228,7 +228,9 @@ fn a_saved_index_gives_the_same_log_as_indexing_again() {
         LogSource::open(&cut).is_ok_and(|s| s.index_error().is_some())
     });
     assert!(broken, "no cut left part of the frames");
-    for bag in [dir.path().join("rec.mcap"), cut] {
+    // A path through `..`, as a user may give it.
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    for bag in [dir.path().join("rec.mcap"), cut, dir.path().join("sub/../rec.mcap")] {
         let fresh = LogSource::open(&bag).unwrap();
         let saved = through_saved(&bag, dir.path()).unwrap();
         assert_eq!(saved.calibrations(), fresh.calibrations());

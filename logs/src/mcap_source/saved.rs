@@ -142,8 +142,11 @@ fn check_plan(s: &SavedIndex) -> Result<(), String> {
     if s.files.is_empty() || s.cameras.is_empty() {
         return Err("no file or no camera".into());
     }
-    let in_bag =
-        |f: &Path| f.starts_with(&s.path) && !f.components().any(|c| c == std::path::Component::ParentDir);
+    // The bag's own path may go through `..` (it is as the user gave it, made absolute).
+    let in_bag = |f: &Path| {
+        f.strip_prefix(&s.path)
+            .is_ok_and(|rest| rest.components().all(|c| c != std::path::Component::ParentDir))
+    };
     if let Some(f) = s.files.iter().find(|f| !in_bag(&f.path)) {
         return Err(format!("{} is not a file of the bag", f.path.display()));
     }
