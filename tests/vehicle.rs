@@ -88,6 +88,10 @@ fn a_recorded_bus_round_trips_and_the_replay_deskews_the_same_way() {
         summary(&out.join("summary.json"))
     };
     let (on, off) = (replay("on", &[]), replay("off", &["--deskew", "off"]));
+    // The bag's bus was read once, at the door: the vehicle role sent the frames saved there.
+    let vehicle_log = std::fs::read_to_string(sb.path("on").join("logs/vehicle.log")).unwrap_or_default();
+    let sent = format!("sending the bus's frames the door read frames={}", log.frames.len());
+    assert!(vehicle_log.contains(&sent), "{sent}: vehicle.log: {vehicle_log}");
     let mean = |s: &serde_json::Value| s["consistency"]["mean"].as_f64().unwrap();
     let (d, r_on, r_off) = (mean(&drive_s), mean(&on), mean(&off));
     eprintln!("drive (deskew on) {d:.4}, replay deskew on {r_on:.4}, off {r_off:.4}");

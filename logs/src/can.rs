@@ -25,6 +25,8 @@ use crate::mcap_source::read::{bad, bag_files, has_mcap_magic};
 use crate::record::Header;
 use crate::{LogError, RecorderTopics};
 
+pub use crate::can_saved::{load_frames, save_frames};
+
 /// Schema name of the frames.
 pub const SCHEMA: &str = "can_msgs/msg/Frame";
 /// Channel metadata key with the bus's DBC text.

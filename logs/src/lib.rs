@@ -83,6 +83,7 @@
 #![forbid(unsafe_code)]
 
 pub mod can;
+mod can_saved;
 mod cdr_read;
 mod epochs;
 mod error;

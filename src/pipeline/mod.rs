@@ -176,18 +176,18 @@ pub fn drive(args: &DriveArgs) -> Result<Summary, CliError> {
         expected_lidar_frames,
         &spec.epochs,
     )?;
+    let mut run_files = vec![(spec::SCENARIO_FILE, text.into_bytes())];
+    run_files.extend(vehicle_dbc.map(|dbc| (spec::VEHICLE_DBC_FILE, dbc.into_bytes())));
     let cfg = Supervise {
         spec,
         root: shared::rundir::resolve_root(args.pipeline.local.shm_root.as_deref()),
-        scenario_text: Some(text),
+        run_files,
         kills,
         quiet: args.pipeline.local.quiet,
         summary_path,
         expected_lidar_frames,
         lidar_period_s: 1.0 / lidar_hz,
         shm_bytes: rig_shm_bytes(&cameras, &lidars)? + can_bytes,
-        vehicle_dbc,
-        log_index: None,
     };
     supervisor::supervise(cfg)
 }
@@ -333,7 +333,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
     spec.rate = args.rate;
     // Open the log here first: bad input is reported before any process starts.
     let log = roles::replayer::open_source(&spec)?;
-    let vehicle_dbc = roles::vehicle::replayed_bus(&mut spec, &log, args.pipeline.deskew)?;
+    let bus = roles::vehicle::replayed_bus(&mut spec, &log, args.pipeline.deskew)?;
     spec.duration_s = log.duration_s();
     // Indexed once, here: the calib role announces these instead of re-reading the log.
     spec.epochs = log.epochs_on_pipeline_clock();
@@ -344,21 +344,26 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
         (log.max_payload_len(shared::StreamKind::Camera), log.max_payload_len(shared::StreamKind::Lidar));
     let rig_bytes = replay_rig(&log, &args.pipeline, &mut spec)?;
     spec.zenoh = crate::remote::publish_spec(&args.pipeline, capacities, log.lidar_frames(), &spec.epochs)?;
-    // Indexed once, here: the replayer opens the bag with this index.
-    let log_index = log.source().save_index().map_err(|e| CliError::input(e.to_string()))?;
+    // Read once, here: the replayer opens the bag with this index, the vehicle role sends
+    // these CAN frames.
+    let index = log.source().save_index().map_err(|e| CliError::input(e.to_string()))?;
+    let has_bus = bus.is_some();
+    let mut run_files: Vec<(&'static str, Vec<u8>)> =
+        index.map(|bytes| (spec::LOG_INDEX_FILE, bytes)).into_iter().collect();
+    if let Some(bus) = bus {
+        run_files.push((spec::VEHICLE_DBC_FILE, bus.dbc.into_bytes()));
+        run_files.push((spec::CAN_FRAMES_FILE, logs::can::save_frames(&bus.frames)));
+    }
     let cfg = Supervise {
         spec,
         root: shared::rundir::resolve_root(args.pipeline.local.shm_root.as_deref()),
-        scenario_text: None,
+        run_files,
         kills: Vec::new(),
         quiet: args.pipeline.local.quiet,
         summary_path,
         expected_lidar_frames: log.lidar_frames(),
         lidar_period_s: log.lidar_period_s(),
-        shm_bytes: rig_bytes.map_or_else(|| shm_bytes(capacities.0, capacities.1), Ok)?
-            + can_room(vehicle_dbc.is_some()),
-        vehicle_dbc,
-        log_index,
+        shm_bytes: rig_bytes.map_or_else(|| shm_bytes(capacities.0, capacities.1), Ok)? + can_room(has_bus),
     };
     supervisor::supervise(cfg)
 }

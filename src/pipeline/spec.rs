@@ -20,6 +20,9 @@ pub const SCENARIO_FILE: &str = "scenario.ron";
 /// File name of a replayed bag's index, saved at the door for the replayer
 /// (`logs::LogSource::save_index`): the bag is indexed once per run.
 pub const LOG_INDEX_FILE: &str = "log-index.json";
+/// File name of a replayed bag's CAN frames, read at the door for the vehicle role
+/// (`logs::can::save_frames`): the bag's bus is read once per run.
+pub const CAN_FRAMES_FILE: &str = "can-frames.bin";
 /// File name of fusion's result (its part of the summary).
 pub const FUSION_RESULT_FILE: &str = "fusion-result.json";
 /// File name of the calibration service's counters (its part of the summary).

@@ -23,10 +23,7 @@ use super::procs::{CpuLedger, ProcId, RoleProc, Spawner};
 use super::progress::{self, Boards, Recovery, StallWatch, Watch};
 use super::rig_summary::{RigResult, RIG_RESULT_FILE};
 use super::sandbox::SandboxSummary;
-use super::spec::{
-    RunSpec, SourceSpec, CALIB_RESULT_FILE, FUSION_RESULT_FILE, LOG_INDEX_FILE, SCENARIO_FILE,
-    VEHICLE_DBC_FILE, VEHICLE_RESULT_FILE,
-};
+use super::spec::{RunSpec, SourceSpec, CALIB_RESULT_FILE, FUSION_RESULT_FILE, VEHICLE_RESULT_FILE};
 use super::summary::{FaultsSummary, RunFacts, Summary};
 use crate::error::CliError;
 
@@ -51,8 +48,9 @@ pub struct Supervise {
     pub spec: RunSpec,
     /// The shm root.
     pub root: PathBuf,
-    /// The scenario text to place in the run directory (simulated drives).
-    pub scenario_text: Option<String>,
+    /// Files to place in the run directory (0600) before any role starts, by name: the
+    /// scenario copy of a drive, a bus's DBC, a replayed bag's index and CAN frames.
+    pub run_files: Vec<(&'static str, Vec<u8>)>,
     /// Scheduled kills.
     pub kills: Vec<PlannedKill>,
     /// Hide the progress bar.
@@ -65,10 +63,6 @@ pub struct Supervise {
     pub lidar_period_s: f64,
     /// Bytes of shared memory the run's segments need ([`super::segments::run_bytes`]).
     pub shm_bytes: u64,
-    /// The vehicle bus's DBC text to place in the run directory (drives with a bus).
-    pub vehicle_dbc: Option<String>,
-    /// A replayed bag's index, saved at the door, to place in the run directory.
-    pub log_index: Option<Vec<u8>>,
 }
 
 /// The processes of a run: who produces, and who serves and consumes (in start order).
@@ -134,17 +128,9 @@ impl Cast {
 fn prepare(cfg: &Supervise, dir: &Path) -> Result<PathBuf, CliError> {
     let logs = cfg.spec.out.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| CliError::input(format!("{}: {e}", logs.display())))?;
-    if let Some(text) = &cfg.scenario_text {
-        super::spec::write_private(&dir.join(SCENARIO_FILE), text.as_bytes())
-            .map_err(|e| CliError::internal(format!("{}: {e}", dir.display())))?;
-    }
-    if let Some(text) = &cfg.vehicle_dbc {
-        super::spec::write_private(&dir.join(VEHICLE_DBC_FILE), text.as_bytes())
-            .map_err(|e| CliError::internal(format!("{}: {e}", dir.display())))?;
-    }
-    if let Some(bytes) = &cfg.log_index {
-        super::spec::write_private(&dir.join(LOG_INDEX_FILE), bytes)
-            .map_err(|e| CliError::internal(format!("{}: {e}", dir.display())))?;
+    for (name, bytes) in &cfg.run_files {
+        super::spec::write_private(&dir.join(name), bytes)
+            .map_err(|e| CliError::internal(format!("{}: {e}", dir.join(name).display())))?;
     }
     cfg.spec.store(dir)?;
     Ok(logs)

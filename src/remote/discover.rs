@@ -90,15 +90,13 @@ pub fn remote(args: &RemoteArgs) -> Result<(Summary, PathBuf), CliError> {
     let summary = supervisor::supervise(Supervise {
         spec,
         root: shared::rundir::resolve_root(args.local.shm_root.as_deref()),
-        scenario_text: None,
+        run_files: Vec::new(),
         kills: Vec::new(),
         quiet: args.local.quiet,
         summary_path: summary_path.clone(),
         expected_lidar_frames: start.expected_lidar_frames,
         lidar_period_s: 1.0 / start.lidar_hz,
         shm_bytes,
-        vehicle_dbc: None,
-        log_index: None,
     })?;
     add_network_counters(&summary_path, &result_path)?;
     Ok((summary, summary_path))

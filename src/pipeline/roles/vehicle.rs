@@ -32,7 +32,7 @@ use crate::cli::OnOff;
 use crate::error::CliError;
 use crate::pipeline::segments;
 use crate::pipeline::spec::{
-    RunSpec, SourceSpec, VehicleRun, SCENARIO_FILE, VEHICLE_DBC_FILE, VEHICLE_RESULT_FILE,
+    RunSpec, SourceSpec, VehicleRun, CAN_FRAMES_FILE, SCENARIO_FILE, VEHICLE_DBC_FILE, VEHICLE_RESULT_FILE,
 };
 
 /// Bus time simulated per step in real time.
@@ -139,10 +139,10 @@ fn replay(run: &Path, spec: &RunSpec, start: u64, stop: &StopFlag, out: &mut Can
     let SourceSpec::Replay { path, .. } = &spec.source else {
         return Err(CliError::internal("role vehicle: a replayed bus in a drive"));
     };
-    let log = logs::can::read_can(path).map_err(|e| CliError::input(e.to_string()))?;
+    let frames = replayed_frames(run, path)?;
     let clock = ready()?;
     let mut lidar = None;
-    for f in log.map(|l| l.frames).unwrap_or_default() {
+    for f in frames {
         let t = f.delivered.0.saturating_sub(start);
         if spec.max_rate {
             while lidar_time(run, spec, &mut lidar).saturating_add(AHEAD_NS) < t && !stop.is_raised() {
@@ -257,9 +257,43 @@ pub fn feed_deskew(
     })))
 }
 
+/// The largest saved CAN frames file read: 32 bytes a frame, so some 33 million frames (over
+/// nine hours of a bus at 1000 frames a second).
+const MAX_CAN_FRAMES_BYTES: u64 = 1 << 30;
+
+/// The frames of a replayed bus: those the door read and saved in the run directory
+/// (`CAN_FRAMES_FILE`), checked as they are loaded; the bag's channel read again only if
+/// there is no such file.
+fn replayed_frames(run: &Path, bag: &Path) -> Result<Vec<logs::can::CanFrameMsg>, CliError> {
+    let file = run.join(CAN_FRAMES_FILE);
+    match shared::input::read_bounded(&file, MAX_CAN_FRAMES_BYTES) {
+        Ok(bytes) => {
+            let frames = logs::can::load_frames(&file, &bytes).map_err(|e| CliError::input(e.to_string()))?;
+            tracing::info!(frames = frames.len(), "sending the bus's frames the door read");
+            Ok(frames)
+        }
+        Err(shared::input::InputError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            let log = logs::can::read_can(bag).map_err(|e| CliError::input(e.to_string()))?;
+            Ok(log.map(|l| l.frames).unwrap_or_default())
+        }
+        Err(e) => Err(CliError::input(e.to_string())),
+    }
+}
+
+/// A replayed bag's bus, as the door read it: its DBC and its frames, for the run directory.
+#[derive(Debug)]
+pub struct ReplayedBus {
+    /// The DBC text of the channel's metadata.
+    pub dbc: String,
+    /// The frames in delivery order.
+    pub frames: Vec<logs::can::CanFrameMsg>,
+}
+
 /// A replay's bus, from the log's CAN channel (`/vehicle/can`), checked at the door: sets the
 /// run's `vehicle` and `deskew` (on by default when the log has a bus) and returns the DBC
-/// text for the run directory. `opened` is the log opened at the door: a bag without a
+/// text and the frames for the run directory. `opened` is the log opened at the door: a bag without a
 /// message on the channel is not read again.
 ///
 /// # Errors
@@ -268,7 +302,7 @@ pub fn replayed_bus(
     spec: &mut RunSpec,
     opened: &logs::OpenedLog,
     deskew: Option<OnOff>,
-) -> Result<Option<String>, CliError> {
+) -> Result<Option<ReplayedBus>, CliError> {
     let (path, start) = (opened.source().path(), opened.source().start());
     let found = if opened.source().has_topic(logs::RecorderTopics::CAN) {
         logs::can::read_can(path).map_err(|e| CliError::input(e.to_string()))?
@@ -287,16 +321,16 @@ pub fn replayed_bus(
             let (t, q) = (m.translation.vector, m.rotation.coords);
             [t.x, t.y, t.z, q.x, q.y, q.z, q.w]
         });
-        (c.dbc, complete, mount)
+        (c.dbc, complete, mount, c.frames)
     });
     match (usable, deskew) {
-        (Some((dbc, Ok(true), lidar_mount)), _) => {
+        (Some((dbc, Ok(true), lidar_mount, frames)), _) => {
             let replay_start_ns = Some(start.0);
             spec.vehicle = Some(VehicleRun { bitrate_bps: 0, seed: 0, replay_start_ns, lidar_mount });
             spec.deskew = deskew != Some(OnOff::Off);
-            Ok(Some(dbc))
+            Ok(Some(ReplayedBus { dbc, frames }))
         }
-        (Some((_, Err(e), _)), _) => Err(CliError::input(e.to_string())),
+        (Some((_, Err(e), _, _)), _) => Err(CliError::input(e.to_string())),
         (_, Some(OnOff::On)) => Err(CliError::input(format!(
             "--deskew on: {} has no vehicle bus ({} frames with speed and yaw rate) to take the ego-motion from",
             path.display(),
