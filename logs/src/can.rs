@@ -32,7 +32,7 @@ pub const SCHEMA: &str = "can_msgs/msg/Frame";
 /// Channel metadata key with the bus's DBC text.
 pub const DBC_KEY: &str = "epochfuse.dbc";
 /// Frames read at most (a day of a busy bus is far below).
-const MAX_FRAMES: usize = 200_000_000;
+pub const MAX_FRAMES: usize = 200_000_000;
 
 /// The message definition (ROS 2 `can_msgs/msg/Frame`), without its dependencies.
 pub(crate) const SCHEMA_TEXT: &str = "std_msgs/Header header

@@ -164,7 +164,10 @@ fn start_all(spawner: &Spawner, cast: &Cast) -> Result<BTreeMap<ProcId, RoleProc
 pub fn supervise(cfg: Supervise) -> Result<Summary, CliError> {
     let mut run = RunDir::create(&cfg.root).map_err(|e| CliError::input(e.to_string()))?;
     // Room up front: a full tmpfs is one line now, never a SIGBUS or ENOSPC mid-run.
-    shared::rundir::check_room(&cfg.root, cfg.shm_bytes).map_err(|e| CliError::input(e.to_string()))?;
+    // The run directory's files live beside the segments (a long bus's frames are megabytes).
+    let files: u64 = cfg.run_files.iter().map(|(_, b)| b.len() as u64).sum();
+    shared::rundir::check_room(&cfg.root, cfg.shm_bytes + files)
+        .map_err(|e| CliError::input(e.to_string()))?;
     let dir = run.path().to_path_buf();
     let logs = prepare(&cfg, &dir)?;
     let stop = Arc::new(AtomicBool::new(false));

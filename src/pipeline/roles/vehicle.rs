@@ -257,9 +257,9 @@ pub fn feed_deskew(
     })))
 }
 
-/// The largest saved CAN frames file read: 32 bytes a frame, so some 33 million frames (over
-/// nine hours of a bus at 1000 frames a second).
-const MAX_CAN_FRAMES_BYTES: u64 = 1 << 30;
+/// The largest saved CAN frames file read: the most frames `logs::can::read_can` accepts at
+/// the door, 32 bytes each, and the magic.
+const MAX_CAN_FRAMES_BYTES: u64 = 8 + 32 * logs::can::MAX_FRAMES as u64;
 
 /// The frames of a replayed bus: those the door read and saved in the run directory
 /// (`CAN_FRAMES_FILE`), checked as they are loaded; the bag's channel read again only if
@@ -293,8 +293,8 @@ pub struct ReplayedBus {
 
 /// A replay's bus, from the log's CAN channel (`/vehicle/can`), checked at the door: sets the
 /// run's `vehicle` and `deskew` (on by default when the log has a bus) and returns the DBC
-/// text and the frames for the run directory. `opened` is the log opened at the door: a bag without a
-/// message on the channel is not read again.
+/// text and the frames for the run directory. `opened` is the log opened at the door: a bag
+/// without a message on the channel is not read again.
 ///
 /// # Errors
 /// Exit 2 for an unreadable CAN channel or DBC, or `--deskew on` without a usable bus.
