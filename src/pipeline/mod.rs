@@ -347,6 +347,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary, CliError> {
     // Read once, here: the replayer opens the bag with this index, the vehicle role sends
     // these CAN frames.
     let index = log.source().save_index().map_err(|e| CliError::input(e.to_string()))?;
+    let index = index.filter(|b| b.len() as u64 <= roles::replayer::MAX_LOG_INDEX_BYTES);
     let has_bus = bus.is_some();
     let mut run_files: Vec<(&'static str, Vec<u8>)> =
         index.map(|bytes| (spec::LOG_INDEX_FILE, bytes)).into_iter().collect();

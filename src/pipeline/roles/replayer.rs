@@ -49,8 +49,9 @@ fn open_in_run(run: &Path, spec: &RunSpec) -> Result<OpenedLog, CliError> {
 }
 
 /// The largest saved index read: about 100 bytes a frame, so a bag of some two million
-/// frames (eighteen hours of a 30 Hz camera and a 10 Hz lidar).
-const MAX_LOG_INDEX_BYTES: u64 = 256 << 20;
+/// frames (eighteen hours of a 30 Hz camera and a 10 Hz lidar). The door saves none larger:
+/// the replayer then indexes the bag itself, as it did before indexes were saved.
+pub const MAX_LOG_INDEX_BYTES: u64 = 256 << 20;
 
 fn source_of(spec: &RunSpec) -> Result<(&Path, LogOptions), CliError> {
     let SourceSpec::Replay { path, lidar_topic, camera_topic, cameras } = &spec.source else {
