@@ -136,10 +136,10 @@ fn simulate(
 /// The recorded bus: the log's frames again, at their delivery times (scaled by `--rate`;
 /// at `--max-rate` a little ahead of the lidar).
 fn replay(run: &Path, spec: &RunSpec, start: u64, stop: &StopFlag, out: &mut CanOut) -> Result<(), CliError> {
-    let SourceSpec::Replay { path, .. } = &spec.source else {
+    let SourceSpec::Replay { .. } = &spec.source else {
         return Err(CliError::internal("role vehicle: a replayed bus in a drive"));
     };
-    let frames = replayed_frames(run, path)?;
+    let frames = replayed_frames(run)?;
     let clock = ready()?;
     let mut lidar = None;
     for f in frames {
@@ -262,24 +262,14 @@ pub fn feed_deskew(
 const MAX_CAN_FRAMES_BYTES: u64 = 8 + 32 * logs::can::MAX_FRAMES as u64;
 
 /// The frames of a replayed bus: those the door read and saved in the run directory
-/// (`CAN_FRAMES_FILE`), checked as they are loaded; the bag's channel read again only if
-/// there is no such file.
-fn replayed_frames(run: &Path, bag: &Path) -> Result<Vec<logs::can::CanFrameMsg>, CliError> {
+/// (`CAN_FRAMES_FILE`, always there when the run has a replayed bus), checked as they load.
+fn replayed_frames(run: &Path) -> Result<Vec<logs::can::CanFrameMsg>, CliError> {
     let file = run.join(CAN_FRAMES_FILE);
-    match shared::input::read_bounded(&file, MAX_CAN_FRAMES_BYTES) {
-        Ok(bytes) => {
-            let frames = logs::can::load_frames(&file, &bytes).map_err(|e| CliError::input(e.to_string()))?;
-            tracing::info!(frames = frames.len(), "sending the bus's frames the door read");
-            Ok(frames)
-        }
-        Err(shared::input::InputError::Io { source, .. })
-            if source.kind() == std::io::ErrorKind::NotFound =>
-        {
-            let log = logs::can::read_can(bag).map_err(|e| CliError::input(e.to_string()))?;
-            Ok(log.map(|l| l.frames).unwrap_or_default())
-        }
-        Err(e) => Err(CliError::input(e.to_string())),
-    }
+    let bytes = shared::input::read_bounded(&file, MAX_CAN_FRAMES_BYTES)
+        .map_err(|e| CliError::input(e.to_string()))?;
+    let frames = logs::can::load_frames(&file, &bytes).map_err(|e| CliError::input(e.to_string()))?;
+    tracing::info!(frames = frames.len(), "sending the bus's frames the door read");
+    Ok(frames)
 }
 
 /// A replayed bag's bus, as the door read it: its DBC and its frames, for the run directory.
