@@ -391,7 +391,8 @@ struct InPlaceSum {
 /// Spins (poll) or waits on the futex (block) until the next frame has been read in place and
 /// validated: learnt from its header ([`RingReader::peek_next`]), then every payload word
 /// checksummed straight from the slot in one pass with the ring's own checksum folded in
-/// ([`RingReader::read_at_chunks`]: 2 KiB private chunks read with the wide-copy primitive).
+/// ([`RingReader::read_at_quads`]: each 32 bytes loaded once, in registers, for both sums;
+/// no copy).
 /// Overruns and stale slots are added to `lost`; a frame that fails validation is an error.
 fn ring_next_in_place(
     reader: &mut RingReader,
@@ -407,20 +408,19 @@ fn ring_next_in_place(
             }
             continue;
         };
-        let read = reader.read_at_chunks(frame.seq(), InPlaceSum::default(), |s, first, words| {
+        let read = reader.read_at_quads(frame.seq(), InPlaceSum::default(), |s, first, words| {
             if first == 0 {
                 s.seq = words.first().copied().unwrap_or(0);
                 s.flags = words.get(1).copied().unwrap_or(0);
             }
-            // Chunks start on a quad (a multiple of four words): the same loop as
-            // `proto::checksum` over a socket consumer's buffer.
-            let mut quads = words.chunks_exact(4);
-            for q in &mut quads {
-                s.sum.add4([q[0], q[1], q[2], q[3]]);
-            }
-            let at = first + words.len() / 4 * 4;
-            for (k, w) in quads.remainder().iter().enumerate() {
-                s.sum.add_at(at + k, *w);
+            // A whole quad, or the last few words: the same sum as `proto::checksum` over a
+            // socket consumer's buffer.
+            if let &[w0, w1, w2, w3] = words {
+                s.sum.add4([w0, w1, w2, w3]);
+            } else {
+                for (k, w) in words.iter().enumerate() {
+                    s.sum.add_at(first + k, *w);
+                }
             }
         });
         match read {

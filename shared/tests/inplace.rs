@@ -269,3 +269,37 @@ fn chunks_of_a_chosen_size_cover_the_payload_in_order_and_are_judged() {
         },
     );
 }
+
+/// The quad form (`read_at_quads`): every word once, in order, four at a time (the words
+/// past the last whole quad alone, last), each from the one load that also fed the
+/// checksum; judged as the second pass judges, and a slot lapped while the consumer reads
+/// gives nothing back.
+#[test]
+fn quads_cover_the_payload_in_order_and_are_judged() {
+    judged_like_the_second_pass(
+        |r, seq| {
+            r.read_at_quads(seq, (0usize, 0u64, Vec::new()), |(next, sum, sizes), first, words| {
+                assert_eq!(first, *next);
+                *next += words.len();
+                sizes.push(words.len());
+                *sum = words.iter().fold(*sum, |s, w| s.wrapping_add(*w));
+            })
+        },
+        |seq, len| {
+            let quads = len / 32;
+            let mut sizes = vec![4; quads];
+            sizes.extend((len.div_ceil(8) > 4 * quads).then(|| len.div_ceil(8) - 4 * quads));
+            (len.div_ceil(8), expected_sum(seq.0, len), sizes)
+        },
+    );
+    let (_d, _p, mut w, r) = ring(2);
+    let seq = write_frame(&mut w, 256);
+    let res = r.read_at_quads(seq, 0u64, |s, first, words| {
+        if first == 0 {
+            write_frame(&mut w, 64);
+            write_frame(&mut w, 64);
+        }
+        *s = words.iter().fold(*s, |s, w| s ^ w);
+    });
+    assert!(matches!(res, InPlace::Rejected(ReadOutcome::Overrun { .. })), "{res:?}");
+}

@@ -422,6 +422,8 @@ static IN_PLACE_SEEN: Outcomes =
     [AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)];
 static BLOCKS_SEEN: Outcomes =
     [AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)];
+static QUADS_SEEN: Outcomes =
+    [AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)];
 
 /// Runs `compute` inside `seqlock::read_validated` on a spawned reader while the main thread
 /// writes the slot twice. `compute` returns `(value, factor)` pairs, each value computed
@@ -487,6 +489,17 @@ fn a_block_read_sum_and_its_consumer_loads_never_escape_torn() {
         let sum = slot.data[0].load(Ordering::Relaxed) + slot.data[1].load(Ordering::Relaxed);
         let consumer = slot.data[0].load(Ordering::Relaxed) + 2 * slot.data[1].load(Ordering::Relaxed);
         vec![(sum, 2), (consumer, 3)]
+    });
+}
+
+/// The quad read (`RingReader::read_at_quads`): inside one validated read each word is
+/// loaded once, and that one value feeds both the checksum and the consumer (no copy, no
+/// second load). Neither comes back unless the read validates.
+#[test]
+fn a_quad_read_sum_and_its_consumer_from_one_load_never_escape_torn() {
+    in_place_model(&QUADS_SEEN, |slot| {
+        let (d0, d1) = (slot.data[0].load(Ordering::Relaxed), slot.data[1].load(Ordering::Relaxed));
+        vec![(d0 + d1, 2), (d0 + 2 * d1, 3)]
     });
 }
 

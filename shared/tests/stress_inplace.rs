@@ -9,7 +9,7 @@ mod common;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{len_for, pattern, tempdir, write_frame};
+use common::{len_for, pattern, tempdir, write_frame, ReadPath};
 use shared::ring::{InPlace, ReadOutcome, RingReader, RingWriter, SlotView};
 use shared::segment::SegmentSpec;
 use shared::{FrameSeq, StreamKind};
@@ -30,10 +30,11 @@ fn digest_view(v: SlotView<'_>) -> (u64, Option<u64>, usize) {
     (digest_words(words), last, v.len())
 }
 
-/// The same digest from the words `read_at_words` copied out, or that a `read_at_blocks`
-/// consumer loaded block by block (two of every three held references).
-fn digest_copied(r: &RingReader, seq: FrameSeq, blocks: bool) -> InPlace<(u64, Option<u64>, usize)> {
-    match common::words_of(r, seq, blocks) {
+/// The same digest from the words `read_at_words` copied out, that a `read_at_blocks`
+/// consumer loaded block by block, or that a `read_at_quads` consumer was handed (three of
+/// every four held references).
+fn digest_copied(r: &RingReader, seq: FrameSeq, path: ReadPath) -> InPlace<(u64, Option<u64>, usize)> {
+    match common::words_of(r, seq, path) {
         InPlace::Frame(info, words) => {
             let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
             let last =
@@ -84,8 +85,8 @@ fn next_in_place(r: &mut RingReader, done: &AtomicBool) -> Tally {
 }
 
 /// Peeks frames, holds each reference a while (so the writer laps many of them), then uses it
-/// (in place, copied into words by `read_at_words`, or loaded block by block by
-/// `read_at_blocks`, in turn).
+/// (in place, copied into words by `read_at_words`, loaded block by block by
+/// `read_at_blocks`, or handed over a quad at a time by `read_at_quads`, in turn).
 fn refs_held_a_while(r: &mut RingReader, done: &AtomicBool) -> Tally {
     let mut t = Tally::default();
     let mut held = Vec::new();
@@ -100,9 +101,15 @@ fn refs_held_a_while(r: &mut RingReader, done: &AtomicBool) -> Tally {
         // Use the references in batches of 24, older than the 16-slot ring: many are gone.
         if held.len() >= 24 || done.load(Ordering::Acquire) {
             for frame in held.drain(..) {
-                let read = match frame.seq().0 % 3 {
-                    0 => r.read_ref_in_place(frame, digest_view),
-                    k => digest_copied(r, frame.seq(), k == 2),
+                let path = [
+                    ReadPath::PeekThenRef,
+                    ReadPath::PeekThenWords,
+                    ReadPath::PeekThenBlocks,
+                    ReadPath::PeekThenQuads,
+                ][(frame.seq().0 % 4) as usize];
+                let read = match path {
+                    ReadPath::PeekThenRef => r.read_ref_in_place(frame, digest_view),
+                    _ => digest_copied(r, frame.seq(), path),
                 };
                 match read {
                     InPlace::Frame(info, got) => {

@@ -65,8 +65,16 @@
 //! keeps them, and the kernel, in program order with every other memory access. Readers are
 //! unchanged (ordinary loads; the lines come from memory).
 //!
-//! **Why the seqlock's fences still order it.** The asm blocks are not `pure`, `nomem` or
-//! `readonly`: to the compiler each may read and write any memory, so it is never moved,
+//! **Loads into registers.** [`for_each_quad_summed`] is the read without a private copy: a
+//! Rust loop around asm blocks of one to four `vmovdqu` loads each, whose results come out
+//! in vector registers, are folded into the checksum there and handed to the consumer as
+//! words. The claim is the same (Relaxed `AtomicU64` loads of the words, each aligned
+//! quadword single-copy atomic); those blocks are `readonly` (they read memory and write
+//! none) but not `pure`, so the compiler still never moves one across a store or a fence,
+//! never elides or merges one, and runs each exactly once where the loop says.
+//!
+//! **Why the seqlock's fences still order it.** The copy and sum kernels are not `pure`,
+//! `nomem` or `readonly`: to the compiler each may read and write any memory, so it is never moved,
 //! merged, duplicated or elided, and never crosses the Release fence of
 //! [`seqlock::write_begin`](crate::seqlock::write_begin), the Release store of `write_end`,
 //! the Acquire load of `read_begin` or the Acquire fence of `read_end` (the partners named in
@@ -232,6 +240,48 @@ pub(crate) fn sum_words(src: &[AtomicU64], sum: &mut Checksum) {
         }
     }
     *sum = Checksum::from_lanes(a, b);
+}
+
+/// Calls `f(&mut state, q, quad)` for every quad `q` of the shared words `src` (whole quads,
+/// the first at checksum lane 0), in order, folds each into `sum`, and gives `state` back:
+/// one load per quad serves both the checksum and the consumer, with no private copy
+/// between them. Where the wide kernels run, a quad is one 32-byte vector load (the claim
+/// of the module docs) and stays in registers, as does `state` (it is moved in, not
+/// borrowed): the checksum's fold and the consumer's work are independent chains that the
+/// core runs side by side.
+///
+/// # Panics
+/// If `src` is not whole quads.
+#[inline]
+pub(crate) fn for_each_quad_summed<S>(
+    src: &[AtomicU64],
+    sum: &mut Checksum,
+    state: S,
+    mut f: impl FnMut(&mut S, usize, [u64; 4]),
+) -> S {
+    assert!(src.len() % 4 == 0, "wide read of a partial quad");
+    #[cfg(target_arch = "x86_64")]
+    if enabled() {
+        let mut lanes = lanes_of(sum);
+        // SAFETY: AVX2 is present (`enabled`); `src` is `src.len()` valid shared atomic words,
+        // read only through the kernel's vector loads (the Relaxed word loads of the module
+        // docs); `lanes` is private.
+        let state = unsafe { avx2::quads(src.as_ptr().cast(), src.len() / 4, &mut lanes, state, &mut f) };
+        *sum = Checksum::from_lanes(lanes[0], lanes[1]);
+        return state;
+    }
+    let mut state = state;
+    let (mut a, mut b) = sum.lanes();
+    for (q, quad) in src.chunks_exact(4).enumerate() {
+        let w: [u64; 4] = std::array::from_fn(|lane| quad[lane].load(Ordering::Relaxed));
+        for lane in 0..4 {
+            a[lane] = a[lane].wrapping_add(w[lane] ^ checksum::K0);
+            b[lane] = b[lane].wrapping_add(a[lane]);
+        }
+        f(&mut state, q, w);
+    }
+    *sum = Checksum::from_lanes(a, b);
+    state
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -404,6 +454,88 @@ mod avx2 {
         }
     }
 
+    /// Loads each of `quads` 32-byte vectors from `src` once, folds it into `lanes` and hands
+    /// it to `f` as four words (`f(&mut state, q, words)`), in order; gives `state` back.
+    /// Compiled with AVX2 so that `f`, inlined here, works on the vector in registers.
+    ///
+    /// # Safety
+    /// AVX2 must be present; `src` must be valid for `32 * quads` reads (shared memory
+    /// 8-aligned, read as argued in the module docs).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(super) unsafe fn quads<S, F: FnMut(&mut S, usize, [u64; 4])>(
+        src: *const u8,
+        quads: usize,
+        lanes: &mut [[u64; 4]; 2],
+        mut state: S,
+        f: &mut F,
+    ) -> S {
+        use std::arch::x86_64::{
+            __m256i, _mm256_add_epi64, _mm256_loadu_si256, _mm256_set1_epi64x, _mm256_storeu_si256,
+            _mm256_xor_si256,
+        };
+        // SAFETY: `lanes` is two arrays of four words, 32 bytes each (unaligned loads and
+        // stores).
+        let (mut a, mut b) = unsafe {
+            (_mm256_loadu_si256(lanes[0].as_ptr().cast()), _mm256_loadu_si256(lanes[1].as_ptr().cast()))
+        };
+        let k = _mm256_set1_epi64x(K0 as i64);
+        let mut fold = |state: &mut S, q: usize, v: __m256i| {
+            a = _mm256_add_epi64(a, _mm256_xor_si256(v, k));
+            b = _mm256_add_epi64(b, a);
+            // SAFETY: a 256-bit vector and four u64s have the same size, and every bit
+            // pattern is a valid u64 (x86-64 is little-endian: lane i is word i).
+            f(state, q, unsafe { std::mem::transmute::<__m256i, [u64; 4]>(v) });
+        };
+        // Four vectors per asm block: the compiler must bring memory up to date before each
+        // block (it reads memory), which for a `state` it keeps in memory is one store per
+        // block rather than per vector.
+        let groups = quads / 4;
+        for g in 0..groups {
+            let (v0, v1, v2, v3): (__m256i, __m256i, __m256i, __m256i);
+            // SAFETY: `src + 128g .. + 128` is in bounds (the caller's contract) and
+            // 8-aligned; the vector loads are the Relaxed loads of their words claimed in the
+            // module docs. `readonly`, not `pure`: the compiler keeps the block, once, in the
+            // loop, and never moves it across a store or a fence (the seqlock's partners).
+            unsafe {
+                asm!(
+                    "vmovdqu {v0}, ymmword ptr [{p}]",
+                    "vmovdqu {v1}, ymmword ptr [{p} + 32]",
+                    "vmovdqu {v2}, ymmword ptr [{p} + 64]",
+                    "vmovdqu {v3}, ymmword ptr [{p} + 96]",
+                    p = in(reg) src.add(128 * g),
+                    v0 = out(ymm_reg) v0,
+                    v1 = out(ymm_reg) v1,
+                    v2 = out(ymm_reg) v2,
+                    v3 = out(ymm_reg) v3,
+                    options(nostack, preserves_flags, readonly),
+                );
+            }
+            for (j, v) in [v0, v1, v2, v3].into_iter().enumerate() {
+                fold(&mut state, 4 * g + j, v);
+            }
+        }
+        for q in 4 * groups..quads {
+            let v: __m256i;
+            // SAFETY: as above, for the one vector at `src + 32q`.
+            unsafe {
+                asm!(
+                    "vmovdqu {v}, ymmword ptr [{p}]",
+                    p = in(reg) src.add(32 * q),
+                    v = out(ymm_reg) v,
+                    options(nostack, preserves_flags, readonly),
+                );
+            }
+            fold(&mut state, q, v);
+        }
+        // SAFETY: as for the loads above.
+        unsafe {
+            _mm256_storeu_si256(lanes[0].as_mut_ptr().cast(), a);
+            _mm256_storeu_si256(lanes[1].as_mut_ptr().cast(), b);
+        }
+        state
+    }
+
     /// Folds `quads` 32-byte vectors from `src` into `lanes`.
     ///
     /// # Safety
@@ -459,6 +591,13 @@ mod tests {
             let mut only = Checksum::new();
             sum_words(&shared, &mut only);
             assert_eq!(only.finish(src.len() as u64), checksum_bytes(&src));
+            let mut fed = Checksum::new();
+            let seen = for_each_quad_summed(&shared, &mut fed, Vec::new(), |seen: &mut Vec<u8>, q, quad| {
+                assert_eq!(seen.len(), 32 * q, "quads out of order");
+                seen.extend(quad.iter().flat_map(|w| w.to_le_bytes()));
+            });
+            assert_eq!(seen, src, "{quads} quads handed over");
+            assert_eq!(fed.finish(src.len() as u64), checksum_bytes(&src), "{quads} quads summed");
             for streaming in [false, true] {
                 // 32-aligned target words (a Vec<AtomicU64> is only 8-aligned): streaming
                 // stores need it, and an unaligned target takes the ordinary kernel.

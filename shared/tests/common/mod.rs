@@ -56,12 +56,21 @@ pub enum ReadPath {
     /// `peek_next` for the header, then `read_at_blocks`, the consumer loading every word of
     /// each block through the view.
     PeekThenBlocks,
+    /// `peek_next` for the header, then `read_at_quads`, the consumer keeping every word it
+    /// is handed (one load per word for the checksum and the consumer).
+    PeekThenQuads,
 }
 
 impl ReadPath {
     /// Every path, for tests that spread their readers or rounds over them.
-    pub const ALL: [Self; 5] =
-        [Self::CopyOut, Self::InPlace, Self::PeekThenRef, Self::PeekThenWords, Self::PeekThenBlocks];
+    pub const ALL: [Self; 6] = [
+        Self::CopyOut,
+        Self::InPlace,
+        Self::PeekThenRef,
+        Self::PeekThenWords,
+        Self::PeekThenBlocks,
+        Self::PeekThenQuads,
+    ];
 }
 
 /// What the in-place closure computes in the tests: the payload, copied word by word out of
@@ -72,15 +81,17 @@ pub fn copy_all(v: SlotView<'_>) -> Vec<u8> {
     b
 }
 
-/// Frame `seq`'s payload words by `read_at_blocks` (loaded through the view) or
-/// `read_at_words`.
-pub fn words_of(r: &RingReader, seq: FrameSeq, blocks: bool) -> InPlace<Vec<u64>> {
-    if blocks {
-        r.read_at_blocks(seq, Vec::new(), |out, v, words| {
+/// Frame `seq`'s payload words by `read_at_blocks` (loaded through the view),
+/// `read_at_quads` or `read_at_words` (any other `path`).
+pub fn words_of(r: &RingReader, seq: FrameSeq, path: ReadPath) -> InPlace<Vec<u64>> {
+    match path {
+        ReadPath::PeekThenBlocks => r.read_at_blocks(seq, Vec::new(), |out, v, words| {
             out.extend(words.map(|i| v.load_word(i).unwrap_or(0)))
-        })
-    } else {
-        r.read_at_words(seq, Vec::new())
+        }),
+        ReadPath::PeekThenQuads => {
+            r.read_at_quads(seq, Vec::new(), |out, _, words| out.extend_from_slice(words))
+        }
+        _ => r.read_at_words(seq, Vec::new()),
     }
 }
 
@@ -90,9 +101,9 @@ pub fn read_via(r: &mut RingReader, path: ReadPath, buf: &mut Vec<u8>) -> ReadOu
     let res = match path {
         ReadPath::CopyOut => return r.read_next(buf),
         ReadPath::InPlace => r.read_next_in_place(copy_all),
-        ReadPath::PeekThenRef | ReadPath::PeekThenWords | ReadPath::PeekThenBlocks => match r.peek_next() {
+        _ => match r.peek_next() {
             Some((frame, _)) if path == ReadPath::PeekThenRef => r.read_ref_in_place(frame, copy_all),
-            Some((frame, _)) => match words_of(r, frame.seq(), path == ReadPath::PeekThenBlocks) {
+            Some((frame, _)) => match words_of(r, frame.seq(), path) {
                 InPlace::Frame(info, words) => {
                     let bytes = words.iter().flat_map(|w| w.to_le_bytes()).take(info.len).collect();
                     InPlace::Frame(info, bytes)
