@@ -172,11 +172,14 @@ pub(crate) fn store_summed(dst: &[AtomicU64], src: &[u8], sum: &mut Checksum, ho
 }
 
 /// Appends of at least this many bytes into a slot its reader has just read are streamed
-/// all the same: up to a few MiB such a slot is still in the caches, and ordinary stores
-/// into it are far cheaper (4 MiB transport: 560–780 µs streamed, 300–380 µs not); beyond,
-/// it has left them while it was read, and so has the writer's source (16 MiB: ordinary
-/// stores 3.2–4.1 ms against 2.8–3.1 ms streamed). Measured in `docs/benchmarks.md`.
-pub const HOT_STREAM_MIN: usize = 8 << 20;
+/// all the same. Up to a few MiB such a slot is still in the caches, and ordinary stores
+/// into it are far cheaper (4 MiB transport: 560–780 µs streamed, 300–380 µs not). At 16
+/// MiB ordinary stores still win, because a frame written with them stays partly in the
+/// shared L3 for the reader, who reads it in one pass ([`for_each_quad_summed`]): 855–920 µs
+/// against 952–998 µs streamed (blocking transport, six sessions each; with a reader that
+/// read the slot in two passes the order was the other way round). Measured in
+/// `docs/benchmarks.md`.
+pub const HOT_STREAM_MIN: usize = 32 << 20;
 
 /// [`store_summed`] with the kind of store chosen by the caller: `streaming` uses the
 /// non-temporal kernel where the wide kernels run and `dst` is 32-aligned (slot payloads are
