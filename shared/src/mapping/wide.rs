@@ -65,7 +65,7 @@
 //! keeps them, and the kernel, in program order with every other memory access. Readers are
 //! unchanged (ordinary loads; the lines come from memory).
 //!
-//! **Loads into registers.** [`for_each_quad_summed`] is the read without a private copy: a
+//! **Loads into registers.** `for_each_quad_summed` is the read without a private copy: a
 //! Rust loop around asm blocks of one to four `vmovdqu` loads each, whose results come out
 //! in vector registers, are folded into the checksum there and handed to the consumer as
 //! words. The claim is the same (Relaxed `AtomicU64` loads of the words, each aligned
@@ -175,8 +175,8 @@ pub(crate) fn store_summed(dst: &[AtomicU64], src: &[u8], sum: &mut Checksum, ho
 /// all the same. Up to a few MiB such a slot is still in the caches, and ordinary stores
 /// into it are far cheaper (4 MiB transport: 560–780 µs streamed, 300–380 µs not). At 16
 /// MiB ordinary stores still win, because a frame written with them stays partly in the
-/// shared L3 for the reader, who reads it in one pass ([`for_each_quad_summed`]): 855–920 µs
-/// against 952–998 µs streamed (blocking transport, six sessions each; with a reader that
+/// shared L3 for the reader, who reads it in one pass (`RingReader::read_at_quads`):
+/// 855–920 µs against 952–998 µs streamed (blocking transport, six sessions each; with a reader that
 /// read the slot in two passes the order was the other way round). Measured in
 /// `docs/benchmarks.md`.
 pub const HOT_STREAM_MIN: usize = 32 << 20;

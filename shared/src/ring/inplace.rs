@@ -429,7 +429,8 @@ impl RingReader {
     /// quad; on the stack), for a consumer whose records tile `N` words exactly (a lidar
     /// sweep's 24-byte points: 768 words are 256 of them), so that it can view each chunk
     /// as its records without gathering them. Only the last chunk may be shorter, and the
-    /// words past the last whole quad (at most three) come as a chunk of their own.
+    /// words past the last whole quad (at most four, the last zero-padded) come as a chunk
+    /// of their own.
     ///
     /// # Errors
     /// As [`read_at_in_place`](Self::read_at_in_place).
@@ -448,8 +449,8 @@ impl RingReader {
 
     /// [`read_at_streaming`](Self::read_at_streaming) a quad at a time, with no copy:
     /// `f(&mut state, first, words)` gets the payload's words in order, four at a time from
-    /// word `first` (the words past the last whole quad, at most three, come last and
-    /// alone). Each quad is loaded from the slot once, the slot checksum folded into the
+    /// word `first` (the words past the last whole quad, at most four and the last
+    /// zero-padded, come last and alone). Each quad is loaded from the slot once, the slot checksum folded into the
     /// same load while `f` works on it in registers. `state` comes back only with a
     /// validated frame.
     ///
