@@ -181,7 +181,7 @@ impl<A: Access> Mapping<A> {
     }
     /// Copies `len` bytes from `offset` into `dst` (resized to `len`, reusing its capacity)
     /// and returns their checksum. One pass over the bytes: whole quads through the wide-copy
-    /// primitive ([`wide::load_summed`]), the last few words with Relaxed word loads; a buffer
+    /// primitive (`wide::load_summed`), the last few words with Relaxed word loads; a buffer
     /// reused for frames of one size is never cleared.
     #[inline]
     pub fn copy_out(&self, offset: usize, len: usize, dst: &mut Vec<u8>) -> u64 {
