@@ -11,13 +11,13 @@
 //!
 //! # Memory-model argument
 //!
-//! **What the primitive is, in the abstract machine.** Each kernel below is one `asm!` block.
-//! Rust gives an asm block no semantics of its own: it is sound only if its effect is that of
+//! **What the primitive is, in the abstract machine.** Each copy or sum kernel below is one
+//! `asm!` block; the quad read is a loop of small ones (below). Rust gives an asm block no semantics of its own: it is sound only if its effect is that of
 //! some operation the abstract machine could have performed (the reference's rules for inline
 //! assembly; this is what makes `atomic-memcpy`-style primitives expressible at all). We
 //! claim exactly this operation: *a sequence of Relaxed `AtomicU64` loads (reads) or stores
 //! (writes) of the 8-aligned words of the range, in unspecified order*, plus plain accesses
-//! to the private buffer. That is the access the word loop makes, so nothing the protocol
+//! to the private buffer or registers. That is the access the word loop makes, so nothing the protocol
 //! relies on changes, and nothing new races: every shared word is still only ever accessed
 //! atomically, at 8 bytes, by every party (no mixed-size access, which Rust does not define).
 //!
@@ -176,8 +176,8 @@ pub(crate) fn store_summed(dst: &[AtomicU64], src: &[u8], sum: &mut Checksum, ho
 /// into it are far cheaper (4 MiB transport: 560–780 µs streamed, 300–380 µs not). At 16
 /// MiB ordinary stores still win, because a frame written with them stays partly in the
 /// shared L3 for the reader, who reads it in one pass (`RingReader::read_at_quads`):
-/// 855–920 µs against 952–998 µs streamed (blocking transport, six sessions each; with a reader that
-/// read the slot in two passes the order was the other way round). Measured in
+/// 855–920 µs against 952–998 µs streamed (blocking transport, six sessions each; with a
+/// reader that read the slot in two passes the order was the other way round). Measured in
 /// `docs/benchmarks.md`.
 pub const HOT_STREAM_MIN: usize = 32 << 20;
 
