@@ -25,9 +25,9 @@
 //!   [`RingReader::read_at_streaming`] (the same, word by word), [`RingReader::read_at_chunks`]
 //!   (private chunks, for consumers whose records span quads) or [`RingReader::read_at_words`]
 //!   (every word into the caller's buffer) instead: one pass, the checksum folded into its
-//!   loads. A consumer that reads a sparse
-//!   subset in order uses [`RingReader::read_at_blocks`]: the checksum's wide pass, 4 KiB
-//!   at a time, each block handed to the consumer while it is in L1.
+//!   loads. A consumer that reads a sparse subset in order uses
+//!   [`RingReader::read_at_blocks`]: the checksum's wide pass, 4 KiB at a time, each block
+//!   handed to the consumer while it is in L1.
 
 use std::ops::Range;
 
@@ -450,9 +450,9 @@ impl RingReader {
     /// [`read_at_streaming`](Self::read_at_streaming) a quad at a time, with no copy:
     /// `f(&mut state, first, words)` gets the payload's words in order, four at a time from
     /// word `first` (the words past the last whole quad, at most four and the last
-    /// zero-padded, come last and alone). Each quad is loaded from the slot once, the slot checksum folded into the
-    /// same load while `f` works on it in registers. `state` comes back only with a
-    /// validated frame.
+    /// zero-padded, come last and alone). Each quad is loaded from the slot once, the slot
+    /// checksum folded into the same load while `f` works on it in registers. `state` comes
+    /// back only with a validated frame.
     ///
     /// ```
     /// use shared::frames::PayloadSink;
