@@ -108,7 +108,8 @@ pub struct PipelineArgs {
     #[arg(long)]
     pub max_rate: bool,
     /// Also record the camera, lidar and calibration streams (and the vehicle bus's CAN
-    /// frames, in drives with one) to this MCAP file (ROS 2 schemas).
+    /// frames, in drives with one) to this MCAP file (ROS 2 schemas), created new: a file
+    /// (or link) already there is never replaced.
     #[arg(long, value_name = "FILE.mcap")]
     pub record: Option<PathBuf>,
     /// The calibration socket's gatekeeper policy: who may subscribe, as which role, who

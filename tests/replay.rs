@@ -178,6 +178,40 @@ fn a_replay_never_writes_into_its_log() {
     assert!(std::fs::read(&mcap).unwrap() == bytes, "the replayed recording was changed");
 }
 
+/// `--record` onto anything that exists (a file, a link, a dangling link) is refused at the
+/// door in one line naming it, and what is there is left as it was: a recording never
+/// replaces a file.
+#[test]
+fn a_recording_never_replaces_a_file() {
+    let sb = Sandbox::new();
+    let kept = sb.path("kept.mcap");
+    std::fs::write(&kept, b"a user's file").unwrap();
+    let link = sb.path("link.mcap");
+    std::os::unix::fs::symlink(&kept, &link).unwrap();
+    let dangling = sb.path("dangling.mcap");
+    std::os::unix::fs::symlink(sb.path("nowhere.mcap"), &dangling).unwrap();
+    for target in [&kept, &link, &dangling] {
+        let t = target.to_str().unwrap();
+        let live = sb.path("live");
+        let run = sb.run(&[
+            "drive",
+            "--duration",
+            "1",
+            "--max-rate",
+            "--quiet",
+            "--record",
+            t,
+            "--out",
+            live.to_str().unwrap(),
+        ]);
+        run.expect_code(2);
+        assert_eq!(run.stderr().trim().lines().count(), 1, "{}", run.describe());
+        assert!(run.stderr().contains("--record") && run.stderr().contains(t), "{}", run.describe());
+    }
+    assert_eq!(std::fs::read(&kept).unwrap(), b"a user's file", "the existing file was changed");
+    assert!(!sb.path("nowhere.mcap").exists(), "a recording was made through a dangling link");
+}
+
 #[test]
 fn kitti_export_replays_with_the_exported_epochs() {
     let sb = Sandbox::new();

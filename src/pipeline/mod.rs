@@ -42,9 +42,17 @@ fn prepare_out(args: &PipelineArgs) -> Result<(PathBuf, PathBuf), CliError> {
         CliError::input(format!("{}: cannot create the output directory: {e}", out.display()))
     })?;
     // Checked at the door: the recorder (sandboxed to this folder) must not fail later.
-    if let Some(dir) = args.record.as_deref().map(absolute).as_deref().and_then(Path::parent) {
-        if !dir.is_dir() {
+    if let Some(record) = args.record.as_deref().map(absolute) {
+        if let Some(dir) = record.parent().filter(|dir| !dir.is_dir()) {
             return Err(CliError::input(format!("--record: {}: no such directory", dir.display())));
+        }
+        // Anything there, a link too (even a dangling one): the recorder creates the file
+        // new, and a recording never replaces what a user may want kept.
+        if record.symlink_metadata().is_ok() {
+            return Err(CliError::input(format!(
+                "--record: {} exists: a recording never replaces a file (remove it or name another)",
+                record.display()
+            )));
         }
     }
     Ok((out, summary))

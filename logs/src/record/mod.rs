@@ -262,23 +262,25 @@ fn add_channels<W: std::io::Write + std::io::Seek>(
 }
 
 impl McapRecorder {
-    /// Creates (or truncates) `path` and writes the file header, schemas and channels of a
-    /// one-camera rig (`camera` and `lidar`, the topics of [`RecorderTopics`]).
+    /// Creates `path`, new, and writes the file header, schemas and channels of a one-camera
+    /// rig (`camera` and `lidar`, the topics of [`RecorderTopics`]).
     ///
     /// # Errors
-    /// [`LogError::Io`] if the file cannot be created, [`LogError::Record`] if MCAP fails.
+    /// [`LogError::Io`] if the file cannot be created, also if anything exists at `path` (a
+    /// recording never replaces a file); [`LogError::Record`] if MCAP fails.
     pub fn create(path: impl AsRef<Path>) -> Result<Self, LogError> {
         Self::create_rig(path, &[SensorName::camera()], &[SensorName::lidar()])
     }
 
-    /// Creates (or truncates) `path` for a rig of `cameras` and `lidars` (each list non-empty,
+    /// Creates `path`, new, for a rig of `cameras` and `lidars` (each list non-empty,
     /// the primary first): every sensor gets its own topics by the naming rule of
     /// [`RecorderTopics::camera_image`] and [`RecorderTopics::lidar_points`], so a
     /// one-camera rig named `camera` and `lidar` writes exactly what [`Self::create`] writes.
     ///
     /// # Errors
-    /// [`LogError::Io`] if the file cannot be created; [`LogError::Record`] if MCAP fails, a
-    /// list is empty or holds a name twice, or two sensors' frames would have one name.
+    /// [`LogError::Io`] if the file cannot be created, also if anything exists at `path`;
+    /// [`LogError::Record`] if MCAP fails, a list is empty or holds a name twice, or two
+    /// sensors' frames would have one name.
     pub fn create_rig(
         path: impl AsRef<Path>,
         cameras: &[SensorName],
@@ -287,7 +289,8 @@ impl McapRecorder {
         let path = path.as_ref().to_path_buf();
         let record_err = |detail: String| LogError::Record { path: path.clone(), detail };
         check_rig_frames(cameras, lidars).map_err(record_err)?;
-        let file = File::create(&path).map_err(|e| LogError::io(&path, "create", e))?;
+        // New only (`O_EXCL`): a recording never replaces a file, nor follows a link there.
+        let file = File::create_new(&path).map_err(|e| LogError::io(&path, "create", e))?;
         let options =
             WriteOptions::new().profile("ros2").library("epochfuse").compression(Some(Compression::Lz4));
         let mcap_err = |e: mcap::McapError| LogError::Record { path: path.clone(), detail: e.to_string() };
