@@ -257,4 +257,14 @@ fn kitti_export_replays_with_the_exported_epochs() {
             "{name}"
         );
     }
+    // A bad PNG header after the first frame is the folder's break, as a cut is a bag's: the
+    // 30 frames before it replay, then one line names the file (before: refused whole).
+    std::fs::write(dir.join("image_2/000030.png"), b"not a png").unwrap();
+    let (run, s) = replay(&sb, "broken", &dir, &["--max-rate"]);
+    assert_ne!(run.code(), Some(0), "{}", run.describe());
+    let err = run.stderr();
+    assert_eq!(err.trim().lines().count(), 1, "{}", run.describe());
+    assert!(err.contains("000030.png") && err.contains("PNG header"), "{}", run.describe());
+    assert_eq!(s["frames"].as_array().map(Vec::len), Some(30), "{}", run.describe());
+    assert_eq!(s["faults"]["crashes"], 0, "{s}");
 }

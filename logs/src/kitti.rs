@@ -63,6 +63,25 @@ pub(crate) struct KittiIndex {
     pub sets: Vec<CalibrationSet>,
     /// The cameras' sensor names: `camera` (image_2), then `camera_3` (image_3) if present.
     pub cameras: Vec<SensorName>,
+    /// Where the folder breaks (a frame after the first with a file missing or malformed):
+    /// `frames` are those before it, and a replay yields this after them.
+    pub error: Option<LogError>,
+}
+
+/// Frames scanned up to the first bad one: every frame before it, then the error, which
+/// is the folder's break, or the whole scan's failure if no frame came before it.
+pub(crate) fn until_break<T>(
+    frames: &mut Vec<T>,
+    scanned: Result<T, LogError>,
+) -> Result<Option<LogError>, LogError> {
+    match scanned {
+        Ok(f) => {
+            frames.push(f);
+            Ok(None)
+        }
+        Err(e) if frames.is_empty() => Err(e),
+        Err(e) => Ok(Some(e)),
+    }
 }
 
 impl KittiIndex {
@@ -249,7 +268,8 @@ impl KittiCalib {
     }
 }
 
-/// Scans a KITTI folder: every frame needs its velodyne sweep, image and calib file.
+/// Scans a KITTI folder: every frame needs its velodyne sweep, image and calib file. A bad
+/// first frame refuses the folder; a bad later one is its break ([`KittiIndex::error`]).
 pub(crate) fn scan(root: &Path) -> Result<KittiIndex, LogError> {
     let velo = list(&root.join("velodyne"), "bin")?;
     let images = list(&root.join("image_2"), "png")?;
@@ -262,6 +282,7 @@ pub(crate) fn scan(root: &Path) -> Result<KittiIndex, LogError> {
     }
     let mut frames = Vec::with_capacity(numbers.len());
     let mut builder = EpochBuilder::default();
+    let mut error = None;
     for (i, n) in numbers.iter().enumerate() {
         let get = |m: &BTreeMap<u64, (String, PathBuf)>, dir: &str, ext: &str| {
             m.get(n).cloned().ok_or_else(|| {
@@ -275,26 +296,34 @@ pub(crate) fn scan(root: &Path) -> Result<KittiIndex, LogError> {
                 )
             })
         };
-        let (name, velodyne) = get(&velo, "velodyne", "bin")?;
-        let (_, image) = get(&images, "image_2", "png")?;
-        let (_, calib_path) = get(&calibs, "calib", "txt")?;
-
-        let points = sweep_points(&velodyne)?;
-        let (width, height) = png_size(&image)?;
-        let text = LogError::read_input_text(&calib_path, MAX_CALIB_FILE)?;
-        let set = parse_calib(&calib_path, &text)?.to_set(width, height);
-        let stamp = TimestampNs(i as u64 * KITTI_PERIOD_NS);
-        let epoch = builder.observe(
-            stamp,
-            Some(stamp),
-            *set.camera(),
-            set.camera_to_vehicle(),
-            set.lidar_to_vehicle(),
-        );
-        let images = vec![KittiImage { path: image, width, height }];
-        frames.push(KittiFrame { name, velodyne, images, stamp, epoch, points });
+        let scanned = (|| {
+            let (name, velodyne) = get(&velo, "velodyne", "bin")?;
+            let (_, image) = get(&images, "image_2", "png")?;
+            let (_, calib_path) = get(&calibs, "calib", "txt")?;
+            let points = sweep_points(&velodyne)?;
+            let (width, height) = png_size(&image)?;
+            let text = LogError::read_input_text(&calib_path, MAX_CALIB_FILE)?;
+            let set = parse_calib(&calib_path, &text)?.to_set(width, height);
+            Ok((name, velodyne, KittiImage { path: image, width, height }, points, set))
+        })();
+        // Observed only once the frame is whole: a broken frame adds no epoch.
+        let scanned = scanned.map(|(name, velodyne, image, points, set)| {
+            let stamp = TimestampNs(i as u64 * KITTI_PERIOD_NS);
+            let epoch = builder.observe(
+                stamp,
+                Some(stamp),
+                *set.camera(),
+                set.camera_to_vehicle(),
+                set.lidar_to_vehicle(),
+            );
+            KittiFrame { name, velodyne, images: vec![image], stamp, epoch, points }
+        });
+        error = until_break(&mut frames, scanned)?;
+        if error.is_some() {
+            break;
+        }
     }
-    Ok(KittiIndex { frames, sets: builder.finish(), cameras: vec![SensorName::camera()] })
+    Ok(KittiIndex { frames, sets: builder.finish(), cameras: vec![SensorName::camera()], error })
 }
 
 /// Points in a velodyne sweep, from its length (checked to be whole 16-byte points).

@@ -72,6 +72,15 @@ impl KittiRigFrame {
 /// cannot be listed, a frame misses a file, a PNG header or a calib file is bad, or the
 /// folder has no frames.
 pub fn kitti_cameras(root: &Path) -> Result<Vec<KittiRigFrame>, LogError> {
+    match rig_frames(root)? {
+        (_, Some(e)) => Err(e),
+        (frames, None) => Ok(frames),
+    }
+}
+
+/// The frames of a KITTI rig folder up to its break, if it has one: a frame after the first
+/// with a file missing or malformed (see [`kitti_cameras`]; a bad first frame is an error).
+fn rig_frames(root: &Path) -> Result<(Vec<KittiRigFrame>, Option<LogError>), LogError> {
     let velo = list(&root.join("velodyne"), "bin")?;
     let calibs = list(&root.join("calib"), "txt")?;
     let dirs: Vec<(&'static str, &str, &str)> =
@@ -88,44 +97,54 @@ pub fn kitti_cameras(root: &Path) -> Result<Vec<KittiRigFrame>, LogError> {
     let (mut epoch, mut valid_from) = (CalibEpoch::NONE, TimestampNs(0));
     for (i, (n, (name, velodyne))) in velo.iter().enumerate() {
         let stamp = TimestampNs(i as u64 * KITTI_PERIOD_NS);
-        let (_, calib_path) = calibs.get(n).ok_or_else(|| missing("calib", name, "txt"))?;
-        let text = LogError::read_input_text(calib_path, MAX_CALIB_FILE)?;
-        let parsed = kitti::parse_calib(calib_path, &text)?;
-        let mut cameras = Vec::with_capacity(dirs.len());
-        for ((dir, key, sensor), pngs) in dirs.iter().zip(&images) {
-            let (_, image) = pngs.get(n).ok_or_else(|| missing(dir, name, "png"))?;
-            let p = if *key == "P2" { Some(&parsed.p2) } else { parsed.p3.as_ref() };
-            let p = p.ok_or_else(|| {
-                LogError::kitti(calib_path, None, Some(key), format!("missing (needed by {dir}/)"))
-            })?;
-            let (w, h) = png_size(image)?;
-            let sensor = SensorName::new(sensor).map_err(|e| LogError::missing(root, e.0))?;
-            let calib = parsed.to_set_with(p, w, h);
-            cameras.push(KittiCamera { name: dir, sensor, image: image.clone(), calib });
-        }
-        let changed = frames.last().is_none_or(|prev| {
-            prev.cameras.iter().zip(&cameras).any(|(a, b)| {
-                (a.calib.camera(), a.calib.camera_to_vehicle(), a.calib.lidar_to_vehicle())
-                    != (b.calib.camera(), b.calib.camera_to_vehicle(), b.calib.lidar_to_vehicle())
-            })
+        let scanned = (|| {
+            let (_, calib_path) = calibs.get(n).ok_or_else(|| missing("calib", name, "txt"))?;
+            let text = LogError::read_input_text(calib_path, MAX_CALIB_FILE)?;
+            let parsed = kitti::parse_calib(calib_path, &text)?;
+            let mut cameras = Vec::with_capacity(dirs.len());
+            for ((dir, key, sensor), pngs) in dirs.iter().zip(&images) {
+                let (_, image) = pngs.get(n).ok_or_else(|| missing(dir, name, "png"))?;
+                let p = if *key == "P2" { Some(&parsed.p2) } else { parsed.p3.as_ref() };
+                let p = p.ok_or_else(|| {
+                    LogError::kitti(calib_path, None, Some(key), format!("missing (needed by {dir}/)"))
+                })?;
+                let (w, h) = png_size(image)?;
+                let sensor = SensorName::new(sensor).map_err(|e| LogError::missing(root, e.0))?;
+                let calib = parsed.to_set_with(p, w, h);
+                cameras.push(KittiCamera { name: dir, sensor, image: image.clone(), calib });
+            }
+            sweep_points(velodyne)?;
+            Ok(KittiRigFrame { name: name.clone(), stamp, velodyne: velodyne.clone(), cameras })
+        })();
+        // Epochs only from whole frames: a broken frame adds none.
+        let scanned = scanned.map(|mut f| {
+            let changed = frames.last().is_none_or(|prev| {
+                prev.cameras.iter().zip(&f.cameras).any(|(a, b)| {
+                    (a.calib.camera(), a.calib.camera_to_vehicle(), a.calib.lidar_to_vehicle())
+                        != (b.calib.camera(), b.calib.camera_to_vehicle(), b.calib.lidar_to_vehicle())
+                })
+            });
+            if changed {
+                epoch = CalibEpoch(epoch.0 + 1);
+                valid_from = stamp;
+            }
+            for c in &mut f.cameras {
+                c.calib.epoch = epoch;
+                c.calib.valid_from = valid_from;
+            }
+            f
         });
-        if changed {
-            epoch = CalibEpoch(epoch.0 + 1);
-            valid_from = stamp;
+        if let Some(e) = kitti::until_break(&mut frames, scanned)? {
+            return Ok((frames, Some(e)));
         }
-        for c in &mut cameras {
-            c.calib.epoch = epoch;
-            c.calib.valid_from = valid_from;
-        }
-        frames.push(KittiRigFrame { name: name.clone(), stamp, velodyne: velodyne.clone(), cameras });
     }
-    Ok(frames)
+    Ok((frames, None))
 }
 
 /// Scans a KITTI folder with several cameras (see [`kitti_cameras`]) into the index a replay
 /// uses: one rig-wide [`CalibrationSet`] per epoch, its cameras named by [`KittiCamera::sensor`].
 pub(crate) fn scan_rig(root: &Path) -> Result<KittiIndex, LogError> {
-    let rig = kitti_cameras(root)?;
+    let (rig, error) = rig_frames(root)?;
     let mut sets: Vec<CalibrationSet> = Vec::new();
     let mut frames = Vec::with_capacity(rig.len());
     for f in &rig {
@@ -153,12 +172,13 @@ pub(crate) fn scan_rig(root: &Path) -> Result<KittiIndex, LogError> {
             images,
             stamp: f.stamp,
             epoch: first.epoch,
+            // Checked by `rig_frames` already; this reads the count again (a stat).
             points: sweep_points(&f.velodyne)?,
         });
     }
     let cameras =
         rig.first().map(|f| f.cameras.iter().map(|c| c.sensor.clone()).collect()).unwrap_or_default();
-    Ok(KittiIndex { frames, sets, cameras })
+    Ok(KittiIndex { frames, sets, cameras, error })
 }
 
 #[cfg(test)]
@@ -223,5 +243,24 @@ R0_rect: 1 0 0 0 1 0 0 0 1\nTr_velo_to_cam: 0 -1 0 0 0 0 -1 -0.07 1 0 0 -0.27\n"
             e.contains("image_3/000000.png") && e.contains("missing: frame 000000 has no image_3 file"),
             "{e}"
         );
+    }
+
+    /// A rig folder whose third frame has a bad `image_3` PNG header breaks there: the scan
+    /// keeps the two frames before it (and their epoch), the break names the file, and
+    /// `kitti_cameras`, which reads a folder whole, refuses it with the same line.
+    #[test]
+    fn a_bad_header_after_the_first_frame_is_the_rig_folder_s_break() {
+        let moved = CALIB.replace("-330 0 700", "-331 0 700");
+        let dir = folder(&[CALIB, CALIB, &moved, CALIB], true);
+        std::fs::write(dir.path().join("image_3/000002.png"), b"not a png").unwrap();
+        let index = scan_rig(dir.path()).unwrap();
+        assert_eq!(index.frames.len(), 2);
+        assert_eq!(index.sets.len(), 1, "the broken frame's epoch is not announced");
+        let e = index.error.expect("a break").to_string();
+        assert!(e.contains("image_3/000002.png") && e.contains("cannot read PNG header"), "{e}");
+        assert_eq!(kitti_cameras(dir.path()).unwrap_err().to_string(), e);
+        std::fs::write(dir.path().join("image_2/000000.png"), b"not a png").unwrap();
+        let first = scan_rig(dir.path()).unwrap_err().to_string();
+        assert!(first.contains("image_2/000000.png"), "a bad first frame refuses the folder: {first}");
     }
 }

@@ -23,7 +23,8 @@
 //! - **Errors are one line**: [`LogError`] and [`KittiWriteError`] display as a single line
 //!   naming the file and, where it applies, the line, key, topic, message ordinal or byte
 //!   offset. Bad input is an error, never a panic. A bag that breaks part-way replays its
-//!   frames before the break, then yields the break.
+//!   frames before the break, then yields the break; so does a KITTI folder whose frame
+//!   after the first has a file missing or malformed (a bad first frame refuses it).
 //!
 //! Modules: `kitti` (reading) and `kitti_write` (writing) KITTI folders; `mcap_source`
 //! (reading bags: read, scan, topics, plan, frames); `ros` and `cdr_read` (decoding ROS 2
@@ -183,8 +184,9 @@ impl LogSource {
     /// # Errors
     /// [`LogError`] if the path is no log, a file is malformed, or something the replay needs
     /// (a camera, a cloud, a camera calibration, a transform between them) is missing.
-    /// A bag that breaks part-way opens with the frames before the break; the break is
-    /// reported by [`LogSource::index_error`] and at the end of [`LogSource::frames`].
+    /// A bag or KITTI folder that breaks part-way opens with the frames before the break;
+    /// the break is reported by [`LogSource::index_error`] and at the end of
+    /// [`LogSource::frames`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, LogError> {
         Self::open_with(path, &LogOptions::default())
     }
@@ -340,8 +342,8 @@ impl LogSource {
 
     /// The frames, in time order (a lidar sweep before an image of the same stamp).
     ///
-    /// For MCAP this opens the file(s) again and streams. After the last valid frame of a bag
-    /// that breaks part-way it yields the error once, then ends.
+    /// For MCAP this opens the file(s) again and streams. After the last valid frame of a log
+    /// that breaks part-way (a bag, a KITTI folder) it yields the error once, then ends.
     ///
     /// # Errors
     /// [`LogError::Io`] if a file cannot be opened.
@@ -445,11 +447,11 @@ impl LogSource {
         }
     }
 
-    /// Where a bag broke, if it did: the frames stop before this point.
+    /// Where a bag or a KITTI folder broke, if it did: the frames stop before this point.
     #[must_use]
     pub fn index_error(&self) -> Option<&LogError> {
         match &self.inner {
-            Inner::Kitti(_) => None,
+            Inner::Kitti(k) => k.error.as_ref(),
             Inner::Mcap(m) => m.error.as_ref(),
         }
     }
@@ -519,10 +521,15 @@ impl Iterator for LogFrames {
                 // Frame i's sweep is item n·i, its cameras' images the n - 1 after it.
                 let n = index.items_per_frame();
                 let i = *next / n;
-                let f = index.frames.get(i)?;
-                let item = *next % n;
-                *next += 1;
-                Some(kitti_frame(index, f, i as u64, item, *defer))
+                match index.frames.get(i) {
+                    Some(f) => {
+                        let item = *next % n;
+                        *next += 1;
+                        Some(kitti_frame(index, f, i as u64, item, *defer))
+                    }
+                    // After the last whole frame, the folder's break once (then `done`).
+                    None => index.error.clone().map(Err),
+                }
             }
             FramesInner::Mcap(m) => m.next(),
         };

@@ -505,13 +505,16 @@ fn kitti_folder_synthetic_and_broken() {
     assert_eq!(img.rgb_at(5, 3), Some([5, 3, 7]));
 
     type Damage = Box<dyn Fn(&Path)>;
-    let cases: Vec<(&str, Damage, &str)> = vec![
+    // `None`: the folder is refused at open. `Some(k)`: it breaks at the damaged frame: it opens
+    // with the `k` whole frames before it, which replay, and then the break comes once.
+    let cases: Vec<(&str, Damage, &str, Option<usize>)> = vec![
         (
             "missing key",
             Box::new(|r: &Path| {
                 std::fs::write(r.join("calib/000004.txt"), CALIB.replace("R0_rect", "R9_rect")).unwrap()
             }),
             "calib/000004.txt: R0_rect: missing",
+            Some(1),
         ),
         (
             "bad number",
@@ -519,6 +522,7 @@ fn kitti_folder_synthetic_and_broken() {
                 std::fs::write(r.join("calib/000005.txt"), CALIB.replace("0.2 0 0 1", "0.2 zz 0 1")).unwrap()
             }),
             "calib/000005.txt:2: P2: 'zz' is not a number",
+            Some(2),
         ),
         (
             "short row",
@@ -527,21 +531,31 @@ fn kitti_folder_synthetic_and_broken() {
                     .unwrap()
             }),
             "calib/000003.txt:4: Tr_velo_to_cam: expected 12 numbers",
+            None,
         ),
         (
             "no calib",
             Box::new(|r: &Path| std::fs::remove_file(r.join("calib/000005.txt")).unwrap()),
             "calib/000005.txt: missing: frame 000005 has no calib file",
+            Some(2),
         ),
         (
             "ragged bin",
             Box::new(|r: &Path| std::fs::write(r.join("velodyne/000004.bin"), [0u8; 17]).unwrap()),
             "velodyne/000004.bin: 17 bytes is not a whole number of 16-byte points",
+            Some(1),
         ),
         (
             "bad png",
             Box::new(|r: &Path| std::fs::write(r.join("image_2/000003.png"), b"not a png").unwrap()),
             "image_2/000003.png: cannot read PNG header",
+            None,
+        ),
+        (
+            "bad png later",
+            Box::new(|r: &Path| std::fs::write(r.join("image_2/000004.png"), b"not a png").unwrap()),
+            "image_2/000004.png: cannot read PNG header",
+            Some(1),
         ),
         (
             "absurd focal length",
@@ -550,6 +564,7 @@ fn kitti_folder_synthetic_and_broken() {
                     .unwrap()
             }),
             "kitti: calibration epoch 1: camera.",
+            None,
         ),
         (
             "frame larger than a slot",
@@ -557,13 +572,26 @@ fn kitti_folder_synthetic_and_broken() {
                 std::fs::write(r.join("image_2/000004.png"), png_header(16384, 16384)).unwrap()
             }),
             "a camera frame of 805306384 bytes is larger than the 268435456-byte slot limit",
+            None,
         ),
     ];
-    for (what, damage, want) in cases {
+    for (what, damage, want, before) in cases {
         let d = tempfile::tempdir().unwrap();
         let root = kitti_folder(d.path(), &[("000003", CALIB), ("000004", CALIB), ("000005", CALIB)]);
         damage(&root);
-        let e = LogSource::open(&root).unwrap_err().to_string();
+        let e = match before {
+            None => LogSource::open(&root).unwrap_err().to_string(),
+            Some(k) => {
+                let src = LogSource::open(&root).unwrap_or_else(|e| panic!("{what}: refused whole: {e}"));
+                assert_eq!(src.frame_count(shared::StreamKind::Lidar), k, "{what}");
+                let items: Vec<_> = src.frames().unwrap().collect();
+                assert_eq!(items.len(), 2 * k + 1, "{what}: the frames before the break, then it");
+                assert!(items[..2 * k].iter().all(Result::is_ok), "{what}");
+                let e = items[2 * k].as_ref().unwrap_err().to_string();
+                assert_eq!(src.index_error().map(ToString::to_string), Some(e.clone()), "{what}");
+                e
+            }
+        };
         assert!(e.contains(want), "{what}: '{e}' lacks '{want}'");
         assert!(!e.contains('\n'));
     }
