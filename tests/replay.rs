@@ -16,6 +16,22 @@ fn replay(sb: &Sandbox, name: &str, source: &std::path::Path, extra: &[&str]) ->
     (run, s)
 }
 
+/// `drive` of the default scenario for `seconds` at full speed, quiet, recording to `record`,
+/// its summary in `out`.
+fn drive_recording(sb: &Sandbox, seconds: &str, record: &str, out: &std::path::Path) -> common::Run {
+    sb.run(&[
+        "drive",
+        "--duration",
+        seconds,
+        "--max-rate",
+        "--quiet",
+        "--record",
+        record,
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
 /// KITTI 000001, projected independently in float64 (../shared/data/README.md).
 fn assert_reference_000001(f: &Value, what: &str) {
     assert_eq!(f["points"], 120_268, "{what}: {f}");
@@ -113,18 +129,7 @@ fn recorded_drive_replays_with_the_same_epochs_and_per_pair_numbers() {
 fn truncated_bag_replays_what_is_valid_then_fails_with_one_line() {
     let sb = Sandbox::new();
     let mcap = sb.path("drive.mcap");
-    let run = sb.run(&[
-        "drive",
-        "--duration",
-        "2",
-        "--max-rate",
-        "--quiet",
-        "--record",
-        mcap.to_str().unwrap(),
-        "--out",
-        sb.path("live").to_str().unwrap(),
-    ]);
-    run.expect_code(0);
+    drive_recording(&sb, "2", mcap.to_str().unwrap(), &sb.path("live")).expect_code(0);
     let bytes = std::fs::read(&mcap).unwrap();
     let cut = sb.path("cut.mcap");
     std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
@@ -155,18 +160,7 @@ fn a_replay_never_writes_into_its_log() {
     let mcap = sb.path("drive.mcap");
     let m = mcap.to_str().unwrap();
     let live = sb.path("live");
-    sb.run(&[
-        "drive",
-        "--duration",
-        "1",
-        "--max-rate",
-        "--quiet",
-        "--record",
-        m,
-        "--out",
-        live.to_str().unwrap(),
-    ])
-    .expect_code(0);
+    drive_recording(&sb, "1", m, &live).expect_code(0);
     let bytes = std::fs::read(&mcap).unwrap();
     let inside = sb.path("drive.mcap/out");
     for (opt, target) in [("--record", m), ("--summary", m), ("--out", inside.to_str().unwrap())] {
@@ -192,18 +186,7 @@ fn a_recording_never_replaces_a_file() {
     std::os::unix::fs::symlink(sb.path("nowhere.mcap"), &dangling).unwrap();
     for target in [&kept, &link, &dangling] {
         let t = target.to_str().unwrap();
-        let live = sb.path("live");
-        let run = sb.run(&[
-            "drive",
-            "--duration",
-            "1",
-            "--max-rate",
-            "--quiet",
-            "--record",
-            t,
-            "--out",
-            live.to_str().unwrap(),
-        ]);
+        let run = drive_recording(&sb, "1", t, &sb.path("live"));
         run.expect_code(2);
         assert_eq!(run.stderr().trim().lines().count(), 1, "{}", run.describe());
         assert!(run.stderr().contains("--record") && run.stderr().contains(t), "{}", run.describe());
