@@ -74,13 +74,17 @@ impl KittiRigFrame {
 pub fn kitti_cameras(root: &Path) -> Result<Vec<KittiRigFrame>, LogError> {
     match rig_frames(root)? {
         (_, Some(e)) => Err(e),
-        (frames, None) => Ok(frames),
+        (frames, None) => Ok(frames.into_iter().map(|(f, _)| f).collect()),
     }
 }
 
-/// The frames of a KITTI rig folder up to its break, if it has one: a frame after the first
-/// with a file missing or malformed (see [`kitti_cameras`]; a bad first frame is an error).
-fn rig_frames(root: &Path) -> Result<(Vec<KittiRigFrame>, Option<LogError>), LogError> {
+/// A rig folder's whole frames, each with its sweep's point count, and its break.
+type RigScan = (Vec<(KittiRigFrame, usize)>, Option<LogError>);
+
+/// The frames of a KITTI rig folder, each with its sweep's point count, up to its break if
+/// it has one: a frame after the first with a file missing or malformed (see
+/// [`kitti_cameras`]; a bad first frame is an error).
+fn rig_frames(root: &Path) -> Result<RigScan, LogError> {
     let velo = list(&root.join("velodyne"), "bin")?;
     let calibs = list(&root.join("calib"), "txt")?;
     let dirs: Vec<(&'static str, &str, &str)> =
@@ -93,7 +97,7 @@ fn rig_frames(root: &Path) -> Result<(Vec<KittiRigFrame>, Option<LogError>), Log
         let path = root.join(dir).join(format!("{name}.{ext}"));
         LogError::kitti(&path, None, None, format!("missing: frame {name} has no {dir} file"))
     };
-    let mut frames: Vec<KittiRigFrame> = Vec::with_capacity(velo.len());
+    let mut frames: Vec<(KittiRigFrame, usize)> = Vec::with_capacity(velo.len());
     let (mut epoch, mut valid_from) = (CalibEpoch::NONE, TimestampNs(0));
     for (i, (n, (name, velodyne))) in velo.iter().enumerate() {
         let stamp = TimestampNs(i as u64 * KITTI_PERIOD_NS);
@@ -113,12 +117,12 @@ fn rig_frames(root: &Path) -> Result<(Vec<KittiRigFrame>, Option<LogError>), Log
                 let calib = parsed.to_set_with(p, w, h);
                 cameras.push(KittiCamera { name: dir, sensor, image: image.clone(), calib });
             }
-            sweep_points(velodyne)?;
-            Ok(KittiRigFrame { name: name.clone(), stamp, velodyne: velodyne.clone(), cameras })
+            let points = sweep_points(velodyne)?;
+            Ok((KittiRigFrame { name: name.clone(), stamp, velodyne: velodyne.clone(), cameras }, points))
         })();
         // Epochs only from whole frames: a broken frame adds none.
-        let scanned = scanned.map(|mut f| {
-            let changed = frames.last().is_none_or(|prev| {
+        let scanned = scanned.map(|(mut f, points)| {
+            let changed = frames.last().is_none_or(|(prev, _)| {
                 prev.cameras.iter().zip(&f.cameras).any(|(a, b)| {
                     (a.calib.camera(), a.calib.camera_to_vehicle(), a.calib.lidar_to_vehicle())
                         != (b.calib.camera(), b.calib.camera_to_vehicle(), b.calib.lidar_to_vehicle())
@@ -132,7 +136,7 @@ fn rig_frames(root: &Path) -> Result<(Vec<KittiRigFrame>, Option<LogError>), Log
                 c.calib.epoch = epoch;
                 c.calib.valid_from = valid_from;
             }
-            f
+            (f, points)
         });
         if let Some(e) = kitti::until_break(&mut frames, scanned)? {
             return Ok((frames, Some(e)));
@@ -147,7 +151,7 @@ pub(crate) fn scan_rig(root: &Path) -> Result<KittiIndex, LogError> {
     let (rig, error) = rig_frames(root)?;
     let mut sets: Vec<CalibrationSet> = Vec::new();
     let mut frames = Vec::with_capacity(rig.len());
-    for f in &rig {
+    for (f, points) in &rig {
         let first = &f.cameras[0].calib;
         if sets.last().is_none_or(|s| s.epoch != first.epoch) {
             let cameras = f
@@ -172,12 +176,11 @@ pub(crate) fn scan_rig(root: &Path) -> Result<KittiIndex, LogError> {
             images,
             stamp: f.stamp,
             epoch: first.epoch,
-            // Checked by `rig_frames` already; this reads the count again (a stat).
-            points: sweep_points(&f.velodyne)?,
+            points: *points,
         });
     }
     let cameras =
-        rig.first().map(|f| f.cameras.iter().map(|c| c.sensor.clone()).collect()).unwrap_or_default();
+        rig.first().map(|(f, _)| f.cameras.iter().map(|c| c.sensor.clone()).collect()).unwrap_or_default();
     Ok(KittiIndex { frames, sets, cameras, error })
 }
 
