@@ -73,6 +73,12 @@
 //! none) but not `pure`, so the compiler still never moves one across a store or a fence,
 //! never elides or merges one, and runs each exactly once where the loop says.
 //!
+//! **Prefetch hints.** The kernels ask for the lines [`PREFETCH_AHEAD`] bytes ahead of their
+//! loads (`prefetcht0`) or stores (`prefetchw`), see [`prefetch_enabled`]. A prefetch is a
+//! hint: it accesses no memory in the abstract machine, never faults (also past the end of a
+//! range or of the mapping) and orders nothing, so the claim above and the ordering argument
+//! below are untouched by it.
+//!
 //! **Why the seqlock's fences still order it.** The copy and sum kernels are not `pure`,
 //! `nomem` or `readonly`: to the compiler each may read and write any memory, so it is never moved,
 //! merged, duplicated or elided, and never crosses the Release fence of
@@ -114,6 +120,42 @@ pub fn enabled() -> bool {
     })
 }
 
+/// Whether the kernels ask for the lines they are about to touch ahead of time,
+/// [`PREFETCH_AHEAD`] bytes on: unless `EPOCHFUSE_NO_PREFETCH` is set (it turns the hints
+/// off, to measure one against the other). The store kernel's hint (`prefetchw`, fetch for
+/// writing) needs the CPU to have it as well (CPUID `0x8000_0001`, ECX bit 8); without it
+/// stores go unhinted.
+///
+/// Why: a slot's lines are usually in another core's cache (the writer wrote the frame
+/// there, or the reader read the last frame there), so each load or store first fetches its
+/// line from that core, one line at a time as the pass reaches it. The hints start those
+/// fetches sixteen lines early, so that they overlap the pass (transport bench, 256 KiB to
+/// 16 MiB: `docs/benchmarks.md`). A prefetch is a hint: it reads and writes no memory in the
+/// abstract machine and never faults (also past the end of the range), so the memory-model
+/// argument above is unchanged.
+#[must_use]
+pub fn prefetch_enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| cfg!(target_arch = "x86_64") && std::env::var_os("EPOCHFUSE_NO_PREFETCH").is_none())
+}
+
+/// Whether the store kernel prefetches for writing ([`prefetch_enabled`] and the CPU has
+/// `prefetchw`).
+#[cfg(target_arch = "x86_64")]
+fn prefetch_writes() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        let max = std::arch::x86_64::__cpuid(0x8000_0000).eax;
+        let has = max >= 0x8000_0001 && std::arch::x86_64::__cpuid(0x8000_0001).ecx & (1 << 8) != 0;
+        has && prefetch_enabled()
+    })
+}
+
+/// How far ahead of a kernel's loads or stores it prefetches, bytes (sixteen lines: far
+/// enough to hide a transfer from another core, near enough to arrive just in time). The
+/// kernels' asm spells it out (`ahead!`), checked against this at compile time.
+pub const PREFETCH_AHEAD: usize = 1024;
+
 /// Copies the shared words `src` (whole quads: a multiple of four words, the first at a
 /// checksum lane 0) into `dst` (`8 * src.len()` bytes, little-endian) and folds them into
 /// `sum`.
@@ -130,7 +172,13 @@ pub(crate) fn load_summed(src: &[AtomicU64], dst: &mut [u8], sum: &mut Checksum)
         // `dst` as many private bytes (asserted), so the kernel's `quads` 32-byte steps stay
         // inside both; they do not overlap (one is shared, one is a `&mut`). The shared reads
         // are the Relaxed word loads argued for in the module docs.
-        unsafe { avx2::copy_sum(src.as_ptr().cast(), dst.as_mut_ptr(), src.len() / 4, &mut lanes) };
+        unsafe {
+            if prefetch_enabled() {
+                avx2::load_sum_ahead(src.as_ptr().cast(), dst.as_mut_ptr(), src.len() / 4, &mut lanes);
+            } else {
+                avx2::copy_sum(src.as_ptr().cast(), dst.as_mut_ptr(), src.len() / 4, &mut lanes);
+            }
+        };
         *sum = Checksum::from_lanes(lanes[0], lanes[1]);
         return;
     }
@@ -195,11 +243,16 @@ fn store_summed_as(dst: &[AtomicU64], src: &[u8], sum: &mut Checksum, streaming:
             // requires, and the kernel fences its streamed stores on both sides (module docs).
             unsafe { avx2::copy_sum_streaming(src.as_ptr(), to, dst.len() / 4, &mut lanes) };
         } else {
-            // SAFETY: as in `load_summed`, with the roles swapped: the kernel reads `src`
-            // (private) and writes `dst`, `dst.len()` shared atomic words, with the Relaxed
-            // word stores argued for in the module docs. Only the slot's single writer calls
-            // this.
-            unsafe { avx2::copy_sum(src.as_ptr(), to, dst.len() / 4, &mut lanes) };
+            if prefetch_writes() {
+                // SAFETY: as below; `prefetchw` is present (`prefetch_writes`).
+                unsafe { avx2::store_sum_ahead(src.as_ptr(), to, dst.len() / 4, &mut lanes) };
+            } else {
+                // SAFETY: as in `load_summed`, with the roles swapped: the kernel reads `src`
+                // (private) and writes `dst`, `dst.len()` shared atomic words, with the
+                // Relaxed word stores argued for in the module docs. Only the slot's single
+                // writer calls this.
+                unsafe { avx2::copy_sum(src.as_ptr(), to, dst.len() / 4, &mut lanes) };
+            }
         }
         *sum = Checksum::from_lanes(lanes[0], lanes[1]);
         return;
@@ -231,7 +284,13 @@ pub(crate) fn sum_words(src: &[AtomicU64], sum: &mut Checksum) {
         let mut lanes = lanes_of(sum);
         // SAFETY: AVX2 is present; the kernel reads `src.len()` valid shared atomic words
         // (Relaxed loads, module docs) and writes only `lanes`.
-        unsafe { avx2::sum(src.as_ptr().cast(), src.len() / 4, &mut lanes) };
+        unsafe {
+            if prefetch_enabled() {
+                avx2::sum_ahead(src.as_ptr().cast(), src.len() / 4, &mut lanes);
+            } else {
+                avx2::sum(src.as_ptr().cast(), src.len() / 4, &mut lanes);
+            }
+        };
         *sum = Checksum::from_lanes(lanes[0], lanes[1]);
         return;
     }
@@ -337,6 +396,16 @@ mod avx2 {
         };
     }
 
+    /// Two prefetches (`$op`) of the lines [`PREFETCH_AHEAD`](super::PREFETCH_AHEAD) bytes
+    /// past `$reg`: one four-vector step's two lines, sixteen lines early.
+    const _: () = assert!(super::PREFETCH_AHEAD == 1024, "`ahead!` spells the distance out");
+
+    macro_rules! ahead {
+        ($op:literal, $reg:literal) => {
+            concat!($op, " byte ptr [", $reg, " + 1024]\n", $op, " byte ptr [", $reg, " + 1088]\n")
+        };
+    }
+
     /// Stores the lanes back to `[{lanes}]`; clears the upper halves (every vector register
     /// is declared clobbered).
     macro_rules! epilogue {
@@ -386,9 +455,13 @@ mod avx2 {
     /// `$lanes`.
     macro_rules! copy_kernel {
         ($store:literal, $src:expr, $dst:expr, $quads:expr, $lanes:expr) => {
+            copy_kernel!($store, [], $src, $dst, $quads, $lanes)
+        };
+        ($store:literal, [$($ahead:expr),*], $src:expr, $dst:expr, $quads:expr, $lanes:expr) => {
             kernel!(
                 $lanes,
                 four: [
+                    $($ahead,)*
                     "vmovdqu ymm3, ymmword ptr [rsi]",
                     "vmovdqu ymm4, ymmword ptr [rsi + 32]",
                     "vmovdqu ymm5, ymmword ptr [rsi + 64]",
@@ -420,6 +493,31 @@ mod avx2 {
         };
     }
 
+    /// The sum kernel, with the `$ahead` lines (prefetches) first in each four-vector step.
+    macro_rules! sum_kernel {
+        ([$($ahead:expr),*], $src:expr, $quads:expr, $lanes:expr) => {
+            kernel!(
+                $lanes,
+                four: [
+                    $($ahead,)*
+                    "vpxor ymm3, ymm2, ymmword ptr [rsi]",
+                    "vpxor ymm4, ymm2, ymmword ptr [rsi + 32]",
+                    "vpxor ymm5, ymm2, ymmword ptr [rsi + 64]",
+                    "vpxor ymm6, ymm2, ymmword ptr [rsi + 96]",
+                    fold4!(),
+                    "add rsi, 128",
+                ],
+                one: [
+                    "vpxor ymm3, ymm2, ymmword ptr [rsi]",
+                    fold1!(),
+                    "add rsi, 32",
+                ],
+                inout("rsi") $src => _,
+                inout("rcx") $quads => _,
+            )
+        };
+    }
+
     /// Copies `quads` 32-byte vectors from `src` to `dst`, folding each into `lanes`.
     ///
     /// # Safety
@@ -433,6 +531,45 @@ mod avx2 {
         // stack untouched, and clobbers only the registers declared (all vector registers,
         // via the C ABI, so `vzeroupper` cannot destroy a live value of the compiler's).
         unsafe { copy_kernel!("vmovdqu", src, dst, quads, lanes.as_mut_ptr()) };
+    }
+
+    /// [`copy_sum`] with a `prefetchw` of the destination lines [`PREFETCH_AHEAD`] bytes
+    /// ahead of the stores (for a copy into a slot).
+    ///
+    /// # Safety
+    /// As [`copy_sum`], and the CPU must have `prefetchw`.
+    ///
+    /// [`PREFETCH_AHEAD`]: super::PREFETCH_AHEAD
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn store_sum_ahead(
+        src: *const u8,
+        dst: *mut u8,
+        quads: usize,
+        lanes: &mut [[u64; 4]; 2],
+    ) {
+        // SAFETY: as `copy_sum`'s. The prefetches are hints: they access no memory in the
+        // abstract machine and never fault, also past the end of `dst`.
+        unsafe { copy_kernel!("vmovdqu", [ahead!("prefetchw", "rdi")], src, dst, quads, lanes.as_mut_ptr()) };
+    }
+
+    /// [`copy_sum`] with a `prefetcht0` of the source lines [`PREFETCH_AHEAD`] bytes ahead of
+    /// the loads (for a copy out of a slot).
+    ///
+    /// # Safety
+    /// As [`copy_sum`].
+    ///
+    /// [`PREFETCH_AHEAD`]: super::PREFETCH_AHEAD
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn load_sum_ahead(
+        src: *const u8,
+        dst: *mut u8,
+        quads: usize,
+        lanes: &mut [[u64; 4]; 2],
+    ) {
+        // SAFETY: as `copy_sum`'s; the prefetches are hints (as in `store_sum_ahead`).
+        unsafe {
+            copy_kernel!("vmovdqu", [ahead!("prefetcht0", "rsi")], src, dst, quads, lanes.as_mut_ptr())
+        };
     }
 
     /// [`copy_sum`] with streaming (non-temporal) stores, fenced on both sides: every store
@@ -494,7 +631,20 @@ mod avx2 {
         // block (it reads memory), which for a `state` it keeps in memory is one store per
         // block rather than per vector.
         let groups = quads / 4;
+        let ahead = super::prefetch_enabled();
         for g in 0..groups {
+            if ahead {
+                // SAFETY: hints, [`PREFETCH_AHEAD`](super::PREFETCH_AHEAD) bytes on: no
+                // memory is accessed in the abstract machine, and a prefetch never faults
+                // (also past the end of the range).
+                unsafe {
+                    asm!(
+                        ahead!("prefetcht0", "{p}"),
+                        p = in(reg) src.add(128 * g),
+                        options(nostack, preserves_flags, readonly),
+                    );
+                }
+            }
             let (v0, v1, v2, v3): (__m256i, __m256i, __m256i, __m256i);
             // SAFETY: `src + 128g .. + 128` is in bounds (the caller's contract) and
             // 8-aligned; the vector loads are the Relaxed loads of their words claimed in the
@@ -549,26 +699,19 @@ mod avx2 {
         // SAFETY: the caller's contract: AVX2 present, `src` valid for `32 * quads` bytes;
         // `lanes` is 64 valid bytes; no other memory, no stack; every vector register is
         // declared clobbered (C ABI), so `vzeroupper` is harmless.
-        unsafe {
-            kernel!(
-                lanes.as_mut_ptr(),
-                four: [
-                    "vpxor ymm3, ymm2, ymmword ptr [rsi]",
-                    "vpxor ymm4, ymm2, ymmword ptr [rsi + 32]",
-                    "vpxor ymm5, ymm2, ymmword ptr [rsi + 64]",
-                    "vpxor ymm6, ymm2, ymmword ptr [rsi + 96]",
-                    fold4!(),
-                    "add rsi, 128",
-                ],
-                one: [
-                    "vpxor ymm3, ymm2, ymmword ptr [rsi]",
-                    fold1!(),
-                    "add rsi, 32",
-                ],
-                inout("rsi") src => _,
-                inout("rcx") quads => _,
-            );
-        }
+        unsafe { sum_kernel!([], src, quads, lanes.as_mut_ptr()) };
+    }
+
+    /// [`sum`] with a `prefetcht0` of the lines [`PREFETCH_AHEAD`] bytes ahead of the loads.
+    ///
+    /// # Safety
+    /// As [`sum`].
+    ///
+    /// [`PREFETCH_AHEAD`]: super::PREFETCH_AHEAD
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn sum_ahead(src: *const u8, quads: usize, lanes: &mut [[u64; 4]; 2]) {
+        // SAFETY: as `sum`'s; the prefetches are hints (as in `store_sum_ahead`).
+        unsafe { sum_kernel!([ahead!("prefetcht0", "rsi")], src, quads, lanes.as_mut_ptr()) };
     }
 }
 
@@ -618,6 +761,56 @@ mod tests {
                         .zip(&shared)
                         .all(|(a, b)| a.load(Ordering::Relaxed) == b.load(Ordering::Relaxed)));
                 }
+            }
+        }
+    }
+
+    /// The kernels with prefetches ahead give the same bytes and sums as the plain ones
+    /// (the process-wide switch picks one kind for the test above; this runs both).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn kernels_with_prefetches_match_the_plain_ones() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            eprintln!("skipped: no AVX2 here");
+            return;
+        }
+        let writes = prefetch_writes();
+        // Lengths on both sides of the prefetch distance, and a partial four-vector step.
+        for quads in [0usize, 1, 5, 31, 32, 33, 130] {
+            let src: Vec<u8> = (0..32 * quads).map(|i| (i * 131 + 7) as u8).collect();
+            let shared = words(&src);
+            let want = checksum_bytes(&src);
+            let lanes = || lanes_of(&Checksum::new());
+            let finish = |l: [[u64; 4]; 2]| Checksum::from_lanes(l[0], l[1]).finish(src.len() as u64);
+            let (mut plain, mut ahead) = (lanes(), lanes());
+            let (mut out_plain, mut out_ahead) = (vec![0u8; src.len()], vec![0u8; src.len()]);
+            // SAFETY: AVX2 is present (checked); `shared` and the outputs are `32 * quads`
+            // bytes each and do not overlap.
+            unsafe {
+                avx2::copy_sum(shared.as_ptr().cast(), out_plain.as_mut_ptr(), quads, &mut plain);
+                avx2::load_sum_ahead(shared.as_ptr().cast(), out_ahead.as_mut_ptr(), quads, &mut ahead);
+            }
+            assert_eq!((out_plain == src, out_ahead == src), (true, true), "{quads} quads copied");
+            assert_eq!((finish(plain), finish(ahead)), (want, want), "{quads} quads loaded");
+            let (mut plain, mut ahead) = (lanes(), lanes());
+            // SAFETY: as above; only `lanes` is written.
+            unsafe {
+                avx2::sum(shared.as_ptr().cast(), quads, &mut plain);
+                avx2::sum_ahead(shared.as_ptr().cast(), quads, &mut ahead);
+            }
+            assert_eq!((finish(plain), finish(ahead)), (want, want), "{quads} quads summed");
+            if writes {
+                let target: Vec<AtomicU64> = (0..4 * quads).map(|_| AtomicU64::new(0)).collect();
+                let mut stored = lanes();
+                // SAFETY: AVX2 and `prefetchw` are present; `target` is `32 * quads` bytes.
+                unsafe {
+                    avx2::store_sum_ahead(src.as_ptr(), target.as_ptr().cast_mut().cast(), quads, &mut stored)
+                };
+                assert_eq!(finish(stored), want, "{quads} quads stored");
+                assert!(target
+                    .iter()
+                    .zip(&shared)
+                    .all(|(a, b)| a.load(Ordering::Relaxed) == b.load(Ordering::Relaxed)));
             }
         }
     }
