@@ -398,13 +398,13 @@ mod avx2 {
 
     /// Two prefetches (`$op`) of the lines [`PREFETCH_AHEAD`](super::PREFETCH_AHEAD) bytes
     /// past `$reg`: one four-vector step's two lines, sixteen lines early.
-    const _: () = assert!(super::PREFETCH_AHEAD == 1024, "`ahead!` spells the distance out");
-
     macro_rules! ahead {
         ($op:literal, $reg:literal) => {
             concat!($op, " byte ptr [", $reg, " + 1024]\n", $op, " byte ptr [", $reg, " + 1088]\n")
         };
     }
+
+    const _: () = assert!(super::PREFETCH_AHEAD == 1024, "`ahead!` spells the distance out");
 
     /// Stores the lanes back to `[{lanes}]`; clears the upper halves (every vector register
     /// is declared clobbered).
