@@ -87,13 +87,17 @@ pub fn park_with(
     moved
 }
 
-/// Spins before parking. A commit usually lands within a few microseconds of the previous
-/// one being read only under load; an idle stream parks quickly.
+/// `pause` spins before a wait yields: the next frame of a stream read as fast as it is
+/// written is often a fraction of a microsecond away.
 #[cfg(not(loom))]
-const SPIN_ROUNDS: u32 = 64;
+const SPIN_PAUSES: u32 = 32;
 
 /// How long a wait may yield before it parks: a back-to-back stream's next frame comes
-/// within microseconds; a periodic stream's (a 30 Hz camera) only after milliseconds.
+/// within microseconds (a 256 KiB frame is copied in in 15 µs); a periodic stream's (a 30 Hz
+/// camera) only after milliseconds. The window is time, not a count of yields: a
+/// `sched_yield` on an idle core returns in anything from 0.25 to 1 µs, and a count that
+/// covered a frame's copy on one machine closed the window before it on another (the reader
+/// then slept, and a futex wake costs 30–40 µs in a guest).
 #[cfg(not(loom))]
 const YIELD_WINDOW: std::time::Duration = std::time::Duration::from_micros(50);
 
@@ -163,7 +167,7 @@ pub fn park(
     // Relaxed: a hint only; the caller reads the cursor again with Acquire before it
     // touches a slot (`RingReader::read_next`).
     let moved = || cursor.load(Ordering::Relaxed) != seen;
-    for _ in 0..SPIN_ROUNDS / 2 {
+    for _ in 0..SPIN_PAUSES {
         if moved() {
             return true;
         }
@@ -171,7 +175,7 @@ pub fn park(
     }
     if YieldCredit::may_yield() {
         let start = std::time::Instant::now();
-        for _ in 0..SPIN_ROUNDS / 2 {
+        loop {
             if moved() {
                 // Paid off only if the frame came soon: on a loaded machine one yield can
                 // hand the core away for milliseconds, and a frame found after that is the
