@@ -253,6 +253,7 @@ pub mod ids;
 pub mod input;
 pub mod registry;
 pub mod seqlock;
+pub mod simd;
 pub mod sync;
 pub mod wait;
 

@@ -141,8 +141,18 @@ fn write_band<S: PayloadSink + ?Sized>(
     sink.write_at(scene.planes.1 + j0 * w * 2, band.label.as_bytes())
 }
 
-/// Rasterises and shades band `b` into `out`.
+/// Rasterises and shades band `b` into `out`: the camera's hot loops, compiled 256 bits
+/// wide where the CPU can ([`shared::simd::vectorised`]: the same bytes either way).
 pub(super) fn draw_band(scene: &Scene, b: usize, scratch: &mut Scratch, out: &mut BandOut) {
+    shared::simd::vectorised(
+        #[inline(always)]
+        || draw_band_as_built(scene, b, scratch, out),
+    );
+}
+
+/// [`draw_band`]'s work, inlined into it with every pass it calls.
+#[inline(always)]
+fn draw_band_as_built(scene: &Scene, b: usize, scratch: &mut Scratch, out: &mut BandOut) {
     let table = &*scene.table;
     let (w, h, gw) = (table.intrinsics.width as usize, table.intrinsics.height as usize, table.gw);
     let rows = b * BAND_ROWS..((b + 1) * BAND_ROWS).min(h);
@@ -181,6 +191,7 @@ pub(super) fn draw_band(scene: &Scene, b: usize, scratch: &mut Scratch, out: &mu
 /// inverse depth `a·u + b·v + c`, keeping the nearest face per sample (sample centres at
 /// i + 0.5), into band buffers whose first row is scratch row `first`, widening each row's
 /// `dirty` range over what it writes.
+#[inline(always)]
 fn raster_rows(
     poly: &[(f64, f64)],
     (a, b, c): (f64, f64, f64),

@@ -24,7 +24,8 @@
 //!    (analytic plane z = 0: road, lane marks, sidewalk slabs, grass checker, hazed with
 //!    distance) if the ray points down, otherwise a sky gradient. Bands are written into the
 //!    sink with [`PayloadSink::write_at`]: the frame itself is never assembled elsewhere.
-//!    The bytes do not depend on the number of threads.
+//!    The bytes do not depend on the number of threads. A band's passes run compiled for
+//!    AVX2 where the CPU has it ([`shared::simd::vectorised`]), with the same bytes.
 //!
 //! Payload: [`ImageHeader`] | rgb8 plane | u16 little-endian instance-id plane (sky 0,
 //! ground 1, objects ≥ 2).

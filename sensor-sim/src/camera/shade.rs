@@ -35,6 +35,7 @@ pub(super) struct RowBufs {
 
 /// Shades the pixels of `map` (whole output rows) into `out`, from the band scratch `ids`
 /// whose first row is scratch row `sy0`.
+#[inline(always)]
 pub(super) fn shade(
     scene: &Scene,
     (map, sy0): (&[[u16; 2]], usize),
@@ -62,7 +63,7 @@ pub(super) fn shade(
 ///
 /// A pixel's sample `[gx, gy]` is at `(gy - sy0) · gw + gx` in the band scratch: computed
 /// here rather than looked up, so that a row streams one table from memory, not two.
-#[inline(never)]
+#[inline(always)]
 fn faces(
     scene: &Scene,
     (m, sy0): (&[[u16; 2]], usize),
@@ -93,7 +94,7 @@ fn faces(
 }
 
 /// The ground-plane intersection of every collected pixel's ray, branch-free.
-#[inline(never)]
+#[inline(always)]
 fn ground_rays(scene: &Scene, rows: &mut RowBufs) {
     let r = &scene.r;
     let (r0, r1, r2) = (
@@ -124,7 +125,7 @@ fn ground_rays(scene: &Scene, rows: &mut RowBufs) {
 
 /// Draws each collected pixel: the ground's colour where its ray points down, the sky's
 /// otherwise.
-#[inline(never)]
+#[inline(always)]
 fn background(scene: &Scene, rows: &RowBufs, rgb: &mut [u8], label: &mut [u16]) {
     let (cx, cy, cz) = scene.centre;
     let map = scene.world.ground_materials();

@@ -91,6 +91,7 @@ impl GroundMap {
     /// material is [`GroundMap::outside`]). Branch-free, so that the compiler vectorises the
     /// float work, the conversions and the index arithmetic of a whole row of points (the
     /// camera's ground pixels).
+    #[inline(always)]
     pub(crate) fn locate(&self, (cx, cy): (f64, f64), (ox, oy): (&[f32], &[f32]), at: &mut [[i32; 2]]) {
         let g = self;
         for ((&ox, &oy), s) in ox.iter().zip(oy).zip(at) {
@@ -111,7 +112,7 @@ impl GroundMap {
     }
 
     /// The material at `[cell, sub]` of [`GroundMap::locate`] (a cell inside the map).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn material_in(&self, [cell, sub]: [i32; 2]) -> u8 {
         let c = self.cells[cell as usize];
         if c & TILED == 0 {
@@ -122,7 +123,7 @@ impl GroundMap {
     }
 
     /// The material at (x, y) outside the map: grass.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn outside(x: f64, y: f64) -> u8 {
         grass_at(x, y)
     }
@@ -278,7 +279,7 @@ pub(super) fn material_exact(geo: &[RoadGeo], cell: [u16; 2], x: f64, y: f64) ->
 }
 
 /// Grass: a 2 m checker of two greens.
-#[inline]
+#[inline(always)]
 fn grass_at(x: f64, y: f64) -> u8 {
     M_GRASS_A + ((ffloor(x * 0.5) as i64 + ffloor(y * 0.5) as i64) & 1) as u8
 }
