@@ -36,13 +36,15 @@ use std::sync::OnceLock;
 #[must_use]
 pub fn avx2() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        let has = std::arch::is_x86_feature_detected!("avx2");
-        #[cfg(not(target_arch = "x86_64"))]
-        let has = false;
-        has && std::env::var_os("EPOCHFUSE_NO_AVX2").is_none()
-    })
+    *ON.get_or_init(|| cpu_has_avx2() && std::env::var_os("EPOCHFUSE_NO_AVX2").is_none())
+}
+
+/// Whether CPUID says the CPU has AVX2 (false off x86-64).
+pub(crate) fn cpu_has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// Runs `f`, compiled with AVX2 where [`avx2`] says so (see the module docs: the result is

@@ -111,13 +111,7 @@ use crate::checksum::{self, Checksum};
 #[must_use]
 pub fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        let avx2 = std::arch::is_x86_feature_detected!("avx2");
-        #[cfg(not(target_arch = "x86_64"))]
-        let avx2 = false;
-        avx2 && std::env::var_os("EPOCHFUSE_WORD_COPY").is_none()
-    })
+    *ON.get_or_init(|| crate::simd::cpu_has_avx2() && std::env::var_os("EPOCHFUSE_WORD_COPY").is_none())
 }
 
 /// Whether the kernels ask for the lines they are about to touch ahead of time,
