@@ -125,9 +125,10 @@ pub fn enabled() -> bool {
 /// there, or the reader read the last frame there), so each load or store first fetches its
 /// line from that core, one line at a time as the pass reaches it. The hints start those
 /// fetches sixteen lines early, so that they overlap the pass (transport bench, 256 KiB to
-/// 16 MiB: `docs/benchmarks.md`). A prefetch is a hint: it reads and writes no memory in the
-/// abstract machine and never faults (also past the end of the range), so the memory-model
-/// argument above is unchanged.
+/// 16 MiB: `docs/benchmarks.md`); the loading kernels' second hint ([`PREFETCH_FAR`]) asks
+/// L2 for the lines sixty-four lines early. A prefetch is a hint: it reads and writes no
+/// memory in the abstract machine and never faults (also past the end of the range), so the
+/// memory-model argument above is unchanged.
 #[must_use]
 pub fn prefetch_enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
