@@ -141,8 +141,8 @@ impl CalibTableReader {
 
     /// Every epoch the table holds, checked, ascending by epoch, one per epoch.
     pub fn read_all(&mut self) -> Vec<CalibrationSet> {
-        let cursor = self.ring.cursor();
-        let mut seq = self.ring.oldest();
+        // One snapshot of both ends: at most a table's worth of slots to walk.
+        let (mut seq, cursor) = self.ring.held();
         let mut out: Vec<CalibrationSet> = Vec::new();
         while seq != cursor {
             if let Some(set) = self.read_slot(seq) {
@@ -168,8 +168,8 @@ impl CalibTableReader {
 
     /// The most recently published epoch (the "current" one), if the table holds any.
     pub fn current(&mut self) -> Option<CalibrationSet> {
-        let cursor = self.ring.cursor();
-        let oldest = self.ring.oldest();
+        // One snapshot of both ends (see `read_all`).
+        let (oldest, cursor) = self.ring.held();
         let mut seq = cursor;
         while seq != oldest {
             seq = FrameSeq(seq.0.wrapping_sub(1));

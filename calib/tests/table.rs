@@ -65,6 +65,13 @@ fn concurrent_readers_never_see_a_torn_calibration() {
     // Let the readers go over the final table a few times too.
     std::thread::sleep(Duration::from_millis(50));
     done.store(true, Ordering::Relaxed);
+    // A reader stuck in a read (a walk that never meets its end) fails the test rather
+    // than hanging it: every read is bounded by the table's size.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !readers.iter().all(std::thread::JoinHandle::is_finished) {
+        assert!(Instant::now() < deadline, "a reader did not finish its read within 60 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     for r in readers {
         r.join().unwrap();
     }

@@ -538,14 +538,26 @@ impl RingReader {
     /// The oldest frame the ring may still hold.
     #[must_use]
     pub fn oldest(&self) -> FrameSeq {
+        self.held().0
+    }
+
+    /// The frames the ring may still hold, `(oldest, cursor)`, from one load of the cursor:
+    /// `oldest` is at most the slot count behind `cursor`, never past it. Walk from one to the
+    /// other with this, not with [`oldest`](Self::oldest) and [`cursor`](Self::cursor)
+    /// called one after the other: the writer can commit more than a ring's worth between
+    /// the two loads, and then that `oldest` lies past that `cursor`, and a walk from one
+    /// to the other never meets its end.
+    #[must_use]
+    pub fn held(&self) -> (FrameSeq, FrameSeq) {
         let cursor = self.cursor();
         let base = FrameSeq(self.seg.header.base_seq);
         let written = cursor.distance_from(base);
-        if written < self.seg.slot_count() {
+        let oldest = if written < self.seg.slot_count() {
             base
         } else {
             FrameSeq(cursor.0.wrapping_sub(self.seg.slot_count()))
-        }
+        };
+        (oldest, cursor)
     }
 
     /// The seq the next [`read_next`](Self::read_next) reads.

@@ -67,6 +67,33 @@ fn lapped_reader_reports_overrun_then_reads_behind_the_writer() {
     assert_eq!(r.scoreboard().overruns, 1);
 }
 
+/// `held` is one snapshot: its oldest never lies past its cursor, however far the writer
+/// runs between two calls, while `cursor` and then `oldest` can straddle a lap (a walk from
+/// the second to the first would never meet its end: the calibration table's readers once
+/// hung so).
+#[test]
+fn held_is_one_snapshot_of_both_ends_across_the_wrap() {
+    let dir = tempdir();
+    let path = dir.path().join("lidar.seg");
+    let base = u64::MAX - 3;
+    let (mut w, _) = RingWriter::create_or_takeover(&path, &spec(base)).unwrap();
+    let r = RingReader::attach(&path, StreamKind::Lidar).unwrap();
+    assert_eq!(r.held(), (FrameSeq(base), FrameSeq(base)));
+    write_frame(&mut w, 64);
+    write_frame(&mut w, 64);
+    assert_eq!(r.held(), (FrameSeq(base), FrameSeq(base.wrapping_add(2))));
+    let cursor = r.cursor();
+    for _ in 0..7 {
+        write_frame(&mut w, 64);
+    }
+    // Two loads with a lap between them: the oldest is past the cursor read first.
+    let oldest = r.oldest();
+    assert_eq!(oldest.distance_from(cursor), 3);
+    let (oldest, cursor) = r.held();
+    assert_eq!((oldest, cursor), (FrameSeq(base.wrapping_add(5)), FrameSeq(base.wrapping_add(9))));
+    assert_eq!(cursor.distance_from(oldest), 4, "a ring's worth, across u64's wrap");
+}
+
 #[test]
 fn abandoned_loan_is_never_read_and_read_at_sees_slot_reuse() {
     let dir = tempdir();
