@@ -29,7 +29,6 @@ use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use rustix::fs::{FlockOperation, Mode, OFlags};
 use zerocopy::{FromBytes, IntoBytes};
@@ -44,6 +43,7 @@ mod backpressure;
 mod board;
 mod inplace;
 mod inspect;
+mod park;
 mod place;
 mod runs;
 pub use backpressure::BackPressure;
@@ -608,19 +608,6 @@ impl RingReader {
 
     fn count(&self, c: ReaderCounter, n: u64) {
         self.seg.map.word(layout::reader_counter_offset(c)).fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Waits until a frame past the reader's position is published, or `timeout` passes
-    /// (spin, then futex: no CPU while idle). Returns whether one is available.
-    pub fn wait(&self, timeout: Duration) -> bool {
-        let m = &self.seg.map;
-        wait::park(
-            m.word(layout::OFF_WRITE_CURSOR),
-            m.word32(layout::OFF_NOTIFY),
-            m.word(layout::OFF_WAITERS),
-            self.next.0,
-            timeout,
-        )
     }
 
     /// Reads the next frame into `buf` (resized to the payload; its capacity is reused).

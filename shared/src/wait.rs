@@ -149,10 +149,29 @@ impl YieldCredit {
 #[cfg(not(loom))]
 #[inline]
 pub fn publish(cursor: &AtomicU64, notify: &AtomicU32, waiters: &AtomicU64, next: u64) {
-    publish_with(cursor, notify, waiters, next, |word, count| {
-        // Errors (EFAULT on a truncated mapping) leave readers to their timeout.
-        let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), count);
-    });
+    publish_with(cursor, notify, waiters, next, wake);
+}
+
+/// Wakes up to `count` threads waiting on `word`. Errors (EFAULT on a truncated mapping)
+/// leave waiters to their timeout.
+#[cfg(not(loom))]
+fn wake(word: &AtomicU32, count: u32) {
+    let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), count);
+}
+
+/// Wakes every thread parked on `notify` without publishing anything: each looks at its
+/// `give_up` ([`park_until`]) and, if that says go on, parks again. For a reader's own
+/// process to end its readers' waits (a stop) without a timeout to poll with.
+///
+/// The bump first closes the window between a waiter's last `give_up` and its sleep: a
+/// waiter that read `notify` before the bump finds it changed when it goes to sleep (the
+/// futex wait returns at once) and asks `give_up` again.
+#[cfg(not(loom))]
+pub fn wake_parked(notify: &AtomicU32) {
+    // Release: partners with the Acquire load of `notify` in `park_with`; a waiter that sees
+    // the bump sees what the caller stored before it (the stop its `give_up` reads).
+    notify.fetch_add(1, Ordering::Release);
+    wake(notify, WAKE_ALL);
 }
 
 /// Waits until `cursor` differs from `seen` or `timeout` passes. Returns whether it moved.
@@ -163,6 +182,20 @@ pub fn park(
     waiters: &AtomicU64,
     seen: u64,
     timeout: std::time::Duration,
+) -> bool {
+    park_until(cursor, notify, waiters, seen, timeout, || false)
+}
+
+/// [`park`], also ended by `give_up`, which it asks before each sleep and after each wake
+/// (a [`wake_parked`], a signal, a spurious wake). Returns whether the cursor moved.
+#[cfg(not(loom))]
+pub fn park_until(
+    cursor: &AtomicU64,
+    notify: &AtomicU32,
+    waiters: &AtomicU64,
+    seen: u64,
+    timeout: std::time::Duration,
+    give_up: impl Fn() -> bool,
 ) -> bool {
     // Relaxed: a hint only; the caller reads the cursor again with Acquire before it
     // touches a slot (`RingReader::read_next`).
@@ -193,7 +226,7 @@ pub fn park(
     let deadline = std::time::Instant::now() + timeout;
     park_with(cursor, notify, waiters, seen, |word, n| {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
+        if left.is_zero() || give_up() {
             return false;
         }
         let ts = rustix::time::Timespec {

@@ -57,6 +57,52 @@ fn every_scribbled_header_word_of_a_committed_slot_is_refused() {
     assert_eq!(r.scoreboard().invalid, names.len() as u64);
 }
 
+/// A reader's own process ends its parked readers' waits without a frame: `wake_waiters`
+/// after the stop their `give_up` reads, whether a reader is asleep then or about to sleep.
+#[test]
+fn wake_waiters_ends_the_waits_whose_give_up_says_stop() {
+    const READERS: usize = 3;
+    let dir = tempdir();
+    let path = dir.path().join("lidar.seg");
+    let (_w, _) = RingWriter::create_or_takeover(&path, &spec(8)).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    let waiters = || {
+        let mut b = [0u8; 8];
+        file.read_exact_at(&mut b, layout::OFF_WAITERS as u64).unwrap();
+        u64::from_le_bytes(b)
+    };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    // Far longer than the test waits: a wait that only its timeout ends fails the test.
+    let timeout = Duration::from_secs(120);
+    let waker = RingReader::attach(&path, StreamKind::Lidar).unwrap();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..READERS)
+            .map(|_| {
+                let r = RingReader::attach(&path, StreamKind::Lidar).unwrap();
+                let stop = &stop;
+                s.spawn(move || r.wait_until(timeout, || stop.load(std::sync::atomic::Ordering::Acquire)))
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while waiters() < READERS as u64 {
+            assert!(Instant::now() < deadline, "readers never parked");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // A wake with `give_up` still false: every reader parks again.
+        waker.wake_waiters();
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(handles.iter().all(|h| !h.is_finished()), "a wake alone ended a wait");
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        waker.wake_waiters();
+        let woken = Instant::now();
+        for h in handles {
+            assert!(!h.join().unwrap(), "no frame was published");
+        }
+        assert!(woken.elapsed() < timeout / 4, "a parked reader slept through the stop");
+    });
+    assert_eq!(waiters(), 0);
+}
+
 #[test]
 fn one_commit_wakes_every_parked_reader() {
     const READERS: usize = 4;

@@ -28,6 +28,7 @@ use shared::{rundir, CalibEpoch, Role, StreamKind, TimestampNs};
 use zerocopy::IntoBytes;
 
 use super::fusion_state::{Carried, Checkpoint, ReaderPosition, StateFiles};
+use super::stop_waker::StopWaker;
 use super::{attach_when_ready, ready, stop_flag, STOP_NOTICE};
 use crate::error::CliError;
 use crate::pipeline::rig_summary::{self, Lane};
@@ -40,6 +41,10 @@ const ATTACH_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the listener looks at the calibration table (the recovery path; the socket
 /// is the fast path).
 const TABLE_POLL: Duration = Duration::from_millis(250);
+
+/// The longest a ring reader sleeps with no frame: a backstop only, since the stop ends its
+/// wait ([`StopWaker`]), so a slow stream costs no wake-ups between its frames.
+const WAIT_BACKSTOP: Duration = Duration::from_secs(1);
 
 /// Counts of one reader thread.
 #[derive(Debug, Default)]
@@ -129,17 +134,19 @@ struct ReaderIo {
     counts: Arc<ReaderCounts>,
     /// Where a restarted fusion's reader resumes.
     resume: Carried,
+    /// The longest wait for a frame ([`WAIT_BACKSTOP`]).
+    backstop: Duration,
 }
 
 fn reader_thread(
     io: ReaderIo,
-    stop: StopFlag,
+    stop: StopWaker,
     arrivals: Arc<Arrivals>,
     on_attach: impl FnOnce(&RingReader) + Send + 'static,
 ) -> JoinHandle<Result<(), String>> {
     let path = io.path.clone();
     std::thread::spawn(move || {
-        let attached = attach_when_ready(&path, io.kind, &stop, ATTACH_TIMEOUT).and_then(|r| match r {
+        let attached = attach_when_ready(&path, io.kind, stop.flag(), ATTACH_TIMEOUT).and_then(|r| match r {
             // A second attachment for the engine's in-place reads at use (`&self`), beside
             // this thread's, which moves through the ring (`&mut self`).
             Some(r) => Ok(Some((r, RingReader::attach(&path, io.kind)?))),
@@ -159,7 +166,9 @@ fn reader_thread(
         // restarted fusion picks up where the ring stands).
         io.resume.seek(&mut reader, io.kind);
         on_attach(&reader);
-        learn_frames(&mut reader, &ring, &io, &stop, &arrivals).map_err(|why| {
+        // Both attachments map the same futex word: waking one wakes this thread's waits.
+        stop.watch(&ring);
+        learn_frames(&mut reader, &ring, &io, stop.flag(), &arrivals).map_err(|why| {
             stop.raise();
             format!("{}: {why}", path.display())
         })
@@ -233,7 +242,7 @@ fn learn_frames(
                 }
                 // Look again after the wait, stop or not: a producer's last frames and its
                 // end (the stop) can both arrive during one wait, and they must be read.
-                reader.wait(STOP_NOTICE);
+                reader.wait_until(io.backstop, || stop.is_raised());
                 continue;
             }
             None => {
@@ -324,7 +333,7 @@ impl Readers {
     fn spawn(
         run: &Path,
         lane: &LaneSpec,
-        stop: &StopFlag,
+        stop: &StopWaker,
         fused: &FusedRing,
         calibration: Receiver<Arc<CalibrationSet>>,
         engine_stop: Receiver<()>,
@@ -344,6 +353,7 @@ impl Readers {
             tx,
             counts: Arc::clone(counts),
             resume: carried,
+            backstop: WAIT_BACKSTOP,
         };
         let on_lidar: Box<dyn FnOnce(&RingReader) + Send> =
             if lane.first { Box::new(create_fused_ring(run, fused)) } else { Box::new(|_: &RingReader| {}) };
@@ -643,6 +653,7 @@ struct Running {
 pub fn run(run: &Path) -> Result<(), CliError> {
     let spec = RunSpec::load(run)?;
     let stop = stop_flag()?;
+    let waker = StopWaker::on_signals(&stop)?;
     let plan = FusionPlan::new(&spec);
     let fused: FusedRing = Arc::new(Mutex::new(None));
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
@@ -656,7 +667,7 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     for lane in &lanes {
         let (cal_tx, cal_rx) = crossbeam_channel::unbounded();
         let carried = Carried::load(&lane.state_files(run));
-        let (readers, channels) = Readers::spawn(run, lane, &stop, &fused, cal_rx, stop_rx.clone(), carried);
+        let (readers, channels) = Readers::spawn(run, lane, &waker, &fused, cal_rx, stop_rx.clone(), carried);
         cal_txs.push((cal_tx, lane.clone()));
         wired.push((lane.clone(), readers, channels));
     }
@@ -723,6 +734,20 @@ pub fn run(run: &Path) -> Result<(), CliError> {
 mod tests {
     use super::*;
 
+    /// A lidar reader's plumbing for the ring at `path`, and the engine's end of it.
+    fn lidar_io(path: &Path, backstop: Duration) -> (ReaderIo, Receiver<InFrame>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let io = ReaderIo {
+            kind: StreamKind::Lidar,
+            path: path.to_path_buf(),
+            tx,
+            counts: Arc::default(),
+            resume: Carried::default(),
+            backstop,
+        };
+        (io, rx)
+    }
+
     /// A slot that stays torn (its writer stopped mid-frame) must not keep the reader from
     /// seeing the stop flag.
     #[test]
@@ -741,14 +766,7 @@ mod tests {
         reader.seek(shared::FrameSeq(0));
         // The third frame reuses the reader's next slot and is never finished.
         let loan = w.loan();
-        let (tx, _rx) = crossbeam_channel::unbounded();
-        let io = ReaderIo {
-            kind: StreamKind::Lidar,
-            path: path.clone(),
-            tx,
-            counts: Arc::default(),
-            resume: Carried::default(),
-        };
+        let (io, _rx) = lidar_io(&path, STOP_NOTICE);
         let stop = StopFlag::new();
         stop.raise();
         let (done_tx, done_rx) = crossbeam_channel::bounded(1);
@@ -761,5 +779,38 @@ mod tests {
         drop(loan);
         assert!(stopped, "the reader ignored the stop flag on a torn slot");
         assert!(counts.torn.load(Ordering::Relaxed) > 0, "the slot was not torn");
+    }
+
+    /// A reader waiting for a frame that never comes ends its wait when the stop is raised,
+    /// long before its backstop (the wait is woken, not polled).
+    #[test]
+    fn an_idle_reader_is_woken_by_the_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lidar.seg");
+        let spec = shared::segment::SegmentSpec::new(StreamKind::Lidar, 2, 64);
+        let (_w, _) = RingWriter::create_or_takeover(&path, &spec).unwrap();
+        let waiters = || {
+            let mut b = [0u8; 8];
+            let f = std::fs::File::open(&path).unwrap();
+            std::os::unix::fs::FileExt::read_exact_at(&f, &mut b, shared::layout::OFF_WAITERS as u64)
+                .unwrap();
+            u64::from_le_bytes(b)
+        };
+        // A backstop far beyond what the test waits for: only a wake can end the wait in time.
+        let (io, _rx) = lidar_io(&path, Duration::from_secs(120));
+        let waker = StopWaker::new(&StopFlag::new());
+        let reader = reader_thread(io, waker.clone(), Arc::default(), |_| {});
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while waiters() == 0 {
+            assert!(std::time::Instant::now() < deadline, "the reader never parked");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        waker.raise();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !reader.is_finished() {
+            assert!(std::time::Instant::now() < deadline, "the stop did not end the reader's wait");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(reader.join().unwrap(), Ok(()));
     }
 }

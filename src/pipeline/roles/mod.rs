@@ -9,6 +9,7 @@ pub mod fusion_state;
 pub mod producer;
 pub mod recorder;
 pub mod replayer;
+pub mod stop_waker;
 pub mod surround;
 pub mod vehicle;
 
@@ -100,11 +101,12 @@ pub fn ready() -> Result<calib::clock::PipelineClock, CliError> {
         })
 }
 
-/// The longest a role's waiting thread (a ring reader, a calibration listener without its
-/// socket) sleeps before it looks at its stop flag again. The stop is a signal and nothing
-/// wakes such a wait for it, so this is how late a role can end after the supervisor stops
-/// it. A wait for a frame still ends at once on its commit, so a stream slower than this
-/// (a 10 Hz lidar) costs a wake-up or two per frame.
+/// The longest a role's waiting thread that nothing wakes for the stop (the vehicle role's
+/// CAN reader, a calibration listener without its socket) sleeps before it looks at its
+/// stop flag again: how late such a role can end after the supervisor stops it. A wait for a
+/// frame still ends at once on its commit, but a stream slower than this (a 10 Hz lidar)
+/// costs a wake-up or two per frame, so fusion's ring readers are woken by the stop instead
+/// ([`stop_waker`]).
 pub const STOP_NOTICE: Duration = Duration::from_millis(50);
 
 /// How long readers may make no progress before a producer at `--max-rate` stops waiting
