@@ -160,7 +160,7 @@ fn wake(word: &AtomicU32, count: u32) {
 }
 
 /// Wakes every thread parked on `notify` without publishing anything: each looks at its
-/// `give_up` ([`park_until`]) and, if that says go on, parks again. For a reader's own
+/// `give_up` ([`park`]) and, if that says go on, parks again. For a reader's own
 /// process to end its readers' waits (a stop) without a timeout to poll with.
 ///
 /// The bump first closes the window between a waiter's last `give_up` and its sleep: a
@@ -174,22 +174,11 @@ pub fn wake_parked(notify: &AtomicU32) {
     wake(notify, WAKE_ALL);
 }
 
-/// Waits until `cursor` differs from `seen` or `timeout` passes. Returns whether it moved.
+/// Waits until `cursor` differs from `seen`, `timeout` passes or `give_up` says so; it asks
+/// `give_up` before each sleep and after each wake (a [`wake_parked`], a signal, a spurious
+/// wake). Returns whether the cursor moved.
 #[cfg(not(loom))]
 pub fn park(
-    cursor: &AtomicU64,
-    notify: &AtomicU32,
-    waiters: &AtomicU64,
-    seen: u64,
-    timeout: std::time::Duration,
-) -> bool {
-    park_until(cursor, notify, waiters, seen, timeout, || false)
-}
-
-/// [`park`], also ended by `give_up`, which it asks before each sleep and after each wake
-/// (a [`wake_parked`], a signal, a spurious wake). Returns whether the cursor moved.
-#[cfg(not(loom))]
-pub fn park_until(
     cursor: &AtomicU64,
     notify: &AtomicU32,
     waiters: &AtomicU64,

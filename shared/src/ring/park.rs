@@ -18,7 +18,7 @@ impl RingReader {
     /// after `give_up` turned true ends the wait at once.
     pub fn wait_until(&self, timeout: Duration, give_up: impl Fn() -> bool) -> bool {
         let m = &self.seg.map;
-        wait::park_until(
+        wait::park(
             m.word(layout::OFF_WRITE_CURSOR),
             m.word32(layout::OFF_NOTIFY),
             m.word(layout::OFF_WAITERS),
