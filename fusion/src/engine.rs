@@ -13,7 +13,9 @@
 //!
 //! The engine is single-threaded and synchronous at its core ([`Engine::handle_frame`],
 //! [`Engine::handle_calibration`], [`Engine::tick`], [`Engine::finish`]); [`Engine::run`] is
-//! the channel loop around it. Every payload `Vec` handed in is returned on its stream's
+//! the channel loop around it. A caller that reads the rings itself (fusion's lane threads)
+//! drives the core directly, with [`EngineChannels::none`], [`Engine::time_to_deadline`] and
+//! [`Engine::conclude`], and pays no hand-over between threads. Every payload `Vec` handed in is returned on its stream's
 //! recycle channel once the engine is done with it (with `try_send`: a full or closed recycle
 //! channel just drops the buffer), so readers need not allocate in steady state. A frame drawn
 //! as an overlay is copied into a buffer the overlay thread handed back, for the same reason.
@@ -73,6 +75,23 @@ pub struct EngineChannels {
     pub recycle_camera: Sender<Vec<u8>>,
     /// Lidar payload buffers go back here.
     pub recycle_lidar: Sender<Vec<u8>>,
+}
+
+impl EngineChannels {
+    /// Channels that carry nothing, for an engine driven through its synchronous API
+    /// ([`Engine::handle_frame`], [`Engine::handle_calibration`], [`Engine::tick`],
+    /// [`Engine::conclude`]) by a caller that reads the rings itself.
+    #[must_use]
+    pub fn none() -> Self {
+        Self {
+            camera: never(),
+            lidar: never(),
+            calibration: never(),
+            stop: never(),
+            recycle_camera: crossbeam_channel::bounded(0).0,
+            recycle_lidar: crossbeam_channel::bounded(0).0,
+        }
+    }
 }
 
 /// Engine settings.
@@ -286,12 +305,9 @@ impl<S: FusedSink> Engine<S> {
         let stop = self.channels.stop.clone();
         let (mut camera_open, mut lidar_open) = (true, true);
         while camera_open || lidar_open {
-            let timeout = match self.pairer.next_deadline() {
-                Some(d) => {
-                    Duration::from_nanos(d.0.saturating_sub(self.now().0)).max(Duration::from_micros(50))
-                }
-                None => Duration::from_secs(3600),
-            };
+            let timeout = self
+                .time_to_deadline()
+                .map_or(Duration::from_secs(3600), |d| d.max(Duration::from_micros(50)));
             select! {
                 recv(stop) -> _ => break,
                 recv(calibration) -> m => match m {
@@ -327,6 +343,19 @@ impl<S: FusedSink> Engine<S> {
                 break;
             }
         }
+        self.conclude()
+    }
+
+    /// How long until the pairer's next timeout is due ([`Engine::tick`] applies it), on the
+    /// engine's clock; zero if it is due, `None` if nothing waits for one.
+    #[must_use]
+    pub fn time_to_deadline(&self) -> Option<Duration> {
+        let d = self.pairer.next_deadline()?;
+        Some(Duration::from_nanos(d.0.saturating_sub(self.now().0)))
+    }
+
+    /// Decides what is left ([`Engine::finish`]) and returns the statistics and the sink.
+    pub fn conclude(mut self) -> FusionReport<S> {
         self.finish();
         FusionReport { stats: self.stats.clone(), sink: self.sink }
     }

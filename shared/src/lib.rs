@@ -193,7 +193,8 @@
 //!
 //! [`ring::RingReader::wait`] spins briefly, then sleeps on a futex in the segment until the
 //! writer commits past the reader: an idle consumer uses no CPU. A second process would
-//! attach to the same path exactly as this thread does.
+//! attach to the same path exactly as this thread does. [`ring::RingReader::wait_any`] sleeps
+//! on several rings at once (`futex_waitv`), so one thread can serve a camera and a lidar.
 //!
 //! ```
 //! use std::time::Duration;

@@ -87,6 +87,64 @@ pub fn park_with(
     moved
 }
 
+/// One ring's words, for a wait on several rings at once ([`park_any_with`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Watched<'a> {
+    /// The ring's write cursor.
+    pub cursor: &'a AtomicU64,
+    /// Its futex word.
+    pub notify: &'a AtomicU32,
+    /// Its count of parked readers.
+    pub waiters: &'a AtomicU64,
+    /// The cursor the waiter has seen: a frame is new while the cursor differs.
+    pub seen: u64,
+}
+
+impl Watched<'_> {
+    fn moved(&self) -> bool {
+        // Relaxed: as in `park_with`; the answer is a hint, read again with Acquire before
+        // any slot is touched.
+        self.cursor.load(Ordering::Relaxed) != self.seen
+    }
+}
+
+/// [`park_with`] on several rings at once: counts itself in every ring's `waiters`, then,
+/// until some ring's cursor moved, calls `sleep(n)` with every ring's `notify` value (a
+/// futex wait on all of those words at once, woken by any). `sleep` returns `false` to give
+/// up. Returns whether a cursor moved.
+///
+/// Each ring's writer runs [`publish_with`] unchanged: one SeqCst fence after all the
+/// increments partners with every writer's fence, so for each ring either its writer sees the
+/// waiter counted, or the waiter sees its cursor moved (the argument of [`park_with`], once
+/// per ring).
+pub fn park_any_with<const N: usize>(
+    rings: &[Watched<'_>; N],
+    mut sleep: impl FnMut(&[u32; N]) -> bool,
+) -> bool {
+    for r in rings {
+        // Relaxed: ordered before the cursor loads below by the SeqCst fence.
+        r.waiters.fetch_add(1, Ordering::Relaxed);
+    }
+    // SeqCst fence: partners with the SeqCst fence in each ring's `publish_with`.
+    fence(Ordering::SeqCst);
+    let moved = loop {
+        // Acquire: partners with the SeqCst (so release) fence in `publish_with` that precedes
+        // the bump of that ring's `notify` (and the Release bump of `wake_parked`).
+        let n = rings.each_ref().map(|r| r.notify.load(Ordering::Acquire));
+        if rings.iter().any(Watched::moved) {
+            break true;
+        }
+        if !sleep(&n) {
+            break false;
+        }
+    };
+    for r in rings {
+        // Relaxed: a stale count only costs a writer one needless wake.
+        r.waiters.fetch_sub(1, Ordering::Relaxed);
+    }
+    moved
+}
+
 /// `pause` spins before a wait yields: the next frame of a stream read as fast as it is
 /// written is often a fraction of a microsecond away.
 #[cfg(not(loom))]
@@ -174,21 +232,10 @@ pub fn wake_parked(notify: &AtomicU32) {
     wake(notify, WAKE_ALL);
 }
 
-/// Waits until `cursor` differs from `seen`, `timeout` passes or `give_up` says so; it asks
-/// `give_up` before each sleep and after each wake (a [`wake_parked`], a signal, a spurious
-/// wake). Returns whether the cursor moved.
+/// The waits' first phase: `pause` spins, then (while yielding pays off on this thread)
+/// yields for up to [`YIELD_WINDOW`]. Returns whether `moved` turned true meanwhile.
 #[cfg(not(loom))]
-pub fn park(
-    cursor: &AtomicU64,
-    notify: &AtomicU32,
-    waiters: &AtomicU64,
-    seen: u64,
-    timeout: std::time::Duration,
-    give_up: impl Fn() -> bool,
-) -> bool {
-    // Relaxed: a hint only; the caller reads the cursor again with Acquire before it
-    // touches a slot (`RingReader::read_next`).
-    let moved = || cursor.load(Ordering::Relaxed) != seen;
+fn settle(moved: impl Fn() -> bool) -> bool {
     for _ in 0..SPIN_PAUSES {
         if moved() {
             return true;
@@ -212,6 +259,26 @@ pub fn park(
         }
         YieldCredit::record(false);
     }
+    false
+}
+
+/// Waits until `cursor` differs from `seen`, `timeout` passes or `give_up` says so; it asks
+/// `give_up` before each sleep and after each wake (a [`wake_parked`], a signal, a spurious
+/// wake). Returns whether the cursor moved.
+#[cfg(not(loom))]
+pub fn park(
+    cursor: &AtomicU64,
+    notify: &AtomicU32,
+    waiters: &AtomicU64,
+    seen: u64,
+    timeout: std::time::Duration,
+    give_up: impl Fn() -> bool,
+) -> bool {
+    // Relaxed: a hint only; the caller reads the cursor again with Acquire before it
+    // touches a slot (`RingReader::read_next`).
+    if settle(|| cursor.load(Ordering::Relaxed) != seen) {
+        return true;
+    }
     let deadline = std::time::Instant::now() + timeout;
     park_with(cursor, notify, waiters, seen, |word, n| {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -226,4 +293,82 @@ pub fn park(
         let _ = rustix::thread::futex::wait(word, rustix::thread::futex::Flags::empty(), n, Some(&ts));
         true
     })
+}
+
+/// Whether `futex_waitv` (Linux 5.16) failed here with anything but a wait's own outcomes:
+/// an older kernel (ENOSYS) or a seccomp filter that refuses it. Waits then fall back to
+/// [`FALLBACK_SLICE`] sleeps on the first ring.
+#[cfg(not(loom))]
+static NO_WAITV: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Without `futex_waitv`, a wait on several rings sleeps on the first one for at most this
+/// long before it looks at the others: a frame on another ring waits up to this long.
+#[cfg(not(loom))]
+const FALLBACK_SLICE: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// [`park`] on several rings at once (at most 4): waits until some ring's cursor differs from
+/// its `seen`, `timeout` passes or `give_up` says so (asked before each sleep and after each
+/// wake). One thread then serves several rings with one wake-up per frame. Returns whether a
+/// cursor moved.
+#[cfg(not(loom))]
+pub fn park_any<const N: usize>(
+    rings: &[Watched<'_>; N],
+    timeout: std::time::Duration,
+    give_up: impl Fn() -> bool,
+) -> bool {
+    const { assert!(N >= 1 && N <= 4, "park_any waits on 1 to 4 rings") };
+    if settle(|| rings.iter().any(Watched::moved)) {
+        return true;
+    }
+    let deadline = std::time::Instant::now() + timeout;
+    park_any_with(rings, |n| {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || give_up() {
+            return false;
+        }
+        if !NO_WAITV.load(Ordering::Relaxed) && sleep_on_all(rings, n, left) {
+            return true;
+        }
+        NO_WAITV.store(true, Ordering::Relaxed);
+        let slice = left.min(FALLBACK_SLICE);
+        let ts = rustix::time::Timespec { tv_sec: 0, tv_nsec: i64::from(slice.subsec_nanos()) };
+        let _ = rustix::thread::futex::wait(
+            rings[0].notify,
+            rustix::thread::futex::Flags::empty(),
+            n[0],
+            Some(&ts),
+        );
+        true
+    })
+}
+
+/// One `futex_waitv` on every ring's notify word while it holds `n`, for at most `left`.
+/// Returns `false` if the call is not available here.
+#[cfg(not(loom))]
+fn sleep_on_all<const N: usize>(rings: &[Watched<'_>; N], n: &[u32; N], left: std::time::Duration) -> bool {
+    use rustix::thread::futex;
+    use rustix::time::{clock_gettime, ClockId, Timespec};
+    let mut waits = [futex::Wait::new(); N];
+    for ((w, r), &n) in waits.iter_mut().zip(rings).zip(n) {
+        w.val = u64::from(n);
+        w.uaddr = futex::WaitPtr::new(r.notify.as_ptr().cast());
+        // Shared, not private: the words live in file mappings other processes wake.
+        w.flags = futex::WaitFlags::SIZE_U32;
+    }
+    // The timeout is absolute, on the monotonic clock.
+    let now = clock_gettime(ClockId::Monotonic);
+    let nanos = i128::from(now.tv_sec) * 1_000_000_000
+        + i128::from(now.tv_nsec)
+        + i128::try_from(left.as_nanos()).unwrap_or(i128::from(i64::MAX));
+    let at = Timespec {
+        tv_sec: i64::try_from(nanos / 1_000_000_000).unwrap_or(i64::MAX),
+        tv_nsec: i64::try_from(nanos % 1_000_000_000).unwrap_or(0),
+    };
+    match futex::waitv(&waits, futex::WaitvFlags::empty(), Some(&at), futex::ClockId::Monotonic) {
+        // Woken, the word changed (EAGAIN), a signal, the timeout: back to the checks.
+        Ok(_) => true,
+        Err(e) => {
+            matches!(e, rustix::io::Errno::AGAIN | rustix::io::Errno::INTR | rustix::io::Errno::TIMEDOUT)
+        }
+    }
 }

@@ -103,6 +103,66 @@ fn wake_waiters_ends_the_waits_whose_give_up_says_stop() {
     assert_eq!(waiters(), 0);
 }
 
+/// One thread parked on two rings at once wakes for a frame on either, counts itself in both
+/// rings' waiters while asleep and in neither after, and ends on `give_up` plus a wake.
+#[test]
+fn a_wait_on_two_rings_wakes_for_a_frame_on_either() {
+    let dir = tempdir();
+    let paths = ["camera", "lidar"].map(|n| dir.path().join(format!("{n}.seg")));
+    let mut writers = paths.each_ref().map(|p| RingWriter::create_or_takeover(p, &spec(8)).unwrap().0);
+    let files = paths.each_ref().map(|p| std::fs::File::open(p).unwrap());
+    let waiters = |i: usize| {
+        let mut b = [0u8; 8];
+        files[i].read_exact_at(&mut b, layout::OFF_WAITERS as u64).unwrap();
+        u64::from_le_bytes(b)
+    };
+    let timeout = Duration::from_secs(120);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    // Frames written so far on each ring: a reader placed there waits for the next.
+    let mut written = [0u64; 2];
+    let at_the_end = |written: [u64; 2]| {
+        [0, 1].map(|i| {
+            let mut r = RingReader::attach(&paths[i], StreamKind::Lidar).unwrap();
+            r.seek(FrameSeq(written[i]));
+            r
+        })
+    };
+    for ring in [1, 0] {
+        let readers = at_the_end(written);
+        std::thread::scope(|s| {
+            let h = s.spawn(|| RingReader::wait_any([&readers[0], &readers[1]], timeout, || false));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while waiters(0) == 0 || waiters(1) == 0 {
+                assert!(Instant::now() < deadline, "the reader never parked on both rings");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            write_frame(&mut writers[ring], 16);
+            written[ring] += 1;
+            let published = Instant::now();
+            assert!(h.join().unwrap(), "a frame on ring {ring} did not end the wait");
+            assert!(published.elapsed() < timeout / 4, "the reader slept through the frame on ring {ring}");
+        });
+        assert_eq!((waiters(0), waiters(1)), (0, 0), "a woken reader stayed counted");
+    }
+    // No frame: `give_up` and a wake on either ring end the wait.
+    let readers = at_the_end(written);
+    std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            RingReader::wait_any([&readers[0], &readers[1]], timeout, || {
+                stop.load(std::sync::atomic::Ordering::Acquire)
+            })
+        });
+        while waiters(0) == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        readers[1].wake_waiters();
+        let woken = Instant::now();
+        assert!(!h.join().unwrap(), "no frame was published");
+        assert!(woken.elapsed() < timeout / 4, "the wait slept through the wake");
+    });
+}
+
 #[test]
 fn one_commit_wakes_every_parked_reader() {
     const READERS: usize = 4;

@@ -309,6 +309,15 @@ impl Futex {
         true
     }
 
+    /// `futex_waitv`: sleeps while every word holds its expected value.
+    fn wait_any(&self, words: &[(&AtomicU32, u32)]) -> bool {
+        let guard = self.lock.lock().unwrap();
+        if words.iter().all(|(w, n)| w.load(Ordering::Relaxed) == *n) {
+            drop(self.cv.wait(guard).unwrap());
+        }
+        true
+    }
+
     fn wake(&self, _word: &AtomicU32, count: u32) {
         let _guard = self.lock.lock().unwrap();
         #[allow(clippy::cast_possible_wrap)] // The kernel's reading of the count.
@@ -344,6 +353,38 @@ fn one_publish_wakes_every_parked_reader() {
             r.join().unwrap();
         }
     });
+}
+
+/// A parked thread waits on two rings at once (`park_any_with` against a model of
+/// `futex_waitv`: asleep while every word holds its value) while one ring's writer publishes
+/// once: it must wake, whichever ring the frame is on. A lost wake-up leaves it asleep
+/// forever, which loom reports as a deadlock.
+#[test]
+fn a_wait_on_two_rings_wakes_for_a_frame_on_either() {
+    for ring in 0..2 {
+        model(3, move || {
+            let rings = Arc::new([Ring::new(), Ring::new()]);
+            let futex = Arc::new(Futex::new());
+            let waiter = {
+                let (rings, futex) = (rings.clone(), futex.clone());
+                loom::thread::spawn(move || {
+                    let watched = rings.each_ref().map(|r| wait::Watched {
+                        cursor: &r.cursor,
+                        notify: &r.notify,
+                        waiters: &r.waiters,
+                        seen: 0,
+                    });
+                    let moved = wait::park_any_with(&watched, |n| {
+                        futex.wait_any(&[(&rings[0].notify, n[0]), (&rings[1].notify, n[1])])
+                    });
+                    assert!(moved);
+                })
+            };
+            let r = &rings[ring];
+            wait::publish_with(&r.cursor, &r.notify, &r.waiters, 1, |w, n| futex.wake(w, n));
+            waiter.join().unwrap();
+        });
+    }
 }
 
 static HEADER_SEEN: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];

@@ -28,6 +28,28 @@ impl RingReader {
         )
     }
 
+    /// [`wait_until`](Self::wait_until) on several rings at once (at most 4): until a frame
+    /// past some reader's position is published on its ring, `timeout` passes or `give_up`
+    /// says so. One thread then reads several rings with one wake-up per frame, not one per
+    /// reader thread and another to hand the frame on. Returns whether a frame is available
+    /// on some ring.
+    pub fn wait_any<const N: usize>(
+        readers: [&Self; N],
+        timeout: Duration,
+        give_up: impl Fn() -> bool,
+    ) -> bool {
+        let rings = readers.map(|r| {
+            let m = &r.seg.map;
+            wait::Watched {
+                cursor: m.word(layout::OFF_WRITE_CURSOR),
+                notify: m.word32(layout::OFF_NOTIFY),
+                waiters: m.word(layout::OFF_WAITERS),
+                seen: r.next.0,
+            }
+        });
+        wait::park_any(&rings, timeout, give_up)
+    }
+
     /// Wakes every reader parked on this ring (in any process) without a frame: each asks
     /// its `give_up` ([`wait_until`](Self::wait_until)) and parks again unless it says stop.
     /// It bumps the ring's notify word, as a publish does; no frame, cursor or counter

@@ -1,6 +1,7 @@
-//! The fusion role: one reader thread per ring and a calibration listener feed the fusion
-//! engine through crossbeam channels; fused frames go to the fused ring, overlays to the
-//! output directory, and the role's part of the summary to `<run dir>/fusion-result.json`.
+//! The fusion role: one thread per lane (a camera and a lidar, [`fusion_lane`]) reads both
+//! rings and drives that lane's engine; a calibration listener hands it every epoch. Fused
+//! frames go to the fused ring, overlays to the output directory, and the role's part of the
+//! summary to `<run dir>/fusion-result.json`.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,94 +13,28 @@ use calib::clock::PipelineClock;
 use calib::{CalibFollower, CalibrationSet, FollowerWaker, StopFlag};
 use crossbeam_channel::{Receiver, Sender};
 use fusion::output::{FusedSink, OverlayConfig, OverlayTap, SinkError};
-use fusion::summary::{FusionResult, StreamSummary};
-use fusion::{
-    CountersSnapshot, Engine, EngineChannels, EngineConfig, FusionReport, InFrame, PairingConfig, Payload,
-    RingFrame,
-};
+use fusion::summary::FusionResult;
+use fusion::{CountersSnapshot, Engine, EngineChannels, EngineConfig, FusionReport, PairingConfig};
 use parking_lot::Mutex;
-use shared::clock::monotonic_ns;
-use shared::frames::{
-    FusedHeader, FusedPoint, PayloadSink, FUSED_HEADER_SIZE, FUSED_POINT_SIZE, POINT_RECORD_SIZE,
-};
+use shared::frames::{FusedHeader, FusedPoint, PayloadSink, FUSED_HEADER_SIZE, FUSED_POINT_SIZE};
 use shared::ring::{FrameMeta, RingReader, RingWriter};
 use shared::scoreboard::FusedScoreboard;
 use shared::{rundir, CalibEpoch, Role, StreamKind, TimestampNs};
 use zerocopy::IntoBytes;
 
-use super::fusion_state::{Carried, Checkpoint, ReaderPosition, StateFiles};
+use super::fusion_lane::{self, Arrivals, LaneEnd, LaneIo, ReaderCounts, WAIT_BACKSTOP};
+use super::fusion_state::{Carried, Checkpoint, StateFiles};
 use super::stop_waker::StopWaker;
-use super::{attach_when_ready, ready, stop_flag, STOP_NOTICE};
+use super::{ready, stop_flag, STOP_NOTICE};
 use crate::error::CliError;
 use crate::pipeline::rig_summary::{self, Lane};
 use crate::pipeline::segments::PRODUCER_SLOTS;
 use crate::pipeline::spec::{RunSpec, FUSION_RESULT_FILE};
 use crate::pipeline::summary::Source;
 
-/// How long fusion waits for a producer's ring to appear.
-const ATTACH_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the listener looks at the calibration table (the recovery path; the socket
 /// is the fast path).
 const TABLE_POLL: Duration = Duration::from_millis(250);
-
-/// The longest a ring reader sleeps with no frame: a backstop only, since the stop ends its
-/// wait ([`StopWaker`]), so a slow stream costs no wake-ups between its frames.
-const WAIT_BACKSTOP: Duration = Duration::from_secs(1);
-
-/// Counts of one reader thread.
-#[derive(Debug, Default)]
-struct ReaderCounts {
-    read: AtomicU64,
-    torn: AtomicU64,
-    overruns: AtomicU64,
-    stale: AtomicU64,
-    invalid: AtomicU64,
-    /// Where the reader stands, for a restarted fusion ([`super::fusion_state`]).
-    position: Arc<ReaderPosition>,
-}
-
-impl ReaderCounts {
-    fn summary(&self) -> StreamSummary {
-        StreamSummary {
-            frames_written: 0,
-            frames_read: self.read.load(Ordering::Relaxed),
-            torn_retries: self.torn.load(Ordering::Relaxed),
-            overruns: self.overruns.load(Ordering::Relaxed),
-            stale: self.stale.load(Ordering::Relaxed),
-            invalid: self.invalid.load(Ordering::Relaxed),
-            overrun_before_use: 0,
-            unknown_epoch: 0,
-        }
-    }
-}
-
-/// When each recent frame arrived (monotonic ns), per stream, to measure "later frame of
-/// the pair in → fused" where capture times are not on the wall clock.
-#[derive(Debug, Default)]
-struct Arrivals {
-    recent: Mutex<[std::collections::VecDeque<(u64, u64)>; 2]>,
-}
-
-impl Arrivals {
-    /// Frames remembered per stream; more than a ring and fusion's buffers hold.
-    const KEEP: usize = 512;
-
-    fn record(&self, kind: StreamKind, seq: shared::FrameSeq) {
-        let stream = usize::from(kind == StreamKind::Lidar);
-        let mut g = self.recent.lock();
-        if g[stream].len() == Self::KEEP {
-            g[stream].pop_front();
-        }
-        g[stream].push_back((seq.0, monotonic_ns()));
-    }
-
-    fn latency_ns(&self, camera: shared::FrameSeq, lidar: shared::FrameSeq) -> Option<u64> {
-        let g = self.recent.lock();
-        let find = |i: usize, seq: u64| g[i].iter().rev().find(|(s, _)| *s == seq).map(|(_, t)| *t);
-        let later = find(0, camera.0)?.max(find(1, lidar.0)?);
-        Some(monotonic_ns().saturating_sub(later))
-    }
-}
 
 /// Writes fused frames into the fused ring.
 struct RingSink {
@@ -124,140 +59,6 @@ impl FusedSink for RingSink {
 /// The fused ring's writer: created when the lidar ring appears (its size follows from the
 /// lidar ring's), shared by the sink and the scoreboard publisher.
 type FusedRing = Arc<Mutex<Option<RingWriter>>>;
-
-/// What one reader thread reads and where its frames go.
-struct ReaderIo {
-    kind: StreamKind,
-    /// The sensor's segment.
-    path: std::path::PathBuf,
-    tx: Sender<InFrame>,
-    counts: Arc<ReaderCounts>,
-    /// Where a restarted fusion's reader resumes.
-    resume: Carried,
-    /// The longest wait for a frame ([`WAIT_BACKSTOP`]).
-    backstop: Duration,
-}
-
-fn reader_thread(
-    io: ReaderIo,
-    stop: StopWaker,
-    arrivals: Arc<Arrivals>,
-    on_attach: impl FnOnce(&RingReader) + Send + 'static,
-) -> JoinHandle<Result<(), String>> {
-    let path = io.path.clone();
-    std::thread::spawn(move || {
-        let attached = attach_when_ready(&path, io.kind, stop.flag(), ATTACH_TIMEOUT).and_then(|r| match r {
-            // A second attachment for the engine's in-place reads at use (`&self`), beside
-            // this thread's, which moves through the ring (`&mut self`).
-            Some(r) => Ok(Some((r, RingReader::attach(&path, io.kind)?))),
-            None => Ok(None),
-        });
-        let (mut reader, ring) = match attached {
-            Ok(Some((r, ring))) => (r, Arc::new(ring)),
-            Ok(None) => return Ok(()),
-            Err(e) => {
-                // Without this stream fusion cannot work: stop the other reader too, so the
-                // role ends and the supervisor reports it, rather than waiting forever.
-                stop.raise();
-                return Err(format!("{}: {e}", path.display()));
-            }
-        };
-        // Learn of what the producer wrote before we attached too (it waits for us, but a
-        // restarted fusion picks up where the ring stands).
-        io.resume.seek(&mut reader, io.kind);
-        on_attach(&reader);
-        // Both attachments map the same futex word: waking one wakes this thread's waits.
-        stop.watch(&ring);
-        learn_frames(&mut reader, &ring, &io, stop.flag(), &arrivals).map_err(|why| {
-            stop.raise();
-            format!("{}: {why}", path.display())
-        })
-    })
-}
-
-/// Whether a payload of `len` bytes can be a frame of `kind` at all (the full check is at use).
-fn plausible(kind: StreamKind, len: usize) -> bool {
-    match kind {
-        StreamKind::Camera => len >= shared::frames::IMAGE_HEADER_SIZE,
-        _ => len % POINT_RECORD_SIZE == 0,
-    }
-}
-
-/// Learns of new frames from their headers alone and hands the engine versioned references
-/// ("frame #17 at slot X"), until `stop` is raised and nothing written is left unread, or the
-/// engine is gone; counts every outcome. Payloads are read in place by the engine, only for
-/// the frames it uses. A truncated segment ends it with an error.
-fn learn_frames(
-    reader: &mut RingReader,
-    ring: &Arc<RingReader>,
-    io: &ReaderIo,
-    stop: &StopFlag,
-    arrivals: &Arrivals,
-) -> Result<(), shared::ring::InvalidFrame> {
-    let counts = &io.counts;
-    loop {
-        if reader.truncated() {
-            counts.invalid.fetch_add(1, Ordering::Relaxed);
-            return Err(shared::ring::InvalidFrame::SegmentTruncated);
-        }
-        let before = reader.next_seq();
-        let peeked = reader.peek_next();
-        // Before the frame is counted or sent: a restarted fusion never learns of it twice.
-        counts.position.set(reader);
-        let delivered = match peeked {
-            Some((frame, info)) => {
-                if frame.seq() != before {
-                    // Lapped: the reader moved to the oldest frame held.
-                    counts.overruns.fetch_add(1, Ordering::Relaxed);
-                }
-                counts.read.fetch_add(1, Ordering::Relaxed);
-                arrivals.record(io.kind, info.seq);
-                if plausible(io.kind, info.len) {
-                    let payload = Payload::Ring(RingFrame::new(Arc::clone(ring), frame, &info));
-                    let f = InFrame {
-                        stream: io.kind,
-                        seq: info.seq,
-                        capture: info.capture,
-                        epoch: info.epoch,
-                        published: info.published,
-                        payload,
-                    };
-                    if io.tx.send(f).is_err() {
-                        return Ok(());
-                    }
-                } else {
-                    counts.invalid.fetch_add(1, Ordering::Relaxed);
-                    ring.let_go(frame);
-                }
-                true
-            }
-            None if reader.next_seq() != before => {
-                // Moved past a stale slot: progress, so look again before any stop.
-                counts.stale.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            None if reader.lag() == 0 => {
-                if stop.is_raised() {
-                    return Ok(());
-                }
-                // Look again after the wait, stop or not: a producer's last frames and its
-                // end (the stop) can both arrive during one wait, and they must be read.
-                reader.wait_until(io.backstop, || stop.is_raised());
-                continue;
-            }
-            None => {
-                counts.torn.fetch_add(1, Ordering::Relaxed);
-                std::thread::yield_now();
-                false
-            }
-        };
-        // A turn that found a torn slot checks the stop flag: a slot that stays torn (a
-        // writer killed mid-frame, a scribbled sequence word) must not keep fusion alive.
-        if !delivered && stop.is_raised() {
-            return Ok(());
-        }
-    }
-}
 
 /// Creates the fused ring once the lidar ring is attached: a fused frame holds at most every
 /// point of one sweep.
@@ -317,9 +118,11 @@ impl LaneSpec {
     }
 }
 
-/// The camera and lidar reader threads.
+/// A lane's thread ([`fusion_lane`]) and what the rest of the role shares with it.
 struct Readers {
-    threads: [JoinHandle<Result<(), String>>; 2],
+    thread: JoinHandle<LaneEnd<RingSink>>,
+    /// Hands the thread its engine once it is built.
+    engine: Sender<Engine<RingSink>>,
     counts: [Arc<ReaderCounts>; 2],
     arrivals: Arc<Arrivals>,
     carried: Carried,
@@ -328,73 +131,52 @@ struct Readers {
 }
 
 impl Readers {
-    /// Starts both threads; returns them and the engine's channels (the engine holds the
-    /// only receivers, so a reader whose engine is gone stops).
+    /// Starts the lane's thread, which attaches both rings at once and then waits for its
+    /// engine ([`Readers::engine`]).
     fn spawn(
         run: &Path,
         lane: &LaneSpec,
         stop: &StopWaker,
         fused: &FusedRing,
         calibration: Receiver<Arc<CalibrationSet>>,
-        engine_stop: Receiver<()>,
         carried: Carried,
-    ) -> (Self, EngineChannels) {
+    ) -> Self {
         let arrivals = Arc::new(Arrivals::default());
         let counts = [Arc::new(ReaderCounts::default()), Arc::new(ReaderCounts::default())];
-        let (cam_tx, cam_rx) = crossbeam_channel::bounded(4);
-        let (lid_tx, lid_rx) = crossbeam_channel::bounded(4);
-        // The readers hand the engine references, not buffers: what the engine copied out
-        // (frames it held long, overlays) is simply dropped when it is done.
-        let (rc_tx, _) = crossbeam_channel::bounded(0);
-        let (rl_tx, _) = crossbeam_channel::bounded(0);
-        let io = |kind, name: &calib::SensorName, tx, counts: &Arc<ReaderCounts>| ReaderIo {
-            kind,
-            path: run.join(crate::pipeline::segments::sensor_file(name)),
-            tx,
-            counts: Arc::clone(counts),
+        let io = LaneIo {
+            paths: [&lane.camera, &lane.lidar].map(|n| run.join(crate::pipeline::segments::sensor_file(n))),
+            counts: counts.clone(),
+            arrivals: Arc::clone(&arrivals),
             resume: carried,
             backstop: WAIT_BACKSTOP,
+            calibration,
         };
         let on_lidar: Box<dyn FnOnce(&RingReader) + Send> =
             if lane.first { Box::new(create_fused_ring(run, fused)) } else { Box::new(|_: &RingReader| {}) };
-        let threads = [
-            reader_thread(
-                io(StreamKind::Camera, &lane.camera, cam_tx, &counts[0]),
-                stop.clone(),
-                Arc::clone(&arrivals),
-                |_| {},
-            ),
-            reader_thread(
-                io(StreamKind::Lidar, &lane.lidar, lid_tx, &counts[1]),
-                stop.clone(),
-                Arc::clone(&arrivals),
-                on_lidar,
-            ),
-        ];
-        let channels = EngineChannels {
-            camera: cam_rx,
-            lidar: lid_rx,
-            calibration,
-            stop: engine_stop,
-            recycle_camera: rc_tx,
-            recycle_lidar: rl_tx,
-        };
-        (Self { threads, counts, arrivals, carried, files: lane.state_files(run) }, channels)
+        let (engine, engine_rx) = crossbeam_channel::bounded(1);
+        let thread = fusion_lane::spawn(io, stop.clone(), on_lidar, engine_rx);
+        Self { thread, engine, counts, arrivals, carried, files: lane.state_files(run) }
     }
 
-    /// Waits for both threads; the last error, if any, their counts and the state the lane
-    /// carried over from earlier incarnations.
-    fn join(self) -> (Option<String>, [Arc<ReaderCounts>; 2], Carried) {
-        let mut error = None;
-        for r in self.threads {
-            match r.join() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => error = Some(e),
-                Err(_) => error = Some("a reader thread panicked".to_string()),
-            }
-        }
-        (error, self.counts, self.carried)
+    /// Waits for the thread.
+    fn join(self) -> LaneDone {
+        let (error, report) = match self.thread.join() {
+            Ok((r, report)) => (r.err(), report),
+            Err(_) => (Some("a fusion lane thread panicked".to_string()), None),
+        };
+        LaneDone { error, report, counts: self.counts, carried: self.carried }
     }
+}
+
+/// A lane once its thread ended.
+struct LaneDone {
+    /// Why a ring failed, if one did.
+    error: Option<String>,
+    /// Its engine's report (none if it never got its engine).
+    report: Option<FusionReport<RingSink>>,
+    counts: [Arc<ReaderCounts>; 2],
+    /// What the lane carried over from earlier incarnations.
+    carried: Carried,
 }
 
 /// Follows the run's calibration on its own thread and hands every new epoch to the engine
@@ -411,7 +193,8 @@ struct CalibListener {
 impl CalibListener {
     /// `lanes`: each engine's channel and the (camera, lidar) whose view of each epoch it
     /// gets ([`CalibrationSet::pair_view`]).
-    fn spawn(run: &Path, lanes: Vec<(Sender<Arc<CalibrationSet>>, LaneSpec)>) -> Self {
+    /// `rings`: nudged after each epoch, so that the lanes asleep on them look at it.
+    fn spawn(run: &Path, lanes: Vec<(Sender<Arc<CalibrationSet>>, LaneSpec)>, rings: StopWaker) -> Self {
         let stop = StopFlag::new();
         let waker = Arc::new(Mutex::new(None));
         let updates = Arc::new(AtomicU64::new(0));
@@ -435,11 +218,15 @@ impl CalibListener {
                     // A wait on the socket is woken by `stop`; one on the table alone is a
                     // sleep, so it looks at the stop flag often.
                     let slice = if follower.is_subscribed() { TABLE_POLL } else { STOP_NOTICE };
-                    for set in follower.wait(slice) {
+                    let sets = follower.wait(slice);
+                    for set in &sets {
                         for (tx, lane) in &lanes {
                             let view = set.pair_view(lane.camera.as_str(), lane.lidar.as_str());
-                            let _ = tx.send(view.map_or_else(|| Arc::clone(&set), Arc::new));
+                            let _ = tx.send(view.map_or_else(|| Arc::clone(set), Arc::new));
                         }
+                    }
+                    if !sets.is_empty() {
+                        rings.nudge();
                     }
                     updates.store(follower.stats().updates_received, Ordering::Relaxed);
                     rejected.store(follower.stats().rejected_messages, Ordering::Relaxed);
@@ -557,12 +344,7 @@ struct LaneWiring<'a> {
 
 /// A lane's engine, wired to its readers, the calibration listener, the fused ring and a
 /// clock set once the run starts.
-fn build_engine(
-    spec: &RunSpec,
-    plan: &FusionPlan,
-    channels: EngineChannels,
-    w: &LaneWiring<'_>,
-) -> Result<Engine<RingSink>, CliError> {
+fn build_engine(spec: &RunSpec, plan: &FusionPlan, w: &LaneWiring<'_>) -> Result<Engine<RingSink>, CliError> {
     let overlay = (spec.overlay_every > 0).then(|| {
         let c = OverlayConfig::new(w.lane.overlay_dir(&spec.out), spec.overlay_every);
         match w.tap {
@@ -575,8 +357,8 @@ fn build_engine(
         keep_frames: plan.keep_frames,
         overlay,
         clock_follows_data: !plan.live_clock,
-        // Below the producers' back-pressure margin (slots - 2), with room for the frames
-        // in the channels: a producer never waits on frames fusion merely holds.
+        // Below the producers' back-pressure margin (slots - 2), with room to spare: a
+        // producer never waits on frames fusion merely holds.
         max_held_refs: PRODUCER_SLOTS as usize - 4,
         ..EngineConfig::default()
     };
@@ -584,8 +366,9 @@ fn build_engine(
         let cell = Arc::clone(w.clock);
         Box::new(move || cell.lock().map_or(TimestampNs(0), |c| c.now()))
     };
-    let mut engine = Engine::new(cfg, channels, RingSink { writer: Arc::clone(w.fused) }, engine_clock)
-        .map_err(|e| CliError::input(format!("{}: {e}", spec.out.display())))?;
+    let mut engine =
+        Engine::new(cfg, EngineChannels::none(), RingSink { writer: Arc::clone(w.fused) }, engine_clock)
+            .map_err(|e| CliError::input(format!("{}: {e}", spec.out.display())))?;
     if !plan.live_clock {
         let arrivals = Arc::clone(&w.readers.arrivals);
         engine.set_latency_source(move |c, l| arrivals.latency_ns(c, l));
@@ -642,11 +425,11 @@ fn write_results(run: &Path, plan: &FusionPlan, lanes: &[Lane]) -> Result<(), Cl
 struct Running {
     lane: LaneSpec,
     readers: Readers,
-    engine: JoinHandle<FusionReport<RingSink>>,
     ego_feed: Option<JoinHandle<()>>,
 }
 
-/// Runs the fusion role: one engine per (lidar, camera) pair of the rig.
+/// Runs the fusion role: one engine per (lidar, camera) pair of the rig, each on its lane's
+/// thread ([`fusion_lane`]).
 ///
 /// # Errors
 /// Exit 3 if a ring cannot be attached or the output cannot be written.
@@ -656,7 +439,6 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     let waker = StopWaker::on_signals(&stop)?;
     let plan = FusionPlan::new(&spec);
     let fused: FusedRing = Arc::new(Mutex::new(None));
-    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
     let lanes = LaneSpec::all(&spec);
     let names: Vec<(String, String)> =
         lanes.iter().map(|l| (l.camera.to_string(), l.lidar.to_string())).collect();
@@ -667,14 +449,14 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     for lane in &lanes {
         let (cal_tx, cal_rx) = crossbeam_channel::unbounded();
         let carried = Carried::load(&lane.state_files(run));
-        let (readers, channels) = Readers::spawn(run, lane, &waker, &fused, cal_rx, stop_rx.clone(), carried);
+        let readers = Readers::spawn(run, lane, &waker, &fused, cal_rx, carried);
         cal_txs.push((cal_tx, lane.clone()));
-        wired.push((lane.clone(), readers, channels));
+        wired.push((lane.clone(), readers));
     }
-    let calib = CalibListener::spawn(run, cal_txs);
+    let calib = CalibListener::spawn(run, cal_txs, waker.clone());
     let clock = Arc::new(Mutex::new(None));
     let mut engines = Vec::new();
-    for (index, (lane, readers, channels)) in wired.into_iter().enumerate() {
+    for (index, (lane, readers)) in wired.into_iter().enumerate() {
         let w = LaneWiring {
             lane: &lane,
             index,
@@ -685,37 +467,32 @@ pub fn run(run: &Path) -> Result<(), CliError> {
             clock: &clock,
             tap: mosaics.taps[index].as_ref(),
         };
-        let mut engine = build_engine(&spec, &plan, channels, &w)?;
+        let mut engine = build_engine(&spec, &plan, &w)?;
         let ego_feed = super::vehicle::feed_deskew(run, &spec, &stop, &mut engine)?;
-        engines.push((lane, readers, engine, ego_feed));
+        engines.push((Running { lane, readers, ego_feed }, engine));
     }
     *clock.lock() = Some(ready()?);
     let running: Vec<Running> = engines
         .into_iter()
-        .map(|(lane, readers, engine, ego_feed)| {
-            let engine = engine;
-            Running { lane, readers, engine: std::thread::spawn(move || engine.run()), ego_feed }
+        .map(|(r, engine)| {
+            // A lane whose thread already ended (its ring failed) drops its engine unused.
+            let _ = r.readers.engine.send(engine);
+            r
         })
         .collect();
     let mut reader_error = None;
-    let mut joined = Vec::new();
-    for r in running {
-        let (error, counts, carried) = r.readers.join();
-        reader_error = reader_error.or(error);
-        joined.push((r.lane, (counts, carried), r.engine, r.ego_feed));
-    }
-    stop.raise();
-    // Every frame sender is gone now; the engines drain, decide, and return. Calibrations
-    // still queued are handled first, so the listener stops only after the engines are done.
-    drop(stop_tx);
     let mut reports = Vec::new();
-    for (lane, counts, engine, ego_feed) in joined {
-        if let Some(feed) = ego_feed {
+    for r in running {
+        let done = r.readers.join();
+        reader_error = reader_error.or(done.error);
+        if let Some(feed) = r.ego_feed {
             let _ = feed.join();
         }
-        let report = engine.join().map_err(|_| CliError::internal("the fusion engine panicked"))?;
-        reports.push((lane, counts, report));
+        let report =
+            done.report.ok_or_else(|| CliError::internal("a fusion lane ended without its engine"))?;
+        reports.push((r.lane, (done.counts, done.carried), report));
     }
+    stop.raise();
     mosaics.finish();
     let calib_counts = calib.stop();
     let results: Vec<Lane> = reports
@@ -728,89 +505,4 @@ pub fn run(run: &Path) -> Result<(), CliError> {
         .collect();
     write_results(run, &plan, &results)?;
     reader_error.map_or(Ok(()), |e| Err(CliError::internal(e)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A lidar reader's plumbing for the ring at `path`, and the engine's end of it.
-    fn lidar_io(path: &Path, backstop: Duration) -> (ReaderIo, Receiver<InFrame>) {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let io = ReaderIo {
-            kind: StreamKind::Lidar,
-            path: path.to_path_buf(),
-            tx,
-            counts: Arc::default(),
-            resume: Carried::default(),
-            backstop,
-        };
-        (io, rx)
-    }
-
-    /// A slot that stays torn (its writer stopped mid-frame) must not keep the reader from
-    /// seeing the stop flag.
-    #[test]
-    fn a_reader_on_a_torn_slot_still_stops() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("lidar.seg");
-        let spec = shared::segment::SegmentSpec::new(StreamKind::Lidar, 2, 64);
-        let (mut w, _) = RingWriter::create_or_takeover(&path, &spec).unwrap();
-        for _ in 0..2 {
-            let mut loan = w.loan();
-            loan.push(&[1u8; 16]).unwrap();
-            loan.commit(FrameMeta { capture: TimestampNs(1), epoch: CalibEpoch(1) });
-        }
-        let mut reader = RingReader::attach(&path, StreamKind::Lidar).unwrap();
-        let ring = Arc::new(RingReader::attach(&path, StreamKind::Lidar).unwrap());
-        reader.seek(shared::FrameSeq(0));
-        // The third frame reuses the reader's next slot and is never finished.
-        let loan = w.loan();
-        let (io, _rx) = lidar_io(&path, STOP_NOTICE);
-        let stop = StopFlag::new();
-        stop.raise();
-        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
-        let counts = Arc::clone(&io.counts);
-        std::thread::spawn(move || {
-            let _ = learn_frames(&mut reader, &ring, &io, &stop, &Arrivals::default());
-            let _ = done_tx.send(());
-        });
-        let stopped = done_rx.recv_timeout(Duration::from_secs(5)).is_ok();
-        drop(loan);
-        assert!(stopped, "the reader ignored the stop flag on a torn slot");
-        assert!(counts.torn.load(Ordering::Relaxed) > 0, "the slot was not torn");
-    }
-
-    /// A reader waiting for a frame that never comes ends its wait when the stop is raised,
-    /// long before its backstop (the wait is woken, not polled).
-    #[test]
-    fn an_idle_reader_is_woken_by_the_stop() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("lidar.seg");
-        let spec = shared::segment::SegmentSpec::new(StreamKind::Lidar, 2, 64);
-        let (_w, _) = RingWriter::create_or_takeover(&path, &spec).unwrap();
-        let waiters = || {
-            let mut b = [0u8; 8];
-            let f = std::fs::File::open(&path).unwrap();
-            std::os::unix::fs::FileExt::read_exact_at(&f, &mut b, shared::layout::OFF_WAITERS as u64)
-                .unwrap();
-            u64::from_le_bytes(b)
-        };
-        // A backstop far beyond what the test waits for: only a wake can end the wait in time.
-        let (io, _rx) = lidar_io(&path, Duration::from_secs(120));
-        let waker = StopWaker::new(&StopFlag::new());
-        let reader = reader_thread(io, waker.clone(), Arc::default(), |_| {});
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while waiters() == 0 {
-            assert!(std::time::Instant::now() < deadline, "the reader never parked");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        waker.raise();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while !reader.is_finished() {
-            assert!(std::time::Instant::now() < deadline, "the stop did not end the reader's wait");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert_eq!(reader.join().unwrap(), Ok(()));
-    }
 }

@@ -4,6 +4,7 @@
 
 pub mod bridge;
 pub mod calib_role;
+pub mod fusion_lane;
 pub mod fusion_role;
 pub mod fusion_state;
 pub mod producer;

@@ -72,11 +72,17 @@ impl StopWaker {
         }
     }
 
-    /// Raises the flag, then wakes every watched ring's readers.
-    pub fn raise(&self) {
-        self.stop.raise();
+    /// Wakes every watched ring's readers without raising the flag, so that they look at
+    /// their other inputs (a new calibration for fusion's lanes) before they sleep again.
+    pub fn nudge(&self) {
         for ring in self.rings.lock().iter() {
             ring.wake_waiters();
         }
+    }
+
+    /// Raises the flag, then wakes every watched ring's readers.
+    pub fn raise(&self) {
+        self.stop.raise();
+        self.nudge();
     }
 }
