@@ -167,34 +167,65 @@ pub const PREFETCH_FAR: usize = 4096;
 ///
 /// # Panics
 /// If the lengths do not match or `src` is not whole quads (a bug in the caller).
+///
+/// The vector stores go to 32-aligned addresses of `dst` whenever `dst` is 8-aligned (a heap
+/// buffer is 16-aligned): the first words up to that boundary and the last ones after the
+/// last whole vector are copied one by one, and the kernel runs on the words between with
+/// its checksum lanes rotated to match. Why: a 32-byte store that straddles two lines costs
+/// two; a copy out of a 64-aligned slot into a buffer 16 bytes off took 1.24–1.38× memcpy
+/// at 128–512 KiB against 0.92–1.12× with the buffer 64 bytes off (scratch test,
+/// `docs/benchmarks.md`). The loads from the slot then start at an 8-aligned word that may
+/// not be 32-aligned: still whole aligned quadwords, as the module docs claim.
 #[inline]
 pub(crate) fn load_summed(src: &[AtomicU64], dst: &mut [u8], sum: &mut Checksum) {
     assert!(src.len() % 4 == 0 && dst.len() == 8 * src.len(), "wide load of a partial quad");
+    let (mut a, mut b) = sum.lanes();
+    let mut one = |i: usize, out: &mut [u8]| {
+        let w = src[i].load(Ordering::Relaxed);
+        out[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
+        a[i % 4] = a[i % 4].wrapping_add(w ^ checksum::K0);
+        b[i % 4] = b[i % 4].wrapping_add(a[i % 4]);
+    };
     #[cfg(target_arch = "x86_64")]
     if enabled() {
-        let mut lanes = lanes_of(sum);
-        // SAFETY: AVX2 is present (`enabled`). `src` is `src.len()` valid atomic words and
-        // `dst` as many private bytes (asserted), so the kernel's `quads` 32-byte steps stay
+        let addr = dst.as_ptr() as usize;
+        // Words before dst's next 32-byte boundary (none if dst is not even 8-aligned).
+        let head = if addr % 8 == 0 { ((32 - addr % 32) % 32 / 8).min(src.len()) } else { 0 };
+        let quads = (src.len() - head) / 4;
+        for i in 0..head {
+            one(i, dst);
+        }
+        // Kernel lane j holds word head + j + 4q, whose checksum lane is (head + j) % 4.
+        let mut lanes =
+            [std::array::from_fn(|j| a[(head + j) % 4]), std::array::from_fn(|j| b[(head + j) % 4])];
+        let (from, to) = (&src[head..head + 4 * quads], &mut dst[8 * head..8 * (head + 4 * quads)]);
+        // SAFETY: AVX2 is present (`enabled`). `from` is `4 * quads` valid atomic words and
+        // `to` as many private bytes (sliced above), so the kernel's `quads` 32-byte steps stay
         // inside both; they do not overlap (one is shared, one is a `&mut`). The shared reads
         // are the Relaxed word loads argued for in the module docs.
         unsafe {
             if prefetch_enabled() {
-                avx2::load_sum_ahead(src.as_ptr().cast(), dst.as_mut_ptr(), src.len() / 4, &mut lanes);
+                avx2::load_sum_ahead(from.as_ptr().cast(), to.as_mut_ptr(), quads, &mut lanes);
             } else {
-                avx2::copy_sum(src.as_ptr().cast(), dst.as_mut_ptr(), src.len() / 4, &mut lanes);
+                avx2::copy_sum(from.as_ptr().cast(), to.as_mut_ptr(), quads, &mut lanes);
             }
         };
-        *sum = Checksum::from_lanes(lanes[0], lanes[1]);
+        let mut one = |i: usize, out: &mut [u8]| {
+            let w = src[i].load(Ordering::Relaxed);
+            out[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
+            let lane = (i + 4 - head) % 4;
+            lanes[0][lane] = lanes[0][lane].wrapping_add(w ^ checksum::K0);
+            lanes[1][lane] = lanes[1][lane].wrapping_add(lanes[0][lane]);
+        };
+        for i in head + 4 * quads..src.len() {
+            one(i, dst);
+        }
+        let unrotate = |l: &[u64; 4]| std::array::from_fn(|lane| l[(lane + 4 - head) % 4]);
+        *sum = Checksum::from_lanes(unrotate(&lanes[0]), unrotate(&lanes[1]));
         return;
     }
-    let (mut a, mut b) = sum.lanes();
-    for (out, quad) in dst.chunks_exact_mut(32).zip(src.chunks_exact(4)) {
-        for lane in 0..4 {
-            let w = quad[lane].load(Ordering::Relaxed);
-            out[8 * lane..8 * lane + 8].copy_from_slice(&w.to_le_bytes());
-            a[lane] = a[lane].wrapping_add(w ^ checksum::K0);
-            b[lane] = b[lane].wrapping_add(a[lane]);
-        }
+    for i in 0..src.len() {
+        one(i, dst);
     }
     *sum = Checksum::from_lanes(a, b);
 }
@@ -744,6 +775,8 @@ mod avx2 {
 
 #[cfg(test)]
 mod tests {
+    use zerocopy::IntoBytes as _;
+
     use super::*;
     use crate::checksum::checksum_bytes;
 
@@ -756,11 +789,23 @@ mod tests {
         for quads in [0usize, 1, 3, 4, 5, 8, 33] {
             let src: Vec<u8> = (0..32 * quads).map(|i| (i * 37 + 11) as u8).collect();
             let shared = words(&src);
-            let mut out = vec![0u8; src.len()];
-            let mut sum = Checksum::new();
-            load_summed(&shared, &mut out, &mut sum);
-            assert_eq!(out, src, "{quads} quads");
-            assert_eq!(sum.finish(src.len() as u64), checksum_bytes(&src));
+            // Targets at every 8-byte offset from a 32-byte boundary (the copy aligns its
+            // stores and rotates its lanes to match), and one not even 8-aligned.
+            let mut backing = vec![0u64; 4 * quads + 8];
+            let base = backing.as_ptr().cast::<u8>().align_offset(32);
+            for off in [0usize, 8, 16, 24, 3] {
+                let bytes = backing.as_mut_slice().as_mut_bytes();
+                let out = &mut bytes[base + off..base + off + src.len()];
+                out.fill(0);
+                let mut sum = Checksum::new();
+                load_summed(&shared, out, &mut sum);
+                assert_eq!(out, &src[..], "{quads} quads, {off} bytes off");
+                assert_eq!(
+                    sum.finish(src.len() as u64),
+                    checksum_bytes(&src),
+                    "{quads} quads, {off} bytes off"
+                );
+            }
             let mut only = Checksum::new();
             sum_words(&shared, &mut only);
             assert_eq!(only.finish(src.len() as u64), checksum_bytes(&src));
