@@ -75,7 +75,7 @@ fn create_fused_ring(run: &Path, fused: &FusedRing) -> impl FnOnce(&RingReader) 
 }
 
 /// One (lidar, camera) pair of the rig: fusion runs one engine per pair, each with its own
-/// readers of the two rings (a lidar ring is read once per camera).
+/// thread, which reads the two rings (a lidar ring is read once per camera).
 #[derive(Clone, Debug)]
 struct LaneSpec {
     camera: calib::SensorName,
@@ -119,7 +119,7 @@ impl LaneSpec {
 }
 
 /// A lane's thread ([`fusion_lane`]) and what the rest of the role shares with it.
-struct Readers {
+struct LaneThread {
     thread: JoinHandle<LaneEnd<RingSink>>,
     /// Hands the thread its engine once it is built.
     engine: Sender<Engine<RingSink>>,
@@ -130,9 +130,9 @@ struct Readers {
     files: StateFiles,
 }
 
-impl Readers {
+impl LaneThread {
     /// Starts the lane's thread, which attaches both rings at once and then waits for its
-    /// engine ([`Readers::engine`]).
+    /// engine ([`LaneThread::engine`]).
     fn spawn(
         run: &Path,
         lane: &LaneSpec,
@@ -334,7 +334,7 @@ struct LaneWiring<'a> {
     lane: &'a LaneSpec,
     index: usize,
     fused: &'a FusedRing,
-    readers: &'a Readers,
+    thread: &'a LaneThread,
     calib: &'a CalibListener,
     counters: &'a LaneCounters,
     clock: &'a Arc<Mutex<Option<PipelineClock>>>,
@@ -342,7 +342,7 @@ struct LaneWiring<'a> {
     tap: Option<&'a OverlayTap>,
 }
 
-/// A lane's engine, wired to its readers, the calibration listener, the fused ring and a
+/// A lane's engine, wired to its lane thread, the calibration listener, the fused ring and a
 /// clock set once the run starts.
 fn build_engine(spec: &RunSpec, plan: &FusionPlan, w: &LaneWiring<'_>) -> Result<Engine<RingSink>, CliError> {
     let overlay = (spec.overlay_every > 0).then(|| {
@@ -370,14 +370,14 @@ fn build_engine(spec: &RunSpec, plan: &FusionPlan, w: &LaneWiring<'_>) -> Result
         Engine::new(cfg, EngineChannels::none(), RingSink { writer: Arc::clone(w.fused) }, engine_clock)
             .map_err(|e| CliError::input(format!("{}: {e}", spec.out.display())))?;
     if !plan.live_clock {
-        let arrivals = Arc::clone(&w.readers.arrivals);
+        let arrivals = Arc::clone(&w.thread.arrivals);
         engine.set_latency_source(move |c, l| arrivals.latency_ns(c, l));
     }
     let mut board = publisher(w.fused, w.calib, w.counters, w.index);
     // A restarted fusion continues every lane from its own state (see `fusion_state`).
-    let positions = w.readers.counts.each_ref().map(|c| Arc::clone(&c.position));
+    let positions = w.thread.counts.each_ref().map(|c| Arc::clone(&c.position));
     let (mut checkpoint, counts) =
-        (Checkpoint::new(&w.readers.files, w.readers.carried, positions), w.readers.counts.clone());
+        (Checkpoint::new(&w.thread.files, w.thread.carried, positions), w.thread.counts.clone());
     engine.set_publisher(move |s| {
         board(s);
         checkpoint.save(s, [counts[0].summary(), counts[1].summary()]);
@@ -385,7 +385,7 @@ fn build_engine(spec: &RunSpec, plan: &FusionPlan, w: &LaneWiring<'_>) -> Result
     Ok(engine)
 }
 
-/// One lane's result: its engine's report and its readers' counters.
+/// One lane's result: its engine's report and its rings' counters.
 fn lane_result(
     plan: &FusionPlan,
     report: &FusionReport<RingSink>,
@@ -424,7 +424,7 @@ fn write_results(run: &Path, plan: &FusionPlan, lanes: &[Lane]) -> Result<(), Cl
 /// A lane while it runs.
 struct Running {
     lane: LaneSpec,
-    readers: Readers,
+    thread: LaneThread,
     ego_feed: Option<JoinHandle<()>>,
 }
 
@@ -449,19 +449,19 @@ pub fn run(run: &Path) -> Result<(), CliError> {
     for lane in &lanes {
         let (cal_tx, cal_rx) = crossbeam_channel::unbounded();
         let carried = Carried::load(&lane.state_files(run));
-        let readers = Readers::spawn(run, lane, &waker, &fused, cal_rx, carried);
+        let thread = LaneThread::spawn(run, lane, &waker, &fused, cal_rx, carried);
         cal_txs.push((cal_tx, lane.clone()));
-        wired.push((lane.clone(), readers));
+        wired.push((lane.clone(), thread));
     }
     let calib = CalibListener::spawn(run, cal_txs, waker.clone());
     let clock = Arc::new(Mutex::new(None));
     let mut engines = Vec::new();
-    for (index, (lane, readers)) in wired.into_iter().enumerate() {
+    for (index, (lane, thread)) in wired.into_iter().enumerate() {
         let w = LaneWiring {
             lane: &lane,
             index,
             fused: &fused,
-            readers: &readers,
+            thread: &thread,
             calib: &calib,
             counters: &counters,
             clock: &clock,
@@ -469,21 +469,21 @@ pub fn run(run: &Path) -> Result<(), CliError> {
         };
         let mut engine = build_engine(&spec, &plan, &w)?;
         let ego_feed = super::vehicle::feed_deskew(run, &spec, &stop, &mut engine)?;
-        engines.push((Running { lane, readers, ego_feed }, engine));
+        engines.push((Running { lane, thread, ego_feed }, engine));
     }
     *clock.lock() = Some(ready()?);
     let running: Vec<Running> = engines
         .into_iter()
         .map(|(r, engine)| {
             // A lane whose thread already ended (its ring failed) drops its engine unused.
-            let _ = r.readers.engine.send(engine);
+            let _ = r.thread.engine.send(engine);
             r
         })
         .collect();
     let mut reader_error = None;
     let mut reports = Vec::new();
     for r in running {
-        let done = r.readers.join();
+        let done = r.thread.join();
         reader_error = reader_error.or(done.error);
         if let Some(feed) = r.ego_feed {
             let _ = feed.join();

@@ -7,7 +7,8 @@
 //! writes a byte to a socket pair (`signal_hook::low_level::pipe`, async-signal-safe); a
 //! thread asleep on the other end raises the flag and wakes every ring registered with
 //! [`StopWaker::watch`] ([`RingReader::wake_waiters`]). A reader that fails raises the same
-//! way, so the other readers end too.
+//! way, so the other readers end too. [`StopWaker::nudge`] wakes the same rings without the
+//! stop: fusion's calibration listener nudges its lanes after each epoch it hands them.
 
 use std::io::Read as _;
 use std::os::unix::net::UnixStream;
