@@ -415,21 +415,39 @@ mod tests {
         );
     }
 
+    /// A lane on two idle rings with a 120 s backstop, asleep on both.
+    struct SleepingLane {
+        thread: JoinHandle<LaneEnd<Nowhere>>,
+        stop: StopWaker,
+        calibration: crossbeam_channel::Sender<Arc<CalibrationSet>>,
+        /// Its engine's live counters.
+        stats: fusion::StatsHandle,
+        paths: [PathBuf; 2],
+        _writers: [RingWriter; 2],
+    }
+
+    fn sleeping_lane(dir: &std::path::Path) -> SleepingLane {
+        let (io, _writers, calibration) = lane_io(dir, Duration::from_secs(120));
+        let paths = io.paths.clone();
+        let stop = StopWaker::new(&StopFlag::new());
+        let (engine_tx, engine_rx) = crossbeam_channel::bounded(1);
+        let thread = spawn(io, stop.clone(), |_: &RingReader| {}, engine_rx);
+        let engine = engine();
+        let stats = engine.stats_handle();
+        engine_tx.send(engine).unwrap();
+        until_parked(&paths);
+        SleepingLane { thread, stop, calibration, stats, paths, _writers }
+    }
+
     /// A lane asleep on two idle rings ends its wait when the stop is raised, long before
     /// its backstop (the wait is woken, not polled).
     #[test]
     fn an_idle_lane_is_woken_by_the_stop() {
         let dir = tempfile::tempdir().unwrap();
-        let (io, _writers, _tx) = lane_io(dir.path(), Duration::from_secs(120));
-        let paths = io.paths.clone();
-        let stop = StopWaker::new(&StopFlag::new());
-        let (engine_tx, engine_rx) = crossbeam_channel::bounded(1);
-        let lane = spawn(io, stop.clone(), |_: &RingReader| {}, engine_rx);
-        engine_tx.send(engine()).unwrap();
-        until_parked(&paths);
-        stop.raise();
-        until_finished(&lane, "the stop did not end the lane's wait");
-        assert_eq!(lane.join().unwrap().0, Ok(()));
+        let lane = sleeping_lane(dir.path());
+        lane.stop.raise();
+        until_finished(&lane.thread, "the stop did not end the lane's wait");
+        assert_eq!(lane.thread.join().unwrap().0, Ok(()));
     }
 
     /// A calibration sent while the lane sleeps reaches its engine at once (the listener's
@@ -437,27 +455,19 @@ mod tests {
     #[test]
     fn a_calibration_wakes_a_sleeping_lane() {
         let dir = tempfile::tempdir().unwrap();
-        let (io, _writers, tx) = lane_io(dir.path(), Duration::from_secs(120));
-        let paths = io.paths.clone();
-        let stop = StopWaker::new(&StopFlag::new());
-        let (engine_tx, engine_rx) = crossbeam_channel::bounded(1);
-        let lane = spawn(io, stop.clone(), |_: &RingReader| {}, engine_rx);
-        let engine = engine();
-        let stats = engine.stats_handle();
-        engine_tx.send(engine).unwrap();
-        until_parked(&paths);
+        let lane = sleeping_lane(dir.path());
         let mut set = calib::file::default_rig();
         set.epoch = CalibEpoch(7);
-        tx.send(Arc::new(set)).unwrap();
-        stop.nudge();
+        lane.calibration.send(Arc::new(set)).unwrap();
+        lane.stop.nudge();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while stats.snapshot().latest_epoch != 7 {
+        while lane.stats.snapshot().latest_epoch != 7 {
             assert!(Instant::now() < deadline, "the lane slept through the calibration");
             std::thread::sleep(Duration::from_millis(5));
         }
-        until_parked(&paths);
-        assert!(!lane.is_finished());
-        stop.raise();
-        until_finished(&lane, "the stop did not end the lane's wait");
+        until_parked(&lane.paths);
+        assert!(!lane.thread.is_finished());
+        lane.stop.raise();
+        until_finished(&lane.thread, "the stop did not end the lane's wait");
     }
 }
