@@ -14,7 +14,9 @@
 //!                                           waiters -= 1
 //! ```
 //! The two SeqCst fences make it impossible for the writer to read `waiters == 0` while the
-//! reader reads the old cursor: one of them sees the other's store. The protocol itself
+//! reader reads the old cursor: one of them sees the other's store. [`park_any_with`] is the
+//! same protocol on several rings at once (one thread serving a camera and a lidar), asleep
+//! on all their notify words in one `futex_waitv`. The protocol itself
 //! ([`publish_with`], [`park_with`]) takes the futex calls as closures, so that the loom
 //! model (`tests/loom_seqlock.rs`) runs it against a model of the futex.
 
@@ -296,8 +298,9 @@ pub fn park(
 }
 
 /// Whether `futex_waitv` (Linux 5.16) failed here with anything but a wait's own outcomes:
-/// an older kernel (ENOSYS) or a seccomp filter that refuses it. Waits then fall back to
-/// [`FALLBACK_SLICE`] sleeps on the first ring.
+/// an older kernel (ENOSYS), a seccomp filter that refuses it, a truncated mapping (EFAULT).
+/// Every later wait of the process then falls back to [`FALLBACK_SLICE`] sleeps on the first
+/// ring: slower to notice a frame on another ring, never wrong.
 #[cfg(not(loom))]
 static NO_WAITV: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
