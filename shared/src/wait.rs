@@ -57,7 +57,8 @@ pub fn publish_with(
 
 /// The parking half of the protocol: counts itself in `waiters`, then, until `cursor` differs
 /// from `seen`, calls `sleep(notify, n)` (a futex wait on `notify` while it still holds `n`).
-/// `sleep` returns `false` to give up (a timeout). Returns whether the cursor moved.
+/// `sleep` returns `false` to give up (a timeout). Returns whether the cursor moved. It is
+/// [`park_any_with`] on one ring.
 pub fn park_with(
     cursor: &AtomicU64,
     notify: &AtomicU32,
@@ -65,28 +66,7 @@ pub fn park_with(
     seen: u64,
     mut sleep: impl FnMut(&AtomicU32, u32) -> bool,
 ) -> bool {
-    // Relaxed: ordered before the cursor load below by the SeqCst fence.
-    waiters.fetch_add(1, Ordering::Relaxed);
-    // SeqCst fence: partners with the SeqCst fence in `publish_with`.
-    fence(Ordering::SeqCst);
-    let moved = loop {
-        // Acquire: partners with the SeqCst (so release) fence in `publish_with` that precedes
-        // its bump of `notify`.
-        let n = notify.load(Ordering::Acquire);
-        // Relaxed: on the first round the SeqCst fences order this load after the writer's
-        // store or the writer's WAITERS load after our increment; on later rounds the Acquire
-        // above does (a bumped `notify` comes after the cursor store). The answer is only a
-        // hint: a woken reader reads the cursor again with Acquire (`RingReader::cursor`).
-        if cursor.load(Ordering::Relaxed) != seen {
-            break true;
-        }
-        if !sleep(notify, n) {
-            break false;
-        }
-    };
-    // Relaxed: a stale count only costs the writer one needless wake.
-    waiters.fetch_sub(1, Ordering::Relaxed);
-    moved
+    park_any_with(&[Watched { cursor, notify, waiters, seen }], |n| sleep(notify, n[0]))
 }
 
 /// One ring's words, for a wait on several rings at once ([`park_any_with`]).
@@ -104,8 +84,11 @@ pub struct Watched<'a> {
 
 impl Watched<'_> {
     fn moved(&self) -> bool {
-        // Relaxed: as in `park_with`; the answer is a hint, read again with Acquire before
-        // any slot is touched.
+        // Relaxed: in `park_any_with`, on the first round the SeqCst fences order this load
+        // after the writer's store or the writer's WAITERS load after our increment; on later
+        // rounds the Acquire load of `notify` does (a bumped `notify` comes after the cursor
+        // store). The answer is only a hint: a woken reader reads the cursor again with
+        // Acquire (`RingReader::cursor`) before it touches a slot.
         self.cursor.load(Ordering::Relaxed) != self.seen
     }
 }
@@ -266,7 +249,7 @@ fn settle(moved: impl Fn() -> bool) -> bool {
 
 /// Waits until `cursor` differs from `seen`, `timeout` passes or `give_up` says so; it asks
 /// `give_up` before each sleep and after each wake (a [`wake_parked`], a signal, a spurious
-/// wake). Returns whether the cursor moved.
+/// wake). Returns whether the cursor moved. It is [`park_any`] on one ring.
 #[cfg(not(loom))]
 pub fn park(
     cursor: &AtomicU64,
@@ -276,25 +259,7 @@ pub fn park(
     timeout: std::time::Duration,
     give_up: impl Fn() -> bool,
 ) -> bool {
-    // Relaxed: a hint only; the caller reads the cursor again with Acquire before it
-    // touches a slot (`RingReader::read_next`).
-    if settle(|| cursor.load(Ordering::Relaxed) != seen) {
-        return true;
-    }
-    let deadline = std::time::Instant::now() + timeout;
-    park_with(cursor, notify, waiters, seen, |word, n| {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() || give_up() {
-            return false;
-        }
-        let ts = rustix::time::Timespec {
-            tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
-            tv_nsec: i64::from(left.subsec_nanos()),
-        };
-        // EAGAIN (the word changed), EINTR and ETIMEDOUT all lead back to the checks.
-        let _ = rustix::thread::futex::wait(word, rustix::thread::futex::Flags::empty(), n, Some(&ts));
-        true
-    })
+    park_any(&[Watched { cursor, notify, waiters, seen }], timeout, give_up)
 }
 
 /// Whether `futex_waitv` (Linux 5.16) failed here with anything but a wait's own outcomes:
@@ -305,7 +270,8 @@ pub fn park(
 static NO_WAITV: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Without `futex_waitv`, a wait on several rings sleeps on the first one for at most this
-/// long before it looks at the others: a frame on another ring waits up to this long.
+/// long before it looks at the others: a frame on another ring waits up to this long. (A
+/// wait on one ring is a plain futex wait, whole.)
 #[cfg(not(loom))]
 const FALLBACK_SLICE: std::time::Duration = std::time::Duration::from_millis(2);
 
@@ -329,12 +295,19 @@ pub fn park_any<const N: usize>(
         if left.is_zero() || give_up() {
             return false;
         }
-        if !NO_WAITV.load(Ordering::Relaxed) && sleep_on_all(rings, n, left) {
+        let slice = if N == 1 {
+            left
+        } else if !NO_WAITV.load(Ordering::Relaxed) && sleep_on_all(rings, n, left) {
             return true;
-        }
-        NO_WAITV.store(true, Ordering::Relaxed);
-        let slice = left.min(FALLBACK_SLICE);
-        let ts = rustix::time::Timespec { tv_sec: 0, tv_nsec: i64::from(slice.subsec_nanos()) };
+        } else {
+            NO_WAITV.store(true, Ordering::Relaxed);
+            left.min(FALLBACK_SLICE)
+        };
+        let ts = rustix::time::Timespec {
+            tv_sec: i64::try_from(slice.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(slice.subsec_nanos()),
+        };
+        // EAGAIN (the word changed), EINTR and ETIMEDOUT all lead back to the checks.
         let _ = rustix::thread::futex::wait(
             rings[0].notify,
             rustix::thread::futex::Flags::empty(),
