@@ -211,8 +211,13 @@ fn wake(word: &AtomicU32, count: u32) {
 /// futex wait returns at once) and asks `give_up` again.
 #[cfg(not(loom))]
 pub fn wake_parked(notify: &AtomicU32) {
-    // Release: partners with the Acquire load of `notify` in `park_with`; a waiter that sees
-    // the bump sees what the caller stored before it (the stop its `give_up` reads).
+    wake_parked_with(notify, wake);
+}
+
+/// [`wake_parked`] with the futex wake as a closure, for the loom model.
+pub fn wake_parked_with(notify: &AtomicU32, wake: impl FnOnce(&AtomicU32, u32)) {
+    // Release: partners with the Acquire load of `notify` in `park_any_with`; a waiter that
+    // sees the bump sees what the caller stored before it (the stop its `give_up` reads).
     notify.fetch_add(1, Ordering::Release);
     wake(notify, WAKE_ALL);
 }

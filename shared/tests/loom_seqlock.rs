@@ -355,6 +355,31 @@ fn one_publish_wakes_every_parked_reader() {
     });
 }
 
+/// A reader parked on an idle ring, whose `give_up` reads a stop flag the waker stores with
+/// Relaxed before `wake_parked_with`: the wake must end the wait. The Release bump of
+/// `notify` is what makes the stop visible to the `give_up` asked after the wake; without it
+/// the reader can sleep again on the bumped value, which loom reports as a deadlock.
+#[test]
+fn a_wake_without_a_frame_ends_a_wait_whose_give_up_says_stop() {
+    model(3, || {
+        let ring = Arc::new(Ring::new());
+        let futex = Arc::new(Futex::new());
+        let stop = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (ring, futex, stop) = (ring.clone(), futex.clone(), stop.clone());
+            loom::thread::spawn(move || {
+                let moved = wait::park_with(&ring.cursor, &ring.notify, &ring.waiters, 0, |w, n| {
+                    !stop.load(Ordering::Relaxed) && futex.wait(w, n)
+                });
+                assert!(!moved, "no frame was published");
+            })
+        };
+        stop.store(true, Ordering::Relaxed);
+        wait::wake_parked_with(&ring.notify, |w, n| futex.wake(w, n));
+        reader.join().unwrap();
+    });
+}
+
 /// A parked thread waits on two rings at once (`park_any_with` against a model of
 /// `futex_waitv`: asleep while every word holds its value) while one ring's writer publishes
 /// once: it must wake, whichever ring the frame is on. A lost wake-up leaves it asleep
