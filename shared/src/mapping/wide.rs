@@ -180,24 +180,15 @@ pub const PREFETCH_FAR: usize = 4096;
 pub(crate) fn load_summed(src: &[AtomicU64], dst: &mut [u8], sum: &mut Checksum) {
     assert!(src.len() % 4 == 0 && dst.len() == 8 * src.len(), "wide load of a partial quad");
     let (mut a, mut b) = sum.lanes();
-    let mut one = |i: usize, out: &mut [u8]| {
-        let w = src[i].load(Ordering::Relaxed);
-        out[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
-        a[i % 4] = a[i % 4].wrapping_add(w ^ checksum::K0);
-        b[i % 4] = b[i % 4].wrapping_add(a[i % 4]);
-    };
     #[cfg(target_arch = "x86_64")]
     if enabled() {
         let addr = dst.as_ptr() as usize;
         // Words before dst's next 32-byte boundary (none if dst is not even 8-aligned).
         let head = if addr % 8 == 0 { ((32 - addr % 32) % 32 / 8).min(src.len()) } else { 0 };
         let quads = (src.len() - head) / 4;
-        for i in 0..head {
-            one(i, dst);
-        }
+        load_words_summed(src, dst, 0..head, (&mut a, &mut b));
         // Kernel lane j holds word head + j + 4q, whose checksum lane is (head + j) % 4.
-        let mut lanes =
-            [std::array::from_fn(|j| a[(head + j) % 4]), std::array::from_fn(|j| b[(head + j) % 4])];
+        let mut lanes = [a, b].map(|l| std::array::from_fn(|j| l[(head + j) % 4]));
         let (from, to) = (&src[head..head + 4 * quads], &mut dst[8 * head..8 * (head + 4 * quads)]);
         // SAFETY: AVX2 is present (`enabled`). `from` is `4 * quads` valid atomic words and
         // `to` as many private bytes (sliced above), so the kernel's `quads` 32-byte steps stay
@@ -210,24 +201,31 @@ pub(crate) fn load_summed(src: &[AtomicU64], dst: &mut [u8], sum: &mut Checksum)
                 avx2::copy_sum(from.as_ptr().cast(), to.as_mut_ptr(), quads, &mut lanes);
             }
         };
-        let mut one = |i: usize, out: &mut [u8]| {
-            let w = src[i].load(Ordering::Relaxed);
-            out[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
-            let lane = (i + 4 - head) % 4;
-            lanes[0][lane] = lanes[0][lane].wrapping_add(w ^ checksum::K0);
-            lanes[1][lane] = lanes[1][lane].wrapping_add(lanes[0][lane]);
-        };
-        for i in head + 4 * quads..src.len() {
-            one(i, dst);
-        }
-        let unrotate = |l: &[u64; 4]| std::array::from_fn(|lane| l[(lane + 4 - head) % 4]);
-        *sum = Checksum::from_lanes(unrotate(&lanes[0]), unrotate(&lanes[1]));
+        [a, b] = lanes.map(|l| std::array::from_fn(|lane| l[(lane + 4 - head) % 4]));
+        load_words_summed(src, dst, head + 4 * quads..src.len(), (&mut a, &mut b));
+        *sum = Checksum::from_lanes(a, b);
         return;
     }
-    for i in 0..src.len() {
-        one(i, dst);
-    }
+    load_words_summed(src, dst, 0..src.len(), (&mut a, &mut b));
     *sum = Checksum::from_lanes(a, b);
+}
+
+/// Copies the shared words `words` of `src` one by one (Relaxed loads) into `dst` at the
+/// same word index, folding each into the lanes `a`, `b` of its checksum lane (its index
+/// modulo 4).
+fn load_words_summed(
+    src: &[AtomicU64],
+    dst: &mut [u8],
+    words: std::ops::Range<usize>,
+    (a, b): (&mut [u64; 4], &mut [u64; 4]),
+) {
+    for i in words {
+        let w = src[i].load(Ordering::Relaxed);
+        dst[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
+        let lane = i % 4;
+        a[lane] = a[lane].wrapping_add(w ^ checksum::K0);
+        b[lane] = b[lane].wrapping_add(a[lane]);
+    }
 }
 
 /// Appends of at least this many bytes are stored with streaming (non-temporal) stores; see
