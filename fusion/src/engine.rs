@@ -15,9 +15,10 @@
 //! [`Engine::handle_calibration`], [`Engine::tick`], [`Engine::finish`]); [`Engine::run`] is
 //! the channel loop around it. A caller that reads the rings itself (fusion's lane threads)
 //! drives the core directly, with [`EngineChannels::none`], [`Engine::time_to_deadline`] and
-//! [`Engine::conclude`], and pays no hand-over between threads. Every payload `Vec` handed in is returned on its stream's
-//! recycle channel once the engine is done with it (with `try_send`: a full or closed recycle
-//! channel just drops the buffer), so readers need not allocate in steady state. A frame drawn
+//! [`Engine::conclude`], and pays no hand-over between threads. Every payload `Vec` handed
+//! in is returned on its stream's recycle channel once the engine is done with it (with
+//! `try_send`: a full or closed recycle channel just drops the buffer), so readers need not
+//! allocate in steady state. A frame drawn
 //! as an overlay is copied into a buffer the overlay thread handed back, for the same reason.
 
 use std::collections::BTreeMap;

@@ -160,26 +160,28 @@ fn attach(
     stop: &StopWaker,
     on_lidar: impl FnOnce(&RingReader),
 ) -> Result<Option<[Ring; 2]>, String> {
-    let mut rings = Vec::with_capacity(2);
-    for (path, kind) in io.paths.iter().zip(KINDS) {
-        let fail = |e: shared::segment::AttachError| format!("{}: {e}", path.display());
-        let Some(mut reader) = attach_when_ready(path, kind, stop.flag(), ATTACH_TIMEOUT).map_err(fail)?
-        else {
-            return Ok(None);
-        };
-        let shared = Arc::new(RingReader::attach(path, kind).map_err(fail)?);
-        // Learn of what the producer wrote before we attached too (it waits for us, but a
-        // restarted fusion picks up where the ring stands).
-        io.resume.seek(&mut reader, kind);
-        rings.push(Ring { reader, shared });
-    }
-    let [camera, lidar]: [Ring; 2] = rings.try_into().map_err(|_| "two rings".to_string())?;
+    let Some(camera) = attach_one(io, 0, stop)? else { return Ok(None) };
+    let Some(lidar) = attach_one(io, 1, stop)? else { return Ok(None) };
     on_lidar(&lidar.reader);
     // Both attachments map the same futex word: waking one wakes the lane's waits.
     for r in [&camera, &lidar] {
         stop.watch(&r.shared);
     }
     Ok(Some([camera, lidar]))
+}
+
+/// Attaches ring `i` of the lane, once it appears (`None`: the stop came first).
+fn attach_one(io: &LaneIo, i: usize, stop: &StopWaker) -> Result<Option<Ring>, String> {
+    let (path, kind) = (&io.paths[i], KINDS[i]);
+    let fail = |e: shared::segment::AttachError| format!("{}: {e}", path.display());
+    let Some(mut reader) = attach_when_ready(path, kind, stop.flag(), ATTACH_TIMEOUT).map_err(fail)? else {
+        return Ok(None);
+    };
+    let shared = Arc::new(RingReader::attach(path, kind).map_err(fail)?);
+    // Learn of what the producer wrote before we attached too (it waits for us, but a
+    // restarted fusion picks up where the ring stands).
+    io.resume.seek(&mut reader, kind);
+    Ok(Some(Ring { reader, shared }))
 }
 
 /// What one look at a ring found.
