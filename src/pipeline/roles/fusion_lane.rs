@@ -113,7 +113,7 @@ const KINDS: [StreamKind; 2] = [StreamKind::Camera, StreamKind::Lidar];
 /// ended before it handed the lane its engine.
 pub(super) type LaneEnd<S> = (Result<(), String>, Option<FusionReport<S>>);
 
-/// Starts a lane: the thread attaches both rings at once (so the producers need not wait for
+/// Starts a lane: the thread attaches both rings right away (so the producers need not wait for
 /// the rest of fusion's set-up), runs `on_lidar` on the lidar ring, then waits for its engine
 /// on `engine` and serves it until the stop. A failed ring raises the stop, so the other
 /// lanes end too.

@@ -131,7 +131,7 @@ struct LaneThread {
 }
 
 impl LaneThread {
-    /// Starts the lane's thread, which attaches both rings at once and then waits for its
+    /// Starts the lane's thread, which attaches both rings right away and then waits for its
     /// engine ([`LaneThread::engine`]).
     fn spawn(
         run: &Path,
