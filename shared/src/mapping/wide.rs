@@ -388,14 +388,18 @@ fn lanes_of(sum: &Checksum) -> [[u64; 4]; 2] {
 
 /// The kernels. One 256-bit register holds the four `a` lanes (ymm0), one the four `b`
 /// lanes (ymm1), one `K0` in every lane (ymm2); each 32-byte vector `v` of words `4q..4q+4`
-/// does `a += v ^ K0; b += a`, exactly `Checksum::add4`.
+/// does `a += v ^ K0; b += a`, exactly `Checksum::add4`. The four-vector loops fold into
+/// four independent sets of lanes and combine them after (`fold4!`, `combine!`): the same
+/// lanes, without one chain of adds through every vector.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::asm;
 
     use crate::checksum::K0;
 
-    /// Loads the lanes (ymm0 = a, ymm1 = b) from `[{lanes}]` and `K0` into every lane of ymm2.
+    /// Loads the lanes (ymm0 = a, ymm1 = b) from `[{lanes}]` and `K0` into every lane of ymm2;
+    /// starts the four-vector loop's four sets of lanes (below): set 0's `a` (ymm7) at the
+    /// lanes' `a`, every other register of the sets (ymm8..ymm14) at zero.
     macro_rules! prologue {
         () => {
             concat!(
@@ -403,6 +407,14 @@ mod avx2 {
                 "vmovdqu ymm1, ymmword ptr [{lanes} + 32]\n",
                 "vmovq xmm2, {k}\n",
                 "vpbroadcastq ymm2, xmm2\n",
+                "vmovdqa ymm7, ymm0\n",
+                "vpxor xmm8, xmm8, xmm8\n",
+                "vpxor xmm9, xmm9, xmm9\n",
+                "vpxor xmm10, xmm10, xmm10\n",
+                "vpxor xmm11, xmm11, xmm11\n",
+                "vpxor xmm12, xmm12, xmm12\n",
+                "vpxor xmm13, xmm13, xmm13\n",
+                "vpxor xmm14, xmm14, xmm14\n",
             )
         };
     }
@@ -414,18 +426,52 @@ mod avx2 {
         };
     }
 
-    /// Folds ymm3..ymm6 (16 consecutive words, already XORed with `K0`) into the lanes.
+    /// Folds ymm3..ymm6 (16 consecutive words, already XORed with `K0`) into the four sets:
+    /// vector `j` of the step into set `j` (`a` in ymm7 + j, `b` in ymm11 + j), each set the
+    /// same two adds as [`fold1!`]. Why four sets: with one, every vector waits for the
+    /// previous one's two adds, and on a core whose vector add takes two cycles (AMD Zen 5)
+    /// that chain, not the loads, set the pace: 2 cycles per vector, a copy-out at 2.3×
+    /// memcpy. [`combine!`] turns the sets back into the lanes.
     macro_rules! fold4 {
         () => {
             concat!(
+                "vpaddq ymm7, ymm7, ymm3\n",
+                "vpaddq ymm11, ymm11, ymm7\n",
+                "vpaddq ymm8, ymm8, ymm4\n",
+                "vpaddq ymm12, ymm12, ymm8\n",
+                "vpaddq ymm9, ymm9, ymm5\n",
+                "vpaddq ymm13, ymm13, ymm9\n",
+                "vpaddq ymm10, ymm10, ymm6\n",
+                "vpaddq ymm14, ymm14, ymm10\n",
+            )
+        };
+    }
+
+    /// Turns the four sets back into the lanes (ymm0 = a, ymm1 = b), clobbering ymm3, ymm4.
+    ///
+    /// The lanes at the start were (A, B); set `j` folded vectors `4i + j` of the `n = 4m`
+    /// the loop did, set 0 starting from (A, 0) and the others from zero. One set alone, as
+    /// [`fold1!`] does, ends at `a = A + Σ x_q`, `b = B + n·A + Σ (n − q)·x_q` (vector `q`'s
+    /// weight in `b` is the number of folds from it on). Set `j` gives vector `4i + j`
+    /// the weight `m − i` in its `b_j`, and `4(m − i) − j = n − q`; set 0's `b_0` holds
+    /// `m·A`. So `a = Σ a_j` and `b = B + Σ (4·b_j − j·a_j)`: the same lanes, bit for bit
+    /// (all of it wrapping, so linear).
+    macro_rules! combine {
+        () => {
+            concat!(
+                "vpaddq ymm0, ymm7, ymm8\n",
+                "vpaddq ymm3, ymm9, ymm10\n",
                 "vpaddq ymm0, ymm0, ymm3\n",
-                "vpaddq ymm1, ymm1, ymm0\n",
-                "vpaddq ymm0, ymm0, ymm4\n",
-                "vpaddq ymm1, ymm1, ymm0\n",
-                "vpaddq ymm0, ymm0, ymm5\n",
-                "vpaddq ymm1, ymm1, ymm0\n",
-                "vpaddq ymm0, ymm0, ymm6\n",
-                "vpaddq ymm1, ymm1, ymm0\n",
+                // ymm4 = a1 + 2·a2 + 3·a3
+                "vpaddq ymm4, ymm8, ymm3\n",
+                "vpaddq ymm4, ymm4, ymm3\n",
+                "vpaddq ymm4, ymm4, ymm10\n",
+                "vpaddq ymm11, ymm11, ymm12\n",
+                "vpaddq ymm13, ymm13, ymm14\n",
+                "vpaddq ymm11, ymm11, ymm13\n",
+                "vpsllq ymm11, ymm11, 2\n",
+                "vpaddq ymm1, ymm1, ymm11\n",
+                "vpsubq ymm1, ymm1, ymm4\n",
             )
         };
     }
@@ -462,9 +508,9 @@ mod avx2 {
         };
     }
 
-    /// One kernel: the prologue; `four` (four vectors, then the pointers advanced) while at
-    /// least four of the rcx vectors are left, then `one` (one vector) for the rest; the
-    /// epilogue. The operands every kernel has come first, the explicit registers `regs` last.
+    /// One kernel: the prologue; `four` (four vectors into the four sets, then the pointers
+    /// advanced) while at least four of the rcx vectors are left; the sets combined into the
+    /// lanes; then `one` (one vector) for the rest; the epilogue. The operands every kernel has come first, the explicit registers `regs` last.
     macro_rules! kernel {
         ($lanes:expr, four: [$($four:expr),* $(,)?], one: [$($one:expr),* $(,)?], $($regs:tt)*) => {
             asm!(
@@ -477,6 +523,7 @@ mod avx2 {
                 "cmp rcx, 4",
                 "jae 2b",
                 "3:",
+                combine!(),
                 "test rcx, rcx",
                 "jz 5f",
                 "4:",
@@ -663,8 +710,8 @@ mod avx2 {
         f: &mut F,
     ) -> S {
         use std::arch::x86_64::{
-            __m256i, _mm256_add_epi64, _mm256_loadu_si256, _mm256_set1_epi64x, _mm256_storeu_si256,
-            _mm256_xor_si256,
+            __m256i, _mm256_add_epi64, _mm256_loadu_si256, _mm256_set1_epi64x, _mm256_setzero_si256,
+            _mm256_slli_epi64, _mm256_storeu_si256, _mm256_sub_epi64, _mm256_xor_si256,
         };
         // SAFETY: `lanes` is two arrays of four words, 32 bytes each (unaligned loads and
         // stores).
@@ -672,13 +719,14 @@ mod avx2 {
             (_mm256_loadu_si256(lanes[0].as_ptr().cast()), _mm256_loadu_si256(lanes[1].as_ptr().cast()))
         };
         let k = _mm256_set1_epi64x(K0 as i64);
-        let mut fold = |state: &mut S, q: usize, v: __m256i| {
-            a = _mm256_add_epi64(a, _mm256_xor_si256(v, k));
-            b = _mm256_add_epi64(b, a);
-            // SAFETY: a 256-bit vector and four u64s have the same size, and every bit
-            // pattern is a valid u64 (x86-64 is little-endian: lane i is word i).
-            f(state, q, unsafe { std::mem::transmute::<__m256i, [u64; 4]>(v) });
-        };
+        // SAFETY: a 256-bit vector and four u64s have the same size, and every bit pattern is
+        // a valid u64 (x86-64 is little-endian: lane i is word i).
+        let words = |v: __m256i| unsafe { std::mem::transmute::<__m256i, [u64; 4]>(v) };
+        // The four-vector groups fold into four sets of lanes, vector j of a group into set
+        // j, combined after the groups as the asm kernels' `combine!` does (its docs give
+        // the arithmetic): no chain of adds through every vector.
+        let zero = _mm256_setzero_si256();
+        let (mut sa, mut sb) = ([a, zero, zero, zero], [zero; 4]);
         // Four vectors per asm block: the compiler must bring memory up to date before each
         // block (it reads memory), which for a `state` it keeps in memory is one store per
         // block rather than per vector.
@@ -719,9 +767,16 @@ mod avx2 {
                 );
             }
             for (j, v) in [v0, v1, v2, v3].into_iter().enumerate() {
-                fold(&mut state, 4 * g + j, v);
+                sa[j] = _mm256_add_epi64(sa[j], _mm256_xor_si256(v, k));
+                sb[j] = _mm256_add_epi64(sb[j], sa[j]);
+                f(&mut state, 4 * g + j, words(v));
             }
         }
+        let add = _mm256_add_epi64;
+        a = add(add(sa[0], sa[1]), add(sa[2], sa[3]));
+        let weighted = add(add(sa[1], add(sa[2], sa[2])), add(sa[3], add(sa[3], sa[3])));
+        let b_sum = _mm256_slli_epi64::<2>(add(add(sb[0], sb[1]), add(sb[2], sb[3])));
+        b = _mm256_sub_epi64(add(b, b_sum), weighted);
         for q in 4 * groups..quads {
             let v: __m256i;
             // SAFETY: as above, for the one vector at `src + 32q`.
@@ -733,7 +788,9 @@ mod avx2 {
                     options(nostack, preserves_flags, readonly),
                 );
             }
-            fold(&mut state, q, v);
+            a = _mm256_add_epi64(a, _mm256_xor_si256(v, k));
+            b = _mm256_add_epi64(b, a);
+            f(&mut state, q, words(v));
         }
         // SAFETY: as for the loads above.
         unsafe {
