@@ -1,8 +1,9 @@
 //! # shared: epochfuse's shared-memory core
 //!
 //! Segments, seqlocked rings, frame layouts and scoreboards. This crate holds all of the
-//! workspace's `unsafe` code (in [`mapping`] and [`sigbus`]); every other crate is
-//! `#![forbid(unsafe_code)]`.
+//! workspace's `unsafe` code: [`mapping`] (with its wide-copy kernels, `mapping/wide.rs` and
+//! `mapping/wide/avx2.rs`), [`sigbus`], one call into a function compiled for AVX2 in
+//! [`simd`] and one `unshare` in [`sandbox`]; every other crate is `#![forbid(unsafe_code)]`.
 //!
 //! - [`layout`]: the segment layout, drawn once, every offset a named const.
 //! - [`seqlock`]: the per-slot seqlock protocol (also checked by the loom model).
