@@ -70,7 +70,7 @@ pub fn run(run: &Path) -> Result<(), CliError> {
             if stop.is_raised() {
                 break;
             }
-            wait_any(&rings);
+            wait_any(&rings, can.as_ref().map(super::vehicle::CanRecording::reader), || stop.is_raised());
         }
     }
     if lost > 0 {
@@ -107,12 +107,34 @@ fn drain_one(ring: &mut Drained, rec: &mut McapRecorder, lost: &mut u64) -> Resu
     }
 }
 
-/// Waits briefly for the rings: on the first lidar ring's futex, with a short timeout so
-/// other frames are not left waiting long, unless another ring already has frames to read.
-fn wait_any(rings: &[Drained]) {
-    let lidar = rings.iter().find(|r| r.kind == StreamKind::Lidar);
-    let others_idle = rings.iter().filter(|r| r.kind != StreamKind::Lidar).all(|r| r.reader.lag() == 0);
-    if let (Some(lidar), true) = (lidar, others_idle) {
-        lidar.reader.wait(Duration::from_millis(5));
-    }
+/// How long the recorder sleeps on its rings when none has a frame. The calibration table is
+/// looked at this often while no frame comes (a frame wakes the recorder, and epochs are
+/// read before frames), and the stop a signal raises ends the sleep no later.
+const IDLE: Duration = Duration::from_millis(25);
+
+/// How long it sleeps on the first lidar ring alone, with more rings than one wait can watch:
+/// frames on the others are not left waiting long.
+const IDLE_MANY: Duration = Duration::from_millis(5);
+
+/// Sleeps until a frame comes on any ring (the sensors' and the bus's), [`IDLE`] passes or
+/// `give_up` says so: one futex wait on every ring at once, so the recorder wakes for frames
+/// rather than on a clock. With more rings than one wait can watch (a surround rig), it
+/// sleeps on the first lidar ring for [`IDLE_MANY`], unless another ring already has frames.
+fn wait_any(rings: &[Drained], can: Option<&RingReader>, give_up: impl Fn() -> bool) {
+    let all: Vec<&RingReader> = rings.iter().map(|r| &r.reader).chain(can).collect();
+    match all[..] {
+        [a] => RingReader::wait_any([a], IDLE, give_up),
+        [a, b] => RingReader::wait_any([a, b], IDLE, give_up),
+        [a, b, c] => RingReader::wait_any([a, b, c], IDLE, give_up),
+        [a, b, c, d] => RingReader::wait_any([a, b, c, d], IDLE, give_up),
+        _ => {
+            let lidar = rings.iter().find(|r| r.kind == StreamKind::Lidar);
+            let others_idle =
+                rings.iter().filter(|r| r.kind != StreamKind::Lidar).all(|r| r.reader.lag() == 0);
+            match (lidar, others_idle) {
+                (Some(lidar), true) => lidar.reader.wait_until(IDLE_MANY, give_up),
+                _ => false,
+            }
+        }
+    };
 }

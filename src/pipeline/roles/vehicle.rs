@@ -357,6 +357,11 @@ impl CanRecording {
         }))
     }
 
+    /// The CAN ring's reader (for a wait on it beside the sensors' rings).
+    pub fn reader(&self) -> &RingReader {
+        &self.reader
+    }
+
     /// Records what the ring holds now (up to a ring's worth); whether anything was read.
     ///
     /// # Errors
