@@ -121,7 +121,8 @@ macro_rules! epilogue {
 
 /// One kernel: the prologue; `four` (four vectors into the four sets, then the pointers
 /// advanced) while at least four of the rcx vectors are left; the sets combined into the
-/// lanes; then `one` (one vector) for the rest; the epilogue. The operands every kernel has come first, the explicit registers `regs` last.
+/// lanes; then `one` (one vector) for the rest; the epilogue. The operands every kernel has
+/// come first, the explicit registers `regs` last.
 macro_rules! kernel {
     ($lanes:expr, four: [$($four:expr),* $(,)?], one: [$($one:expr),* $(,)?], $($regs:tt)*) => {
         asm!(
@@ -224,7 +225,7 @@ macro_rules! sum_kernel {
 ///
 /// # Safety
 /// AVX2 must be present; `src` must be valid for `32 * quads` reads and `dst` for as many
-/// writes, not overlapping; shared memory among them is accessed only as argued in the
+/// writes, not overlapping; shared memory among them is accessed only as argued in `wide`'s
 /// module docs (8-aligned).
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn copy_sum(src: *const u8, dst: *mut u8, quads: usize, lanes: &mut [[u64; 4]; 2]) {
@@ -274,7 +275,7 @@ pub(super) unsafe fn load_sum_ahead(src: *const u8, dst: *mut u8, quads: usize, 
 
 /// [`copy_sum`] with streaming (non-temporal) stores, fenced on both sides: every store
 /// before the call is globally visible before the first streamed one, every streamed
-/// one before any store after the call (module docs, "Streaming stores").
+/// one before any store after the call (`wide`'s module docs, "Streaming stores").
 ///
 /// # Safety
 /// As [`copy_sum`], and `dst` must be 32-aligned.
@@ -300,7 +301,7 @@ pub(super) unsafe fn copy_sum_streaming(
 ///
 /// # Safety
 /// AVX2 must be present; `src` must be valid for `32 * quads` reads (shared memory
-/// 8-aligned, read as argued in the module docs).
+/// 8-aligned, read as argued in `wide`'s module docs).
 #[target_feature(enable = "avx2")]
 #[inline]
 pub(super) unsafe fn quads<S, F: FnMut(&mut S, usize, [u64; 4])>(
@@ -350,9 +351,9 @@ pub(super) unsafe fn quads<S, F: FnMut(&mut S, usize, [u64; 4])>(
         }
         let (v0, v1, v2, v3): (__m256i, __m256i, __m256i, __m256i);
         // SAFETY: `src + 128g .. + 128` is in bounds (the caller's contract) and
-        // 8-aligned; the vector loads are the Relaxed loads of their words claimed in the
-        // module docs. `readonly`, not `pure`: the compiler keeps the block, once, in the
-        // loop, and never moves it across a store or a fence (the seqlock's partners).
+        // 8-aligned; the vector loads are the Relaxed loads of their words claimed in
+        // `wide`'s module docs. `readonly`, not `pure`: the compiler keeps the block, once,
+        // in the loop, and never moves it across a store or a fence (the seqlock's partners).
         unsafe {
             asm!(
                 "vmovdqu {v0}, ymmword ptr [{p}]",
@@ -405,7 +406,7 @@ pub(super) unsafe fn quads<S, F: FnMut(&mut S, usize, [u64; 4])>(
 ///
 /// # Safety
 /// AVX2 must be present; `src` must be valid for `32 * quads` reads (shared memory
-/// 8-aligned, read as argued in the module docs).
+/// 8-aligned, read as argued in `wide`'s module docs).
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn sum(src: *const u8, quads: usize, lanes: &mut [[u64; 4]; 2]) {
     // SAFETY: the caller's contract: AVX2 present, `src` valid for `32 * quads` bytes;
