@@ -18,8 +18,8 @@
 //! [`Engine::conclude`], and pays no hand-over between threads. Every payload `Vec` handed
 //! in is returned on its stream's recycle channel once the engine is done with it (with
 //! `try_send`: a full or closed recycle channel just drops the buffer), so readers need not
-//! allocate in steady state. A frame drawn
-//! as an overlay is copied into a buffer the overlay thread handed back, for the same reason.
+//! allocate in steady state. A frame drawn as an overlay is copied into a buffer the overlay
+//! thread handed back, for the same reason.
 
 use std::collections::BTreeMap;
 use std::io;
