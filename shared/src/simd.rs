@@ -2,9 +2,9 @@
 //!
 //! The workspace is built for the x86-64 baseline (SSE2, 128-bit vectors), so that a binary
 //! runs on any x86-64 host, also one a container image is moved to. [`vectorised`] runs a
-//! closure inside a function compiled with AVX2 when the CPU has it: whatever the compiler
-//! inlines into it is vectorised 256 bits wide, with AVX2's integer multiplies and blends.
-//! Elsewhere the closure runs as built.
+//! closure inside a function compiled with AVX-512 (F, BW, DQ, VL) when the CPU has it, else
+//! with AVX2: whatever the compiler inlines into it is vectorised 512 or 256 bits wide, with
+//! the wider integer multiplies, blends and masks. Elsewhere the closure runs as built.
 //!
 //! Only inlined code is compiled with AVX2, and the compiler does not inline a large closure
 //! on its own: mark the closure `#[inline(always)]` (`vectorised(#[inline(always)] || …)`),
@@ -12,15 +12,18 @@
 //!
 //! # Same bytes either way
 //!
-//! Only `avx2` is enabled, not `fma`: a fused multiply-add rounds once where a multiply and
-//! an add round twice, and the compiler never forms one from separate operations without it.
-//! Every other operation gives the same result at any vector width: IEEE-754 arithmetic and
-//! conversions are exact to the last bit, integer arithmetic is exact, and the compiler does
-//! not reorder float arithmetic (no fast-math). So a simulated frame's bytes do not depend on
-//! the CPU (the simulator's golden hashes pin them).
+//! A fused multiply-add rounds once where a multiply and an add round twice, so it must
+//! never replace the two. The AVX2 build does not enable `fma` at all. AVX-512F brings it
+//! with it (LLVM's `avx512f` implies `fma`), but Rust never contracts a multiply and an
+//! add into one (it emits no fast-math flags; only an explicit `mul_add` is fused, and that
+//! is correctly rounded either way). Every other operation gives the same result at any
+//! vector width: IEEE-754 arithmetic and conversions are exact to the last bit, integer
+//! arithmetic is exact, and the compiler does not reorder float arithmetic (no fast-math).
+//! So a simulated frame's bytes do not depend on the CPU: the simulator's golden hashes pin
+//! them, and CI checks them at each width the machine has.
 //!
-//! `EPOCHFUSE_NO_AVX2` set in the environment runs every closure as built, to measure one
-//! against the other.
+//! Set in the environment, `EPOCHFUSE_NO_AVX512` stops at AVX2 and `EPOCHFUSE_NO_AVX2` runs
+//! every closure as built, to measure one against the other.
 //!
 //! ```
 //! let xs: Vec<f32> = (0..1000).map(|i| i as f32).collect();
@@ -39,6 +42,25 @@ pub fn avx2() -> bool {
     *ON.get_or_init(|| cpu_has_avx2() && std::env::var_os("EPOCHFUSE_NO_AVX2").is_none())
 }
 
+/// Whether [`vectorised`] runs closures compiled with AVX-512 (F, BW, DQ, VL) in this
+/// process: [`avx2`] does, the CPU has them and `EPOCHFUSE_NO_AVX512` is unset.
+#[must_use]
+pub fn avx512() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| avx2() && cpu_has_avx512() && std::env::var_os("EPOCHFUSE_NO_AVX512").is_none())
+}
+
+/// Whether CPUID says the CPU has AVX-512 F, BW, DQ and VL (false off x86-64).
+fn cpu_has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512dq")
+        && std::arch::is_x86_feature_detected!("avx512vl");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Whether CPUID says the CPU has AVX2 (false off x86-64).
 pub(crate) fn cpu_has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -47,10 +69,18 @@ pub(crate) fn cpu_has_avx2() -> bool {
     false
 }
 
-/// Runs `f`, compiled with AVX2 where [`avx2`] says so (see the module docs: the result is
-/// the same either way). Only what is inlined into `f` is compiled with it.
+/// Runs `f`, compiled with AVX-512 where [`avx512`] says so, else with AVX2 where [`avx2`]
+/// does (see the module docs: the result is the same either way). Only what is inlined into
+/// `f` is compiled with it.
 #[inline(always)]
 pub fn vectorised<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if avx512() {
+        // SAFETY: the one requirement of calling a function compiled with these features is
+        // that the CPU has them, and `avx512()` is true only if CPUID says it has AVX2 and
+        // AVX-512 F, BW, DQ and VL (`is_x86_feature_detected!`).
+        return unsafe { with_avx512(f) };
+    }
     #[cfg(target_arch = "x86_64")]
     if avx2() {
         // SAFETY: the one requirement of calling a function compiled with AVX2 is that the
@@ -68,6 +98,16 @@ pub fn vectorised<R>(f: impl FnOnce() -> R) -> R {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// Calls `f` inside a function compiled with AVX-512 (F, BW, DQ, VL).
+///
+/// # Safety
+/// The CPU must have AVX2 and AVX-512 F, BW, DQ and VL.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512dq,avx512vl")]
+unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 

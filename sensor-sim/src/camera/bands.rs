@@ -141,8 +141,8 @@ fn write_band<S: PayloadSink + ?Sized>(
     sink.write_at(scene.planes.1 + j0 * w * 2, band.label.as_bytes())
 }
 
-/// Rasterises and shades band `b` into `out`: the camera's hot loops, compiled 256 bits
-/// wide where the CPU can ([`shared::simd::vectorised`]: the same bytes either way).
+/// Rasterises and shades band `b` into `out`: the camera's hot loops, compiled 512 or 256
+/// bits wide where the CPU can ([`shared::simd::vectorised`]: the same bytes either way).
 pub(super) fn draw_band(scene: &Scene, b: usize, scratch: &mut Scratch, out: &mut BandOut) {
     shared::simd::vectorised(
         #[inline(always)]

@@ -25,7 +25,8 @@
 //!    distance) if the ray points down, otherwise a sky gradient. Bands are written into the
 //!    sink with [`PayloadSink::write_at`]: the frame itself is never assembled elsewhere.
 //!    The bytes do not depend on the number of threads. A band's passes run compiled for
-//!    AVX2 where the CPU has it ([`shared::simd::vectorised`]), with the same bytes.
+//!    AVX-512 or AVX2 where the CPU has it ([`shared::simd::vectorised`]), with the same
+//!    bytes.
 //!
 //! Payload: [`ImageHeader`] | rgb8 plane | u16 little-endian instance-id plane (sky 0,
 //! ground 1, objects ≥ 2).
