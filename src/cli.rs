@@ -76,7 +76,7 @@ pub struct LocalRunArgs {
     /// Output directory: summary.json and PNG overlays (lidar points coloured by depth).
     #[arg(long, value_name = "DIR", default_value = "out")]
     pub out: PathBuf,
-    /// Where to write the summary JSON [default: <out>/summary.json].
+    /// Where to write the summary JSON [default: summary.json in the --out directory].
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
     /// Pairing policy.
@@ -86,7 +86,7 @@ pub struct LocalRunArgs {
     #[arg(long, value_name = "DIR")]
     pub shm_root: Option<PathBuf>,
     /// Write an overlay PNG every N fused pairs (0: none); a rig of several cameras also
-    /// gets a surround mosaic of each round of overlays (overlays/mosaic_<pair>.png).
+    /// gets a surround mosaic of each round of overlays (overlays/mosaic_PAIR.png).
     #[arg(long, value_name = "N", default_value_t = 30)]
     pub overlay_every: u64,
     /// Hide the progress bar.

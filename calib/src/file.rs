@@ -22,7 +22,7 @@
 //! ```
 //!
 //! A rig of several sensors lists them instead, each with a `name` (a
-//! [`SensorName`](crate::SensorName): 1 to 32 of `a-z 0-9 _ -`); the first of each list is
+//! [`SensorName`]: 1 to 32 of `a-z 0-9 _ -`); the first of each list is
 //! the primary one. The one-camera form above means a camera named `camera` and a lidar named
 //! `lidar`.
 //!

@@ -258,7 +258,7 @@ impl Projector {
 
 /// A sweep projected into one camera, with what colouring needs of the kept points: their
 /// records, compacted in the order of [`Projected`] (so that no copy of the whole sweep
-/// outlives the projection; from a slot, none is made: see [`StreamedSweep`]).
+/// outlives the projection; from a slot, none is made: see `StreamedSweep`).
 #[derive(Clone, Debug, Default)]
 pub struct SweepProjection {
     projected: Projected,

@@ -12,7 +12,7 @@
 //! do: KITTI's is camera 0's optical frame, whose x-y plane is the image plane, and there no
 //! camera has a wedge; a spinning lidar's z is the rig's up in every log.) Only the
 //! points inside a camera's wedge go through that camera's [`Projector`], with exactly the
-//! arithmetic of the single-camera path ([`Projector::project_chunk`]), so every camera's
+//! arithmetic of the single-camera path (`Projector::project_chunk`), so every camera's
 //! [`Projected`] is bit-identical to `Projector::new(calib).project(points, ..)`. The wedge
 //! is conservative: it is widened by [`WEDGE_SLACK_RAD`] and [`WEDGE_SLACK_M`], far more
 //! than the rounding of either path, so it never drops a point the camera keeps.
@@ -21,7 +21,7 @@
 //! points kept are `apex + λ·ray`, λ > 0, with `ray` in the cone spanned by the rays through
 //! the four image corners; the horizontal projection of that cone is the wedge spanned by
 //! the projected corner rays. A lens with radial distortion whose distorted radius grows
-//! everywhere ([`radial_bound`]) keeps only points within an undistorted radius `r1` of the
+//! everywhere (`radial_bound`) keeps only points within an undistorted radius `r1` of the
 //! axis: their rays lie in the cone over the square ±`r1`. A camera gets no wedge (every
 //! point is tested as today) when its corner rays do not fit in a half-plane (looking
 //! steeply up or down), or when its lens has tangential distortion or a radial curve that

@@ -31,6 +31,12 @@ macro_rules! free {
     };
 }
 
+impl Default for Range {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Range {
     /// A free entry (const, for the static table).
     #[cfg(not(loom))]
@@ -104,12 +110,5 @@ impl Range {
     pub fn hit(&self) -> bool {
         // Relaxed: see `mark_hit`.
         self.hit.load(Ordering::Relaxed) == 1
-    }
-}
-
-#[cfg(not(loom))]
-impl Default for Range {
-    fn default() -> Self {
-        Self::new()
     }
 }

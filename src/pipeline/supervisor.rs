@@ -1,6 +1,6 @@
 //! The supervisor behind `drive` and `replay`: makes the run directory, spawns one process
-//! per role ([`super::procs`]), injects scheduled faults, restarts or aborts on deaths,
-//! shows progress ([`super::progress`]), stops everything in order, and builds the summary
+//! per role (`procs`), injects scheduled faults, restarts or aborts on deaths,
+//! shows progress (`progress`), stops everything in order, and builds the summary
 //! ([`super::summary`]).
 //!
 //! Shutdown order: producers finish (or are told to stop), then fusion and the recorder

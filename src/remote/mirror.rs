@@ -4,7 +4,7 @@
 //! or is dropped and counted) and writes each received buffer straight into a slot of the
 //! local ring (one copy). It exits 0 on the source run's end message.
 //!
-//! The gate learns an epoch from the local calibration service only ([`super::relay`]):
+//! The gate learns an epoch from the local calibration service only (`relay`):
 //! epochs received at run time are relayed to it first, so fusion here never meets a frame
 //! whose calibration its service does not have.
 

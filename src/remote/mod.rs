@@ -1,5 +1,5 @@
 //! Runs across hosts over Zenoh (issue 17): the publishing side's settings (`drive`/`replay
-//! --zenoh`), the bridge role's two faces ([`publish`]: rings to the network; [`mirror`]:
+//! --zenoh`), the bridge role's two faces (`publish`: rings to the network; `mirror`:
 //! the network to rings, in `epochfuse remote`), and the `remote` command itself. The
 //! protocol (keys, sample header, run messages, epoch gate, loss counters) is the `bridge`
 //! crate's; this module only wires it to Zenoh sessions and rings. Without the `zenoh` build

@@ -14,7 +14,7 @@
 //!    the UNDISTORTED pinhole onto a scratch grid laid over the undistorted image plane (it
 //!    covers the undistorted footprint of the output image, so it is a little bigger than the
 //!    image under barrel distortion), once per frame.
-//! 2. **Bands** (see [`bands`]). The output is drawn in bands of rows, on both cores by
+//! 2. **Bands** (see `bands`). The output is drawn in bands of rows, on both cores by
 //!    default ([`CameraRenderer::set_threads`]). A band scan-converts the projected faces
 //!    into a face-id + inverse-depth scratch covering only the scratch rows it samples (so it
 //!    stays in cache); inverse depth is affine in screen space for a plane, so the inner loop
