@@ -171,8 +171,8 @@ fn wait_stopped(pid: i32) -> bool {
 /// Forged frames: (stream, seq) → (forgery, original epoch).
 type Forged = BTreeMap<(&'static str, u64), (Forgery, u64)>;
 
-/// Rounds of "stop fusion, let frames be committed, forge them, continue fusion" until the
-/// drive ends.
+/// Rounds of "stop fusion, let frames be committed, forge them, continue fusion" until each
+/// kind of forgery has landed twice, or the drive ends.
 fn attack(child: &mut Child, root: &Path) -> Forged {
     let run = run_dir(root, Instant::now() + Duration::from_secs(60));
     let streams =
@@ -182,11 +182,14 @@ fn attack(child: &mut Child, root: &Path) -> Forged {
     let pid = fusion_pid(&run);
     let kinds = [Forgery::OtherEpoch, Forgery::Size, Forgery::UnpublishedEpoch, Forgery::Seq];
     let mut forged = Forged::new();
+    // The next kind only once a round has forged a frame: in a round that finds the producers
+    // held back by fusion's lag, nothing is committed to forge.
+    let mut landed = 0;
     for round in 0.. {
-        if child.try_wait().unwrap().is_some() || round >= 8 {
+        if child.try_wait().unwrap().is_some() || round >= 16 || landed >= 2 * kinds.len() {
             break;
         }
-        let how = kinds[round % kinds.len()];
+        let how = kinds[landed % kinds.len()];
         if !signal(pid, "-STOP") || !wait_stopped(pid) {
             break;
         }
@@ -194,6 +197,7 @@ fn attack(child: &mut Child, root: &Path) -> Forged {
         // A few frames (at `--max-rate` the producers stop when fusion is 6 frames behind,
         // well inside the 8-slot rings).
         std::thread::sleep(Duration::from_millis(100));
+        let count = forged.len();
         for ((name, live), from) in streams.iter().zip(before) {
             for seq in from..live.cursor() {
                 if let Some(epoch) = live.forge(seq, how) {
@@ -201,6 +205,7 @@ fn attack(child: &mut Child, root: &Path) -> Forged {
                 }
             }
         }
+        landed += usize::from(forged.len() > count);
         if !signal(pid, "-CONT") {
             break;
         }
@@ -219,8 +224,10 @@ fn forged_header_words_in_a_live_run_are_never_fused_and_are_counted() {
         .cmd(&[
             "drive",
             scenario.to_str().unwrap(),
+            // Long enough for every round of the attack on a fast machine (at `--max-rate` an
+            // 8 s drive can end within 1.5 s, before the fourth kind of forgery).
             "--duration",
-            "8",
+            "24",
             "--per-pair",
             // Pairing on the data's own time: every sweep is paired (or fails at use) however
             // loaded the machine, so each forged sweep is put to the test.

@@ -44,8 +44,7 @@ use crate::stats::{CountersSnapshot, FusionStats, LatencyRecorder, PairMetrics, 
 /// reference into its ring, read in place only if the frame is used).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InFrame {
-    /// Which sensor (camera or lidar; must match the channel it is sent on: a frame on the
-    /// wrong channel, or of another kind, is counted invalid there).
+    /// Camera or lidar, as the channel it is sent on (else it is counted invalid there).
     pub stream: StreamKind,
     /// Sequence number in its ring.
     pub seq: FrameSeq,
@@ -53,8 +52,7 @@ pub struct InFrame {
     pub capture: TimestampNs,
     /// The epoch the producer tagged it with.
     pub epoch: CalibEpoch,
-    /// When the producer published it (CLOCK_MONOTONIC ns, 0 if unknown): splits latency
-    /// into render (capture → published) and pipeline (published → fused).
+    /// When the producer published it (CLOCK_MONOTONIC ns, 0 if unknown): splits latency.
     pub published: TimestampNs,
     /// The payload (camera: `ImageHeader | rgb | labels`; lidar: `PointRecord[n]`).
     pub payload: Payload,
@@ -345,6 +343,12 @@ impl<S: FusedSink> Engine<S> {
             }
         }
         self.conclude()
+    }
+
+    /// Whether a sweep is held undecided (then its camera frame may be the next to come).
+    #[must_use]
+    pub fn sweep_pending(&self) -> bool {
+        self.pairer.held().1 > 0
     }
 
     /// How long until the pairer's next timeout is due ([`Engine::tick`] applies it), on the

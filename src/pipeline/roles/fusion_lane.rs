@@ -1,7 +1,14 @@
 //! One lane of fusion (a camera and a lidar) on one thread: it reads both rings' headers,
 //! hands the engine versioned references ("frame #17 at slot X") and calibrations, and sleeps
-//! on both rings at once ([`RingReader::wait_any`]) until a frame, a calibration, a pairing
-//! timeout or the stop. A frame costs one wake-up: no reader thread wakes to hand it on.
+//! on its rings ([`RingReader::wait_any`]) until a frame, a calibration, a pairing timeout or
+//! the stop. A frame costs at most one wake-up: no reader thread wakes to hand it on.
+//!
+//! Two of a default camera's three frames are never paired, so a lane whose camera is
+//! streaming and that holds no undecided sweep sleeps on the lidar ring alone: it learns of
+//! the camera's frames in a batch when the next sweep wakes it, which is when they can be
+//! paired anyway. So that a stalled lidar does not leave them to be lapped, that sleep lasts at
+//! most [`LaneIo::camera_patience`] (half the camera ring). With a sweep waiting for its
+//! camera frame, or a camera that has gone quiet, the lane sleeps on both rings.
 //!
 //! ```text
 //!  camera ring ─┐
@@ -14,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use calib::{CalibrationSet, StopFlag};
 use crossbeam_channel::Receiver;
@@ -102,6 +109,9 @@ pub(super) struct LaneIo {
     pub(super) resume: Carried,
     /// The longest wait with nothing to do ([`WAIT_BACKSTOP`]).
     pub(super) backstop: Duration,
+    /// The longest the lane sleeps on the lidar ring alone while its camera streams (module
+    /// docs): half the camera ring's frames, so that none is lapped unread.
+    pub(super) camera_patience: Duration,
     /// Epochs from the calibration listener, which nudges the lane's rings after each.
     pub(super) calibration: Receiver<Arc<CalibrationSet>>,
 }
@@ -133,7 +143,7 @@ pub(super) fn spawn<S: fusion::output::FusedSink + Send + 'static>(
             }
         };
         let Ok(mut engine) = engine.recv() else { return (Ok(()), None) };
-        let mut lane = Lane { rings, io: &io };
+        let mut lane = Lane { rings, io: &io, camera_seen: None };
         let served = lane.serve(&mut engine, stop.flag());
         if served.is_err() {
             stop.raise();
@@ -207,6 +217,8 @@ fn plausible(kind: StreamKind, len: usize) -> bool {
 struct Lane<'a> {
     rings: [Ring; 2],
     io: &'a LaneIo,
+    /// When the lane last learnt of a camera frame.
+    camera_seen: Option<Instant>,
 }
 
 impl Lane<'_> {
@@ -225,6 +237,9 @@ impl Lane<'_> {
             for i in 0..2 {
                 match self.look(i)? {
                     Look::Frame(f) => {
+                        if i == 0 {
+                            self.camera_seen = Some(Instant::now());
+                        }
                         engine.handle_frame(f);
                         moved = true;
                     }
@@ -254,10 +269,22 @@ impl Lane<'_> {
             let timeout = engine
                 .time_to_deadline()
                 .map_or(self.io.backstop, |d| d.max(Duration::from_micros(50)).min(self.io.backstop));
-            let calibration = &self.io.calibration;
-            RingReader::wait_any([&self.rings[0].reader, &self.rings[1].reader], timeout, || {
-                stop.is_raised() || !calibration.is_empty()
-            });
+            self.sleep(engine.sweep_pending(), timeout, stop);
+        }
+    }
+
+    /// Sleeps for at most `timeout` until a frame on a watched ring, a calibration or the
+    /// stop: on the lidar ring alone while the camera streams and no sweep is `pending`, else
+    /// on both (module docs).
+    fn sleep(&self, pending: bool, timeout: Duration, stop: &StopFlag) {
+        let patience = self.io.camera_patience;
+        let calibration = &self.io.calibration;
+        let give_up = || stop.is_raised() || !calibration.is_empty();
+        let [camera, lidar] = [&self.rings[0].reader, &self.rings[1].reader];
+        if !pending && self.camera_seen.is_some_and(|t| t.elapsed() < patience) {
+            RingReader::wait_any([lidar], timeout.min(patience), give_up);
+        } else {
+            RingReader::wait_any([camera, lidar], timeout, give_up);
         }
     }
 
@@ -312,7 +339,6 @@ impl Lane<'_> {
 #[cfg(test)]
 mod tests {
     use std::io::Read as _;
-    use std::time::Instant;
 
     use fusion::output::{FusedSink, SinkError};
     use fusion::{EngineChannels, EngineConfig};
@@ -355,6 +381,7 @@ mod tests {
             arrivals: Arc::default(),
             resume: Carried::default(),
             backstop,
+            camera_patience: backstop,
             calibration,
         };
         (io, writers, tx)
@@ -371,11 +398,51 @@ mod tests {
 
     /// Waits (bounded) until the lane sleeps on both rings.
     fn until_parked(io_paths: &[PathBuf; 2]) {
+        until_parked_on(io_paths, [1, 1]);
+    }
+
+    /// Waits (bounded) until `waiting[i]` lanes are parked on ring `i` (camera, lidar).
+    fn until_parked_on(io_paths: &[PathBuf; 2], waiting: [u64; 2]) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while io_paths.iter().any(|p| waiters(p) == 0) {
-            assert!(Instant::now() < deadline, "the lane never slept on both rings");
+        while io_paths.iter().zip(waiting).any(|(p, n)| waiters(p) != n) {
+            assert!(Instant::now() < deadline, "the lane never slept on the rings {waiting:?}");
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    fn publish(writer: &mut RingWriter, payload: &[u8]) {
+        let mut loan = writer.loan();
+        loan.push(payload).unwrap();
+        loan.commit(FrameMeta { capture: TimestampNs(1), epoch: CalibEpoch(1) });
+    }
+
+    /// A lane that learnt of a camera frame and holds no sweep sleeps on the lidar ring alone:
+    /// the camera's next frame does not wake it, the next sweep does and the lane learns of
+    /// both. That sweep then waits for its calibration (none is known), so the lane watches
+    /// both rings again.
+    #[test]
+    fn a_streaming_camera_is_read_when_the_lidar_wakes_the_lane() {
+        let dir = tempfile::tempdir().unwrap();
+        let (io, [mut camera, mut lidar], _tx) = lane_io(dir.path(), Duration::from_secs(120));
+        let (paths, counts) = (io.paths.clone(), io.counts.clone());
+        let read = |i: usize| counts[i].read.load(Ordering::Relaxed);
+        let stop = StopWaker::new(&StopFlag::new());
+        let (engine_tx, engine_rx) = crossbeam_channel::bounded(1);
+        let lane = spawn(io, stop.clone(), |_: &RingReader| {}, engine_rx);
+        engine_tx.send(engine()).unwrap();
+        until_parked(&paths);
+        let image = [0u8; shared::frames::IMAGE_HEADER_SIZE];
+        publish(&mut camera, &image);
+        until_parked_on(&paths, [0, 1]);
+        assert_eq!((read(0), read(1)), (1, 0));
+        publish(&mut camera, &image);
+        assert_eq!(read(0), 1, "a camera frame woke a lane that was not watching the camera");
+        publish(&mut lidar, &[0u8; POINT_RECORD_SIZE]);
+        until_parked_on(&paths, [1, 1]);
+        assert_eq!((read(0), read(1)), (2, 1));
+        stop.raise();
+        until_finished(&lane, "the stop did not end the lane's wait");
+        assert_eq!(lane.join().unwrap().0, Ok(()));
     }
 
     fn until_finished<T>(h: &JoinHandle<T>, what: &str) {

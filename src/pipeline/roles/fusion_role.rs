@@ -80,18 +80,32 @@ fn create_fused_ring(run: &Path, fused: &FusedRing) -> impl FnOnce(&RingReader) 
 struct LaneSpec {
     camera: calib::SensorName,
     lidar: calib::SensorName,
+    /// The camera's frame rate, Hz.
+    camera_hz: f64,
     /// The first lane creates the fused ring; its restart state keeps today's file names.
     first: bool,
 }
 
 impl LaneSpec {
+    /// How long the lane may leave the camera's frames unread (`LaneIo::camera_patience`):
+    /// half its ring's frames, at most the backstop.
+    fn camera_patience(&self) -> Duration {
+        let half_ring = f64::from(crate::pipeline::segments::PRODUCER_SLOTS / 2) / self.camera_hz.max(1e-3);
+        Duration::from_secs_f64(half_ring.min(WAIT_BACKSTOP.as_secs_f64()))
+    }
+
     /// Every (lidar, camera) pair of the run, the primary pair first.
     fn all(spec: &RunSpec) -> Vec<Self> {
         let (cameras, lidars) = (spec.sensors_of(StreamKind::Camera), spec.sensors_of(StreamKind::Lidar));
         let mut out = Vec::new();
         for l in &lidars {
             for c in &cameras {
-                out.push(Self { camera: c.name.clone(), lidar: l.name.clone(), first: out.is_empty() });
+                out.push(Self {
+                    camera: c.name.clone(),
+                    lidar: l.name.clone(),
+                    camera_hz: c.rate_hz,
+                    first: out.is_empty(),
+                });
             }
         }
         out
@@ -149,6 +163,7 @@ impl LaneThread {
             arrivals: Arc::clone(&arrivals),
             resume: carried,
             backstop: WAIT_BACKSTOP,
+            camera_patience: lane.camera_patience(),
             calibration,
         };
         let on_lidar: Box<dyn FnOnce(&RingReader) + Send> =
