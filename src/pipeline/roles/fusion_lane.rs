@@ -7,7 +7,7 @@
 //! streaming and that holds no undecided sweep sleeps on the lidar ring alone: it learns of
 //! the camera's frames in a batch when the next sweep wakes it, which is when they can be
 //! paired anyway. So that a stalled lidar does not leave them to be lapped, that sleep lasts at
-//! most [`LaneIo::camera_patience`] (half the camera ring). With a sweep waiting for its
+//! most `LaneIo::camera_patience` (half the camera ring). With a sweep waiting for its
 //! camera frame, or a camera that has gone quiet, the lane sleeps on both rings.
 //!
 //! ```text
