@@ -156,10 +156,14 @@ pub const PREFETCH_AHEAD: usize = 1024;
 /// How far ahead of their loads the loading kernels also prefetch into L2 (`prefetcht1`),
 /// bytes. Why: L1 tracks few misses at a time, L2 many more, so a pass over a frame that is
 /// in L3 or in memory (a camera frame the other core wrote, read by fusion) keeps more
-/// lines in flight with the second, farther hint. Measured on a 2.7 MB frame written by the
-/// other core and summed with the `prefetcht0` hint alone, then with both: 161–174 µs
-/// against 129–138 µs from L3, 272–287 µs against 211–238 µs from memory. The asm spells
-/// it out (`far!`), checked against this at compile time.
+/// lines in flight with the second, farther hint. Measured on an Intel guest, a 2.7 MB
+/// frame written by the other core and summed with the `prefetcht0` hint alone, then with
+/// both: 161–174 µs against 129–138 µs from L3, 272–287 µs against 211–238 µs from memory;
+/// on an AMD Zen 5 guest, fusion's CPU in a default drive is about 10 % lower with it. A
+/// pass over a range still in this core's L2 pays for it instead (the in-process ring
+/// bench's copy-out, 10–20 %), and a threshold on the pass's length would take it from
+/// fusion's reads too, whose passes are short calls (`docs/benchmarks.md`, 2026-12-04).
+/// The asm spells it out (`far!`), checked against this at compile time.
 pub const PREFETCH_FAR: usize = 4096;
 
 /// Copies the shared words `src` (whole quads: a multiple of four words, the first at a
