@@ -33,8 +33,9 @@
 //! the seqlock refuses anyway: this is the P1478 / RFC 3301 model, atomic per *byte*, which is
 //! all a seqlock reader needs. x86-64 is TSO: loads are not reordered with loads, nor stores
 //! with stores, so the writer's data stores stay between its odd store and its closing
-//! Release store in every other core's view. No string instruction is used; the one
-//! non-temporal kernel (see "Streaming stores") restores this ordering with fences of its own.
+//! Release store in every other core's view. Two kernels give up that ordering and restore it
+//! with fences of their own: the non-temporal one ("Streaming stores") and the string one
+//! ("String stores").
 //!
 //! **Streaming stores for large appends.** An append of at least [`stream_min`] bytes
 //! (default 2 MiB, the writer core's L2; `EPOCHFUSE_STREAM_MIN=<bytes>` changes it) is
@@ -65,6 +66,27 @@
 //! does for the ordinary kernel. The fences are asm blocks without `nomem`, so the compiler
 //! keeps them, and the kernel, in program order with every other memory access. Readers are
 //! unchanged (ordinary loads; the lines come from memory).
+//!
+//! **String stores for the other appends.** An append of at least 4 KiB that is not
+//! streamed is copied with `rep movsq`, 16 KiB at a time, and each chunk is then folded into
+//! the checksum from the private source, still in L1 (`EPOCHFUSE_NO_STRING_STORE` brings
+//! back the vector kernel). Why: the slot's lines are usually in the reader's core (it read
+//! the frame before), and a vector store fetches each line from there before writing it
+//! (read for ownership). A fast string operation works a line at a time and, knowing the
+//! whole line will be written, only invalidates the other copies (Intel SDM vol. 3A, "Fast
+//! String Operation and Out-of-Order Stores"). Measured (`docs/benchmarks.md`, 2026-12-04): a
+//! 64–256 KiB copy into lines the other core had read took 2.0–3.7× `memcpy` as a vector
+//! loop and 1.3–1.8× as `rep movsq` plus the fold, and 6.4–6.8× against 1.3–1.4× when the
+//! machine's cores were far apart; on one core with every line already its own, the string
+//! copy is the slower (1.8× against 1.1–1.35×). *The claim is the same*: each `movsq`
+//! element is one quadword store to an 8-aligned address (the destination is a slot
+//! payload), and an aligned quadword write is single-copy atomic (Intel SDM vol. 3A §9.1.1;
+//! AMD APM vol. 2 §7.3.2), so the block is Relaxed `AtomicU64` stores of the range's words in
+//! unspecified order. (`rep movsb` would be byte stores, which the readers' 8-byte loads may
+//! not race with in Rust's model: that is why the element size matters.) *The ordering is
+//! restored as for streaming stores*: the stores of one fast string operation may be
+//! performed out of order (same SDM section), so the kernel brackets `rep movsq` with
+//! `sfence` on both sides, and the argument of the paragraph above applies word for word.
 //!
 //! **Loads into registers.** `for_each_quad_summed` is the read without a private copy: a
 //! Rust loop around asm blocks of one to four `vmovdqu` loads each, whose results come out
@@ -282,7 +304,9 @@ fn store_summed_as(dst: &[AtomicU64], src: &[u8], sum: &mut Checksum, streaming:
             // requires, and the kernel fences its streamed stores on both sides (module docs).
             unsafe { avx2::copy_sum_streaming(src.as_ptr(), to, dst.len() / 4, &mut lanes) };
         } else {
-            if prefetch_writes() {
+            if dst.len() >= STRING_MIN_WORDS && string_stores() {
+                store_string_summed(src, to, dst.len(), &mut lanes);
+            } else if prefetch_writes() {
                 // SAFETY: as below; `prefetchw` is present (`prefetch_writes`).
                 unsafe { avx2::store_sum_ahead(src.as_ptr(), to, dst.len() / 4, &mut lanes) };
             } else {
@@ -309,6 +333,47 @@ fn store_summed_as(dst: &[AtomicU64], src: &[u8], sum: &mut Checksum, streaming:
         }
     }
     *sum = Checksum::from_lanes(a, b);
+}
+
+/// Appends of at least this many words (4 KiB) that are not streamed are stored with string
+/// stores when [`string_stores`] is on: below it the instruction's start-up outweighs what
+/// it saves.
+const STRING_MIN_WORDS: usize = 512;
+
+/// The words a string store copies before the checksum folds them from the private source
+/// (16 KiB: the chunk is still in L1 when it is folded).
+const STRING_CHUNK_WORDS: usize = 2048;
+
+/// Whether appends are stored with string stores ("String stores" in the module docs):
+/// unless `EPOCHFUSE_NO_STRING_STORE` is set (it brings back the vector store kernel, to
+/// measure one against the other).
+#[must_use]
+pub fn string_stores() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("EPOCHFUSE_NO_STRING_STORE").is_none())
+}
+
+/// Stores the private bytes `src` into the `words` shared words at `to` with string stores,
+/// a chunk at a time, folding each chunk into `lanes` from `src` right after its copy.
+#[cfg(target_arch = "x86_64")]
+fn store_string_summed(src: &[u8], to: *mut u8, words: usize, lanes: &mut [[u64; 4]; 2]) {
+    debug_assert!(src.len() == 8 * words && words % 4 == 0);
+    let mut first = 0;
+    while first < words {
+        let n = STRING_CHUNK_WORDS.min(words - first);
+        let from = &src[8 * first..8 * (first + n)];
+        // SAFETY: `to` is the start of `words` shared atomic words, 8-aligned (a slot's
+        // payload), of which this writes `first..first + n` (in range: `n <= words - first`)
+        // with the Relaxed word stores argued for in the module docs; `from` is `8 * n`
+        // private bytes, which do not overlap shared memory. Only the slot's single writer
+        // calls this.
+        unsafe { avx2::copy_string(from.as_ptr(), to.add(8 * first), n) };
+        // SAFETY: AVX2 is present (the caller checked `enabled`); the kernel reads the
+        // `n / 4` whole quads of private `from` (a chunk starts at a quad: `first` is a
+        // multiple of four) and writes only `lanes`.
+        unsafe { avx2::sum(from.as_ptr(), n / 4, lanes) };
+        first += n;
+    }
 }
 
 /// Folds the shared words `src` (whole quads, the first at checksum lane 0) into `sum`.
@@ -408,7 +473,9 @@ mod tests {
 
     #[test]
     fn kernels_match_the_reference_checksum_and_copy() {
-        for quads in [0usize, 1, 3, 4, 5, 8, 33] {
+        // 128 and 1029 quads: appends long enough for string stores (`STRING_MIN_WORDS`),
+        // the second over two whole chunks and a partial one.
+        for quads in [0usize, 1, 3, 4, 5, 8, 33, 128, 1029] {
             let src: Vec<u8> = (0..32 * quads).map(|i| (i * 37 + 11) as u8).collect();
             let shared = words(&src);
             // Targets at every 8-byte offset from a 32-byte boundary (the copy aligns its

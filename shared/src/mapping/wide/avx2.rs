@@ -295,6 +295,33 @@ pub(super) unsafe fn copy_sum_streaming(
     }
 }
 
+/// Copies `words` 8-byte words from `src` to `dst` with one `rep movsq`, fenced on both
+/// sides as [`copy_sum_streaming`] is (`wide`'s module docs, "String stores"). No checksum:
+/// the caller folds the private source.
+///
+/// # Safety
+/// `src` must be valid for `8 * words` reads and `dst` for as many writes, not overlapping,
+/// `dst` 8-aligned; shared memory among them is accessed only as argued in `wide`'s module
+/// docs.
+pub(super) unsafe fn copy_string(src: *const u8, dst: *mut u8, words: usize) {
+    // SAFETY: the caller's contract: `rep movsq` reads `8 * words` bytes from `src` and
+    // writes as many to `dst`, ascending (Rust clears the direction flag on entry to an asm
+    // block), and touches nothing else; `rcx`, `rsi` and `rdi` are declared clobbered.
+    // `sfence` touches no memory and no register. No `nomem`: the compiler keeps the block in
+    // program order with every other memory access.
+    unsafe {
+        asm!(
+            "sfence",
+            "rep movsq",
+            "sfence",
+            inout("rcx") words => _,
+            inout("rsi") src => _,
+            inout("rdi") dst => _,
+            options(nostack, preserves_flags),
+        );
+    }
+}
+
 /// Loads each of `quads` 32-byte vectors from `src` once, folds it into `lanes` and hands
 /// it to `f` as four words (`f(&mut state, q, words)`), in order; gives `state` back.
 /// Compiled with AVX2 so that `f`, inlined here, works on the vector in registers.
