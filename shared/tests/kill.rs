@@ -43,14 +43,27 @@ fn child_writer_entry() {
         let mut loan = w.loan();
         let seq = loan.seq().0;
         let len = common::len_for(seq, CAPACITY as usize);
-        for chunk in pattern(seq, len).chunks(1024) {
+        // Every other frame in 8 KiB pushes, which take the string stores (`mapping/wide.rs`).
+        let push = if seq % 2 == 0 { 1024 } else { 8192 };
+        for chunk in pattern(seq, len).chunks(push) {
             loan.push(chunk).unwrap();
         }
         loan.commit(FrameMeta { capture: TimestampNs(seq), epoch: CalibEpoch(1) });
     }
 }
 
-fn spawn_child(path: &std::path::Path, reuse: bool) -> Child {
+/// A child writer that is killed and reaped when dropped, also when an assertion fails
+/// first: a child left running keeps the test's output pipe open, and the run would hang.
+struct ChildWriter(Child);
+
+impl Drop for ChildWriter {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_child(path: &std::path::Path, reuse: bool) -> ChildWriter {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     if reuse {
         cmd.env(REUSE_ENV, "1");
@@ -60,6 +73,7 @@ fn spawn_child(path: &std::path::Path, reuse: bool) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
+        .map(ChildWriter)
         .unwrap()
 }
 
@@ -75,7 +89,7 @@ fn kill_writer_mid_frame_many_times() {
     let (mut frames, mut incarnations) = (0u64, std::collections::BTreeSet::new());
     const KILLS: u32 = 25;
     for round in 0..KILLS {
-        let mut child = spawn_child(&path, round % 2 == 1);
+        let child = spawn_child(&path, round % 2 == 1);
         // Read until the child has produced a random number of frames, then kill it.
         x ^= x << 13;
         x ^= x >> 7;
@@ -104,8 +118,7 @@ fn kill_writer_mid_frame_many_times() {
                 _ => {}
             }
         }
-        child.kill().unwrap();
-        child.wait().unwrap();
+        drop(child);
     }
     // A final takeover in this process shows the repair and the sequence continuing.
     let (mut w, start) = RingWriter::create_or_takeover(&path, &spec()).unwrap();

@@ -40,7 +40,8 @@ fn stress(reuse: Option<u64>) -> shared::ring::Scoreboard {
     let spec = SegmentSpec {
         kind: StreamKind::Lidar,
         slot_count: 16,
-        slot_capacity: 4096,
+        // Frames up to 16 KiB: pushes from 4 KiB take the string stores (`mapping/wide.rs`).
+        slot_capacity: 16384,
         base_seq: FrameSeq(u64::MAX - 1000),
     };
     let (mut w, _) = RingWriter::create_or_takeover(&path, &spec).unwrap();
@@ -84,7 +85,7 @@ fn stress(reuse: Option<u64>) -> shared::ring::Scoreboard {
             })
             .collect();
         for k in 0..FRAMES {
-            write_frame(&mut w, common::len_for(k, 4096));
+            write_frame(&mut w, common::len_for(k, 16384));
             // Give readers a chance to keep up now and then, so the test sees both clean
             // reads and reads racing the writer (on 2 cores, 4 threads contend).
             if k % 16 == 0 {

@@ -14,7 +14,8 @@ use shared::ring::{InPlace, ReadOutcome, RingReader, RingWriter, SlotView};
 use shared::segment::SegmentSpec;
 use shared::{FrameSeq, StreamKind};
 
-const CAPACITY: usize = 4096;
+/// Up to 16 KiB: pushes from 4 KiB take the string stores (`mapping/wide.rs`).
+const CAPACITY: usize = 16384;
 
 /// What the consumers compute: a position-weighted sum of the payload words, the first and
 /// the last byte, and the length as the view saw it (not a copy: a digest of it).
