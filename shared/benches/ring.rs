@@ -99,7 +99,9 @@ fn main() {
     let root = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" };
     let dir = tempfile::Builder::new().prefix("epochfuse-ringbench-").tempdir_in(root).expect("temp dir");
 
-    let copy = if shared::mapping::wide::enabled() {
+    let copy = if shared::mapping::wide::wide512() {
+        "wide-copy primitive (AVX2, loads at AVX-512)"
+    } else if shared::mapping::wide::enabled() {
         "wide-copy primitive (AVX2)"
     } else {
         "word loop (Relaxed AtomicU64)"

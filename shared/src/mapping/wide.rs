@@ -1,11 +1,14 @@
 //! The one wide-copy primitive of the workspace (issue 13): copies between a shared slot and
-//! private memory 32 bytes per instruction, with the slot checksum folded into the same pass.
+//! private memory 32 or 64 bytes per instruction, with the slot checksum folded into the same
+//! pass.
 //!
 //! Everywhere else, shared bytes are touched only as `AtomicU64` words with Relaxed loads and
 //! stores, which LLVM never merges into vector accesses: 8 bytes per µop against memcpy's 32
 //! or 64, so a copy-out read stayed at 2–5× memcpy. Here, on x86-64 with AVX2, a loop in
 //! inline assembly moves whole 32-byte vectors (`vmovdqu`) and folds the four checksum lanes
-//! with `vpxor`/`vpaddq` (one 256-bit register holds exactly the four lanes). Elsewhere, or
+//! with `vpxor`/`vpaddq` (one 256-bit register holds exactly the four lanes); where the CPU
+//! has AVX-512, the loading kernels (copy-out and sum) do the same with 64-byte vectors
+//! (`vmovdqu64`, one 512-bit register holding the lanes twice, `wide/avx512.rs`). Elsewhere, or
 //! with `EPOCHFUSE_WORD_COPY` set in the environment, the same functions run the Relaxed
 //! `AtomicU64` word loop they replace, which is also what the loom model checks.
 //!
@@ -23,9 +26,9 @@
 //! atomically, at 8 bytes, by every party (no mixed-size access, which Rust does not define).
 //!
 //! **Why the hardware implements that claim.** The slot offsets handed to these functions are
-//! 8-aligned (payloads are 64-aligned, so the kernels' 32-byte accesses are aligned too). On
-//! x86-64 an aligned quadword access is single-copy atomic; a 256-bit `vmovdqu` is
-//! architecturally "multiple memory accesses" of unstated size (Intel SDM vol. 3A §9.1.1; AMD
+//! 8-aligned (payloads are 64-aligned, so the kernels' 32- and 64-byte accesses are aligned
+//! too). On x86-64 an aligned quadword access is single-copy atomic; a 256-bit `vmovdqu` or a
+//! 512-bit `vmovdqu64` is architecturally "multiple memory accesses" of unstated size (Intel SDM vol. 3A §9.1.1; AMD
 //! APM vol. 2 §7.3.2), and processors with AVX make aligned 16-byte vector accesses atomic as a
 //! whole. That no aligned quadword inside a vector access is torn is therefore practice, not
 //! promise, and the one thing relied on beyond the word loop. If it ever failed, the only
@@ -138,6 +141,18 @@ pub fn enabled() -> bool {
     *ON.get_or_init(|| crate::simd::cpu_has_avx2() && std::env::var_os("EPOCHFUSE_WORD_COPY").is_none())
 }
 
+/// Whether the loading kernels (copy-out and sum) run at 512 bits (`wide/avx512.rs`):
+/// [`enabled`], and [`simd::avx512`](crate::simd::avx512) (the CPU has AVX-512 and
+/// `EPOCHFUSE_NO_AVX512` is unset). Why only those: the fold costs half the vector
+/// operations per line at 512 bits, and a copy-out or sum of a slot in L2 came 8–15 % nearer
+/// `memcpy` on an AMD Zen 5 core; the store kernels write into lines the reader's core
+/// holds, where 64-byte stores measured no better than 32-byte ones (`docs/benchmarks.md`).
+/// The string stores' fold over the private source uses the 512-bit sum as well.
+#[must_use]
+pub fn wide512() -> bool {
+    enabled() && crate::simd::avx512()
+}
+
 /// Whether the kernels ask for the lines they are about to touch ahead of time,
 /// [`PREFETCH_AHEAD`] bytes on: unless `EPOCHFUSE_NO_PREFETCH` is set (it turns the hints
 /// off, to measure one against the other). The store kernel's hint (`prefetchw`, fetch for
@@ -210,8 +225,10 @@ pub(crate) fn load_summed(src: &[AtomicU64], dst: &mut [u8], sum: &mut Checksum)
     #[cfg(target_arch = "x86_64")]
     if enabled() {
         let addr = dst.as_ptr() as usize;
-        // Words before dst's next 32-byte boundary (none if dst is not even 8-aligned).
-        let head = if addr % 8 == 0 { ((32 - addr % 32) % 32 / 8).min(src.len()) } else { 0 };
+        // Words before dst's next boundary of the kernel's vector size (none if dst is not
+        // even 8-aligned).
+        let align = if wide512() { 64 } else { 32 };
+        let head = if addr % 8 == 0 { ((align - addr % align) % align / 8).min(src.len()) } else { 0 };
         let quads = (src.len() - head) / 4;
         load_words_summed(src, dst, 0..head, (&mut a, &mut b));
         // Kernel lane j holds word head + j + 4q, whose checksum lane is (head + j) % 4.
@@ -221,11 +238,14 @@ pub(crate) fn load_summed(src: &[AtomicU64], dst: &mut [u8], sum: &mut Checksum)
         // `to` as many private bytes (sliced above), so the kernel's `quads` 32-byte steps stay
         // inside both; they do not overlap (one is shared, one is a `&mut`). The shared reads
         // are the Relaxed word loads argued for in the module docs.
+        // AVX-512 F is present where `wide512` says so.
         unsafe {
-            if prefetch_enabled() {
-                avx2::load_sum_ahead(from.as_ptr().cast(), to.as_mut_ptr(), quads, &mut lanes);
-            } else {
-                avx2::copy_sum(from.as_ptr().cast(), to.as_mut_ptr(), quads, &mut lanes);
+            let (from, to, lanes) = (from.as_ptr().cast(), to.as_mut_ptr(), &mut lanes);
+            match (wide512(), prefetch_enabled()) {
+                (true, true) => avx512::load_sum_ahead(from, to, quads, lanes),
+                (true, false) => avx512::copy_sum(from, to, quads, lanes),
+                (false, true) => avx2::load_sum_ahead(from, to, quads, lanes),
+                (false, false) => avx2::copy_sum(from, to, quads, lanes),
             }
         };
         [a, b] = lanes.map(|l| std::array::from_fn(|lane| l[(lane + 4 - head) % 4]));
@@ -368,10 +388,16 @@ fn store_string_summed(src: &[u8], to: *mut u8, words: usize, lanes: &mut [[u64;
         // private bytes, which do not overlap shared memory. Only the slot's single writer
         // calls this.
         unsafe { avx2::copy_string(from.as_ptr(), to.add(8 * first), n) };
-        // SAFETY: AVX2 is present (the caller checked `enabled`); the kernel reads the
-        // `n / 4` whole quads of private `from` (a chunk starts at a quad: `first` is a
-        // multiple of four) and writes only `lanes`.
-        unsafe { avx2::sum(from.as_ptr(), n / 4, lanes) };
+        // SAFETY: AVX2 is present (the caller checked `enabled`), and AVX-512 F where
+        // `wide512` says so; the kernel reads the `n / 4` whole quads of private `from` (a
+        // chunk starts at a quad: `first` is a multiple of four) and writes only `lanes`.
+        unsafe {
+            if wide512() {
+                avx512::sum(from.as_ptr(), n / 4, lanes);
+            } else {
+                avx2::sum(from.as_ptr(), n / 4, lanes);
+            }
+        };
         first += n;
     }
 }
@@ -386,13 +412,16 @@ pub(crate) fn sum_words(src: &[AtomicU64], sum: &mut Checksum) {
     #[cfg(target_arch = "x86_64")]
     if enabled() {
         let mut lanes = lanes_of(sum);
-        // SAFETY: AVX2 is present; the kernel reads `src.len()` valid shared atomic words
-        // (Relaxed loads, module docs) and writes only `lanes`.
+        // SAFETY: AVX2 is present, and AVX-512 F where `wide512` says so; the kernel reads
+        // `src.len()` valid shared atomic words (Relaxed loads, module docs) and writes only
+        // `lanes`.
         unsafe {
-            if prefetch_enabled() {
-                avx2::sum_ahead(src.as_ptr().cast(), src.len() / 4, &mut lanes);
-            } else {
-                avx2::sum(src.as_ptr().cast(), src.len() / 4, &mut lanes);
+            let (from, quads, lanes) = (src.as_ptr().cast(), src.len() / 4, &mut lanes);
+            match (wide512(), prefetch_enabled()) {
+                (true, true) => avx512::sum_ahead(from, quads, lanes),
+                (true, false) => avx512::sum(from, quads, lanes),
+                (false, true) => avx2::sum_ahead(from, quads, lanes),
+                (false, false) => avx2::sum(from, quads, lanes),
             }
         };
         *sum = Checksum::from_lanes(lanes[0], lanes[1]);
@@ -456,9 +485,11 @@ fn lanes_of(sum: &Checksum) -> [[u64; 4]; 2] {
     [a, b]
 }
 
-/// The kernels: `wide/avx2.rs`.
+/// The kernels: `wide/avx2.rs`, and the loading ones at 512 bits in `wide/avx512.rs`.
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 #[cfg(test)]
 mod tests {
@@ -526,40 +557,50 @@ mod tests {
         }
     }
 
-    /// The kernels with prefetches ahead give the same bytes and sums as the plain ones
-    /// (the process-wide switch picks one kind for the test above; this runs both).
+    /// The kernels with prefetches ahead give the same bytes and sums as the plain ones, and
+    /// the 512-bit ones the same as the 256-bit ones (the process-wide switches pick one kind
+    /// for the test above; this runs each the CPU has).
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn kernels_with_prefetches_match_the_plain_ones() {
+    fn kernels_with_prefetches_and_at_512_bits_match_the_plain_ones() {
         if !std::arch::is_x86_feature_detected!("avx2") {
             eprintln!("skipped: no AVX2 here");
             return;
         }
+        type Copy = unsafe fn(*const u8, *mut u8, usize, &mut [[u64; 4]; 2]);
+        type Sum = unsafe fn(*const u8, usize, &mut [[u64; 4]; 2]);
+        let mut copies: Vec<(&str, Copy)> =
+            vec![("avx2", avx2::copy_sum), ("avx2 ahead", avx2::load_sum_ahead)];
+        let mut sums: Vec<(&str, Sum)> = vec![("avx2", avx2::sum), ("avx2 ahead", avx2::sum_ahead)];
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            copies.extend([("avx512", avx512::copy_sum as Copy), ("avx512 ahead", avx512::load_sum_ahead)]);
+            sums.extend([("avx512", avx512::sum as Sum), ("avx512 ahead", avx512::sum_ahead)]);
+        } else {
+            eprintln!("512-bit kernels skipped: no AVX-512 F here");
+        }
         let writes = prefetch_writes();
-        // Lengths on both sides of the prefetch distance, and a partial four-vector step.
-        for quads in [0usize, 1, 5, 31, 32, 33, 130] {
+        // Lengths on both sides of the prefetch distance, of the 512-bit kernels' eight-vector
+        // step, and partial steps of either width.
+        for quads in [0usize, 1, 5, 7, 8, 9, 15, 16, 31, 32, 33, 130, 263] {
             let src: Vec<u8> = (0..32 * quads).map(|i| (i * 131 + 7) as u8).collect();
             let shared = words(&src);
             let want = checksum_bytes(&src);
             let lanes = || lanes_of(&Checksum::new());
             let finish = |l: [[u64; 4]; 2]| Checksum::from_lanes(l[0], l[1]).finish(src.len() as u64);
-            let (mut plain, mut ahead) = (lanes(), lanes());
-            let (mut out_plain, mut out_ahead) = (vec![0u8; src.len()], vec![0u8; src.len()]);
-            // SAFETY: AVX2 is present (checked); `shared` and the outputs are `32 * quads`
-            // bytes each and do not overlap.
-            unsafe {
-                avx2::copy_sum(shared.as_ptr().cast(), out_plain.as_mut_ptr(), quads, &mut plain);
-                avx2::load_sum_ahead(shared.as_ptr().cast(), out_ahead.as_mut_ptr(), quads, &mut ahead);
+            for (name, copy) in &copies {
+                let (mut sum, mut out) = (lanes(), vec![0u8; src.len()]);
+                // SAFETY: AVX2 is present, and AVX-512 F for the 512-bit kernels (checked);
+                // `shared` and `out` are `32 * quads` bytes each and do not overlap.
+                unsafe { copy(shared.as_ptr().cast(), out.as_mut_ptr(), quads, &mut sum) };
+                assert!(out == src, "{name}: {quads} quads copied");
+                assert_eq!(finish(sum), want, "{name}: {quads} quads loaded");
             }
-            assert_eq!((out_plain == src, out_ahead == src), (true, true), "{quads} quads copied");
-            assert_eq!((finish(plain), finish(ahead)), (want, want), "{quads} quads loaded");
-            let (mut plain, mut ahead) = (lanes(), lanes());
-            // SAFETY: as above; only `lanes` is written.
-            unsafe {
-                avx2::sum(shared.as_ptr().cast(), quads, &mut plain);
-                avx2::sum_ahead(shared.as_ptr().cast(), quads, &mut ahead);
+            for (name, fold) in &sums {
+                let mut sum = lanes();
+                // SAFETY: as above; only `sum` is written.
+                unsafe { fold(shared.as_ptr().cast(), quads, &mut sum) };
+                assert_eq!(finish(sum), want, "{name}: {quads} quads summed");
             }
-            assert_eq!((finish(plain), finish(ahead)), (want, want), "{quads} quads summed");
             if writes {
                 let target: Vec<AtomicU64> = (0..4 * quads).map(|_| AtomicU64::new(0)).collect();
                 let mut stored = lanes();
