@@ -64,7 +64,7 @@ impl DropPlan {
             What::Calib => 2,
         };
         self.seen[i] += 1;
-        self.every[i] != 0 && self.seen[i] % self.every[i] == 0
+        self.every[i] != 0 && self.seen[i].is_multiple_of(self.every[i])
     }
 }
 

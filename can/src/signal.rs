@@ -38,7 +38,7 @@ impl Signal {
         } else {
             for _ in 0..self.size {
                 out.push(bit);
-                bit = if bit % 8 == 0 { bit + 15 } else { bit - 1 };
+                bit = if bit.is_multiple_of(8) { bit + 15 } else { bit - 1 };
             }
         }
         out.into_iter()

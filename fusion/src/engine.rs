@@ -478,7 +478,7 @@ impl<S: FusedSink> Engine<S> {
     /// Whether the next fused pair gets an overlay.
     fn overlay_due(&self) -> bool {
         let every = self.cfg.overlay.as_ref().map_or(0, |o| o.every);
-        self.overlay.is_some() && every > 0 && self.stats.fused % every == 0
+        self.overlay.is_some() && every > 0 && self.stats.fused.is_multiple_of(every)
     }
 
     fn drain(&mut self) {
@@ -679,7 +679,7 @@ impl<S: FusedSink> Engine<S> {
     fn overlay(&mut self, camera: Held<Payload>, lidar_seq: FrameSeq, epoch: CalibEpoch) {
         let pair_index = self.stats.fused - 1;
         let every = self.cfg.overlay.as_ref().map_or(0, |o| o.every);
-        let Some(w) = self.overlay.as_ref().filter(|_| every > 0 && pair_index % every == 0) else {
+        let Some(w) = self.overlay.as_ref().filter(|_| every > 0 && pair_index.is_multiple_of(every)) else {
             self.give_back(StreamKind::Camera, camera.payload.used());
             return;
         };

@@ -391,7 +391,7 @@ impl<'r> StreamedSweep<'r> {
     pub(crate) fn finish(mut self, len: usize) -> Option<SweepProjection> {
         let n = len / POINT_RECORD_SIZE;
         let rest = n.checked_sub(self.base)?;
-        if len % POINT_RECORD_SIZE != 0 || self.filled != rest * POINT_RECORD_SIZE / 8 {
+        if !len.is_multiple_of(POINT_RECORD_SIZE) || self.filled != rest * POINT_RECORD_SIZE / 8 {
             return None;
         }
         self.project_gathered(rest);
@@ -415,7 +415,7 @@ pub fn points_from_payload<'a>(
     payload: &'a [u8],
     scratch: &'a mut Vec<PointRecord>,
 ) -> Result<&'a [PointRecord], PayloadError> {
-    if payload.len() % POINT_RECORD_SIZE != 0 {
+    if !payload.len().is_multiple_of(POINT_RECORD_SIZE) {
         return Err(PayloadError::RaggedPoints { len: payload.len() });
     }
     if let Ok(p) = <[PointRecord]>::ref_from_bytes(payload) {

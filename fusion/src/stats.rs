@@ -80,7 +80,7 @@ impl LatencyRecorder {
     pub fn record(&mut self, ns: u64) {
         self.max = self.max.max(ns);
         self.seen += 1;
-        if self.seen % self.stride != 0 {
+        if !self.seen.is_multiple_of(self.stride) {
             return;
         }
         if self.samples.len() >= self.cap {

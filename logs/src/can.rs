@@ -202,7 +202,7 @@ mod tests {
         CanFrameMsg {
             sampled: TimestampNs(1_000_000 * i + 7),
             delivered: TimestampNs(1_000_000 * i + 300_000),
-            id: if i % 2 == 0 { 0x1a0 } else { 0x18fe_f100 },
+            id: if i.is_multiple_of(2) { 0x1a0 } else { 0x18fe_f100 },
             extended: i % 2 == 1,
             dlc: (i % 9) as u8,
             data: [i as u8; 8],

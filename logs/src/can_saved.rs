@@ -103,7 +103,7 @@ mod tests {
             sampled: TimestampNs(i * 1000),
             delivered: TimestampNs(i * 1000 + 7),
             id: (i as u32 * 37) & 0x7ff,
-            extended: i % 5 == 0,
+            extended: i.is_multiple_of(5),
             dlc: (i % 9) as u8,
             data: [i as u8; 8],
         }

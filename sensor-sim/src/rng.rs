@@ -109,7 +109,7 @@ pub fn normals_from_uniforms(uniforms: &[f64], first: usize, out: &mut [f64]) {
     while k < out.len() {
         let i = first + k;
         let (c, s) = box_muller(uniforms[i / 2 * 2], uniforms[i / 2 * 2 + 1]);
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             out[k] = c;
             if let Some(o) = out.get_mut(k + 1) {
                 *o = s;

@@ -277,10 +277,10 @@ const _: () = {
     assert!(reader_counter_offset(ReaderCounter::OverrunFramesLost) + 8 <= OFF_AUX);
     assert!(aux_offset(AUX_WORDS - 1) + 8 <= OFF_SLOT_MAP);
     assert!(slot_map_offset(SLOT_MAP_MAX - 1) + 8 <= HEADER_SIZE);
-    assert!(HEADER_SIZE % 4096 == 0);
-    assert!(SLOT_HEADER_SIZE % 64 == 0);
+    assert!(HEADER_SIZE.is_multiple_of(4096));
+    assert!(SLOT_HEADER_SIZE.is_multiple_of(64));
     // Every word offset is 8-aligned, so each one can be an AtomicU64.
-    assert!(OFF_NOTIFY % 8 == 0 && OFF_WRITE_CURSOR % 8 == 0 && OFF_AUX % 8 == 0);
+    assert!(OFF_NOTIFY.is_multiple_of(8) && OFF_WRITE_CURSOR.is_multiple_of(8) && OFF_AUX.is_multiple_of(8));
     assert!(slot_stride(1) == 128 && slot_stride(0) == 64 && slot_stride(64) == 128);
 };
 

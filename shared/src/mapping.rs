@@ -82,7 +82,7 @@ impl<A: Access> Mapping<A> {
     /// The `mmap` error, or `InvalidInput` if `len` is not a multiple of 8 or too many
     /// mappings are alive to guard (see [`sigbus`]).
     pub fn map(file: &File, len: usize) -> io::Result<Self> {
-        if len == 0 || len % 8 != 0 {
+        if len == 0 || !len.is_multiple_of(8) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "mapping length must be a non-zero multiple of 8",
@@ -129,7 +129,7 @@ impl<A: Access> Mapping<A> {
         // from words read out of the segment, so a failure here is a bug in the caller.
         let end = words.checked_mul(8).and_then(|bytes| offset.checked_add(bytes));
         assert!(
-            offset % 8 == 0 && end.is_some_and(|end| end <= self.len),
+            offset.is_multiple_of(8) && end.is_some_and(|end| end <= self.len),
             "segment access out of bounds: {words} words at {offset} of {} bytes",
             self.len
         );
@@ -241,7 +241,7 @@ impl<A: Access> Mapping<A> {
 /// last word holds whatever the slot held before, so those bytes count as zero.
 #[inline]
 fn masked(w: u64, i: usize, len: usize) -> u64 {
-    if i == len / 8 && len % 8 != 0 {
+    if i == len / 8 && !len.is_multiple_of(8) {
         w & (u64::MAX >> (8 * (8 - len % 8)))
     } else {
         w
@@ -305,7 +305,7 @@ impl Mapping<ReadWrite> {
         if src.is_empty() {
             return;
         }
-        assert!(base % 8 == 0, "payload base {base} is not 8-aligned");
+        assert!(base.is_multiple_of(8), "payload base {base} is not 8-aligned");
         let first = (base + at) / 8 * 8;
         let end = (base + at).saturating_add(src.len());
         let words = self.words(first, (end - first).div_ceil(8));

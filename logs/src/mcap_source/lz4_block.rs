@@ -142,7 +142,7 @@ mod tests {
                 let b = out[base + i % period];
                 out.push(b);
             }
-            if x % 7 == 0 && out.len() > 5000 {
+            if x.is_multiple_of(7) && out.len() > 5000 {
                 let from = out.len() - 4000;
                 out.extend_from_within(from..from + 1500);
             }

@@ -191,7 +191,7 @@ impl SlotView<'_> {
     /// The chunks are read through the wide-copy primitive (`mapping::wide`) into a buffer on
     /// the stack, so they stay in L1 and the consumer's own loop over them vectorises.
     fn for_each_chunk_summed<const N: usize>(&self, mut f: impl FnMut(usize, &[u64])) -> u64 {
-        const { assert!(N > 0 && N % 4 == 0, "chunks of whole quads") };
+        const { assert!(N > 0 && N.is_multiple_of(4), "chunks of whole quads") };
         let mut sum = Checksum::new();
         let mut buf = [0u64; N];
         let full = self.len / 32 * 4;

@@ -210,7 +210,7 @@ enum Look {
 fn plausible(kind: StreamKind, len: usize) -> bool {
     match kind {
         StreamKind::Camera => len >= shared::frames::IMAGE_HEADER_SIZE,
-        _ => len % POINT_RECORD_SIZE == 0,
+        _ => len.is_multiple_of(POINT_RECORD_SIZE),
     }
 }
 

@@ -190,7 +190,7 @@ fn keep_in_step(
         }
         // Liveness is a system call: look now and then, not on every check.
         checks += 1;
-        if checks % 256 == 0 && !o.writer_alive() {
+        if checks.is_multiple_of(256) && !o.writer_alive() {
             return;
         }
         std::thread::sleep(Duration::from_micros(200));
