@@ -155,6 +155,46 @@ pub fn wide512() -> bool {
     enabled() && crate::simd::avx512()
 }
 
+/// A copy kernel's signature: `quads` 32-byte vectors from `src` to `dst`, folded into the
+/// lanes.
+#[cfg(target_arch = "x86_64")]
+type CopyKernel = unsafe fn(*const u8, *mut u8, usize, &mut [[u64; 4]; 2]);
+
+/// A sum kernel's signature: `quads` 32-byte vectors from `src`, folded into the lanes.
+#[cfg(target_arch = "x86_64")]
+type SumKernel = unsafe fn(*const u8, usize, &mut [[u64; 4]; 2]);
+
+/// The loading kernels this process runs, chosen once from [`wide512`] and
+/// [`prefetch_enabled`] rather than on every read.
+#[cfg(target_arch = "x86_64")]
+struct Loading {
+    /// Copy-out of a shared range, with the loading hints unless they are off.
+    copy: CopyKernel,
+    /// Sum of a shared range, likewise.
+    sum: SumKernel,
+    /// Sum of a private range the caller has just copied (no hints: it is in L1).
+    fold: SumKernel,
+    /// The copy-out's store alignment, bytes: its vector size.
+    align: usize,
+}
+
+/// The loading kernels, valid only where [`enabled`] says the wide kernels run: each needs
+/// AVX2, and the 512-bit ones AVX-512 F, which [`wide512`] checked.
+#[cfg(target_arch = "x86_64")]
+fn loading() -> &'static Loading {
+    static KERNELS: OnceLock<Loading> = OnceLock::new();
+    KERNELS.get_or_init(|| match (wide512(), prefetch_enabled()) {
+        (true, true) => {
+            Loading { copy: avx512::load_sum_ahead, sum: avx512::sum_ahead, fold: avx512::sum, align: 64 }
+        }
+        (true, false) => Loading { copy: avx512::copy_sum, sum: avx512::sum, fold: avx512::sum, align: 64 },
+        (false, true) => {
+            Loading { copy: avx2::load_sum_ahead, sum: avx2::sum_ahead, fold: avx2::sum, align: 32 }
+        }
+        (false, false) => Loading { copy: avx2::copy_sum, sum: avx2::sum, fold: avx2::sum, align: 32 },
+    })
+}
+
 /// Whether the kernels ask for the lines they are about to touch ahead of time,
 /// [`PREFETCH_AHEAD`] bytes on: unless `EPOCHFUSE_NO_PREFETCH` is set (it turns the hints
 /// off, to measure one against the other). The store kernel's hint (`prefetchw`, fetch for
@@ -226,10 +266,10 @@ pub(crate) fn load_summed(src: &[AtomicU64], dst: &mut [u8], sum: &mut Checksum)
     let (mut a, mut b) = sum.lanes();
     #[cfg(target_arch = "x86_64")]
     if enabled() {
-        let addr = dst.as_ptr() as usize;
+        let kernels = loading();
+        let (addr, align) = (dst.as_ptr() as usize, kernels.align);
         // Words before dst's next boundary of the kernel's vector size (none if dst is not
         // even 8-aligned).
-        let align = if wide512() { 64 } else { 32 };
         let head =
             if addr.is_multiple_of(8) { ((align - addr % align) % align / 8).min(src.len()) } else { 0 };
         let quads = (src.len() - head) / 4;
@@ -240,17 +280,9 @@ pub(crate) fn load_summed(src: &[AtomicU64], dst: &mut [u8], sum: &mut Checksum)
         // SAFETY: AVX2 is present (`enabled`). `from` is `4 * quads` valid atomic words and
         // `to` as many private bytes (sliced above), so the kernel's `quads` 32-byte steps stay
         // inside both; they do not overlap (one is shared, one is a `&mut`). The shared reads
-        // are the Relaxed word loads argued for in the module docs.
-        // AVX-512 F is present where `wide512` says so.
-        unsafe {
-            let (from, to, lanes) = (from.as_ptr().cast(), to.as_mut_ptr(), &mut lanes);
-            match (wide512(), prefetch_enabled()) {
-                (true, true) => avx512::load_sum_ahead(from, to, quads, lanes),
-                (true, false) => avx512::copy_sum(from, to, quads, lanes),
-                (false, true) => avx2::load_sum_ahead(from, to, quads, lanes),
-                (false, false) => avx2::copy_sum(from, to, quads, lanes),
-            }
-        };
+        // are the Relaxed word loads argued for in the module docs. `loading` chose a
+        // kernel whose features the CPU has.
+        unsafe { (kernels.copy)(from.as_ptr().cast(), to.as_mut_ptr(), quads, &mut lanes) };
         [a, b] = lanes.map(|l| std::array::from_fn(|lane| l[(lane + 4 - head % 4) % 4]));
         load_words_summed(src, dst, head + 4 * quads..src.len(), (&mut a, &mut b));
         *sum = Checksum::from_lanes(a, b);
@@ -391,16 +423,11 @@ fn store_string_summed(src: &[u8], to: *mut u8, words: usize, lanes: &mut [[u64;
         // private bytes, which do not overlap shared memory. Only the slot's single writer
         // calls this.
         unsafe { avx2::copy_string(from.as_ptr(), to.add(8 * first), n) };
-        // SAFETY: AVX2 is present (the caller checked `enabled`), and AVX-512 F where
-        // `wide512` says so; the kernel reads the `n / 4` whole quads of private `from` (a
-        // chunk starts at a quad: `first` is a multiple of four) and writes only `lanes`.
-        unsafe {
-            if wide512() {
-                avx512::sum(from.as_ptr(), n / 4, lanes);
-            } else {
-                avx2::sum(from.as_ptr(), n / 4, lanes);
-            }
-        };
+        // SAFETY: the wide kernels run (the caller checked `enabled`), so `loading`'s
+        // kernels have the features they need; the kernel reads the `n / 4` whole quads of
+        // private `from` (a chunk starts at a quad: `first` is a multiple of four) and
+        // writes only `lanes`.
+        unsafe { (loading().fold)(from.as_ptr(), n / 4, lanes) };
         first += n;
     }
 }
@@ -415,18 +442,10 @@ pub(crate) fn sum_words(src: &[AtomicU64], sum: &mut Checksum) {
     #[cfg(target_arch = "x86_64")]
     if enabled() {
         let mut lanes = lanes_of(sum);
-        // SAFETY: AVX2 is present, and AVX-512 F where `wide512` says so; the kernel reads
-        // `src.len()` valid shared atomic words (Relaxed loads, module docs) and writes only
-        // `lanes`.
-        unsafe {
-            let (from, quads, lanes) = (src.as_ptr().cast(), src.len() / 4, &mut lanes);
-            match (wide512(), prefetch_enabled()) {
-                (true, true) => avx512::sum_ahead(from, quads, lanes),
-                (true, false) => avx512::sum(from, quads, lanes),
-                (false, true) => avx2::sum_ahead(from, quads, lanes),
-                (false, false) => avx2::sum(from, quads, lanes),
-            }
-        };
+        // SAFETY: the wide kernels run (`enabled`), so `loading`'s kernels have the
+        // features they need; the kernel reads `src.len()` valid shared atomic words
+        // (Relaxed loads, module docs) and writes only `lanes`.
+        unsafe { (loading().sum)(src.as_ptr().cast(), src.len() / 4, &mut lanes) };
         *sum = Checksum::from_lanes(lanes[0], lanes[1]);
         return;
     }
@@ -571,14 +590,15 @@ mod tests {
             eprintln!("skipped: no AVX2 here");
             return;
         }
-        type Copy = unsafe fn(*const u8, *mut u8, usize, &mut [[u64; 4]; 2]);
-        type Sum = unsafe fn(*const u8, usize, &mut [[u64; 4]; 2]);
-        let mut copies: Vec<(&str, Copy)> =
+        let mut copies: Vec<(&str, CopyKernel)> =
             vec![("avx2", avx2::copy_sum), ("avx2 ahead", avx2::load_sum_ahead)];
-        let mut sums: Vec<(&str, Sum)> = vec![("avx2", avx2::sum), ("avx2 ahead", avx2::sum_ahead)];
+        let mut sums: Vec<(&str, SumKernel)> = vec![("avx2", avx2::sum), ("avx2 ahead", avx2::sum_ahead)];
         if std::arch::is_x86_feature_detected!("avx512f") {
-            copies.extend([("avx512", avx512::copy_sum as Copy), ("avx512 ahead", avx512::load_sum_ahead)]);
-            sums.extend([("avx512", avx512::sum as Sum), ("avx512 ahead", avx512::sum_ahead)]);
+            copies.extend([
+                ("avx512", avx512::copy_sum as CopyKernel),
+                ("avx512 ahead", avx512::load_sum_ahead),
+            ]);
+            sums.extend([("avx512", avx512::sum as SumKernel), ("avx512 ahead", avx512::sum_ahead)]);
         } else {
             eprintln!("512-bit kernels skipped: no AVX-512 F here");
         }
