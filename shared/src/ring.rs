@@ -248,7 +248,16 @@ impl RingWriter {
         let s = seqlock::write_begin(self.seg.map.word(off + layout::SLOT_OFF_SEQ));
         let capacity = self.seg.slot_capacity() as usize;
         self.runs.clear();
-        Loan { writer: self, slot: off, seq_word: s, len: 0, capacity, done: false, reused: place.reused }
+        Loan {
+            writer: self,
+            slot: off,
+            seq_word: s,
+            len: 0,
+            capacity,
+            done: false,
+            reused: place.reused,
+            announced: false,
+        }
     }
 
     /// The sequence number the next committed frame will get.
@@ -323,6 +332,9 @@ pub struct Loan<'w> {
     done: bool,
     /// The slot is the previous frame's, still in the caches: streamed into only when huge.
     reused: bool,
+    /// Parked readers were woken ahead of this frame by a long `push` (`wait::announce`):
+    /// once per frame.
+    announced: bool,
 }
 
 impl Loan<'_> {
@@ -379,6 +391,14 @@ impl Loan<'_> {
 
 impl PayloadSink for Loan<'_> {
     fn push(&mut self, bytes: &[u8]) -> Result<(), SinkFull> {
+        // A long append is a copy whose commit is in sight: parked readers wake during it, not
+        // after the commit. (A writer that fills its slot in place with `write_at`, as the
+        // simulated camera renders, may take its time, so that is not announced.)
+        if bytes.len() >= wait::ANNOUNCE_MIN && !self.announced && self.len + bytes.len() <= self.capacity {
+            self.announced = true;
+            let m = &self.writer.seg.map;
+            wait::announce(m.word32(layout::OFF_NOTIFY), m.word(layout::OFF_WAITERS));
+        }
         self.write_at(self.len, bytes)
     }
 

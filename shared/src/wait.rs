@@ -19,6 +19,12 @@
 //! on all their notify words in one `futex_waitv`. The protocol itself
 //! ([`publish_with`], [`park_with`]) takes the futex calls as closures, so that the loom
 //! model (`tests/loom_seqlock.rs`) runs it against a model of the futex.
+//!
+//! A writer about to copy a long frame in ([`ANNOUNCE_MIN`] bytes in one `push`) wakes
+//! parked readers at the start of the copy ([`announce`]) rather than only at its commit: a
+//! woken reader that finds no new frame yields until the commit for a bounded while instead
+//! of sleeping again, so the wake-up's latency overlaps the copy. To the protocol an
+//! announce is a spurious wake; the model needs nothing new.
 
 use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
 
@@ -203,7 +209,8 @@ fn wake(word: &AtomicU32, count: u32) {
 }
 
 /// Wakes every thread parked on `notify` without publishing anything: each looks at its
-/// `give_up` ([`park`]) and, if that says go on, parks again. For a reader's own
+/// `give_up` ([`park`]) and, if that says go on, parks again (after a follow: at most a
+/// short while of yields, as after an [`announce`]). For a reader's own
 /// process to end its readers' waits (a stop) without a timeout to poll with.
 ///
 /// The bump first closes the window between a waiter's last `give_up` and its sleep: a
@@ -295,14 +302,25 @@ pub fn park_any<const N: usize>(
         return true;
     }
     let deadline = std::time::Instant::now() + timeout;
+    let moved = || rings.iter().any(Watched::moved);
+    // Whether the last sleep ended by a wake (or a changed word), not a timeout or a signal.
+    let mut woken = false;
     park_any_with(rings, |n| {
+        // Woken, yet no cursor moved: most often a writer's `announce` of a long write, whose
+        // commit is then a copy's time away. Following it saves the wake after the commit.
+        if std::mem::take(&mut woken) && follow(moved, &give_up, deadline) {
+            return true;
+        }
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() || give_up() {
             return false;
         }
         let slice = if N == 1 {
             left
-        } else if !NO_WAITV.load(Ordering::Relaxed) && sleep_on_all(rings, n, left) {
+        } else if NO_WAITV.load(Ordering::Relaxed) {
+            left.min(FALLBACK_SLICE)
+        } else if let Some(w) = sleep_on_all(rings, n, left) {
+            woken = w;
             return true;
         } else {
             NO_WAITV.store(true, Ordering::Relaxed);
@@ -313,20 +331,85 @@ pub fn park_any<const N: usize>(
             tv_nsec: i64::from(slice.subsec_nanos()),
         };
         // EAGAIN (the word changed), EINTR and ETIMEDOUT all lead back to the checks.
-        let _ = rustix::thread::futex::wait(
+        let slept = rustix::thread::futex::wait(
             rings[0].notify,
             rustix::thread::futex::Flags::empty(),
             n[0],
             Some(&ts),
         );
+        woken = matches!(slept, Ok(()) | Err(rustix::io::Errno::AGAIN));
         true
     })
 }
 
-/// One `futex_waitv` on every ring's notify word while it holds `n`, for at most `left`.
-/// Returns `false` if the call is not available here.
+/// Appends (`push`) of at least this many bytes in one call are [`announce`]d: such a copy takes
+/// several microseconds or more (tens in a guest from 1 MiB), as long as a futex wake's
+/// system call or longer, so waking a parked reader at its start pays off.
+pub const ANNOUNCE_MIN: usize = 256 * 1024;
+
+/// How long a reader woken by an [`announce`] yields for the commit before it parks again:
+/// longer than a 16 MiB copy takes, short enough that a writer which announces and then
+/// takes its time (renders on) costs a reader at most this much CPU per frame.
 #[cfg(not(loom))]
-fn sleep_on_all<const N: usize>(rings: &[Watched<'_>; N], n: &[u32; N], left: std::time::Duration) -> bool {
+const FOLLOW_WINDOW: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Waits of this process that followed a write after a wake that moved no cursor.
+#[cfg(not(loom))]
+static FOLLOWED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Wakes the readers parked on a ring whose writer is about to copy a long frame in, before
+/// the copy rather than at its commit: a parked reader takes a wake-up's latency to run
+/// again (30–40 µs in a guest), which then overlaps the copy, and it yields until the
+/// commit instead of sleeping (at most a while: `FOLLOW_WINDOW`). Nothing is published: to
+/// the protocol ([`park_with`]) this is a spurious wake, after which a reader checks the
+/// cursor and waits again. A reader counted after the `waiters` load misses only the head
+/// start: the commit's [`publish`] wakes it.
+#[cfg(not(loom))]
+pub fn announce(notify: &AtomicU32, waiters: &AtomicU64) {
+    // Relaxed: a hint, as above; nothing is published through it.
+    if waiters.load(Ordering::Relaxed) > 0 {
+        // Relaxed: the bump carries nothing; it only makes a reader that read `notify` before
+        // it and has not slept yet find the word changed (EAGAIN), which counts as a wake.
+        // Being a read-modify-write, it continues the release sequence of a publish's bump.
+        notify.fetch_add(1, Ordering::Relaxed);
+        wake(notify, WAKE_ALL);
+    }
+}
+
+/// How many waits of this process followed a write after a wake that moved no cursor (most
+/// often an [`announce`]): what the announce does on the reader's side, counted for tests.
+#[cfg(not(loom))]
+#[must_use]
+pub fn followed() -> u64 {
+    FOLLOWED.load(Ordering::Relaxed)
+}
+
+/// After a wake that moved no cursor: yields until `moved`, `give_up` says stop, the
+/// `deadline` or [`FOLLOW_WINDOW`] passes. Returns whether a cursor moved.
+#[cfg(not(loom))]
+fn follow(moved: impl Fn() -> bool, give_up: impl Fn() -> bool, deadline: std::time::Instant) -> bool {
+    FOLLOWED.fetch_add(1, Ordering::Relaxed);
+    let until = deadline.min(std::time::Instant::now() + FOLLOW_WINDOW);
+    loop {
+        if moved() {
+            return true;
+        }
+        if give_up() || std::time::Instant::now() >= until {
+            return false;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// One `futex_waitv` on every ring's notify word while it holds `n`, for at most `left`.
+/// Returns whether it was woken (or a word had changed), or `None` if the call is not
+/// available here.
+#[cfg(not(loom))]
+fn sleep_on_all<const N: usize>(
+    rings: &[Watched<'_>; N],
+    n: &[u32; N],
+    left: std::time::Duration,
+) -> Option<bool> {
     use rustix::thread::futex;
     use rustix::time::{clock_gettime, ClockId, Timespec};
     let mut waits = [futex::Wait::new(); N];
@@ -345,11 +428,10 @@ fn sleep_on_all<const N: usize>(rings: &[Watched<'_>; N], n: &[u32; N], left: st
         tv_sec: i64::try_from(nanos / 1_000_000_000).unwrap_or(i64::MAX),
         tv_nsec: i64::try_from(nanos % 1_000_000_000).unwrap_or(0),
     };
+    // Woken, the word changed (EAGAIN), a signal, the timeout: back to the checks.
     match futex::waitv(&waits, futex::WaitvFlags::empty(), Some(&at), futex::ClockId::Monotonic) {
-        // Woken, the word changed (EAGAIN), a signal, the timeout: back to the checks.
-        Ok(_) => true,
-        Err(e) => {
-            matches!(e, rustix::io::Errno::AGAIN | rustix::io::Errno::INTR | rustix::io::Errno::TIMEDOUT)
-        }
+        Ok(_) | Err(rustix::io::Errno::AGAIN) => Some(true),
+        Err(rustix::io::Errno::INTR | rustix::io::Errno::TIMEDOUT) => Some(false),
+        Err(_) => None,
     }
 }
