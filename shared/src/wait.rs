@@ -241,22 +241,30 @@ fn settle(moved: impl Fn() -> bool) -> bool {
     }
     if YieldCredit::may_yield() {
         let start = std::time::Instant::now();
-        loop {
-            if moved() {
-                // Paid off only if the frame came soon: on a loaded machine one yield can
-                // hand the core away for milliseconds, and a frame found after that is the
-                // stream's own period, not a back-to-back stream (the futex would have done).
-                YieldCredit::record(start.elapsed() <= YIELD_WINDOW);
-                return true;
-            }
-            if start.elapsed() > YIELD_WINDOW {
-                break;
-            }
-            std::thread::yield_now();
-        }
-        YieldCredit::record(false);
+        let hit = yield_until(&moved, || false, start + YIELD_WINDOW);
+        // Paid off only if the frame came soon: on a loaded machine one yield can hand the
+        // core away for milliseconds, and a frame found after that is the stream's own
+        // period, not a back-to-back stream (the futex would have done).
+        YieldCredit::record(hit && start.elapsed() <= YIELD_WINDOW);
+        return hit;
     }
     false
+}
+
+/// Yields until `moved` (checked first, then after each yield), `stop` says so or `until`
+/// has passed. Returns whether `moved` turned true. The yield phase of [`settle`] and of
+/// [`follow`].
+#[cfg(not(loom))]
+fn yield_until(moved: impl Fn() -> bool, stop: impl Fn() -> bool, until: std::time::Instant) -> bool {
+    loop {
+        if moved() {
+            return true;
+        }
+        if stop() || std::time::Instant::now() > until {
+            return false;
+        }
+        std::thread::yield_now();
+    }
 }
 
 /// Waits until `cursor` differs from `seen`, `timeout` passes or `give_up` says so; it asks
@@ -389,16 +397,7 @@ pub fn followed() -> u64 {
 #[cfg(not(loom))]
 fn follow(moved: impl Fn() -> bool, give_up: impl Fn() -> bool, deadline: std::time::Instant) -> bool {
     FOLLOWED.fetch_add(1, Ordering::Relaxed);
-    let until = deadline.min(std::time::Instant::now() + FOLLOW_WINDOW);
-    loop {
-        if moved() {
-            return true;
-        }
-        if give_up() || std::time::Instant::now() >= until {
-            return false;
-        }
-        std::thread::yield_now();
-    }
+    yield_until(moved, give_up, deadline.min(std::time::Instant::now() + FOLLOW_WINDOW))
 }
 
 /// One `futex_waitv` on every ring's notify word while it holds `n`, for at most `left`.
